@@ -1,0 +1,307 @@
+"""Configuration: TOML file lookup, defaults and validation.
+
+Lookup order: ``--config PATH`` > ``$LITMON_CONFIG`` > ``./litmon.toml`` > the shipped default
+(``config/litmon.toml``, installed inside the package as ``crawler/default_config.toml``,
+a symbolic link in the source tree).
+Every value read here is checked; an invalid file raises :class:`ConfigError` naming the file, the
+key and what is expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from crawler.errors import ConfigError
+
+#: Sources that have a [sources.<name>] table. Feeds and pages are configured as lists.
+API_SOURCES = ("pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "openalex")
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def shipped_config_text() -> str:
+    """The text of the shipped default configuration."""
+    return resources.files("crawler").joinpath("default_config.toml").read_text(encoding="utf-8")
+
+
+@dataclass
+class EmailSettings:
+    smtp_host: str = ""
+    smtp_port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    sender: str = "litmon@localhost"
+    recipients: list[str] = field(default_factory=list)
+    timeout: float = 30.0
+
+
+@dataclass
+class Config:
+    path: str
+    contact_email: str
+    database_path: Path
+    outbox_dir: Path
+    backfill_from: dt.date
+    overlap_days: int
+    topic: dict[str, Any]
+    sources: dict[str, dict[str, Any]]
+    feeds: list[dict[str, Any]]
+    pages: list[dict[str, Any]]
+    email: EmailSettings
+    digest: dict[str, Any]
+    http: dict[str, Any]
+    schedule: dict[str, Any]
+    raw: dict[str, Any]
+
+    def source(self, name: str) -> dict[str, Any]:
+        return self.sources.get(name, {})
+
+
+def find_config_path(explicit: str | None = None) -> tuple[str, str]:
+    """Return (path-or-'<shipped default>', text) following the documented lookup order."""
+    candidates: list[tuple[str, str]] = []
+    if explicit:
+        candidates.append((explicit, "--config"))
+    elif os.environ.get("LITMON_CONFIG"):
+        candidates.append((os.environ["LITMON_CONFIG"], "LITMON_CONFIG"))
+    elif Path("litmon.toml").is_file():
+        candidates.append(("litmon.toml", "./litmon.toml"))
+    if not candidates:
+        return "<shipped default config/litmon.toml>", shipped_config_text()
+    path, origin = candidates[0]
+    try:
+        return path, Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, f"file not found (given by {origin})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, None, f"cannot read file given by {origin}: {exc}") from None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path, text = find_config_path(explicit)
+    return parse_config(text, path)
+
+
+class _Reader:
+    """Typed access to a TOML table, raising ConfigError with the dotted key name."""
+
+    def __init__(self, path: str, table: dict[str, Any], prefix: str = ""):
+        self.path, self.table, self.prefix = path, table, prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def fail(self, name: str, expected: str) -> ConfigError:
+        value = self.table.get(name)
+        return ConfigError(self.path, self.key(name), f"expected {expected}, got {value!r}")
+
+    def get(self, name, kind, default, expected):
+        if name not in self.table:
+            return default
+        value = self.table[name]
+        if kind is int and isinstance(value, bool):
+            raise self.fail(name, expected)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind):
+            raise self.fail(name, expected)
+        return value
+
+    def str(self, name, default="", *, required=False):
+        if required and name not in self.table:
+            raise ConfigError(self.path, self.key(name), "missing; expected a string")
+        return self.get(name, str, default, "a string")
+
+    def bool(self, name, default):
+        return self.get(name, bool, default, "true or false")
+
+    def int(self, name, default, minimum=None, maximum=None):
+        value = self.get(name, int, default, "an integer")
+        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+            raise self.fail(name, f"an integer between {minimum} and {maximum}")
+        return value
+
+    def float(self, name, default, minimum=0.0):
+        value = self.get(name, float, default, "a number")
+        if value < minimum:
+            raise self.fail(name, f"a number >= {minimum}")
+        return value
+
+    def str_list(self, name, default=()):
+        value = self.table.get(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, "a list of strings")
+        return value
+
+    def table_(self, name) -> "_Reader":
+        value = self.table.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, "a table")
+        return _Reader(self.path, value, f"{self.prefix}{name}.")
+
+    def date(self, name, default):
+        value = self.table.get(name, default)
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise self.fail(name, "a date such as 2000-01-01")
+
+    def url(self, name, default):
+        value = self.str(name, default)
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise self.fail(name, "an http:// or https:// URL")
+        return value
+
+
+def parse_config(text: str, path: str = "<string>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"not valid TOML: {exc}") from None
+    root = _Reader(path, data)
+
+    contact = root.str("contact_email", "")
+    if not contact or not EMAIL_RE.match(contact):
+        raise ConfigError(path, "contact_email", f"expected an e-mail address (sent to APIs in the User-Agent and as NCBI email), got {contact!r}")
+
+    database = root.table_("database")
+    outbox = root.table_("outbox")
+    crawl = root.table_("crawl")
+
+    topic = root.table_("topic")
+    topic_cfg = {
+        "name": topic.str("name", "Literature monitor"),
+        "match_terms": [t.lower() for t in topic.str_list("match_terms")],
+        "exclude_terms": [t.lower() for t in topic.str_list("exclude_terms")],
+    }
+    if not topic_cfg["match_terms"]:
+        raise ConfigError(path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally")
+
+    sources_tbl = root.table_("sources")
+    unknown = sorted(set(sources_tbl.table) - set(API_SOURCES))
+    if unknown:
+        raise ConfigError(path, f"sources.{unknown[0]}", f"unknown source; expected one of {', '.join(API_SOURCES)} (feeds go in [[feeds]], pages in [[pages]])")
+    sources: dict[str, dict[str, Any]] = {}
+    for name in API_SOURCES:
+        table = sources_tbl.table_(name)
+        settings = dict(table.table)
+        settings["enabled"] = table.bool("enabled", False)
+        if settings["enabled"] or "base_url" in table.table:
+            settings["base_url"] = table.url("base_url", "")
+        for key in ("query", "api_key_env", "conditions", "interventions", "servers", "category"):
+            if key in settings and not isinstance(settings[key], (str, list)):
+                raise table.fail(key, "a string or a list of strings")
+        for key in ("min_interval", "page_size", "batch_size", "max_pages"):
+            if key in settings:
+                table.float(key, 0.0) if key == "min_interval" else table.int(key, 1, minimum=1)
+        sources[name] = settings
+
+    feeds = _parse_named_list(path, data, "feeds", required=("name", "url"), optional=("enabled", "filter", "kind"))
+    pages = _parse_named_list(path, data, "pages", required=("name", "url", "item", "title", "link"), optional=("date", "enabled", "filter", "kind", "summary"))
+
+    email_tbl = root.table_("email")
+    security = email_tbl.str("security", "starttls")
+    if security not in ("none", "starttls", "ssl"):
+        raise email_tbl.fail("security", "one of none, starttls, ssl")
+    recipients = email_tbl.str_list("recipients")
+    for i, rcpt in enumerate(recipients):
+        if not EMAIL_RE.match(rcpt):
+            raise ConfigError(path, f"email.recipients[{i}]", f"expected an e-mail address, got {rcpt!r}")
+    email = EmailSettings(
+        smtp_host=email_tbl.str("smtp_host", ""),
+        smtp_port=email_tbl.int("smtp_port", 587, 1, 65535),
+        security=security,
+        username=email_tbl.str("username", ""),
+        password_env=email_tbl.str("password_env", ""),
+        sender=email_tbl.str("sender", f"litmon <{contact}>"),
+        recipients=recipients,
+        timeout=email_tbl.float("timeout", 30.0),
+    )
+    if email.smtp_host and not email.recipients:
+        raise ConfigError(path, "email.recipients", "expected at least one address when email.smtp_host is set")
+
+    digest_tbl = root.table_("digest")
+    digest = {
+        "period_days": digest_tbl.int("period_days", 7, 1, 366),
+        "first_digest_days": digest_tbl.int("first_digest_days", 7, 1, 3660),
+        "when_empty": digest_tbl.str("when_empty", "send"),
+        "subject_prefix": digest_tbl.str("subject_prefix", "[litmon]"),
+    }
+    if digest["when_empty"] not in ("send", "skip"):
+        raise digest_tbl.fail("when_empty", "send or skip")
+
+    http_tbl = root.table_("http")
+    http = {
+        "connect_timeout": http_tbl.float("connect_timeout", 10.0),
+        "read_timeout": http_tbl.float("read_timeout", 60.0),
+        "max_retries": http_tbl.int("max_retries", 4, 0, 20),
+        "backoff_seconds": http_tbl.float("backoff_seconds", 2.0),
+        "max_response_mb": http_tbl.float("max_response_mb", 100.0),
+        "default_min_interval": http_tbl.float("default_min_interval", 0.5),
+    }
+
+    schedule_tbl = root.table_("schedule")
+    schedule = {
+        "timezone": schedule_tbl.str("timezone", "UTC"),
+        "crawl": schedule_tbl.str("crawl", "30 5 * * *"),
+        "digest": schedule_tbl.str("digest", "0 7 * * mon"),
+    }
+
+    return Config(
+        path=path,
+        contact_email=contact,
+        database_path=Path(database.str("path", "litmon.db")).expanduser(),
+        outbox_dir=Path(outbox.str("dir", "outbox")).expanduser(),
+        backfill_from=crawl.date("backfill_from", dt.date(2000, 1, 1)),
+        overlap_days=crawl.int("overlap_days", 3, 0, 365),
+        topic=topic_cfg,
+        sources=sources,
+        feeds=feeds,
+        pages=pages,
+        email=email,
+        digest=digest,
+        http=http,
+        schedule=schedule,
+        raw=data,
+    )
+
+
+def _parse_named_list(path, data, key, required, optional):
+    items = data.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ConfigError(path, key, f"expected [[{key}]] tables")
+    seen = set()
+    result = []
+    for index, item in enumerate(items):
+        reader = _Reader(path, item, f"{key}[{index}].")
+        for name in required:
+            if not isinstance(item.get(name), str) or not item[name].strip():
+                raise ConfigError(path, f"{key}[{index}].{name}", "missing or empty; expected a string")
+        reader.url("url", "")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", item["name"]):
+            raise ConfigError(path, f"{key}[{index}].name", f"expected letters, digits, '-', '_' or '.', got {item['name']!r}")
+        if item["name"] in seen:
+            raise ConfigError(path, f"{key}[{index}].name", f"duplicate name {item['name']!r}")
+        seen.add(item["name"])
+        extra = sorted(set(item) - set(required) - set(optional))
+        if extra:
+            raise ConfigError(path, f"{key}[{index}].{extra[0]}", f"unknown key; expected one of {', '.join(required + optional)}")
+        entry = dict(item)
+        entry["enabled"] = reader.bool("enabled", True)
+        entry["filter"] = reader.bool("filter", True)
+        result.append(entry)
+    return result

@@ -1,0 +1,481 @@
+"""The SQLite store: schema, migrations and every write. No other module writes SQL.
+
+The schema is a public interface (documented in README.md, "Database schema"): tables are plural
+snake_case, timestamps are ISO-8601 UTC strings in ``*_at`` columns, dates in ``*_on`` columns.
+Migrations are applied with ``sqlite_utils.migrations.Migrations`` and recorded in
+``_sqlite_migrations``; add a new function, never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from crawler.records import TRIAL_FIELDS, Record
+
+migrations = Migrations("litmon")
+
+#: Which source's value wins for a work's title and dates (first = best). Documented in README.
+SOURCE_PRIORITY = ("pubmed", "europepmc", "crossref", "clinicaltrials", "isrctn", "biorxiv", "openalex", "feed", "page")
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE works (
+            id INTEGER PRIMARY KEY,
+            record_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            published_on TEXT,
+            entered_on TEXT,
+            first_seen_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            merged_into INTEGER REFERENCES works(id)
+        );
+        CREATE TABLE records (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            record_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            abstract TEXT,
+            authors TEXT NOT NULL DEFAULT '[]',
+            journal TEXT,
+            published_on TEXT,
+            entered_on TEXT,
+            updated_on TEXT,
+            url TEXT,
+            publication_types TEXT NOT NULL DEFAULT '[]',
+            mesh_terms TEXT NOT NULL DEFAULT '[]',
+            keywords TEXT NOT NULL DEFAULT '[]',
+            language TEXT,
+            version TEXT,
+            data TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            changed_at TEXT NOT NULL,
+            UNIQUE (source, source_id)
+        );
+        CREATE INDEX records_work_id ON records(work_id);
+        CREATE TABLE identifiers (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            scheme TEXT NOT NULL,
+            value TEXT NOT NULL,
+            UNIQUE (record_id, scheme, value)
+        );
+        CREATE INDEX identifiers_scheme_value ON identifiers(scheme, value);
+        CREATE INDEX identifiers_work_id ON identifiers(work_id);
+        CREATE TABLE record_links (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            relation TEXT NOT NULL,
+            scheme TEXT NOT NULL,
+            value TEXT NOT NULL,
+            note TEXT,
+            UNIQUE (record_id, relation, scheme, value)
+        );
+        CREATE INDEX record_links_scheme_value ON record_links(scheme, value);
+        CREATE TABLE trial_snapshots (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            source TEXT NOT NULL,
+            trial_id TEXT NOT NULL,
+            captured_at TEXT NOT NULL,
+            overall_status TEXT,
+            why_stopped TEXT,
+            phases TEXT,
+            study_type TEXT,
+            enrollment INTEGER,
+            enrollment_type TEXT,
+            start_date TEXT,
+            primary_completion_date TEXT,
+            completion_date TEXT,
+            first_posted_on TEXT,
+            last_update_posted_on TEXT,
+            results_first_posted_on TEXT,
+            has_results INTEGER
+        );
+        CREATE INDEX trial_snapshots_trial ON trial_snapshots(source, trial_id, id);
+        CREATE TABLE crawl_runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            trigger TEXT NOT NULL
+        );
+        CREATE TABLE source_runs (
+            id INTEGER PRIMARY KEY,
+            crawl_run_id INTEGER NOT NULL REFERENCES crawl_runs(id),
+            source TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            window_from TEXT,
+            window_to TEXT,
+            requests INTEGER NOT NULL DEFAULT 0,
+            fetched INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            updated INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            error TEXT
+        );
+        CREATE INDEX source_runs_source ON source_runs(source, id);
+        CREATE TABLE source_queries (
+            id INTEGER PRIMARY KEY,
+            source_run_id INTEGER NOT NULL REFERENCES source_runs(id),
+            source TEXT NOT NULL,
+            query TEXT NOT NULL,
+            window_from TEXT,
+            window_to TEXT,
+            hits INTEGER,
+            params TEXT NOT NULL DEFAULT '{}',
+            sent_at TEXT NOT NULL
+        );
+        CREATE TABLE source_states (
+            source TEXT PRIMARY KEY,
+            watermark TEXT,
+            state TEXT NOT NULL DEFAULT '{}',
+            last_success_at TEXT,
+            last_failure_at TEXT,
+            last_error TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            item_count INTEGER NOT NULL,
+            text_body TEXT NOT NULL,
+            html_body TEXT NOT NULL
+        );
+        CREATE TABLE digest_items (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id),
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            section TEXT NOT NULL,
+            position INTEGER NOT NULL
+        );
+        CREATE INDEX digest_items_work ON digest_items(work_id);
+        CREATE TABLE digest_deliveries (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id),
+            recipient TEXT NOT NULL,
+            transport TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempted_at TEXT NOT NULL,
+            delivered_at TEXT,
+            message_id TEXT,
+            path TEXT,
+            error TEXT
+        );
+        """
+    )
+
+
+def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (and migrate) the database: WAL journal, 30 s busy timeout, foreign keys on."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        if not create:
+            raise FileNotFoundError(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if not create and not path.exists():
+        raise FileNotFoundError(path)
+    db = sqlite_utils.Database(path)
+    db.conn.execute("PRAGMA busy_timeout = 30000")
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    if str(path) != ":memory:":
+        db.enable_wal()
+    migrations.apply(db)
+    return db
+
+
+def memory_db() -> sqlite_utils.Database:
+    db = sqlite_utils.Database(memory=True)
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    migrations.apply(db)
+    return db
+
+
+# --------------------------------------------------------------------------- records and works
+
+def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None) -> dict[str, int]:
+    """Store a batch of records in one transaction; return counts of new/updated/unchanged."""
+    now = now or utcnow()
+    counts = {"new": 0, "updated": 0, "unchanged": 0}
+    with db.atomic():
+        for record in records:
+            counts[_save_record(db, record, now)] += 1
+    return counts
+
+
+def _save_record(db, record: Record, now: str) -> str:
+    digest = record.content_hash()
+    row = db.execute(
+        "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
+        [record.source, record.source_id],
+    ).fetchone()
+    values = {
+        "record_type": record.record_type,
+        "title": record.title,
+        "abstract": record.abstract,
+        "authors": _json(record.authors),
+        "journal": record.journal,
+        "published_on": record.published_on,
+        "entered_on": record.entered_on,
+        "updated_on": record.updated_on,
+        "url": record.url,
+        "publication_types": _json(record.publication_types),
+        "mesh_terms": _json(record.mesh_terms),
+        "keywords": _json(record.keywords),
+        "language": record.language,
+        "version": record.version,
+        "data": _json(record.to_dict()),
+        "content_hash": digest,
+    }
+    if row is None:
+        work_id = _create_work(db, record, now)
+        cursor = db.execute(
+            f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(values)})"
+            f" VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(values))})",
+            [record.source, record.source_id, work_id, now, now, now, *values.values()],
+        )
+        record_id, status = cursor.lastrowid, "new"
+    else:
+        record_id, work_id, old_hash = row
+        if old_hash == digest:
+            db.execute("UPDATE records SET last_seen_at = ? WHERE id = ?", [now, record_id])
+            _save_trial_snapshot(db, record_id, record, now)
+            return "unchanged"
+        sets = ", ".join(f"{k} = ?" for k in values)
+        db.execute(f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id])
+        status = "updated"
+    db.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
+    for scheme, value in record.identifiers:
+        db.execute("INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)", [record_id, work_id, scheme, value])
+    db.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
+    for link in record.links:
+        db.execute(
+            "INSERT OR IGNORE INTO record_links (record_id, relation, scheme, value, note) VALUES (?, ?, ?, ?, ?)",
+            [record_id, link.relation, link.scheme, link.value, link.note],
+        )
+    _save_trial_snapshot(db, record_id, record, now)
+    work_id = _join_works_sharing_identifiers(db, record_id, now)
+    refresh_work(db, work_id, now)
+    return status
+
+
+def _create_work(db, record: Record, now: str) -> int:
+    cursor = db.execute(
+        "INSERT INTO works (record_type, title, published_on, entered_on, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [record.record_type, record.title, record.published_on, record.entered_on, now, now],
+    )
+    return cursor.lastrowid
+
+
+def _join_works_sharing_identifiers(db, record_id: int, now: str) -> int:
+    """Records sharing a normalised identifier belong to one work (transitively).
+
+    When the record's identifiers reach several works they are merged into the oldest one;
+    the others keep their row with ``merged_into`` set so that old references still resolve.
+    """
+    work_id = db.execute("SELECT work_id FROM records WHERE id = ?", [record_id]).fetchone()[0]
+    others = [
+        r[0]
+        for r in db.execute(
+            """SELECT DISTINCT other.work_id FROM identifiers AS mine
+               JOIN identifiers AS other ON other.scheme = mine.scheme AND other.value = mine.value
+               WHERE mine.record_id = ? AND other.work_id != ?""",
+            [record_id, work_id],
+        )
+    ]
+    if not others:
+        return work_id
+    group = sorted({work_id, *others})
+    return merge_works(db, group[0], group[1:], now)
+
+
+def merge_works(db, survivor: int, merged: list[int], now: str | None = None) -> int:
+    """Point every record, identifier and digest item of ``merged`` works at ``survivor``."""
+    now = now or utcnow()
+    with db.atomic():
+        for work_id in merged:
+            for table in ("records", "identifiers", "digest_items"):
+                db.execute(f"UPDATE {table} SET work_id = ? WHERE work_id = ?", [survivor, work_id])
+            db.execute("UPDATE works SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, now, work_id])
+            db.execute("UPDATE works SET merged_into = ? WHERE merged_into = ?", [survivor, work_id])
+        refresh_work(db, survivor, now)
+    return survivor
+
+
+def refresh_work(db, work_id: int, now: str) -> None:
+    """Recompute a work's summary columns from its records, best source first."""
+    rows = db.execute(
+        "SELECT source, record_type, title, published_on, entered_on, first_seen_at FROM records WHERE work_id = ?",
+        [work_id],
+    ).fetchall()
+    if not rows:
+        return
+
+    def rank(row):
+        kind = row[0].split(":")[0]
+        return SOURCE_PRIORITY.index(kind) if kind in SOURCE_PRIORITY else len(SOURCE_PRIORITY)
+
+    best = min(rows, key=rank)
+    types = {r[1] for r in rows}
+    record_type = next((t for t in ("article", "notice", "trial_registration", "preprint", "news", "other") if t in types), best[1])
+    published = next((r[3] for r in sorted(rows, key=rank) if r[3]), None)
+    entered = min((r[4] for r in rows if r[4]), default=None)
+    first_seen = min(r[5] for r in rows)
+    db.execute(
+        "UPDATE works SET record_type = ?, title = ?, published_on = ?, entered_on = ?, first_seen_at = MIN(first_seen_at, ?), updated_at = ? WHERE id = ?",
+        [record_type, best[2], published, entered, first_seen, now, work_id],
+    )
+
+
+def _save_trial_snapshot(db, record_id: int, record: Record, now: str) -> None:
+    if not record.trial:
+        return
+    fields = {name: record.trial.get(name) for name in TRIAL_FIELDS}
+    if isinstance(fields["phases"], list):
+        fields["phases"] = ", ".join(fields["phases"])
+    if fields["has_results"] is not None:
+        fields["has_results"] = int(bool(fields["has_results"]))
+    latest = db.execute(
+        f"SELECT {', '.join(TRIAL_FIELDS)} FROM trial_snapshots WHERE source = ? AND trial_id = ? ORDER BY id DESC LIMIT 1",
+        [record.source, record.source_id],
+    ).fetchone()
+    if latest is not None and tuple(latest) == tuple(fields.values()):
+        return
+    db.execute(
+        f"INSERT INTO trial_snapshots (record_id, source, trial_id, captured_at, {', '.join(TRIAL_FIELDS)})"
+        f" VALUES (?, ?, ?, ?, {', '.join('?' * len(TRIAL_FIELDS))})",
+        [record_id, record.source, record.source_id, now, *fields.values()],
+    )
+
+
+def known_source_ids(db, source: str, source_ids: Iterable[str]) -> set[str]:
+    ids = list(source_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found.update(r[0] for r in db.execute(
+            f"SELECT source_id FROM records WHERE source = ? AND source_id IN ({', '.join('?' * len(chunk))})", [source, *chunk]))
+    return found
+
+
+# --------------------------------------------------------------------------- crawl bookkeeping
+
+def start_crawl_run(db, trigger: str) -> int:
+    with db.atomic():
+        return db.execute("INSERT INTO crawl_runs (started_at, status, trigger) VALUES (?, 'running', ?)", [utcnow(), trigger]).lastrowid
+
+
+def finish_crawl_run(db, run_id: int, status: str) -> None:
+    with db.atomic():
+        db.execute("UPDATE crawl_runs SET finished_at = ?, status = ? WHERE id = ?", [utcnow(), status, run_id])
+
+
+def start_source_run(db, crawl_run_id: int, source: str, window_from: str | None, window_to: str | None) -> int:
+    with db.atomic():
+        return db.execute(
+            "INSERT INTO source_runs (crawl_run_id, source, started_at, status, window_from, window_to) VALUES (?, ?, ?, 'running', ?, ?)",
+            [crawl_run_id, source, utcnow(), window_from, window_to],
+        ).lastrowid
+
+
+def finish_source_run(db, source_run_id: int, *, status: str, counts: dict[str, int], requests: int,
+                      warnings: list[str], error: str | None, queries: list[Any]) -> None:
+    now = utcnow()
+    with db.atomic():
+        db.execute(
+            """UPDATE source_runs SET finished_at = ?, status = ?, requests = ?, fetched = ?, new = ?, updated = ?,
+               unchanged = ?, warnings = ?, error = ? WHERE id = ?""",
+            [now, status, requests, counts.get("fetched", 0), counts.get("new", 0), counts.get("updated", 0),
+             counts.get("unchanged", 0), _json(warnings), error, source_run_id],
+        )
+        source = db.execute("SELECT source FROM source_runs WHERE id = ?", [source_run_id]).fetchone()[0]
+        for q in queries:
+            db.execute(
+                "INSERT INTO source_queries (source_run_id, source, query, window_from, window_to, hits, params, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [source_run_id, source, q.query, q.window_from, q.window_to, q.hits, _json(q.params), now],
+            )
+
+
+def load_source_state(db, source: str) -> dict[str, Any]:
+    row = db.execute("SELECT watermark, state, consecutive_failures FROM source_states WHERE source = ?", [source]).fetchone()
+    if row is None:
+        return {"watermark": None, "state": {}, "consecutive_failures": 0}
+    return {"watermark": row[0], "state": json.loads(row[1]), "consecutive_failures": row[2]}
+
+
+def save_source_success(db, source: str, watermark: str | None, state: dict[str, Any]) -> None:
+    now = utcnow()
+    with db.atomic():
+        db.execute(
+            """INSERT INTO source_states (source, watermark, state, last_success_at, consecutive_failures, updated_at)
+               VALUES (?, ?, ?, ?, 0, ?)
+               ON CONFLICT(source) DO UPDATE SET watermark = excluded.watermark, state = excluded.state,
+               last_success_at = excluded.last_success_at, consecutive_failures = 0, updated_at = excluded.updated_at""",
+            [source, watermark, _json(state), now, now],
+        )
+
+
+def save_source_failure(db, source: str, error: str) -> None:
+    now = utcnow()
+    with db.atomic():
+        db.execute(
+            """INSERT INTO source_states (source, state, last_failure_at, last_error, consecutive_failures, updated_at)
+               VALUES (?, '{}', ?, ?, 1, ?)
+               ON CONFLICT(source) DO UPDATE SET last_failure_at = excluded.last_failure_at, last_error = excluded.last_error,
+               consecutive_failures = source_states.consecutive_failures + 1, updated_at = excluded.updated_at""",
+            [source, now, error, now],
+        )
+
+
+# --------------------------------------------------------------------------- digests
+
+def save_digest(db, *, period_start: str, period_end: str, subject: str, text_body: str, html_body: str,
+                items: list[tuple[int, str]]) -> int:
+    with db.atomic():
+        digest_id = db.execute(
+            "INSERT INTO digests (created_at, period_start, period_end, subject, item_count, text_body, html_body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [utcnow(), period_start, period_end, subject, len(items), text_body, html_body],
+        ).lastrowid
+        for position, (work_id, section) in enumerate(items):
+            db.execute("INSERT INTO digest_items (digest_id, work_id, section, position) VALUES (?, ?, ?, ?)",
+                       [digest_id, work_id, section, position])
+    return digest_id
+
+
+def save_delivery(db, digest_id: int, recipient: str, *, transport: str, status: str, message_id: str | None = None,
+                  path: str | None = None, error: str | None = None) -> int:
+    now = utcnow()
+    with db.atomic():
+        return db.execute(
+            "INSERT INTO digest_deliveries (digest_id, recipient, transport, status, attempted_at, delivered_at, message_id, path, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [digest_id, recipient, transport, status, now, now if status in ("sent", "written") else None, message_id, path, error],
+        ).lastrowid

@@ -1,0 +1,41 @@
+"""Safe XML parsing: no entity expansion, no DTD or network access, huge trees refused politely."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from crawler.errors import SourceError
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+    )
+
+
+def parse_xml(body: bytes, source: str, what: str = "response"):
+    """Parse bytes into an lxml root element or raise SourceError explaining the problem."""
+    if not body or not body.strip():
+        raise SourceError(source, f"empty {what}: expected XML", hint="whether the service is up")
+    try:
+        root = etree.fromstring(body, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        head = body[:200].lstrip().lower()
+        kind = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "malformed XML"
+        snippet = " ".join(body[:100].decode("utf-8", "replace").split())
+        raise SourceError(source, f"{what} is {kind} ({exc}): {snippet!r}", hint="the base_url and whether the service is up") from None
+    if root is None:
+        raise SourceError(source, f"{what} has no XML root element")
+    return root
+
+
+def text_of(element) -> str:
+    """All text inside an element, mixed content (<i>, <sup>, MathML) flattened, whitespace folded."""
+    if element is None:
+        return ""
+    return " ".join("".join(element.itertext()).split())

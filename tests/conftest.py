@@ -1,0 +1,78 @@
+"""Shared test fixtures: a real SQLite file, a real HTTP client, configs pointing at loopback servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from crawler import store
+from crawler.config import parse_config
+from crawler.http import HttpClient
+from crawler.pipeline import crawl
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+BASE_CONFIG = """
+contact_email = "tester@example.org"
+[database]
+path = "{db}"
+[outbox]
+dir = "{outbox}"
+[crawl]
+backfill_from = 2024-01-01
+overlap_days = 3
+[topic]
+match_terms = ["ketamin", "esketamin", "arketamin", "spravato"]
+[http]
+max_retries = 2
+backoff_seconds = 0.01
+default_min_interval = 0
+"""
+
+
+def fixture_bytes(source: str, name: str) -> bytes:
+    return (FIXTURES / source / name).read_bytes()
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """Build a Config from the base text plus extra TOML (e.g. one source pointing at httpserver)."""
+
+    def _make(extra: str = ""):
+        text = BASE_CONFIG.format(db=tmp_path / "litmon.db", outbox=tmp_path / "outbox") + extra
+        return parse_config(text, str(tmp_path / "litmon.toml"))
+
+    return _make
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = store.open_db(tmp_path / "litmon.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def http_client():
+    return HttpClient("tester@example.org", max_retries=2, backoff_seconds=0.01, default_min_interval=0, read_timeout=10)
+
+
+@pytest.fixture
+def run_crawl(db, http_client):
+    """Crawl with the pipeline into the test database; returns the CrawlReport."""
+
+    def _run(config, only=None, since=None, dry_run=False):
+        return crawl(config, db, http=http_client, only=only, since=since, dry_run=dry_run)
+
+    return _run
+
+
+def rows(db, sql, params=()):
+    return [dict(r) for r in db.query(sql, params)]
+
+
+@pytest.fixture
+def today():
+    return dt.datetime.now(dt.timezone.utc).date()
