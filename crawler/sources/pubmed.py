@@ -1,0 +1,372 @@
+"""PubMed through NCBI E-utilities (esearch + efetch).
+
+Incremental strategy
+    Pass 1 ("new"): ``esearch`` with ``datetype=crdt`` (record create date) over
+    ``since``..``until``. ``crdt`` is used instead of ``edat`` because NLM back-dates the Entrez
+    date of records added more than a year after publication, so they would fall outside an
+    ``edat`` window. Pass 2 ("changed", every run but the first): the same query with
+    ``datetype=mdat`` refreshes records that were modified (MeSH added, retraction or erratum
+    linked) since the watermark.
+Paging and caps
+    ``esearch`` runs with ``usehistory=y`` (the query is POSTed: it is long) and ``retmax=0``;
+    ``efetch`` then reads the History server in batches of ``batch_size`` PMIDs
+    (``WebEnv``/``query_key``/``retstart``/``retmax``, XML). PubMed's esearch never returns more
+    than 9,999 records of one query, so a window whose count exceeds that is split in halves,
+    recursively, until every piece fits (a single day over the cap is fetched up to the cap with
+    a warning).
+Etiquette
+    ``tool``, ``email`` (the configured contact address) and, when ``$<api_key_env>`` is set,
+    ``api_key`` go with every request; requests are spaced 0.34 s apart (3/s), 0.1 s with a key
+    (10/s). 429s and 5xx are retried by the shared HTTP client, honouring Retry-After.
+Parsing
+    Safe lxml (no entities, no DTD fetch). Mixed content (``<i>``, ``<sup>``, MathML) in titles
+    and abstracts is flattened without losing text; structured abstracts keep their labels;
+    ``MedlineDate`` ("2024 Jan-Feb") and ``Season`` give partial dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from typing import Iterator
+
+from crawler import identifiers as ids
+from crawler.errors import SourceError
+from crawler.records import Record
+from crawler.sources.base import CrawlContext
+from crawler.xmlsafe import parse_xml, text_of
+
+NAME = "pubmed"
+CORPUS_DIR = "pubmed"
+ESEARCH_CAP = 9999
+DEFAULT_BATCH = 200
+
+MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+SEASONS = {"spring": 3, "summer": 6, "fall": 9, "autumn": 9, "winter": 12}
+
+#: CommentsCorrections RefType -> link relation (RefTypes not listed, e.g. Cites, are ignored)
+REF_TYPES = {
+    "RetractionIn": "retraction_in",
+    "RetractionOf": "retraction_of",
+    "RetractedandRepublishedIn": "republished_in",
+    "RetractedandRepublishedFrom": "republished_from",
+    "ErratumIn": "erratum_in",
+    "ErratumFor": "erratum_for",
+    "CorrectedandRepublishedIn": "republished_in",
+    "CorrectedandRepublishedFrom": "republished_from",
+    "ExpressionOfConcernIn": "expression_of_concern_in",
+    "ExpressionOfConcernFor": "expression_of_concern_for",
+    "CommentIn": "comment_in",
+    "CommentOn": "comment_on",
+    "UpdateIn": "update_in",
+    "UpdateOf": "update_of",
+}
+NOTICE_TYPES = {"retraction of publication", "published erratum", "expression of concern", "retraction notice"}
+
+
+# --------------------------------------------------------------------------- fetching
+
+def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
+    params = _common_params(ctx)
+    if "min_interval" not in ctx.settings:
+        ctx.http.set_min_interval(ctx.base_url, 0.1 if "api_key" in params else 0.34)
+    batch_size = int(ctx.settings.get("batch_size", DEFAULT_BATCH))
+    query = ctx.settings.get("query")
+    if not query:
+        raise SourceError(ctx.name, "no query configured", hint="[sources.pubmed] query in the config")
+    passes = [("crdt", ctx.since)]
+    if not ctx.first_run:
+        passes.append(("mdat", ctx.since))
+    for datetype, since in passes:
+        for window_from, window_to, search in _search_windows(ctx, params, query, datetype, since, ctx.until):
+            count = search["count"]
+            for start in range(0, min(count, ESEARCH_CAP), batch_size):
+                body = _efetch(ctx, params, search, start, batch_size)
+                records = parse_efetch(body, source=ctx.name)
+                yield records
+
+
+def _common_params(ctx: CrawlContext) -> dict[str, str]:
+    params = {"tool": ctx.settings.get("tool", "litmon"), "email": ctx.contact_email}
+    key_env = ctx.settings.get("api_key_env")
+    if key_env and os.environ.get(key_env):
+        params["api_key"] = os.environ[key_env]
+    return params
+
+
+def _esearch(ctx, params, query, datetype, window_from: dt.date, window_to: dt.date) -> dict:
+    data = {
+        **params,
+        "db": "pubmed",
+        "term": query,
+        "datetype": datetype,
+        "mindate": window_from.strftime("%Y/%m/%d"),
+        "maxdate": window_to.strftime("%Y/%m/%d"),
+        "usehistory": "y",
+        "retmax": "0",
+        "retmode": "json",
+    }
+    response = ctx.http.post(ctx.base_url + "esearch.fcgi", source=ctx.name, data=data)
+    payload = response.json()
+    return parse_esearch(payload, ctx.name, url=response.url)
+
+
+def parse_esearch(payload: dict, source: str = NAME, url: str | None = None) -> dict:
+    if isinstance(payload, dict) and "error" in payload and "esearchresult" not in payload:
+        raise SourceError(source, f"esearch error: {payload['error']}", hint="the API key and request rate", url=url)
+    result = payload.get("esearchresult") if isinstance(payload, dict) else None
+    if not isinstance(result, dict):
+        raise SourceError(source, "esearch answer has no 'esearchresult'", hint="the base_url in the config", url=url)
+    if "ERROR" in result:
+        raise SourceError(source, f"esearch error: {result['ERROR']}", hint="the query in [sources.pubmed]", url=url)
+    try:
+        count = int(result.get("count", "0"))
+    except ValueError:
+        raise SourceError(source, f"esearch count is not a number: {result.get('count')!r}", url=url) from None
+    if count and not (result.get("webenv") and result.get("querykey")):
+        raise SourceError(source, "esearch answer lacks WebEnv/query_key although usehistory=y was sent", url=url)
+    return {"count": count, "webenv": result.get("webenv"), "query_key": result.get("querykey"),
+            "translation": result.get("querytranslation")}
+
+
+def _search_windows(ctx, params, query, datetype, window_from, window_to):
+    """Yield (from, to, search) windows whose hit count fits under the esearch cap."""
+    search = _esearch(ctx, params, query, datetype, window_from, window_to)
+    if search["count"] > ESEARCH_CAP and window_from < window_to:
+        middle = window_from + (window_to - window_from) // 2
+        yield from _search_windows(ctx, params, query, datetype, window_from, middle)
+        yield from _search_windows(ctx, params, query, datetype, middle + dt.timedelta(days=1), window_to)
+        return
+    if search["count"] > ESEARCH_CAP:
+        ctx.warn(f"{search['count']} records created on {window_from} exceed PubMed's esearch cap; only {ESEARCH_CAP} fetched")
+    ctx.log_query(query, window_from, window_to, hits=search["count"], datetype=datetype)
+    yield window_from, window_to, search
+
+
+def _efetch(ctx, params, search, start, batch_size) -> bytes:
+    response = ctx.http.get(
+        ctx.base_url + "efetch.fcgi",
+        source=ctx.name,
+        params={**params, "db": "pubmed", "WebEnv": search["webenv"], "query_key": search["query_key"],
+                "retstart": str(start), "retmax": str(min(batch_size, ESEARCH_CAP - start)), "retmode": "xml"},
+    )
+    return response.content
+
+
+# --------------------------------------------------------------------------- parsing
+
+def parse_file(body: bytes, filename: str) -> list[Record]:
+    """Parse a recorded efetch answer (used by scripts/parse_corpus.py)."""
+    if filename.endswith(".json"):
+        import json
+        parse_esearch(json.loads(body))
+        return []
+    return parse_efetch(body)
+
+
+def parse_efetch(body: bytes, source: str = NAME) -> list[Record]:
+    root = parse_xml(body, source, "efetch answer")
+    if root.tag != "PubmedArticleSet":
+        raise SourceError(source, f"efetch answer is <{root.tag}>, expected <PubmedArticleSet>",
+                          hint="that efetch is called with db=pubmed and retmode=xml")
+    records = []
+    for article in root:
+        if article.tag == "PubmedArticle":
+            records.append(parse_article(article, source))
+        elif article.tag == "PubmedBookArticle":
+            records.append(parse_book_article(article, source))
+    return records
+
+
+def parse_article(article, source: str = NAME) -> Record:
+    citation = article.find("MedlineCitation")
+    art = citation.find("Article")
+    pmid = citation.findtext("PMID", "").strip()
+    record = Record(source=source, source_id=pmid, record_type="article", title=_title(art),
+                    url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/")
+    record.add_id("pmid", pmid)
+    for aid in article.findall("PubmedData/ArticleIdList/ArticleId"):
+        kind = aid.get("IdType")
+        if kind == "doi":
+            record.add_id("doi", aid.text)
+        elif kind == "pmc":
+            record.add_id("pmcid", aid.text)
+    for loc in art.findall("ELocationID"):
+        if loc.get("EIdType") == "doi" and loc.get("ValidYN", "Y") == "Y":
+            record.add_id("doi", loc.text)
+    record.abstract = _abstract(art)
+    record.authors = _authors(art)
+    record.journal = text_of(art.find("Journal/Title")) or None
+    record.language = art.findtext("Language")
+    record.publication_types = [text_of(p) for p in art.findall("PublicationTypeList/PublicationType")]
+    record.mesh_terms = [text_of(d) for d in citation.findall("MeshHeadingList/MeshHeading/DescriptorName")]
+    record.keywords = [text_of(k) for k in citation.findall("KeywordList/Keyword") if text_of(k)]
+    record.published_on = _publication_date(art)
+    record.entered_on = _history_date(article, "entrez") or _history_date(article, "pubmed")
+    record.updated_on = _ymd(citation.find("DateRevised"))
+    types = {t.lower() for t in record.publication_types}
+    if types & NOTICE_TYPES:
+        record.record_type = "notice"
+    elif "preprint" in types:
+        record.record_type = "preprint"
+    for bank in art.findall("DataBankList/DataBank"):
+        for number in bank.findall("AccessionNumberList/AccessionNumber"):
+            for scheme, value in ids.find_trial_ids(number.text):
+                record.add_link("registered_as", scheme, value, note=f"DataBankList {bank.findtext('DataBankName')}")
+    for scheme, value in ids.find_trial_ids(record.abstract):
+        record.add_link("registered_as", scheme, value, note="abstract")
+    unresolved = []
+    for cc in citation.findall("CommentsCorrectionsList/CommentsCorrections"):
+        relation = REF_TYPES.get(cc.get("RefType", ""))
+        if not relation:
+            continue
+        ref_pmid = cc.findtext("PMID")
+        if ref_pmid:
+            record.add_link(relation, "pmid", ref_pmid, note=text_of(cc.find("RefSource")) or None)
+        else:
+            unresolved.append({"relation": relation, "ref_source": text_of(cc.find("RefSource"))})
+    if unresolved:
+        record.extra["unresolved_comments_corrections"] = unresolved
+    record.extra.update({
+        "status": citation.get("Status"),
+        "journal_abbreviation": art.findtext("Journal/ISOAbbreviation"),
+        "issn": art.findtext("Journal/ISSN"),
+        "volume": art.findtext("Journal/JournalIssue/Volume"),
+        "issue": art.findtext("Journal/JournalIssue/Issue"),
+        "pages": art.findtext("Pagination/MedlinePgn"),
+        "publication_status": article.findtext("PubmedData/PublicationStatus"),
+        "pmid_version": citation.find("PMID").get("Version"),
+    })
+    return record
+
+
+def parse_book_article(article, source: str = NAME) -> Record:
+    doc = article.find("BookDocument")
+    pmid = doc.findtext("PMID", "").strip()
+    title = text_of(doc.find("ArticleTitle")) or text_of(doc.find("Book/BookTitle"))
+    record = Record(source=source, source_id=pmid, record_type="other", title=title or "(untitled)",
+                    url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/")
+    record.add_id("pmid", pmid)
+    for aid in doc.findall("ArticleIdList/ArticleId"):
+        if aid.get("IdType") == "doi":
+            record.add_id("doi", aid.text)
+    record.abstract = _abstract(doc)
+    record.authors = _authors(doc)
+    record.journal = text_of(doc.find("Book/BookTitle")) or None
+    record.published_on = _date_element(doc.find("Book/PubDate"))
+    record.entered_on = _history_date(article, "entrez", "PubmedBookData")
+    record.publication_types = [text_of(p) for p in doc.findall("PublicationType")]
+    return record
+
+
+def _title(art) -> str:
+    title = text_of(art.find("ArticleTitle"))
+    if not title:
+        title = text_of(art.find("VernacularTitle"))
+    # NLM brackets titles translated into English: "[Ketamine in depression]."
+    match = re.fullmatch(r"\[(.+)\]\.?", title)
+    if match:
+        title = match.group(1)
+    return title or "(untitled)"
+
+
+def _abstract(art) -> str | None:
+    parts = []
+    for node in art.findall("Abstract/AbstractText"):
+        text = text_of(node)
+        if not text:
+            continue
+        label = node.get("Label")
+        parts.append(f"{label}: {text}" if label else text)
+    return "\n\n".join(parts) or None
+
+
+def _authors(art) -> list[str]:
+    names = []
+    for author in art.findall("AuthorList/Author"):
+        if author.get("ValidYN", "Y") == "N":
+            continue
+        collective = text_of(author.find("CollectiveName"))
+        if collective:
+            names.append(collective)
+            continue
+        last = text_of(author.find("LastName"))
+        first = text_of(author.find("ForeName")) or text_of(author.find("Initials"))
+        if last:
+            names.append(f"{last} {first}".strip())
+    return names
+
+
+def _publication_date(art) -> str | None:
+    """The earlier of the electronic date (ArticleDate) and the issue date (PubDate)."""
+    issue = _date_element(art.find("Journal/JournalIssue/PubDate"))
+    electronic = _ymd(art.find("ArticleDate"))
+    candidates = [d for d in (issue, electronic) if d]
+    if not candidates:
+        return None
+    # compare on a padded form so "2024" vs "2023-12-01" orders correctly
+    return min(candidates, key=lambda d: (d + "-99-99")[:10])
+
+
+def _date_element(node) -> str | None:
+    if node is None:
+        return None
+    medline = node.findtext("MedlineDate")
+    if medline:
+        return parse_medline_date(medline)
+    year = (node.findtext("Year") or "").strip()
+    if not year.isdigit():
+        return None
+    month = _month(node.findtext("Month"))
+    if month is None:
+        season = (node.findtext("Season") or "").strip().lower()
+        month = SEASONS.get(season) or _month(season[:3])
+    if month is None:
+        return year
+    day = (node.findtext("Day") or "").strip()
+    if day.isdigit():
+        return f"{year}-{month:02d}-{int(day):02d}"
+    return f"{year}-{month:02d}"
+
+
+def parse_medline_date(text: str) -> str | None:
+    """'2024 Jan-Feb' -> '2024-01'; '2023 Winter' -> '2023-12'; '1998 Dec-1999 Jan' -> '1998-12'."""
+    match = re.match(r"\s*(\d{4})(?:\s+([A-Za-z]+))?(?:\s+(\d{1,2})\b)?", text)
+    if not match:
+        return None
+    year, word, day = match.groups()
+    if not word:
+        return year
+    month = _month(word) or SEASONS.get(word.lower())
+    if not month:
+        return year
+    if day:
+        return f"{year}-{month:02d}-{int(day):02d}"
+    return f"{year}-{month:02d}"
+
+
+def _month(value) -> int | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        number = int(value)
+        return number if 1 <= number <= 12 else None
+    return MONTHS.get(value[:3].lower())
+
+
+def _ymd(node) -> str | None:
+    if node is None:
+        return None
+    try:
+        return dt.date(int(node.findtext("Year")), int(node.findtext("Month")), int(node.findtext("Day"))).isoformat()
+    except (TypeError, ValueError):
+        return _date_element(node)
+
+
+def _history_date(article, status: str, data_tag: str = "PubmedData") -> str | None:
+    for node in article.findall(f"{data_tag}/History/PubMedPubDate"):
+        if node.get("PubStatus") == status:
+            return _ymd(node)
+    return None

@@ -1,0 +1,277 @@
+"""PubMed client against a real local HTTP server serving esearch/efetch in NCBI's wire format."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from werkzeug import Response
+
+from crawler import store
+from crawler.errors import SourceError
+from crawler.http import HttpClient
+from crawler.pipeline import crawl
+from crawler.sources import pubmed
+from tests.conftest import fixture_bytes, rows
+
+QUERY = "ketamine[tiab] AND depress*[tiab]"
+
+
+def pubmed_config(make_config, httpserver, extra=""):
+    return make_config(f"""
+[sources.pubmed]
+enabled = true
+base_url = "{httpserver.url_for('/')}"
+query = '{QUERY}'
+batch_size = 2
+min_interval = 0
+{extra}
+""")
+
+
+def esearch_body(count: int) -> bytes:
+    return fixture_bytes("pubmed", "esearch_template.json").replace(b"__COUNT__", str(count).encode())
+
+
+class FakeNcbi:
+    """Answers esearch by datetype and efetch by retstart; records nothing itself (httpserver.log does)."""
+
+    def __init__(self, counts: dict[str, int], pages: dict[int, bytes], fail_at: int | None = None):
+        self.counts, self.pages, self.fail_at = counts, pages, fail_at
+
+    def esearch(self, request):
+        return Response(esearch_body(self.counts.get(request.form["datetype"], 0)), content_type="application/json")
+
+    def efetch(self, request):
+        start = int(request.args["retstart"])
+        if self.fail_at is not None and start == self.fail_at:
+            return Response("<html><body>502 Bad Gateway</body></html>", status=502, content_type="text/html")
+        return Response(self.pages[start], content_type="text/xml")
+
+    def install(self, httpserver):
+        httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_handler(self.esearch)
+        httpserver.expect_request("/efetch.fcgi", method="GET").respond_with_handler(self.efetch)
+
+
+def requests_to(httpserver, path):
+    return [req for req, _ in httpserver.log if req.path == path]
+
+
+def test_first_run_backfills_and_stores_records(httpserver, make_config, run_crawl, db, today):
+    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    config = pubmed_config(make_config, httpserver)
+
+    report = run_crawl(config, only=["pubmed"])
+
+    assert report.sources[0].status == "ok", report.sources[0].error
+    searches = requests_to(httpserver, "/esearch.fcgi")
+    assert len(searches) == 1  # first run: no mdat pass
+    form = searches[0].form
+    assert form["term"] == QUERY
+    assert form["datetype"] == "crdt"
+    assert form["mindate"] == "2024/01/01"  # backfill_from
+    assert form["maxdate"] == today.strftime("%Y/%m/%d")
+    assert form["usehistory"] == "y" and form["db"] == "pubmed"
+    assert form["tool"] == "litmon" and form["email"] == "tester@example.org"
+    assert "api_key" not in form
+    fetches = requests_to(httpserver, "/efetch.fcgi")
+    assert [(r.args["retstart"], r.args["retmax"]) for r in fetches] == [("0", "2"), ("2", "2")]
+    for request in fetches:
+        assert request.args["WebEnv"] == "MCID_6745a0f1c2b1a04e5b0e1f2a"
+        assert request.args["query_key"] == "1"
+        assert request.args["retmode"] == "xml"
+        assert request.args["email"] == "tester@example.org"
+        assert request.headers["User-Agent"].startswith("litmon/") and "mailto:tester@example.org" in request.headers["User-Agent"]
+
+    records = {r["source_id"]: r for r in rows(db, "SELECT * FROM records WHERE source = 'pubmed'")}
+    assert set(records) == {"39000001", "39000002", "39000003"}
+    rct = records["39000001"]
+    assert rct["title"] == ("Intravenous R,S-ketamine vs electroconvulsive therapy in treatment-resistant depression: "
+                            "a randomized clinical trial.")
+    assert rct["published_on"] == "2024-05-22"  # electronic date precedes the Jul-Aug issue
+    assert rct["entered_on"] == "2024-05-22"
+    assert "DESIGN: Open-label noninferiority trial (NCT03113968) in 403 adults." in rct["abstract"]
+    assert "CO2 levels unchanged" in rct["abstract"]
+    assert json.loads(rct["authors"]) == ["Anand Amit", "Mathew Sanjay J", "ELEKT-D Study Group"]
+    assert json.loads(rct["publication_types"]) == ["Randomized Controlled Trial", "Journal Article"]
+    assert json.loads(rct["mesh_terms"]) == ["Ketamine", "Depressive Disorder, Treatment-Resistant"]
+    assert records["39000003"]["record_type"] == "notice"
+    assert records["39000002"]["title"] == "Esketamine nasal spray in suicidal ideation: a case series"
+    assert records["39000002"]["published_on"] == "2024-03"  # Season Spring
+
+    identifiers = {(r["scheme"], r["value"]) for r in rows(db, "SELECT scheme, value FROM identifiers i JOIN records r ON r.id = i.record_id WHERE r.source_id = '39000001'")}
+    assert identifiers == {("pmid", "39000001"), ("doi", "10.1001/jamapsychiatry.2024.0001"), ("pmcid", "PMC11100001")}
+    links = {(r["relation"], r["scheme"], r["value"]) for r in rows(db, "SELECT relation, scheme, value FROM record_links")}
+    assert ("registered_as", "nct", "NCT03113968") in links
+    assert ("comment_in", "pmid", "39000009") in links
+    assert ("retraction_in", "pmid", "39000002") not in links
+    assert ("retraction_in", "pmid", "39000003") in links
+    assert ("retraction_of", "pmid", "39000002") in links
+    assert not any(rel == "comment_in" and value == "37224232" for rel, _, value in links)  # Cites are not links
+
+    queries = rows(db, "SELECT * FROM source_queries")
+    assert [(q["query"], q["hits"], json.loads(q["params"])["datetype"]) for q in queries] == [(QUERY, 3, "crdt")]
+    state = rows(db, "SELECT * FROM source_states WHERE source = 'pubmed'")[0]
+    assert state["watermark"] == today.isoformat()
+    assert rows(db, "SELECT status, fetched, new FROM source_runs") == [{"status": "ok", "fetched": 3, "new": 3}]
+
+
+def test_second_run_is_incremental_and_refreshes_modified(httpserver, make_config, run_crawl, db, today):
+    config = pubmed_config(make_config, httpserver)
+    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    run_crawl(config, only=["pubmed"])
+    httpserver.clear()
+
+    FakeNcbi({"crdt": 1, "mdat": 2}, {0: fixture_bytes("pubmed", "efetch_new.xml")}).install(httpserver)
+    # the mdat pass gets the first batch again: unchanged records must not be duplicated
+    pages_by_datetype = {"crdt": fixture_bytes("pubmed", "efetch_new.xml"), "mdat": fixture_bytes("pubmed", "efetch_batch1.xml")}
+    state = {"datetype": None}
+
+    def esearch(request):
+        state["datetype"] = request.form["datetype"]
+        return Response(esearch_body({"crdt": 1, "mdat": 2}[state["datetype"]]), content_type="application/json")
+
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_handler(esearch)
+    httpserver.expect_request("/efetch.fcgi").respond_with_handler(lambda r: Response(pages_by_datetype[state["datetype"]], content_type="text/xml"))
+
+    report = run_crawl(config, only=["pubmed"])
+
+    assert report.sources[0].status == "ok", report.sources[0].error
+    searches = requests_to(httpserver, "/esearch.fcgi")
+    window_start = (today - dt.timedelta(days=3)).strftime("%Y/%m/%d")
+    assert [(s.form["datetype"], s.form["mindate"], s.form["maxdate"]) for s in searches] == [
+        ("crdt", window_start, today.strftime("%Y/%m/%d")),
+        ("mdat", window_start, today.strftime("%Y/%m/%d")),
+    ]
+    assert report.sources[0].counts == {"fetched": 3, "new": 1, "updated": 0, "unchanged": 2}
+    assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 4}]
+    assert rows(db, "SELECT COUNT(*) AS n FROM works WHERE merged_into IS NULL") == [{"n": 4}]
+
+
+def test_failure_midway_keeps_complete_batches_and_watermark(httpserver, make_config, run_crawl, db, today):
+    config = pubmed_config(make_config, httpserver)
+    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml")}, fail_at=2).install(httpserver)
+
+    report = run_crawl(config, only=["pubmed"])
+
+    source = report.sources[0]
+    assert source.status == "failed"
+    assert "[pubmed] HTTP 502" in source.error
+    assert len([r for r in requests_to(httpserver, "/efetch.fcgi") if r.args["retstart"] == "2"]) == 3  # retried twice
+    assert sorted(r["source_id"] for r in rows(db, "SELECT source_id FROM records")) == ["39000001", "39000002"]
+    state = rows(db, "SELECT * FROM source_states")[0]
+    assert state["watermark"] is None and state["consecutive_failures"] == 1
+    assert "HTTP 502" in state["last_error"]
+
+    # the next run starts again from the backfill date and completes the set without duplicates
+    httpserver.clear()
+    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    report = run_crawl(config, only=["pubmed"])
+    assert report.sources[0].status == "ok"
+    assert requests_to(httpserver, "/esearch.fcgi")[0].form["mindate"] == "2024/01/01"
+    assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 3}]
+    assert rows(db, "SELECT watermark, consecutive_failures FROM source_states") == [{"watermark": today.isoformat(), "consecutive_failures": 0}]
+
+
+def test_windows_over_the_esearch_cap_are_split(httpserver, make_config, run_crawl, db):
+    def esearch(request):
+        start = dt.datetime.strptime(request.form["mindate"], "%Y/%m/%d").date()
+        end = dt.datetime.strptime(request.form["maxdate"], "%Y/%m/%d").date()
+        return Response(esearch_body(12000 if (end - start).days > 60 else 0), content_type="application/json")
+
+    httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_handler(esearch)
+    config = pubmed_config(make_config, httpserver)
+
+    report = run_crawl(config, only=["pubmed"])
+
+    assert report.sources[0].status == "ok"
+    logged = rows(db, "SELECT window_from, window_to, hits FROM source_queries ORDER BY id")
+    assert logged[0]["window_from"] == "2024-01-01"
+    for previous, current in zip(logged, logged[1:]):
+        assert dt.date.fromisoformat(current["window_from"]) == dt.date.fromisoformat(previous["window_to"]) + dt.timedelta(days=1)
+    assert all((dt.date.fromisoformat(q["window_to"]) - dt.date.fromisoformat(q["window_from"])).days <= 60 for q in logged)
+    assert logged[-1]["window_to"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def test_api_key_is_sent_and_spacing_follows_ncbi_limits(httpserver, make_config, db, monkeypatch):
+    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    config = make_config(f"""
+[sources.pubmed]
+enabled = true
+base_url = "{httpserver.url_for('/')}"
+query = '{QUERY}'
+batch_size = 2
+api_key_env = "TEST_NCBI_KEY"
+""")
+    sleeps: list[float] = []
+    http = HttpClient("tester@example.org", default_min_interval=0, sleep=sleeps.append)
+
+    crawl(config, db, http=http, only=["pubmed"])
+    assert max(sleeps) <= 0.34 and max(sleeps) > 0.25  # 3 requests per second without a key
+
+    monkeypatch.setenv("TEST_NCBI_KEY", "secret-key-123")
+    sleeps.clear()
+    httpserver.clear_log()
+    crawl(config, db, http=HttpClient("tester@example.org", default_min_interval=0, sleep=sleeps.append), only=["pubmed"])
+    assert max(sleeps) <= 0.1 and max(sleeps) > 0.05  # 10 per second with a key
+    for request, _ in httpserver.log:
+        params = request.form if request.method == "POST" else request.args
+        assert params["api_key"] == "secret-key-123"
+
+
+@pytest.mark.parametrize("body, content_type, expected", [
+    (fixture_bytes("pubmed", "esearch_rate_limit.json"), "application/json", "esearch error: API rate limit exceeded"),
+    (b"<!DOCTYPE html><html><body>Service unavailable</body></html>", "text/html", "expected JSON but got an HTML page"),
+    (b'{"esearchresult": {"ERROR": "Invalid query"}}', "application/json", "esearch error: Invalid query"),
+])
+def test_esearch_errors_are_reported_clearly(httpserver, make_config, run_crawl, db, body, content_type, expected):
+    httpserver.expect_request("/esearch.fcgi").respond_with_data(body, content_type=content_type)
+    report = run_crawl(pubmed_config(make_config, httpserver), only=["pubmed"])
+    assert report.sources[0].status == "failed"
+    assert expected in report.sources[0].error
+    assert report.sources[0].error.startswith("[pubmed]")
+
+
+def test_malformed_efetch_fails_without_storing(httpserver, make_config, run_crawl, db):
+    httpserver.expect_request("/esearch.fcgi").respond_with_data(esearch_body(1), content_type="application/json")
+    httpserver.expect_request("/efetch.fcgi").respond_with_data(b"<PubmedArticleSet><PubmedArticle><Medline", content_type="text/xml")
+    report = run_crawl(pubmed_config(make_config, httpserver), only=["pubmed"])
+    assert report.sources[0].status == "failed"
+    assert "malformed XML" in report.sources[0].error
+    assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 0}]
+
+
+# --------------------------------------------------------------------------- parser details
+
+def test_medline_dates_and_seasons():
+    assert pubmed.parse_medline_date("2024 Jan-Feb") == "2024-01"
+    assert pubmed.parse_medline_date("2023 Winter") == "2023-12"
+    assert pubmed.parse_medline_date("1998 Dec-1999 Jan") == "1998-12"
+    assert pubmed.parse_medline_date("2019-2020") == "2019"
+    assert pubmed.parse_medline_date("Spring 2020") is None
+
+
+def test_unresolved_corrections_are_kept():
+    records = pubmed.parse_efetch(fixture_bytes("pubmed", "efetch_batch1.xml"))
+    case_series = records[1]
+    assert case_series.extra["unresolved_comments_corrections"] == [{"relation": "erratum_in", "ref_source": "Z Psychiatr. 2024;12:98"}]
+    assert case_series.language == "ger"
+
+
+def test_xml_entities_are_not_expanded_and_no_external_fetch(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    body = f"""<?xml version="1.0"?>
+<!DOCTYPE PubmedArticleSet [<!ENTITY boom "BOOMBOOMBOOMBOOM"><!ENTITY leak SYSTEM "file://{secret}">]>
+<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article><ArticleTitle>A &boom; B &leak;</ArticleTitle></Article></MedlineCitation></PubmedArticle></PubmedArticleSet>""".encode()
+    record = pubmed.parse_efetch(body)[0]
+    assert "BOOM" not in record.title and "TOP-SECRET" not in record.title
+
+
+def test_other_answers_are_rejected_with_a_hint():
+    with pytest.raises(SourceError, match="expected <PubmedArticleSet>"):
+        pubmed.parse_efetch(b"<pmc-articleset><article/></pmc-articleset>")
+    with pytest.raises(SourceError, match="empty efetch answer"):
+        pubmed.parse_efetch(b"")
