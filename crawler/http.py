@@ -158,9 +158,11 @@ class HttpClient:
                 body = self._read_capped(response, source)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_problem = f"{type(exc).__name__}: {_short(exc)}"
-                if attempt < self.max_retries:
+                # A host name that does not resolve rarely resolves seconds later: retry once only.
+                retries = min(1, self.max_retries) if _is_dns_failure(exc) else self.max_retries
+                if attempt < retries:
                     delay = self._retry_delay(attempt, None)
-                    log.info("[%s] %s; retry %d/%d in %.1fs", source, last_problem, attempt + 1, self.max_retries, delay)
+                    log.info("[%s] %s; retry %d/%d in %.1fs", source, last_problem, attempt + 1, retries, delay)
                     self._sleep(delay)
                     continue
                 raise SourceError(
@@ -212,6 +214,11 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _is_dns_failure(exc: Exception) -> bool:
+    text = repr(exc)
+    return any(s in text for s in ("NameResolutionError", "Name or service not known", "name resolution", "getaddrinfo failed", "nodename nor servname"))
 
 
 def _short(exc: Exception) -> str:
