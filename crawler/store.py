@@ -256,7 +256,8 @@ def _save_record(db, record: Record, now: str) -> str:
         "content_hash": digest,
     }
     if row is None:
-        work_id = _create_work(db, record, now)
+        existing = _works_with_identifiers(db, record.identifiers)
+        work_id = existing[0] if existing else _create_work(db, record, now)
         cursor = db.execute(
             f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(values)})"
             f" VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(values))})",
@@ -285,6 +286,13 @@ def _save_record(db, record: Record, now: str) -> str:
     work_id = _join_works_sharing_identifiers(db, record_id, now)
     refresh_work(db, work_id, now)
     return status
+
+
+def _works_with_identifiers(db, identifiers: list[tuple[str, str]]) -> list[int]:
+    found: set[int] = set()
+    for scheme, value in identifiers:
+        found.update(r[0] for r in db.execute("SELECT work_id FROM identifiers WHERE scheme = ? AND value = ?", [scheme, value]))
+    return sorted(found)
 
 
 def _create_work(db, record: Record, now: str) -> int:

@@ -1,0 +1,120 @@
+"""The store: schema, idempotent saves, identity by shared identifiers, trial snapshots."""
+
+from __future__ import annotations
+
+from crawler import store
+from crawler.records import Record
+from tests.conftest import rows
+
+
+def make_record(source, source_id, title="Ketamine for depression", **ids):
+    record = Record(source=source, source_id=source_id, record_type="article", title=title)
+    for scheme, value in ids.items():
+        record.add_id(scheme, value)
+    return record
+
+
+def live_works(db):
+    return rows(db, "SELECT * FROM works WHERE merged_into IS NULL ORDER BY id")
+
+
+def test_schema_is_migrated_once_and_uses_wal(tmp_path):
+    path = tmp_path / "x.db"
+    db = store.open_db(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    db = store.open_db(path)  # reopening applies nothing twice
+    applied = rows(db, "SELECT name FROM _sqlite_migrations")
+    assert [r["name"] for r in applied] == ["m001_initial"]
+    assert {"works", "records", "identifiers", "record_links", "trial_snapshots", "crawl_runs", "source_runs",
+            "source_queries", "source_states", "digests", "digest_items", "digest_deliveries"} <= set(db.table_names())
+
+
+def test_saving_the_same_records_twice_changes_nothing(db):
+    batch = [make_record("pubmed", "1", pmid="1", doi="10.1000/A"), make_record("pubmed", "2", pmid="2")]
+    assert store.save_records(db, batch) == {"new": 2, "updated": 0, "unchanged": 0}
+    before = rows(db, "SELECT id, work_id, content_hash, changed_at FROM records ORDER BY id")
+    assert store.save_records(db, batch) == {"new": 0, "updated": 0, "unchanged": 2}
+    assert rows(db, "SELECT id, work_id, content_hash, changed_at FROM records ORDER BY id") == before
+    assert len(live_works(db)) == 2
+    assert rows(db, "SELECT COUNT(*) AS n FROM identifiers") == [{"n": 3}]
+
+
+def test_changed_record_is_updated_in_place(db):
+    store.save_records(db, [make_record("pubmed", "1", title="Old title", pmid="1")])
+    counts = store.save_records(db, [make_record("pubmed", "1", title="New title", pmid="1")])
+    assert counts == {"new": 0, "updated": 1, "unchanged": 0}
+    assert rows(db, "SELECT title FROM records") == [{"title": "New title"}]
+    assert [w["title"] for w in live_works(db)] == ["New title"]
+
+
+def test_records_sharing_a_doi_in_any_form_are_one_work(db):
+    store.save_records(db, [make_record("pubmed", "38011560", pmid="38011560", doi="10.1073/PNAS.2305772120")])
+    store.save_records(db, [make_record("crossref", "10.1073/pnas.2305772120", doi="https://doi.org/10.1073/pnas.2305772120")])
+    store.save_records(db, [make_record("europepmc", "MED:38011560", doi="doi:10.1073%2Fpnas.2305772120")])
+    works = live_works(db)
+    assert len(works) == 1
+    assert rows(db, "SELECT DISTINCT work_id FROM records") == [{"work_id": works[0]["id"]}]
+
+
+def test_transitive_identity_merges_works_and_repoints_history(db):
+    # A (doi X) and C (pmid 7) arrive first as separate works; B shares X with A and 7 with C.
+    store.save_records(db, [make_record("crossref", "A", title="Crossref title", doi="10.5555/x")])
+    store.save_records(db, [make_record("feed:jad", "C", title="Feed title", pmid="7")])
+    first_ids = [w["id"] for w in live_works(db)]
+    digest_id = store.save_digest(db, period_start="2026-01-01T00:00:00Z", period_end="2026-01-08T00:00:00Z",
+                                  subject="s", text_body="t", html_body="h", items=[(first_ids[1], "article")])
+    store.save_records(db, [make_record("pubmed", "7", title="PubMed title", pmid="7", doi="10.5555/X")])
+
+    works = live_works(db)
+    assert len(works) == 1
+    survivor = works[0]
+    assert survivor["id"] == min(first_ids)
+    assert survivor["title"] == "PubMed title"  # best source wins
+    merged = rows(db, "SELECT id, merged_into FROM works WHERE merged_into IS NOT NULL")
+    assert merged == [{"id": max(first_ids), "merged_into": survivor["id"]}]
+    assert rows(db, "SELECT DISTINCT work_id FROM records") == [{"work_id": survivor["id"]}]
+    assert rows(db, "SELECT work_id FROM digest_items WHERE digest_id = ?", [digest_id]) == [{"work_id": survivor["id"]}]
+
+
+def test_links_to_other_works_do_not_merge(db):
+    article = make_record("pubmed", "1", pmid="1")
+    article.add_link("registered_as", "nct", "NCT03113968")
+    trial = Record(source="clinicaltrials", source_id="NCT03113968", record_type="trial_registration", title="ELEKT-D")
+    trial.add_id("nct", "NCT03113968")
+    store.save_records(db, [article, trial])
+    assert len(live_works(db)) == 2
+    assert rows(db, "SELECT relation, scheme, value FROM record_links") == [
+        {"relation": "registered_as", "scheme": "nct", "value": "NCT03113968"}]
+
+
+def test_trial_snapshots_only_when_a_tracked_field_changes(db):
+    def trial(status, enrollment, updated):
+        record = Record(source="clinicaltrials", source_id="NCT01", record_type="trial_registration", title="T")
+        record.add_id("nct", "NCT00000001")
+        record.trial = {"overall_status": status, "enrollment": enrollment, "phases": ["PHASE2", "PHASE3"],
+                        "has_results": False, "last_update_posted_on": updated}
+        return record
+
+    store.save_records(db, [trial("RECRUITING", 60, "2026-01-01")])
+    store.save_records(db, [trial("RECRUITING", 60, "2026-01-01")])
+    store.save_records(db, [trial("COMPLETED", 120, "2026-03-01")])
+    snapshots = rows(db, "SELECT overall_status, enrollment, phases, has_results FROM trial_snapshots ORDER BY id")
+    assert snapshots == [
+        {"overall_status": "RECRUITING", "enrollment": 60, "phases": "PHASE2, PHASE3", "has_results": 0},
+        {"overall_status": "COMPLETED", "enrollment": 120, "phases": "PHASE2, PHASE3", "has_results": 0},
+    ]
+
+
+def test_a_failing_batch_rolls_back_entirely(db):
+    good = make_record("pubmed", "1", pmid="1")
+    bad = make_record("pubmed", "2", pmid="2")
+    bad.title = None  # violates NOT NULL
+    try:
+        store.save_records(db, [good, bad])
+    except Exception:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("a record without title must be rejected")
+    assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 0}]
+    assert rows(db, "SELECT COUNT(*) AS n FROM works") == [{"n": 0}]
