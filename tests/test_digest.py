@@ -1,0 +1,174 @@
+"""Digest v1: selection since the last digest, rendering, outbox files and SMTP delivery (aiosmtpd)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import socket
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from crawler import store
+from crawler.digest import digest_due, run_digest
+from crawler.records import Record
+from tests.conftest import rows
+
+NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.timezone.utc)
+
+
+def article(source_id, title, entered_on, **ids):
+    record = Record(source="pubmed", source_id=source_id, record_type="article", title=title, entered_on=entered_on,
+                    published_on=entered_on, journal="JAMA psychiatry", authors=["Anand A", "Mathew SJ", "Murrough JW", "Charney DS"],
+                    abstract="Ketamine infusions reduced depressive symptoms within 24 hours in adults with treatment-resistant depression.")
+    record.add_id("pmid", source_id)
+    for scheme, value in ids.items():
+        record.add_id(scheme, value)
+    return record
+
+
+def parse_eml(path):
+    return email.message_from_bytes(open(path, "rb").read(), policy=policy.default)
+
+
+def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
+    config = make_config()
+    store.save_records(db, [
+        article("100", "Old ketamine trial", "2019-05-01"),
+        article("101", "Recent esketamine trial", "2026-11-20", doi="10.1001/jamapsychiatry.2026.1"),
+    ], now="2026-11-23T06:00:00Z")
+
+    result = run_digest(config, db, now=NOW)
+
+    assert [item.title for item in result.digest.items] == ["Recent esketamine trial"]
+    delivery = result.deliveries[0]
+    assert delivery["status"] == "written"
+    message = parse_eml(delivery["path"])
+    assert "1 new" in message["Subject"] and message["Message-ID"] and message["Date"]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Recent esketamine trial" in text and "Old ketamine trial" not in text
+    assert "Anand A, Mathew SJ, Murrough JW et al." in text
+    assert "https://pubmed.ncbi.nlm.nih.gov/101/" in text and "https://doi.org/10.1001/jamapsychiatry.2026.1" in text
+    assert 'href="https://doi.org/10.1001/jamapsychiatry.2026.1"' in html
+    assert open(delivery["html_path"], encoding="utf-8").read() == result.digest.html
+    assert rows(db, "SELECT recipient, transport, status FROM digest_deliveries") == [
+        {"recipient": "outbox", "transport": "outbox", "status": "written"}]
+    assert rows(db, "SELECT work_id, section FROM digest_items") == [{"work_id": 2, "section": "article"}]
+
+
+def test_next_digest_lists_only_what_arrived_since(make_config, db):
+    config = make_config()
+    store.save_records(db, [article("101", "First week item", "2026-11-20")], now="2026-11-20T06:00:00Z")
+    run_digest(config, db, now=NOW)
+    assert not digest_due(db, config, NOW + dt.timedelta(days=6))
+    assert digest_due(db, config, NOW + dt.timedelta(days=7))
+
+    store.save_records(db, [article("101", "First week item", "2026-11-20"),  # seen again: not repeated
+                            article("102", "Second week item", "2026-11-27")], now="2026-11-28T06:00:00Z")
+    second = run_digest(config, db, now=NOW + dt.timedelta(days=7))
+
+    assert [item.title for item in second.digest.items] == ["Second week item"]
+    assert second.digest.period_start == "2026-11-23T07:00:00Z"
+
+
+def test_hostile_titles_are_escaped_and_only_http_links_kept(make_config, db):
+    config = make_config()
+    hostile = article("103", '<script>alert(1)</script><img src=x onerror="alert(2)"> Ketamine', "2026-11-22")
+    hostile.url = "javascript:alert(3)"
+    store.save_records(db, [hostile], now="2026-11-23T06:00:00Z")
+
+    result = run_digest(config, db, now=NOW)
+
+    html = result.digest.html
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "javascript:" not in html
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/103/"' in html
+
+
+def test_empty_digest_sends_nothing_new_or_skips(make_config, db):
+    result = run_digest(make_config(), db, now=NOW)
+    assert "Nothing new this period." in result.digest.text and result.deliveries[0]["status"] == "written"
+
+    skip = make_config('[digest]\nwhen_empty = "skip"\n')
+    result = run_digest(skip, db, now=NOW + dt.timedelta(days=7))
+    assert result.skipped_reason and result.digest_id is None
+
+
+def test_dry_run_writes_and_records_nothing(make_config, db, tmp_path):
+    store.save_records(db, [article("101", "Item", "2026-11-22")], now="2026-11-23T06:00:00Z")
+    result = run_digest(make_config(), db, dry_run=True, now=NOW)
+    assert len(result.digest.items) == 1
+    assert rows(db, "SELECT COUNT(*) AS n FROM digests") == [{"n": 0}]
+    assert not (tmp_path / "outbox").exists()
+
+
+class Recorder:
+    def __init__(self, reject=False):
+        self.messages, self.reject = [], reject
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.reject:
+            return "554 5.7.1 Message rejected"
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    servers = []
+
+    def _start(reject=False):
+        handler = Recorder(reject)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        servers.append(controller)
+        return handler, port
+
+    yield _start
+    for controller in servers:
+        controller.stop()
+
+
+def test_smtp_delivery_to_each_recipient(make_config, db, smtp_server):
+    handler, port = smtp_server()
+    config = make_config(f"""
+[email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+security = "none"
+sender = "litmon <litmon@example.org>"
+recipients = ["a@example.org", "b@example.org"]
+""")
+    store.save_records(db, [article("101", "Ketamine & <b>bold</b> claims", "2026-11-22")], now="2026-11-23T06:00:00Z")
+
+    result = run_digest(config, db, now=NOW)
+
+    assert [d["status"] for d in result.deliveries] == ["sent", "sent"]
+    assert [m.rcpt_tos for m in handler.messages] == [["a@example.org"], ["b@example.org"]]
+    received = email.message_from_bytes(handler.messages[0].content, policy=policy.default)
+    assert received["To"] == "a@example.org"
+    html = received.get_body(("html",)).get_content()
+    assert "Ketamine &amp; &lt;b&gt;bold&lt;/b&gt; claims" in html
+    assert rows(db, "SELECT recipient, status FROM digest_deliveries ORDER BY id") == [
+        {"recipient": "a@example.org", "status": "sent"}, {"recipient": "b@example.org", "status": "sent"}]
+
+
+def test_smtp_rejection_is_recorded_as_failed(make_config, db, smtp_server):
+    handler, port = smtp_server(reject=True)
+    config = make_config(f"""
+[email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+security = "none"
+recipients = ["a@example.org"]
+""")
+    result = run_digest(config, db, now=NOW)
+    assert result.failed
+    failed = rows(db, "SELECT status, error FROM digest_deliveries")
+    assert failed[0]["status"] == "failed" and "554" in failed[0]["error"]
