@@ -112,7 +112,7 @@ def _esearch(ctx, params, query, datetype, window_from: dt.date, window_to: dt.d
     return parse_esearch(payload, ctx.name, url=response.url)
 
 
-def parse_esearch(payload: dict, source: str = NAME, url: str | None = None) -> dict:
+def parse_esearch(payload: dict, source: str = NAME, url: str | None = None, require_history: bool = True) -> dict:
     if isinstance(payload, dict) and "error" in payload and "esearchresult" not in payload:
         raise SourceError(source, f"esearch error: {payload['error']}", hint="the API key and request rate", url=url)
     result = payload.get("esearchresult") if isinstance(payload, dict) else None
@@ -124,7 +124,7 @@ def parse_esearch(payload: dict, source: str = NAME, url: str | None = None) -> 
         count = int(result.get("count", "0"))
     except ValueError:
         raise SourceError(source, f"esearch count is not a number: {result.get('count')!r}", url=url) from None
-    if count and not (result.get("webenv") and result.get("querykey")):
+    if require_history and count and not (result.get("webenv") and result.get("querykey")):
         raise SourceError(source, "esearch answer lacks WebEnv/query_key although usehistory=y was sent", url=url)
     return {"count": count, "webenv": result.get("webenv"), "query_key": result.get("querykey"),
             "translation": result.get("querytranslation")}
@@ -160,7 +160,7 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
     """Parse a recorded efetch answer (used by scripts/parse_corpus.py)."""
     if filename.endswith(".json"):
         import json
-        parse_esearch(json.loads(body))
+        parse_esearch(json.loads(body), require_history=False)
         return []
     return parse_efetch(body)
 

@@ -1,0 +1,123 @@
+"""The command line, run as a real subprocess (python -m crawler) against loopback servers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from werkzeug import Response
+
+from tests.conftest import BASE_CONFIG, fixture_bytes
+from tests.test_pubmed import esearch_body
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_config(tmp_path, extra: str) -> str:
+    path = tmp_path / "litmon.toml"
+    path.write_text(BASE_CONFIG.format(db=tmp_path / "litmon.db", outbox=tmp_path / "outbox") + extra)
+    return str(path)
+
+
+def litmon(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_run_with_unreachable_sources_exits_1_and_still_writes_db_and_digest(tmp_path):
+    port = closed_port()
+    config = write_config(tmp_path, f"""
+[sources.pubmed]
+enabled = true
+base_url = "http://127.0.0.1:{port}/entrez/eutils/"
+query = "ketamine"
+min_interval = 0
+""")
+    result = litmon("--config", config, "run", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "[pubmed] network error" in result.stderr and "check: network access" in result.stderr
+    assert "1 source(s) failed: pubmed" in result.stderr
+    db = sqlite3.connect(tmp_path / "litmon.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("SELECT source, status FROM source_runs").fetchall() == [("pubmed", "failed")]
+    assert db.execute("SELECT COUNT(*) FROM digests").fetchone() == (1,)
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1 and len(list((tmp_path / "outbox").glob("*.html"))) == 1
+    assert "digest 1: 0 item(s)" in result.stdout
+
+
+def serve_pubmed(httpserver):
+    httpserver.expect_request("/esearch.fcgi").respond_with_handler(
+        lambda r: Response(esearch_body(3 if r.form["datetype"] == "crdt" else 0), content_type="application/json"))
+    pages = {"0": fixture_bytes("pubmed", "efetch_batch1.xml"), "2": fixture_bytes("pubmed", "efetch_batch2.xml")}
+    httpserver.expect_request("/efetch.fcgi").respond_with_handler(lambda r: Response(pages[r.args["retstart"]], content_type="text/xml"))
+
+
+def pubmed_config(tmp_path, httpserver):
+    return write_config(tmp_path, f"""
+[sources.pubmed]
+enabled = true
+base_url = "{httpserver.url_for('/')}"
+query = "ketamine"
+batch_size = 2
+min_interval = 0
+""")
+
+
+def test_crawl_dry_run_writes_nothing(tmp_path, httpserver):
+    serve_pubmed(httpserver)
+    result = litmon("--config", pubmed_config(tmp_path, httpserver), "crawl", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[pubmed] ok: 3 fetched, 3 new" in result.stderr
+    assert not (tmp_path / "litmon.db").exists()
+
+
+def test_crawl_then_digest_then_status(tmp_path, httpserver):
+    serve_pubmed(httpserver)
+    config = pubmed_config(tmp_path, httpserver)
+
+    crawled = litmon("--config", config, "crawl", "--source", "pubmed", cwd=tmp_path)
+    assert crawled.returncode == 0, crawled.stderr
+    assert "[pubmed] ok: 3 fetched, 3 new, 0 updated, 0 unchanged" in crawled.stderr
+
+    digest = litmon("--config", config, "digest", cwd=tmp_path)
+    assert digest.returncode == 0, digest.stderr
+    assert "written:" in digest.stdout
+
+    status = litmon("--config", config, "status", "--json", cwd=tmp_path)
+    info = json.loads(status.stdout)
+    pubmed = next(s for s in info["sources"] if s["source"] == "pubmed")
+    assert pubmed["records"] == 3 and pubmed["last_success_at"] and pubmed["last_error"] is None
+    assert info["database"]["works"] == 3
+    assert info["last_digest"]["deliveries"][0]["status"] == "written"
+
+    human = litmon("--config", config, "status", cwd=tmp_path)
+    assert "pubmed" in human.stdout and "last digest: #1" in human.stdout
+
+
+def test_unknown_source_is_an_error(tmp_path):
+    config = write_config(tmp_path, "")
+    result = litmon("--config", config, "crawl", "--source", "nosuch", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "unknown source 'nosuch'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["crawl"], ["digest"], ["status"]])
+def test_every_command_has_help(command, tmp_path):
+    result = litmon(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
+    if command and command[0] in ("run", "crawl", "digest"):
+        assert "--dry-run" in result.stdout
+
+
+def test_usage_error_exits_2(tmp_path):
+    result = litmon("crawl", "--since", "yesterday", cwd=tmp_path)
+    assert result.returncode == 2
