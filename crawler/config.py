@@ -202,7 +202,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         settings["enabled"] = table.bool("enabled", False)
         if settings["enabled"] or "base_url" in table.table:
             settings["base_url"] = table.url("base_url", "")
-        for key in ("query", "api_key_env", "conditions", "interventions", "servers", "category"):
+        for key in ("query", "api_key_env", "conditions", "interventions", "servers", "category", "fields", "sort", "types"):
             if key in settings and not isinstance(settings[key], (str, list)):
                 raise table.fail(key, "a string or a list of strings")
         for key in ("min_interval", "page_size", "batch_size", "max_pages"):
