@@ -107,6 +107,9 @@ def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_
         window_from = since
     elif first_run:
         window_from = config.backfill_from
+        cap = instance.settings.get("max_backfill_days")
+        if cap:  # sources without search (bioRxiv) cap their backfill
+            window_from = max(window_from, until - dt.timedelta(days=int(cap)))
     else:
         window_from = dt.date.fromisoformat(saved["watermark"][:10]) - dt.timedelta(days=config.overlap_days)
     window_from = min(window_from, until)
