@@ -205,7 +205,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         for key in ("query", "api_key_env", "conditions", "interventions", "servers", "category", "fields", "sort", "types"):
             if key in settings and not isinstance(settings[key], (str, list)):
                 raise table.fail(key, "a string or a list of strings")
-        for key in ("min_interval", "page_size", "batch_size", "max_pages"):
+        for key in ("min_interval", "page_size", "batch_size", "max_pages", "max_records", "max_backfill_days"):
             if key in settings:
                 table.float(key, 0.0) if key == "min_interval" else table.int(key, 1, minimum=1)
         sources[name] = settings
