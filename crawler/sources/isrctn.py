@@ -1,0 +1,373 @@
+"""ISRCTN registry: trial registrations from the XML query API.
+
+Endpoint
+    ``GET <base_url>query/format/default?q=<query>&limit=<n>&offset=<k>`` (base_url
+    ``https://www.isrctn.com/api/``) answers ``<allTrials totalCount="N">`` in the namespace
+    ``http://www.67bricks.com/isrctn`` with one ``<fullTrial>`` per trial: a ``<trial>`` (attributes
+    ``lastUpdated``, ``publicIdentifierCanonical``; children ``isrctn``, ``trialDescription``,
+    ``externalRefs``, ``trialDesign``, ``participants``, ``conditions``, ``interventions``,
+    ``results``) followed by its ``<sponsor>`` and ``<funder>`` elements. No key, no documented limit.
+
+Incremental strategy
+    The window is a clause of the query itself: ``q=(<settings.query>) AND lastEdited GE
+    <since>T00:00:00.000Z`` (the syntax public clients use). Every registration edited since the
+    watermark minus the overlap comes back, new or changed; records already stored with the same
+    content are recognised by the store and counted as unchanged. Nothing is kept in ``ctx.state``.
+
+Paging and caps
+    ``limit`` (setting ``page_size``, default 100) and ``offset``. Offset support is disputed (the
+    2021 API notes say "no pagination"; a 2026 probe says it works), so paging stops at the first
+    page that is short, empty, brings no trial not seen before, or reaches ``totalCount``. When a
+    page brings nothing new while ``totalCount`` says more remain, offset is being ignored: the
+    module then asks once for everything with ``limit=totalCount`` (as ctrdata does), refusing
+    beyond ``max_results`` (default 5000) with a clear error rather than storing a partial window.
+
+Etiquette
+    One request per second (``min_interval``), the shared User-Agent with the contact address.
+
+Gotchas handled
+    * An empty ``q`` is answered with HTTP 400: the ``query`` setting is required.
+    * A misspelt field name (``trialStatus:``, ``phase:``) silently returns 0 hits rather than an
+      error; the search log records ``totalCount`` for every query so a sudden 0 is visible.
+    * Status cannot be queried and is often absent: the overall status is the override when there
+      is one (Stopped, Suspended…), "Completed" once ``overallEndDate`` has passed, otherwise the
+      recruitment status computed from ``recruitmentStart``/``recruitmentEnd`` against today.
+      Because it depends on the date, it is recomputed whenever a trial is fetched again.
+    * ``totalFinalEnrolment`` is 0 for trials that have not reported it: 0 means unknown, so the
+      target enrolment is used (as ESTIMATED) until a positive final figure appears (ACTUAL).
+    * ``externalRefs`` carry the same trial's numbers in other registries: the ClinicalTrials.gov
+      number and the EudraCT/CTIS number are identifiers of this work (same trial, same work), as
+      are ``secondaryNumber`` elements typed ``nct``/``ctis``/``eudract``. The ``<doi>`` there is the
+      registration's own DOI (``10.1186/ISRCTN…``) and is kept as its identifier; publications
+      listed in ``results/publicationDetails`` become ``result_publication``/``reference`` links.
+    * Empty elements (``<eudraCTNumber />``) and placeholders ("Nil known", "Not provided at time of
+      registration") are ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Iterator
+
+from crawler import identifiers as ids
+from crawler.errors import SourceError
+from crawler.records import Record
+from crawler.sources.base import CrawlContext
+from crawler.xmlsafe import parse_xml, text_of
+
+NAME = "isrctn"
+CORPUS_DIR = None  # no recorded ISRCTN responses in /work/shared/corpus; see tests/fixtures/isrctn
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_MAX_RESULTS = 5000
+RECORD_URL = "https://www.isrctn.com/{}"
+
+_PLACEHOLDER_RE = re.compile(r"^(?:nil known|n/?a|none|not applicable|not provided.*|.*not provided at time of registration.*)$", re.I)
+_PUBMED_RE = re.compile(r"(?:pubmed(?:\.ncbi\.nlm\.nih\.gov)?/|ncbi\.nlm\.nih\.gov/pubmed/|\bPMID:?\s*)(\d{1,9})", re.I)
+_INT_RE = re.compile(r"\d[\d,]*")
+
+
+# --------------------------------------------------------------------------- fetching
+
+def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
+    query = build_query(ctx.settings.get("query"), ctx.since)
+    limit = _positive_int(ctx.settings.get("page_size", DEFAULT_PAGE_SIZE), "page_size")
+    max_results = _positive_int(ctx.settings.get("max_results", DEFAULT_MAX_RESULTS), "max_results")
+    url = ctx.base_url + "query/format/default"
+    seen: set[str] = set()
+    offset, entry = 0, None
+    while True:
+        root = fetch_page(ctx, url, {"q": query, "limit": limit, "offset": offset})
+        total = parse_total(root)
+        if entry is None:
+            entry = ctx.log_query(query, ctx.since, ctx.until, hits=total, limit=limit, pages=0)
+        entry.params["pages"] += 1
+        records = parse_trials(root, today=ctx.until)
+        fresh = [r for r in records if r.source_id not in seen]
+        seen.update(r.source_id for r in fresh)
+        if fresh:
+            yield fresh
+        if len(records) < limit or len(seen) >= total:
+            return
+        if not fresh:
+            # A full page with nothing new: the server ignored offset. Ask once for everything.
+            entry.params["pages"] += 1
+            entry.params["offset_ignored"] = True
+            yield from fetch_all_at_once(ctx, url, query, total, max_results, seen)
+            return
+        offset += limit
+
+
+def fetch_all_at_once(ctx: CrawlContext, url: str, query: str, total: int, max_results: int, seen: set[str]) -> Iterator[list[Record]]:
+    if total > max_results:
+        raise SourceError(
+            NAME,
+            f"the API ignored offset and the window holds {total} trials, more than max_results={max_results}",
+            hint="narrow [sources.isrctn].query, or raise max_results",
+        )
+    root = fetch_page(ctx, url, {"q": query, "limit": total})
+    fresh = [r for r in parse_trials(root, today=ctx.until) if r.source_id not in seen]
+    seen.update(r.source_id for r in fresh)
+    if fresh:
+        yield fresh
+
+
+def fetch_page(ctx: CrawlContext, url: str, params: dict):
+    response = ctx.http.get(url, source=ctx.name, params=params)
+    return parse_xml(response.content, ctx.name, "ISRCTN answer")
+
+
+def build_query(query, since: dt.date) -> str:
+    """The configured query with the lastEdited window clause."""
+    if isinstance(query, list):
+        query = " OR ".join(f"({q})" for q in query if q.strip())
+    if not query or not str(query).strip():
+        raise SourceError(NAME, "no query configured (the API answers an empty q with HTTP 400)",
+                          hint="set query in [sources.isrctn], e.g. \"ketamine OR esketamine\"")
+    return f"({str(query).strip()}) AND lastEdited GE {since.isoformat()}T00:00:00.000Z"
+
+
+def _positive_int(value, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SourceError(NAME, f"{key} must be a positive integer, got {value!r}", hint=f"[sources.isrctn].{key}")
+    return value
+
+
+# --------------------------------------------------------------------------- parsing
+
+def parse_file(body: bytes, filename: str = "") -> list[Record]:
+    """Parse one saved answer of the query API."""
+    return parse_trials(parse_root(body))
+
+
+def parse_root(body: bytes):
+    return parse_xml(body, NAME, "ISRCTN answer")
+
+
+def parse_total(root) -> int:
+    """``totalCount`` of an ``<allTrials>`` root; SourceError for anything else."""
+    _check_root(root)
+    raw = root.get("totalCount")
+    if raw is None or not raw.strip().isdigit():
+        raise SourceError(NAME, f"<allTrials> without a numeric totalCount ({raw!r})", hint="whether the API format changed")
+    return int(raw)
+
+
+def parse_trials(root_or_body, today: dt.date | None = None) -> list[Record]:
+    """Every ``<fullTrial>`` of an answer (bytes or a parsed root) as a Record."""
+    root = parse_root(root_or_body) if isinstance(root_or_body, (bytes, str)) else root_or_body
+    _check_root(root)
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    records = []
+    for full in root.iterfind("{*}fullTrial"):
+        record = parse_trial(full, today)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def _check_root(root) -> None:
+    tag = root.tag.split("}")[-1] if isinstance(root.tag, str) else ""
+    if tag.lower() == "html":
+        raise SourceError(NAME, "answer is an HTML page, not the XML of the query API",
+                          hint="the base_url (…/api/) and whether the registry is up")
+    if tag != "allTrials":
+        raise SourceError(NAME, f"expected an <allTrials> answer, got <{tag}>", hint="the base_url (…/api/) and the format path")
+
+
+def parse_trial(full, today: dt.date) -> Record | None:
+    trial = full.find("{*}trial")
+    if trial is None:
+        return None
+    number_el = trial.find("{*}isrctn")
+    isrctn = ids.normalize_isrctn(text_of(number_el)) or ids.normalize_isrctn(trial.get("publicIdentifierCanonical"))
+    if not isrctn:
+        return None
+    title = _text(trial, "trialDescription/title")
+    scientific = _text(trial, "trialDescription/scientificTitle")
+    assigned = _date((number_el.get("dateAssigned") if number_el is not None else None) or trial.get("publicIdentifierDateAssigned"))
+    edited = _date(trial.get("lastUpdated"))
+    record = Record(
+        source=NAME,
+        source_id=isrctn,
+        record_type="trial_registration",
+        title=title or scientific or isrctn,
+        url=RECORD_URL.format(isrctn),
+        abstract=build_abstract(trial),
+        published_on=assigned,
+        entered_on=assigned,
+        updated_on=edited,
+        keywords=build_keywords(trial),
+    )
+    record.add_id("isrctn", isrctn)
+    add_external_refs(record, trial, isrctn)
+    add_publication_links(record, trial)
+    record.trial = build_trial(trial, assigned, edited, today, record)
+    record.extra = {**build_extra(full, trial, scientific, today), **record.extra}
+    return record
+
+
+def build_abstract(trial) -> str | None:
+    for path in ("trialDescription/plainEnglishSummary", "trialDescription/studyHypothesis"):
+        text = _text(trial, path)
+        if text:
+            return text
+    return None
+
+
+def build_keywords(trial) -> list[str]:
+    words = [c for c in (_text(el, "description") for el in trial.iterfind("{*}conditions/{*}condition")) if c]
+    for el in trial.iterfind("{*}interventions/{*}intervention"):
+        for name in (_text(el, "drugNames") or "").split(","):
+            if name.strip() and name.strip() not in words:
+                words.append(name.strip())
+    return words
+
+
+def add_external_refs(record: Record, trial, isrctn: str) -> None:
+    """Numbers of the same trial in other registries are identifiers of this work."""
+    own_doi = ids.normalize_doi(_text(trial, "externalRefs/doi"))
+    if own_doi == f"10.1186/{isrctn.lower()}":
+        record.add_id("doi", own_doi)
+    elif own_doi:
+        record.extra["registry_doi"] = own_doi
+    record.add_id("nct", _text(trial, "externalRefs/clinicalTrialsGovNumber"))
+    add_eu_number(record, _text(trial, "externalRefs/eudraCTNumber"))
+    for el in trial.iterfind("{*}externalRefs/{*}secondaryNumbers/{*}secondaryNumber"):
+        kind = (el.get("numberType") or "").lower()
+        # canonicalSecondaryNumber is prefixed ("CTIS2020-005891-36-00"); the text is the bare number
+        for value in (text_of(el), el.get("canonicalSecondaryNumber")):
+            if kind == "nct" and record.add_id("nct", value):
+                break
+            if kind in ("ctis", "eudract") and add_eu_number(record, value):
+                break
+
+
+def add_eu_number(record: Record, value: str | None) -> str | None:
+    """An EU CTIS number (YYYY-5NNNNN-NN-NN) or a legacy EudraCT number (YYYY-NNNNNN-NN)."""
+    if not value:
+        return None
+    return record.add_id("euct", value) or record.add_id("eudract", value)
+
+
+def add_publication_links(record: Record, trial) -> None:
+    """Publications listed under results: one line each, e.g. '2023 Results article in https://doi.org/…'."""
+    details = trial.find("{*}results/{*}publicationDetails")
+    if details is None:
+        return
+    own = {v for s, v in record.identifiers if s == "doi"}
+    for line in "".join(details.itertext()).splitlines():
+        lowered = line.lower()
+        relation = "result_publication" if "result" in lowered and "protocol" not in lowered else "reference"
+        for doi in ids.find_dois(line):
+            if doi not in own:
+                record.add_link(relation, "doi", doi, note=" ".join(line.split())[:200])
+        for match in _PUBMED_RE.finditer(line):
+            record.add_link(relation, "pmid", match.group(1), note=" ".join(line.split())[:200])
+
+
+def build_trial(trial, assigned: str | None, edited: str | None, today: dt.date, record: Record) -> dict:
+    target = _int(_text(trial, "participants/targetEnrolment"))
+    final = _int(_text(trial, "participants/totalFinalEnrolment"))
+    enrollment, enrollment_type = (final, "ACTUAL") if final else (target, "ESTIMATED" if target else None)
+    phases = []
+    for el in trial.iterfind("{*}interventions/{*}intervention"):
+        phase = _text(el, "phase")
+        if phase and phase not in phases:
+            phases.append(phase)
+    stage = _text(trial, "results/publicationStage") or ""
+    has_results = bool(_text(trial, "results/basicReport")) or stage.lower() == "results" or any(
+        l.relation == "result_publication" for l in record.links)
+    return {
+        "overall_status": compute_overall_status(trial, today),
+        "why_stopped": None,
+        "phases": phases,
+        "study_type": _text(trial, "trialDesign/primaryStudyDesign"),
+        "enrollment": enrollment,
+        "enrollment_type": enrollment_type,
+        "start_date": _date(_text(trial, "trialDesign/overallStartDate")) or _date(_text(trial, "participants/recruitmentStart")),
+        "primary_completion_date": None,
+        "completion_date": _date(_text(trial, "trialDesign/overallEndDate")),
+        "first_posted_on": assigned,
+        "last_update_posted_on": edited,
+        "results_first_posted_on": None,
+        "has_results": has_results,
+    }
+
+
+def compute_overall_status(trial, today: dt.date) -> str | None:
+    """Override (Stopped, Suspended…) > Completed (overall end date passed) > recruitment status."""
+    override = _text(trial, "trialDesign/overallStatusOverride")
+    if override:
+        return override
+    end = _date(_text(trial, "trialDesign/overallEndDate"))
+    if end and end < today.isoformat():
+        return "Completed"
+    return compute_recruitment_status(trial, today)
+
+
+def compute_recruitment_status(trial, today: dt.date) -> str | None:
+    override = _text(trial, "participants/recruitmentStatusOverride")
+    if override:
+        return override
+    start = _date(_text(trial, "participants/recruitmentStart"))
+    end = _date(_text(trial, "participants/recruitmentEnd"))
+    now = today.isoformat()
+    if start and start > now:
+        return "Not yet recruiting"
+    if end and end < now:
+        return "No longer recruiting"
+    if start:
+        return "Recruiting"
+    return None
+
+
+def build_extra(full, trial, scientific: str | None, today: dt.date) -> dict:
+    end = _date(_text(trial, "trialDesign/overallEndDate"))
+    overall = _text(trial, "trialDesign/overallStatusOverride") or (
+        ("Completed" if end < today.isoformat() else "Ongoing") if end else None)
+    extra = {
+        "scientific_title": scientific,
+        "acronym": _text(trial, "trialDescription/acronym"),
+        "overall_study_status": overall,
+        "recruitment_status": compute_recruitment_status(trial, today),
+        "recruitment_start": _date(_text(trial, "participants/recruitmentStart")),
+        "recruitment_end": _date(_text(trial, "participants/recruitmentEnd")),
+        "target_enrolment": _int(_text(trial, "participants/targetEnrolment")),
+        "conditions": [c for c in (_text(el, "description") for el in trial.iterfind("{*}conditions/{*}condition")) if c],
+        "interventions": [
+            {k: _text(el, k) for k in ("description", "interventionType", "phase", "drugNames")}
+            for el in trial.iterfind("{*}interventions/{*}intervention")
+        ],
+        "countries": [text_of(el) for el in trial.iterfind("{*}participants/{*}recruitmentCountries/{*}country")],
+        "sponsors": [o for o in (_text(el, "organisation") for el in full.iterfind("{*}sponsor")) if o],
+        "funders": [n for n in (_text(el, "name") for el in full.iterfind("{*}funder")) if n],
+        "protocol_serial_number": _text(trial, "externalRefs/protocolSerialNumber"),
+        "iras_number": _text(trial, "externalRefs/irasNumber"),
+        "publication_stage": _text(trial, "results/publicationStage"),
+        "version": trial.get("version"),
+    }
+    return {k: v for k, v in extra.items() if v not in (None, [], "")}
+
+
+# --------------------------------------------------------------------------- small helpers
+
+def _text(parent, path: str) -> str | None:
+    """Folded text of a child (``a/b`` paths, any namespace); None when absent, empty or a placeholder."""
+    el = parent.find("/".join("{*}" + part for part in path.split("/")))
+    text = text_of(el) if el is not None else ""
+    if not text or _PLACEHOLDER_RE.match(text):
+        return None
+    return text
+
+
+def _date(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = re.match(r"\d{4}-\d{2}-\d{2}", value.strip())
+    return match.group(0) if match else None
+
+
+def _int(value: str | None) -> int | None:
+    match = _INT_RE.search(value or "")
+    return int(match.group(0).replace(",", "")) if match else None
