@@ -126,7 +126,7 @@ class _Reader:
     def int(self, name, default, minimum=None, maximum=None):
         value = self.get(name, int, default, "an integer")
         if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            raise self.fail(name, f"an integer between {minimum} and {maximum}")
+            raise self.fail(name, f"an integer between {minimum} and {maximum}" if maximum is not None else f"an integer >= {minimum}")
         return value
 
     def float(self, name, default, minimum=0.0):
@@ -205,7 +205,8 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         for key in ("query", "api_key_env", "conditions", "interventions", "servers", "category", "fields", "sort", "types"):
             if key in settings and not isinstance(settings[key], (str, list)):
                 raise table.fail(key, "a string or a list of strings")
-        for key in ("min_interval", "page_size", "batch_size", "max_pages", "max_records", "max_backfill_days"):
+        for key in ("min_interval", "page_size", "batch_size", "max_pages", "max_records", "max_backfill_days",
+                    "max_results", "slice_days", "publication_lookback_days"):
             if key in settings:
                 table.float(key, 0.0) if key == "min_interval" else table.int(key, 1, minimum=1)
         sources[name] = settings

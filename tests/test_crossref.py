@@ -10,7 +10,7 @@ import pytest
 from werkzeug import Response as WResponse
 
 from crawler import store
-from crawler.errors import SourceError
+from crawler.errors import ConfigError, SourceError
 from crawler.sources import crossref
 from tests.conftest import fixture_bytes, rows
 
@@ -416,6 +416,6 @@ def test_parse_file_reads_lists_and_single_works():
         crossref.parse_file(b"", "empty.json")
 
 
-def test_bad_slice_days_is_a_clear_error(httpserver, make_config, run_crawl):
-    report = run_crawl(crossref_config(make_config, httpserver, slice_days=0), only=["crossref"]).sources[0]
-    assert report.status == "failed" and "slice_days" in report.error and report.error.startswith("[crossref]")
+def test_bad_slice_days_is_a_config_error(httpserver, make_config):
+    with pytest.raises(ConfigError, match=r"sources\.crossref\.slice_days: expected an integer >= 1, got 0"):
+        crossref_config(make_config, httpserver, slice_days=0)
