@@ -1,5 +1,23 @@
 """Exceptions that carry what failed, where, and what to check."""
 
+import re
+
+#: Query parameters whose values are credentials (NCBI and OpenAlex send ``api_key`` in the URL).
+_SECRET_PARAM_RE = re.compile(r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|password)=)[^&;#]*")
+_USERINFO_PASSWORD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@")
+
+
+def redact_url(url):
+    """The URL with credential values replaced by ``***``: error texts end up in logs, the database and mail."""
+    if not url:
+        return url
+    return _USERINFO_PASSWORD_RE.sub(r"\1***@", redact_text(str(url)))
+
+
+def redact_text(text):
+    """``text`` with the values of credential query parameters (in any URL it quotes) replaced by ``***``."""
+    return _SECRET_PARAM_RE.sub(r"\1***", text)
+
 
 class LitmonError(Exception):
     """Base class for every error litmon reports to a person."""
@@ -22,9 +40,9 @@ class SourceError(LitmonError):
 
     def __init__(self, source, message, hint=None, url=None):
         self.source = source
-        self.url = url
+        self.url = url = redact_url(url)
         self.hint = hint
-        text = f"[{source}] {message}"
+        text = f"[{source}] {redact_text(str(message))}"
         if url:
             text += f" (url: {url})"
         if hint:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from crawler import __version__
-from crawler.errors import SourceError
+from crawler.errors import SourceError, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def _is_dns_failure(exc: Exception) -> bool:
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc)
+    text = redact_text(str(exc))  # requests quotes the URL, API key included
     return text if len(text) < 200 else text[:200] + "…"
 
 
