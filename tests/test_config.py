@@ -1,0 +1,367 @@
+"""Configuration: lookup order, the shipped default, and validation errors that name file, key and expectation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crawler.config import API_SOURCES, load_config, parse_config, shipped_config_text
+from crawler.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """\
+contact_email = "{contact}"
+[topic]
+match_terms = ["ketamin"]
+"""
+
+
+def minimal(contact: str = "tester@example.org", extra: str = "") -> str:
+    return MINIMAL.format(contact=contact) + extra
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch):
+    """No $LITMON_CONFIG and an empty working directory, so no ./litmon.toml is found by accident."""
+    monkeypatch.delenv("LITMON_CONFIG", raising=False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+# --------------------------------------------------------------------------- lookup order
+
+
+def write(path: Path, contact: str) -> Path:
+    path.write_text(minimal(contact), encoding="utf-8")
+    return path
+
+
+def test_explicit_config_beats_environment_and_working_directory(tmp_path, clean_env, monkeypatch):
+    explicit = write(tmp_path / "explicit.toml", "explicit@example.org")
+    monkeypatch.setenv("LITMON_CONFIG", str(write(tmp_path / "env.toml", "env@example.org")))
+    write(clean_env / "litmon.toml", "cwd@example.org")
+
+    config = load_config(str(explicit))
+
+    assert config.contact_email == "explicit@example.org"
+    assert config.path == str(explicit)
+
+
+def test_environment_beats_working_directory(tmp_path, clean_env, monkeypatch):
+    env_file = write(tmp_path / "env.toml", "env@example.org")
+    monkeypatch.setenv("LITMON_CONFIG", str(env_file))
+    write(clean_env / "litmon.toml", "cwd@example.org")
+
+    config = load_config(None)
+
+    assert config.contact_email == "env@example.org"
+    assert config.path == str(env_file)
+
+
+def test_working_directory_file_beats_shipped_default(clean_env):
+    write(clean_env / "litmon.toml", "cwd@example.org")
+
+    config = load_config(None)
+
+    assert config.contact_email == "cwd@example.org"
+    assert config.path == "litmon.toml"
+
+
+def test_empty_environment_variable_is_ignored(clean_env, monkeypatch):
+    monkeypatch.setenv("LITMON_CONFIG", "")
+    write(clean_env / "litmon.toml", "cwd@example.org")
+
+    assert load_config(None).contact_email == "cwd@example.org"
+
+
+def test_shipped_default_when_nothing_else_is_found(clean_env):
+    config = load_config(None)
+
+    assert config.path.startswith("<shipped default")
+    assert config.contact_email == "litmon-operator@example.org"
+    assert config.raw == parse_config(shipped_config_text()).raw
+
+
+def test_missing_explicit_config_file_is_an_error_not_a_fallback(tmp_path, clean_env):
+    write(clean_env / "litmon.toml", "cwd@example.org")
+    missing = tmp_path / "nope.toml"
+
+    with pytest.raises(ConfigError) as info:
+        load_config(str(missing))
+
+    assert info.value.path == str(missing)
+    assert str(info.value) == f"{missing}: file not found (given by --config)"
+
+
+def test_missing_environment_config_file_is_an_error_not_a_fallback(tmp_path, clean_env, monkeypatch):
+    write(clean_env / "litmon.toml", "cwd@example.org")
+    missing = tmp_path / "gone.toml"
+    monkeypatch.setenv("LITMON_CONFIG", str(missing))
+
+    with pytest.raises(ConfigError, match=re.escape(f"{missing}: file not found (given by LITMON_CONFIG)")):
+        load_config(None)
+
+
+def test_unreadable_config_path_is_an_error(tmp_path, clean_env):
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path))  # a directory
+
+    assert str(info.value).startswith(f"{tmp_path}: cannot read file given by --config")
+
+
+# --------------------------------------------------------------------------- the shipped default
+
+
+def test_shipped_text_is_the_repository_file():
+    assert shipped_config_text() == (ROOT / "config" / "litmon.toml").read_text(encoding="utf-8")
+
+
+def test_shipped_default_enables_every_api_source_over_https():
+    config = parse_config(shipped_config_text(), "<shipped>")
+
+    assert set(API_SOURCES) == {"pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "openalex"}
+    for name in API_SOURCES:
+        settings = config.source(name)
+        assert settings["enabled"] is True, name
+        assert settings["base_url"].startswith("https://"), name
+        assert settings["base_url"].endswith("/"), name  # sources append their documented paths
+
+
+def test_shipped_default_feeds_pages_and_delivery():
+    config = parse_config(shipped_config_text(), "<shipped>")
+
+    names = [feed["name"] for feed in config.feeds]
+    assert len(names) >= 7
+    assert "jama-psychiatry" in names
+    assert all(feed["url"].startswith("https://") for feed in config.feeds)
+    assert all(page["url"].startswith("https://") for page in config.pages)
+    assert config.email.smtp_host == ""  # digests go to the outbox until SMTP is configured
+    assert config.email.security == "starttls"
+    assert config.backfill_from == dt.date(2000, 1, 1)
+    assert config.overlap_days == 3
+    assert "ketamin" in config.topic["match_terms"]
+
+
+#: (table, key) pairs that make up the configuration interface; each must be explained in the shipped file.
+#: A table of None is the top level; "sources.*" means every [sources.X] table that sets the key.
+INTERFACE_KEYS = [
+    (None, "contact_email"),
+    ("database", "path"),
+    ("outbox", "dir"),
+    ("crawl", "backfill_from"),
+    ("crawl", "overlap_days"),
+    ("sources.*", "enabled"),
+    ("sources.*", "base_url"),
+    ("sources.*", "api_key_env"),
+    ("feeds", "name"),
+    ("feeds", "url"),
+    *(("pages", key) for key in ("name", "url", "item", "title", "link", "date")),
+    *(("email", key) for key in ("smtp_host", "smtp_port", "security", "username", "password_env", "sender", "recipients")),
+]
+
+HEADER_RE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
+KEY_RE = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def shipped_layout():
+    """Split the shipped file into table instances.
+
+    Each instance records its name, its comments (the comment block right above the header plus
+    every comment inside the table) and, per key, whether a comment line sits directly above it.
+    The first instance of a group ([sources.X], [[feeds]], [[pages]]) carries the group's intro.
+    """
+    tables = [{"name": None, "comments": [], "keys": {}}]
+    pending: list[str] = []  # comment lines since the last key line
+    previous_is_comment = False
+    for line in shipped_config_text().splitlines():
+        stripped = line.strip()
+        header = HEADER_RE.match(line)
+        if stripped.startswith("#"):
+            pending.append(stripped)
+            previous_is_comment = True
+            continue
+        if header:
+            tables.append({"name": header.group(1), "comments": list(pending), "keys": {}})
+            pending = []
+        elif KEY_RE.match(line):
+            tables[-1]["comments"].extend(pending)
+            pending = []
+            tables[-1]["keys"][KEY_RE.match(line).group(1)] = previous_is_comment
+        previous_is_comment = False
+    return tables
+
+
+def group_of(name: str | None) -> str | None:
+    return "sources.*" if name and name.startswith("sources.") else name
+
+
+def test_shipped_default_comments_every_table_and_interface_key():
+    tables = shipped_layout()
+    intro: dict[str | None, list[str]] = {}
+    for table in tables:
+        intro.setdefault(group_of(table["name"]), table["comments"])
+
+    uncommented_tables = [
+        t["name"] for t in tables[1:] if not t["comments"] and not intro[group_of(t["name"])]
+    ]
+    assert uncommented_tables == []
+
+    missing = []
+    for group, key in INTERFACE_KEYS:
+        instances = [t for t in tables if group_of(t["name"]) == group and key in t["keys"]]
+        assert instances, f"{group}.{key} is not in the shipped file"
+        for table in instances:
+            mentioned = any(re.search(rf"\b{re.escape(key)}\b", c) for c in table["comments"] + intro[group])
+            if not (table["keys"][key] or mentioned):
+                missing.append(f"{table['name']}.{key}" if table["name"] else key)
+    assert missing == [], f"keys without an explaining comment in config/litmon.toml: {missing}"
+
+
+# --------------------------------------------------------------------------- validation errors
+
+INVALID = [
+    pytest.param(minimal("not-an-address"), "contact_email", "expected an e-mail address", id="contact-invalid"),
+    pytest.param('[topic]\nmatch_terms = ["ketamin"]\n', "contact_email", "expected an e-mail address", id="contact-missing"),
+    pytest.param(minimal().replace('"tester@example.org"', "42"), "contact_email", "expected a string, got 42", id="contact-not-string"),
+    pytest.param(minimal(extra="[sources.pubmedx]\nenabled = true\n"), "sources.pubmedx", "unknown source; expected one of pubmed, europepmc", id="unknown-source"),
+    pytest.param(minimal(extra='[sources.pubmed]\nenabled = true\nbase_url = "ftp://eutils.example.org/"\n'),
+                 "sources.pubmed.base_url", "expected an http:// or https:// URL, got 'ftp://eutils.example.org/'", id="base-url-ftp"),
+    pytest.param(minimal(extra="[sources.europepmc]\nenabled = true\n"), "sources.europepmc.base_url", "expected an http:// or https:// URL", id="base-url-missing"),
+    pytest.param(minimal(extra='[sources.crossref]\nbase_url = "api.crossref.org"\n'), "sources.crossref.base_url", "http:// or https://", id="base-url-disabled-source"),
+    pytest.param(minimal(extra='[sources.pubmed]\nenabled = "yes"\n'), "sources.pubmed.enabled", "expected true or false, got 'yes'", id="enabled-not-bool"),
+    pytest.param(minimal(extra="[sources.pubmed]\nmin_interval = -1\n"), "sources.pubmed.min_interval", "expected a number >= 0", id="min-interval-negative"),
+    pytest.param(minimal(extra="[sources.pubmed]\nquery = 5\n"), "sources.pubmed.query", "a string or a list of strings", id="query-not-string"),
+    pytest.param(minimal(extra='[email]\nsecurity = "tls"\n'), "email.security", "expected one of none, starttls, ssl, got 'tls'", id="security"),
+    pytest.param(minimal(extra='[crawl]\noverlap_days = "3"\n'), "crawl.overlap_days", "expected an integer, got '3'", id="overlap-string"),
+    pytest.param(minimal(extra="[crawl]\noverlap_days = true\n"), "crawl.overlap_days", "expected an integer, got True", id="overlap-bool"),
+    pytest.param(minimal(extra="[crawl]\noverlap_days = 2.5\n"), "crawl.overlap_days", "expected an integer, got 2.5", id="overlap-float"),
+    pytest.param(minimal(extra="[crawl]\noverlap_days = -1\n"), "crawl.overlap_days", "expected an integer between 0 and 365, got -1", id="overlap-negative"),
+    pytest.param(minimal(extra='[crawl]\nbackfill_from = "last year"\n'), "crawl.backfill_from", "expected a date such as 2000-01-01, got 'last year'", id="backfill-text"),
+    pytest.param(minimal(extra='[crawl]\nbackfill_from = "2024-02-30"\n'), "crawl.backfill_from", "expected a date such as 2000-01-01", id="backfill-impossible-date"),
+    pytest.param(minimal(extra="[crawl]\nbackfill_from = 2024\n"), "crawl.backfill_from", "expected a date such as 2000-01-01, got 2024", id="backfill-int"),
+    pytest.param(minimal(extra="[crawl]\nbackfill_from = 07:30:00\n"), "crawl.backfill_from", "expected a date", id="backfill-time"),
+    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\n'), "feeds[0].url", "missing or empty; expected a string", id="feed-without-url"),
+    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\nurl = "jamanetwork.com/rss"\n'), "feeds[0].url", "http:// or https://", id="feed-url-no-scheme"),
+    pytest.param(minimal(extra='[[feeds]]\nname = "jama psychiatry"\nurl = "https://a.example/rss"\n'), "feeds[0].name", "expected letters, digits", id="feed-name-space"),
+    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\n[[feeds]]\nname = "jama"\nurl = "https://b.example/rss"\n'),
+                 "feeds[1].name", "duplicate name 'jama'", id="feed-duplicate-name"),
+    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\nenabled = "no"\n'), "feeds[0].enabled", "expected true or false", id="feed-enabled-not-bool"),
+    pytest.param('contact_email = "tester@example.org"\nfeeds = ["https://a.example/rss"]\n[topic]\nmatch_terms = ["k"]\n',
+                 "feeds", "expected [[feeds]] tables", id="feeds-not-tables"),
+    pytest.param(minimal(extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\nitem = "tr"\ntitle = "a"\nlink = "a"\nselector = "td"\n'),
+                 "pages[0].selector", "unknown key; expected one of name, url, item, title, link, date", id="page-unknown-key"),
+    pytest.param(minimal(extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\ntitle = "a"\nlink = "a"\n'), "pages[0].item", "missing or empty", id="page-without-item"),
+    pytest.param(minimal(extra='[email]\nrecipients = ["ops@example.org", "ops-at-example.org"]\n'),
+                 "email.recipients[1]", "expected an e-mail address, got 'ops-at-example.org'", id="recipient-not-address"),
+    pytest.param(minimal(extra='[email]\nrecipients = "ops@example.org"\n'), "email.recipients", "expected a list of strings", id="recipients-not-list"),
+    pytest.param(minimal(extra='[email]\nsmtp_host = "smtp.example.org"\n'), "email.recipients", "expected at least one address when email.smtp_host is set", id="smtp-without-recipients"),
+    pytest.param(minimal(extra="[email]\nsmtp_port = 70000\n"), "email.smtp_port", "expected an integer between 1 and 65535, got 70000", id="smtp-port-range"),
+    pytest.param(minimal(extra='[digest]\nwhen_empty = "never"\n'), "digest.when_empty", "expected send or skip", id="when-empty"),
+    pytest.param(minimal(extra="[database]\npath = 3\n"), "database.path", "expected a string, got 3", id="database-path-not-string"),
+    pytest.param('contact_email = "tester@example.org"\ndatabase = "x.db"\n[topic]\nmatch_terms = ["k"]\n', "database", "expected a table", id="database-not-table"),
+    pytest.param('contact_email = "tester@example.org"\n[topic]\nmatch_terms = []\n', "topic.match_terms", "expected a non-empty list", id="no-match-terms"),
+    pytest.param(minimal(extra='[http]\nmax_retries = 50\n'), "http.max_retries", "expected an integer between 0 and 20", id="max-retries-range"),
+]
+
+
+@pytest.mark.parametrize("text, key, expected", INVALID)
+def test_invalid_config_names_file_key_and_expectation(tmp_path, text, key, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+
+    assert info.value.path == str(path)
+    assert info.value.key == key
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: ")
+    assert expected in message
+
+
+def test_minimum_only_integer_range_reads_naturally():
+    """A key with a lower bound but no upper bound must not say 'between 1 and None'."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(minimal(extra="[sources.europepmc]\npage_size = 0\n"), "cfg.toml")
+
+    assert str(info.value) == "cfg.toml: sources.europepmc.page_size: expected an integer >= 1, got 0"
+
+
+def test_bad_toml_names_the_file_and_the_position(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text('contact_email = "tester@example.org"\n[crawl\noverlap_days = 3\n', encoding="utf-8")
+
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+
+    assert info.value.key is None
+    assert str(info.value).startswith(f"{path}: not valid TOML: ")
+    assert "line 2" in str(info.value)
+
+
+def test_valid_minimal_config_gets_documented_defaults():
+    config = parse_config(minimal(), "cfg.toml")
+
+    assert config.database_path == Path("litmon.db")
+    assert config.outbox_dir == Path("outbox")
+    assert config.backfill_from == dt.date(2000, 1, 1)
+    assert config.overlap_days == 3
+    assert all(config.source(name)["enabled"] is False for name in API_SOURCES)
+    assert config.email.sender == "litmon <tester@example.org>"
+    assert config.email.recipients == []
+
+
+def test_valid_values_are_converted():
+    config = parse_config(minimal(extra="""
+[crawl]
+backfill_from = "2024-03-01"
+overlap_days = 0
+[sources.pubmed]
+enabled = true
+base_url = "http://127.0.0.1:8080/eutils/"
+min_interval = 1
+[http]
+backoff_seconds = 1
+[email]
+smtp_host = "smtp.example.org"
+security = "ssl"
+recipients = ["a@example.org", "b@example.org"]
+"""), "cfg.toml")
+
+    assert config.backfill_from == dt.date(2024, 3, 1)
+    assert config.overlap_days == 0
+    assert config.source("pubmed")["base_url"] == "http://127.0.0.1:8080/eutils/"
+    assert config.http["backoff_seconds"] == 1.0 and isinstance(config.http["backoff_seconds"], float)
+    assert config.email.security == "ssl"
+    assert config.email.recipients == ["a@example.org", "b@example.org"]
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+# Checked as a file of this checkout: an editable install elsewhere could otherwise supply crawler.cli.
+@pytest.mark.skipif(not (ROOT / "crawler" / "cli.py").is_file(),
+                    reason="crawler/cli.py does not exist in this checkout yet (crawler/__main__.py imports it)")
+def test_cli_exits_2_naming_file_and_key_on_invalid_config(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(minimal(extra="[crawl]\noverlap_days = true\n"), encoding="utf-8")
+    # Run the code of this checkout, not whatever `litmon` is installed in the environment.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("LITMON_CONFIG", None)
+
+    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(bad), "status"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2, result.stderr
+    assert str(bad) in result.stderr
+    assert "crawl.overlap_days" in result.stderr
+    assert "Traceback" not in result.stderr
