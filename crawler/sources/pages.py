@@ -1,0 +1,212 @@
+"""HTML listing pages without a feed (e.g. FDA Drug Safety Communications): one instance per ``[[pages]]``.
+
+Each instance is named ``page:<name>`` and configured with the page ``url`` and CSS selectors:
+``item`` selects each entry of the listing; inside it ``title`` (its text), ``link`` (an element
+with ``href``, or one containing an ``<a href>``), and the optional ``date`` (its text, or the
+``datetime`` attribute of a ``<time>``) and ``summary``.
+
+Incremental strategy
+    Like a feed, a listing page shows its own window (the latest entries), so there is no date
+    query and no paging: each run sends ONE conditional GET (``If-None-Match`` /
+    ``If-Modified-Since`` from the stored ETag / Last-Modified; ``304`` yields nothing and keeps
+    the state). Entries are stored under a stable source_id — the resolved link, else a hash of
+    the title — so an entry seen again is recognised as unchanged.
+Parsing
+    BeautifulSoup with the lxml backend (the page's declared charset is honoured). Links are
+    resolved with ``urljoin`` against the page URL (after redirects, and a ``<base href>``);
+    ``javascript:`` and ``mailto:`` links are ignored (the entry is kept without a URL). A link
+    to a DOI (doi.org, ``/doi/10.…``) gives the entry that DOI, except on ``kind = "news"``
+    pages. Dates in common formats (2024-03-05, 03/05/2024 — US month first —, March 5, 2024,
+    5 March 2024) become ISO dates; anything else gives no date, never an error. entered_on is
+    the entry's date, else the date the page first listed it (remembered in the state while it
+    is listed).
+Failures
+    An ``item`` selector that matches nothing, or a ``title`` selector that matches inside no
+    item, fails the run with a message naming ``[[pages]] <name>``: the page layout has most
+    likely changed (or a bot-check page was served; its title is quoted).
+Filtering and types
+    Entries are kept when [topic].match_terms occur in the title or summary, unless the entry sets
+    ``filter = false``. ``kind = "news"`` stores them as news, otherwise as articles.
+Etiquette
+    One request per page and run, conditional; the shared client spaces requests per host.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any, Callable, Iterator
+from urllib.parse import urljoin
+
+from bs4 import BeautifulSoup
+from soupsieve import SelectorSyntaxError
+
+from crawler.errors import SourceError
+from crawler.records import Record
+from crawler.sources.base import CrawlContext
+from crawler.sources.feeds import (
+    clean_text,
+    clean_url,
+    doi_from_url,
+    fetch_conditional,
+    filter_records,
+    parse_date_text,
+    remember_first_seen,
+    remember_validators,
+)
+
+#: No recorded corpus exists for configured pages (each site's markup differs); see tests/fixtures/pages.
+CORPUS_DIR = None
+
+IGNORED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:")
+
+
+# --------------------------------------------------------------------------- fetching
+
+def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
+    url = ctx.settings["url"]
+    response = fetch_conditional(ctx, url)
+    if response is None:
+        ctx.log_query(url, hits=0, status=304, read=0)
+        return
+    undated: set[str] = set()
+    records = parse_page(
+        response.content, ctx.name, ctx.settings, page_url=response.url or url, fetched_on=ctx.until.isoformat(),
+        first_seen=ctx.state.get("first_seen") or {}, undated=undated, warn=ctx.warn,
+    )
+    kept = filter_records(ctx, records)
+    ctx.log_query(url, hits=len(kept), status=response.status, read=len(records),
+                  filtered=ctx.settings.get("filter", True) is not False)
+    remember_validators(ctx, response)
+    remember_first_seen(ctx, kept, undated)
+    if kept:
+        yield kept
+
+
+# --------------------------------------------------------------------------- parsing
+
+def parse_page(body: bytes, source: str, settings: dict[str, Any], *, page_url: str | None = None,
+               fetched_on: str | None = None, first_seen: dict[str, str] | None = None,
+               undated: set[str] | None = None, warn: Callable[[str], None] | None = None) -> list[Record]:
+    """Parse a listing page with the selectors of one ``[[pages]]`` entry.
+
+    ``undated`` (if given) receives the source_ids whose entered_on is a first-seen date."""
+    page_url = page_url or settings["url"]
+    fetched_on = fetched_on or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    first_seen = first_seen or {}
+    where = f"[[pages]] {settings.get('name') or source.split(':', 1)[-1]}"
+    soup = BeautifulSoup(body or b"", "lxml")
+    base = page_base(soup, page_url)
+    items = select(soup, settings["item"], "item", source, where, page_url)
+    if not items:
+        raise SourceError(
+            source, f"the selectors in {where} matched nothing: item = {settings['item']!r} selects no element"
+            f"{page_title_note(soup)}; the page layout may have changed",
+            hint=f"open the page in a browser and update item/title/link in {where}", url=page_url)
+    records: list[Record] = []
+    seen: set[str] = set()
+    untitled = 0
+    for item in items:
+        record = parse_item(item, source, settings, base=base, where=where, page_url=page_url)
+        if record is None:
+            untitled += 1
+            continue
+        if record.source_id in seen:
+            continue
+        seen.add(record.source_id)
+        if record.entered_on is None:
+            record.entered_on = first_seen.get(record.source_id) or fetched_on
+            if undated is not None:
+                undated.add(record.source_id)
+        records.append(record)
+    if not records:
+        raise SourceError(
+            source, f"the selectors in {where} matched nothing: title = {settings['title']!r} finds no text in any of "
+            f"the {len(items)} element(s) selected by item = {settings['item']!r}{page_title_note(soup)}; "
+            "the page layout may have changed",
+            hint=f"open the page in a browser and update item/title/link in {where}", url=page_url)
+    if untitled and warn and untitled > len(items) // 2:
+        warn(f"{untitled} of {len(items)} items on the page have no title (selector {settings['title']!r}); skipped")
+    return records
+
+
+def parse_item(item, source: str, settings: dict[str, Any], *, base: str, where: str, page_url: str) -> Record | None:
+    """One selected element -> Record; None when the title selector finds no text in it."""
+    title_el = select_one(item, settings["title"], "title", source, where, page_url)
+    title = clean_text(title_el.get_text(" ")) if title_el is not None else ""
+    if not title:
+        return None
+    link = item_link(select_one(item, settings["link"], "link", source, where, page_url), base)
+    date = None
+    if settings.get("date"):
+        date = item_date(select_one(item, settings["date"], "date", source, where, page_url))
+    summary = None
+    if settings.get("summary"):
+        summary_el = select_one(item, settings["summary"], "summary", source, where, page_url)
+        summary = clean_text(summary_el.get_text(" ")) if summary_el is not None else None
+    record = Record(
+        source=source,
+        source_id=link or "sha1:" + hashlib.sha1(title.encode("utf-8")).hexdigest()[:20],
+        record_type="news" if settings.get("kind") == "news" else "article",
+        title=title,
+        url=link,
+        abstract=summary or None,
+        published_on=date,
+        entered_on=date,
+    )
+    doi = doi_from_url(link) if settings.get("kind") != "news" else None
+    if doi:
+        record.add_id("doi", doi)
+    return record
+
+
+def item_link(element, base: str) -> str | None:
+    """The absolute href of the element (or of the first <a href> inside it); None for javascript:/mailto:."""
+    if element is None:
+        return None
+    href = element.get("href")
+    if not href:
+        anchor = element.find("a", href=True)
+        href = anchor.get("href") if anchor is not None else None
+    href = (href or "").strip()
+    if not href or href.startswith("#") or href.lower().startswith(IGNORED_SCHEMES):
+        return None
+    return clean_url(urljoin(base, href))
+
+
+def item_date(element) -> str | None:
+    if element is None:
+        return None
+    for candidate in (element.get("datetime"), element.get("content"), element.get_text(" ")):
+        date = parse_date_text(candidate) if candidate else None
+        if date:
+            return date
+    time_el = element.find("time")
+    if time_el is not None and time_el.get("datetime"):
+        return parse_date_text(time_el["datetime"])
+    return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+def select(node, selector: str, key: str, source: str, where: str, url: str) -> list:
+    try:
+        return node.select(selector)
+    except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
+        raise SourceError(source, f"{key} = {selector!r} in {where} is not a valid CSS selector: {exc}",
+                          hint=f"the {key} selector in {where}", url=url) from None
+
+
+def select_one(node, selector: str, key: str, source: str, where: str, url: str):
+    found = select(node, selector, key, source, where, url)
+    return found[0] if found else None
+
+
+def page_base(soup, page_url: str) -> str:
+    base = soup.find("base", href=True)
+    return urljoin(page_url, base["href"].strip()) if base is not None else page_url
+
+
+def page_title_note(soup) -> str:
+    title = clean_text(soup.title.get_text()) if soup.title is not None else ""
+    return f" (the page served is titled {title[:80]!r})" if title else ""
