@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from werkzeug import Response
@@ -27,8 +29,14 @@ def write_config(tmp_path, extra: str) -> str:
     return str(path)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def litmon(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    """Run this checkout's code (not whatever litmon is installed) as a user would."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("LITMON_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_run_with_unreachable_sources_exits_1_and_still_writes_db_and_digest(tmp_path):
