@@ -157,7 +157,7 @@ class HttpClient:
                     continue
                 body = self._read_capped(response, source)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last_problem = f"{type(exc).__name__}: {_short(exc)}"
+                last_problem = describe_network_error(exc, _display_host(url))
                 # A host name that does not resolve rarely resolves seconds later: retry once only.
                 retries = min(1, self.max_retries) if _is_dns_failure(exc) else self.max_retries
                 if attempt < retries:
@@ -214,6 +214,25 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _display_host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
+
+
+def describe_network_error(exc: Exception, host: str) -> str:
+    """A short, human reason for a connection-level failure (the full text is in -v logs)."""
+    text = repr(exc)
+    if _is_dns_failure(exc):
+        return f"cannot resolve host name {host} (DNS)"
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return f"connection refused by {host}"
+    if isinstance(exc, requests.Timeout) or "timed out" in text:
+        return f"{host} did not answer in time ({type(exc).__name__})"
+    if "SSLError" in text or "CERTIFICATE" in text:
+        return f"TLS/SSL error with {host}: {_short(exc)}"
+    return f"{type(exc).__name__} talking to {host}: {_short(exc)}"
 
 
 def _is_dns_failure(exc: Exception) -> bool:

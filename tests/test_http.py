@@ -378,7 +378,7 @@ def test_connection_refused_is_a_network_error_after_retries(closed_port, sleeps
         client(sleeps, max_retries=2, connect_timeout=5).get(url, source="biorxiv", params={"cursor": "0"})
 
     message = str(info.value)
-    assert message.startswith("[biorxiv] network error after 3 attempt(s): ConnectionError")
+    assert message.startswith(f"[biorxiv] network error after 3 attempt(s): connection refused by 127.0.0.1:{closed_port}")
     assert f"{url}?cursor=0" in message
     assert "network access" in info.value.hint
     assert len(sleeps) == 2
