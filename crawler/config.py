@@ -41,6 +41,9 @@ class EmailSettings:
     sender: str = "litmon@localhost"
     recipients: list[str] = field(default_factory=list)
     timeout: float = 30.0
+    ca_file: str = ""
+    attempts: int = 3
+    retry_backoff_seconds: float = 5.0
 
 
 @dataclass
@@ -227,11 +230,16 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         smtp_port=email_tbl.int("smtp_port", 587, 1, 65535),
         security=security,
         username=email_tbl.str("username", ""),
-        password_env=email_tbl.str("password_env", ""),
+        password_env=email_tbl.str("password_env", "LITMON_SMTP_PASSWORD"),
         sender=email_tbl.str("sender", f"litmon <{contact}>"),
         recipients=recipients,
         timeout=email_tbl.float("timeout", 30.0),
+        ca_file=email_tbl.str("ca_file", ""),
+        attempts=email_tbl.int("attempts", 3, 1, 10),
+        retry_backoff_seconds=email_tbl.float("retry_backoff_seconds", 5.0),
     )
+    if email.ca_file and not Path(email.ca_file).expanduser().is_file():
+        raise ConfigError(path, "email.ca_file", f"expected the path of a PEM file of trusted CA certificates, got {email.ca_file!r} (no such file)")
     if email.smtp_host and not email.recipients:
         raise ConfigError(path, "email.recipients", "expected at least one address when email.smtp_host is set")
 

@@ -245,26 +245,43 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def send_smtp(config, db, digest_id: int, digest: Digest, recipient: str, attempts: int = 3) -> dict:
+def send_smtp(config, db, digest_id: int, digest: Digest, recipient: str) -> dict:
+    """Send to one recipient; transient failures (4xx replies, dropped connections) are retried
+    with exponential backoff; the delivery is recorded as sent only after the server accepted it."""
+    settings = config.email
     message = build_message(config, digest, recipient)
     error = None
-    for attempt in range(attempts):
+    for attempt in range(settings.attempts):
         try:
-            _smtp_send(config.email, message, recipient)
+            _smtp_send(settings, message, recipient)
             store.save_delivery(db, digest_id, recipient, transport="smtp", status="sent", message_id=message["Message-ID"])
             log.info("digest %d sent to %s", digest_id, recipient)
             return {"recipient": recipient, "status": "sent"}
         except smtplib.SMTPResponseException as exc:
-            error = f"SMTP {exc.smtp_code}: {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
+            text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            error = f"SMTP {exc.smtp_code}: {text}"
             if not 400 <= exc.smtp_code < 500:
-                break
+                break  # permanent: retrying will not help
+        except smtplib.SMTPRecipientsRefused as exc:
+            error = f"recipient refused: {exc.recipients}"
+            break
+        except DeliveryError as exc:
+            error = str(exc)
+            break
         except (smtplib.SMTPException, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        if attempt < attempts - 1:
-            time.sleep(min(2 ** attempt, 30))
+        if attempt < settings.attempts - 1:
+            delay = settings.retry_backoff_seconds * (2 ** attempt)
+            log.info("digest %d to %s: %s; retry %d/%d in %.1fs", digest_id, recipient, error, attempt + 1, settings.attempts - 1, delay)
+            time.sleep(delay)
     store.save_delivery(db, digest_id, recipient, transport="smtp", status="failed", error=error)
-    log.error("digest %d to %s failed: %s — check: [email] smtp_host/port/security and the password variable", digest_id, recipient, error)
+    log.error("digest %d to %s failed: %s — check: [email] smtp_host, smtp_port, security, username and $%s",
+              digest_id, recipient, error, settings.password_env or "password_env")
     return {"recipient": recipient, "status": "failed", "error": error}
+
+
+def _tls_context(settings) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(Path(settings.ca_file).expanduser()) if settings.ca_file else None)
 
 
 def _smtp_send(settings, message: EmailMessage, recipient: str) -> None:
@@ -272,13 +289,13 @@ def _smtp_send(settings, message: EmailMessage, recipient: str) -> None:
     if settings.username and not password:
         raise DeliveryError(f"[email] username is set but ${settings.password_env} is empty")
     if settings.security == "ssl":
-        client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=ssl.create_default_context())
+        client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=_tls_context(settings))
     else:
         client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
     with client:
         client.ehlo()
         if settings.security == "starttls":
-            client.starttls(context=ssl.create_default_context())
+            client.starttls(context=_tls_context(settings))
             client.ehlo()
         if settings.username:
             client.login(settings.username, password)

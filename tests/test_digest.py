@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import email
 import socket
+import ssl
 from email import policy
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from crawler import store
 from crawler.digest import digest_due, run_digest
@@ -106,26 +109,54 @@ def test_dry_run_writes_and_records_nothing(make_config, db, tmp_path):
 
 
 class Recorder:
-    def __init__(self, reject=False):
-        self.messages, self.reject = [], reject
+    """An SMTP handler that records messages; it can reject, or fail transiently N times first."""
+
+    def __init__(self, reject=False, transient_failures=0):
+        self.messages, self.reject, self.transient_failures = [], reject, transient_failures
+        self.attempts = 0
+        self.logins: list[tuple[bytes, bytes]] = []
+        self.mechanisms: list[str] = []
 
     async def handle_DATA(self, server, session, envelope):
+        self.attempts += 1
         if self.reject:
             return "554 5.7.1 Message rejected"
+        if self.attempts <= self.transient_failures:
+            return "451 4.3.0 Temporary failure, try again"
         self.messages.append(envelope)
         return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        self.logins.append((auth_data.login, auth_data.password))
+        self.mechanisms.append(mechanism)
+        # handled=False: let the server answer 535 itself
+        return AuthResult(success=auth_data.login == b"digest-bot" and auth_data.password == b"s3cret", handled=False)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A private CA and a certificate for 127.0.0.1 (trustme), as an operator's internal CA would be."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    return {"ca_file": str(folder / "ca.pem"), "context": server_context}
 
 
 @pytest.fixture
 def smtp_server():
     servers = []
 
-    def _start(reject=False):
-        handler = Recorder(reject)
+    def _start(reject=False, transient_failures=0, **controller_options):
+        handler = Recorder(reject, transient_failures)
+        if controller_options.pop("auth", False):
+            controller_options.update(authenticator=handler.authenticate, auth_require_tls=True)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **controller_options)
         controller.start()
         servers.append(controller)
         return handler, port
@@ -172,3 +203,73 @@ recipients = ["a@example.org"]
     assert result.failed
     failed = rows(db, "SELECT status, error FROM digest_deliveries")
     assert failed[0]["status"] == "failed" and "554" in failed[0]["error"]
+
+
+def smtp_config(make_config, port, extra=""):
+    return make_config(f"""
+[email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+recipients = ["clinician@example.org"]
+retry_backoff_seconds = 0.01
+timeout = 10
+{extra}
+""")
+
+
+def test_starttls_with_auth(make_config, db, smtp_server, tls, monkeypatch):
+    handler, port = smtp_server(tls_context=tls["context"], require_starttls=True, auth=True)
+    monkeypatch.setenv("LITMON_SMTP_PASSWORD", "s3cret")
+    config = smtp_config(make_config, port, f"""security = "starttls"
+username = "digest-bot"
+password_env = "LITMON_SMTP_PASSWORD"
+ca_file = "{tls['ca_file']}"
+""")
+    store.save_records(db, [article("101", "Esketamine trial", "2026-11-22")], now="2026-11-23T06:00:00Z")
+
+    result = run_digest(config, db, now=NOW)
+
+    assert [d["status"] for d in result.deliveries] == ["sent"]
+    assert handler.logins == [(b"digest-bot", b"s3cret")]
+    assert [m.rcpt_tos for m in handler.messages] == [["clinician@example.org"]]
+
+
+def test_wrong_password_fails_without_retry_and_is_recorded(make_config, db, smtp_server, tls, monkeypatch):
+    handler, port = smtp_server(tls_context=tls["context"], require_starttls=True, auth=True)
+    monkeypatch.setenv("LITMON_SMTP_PASSWORD", "wrong")
+    config = smtp_config(make_config, port, f"""security = "starttls"
+username = "digest-bot"
+ca_file = "{tls['ca_file']}"
+""")
+    result = run_digest(config, db, now=NOW)
+    assert result.failed and handler.messages == []
+    # one delivery attempt (smtplib tries each offered mechanism once); 535 is permanent: no retry
+    assert sorted(handler.mechanisms) == ["LOGIN", "PLAIN"]
+    error = rows(db, "SELECT error FROM digest_deliveries")[0]["error"]
+    assert error.startswith("SMTP 535") and "wrong" not in error
+
+
+def test_implicit_ssl(make_config, db, smtp_server, tls):
+    handler, port = smtp_server(ssl_context=tls["context"])
+    config = smtp_config(make_config, port, f"""security = "ssl"
+ca_file = "{tls['ca_file']}"
+""")
+    result = run_digest(config, db, now=NOW)
+    assert [d["status"] for d in result.deliveries] == ["sent"] and len(handler.messages) == 1
+
+
+def test_untrusted_certificate_is_refused(make_config, db, smtp_server, tls):
+    handler, port = smtp_server(ssl_context=tls["context"])
+    config = smtp_config(make_config, port, 'security = "ssl"\nattempts = 1\n')  # no ca_file: system CAs only
+    result = run_digest(config, db, now=NOW)
+    assert result.failed and handler.messages == []
+    assert "CERTIFICATE_VERIFY_FAILED" in rows(db, "SELECT error FROM digest_deliveries")[0]["error"]
+
+
+def test_transient_failure_is_retried_then_delivered(make_config, db, smtp_server):
+    handler, port = smtp_server(transient_failures=2)
+    config = smtp_config(make_config, port, 'security = "none"\nattempts = 3\n')
+    result = run_digest(config, db, now=NOW)
+    assert [d["status"] for d in result.deliveries] == ["sent"]
+    assert handler.attempts == 3 and len(handler.messages) == 1
+    assert rows(db, "SELECT status FROM digest_deliveries") == [{"status": "sent"}]
