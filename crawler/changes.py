@@ -1,0 +1,135 @@
+"""What changed in a period: trial registration changes and the health of each source.
+
+Both read the store (no writes) and feed the digest's "Clinical trials" and "Source health" sections.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from crawler.records import TRIAL_FIELDS
+
+#: Fields whose change is worth telling a reader, with a label. Others (e.g. last_update_posted_on)
+#: change on every edit and are stored but not reported.
+REPORTED_TRIAL_FIELDS = {
+    "overall_status": "status",
+    "why_stopped": "why stopped",
+    "phases": "phase",
+    "enrollment": "enrollment",
+    "primary_completion_date": "primary completion",
+    "completion_date": "completion",
+    "results_first_posted_on": "results posted",
+    "has_results": "results",
+}
+
+
+@dataclass
+class FieldChange:
+    field: str
+    label: str
+    before: object
+    after: object
+
+    def describe(self) -> str:
+        if self.field == "has_results":
+            return "results posted" if self.after else "results withdrawn"
+        if self.field == "results_first_posted_on" and not self.before:
+            return f"results first posted {self.after}"
+        return f"{self.label}: {_show(self.before)} → {_show(self.after)}"
+
+
+@dataclass
+class TrialChange:
+    work_id: int
+    source: str
+    trial_id: str
+    captured_at: str
+    changes: list[FieldChange] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        texts = [c.describe() for c in self.changes]
+        # "results posted" and "results first posted DATE" say the same thing twice
+        if any(t.startswith("results first posted") for t in texts):
+            texts = [t for t in texts if t != "results posted"]
+        return texts
+
+
+def _show(value) -> str:
+    return "—" if value in (None, "") else str(value)
+
+
+def trial_changes(db, since: str, until: str) -> list[TrialChange]:
+    """Changes of reported trial fields captured in (since, until], one entry per trial and snapshot."""
+    result = []
+    snapshots = db.execute(
+        f"""SELECT s.id, s.source, s.trial_id, s.captured_at, r.work_id, {', '.join('s.' + f for f in TRIAL_FIELDS)}
+            FROM trial_snapshots s JOIN records r ON r.id = s.record_id
+            WHERE s.captured_at > ? AND s.captured_at <= ? ORDER BY s.id""",
+        [since, until],
+    ).fetchall()
+    for row in snapshots:
+        snap_id, source, trial_id, captured_at, work_id, *values = row
+        previous = db.execute(
+            f"SELECT {', '.join(TRIAL_FIELDS)} FROM trial_snapshots WHERE source = ? AND trial_id = ? AND id < ? ORDER BY id DESC LIMIT 1",
+            [source, trial_id, snap_id],
+        ).fetchone()
+        if previous is None:
+            continue  # the first snapshot is the registration itself, not a change
+        after = dict(zip(TRIAL_FIELDS, values))
+        before = dict(zip(TRIAL_FIELDS, previous))
+        changes = [FieldChange(name, label, before[name], after[name])
+                   for name, label in REPORTED_TRIAL_FIELDS.items() if before[name] != after[name]]
+        if changes:
+            result.append(TrialChange(work_id, source, trial_id, captured_at, changes))
+    return result
+
+
+@dataclass
+class SourceHealth:
+    source: str
+    status: str  # ok | failed | silent
+    runs: int
+    failures: int
+    fetched: int
+    new: int
+    last_error: str | None
+
+    def describe(self) -> str:
+        if self.status == "failed":
+            return f"failed in {self.failures} of {self.runs} run(s): {self.last_error}"
+        if self.status == "silent":
+            return f"no results in {self.runs} run(s), although it usually has some"
+        return f"ok: {self.runs} run(s), {self.fetched} fetched, {self.new} new"
+
+
+def source_health(db, since: str, until: str) -> list[SourceHealth]:
+    """Each source's runs in (since, until]: ok, failed (with the last error) or silent (zero results
+    where earlier runs usually had some)."""
+    result = []
+    rows = db.execute(
+        """SELECT source, COUNT(*), SUM(status = 'failed'), SUM(fetched), SUM(new),
+                  (SELECT error FROM source_runs e WHERE e.source = r.source AND e.status = 'failed'
+                     AND e.started_at > ? AND e.started_at <= ? ORDER BY e.id DESC LIMIT 1)
+           FROM source_runs r WHERE started_at > ? AND started_at <= ? AND status != 'running'
+           GROUP BY source ORDER BY source""",
+        [since, until, since, until],
+    ).fetchall()
+    for source, runs, failures, fetched, new, last_error in rows:
+        status = "failed" if failures else "ok"
+        if status == "ok" and not fetched:
+            usual = db.execute(
+                """SELECT AVG(fetched) FROM (SELECT fetched FROM source_runs WHERE source = ? AND status = 'ok'
+                   AND started_at <= ? ORDER BY id DESC LIMIT 10)""", [source, since]).fetchone()[0]
+            if usual and usual >= 1:
+                status = "silent"
+        result.append(SourceHealth(source, status, runs, failures or 0, fetched or 0, new or 0, last_error))
+    return result
+
+
+def warnings_of(db, since: str, until: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for source, warnings in db.execute(
+            "SELECT source, warnings FROM source_runs WHERE started_at > ? AND started_at <= ?", [since, until]):
+        found.setdefault(source, []).extend(json.loads(warnings or "[]"))
+    return found
