@@ -62,6 +62,7 @@ class Config:
     digest: dict[str, Any]
     http: dict[str, Any]
     schedule: dict[str, Any]
+    status: dict[str, Any]
     raw: dict[str, Any]
 
     def source(self, name: str) -> dict[str, Any]:
@@ -268,6 +269,14 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         "timezone": schedule_tbl.str("timezone", "UTC"),
         "crawl": schedule_tbl.str("crawl", "30 5 * * *"),
         "digest": schedule_tbl.str("digest", "0 7 * * mon"),
+        "misfire_grace_seconds": schedule_tbl.int("misfire_grace_seconds", 43200, 1),
+    }
+    _check_schedule(path, schedule)
+
+    status_tbl = root.table_("status")
+    status = {
+        "fail_after": status_tbl.int("fail_after", 3, 0),
+        "max_lag_hours": status_tbl.int("max_lag_hours", 72, 0),
     }
 
     return Config(
@@ -285,8 +294,24 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         digest=digest,
         http=http,
         schedule=schedule,
+        status=status,
         raw=data,
     )
+
+
+def _check_schedule(path, schedule) -> None:
+    """Cron expressions and the time zone are checked at load, not when the service first needs them."""
+    from crawler import cron
+
+    try:
+        tz = cron.parse_timezone(schedule["timezone"])
+    except ValueError as exc:
+        raise ConfigError(path, "schedule.timezone", str(exc)) from None
+    for key in ("crawl", "digest"):
+        try:
+            cron.parse_cron(schedule[key], tz)
+        except ValueError as exc:
+            raise ConfigError(path, f"schedule.{key}", f"{exc} — expected cron syntax such as '30 5 * * *'") from None
 
 
 def _parse_named_list(path, data, key, required, optional):

@@ -32,11 +32,17 @@ def write_config(tmp_path, extra: str) -> str:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def litmon(*args, cwd):
-    """Run this checkout's code (not whatever litmon is installed) as a user would."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+def litmon_env(**extra) -> dict:
+    """The environment of a litmon subprocess: this checkout's crawler package first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("LITMON_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+    env.update(extra)
+    return env
+
+
+def litmon(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env=env or litmon_env())
 
 
 def test_run_with_unreachable_sources_exits_1_and_still_writes_db_and_digest(tmp_path):
