@@ -1,47 +1,103 @@
-"""Command line: ``litmon run | crawl | digest | status``.
+"""Command line: ``litmon run | crawl | digest | serve | status | backup | check``.
 
-Exit codes: 0 all good; 1 a source or a delivery failed (the others still ran); 2 usage or
-configuration error.
+Exit codes (documented in README.md, "Command line"):
+
+0 all good; 1 a source or a delivery failed (the others still ran), a run was interrupted by
+SIGTERM/SIGINT, or `check`/`backup` found a problem; 2 usage or configuration error; 3 another litmon
+run holds the lock (this one did nothing); 4 `status`: a source failed ``fail_after`` runs in a row
+or has not succeeded for ``max_lag_hours``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
 import logging
+import signal
+import sqlite3
 import sys
+import threading
+from pathlib import Path
 
 import click
 
 from crawler import __version__, store
 from crawler.config import load_config
-from crawler.errors import ConfigError, LitmonError
+from crawler.errors import ConfigError, LitmonError, LockedError
+from crawler.lock import RunLock, lock_path
+from crawler.logs import FORMATS, mask_secrets, register_config_secrets, resolve_format, setup_logging
 
 log = logging.getLogger("crawler")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def setup_logging(verbose: int, quiet: int) -> None:
-    level = logging.INFO - 10 * verbose + 10 * quiet
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S", force=True)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_UNHEALTHY = 0, 1, 2, 3, 4
 
 
 class State:
-    def __init__(self, config_path):
+    def __init__(self, config_path, quiet=0):
         self.config_path = config_path
+        self.quiet = quiet
         self._config = None
 
     @property
     def config(self):
         if self._config is None:
             self._config = load_config(self.config_path)
+            register_config_secrets(self._config)
         return self._config
 
     def open_db(self):
         return store.open_db(self.config.database_path)
+
+    def say(self, text: str) -> None:
+        """An informational line on stdout, left out with -q (cron mails only what matters)."""
+        if not self.quiet:
+            click.echo(text)
+
+    @contextlib.contextmanager
+    def writing(self, command: str, dry_run: bool = False):
+        """Hold the run lock (unless dry run) and yield (db, stop): stop is set by SIGTERM/SIGINT."""
+        config = self.config
+        stop = threading.Event()
+        if dry_run:
+            db = _open_for_dry_run(config)
+            try:
+                yield db, stop
+            finally:
+                db.close()
+            return
+        lock = RunLock(lock_path(config.database_path), command)
+        lock.acquire()
+        try:
+            with _stop_on_signals(stop):
+                db = self.open_db()
+                try:
+                    from crawler.pipeline import recover_interrupted_runs
+
+                    recover_interrupted_runs(db)
+                    yield db, stop
+                finally:
+                    db.close()
+        finally:
+            lock.release()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event):
+    """The first SIGTERM/SIGINT asks the work to stop at the next safe point; a second one exits now."""
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("%s received: stopping after the current batch (send it again to stop at once)", name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _progress_printer():
@@ -58,17 +114,23 @@ def _progress_printer():
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", help="Config file (default: $LITMON_CONFIG, ./litmon.toml, then the shipped default).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", count=True, help="Less log output (warnings and errors only).")
+@click.option("-q", "--quiet", count=True, help="Less output: warnings and errors only (and no informational lines on stdout).")
+@click.option("--log-format", type=click.Choice(FORMATS), default=None,
+              help="Log lines as human-readable text (default) or JSON lines (default from $LITMON_LOG_FORMAT).")
 @click.version_option(__version__, prog_name="litmon")
 @click.pass_context
-def cli(ctx, config_path, verbose, quiet):
+def cli(ctx, config_path, verbose, quiet, log_format):
     """litmon — monitor the literature on a topic (by default ketamine and esketamine for depression).
 
     Crawls PubMed, Europe PMC, ClinicalTrials.gov, medRxiv/bioRxiv, Crossref, ISRCTN, OpenAlex, journal
     and regulatory feeds and HTML pages into one deduplicated SQLite file, and writes or mails a digest.
     """
-    setup_logging(verbose, quiet)
-    ctx.obj = State(config_path)
+    try:
+        fmt = resolve_format(log_format)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    setup_logging(verbose, quiet, fmt)
+    ctx.obj = State(config_path, quiet)
 
 
 @cli.command()
@@ -76,21 +138,28 @@ def cli(ctx, config_path, verbose, quiet):
 @click.option("--force-digest", is_flag=True, help="Make a digest even if the period has not elapsed.")
 @click.pass_obj
 def run(state, dry_run, force_digest):
-    """Crawl every enabled source, then make the digest if one is due (the cron job)."""
+    """Crawl every enabled source, then make the digest if one is due (the cron job).
+
+    The digest is due when [digest] period_days have passed since the last one. Takes the run lock:
+    if another litmon run holds it, exits 3 at once without doing anything.
+    """
     from crawler import digest as digest_mod
     from crawler import pipeline
 
     config = state.config
-    db = state.open_db() if not dry_run else _open_for_dry_run(config)
-    report = pipeline.crawl(config, db, dry_run=dry_run, trigger="run", progress=_progress_printer())
-    _print_crawl_report(report)
-    failed = bool(report.failed)
-    if force_digest or digest_mod.digest_due(db, config):
-        result = digest_mod.run_digest(config, db, dry_run=dry_run)
-        _print_digest_result(result, dry_run)
-        failed = failed or result.failed
-    else:
-        click.echo("digest: not due yet (see [digest].period_days); use --force-digest to make one now")
+    with state.writing("run", dry_run) as (db, stop):
+        report = pipeline.crawl(config, db, dry_run=dry_run, trigger="run", progress=_progress_printer(), stop=stop)
+        _print_crawl_report(report)
+        failed = bool(report.failed)
+        if report.interrupted or stop.is_set():
+            click.echo("run interrupted: the digest was not made; the next run resumes from the saved watermarks", err=True)
+            sys.exit(EXIT_FAILED)
+        if force_digest or digest_mod.digest_due(db, config):
+            result = digest_mod.run_digest(config, db, dry_run=dry_run)
+            _print_digest_result(state, result, dry_run)
+            failed = failed or result.failed
+        else:
+            state.say("digest: not due yet (see [digest].period_days); use --force-digest to make one now")
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -101,36 +170,60 @@ def run(state, dry_run, force_digest):
 @click.option("--dry-run", is_flag=True, help="Fetch and parse, report what would be new, write nothing.")
 @click.pass_obj
 def crawl(state, sources, since, dry_run):
-    """Fetch new and changed records from the sources into the database."""
+    """Fetch new and changed records from the sources into the database (takes the run lock)."""
     from crawler import pipeline
 
     config = state.config
-    db = state.open_db() if not dry_run else _open_for_dry_run(config)
-    report = pipeline.crawl(config, db, only=list(sources) or None, since=since.date() if since else None,
-                            dry_run=dry_run, trigger="crawl", progress=_progress_printer())
+    with state.writing("crawl", dry_run) as (db, stop):
+        report = pipeline.crawl(config, db, only=list(sources) or None, since=since.date() if since else None,
+                                dry_run=dry_run, trigger="crawl", progress=_progress_printer(), stop=stop)
     _print_crawl_report(report)
-    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+    sys.exit(EXIT_FAILED if report.failed or report.interrupted else EXIT_OK)
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Build the digest and print its summary; send, write and record nothing.")
 @click.pass_obj
 def digest(state, dry_run):
-    """Make the digest of everything new since the last one, and send it (or write it to the outbox)."""
+    """Make the digest of everything new since the last one, and send it (or write it to the outbox).
+
+    Makes it now, whatever [digest] period_days says (takes the run lock).
+    """
     from crawler import digest as digest_mod
 
     config = state.config
-    db = state.open_db() if not dry_run else _open_for_dry_run(config)
-    result = digest_mod.run_digest(config, db, dry_run=dry_run)
-    _print_digest_result(result, dry_run)
+    with state.writing("digest", dry_run) as (db, stop):
+        result = digest_mod.run_digest(config, db, dry_run=dry_run)
+    _print_digest_result(state, result, dry_run)
     sys.exit(EXIT_FAILED if result.failed else EXIT_OK)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-catch-up", is_flag=True, help="Do not run at start the crawl and digest the schedule missed while the service was down.")
+@click.option("--dry-run", is_flag=True, help="Keep the schedule, but each job only fetches and builds the digest: writes nothing.")
 @click.pass_obj
-def status(state, as_json):
-    """Show each source's last success, last error and counts, and the last digest."""
+def serve(state, no_catch_up, dry_run):
+    """Run as a service: crawl and digest on the [schedule] cron expressions until SIGTERM/SIGINT.
+
+    At start it catches up a crawl and a digest the schedule missed while it was down (the first
+    start crawls at once). Each job takes the run lock. SIGTERM/SIGINT: the current batch is
+    committed, the lock released, exit 0.
+    """
+    from crawler.scheduler import Service
+
+    sys.exit(Service(state.config, catch_up=not no_catch_up, dry_run=dry_run).run())
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (for monitoring).")
+@click.option("--fail-after", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Exit 4 when an enabled source has failed N runs in a row (default [status] fail_after; 0 = never).")
+@click.option("--max-lag-hours", type=click.IntRange(min=0), default=None, metavar="H",
+              help="Exit 4 when an enabled source has not succeeded for H hours (default [status] max_lag_hours; 0 = never).")
+@click.pass_obj
+def status(state, as_json, fail_after, max_lag_hours):
+    """Show each source's health (last success, failure, lag, counts), the database, the next
+    scheduled runs and the last digest per recipient. Exits 4 when a source needs attention."""
     from crawler import status as status_mod
 
     config = state.config
@@ -138,8 +231,53 @@ def status(state, as_json):
         db = store.open_db(config.database_path, create=False)
     except FileNotFoundError:
         raise LitmonError(f"no database at {config.database_path} yet — run `litmon run` or `litmon crawl` first") from None
-    info = status_mod.collect_status(config, db)
+    try:
+        info = status_mod.collect_status(config, db, fail_after=fail_after, max_lag_hours=max_lag_hours)
+    finally:
+        db.close()
     click.echo(json.dumps(info, indent=2) if as_json else status_mod.render_status(info))
+    sys.exit(EXIT_UNHEALTHY if info["alerts"] else EXIT_OK)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+@click.option("--dry-run", is_flag=True, help="Say where the copy would go; copy nothing.")
+@click.pass_obj
+def backup(state, path, force, dry_run):
+    """Copy the database to PATH (a file, or a directory for a timestamped file) with SQLite's
+    online backup API; safe while litmon runs. The copy is integrity-checked before it is renamed
+    into place."""
+    from crawler import maintenance
+
+    database = state.config.database_path
+    target = maintenance.backup_target(database, path)
+    if dry_run:
+        state.say(f"backup (dry run): {database} would be copied to {target}")
+        return
+    result = maintenance.backup_database(database, target, overwrite=force)
+    state.say(f"backup: {database} copied to {result['path']} ({result['size_bytes'] / 1e6:.1f} MB, integrity ok)")
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of the full integrity_check.")
+@click.pass_obj
+def check(state, quick):
+    """Check the database: SQLite integrity and foreign keys, and litmon's own consistency (records,
+    works, identifiers). Reads only; exits 1 when something is wrong."""
+    from crawler import lock, maintenance
+
+    database = state.config.database_path
+    held = lock.probe(lock_path(database)) is not None
+    result = maintenance.check_database(database, quick=quick, lock_held=held)
+    for note in result.notes:
+        state.say(f"check: {note}")
+    for problem in result.problems:
+        click.echo(f"check: PROBLEM: {problem}", err=True)
+    if not result.ok:
+        click.echo("check: the database has problems — restore a backup (litmon backup) or report this with the output above", err=True)
+        sys.exit(EXIT_FAILED)
+    state.say(f"check: {database} is consistent")
 
 
 def _open_for_dry_run(config):
@@ -155,16 +293,17 @@ def _print_crawl_report(report):
         click.echo(f"{len(report.failed)} source(s) failed: {', '.join(s.name for s in report.failed)}", err=True)
 
 
-def _print_digest_result(result, dry_run):
+def _print_digest_result(state, result, dry_run):
     d = result.digest
     if result.skipped_reason:
-        click.echo(f"digest: skipped ({result.skipped_reason})")
+        state.say(f"digest: skipped ({result.skipped_reason})")
         return
     prefix = "digest (dry run)" if dry_run else f"digest {result.digest_id}"
-    click.echo(f"{prefix}: {len(d.items)} item(s), {d.period_start[:10]} to {d.period_end[:10]}: {d.subject}")
+    state.say(f"{prefix}: {len(d.items)} item(s), {d.period_start[:10]} to {d.period_end[:10]}: {d.subject}")
     for delivery in result.deliveries:
         where = delivery.get("path") or delivery["recipient"]
-        click.echo(f"  {delivery['status']}: {where}" + (f" — {delivery['error']}" if delivery.get("error") else ""))
+        line = f"  {delivery['status']}: {where}" + (f" — {mask_secrets(delivery['error'])}" if delivery.get("error") else "")
+        click.echo(line, err=True) if delivery["status"] == "failed" else state.say(line)
 
 
 def main(argv=None):
@@ -172,16 +311,26 @@ def main(argv=None):
         cli.main(args=argv, prog_name="litmon", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
+    except click.Abort:  # also Ctrl-C / a second SIGTERM
+        click.echo("litmon: aborted; SQLite rolled back any unfinished batch and the lock is released", err=True)
         sys.exit(EXIT_FAILED)
     except click.UsageError as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
     except ConfigError as exc:
-        click.echo(f"litmon: configuration error: {exc}", err=True)
+        click.echo(f"litmon: configuration error: {mask_secrets(str(exc))}", err=True)
         sys.exit(EXIT_USAGE)
+    except LockedError as exc:
+        click.echo(f"litmon: {exc}; this run did nothing and exits {EXIT_LOCKED} (the other run finishes the work)", err=True)
+        sys.exit(EXIT_LOCKED)
     except LitmonError as exc:
-        click.echo(f"litmon: {exc}", err=True)
+        click.echo(f"litmon: {mask_secrets(str(exc))}", err=True)
+        sys.exit(EXIT_FAILED)
+    except sqlite3.DatabaseError as exc:
+        click.echo(f"litmon: database error: {exc} — check: `litmon check` says what is damaged; restore a copy made by "
+                   "`litmon backup` if it is", err=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("litmon: interrupted; SQLite rolled back the unfinished batch, the lock is released", err=True)
         sys.exit(EXIT_FAILED)
     sys.exit(EXIT_OK)

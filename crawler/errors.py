@@ -56,3 +56,7 @@ class DeliveryError(LitmonError):
 
 class LockedError(LitmonError):
     """Another litmon process holds the run lock."""
+
+
+class Interrupted(LitmonError):
+    """A stop was requested (SIGTERM/SIGINT): the work ends at the next safe point."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from crawler import store
-from crawler.errors import LitmonError, SourceError
+from crawler.errors import Interrupted, LitmonError, SourceError
 from crawler.http import HttpClient
+from crawler.logs import mask_secrets, register_config_secrets
 from crawler.sources import SourceInstance, source_instances
 from crawler.sources.base import CrawlContext
 
@@ -20,7 +22,7 @@ log = logging.getLogger("crawler.pipeline")
 @dataclass
 class SourceReport:
     name: str
-    status: str  # ok | failed | disabled | skipped
+    status: str  # ok | failed | disabled | interrupted
     counts: dict[str, int] = field(default_factory=lambda: {"fetched": 0, "new": 0, "updated": 0, "unchanged": 0})
     requests: int = 0
     error: str | None = None
@@ -41,6 +43,16 @@ class SourceReport:
             line += f" — {self.error}"
         return line
 
+    def log_fields(self) -> dict[str, Any]:
+        """The summary as structured fields (JSON log lines)."""
+        return {"event": "source_run", "source": self.name, "status": self.status, **self.counts, "requests": self.requests,
+                "window_from": self.window[0], "window_to": self.window[1], "seconds": round(self.seconds, 3),
+                "warnings": len(self.warnings), "error": self.error}
+
+    def log(self) -> None:
+        level = {"failed": logging.ERROR, "interrupted": logging.WARNING}.get(self.status, logging.INFO)
+        log.log(level, self.summary(), extra={"fields": self.log_fields()})
+
 
 @dataclass
 class CrawlReport:
@@ -49,6 +61,10 @@ class CrawlReport:
     @property
     def failed(self) -> list[SourceReport]:
         return [s for s in self.sources if s.status == "failed"]
+
+    @property
+    def interrupted(self) -> list[SourceReport]:
+        return [s for s in self.sources if s.status == "interrupted"]
 
 
 def today_utc() -> dt.date:
@@ -71,33 +87,75 @@ def select_sources(config, only: list[str] | None = None) -> list[SourceInstance
 
 
 def crawl(config, db, *, http: HttpClient | None = None, only: list[str] | None = None, since: dt.date | None = None,
-          dry_run: bool = False, trigger: str = "cli", progress: Any = None) -> CrawlReport:
-    """Crawl the enabled (or named) sources into ``db``; one failing source never stops the others."""
-    http = http or HttpClient.from_config(config)
+          dry_run: bool = False, trigger: str = "cli", progress: Any = None, stop: threading.Event | None = None) -> CrawlReport:
+    """Crawl the enabled (or named) sources into ``db``; one failing source never stops the others.
+
+    When ``stop`` is set (SIGTERM/SIGINT) the source being crawled ends after its current batch
+    (every stored batch is committed; the watermark does not move) and the others are not started.
+    """
+    register_config_secrets(config)  # API keys never reach a log line or the database
+    http = http or HttpClient(config.contact_email, sleep=_stoppable_sleep(stop), **config.http)
     report = CrawlReport()
+    instances = select_sources(config, only)
     run_id = None if dry_run else store.start_crawl_run(db, trigger)
-    for instance in select_sources(config, only):
-        report.sources.append(crawl_source(config, db, http, instance, run_id=run_id, since=since, dry_run=dry_run, progress=progress))
+    for instance in instances:
+        if stop is not None and stop.is_set():
+            skipped = SourceReport(instance.name, "interrupted", error="not started: stop requested")
+            skipped.log()
+            report.sources.append(skipped)
+            continue
+        report.sources.append(crawl_source(config, db, http, instance, run_id=run_id, since=since, dry_run=dry_run,
+                                           progress=progress, stop=stop))
     if run_id is not None:
-        store.finish_crawl_run(db, run_id, "failed" if report.failed else "ok")
+        store.finish_crawl_run(db, run_id, "interrupted" if report.interrupted else "failed" if report.failed else "ok")
     return report
 
 
+def _stoppable_sleep(stop: threading.Event | None):
+    """Backoff and rate-limit pauses that end at once, with Interrupted, when a stop is requested."""
+    if stop is None:
+        return time.sleep
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Interrupted("stop requested")
+
+    return sleep
+
+
+def recover_interrupted_runs(db) -> int:
+    """Mark crawl and source runs left 'running' by a killed process as 'interrupted'.
+
+    Call only while holding the run lock: then no other process can be running them.
+    """
+    stale = list(db.query("SELECT id, source FROM source_runs WHERE status = 'running'"))
+    for row in stale:
+        store.finish_source_run(db, row["id"], status="interrupted", counts={}, requests=0, warnings=[],
+                                error="the process was killed before it finished; the next run re-reads this window", queries=[])
+    runs = [r["id"] for r in db.query("SELECT id FROM crawl_runs WHERE status = 'running'")]
+    for run_id in runs:
+        store.finish_crawl_run(db, run_id, "interrupted")
+    if runs or stale:
+        log.warning("marked %d crawl run(s) and %d source run(s) left 'running' by a killed process as interrupted "
+                    "(their stored batches are kept; the watermarks did not move)", len(runs), len(stale))
+    return len(runs)
+
+
 def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_id: int | None, since: dt.date | None = None,
-                 dry_run: bool = False, progress: Any = None) -> SourceReport:
+                 dry_run: bool = False, progress: Any = None, stop: threading.Event | None = None) -> SourceReport:
     started = time.monotonic()
     report = SourceReport(instance.name, "ok")
     try:
         module = instance.module()
     except ImportError as exc:
         report.status, report.error = "failed", f"source module unavailable: {exc}"
-        log.error(report.summary())
+        report.log()
         return report
     check = getattr(module, "check_enabled", None)
     reason = check(instance.settings, config) if check else None
     if reason:
         report.status, report.error = "disabled", reason
-        log.info(report.summary())
+        report.log()
         return report
 
     saved = store.load_source_state(db, instance.name)
@@ -134,11 +192,17 @@ def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_
                     report.counts[key] += value
             if progress:
                 progress(instance.name, report.counts)
+            if stop is not None and stop.is_set():
+                raise Interrupted("stop requested")
+    except Interrupted:
+        report.status = "interrupted"
+        report.error = "stopped by a signal after a committed batch; the next run re-reads this window"
     except SourceError as exc:
-        report.status, report.error = "failed", str(exc)
+        report.status, report.error = "failed", mask_secrets(str(exc))
     except Exception as exc:  # a parser bug must not stop the other sources
         log.debug("unexpected error in %s", instance.name, exc_info=True)
-        report.status, report.error = "failed", f"[{instance.name}] unexpected {type(exc).__name__}: {exc} — check: report this as a bug with the log (-v)"
+        report.status, report.error = "failed", mask_secrets(
+            f"[{instance.name}] unexpected {type(exc).__name__}: {exc} — check: report this as a bug with the log (-v)")
     report.requests = http.request_count - requests_before
     report.warnings = ctx.warnings
     report.seconds = time.monotonic() - started
@@ -147,7 +211,7 @@ def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_
                                 warnings=report.warnings, error=report.error, queries=ctx.queries)
         if report.status == "ok":
             store.save_source_success(db, instance.name, until.isoformat(), ctx.state)
-        else:
+        elif report.status == "failed":
             store.save_source_failure(db, instance.name, report.error or "unknown error")
-    (log.error if report.status == "failed" else log.info)(report.summary())
+    report.log()
     return report

@@ -123,12 +123,12 @@ def test_unknown_source_is_an_error(tmp_path):
     assert "unknown source 'nosuch'" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["crawl"], ["digest"], ["status"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["crawl"], ["digest"], ["status"], ["serve"], ["backup"], ["check"]])
 def test_every_command_has_help(command, tmp_path):
     result = litmon(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "Usage:" in result.stdout
-    if command and command[0] in ("run", "crawl", "digest"):
+    if command and command[0] in ("run", "crawl", "digest", "serve", "backup"):
         assert "--dry-run" in result.stdout
 
 
