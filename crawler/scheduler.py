@@ -31,7 +31,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from crawler import cron, store
 from crawler.errors import LockedError
-from crawler.lock import RunLock, lock_path
+from crawler.lock import RunLock, lock_path, probe
 
 log = logging.getLogger("crawler.serve")
 
@@ -153,8 +153,12 @@ class Service:
             self._dry_job(name, work)
             return
         lock = RunLock(self.lock_path, f"serve ({name})")
+        wait = DIGEST_LOCK_WAIT if name == "digest" else 0
+        holder = probe(self.lock_path) if wait else None
+        if holder:
+            log.info("serve: %s waits up to %d min for the lock held by %s", name, wait // 60, holder.describe())
         try:
-            lock.acquire(wait=DIGEST_LOCK_WAIT if name == "digest" else 0, stop=self.stop)
+            lock.acquire(wait=wait, stop=self.stop)
         except LockedError as exc:
             log.warning("serve: %s skipped: %s", name, exc)
             return

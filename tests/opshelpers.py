@@ -62,9 +62,19 @@ class PubMedServer:
         return Response(esearch_body(3 if request.form["datetype"] == "crdt" else 0), content_type="application/json")
 
 
-def start_litmon(*args, cwd, env=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "crawler", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env or litmon_env())
+def start_litmon(*args, cwd, env=None, log_file: Path | None = None) -> subprocess.Popen:
+    """Start litmon; with ``log_file`` its stderr goes there, so a test can watch it while it runs."""
+    stderr = open(log_file, "w") if log_file else subprocess.PIPE
+    try:
+        return subprocess.Popen([sys.executable, "-m", "crawler", *args], cwd=cwd, stdout=subprocess.PIPE,
+                                stderr=stderr, text=True, env=env or litmon_env())
+    finally:
+        if log_file:
+            stderr.close()
+
+
+def log_text(log_file: Path) -> str:
+    return Path(log_file).read_text() if Path(log_file).exists() else ""
 
 
 def wait_for(condition, timeout: float = 30.0, what: str = "condition"):

@@ -9,7 +9,7 @@ import pytest
 
 from crawler.errors import LockedError
 from crawler.lock import RunLock, lock_path, probe, read_holder
-from tests.opshelpers import PubMedServer, pubmed_section, query, start_litmon, wait_for, write_config
+from tests.opshelpers import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for, write_config
 from tests.test_cli import litmon
 
 
@@ -72,13 +72,16 @@ def test_sigterm_stops_a_run_after_a_committed_batch_and_releases_the_lock(tmp_p
     server = PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver))
     server.hold()
-    run = start_litmon("--config", config, "run", cwd=tmp_path)
+    log = tmp_path / "run.log"
+    run = start_litmon("--config", config, "run", cwd=tmp_path, log_file=log)
     try:
         wait_for(server.entered.is_set, what="the run to reach the server")
         run.send_signal(signal.SIGTERM)
+        wait_for(lambda: "SIGTERM received" in log_text(log), what="the signal to be handled")
     finally:
         server.release()
-    out, err = run.communicate(timeout=60)
+    run.communicate(timeout=60)
+    err = log_text(log)
 
     assert run.returncode == 1, err
     assert "SIGTERM received: stopping after the current batch" in err

@@ -15,7 +15,7 @@ from crawler.config import parse_config
 from crawler.lock import RunLock, probe
 from crawler.scheduler import crawl_missed, digest_missed
 from tests.conftest import BASE_CONFIG
-from tests.opshelpers import PubMedServer, pubmed_section, query, start_litmon, wait_for, write_config
+from tests.opshelpers import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for, write_config
 from tests.test_cli import litmon
 
 FAST = """
@@ -71,14 +71,17 @@ def test_sigterm_during_a_crawl_commits_the_batch_and_exits_0(tmp_path, httpserv
     server = PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + FAST)
     server.hold()
-    service = start_litmon("--config", config, "serve", cwd=tmp_path)
+    log = tmp_path / "serve.log"
+    service = start_litmon("--config", config, "serve", cwd=tmp_path, log_file=log)
     try:
         wait_for(server.entered.is_set, what="the first crawl to reach the server")
         service.send_signal(signal.SIGTERM)
-        time.sleep(1)  # the handler runs in the main thread at once; the crawl thread is still in the request
+        # the handler runs in the main thread at once; the crawl thread is still inside the request
+        wait_for(lambda: "SIGTERM received" in log_text(log), what="the signal to be handled")
     finally:
         server.release()
-    out, err = service.communicate(timeout=60)
+    service.communicate(timeout=60)
+    err = log_text(log)
 
     assert service.returncode == 0, err
     assert "serve: SIGTERM received — finishing the current step, then stopping" in err
@@ -95,13 +98,15 @@ def test_sigterm_during_a_crawl_commits_the_batch_and_exits_0(tmp_path, httpserv
 def test_serve_skips_a_crawl_while_another_run_holds_the_lock(tmp_path, httpserver):
     PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + '[schedule]\ncrawl = "*/2 * * * * *"\ndigest = "0 0 1 1 *"\n')
+    log = tmp_path / "serve.log"
     with RunLock(tmp_path / "litmon.db.lock", "run"):
-        service = start_litmon("--config", config, "serve", "--no-catch-up", cwd=tmp_path)
-        try:
-            time.sleep(3)  # the crawl expression fires every 2 seconds
+        service = start_litmon("--config", config, "serve", "--no-catch-up", cwd=tmp_path, log_file=log)
+        try:  # the crawl expression fires every 2 seconds
+            wait_for(lambda: "serve: crawl skipped" in log_text(log), what="a skipped crawl")
         finally:
             service.send_signal(signal.SIGTERM)
-        out, err = service.communicate(timeout=60)
+        service.communicate(timeout=60)
+    err = log_text(log)
     assert service.returncode == 0, err
     assert f"serve: crawl skipped: another litmon run is in progress (pid {os.getpid()}, `litmon run`" in err
     assert query(tmp_path / "litmon.db", "SELECT COUNT(*) FROM crawl_runs") in ([], [(0,)])
@@ -111,16 +116,20 @@ def test_serve_digest_waits_for_a_lock_held_by_another_run(tmp_path):
     config = write_config(tmp_path, '[schedule]\ncrawl = "0 0 1 1 *"\ndigest = "*/2 * * * * *"\n')
     db = tmp_path / "litmon.db"
     lock = RunLock(tmp_path / "litmon.db.lock", "run").acquire()
-    service = start_litmon("--config", config, "serve", "--no-catch-up", cwd=tmp_path)
+    log = tmp_path / "serve.log"
+    service = start_litmon("--config", config, "serve", "--no-catch-up", cwd=tmp_path, log_file=log)
     try:
-        time.sleep(3)  # the digest fired and waits
+        wait_for(lambda: f"serve: digest waits up to 60 min for the lock held by pid {os.getpid()}" in log_text(log),
+                 what="the digest job to wait")
+        time.sleep(0.5)
         assert query(db, "SELECT COUNT(*) FROM digests") in ([], [(0,)])
         lock.release()
         wait_for(lambda: query(db, "SELECT COUNT(*) FROM digests") >= [(1,)], what="the digest after the lock was released")
     finally:
         lock.release()
         service.send_signal(signal.SIGTERM)
-    out, err = service.communicate(timeout=60)
+    service.communicate(timeout=60)
+    err = log_text(log)
     assert service.returncode == 0, err
     assert "serve: digest skipped" not in err  # later firings are skipped while it waits (max_instances = 1)
 
@@ -128,14 +137,15 @@ def test_serve_digest_waits_for_a_lock_held_by_another_run(tmp_path):
 def test_serve_dry_run_keeps_the_schedule_and_writes_nothing(tmp_path, httpserver):
     PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + FAST)
-    service = start_litmon("--config", config, "serve", "--dry-run", cwd=tmp_path)
-    try:
-        time.sleep(3.5)
+    log = tmp_path / "serve.log"
+    service = start_litmon("--config", config, "serve", "--dry-run", cwd=tmp_path, log_file=log)
+    try:  # catch-up, then the schedule: every crawl finds the same 3 records "new"
+        wait_for(lambda: log_text(log).count("[pubmed] ok: 3 fetched, 3 new") >= 2, what="two dry-run crawls")
     finally:
         service.send_signal(signal.SIGTERM)
-    out, err = service.communicate(timeout=60)
+    service.communicate(timeout=60)
+    err = log_text(log)
     assert service.returncode == 0, err
-    assert err.count("[pubmed] ok: 3 fetched, 3 new") >= 2  # catch-up and the schedule, every time "new"
     assert "serve: digest (dry run) would list 0 item(s)" in err
     assert not (tmp_path / "litmon.db").exists() and not (tmp_path / "outbox").exists()
     assert not (tmp_path / "litmon.db.lock").exists()
