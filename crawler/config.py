@@ -194,6 +194,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     }
     if not topic_cfg["match_terms"]:
         raise ConfigError(path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally")
+    topic_cfg.update(_parse_vocabulary(path, topic))
 
     sources_tbl = root.table_("sources")
     unknown = sorted(set(sources_tbl.table) - set(API_SOURCES))
@@ -339,3 +340,70 @@ def _parse_named_list(path, data, key, required, optional):
         entry["filter"] = reader.bool("filter", True)
         result.append(entry)
     return result
+
+
+# --------------------------------------------------------------------------- [topic] vocabulary (issue #5)
+
+_RULE_LIST_KEYS = ("terms", "mesh", "exclude", "require", "unless")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
+    """``[topic.relevance]``, ``[topic.concepts.*]``, ``[topic.noise.*]``, ``[topic.tags.*]`` (see crawler.classify)."""
+    from crawler.evidence import EVIDENCE_TAGS
+
+    relevance = topic.table_("relevance")
+    _reject_unknown(path, relevance, ("relevant_score", "uncertain_score", "focus_concept", "focus_bonus"))
+    result: dict[str, Any] = {"relevance": {
+        "relevant_score": relevance.int("relevant_score", 2),
+        "uncertain_score": relevance.int("uncertain_score", 1),
+        "focus_concept": relevance.str("focus_concept", ""),
+        "focus_bonus": relevance.int("focus_bonus", 1, 0, 10),
+    }}
+    if result["relevance"]["uncertain_score"] > result["relevance"]["relevant_score"]:
+        raise relevance.fail("uncertain_score", f"an integer <= relevant_score ({result['relevance']['relevant_score']})")
+    for group, extra_keys, min_default in (("concepts", (), 1), ("noise", ("penalty",), 2), ("tags", ("category",), 1)):
+        table = topic.table_(group)
+        rules: dict[str, dict[str, Any]] = {}
+        for name in table.table:
+            rule = table.table_(name)
+            if not _NAME_RE.match(name):
+                raise ConfigError(path, rule.prefix.rstrip("."), "expected a name of lower-case letters, digits and '_'")
+            if group == "tags" and name in EVIDENCE_TAGS:
+                raise ConfigError(path, rule.prefix.rstrip("."), f"{name!r} is an evidence-type tag set by litmon's own rules; choose another name")
+            _reject_unknown(path, rule, _RULE_LIST_KEYS + ("min_strength",) + extra_keys)
+            spec: dict[str, Any] = {key: rule.str_list(key) for key in _RULE_LIST_KEYS}
+            if not spec["terms"] and not spec["mesh"]:
+                raise ConfigError(path, rule.key("terms"), "expected at least one term (or a mesh entry)")
+            for key in _RULE_LIST_KEYS:
+                _check_terms(path, rule, key, spec[key])
+            spec["min_strength"] = rule.int("min_strength", min_default, 1, 3)
+            if group == "noise":
+                spec["penalty"] = rule.int("penalty", 1, 0, 100)
+            if group == "tags":
+                spec["category"] = rule.str("category", "topic")
+                if not _NAME_RE.match(spec["category"]):
+                    raise rule.fail("category", "a name of lower-case letters, digits and '_' (e.g. drug, indication, safety)")
+            rules[name] = spec
+        result[group] = rules
+    focus = result["relevance"]["focus_concept"]
+    if focus and focus not in result["concepts"]:
+        names = ", ".join(result["concepts"]) or "none: [topic.concepts.*] is empty"
+        raise relevance.fail("focus_concept", f"the name of a [topic.concepts.*] table ({names}) or \"\"")
+    return result
+
+
+def _reject_unknown(path: str, reader: _Reader, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(reader.table) - set(allowed))
+    if unknown:
+        raise ConfigError(path, reader.key(unknown[0]), f"unknown key; expected one of {', '.join(allowed)}")
+
+
+def _check_terms(path: str, reader: _Reader, key: str, terms: list[str]) -> None:
+    from crawler.terms import mesh_pattern, term_pattern
+
+    for index, term in enumerate(terms):
+        try:
+            re.compile((mesh_pattern if key == "mesh" else term_pattern)(term), re.I)
+        except (re.error, ValueError) as exc:
+            raise ConfigError(path, f"{reader.key(key)}[{index}]", f"invalid term {term!r}: {exc}") from None

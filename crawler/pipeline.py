@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler import store
+from crawler import classify, store
 from crawler.errors import Interrupted, LitmonError, SourceError
 from crawler.http import HttpClient
 from crawler.logs import mask_secrets, register_config_secrets
@@ -190,6 +190,7 @@ def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_
             elif batch:
                 for key, value in store.save_records(db, batch).items():
                     report.counts[key] += value
+                classify.classify_batch(db, config, batch)
             if progress:
                 progress(instance.name, report.counts)
             if stop is not None and stop.is_set():

@@ -487,3 +487,116 @@ def save_delivery(db, digest_id: int, recipient: str, *, transport: str, status:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [digest_id, recipient, transport, status, now, now if status in ("sent", "written") else None, message_id, path, error],
         ).lastrowid
+
+
+# =========================================================================== classification (issue #5)
+# Relevance, tags and rank of each work (computed by crawler.classify). Kept in this separate
+# section, with its own migration, so that other schema changes merge cleanly.
+
+@migrations()
+def m003_classify(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE work_relevance (
+            work_id INTEGER PRIMARY KEY REFERENCES works(id),
+            label TEXT NOT NULL,
+            score INTEGER NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            rank_score INTEGER NOT NULL,
+            rank_reasons TEXT NOT NULL DEFAULT '[]',
+            vocabulary_hash TEXT NOT NULL,
+            classified_at TEXT NOT NULL
+        );
+        CREATE INDEX work_relevance_label ON work_relevance(label, rank_score);
+        CREATE TABLE work_tags (
+            id INTEGER PRIMARY KEY,
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            tag TEXT NOT NULL,
+            category TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            UNIQUE (work_id, tag)
+        );
+        CREATE INDEX work_tags_tag ON work_tags(tag, work_id);
+        """
+    )
+
+
+def load_current_work_ids(db, work_ids: list[int] | None = None) -> list[int]:
+    """Current (not merged) works: all of them, or those given (a merged one stands for its survivor)."""
+    if work_ids is None:
+        return [r[0] for r in db.execute("SELECT id FROM works WHERE merged_into IS NULL ORDER BY id")]
+    result = set()
+    for work_id in work_ids:
+        row = db.execute("SELECT id, merged_into FROM works WHERE id = ?", [work_id]).fetchone()
+        seen = set()
+        while row and row[1] is not None and row[1] not in seen:  # merged_into points at the survivor
+            seen.add(row[1])
+            row = db.execute("SELECT id, merged_into FROM works WHERE id = ?", [row[1]]).fetchone()
+        if row:
+            result.add(row[0])
+    return sorted(result)
+
+
+def load_work_ids_of_records(db, keys: list[tuple[str, str]]) -> list[int]:
+    """The current works that the records (source, source_id) belong to."""
+    found = set()
+    for source, source_id in keys:
+        row = db.execute("SELECT work_id FROM records WHERE source = ? AND source_id = ?", [source, str(source_id)]).fetchone()
+        if row:
+            found.add(row[0])
+    return load_current_work_ids(db, sorted(found))
+
+
+def load_work_records(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """work_id -> its records as parsed (``records.data``: Record.to_dict())."""
+    result: dict[int, list[dict[str, Any]]] = {}
+    for start in range(0, len(work_ids), 500):
+        chunk = work_ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for work_id, data in db.execute(f"SELECT work_id, data FROM records WHERE work_id IN ({marks}) ORDER BY id", chunk):
+            result.setdefault(work_id, []).append(json.loads(data))
+    return result
+
+
+def save_classifications(db, classifications, now: str | None = None) -> None:
+    """Replace the relevance row and the tags of each classified work (one transaction).
+
+    Rows of works that have since been merged into another are removed: the survivor carries the
+    classification.
+    """
+    now = now or utcnow()
+    with db.atomic():
+        for c in classifications:
+            db.execute(
+                """INSERT INTO work_relevance (work_id, label, score, reasons, rank_score, rank_reasons, vocabulary_hash, classified_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(work_id) DO UPDATE SET label = excluded.label, score = excluded.score, reasons = excluded.reasons,
+                   rank_score = excluded.rank_score, rank_reasons = excluded.rank_reasons,
+                   vocabulary_hash = excluded.vocabulary_hash, classified_at = excluded.classified_at""",
+                [c.work_id, c.label, c.score, _json(c.reasons), c.rank_score, _json(c.rank_reasons), c.vocabulary_hash, now],
+            )
+            db.execute("DELETE FROM work_tags WHERE work_id = ?", [c.work_id])
+            for tag in c.tags:
+                db.execute("INSERT OR REPLACE INTO work_tags (work_id, tag, category, evidence) VALUES (?, ?, ?, ?)",
+                           [c.work_id, tag.tag, tag.category, tag.evidence])
+        for table in ("work_relevance", "work_tags"):
+            db.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
+
+
+def load_unclassified_work_ids(db) -> list[int]:
+    return [r[0] for r in db.execute(
+        "SELECT w.id FROM works w LEFT JOIN work_relevance r ON r.work_id = w.id"
+        " WHERE w.merged_into IS NULL AND r.work_id IS NULL ORDER BY w.id")]
+
+
+def count_stale_classifications(db, vocabulary_hash: str) -> int:
+    return db.execute("SELECT COUNT(*) FROM work_relevance WHERE vocabulary_hash != ?", [vocabulary_hash]).fetchone()[0]
+
+
+def load_classification_summary(db) -> dict[int, tuple[str, set[str]]]:
+    """work_id -> (label, tag names) of what is stored now."""
+    result: dict[int, tuple[str, set[str]]] = {r[0]: (r[1], set()) for r in db.execute("SELECT work_id, label FROM work_relevance")}
+    for work_id, tag in db.execute("SELECT work_id, tag FROM work_tags"):
+        if work_id in result:
+            result[work_id][1].add(tag)
+    return result

@@ -1,0 +1,325 @@
+"""Relevance, tags and rank of a work: transparent rules over its records.
+
+Pure part (no database): :func:`classify_records` takes a work's records (``Record`` objects or
+their ``to_dict()`` form, as stored in ``records.data``) and a :class:`Vocabulary` built from
+``[topic]`` in the configuration, and returns a :class:`Classification`:
+
+Relevance
+    Every *concept* of ``[topic.concepts.*]`` (shipped: ``drug`` and ``condition``) is scored by its
+    strongest match (:mod:`crawler.terms`: 3 title / MeSH / trial conditions and interventions,
+    2 keywords or several abstract mentions, 1 a single abstract mention). The work's score is its
+    weakest concept's score, plus ``focus_bonus`` when the ``focus_concept`` is in a title, MeSH
+    heading or trial field (and every concept is present), minus the largest ``penalty`` of the
+    *noise classes* of ``[topic.noise.*]`` that apply. Score ≥ ``relevant_score`` → ``relevant``; ≥ ``uncertain_score`` → ``uncertain``; else
+    ``not_relevant``. Without ``[topic.concepts]`` the single concept is ``[topic] match_terms``.
+    Every contribution is a line of ``reasons``.
+Tags
+    Evidence types from :mod:`crawler.evidence` (general rules) and the topic tags of
+    ``[topic.tags.*]`` (drug and route, indication, safety: configuration, not code), each with the
+    evidence that set it.
+Rank
+    :func:`crawler.evidence.rank_score`.
+
+Database part: :func:`classify_works` (called by the pipeline after each saved batch),
+:func:`reclassify` (``litmon reclassify``) and :func:`classify_unclassified` (before a digest).
+Results go to ``work_relevance`` and ``work_tags`` through :mod:`crawler.store`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from crawler import store
+from crawler.evidence import Facts, Tag, evidence_tags, rank_score
+from crawler.terms import Doc, TermRule, normalize_text
+
+log = logging.getLogger("crawler.classify")
+
+#: Bump when a rule in code changes, so that ``vocabulary_hash`` tells stale classifications.
+CLASSIFIER_VERSION = 1
+LABELS = ("relevant", "uncertain", "not_relevant")
+#: A work's record type, as in store.refresh_work: the first present wins.
+RECORD_TYPE_ORDER = ("article", "notice", "trial_registration", "preprint", "news", "other")
+RULE_KEYS = ("terms", "mesh", "exclude", "require", "unless", "min_strength")
+
+
+@dataclass
+class Vocabulary:
+    concepts: list[TermRule]
+    noise: list[TermRule]
+    tags: list[TermRule]
+    relevant_score: int = 2
+    uncertain_score: int = 1
+    focus_concept: str = ""
+    focus_bonus: int = 0
+    hash: str = ""
+
+
+@dataclass
+class Classification:
+    work_id: int | None
+    label: str
+    score: int
+    reasons: list[str]
+    tags: list[Tag]
+    rank_score: int
+    rank_reasons: list[str]
+    vocabulary_hash: str
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [t.tag for t in self.tags]
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+_CACHE: dict[str, Vocabulary] = {}
+
+
+def _rule(name: str, spec: dict[str, Any], **extra) -> TermRule:
+    return TermRule(name=name, **{k: spec[k] for k in RULE_KEYS if k in spec}, **extra)
+
+
+def vocabulary_hash(topic: dict[str, Any]) -> str:
+    payload = {key: topic.get(key) for key in ("concepts", "noise", "tags", "relevance", "exclude_terms")}
+    if not topic.get("concepts"):
+        payload["match_terms"] = topic.get("match_terms")
+    payload["version"] = CLASSIFIER_VERSION
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def build_vocabulary(topic: dict[str, Any]) -> Vocabulary:
+    """Compile ``[topic]`` (as parsed by crawler.config) into rules; cached by content."""
+    digest = vocabulary_hash(topic)
+    if digest in _CACHE:
+        return _CACHE[digest]
+    concepts_cfg = topic.get("concepts") or {}
+    if concepts_cfg:
+        concepts = [_rule(name, spec) for name, spec in concepts_cfg.items()]
+    else:  # no vocabulary: the filter terms are the one concept (word-start match, as for feeds)
+        concepts = [TermRule("topic", terms=[t if t.endswith("*") else t + "*" for t in topic.get("match_terms", [])])]
+    noise = [_rule(name, spec, penalty=spec.get("penalty", 1)) for name, spec in (topic.get("noise") or {}).items()]
+    if topic.get("exclude_terms"):
+        noise.append(TermRule("exclude_terms", terms=list(topic["exclude_terms"]), penalty=100))
+    tags = [_rule(name, spec, category=spec.get("category", "topic")) for name, spec in (topic.get("tags") or {}).items()]
+    relevance = topic.get("relevance") or {}
+    vocabulary = Vocabulary(concepts, noise, tags, relevance.get("relevant_score", 2), relevance.get("uncertain_score", 1),
+                            relevance.get("focus_concept", "") if concepts_cfg else "", relevance.get("focus_bonus", 0), digest)
+    _CACHE[digest] = vocabulary
+    return vocabulary
+
+
+# --------------------------------------------------------------------------- facts from records
+
+def _as_dict(record) -> dict[str, Any]:
+    return record if isinstance(record, dict) else record.to_dict()
+
+
+def _strings(values) -> list[str]:
+    return [v for v in (values or []) if isinstance(v, str) and v.strip()]
+
+
+def _source_rank(record: dict) -> int:
+    kind = str(record.get("source", "")).split(":")[0]
+    return store.SOURCE_PRIORITY.index(kind) if kind in store.SOURCE_PRIORITY else len(store.SOURCE_PRIORITY)
+
+
+def build_facts(records: Iterable) -> Facts:
+    """What the rules read, from a work's records (best source first)."""
+    items = sorted((_as_dict(r) for r in records), key=_source_rank)
+    doc = Doc()
+
+    def add(target: list[str], value) -> None:
+        text = normalize_text(value) if isinstance(value, str) else ""
+        if text and text not in target:
+            target.append(text)
+
+    facts = Facts(doc=doc)
+    for record in items:
+        extra = record.get("extra") or {}
+        add(doc.titles, record.get("title"))
+        for key in ("official_title", "scientific_title"):
+            add(doc.titles, extra.get(key))
+        add(doc.abstracts, record.get("abstract"))
+        for value in _strings(record.get("keywords")):
+            add(doc.keywords, value)
+        for value in _strings(record.get("mesh_terms")):
+            add(doc.mesh, value)
+        for value in _strings(record.get("publication_types")):
+            if value.strip().lower() not in facts.publication_types:
+                facts.publication_types.append(value.strip().lower())
+        for value in _strings(extra.get("conditions")):
+            add(doc.trial, value)
+        for item in extra.get("interventions") or []:
+            if not isinstance(item, dict):
+                continue
+            for key in ("name", "drugNames"):
+                add(doc.trial, item.get(key))
+            for value in _strings(item.get("other_names")):
+                add(doc.trial, value)
+            add(doc.abstracts, item.get("description"))
+        facts.record_types.add(record.get("record_type") or "other")
+        facts.sources.add(str(record.get("source", "")).split(":")[0])
+        if record.get("trial") and not facts.trial:
+            facts.trial = dict(record["trial"])
+        if any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in record.get("links") or []):
+            facts.registered = True
+        if not facts.published_on and record.get("published_on"):
+            facts.published_on = record["published_on"]
+    facts.record_type = next((t for t in RECORD_TYPE_ORDER if t in facts.record_types), "other")
+    enrollment = facts.trial.get("enrollment") if facts.trial else None
+    if not enrollment:
+        enrollment = next(((r.get("extra") or {}).get("target_enrolment") for r in items
+                           if (r.get("extra") or {}).get("target_enrolment")), None)
+    facts.enrollment = enrollment if isinstance(enrollment, int) and enrollment > 0 else None
+    return facts
+
+
+# --------------------------------------------------------------------------- relevance and tags
+
+def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, list[str]]:
+    """(label, score, reasons): weakest concept's strength, focus bonus, minus the largest penalty of noise that applies."""
+    reasons: list[str] = []
+    strengths = []
+    focus = 0
+    for concept in vocabulary.concepts:
+        result = concept.evaluate(facts.doc)
+        strength = result.strength if result.fired else 0  # min_strength, require and unless apply to concepts too
+        strengths.append(strength)
+        if concept.name == vocabulary.focus_concept:
+            focus = strength
+        if result.excluded:
+            reasons.append(f"concept {concept.name}: ignored {', '.join(repr(e) for e in result.excluded)}")
+        if not result.hits:
+            reasons.append(f"concept {concept.name} = 0: no term found")
+        elif strength:
+            reasons.append(f"concept {concept.name} = {strength}: {result.evidence()}")
+        else:
+            why = (f"cancelled by {result.cancelled_by}" if result.cancelled_by else "no 'require' term" if result.missing_require
+                   else f"below min_strength {concept.min_strength}")
+            reasons.append(f"concept {concept.name} = 0 ({why}): {result.evidence()}")
+    score = min(strengths) if strengths else 0
+    if score and vocabulary.focus_bonus and focus >= 3:
+        score += vocabulary.focus_bonus
+        reasons.append(f"focus: concept {vocabulary.focus_concept} in a title, MeSH or trial field, every concept present +{vocabulary.focus_bonus}")
+    penalty = 0
+    for noise in vocabulary.noise:
+        result = noise.evaluate(facts.doc)
+        if result.fired:
+            penalty = max(penalty, noise.penalty)
+            reasons.append(f"noise {noise.name} (penalty {noise.penalty}): {result.evidence()}")
+        elif result.cancelled_by and result.strength >= noise.min_strength:
+            reasons.append(f"noise {noise.name} not applied: cancelled by {result.cancelled_by}")
+    if penalty:
+        score -= penalty
+        reasons.append(f"largest noise penalty -{penalty}")
+    if score >= vocabulary.relevant_score:
+        label = "relevant"
+    elif score >= vocabulary.uncertain_score:
+        label = "uncertain"
+    else:
+        label = "not_relevant"
+    reasons.append(f"score {score} (relevant >= {vocabulary.relevant_score}, uncertain >= {vocabulary.uncertain_score}): {label}")
+    return label, score, reasons
+
+
+def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
+    tags = []
+    for rule in vocabulary.tags:
+        result = rule.evaluate(facts.doc)
+        if result.fired:
+            tags.append(Tag(rule.name, rule.category or "topic", result.evidence()))
+    return tags
+
+
+def classify_facts(facts: Facts, vocabulary: Vocabulary, today: dt.date | None = None, work_id: int | None = None) -> Classification:
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    label, score, reasons = judge_relevance(facts, vocabulary)
+    tags = evidence_tags(facts) + topic_tags(facts, vocabulary)
+    rank, rank_reasons = rank_score(facts, tags, label, today)
+    return Classification(work_id, label, score, reasons, tags, rank, rank_reasons, vocabulary.hash)
+
+
+def classify_records(records: Iterable, vocabulary: Vocabulary, today: dt.date | None = None,
+                     work_id: int | None = None) -> Classification:
+    """Classify one work from its records (pure: no database)."""
+    return classify_facts(build_facts(records), vocabulary, today, work_id)
+
+
+# --------------------------------------------------------------------------- database
+
+CHUNK = 500
+
+
+def classify_works(db, config, work_ids: Iterable[int], *, dry_run: bool = False,
+                   today: dt.date | None = None) -> list[Classification]:
+    """(Re)classify these works (merged ones: their survivor) and store the results unless dry_run."""
+    vocabulary = build_vocabulary(config.topic)
+    ids = sorted(set(store.load_current_work_ids(db, list(work_ids))))
+    results = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        records = store.load_work_records(db, chunk)
+        batch = [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
+        if not dry_run:
+            store.save_classifications(db, batch)
+        results.extend(batch)
+    return results
+
+
+def classify_batch(db, config, records) -> None:
+    """The pipeline's hook after a saved batch: classify the works these records belong to.
+
+    A failure here is logged and never fails the crawl: the records are stored, and the digest
+    classifies whatever is still unclassified (``litmon reclassify`` redoes everything).
+    """
+    try:
+        work_ids = store.load_work_ids_of_records(db, [(r.source, r.source_id) for r in records])
+        classify_works(db, config, work_ids)
+    except Exception as exc:  # noqa: BLE001 - classification must not lose a crawl
+        log.error("classification of %d record(s) failed: %s: %s — check: the [topic] vocabulary; run `litmon -v reclassify`",
+                  len(records), type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+
+
+@dataclass
+class ReclassifyReport:
+    works: int = 0
+    labels: dict[str, int] = field(default_factory=lambda: {label: 0 for label in LABELS})
+    changed: list[tuple[int, str | None, str]] = field(default_factory=list)  # (work_id, old, new)
+    tags_changed: int = 0
+
+
+def reclassify(db, config, *, dry_run: bool = False, today: dt.date | None = None) -> ReclassifyReport:
+    """Recompute relevance, tags and rank of every current work (``litmon reclassify``)."""
+    report = ReclassifyReport()
+    all_ids = store.load_current_work_ids(db)
+    before = store.load_classification_summary(db)
+    for start in range(0, len(all_ids), CHUNK):
+        for result in classify_works(db, config, all_ids[start:start + CHUNK], dry_run=dry_run, today=today):
+            report.works += 1
+            report.labels[result.label] += 1
+            old_label, old_tags = before.get(result.work_id, (None, set()))
+            if old_label != result.label:
+                report.changed.append((result.work_id, old_label, result.label))
+            if old_tags != set(result.tag_names):
+                report.tags_changed += 1
+    return report
+
+
+def classify_unclassified(db, config) -> tuple[int, int]:
+    """Classify works that have no classification yet; return (classified, stale).
+
+    ``stale`` counts works classified with another vocabulary (or classifier version): a hint to run
+    ``litmon reclassify``.
+    """
+    vocabulary = build_vocabulary(config.topic)
+    missing = store.load_unclassified_work_ids(db)
+    if missing:
+        classify_works(db, config, missing)
+    return len(missing), store.count_stale_classifications(db, vocabulary.hash)

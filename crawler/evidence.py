@@ -1,0 +1,366 @@
+"""Evidence-type tags and the rank score: general rules, the same for every topic.
+
+Evidence types (category ``evidence``), one work may carry several (a preprint of an RCT is
+``preprint`` and ``rct``; a systematic review with a meta-analysis is both):
+
+=================== =========================================================================
+rct                 reports a randomised controlled trial (results, secondary or post hoc analyses)
+clinical_trial      reports a non-randomised interventional trial (open-label, single-arm, pilot)
+observational       cohort, case-control, cross-sectional, registry, claims, chart review, survey,
+                    pharmacovigilance
+case_report         case report or case series
+meta_analysis       meta-analysis (pairwise, network, individual participant data)
+systematic_review   systematic, scoping or umbrella review (a systematic search)
+review              any other review (narrative, educational, "an update")
+protocol            a published study protocol or design paper
+trial_registration  a registry record (ClinicalTrials.gov, ISRCTN)
+preprint            not (yet) peer reviewed
+preclinical         animal or in-vitro research
+commentary          editorial, letter, comment, reply, viewpoint
+guideline           guideline, consensus or position statement
+news                regulatory or press news
+=================== =========================================================================
+
+Rules, in this order of trust: the record type (registrations, preprints, news), PubMed/Europe PMC
+publication types, MeSH check tags (``Animals`` without ``Humans``), then text rules on the title
+and the abstract. Text rules read the abstract sentence by sentence and ignore sentences about
+other work ("future randomised trials are needed", "previous meta-analyses showed").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from crawler.terms import Doc
+
+EVIDENCE_TAGS = ("rct", "clinical_trial", "observational", "case_report", "meta_analysis", "systematic_review",
+                 "review", "protocol", "trial_registration", "preprint", "preclinical", "commentary", "guideline", "news")
+
+
+@dataclass
+class Facts:
+    """Everything the rules read about one work (built by :mod:`crawler.classify`)."""
+
+    doc: Doc
+    record_type: str = "article"
+    record_types: set[str] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+    publication_types: list[str] = field(default_factory=list)  # lower case
+    trial: dict = field(default_factory=dict)  # the latest registration's tracked fields
+    enrollment: int | None = None
+    registered: bool = False  # states a trial registration number
+    published_on: str | None = None
+
+    @property
+    def title(self) -> str:
+        return " | ".join(self.doc.titles)
+
+    @property
+    def abstract(self) -> str:
+        return max(self.doc.abstracts, key=len, default="")
+
+    @property
+    def mesh(self) -> set[str]:
+        return set(self.doc.mesh)
+
+
+@dataclass
+class Tag:
+    tag: str
+    category: str
+    evidence: str
+
+
+# --------------------------------------------------------------------------- evidence types
+
+PT_RCT = {"randomized controlled trial", "randomised controlled trial", "equivalence trial", "pragmatic clinical trial"}
+PT_TRIAL = {"clinical trial", "clinical trial, phase i", "clinical trial, phase ii", "clinical trial, phase iii",
+            "clinical trial, phase iv", "controlled clinical trial", "clinical study", "clinical-trial"}
+PT_META = {"meta-analysis", "network meta-analysis", "systematic review and meta-analysis"}
+PT_SR = {"systematic review", "systematic-review", "scoping review"}
+PT_REVIEW = {"review", "review-article", "review article", "literature review"}
+PT_CASE = {"case reports", "case report", "case-report"}
+PT_OBS = {"observational study", "observational study, veterinary"}
+PT_PROTOCOL = {"clinical trial protocol", "study protocol"}
+PT_COMMENT = {"editorial", "letter", "comment", "correspondence", "viewpoint", "commentary", "reply", "editorial-article",
+              "letter-to-the-editor", "editorial comment", "opinion"}
+PT_GUIDELINE = {"guideline", "practice guideline", "consensus development conference",
+                "consensus development conference, nih", "consensus statement", "position statement"}
+PT_NEWS = {"news", "newspaper article", "press release"}
+PT_PREPRINT = {"preprint", "posted-content"}
+
+_OTHER_WORK = re.compile(
+    r"\b(need(ed|s)?|warrant(ed|s)?|future|further|should|larger|prior|previous(ly)?|earlier|existing|recent(ly)?|"
+    r"have shown|has shown|have demonstrated|showed that|literature|would|could|planned)\b")
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[a-z0-9(])|\n+")
+
+RCT_TEXT = re.compile(
+    r"\brandomi[sz]ed\b(?![^.]{0,40}\b(animals?|mice|rats?)\b)|\brandomly (assigned|allocated)\b|\brandomi[sz]ation\b|"
+    r"\bplacebo[\s-]controlled\b|\bdouble[\s-]blind(ed)?\b|\bsham[\s-]controlled\b|\brct\b|"
+    r"\bactive[\s-]placebo\b|\bcrossover trial\b|"
+    r"\b(post[\s-]hoc|secondary|pooled) analys[ie]s of [^.]{0,60}\b(phase (3|iii)|randomi[sz]ed|placebo[\s-]controlled|double[\s-]blind) (trials?|studies)\b")
+RCT_TITLE = re.compile(r"randomi[sz]ed|\brct\b|placebo[\s-]controlled|double[\s-]blind|sham[\s-]controlled|"
+                       r"(post[\s-]hoc|secondary|pooled) analys[ie]s of [^|]{0,40}\b(phase (3|iii)|randomi[sz]ed) (trials?|studies)")
+TRIAL_TEXT = re.compile(
+    r"\bopen[\s-]label\b|\bsingle[\s-]arm\b|\bnon[\s-]?randomi[sz]ed\b|\buncontrolled (trial|study)\b|"
+    r"\bpilot (trial|study)\b|\bproof[\s-]of[\s-]concept (trial|study)\b|\bphase (1|2|i|ii|iia|iib|1b|2a|2b)\b[^.]{0,30}\b(trial|study)\b|"
+    r"\bdose[\s-](finding|escalation|ranging)\b|\bin \d+ healthy (volunteers|subjects|participants|adults|men|women)\b")
+TRIAL_TITLE = re.compile(r"(?<!target )\btrial\b(?! emulation)|open[\s-]label|single[\s-]arm|uncontrolled|pilot study|proof[\s-]of[\s-]concept|phase (1|2|i|ii)\b")
+META_TEXT = re.compile(r"meta[\s-]?analy[a-z]*|meta[\s-]regression")
+SYNTHESIS_TEXT = re.compile(
+    r"\b(we )?searched\b|\bsearch(es)? of\b|\bsystematic(ally)? search|\bdatabases?\b|\brandom[\s-]effects?\b|"
+    r"\bfixed[\s-]effects?\b|\bheterogeneity\b|\bprisma\b|\b(included|identified|pooled) \d+ (studies|trials|rcts|articles)\b|"
+    r"\b\d+ (studies|trials|rcts|articles) (were|met|with|involving|including|comprising)\b|\bpooled (estimate|effect|odds|risk|mean)\b|"
+    r"\bstandardi[sz]ed mean difference\b|\bsmd\b")
+SR_TITLE = re.compile(r"systematic(ally)?[\s-](literature[\s-])?review|scoping review|umbrella review|rapid review|systematic search")
+SR_TEXT = re.compile(
+    r"\bsystematic(ally)? (literature )?(review|search|searched)|\bprisma\b|\bscoping review\b|\bumbrella review\b|"
+    r"\bsearched (pubmed|medline|embase|psycinfo|cochrane|web of science|scopus|the literature|[a-z]+ databases|databases|electronic databases)")
+REVIEW_TITLE = re.compile(
+    r"(?<!chart )(?<!record )(?<!records )(?<!case )(?<!peer )\breview\b|\boverview\b|\bstate[\s-]of[\s-]the[\s-]art\b|\ban update\b|\bupdate on\b|\bnarrative\b|"
+    r"\bcurrent (evidence|status|perspectives|understanding|knowledge)\b|\bwhat (do|we) (we )?know\b|\bprimer\b|"
+    r"\bclinical (guide|overview)\b|\bevidence and (future|clinical)\b|\bpast, present\b|\bthe road ahead\b")
+REVIEW_TEXT = re.compile(
+    r"^purpose of review\b|\bwe review\b|\b(this|the present|our|in this) (narrative |brief |mini[\s-]|critical |comprehensive |clinical )?review\b|"
+    r"\bwe (review|summari[sz]e|discuss|outline|overview)\b[^.]{0,60}\b(evidence|literature|data|findings|studies|research|mechanisms?|use|role|developments?|knowledge)\b|"
+    r"\bthis (article|paper|chapter) (reviews|summari[sz]es|discusses|provides an overview)\b|\bwe provide an overview\b")
+PROTOCOL_TITLE = re.compile(
+    r"\b(study|trial) protocol\b|\bprotocol (for|of)\b|\ba protocol\b|\bdesign and rationale\b|\brationale and design\b|"
+    r"\bstatistical analysis plan\b|\bprotocol paper\b")
+PROTOCOL_TEXT = re.compile(
+    r"\bthis (study |trial )?protocol\b|\bwe will (recruit|randomi[sz]e|enrol|enroll|conduct|assess|compare)\b|"
+    r"\bwill be randomi[sz]ed\b|\bwill be recruited\b|\bparticipants will\b|\bthe trial will\b|\bthis study will\b")
+CASE_TITLE = re.compile(r"\bcase report\b|\bcase series\b|\ba case of\b|\ba case\b(?![\s-]control)|\bcase study\b|\bcases? and (a )?review\b|\btwo cases\b|\bthree cases\b")
+CASE_TEXT = re.compile(
+    r"\bwe (report|describe|present) (a|an|the case|two|three|four|five|six|\d+) |\b\d{1,3}[\s-]year[\s-]old\b|"
+    r"\bcase series\b|\bcase report\b|\bthis case\b|\bthese cases\b|"
+    r"\b(patients?|cases?) (in|from|at|seen in) our (clinic|practice|unit|service|centre|center|hospital|department)\b")
+OBS_TEXT = re.compile(
+    r"\bretrospective(ly)?\b|\bcohort\b|\bcross[\s-]sectional\b|\bcase[\s-]control\b|\bchart review\b|\breal[\s-]world\b|"
+    r"\bregistry\b|\bclaims\b|\bnaturalistic\b|\bobservational\b|\belectronic (health|medical) records?\b|\bmedical records\b|"
+    r"\bsurvey\b|\bpopulation[\s-]based\b|\bpharmacovigilance\b|\badverse event reporting system\b|\bfaers\b|"
+    r"\bdisproportionality\b|\bdatabase\b|\bprospective(ly)? (followed|observational|study|cohort)\b|\binterviews?\b|\bqualitative\b|"
+    r"\btrial emulation\b|\bemulat(ed|ing) a (target )?trial\b|\bpoison (control )?cent(er|re)s?\b|\bsurveillance\b|"
+    r"\bwe reviewed (\d+|the|all)\b|\b\d+ [a-z -]{0,25}controls\b")
+OBS_MESH = {"cohort studies", "retrospective studies", "cross-sectional studies", "case-control studies",
+            "surveys and questionnaires", "pharmacovigilance", "adverse drug reaction reporting systems"}
+PRECLINICAL_WORDS = (r"\b(mice|mouse|murine|rats?|rodents?|zebrafish|macaques?|monkeys?|non[\s-]?human primates?|"
+                     r"in vitro|cultured|cell lines?|organoids?|hippocampal slices|brain slices|c57bl/6|sprague[\s-]dawley|wistar|"
+                     r"forced swim(ming)? test|tail suspension test|sucrose preference|social defeat|"
+                     r"chronic (unpredictable|mild|restraint|variable) stress|learned helplessness|knockout)\b")
+PRECLINICAL = re.compile(PRECLINICAL_WORDS)
+HUMAN_STUDY = re.compile(r"\b(patients|participants|volunteers|adults with|women|men|individuals|people|veterans|clinical trial|humans)\b")
+COMMENT_TEXT = re.compile(r"^(to the editor|the authors reply|in reply)\b|\bthis (editorial|commentary|viewpoint)\b")
+COMMENT_TITLE = re.compile(
+    r"^(editorial|commentary|comment|letter|reply|response|in reply|re)\b|\b(commentary|editorial|viewpoint|"
+    r"letter to the editor|reply to|in reply|in response to|comment on|a response)\b")
+GUIDELINE_TITLE = re.compile(
+    r"\bguidelines?\b|\bconsensus\b|\bposition (statement|paper)\b|\bpractice parameter\b|\btask force\b|"
+    r"\bclinical practice recommendations?\b|\brecommendations (for|from|of|on)\b")
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text) if s.strip()]
+
+
+def _own_sentence(pattern: re.Pattern, text: str) -> str | None:
+    """The first words matching ``pattern`` in a sentence about this work (not about other work)."""
+    for sentence in sentences(text):
+        match = pattern.search(sentence)
+        if match and not _OTHER_WORK.search(sentence):
+            return match.group(0)
+    return None
+
+
+def evidence_tags(facts: Facts) -> list[Tag]:
+    """The evidence-type tags of a work, each with the evidence that set it."""
+    found: dict[str, str] = {}
+    pts = set(facts.publication_types)
+    title, abstract, mesh = facts.title, facts.abstract, facts.mesh
+
+    def pt(names: set[str]) -> str | None:
+        hit = sorted(pts & names)
+        return f"publication type '{hit[0]}'" if hit else None
+
+    def in_title(pattern: re.Pattern) -> str | None:
+        match = pattern.search(title)
+        return f"title: '{match.group(0)}'" if match else None
+
+    def in_abstract(pattern: re.Pattern) -> str | None:
+        words = _own_sentence(pattern, abstract)
+        return f"abstract: '{words}'" if words else None
+
+    def first(*evidence):
+        return next((e for e in evidence if e), None)
+
+    registration = "trial_registration" in facts.record_types
+    if registration:
+        found["trial_registration"] = f"record type trial_registration ({', '.join(sorted(s for s in facts.sources))})"
+    if facts.record_type == "preprint" or "preprint" in pts:
+        found["preprint"] = "record type preprint" if facts.record_type == "preprint" else "publication type 'preprint'"
+    if facts.record_type == "news" or pts & PT_NEWS:
+        found["news"] = "record type news" if facts.record_type == "news" else pt(PT_NEWS)
+    if registration or "news" in found:  # a registry record or a news item is that, whatever it reports
+        return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
+
+    comment_text = COMMENT_TEXT.search(abstract)
+    comment = first(pt(PT_COMMENT), in_title(COMMENT_TITLE), f"abstract: '{comment_text.group(0)}'" if comment_text else None)
+    if comment:
+        found["commentary"] = comment
+    guideline = first(pt(PT_GUIDELINE), in_title(GUIDELINE_TITLE))
+    if guideline:
+        found["guideline"] = guideline
+    protocol = first(pt(PT_PROTOCOL), in_title(PROTOCOL_TITLE), in_abstract(PROTOCOL_TEXT))
+    if protocol:
+        found["protocol"] = protocol
+
+    umbrella = re.search(r"umbrella review|review of (systematic reviews|meta-analyses)", title)
+    meta = first(pt(PT_META), None if umbrella else in_title(META_TEXT))
+    if not meta and "guideline" not in found and not umbrella:
+        words = META_TEXT.search(abstract)
+        synthesis = SYNTHESIS_TEXT.search(abstract)
+        if words and synthesis and _own_sentence(META_TEXT, abstract):
+            meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
+    if meta:
+        found["meta_analysis"] = meta
+    systematic = first(pt(PT_SR), in_title(SR_TITLE), None if "guideline" in found else in_abstract(SR_TEXT))
+    if systematic:
+        found["systematic_review"] = systematic
+    if "protocol" in found:  # the protocol of a review or a trial is a protocol
+        found.pop("meta_analysis", None)
+        found.pop("systematic_review", None)
+    synthesis = "meta_analysis" in found or "systematic_review" in found
+    if not synthesis and "guideline" not in found and "protocol" not in found:
+        review = first(pt(PT_REVIEW), in_title(REVIEW_TITLE), None if "commentary" in found else in_abstract(REVIEW_TEXT))
+        if review and not (pts & (PT_RCT | PT_TRIAL | PT_CASE | PT_OBS)):
+            found["review"] = review
+
+    animals = "animals" in mesh and "humans" not in mesh
+    preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
+    if not preclinical and abstract:
+        hits = PRECLINICAL.findall(abstract)
+        if len(hits) >= 2 and not HUMAN_STUDY.search(abstract):
+            preclinical = f"abstract: '{PRECLINICAL.search(abstract).group(0)}' x{len(hits)}"
+    if preclinical and not synthesis and "review" not in found:
+        found["preclinical"] = preclinical
+
+    secondary = synthesis or "review" in found or "protocol" in found or "guideline" in found or "preclinical" in found
+    # a commentary's text is about other work: only its publication types (and a described case) tell its design
+    text_ok = not secondary and "commentary" not in found
+    case = first(pt(PT_CASE), in_title(CASE_TITLE) if not secondary else None,
+                 in_abstract(CASE_TEXT) if text_ok or (not secondary and pt(PT_COMMENT)) else None)
+    if case:
+        found["case_report"] = case
+    rct = pt(PT_RCT) if "protocol" not in found else None
+    if not rct and text_ok and "case_report" not in found:
+        rct = first(in_title(RCT_TITLE), in_abstract(RCT_TEXT))
+    if rct:
+        found["rct"] = rct
+    elif "protocol" not in found:
+        trial = first(pt(PT_TRIAL), in_title(TRIAL_TITLE) if text_ok else None,
+                      in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found else None)
+        if trial:
+            found["clinical_trial"] = trial
+    if not ({"rct", "clinical_trial", "case_report"} & set(found)):
+        observational = pt(PT_OBS)
+        if not observational and text_ok:
+            hit = sorted(mesh & OBS_MESH)
+            observational = first(f"MeSH '{hit[0]}'" if hit else None, in_title(OBS_TEXT), in_abstract(OBS_TEXT))
+        if observational:
+            found["observational"] = observational
+    return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
+
+
+# --------------------------------------------------------------------------- sample size
+
+_N_EQUALS = re.compile(r"\bn\s*=\s*(\d{1,3}(?:[ ,]\d{3})+|\d+)")
+_N_PEOPLE = re.compile(
+    r"\b(\d{1,3}(?:,\d{3})+|\d+)\s+(?:[a-z-]+\s+){0,3}?(patients|participants|adults|subjects|individuals|people|"
+    r"veterans|women|men|adolescents|children|outpatients|inpatients|persons|users|cases|respondents)\b")
+
+
+def sample_size(facts: Facts) -> tuple[int | None, str | None]:
+    """The largest number of people the work reports or plans (registry enrolment first)."""
+    if facts.enrollment:
+        return facts.enrollment, f"enrolment {facts.enrollment} (registry)"
+    best, where = None, None
+    for pattern in (_N_EQUALS, _N_PEOPLE):
+        for match in pattern.finditer(facts.abstract):
+            value = int(re.sub(r"[ ,]", "", match.group(1)))
+            if 1900 <= value <= 2100 and pattern is _N_PEOPLE and match.group(0).split()[0] == str(value):
+                continue  # "2024 patients" is rarely a count; a year is likelier
+            if value <= 10_000_000 and (best is None or value > best):
+                best, where = value, f"abstract: '{match.group(0)}'"
+    return best, where
+
+
+# --------------------------------------------------------------------------- rank score
+
+#: Points for the strongest evidence type (documented in README, "Ranking").
+EVIDENCE_POINTS = {"meta_analysis": 40, "systematic_review": 35, "guideline": 35, "rct": 30, "news": 20,
+                   "clinical_trial": 18, "observational": 15, "review": 12, "trial_registration": 10, "protocol": 8,
+                   "case_report": 5, "preclinical": 5, "commentary": 2}
+SIZE_POINTS = ((1000, 15), (300, 10), (100, 6), (30, 3))
+STATUS_POINTS = {"COMPLETED": 6, "RECRUITING": 4, "NOT_YET_RECRUITING": 3, "ACTIVE_NOT_RECRUITING": 3,
+                 "ENROLLING_BY_INVITATION": 3, "TERMINATED": -4, "WITHDRAWN": -6, "SUSPENDED": -4, "UNKNOWN": -2}
+LABEL_POINTS = {"relevant": 0, "uncertain": -20, "not_relevant": -100}
+
+
+def _parse_day(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    parts = (value[:10].split("-") + ["12", "28"])[:3]  # a partial date counts from the end of its period
+    try:
+        return dt.date(int(parts[0]), int(parts[1]), min(int(parts[2]), 28))
+    except ValueError:
+        return None
+
+
+def rank_score(facts: Facts, tags: list[Tag], label: str, today: dt.date) -> tuple[int, list[str]]:
+    """The digest's ordering score, with one reason per contribution."""
+    reasons = []
+    names = {t.tag for t in tags}
+    points = [(EVIDENCE_POINTS[n], n) for n in names if n in EVIDENCE_POINTS]
+    score = 0
+    if points:
+        value, name = max(points)
+        score += value
+        reasons.append(f"evidence {name} +{value}")
+    else:
+        reasons.append("no evidence type +0")
+    if "preprint" in names:
+        score -= 5
+        reasons.append("preprint (not peer reviewed) -5")
+    size, where = sample_size(facts)
+    if size:
+        bonus = next((p for limit, p in SIZE_POINTS if size >= limit), 0)
+        score += bonus
+        reasons.append(f"sample size {size} ({where}) +{bonus}")
+    if "trial_registration" in names:
+        status = str(facts.trial.get("overall_status") or "").upper().replace(" ", "_")
+        if facts.trial.get("has_results"):
+            score += 8
+            reasons.append("registry: results posted +8")
+        if status in STATUS_POINTS:
+            score += STATUS_POINTS[status]
+            reasons.append(f"registry status {status} {STATUS_POINTS[status]:+d}")
+        phases = facts.trial.get("phases") or []
+        phases = " ".join(phases) if isinstance(phases, list) else str(phases)
+        if re.search(r"PHASE\s*(3|III)\b", phases.upper()):
+            score += 5
+            reasons.append("phase 3 +5")
+    elif facts.registered and names & {"rct", "clinical_trial"}:
+        score += 3
+        reasons.append("registered trial +3")
+    published = _parse_day(facts.published_on)
+    if published:
+        age = (today - published).days
+        bonus = 10 if age <= 90 else 5 if age <= 365 else -10 if age > 3 * 365 else 0
+        score += bonus
+        reasons.append(f"published {facts.published_on} ({max(age, 0)} days old) {bonus:+d}")
+    score += LABEL_POINTS[label]
+    if LABEL_POINTS[label]:
+        reasons.append(f"relevance {label} {LABEL_POINTS[label]:+d}")
+    return score, reasons

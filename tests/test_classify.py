@@ -1,0 +1,313 @@
+"""Relevance, tags and rank on the labelled set (tests/fixtures/classify), parsed by the real parsers.
+
+One test per tag (a work that must carry it, with its evidence, and a near miss that must not) and
+per noise class (kept out, with the noise named in the reasons), the term syntax, the vocabulary's
+validation, and the targets of issue #5 over the whole labelled set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from crawler.classify import build_vocabulary, classify_records
+from crawler.config import parse_config, shipped_config_text
+from crawler.errors import ConfigError
+from crawler.evidence import EVIDENCE_TAGS
+from crawler.records import Record
+from crawler.terms import Doc, TermRule
+from tests.classify_corpus import HERE, NOISE_CLASSES, build, load_corpus
+
+TODAY = dt.date(2026, 11, 23)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return build_vocabulary(parse_config(shipped_config_text(), "shipped").topic)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return {work.key: work for work in load_corpus()}
+
+
+@pytest.fixture(scope="module")
+def results(corpus, shipped):
+    return {key: classify_records(work.records, shipped, TODAY) for key, work in corpus.items()}
+
+
+def tags_of(result):
+    return {t.tag: t for t in result.tags}
+
+
+# --------------------------------------------------------------------------- the labelled set itself
+
+def test_wire_fixtures_are_built_from_the_items():
+    built = build.build_all()
+    wire = HERE / "wire"
+    assert sorted(p.name for p in wire.iterdir()) == sorted(built), "run tests/fixtures/classify/build.py"
+    for name, body in built.items():
+        assert (wire / name).read_bytes() == body, f"{name} is stale: run tests/fixtures/classify/build.py"
+
+
+def test_labelled_set_covers_every_tag_and_noise_class(corpus, shipped):
+    assert len(corpus) >= 200
+    labelled = {tag for work in corpus.values() for tag in work.tags}
+    assert set(EVIDENCE_TAGS) <= labelled
+    assert {rule.name for rule in shipped.tags} <= labelled
+    assert {work.noise for work in corpus.values() if work.noise} == set(NOISE_CLASSES)
+    sources = {work.records[0].source.split(":")[0] for work in corpus.values()}
+    assert {"pubmed", "clinicaltrials", "biorxiv", "europepmc", "feed"} <= sources
+
+
+# --------------------------------------------------------------------------- one test per tag
+
+TAG_CASES = [
+    # (tag, a work that carries it, a near miss that must not)
+    ("rct", "rct_esk_vs_quetiapine", "ma_iv_trd"),  # text only (no publication type) / a meta-analysis of RCTs
+    ("clinical_trial", "ct_openlabel_bipolar", "obs_suicide_attempts"),  # open-label / "target trial emulation"
+    ("observational", "obs_chart_review_clinic", "rct_iv_vs_ect"),
+    ("case_report", "case_cystitis_oral_trd", "obs_cystitis_therapeutic"),  # case report / "a case-control study"
+    ("meta_analysis", "ma_oral_ketamine", "protocol_sr_not_sr"),  # text only / protocol of a meta-analysis
+    ("systematic_review", "sr_adolescents", "guideline_pt_suicide"),  # PRISMA / guideline "based on a systematic review"
+    ("review", "review_suicide_ed", "obs_chart_review_clinic"),  # narrative review / "chart review"
+    ("protocol", "protocol_esk_adolescents", "reg_esk_adolescent_si"),  # "will randomise" / a registration
+    ("trial_registration", "reg_ketamine_vs_ect", "rct_iv_vs_ect"),
+    ("preprint", "preprint_rct_esk", "rct_esk_vs_quetiapine"),
+    ("preclinical", "pre_arketamine_rats", "rct_arketamine_phase2"),  # rats / patients
+    ("commentary", "comment_home_viewpoint", "h_preclinical_stress_rats"),  # viewpoint / "response to ketamine"
+    ("guideline", "guideline_taskforce", "review_esk_practice"),
+    ("news", "news_fda_monotherapy", "comment_editorial_approval"),
+    ("iv_ketamine", "rct_iv_vs_ect", "rct_esk_vs_quetiapine"),
+    ("intranasal_esketamine", "rct_esk_vs_quetiapine", "rct_iv_vs_ect"),
+    ("oral", "case_cystitis_oral_trd", "rct_esk_vs_quetiapine"),  # oral ketamine / an oral antidepressant, quetiapine XR
+    ("im_sc", "rct_im_vs_iv", "rct_iv_vs_ect"),
+    ("arketamine", "rct_arketamine_phase2", "rct_dose_ranging"),
+    ("other_ketamine", "ct_intranasal_racemic", "rct_im_vs_iv"),
+    ("ketamine_assisted_psychotherapy", "rct_ketamine_cbt", "rct_iv_vs_ect"),
+    ("at_home_telehealth", "ct_home_sublingual", "obs_chart_review_clinic"),
+    ("trd", "rct_iv_vs_ect", "rct_anxious_depression"),
+    ("mdd", "rct_im_vs_iv", "rct_bipolar_addon"),
+    ("bipolar_depression", "rct_bipolar_addon", "rct_iv_vs_ect"),
+    ("suicidal_ideation", "rct_ed_suicidal", "rct_iv_vs_ect"),
+    ("ptsd", "rct_ptsd_repeated", "rct_iv_vs_ect"),
+    ("anxiety", "rct_anxious_depression", "rct_iv_vs_ect"),
+    ("perinatal", "rct_ppd_cesarean", "rct_iv_vs_ect"),
+    ("adolescent", "case_adolescent_ptsd", "rct_iv_vs_ect"),  # "16-year-old"
+    ("geriatric", "rct_geriatric_esk", "rct_iv_vs_ect"),
+    ("chronic_pain", "rct_oral_pain_depression", "rct_ppd_cesarean"),  # chronic pain / postoperative pain
+    ("substance_use", "rct_aud_depression", "rct_iv_vs_ect"),
+    ("dissociation", "rct_dose_ranging", "rct_esk_vs_quetiapine"),
+    ("abuse_liability", "obs_telehealth_survey", "rct_iv_vs_ect"),
+    ("cystitis", "obs_cystitis_therapeutic", "rct_iv_vs_ect"),
+    ("cardiovascular", "rct_posthoc_bp", "rct_bipolar_addon"),
+]
+
+
+def test_every_tag_has_a_case():
+    assert {tag for tag, _, _ in TAG_CASES} == set(EVIDENCE_TAGS) | {
+        "iv_ketamine", "intranasal_esketamine", "oral", "im_sc", "arketamine", "other_ketamine",
+        "ketamine_assisted_psychotherapy", "at_home_telehealth", "trd", "mdd", "bipolar_depression",
+        "suicidal_ideation", "ptsd", "anxiety", "perinatal", "adolescent", "geriatric", "chronic_pain",
+        "substance_use", "dissociation", "abuse_liability", "cystitis", "cardiovascular"}
+
+
+@pytest.mark.parametrize("tag, positive, negative", TAG_CASES, ids=[case[0] for case in TAG_CASES])
+def test_tag(tag, positive, negative, corpus, results):
+    assert tag in corpus[positive].tags and tag not in corpus[negative].tags  # the labels agree with the case
+    found = tags_of(results[positive])
+    assert tag in found, f"{positive} lacks {tag}: {sorted(found)}"
+    assert found[tag].evidence and found[tag].category == ("evidence" if tag in EVIDENCE_TAGS else found[tag].category)
+    assert tag not in tags_of(results[negative]), f"{negative}: {tags_of(results[negative]).get(tag)}"
+
+
+def test_tag_evidence_names_what_was_found(results):
+    rct = tags_of(results["rct_iv_vs_ect"])
+    assert rct["rct"].evidence == "publication type 'randomized controlled trial'"
+    assert rct["iv_ketamine"].category == "drug" and "'infusions' in abstract" in rct["iv_ketamine"].evidence
+    assert rct["trd"].category == "indication" and "in mesh" in rct["trd"].evidence
+    assert rct["dissociation"].category == "safety"
+    text_rct = tags_of(results["rct_esk_vs_quetiapine"])["rct"]
+    assert text_rct.evidence.startswith("abstract: ") and "randomly assigned" in text_rct.evidence
+
+
+# --------------------------------------------------------------------------- one test per noise class
+
+NOISE_CASES = [
+    # (noise class, a work of that class, a relevant work in the same context)
+    ("anaesthesia", "noise_gastroscopy_sedation", "rct_ppd_cesarean"),  # "respiratory depression" / PPD at caesarean
+    ("pain_only", "noise_crps", "rct_oral_pain_depression"),
+    ("healthy_volunteers", "noise_pk_japanese", "rct_geriatric_esk"),
+    ("recreational", "noise_chronic_users_depression", "obs_cystitis_therapeutic"),
+    ("ssri_only", "noise_sertraline", "rct_esk_vs_quetiapine"),
+    ("other", "noise_ltd_slices", "pre_csds_synapses"),  # "long-term depression" of synapses / a depression model
+]
+
+
+@pytest.mark.parametrize("noise, key, counterpart", NOISE_CASES, ids=[case[0] for case in NOISE_CASES])
+def test_noise_class(noise, key, counterpart, corpus, results):
+    assert corpus[key].noise == noise and not corpus[key].relevant and corpus[counterpart].relevant
+    result = results[key]
+    assert result.label == "not_relevant", result.reasons
+    reasons = "\n".join(result.reasons)
+    if noise in ("anaesthesia", "pain_only", "healthy_volunteers", "recreational"):
+        assert f"noise {noise} (penalty" in reasons
+    assert results[counterpart].label == "relevant", results[counterpart].reasons
+
+
+def test_noise_reasons_are_specific(results):
+    gastroscopy = "\n".join(results["noise_gastroscopy_sedation"].reasons)
+    assert "concept condition: ignored 'respiratory depression'" in gastroscopy
+    assert "concept condition = 0: no term found" in gastroscopy
+    sertraline = "\n".join(results["noise_sertraline"].reasons)
+    assert "concept drug = 0: no term found" in sertraline
+    ltd = "\n".join(results["noise_ltd_slices"].reasons)
+    assert "ignored 'long-term depression'" in ltd and "'synaptic depression'" in ltd
+    caesarean = results["rct_ppd_cesarean"]
+    assert any(r.startswith("noise anaesthesia (penalty 2)") for r in caesarean.reasons) and caesarean.score == 2
+    cystitis = "\n".join(results["obs_cystitis_therapeutic"].reasons)
+    assert "noise recreational" not in cystitis  # a single background mention is below min_strength
+
+
+def test_every_noise_class_is_kept_out_of_the_digest(corpus, results):
+    for noise in NOISE_CLASSES:
+        group = [key for key, work in corpus.items() if work.noise == noise]
+        kept_out = [key for key in group if results[key].label == "not_relevant"]
+        assert len(kept_out) >= 0.8 * len(group), f"{noise}: {sorted(set(group) - set(kept_out))}"
+
+
+def test_a_passing_mention_is_uncertain_not_relevant(results):
+    passing = results["noise_dxm_bupropion"]  # "like ketamine" once in a dextromethorphan trial
+    assert passing.label == "uncertain" and passing.score == 1
+    assert "relevance uncertain -20" in passing.rank_reasons
+
+
+# --------------------------------------------------------------------------- targets over the whole set
+
+def test_targets_of_issue_5_on_the_labelled_set(corpus, results):
+    relevant = [key for key, work in corpus.items() if work.relevant]
+    shown = [key for key, result in results.items() if result.label != "not_relevant"]
+    true_shown = [key for key in shown if corpus[key].relevant]
+    recall, precision = len(true_shown) / len(relevant), len(true_shown) / len(shown)
+    assert recall >= 0.99 and precision >= 0.95, (recall, precision)
+    for tag in EVIDENCE_TAGS:
+        tp = sum(1 for key in corpus if tag in corpus[key].tags and tag in tags_of(results[key]))
+        fp = sum(1 for key in corpus if tag not in corpus[key].tags and tag in tags_of(results[key]))
+        fn = sum(1 for key in corpus if tag in corpus[key].tags and tag not in tags_of(results[key]))
+        assert 2 * tp / (2 * tp + fp + fn) >= 0.9, (tag, tp, fp, fn)
+
+
+# --------------------------------------------------------------------------- rank
+
+def test_rank_orders_by_evidence_size_status_and_recency(results):
+    meta = results["ma_iv_trd"]
+    assert meta.rank_reasons[0] == "evidence meta_analysis +40"
+    assert any(r.startswith("sample size 1234 (abstract: 'n = 1,234')") for r in meta.rank_reasons)
+    big_rct, case = results["rct_esk_vs_quetiapine"], results["case_hypertensive_crisis"]
+    assert big_rct.rank_score > case.rank_score
+    registration = results["reg_esk_adolescent_si"]
+    assert "registry: results posted +8" in registration.rank_reasons and "phase 3 +5" in registration.rank_reasons
+    assert "registry status COMPLETED +6" in registration.rank_reasons
+    withdrawn = results["reg_withdrawn_oral_pain_dep"]
+    assert "registry status WITHDRAWN -6" in withdrawn.rank_reasons
+    old = results["review_pt_only"]  # 2023-08-08: more than 3 years before TODAY
+    assert any(r.startswith("published 2023-08-08") and r.endswith("-10") for r in old.rank_reasons)
+    preprint = results["preprint_rct_esk"]
+    assert "preprint (not peer reviewed) -5" in preprint.rank_reasons
+    assert results["noise_crps"].rank_score < 0
+
+
+# --------------------------------------------------------------------------- terms and rules
+
+def doc(title="", abstract="", keywords=(), mesh=(), trial=()):
+    from crawler.terms import normalize_text
+
+    return Doc([normalize_text(title)] if title else [], [normalize_text(abstract)] if abstract else [],
+               [normalize_text(k) for k in keywords], [normalize_text(t) for t in trial], [normalize_text(m) for m in mesh])
+
+
+def test_term_syntax():
+    rule = TermRule("t", terms=["oral", "suicid*", "post-traumatic stress", "re:\\b1[0-7]-year-old\\b"])
+    assert rule.evaluate(doc("Oral ketamine")).strength == 3
+    assert rule.evaluate(doc("Orally disintegrating")).strength == 0  # whole words only
+    assert rule.evaluate(doc("coral reefs")).strength == 0
+    assert rule.evaluate(doc(abstract="Suicidality fell.")).hits[0].text == "suicidality"  # prefix, shown whole
+    assert rule.evaluate(doc(abstract="posttraumatic stress and post traumatic stress")).strength == 2  # twice
+    assert rule.evaluate(doc(abstract="A 16-year-old girl")).strength == 1
+    assert rule.evaluate(doc(keywords=["PTSD", "Post–traumatic stress"])).strength == 2  # en dash
+
+
+def test_mesh_entries_and_terms_are_kept_apart():
+    rule = TermRule("a", terms=["anesthe*"], mesh=["Anesthesia*"])
+    assert rule.evaluate(doc(mesh=["Anesthetics, Dissociative"])).strength == 0  # terms never match MeSH
+    assert rule.evaluate(doc(mesh=["Anesthesia, General"])).strength == 3
+    exact = TermRule("d", mesh=["Depression"])
+    assert exact.evaluate(doc(mesh=["Depression, Postpartum"])).strength == 0
+    assert exact.evaluate(doc(mesh=["Depression"])).strength == 3
+
+
+def test_exclude_require_unless_and_min_strength():
+    condition = TermRule("condition", terms=["depression"], exclude=["respiratory depress*"])
+    result = condition.evaluate(doc(abstract="No respiratory depression occurred."))
+    assert result.strength == 0 and result.excluded == ["respiratory depression"]
+    nasal = TermRule("nasal", terms=["nasal spray"], require=["esketamin*"])
+    assert not nasal.evaluate(doc("Ketamine nasal spray")).fired
+    assert nasal.evaluate(doc("Esketamine nasal spray")).fired
+    noise = TermRule("recreational", terms=["recreational*"], unless=["infusion*"], min_strength=2)
+    assert not noise.evaluate(doc(abstract="Unlike recreational use, ...")).fired  # strength 1 < 2
+    assert noise.evaluate(doc("Recreational ketamine")).fired
+    cancelled = noise.evaluate(doc("Recreational users given infusions"))
+    assert not cancelled.fired and cancelled.cancelled_by == "'infusions' in title"
+
+
+def test_dissociative_anaesthetic_is_no_dissociation(shipped):
+    record = Record(source="pubmed", source_id="1", record_type="article", title="Ketamine for depression",
+                    abstract="Ketamine, a dissociative anesthetic, reduced depressive symptoms.")
+    assert "dissociation" not in tags_of(classify_records([record], shipped, TODAY))
+
+
+def test_a_work_is_classified_from_all_its_records(shipped):
+    pubmed = Record(source="pubmed", source_id="1", record_type="article", title="Ketamine and mood",
+                    abstract="Ketamine improved mood.", publication_types=["Journal Article"])
+    europepmc = Record(source="europepmc", source_id="MED/1", record_type="article", title="Ketamine and mood.",
+                       mesh_terms=["Depressive Disorder, Treatment-Resistant"], publication_types=["Randomized Controlled Trial"])
+    alone = classify_records([pubmed], shipped, TODAY)
+    both = classify_records([pubmed, europepmc], shipped, TODAY)
+    assert alone.label == "not_relevant"
+    assert both.label == "relevant" and {"rct", "trd"} <= set(both.tag_names)
+
+
+def test_without_concepts_match_terms_are_the_one_concept():
+    config = parse_config('contact_email = "a@example.org"\n[topic]\nmatch_terms = ["psilocyb"]\n', "t")
+    vocabulary = build_vocabulary(config.topic)
+    title = Record(source="pubmed", source_id="1", record_type="article", title="Psilocybin for depression")
+    mention = Record(source="pubmed", source_id="2", record_type="article", title="Depression care",
+                     abstract="Psilocybin was not studied.")
+    assert classify_records([title], vocabulary, TODAY).label == "relevant"
+    assert classify_records([mention], vocabulary, TODAY).label == "uncertain"
+    assert [t.category for t in classify_records([title], vocabulary, TODAY).tags] == []  # no topic tags
+
+
+def test_vocabulary_hash_follows_the_vocabulary():
+    base = 'contact_email = "a@example.org"\n[topic]\nmatch_terms = ["ketamin"]\n'
+    one = build_vocabulary(parse_config(base + "[topic.concepts.drug]\nterms = [\"ketamin*\"]\n", "t").topic)
+    two = build_vocabulary(parse_config(base + "[topic.concepts.drug]\nterms = [\"ketamin*\", \"spravato\"]\n", "t").topic)
+    assert one.hash != two.hash and len(one.hash) == 16
+
+
+@pytest.mark.parametrize("extra, key, message", [
+    ('[topic.concepts.drug]\nterms = ["ketamin*"]\nsynonyms = ["x"]\n', "topic.concepts.drug.synonyms", "unknown key"),
+    ('[topic.concepts.drug]\nterms = ["re:(unclosed"]\n', "topic.concepts.drug.terms[0]", "invalid term"),
+    ('[topic.concepts.drug]\nterms = []\n', "topic.concepts.drug.terms", "at least one term"),
+    ('[topic.tags.rct]\nterms = ["randomi*"]\n', "topic.tags.rct", "evidence-type tag"),
+    ('[topic.tags.oral]\nterms = ["oral"]\ncategory = "Drug Route"\n', "topic.tags.oral.category", "lower-case"),
+    ('[topic.noise.pain]\nterms = ["pain"]\npenalty = "two"\n', "topic.noise.pain.penalty", "an integer"),
+    ('[topic.relevance]\nfocus_concept = "drugs"\n[topic.concepts.drug]\nterms = ["ketamin*"]\n', "topic.relevance.focus_concept", "drug"),
+    ('[topic.relevance]\nrelevant_score = 1\nuncertain_score = 2\n', "topic.relevance.uncertain_score", "<= relevant_score"),
+])
+def test_invalid_vocabulary_names_the_key(extra, key, message):
+    text = 'contact_email = "a@example.org"\n[topic]\nmatch_terms = ["ketamin"]\n' + extra
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, "litmon.toml")
+    assert error.value.key == key and message in str(error.value) and "litmon.toml" in str(error.value)

@@ -1,0 +1,163 @@
+"""Classification in the running system: after each crawled batch, stored for SQL.
+
+Real SQLite files and the real pipeline against a loopback PubMed serving efetch XML of the
+labelled set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from crawler import classify, store
+from crawler.records import Record
+from tests.classify_corpus import article, build, shipped_vocabulary
+from tests.conftest import rows
+from tests.test_pubmed import FakeNcbi
+
+ROOT = Path(__file__).resolve().parent.parent
+ITEMS = {item["key"]: item for item in build.load_items()}
+
+
+def efetch(*keys: str) -> bytes:
+    return build.build_pubmed([ITEMS[key] for key in keys])
+
+
+def pmid(key: str) -> str:
+    return ITEMS[key]["wire_id"]
+
+
+@pytest.fixture
+def vocabulary_config(make_config):
+    def _make(extra: str = ""):
+        return make_config(extra + "\n" + shipped_vocabulary())
+    return _make
+
+
+def work_id_of(db, source_id: str) -> int:
+    return rows(db, "SELECT work_id FROM records WHERE source_id = ?", [source_id])[0]["work_id"]
+
+
+def relevance(db):
+    return {r["source_id"]: r["label"] for r in rows(
+        db, "SELECT rec.source_id, r.label FROM records rec JOIN work_relevance r ON r.work_id = rec.work_id")}
+
+
+# --------------------------------------------------------------------------- crawl
+
+def test_each_crawled_batch_is_classified(httpserver, vocabulary_config, run_crawl, db):
+    keys = ["rct_iv_vs_ect", "noise_gastroscopy_sedation", "noise_dxm_bupropion", "ma_iv_trd"]
+    FakeNcbi({"crdt": 4}, {0: efetch(*keys[:2]), 2: efetch(*keys[2:])}).install(httpserver)
+    config = vocabulary_config(f"""
+[sources.pubmed]
+enabled = true
+base_url = "{httpserver.url_for('/')}"
+query = "ketamine"
+batch_size = 2
+min_interval = 0
+""")
+
+    report = run_crawl(config, only=["pubmed"])
+
+    assert report.sources[0].status == "ok", report.sources[0].error
+    assert relevance(db) == {pmid("rct_iv_vs_ect"): "relevant", pmid("noise_gastroscopy_sedation"): "not_relevant",
+                             pmid("noise_dxm_bupropion"): "uncertain", pmid("ma_iv_trd"): "relevant"}
+    trial = work_id_of(db, pmid("rct_iv_vs_ect"))
+    stored = rows(db, "SELECT * FROM work_relevance WHERE work_id = ?", [trial])[0]
+    assert stored["score"] == 4 and stored["vocabulary_hash"] == classify.build_vocabulary(config.topic).hash
+    assert stored["classified_at"].endswith("Z") and stored["rank_score"] > 0
+    reasons = [r["value"] for r in rows(db, "SELECT j.value FROM work_relevance, json_each(reasons) j WHERE work_id = ?", [trial])]
+    assert reasons[0].startswith("concept drug = 3: 'ketamine' in title")
+    assert reasons[-1] == "score 4 (relevant >= 2, uncertain >= 1): relevant"
+    assert json.loads(stored["rank_reasons"])[0] == "evidence rct +30"
+    tags = {r["tag"]: (r["category"], r["evidence"]) for r in rows(db, "SELECT * FROM work_tags WHERE work_id = ?", [trial])}
+    assert tags["rct"] == ("evidence", "publication type 'randomized controlled trial'")
+    assert tags["iv_ketamine"][0] == "drug" and tags["trd"][0] == "indication" and tags["dissociation"][0] == "safety"
+    noise = rows(db, "SELECT j.value FROM work_relevance r, json_each(r.reasons) j WHERE r.label = 'not_relevant'")
+    assert any(r["value"].startswith("noise anaesthesia (penalty 2)") for r in noise)
+
+
+def test_a_dry_run_crawl_classifies_nothing(httpserver, vocabulary_config, run_crawl, db):
+    FakeNcbi({"crdt": 1}, {0: efetch("rct_iv_vs_ect")}).install(httpserver)
+    config = vocabulary_config(f"""
+[sources.pubmed]
+enabled = true
+base_url = "{httpserver.url_for('/')}"
+query = "ketamine"
+min_interval = 0
+""")
+    run_crawl(config, only=["pubmed"], dry_run=True)
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_relevance") == [{"n": 0}]
+
+
+def test_a_changed_record_is_classified_again(vocabulary_config, db):
+    config = vocabulary_config()
+    first = article("1", "Ketamine and mood", "Ketamine improved mood in volunteers.")
+    store.save_records(db, [first])
+    classify.classify_batch(db, config, [first])
+    assert relevance(db) == {"1": "not_relevant"}
+
+    revised = article("1", "Ketamine and mood", "Ketamine improved mood in patients with treatment-resistant depression.")
+    store.save_records(db, [revised])
+    classify.classify_batch(db, config, [revised])
+
+    assert relevance(db) == {"1": "relevant"}
+    assert {r["tag"] for r in rows(db, "SELECT tag FROM work_tags")} == {"trd"}
+
+
+def test_merged_works_keep_one_classification(vocabulary_config, db):
+    config = vocabulary_config()
+    pubmed = article("10", "Ketamine for depression", "Ketamine reduced depression.")
+    crossref = Record(source="crossref", source_id="10.1000/xyz1", record_type="article", title="Ketamine for depression",
+                      abstract="A randomized trial of ketamine in depression.")
+    crossref.add_id("doi", "10.1000/xyz1")
+    store.save_records(db, [pubmed, crossref])
+    classify.classify_batch(db, config, [pubmed, crossref])
+    assert len(rows(db, "SELECT * FROM work_relevance")) == 2
+
+    pubmed.add_id("doi", "10.1000/xyz1")  # the PubMed record now names the DOI: the two works are one
+    store.save_records(db, [pubmed])
+    classify.classify_batch(db, config, [pubmed])
+
+    survivor = rows(db, "SELECT id FROM works WHERE merged_into IS NULL")
+    assert rows(db, "SELECT work_id FROM work_relevance") == [{"work_id": survivor[0]["id"]}]
+    assert {r["work_id"] for r in rows(db, "SELECT work_id FROM work_tags")} == {survivor[0]["id"]}
+    assert {r["tag"] for r in rows(db, "SELECT tag FROM work_tags")} == {"rct"}  # from the Crossref abstract
+
+
+def test_a_classification_error_does_not_fail_the_crawl(vocabulary_config, db, caplog):
+    config = vocabulary_config()
+    record = article("1", "Ketamine for depression", "Ketamine reduced depression.")
+    store.save_records(db, [record])
+    db.execute("DROP TABLE work_tags")  # a damaged database: classification cannot be stored
+    with caplog.at_level(logging.ERROR):
+        classify.classify_batch(db, config, [record])
+    assert "classification of 1 record(s) failed: OperationalError: no such table: work_tags" in caplog.text
+    assert "litmon -v reclassify" in caplog.text
+    assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 1}]
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_relevance") == [{"n": 0}]  # the transaction was rolled back
+
+
+def test_readme_sql_examples_run(vocabulary_config, db):
+    config = vocabulary_config()
+    records = [article("1", "Esketamine nasal spray versus placebo in treatment-resistant depression: a randomized trial",
+                       "Adults were randomly assigned to esketamine nasal spray or placebo."),
+               article("2", "Esketamine for sedation in gastroscopy", "Less respiratory depression with esketamine sedation.")]
+    store.save_records(db, records)
+    classify.classify_batch(db, config, records)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Relevance, tags and rank", 1)[1].split("\n## ", 1)[0]
+    sql = "\n".join(re.findall(r"```sql\n(.*?)```", section, re.S))
+    work = work_id_of(db, "1")
+    results = []
+    for statement in [s.strip() for s in sql.replace(" 42", f" {work}").split(";") if s.strip()]:
+        statement = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+        results.append(rows(db, statement))
+    assert [r["id"] for r in results[0]] == [work]
+    assert results[1][-1]["reason"].endswith(": relevant")
+    assert {r["tag"] for r in results[2]} >= {"rct", "intranasal_esketamine", "trd"}
+    assert results[3] == [{"noise_class": "anaesthesia", "works": 1}]
