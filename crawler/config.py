@@ -251,6 +251,8 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         "first_digest_days": digest_tbl.int("first_digest_days", 7, 1, 3660),
         "when_empty": digest_tbl.str("when_empty", "send"),
         "subject_prefix": digest_tbl.str("subject_prefix", "[litmon]"),
+        "highlights": digest_tbl.int("highlights", 3, 0, 50),
+        "highlight_min_score": digest_tbl.int("highlight_min_score", 40),
     }
     if digest["when_empty"] not in ("send", "skip"):
         raise digest_tbl.fail("when_empty", "send or skip")

@@ -5,6 +5,11 @@ Selection
     before. The very first digest (typically right after a backfill) lists only works whose
     ``entered_on`` date (when the source first listed them) falls within the last
     ``[digest].first_digest_days`` days, not the whole backlog.
+Relevance and order
+    Works classified ``not_relevant`` (:mod:`crawler.classify`) are left out; ``uncertain`` ones go
+    to their own section at the end. Items are ordered by ``work_relevance.rank_score``; the
+    ``[digest].highlights`` best-ranked relevant works scoring at least ``highlight_min_score`` open
+    the digest as "Highlights" (and are not repeated in their kind's section).
 Delivery
     With ``[email].smtp_host`` empty, the message is written to ``[outbox].dir`` as ``.eml`` and
     ``.html``. Otherwise it is sent over SMTP (none / STARTTLS / SSL, AUTH with the password from
@@ -28,20 +33,23 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from crawler import classify
 from crawler import identifiers as ids
 from crawler import store
 from crawler.errors import DeliveryError
 
 log = logging.getLogger("crawler.digest")
 
-#: (record_type, section title) in display order
+#: (record_type or "highlights"/"uncertain", section title) in display order
 SECTIONS = (
+    ("highlights", "Highlights"),
     ("notice", "Retractions, corrections and expressions of concern"),
     ("article", "New articles"),
     ("preprint", "Preprints"),
     ("trial_registration", "Clinical trial registrations"),
     ("news", "Regulatory and news"),
     ("other", "Other"),
+    ("uncertain", "Uncertain relevance (check before relying on these)"),
 )
 ID_LABELS = {"doi": "DOI", "pmid": "PubMed", "pmcid": "PMC", "nct": "ClinicalTrials.gov", "isrctn": "ISRCTN",
              "eudract": "EudraCT", "euct": "EU CTIS", "ppr": "Europe PMC", "openalex": "OpenAlex"}
@@ -60,6 +68,7 @@ class DigestItem:
     snippet: str | None
     links: list[tuple[str, str]]
     sources: list[str]
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -127,12 +136,19 @@ def select_items(db, config, now: dt.datetime) -> tuple[str, list[tuple[str, lis
         period_start = last["period_end"]
         where.append("w.first_seen_at > ?")
         params.append(period_start)
+    where.append("COALESCE(r.label, '') != 'not_relevant'")
     works = list(db.query(
-        f"SELECT w.* FROM works w WHERE {' AND '.join(where)} ORDER BY COALESCE(w.published_on, w.entered_on) DESC, w.id",
+        f"SELECT w.*, r.label AS relevance, r.rank_score FROM works w LEFT JOIN work_relevance r ON r.work_id = w.id"
+        f" WHERE {' AND '.join(where)} ORDER BY COALESCE(r.rank_score, 0) DESC, COALESCE(w.published_on, w.entered_on) DESC, w.id",
         params))
     grouped: dict[str, list[DigestItem]] = {key: [] for key, _ in SECTIONS}
     for work in works:
         item = _build_item(db, work)
+        if work["relevance"] == "uncertain":
+            item.section = "uncertain"
+        elif (work["relevance"] == "relevant" and len(grouped["highlights"]) < config.digest.get("highlights", 0)
+              and work["rank_score"] >= config.digest.get("highlight_min_score", 0)):
+            item.section = "highlights"
         grouped.setdefault(item.section, []).append(item)
     sections = [(title, grouped[key]) for key, title in SECTIONS if grouped.get(key)]
     return period_start, sections, first
@@ -164,6 +180,7 @@ def _build_item(db, work: dict) -> DigestItem:
         journal=next((r["journal"] for r in records if r["journal"]), None),
         date=work["published_on"] or work["entered_on"], snippet=snippet, links=links,
         sources=sorted({r["source"] for r in records}),
+        tags=[r["tag"] for r in db.query("SELECT tag FROM work_tags WHERE work_id = ? ORDER BY category != 'evidence', category, tag", [work["id"]])],
     )
 
 
@@ -206,6 +223,12 @@ def build_message(config, digest: Digest, recipient: str | None) -> EmailMessage
 
 def run_digest(config, db, *, dry_run: bool = False, now: dt.datetime | None = None) -> DigestResult:
     """Build, store and deliver the digest (or, with dry_run, only build and report it)."""
+    if not dry_run:
+        classified, stale = classify.classify_unclassified(db, config)
+        if classified:
+            log.info("classified %d work(s) that had no relevance yet", classified)
+        if stale:
+            log.warning("%d work(s) were classified with another [topic] vocabulary — run `litmon reclassify`", stale)
     digest = build_digest(db, config, now)
     if not digest.items and config.digest["when_empty"] == "skip":
         return DigestResult(None, digest, skipped_reason="nothing new and [digest].when_empty = \"skip\"")
