@@ -1,4 +1,4 @@
-"""Command line: ``litmon run | crawl | digest | serve | status | backup | check``.
+"""Command line: ``litmon run | crawl | digest | serve | status | backup | check | reclassify``.
 
 Exit codes (documented in README.md, "Command line"):
 
@@ -278,6 +278,32 @@ def check(state, quick):
         click.echo("check: the database has problems — restore a backup (litmon backup) or report this with the output above", err=True)
         sys.exit(EXIT_FAILED)
     state.say(f"check: {database} is consistent")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Classify and report what would change; write nothing.")
+@click.pass_obj
+def reclassify(state, dry_run):
+    """Recompute relevance, tags and rank of every work (run it after changing the [topic] vocabulary;
+    takes the run lock).
+
+    Works are also classified as they are crawled; this redoes all of them with the current
+    configuration. Results: tables work_relevance and work_tags (README, "Relevance, tags and rank").
+    """
+    from crawler import classify
+
+    config = state.config
+    if not config.database_path.exists():
+        raise LitmonError(f"no database at {config.database_path} yet — run `litmon run` or `litmon crawl` first")
+    with state.writing("reclassify", dry_run) as (db, stop):
+        report = classify.reclassify(db, config, dry_run=dry_run)
+    labels = ", ".join(f"{count} {label.replace('_', ' ')}" for label, count in report.labels.items())
+    click.echo(f"{'reclassify (dry run, nothing written)' if dry_run else 'reclassified'}: {report.works} work(s): {labels}; "
+               f"{len(report.changed)} relevance change(s), {report.tags_changed} work(s) with changed tags")
+    for work_id, old, new in report.changed[:20]:
+        click.echo(f"  work {work_id}: {old or 'unclassified'} -> {new}")
+    if len(report.changed) > 20:
+        click.echo(f"  … and {len(report.changed) - 20} more")
 
 
 def _open_for_dry_run(config):
