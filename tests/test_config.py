@@ -201,7 +201,12 @@ def shipped_layout():
 
 
 def group_of(name: str | None) -> str | None:
-    return "sources.*" if name and name.startswith("sources.") else name
+    """Tables of one kind share the comment of the first: [sources.*], [topic.tags.*], [topic.noise.*]…"""
+    if name and name.startswith("sources."):
+        return "sources.*"
+    if name and name.startswith("topic.") and name.count(".") == 2:
+        return name.rsplit(".", 1)[0] + ".*"
+    return name
 
 
 def test_shipped_default_comments_every_table_and_interface_key():
