@@ -155,7 +155,7 @@ def run(state, dry_run, force_digest):
             click.echo("run interrupted: the digest was not made; the next run resumes from the saved watermarks", err=True)
             sys.exit(EXIT_FAILED)
         if force_digest or digest_mod.digest_due(db, config):
-            result = digest_mod.run_digest(config, db, dry_run=dry_run)
+            result = digest_mod.run_digest(config, db, dry_run=dry_run, only_due=not force_digest)
             _print_digest_result(state, result, dry_run)
             failed = failed or result.failed
         else:
@@ -182,18 +182,35 @@ def crawl(state, sources, since, dry_run):
 
 
 @cli.command()
-@click.option("--dry-run", is_flag=True, help="Build the digest and print its summary; send, write and record nothing.")
+@click.option("--dry-run", is_flag=True, help="Build the digests and print their summary; send, write and record nothing.")
+@click.option("--preview", is_flag=True, help="Write the next digest's HTML into the outbox folder and print its path; record and send nothing.")
+@click.option("--resend", "resend_id", type=int, metavar="ID", help="Deliver the stored digest ID again (ids: `litmon status`).")
 @click.pass_obj
-def digest(state, dry_run):
-    """Make the digest of everything new since the last one, and send it (or write it to the outbox).
+def digest(state, dry_run, preview, resend_id):
+    """Make the digest of everything new and changed since each recipient's last one, and send it
+    (or write it to the outbox).
 
     Makes it now, whatever [digest] period_days says (takes the run lock).
     """
     from crawler import digest as digest_mod
 
     config = state.config
+    if preview:
+        db = _open_for_dry_run(config)
+        try:
+            path, d = digest_mod.write_preview(config, db)
+        finally:
+            db.close()
+        click.echo(str(path))
+        state.say(f"preview for {d.recipient}: {len(d.items)} item(s): {d.subject}")
+        return
     with state.writing("digest", dry_run) as (db, stop):
-        result = digest_mod.run_digest(config, db, dry_run=dry_run)
+        if resend_id is not None:
+            delivery = digest_mod.resend(config, db, resend_id, dry_run=dry_run)
+            result = digest_mod.DigestResult(deliveries=[delivery] if not dry_run else [])
+            state.say(f"digest {resend_id}: resend to {delivery['recipient']}: {delivery['status']}")
+        else:
+            result = digest_mod.run_digest(config, db, dry_run=dry_run)
     _print_digest_result(state, result, dry_run)
     sys.exit(EXIT_FAILED if result.failed else EXIT_OK)
 
@@ -320,12 +337,11 @@ def _print_crawl_report(report):
 
 
 def _print_digest_result(state, result, dry_run):
-    d = result.digest
-    if result.skipped_reason:
-        state.say(f"digest: skipped ({result.skipped_reason})")
-        return
-    prefix = "digest (dry run)" if dry_run else f"digest {result.digest_id}"
-    state.say(f"{prefix}: {len(d.items)} item(s), {d.period_start[:10]} to {d.period_end[:10]}: {d.subject}")
+    for reason in result.skipped:
+        state.say(f"digest: skipped {reason}")
+    for digest_id, d in result.digests:
+        prefix = "digest (dry run)" if dry_run else f"digest {digest_id}"
+        state.say(f"{prefix} for {d.recipient}: {len(d.items)} item(s), {d.period_start[:10]} to {d.period_end[:10]}: {d.subject}")
     for delivery in result.deliveries:
         where = delivery.get("path") or delivery["recipient"]
         line = f"  {delivery['status']}: {where}" + (f" — {mask_secrets(delivery['error'])}" if delivery.get("error") else "")

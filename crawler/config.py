@@ -242,8 +242,9 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     )
     if email.ca_file and not Path(email.ca_file).expanduser().is_file():
         raise ConfigError(path, "email.ca_file", f"expected the path of a PEM file of trusted CA certificates, got {email.ca_file!r} (no such file)")
-    if email.smtp_host and not email.recipients:
-        raise ConfigError(path, "email.recipients", "expected at least one address when email.smtp_host is set")
+    filtered = _parse_recipients(path, data)
+    if email.smtp_host and not email.recipients and not filtered:
+        raise ConfigError(path, "email.recipients", "expected at least one address (or a [[recipients]] table) when email.smtp_host is set")
 
     digest_tbl = root.table_("digest")
     digest = {
@@ -256,6 +257,8 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     }
     if digest["when_empty"] not in ("send", "skip"):
         raise digest_tbl.fail("when_empty", "send or skip")
+    # every recipient: plain [email] recipients (no filter) and [[recipients]] tables (filters)
+    digest["recipients"] = [{"address": a, "sections": [], "tags": [], "min_score": None} for a in email.recipients] + filtered
 
     http_tbl = root.table_("http")
     http = {
@@ -315,6 +318,42 @@ def _check_schedule(path, schedule) -> None:
             cron.parse_cron(schedule[key], tz)
         except ValueError as exc:
             raise ConfigError(path, f"schedule.{key}", f"{exc} — expected cron syntax such as '30 5 * * *'") from None
+
+
+#: Digest sections, in display order ([[recipients]] sections = … names these keys).
+DIGEST_SECTIONS = ("highlights", "notices", "clinical", "reviews", "trials", "preprints", "preclinical", "news",
+                   "uncertain", "health")
+
+
+def _parse_recipients(path, data) -> list[dict[str, Any]]:
+    """``[[recipients]]`` tables: address, optional sections (keys of DIGEST_SECTIONS), tags
+    (an item must carry one of them) and min_score (work_relevance.rank_score)."""
+    items = data.get("recipients", [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ConfigError(path, "recipients", "expected [[recipients]] tables with an address (plain addresses go in [email] recipients)")
+    result = []
+    for index, item in enumerate(items):
+        reader = _Reader(path, item, f"recipients[{index}].")
+        address = reader.str("address", required=True)
+        if not EMAIL_RE.match(address):
+            raise reader.fail("address", "an e-mail address")
+        extra = sorted(set(item) - {"address", "sections", "tags", "min_score"})
+        if extra:
+            raise ConfigError(path, f"recipients[{index}].{extra[0]}", "unknown key; expected address, sections, tags or min_score")
+        sections = reader.str_list("sections")
+        unknown = [x for x in sections if x not in DIGEST_SECTIONS]
+        if unknown:
+            raise ConfigError(path, f"recipients[{index}].sections", f"unknown section {unknown[0]!r}; expected some of {', '.join(DIGEST_SECTIONS)}")
+        min_score = item.get("min_score")
+        if min_score is not None:
+            min_score = reader.float("min_score", 0.0, minimum=-1000.0)
+        result.append({"address": address, "sections": sections, "tags": reader.str_list("tags"), "min_score": min_score})
+    seen = set()
+    for entry in result:
+        if entry["address"] in seen:
+            raise ConfigError(path, "recipients", f"{entry['address']} is listed twice")
+        seen.add(entry["address"])
+    return result
 
 
 def _parse_named_list(path, data, key, required, optional):

@@ -222,16 +222,17 @@ class Service:
         from crawler import digest
 
         result = digest.run_digest(self.config, db, dry_run=self.dry_run)
+        for reason in result.skipped:
+            log.info("serve: digest skipped (%s)", reason)
         if self.dry_run:
-            log.info("serve: digest (dry run) would list %d item(s): %s", len(result.digest.items), result.digest.subject)
+            for _, made in result.digests:
+                log.info("serve: digest (dry run) would list %d item(s) for %s: %s", len(made.items), made.recipient, made.subject)
             return
-        if result.skipped_reason:
-            log.info("serve: digest skipped (%s)", result.skipped_reason)
-            return
-        statuses = ", ".join(f"{d['recipient']} {d['status']}" for d in result.deliveries)
-        (log.error if result.failed else log.info)(
-            "serve: digest %s made, %d item(s): %s", result.digest_id, len(result.digest.items), statuses,
-            extra={"fields": {"event": "digest_made", "digest_id": result.digest_id, "items": len(result.digest.items)}})
+        for (digest_id, made), delivery in zip(result.digests, result.deliveries):
+            (log.error if delivery["status"] == "failed" else log.info)(
+                "serve: digest %s made, %d item(s): %s %s", digest_id, len(made.items), delivery["recipient"], delivery["status"],
+                extra={"fields": {"event": "digest_made", "digest_id": digest_id, "items": len(made.items),
+                                  "recipient": delivery["recipient"], "status": delivery["status"]}})
 
 
 def _local(moment: dt.datetime | None) -> str:

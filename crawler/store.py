@@ -466,15 +466,19 @@ def save_source_failure(db, source: str, error: str) -> None:
 # --------------------------------------------------------------------------- digests
 
 def save_digest(db, *, period_start: str, period_end: str, subject: str, text_body: str, html_body: str,
-                items: list[tuple[int, str]]) -> int:
+                items: list, recipient: str = "outbox") -> int:
+    """Store a rendered digest for one recipient with its items: (work_id, section) or
+    (work_id, section, kind, detail) where kind is new | update and detail is JSON-able."""
     with db.atomic():
         digest_id = db.execute(
-            "INSERT INTO digests (created_at, period_start, period_end, subject, item_count, text_body, html_body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [utcnow(), period_start, period_end, subject, len(items), text_body, html_body],
+            "INSERT INTO digests (created_at, period_start, period_end, subject, item_count, text_body, html_body, recipient)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [utcnow(), period_start, period_end, subject, len(items), text_body, html_body, recipient],
         ).lastrowid
-        for position, (work_id, section) in enumerate(items):
-            db.execute("INSERT INTO digest_items (digest_id, work_id, section, position) VALUES (?, ?, ?, ?)",
-                       [digest_id, work_id, section, position])
+        for position, item in enumerate(items):
+            work_id, section, kind, detail = (tuple(item) + ("new", None))[:4]
+            db.execute("INSERT INTO digest_items (digest_id, work_id, section, position, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                       [digest_id, work_id, section, position, kind, _json(detail) if detail is not None else None])
     return digest_id
 
 
@@ -600,3 +604,55 @@ def load_classification_summary(db) -> dict[int, tuple[str, set[str]]]:
         if work_id in result:
             result[work_id][1].add(tag)
     return result
+
+
+# --------------------------------------------------------------------------- digests per recipient (m004)
+
+@migrations()
+def m004_digest_recipients(db: sqlite_utils.Database) -> None:
+    """Digests are made per recipient (filters differ, and so do the periods after a failed delivery);
+    items say whether they are new or an update (trial change, now published, retraction)."""
+    db.executescript(
+        """
+        ALTER TABLE digests ADD COLUMN recipient TEXT NOT NULL DEFAULT 'outbox';
+        ALTER TABLE digest_items ADD COLUMN kind TEXT NOT NULL DEFAULT 'new';
+        ALTER TABLE digest_items ADD COLUMN detail TEXT;
+        CREATE INDEX digests_recipient ON digests(recipient, id);
+        """
+    )
+
+
+def load_last_delivered_digest(db, recipient: str) -> dict | None:
+    """The newest digest that reached ``recipient`` (sent, or written to the outbox)."""
+    rows = list(db.query(
+        """SELECT d.* FROM digests d JOIN digest_deliveries x ON x.digest_id = d.id
+           WHERE d.recipient = ? AND x.recipient = ? AND x.status IN ('sent', 'written')
+           ORDER BY d.period_end DESC, d.id DESC LIMIT 1""", [recipient, recipient]))
+    return rows[0] if rows else None
+
+
+def load_failed_since(db, recipient: str, since: str | None) -> int:
+    """Failed deliveries to ``recipient`` after the digest period ``since`` (None: ever)."""
+    return db.execute(
+        """SELECT COUNT(*) FROM digests d JOIN digest_deliveries x ON x.digest_id = d.id
+           WHERE d.recipient = ? AND x.status = 'failed' AND d.period_end > COALESCE(?, '')""",
+        [recipient, since]).fetchone()[0]
+
+
+def load_delivered_work_ids(db, recipient: str, work_ids: list[int]) -> dict[int, str]:
+    """Which of ``work_ids`` reached ``recipient`` in an earlier digest, with the date it was sent."""
+    found: dict[int, str] = {}
+    for start in range(0, len(work_ids), 500):
+        chunk = work_ids[start:start + 500]
+        for row in db.query(
+                f"""SELECT i.work_id, MIN(x.delivered_at) AS at FROM digest_items i
+                    JOIN digests d ON d.id = i.digest_id JOIN digest_deliveries x ON x.digest_id = d.id
+                    WHERE d.recipient = ? AND x.status IN ('sent', 'written') AND i.work_id IN ({', '.join('?' * len(chunk))})
+                    GROUP BY i.work_id""", [recipient, *chunk]):
+            found[row["work_id"]] = row["at"]
+    return found
+
+
+def load_digest(db, digest_id: int) -> dict | None:
+    rows = list(db.query("SELECT * FROM digests WHERE id = ?", [digest_id]))
+    return rows[0] if rows else None

@@ -40,20 +40,21 @@ def test_digest_leaves_out_noise_labels_uncertain_and_opens_with_highlights(voca
 
     result = run_digest(config, db, now=NOW)
 
-    sections = [(title, [item.title for item in items]) for title, items in result.digest.sections]
+    sections = [(title, [item.title for item in items]) for _, title, items in result.digest.sections]
     assert sections == [
         ("Highlights", ["Esketamine nasal spray versus quetiapine for treatment-resistant depression"]),
-        ("New articles", ["Ketamine for depression in older adults: a randomised trial",
-                          "Ketamine infusions in treatment-resistant depression: a case report"]),
+        ("New clinical studies", ["Ketamine for depression in older adults: a randomised trial",
+                                  "Ketamine infusions in treatment-resistant depression: a case report"]),
         ("Uncertain relevance (check before relying on these)", ["Dextromethorphan-bupropion in major depressive disorder"]),
     ]
     text = result.digest.text
     assert "== Highlights (1) ==" in text and "== Uncertain relevance (check before relying on these) (1) ==" in text
     assert "gastroscopy" not in text and "gastroscopy" not in result.digest.html
     assert "Tags: rct, intranasal_esketamine, trd" in text
-    assert "Tags: case_report, iv_ketamine, trd" in result.digest.html.replace("\n", " ")
+    html = result.digest.html
+    assert all(f'">{tag}</span>' in html for tag in ("case_report", "iv_ketamine", "trd"))  # badges
     listed = rows(db, "SELECT w.title, di.section FROM digest_items di JOIN works w ON w.id = di.work_id ORDER BY di.position")
-    assert [r["section"] for r in listed] == ["highlights", "article", "article", "uncertain"]
+    assert [r["section"] for r in listed] == ["highlights", "clinical", "clinical", "uncertain"]
     assert rows(db, "SELECT label FROM work_relevance r JOIN records rec ON rec.work_id = r.work_id WHERE rec.source_id = '4'") == [
         {"label": "not_relevant"}]
 
@@ -63,7 +64,7 @@ def test_no_highlights_when_nothing_ranks_high_enough(vocabulary_config, db):
     store.save_records(db, [article("1", "Ketamine for depression: a randomised trial", "We randomly assigned 20 patients.")],
                        now="2026-11-23T06:00:00Z")
     result = run_digest(config, db, now=NOW)
-    assert [title for title, _ in result.digest.sections] == ["New articles"]
+    assert [title for _, title, _ in result.digest.sections] == ["New clinical studies"]
 
 
 def test_digest_warns_when_works_were_classified_with_another_vocabulary(vocabulary_config, db, caplog):

@@ -64,7 +64,7 @@ min_interval = 0
     assert db.execute("SELECT source, status FROM source_runs").fetchall() == [("pubmed", "failed")]
     assert db.execute("SELECT COUNT(*) FROM digests").fetchone() == (1,)
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1 and len(list((tmp_path / "outbox").glob("*.html"))) == 1
-    assert "digest 1: 0 item(s)" in result.stdout
+    assert "digest 1 for outbox: 0 item(s)" in result.stdout
 
 
 def serve_pubmed(httpserver):

@@ -268,7 +268,7 @@ INVALID = [
     pytest.param(minimal(extra='[email]\nrecipients = ["ops@example.org", "ops-at-example.org"]\n'),
                  "email.recipients[1]", "expected an e-mail address, got 'ops-at-example.org'", id="recipient-not-address"),
     pytest.param(minimal(extra='[email]\nrecipients = "ops@example.org"\n'), "email.recipients", "expected a list of strings", id="recipients-not-list"),
-    pytest.param(minimal(extra='[email]\nsmtp_host = "smtp.example.org"\n'), "email.recipients", "expected at least one address when email.smtp_host is set", id="smtp-without-recipients"),
+    pytest.param(minimal(extra='[email]\nsmtp_host = "smtp.example.org"\n'), "email.recipients", "expected at least one address (or a [[recipients]] table) when email.smtp_host is set", id="smtp-without-recipients"),
     pytest.param(minimal(extra="[email]\nsmtp_port = 70000\n"), "email.smtp_port", "expected an integer between 1 and 65535, got 70000", id="smtp-port-range"),
     pytest.param(minimal(extra='[digest]\nwhen_empty = "never"\n'), "digest.when_empty", "expected send or skip", id="when-empty"),
     pytest.param(minimal(extra="[database]\npath = 3\n"), "database.path", "expected a string, got 3", id="database-path-not-string"),

@@ -58,7 +58,7 @@ def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
     assert open(delivery["html_path"], encoding="utf-8").read() == result.digest.html
     assert rows(db, "SELECT recipient, transport, status FROM digest_deliveries") == [
         {"recipient": "outbox", "transport": "outbox", "status": "written"}]
-    assert rows(db, "SELECT work_id, section FROM digest_items") == [{"work_id": 2, "section": "article"}]
+    assert rows(db, "SELECT work_id, section, kind FROM digest_items") == [{"work_id": 2, "section": "clinical", "kind": "new"}]
 
 
 def test_next_digest_lists_only_what_arrived_since(make_config, db):
@@ -97,7 +97,7 @@ def test_empty_digest_sends_nothing_new_or_skips(make_config, db):
 
     skip = make_config('[digest]\nwhen_empty = "skip"\n')
     result = run_digest(skip, db, now=NOW + dt.timedelta(days=7))
-    assert result.skipped_reason and result.digest_id is None
+    assert result.skipped == ['outbox: nothing new and [digest] when_empty = "skip"'] and result.digests == []
 
 
 def test_dry_run_writes_and_records_nothing(make_config, db, tmp_path):
