@@ -196,6 +196,8 @@ def build_digest(db, config, now: dt.datetime | None = None, recipient: dict | N
         if target is not None:
             target.notes.extend(item.notes)
             target.flag = target.flag or item.flag
+            if item.section == "notices":
+                target.section = "notices"  # a new work that is already retracted or corrected
     updates = [i for i in update_items + notice_items if i.work_id not in listed]
     _attach_classification(db, updates)
     items = [i for i in new_items + updates if i.relevance != "not_relevant"]
@@ -203,7 +205,7 @@ def build_digest(db, config, now: dt.datetime | None = None, recipient: dict | N
 
     grouped: dict[str, list] = {key: [] for key in DIGEST_SECTIONS}
     ranked = sorted(items, key=lambda i: (-i.rank, i.date or "", i.work_id))
-    highlight_ids = {i.work_id for i in ranked if i.kind == "new" and i.relevance == "relevant"
+    highlight_ids = {i.work_id for i in ranked if i.kind == "new" and i.relevance == "relevant" and i.section != "notices"
                      and i.rank >= config.digest.get("highlight_min_score", 0)}
     highlight_ids = set(list(dict.fromkeys(i.work_id for i in ranked if i.work_id in highlight_ids))[:config.digest.get("highlights", 3)])
     for item in ranked:

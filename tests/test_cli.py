@@ -135,3 +135,27 @@ def test_every_command_has_help(command, tmp_path):
 def test_usage_error_exits_2(tmp_path):
     result = litmon("crawl", "--since", "yesterday", cwd=tmp_path)
     assert result.returncode == 2
+
+
+def test_digest_preview_and_resend(tmp_path, httpserver):
+    serve_pubmed(httpserver)
+    config = pubmed_config(tmp_path, httpserver)
+    assert litmon("--config", config, "crawl", cwd=tmp_path).returncode == 0
+
+    preview = litmon("--config", config, "digest", "--preview", cwd=tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    path = Path(preview.stdout.splitlines()[0])
+    assert path.exists() and path.suffix == ".html" and "<html" in path.read_text()
+    db = sqlite3.connect(tmp_path / "litmon.db")
+    assert db.execute("SELECT COUNT(*) FROM digests").fetchone() == (0,)  # a preview records nothing
+
+    made = litmon("--config", config, "digest", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    resent = litmon("--config", config, "digest", "--resend", "1", cwd=tmp_path)
+    assert resent.returncode == 0, resent.stderr
+    assert "digest 1: resend to outbox: written" in resent.stdout
+    assert db.execute("SELECT digest_id, status FROM digest_deliveries ORDER BY id").fetchall() == [(1, "written"), (1, "written")]
+    assert db.execute("SELECT COUNT(*) FROM digests").fetchone() == (1,)
+
+    missing = litmon("--config", config, "digest", "--resend", "99", cwd=tmp_path)
+    assert missing.returncode == 1 and "no digest with id 99" in missing.stderr
