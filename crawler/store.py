@@ -194,6 +194,113 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _source_rank_sql(column: str) -> str:
+    """SQL ranking a ``records.source`` value by SOURCE_PRIORITY (``feed:x`` ranks as ``feed``)."""
+    kind = f"substr({column}, 1, instr({column} || ':', ':') - 1)"
+    whens = " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SOURCE_PRIORITY))
+    return f"(CASE {kind} {whens} ELSE {len(SOURCE_PRIORITY)} END)"
+
+
+@migrations()
+def m002_dedup(db: sqlite_utils.Database) -> None:
+    """Fuzzy-match keys, links between works, the merge log and the merged views (crawler.dedup)."""
+    rank = _source_rank_sql("r.source")
+
+    def best(column: str, empty: str = "''") -> str:
+        return (f"(SELECT r.{column} FROM records r WHERE r.work_id = w.id AND COALESCE(r.{column}, {empty}) != {empty}"
+                f" ORDER BY {rank}, r.id LIMIT 1)")
+
+    # one execute per statement: sqlite_utils' executescript re-scans the script once per line
+    script = f"""
+        CREATE TABLE record_fingerprints (
+            record_id INTEGER PRIMARY KEY REFERENCES records(id),
+            kind TEXT NOT NULL,
+            title_key TEXT NOT NULL,
+            first_author TEXT NOT NULL DEFAULT '',
+            author_words TEXT NOT NULL DEFAULT '',
+            year INTEGER
+        );
+        CREATE TABLE match_keys (
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            key TEXT NOT NULL,
+            PRIMARY KEY (key, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX match_keys_record ON match_keys(record_id);
+        CREATE TABLE work_links (
+            id INTEGER PRIMARY KEY,
+            from_work_id INTEGER NOT NULL REFERENCES works(id),
+            to_work_id INTEGER NOT NULL REFERENCES works(id),
+            link_type TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            record_id INTEGER REFERENCES records(id),
+            created_at TEXT NOT NULL,
+            UNIQUE (from_work_id, to_work_id, link_type, evidence)
+        );
+        CREATE INDEX work_links_to ON work_links(to_work_id, link_type);
+        CREATE TABLE work_merges (
+            id INTEGER PRIMARY KEY,
+            survivor_id INTEGER NOT NULL REFERENCES works(id),
+            merged_id INTEGER NOT NULL REFERENCES works(id),
+            reason TEXT NOT NULL,
+            record_id INTEGER REFERENCES records(id),
+            merged_at TEXT NOT NULL
+        );
+        CREATE INDEX work_merges_merged ON work_merges(merged_id);
+        CREATE INDEX works_merged_into ON works(merged_into);
+
+        CREATE VIEW work_identifiers AS
+        SELECT DISTINCT i.work_id, i.scheme, i.value
+        FROM identifiers i JOIN works w ON w.id = i.work_id
+        WHERE w.merged_into IS NULL;
+
+        CREATE VIEW work_links_view AS
+        SELECT l.from_work_id, f.record_type AS from_record_type, f.title AS from_title, l.link_type,
+               l.to_work_id, t.record_type AS to_record_type, t.title AS to_title,
+               group_concat(l.evidence, '; ') AS evidence, MIN(l.created_at) AS created_at
+        FROM work_links l JOIN works f ON f.id = l.from_work_id JOIN works t ON t.id = l.to_work_id
+        WHERE f.merged_into IS NULL AND t.merged_into IS NULL
+        GROUP BY l.from_work_id, l.link_type, l.to_work_id;
+
+        CREATE VIEW works_view AS
+        SELECT w.id AS work_id, w.record_type, w.title,
+               {best("abstract")} AS abstract,
+               {best("authors", "'[]'")} AS authors,
+               {best("journal")} AS journal,
+               w.published_on, w.entered_on, w.first_seen_at, w.updated_at,
+               (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'doi' ORDER BY i.id LIMIT 1) AS doi,
+               (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'pmid' ORDER BY i.id LIMIT 1) AS pmid,
+               (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme IN ('nct', 'isrctn', 'euct', 'eudract')
+                ORDER BY i.scheme = 'nct' DESC, i.id LIMIT 1) AS trial_id,
+               (SELECT group_concat(source, ',') FROM (SELECT DISTINCT r.source FROM records r WHERE r.work_id = w.id ORDER BY r.source)) AS sources,
+               (SELECT COUNT(*) FROM records r WHERE r.work_id = w.id) AS record_count,
+               w.record_type = 'preprint' AS is_preprint,
+               (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'retraction_of')
+                OR EXISTS (SELECT 1 FROM records r WHERE r.work_id = w.id AND (r.publication_types LIKE '%"retracted publication"%'
+                           OR EXISTS (SELECT 1 FROM record_links rl WHERE rl.record_id = r.id AND rl.relation = 'retraction_in')))) AS is_retracted,
+               (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'correction_of')
+                OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+                           WHERE r.work_id = w.id AND rl.relation IN ('erratum_in', 'correction_in'))) AS is_corrected,
+               (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'expression_of_concern_of')
+                OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+                           WHERE r.work_id = w.id AND rl.relation = 'expression_of_concern_in')) AS has_expression_of_concern,
+               (EXISTS (SELECT 1 FROM records r JOIN trial_snapshots s ON s.record_id = r.id
+                        WHERE r.work_id = w.id AND s.has_results = 1
+                          AND s.id = (SELECT MAX(s2.id) FROM trial_snapshots s2 WHERE s2.source = s.source AND s2.trial_id = s.trial_id))
+                OR EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'registered_as'
+                           AND (l.evidence LIKE '% result_publication %'
+                                OR EXISTS (SELECT 1 FROM records r JOIN record_fingerprints f ON f.record_id = r.id
+                                           WHERE r.work_id = l.from_work_id AND f.kind = 'article')))) AS has_results
+        FROM works w
+        WHERE w.merged_into IS NULL;
+        """
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+    from crawler import dedup  # the backfill of a database created before this migration
+
+    dedup.rebuild(db)
+
+
 def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open (and migrate) the database: WAL journal, 30 s busy timeout, foreign keys on."""
     path = Path(path)
@@ -222,16 +329,24 @@ def memory_db() -> sqlite_utils.Database:
 # --------------------------------------------------------------------------- records and works
 
 def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None) -> dict[str, int]:
-    """Store a batch of records in one transaction; return counts of new/updated/unchanged."""
+    """Store a batch of records in one transaction; return counts of new/updated/unchanged.
+
+    New and changed records then go through :func:`crawler.dedup.resolve_records` (fuzzy
+    identity, links between works) in the same transaction; unchanged ones change nothing.
+    """
+    from crawler import dedup
+
     now = now or utcnow()
     counts = {"new": 0, "updated": 0, "unchanged": 0}
+    changed: list[int] = []
     with db.atomic():
         for record in records:
-            counts[_save_record(db, record, now)] += 1
+            counts[_save_record(db, record, now, changed)] += 1
+        dedup.resolve_records(db, changed, now)
     return counts
 
 
-def _save_record(db, record: Record, now: str) -> str:
+def _save_record(db, record: Record, now: str, changed: list[int] | None = None) -> str:
     digest = record.content_hash()
     row = db.execute(
         "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
@@ -283,6 +398,8 @@ def _save_record(db, record: Record, now: str) -> str:
             [record_id, link.relation, link.scheme, link.value, link.note],
         )
     _save_trial_snapshot(db, record_id, record, now)
+    if changed is not None:
+        changed.append(record_id)
     work_id = _join_works_sharing_identifiers(db, record_id, now)
     refresh_work(db, work_id, now)
     return status
@@ -310,30 +427,42 @@ def _join_works_sharing_identifiers(db, record_id: int, now: str) -> int:
     the others keep their row with ``merged_into`` set so that old references still resolve.
     """
     work_id = db.execute("SELECT work_id FROM records WHERE id = ?", [record_id]).fetchone()[0]
-    others = [
-        r[0]
-        for r in db.execute(
-            """SELECT DISTINCT other.work_id FROM identifiers AS mine
+    shared: dict[int, str] = {}
+    for other, scheme, value in db.execute(
+            """SELECT other.work_id, mine.scheme, mine.value FROM identifiers AS mine
                JOIN identifiers AS other ON other.scheme = mine.scheme AND other.value = mine.value
-               WHERE mine.record_id = ? AND other.work_id != ?""",
-            [record_id, work_id],
-        )
-    ]
-    if not others:
+               WHERE mine.record_id = ? AND other.work_id != ? ORDER BY other.work_id, mine.scheme, mine.value""",
+            [record_id, work_id]):
+        shared.setdefault(other, f"identifier {scheme}:{value}")
+    if not shared:
         return work_id
-    group = sorted({work_id, *others})
-    return merge_works(db, group[0], group[1:], now)
+    group = sorted({work_id, *shared})
+    survivor = group[0]
+    for other in group[1:]:
+        reason = shared.get(other) or shared[survivor]
+        merge_works(db, survivor, [other], now, reason=reason, record_id=record_id)
+    return survivor
 
 
-def merge_works(db, survivor: int, merged: list[int], now: str | None = None) -> int:
-    """Point every record, identifier and digest item of ``merged`` works at ``survivor``."""
+def merge_works(db, survivor: int, merged: list[int], now: str | None = None, *, reason: str = "manual",
+                record_id: int | None = None) -> int:
+    """Point every record, identifier, digest item and link of ``merged`` works at ``survivor``.
+
+    Each merge is logged in ``work_merges`` with its ``reason`` (the shared identifier, or the
+    fuzzy evidence) and the record that brought the evidence.
+    """
     now = now or utcnow()
     with db.atomic():
         for work_id in merged:
+            if work_id == survivor:
+                continue
             for table in ("records", "identifiers", "digest_items"):
                 db.execute(f"UPDATE {table} SET work_id = ? WHERE work_id = ?", [survivor, work_id])
             db.execute("UPDATE works SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, now, work_id])
             db.execute("UPDATE works SET merged_into = ? WHERE merged_into = ?", [survivor, work_id])
+            _repoint_work_links(db, work_id, survivor)
+            db.execute("INSERT INTO work_merges (survivor_id, merged_id, reason, record_id, merged_at) VALUES (?, ?, ?, ?, ?)",
+                       [survivor, work_id, reason, record_id, now])
         refresh_work(db, survivor, now)
     return survivor
 
@@ -656,3 +785,145 @@ def load_delivered_work_ids(db, recipient: str, work_ids: list[int]) -> dict[int
 def load_digest(db, digest_id: int) -> dict | None:
     rows = list(db.query("SELECT * FROM digests WHERE id = ?", [digest_id]))
     return rows[0] if rows else None
+
+
+# --------------------------------------------------------------------------- dedup (m002_dedup)
+# SQL primitives of crawler.dedup: fingerprints and blocking keys, candidate look-ups, the links
+# between works and the merge log.
+
+def _chunks(values: list, size: int = 500):
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def all_record_ids(db) -> list[int]:
+    return [r[0] for r in db.execute("SELECT id FROM records ORDER BY id")]
+
+
+def load_match_records(db, record_ids: list[int]) -> list[dict[str, Any]]:
+    """The fields fuzzy matching reads, for each record id (in the order given)."""
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(list(record_ids)):
+        for row in db.query(
+                f"""SELECT id, work_id, source, record_type, title, authors, published_on, entered_on, publication_types,
+                    (SELECT group_concat(relation) FROM record_links rl WHERE rl.record_id = records.id) AS relations
+                    FROM records WHERE id IN ({', '.join('?' * len(chunk))})""", chunk):
+            found[row["id"]] = row
+    return [found[i] for i in record_ids if i in found]
+
+
+def save_fingerprint(db, record_id: int, fp, keys: list[str]) -> None:
+    """Replace a record's fingerprint (``record_fingerprints``) and blocking keys (``match_keys``)."""
+    db.execute(
+        """INSERT INTO record_fingerprints (record_id, kind, title_key, first_author, author_words, year) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT(record_id) DO UPDATE SET kind = excluded.kind, title_key = excluded.title_key,
+           first_author = excluded.first_author, author_words = excluded.author_words, year = excluded.year""",
+        [record_id, fp.kind, fp.title_key, fp.first_author, " ".join(fp.author_words), fp.year],
+    )
+    db.execute("DELETE FROM match_keys WHERE record_id = ?", [record_id])
+    db.conn.executemany("INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)", [(k, record_id) for k in keys])
+
+
+def find_candidates(db, keys: list[str], *, kinds: list[str], exclude_record: int, limit: int) -> list[dict[str, Any]]:
+    """Records of ``kinds`` sharing a blocking key, most shared keys first, at most ``limit`` of them."""
+    if not keys or not kinds:
+        return []
+    return list(db.query(
+        f"""SELECT c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year, c.shared
+            FROM (SELECT record_id, COUNT(*) AS shared FROM match_keys WHERE key IN ({', '.join('?' * len(keys))})
+                  AND record_id != ? GROUP BY record_id) AS c
+            JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id
+            WHERE f.kind IN ({', '.join('?' * len(kinds))})
+            ORDER BY c.shared DESC, c.record_id LIMIT ?""",
+        [*keys, exclude_record, *kinds, limit]))
+
+
+def current_work_ids(db, record_ids: list[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in _chunks(list(record_ids)):
+        found.update(r[0] for r in db.execute(f"SELECT DISTINCT work_id FROM records WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+    return found
+
+
+def work_identifier_sets(db, work_ids: list[int]) -> dict[int, dict[str, set[str]]]:
+    result: dict[int, dict[str, set[str]]] = {}
+    for chunk in _chunks(list(work_ids)):
+        for work_id, scheme, value in db.execute(
+                f"SELECT work_id, scheme, value FROM identifiers WHERE work_id IN ({', '.join('?' * len(chunk))})", chunk):
+            result.setdefault(work_id, {}).setdefault(scheme, set()).add(value)
+    return result
+
+
+def work_kinds(db, work_id: int) -> set[str]:
+    return {r[0] for r in db.execute(
+        "SELECT DISTINCT f.kind FROM records r JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ?", [work_id])}
+
+
+def load_fingerprints_of_work(db, work_id: int) -> list[dict[str, Any]]:
+    return list(db.query(
+        """SELECT f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
+           JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ? ORDER BY f.record_id""", [work_id]))
+
+
+_STATED_LINK_COLUMNS = """rl.record_id, r.source, r.source_id, rl.relation, rl.scheme, rl.value, rl.note,
+                          r.work_id AS record_work_id, i.work_id AS target_work_id"""
+
+
+def stated_links_touching(db, work_id: int) -> list[dict[str, Any]]:
+    """Record links that resolve to a stored work, stated by a record of ``work_id`` or naming one of its identifiers."""
+    outgoing = db.query(
+        f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM records r JOIN record_links rl ON rl.record_id = r.id
+            JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ?""", [work_id])
+    incoming = db.query(
+        f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM identifiers i
+            JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+            JOIN records r ON r.id = rl.record_id WHERE i.work_id = ? AND r.work_id != ?""", [work_id, work_id])
+    return [*outgoing, *incoming]
+
+
+def stated_link_between(db, a: int, b: int) -> bool:
+    """Whether a record of one work states any link to an identifier of the other."""
+    sql = """SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+             JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ? AND i.work_id = ? LIMIT 1"""
+    return any(db.execute(sql, pair).fetchone() is not None for pair in ([a, b], [b, a]))
+
+
+def has_stated_preprint_link(db, work_id: int) -> bool:
+    """Whether a record of the work states a preprint link, or one names the work's identifiers."""
+    relations = ("preprint_of", "has_preprint")
+    if db.execute(
+            "SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id WHERE r.work_id = ? AND rl.relation IN (?, ?) LIMIT 1",
+            [work_id, *relations]).fetchone():
+        return True
+    return db.execute(
+        """SELECT 1 FROM identifiers i JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+           WHERE i.work_id = ? AND rl.relation IN (?, ?) LIMIT 1""", [work_id, *relations]).fetchone() is not None
+
+
+def sync_work_links(db, work_id: int, desired: dict[tuple[int, int, str, str], int | None], now: str) -> None:
+    """Make the links touching ``work_id`` exactly ``desired`` ((from, to, type, evidence) -> record id).
+
+    Rows that stay keep their ``created_at``, so re-resolving unchanged data changes nothing.
+    """
+    existing = {
+        (r[1], r[2], r[3], r[4]): r[0]
+        for r in db.execute(
+            "SELECT id, from_work_id, to_work_id, link_type, evidence FROM work_links WHERE from_work_id = ? OR to_work_id = ?",
+            [work_id, work_id])
+    }
+    for key, link_id in existing.items():
+        if key not in desired:
+            db.execute("DELETE FROM work_links WHERE id = ?", [link_id])
+    for key, record_id in desired.items():
+        if key not in existing:
+            db.execute(
+                "INSERT OR IGNORE INTO work_links (from_work_id, to_work_id, link_type, evidence, record_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [*key, record_id, now])
+
+
+def _repoint_work_links(db, old: int, new: int) -> None:
+    """Links of a merged work now belong to its survivor (duplicates and self-links dropped)."""
+    for column in ("from_work_id", "to_work_id"):
+        db.execute(f"UPDATE OR IGNORE work_links SET {column} = ? WHERE {column} = ?", [new, old])
+        db.execute(f"DELETE FROM work_links WHERE {column} = ?", [old])
+    db.execute("DELETE FROM work_links WHERE from_work_id = ? AND to_work_id = ?", [new, new])

@@ -35,6 +35,16 @@ def test_every_table_and_column_is_documented():
             assert f"`{column}`" in row.group(0) or column == "id" and "`id`" in README, f"{table}.{column} undocumented"
 
 
+def test_every_view_and_column_is_documented():
+    db = store.memory_db()
+    assert db.view_names()
+    for view in db.view_names():
+        row = re.search(rf"^\| `{view}` \|.*$", README, re.M)
+        assert row, f"view {view} missing from README schema"
+        for column in db[view].columns_dict:
+            assert f"`{column}`" in row.group(0), f"{view}.{column} undocumented"
+
+
 def test_every_shipped_config_key_is_documented():
     config = parse_config(shipped_config_text(), "shipped")
     documented = README.split("## Configuration", 1)[1].split("## Database schema", 1)[0]

@@ -25,7 +25,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
     db.close()
     db = store.open_db(path)  # reopening applies nothing twice
     applied = rows(db, "SELECT name FROM _sqlite_migrations")
-    assert [r["name"] for r in applied] == ["m001_initial", "m003_classify", "m004_digest_recipients"]
+    assert [r["name"] for r in applied] == ["m001_initial", "m002_dedup", "m003_classify", "m004_digest_recipients"]
     assert {"works", "records", "identifiers", "record_links", "trial_snapshots", "crawl_runs", "source_runs",
             "source_queries", "source_states", "digests", "digest_items", "digest_deliveries"} <= set(db.table_names())
 

@@ -1,0 +1,469 @@
+"""Deduplication across sources: identity, fuzzy matching, links between works, merged views.
+
+Most tests load the labelled corpus (tests/fixtures/dedup, written by its generate.py): wire-format
+answers of PubMed, Crossref, Europe PMC, bioRxiv, ClinicalTrials.gov, ISRCTN, OpenAlex and RSS
+feeds, parsed by litmon's own parsers and saved in several arrival orders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import sqlite_utils
+from werkzeug import Response
+
+from crawler import dedup, store
+from crawler import identifiers as ids
+from crawler.digest import run_digest
+from crawler.records import Record
+from tests import dedup_corpus as corpus
+from tests.conftest import rows
+
+LABELS = corpus.load_labels()
+HARD_CASES = sorted(c for c in LABELS["cases"] if not c.startswith("ordinary"))
+
+
+# --------------------------------------------------------------------------- the rules, one by one
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Ketamine for Depression.", "ketamine for depression"),
+    ("<i>R,S</i>-ketamine in <b>TRD</b>", "r s ketamine in trd"),
+    ("TNF-&alpha; and IL-6", "tnf alpha and il 6"),
+    ("TNF-&amp;alpha; levels", "tnf alpha levels"),
+    ("Plasma TNF-α, β-endorphin and μ-opioid", "plasma tnf alpha beta endorphin and mu opioid"),
+    ("Treatment\u2010resistant depression \u2013 a review", "treatment resistant depression | a review"),
+    ("\u201cI felt lighter\u201d: patients\u2019 experiences", "i felt lighter | patients experiences"),
+    ("Anxiety & depression in Montréal", "anxiety and depression in montreal"),
+    ("RETRACTED: Ketamine and BDNF", "ketamine and bdnf"),
+    ("Ketamine vs. ECT", "ketamine versus ect"),
+])
+def test_titles_normalise_case_markup_entities_greek_dashes_quotes_and_trailing_period(raw, expected):
+    assert dedup.normalize_title(raw) == expected
+
+
+def test_every_doi_form_normalises_to_one_value():
+    forms = ["10.1001/JAMAPSYCHIATRY.2024.0101", "doi:10.1001/jamapsychiatry.2024.0101",
+             "https://doi.org/10.1001/jamapsychiatry.2024.0101", "http://dx.doi.org/10.1001/jamapsychiatry.2024.0101",
+             "10.1001%2Fjamapsychiatry.2024.0101", "https://doi.org/10.1001%2Fjamapsychiatry.2024.0101."]
+    assert {ids.normalize_doi(f) for f in forms} == {"10.1001/jamapsychiatry.2024.0101"}
+    assert ids.normalize_doi("10.1101/2024.02.08.24302501v2") == ids.normalize_doi("10.1101/2024.02.08.24302501")
+
+
+@pytest.mark.parametrize("name, source, expected", [
+    ("Anand Amit", "pubmed", ("anand",)),
+    ("Anand A", "europepmc", ("anand",)),
+    ("Anand A.", "biorxiv", ("anand",)),
+    ("Amit Anand", "crossref", ("anand",)),
+    ("Amit Anand", "feed:jama", ("amit", "anand")),
+    ("Anand, Amit", "feed:jama", ("anand",)),
+    ("J. A. Smith", "feed:x", ("smith",)),
+    ("De Giorgi Riccardo", "pubmed", ("giorgi",)),
+    ("Acevedo-Diaz Elia E", "pubmed", ("acevedo", "diaz")),
+    ("Mu-Hong Chen", "feed:jad", ("mu", "hong", "chen")),
+    ("García-López M", "europepmc", ("garcia", "lopez")),
+    ("O'Brien H.", "biorxiv", ("brien",)),
+])
+def test_first_author_surname_from_every_source_format(name, source, expected):
+    assert dedup.author_surnames(name, source) == expected
+
+
+def test_blocking_keys_pair_each_possible_surname_with_the_other_initial():
+    feed = dedup.fingerprint("feed:jad", "article", "Ketamine", ["Anna Kasul"], "2024")
+    pubmed = dedup.fingerprint("pubmed", "article", "Ketamine", ["Kasul Anna"], "2024")
+    assert dedup.author_keys(feed.surnames, feed.author_words) == ["anna:k", "kasul:a"]
+    assert set(dedup.blocking_keys(pubmed)) & set(dedup.lookup_keys(feed)) >= {"a:2024:kasul:a"}
+
+
+def test_a_collective_author_listed_first_is_skipped():
+    fp = dedup.fingerprint("pubmed", "article", "T", ["KETAMINE-DEP Study Group", "Ito Hugo"], "2024")
+    assert fp.surnames == ("ito",)
+
+
+@pytest.mark.parametrize("title, types, kind", [
+    ("Erratum: Ketamine for depression", [], "notice"),
+    ("Correction to: Ketamine for depression", [], "notice"),
+    ("Retraction Note: Ketamine for depression", [], "notice"),
+    ("Expression of concern: Ketamine microdosing", [], "notice"),
+    ("RETRACTED: Ketamine for depression", [], "article"),
+    ("Reply to: Ketamine versus midazolam", [], "comment"),
+    ("Comment on: Ketamine versus midazolam", [], "comment"),
+    ("Ketamine versus midazolam", ["Letter", "Comment"], "comment"),
+    ("Oral ketamine in primary care: protocol for a randomised controlled trial", [], "protocol"),
+    ("Oral ketamine in primary care", ["Clinical Trial Protocol"], "protocol"),
+    ("Oral ketamine in primary care: a randomised controlled trial", ["Journal Article"], "article"),
+])
+def test_record_kinds_keep_notices_comments_and_protocols_apart(title, types, kind):
+    assert dedup.record_kind("article", title, types) == kind
+
+
+@pytest.mark.parametrize("a, b", [
+    ("Low-dose ketamine for depression: a randomized controlled trial.", "Low\u2010dose <i>ketamine</i> for depression: A randomised controlled trial"),
+    ("Ketamine for treatment-resistant depression: a multicenter study", "Ketamine for treatmentresistant depression: a multicentre study"),
+    ("Plasma TNF-α predicts ketamine response in bipolar depression: a cohort", "Plasma TNF-alpha predicts ketamine response in bipolar depression"),
+    ("A randomized trial of esketamine in older adults", "Randomized trial of esketamine in older adults"),
+    ("Behaviour after ketamine infusions in adolescents", "Behavior after ketamine infusion in adolescents"),
+])
+def test_titles_of_one_work_match(a, b):
+    same, _, _ = dedup.compare_titles(dedup.normalize_title(a), dedup.normalize_title(b))
+    assert same
+
+
+@pytest.mark.parametrize("a, b", [
+    ("Ketamine in clinical practice, part 1: indications", "Ketamine in clinical practice, part 2: indications"),
+    ("Esketamine for depression: an expert review. Part I", "Esketamine for depression: an expert review. Part II"),
+    ("Ketamine for TRD in adolescents: a crossover trial", "Esketamine for TRD in adolescents: a crossover trial"),
+    ("(R)-ketamine as a rapid-acting antidepressant", "(S)-ketamine as a rapid-acting antidepressant"),
+    ("Repeated ketamine infusions and 6-month relapse", "Repeated ketamine infusions and 12-month relapse"),
+    ("Ketamine with and without psychotherapy for alcohol use disorder", "Ketamine without psychotherapy for alcohol use disorder"),
+    ("Esketamine in adults with depression: 12-month outcomes", "Esketamine in older adults with depression: 12-month outcomes"),
+    ("Oral ketamine in primary care: protocol for a randomised trial", "Oral ketamine in primary care: a randomised trial"),
+])
+def test_titles_of_different_works_do_not_match(a, b):
+    same, _, _ = dedup.compare_titles(dedup.normalize_title(a), dedup.normalize_title(b))
+    assert not same
+
+
+def fp(title, authors=("Anand Amit",), year="2024", kind="article", source="pubmed", types=()):
+    return dedup.fingerprint(source, kind, title, list(authors), year, None, list(types))
+
+
+def test_a_match_needs_the_first_author_and_a_year_within_one():
+    title = "Intravenous ketamine versus electroconvulsive therapy in treatment-resistant depression"
+    assert dedup.compare(fp(title), fp(title, ["Amit Anand"], "2025", source="crossref")).action == "merge"
+    assert dedup.compare(fp(title), fp(title, year="2026")) is None
+    assert dedup.compare(fp(title), fp(title, ["Jane Smith"], source="crossref")) is None
+    assert dedup.compare(fp(title), fp(title, ["Bilal Anand"], source="crossref")) is None  # same surname, another initial
+    assert dedup.compare(fp(title, ["Anand A"], source="europepmc"), fp(title, ["Amit Anand"], source="feed:jama")).action == "merge"
+    assert dedup.compare(fp(title), fp(title, kind="notice", types=["Published Erratum"])) is None
+    assert dedup.compare(fp(title), fp(title, kind="preprint", year="2023", source="biorxiv")).action == "link"
+    assert dedup.compare(fp("Ketamine for depression", authors=()), fp("Ketamine for depression")) is None  # short title, no authors
+
+
+def test_a_record_matching_two_different_works_joins_neither(db):
+    def crossref(doi, subtitle):
+        record = article("crossref", doi, f"Esketamine nasal spray in Dutch primary care settings: {subtitle}", ["Mu-Hong Chen"], "2025-02-01")
+        record.add_id("doi", doi)
+        return record
+
+    feed = article("feed:jad", "S0165-1", "Esketamine nasal spray in Dutch primary care settings", ["Mu-Hong Chen"], "2025-02-03")
+    store.save_records(db, [crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"),
+                            crossref("10.1016/j.jad.2025.2", "a budget impact analysis"), feed])
+    assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 3
+    assert rows(db, "SELECT * FROM work_merges") == []
+
+    alone = store.memory_db()  # with only one of them stored, the same feed item joins it
+    store.save_records(alone, [crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"), feed])
+    assert [r["reason"].split(" (")[0] for r in rows(alone, "SELECT reason FROM work_merges")] == ["title+author+year score=77"]
+
+
+# --------------------------------------------------------------------------- the labelled corpus
+
+@pytest.fixture(scope="module", params=corpus.ORDERS)
+def loaded(request, tmp_path_factory):
+    db = store.open_db(tmp_path_factory.mktemp("dedup") / "litmon.db")
+    corpus.load(db, request.param)
+    yield request.param, db, corpus.score(db, LABELS)
+    db.close()
+
+
+def test_the_labelled_set_covers_every_hard_case_with_enough_pairs():
+    pairs = list(itertools.combinations(sorted(LABELS["records"]), 2))
+    positive = [(a, b) for a, b in pairs if LABELS["records"][a] == LABELS["records"][b]]
+    across_sources = [(a, b) for a, b in positive if a.split("/")[0] != b.split("/")[0]]
+    assert len(across_sources) >= 150
+    assert len(corpus.hard_negative_pairs(LABELS)) >= 50
+    assert {"doi_forms", "transitive", "pmcid", "preprint_versions", "registries", "pubmed_before_doi", "feed_no_doi",
+            "year_off_by_one", "erratum_same_title", "retraction_notice", "part1_part2", "protocol_results", "comment_reply",
+            "same_group", "generic_title", "two_dois", "republished", "preprint_biorxiv_pubs", "preprint_biorxiv_published", "preprint_crossref_relation",
+            "preprint_europepmc", "preprint_title_authors", "preprint_openalex", "registration_links", "notice_links"} <= set(HARD_CASES)
+    sources = {key.split("/")[0].split(":")[0] for key in LABELS["records"]}
+    assert sources == {"pubmed", "crossref", "europepmc", "biorxiv", "clinicaltrials", "isrctn", "openalex", "feed"}
+
+
+def test_every_record_of_the_corpus_is_stored(loaded):
+    _, _, result = loaded
+    assert result["missing_records"] == []
+
+
+@pytest.mark.parametrize("case", HARD_CASES)
+def test_each_hard_case_gives_exactly_the_labelled_works(loaded, case):
+    order, db, _ = loaded
+    works = corpus.record_works(db)
+    wrong = []
+    for a, b in itertools.combinations(sorted(set(LABELS["cases"][case])), 2):
+        same_gold = LABELS["records"][a] == LABELS["records"][b]
+        if same_gold != (works[a] == works[b]):
+            wrong.append(("should be one work" if same_gold else "must stay apart", a, b))
+    assert wrong == [], f"{case} ({order})"
+
+
+def test_every_labelled_link_is_found_and_no_other(loaded):
+    order, _, result = loaded
+    problems = {t: {"missed": v["missed"], "extra": v["extra"]} for t, v in result["links"].items() if v["missed"] or v["extra"]}
+    assert problems == {}, order
+    assert {"preprint_of", "registered_as", "references", "retraction_of", "correction_of", "expression_of_concern_of",
+            "comment_on"} <= set(result["links"])
+
+
+def test_merge_precision_and_recall_reach_the_targets(loaded):
+    order, _, result = loaded
+    assert result["merge"]["precision"] >= 0.995, (order, result["false_merges"])
+    assert result["merge"]["recall"] >= 0.98, (order, result["missed_merges"])
+    for a, b in corpus.hard_negative_pairs(LABELS):
+        assert (a, b) not in set(result["false_merges"])
+
+
+def canonical(db):
+    works = corpus.record_works(db)
+    groups: dict[int, set[str]] = {}
+    for key, work_id in works.items():
+        groups.setdefault(work_id, set()).add(key)
+    return {frozenset(g) for g in groups.values()}, corpus.predicted_links(db, LABELS)
+
+
+def test_arrival_order_changes_neither_works_nor_links():
+    results = []
+    for order in [*corpus.ORDERS, "single_records_shuffled:99"]:
+        db = store.memory_db()
+        corpus.load(db, order)
+        results.append(canonical(db))
+    assert all(r == results[0] for r in results[1:])
+
+
+# --------------------------------------------------------------------------- idempotent, auditable, self-healing
+
+SNAPSHOT = {
+    "works": "SELECT * FROM works ORDER BY id",
+    "records": "SELECT id, source, source_id, work_id, content_hash, first_seen_at, changed_at FROM records ORDER BY id",
+    "identifiers": "SELECT * FROM identifiers ORDER BY id",
+    "work_links": "SELECT * FROM work_links ORDER BY id",
+    "work_merges": "SELECT * FROM work_merges ORDER BY id",
+    "record_fingerprints": "SELECT * FROM record_fingerprints ORDER BY record_id",
+    "match_keys": "SELECT * FROM match_keys ORDER BY record_id, key",
+}
+
+
+def snapshot(db):
+    return {name: rows(db, sql) for name, sql in SNAPSHOT.items()}
+
+
+def test_crawling_the_same_data_twice_changes_nothing(db):
+    corpus.load(db, "by_file")
+    before = snapshot(db)
+    corpus.load(db, "reversed")
+    assert snapshot(db) == before
+
+
+def test_rebuild_recomputes_the_same_keys_and_links(db):
+    corpus.load(db, "by_file")
+    before = snapshot(db)
+    with db.atomic():
+        for table in ("work_links", "match_keys", "record_fingerprints"):
+            db.execute(f"DELETE FROM {table}")
+        dedup.rebuild(db, now=before["work_links"][0]["created_at"])
+    after = snapshot(db)
+    key = lambda link: (link["from_work_id"], link["to_work_id"], link["link_type"], link["evidence"])  # noqa: E731
+    assert sorted(map(key, after.pop("work_links"))) == sorted(map(key, before.pop("work_links")))
+    assert after == before
+
+
+def test_merges_are_logged_with_their_evidence(loaded):
+    _, db, _ = loaded
+    reasons = [r["reason"] for r in rows(db, "SELECT reason FROM work_merges")]
+    assert any(r.startswith("title+author+year score=") for r in reasons)
+    merged = rows(db, "SELECT m.survivor_id, m.merged_id, w.merged_into FROM work_merges m JOIN works w ON w.id = m.merged_id")
+    assert merged and all(m["merged_into"] is not None for m in merged)
+    assert all(r.startswith(("identifier ", "title+")) for r in reasons)
+
+
+def article(source, source_id, title, authors, date, **identifiers):
+    record = Record(source=source, source_id=source_id, record_type="article", title=title, authors=authors,
+                    published_on=date, entered_on=date, journal="JAMA psychiatry")
+    for scheme, value in identifiers.items():
+        record.add_id(scheme, value)
+    return record
+
+
+def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db, make_config):
+    import datetime as dt
+
+    # PubMed without DOI and a feed item without authors: too little to match on titles
+    pubmed = article("pubmed", "41000001", "Ketamine and sleep: a pilot study.", ["Ito Hugo"], "2026-11-18", pmid="41000001")
+    feed = article("feed:jama", "jama-1", "Ketamine and sleep", [], "2026-11-18", doi="10.1001/jamapsychiatry.2026.1")
+    notice = Record(source="crossref", source_id="10.1001/jamapsychiatry.2026.9", record_type="notice",
+                    title="Correction to: Ketamine and sleep", published_on="2026-11-20")
+    notice.add_id("doi", "10.1001/jamapsychiatry.2026.9")
+    notice.add_link("correction_for", "doi", "10.1001/jamapsychiatry.2026.1")
+    store.save_records(db, [pubmed, feed, notice], now="2026-11-20T06:00:00Z")
+    assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 3
+    feed_work = rows(db, "SELECT work_id FROM records WHERE source = 'feed:jama'")[0]["work_id"]
+    pubmed_work = rows(db, "SELECT work_id FROM records WHERE source = 'pubmed'")[0]["work_id"]
+    assert rows(db, "SELECT from_work_id, to_work_id, link_type FROM work_links_view") == [
+        {"from_work_id": 3, "to_work_id": feed_work, "link_type": "correction_of"}]
+    run_digest(make_config(), db, now=dt.datetime(2026, 11, 21, 7, tzinfo=dt.timezone.utc))
+    assert {r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")} == {1, 2, 3}
+
+    # the publisher deposits the DOI: PubMed's record now carries it
+    pubmed.add_id("doi", "https://doi.org/10.1001/JAMAPSYCHIATRY.2026.1")
+    store.save_records(db, [pubmed], now="2026-11-22T06:00:00Z")
+
+    survivor = min(feed_work, pubmed_work)
+    assert rows(db, "SELECT id FROM works WHERE merged_into IS NULL ORDER BY id") == [{"id": survivor}, {"id": 3}]
+    assert rows(db, "SELECT merged_into FROM works WHERE id = ?", [max(feed_work, pubmed_work)]) == [{"merged_into": survivor}]
+    assert rows(db, "SELECT survivor_id, merged_id, reason FROM work_merges") == [
+        {"survivor_id": survivor, "merged_id": max(feed_work, pubmed_work), "reason": "identifier doi:10.1001/jamapsychiatry.2026.1"}]
+    assert sorted(r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")) == [survivor, survivor, 3]
+    assert rows(db, "SELECT from_work_id, to_work_id, link_type FROM work_links_view") == [
+        {"from_work_id": 3, "to_work_id": survivor, "link_type": "correction_of"}]
+    assert rows(db, "SELECT is_corrected, sources FROM works_view WHERE work_id = ?", [survivor]) == [
+        {"is_corrected": 1, "sources": "feed:jama,pubmed"}]
+    # the survivor was listed already: the next digest does not list it again
+    result = run_digest(make_config(), db, now=dt.datetime(2026, 11, 28, 7, tzinfo=dt.timezone.utc))
+    assert [item.work_id for item in result.digest.items] == []
+
+
+def test_a_link_stated_before_its_target_arrives_resolves_when_it_does(db):
+    article_ = article("pubmed", "41000002", "Esketamine in older adults: a randomised trial.", ["Ueda Leo"], "2026-01-10", pmid="41000002")
+    article_.add_link("registered_as", "nct", "NCT05000002", note="DataBankList ClinicalTrials.gov")
+    store.save_records(db, [article_])
+    assert rows(db, "SELECT * FROM work_links") == []
+    trial = Record(source="clinicaltrials", source_id="NCT05000002", record_type="trial_registration",
+                   title="Esketamine in Older Adults", published_on="2024-01-01")
+    trial.add_id("nct", "NCT05000002")
+    store.save_records(db, [trial])
+    assert rows(db, "SELECT from_work_id, link_type, to_work_id, evidence FROM work_links") == [
+        {"from_work_id": 1, "link_type": "registered_as", "to_work_id": 2,
+         "evidence": "pubmed:41000002 registered_as nct:NCT05000002"}]
+    assert rows(db, "SELECT has_results FROM works_view WHERE work_id = 2") == [{"has_results": 1}]
+
+
+def test_upgrading_a_database_resolves_what_it_already_holds(tmp_path):
+    """A file written before m002_dedup: its records get fingerprints, fuzzy merges and links on open."""
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    store.migrations.apply(old, stop_before="m002_dedup")
+    now = "2025-01-01T00:00:00Z"
+    rows_ = [  # (work, source, source_id, type, title, authors, date, identifiers, links)
+        (1, "pubmed", "41000020", "article", "Ketamine and sleep architecture in adults with treatment-resistant depression.",
+         ["Ito Hugo"], "2024-05-02", [("pmid", "41000020")], []),
+        (2, "crossref", "10.1001/x.2024.1", "article", "Ketamine and sleep architecture in adults with treatment‐resistant depression",
+         ["Hugo Ito"], "2024-05-01", [("doi", "10.1001/x.2024.1")], []),
+        (3, "crossref", "10.1001/x.2024.9", "notice", "Correction to: Ketamine and sleep architecture", [], "2024-07-01",
+         [("doi", "10.1001/x.2024.9")], [("correction_for", "doi", "10.1001/x.2024.1")]),
+    ]
+    for work_id, source, source_id, kind, title, authors, date, identifiers, links in rows_:
+        old.execute("INSERT INTO works (id, record_type, title, published_on, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [work_id, kind, title, date, now, now])
+        record_id = old.execute(
+            "INSERT INTO records (source, source_id, work_id, record_type, title, authors, published_on, data, content_hash,"
+            " first_seen_at, last_seen_at, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', 'x', ?, ?, ?)",
+            [source, source_id, work_id, kind, title, json.dumps(authors), date, now, now, now]).lastrowid
+        for scheme, value in identifiers:
+            old.execute("INSERT INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)", [record_id, work_id, scheme, value])
+        for relation, scheme, value in links:
+            old.execute("INSERT INTO record_links (record_id, relation, scheme, value) VALUES (?, ?, ?, ?)", [record_id, relation, scheme, value])
+    old.conn.commit()
+    old.close()
+
+    db = store.open_db(path)
+    assert [r["name"] for r in rows(db, "SELECT name FROM _sqlite_migrations")][-1] == "m002_dedup"
+    assert rows(db, "SELECT survivor_id, merged_id FROM work_merges") == [{"survivor_id": 1, "merged_id": 2}]
+    assert rows(db, "SELECT from_work_id, link_type, to_work_id FROM work_links_view") == [
+        {"from_work_id": 3, "link_type": "correction_of", "to_work_id": 1}]
+    assert rows(db, "SELECT COUNT(*) AS n FROM record_fingerprints") == [{"n": 3}]
+    db.close()
+
+
+# --------------------------------------------------------------------------- the documented views
+
+def gold_work(db, key):
+    """The current work holding the records of gold work ``key``."""
+    works = corpus.record_works(db)
+    found = {works[r] for r, gold in LABELS["records"].items() if gold == key}
+    assert len(found) == 1
+    return found.pop()
+
+
+def test_work_identifiers_lists_every_identifier_of_every_current_work(loaded):
+    _, db, _ = loaded
+    view = {(r["work_id"], r["scheme"], r["value"]) for r in rows(db, "SELECT * FROM work_identifiers")}
+    expected = {(r["work_id"], r["scheme"], r["value"]) for r in rows(
+        db, "SELECT i.work_id, i.scheme, i.value FROM identifiers i JOIN works w ON w.id = i.work_id WHERE w.merged_into IS NULL")}
+    assert view == expected
+    assert len(view) == len(rows(db, "SELECT * FROM work_identifiers"))  # distinct
+    h01 = gold_work(db, "H01")
+    assert {(s, v) for w, s, v in view if w == h01} == {
+        ("doi", "10.1001/jamapsychiatry.2024.0101"), ("pmid", "39100001"), ("openalex", "W4390000001")}
+
+
+def test_works_view_has_one_row_per_current_work_with_best_values_sources_and_flags(loaded):
+    _, db, _ = loaded
+    view = {r["work_id"]: r for r in rows(db, "SELECT * FROM works_view")}
+    assert set(view) == {r["id"] for r in rows(db, "SELECT id FROM works WHERE merged_into IS NULL")}
+    h01 = view[gold_work(db, "H01")]
+    assert h01["sources"] == "crossref,europepmc,feed:jama,openalex,pubmed"
+    assert h01["title"].startswith("Intravenous ketamine versus electroconvulsive therapy")  # PubMed's title (best source)
+    assert h01["journal"] == "JAMA psychiatry" and h01["doi"] == "10.1001/jamapsychiatry.2024.0101" and h01["pmid"] == "39100001"
+    assert json.loads(h01["authors"])[0] == "Anand Amit"  # PubMed's authors
+    assert h01["first_seen_at"] == min(r["first_seen_at"] for r in rows(db, "SELECT first_seen_at FROM records WHERE work_id = ?", [h01["work_id"]]))
+    flags = ("is_preprint", "is_retracted", "is_corrected", "has_expression_of_concern", "has_results")
+
+    def flagged(key):
+        return {f for f in flags if view[gold_work(db, key)][f]}
+
+    assert flagged("H01") == set()
+    assert flagged("H04") == {"is_preprint"}
+    assert flagged("N03") == {"is_retracted"} and flagged("L24") == {"is_retracted"}
+    assert flagged("N01") == {"is_corrected"} and flagged("L22") == {"is_corrected"}
+    assert flagged("L20") == {"has_expression_of_concern"}
+    assert flagged("L10") == {"has_results"}  # ClinicalTrials.gov hasResults
+    assert flagged("N11") == {"has_results"}  # ISRCTN lists a results article
+    assert flagged("L15") == {"has_results"}  # an article reports it (registered_as)
+
+
+def test_work_links_view_names_both_works_and_the_evidence(loaded):
+    _, db, _ = loaded
+    links = rows(db, "SELECT * FROM work_links_view WHERE from_work_id = ? AND to_work_id = ?",
+                 [gold_work(db, "L21"), gold_work(db, "L20")])
+    assert len(links) == 1
+    link = links[0]
+    assert link["link_type"] == "expression_of_concern_of" and link["from_record_type"] == "notice" and link["to_record_type"] == "article"
+    assert set(link["evidence"].split("; ")) == {
+        "europepmc:MED/39200020 expression_of_concern_in pmid:39200021",
+        "pubmed:39200021 expression_of_concern_for pmid:39200020",
+        "crossref:10.1177/0269881122050001 expression_of_concern_in doi:10.1177/0269881123050099",
+        "crossref:10.1177/0269881123050099 expression_of_concern_for doi:10.1177/0269881122050001"}
+    erratum = rows(db, "SELECT evidence FROM work_links_view WHERE from_work_id = ? AND to_work_id = ? AND link_type = 'correction_of'",
+                   [gold_work(db, "N02"), gold_work(db, "N01")])
+    assert set(erratum[0]["evidence"].split("; ")) == {"pubmed:39100011 erratum_in pmid:39100012", "pubmed:39100012 erratum_for pmid:39100011"}
+    guessed = rows(db, "SELECT evidence FROM work_links_view WHERE from_work_id = ?", [gold_work(db, "L05p")])
+    assert guessed and guessed[0]["evidence"].startswith("title+authors score=100")
+
+
+# --------------------------------------------------------------------------- through the real pipeline
+
+def test_a_crawl_of_two_sources_joins_and_links_their_records(httpserver, make_config, run_crawl, db):
+    files = corpus.corpus_files()
+    httpserver.expect_request("/works").respond_with_response(
+        Response(files["crossref_works.json"], content_type="application/json"))
+    httpserver.expect_request("/rest/search").respond_with_response(
+        Response(files["europepmc_core.json"], content_type="application/json"))
+    config = make_config(
+        f'[sources.crossref]\nenabled = true\nbase_url = "{httpserver.url_for("/")}"\nquery = "ketamine"\n'
+        'page_size = 1000\nslice_days = 36500\nmin_interval = 0\n'
+        f'[sources.europepmc]\nenabled = true\nbase_url = "{httpserver.url_for("/rest/")}"\nquery = "ketamine"\nmin_interval = 0\n')
+    report = run_crawl(config, only=["europepmc", "crossref"])
+    assert [s.status for s in report.sources] == ["ok", "ok"], [s.error for s in report.sources]
+
+    works = corpus.record_works(db)
+    stored = sorted(works)
+    assert len(stored) > 100
+    for a, b in itertools.combinations(stored, 2):
+        assert (LABELS["records"][a] == LABELS["records"][b]) == (works[a] == works[b]), (a, b)
+    assert works["crossref/10.1001/jamapsychiatry.2024.0101"] == works["europepmc/MED/39100001"]
+    links = corpus.predicted_links(db, LABELS)
+    assert ("L04p", "preprint_of", "L04a") in links
+    assert ("L21", "expression_of_concern_of", "L20") in links
+
