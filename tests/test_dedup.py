@@ -303,7 +303,8 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
     assert rows(db, "SELECT from_work_id, to_work_id, link_type FROM work_links_view") == [
         {"from_work_id": 3, "to_work_id": feed_work, "link_type": "correction_of"}]
     run_digest(make_config(), db, now=dt.datetime(2026, 11, 21, 7, tzinfo=dt.timezone.utc))
-    assert {r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")} == {1, 2, 3}
+    # the correction notice is told on the work it concerns (README, "Digest"), not listed apart
+    assert {r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")} == {1, 2}
 
     # the publisher deposits the DOI: PubMed's record now carries it
     pubmed.add_id("doi", "https://doi.org/10.1001/JAMAPSYCHIATRY.2026.1")
@@ -314,7 +315,7 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
     assert rows(db, "SELECT merged_into FROM works WHERE id = ?", [max(feed_work, pubmed_work)]) == [{"merged_into": survivor}]
     assert rows(db, "SELECT survivor_id, merged_id, reason FROM work_merges") == [
         {"survivor_id": survivor, "merged_id": max(feed_work, pubmed_work), "reason": "identifier doi:10.1001/jamapsychiatry.2026.1"}]
-    assert sorted(r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")) == [survivor, survivor, 3]
+    assert sorted(r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")) == [survivor, survivor]
     assert rows(db, "SELECT from_work_id, to_work_id, link_type FROM work_links_view") == [
         {"from_work_id": 3, "to_work_id": survivor, "link_type": "correction_of"}]
     assert rows(db, "SELECT is_corrected, sources FROM works_view WHERE work_id = ?", [survivor]) == [
@@ -368,7 +369,7 @@ def test_upgrading_a_database_resolves_what_it_already_holds(tmp_path):
     old.close()
 
     db = store.open_db(path)
-    assert [r["name"] for r in rows(db, "SELECT name FROM _sqlite_migrations")][-1] == "m002_dedup"
+    assert "m002_dedup" in [r["name"] for r in rows(db, "SELECT name FROM _sqlite_migrations")]
     assert rows(db, "SELECT survivor_id, merged_id FROM work_merges") == [{"survivor_id": 1, "merged_id": 2}]
     assert rows(db, "SELECT from_work_id, link_type, to_work_id FROM work_links_view") == [
         {"from_work_id": 3, "link_type": "correction_of", "to_work_id": 1}]
