@@ -93,6 +93,7 @@ class DigestItem:
     notes: list[str] = field(default_factory=list)  # "status: RECRUITING → COMPLETED", "Now published: …"
     flag: str | None = None  # "concerns an item sent on 2026-11-02"
     detail: dict = field(default_factory=dict)
+    related: list[tuple[str, str, str | None]] = field(default_factory=list)  # (label, title, url): linked works
 
 
 @dataclass
@@ -419,8 +420,51 @@ def _build_item(db, work: dict, kind: str = "new") -> DigestItem:
     return DigestItem(
         work_id=work["id"], section=work["record_type"], title=work["title"], url=url, authors=author_text,
         journal=journal, date=work["published_on"] or work["entered_on"], snippet=make_snippet(abstract), links=links,
-        sources=sorted({r["source"] for r in records}), kind=kind,
+        sources=sorted({r["source"] for r in records}), kind=kind, related=related_works(db, work["id"]),
     )
+
+
+#: (link type, whether this work is the link's source) -> label of the other work in a digest.
+#: A preprint and its journal version are two works (each listed when it appears): the link says which is which.
+RELATED_LABELS = {
+    ("retraction_of", False): "Retracted by",
+    ("expression_of_concern_of", False): "Expression of concern",
+    ("correction_of", False): "Corrected by",
+    ("retraction_of", True): "Retracts",
+    ("expression_of_concern_of", True): "Expression of concern about",
+    ("correction_of", True): "Corrects",
+    ("preprint_of", True): "Published version",
+    ("preprint_of", False): "Preprint",
+    ("registered_as", True): "Trial registration",
+    ("registered_as", False): "Publication",
+    ("republication_of", True): "Republishes",
+    ("republication_of", False): "Republished as",
+    ("comment_on", True): "Comments on",
+    ("comment_on", False): "Commented by",
+    ("update_of", True): "Updates",
+    ("update_of", False): "Updated by",
+}
+RELATED_MAX = 6
+_URL_SCHEMES = ("doi", "pmid", "nct", "isrctn", "pmcid", "ppr", "euct", "eudract", "openalex")
+
+
+def related_works(db, work_id: int) -> list[tuple[str, str, str | None]]:
+    """Works linked to this one (work_links_view), labelled from this work's side, in RELATED_LABELS order."""
+    order = list(RELATED_LABELS)
+    found = []
+    for row in db.query(
+            """SELECT link_type, to_work_id AS other, to_title AS title, 1 AS outgoing FROM work_links_view WHERE from_work_id = ?
+               UNION SELECT link_type, from_work_id, from_title, 0 FROM work_links_view WHERE to_work_id = ?""", [work_id, work_id]):
+        key = (row["link_type"], bool(row["outgoing"]))
+        if key in RELATED_LABELS:
+            found.append((order.index(key), RELATED_LABELS[key], row["title"], row["other"]))
+    result = []
+    for _, label, title, other in sorted(found, key=lambda f: (f[0], f[3])):
+        ids_by_scheme = {r["scheme"]: r["value"] for r in db.query(
+            "SELECT scheme, value FROM work_identifiers WHERE work_id = ? ORDER BY value DESC", [other])}
+        url = next((ids.url_for(s, ids_by_scheme[s]) for s in _URL_SCHEMES if s in ids_by_scheme), None)
+        result.append((label, title, url))
+    return result[:RELATED_MAX]
 
 
 def make_snippet(abstract: str | None) -> str | None:

@@ -468,3 +468,31 @@ def test_a_crawl_of_two_sources_joins_and_links_their_records(httpserver, make_c
     assert ("L04p", "preprint_of", "L04a") in links
     assert ("L21", "expression_of_concern_of", "L20") in links
 
+
+# --------------------------------------------------------------------------- the digest follows the same decision
+
+def test_the_digest_lists_a_preprint_and_its_article_as_two_linked_items(db, make_config):
+    import datetime as dt
+
+    preprint = Record(source="biorxiv", source_id="10.1101/2026.11.01.26300001v1", record_type="preprint", version="1",
+                      title="Ketamine-assisted psychotherapy for major depression: a feasibility study", authors=["Rossi L."],
+                      published_on="2026-11-19", entered_on="2026-11-19", journal="medRxiv")
+    preprint.add_id("doi", "10.1101/2026.11.01.26300001")
+    preprint.add_link("preprint_of", "doi", "10.1016/j.jad.2026.11.001")
+    paper = article("pubmed", "41000010", "Ketamine-assisted psychotherapy for major depression: a feasibility study.", ["Rossi Laura"],
+                    "2026-11-20", pmid="41000010", doi="10.1016/j.jad.2026.11.001")
+    notice = Record(source="crossref", source_id="10.1016/j.jad.2026.11.099", record_type="notice", published_on="2026-11-21",
+                    entered_on="2026-11-21", title="Correction to “Ketamine-assisted psychotherapy for major depression”")
+    notice.add_id("doi", "10.1016/j.jad.2026.11.099")
+    notice.add_link("correction_for", "doi", "10.1016/j.jad.2026.11.001")
+    store.save_records(db, [preprint, paper, notice], now="2026-11-22T06:00:00Z")
+
+    digest = run_digest(make_config(), db, now=dt.datetime(2026, 11, 24, 7, tzinfo=dt.timezone.utc)).digest
+    by_section = {key: [item.title for item in items] for key, _, items in digest.sections}
+    # the article comes with its correction: it is listed among the corrections, the notice told on it
+    assert by_section["notices"] == ["Ketamine-assisted psychotherapy for major depression: a feasibility study."]
+    assert by_section["preprints"] == ["Ketamine-assisted psychotherapy for major depression: a feasibility study"]
+    assert "  Published version: Ketamine-assisted psychotherapy for major depression: a feasibility study. <https://doi.org/10.1016/j.jad.2026.11.001>" in digest.text
+    assert "  Preprint: Ketamine-assisted psychotherapy for major depression: a feasibility study <https://doi.org/10.1101/2026.11.01.26300001>" in digest.text
+    assert "  Corrected by: Correction to “Ketamine-assisted psychotherapy for major depression” <https://doi.org/10.1016/j.jad.2026.11.099>" in digest.text
+    assert 'Corrected by: <a href="https://doi.org/10.1016/j.jad.2026.11.099"' in digest.html
