@@ -44,7 +44,7 @@ Links between works
     concerned; errata and corrections are one family), ``comment_on``, ``update_of``,
     ``republication_of``, ``version_of``, ``same_trial`` and ``references`` (registration →
     background publication). A preprint and an article with matching titles and authors
-    (same rules as above, years within ±2) are linked ``preprint_of`` with evidence
+    (same rules as above, but no dropped subtitle; years within ±2) are linked ``preprint_of`` with evidence
     ``title+authors``; they are never merged: a preprint and its journal version stay two works.
 
 Everything is recomputed from stored rows, so saving the same data twice changes nothing and new
@@ -472,8 +472,8 @@ def compare(a: Fingerprint, b: Fingerprint) -> Match | None:
     if not with_authors and (a.year is None or b.year is None or len(content_tokens(a.title_key)) < MIN_TOKENS_WITHOUT_AUTHOR):
         return None
     same, score, how = compare_titles(a.title_key, b.title_key)
-    if not same or (not with_authors and how == "subtitle"):
-        return None
+    if not same or (how == "subtitle" and (not with_authors or action == "link")):
+        return None  # a title cut short says too little without authors, or to guess a preprint link
     if with_authors:
         basis = "title+authors" if action == "link" else "title+author+year"
     else:
