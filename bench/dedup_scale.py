@@ -12,8 +12,9 @@ pool of surnames, and appear in one to three sources with the variations the mat
 (no DOI in PubMed, feed items without identifiers, dropped subtitles, case and punctuation); a few
 are preprints or trial registrations linked to articles. Sources arrive one after the other.
 
-Printed: records/s overall and per tenth of the run (flat = no all-pairs growth), peak RSS, the
-tracemalloc peak of Python objects (with ``--tracemalloc``, slower), works/merges/links made, the
+Printed: records/s overall and per tenth of the run (flat = no all-pairs growth), peak RSS (it
+includes the synthetic records, all built before the run), the tracemalloc peak of Python objects
+allocated while saving (with ``--tracemalloc``, about four times slower), works/merges/links made, the
 size of the candidate blocks, and the database size.
 """
 
