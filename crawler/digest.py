@@ -343,14 +343,9 @@ def _merge_same_work(items: list[DigestItem]) -> list[DigestItem]:
 
 
 def _current_work_id(db, work_id: int) -> int:
-    seen = set()
-    while work_id not in seen:
-        seen.add(work_id)
-        row = db.execute("SELECT merged_into FROM works WHERE id = ?", [work_id]).fetchone()
-        if row is None or row[0] is None:
-            return work_id
-        work_id = row[0]
-    return work_id
+    """The work that ``work_id`` was merged into, if it was (store.load_current_work_ids follows the chain)."""
+    current = store.load_current_work_ids(db, [work_id])
+    return current[0] if current else work_id
 
 
 def _current_work(db, work_id: int) -> dict | None:
