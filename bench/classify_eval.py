@@ -42,8 +42,9 @@ def evaluate(works, vocabulary, show_errors: bool, title: str) -> dict:
     started = time.perf_counter()
     results = {w.key: classify_records(w.records, vocabulary) for w in works}
     seconds = time.perf_counter() - started
-    print(f"\n=== {title}: {len(works)} works ({sum(w.relevant for w in works)} relevant), "
-          f"{len(works) / seconds:.0f} works/s ===")
+    print(
+        f"\n=== {title}: {len(works)} works ({sum(w.relevant for w in works)} relevant), {len(works) / seconds:.0f} works/s ==="
+    )
 
     tp = sum(1 for w in works if w.relevant and results[w.key].label != "not_relevant")
     fp = sum(1 for w in works if not w.relevant and results[w.key].label != "not_relevant")
@@ -53,11 +54,15 @@ def evaluate(works, vocabulary, show_errors: bool, title: str) -> dict:
     labels = Counter(r.label for r in results.values())
     p, r = ratio(tp, tp + fp), ratio(tp, tp + fn)
     sp, sr = ratio(strict_tp, strict_tp + strict_fp), ratio(strict_tp, sum(w.relevant for w in works))
-    print(f"relevance (relevant or uncertain reach the digest): precision {p:.3f}  recall {r:.3f}  F1 {f1(p, r):.3f}"
-          f"   [tp {tp}, fp {fp}, fn {fn}]")
+    print(
+        f"relevance (relevant or uncertain reach the digest): precision {p:.3f}  recall {r:.3f}  F1 {f1(p, r):.3f}"
+        f"   [tp {tp}, fp {fp}, fn {fn}]"
+    )
     print(f"relevance (relevant only):                          precision {sp:.3f}  recall {sr:.3f}  F1 {f1(sp, sr):.3f}")
-    print(f"labels given: {dict(labels)}; uncertain among truly relevant {sum(1 for w in works if w.relevant and results[w.key].label == 'uncertain')},"
-          f" among not relevant {sum(1 for w in works if not w.relevant and results[w.key].label == 'uncertain')}")
+    print(
+        f"labels given: {dict(labels)}; uncertain among truly relevant {sum(1 for w in works if w.relevant and results[w.key].label == 'uncertain')},"
+        f" among not relevant {sum(1 for w in works if not w.relevant and results[w.key].label == 'uncertain')}"
+    )
 
     print("\nnoise class          n  not_relevant  uncertain  relevant")
     for noise in NOISE_CLASSES:
@@ -70,8 +75,10 @@ def evaluate(works, vocabulary, show_errors: bool, title: str) -> dict:
     evidence = [t for t in EVIDENCE_TAGS if t in all_tags]
     topic = [t for t in all_tags if t not in EVIDENCE_TAGS]
     figures = {"relevance": (p, r), "tags": {}}
-    for heading, names, population in (("evidence type (all works)", evidence, works),
-                                       ("topic tags (works labelled relevant)", topic, [w for w in works if w.relevant])):
+    for heading, names, population in (
+        ("evidence type (all works)", evidence, works),
+        ("topic tags (works labelled relevant)", topic, [w for w in works if w.relevant]),
+    ):
         print(f"\n{heading:<38} support   tp   fp   fn  precision  recall     F1")
         for name in names:
             t_p = sum(1 for w in population if name in w.tags and name in results[w.key].tag_names)
@@ -80,7 +87,9 @@ def evaluate(works, vocabulary, show_errors: bool, title: str) -> dict:
             tp_ = ratio(t_p, t_p + f_p)
             tr_ = ratio(t_p, t_p + f_n)
             figures["tags"][name] = (tp_, tr_, f1(tp_, tr_) if t_p else 0.0)
-            print(f"{name:<38} {t_p + f_n:>7} {t_p:>4} {f_p:>4} {f_n:>4}  {tp_:>9.3f} {tr_:>7.3f} {figures['tags'][name][2]:>6.3f}")
+            print(
+                f"{name:<38} {t_p + f_n:>7} {t_p:>4} {f_p:>4} {f_n:>4}  {tp_:>9.3f} {tr_:>7.3f} {figures['tags'][name][2]:>6.3f}"
+            )
     if show_errors:
         print("\nerrors:")
         for w in works:
@@ -91,13 +100,17 @@ def evaluate(works, vocabulary, show_errors: bool, title: str) -> dict:
             expected = w.tags if scope is None else w.tags & scope
             predicted = got if scope is None else got & scope
             if wrong_label or expected != predicted or (w.relevant and result.label == "uncertain"):
-                print(f"- {w.key} [{w.split}]: expected {'relevant' if w.relevant else 'not relevant (' + str(w.noise) + ')'}, got {result.label}"
-                      f" (score {result.score})")
+                print(
+                    f"- {w.key} [{w.split}]: expected {'relevant' if w.relevant else 'not relevant (' + str(w.noise) + ')'}, got {result.label}"
+                    f" (score {result.score})"
+                )
                 if expected - predicted:
                     print(f"    missing tags: {sorted(expected - predicted)}")
                 if predicted - expected:
-                    print(f"    extra tags:   {sorted(predicted - expected)}  " +
-                          "; ".join(f"{t.tag}: {t.evidence}" for t in result.tags if t.tag in predicted - expected))
+                    print(
+                        f"    extra tags:   {sorted(predicted - expected)}  "
+                        + "; ".join(f"{t.tag}: {t.evidence}" for t in result.tags if t.tag in predicted - expected)
+                    )
                 if wrong_label or result.label == "uncertain":
                     for reason in result.reasons:
                         print(f"    {reason}")
@@ -114,21 +127,29 @@ def time_database(works, config, count: int) -> None:
             record.source_id, record.identifiers = f"{record.source_id}-{n}", []
             batch.append(record)
         for start in range(0, len(batch), 1000):
-            store.save_records(db, batch[start:start + 1000])
+            store.save_records(db, batch[start : start + 1000])
         started = time.perf_counter()
         report = reclassify(db, config)
         seconds = time.perf_counter() - started
         size = (Path(folder) / "bench.db").stat().st_size
-        print(f"\nreclassify on SQLite: {report.works} works in {seconds:.1f}s ({report.works / seconds:.0f} works/s), "
-              f"{report.labels}; database {size / 1e6:.1f} MB")
+        print(
+            f"\nreclassify on SQLite: {report.works} works in {seconds:.1f}s ({report.works / seconds:.0f} works/s), "
+            f"{report.labels}; database {size / 1e6:.1f} MB"
+        )
         db.close()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=str(ROOT / "config" / "litmon.toml"), help="config whose [topic] vocabulary is evaluated")
-    parser.add_argument("--split", choices=("dev", "holdout", "holdout2", "all"), default=None,
-                        help="evaluate one split (default: each split, then all)")
+    parser.add_argument(
+        "--config", default=str(ROOT / "config" / "litmon.toml"), help="config whose [topic] vocabulary is evaluated"
+    )
+    parser.add_argument(
+        "--split",
+        choices=("dev", "holdout", "holdout2", "all"),
+        default=None,
+        help="evaluate one split (default: each split, then all)",
+    )
     parser.add_argument("--errors", action="store_true", help="list every misclassified work with its reasons")
     parser.add_argument("--db", type=int, metavar="N", help="also time reclassify on a temporary database of N works")
     args = parser.parse_args(argv)

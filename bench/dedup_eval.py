@@ -54,9 +54,11 @@ def main() -> int:
         files = load_generator().build(seed=args.seed, n_articles=args.articles, n_preprints=args.preprints)
     labels = corpus.load_labels(files)
     hard = corpus.hard_negative_pairs(labels)
-    print(f"corpus: {'seed ' + str(args.seed) if files else 'tests/fixtures/dedup'}; {len(labels['records'])} records, "
-          f"{len(set(labels['records'].values()))} gold works, {len(labels['links'])} gold links, "
-          f"{len(hard)} hard-negative pairs in {sum(1 for c in labels['cases'] if not c.startswith('ordinary'))} hard cases")
+    print(
+        f"corpus: {'seed ' + str(args.seed) if files else 'tests/fixtures/dedup'}; {len(labels['records'])} records, "
+        f"{len(set(labels['records'].values()))} gold works, {len(labels['links'])} gold links, "
+        f"{len(hard)} hard-negative pairs in {sum(1 for c in labels['cases'] if not c.startswith('ordinary'))} hard cases"
+    )
     worst = 0
     for order in args.order or corpus.ORDERS:
         with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +83,7 @@ def main() -> int:
                 print(f"    false merge: {a} ({labels['records'][a]}) + {b} ({labels['records'][b]})")
             for a, b in result["missed_merges"]:
                 print(f"    missed merge: {a} + {b} ({labels['records'][a]})")
-            for link_type, m in result["links"].items():
+            for _link_type, m in result["links"].items():
                 for link in m["extra"]:
                     print(f"    extra link: {link}")
                 for link in m["missed"]:

@@ -38,10 +38,62 @@ sys.path.insert(0, str(ROOT))
 from crawler import dedup, store  # noqa: E402
 from crawler.records import Record  # noqa: E402
 
-SYLLABLES = ["ka", "ta", "mi", "ne", "ro", "sul", "ver", "dan", "pho", "lin", "gre", "tor", "mas", "el", "vi", "qua", "zen", "bor",
-             "cal", "dri", "fen", "hol", "jas", "kel", "lum", "mor", "nix", "pal", "rin", "sed", "tum", "wal"]
-TOPIC = ["ketamine", "esketamine", "depression", "treatment-resistant", "suicidal", "ideation", "randomized", "trial", "cohort",
-         "adolescents", "adults", "infusion", "nasal", "spray", "bipolar", "anhedonia", "PTSD", "remission", "relapse", "cognition"]
+SYLLABLES = [
+    "ka",
+    "ta",
+    "mi",
+    "ne",
+    "ro",
+    "sul",
+    "ver",
+    "dan",
+    "pho",
+    "lin",
+    "gre",
+    "tor",
+    "mas",
+    "el",
+    "vi",
+    "qua",
+    "zen",
+    "bor",
+    "cal",
+    "dri",
+    "fen",
+    "hol",
+    "jas",
+    "kel",
+    "lum",
+    "mor",
+    "nix",
+    "pal",
+    "rin",
+    "sed",
+    "tum",
+    "wal",
+]
+TOPIC = [
+    "ketamine",
+    "esketamine",
+    "depression",
+    "treatment-resistant",
+    "suicidal",
+    "ideation",
+    "randomized",
+    "trial",
+    "cohort",
+    "adolescents",
+    "adults",
+    "infusion",
+    "nasal",
+    "spray",
+    "bipolar",
+    "anhedonia",
+    "PTSD",
+    "remission",
+    "relapse",
+    "cognition",
+]
 SOURCES = ["pubmed", "crossref", "europepmc", "openalex", "feed:jad"]
 
 
@@ -71,8 +123,14 @@ def synthetic_records(n: int, seed: int = 1) -> list[list[Record]]:
         doi, pmid = f"10.5555/syn.{work}", str(30000000 + work) if rng.random() < 0.7 else None
         kind = rng.random()
         if kind < 0.03:  # a trial registration, reported by the next article
-            record = Record(source="clinicaltrials", source_id=f"NCT{work:08d}", record_type="trial_registration", title=title,
-                            published_on=date, entered_on=date)
+            record = Record(
+                source="clinicaltrials",
+                source_id=f"NCT{work:08d}",
+                record_type="trial_registration",
+                title=title,
+                published_on=date,
+                entered_on=date,
+            )
             record.add_id("nct", f"NCT{work:08d}")
             per_source["clinicaltrials"].append(record)
             trials.append(record.source_id)
@@ -87,12 +145,24 @@ def synthetic_records(n: int, seed: int = 1) -> list[list[Record]]:
                 t = t.replace(" ", " <i>", 1).replace(" ", "</i> ", 2).replace("<i></i>", "")
             elif source.startswith("feed") and ": " in t and rng.random() < 0.3:
                 t = t.split(": ")[0]
-            authors = ([f"{f} {g}" for g, f in people] if source in ("pubmed",) else
-                       [f"{f} {g[0]}" for g, f in people] if source in ("europepmc", "biorxiv") else [f"{g} {f}" for g, f in people])
+            authors = (
+                [f"{f} {g}" for g, f in people]
+                if source in ("pubmed",)
+                else [f"{f} {g[0]}" for g, f in people]
+                if source in ("europepmc", "biorxiv")
+                else [f"{g} {f}" for g, f in people]
+            )
             if source.startswith("feed") and rng.random() < 0.2:
                 authors = []
-            record = Record(source=source, source_id=f"{source}-{work}", record_type="preprint" if preprint else "article", title=t,
-                            authors=authors, published_on=date, entered_on=date)
+            record = Record(
+                source=source,
+                source_id=f"{source}-{work}",
+                record_type="preprint" if preprint else "article",
+                title=t,
+                authors=authors,
+                published_on=date,
+                entered_on=date,
+            )
             if preprint:
                 record.add_id("doi", f"10.1101/syn.{work}")
                 if rng.random() < 0.6:  # published later: the article is one of the next works
@@ -112,7 +182,7 @@ def synthetic_records(n: int, seed: int = 1) -> list[list[Record]]:
 def run_one(n: int, batch: int, keep: bool, trace: bool) -> dict:
     sources = synthetic_records(n)
     total = sum(len(r) for r in sources)
-    batches = [records[i:i + batch] for records in sources for i in range(0, len(records), batch)]
+    batches = [records[i : i + batch] for records in sources for i in range(0, len(records), batch)]
     tmp = tempfile.mkdtemp(prefix="litmon-scale-")
     path = Path(tmp) / "scale.db"
     db = store.open_db(path)
@@ -138,9 +208,14 @@ def run_one(n: int, batch: int, keep: bool, trace: bool) -> dict:
     for record_id in sample:
         row = next(iter(db.query("SELECT * FROM record_fingerprints WHERE record_id = ?", [record_id])))
         fp = dedup.Fingerprint.from_row(row)
-        blocks.append(len(store.find_candidates(db, dedup.lookup_keys(fp), kinds=[fp.kind], exclude_record=record_id, limit=10**6)))
+        blocks.append(
+            len(store.find_candidates(db, dedup.lookup_keys(fp), kinds=[fp.kind], exclude_record=record_id, limit=10**6))
+        )
     stats = {
-        "records": total, "batches": len(batches), "seconds": round(seconds, 1), "records_per_s": round(total / seconds),
+        "records": total,
+        "batches": len(batches),
+        "seconds": round(seconds, 1),
+        "records_per_s": round(total / seconds),
         "records_per_s_by_tenth": tenths,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "tracemalloc_peak_mb": round(traced_peak / 2**20, 1) if traced_peak is not None else None,
@@ -177,12 +252,16 @@ def main() -> int:
         command += ["--keep"] * args.keep + ["--tracemalloc"] * args.tracemalloc
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         s = json.loads(out.strip().splitlines()[-1])
-        print(f"{s['records']:>7} records in {s['batches']} batches: {s['seconds']}s, {s['records_per_s']} records/s "
-              f"(by tenth: {' '.join(map(str, s['records_per_s_by_tenth']))}), peak RSS {s['peak_rss_mb']} MB"
-              + (f", tracemalloc peak {s['tracemalloc_peak_mb']} MB" if s["tracemalloc_peak_mb"] is not None else ""))
-        print(f"        {s['works']} works, {s['merges_identifier']} identifier merges, {s['merges_fuzzy']} fuzzy merges, "
-              f"{s['links']} links; candidates per record mean {s['candidates_per_record_mean']}, max {s['candidates_per_record_max']}; "
-              f"database {s['db_mb']} MB" + (f" ({s['db_path']})" if s["db_path"] else ""))
+        print(
+            f"{s['records']:>7} records in {s['batches']} batches: {s['seconds']}s, {s['records_per_s']} records/s "
+            f"(by tenth: {' '.join(map(str, s['records_per_s_by_tenth']))}), peak RSS {s['peak_rss_mb']} MB"
+            + (f", tracemalloc peak {s['tracemalloc_peak_mb']} MB" if s["tracemalloc_peak_mb"] is not None else "")
+        )
+        print(
+            f"        {s['works']} works, {s['merges_identifier']} identifier merges, {s['merges_fuzzy']} fuzzy merges, "
+            f"{s['links']} links; candidates per record mean {s['candidates_per_record_mean']}, max {s['candidates_per_record_max']}; "
+            f"database {s['db_mb']} MB" + (f" ({s['db_path']})" if s["db_path"] else "")
+        )
     return 0
 
 

@@ -29,7 +29,9 @@ from crawler.sources import MODULES  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"), help="corpus folder (default: ../shared/corpus)")
+    parser.add_argument(
+        "--corpus", default=str(ROOT.parent / "shared" / "corpus"), help="corpus folder (default: ../shared/corpus)"
+    )
     parser.add_argument("--source", action="append", help="only this source module key (repeatable)")
     parser.add_argument("--details", action="store_true", help="print the first records of every file")
     args = parser.parse_args()
@@ -75,16 +77,22 @@ def main() -> int:
             }
             for k, v in counts.items():
                 totals[k] += v
-            print(f"  parsed    {path.name}: {counts['records']} records, {counts['ids']} with ids, "
-                  f"{counts['titles']} with titles, {counts['dates']} with dates")
+            print(
+                f"  parsed    {path.name}: {counts['records']} records, {counts['ids']} with ids, "
+                f"{counts['titles']} with titles, {counts['dates']} with dates"
+            )
             if args.details:
                 for record in records[:3]:
-                    print(f"            {record.source_id} {record.record_type} {record.published_on} "
-                          f"{record.identifiers[:3]} {len(record.links)} links | {record.title[:70]}")
+                    print(
+                        f"            {record.source_id} {record.record_type} {record.published_on} "
+                        f"{record.identifiers[:3]} {len(record.links)} links | {record.title[:70]}"
+                    )
         seconds = time.perf_counter() - started
-        print(f"  total: {totals['files']} files, {totals['parsed']} parsed, {totals['rejected']} rejected with a clear error; "
-              f"{totals['records']} records, {totals['ids']} with ids, {totals['titles']} with titles, "
-              f"{totals['dates']} with dates ({seconds:.2f}s)")
+        print(
+            f"  total: {totals['files']} files, {totals['parsed']} parsed, {totals['rejected']} rejected with a clear error; "
+            f"{totals['records']} records, {totals['ids']} with ids, {totals['titles']} with titles, "
+            f"{totals['dates']} with dates ({seconds:.2f}s)"
+        )
     if bugs:
         print(f"{bugs} file(s) raised something other than SourceError", file=sys.stderr)
         return 1

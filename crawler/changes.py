@@ -63,7 +63,7 @@ def trial_changes(db, since: str, until: str) -> list[TrialChange]:
     """Changes of reported trial fields captured in (since, until], one entry per trial and snapshot."""
     result = []
     snapshots = db.execute(
-        f"""SELECT s.id, s.source, s.trial_id, s.captured_at, r.work_id, {', '.join('s.' + f for f in TRIAL_FIELDS)}
+        f"""SELECT s.id, s.source, s.trial_id, s.captured_at, r.work_id, {", ".join("s." + f for f in TRIAL_FIELDS)}
             FROM trial_snapshots s JOIN records r ON r.id = s.record_id
             WHERE s.captured_at > ? AND s.captured_at <= ? ORDER BY s.id""",
         [since, until],
@@ -78,8 +78,11 @@ def trial_changes(db, since: str, until: str) -> list[TrialChange]:
             continue  # the first snapshot is the registration itself, not a change
         after = dict(zip(TRIAL_FIELDS, values))
         before = dict(zip(TRIAL_FIELDS, previous))
-        changes = [FieldChange(name, label, before[name], after[name])
-                   for name, label in REPORTED_TRIAL_FIELDS.items() if before[name] != after[name]]
+        changes = [
+            FieldChange(name, label, before[name], after[name])
+            for name, label in REPORTED_TRIAL_FIELDS.items()
+            if before[name] != after[name]
+        ]
         if changes:
             result.append(TrialChange(work_id, source, trial_id, captured_at, changes))
     return result
@@ -120,7 +123,9 @@ def source_health(db, since: str, until: str) -> list[SourceHealth]:
         if status == "ok" and not fetched:
             usual = db.execute(
                 """SELECT AVG(fetched) FROM (SELECT fetched FROM source_runs WHERE source = ? AND status = 'ok'
-                   AND started_at <= ? ORDER BY id DESC LIMIT 10)""", [source, since]).fetchone()[0]
+                   AND started_at <= ? ORDER BY id DESC LIMIT 10)""",
+                [source, since],
+            ).fetchone()[0]
             if usual and usual >= 1:
                 status = "silent"
         result.append(SourceHealth(source, status, runs, failures or 0, fetched or 0, new or 0, last_error))
@@ -130,6 +135,7 @@ def source_health(db, since: str, until: str) -> list[SourceHealth]:
 def warnings_of(db, since: str, until: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for source, warnings in db.execute(
-            "SELECT source, warnings FROM source_runs WHERE started_at > ? AND started_at <= ?", [since, until]):
+        "SELECT source, warnings FROM source_runs WHERE started_at > ? AND started_at <= ?", [since, until]
+    ):
         found.setdefault(source, []).extend(json.loads(warnings or "[]"))
     return found

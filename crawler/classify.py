@@ -31,8 +31,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from crawler import store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
@@ -109,13 +110,22 @@ def build_vocabulary(topic: dict[str, Any]) -> Vocabulary:
         noise.append(TermRule("exclude_terms", terms=list(topic["exclude_terms"]), penalty=100))
     tags = [_rule(name, spec, category=spec.get("category", "topic")) for name, spec in (topic.get("tags") or {}).items()]
     relevance = topic.get("relevance") or {}
-    vocabulary = Vocabulary(concepts, noise, tags, relevance.get("relevant_score", 2), relevance.get("uncertain_score", 1),
-                            relevance.get("focus_concept", "") if concepts_cfg else "", relevance.get("focus_bonus", 0), digest)
+    vocabulary = Vocabulary(
+        concepts,
+        noise,
+        tags,
+        relevance.get("relevant_score", 2),
+        relevance.get("uncertain_score", 1),
+        relevance.get("focus_concept", "") if concepts_cfg else "",
+        relevance.get("focus_bonus", 0),
+        digest,
+    )
     _CACHE[digest] = vocabulary
     return vocabulary
 
 
 # --------------------------------------------------------------------------- facts from records
+
 
 def _as_dict(record) -> dict[str, Any]:
     return record if isinstance(record, dict) else record.to_dict()
@@ -175,13 +185,16 @@ def build_facts(records: Iterable) -> Facts:
     facts.record_type = next((t for t in RECORD_TYPE_ORDER if t in facts.record_types), "other")
     enrollment = facts.trial.get("enrollment") if facts.trial else None
     if not enrollment:
-        enrollment = next(((r.get("extra") or {}).get("target_enrolment") for r in items
-                           if (r.get("extra") or {}).get("target_enrolment")), None)
+        enrollment = next(
+            ((r.get("extra") or {}).get("target_enrolment") for r in items if (r.get("extra") or {}).get("target_enrolment")),
+            None,
+        )
     facts.enrollment = enrollment if isinstance(enrollment, int) and enrollment > 0 else None
     return facts
 
 
 # --------------------------------------------------------------------------- relevance and tags
+
 
 def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, list[str]]:
     """(label, score, reasons): weakest concept's strength, focus bonus, minus the largest penalty of noise that applies."""
@@ -201,13 +214,20 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
         elif strength:
             reasons.append(f"concept {concept.name} = {strength}: {result.evidence()}")
         else:
-            why = (f"cancelled by {result.cancelled_by}" if result.cancelled_by else "no 'require' term" if result.missing_require
-                   else f"below min_strength {concept.min_strength}")
+            why = (
+                f"cancelled by {result.cancelled_by}"
+                if result.cancelled_by
+                else "no 'require' term"
+                if result.missing_require
+                else f"below min_strength {concept.min_strength}"
+            )
             reasons.append(f"concept {concept.name} = 0 ({why}): {result.evidence()}")
     score = min(strengths) if strengths else 0
     if score and vocabulary.focus_bonus and focus >= 3:
         score += vocabulary.focus_bonus
-        reasons.append(f"focus: concept {vocabulary.focus_concept} in a title, MeSH or trial field, every concept present +{vocabulary.focus_bonus}")
+        reasons.append(
+            f"focus: concept {vocabulary.focus_concept} in a title, MeSH or trial field, every concept present +{vocabulary.focus_bonus}"
+        )
     penalty = 0
     for noise in vocabulary.noise:
         result = noise.evaluate(facts.doc)
@@ -238,16 +258,19 @@ def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
     return tags
 
 
-def classify_facts(facts: Facts, vocabulary: Vocabulary, today: dt.date | None = None, work_id: int | None = None) -> Classification:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+def classify_facts(
+    facts: Facts, vocabulary: Vocabulary, today: dt.date | None = None, work_id: int | None = None
+) -> Classification:
+    today = today or dt.datetime.now(dt.UTC).date()
     label, score, reasons = judge_relevance(facts, vocabulary)
     tags = evidence_tags(facts) + topic_tags(facts, vocabulary)
     rank, rank_reasons = rank_score(facts, tags, label, today)
     return Classification(work_id, label, score, reasons, tags, rank, rank_reasons, vocabulary.hash)
 
 
-def classify_records(records: Iterable, vocabulary: Vocabulary, today: dt.date | None = None,
-                     work_id: int | None = None) -> Classification:
+def classify_records(
+    records: Iterable, vocabulary: Vocabulary, today: dt.date | None = None, work_id: int | None = None
+) -> Classification:
     """Classify one work from its records (pure: no database)."""
     return classify_facts(build_facts(records), vocabulary, today, work_id)
 
@@ -257,14 +280,15 @@ def classify_records(records: Iterable, vocabulary: Vocabulary, today: dt.date |
 CHUNK = 500
 
 
-def classify_works(db, config, work_ids: Iterable[int], *, dry_run: bool = False,
-                   today: dt.date | None = None) -> list[Classification]:
+def classify_works(
+    db, config, work_ids: Iterable[int], *, dry_run: bool = False, today: dt.date | None = None
+) -> list[Classification]:
     """(Re)classify these works (merged ones: their survivor) and store the results unless dry_run."""
     vocabulary = build_vocabulary(config.topic)
     ids = sorted(set(store.load_current_work_ids(db, list(work_ids))))
     results = []
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
+        chunk = ids[start : start + CHUNK]
         records = store.load_work_records(db, chunk)
         batch = [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
         if not dry_run:
@@ -283,8 +307,13 @@ def classify_batch(db, config, records) -> None:
         work_ids = store.load_work_ids_of_records(db, [(r.source, r.source_id) for r in records])
         classify_works(db, config, work_ids)
     except Exception as exc:  # noqa: BLE001 - classification must not lose a crawl
-        log.error("classification of %d record(s) failed: %s: %s — check: the [topic] vocabulary; run `litmon -v reclassify`",
-                  len(records), type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        log.error(
+            "classification of %d record(s) failed: %s: %s — check: the [topic] vocabulary; run `litmon -v reclassify`",
+            len(records),
+            type(exc).__name__,
+            exc,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
 
 
 @dataclass
@@ -301,7 +330,7 @@ def reclassify(db, config, *, dry_run: bool = False, today: dt.date | None = Non
     all_ids = store.load_current_work_ids(db)
     before = store.load_classification_summary(db)
     for start in range(0, len(all_ids), CHUNK):
-        for result in classify_works(db, config, all_ids[start:start + CHUNK], dry_run=dry_run, today=today):
+        for result in classify_works(db, config, all_ids[start : start + CHUNK], dry_run=dry_run, today=today):
             report.works += 1
             report.labels[result.label] += 1
             old_label, old_tags = before.get(result.work_id, (None, set()))

@@ -112,11 +112,20 @@ def _progress_printer():
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="PATH", help="Config file (default: $LITMON_CONFIG, ./litmon.toml, then the shipped default).")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Config file (default: $LITMON_CONFIG, ./litmon.toml, then the shipped default).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", count=True, help="Less output: warnings and errors only (and no informational lines on stdout).")
-@click.option("--log-format", type=click.Choice(FORMATS), default=None,
-              help="Log lines as human-readable text (default) or JSON lines (default from $LITMON_LOG_FORMAT).")
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Log lines as human-readable text (default) or JSON lines (default from $LITMON_LOG_FORMAT).",
+)
 @click.version_option(__version__, prog_name="litmon")
 @click.pass_context
 def cli(ctx, config_path, verbose, quiet, log_format):
@@ -164,9 +173,18 @@ def run(state, dry_run, force_digest):
 
 
 @cli.command()
-@click.option("--source", "sources", multiple=True, metavar="NAME",
-              help="Only this source (repeatable): pubmed, europepmc, clinicaltrials, biorxiv, crossref, isrctn, openalex, feed:<name>, page:<name>, feeds, pages.")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Start the window at this date (YYYY-MM-DD) instead of the watermark.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Only this source (repeatable): pubmed, europepmc, clinicaltrials, biorxiv, crossref, isrctn, openalex, feed:<name>, page:<name>, feeds, pages.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Start the window at this date (YYYY-MM-DD) instead of the watermark.",
+)
 @click.option("--dry-run", is_flag=True, help="Fetch and parse, report what would be new, write nothing.")
 @click.pass_obj
 def crawl(state, sources, since, dry_run):
@@ -175,15 +193,27 @@ def crawl(state, sources, since, dry_run):
 
     config = state.config
     with state.writing("crawl", dry_run) as (db, stop):
-        report = pipeline.crawl(config, db, only=list(sources) or None, since=since.date() if since else None,
-                                dry_run=dry_run, trigger="crawl", progress=_progress_printer(), stop=stop)
+        report = pipeline.crawl(
+            config,
+            db,
+            only=list(sources) or None,
+            since=since.date() if since else None,
+            dry_run=dry_run,
+            trigger="crawl",
+            progress=_progress_printer(),
+            stop=stop,
+        )
     _print_crawl_report(report)
     sys.exit(EXIT_FAILED if report.failed or report.interrupted else EXIT_OK)
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Build the digests and print their summary; send, write and record nothing.")
-@click.option("--preview", is_flag=True, help="Write the next digest's HTML into the outbox folder and print its path; record and send nothing.")
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Write the next digest's HTML into the outbox folder and print its path; record and send nothing.",
+)
 @click.option("--resend", "resend_id", type=int, metavar="ID", help="Deliver the stored digest ID again (ids: `litmon status`).")
 @click.pass_obj
 def digest(state, dry_run, preview, resend_id):
@@ -216,8 +246,12 @@ def digest(state, dry_run, preview, resend_id):
 
 
 @cli.command()
-@click.option("--no-catch-up", is_flag=True, help="Do not run at start the crawl and digest the schedule missed while the service was down.")
-@click.option("--dry-run", is_flag=True, help="Keep the schedule, but each job only fetches and builds the digest: writes nothing.")
+@click.option(
+    "--no-catch-up", is_flag=True, help="Do not run at start the crawl and digest the schedule missed while the service was down."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Keep the schedule, but each job only fetches and builds the digest: writes nothing."
+)
 @click.pass_obj
 def serve(state, no_catch_up, dry_run):
     """Run as a service: crawl and digest on the [schedule] cron expressions until SIGTERM/SIGINT.
@@ -233,10 +267,20 @@ def serve(state, no_catch_up, dry_run):
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (for monitoring).")
-@click.option("--fail-after", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Exit 4 when an enabled source has failed N runs in a row (default [status] fail_after; 0 = never).")
-@click.option("--max-lag-hours", type=click.IntRange(min=0), default=None, metavar="H",
-              help="Exit 4 when an enabled source has not succeeded for H hours (default [status] max_lag_hours; 0 = never).")
+@click.option(
+    "--fail-after",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Exit 4 when an enabled source has failed N runs in a row (default [status] fail_after; 0 = never).",
+)
+@click.option(
+    "--max-lag-hours",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="H",
+    help="Exit 4 when an enabled source has not succeeded for H hours (default [status] max_lag_hours; 0 = never).",
+)
 @click.pass_obj
 def status(state, as_json, fail_after, max_lag_hours):
     """Show each source's health (last success, failure, lag, counts), the database, the next
@@ -292,7 +336,9 @@ def check(state, quick):
     for problem in result.problems:
         click.echo(f"check: PROBLEM: {problem}", err=True)
     if not result.ok:
-        click.echo("check: the database has problems — restore a backup (litmon backup) or report this with the output above", err=True)
+        click.echo(
+            "check: the database has problems — restore a backup (litmon backup) or report this with the output above", err=True
+        )
         sys.exit(EXIT_FAILED)
     state.say(f"check: {database} is consistent")
 
@@ -315,8 +361,10 @@ def reclassify(state, dry_run):
     with state.writing("reclassify", dry_run) as (db, stop):
         report = classify.reclassify(db, config, dry_run=dry_run)
     labels = ", ".join(f"{count} {label.replace('_', ' ')}" for label, count in report.labels.items())
-    click.echo(f"{'reclassify (dry run, nothing written)' if dry_run else 'reclassified'}: {report.works} work(s): {labels}; "
-               f"{len(report.changed)} relevance change(s), {report.tags_changed} work(s) with changed tags")
+    click.echo(
+        f"{'reclassify (dry run, nothing written)' if dry_run else 'reclassified'}: {report.works} work(s): {labels}; "
+        f"{len(report.changed)} relevance change(s), {report.tags_changed} work(s) with changed tags"
+    )
     for work_id, old, new in report.changed[:20]:
         click.echo(f"  work {work_id}: {old or 'unclassified'} -> {new}")
     if len(report.changed) > 20:
@@ -341,7 +389,9 @@ def _print_digest_result(state, result, dry_run):
         state.say(f"digest: skipped {reason}")
     for digest_id, d in result.digests:
         prefix = "digest (dry run)" if dry_run else f"digest {digest_id}"
-        state.say(f"{prefix} for {d.recipient}: {len(d.items)} item(s), {d.period_start[:10]} to {d.period_end[:10]}: {d.subject}")
+        state.say(
+            f"{prefix} for {d.recipient}: {len(d.items)} item(s), {d.period_start[:10]} to {d.period_end[:10]}: {d.subject}"
+        )
     for delivery in result.deliveries:
         where = delivery.get("path") or delivery["recipient"]
         line = f"  {delivery['status']}: {where}" + (f" — {mask_secrets(delivery['error'])}" if delivery.get("error") else "")
@@ -369,8 +419,11 @@ def main(argv=None):
         click.echo(f"litmon: {mask_secrets(str(exc))}", err=True)
         sys.exit(EXIT_FAILED)
     except sqlite3.DatabaseError as exc:
-        click.echo(f"litmon: database error: {exc} — check: `litmon check` says what is damaged; restore a copy made by "
-                   "`litmon backup` if it is", err=True)
+        click.echo(
+            f"litmon: database error: {exc} — check: `litmon check` says what is damaged; restore a copy made by "
+            "`litmon backup` if it is",
+            err=True,
+        )
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("litmon: interrupted; SQLite rolled back the unfinished batch, the lock is released", err=True)

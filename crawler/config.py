@@ -130,7 +130,9 @@ class _Reader:
     def int(self, name, default, minimum=None, maximum=None):
         value = self.get(name, int, default, "an integer")
         if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            raise self.fail(name, f"an integer between {minimum} and {maximum}" if maximum is not None else f"an integer >= {minimum}")
+            raise self.fail(
+                name, f"an integer between {minimum} and {maximum}" if maximum is not None else f"an integer >= {minimum}"
+            )
         return value
 
     def float(self, name, default, minimum=0.0):
@@ -145,7 +147,7 @@ class _Reader:
             raise self.fail(name, "a list of strings")
         return value
 
-    def table_(self, name) -> "_Reader":
+    def table_(self, name) -> _Reader:
         value = self.table.get(name, {})
         if not isinstance(value, dict):
             raise self.fail(name, "a table")
@@ -180,7 +182,11 @@ def parse_config(text: str, path: str = "<string>") -> Config:
 
     contact = root.str("contact_email", "")
     if not contact or not EMAIL_RE.match(contact):
-        raise ConfigError(path, "contact_email", f"expected an e-mail address (sent to APIs in the User-Agent and as NCBI email), got {contact!r}")
+        raise ConfigError(
+            path,
+            "contact_email",
+            f"expected an e-mail address (sent to APIs in the User-Agent and as NCBI email), got {contact!r}",
+        )
 
     database = root.table_("database")
     outbox = root.table_("outbox")
@@ -193,13 +199,19 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         "exclude_terms": [t.lower() for t in topic.str_list("exclude_terms")],
     }
     if not topic_cfg["match_terms"]:
-        raise ConfigError(path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally")
+        raise ConfigError(
+            path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally"
+        )
     topic_cfg.update(_parse_vocabulary(path, topic))
 
     sources_tbl = root.table_("sources")
     unknown = sorted(set(sources_tbl.table) - set(API_SOURCES))
     if unknown:
-        raise ConfigError(path, f"sources.{unknown[0]}", f"unknown source; expected one of {', '.join(API_SOURCES)} (feeds go in [[feeds]], pages in [[pages]])")
+        raise ConfigError(
+            path,
+            f"sources.{unknown[0]}",
+            f"unknown source; expected one of {', '.join(API_SOURCES)} (feeds go in [[feeds]], pages in [[pages]])",
+        )
     sources: dict[str, dict[str, Any]] = {}
     for name in API_SOURCES:
         table = sources_tbl.table_(name)
@@ -210,14 +222,29 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         for key in ("query", "api_key_env", "conditions", "interventions", "servers", "category", "fields", "sort", "types"):
             if key in settings and not isinstance(settings[key], (str, list)):
                 raise table.fail(key, "a string or a list of strings")
-        for key in ("min_interval", "page_size", "batch_size", "max_pages", "max_records", "max_backfill_days",
-                    "max_results", "slice_days", "publication_lookback_days"):
+        for key in (
+            "min_interval",
+            "page_size",
+            "batch_size",
+            "max_pages",
+            "max_records",
+            "max_backfill_days",
+            "max_results",
+            "slice_days",
+            "publication_lookback_days",
+        ):
             if key in settings:
                 table.float(key, 0.0) if key == "min_interval" else table.int(key, 1, minimum=1)
         sources[name] = settings
 
     feeds = _parse_named_list(path, data, "feeds", required=("name", "url"), optional=("enabled", "filter", "kind"))
-    pages = _parse_named_list(path, data, "pages", required=("name", "url", "item", "title", "link"), optional=("date", "enabled", "filter", "kind", "summary"))
+    pages = _parse_named_list(
+        path,
+        data,
+        "pages",
+        required=("name", "url", "item", "title", "link"),
+        optional=("date", "enabled", "filter", "kind", "summary"),
+    )
 
     email_tbl = root.table_("email")
     security = email_tbl.str("security", "starttls")
@@ -241,10 +268,16 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         retry_backoff_seconds=email_tbl.float("retry_backoff_seconds", 5.0),
     )
     if email.ca_file and not Path(email.ca_file).expanduser().is_file():
-        raise ConfigError(path, "email.ca_file", f"expected the path of a PEM file of trusted CA certificates, got {email.ca_file!r} (no such file)")
+        raise ConfigError(
+            path,
+            "email.ca_file",
+            f"expected the path of a PEM file of trusted CA certificates, got {email.ca_file!r} (no such file)",
+        )
     filtered = _parse_recipients(path, data)
     if email.smtp_host and not email.recipients and not filtered:
-        raise ConfigError(path, "email.recipients", "expected at least one address (or a [[recipients]] table) when email.smtp_host is set")
+        raise ConfigError(
+            path, "email.recipients", "expected at least one address (or a [[recipients]] table) when email.smtp_host is set"
+        )
 
     digest_tbl = root.table_("digest")
     digest = {
@@ -321,8 +354,18 @@ def _check_schedule(path, schedule) -> None:
 
 
 #: Digest sections, in display order ([[recipients]] sections = … names these keys).
-DIGEST_SECTIONS = ("highlights", "notices", "clinical", "reviews", "trials", "preprints", "preclinical", "news",
-                   "uncertain", "health")
+DIGEST_SECTIONS = (
+    "highlights",
+    "notices",
+    "clinical",
+    "reviews",
+    "trials",
+    "preprints",
+    "preclinical",
+    "news",
+    "uncertain",
+    "health",
+)
 
 
 def _parse_recipients(path, data) -> list[dict[str, Any]]:
@@ -330,7 +373,9 @@ def _parse_recipients(path, data) -> list[dict[str, Any]]:
     (an item must carry one of them) and min_score (work_relevance.rank_score)."""
     items = data.get("recipients", [])
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ConfigError(path, "recipients", "expected [[recipients]] tables with an address (plain addresses go in [email] recipients)")
+        raise ConfigError(
+            path, "recipients", "expected [[recipients]] tables with an address (plain addresses go in [email] recipients)"
+        )
     result = []
     for index, item in enumerate(items):
         reader = _Reader(path, item, f"recipients[{index}].")
@@ -339,11 +384,17 @@ def _parse_recipients(path, data) -> list[dict[str, Any]]:
             raise reader.fail("address", "an e-mail address")
         extra = sorted(set(item) - {"address", "sections", "tags", "min_score"})
         if extra:
-            raise ConfigError(path, f"recipients[{index}].{extra[0]}", "unknown key; expected address, sections, tags or min_score")
+            raise ConfigError(
+                path, f"recipients[{index}].{extra[0]}", "unknown key; expected address, sections, tags or min_score"
+            )
         sections = reader.str_list("sections")
         unknown = [x for x in sections if x not in DIGEST_SECTIONS]
         if unknown:
-            raise ConfigError(path, f"recipients[{index}].sections", f"unknown section {unknown[0]!r}; expected some of {', '.join(DIGEST_SECTIONS)}")
+            raise ConfigError(
+                path,
+                f"recipients[{index}].sections",
+                f"unknown section {unknown[0]!r}; expected some of {', '.join(DIGEST_SECTIONS)}",
+            )
         min_score = item.get("min_score")
         if min_score is not None:
             min_score = reader.float("min_score", 0.0, minimum=-1000.0)
@@ -375,7 +426,9 @@ def _parse_named_list(path, data, key, required, optional):
         seen.add(item["name"])
         extra = sorted(set(item) - set(required) - set(optional))
         if extra:
-            raise ConfigError(path, f"{key}[{index}].{extra[0]}", f"unknown key; expected one of {', '.join(required + optional)}")
+            raise ConfigError(
+                path, f"{key}[{index}].{extra[0]}", f"unknown key; expected one of {', '.join(required + optional)}"
+            )
         entry = dict(item)
         entry["enabled"] = reader.bool("enabled", True)
         entry["filter"] = reader.bool("filter", True)
@@ -395,12 +448,14 @@ def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
 
     relevance = topic.table_("relevance")
     _reject_unknown(path, relevance, ("relevant_score", "uncertain_score", "focus_concept", "focus_bonus"))
-    result: dict[str, Any] = {"relevance": {
-        "relevant_score": relevance.int("relevant_score", 2),
-        "uncertain_score": relevance.int("uncertain_score", 1),
-        "focus_concept": relevance.str("focus_concept", ""),
-        "focus_bonus": relevance.int("focus_bonus", 1, 0, 10),
-    }}
+    result: dict[str, Any] = {
+        "relevance": {
+            "relevant_score": relevance.int("relevant_score", 2),
+            "uncertain_score": relevance.int("uncertain_score", 1),
+            "focus_concept": relevance.str("focus_concept", ""),
+            "focus_bonus": relevance.int("focus_bonus", 1, 0, 10),
+        }
+    }
     if result["relevance"]["uncertain_score"] > result["relevance"]["relevant_score"]:
         raise relevance.fail("uncertain_score", f"an integer <= relevant_score ({result['relevance']['relevant_score']})")
     for group, extra_keys, min_default in (("concepts", (), 1), ("noise", ("penalty",), 2), ("tags", ("category",), 1)):
@@ -411,7 +466,11 @@ def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
             if not _NAME_RE.match(name):
                 raise ConfigError(path, rule.prefix.rstrip("."), "expected a name of lower-case letters, digits and '_'")
             if group == "tags" and name in EVIDENCE_TAGS:
-                raise ConfigError(path, rule.prefix.rstrip("."), f"{name!r} is an evidence-type tag set by litmon's own rules; choose another name")
+                raise ConfigError(
+                    path,
+                    rule.prefix.rstrip("."),
+                    f"{name!r} is an evidence-type tag set by litmon's own rules; choose another name",
+                )
             _reject_unknown(path, rule, _RULE_LIST_KEYS + ("min_strength",) + extra_keys)
             spec: dict[str, Any] = {key: rule.str_list(key) for key in _RULE_LIST_KEYS}
             if not spec["terms"] and not spec["mesh"]:
@@ -430,7 +489,7 @@ def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
     focus = result["relevance"]["focus_concept"]
     if focus and focus not in result["concepts"]:
         names = ", ".join(result["concepts"]) or "none: [topic.concepts.*] is empty"
-        raise relevance.fail("focus_concept", f"the name of a [topic.concepts.*] table ({names}) or \"\"")
+        raise relevance.fail("focus_concept", f'the name of a [topic.concepts.*] table ({names}) or ""')
     return result
 
 

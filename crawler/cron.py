@@ -35,11 +35,14 @@ def parse_cron(expr: str, timezone: ZoneInfo | str) -> CronTrigger:
     if len(fields) == 5:
         fields = ["0", *fields]
     if len(fields) != 6:
-        raise ValueError(f"expected 5 fields (minute hour day month day-of-week) or 6 with seconds first, got {len(fields)} in {expr!r}")
+        raise ValueError(
+            f"expected 5 fields (minute hour day month day-of-week) or 6 with seconds first, got {len(fields)} in {expr!r}"
+        )
     second, minute, hour, day, month, dow = fields
     try:
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=crontab_weekdays(dow), timezone=tz)
+        return CronTrigger(
+            second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_weekdays(dow), timezone=tz
+        )
     except ValueError as exc:
         raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
 

@@ -60,8 +60,8 @@ import itertools
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
@@ -108,9 +108,7 @@ LINK_TYPES: dict[str, tuple[str, bool]] = {
 }
 
 #: Words left out of blocking keys.
-STOPWORDS = frozenset(
-    "a an the of in on for and or with to at by from as into via versus its their is are".split()
-)
+STOPWORDS = frozenset("a an the of in on for and or with to at by from as into via versus its their is are".split())
 #: Words whose presence alone never makes two titles different ("A randomized trial" = "Randomized trial").
 IGNORABLE = frozenset(("a", "an", "the"))
 #: Tokens spelled two ways by sources.
@@ -118,10 +116,33 @@ SYNONYMS = {"vs": "versus"}
 SEPARATOR = "|"
 
 GREEK = {
-    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta", "η": "eta",
-    "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "µ": "mu", "ν": "nu", "ξ": "xi",
-    "ο": "omicron", "π": "pi", "ρ": "rho", "σ": "sigma", "ς": "sigma", "τ": "tau", "υ": "upsilon",
-    "φ": "phi", "ϕ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega",
+    "α": "alpha",
+    "β": "beta",
+    "γ": "gamma",
+    "δ": "delta",
+    "ε": "epsilon",
+    "ζ": "zeta",
+    "η": "eta",
+    "θ": "theta",
+    "ι": "iota",
+    "κ": "kappa",
+    "λ": "lambda",
+    "μ": "mu",
+    "µ": "mu",
+    "ν": "nu",
+    "ξ": "xi",
+    "ο": "omicron",
+    "π": "pi",
+    "ρ": "rho",
+    "σ": "sigma",
+    "ς": "sigma",
+    "τ": "tau",
+    "υ": "upsilon",
+    "φ": "phi",
+    "ϕ": "phi",
+    "χ": "chi",
+    "ψ": "psi",
+    "ω": "omega",
 }
 GREEK.update({k.upper(): v for k, v in list(GREEK.items()) if k.upper() != k})
 
@@ -144,10 +165,16 @@ _COMMENT_TITLE_RE = re.compile(
     r"|[\s(\[]\s*(?:reply|response|comment)\s*[)\]]?\s*\.?$",
     re.I,
 )
-_PROTOCOL_TITLE_RE = re.compile(r"\bprotocol\b|\brationale\s+and\s+(?:study\s+)?design\b|\bdesign\s+and\s+rationale\b|"
-                                r"\bstatistical\s+analysis\s+plan\b", re.I)
-_COLLECTIVE_RE = re.compile(r"\b(?:group|investigators?|consortium|collaborat\w*|network|team|committee|society|association|"
-                            r"working|trialists|study|writing|panel|initiative)\b", re.I)
+_PROTOCOL_TITLE_RE = re.compile(
+    r"\bprotocol\b|\brationale\s+and\s+(?:study\s+)?design\b|\bdesign\s+and\s+rationale\b|"
+    r"\bstatistical\s+analysis\s+plan\b",
+    re.I,
+)
+_COLLECTIVE_RE = re.compile(
+    r"\b(?:group|investigators?|consortium|collaborat\w*|network|team|committee|society|association|"
+    r"working|trialists|study|writing|panel|initiative)\b",
+    re.I,
+)
 _INITIALS_RE = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.-?){1,3}|[A-Z]\.?[a-z]?\.)$")
 _PARTICLES = frozenset("van von der den de del della di da le la du dos das ten ter mc st".split())
 #: Name formats of each source's author strings ("given family" or "family given/initials").
@@ -156,6 +183,7 @@ _FAMILY_FIRST = ("pubmed", "europepmc", "biorxiv")
 
 
 # --------------------------------------------------------------------------- normalisation (pure)
+
 
 def normalize_title(title: str | None) -> str:
     """A title as comparable tokens: lower-case ASCII words, ``|`` where a subtitle starts.
@@ -194,8 +222,7 @@ NOTICE_RELATIONS = frozenset(("retraction_of", "erratum_for", "correction_for", 
 COMMENT_RELATIONS = frozenset(("comment_on",))
 
 
-def record_kind(record_type: str, title: str | None, publication_types: Iterable[str] = (),
-                relations: Iterable[str] = ()) -> str:
+def record_kind(record_type: str, title: str | None, publication_types: Iterable[str] = (), relations: Iterable[str] = ()) -> str:
     """article | preprint | comment | protocol | notice | trial_registration | news.
 
     From the source's record type, the title ("Erratum: …", "Reply to: …", "… protocol …"),
@@ -246,7 +273,7 @@ def author_surnames(name: str | None, source: str = "") -> tuple[str, ...]:
                 first = 0
                 while first < len(parts) - 1 and parts[first].lower() in _PARTICLES:
                     first += 1
-                family = " ".join(parts[:first + 1])
+                family = " ".join(parts[: first + 1])
             elif initials[-1] and not all(initials):
                 end = len(parts)
                 while end > 0 and initials[end - 1]:
@@ -321,15 +348,27 @@ class Fingerprint:
         return " ".join(self.surnames)
 
     @classmethod
-    def from_row(cls, row: dict) -> "Fingerprint":
+    def from_row(cls, row: dict) -> Fingerprint:
         """From a ``record_fingerprints`` row (or a candidate row with its columns)."""
-        return cls(row["kind"], row["title_key"], tuple((row["first_author"] or "").split()), row["year"],
-                   tuple((row["author_words"] or "").split()))
+        return cls(
+            row["kind"],
+            row["title_key"],
+            tuple((row["first_author"] or "").split()),
+            row["year"],
+            tuple((row["author_words"] or "").split()),
+        )
 
 
-def fingerprint(source: str, record_type: str, title: str | None, authors: list[str] | str | None,
-                published_on: str | None, entered_on: str | None = None,
-                publication_types: list[str] | str | None = None, relations: Iterable[str] | str | None = None) -> Fingerprint:
+def fingerprint(
+    source: str,
+    record_type: str,
+    title: str | None,
+    authors: list[str] | str | None,
+    published_on: str | None,
+    entered_on: str | None = None,
+    publication_types: list[str] | str | None = None,
+    relations: Iterable[str] | str | None = None,
+) -> Fingerprint:
     if isinstance(authors, str):
         authors = json.loads(authors or "[]")
     if isinstance(publication_types, str):
@@ -366,7 +405,7 @@ def blocking_keys(fp: Fingerprint, years: Iterable[int | None] | None = None) ->
     compact = _compact(words)
     head_words = content_tokens(fp.title_key.split(f" {SEPARATOR} ")[0]) or words
     keys = []
-    for year in (years if years is not None else [fp.year]):
+    for year in years if years is not None else [fp.year]:
         y = "-" if year is None else str(year)
         keys.append(f"p:{y}:{compact[:24]}")
         keys.append(f"s:{y}:{compact[-24:]}")
@@ -384,6 +423,7 @@ def lookup_keys(fp: Fingerprint) -> list[str]:
 
 
 # --------------------------------------------------------------------------- comparison (pure)
+
 
 def _spelling(word: str) -> str:
     word = re.sub(r"is(ation|e|ed|es|ing)$", r"iz\1", word)
@@ -417,7 +457,7 @@ def compare_titles(a: str, b: str) -> tuple[bool, int, str]:
     if score < TITLE_MIN_RATIO:
         # only a dropped subtitle can explain a low ratio: the shorter must open the longer
         short, long_ = sorted((a, b), key=len)
-        if f" {SEPARATOR} " not in long_ or fuzz.ratio(short, long_[:len(short)]) < TITLE_MIN_RATIO:
+        if f" {SEPARATOR} " not in long_ or fuzz.ratio(short, long_[: len(short)]) < TITLE_MIN_RATIO:
             return False, score, ""
     ta, tb = a.split(), b.split()
     how = "variant"
@@ -433,9 +473,13 @@ def compare_titles(a: str, b: str) -> tuple[bool, int, str]:
             continue
         if len(ca) == len(cb) and all(is_variant(x, y) for x, y in zip(ca, cb)):
             continue
-        if (i2 == len(ta) and j2 == len(tb) and (not sa or not sb)
-                and (sa or sb)[0] == SEPARATOR
-                and len(content_tokens(" ".join(ta[:i1] if not sb else tb[:j1]))) >= MIN_TOKENS_FOR_SUBTITLE):
+        if (
+            i2 == len(ta)
+            and j2 == len(tb)
+            and (not sa or not sb)
+            and (sa or sb)[0] == SEPARATOR
+            and len(content_tokens(" ".join(ta[:i1] if not sb else tb[:j1]))) >= MIN_TOKENS_FOR_SUBTITLE
+        ):
             how = "subtitle"
             continue
         return False, score, ""
@@ -498,6 +542,7 @@ def identifiers_conflict(a: dict[str, set[str]], b: dict[str, set[str]]) -> str 
 
 # --------------------------------------------------------------------------- orchestration
 
+
 def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
     """Fingerprint the saved records, merge works they match, re-resolve the links of every work
     they touch; return the affected (surviving) work ids. Runs in the caller's transaction."""
@@ -506,8 +551,16 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
         return set()
     prints = {}
     for row in store.load_match_records(db, record_ids):
-        fp = fingerprint(row["source"], row["record_type"], row["title"], row["authors"], row["published_on"],
-                         row["entered_on"], row["publication_types"], row["relations"])
+        fp = fingerprint(
+            row["source"],
+            row["record_type"],
+            row["title"],
+            row["authors"],
+            row["published_on"],
+            row["entered_on"],
+            row["publication_types"],
+            row["relations"],
+        )
         store.save_fingerprint(db, row["id"], fp, blocking_keys(fp))
         prints[row["id"]] = fp
     for record_id, fp in prints.items():
@@ -561,17 +614,20 @@ def merge_fuzzy_matches(db, record_id: int, fp: Fingerprint, now: str) -> list[i
         if _is_ambiguous(db, cand, exclude=work_id):
             continue
         survivor, other = min(mine, work_id), max(mine, work_id)
-        store.merge_works(db, survivor, [other], now,
-                          reason=f"{match.evidence} (records {record_id}, {cand['record_id']})", record_id=record_id)
+        store.merge_works(
+            db, survivor, [other], now, reason=f"{match.evidence} (records {record_id}, {cand['record_id']})", record_id=record_id
+        )
         merged.append(other)
         mine = survivor
     return merged
 
 
 def _may_merge(db, a: int, b: int, id_sets: dict[int, dict[str, set[str]]]) -> bool:
-    return (not identifiers_conflict(id_sets.get(a, {}), id_sets.get(b, {}))
-            and _kinds_compatible(store.work_kinds(db, a), store.work_kinds(db, b))
-            and not store.stated_link_between(db, a, b))
+    return (
+        not identifiers_conflict(id_sets.get(a, {}), id_sets.get(b, {}))
+        and _kinds_compatible(store.work_kinds(db, a), store.work_kinds(db, b))
+        and not store.stated_link_between(db, a, b)
+    )
 
 
 def _conflicting(works: list[int], id_sets: dict[int, dict[str, set[str]]]) -> bool:
@@ -632,7 +688,9 @@ def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], in
             if store.has_stated_preprint_link(db, cand["work_id"]):
                 continue
             preprint, article = (work_id, cand["work_id"]) if fp.kind == "preprint" else (cand["work_id"], work_id)
-            pre_rec, art_rec = (row["record_id"], cand["record_id"]) if fp.kind == "preprint" else (cand["record_id"], row["record_id"])
+            pre_rec, art_rec = (
+                (row["record_id"], cand["record_id"]) if fp.kind == "preprint" else (cand["record_id"], row["record_id"])
+            )
             if fp.kind == "preprint" and row["year"] and cand["year"] and cand["year"] < row["year"] - 1:
                 continue
             if fp.kind == "article" and row["year"] and cand["year"] and row["year"] < cand["year"] - 1:

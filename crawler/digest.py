@@ -37,9 +37,8 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from crawler import classify, changes
+from crawler import changes, classify, store
 from crawler import identifiers as ids
-from crawler import store
 from crawler.config import DIGEST_SECTIONS
 from crawler.errors import DeliveryError, LitmonError
 
@@ -59,16 +58,36 @@ SECTION_TITLES = {
 }
 #: evidence tag -> label, in the order "New clinical studies" lists them
 CLINICAL_ORDER = {
-    "rct": "Randomised controlled trials", "clinical_trial": "Other clinical trials", "observational": "Observational studies",
-    "case_report": "Case reports", "guideline": "Guidelines", "review": "Narrative reviews", "protocol": "Protocols",
-    "commentary": "Commentary", "": "Other",
+    "rct": "Randomised controlled trials",
+    "clinical_trial": "Other clinical trials",
+    "observational": "Observational studies",
+    "case_report": "Case reports",
+    "guideline": "Guidelines",
+    "review": "Narrative reviews",
+    "protocol": "Protocols",
+    "commentary": "Commentary",
+    "": "Other",
 }
-ID_LABELS = {"doi": "DOI", "pmid": "PubMed", "pmcid": "PMC", "nct": "ClinicalTrials.gov", "isrctn": "ISRCTN",
-             "eudract": "EudraCT", "euct": "EU CTIS", "ppr": "Europe PMC", "openalex": "OpenAlex"}
+ID_LABELS = {
+    "doi": "DOI",
+    "pmid": "PubMed",
+    "pmcid": "PMC",
+    "nct": "ClinicalTrials.gov",
+    "isrctn": "ISRCTN",
+    "eudract": "EudraCT",
+    "euct": "EU CTIS",
+    "ppr": "Europe PMC",
+    "openalex": "OpenAlex",
+}
 NOTICE_RELATIONS = {  # relation stated by a record -> (what it means for the work concerned, its own side)
-    "retraction_of": "Retraction", "retraction_in": "Retraction",
-    "erratum_for": "Correction", "erratum_in": "Correction", "correction_for": "Correction", "correction_in": "Correction",
-    "expression_of_concern_for": "Expression of concern", "expression_of_concern_in": "Expression of concern",
+    "retraction_of": "Retraction",
+    "retraction_in": "Retraction",
+    "erratum_for": "Correction",
+    "erratum_in": "Correction",
+    "correction_for": "Correction",
+    "correction_in": "Correction",
+    "expression_of_concern_for": "Expression of concern",
+    "expression_of_concern_in": "Expression of concern",
 }
 SNIPPET_CHARS = 300
 
@@ -136,7 +155,7 @@ class DigestResult:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -148,6 +167,7 @@ def _parse(stamp: str) -> dt.datetime:
 
 
 # --------------------------------------------------------------------------- recipients and periods
+
 
 def recipients_of(config) -> list[dict]:
     """Every recipient; with no SMTP server and none configured, the outbox itself."""
@@ -175,6 +195,7 @@ def digest_due(db, config, now: dt.datetime | None = None) -> bool:
 
 # --------------------------------------------------------------------------- selection
 
+
 def build_digest(db, config, now: dt.datetime | None = None, recipient: dict | None = None) -> Digest:
     """Select and render the digest for one recipient (the first configured one by default)."""
     now = now or utcnow()
@@ -186,7 +207,9 @@ def build_digest(db, config, now: dt.datetime | None = None, recipient: dict | N
     period_end = _iso(now)
 
     new_items = _new_work_items(db, config, address, period_start, period_end, first, now)
-    update_items = _trial_change_items(db, period_start, period_end) + _published_preprint_items(db, address, period_start, period_end)
+    update_items = _trial_change_items(db, period_start, period_end) + _published_preprint_items(
+        db, address, period_start, period_end
+    )
     notice_items, stated_by = _notice_items(db, address, period_start, period_end)
     # a notice whose work is listed (flagged) is said once, on that work
     new_items = [item for item in new_items if item.work_id not in stated_by]
@@ -206,30 +229,44 @@ def build_digest(db, config, now: dt.datetime | None = None, recipient: dict | N
 
     grouped: dict[str, list] = {key: [] for key in DIGEST_SECTIONS}
     ranked = sorted(items, key=lambda i: (-i.rank, i.date or "", i.work_id))
-    highlight_ids = {i.work_id for i in ranked if i.kind == "new" and i.relevance == "relevant" and i.section != "notices"
-                     and i.rank >= config.digest.get("highlight_min_score", 0)}
-    highlight_ids = set(list(dict.fromkeys(i.work_id for i in ranked if i.work_id in highlight_ids))[:config.digest.get("highlights", 3)])
+    highlight_ids = {
+        i.work_id
+        for i in ranked
+        if i.kind == "new"
+        and i.relevance == "relevant"
+        and i.section != "notices"
+        and i.rank >= config.digest.get("highlight_min_score", 0)
+    }
+    highlight_ids = set(
+        list(dict.fromkeys(i.work_id for i in ranked if i.work_id in highlight_ids))[: config.digest.get("highlights", 3)]
+    )
     for item in ranked:
         if item.work_id in highlight_ids and item.kind == "new":
             item.section = "highlights"
         grouped[item.section].append(item)
-    grouped["clinical"].sort(key=lambda i: (list(CLINICAL_ORDER).index(i.evidence if i.evidence in CLINICAL_ORDER else ""), -i.rank))
+    grouped["clinical"].sort(
+        key=lambda i: (list(CLINICAL_ORDER).index(i.evidence if i.evidence in CLINICAL_ORDER else ""), -i.rank)
+    )
     grouped["health"] = changes.source_health(db, period_start, period_end)
     wanted_sections = recipient.get("sections") or DIGEST_SECTIONS
-    sections = [(key, SECTION_TITLES[key], grouped[key]) for key in DIGEST_SECTIONS
-                if grouped[key] and key in wanted_sections]
+    sections = [(key, SECTION_TITLES[key], grouped[key]) for key in DIGEST_SECTIONS if grouped[key] and key in wanted_sections]
 
     digest = Digest(address, period_start, period_end, "", sections, first=first)
     new, upd = digest.count("new"), digest.count("update")
-    digest.subject = (f"{config.digest['subject_prefix']} {config.topic['name']}: {new} new"
-                      f"{f', {upd} update(s)' if upd else ''} ({period_start[:10]} to {period_end[:10]})").strip()
+    digest.subject = (
+        f"{config.digest['subject_prefix']} {config.topic['name']}: {new} new"
+        f"{f', {upd} update(s)' if upd else ''} ({period_start[:10]} to {period_end[:10]})"
+    ).strip()
     render(digest, config)
     return digest
 
 
 def _wanted(recipient: dict, item: DigestItem) -> bool:
-    if recipient.get("sections") and item.section not in recipient["sections"] and not (
-            "highlights" in recipient["sections"] and item.kind == "new"):
+    if (
+        recipient.get("sections")
+        and item.section not in recipient["sections"]
+        and not ("highlights" in recipient["sections"] and item.kind == "new")
+    ):
         return False
     if recipient.get("tags") and not set(recipient["tags"]) & set(item.tags):
         return False
@@ -271,10 +308,13 @@ def _trial_change_items(db, period_start, period_end) -> list[DigestItem]:
 
 def _published_preprint_items(db, address, period_start, period_end) -> list[DigestItem]:
     """Preprints sent earlier whose journal version became known in this period."""
-    rows = list(db.query(
-        """SELECT DISTINCT r.work_id, l.value FROM record_links l JOIN records r ON r.id = l.record_id
+    rows = list(
+        db.query(
+            """SELECT DISTINCT r.work_id, l.value FROM record_links l JOIN records r ON r.id = l.record_id
            WHERE l.relation = 'preprint_of' AND l.scheme = 'doi' AND r.changed_at > ? AND r.changed_at <= ?""",
-        [period_start, period_end]))
+            [period_start, period_end],
+        )
+    )
     delivered = store.load_delivered_work_ids(db, address, [r["work_id"] for r in rows])
     result = []
     for row in rows:
@@ -296,10 +336,13 @@ def _published_preprint_items(db, address, period_start, period_end) -> list[Dig
 def _notice_items(db, address, period_start, period_end) -> tuple[list[DigestItem], set[int]]:
     """Retractions, corrections and expressions of concern stated in this period, by either side;
     also the notice works whose concerned work is known (they are shown on that work)."""
-    rows = list(db.query(
-        f"""SELECT r.work_id, l.relation, l.scheme, l.value FROM record_links l JOIN records r ON r.id = l.record_id
-            WHERE l.relation IN ({', '.join('?' * len(NOTICE_RELATIONS))}) AND r.changed_at > ? AND r.changed_at <= ?""",
-        [*NOTICE_RELATIONS, period_start, period_end]))
+    rows = list(
+        db.query(
+            f"""SELECT r.work_id, l.relation, l.scheme, l.value FROM record_links l JOIN records r ON r.id = l.record_id
+            WHERE l.relation IN ({", ".join("?" * len(NOTICE_RELATIONS))}) AND r.changed_at > ? AND r.changed_at <= ?""",
+            [*NOTICE_RELATIONS, period_start, period_end],
+        )
+    )
     concerned: dict[int, list[str]] = {}
     notices_of: dict[int, set[int]] = {}
     for row in rows:
@@ -362,8 +405,12 @@ def _attach_classification(db, items: list[DigestItem]) -> None:
     for item in items:
         rel = db.execute("SELECT label, rank_score FROM work_relevance WHERE work_id = ?", [item.work_id]).fetchone()
         item.relevance, item.rank = (rel[0], rel[1] or 0.0) if rel else (None, 0.0)
-        tags = list(db.query("SELECT tag, category FROM work_tags WHERE work_id = ? ORDER BY category != 'evidence', category, tag",
-                             [item.work_id]))
+        tags = list(
+            db.query(
+                "SELECT tag, category FROM work_tags WHERE work_id = ? ORDER BY category != 'evidence', category, tag",
+                [item.work_id],
+            )
+        )
         item.tags = [t["tag"] for t in tags]
         evidence = [t["tag"] for t in tags if t["category"] == "evidence"]
         item.evidence = next((e for e in CLINICAL_ORDER if e in evidence), evidence[0] if evidence else "")
@@ -391,8 +438,11 @@ def _section_for(item: DigestItem, evidence: list[str]) -> str:
 
 def _build_item(db, work: dict, kind: str = "new") -> DigestItem:
     records = list(db.query("SELECT * FROM records WHERE work_id = ?", [work["id"]]))
-    records.sort(key=lambda r: store.SOURCE_PRIORITY.index(r["source"].split(":")[0])
-                 if r["source"].split(":")[0] in store.SOURCE_PRIORITY else 99)
+    records.sort(
+        key=lambda r: (
+            store.SOURCE_PRIORITY.index(r["source"].split(":")[0]) if r["source"].split(":")[0] in store.SOURCE_PRIORITY else 99
+        )
+    )
     best = records[0] if records else {"url": None}
     authors = next((json.loads(r["authors"]) for r in records if json.loads(r["authors"])), [])
     author_text = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
@@ -408,14 +458,29 @@ def _build_item(db, work: dict, kind: str = "new") -> DigestItem:
         if record["source"] == "biorxiv" and safe_url(record["url"]) and ("medRxiv/bioRxiv", record["url"]) not in links:
             links.append(("medRxiv/bioRxiv", record["url"]))
             break
-    url = next((u for _, u in links if u.startswith("https://doi.org/")), None) or safe_url(best["url"]) or (links[0][1] if links else None)
+    url = (
+        next((u for _, u in links if u.startswith("https://doi.org/")), None)
+        or safe_url(best["url"])
+        or (links[0][1] if links else None)
+    )
     journal = next((r["journal"] for r in records if r["journal"]), None)
     if work["record_type"] == "trial_registration" and not journal:
-        journal = ", ".join(sorted({"ClinicalTrials.gov" if r["source"] == "clinicaltrials" else r["source"].upper() for r in records}))
+        journal = ", ".join(
+            sorted({"ClinicalTrials.gov" if r["source"] == "clinicaltrials" else r["source"].upper() for r in records})
+        )
     return DigestItem(
-        work_id=work["id"], section=work["record_type"], title=work["title"], url=url, authors=author_text,
-        journal=journal, date=work["published_on"] or work["entered_on"], snippet=make_snippet(abstract), links=links,
-        sources=sorted({r["source"] for r in records}), kind=kind, related=related_works(db, work["id"]),
+        work_id=work["id"],
+        section=work["record_type"],
+        title=work["title"],
+        url=url,
+        authors=author_text,
+        journal=journal,
+        date=work["published_on"] or work["entered_on"],
+        snippet=make_snippet(abstract),
+        links=links,
+        sources=sorted({r["source"] for r in records}),
+        kind=kind,
+        related=related_works(db, work["id"]),
     )
 
 
@@ -448,15 +513,19 @@ def related_works(db, work_id: int) -> list[tuple[str, str, str | None]]:
     order = list(RELATED_LABELS)
     found = []
     for row in db.query(
-            """SELECT link_type, to_work_id AS other, to_title AS title, 1 AS outgoing FROM work_links_view WHERE from_work_id = ?
-               UNION SELECT link_type, from_work_id, from_title, 0 FROM work_links_view WHERE to_work_id = ?""", [work_id, work_id]):
+        """SELECT link_type, to_work_id AS other, to_title AS title, 1 AS outgoing FROM work_links_view WHERE from_work_id = ?
+               UNION SELECT link_type, from_work_id, from_title, 0 FROM work_links_view WHERE to_work_id = ?""",
+        [work_id, work_id],
+    ):
         key = (row["link_type"], bool(row["outgoing"]))
         if key in RELATED_LABELS:
             found.append((order.index(key), RELATED_LABELS[key], row["title"], row["other"]))
     result = []
     for _, label, title, other in sorted(found, key=lambda f: (f[0], f[3])):
-        ids_by_scheme = {r["scheme"]: r["value"] for r in db.query(
-            "SELECT scheme, value FROM work_identifiers WHERE work_id = ? ORDER BY value DESC", [other])}
+        ids_by_scheme = {
+            r["scheme"]: r["value"]
+            for r in db.query("SELECT scheme, value FROM work_identifiers WHERE work_id = ? ORDER BY value DESC", [other])
+        }
         url = next((ids.url_for(s, ids_by_scheme[s]) for s in _URL_SCHEMES if s in ids_by_scheme), None)
         result.append((label, title, url))
     return result[:RELATED_MAX]
@@ -484,16 +553,25 @@ def safe_url(url: str | None) -> str | None:
 
 # --------------------------------------------------------------------------- rendering
 
-_env = Environment(loader=PackageLoader("crawler", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                   trim_blocks=True, lstrip_blocks=True)
+_env = Environment(
+    loader=PackageLoader("crawler", "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _text_env = Environment(loader=PackageLoader("crawler", "templates"), autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 
 def render(digest: Digest, config) -> None:
     """HTML (CSS inlined with premailer, so Gmail and Outlook keep the styles) and plain text."""
     counts = [(title, len(items)) for key, title, items in digest.sections if key != "health"]
-    context = {"digest": digest, "topic": config.topic["name"], "counts": counts, "count": len(digest.items),
-               "clinical_labels": CLINICAL_ORDER}
+    context = {
+        "digest": digest,
+        "topic": config.topic["name"],
+        "counts": counts,
+        "count": len(digest.items),
+        "clinical_labels": CLINICAL_ORDER,
+    }
     html = _env.get_template("digest.html.j2").render(**context)
     digest.html = inline_css(html)
     digest.text = _text_env.get_template("digest.txt.j2").render(**context)
@@ -505,8 +583,9 @@ def inline_css(html: str) -> str:
     from premailer import Premailer
 
     _logging.getLogger("cssutils").setLevel(_logging.CRITICAL)
-    return Premailer(html, remove_classes=False, keep_style_tags=False, strip_important=False,
-                     allow_network=False, disable_validation=True).transform()
+    return Premailer(
+        html, remove_classes=False, keep_style_tags=False, strip_important=False, allow_network=False, disable_validation=True
+    ).transform()
 
 
 def build_message(config, digest_subject: str, text: str, html: str, recipient: str | None) -> EmailMessage:
@@ -524,6 +603,7 @@ def build_message(config, digest_subject: str, text: str, html: str, recipient: 
 
 
 # --------------------------------------------------------------------------- running and delivery
+
 
 def run_digest(config, db, *, dry_run: bool = False, now: dt.datetime | None = None, only_due: bool = False) -> DigestResult:
     """Build, store and deliver one digest per recipient (with ``only_due``, only to recipients whose
@@ -543,15 +623,25 @@ def run_digest(config, db, *, dry_run: bool = False, now: dt.datetime | None = N
             continue
         digest = build_digest(db, config, now, recipient)
         if not digest.items and config.digest["when_empty"] == "skip":
-            result.skipped.append(f"{address}: nothing new and [digest] when_empty = \"skip\"")
+            result.skipped.append(f'{address}: nothing new and [digest] when_empty = "skip"')
             continue
         if dry_run:
             result.digests.append((None, digest))
             continue
-        items = [(i.work_id, i.section, i.kind, {"notes": i.notes, **i.detail} if (i.notes or i.detail) else None) for i in digest.items]
-        digest_id = store.save_digest(db, period_start=digest.period_start, period_end=digest.period_end,
-                                      subject=digest.subject, text_body=digest.text, html_body=digest.html,
-                                      items=items, recipient=address)
+        items = [
+            (i.work_id, i.section, i.kind, {"notes": i.notes, **i.detail} if (i.notes or i.detail) else None)
+            for i in digest.items
+        ]
+        digest_id = store.save_digest(
+            db,
+            period_start=digest.period_start,
+            period_end=digest.period_end,
+            subject=digest.subject,
+            text_body=digest.text,
+            html_body=digest.html,
+            items=items,
+            recipient=address,
+        )
         result.digests.append((digest_id, digest))
         result.deliveries.append(deliver(config, db, digest_id, address, digest.subject, digest.text, digest.html))
     return result
@@ -592,7 +682,9 @@ def write_outbox(config, db, digest_id: int, address: str, subject: str, text: s
     eml, html_path = outbox / f"{stem}.eml", outbox / f"{stem}.html"
     _write_atomic(eml, bytes(message))
     _write_atomic(html_path, html.encode("utf-8"))
-    store.save_delivery(db, digest_id, address, transport="outbox", status="written", message_id=message["Message-ID"], path=str(eml))
+    store.save_delivery(
+        db, digest_id, address, transport="outbox", status="written", message_id=message["Message-ID"], path=str(eml)
+    )
     log.info("digest %d for %s written to %s", digest_id, address, eml)
     return {"recipient": address, "status": "written", "path": str(eml), "html_path": str(html_path)}
 
@@ -632,12 +724,25 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
         except (smtplib.SMTPException, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         if attempt < settings.attempts - 1:
-            delay = settings.retry_backoff_seconds * (2 ** attempt)
-            log.info("digest %d to %s: %s; retry %d/%d in %.1fs", digest_id, recipient, error, attempt + 1, settings.attempts - 1, delay)
+            delay = settings.retry_backoff_seconds * (2**attempt)
+            log.info(
+                "digest %d to %s: %s; retry %d/%d in %.1fs",
+                digest_id,
+                recipient,
+                error,
+                attempt + 1,
+                settings.attempts - 1,
+                delay,
+            )
             time.sleep(delay)
     store.save_delivery(db, digest_id, recipient, transport="smtp", status="failed", error=error)
-    log.error("digest %d to %s failed: %s — check: [email] smtp_host, smtp_port, security, username and $%s; "
-              "the next run retries it", digest_id, recipient, error, settings.password_env or "password_env")
+    log.error(
+        "digest %d to %s failed: %s — check: [email] smtp_host, smtp_port, security, username and $%s; the next run retries it",
+        digest_id,
+        recipient,
+        error,
+        settings.password_env or "password_env",
+    )
     return {"recipient": recipient, "status": "failed", "error": error}
 
 
@@ -650,7 +755,9 @@ def _smtp_send(settings, message: EmailMessage, recipient: str) -> None:
     if settings.username and not password:
         raise DeliveryError(f"[email] username is set but ${settings.password_env} is empty")
     if settings.security == "ssl":
-        client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=_tls_context(settings))
+        client = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=_tls_context(settings)
+        )
     else:
         client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
     with client:

@@ -35,8 +35,22 @@ from dataclasses import dataclass, field
 
 from crawler.terms import Doc
 
-EVIDENCE_TAGS = ("rct", "clinical_trial", "observational", "case_report", "meta_analysis", "systematic_review",
-                 "review", "protocol", "trial_registration", "preprint", "preclinical", "commentary", "guideline", "news")
+EVIDENCE_TAGS = (
+    "rct",
+    "clinical_trial",
+    "observational",
+    "case_report",
+    "meta_analysis",
+    "systematic_review",
+    "review",
+    "protocol",
+    "trial_registration",
+    "preprint",
+    "preclinical",
+    "commentary",
+    "guideline",
+    "news",
+)
 
 
 @dataclass
@@ -76,89 +90,146 @@ class Tag:
 # --------------------------------------------------------------------------- evidence types
 
 PT_RCT = {"randomized controlled trial", "randomised controlled trial", "equivalence trial", "pragmatic clinical trial"}
-PT_TRIAL = {"clinical trial", "clinical trial, phase i", "clinical trial, phase ii", "clinical trial, phase iii",
-            "clinical trial, phase iv", "controlled clinical trial", "clinical study", "clinical-trial"}
+PT_TRIAL = {
+    "clinical trial",
+    "clinical trial, phase i",
+    "clinical trial, phase ii",
+    "clinical trial, phase iii",
+    "clinical trial, phase iv",
+    "controlled clinical trial",
+    "clinical study",
+    "clinical-trial",
+}
 PT_META = {"meta-analysis", "network meta-analysis", "systematic review and meta-analysis"}
 PT_SR = {"systematic review", "systematic-review", "scoping review"}
 PT_REVIEW = {"review", "review-article", "review article", "literature review"}
 PT_CASE = {"case reports", "case report", "case-report"}
 PT_OBS = {"observational study", "observational study, veterinary"}
 PT_PROTOCOL = {"clinical trial protocol", "study protocol"}
-PT_COMMENT = {"editorial", "letter", "comment", "correspondence", "viewpoint", "commentary", "reply", "editorial-article",
-              "letter-to-the-editor", "editorial comment", "opinion"}
-PT_GUIDELINE = {"guideline", "practice guideline", "consensus development conference",
-                "consensus development conference, nih", "consensus statement", "position statement"}
+PT_COMMENT = {
+    "editorial",
+    "letter",
+    "comment",
+    "correspondence",
+    "viewpoint",
+    "commentary",
+    "reply",
+    "editorial-article",
+    "letter-to-the-editor",
+    "editorial comment",
+    "opinion",
+}
+PT_GUIDELINE = {
+    "guideline",
+    "practice guideline",
+    "consensus development conference",
+    "consensus development conference, nih",
+    "consensus statement",
+    "position statement",
+}
 PT_NEWS = {"news", "newspaper article", "press release"}
 PT_PREPRINT = {"preprint", "posted-content"}
 
 _OTHER_WORK = re.compile(
     r"\b(need(ed|s)?|warrant(ed|s)?|future|further|should|larger|prior|previous(ly)?|earlier|existing|recent(ly)?|"
-    r"have shown|has shown|have demonstrated|showed that|literature|would|could|planned)\b")
+    r"have shown|has shown|have demonstrated|showed that|literature|would|could|planned)\b"
+)
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[a-z0-9(])|\n+")
 
 RCT_TEXT = re.compile(
     r"\brandomi[sz]ed\b(?![^.]{0,40}\b(animals?|mice|rats?)\b)|\brandomly (assigned|allocated)\b|\brandomi[sz]ation\b|"
     r"\bplacebo[\s-]controlled\b|\bdouble[\s-]blind(ed)?\b|\bsham[\s-]controlled\b|\brct\b|"
     r"\bactive[\s-]placebo\b|\bcrossover trial\b|"
-    r"\b(post[\s-]hoc|secondary|pooled) analys[ie]s of [^.]{0,60}\b(phase (3|iii)|randomi[sz]ed|placebo[\s-]controlled|double[\s-]blind) (trials?|studies)\b")
-RCT_TITLE = re.compile(r"randomi[sz]ed|\brct\b|placebo[\s-]controlled|double[\s-]blind|sham[\s-]controlled|"
-                       r"(post[\s-]hoc|secondary|pooled) analys[ie]s of [^|]{0,40}\b(phase (3|iii)|randomi[sz]ed) (trials?|studies)")
+    r"\b(post[\s-]hoc|secondary|pooled) analys[ie]s of [^.]{0,60}\b(phase (3|iii)|randomi[sz]ed|placebo[\s-]controlled|double[\s-]blind) (trials?|studies)\b"
+)
+RCT_TITLE = re.compile(
+    r"randomi[sz]ed|\brct\b|placebo[\s-]controlled|double[\s-]blind|sham[\s-]controlled|"
+    r"(post[\s-]hoc|secondary|pooled) analys[ie]s of [^|]{0,40}\b(phase (3|iii)|randomi[sz]ed) (trials?|studies)"
+)
 TRIAL_TEXT = re.compile(
     r"\bopen[\s-]label\b|\bsingle[\s-]arm\b|\bnon[\s-]?randomi[sz]ed\b|\buncontrolled (trial|study)\b|"
     r"\bpilot (trial|study)\b|\bproof[\s-]of[\s-]concept (trial|study)\b|\bphase (1|2|i|ii|iia|iib|1b|2a|2b)\b[^.]{0,30}\b(trial|study)\b|"
-    r"\bdose[\s-](finding|escalation|ranging)\b|\bin \d+ healthy (volunteers|subjects|participants|adults|men|women)\b")
-TRIAL_TITLE = re.compile(r"(?<!target )\btrial\b(?! emulation)|open[\s-]label|single[\s-]arm|uncontrolled|pilot study|proof[\s-]of[\s-]concept|phase (1|2|i|ii)\b")
+    r"\bdose[\s-](finding|escalation|ranging)\b|\bin \d+ healthy (volunteers|subjects|participants|adults|men|women)\b"
+)
+TRIAL_TITLE = re.compile(
+    r"(?<!target )\btrial\b(?! emulation)|open[\s-]label|single[\s-]arm|uncontrolled|pilot study|proof[\s-]of[\s-]concept|phase (1|2|i|ii)\b"
+)
 META_TEXT = re.compile(r"meta[\s-]?analy[a-z]*|meta[\s-]regression")
 SYNTHESIS_TEXT = re.compile(
     r"\b(we )?searched\b|\bsearch(es)? of\b|\bsystematic(ally)? search|\bdatabases?\b|\brandom[\s-]effects?\b|"
     r"\bfixed[\s-]effects?\b|\bheterogeneity\b|\bprisma\b|\b(included|identified|pooled) \d+ (studies|trials|rcts|articles)\b|"
     r"\b\d+ (studies|trials|rcts|articles) (were|met|with|involving|including|comprising)\b|\bpooled (estimate|effect|odds|risk|mean)\b|"
-    r"\bstandardi[sz]ed mean difference\b|\bsmd\b")
-SR_TITLE = re.compile(r"systematic(ally)?[\s-](literature[\s-])?review|scoping review|umbrella review|rapid review|systematic search")
+    r"\bstandardi[sz]ed mean difference\b|\bsmd\b"
+)
+SR_TITLE = re.compile(
+    r"systematic(ally)?[\s-](literature[\s-])?review|scoping review|umbrella review|rapid review|systematic search"
+)
 SR_TEXT = re.compile(
     r"\bsystematic(ally)? (literature )?(review|search|searched)|\bprisma\b|\bscoping review\b|\bumbrella review\b|"
-    r"\bsearched (pubmed|medline|embase|psycinfo|cochrane|web of science|scopus|the literature|[a-z]+ databases|databases|electronic databases)")
+    r"\bsearched (pubmed|medline|embase|psycinfo|cochrane|web of science|scopus|the literature|[a-z]+ databases|databases|electronic databases)"
+)
 REVIEW_TITLE = re.compile(
     r"(?<!chart )(?<!record )(?<!records )(?<!case )(?<!peer )\breview\b|\boverview\b|\bstate[\s-]of[\s-]the[\s-]art\b|\ban update\b|\bupdate on\b|\bnarrative\b|"
     r"\bcurrent (evidence|status|perspectives|understanding|knowledge)\b|\bwhat (do|we) (we )?know\b|\bprimer\b|"
-    r"\bclinical (guide|overview)\b|\bevidence and (future|clinical)\b|\bpast, present\b|\bthe road ahead\b")
+    r"\bclinical (guide|overview)\b|\bevidence and (future|clinical)\b|\bpast, present\b|\bthe road ahead\b"
+)
 REVIEW_TEXT = re.compile(
     r"^purpose of review\b|\bwe review\b|\b(this|the present|our|in this) (narrative |brief |mini[\s-]|critical |comprehensive |clinical )?review\b|"
     r"\bwe (review|summari[sz]e|discuss|outline|overview)\b[^.]{0,60}\b(evidence|literature|data|findings|studies|research|mechanisms?|use|role|developments?|knowledge)\b|"
-    r"\bthis (article|paper|chapter) (reviews|summari[sz]es|discusses|provides an overview)\b|\bwe provide an overview\b")
+    r"\bthis (article|paper|chapter) (reviews|summari[sz]es|discusses|provides an overview)\b|\bwe provide an overview\b"
+)
 PROTOCOL_TITLE = re.compile(
     r"\b(study|trial) protocol\b|\bprotocol (for|of)\b|\ba protocol\b|\bdesign and rationale\b|\brationale and design\b|"
-    r"\bstatistical analysis plan\b|\bprotocol paper\b")
+    r"\bstatistical analysis plan\b|\bprotocol paper\b"
+)
 PROTOCOL_TEXT = re.compile(
     r"\bthis (study |trial )?protocol\b|\bwe will (recruit|randomi[sz]e|enrol|enroll|conduct|assess|compare)\b|"
-    r"\bwill be randomi[sz]ed\b|\bwill be recruited\b|\bparticipants will\b|\bthe trial will\b|\bthis study will\b")
-CASE_TITLE = re.compile(r"\bcase report\b|\bcase series\b|\ba case of\b|\ba case\b(?![\s-]control)|\bcase study\b|\bcases? and (a )?review\b|\btwo cases\b|\bthree cases\b")
+    r"\bwill be randomi[sz]ed\b|\bwill be recruited\b|\bparticipants will\b|\bthe trial will\b|\bthis study will\b"
+)
+CASE_TITLE = re.compile(
+    r"\bcase report\b|\bcase series\b|\ba case of\b|\ba case\b(?![\s-]control)|\bcase study\b|\bcases? and (a )?review\b|\btwo cases\b|\bthree cases\b"
+)
 CASE_TEXT = re.compile(
     r"\bwe (report|describe|present) (a|an|the case|two|three|four|five|six|\d+) |\b\d{1,3}[\s-]year[\s-]old\b|"
     r"\bcase series\b|\bcase report\b|\bthis case\b|\bthese cases\b|"
-    r"\b(patients?|cases?) (in|from|at|seen in) our (clinic|practice|unit|service|centre|center|hospital|department)\b")
+    r"\b(patients?|cases?) (in|from|at|seen in) our (clinic|practice|unit|service|centre|center|hospital|department)\b"
+)
 OBS_TEXT = re.compile(
     r"\bretrospective(ly)?\b|\bcohort\b|\bcross[\s-]sectional\b|\bcase[\s-]control\b|\bchart review\b|\breal[\s-]world\b|"
     r"\bregistry\b|\bclaims\b|\bnaturalistic\b|\bobservational\b|\belectronic (health|medical) records?\b|\bmedical records\b|"
     r"\bsurvey\b|\bpopulation[\s-]based\b|\bpharmacovigilance\b|\badverse event reporting system\b|\bfaers\b|"
     r"\bdisproportionality\b|\bdatabase\b|\bprospective(ly)? (followed|observational|study|cohort)\b|\binterviews?\b|\bqualitative\b|"
     r"\btrial emulation\b|\bemulat(ed|ing) a (target )?trial\b|\bpoison (control )?cent(er|re)s?\b|\bsurveillance\b|"
-    r"\bwe reviewed (\d+|the|all)\b|\b\d+ [a-z -]{0,25}controls\b")
-OBS_MESH = {"cohort studies", "retrospective studies", "cross-sectional studies", "case-control studies",
-            "surveys and questionnaires", "pharmacovigilance", "adverse drug reaction reporting systems"}
-PRECLINICAL_WORDS = (r"\b(mice|mouse|murine|rats?|rodents?|zebrafish|macaques?|monkeys?|non[\s-]?human primates?|"
-                     r"in vitro|cultured|cell lines?|organoids?|hippocampal slices|brain slices|c57bl/6|sprague[\s-]dawley|wistar|"
-                     r"forced swim(ming)? test|tail suspension test|sucrose preference|social defeat|"
-                     r"chronic (unpredictable|mild|restraint|variable) stress|learned helplessness|knockout)\b")
+    r"\bwe reviewed (\d+|the|all)\b|\b\d+ [a-z -]{0,25}controls\b"
+)
+OBS_MESH = {
+    "cohort studies",
+    "retrospective studies",
+    "cross-sectional studies",
+    "case-control studies",
+    "surveys and questionnaires",
+    "pharmacovigilance",
+    "adverse drug reaction reporting systems",
+}
+PRECLINICAL_WORDS = (
+    r"\b(mice|mouse|murine|rats?|rodents?|zebrafish|macaques?|monkeys?|non[\s-]?human primates?|"
+    r"in vitro|cultured|cell lines?|organoids?|hippocampal slices|brain slices|c57bl/6|sprague[\s-]dawley|wistar|"
+    r"forced swim(ming)? test|tail suspension test|sucrose preference|social defeat|"
+    r"chronic (unpredictable|mild|restraint|variable) stress|learned helplessness|knockout)\b"
+)
 PRECLINICAL = re.compile(PRECLINICAL_WORDS)
-HUMAN_STUDY = re.compile(r"\b(patients|participants|volunteers|adults with|women|men|individuals|people|veterans|clinical trial|humans)\b")
+HUMAN_STUDY = re.compile(
+    r"\b(patients|participants|volunteers|adults with|women|men|individuals|people|veterans|clinical trial|humans)\b"
+)
 COMMENT_TEXT = re.compile(r"^(to the editor|the authors reply|in reply)\b|\bthis (editorial|commentary|viewpoint)\b")
 COMMENT_TITLE = re.compile(
     r"^(editorial|commentary|comment|letter|reply|response|in reply|re)\b|\b(commentary|editorial|viewpoint|"
-    r"letter to the editor|reply to|in reply|in response to|comment on|a response)\b")
+    r"letter to the editor|reply to|in reply|in response to|comment on|a response)\b"
+)
 GUIDELINE_TITLE = re.compile(
     r"\bguidelines?\b|\bconsensus\b|\bposition (statement|paper)\b|\bpractice parameter\b|\btask force\b|"
-    r"\bclinical practice recommendations?\b|\brecommendations (for|from|of|on)\b")
+    r"\bclinical practice recommendations?\b|\brecommendations (for|from|of|on)\b"
+)
 
 
 def sentences(text: str) -> list[str]:
@@ -249,8 +320,11 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     secondary = synthesis or "review" in found or "protocol" in found or "guideline" in found or "preclinical" in found
     # a commentary's text is about other work: only its publication types (and a described case) tell its design
     text_ok = not secondary and "commentary" not in found
-    case = first(pt(PT_CASE), in_title(CASE_TITLE) if not secondary else None,
-                 in_abstract(CASE_TEXT) if text_ok or (not secondary and pt(PT_COMMENT)) else None)
+    case = first(
+        pt(PT_CASE),
+        in_title(CASE_TITLE) if not secondary else None,
+        in_abstract(CASE_TEXT) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
+    )
     if case:
         found["case_report"] = case
     rct = pt(PT_RCT) if "protocol" not in found else None
@@ -259,8 +333,11 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if rct:
         found["rct"] = rct
     elif "protocol" not in found:
-        trial = first(pt(PT_TRIAL), in_title(TRIAL_TITLE) if text_ok else None,
-                      in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found else None)
+        trial = first(
+            pt(PT_TRIAL),
+            in_title(TRIAL_TITLE) if text_ok else None,
+            in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found else None,
+        )
         if trial:
             found["clinical_trial"] = trial
     if not ({"rct", "clinical_trial", "case_report"} & set(found)):
@@ -278,7 +355,8 @@ def evidence_tags(facts: Facts) -> list[Tag]:
 _N_EQUALS = re.compile(r"\bn\s*=\s*(\d{1,3}(?:[ ,]\d{3})+|\d+)")
 _N_PEOPLE = re.compile(
     r"\b(\d{1,3}(?:,\d{3})+|\d+)\s+(?:[a-z-]+\s+){0,3}?(patients|participants|adults|subjects|individuals|people|"
-    r"veterans|women|men|adolescents|children|outpatients|inpatients|persons|users|cases|respondents)\b")
+    r"veterans|women|men|adolescents|children|outpatients|inpatients|persons|users|cases|respondents)\b"
+)
 
 
 def sample_size(facts: Facts) -> tuple[int | None, str | None]:
@@ -299,12 +377,33 @@ def sample_size(facts: Facts) -> tuple[int | None, str | None]:
 # --------------------------------------------------------------------------- rank score
 
 #: Points for the strongest evidence type (documented in README, "Ranking").
-EVIDENCE_POINTS = {"meta_analysis": 40, "systematic_review": 35, "guideline": 35, "rct": 30, "news": 20,
-                   "clinical_trial": 18, "observational": 15, "review": 12, "trial_registration": 10, "protocol": 8,
-                   "case_report": 5, "preclinical": 5, "commentary": 2}
+EVIDENCE_POINTS = {
+    "meta_analysis": 40,
+    "systematic_review": 35,
+    "guideline": 35,
+    "rct": 30,
+    "news": 20,
+    "clinical_trial": 18,
+    "observational": 15,
+    "review": 12,
+    "trial_registration": 10,
+    "protocol": 8,
+    "case_report": 5,
+    "preclinical": 5,
+    "commentary": 2,
+}
 SIZE_POINTS = ((1000, 15), (300, 10), (100, 6), (30, 3))
-STATUS_POINTS = {"COMPLETED": 6, "RECRUITING": 4, "NOT_YET_RECRUITING": 3, "ACTIVE_NOT_RECRUITING": 3,
-                 "ENROLLING_BY_INVITATION": 3, "TERMINATED": -4, "WITHDRAWN": -6, "SUSPENDED": -4, "UNKNOWN": -2}
+STATUS_POINTS = {
+    "COMPLETED": 6,
+    "RECRUITING": 4,
+    "NOT_YET_RECRUITING": 3,
+    "ACTIVE_NOT_RECRUITING": 3,
+    "ENROLLING_BY_INVITATION": 3,
+    "TERMINATED": -4,
+    "WITHDRAWN": -6,
+    "SUSPENDED": -4,
+    "UNKNOWN": -2,
+}
 LABEL_POINTS = {"relevant": 0, "uncertain": -20, "not_relevant": -100}
 
 

@@ -18,8 +18,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -105,7 +106,7 @@ class HttpClient:
         self.request_count = 0
 
     @classmethod
-    def from_config(cls, config) -> "HttpClient":
+    def from_config(cls, config) -> HttpClient:
         return cls(config.contact_email, **config.http)
 
     def set_min_interval(self, url_or_host: str, seconds: float) -> None:
@@ -136,7 +137,9 @@ class HttpClient:
     def post(self, url: str, *, source: str, data=None, json_body=None, headers=None, ok_statuses=(200,)) -> Response:
         return self.request("POST", url, source=source, data=data, json_body=json_body, headers=headers, ok_statuses=ok_statuses)
 
-    def request(self, method, url, *, source, params=None, data=None, json_body=None, headers=None, ok_statuses=(200,)) -> Response:
+    def request(
+        self, method, url, *, source, params=None, data=None, json_body=None, headers=None, ok_statuses=(200,)
+    ) -> Response:
         host = urlsplit(url).netloc
         last_problem = ""
         for attempt in range(self.max_retries + 1):
@@ -145,13 +148,21 @@ class HttpClient:
             response = None
             try:
                 response = self.session.request(
-                    method, url, params=params, data=data, json=json_body, headers=headers,
-                    timeout=self.timeout, stream=True,
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self.timeout,
+                    stream=True,
                 )
                 if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
                     last_problem = f"HTTP {response.status_code}"
                     delay = self._retry_delay(attempt, response)
-                    log.info("[%s] %s from %s; retry %d/%d in %.1fs", source, last_problem, host, attempt + 1, self.max_retries, delay)
+                    log.info(
+                        "[%s] %s from %s; retry %d/%d in %.1fs", source, last_problem, host, attempt + 1, self.max_retries, delay
+                    )
                     response.close()
                     self._sleep(delay)
                     continue
@@ -172,7 +183,9 @@ class HttpClient:
                     url=_display_url(url, params),
                 ) from None
             except requests.RequestException as exc:
-                raise SourceError(source, f"request failed: {_short(exc)}", hint="the base_url in the config", url=_display_url(url, params)) from None
+                raise SourceError(
+                    source, f"request failed: {_short(exc)}", hint="the base_url in the config", url=_display_url(url, params)
+                ) from None
             result = Response(response.status_code, response.url, response.headers, body, source)
             if response.status_code not in ok_statuses:
                 hint = {
@@ -190,15 +203,23 @@ class HttpClient:
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             response.close()
-            raise SourceError(source, f"response of {int(declared)} bytes exceeds the cap of {self.max_bytes} bytes",
-                              hint="http.max_response_mb in the config, or a smaller page size", url=response.url)
+            raise SourceError(
+                source,
+                f"response of {int(declared)} bytes exceeds the cap of {self.max_bytes} bytes",
+                hint="http.max_response_mb in the config, or a smaller page size",
+                url=response.url,
+            )
         chunks, size = [], 0
         for chunk in response.iter_content(65536):
             size += len(chunk)
             if size > self.max_bytes:
                 response.close()
-                raise SourceError(source, f"response body exceeds the cap of {self.max_bytes} bytes",
-                                  hint="http.max_response_mb in the config, or a smaller page size", url=response.url)
+                raise SourceError(
+                    source,
+                    f"response body exceeds the cap of {self.max_bytes} bytes",
+                    hint="http.max_response_mb in the config, or a smaller page size",
+                    url=response.url,
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -237,7 +258,16 @@ def describe_network_error(exc: Exception, host: str) -> str:
 
 def _is_dns_failure(exc: Exception) -> bool:
     text = repr(exc)
-    return any(s in text for s in ("NameResolutionError", "Name or service not known", "name resolution", "getaddrinfo failed", "nodename nor servname"))
+    return any(
+        s in text
+        for s in (
+            "NameResolutionError",
+            "Name or service not known",
+            "name resolution",
+            "getaddrinfo failed",
+            "nodename nor servname",
+        )
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -89,7 +89,7 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, wait: float = 0.0, stop: threading.Event | None = None, poll: float = 1.0) -> "RunLock":
+    def acquire(self, wait: float = 0.0, stop: threading.Event | None = None, poll: float = 1.0) -> RunLock:
         """Take the lock, waiting up to ``wait`` seconds (0: fail at once); LockedError if still held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -104,9 +104,7 @@ class RunLock:
                     os.close(fd)
                     holder = read_holder(self.path)
                     who = holder.describe() if holder else "another litmon process"
-                    raise LockedError(
-                        f"another litmon run is in progress ({who}) and holds the lock {self.path}"
-                    ) from None
+                    raise LockedError(f"another litmon run is in progress ({who}) and holds the lock {self.path}") from None
                 pause = min(0.05 if wait <= GRACE else poll, max(deadline - time.monotonic(), 0.01))
                 if stop is not None:
                     stop.wait(pause)
@@ -115,9 +113,12 @@ class RunLock:
         previous = read_holder(self.path)
         if previous:  # a clean release empties the file: whoever wrote this died holding the lock
             self.recovered = previous
-            log.warning("recovered a stale lock %s left by %s (that process is gone; the kernel released its lock)",
-                        self.path, previous.describe())
-        since = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+            log.warning(
+                "recovered a stale lock %s left by %s (that process is gone; the kernel released its lock)",
+                self.path,
+                previous.describe(),
+            )
+        since = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\ncommand={self.command}\nsince={since}\n".encode(), 0)
         os.fsync(fd)
@@ -134,7 +135,7 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         if not self.held:
             self.acquire()
         return self

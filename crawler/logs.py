@@ -20,7 +20,9 @@ FORMATS = ("text", "json")
 MASK = "***"
 #: Environment variables that hold secrets whatever the config says.
 DEFAULT_SECRET_ENV = ("NCBI_API_KEY", "OPENALEX_API_KEY", "LITMON_SMTP_PASSWORD")
-_PARAM_RE = re.compile(r"(?i)\b(api[_-]?key|apikey|access[_-]?token|token|password|passwd|secret)(=|%3D|\"?\s*:\s*\"?)([^&\s'\",;<>)]+)")
+_PARAM_RE = re.compile(
+    r"(?i)\b(api[_-]?key|apikey|access[_-]?token|token|password|passwd|secret)(=|%3D|\"?\s*:\s*\"?)([^&\s'\",;<>)]+)"
+)
 _AUTH_RE = re.compile(r"(?i)\b(authorization:\s*(?:basic|bearer)\s+)\S+")
 _secret_values: set[str] = set()
 
@@ -67,7 +69,7 @@ class SecretFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -22,7 +22,7 @@ def backup_target(database: Path, dest: str | Path) -> Path:
     """A directory gets ``litmon-<UTC timestamp>.db`` inside; anything else is the file name."""
     dest = Path(dest).expanduser()
     if dest.is_dir():
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         dest = dest / f"{database.stem}-{stamp}.db"
     return dest
 
@@ -80,11 +80,26 @@ class CheckResult:
 
 #: (what is wrong, SQL counting the rows that show it)
 CONSISTENCY_CHECKS = (
-    ("records whose work does not exist", "SELECT COUNT(*) FROM records r LEFT JOIN works w ON w.id = r.work_id WHERE w.id IS NULL"),
-    ("records attached to a merged work", "SELECT COUNT(*) FROM records r JOIN works w ON w.id = r.work_id WHERE w.merged_into IS NOT NULL"),
-    ("identifiers whose work differs from their record's", "SELECT COUNT(*) FROM identifiers i JOIN records r ON r.id = i.record_id WHERE i.work_id != r.work_id"),
-    ("works merged into a work that is itself merged", "SELECT COUNT(*) FROM works a JOIN works b ON b.id = a.merged_into WHERE b.merged_into IS NOT NULL"),
-    ("current works without any record", "SELECT COUNT(*) FROM works w WHERE w.merged_into IS NULL AND NOT EXISTS (SELECT 1 FROM records r WHERE r.work_id = w.id)"),
+    (
+        "records whose work does not exist",
+        "SELECT COUNT(*) FROM records r LEFT JOIN works w ON w.id = r.work_id WHERE w.id IS NULL",
+    ),
+    (
+        "records attached to a merged work",
+        "SELECT COUNT(*) FROM records r JOIN works w ON w.id = r.work_id WHERE w.merged_into IS NOT NULL",
+    ),
+    (
+        "identifiers whose work differs from their record's",
+        "SELECT COUNT(*) FROM identifiers i JOIN records r ON r.id = i.record_id WHERE i.work_id != r.work_id",
+    ),
+    (
+        "works merged into a work that is itself merged",
+        "SELECT COUNT(*) FROM works a JOIN works b ON b.id = a.merged_into WHERE b.merged_into IS NOT NULL",
+    ),
+    (
+        "current works without any record",
+        "SELECT COUNT(*) FROM works w WHERE w.merged_into IS NULL AND NOT EXISTS (SELECT 1 FROM records r WHERE r.work_id = w.id)",
+    ),
 )
 
 
@@ -112,10 +127,14 @@ def check_database(database: Path, *, quick: bool = False, lock_held: bool = Fal
         if "crawl_runs" in tables:
             running = conn.execute("SELECT COUNT(*) FROM crawl_runs WHERE status = 'running'").fetchone()[0]
             if running and not lock_held:
-                result.notes.append(f"{running} crawl run(s) still marked 'running' while no litmon process runs: left by a killed "
-                                    "process; the next run marks them interrupted")
-        result.notes.append(f"{pragma}: {'ok' if verdicts == ['ok'] else 'FAILED'}; "
-                            f"{conn.execute('PRAGMA page_count').fetchone()[0]} pages of {conn.execute('PRAGMA page_size').fetchone()[0]} bytes")
+                result.notes.append(
+                    f"{running} crawl run(s) still marked 'running' while no litmon process runs: left by a killed "
+                    "process; the next run marks them interrupted"
+                )
+        result.notes.append(
+            f"{pragma}: {'ok' if verdicts == ['ok'] else 'FAILED'}; "
+            f"{conn.execute('PRAGMA page_count').fetchone()[0]} pages of {conn.execute('PRAGMA page_size').fetchone()[0]} bytes"
+        )
     except sqlite3.DatabaseError as exc:
         result.problems.append(f"cannot read the database: {exc}")
     finally:

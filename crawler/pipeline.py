@@ -34,9 +34,11 @@ class SourceReport:
         if self.status == "disabled":
             return f"[{self.name}] disabled: {self.error}"
         c = self.counts
-        line = (f"[{self.name}] {self.status}: {c['fetched']} fetched, {c['new']} new, {c['updated']} updated, "
-                f"{c['unchanged']} unchanged, {self.requests} requests, window {self.window[0]}..{self.window[1]}, "
-                f"{self.seconds:.1f}s")
+        line = (
+            f"[{self.name}] {self.status}: {c['fetched']} fetched, {c['new']} new, {c['updated']} updated, "
+            f"{c['unchanged']} unchanged, {self.requests} requests, window {self.window[0]}..{self.window[1]}, "
+            f"{self.seconds:.1f}s"
+        )
         if self.warnings:
             line += f", {len(self.warnings)} warning(s)"
         if self.error:
@@ -45,9 +47,18 @@ class SourceReport:
 
     def log_fields(self) -> dict[str, Any]:
         """The summary as structured fields (JSON log lines)."""
-        return {"event": "source_run", "source": self.name, "status": self.status, **self.counts, "requests": self.requests,
-                "window_from": self.window[0], "window_to": self.window[1], "seconds": round(self.seconds, 3),
-                "warnings": len(self.warnings), "error": self.error}
+        return {
+            "event": "source_run",
+            "source": self.name,
+            "status": self.status,
+            **self.counts,
+            "requests": self.requests,
+            "window_from": self.window[0],
+            "window_to": self.window[1],
+            "seconds": round(self.seconds, 3),
+            "warnings": len(self.warnings),
+            "error": self.error,
+        }
 
     def log(self) -> None:
         level = {"failed": logging.ERROR, "interrupted": logging.WARNING}.get(self.status, logging.INFO)
@@ -68,7 +79,7 @@ class CrawlReport:
 
 
 def today_utc() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def select_sources(config, only: list[str] | None = None) -> list[SourceInstance]:
@@ -78,16 +89,31 @@ def select_sources(config, only: list[str] | None = None) -> list[SourceInstance
     names = {i.name for i in instances}
     chosen = []
     for name in only:
-        matches = [i for i in instances if i.name == name or (name in ("feed", "feeds") and i.kind == "feed")
-                   or (name in ("page", "pages") and i.kind == "page")]
+        matches = [
+            i
+            for i in instances
+            if i.name == name
+            or (name in ("feed", "feeds") and i.kind == "feed")
+            or (name in ("page", "pages") and i.kind == "page")
+        ]
         if not matches:
             raise LitmonError(f"unknown source {name!r}; configured sources: {', '.join(sorted(names))}")
         chosen.extend(matches)
     return chosen
 
 
-def crawl(config, db, *, http: HttpClient | None = None, only: list[str] | None = None, since: dt.date | None = None,
-          dry_run: bool = False, trigger: str = "cli", progress: Any = None, stop: threading.Event | None = None) -> CrawlReport:
+def crawl(
+    config,
+    db,
+    *,
+    http: HttpClient | None = None,
+    only: list[str] | None = None,
+    since: dt.date | None = None,
+    dry_run: bool = False,
+    trigger: str = "cli",
+    progress: Any = None,
+    stop: threading.Event | None = None,
+) -> CrawlReport:
     """Crawl the enabled (or named) sources into ``db``; one failing source never stops the others.
 
     When ``stop`` is set (SIGTERM/SIGINT) the source being crawled ends after its current batch
@@ -104,8 +130,9 @@ def crawl(config, db, *, http: HttpClient | None = None, only: list[str] | None 
             skipped.log()
             report.sources.append(skipped)
             continue
-        report.sources.append(crawl_source(config, db, http, instance, run_id=run_id, since=since, dry_run=dry_run,
-                                           progress=progress, stop=stop))
+        report.sources.append(
+            crawl_source(config, db, http, instance, run_id=run_id, since=since, dry_run=dry_run, progress=progress, stop=stop)
+        )
     if run_id is not None:
         store.finish_crawl_run(db, run_id, "interrupted" if report.interrupted else "failed" if report.failed else "ok")
     return report
@@ -130,19 +157,41 @@ def recover_interrupted_runs(db) -> int:
     """
     stale = list(db.query("SELECT id, source FROM source_runs WHERE status = 'running'"))
     for row in stale:
-        store.finish_source_run(db, row["id"], status="interrupted", counts={}, requests=0, warnings=[],
-                                error="the process was killed before it finished; the next run re-reads this window", queries=[])
+        store.finish_source_run(
+            db,
+            row["id"],
+            status="interrupted",
+            counts={},
+            requests=0,
+            warnings=[],
+            error="the process was killed before it finished; the next run re-reads this window",
+            queries=[],
+        )
     runs = [r["id"] for r in db.query("SELECT id FROM crawl_runs WHERE status = 'running'")]
     for run_id in runs:
         store.finish_crawl_run(db, run_id, "interrupted")
     if runs or stale:
-        log.warning("marked %d crawl run(s) and %d source run(s) left 'running' by a killed process as interrupted "
-                    "(their stored batches are kept; the watermarks did not move)", len(runs), len(stale))
+        log.warning(
+            "marked %d crawl run(s) and %d source run(s) left 'running' by a killed process as interrupted "
+            "(their stored batches are kept; the watermarks did not move)",
+            len(runs),
+            len(stale),
+        )
     return len(runs)
 
 
-def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_id: int | None, since: dt.date | None = None,
-                 dry_run: bool = False, progress: Any = None, stop: threading.Event | None = None) -> SourceReport:
+def crawl_source(
+    config,
+    db,
+    http: HttpClient,
+    instance: SourceInstance,
+    *,
+    run_id: int | None,
+    since: dt.date | None = None,
+    dry_run: bool = False,
+    progress: Any = None,
+    stop: threading.Event | None = None,
+) -> SourceReport:
     started = time.monotonic()
     report = SourceReport(instance.name, "ok")
     try:
@@ -173,8 +222,15 @@ def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_
     window_from = min(window_from, until)
     report.window = (window_from.isoformat(), until.isoformat())
     ctx = CrawlContext(
-        name=instance.name, settings=instance.settings, config=config, http=http, since=window_from, until=until,
-        first_run=first_run and since is None, state=dict(saved["state"]), progress=progress,
+        name=instance.name,
+        settings=instance.settings,
+        config=config,
+        http=http,
+        since=window_from,
+        until=until,
+        first_run=first_run and since is None,
+        state=dict(saved["state"]),
+        progress=progress,
     )
     if instance.settings.get("min_interval") is not None and instance.settings.get("base_url"):
         http.set_min_interval(instance.settings["base_url"], float(instance.settings["min_interval"]))
@@ -202,14 +258,26 @@ def crawl_source(config, db, http: HttpClient, instance: SourceInstance, *, run_
         report.status, report.error = "failed", mask_secrets(str(exc))
     except Exception as exc:  # a parser bug must not stop the other sources
         log.debug("unexpected error in %s", instance.name, exc_info=True)
-        report.status, report.error = "failed", mask_secrets(
-            f"[{instance.name}] unexpected {type(exc).__name__}: {exc} — check: report this as a bug with the log (-v)")
+        report.status, report.error = (
+            "failed",
+            mask_secrets(
+                f"[{instance.name}] unexpected {type(exc).__name__}: {exc} — check: report this as a bug with the log (-v)"
+            ),
+        )
     report.requests = http.request_count - requests_before
     report.warnings = ctx.warnings
     report.seconds = time.monotonic() - started
     if not dry_run:
-        store.finish_source_run(db, source_run_id, status=report.status, counts=report.counts, requests=report.requests,
-                                warnings=report.warnings, error=report.error, queries=ctx.queries)
+        store.finish_source_run(
+            db,
+            source_run_id,
+            status=report.status,
+            counts=report.counts,
+            requests=report.requests,
+            warnings=report.warnings,
+            error=report.error,
+            queries=ctx.queries,
+        )
         if report.status == "ok":
             store.save_source_success(db, instance.name, until.isoformat(), ctx.state)
         elif report.status == "failed":

@@ -40,12 +40,12 @@ DIGEST_LOCK_WAIT = 3600.0
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _parse(ts: str) -> dt.datetime:
     moment = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def triggers(config):
@@ -102,14 +102,21 @@ class Service:
             self.scheduler.add_job(self._job, self.crawl_trigger, args=["crawl", self.crawl_job], id="crawl", name="crawl")
             self.scheduler.add_job(self._job, self.digest_trigger, args=["digest", self.digest_job], id="digest", name="digest")
             if self.catch_up:
-                self.scheduler.add_job(self._job, "date", run_date=utcnow(), args=["catch-up", self.catch_up_job],
-                                       id="catch-up", name="catch-up")
+                self.scheduler.add_job(
+                    self._job, "date", run_date=utcnow(), args=["catch-up", self.catch_up_job], id="catch-up", name="catch-up"
+                )
             now = utcnow()
-            log.info("serve: started (pid %d); crawl '%s' next %s, digest '%s' next %s (%s); lock %s",
-                     os.getpid(), self.config.schedule["crawl"], _local(cron.next_fire_time(self.crawl_trigger, now)),
-                     self.config.schedule["digest"], _local(cron.next_fire_time(self.digest_trigger, now)),
-                     self.config.schedule["timezone"], self.lock_path,
-                     extra={"fields": {"event": "serve_started", "pid": os.getpid()}})
+            log.info(
+                "serve: started (pid %d); crawl '%s' next %s, digest '%s' next %s (%s); lock %s",
+                os.getpid(),
+                self.config.schedule["crawl"],
+                _local(cron.next_fire_time(self.crawl_trigger, now)),
+                self.config.schedule["digest"],
+                _local(cron.next_fire_time(self.digest_trigger, now)),
+                self.config.schedule["timezone"],
+                self.lock_path,
+                extra={"fields": {"event": "serve_started", "pid": os.getpid()}},
+            )
             if not self.stop.is_set():
                 self.scheduler.start()  # blocks until the stopper thread shuts it down
         finally:
@@ -215,8 +222,20 @@ class Service:
 
         report = pipeline.crawl(self.config, db, trigger="serve", stop=self.stop, dry_run=self.dry_run)
         ok = sum(1 for s in report.sources if s.status == "ok")
-        log.info("serve: crawl finished: %d ok, %d failed, %d interrupted", ok, len(report.failed), len(report.interrupted),
-                 extra={"fields": {"event": "crawl_finished", "ok": ok, "failed": len(report.failed), "interrupted": len(report.interrupted)}})
+        log.info(
+            "serve: crawl finished: %d ok, %d failed, %d interrupted",
+            ok,
+            len(report.failed),
+            len(report.interrupted),
+            extra={
+                "fields": {
+                    "event": "crawl_finished",
+                    "ok": ok,
+                    "failed": len(report.failed),
+                    "interrupted": len(report.interrupted),
+                }
+            },
+        )
 
     def _digest(self, db) -> None:
         from crawler import digest
@@ -226,13 +245,27 @@ class Service:
             log.info("serve: digest skipped (%s)", reason)
         if self.dry_run:
             for _, made in result.digests:
-                log.info("serve: digest (dry run) would list %d item(s) for %s: %s", len(made.items), made.recipient, made.subject)
+                log.info(
+                    "serve: digest (dry run) would list %d item(s) for %s: %s", len(made.items), made.recipient, made.subject
+                )
             return
         for (digest_id, made), delivery in zip(result.digests, result.deliveries):
             (log.error if delivery["status"] == "failed" else log.info)(
-                "serve: digest %s made, %d item(s): %s %s", digest_id, len(made.items), delivery["recipient"], delivery["status"],
-                extra={"fields": {"event": "digest_made", "digest_id": digest_id, "items": len(made.items),
-                                  "recipient": delivery["recipient"], "status": delivery["status"]}})
+                "serve: digest %s made, %d item(s): %s %s",
+                digest_id,
+                len(made.items),
+                delivery["recipient"],
+                delivery["status"],
+                extra={
+                    "fields": {
+                        "event": "digest_made",
+                        "digest_id": digest_id,
+                        "items": len(made.items),
+                        "recipient": delivery["recipient"],
+                        "status": delivery["status"],
+                    }
+                },
+            )
 
 
 def _local(moment: dt.datetime | None) -> str:

@@ -14,30 +14,33 @@ from crawler.sources import source_instances
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _parse(ts: str | None) -> dt.datetime | None:
     if not ts:
         return None
     moment = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def collect_status(config, db, *, fail_after: int | None = None, max_lag_hours: int | None = None,
-                   now: dt.datetime | None = None) -> dict:
+def collect_status(
+    config, db, *, fail_after: int | None = None, max_lag_hours: int | None = None, now: dt.datetime | None = None
+) -> dict:
     now = now or utcnow()
     fail_after = config.status["fail_after"] if fail_after is None else fail_after
     max_lag_hours = config.status["max_lag_hours"] if max_lag_hours is None else max_lag_hours
     sources, alerts = [], []
     states = {r["source"]: r for r in db.query("SELECT * FROM source_states")}
     counts = {r["source"]: r["n"] for r in db.query("SELECT source, COUNT(*) AS n FROM records GROUP BY source")}
-    last_runs = {r["source"]: r for r in db.query(
-        "SELECT * FROM source_runs WHERE id IN (SELECT MAX(id) FROM source_runs GROUP BY source)")}
+    last_runs = {
+        r["source"]: r
+        for r in db.query("SELECT * FROM source_runs WHERE id IN (SELECT MAX(id) FROM source_runs GROUP BY source)")
+    }
     for instance in source_instances(config):
         st = states.get(instance.name, {})
         run = last_runs.get(instance.name, {})
@@ -54,7 +57,12 @@ def collect_status(config, db, *, fail_after: int | None = None, max_lag_hours: 
             "consecutive_failures": failures,
             "lag_seconds": lag,
             "records": counts.get(instance.name, 0),
-            "last_run": {k: run.get(k) for k in ("status", "started_at", "finished_at", "fetched", "new", "updated", "unchanged", "requests")} if run else None,
+            "last_run": {
+                k: run.get(k)
+                for k in ("status", "started_at", "finished_at", "fetched", "new", "updated", "unchanged", "requests")
+            }
+            if run
+            else None,
         }
         sources.append(entry)
         if not instance.enabled:
@@ -65,9 +73,19 @@ def collect_status(config, db, *, fail_after: int | None = None, max_lag_hours: 
             alerts.append(f"{instance.name}: no successful crawl for {_duration(lag)} (limit {max_lag_hours} h)")
 
     path = str(config.database_path)
-    last_digest = next(iter(db.query("SELECT id, created_at, period_start, period_end, item_count FROM digests ORDER BY id DESC LIMIT 1")), None)
-    deliveries = list(db.query("SELECT recipient, status, attempted_at, path, error FROM digest_deliveries WHERE digest_id = ?",
-                               [last_digest["id"]])) if last_digest else []
+    last_digest = next(
+        iter(db.query("SELECT id, created_at, period_start, period_end, item_count FROM digests ORDER BY id DESC LIMIT 1")), None
+    )
+    deliveries = (
+        list(
+            db.query(
+                "SELECT recipient, status, attempted_at, path, error FROM digest_deliveries WHERE digest_id = ?",
+                [last_digest["id"]],
+            )
+        )
+        if last_digest
+        else []
+    )
     recipients = [
         dict(r, error=mask_secrets(r["error"]) if r["error"] else None)
         for r in db.query(
@@ -75,9 +93,12 @@ def collect_status(config, db, *, fail_after: int | None = None, max_lag_hours: 
                       (SELECT MAX(delivered_at) FROM digest_deliveries ok WHERE ok.recipient = d.recipient
                        AND ok.status IN ('sent', 'written')) AS last_delivered_at, d.error
                FROM digest_deliveries d WHERE d.id IN (SELECT MAX(id) FROM digest_deliveries GROUP BY recipient)
-               ORDER BY d.recipient""")
+               ORDER BY d.recipient"""
+        )
     ]
-    last_crawl = next(iter(db.query("SELECT id, started_at, finished_at, status, trigger FROM crawl_runs ORDER BY id DESC LIMIT 1")), None)
+    last_crawl = next(
+        iter(db.query("SELECT id, started_at, finished_at, status, trigger FROM crawl_runs ORDER BY id DESC LIMIT 1")), None
+    )
     holder = lock.probe(lock.lock_path(config.database_path))
     return {
         "checked_at": _iso(now),
@@ -108,8 +129,11 @@ def next_runs(config, now: dt.datetime) -> dict:
     result = {"timezone": config.schedule["timezone"]}
     for job in ("crawl", "digest"):
         fire = cron.next_fire_time(cron.parse_cron(config.schedule[job], tz), now)
-        result[job] = {"cron": config.schedule[job], "next_at": _iso(fire.astimezone(dt.timezone.utc)) if fire else None,
-                       "next_local": fire.isoformat() if fire else None}
+        result[job] = {
+            "cron": config.schedule[job],
+            "next_at": _iso(fire.astimezone(dt.UTC)) if fire else None,
+            "next_local": fire.isoformat() if fire else None,
+        }
     return result
 
 
@@ -125,36 +149,54 @@ def _duration(seconds: int | None) -> str:
 
 def render_status(info: dict) -> str:
     db = info["database"]
-    lines = [f"database: {db['path']} ({db['size_bytes'] / 1e6:.1f} MB), {db['works']} works, {db['records']} records, "
-             f"{db['digests']} digests, {db['crawl_runs']} crawl runs"]
+    lines = [
+        f"database: {db['path']} ({db['size_bytes'] / 1e6:.1f} MB), {db['works']} works, {db['records']} records, "
+        f"{db['digests']} digests, {db['crawl_runs']} crawl runs"
+    ]
     running = info["running"]
-    lines.append(f"running now: pid {running['pid']} (litmon {running['command']}, since {running['since']})" if running else "running now: nothing")
+    lines.append(
+        f"running now: pid {running['pid']} (litmon {running['command']}, since {running['since']})"
+        if running
+        else "running now: nothing"
+    )
     crawl = info["last_crawl"]
     if crawl:
         lines.append(f"last crawl: #{crawl['id']} {crawl['status']} ({crawl['trigger']}), started {crawl['started_at']}")
     sched = info["schedule"]
-    lines.append(f"next scheduled (litmon serve, {sched['timezone']}): crawl {sched['crawl']['next_local']}, digest {sched['digest']['next_local']}")
+    lines.append(
+        f"next scheduled (litmon serve, {sched['timezone']}): crawl {sched['crawl']['next_local']}, digest {sched['digest']['next_local']}"
+    )
     lines.append("")
-    lines.append(f"{'source':34} {'on':3} {'records':>8}  {'last success':20}  {'lag':>7}  {'last failure':20}  {'fails':>5}  last error")
+    lines.append(
+        f"{'source':34} {'on':3} {'records':>8}  {'last success':20}  {'lag':>7}  {'last failure':20}  {'fails':>5}  last error"
+    )
     for s in info["sources"]:
         error = (s["last_error"] or "")[:80] if s["consecutive_failures"] else ""
-        lines.append(f"{s['source'][:34]:34} {'yes' if s['enabled'] else 'no':3} {s['records']:>8}  "
-                     f"{s['last_success_at'] or '-':20}  {_duration(s['lag_seconds']):>7}  {s['last_failure_at'] or '-':20}  "
-                     f"{s['consecutive_failures']:>5}  {error}")
+        lines.append(
+            f"{s['source'][:34]:34} {'yes' if s['enabled'] else 'no':3} {s['records']:>8}  "
+            f"{s['last_success_at'] or '-':20}  {_duration(s['lag_seconds']):>7}  {s['last_failure_at'] or '-':20}  "
+            f"{s['consecutive_failures']:>5}  {error}"
+        )
     lines.append("")
     d = info["last_digest"]
     if d:
-        lines.append(f"last digest: #{d['id']} made {d['created_at']}, {d['item_count']} item(s), period {d['period_start'][:10]} to {d['period_end'][:10]}")
+        lines.append(
+            f"last digest: #{d['id']} made {d['created_at']}, {d['item_count']} item(s), period {d['period_start'][:10]} to {d['period_end'][:10]}"
+        )
     else:
         lines.append("last digest: none yet")
     for r in info["recipients"]:
-        lines.append(f"  {r['recipient']}: last {r['last_status']} {r['last_attempt_at']} (digest #{r['last_digest_id']}), "
-                     f"last delivered {r['last_delivered_at'] or 'never'}" + (f" — {r['error']}" if r["error"] else ""))
+        lines.append(
+            f"  {r['recipient']}: last {r['last_status']} {r['last_attempt_at']} (digest #{r['last_digest_id']}), "
+            f"last delivered {r['last_delivered_at'] or 'never'}" + (f" — {r['error']}" if r["error"] else "")
+        )
     lines.append("")
     if info["alerts"]:
         lines.append(f"UNHEALTHY ({len(info['alerts'])} alert(s)):")
         lines.extend(f"  {alert}" for alert in info["alerts"])
     else:
         t = info["thresholds"]
-        lines.append(f"healthy (alerts at {t['fail_after'] or 'no'} failures in a row, {t['max_lag_hours'] or 'no'} h without success)")
+        lines.append(
+            f"healthy (alerts at {t['fail_after'] or 'no'} failures in a row, {t['max_lag_hours'] or 'no'} h without success)"
+        )
     return "\n".join(lines)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -25,7 +26,7 @@ SOURCE_PRIORITY = ("pubmed", "europepmc", "crossref", "clinicaltrials", "isrctn"
 
 
 def utcnow() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _json(value) -> str:
@@ -207,8 +208,10 @@ def m002_dedup(db: sqlite_utils.Database) -> None:
     rank = _source_rank_sql("r.source")
 
     def best(column: str, empty: str = "''") -> str:
-        return (f"(SELECT r.{column} FROM records r WHERE r.work_id = w.id AND COALESCE(r.{column}, {empty}) != {empty}"
-                f" ORDER BY {rank}, r.id LIMIT 1)")
+        return (
+            f"(SELECT r.{column} FROM records r WHERE r.work_id = w.id AND COALESCE(r.{column}, {empty}) != {empty}"
+            f" ORDER BY {rank}, r.id LIMIT 1)"
+        )
 
     # one execute per statement: sqlite_utils' executescript re-scans the script once per line
     script = f"""
@@ -328,6 +331,7 @@ def memory_db() -> sqlite_utils.Database:
 
 # --------------------------------------------------------------------------- records and works
 
+
 def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None) -> dict[str, int]:
     """Store a batch of records in one transaction; return counts of new/updated/unchanged.
 
@@ -386,11 +390,16 @@ def _save_record(db, record: Record, now: str, changed: list[int] | None = None)
             _save_trial_snapshot(db, record_id, record, now)
             return "unchanged"
         sets = ", ".join(f"{k} = ?" for k in values)
-        db.execute(f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id])
+        db.execute(
+            f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id]
+        )
         status = "updated"
     db.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
     for scheme, value in record.identifiers:
-        db.execute("INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)", [record_id, work_id, scheme, value])
+        db.execute(
+            "INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)",
+            [record_id, work_id, scheme, value],
+        )
     db.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
     for link in record.links:
         db.execute(
@@ -429,10 +438,11 @@ def _join_works_sharing_identifiers(db, record_id: int, now: str) -> int:
     work_id = db.execute("SELECT work_id FROM records WHERE id = ?", [record_id]).fetchone()[0]
     shared: dict[int, str] = {}
     for other, scheme, value in db.execute(
-            """SELECT other.work_id, mine.scheme, mine.value FROM identifiers AS mine
+        """SELECT other.work_id, mine.scheme, mine.value FROM identifiers AS mine
                JOIN identifiers AS other ON other.scheme = mine.scheme AND other.value = mine.value
                WHERE mine.record_id = ? AND other.work_id != ? ORDER BY other.work_id, mine.scheme, mine.value""",
-            [record_id, work_id]):
+        [record_id, work_id],
+    ):
         shared.setdefault(other, f"identifier {scheme}:{value}")
     if not shared:
         return work_id
@@ -444,8 +454,9 @@ def _join_works_sharing_identifiers(db, record_id: int, now: str) -> int:
     return survivor
 
 
-def merge_works(db, survivor: int, merged: list[int], now: str | None = None, *, reason: str = "manual",
-                record_id: int | None = None) -> int:
+def merge_works(
+    db, survivor: int, merged: list[int], now: str | None = None, *, reason: str = "manual", record_id: int | None = None
+) -> int:
     """Point every record, identifier, digest item and link of ``merged`` works at ``survivor``.
 
     Each merge is logged in ``work_merges`` with its ``reason`` (the shared identifier, or the
@@ -461,8 +472,10 @@ def merge_works(db, survivor: int, merged: list[int], now: str | None = None, *,
             db.execute("UPDATE works SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, now, work_id])
             db.execute("UPDATE works SET merged_into = ? WHERE merged_into = ?", [survivor, work_id])
             _repoint_work_links(db, work_id, survivor)
-            db.execute("INSERT INTO work_merges (survivor_id, merged_id, reason, record_id, merged_at) VALUES (?, ?, ?, ?, ?)",
-                       [survivor, work_id, reason, record_id, now])
+            db.execute(
+                "INSERT INTO work_merges (survivor_id, merged_id, reason, record_id, merged_at) VALUES (?, ?, ?, ?, ?)",
+                [survivor, work_id, reason, record_id, now],
+            )
         refresh_work(db, survivor, now)
     return survivor
 
@@ -482,7 +495,9 @@ def refresh_work(db, work_id: int, now: str) -> None:
 
     best = min(rows, key=rank)
     types = {r[1] for r in rows}
-    record_type = next((t for t in ("article", "notice", "trial_registration", "preprint", "news", "other") if t in types), best[1])
+    record_type = next(
+        (t for t in ("article", "notice", "trial_registration", "preprint", "news", "other") if t in types), best[1]
+    )
     published = next((r[3] for r in sorted(rows, key=rank) if r[3]), None)
     entered = min((r[4] for r in rows if r[4]), default=None)
     first_seen = min(r[5] for r in rows)
@@ -517,17 +532,25 @@ def known_source_ids(db, source: str, source_ids: Iterable[str]) -> set[str]:
     ids = list(source_ids)
     found: set[str] = set()
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        found.update(r[0] for r in db.execute(
-            f"SELECT source_id FROM records WHERE source = ? AND source_id IN ({', '.join('?' * len(chunk))})", [source, *chunk]))
+        chunk = ids[start : start + 500]
+        found.update(
+            r[0]
+            for r in db.execute(
+                f"SELECT source_id FROM records WHERE source = ? AND source_id IN ({', '.join('?' * len(chunk))})",
+                [source, *chunk],
+            )
+        )
     return found
 
 
 # --------------------------------------------------------------------------- crawl bookkeeping
 
+
 def start_crawl_run(db, trigger: str) -> int:
     with db.atomic():
-        return db.execute("INSERT INTO crawl_runs (started_at, status, trigger) VALUES (?, 'running', ?)", [utcnow(), trigger]).lastrowid
+        return db.execute(
+            "INSERT INTO crawl_runs (started_at, status, trigger) VALUES (?, 'running', ?)", [utcnow(), trigger]
+        ).lastrowid
 
 
 def finish_crawl_run(db, run_id: int, status: str) -> None:
@@ -543,15 +566,34 @@ def start_source_run(db, crawl_run_id: int, source: str, window_from: str | None
         ).lastrowid
 
 
-def finish_source_run(db, source_run_id: int, *, status: str, counts: dict[str, int], requests: int,
-                      warnings: list[str], error: str | None, queries: list[Any]) -> None:
+def finish_source_run(
+    db,
+    source_run_id: int,
+    *,
+    status: str,
+    counts: dict[str, int],
+    requests: int,
+    warnings: list[str],
+    error: str | None,
+    queries: list[Any],
+) -> None:
     now = utcnow()
     with db.atomic():
         db.execute(
             """UPDATE source_runs SET finished_at = ?, status = ?, requests = ?, fetched = ?, new = ?, updated = ?,
                unchanged = ?, warnings = ?, error = ? WHERE id = ?""",
-            [now, status, requests, counts.get("fetched", 0), counts.get("new", 0), counts.get("updated", 0),
-             counts.get("unchanged", 0), _json(warnings), error, source_run_id],
+            [
+                now,
+                status,
+                requests,
+                counts.get("fetched", 0),
+                counts.get("new", 0),
+                counts.get("updated", 0),
+                counts.get("unchanged", 0),
+                _json(warnings),
+                error,
+                source_run_id,
+            ],
         )
         source = db.execute("SELECT source FROM source_runs WHERE id = ?", [source_run_id]).fetchone()[0]
         for q in queries:
@@ -594,8 +636,18 @@ def save_source_failure(db, source: str, error: str) -> None:
 
 # --------------------------------------------------------------------------- digests
 
-def save_digest(db, *, period_start: str, period_end: str, subject: str, text_body: str, html_body: str,
-                items: list, recipient: str = "outbox") -> int:
+
+def save_digest(
+    db,
+    *,
+    period_start: str,
+    period_end: str,
+    subject: str,
+    text_body: str,
+    html_body: str,
+    items: list,
+    recipient: str = "outbox",
+) -> int:
     """Store a rendered digest for one recipient with its items: (work_id, section) or
     (work_id, section, kind, detail) where kind is new | update and detail is JSON-able."""
     with db.atomic():
@@ -606,25 +658,47 @@ def save_digest(db, *, period_start: str, period_end: str, subject: str, text_bo
         ).lastrowid
         for position, item in enumerate(items):
             work_id, section, kind, detail = (tuple(item) + ("new", None))[:4]
-            db.execute("INSERT INTO digest_items (digest_id, work_id, section, position, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                       [digest_id, work_id, section, position, kind, _json(detail) if detail is not None else None])
+            db.execute(
+                "INSERT INTO digest_items (digest_id, work_id, section, position, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                [digest_id, work_id, section, position, kind, _json(detail) if detail is not None else None],
+            )
     return digest_id
 
 
-def save_delivery(db, digest_id: int, recipient: str, *, transport: str, status: str, message_id: str | None = None,
-                  path: str | None = None, error: str | None = None) -> int:
+def save_delivery(
+    db,
+    digest_id: int,
+    recipient: str,
+    *,
+    transport: str,
+    status: str,
+    message_id: str | None = None,
+    path: str | None = None,
+    error: str | None = None,
+) -> int:
     now = utcnow()
     with db.atomic():
         return db.execute(
             "INSERT INTO digest_deliveries (digest_id, recipient, transport, status, attempted_at, delivered_at, message_id, path, error)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [digest_id, recipient, transport, status, now, now if status in ("sent", "written") else None, message_id, path, error],
+            [
+                digest_id,
+                recipient,
+                transport,
+                status,
+                now,
+                now if status in ("sent", "written") else None,
+                message_id,
+                path,
+                error,
+            ],
         ).lastrowid
 
 
 # =========================================================================== classification (issue #5)
 # Relevance, tags and rank of each work (computed by crawler.classify). Kept in this separate
 # section, with its own migration, so that other schema changes merge cleanly.
+
 
 @migrations()
 def m003_classify(db: sqlite_utils.Database) -> None:
@@ -684,7 +758,7 @@ def load_work_records(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]
     """work_id -> its records as parsed (``records.data``: Record.to_dict())."""
     result: dict[int, list[dict[str, Any]]] = {}
     for start in range(0, len(work_ids), 500):
-        chunk = work_ids[start:start + 500]
+        chunk = work_ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         for work_id, data in db.execute(f"SELECT work_id, data FROM records WHERE work_id IN ({marks}) ORDER BY id", chunk):
             result.setdefault(work_id, []).append(json.loads(data))
@@ -710,16 +784,22 @@ def save_classifications(db, classifications, now: str | None = None) -> None:
             )
             db.execute("DELETE FROM work_tags WHERE work_id = ?", [c.work_id])
             for tag in c.tags:
-                db.execute("INSERT OR REPLACE INTO work_tags (work_id, tag, category, evidence) VALUES (?, ?, ?, ?)",
-                           [c.work_id, tag.tag, tag.category, tag.evidence])
+                db.execute(
+                    "INSERT OR REPLACE INTO work_tags (work_id, tag, category, evidence) VALUES (?, ?, ?, ?)",
+                    [c.work_id, tag.tag, tag.category, tag.evidence],
+                )
         for table in ("work_relevance", "work_tags"):
             db.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
 
 
 def load_unclassified_work_ids(db) -> list[int]:
-    return [r[0] for r in db.execute(
-        "SELECT w.id FROM works w LEFT JOIN work_relevance r ON r.work_id = w.id"
-        " WHERE w.merged_into IS NULL AND r.work_id IS NULL ORDER BY w.id")]
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT w.id FROM works w LEFT JOIN work_relevance r ON r.work_id = w.id"
+            " WHERE w.merged_into IS NULL AND r.work_id IS NULL ORDER BY w.id"
+        )
+    ]
 
 
 def count_stale_classifications(db, vocabulary_hash: str) -> int:
@@ -728,7 +808,9 @@ def count_stale_classifications(db, vocabulary_hash: str) -> int:
 
 def load_classification_summary(db) -> dict[int, tuple[str, set[str]]]:
     """work_id -> (label, tag names) of what is stored now."""
-    result: dict[int, tuple[str, set[str]]] = {r[0]: (r[1], set()) for r in db.execute("SELECT work_id, label FROM work_relevance")}
+    result: dict[int, tuple[str, set[str]]] = {
+        r[0]: (r[1], set()) for r in db.execute("SELECT work_id, label FROM work_relevance")
+    }
     for work_id, tag in db.execute("SELECT work_id, tag FROM work_tags"):
         if work_id in result:
             result[work_id][1].add(tag)
@@ -736,6 +818,7 @@ def load_classification_summary(db) -> dict[int, tuple[str, set[str]]]:
 
 
 # --------------------------------------------------------------------------- digests per recipient (m004)
+
 
 @migrations()
 def m004_digest_recipients(db: sqlite_utils.Database) -> None:
@@ -753,10 +836,14 @@ def m004_digest_recipients(db: sqlite_utils.Database) -> None:
 
 def load_last_delivered_digest(db, recipient: str) -> dict | None:
     """The newest digest that reached ``recipient`` (sent, or written to the outbox)."""
-    rows = list(db.query(
-        """SELECT d.* FROM digests d JOIN digest_deliveries x ON x.digest_id = d.id
+    rows = list(
+        db.query(
+            """SELECT d.* FROM digests d JOIN digest_deliveries x ON x.digest_id = d.id
            WHERE d.recipient = ? AND x.recipient = ? AND x.status IN ('sent', 'written')
-           ORDER BY d.period_end DESC, d.id DESC LIMIT 1""", [recipient, recipient]))
+           ORDER BY d.period_end DESC, d.id DESC LIMIT 1""",
+            [recipient, recipient],
+        )
+    )
     return rows[0] if rows else None
 
 
@@ -765,19 +852,22 @@ def load_failed_since(db, recipient: str, since: str | None) -> int:
     return db.execute(
         """SELECT COUNT(*) FROM digests d JOIN digest_deliveries x ON x.digest_id = d.id
            WHERE d.recipient = ? AND x.status = 'failed' AND d.period_end > COALESCE(?, '')""",
-        [recipient, since]).fetchone()[0]
+        [recipient, since],
+    ).fetchone()[0]
 
 
 def load_delivered_work_ids(db, recipient: str, work_ids: list[int]) -> dict[int, str]:
     """Which of ``work_ids`` reached ``recipient`` in an earlier digest, with the date it was sent."""
     found: dict[int, str] = {}
     for start in range(0, len(work_ids), 500):
-        chunk = work_ids[start:start + 500]
+        chunk = work_ids[start : start + 500]
         for row in db.query(
-                f"""SELECT i.work_id, MIN(x.delivered_at) AS at FROM digest_items i
+            f"""SELECT i.work_id, MIN(x.delivered_at) AS at FROM digest_items i
                     JOIN digests d ON d.id = i.digest_id JOIN digest_deliveries x ON x.digest_id = d.id
-                    WHERE d.recipient = ? AND x.status IN ('sent', 'written') AND i.work_id IN ({', '.join('?' * len(chunk))})
-                    GROUP BY i.work_id""", [recipient, *chunk]):
+                    WHERE d.recipient = ? AND x.status IN ('sent', 'written') AND i.work_id IN ({", ".join("?" * len(chunk))})
+                    GROUP BY i.work_id""",
+            [recipient, *chunk],
+        ):
             found[row["work_id"]] = row["at"]
     return found
 
@@ -791,9 +881,10 @@ def load_digest(db, digest_id: int) -> dict | None:
 # SQL primitives of crawler.dedup: fingerprints and blocking keys, candidate look-ups, the links
 # between works and the merge log.
 
+
 def _chunks(values: list, size: int = 500):
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def all_record_ids(db) -> list[int]:
@@ -805,9 +896,11 @@ def load_match_records(db, record_ids: list[int]) -> list[dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(list(record_ids)):
         for row in db.query(
-                f"""SELECT id, work_id, source, record_type, title, authors, published_on, entered_on, publication_types,
+            f"""SELECT id, work_id, source, record_type, title, authors, published_on, entered_on, publication_types,
                     (SELECT group_concat(relation) FROM record_links rl WHERE rl.record_id = records.id) AS relations
-                    FROM records WHERE id IN ({', '.join('?' * len(chunk))})""", chunk):
+                    FROM records WHERE id IN ({", ".join("?" * len(chunk))})""",
+            chunk,
+        ):
             found[row["id"]] = row
     return [found[i] for i in record_ids if i in found]
 
@@ -828,20 +921,25 @@ def find_candidates(db, keys: list[str], *, kinds: list[str], exclude_record: in
     """Records of ``kinds`` sharing a blocking key, most shared keys first, at most ``limit`` of them."""
     if not keys or not kinds:
         return []
-    return list(db.query(
-        f"""SELECT c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year, c.shared
-            FROM (SELECT record_id, COUNT(*) AS shared FROM match_keys WHERE key IN ({', '.join('?' * len(keys))})
+    return list(
+        db.query(
+            f"""SELECT c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year, c.shared
+            FROM (SELECT record_id, COUNT(*) AS shared FROM match_keys WHERE key IN ({", ".join("?" * len(keys))})
                   AND record_id != ? GROUP BY record_id) AS c
             JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id
-            WHERE f.kind IN ({', '.join('?' * len(kinds))})
+            WHERE f.kind IN ({", ".join("?" * len(kinds))})
             ORDER BY c.shared DESC, c.record_id LIMIT ?""",
-        [*keys, exclude_record, *kinds, limit]))
+            [*keys, exclude_record, *kinds, limit],
+        )
+    )
 
 
 def current_work_ids(db, record_ids: list[int]) -> set[int]:
     found: set[int] = set()
     for chunk in _chunks(list(record_ids)):
-        found.update(r[0] for r in db.execute(f"SELECT DISTINCT work_id FROM records WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+        found.update(
+            r[0] for r in db.execute(f"SELECT DISTINCT work_id FROM records WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        )
     return found
 
 
@@ -849,20 +947,30 @@ def work_identifier_sets(db, work_ids: list[int]) -> dict[int, dict[str, set[str
     result: dict[int, dict[str, set[str]]] = {}
     for chunk in _chunks(list(work_ids)):
         for work_id, scheme, value in db.execute(
-                f"SELECT work_id, scheme, value FROM identifiers WHERE work_id IN ({', '.join('?' * len(chunk))})", chunk):
+            f"SELECT work_id, scheme, value FROM identifiers WHERE work_id IN ({', '.join('?' * len(chunk))})", chunk
+        ):
             result.setdefault(work_id, {}).setdefault(scheme, set()).add(value)
     return result
 
 
 def work_kinds(db, work_id: int) -> set[str]:
-    return {r[0] for r in db.execute(
-        "SELECT DISTINCT f.kind FROM records r JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ?", [work_id])}
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT f.kind FROM records r JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ?",
+            [work_id],
+        )
+    }
 
 
 def load_fingerprints_of_work(db, work_id: int) -> list[dict[str, Any]]:
-    return list(db.query(
-        """SELECT f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
-           JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ? ORDER BY f.record_id""", [work_id]))
+    return list(
+        db.query(
+            """SELECT f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
+           JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ? ORDER BY f.record_id""",
+            [work_id],
+        )
+    )
 
 
 _STATED_LINK_COLUMNS = """rl.record_id, r.source, r.source_id, rl.relation, rl.scheme, rl.value, rl.note,
@@ -873,11 +981,15 @@ def stated_links_touching(db, work_id: int) -> list[dict[str, Any]]:
     """Record links that resolve to a stored work, stated by a record of ``work_id`` or naming one of its identifiers."""
     outgoing = db.query(
         f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM records r JOIN record_links rl ON rl.record_id = r.id
-            JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ?""", [work_id])
+            JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ?""",
+        [work_id],
+    )
     incoming = db.query(
         f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM identifiers i
             JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
-            JOIN records r ON r.id = rl.record_id WHERE i.work_id = ? AND r.work_id != ?""", [work_id, work_id])
+            JOIN records r ON r.id = rl.record_id WHERE i.work_id = ? AND r.work_id != ?""",
+        [work_id, work_id],
+    )
     return [*outgoing, *incoming]
 
 
@@ -892,12 +1004,18 @@ def has_stated_preprint_link(db, work_id: int) -> bool:
     """Whether a record of the work states a preprint link, or one names the work's identifiers."""
     relations = ("preprint_of", "has_preprint")
     if db.execute(
-            "SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id WHERE r.work_id = ? AND rl.relation IN (?, ?) LIMIT 1",
-            [work_id, *relations]).fetchone():
+        "SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id WHERE r.work_id = ? AND rl.relation IN (?, ?) LIMIT 1",
+        [work_id, *relations],
+    ).fetchone():
         return True
-    return db.execute(
-        """SELECT 1 FROM identifiers i JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
-           WHERE i.work_id = ? AND rl.relation IN (?, ?) LIMIT 1""", [work_id, *relations]).fetchone() is not None
+    return (
+        db.execute(
+            """SELECT 1 FROM identifiers i JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+           WHERE i.work_id = ? AND rl.relation IN (?, ?) LIMIT 1""",
+            [work_id, *relations],
+        ).fetchone()
+        is not None
+    )
 
 
 def sync_work_links(db, work_id: int, desired: dict[tuple[int, int, str, str], int | None], now: str) -> None:
@@ -909,7 +1027,8 @@ def sync_work_links(db, work_id: int, desired: dict[tuple[int, int, str, str], i
         (r[1], r[2], r[3], r[4]): r[0]
         for r in db.execute(
             "SELECT id, from_work_id, to_work_id, link_type, evidence FROM work_links WHERE from_work_id = ? OR to_work_id = ?",
-            [work_id, work_id])
+            [work_id, work_id],
+        )
     }
     for key, link_id in existing.items():
         if key not in desired:
@@ -918,7 +1037,8 @@ def sync_work_links(db, work_id: int, desired: dict[tuple[int, int, str, str], i
         if key not in existing:
             db.execute(
                 "INSERT OR IGNORE INTO work_links (from_work_id, to_work_id, link_type, evidence, record_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [*key, record_id, now])
+                [*key, record_id, now],
+            )
 
 
 def _repoint_work_links(db, old: int, new: int) -> None:

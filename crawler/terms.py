@@ -20,8 +20,8 @@ keywords or for two or more mentions in an abstract, 1 for a single mention in a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 #: field -> strength of a match there (abstracts: 1 for one mention, 2 for several)
 FIELD_STRENGTH = {"title": 3, "mesh": 3, "trial": 3, "keywords": 2}
@@ -88,7 +88,7 @@ class _Terms:
         if plain:
             # the word-start check once for all terms, not once per term: several times faster
             patterns = [(i, term_pattern(t)) for i, t in plain]
-            bounded = "|".join(f"(?P<t{i}>{p[len(_BOUNDARY):]})" for i, p in patterns if p.startswith(_BOUNDARY))
+            bounded = "|".join(f"(?P<t{i}>{p[len(_BOUNDARY) :]})" for i, p in patterns if p.startswith(_BOUNDARY))
             loose = [f"(?P<t{i}>{p})" for i, p in patterns if not p.startswith(_BOUNDARY)]
             expression = "|".join(([f"{_BOUNDARY}(?:{bounded})"] if bounded else []) + loose)
             self.parts.append((re.compile(expression), tuple(sorted({term_anchor(t) for _, t in plain}))))
@@ -139,7 +139,7 @@ def _whole_words(text: str, match: re.Match) -> str:
     end = match.end()
     while end < len(text) and text[end].isalnum():
         end += 1
-    return text[match.start():end]
+    return text[match.start() : end]
 
 
 @dataclass
@@ -153,8 +153,13 @@ class Doc:
     mesh: list[str] = field(default_factory=list)
 
     def texts(self, name: str) -> list[str]:
-        return {"title": self.titles, "abstract": self.abstracts, "keywords": self.keywords,
-                "trial": self.trial, "mesh": self.mesh}[name]
+        return {
+            "title": self.titles,
+            "abstract": self.abstracts,
+            "keywords": self.keywords,
+            "trial": self.trial,
+            "mesh": self.mesh,
+        }[name]
 
 
 @dataclass
@@ -175,7 +180,7 @@ class Hit:
 
 @dataclass
 class RuleResult:
-    rule: "TermRule"
+    rule: TermRule
     strength: int = 0
     hits: list[Hit] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)

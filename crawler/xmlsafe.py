@@ -28,7 +28,9 @@ def parse_xml(body: bytes, source: str, what: str = "response"):
         head = body[:200].lstrip().lower()
         kind = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "malformed XML"
         snippet = " ".join(body[:100].decode("utf-8", "replace").split())
-        raise SourceError(source, f"{what} is {kind} ({exc}): {snippet!r}", hint="the base_url and whether the service is up") from None
+        raise SourceError(
+            source, f"{what} is {kind} ({exc}): {snippet!r}", hint="the base_url and whether the service is up"
+        ) from None
     if root is None:
         raise SourceError(source, f"{what} has no XML root element")
     return root

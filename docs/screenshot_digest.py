@@ -36,8 +36,12 @@ def load_sample(db, now: dt.datetime) -> None:
         pubmed.parse_efetch((FIXTURES / "pubmed" / name).read_bytes())
         for name in ("efetch_batch1.xml", "efetch_batch2.xml", "efetch_new.xml")
     ]
-    batches.append(clinicaltrials.parse_file((FIXTURES / "clinicaltrials" / "studies_page1.json").read_bytes(), "studies_page1.json"))
-    batches.append(biorxiv.parse_file((FIXTURES / "biorxiv" / "details_medrxiv_page1.json").read_bytes(), "details_medrxiv_page1.json"))
+    batches.append(
+        clinicaltrials.parse_file((FIXTURES / "clinicaltrials" / "studies_page1.json").read_bytes(), "studies_page1.json")
+    )
+    batches.append(
+        biorxiv.parse_file((FIXTURES / "biorxiv" / "details_medrxiv_page1.json").read_bytes(), "details_medrxiv_page1.json")
+    )
     batches.append(feeds.parse_file((FIXTURES / "feeds" / "jama_psychiatry_rss2.xml").read_bytes(), "jama_psychiatry_rss2.xml"))
     for records in batches:
         # make the sample look recent, as a weekly digest would
@@ -56,7 +60,7 @@ def main() -> int:
     if not Path(args.chromium).exists():
         print(f"chromium not found at {args.chromium}: apt-get install chromium", file=sys.stderr)
         return 2
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory() as tmp:
         config = parse_config(shipped_config_text(), "shipped")
         db = store.open_db(Path(tmp) / "sample.db")
@@ -67,9 +71,19 @@ def main() -> int:
         html.write_text(digest.html, encoding="utf-8")
         profile = Path(tmp) / "profile"
         command = [
-            args.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-            f"--user-data-dir={profile}", f"--window-size={args.width},{args.height}", f"--screenshot={args.out}",
+            args.chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size={args.width},{args.height}",
+            f"--screenshot={args.out}",
             html.as_uri(),
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)

@@ -76,11 +76,19 @@ def parse_feed_file(body: bytes, name: str, kind: str | None) -> list[Record]:
         date = entry.get("published_parsed")
         day = f"{date.tm_year:04d}-{date.tm_mon:02d}-{date.tm_mday:02d}" if date else None
         summary = re.sub(r"<[^>]+>", " ", entry.get("summary", "") or "").strip() or None
-        records.append(Record(
-            source=f"feed:{name}", source_id=entry.get("id") or entry.get("link"), title=entry.get("title", ""),
-            record_type="news" if kind == "news" else "article", url=entry.get("link"), abstract=summary,
-            published_on=day, entered_on=day, keywords=[t.get("term") for t in entry.get("tags", []) if t.get("term")],
-        ))
+        records.append(
+            Record(
+                source=f"feed:{name}",
+                source_id=entry.get("id") or entry.get("link"),
+                title=entry.get("title", ""),
+                record_type="news" if kind == "news" else "article",
+                url=entry.get("link"),
+                abstract=summary,
+                published_on=day,
+                entered_on=day,
+                keywords=[t.get("term") for t in entry.get("tags", []) if t.get("term")],
+            )
+        )
     return records
 
 
@@ -98,7 +106,7 @@ def parse_wire() -> dict[tuple[str, str], Record]:
         found[("europepmc", record.source_id.split("/", 1)[1])] = record
     kinds = {i["feed"]: i.get("kind") for i in build.load_items() if i["source"] == "feed"}
     for path in sorted(WIRE.glob("feed_*.xml")):
-        name = path.stem[len("feed_"):]
+        name = path.stem[len("feed_") :]
         for record in parse_feed_file(path.read_bytes(), name, kinds.get(name)):
             found[("feed", record.url)] = record
     return found
@@ -114,22 +122,33 @@ def load_corpus(split: str | None = None) -> list[LabelledWork]:
         wire_id = item["wire_id"].lower() if item["source"] in ("medrxiv", "biorxiv") else item["wire_id"]
         record = parsed.get((item["source"], wire_id))
         if record is None:
-            raise LookupError(f"{item['key']}: no parsed record for {item['source']} {item['wire_id']} — run tests/fixtures/classify/build.py")
+            raise LookupError(
+                f"{item['key']}: no parsed record for {item['source']} {item['wire_id']} — run tests/fixtures/classify/build.py"
+            )
         works.append(LabelledWork(item["key"], item, [record]))
     return works
 
 
 # --------------------------------------------------------------------------- helpers for database tests
 
+
 def shipped_vocabulary() -> str:
     """The [topic.*] tables of the shipped configuration, to append to a test config."""
     text = shipped_config_text()
-    return text[text.index("[topic.relevance]"):text.index("[sources.pubmed]")]
+    return text[text.index("[topic.relevance]") : text.index("[sources.pubmed]")]
 
 
 def article(source_id: str, title: str, abstract: str, entered_on: str = "2026-11-20", **extra) -> Record:
     """A PubMed article record with its PMID."""
-    record = Record(source="pubmed", source_id=source_id, record_type="article", title=title, abstract=abstract,
-                    entered_on=entered_on, published_on=entered_on, **extra)
+    record = Record(
+        source="pubmed",
+        source_id=source_id,
+        record_type="article",
+        title=title,
+        abstract=abstract,
+        entered_on=entered_on,
+        published_on=entered_on,
+        **extra,
+    )
     record.add_id("pmid", source_id)
     return record

@@ -75,4 +75,4 @@ def rows(db, sql, params=()):
 
 @pytest.fixture
 def today():
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()

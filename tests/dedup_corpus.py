@@ -51,9 +51,17 @@ def parse_feed(body: bytes, source: str) -> list[Record]:
         link = entry.get("link")
         published = entry.get("published_parsed")
         date = f"{published.tm_year:04d}-{published.tm_mon:02d}-{published.tm_mday:02d}" if published else None
-        record = Record(source=source, source_id=entry.get("id") or link, record_type="article", title=title, url=link,
-                        abstract=entry.get("summary") or None, published_on=date, entered_on=date,
-                        authors=[a.get("name") for a in entry.get("authors", []) if a.get("name")])
+        record = Record(
+            source=source,
+            source_id=entry.get("id") or link,
+            record_type="article",
+            title=title,
+            url=link,
+            abstract=entry.get("summary") or None,
+            published_on=date,
+            entered_on=date,
+            authors=[a.get("name") for a in entry.get("authors", []) if a.get("name")],
+        )
         doi = None
         for value in (entry.get("prism_doi"), entry.get("dc_identifier")):
             if value and (value.lower().startswith(("doi:", "10.", "info:doi/"))):
@@ -87,7 +95,7 @@ def parse_file(name: str, body: bytes) -> list[Record]:
     if name.startswith("openalex_"):
         return openalex.parse_works(openalex.parse_page(body))
     if name.startswith("feed_"):
-        return parse_feed(body, "feed:" + name[len("feed_"):-len(".xml")])
+        return parse_feed(body, "feed:" + name[len("feed_") : -len(".xml")])
     raise ValueError(f"no parser for fixture {name}")
 
 
@@ -168,9 +176,16 @@ def score(db, labels: dict) -> dict:
         elif same_gold:
             fn += 1
             missed_merges.append((a, b))
-    result = {"records": len(keys), "gold_works": len(set(labels["records"].values())), "missing_records": missing,
-              "positive_pairs": tp + fn, "merge": _prf(tp, fp, fn), "false_merges": false_merges, "missed_merges": missed_merges,
-              "links": {}}
+    result = {
+        "records": len(keys),
+        "gold_works": len(set(labels["records"].values())),
+        "missing_records": missing,
+        "positive_pairs": tp + fn,
+        "merge": _prf(tp, fp, fn),
+        "false_merges": false_merges,
+        "missed_merges": missed_merges,
+        "links": {},
+    }
     gold = {tuple(link) for link in labels["links"]}
     predicted = predicted_links(db, labels)
     for link_type in sorted({t for _, t, _ in gold | predicted}):

@@ -27,7 +27,7 @@ def pubmed_section(httpserver, extra: str = "") -> str:
     return f"""
 [sources.pubmed]
 enabled = true
-base_url = "{httpserver.url_for('/')}"
+base_url = "{httpserver.url_for("/")}"
 query = "ketamine"
 batch_size = 2
 min_interval = 0
@@ -47,7 +47,8 @@ class PubMedServer:
         pages = {"0": fixture_bytes("pubmed", "efetch_batch1.xml"), "2": fixture_bytes("pubmed", "efetch_batch2.xml")}
         httpserver.expect_request("/esearch.fcgi").respond_with_handler(self._esearch)
         httpserver.expect_request("/efetch.fcgi").respond_with_handler(
-            lambda r: Response(pages[r.args["retstart"]], content_type="text/xml"))
+            lambda r: Response(pages[r.args["retstart"]], content_type="text/xml")
+        )
 
     def hold(self):
         self._released.clear()
@@ -66,8 +67,14 @@ def start_litmon(*args, cwd, env=None, log_file: Path | None = None) -> subproce
     """Start litmon; with ``log_file`` its stderr goes there, so a test can watch it while it runs."""
     stderr = open(log_file, "w") if log_file else subprocess.PIPE
     try:
-        return subprocess.Popen([sys.executable, "-m", "crawler", *args], cwd=cwd, stdout=subprocess.PIPE,
-                                stderr=stderr, text=True, env=env or litmon_env())
+        return subprocess.Popen(
+            [sys.executable, "-m", "crawler", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env or litmon_env(),
+        )
     finally:
         if log_file:
             stderr.close()

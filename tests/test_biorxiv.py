@@ -6,8 +6,8 @@ import datetime as dt
 import json
 
 import pytest
-
 from conftest import fixture_bytes, rows
+
 from crawler.errors import SourceError
 from crawler.sources import biorxiv
 
@@ -94,7 +94,9 @@ def test_first_run_reads_every_page_filters_locally_and_caps_the_backfill(httpse
     }
     assert not any("v" in r["value"].split("/")[-1] for r in ids)
 
-    links = rows(db, "SELECT r.source_id, l.relation, l.scheme, l.value, l.note FROM record_links l JOIN records r ON r.id = l.record_id")
+    links = rows(
+        db, "SELECT r.source_id, l.relation, l.scheme, l.value, l.note FROM record_links l JOIN records r ON r.id = l.record_id"
+    )
     assert {(l["source_id"], l["relation"], l["value"]) for l in links} == {
         ("10.1101/2025.11.20.25340002v2", "preprint_of", "10.1001/jamapsychiatry.2026.0123"),
         ("pubs:10.1101/2025.11.20.25340002", "preprint_of", "10.1001/jamapsychiatry.2026.0123"),
@@ -131,7 +133,10 @@ def test_empty_window_is_not_an_error(httpserver, make_config, run_crawl, db, to
     assert rows(db, "SELECT * FROM records") == []
     queries = rows(db, "SELECT query, hits, params FROM source_queries")
     assert [(q["query"], q["hits"], json.loads(q["params"])["read"]) for q in queries] == [
-        ("details/medrxiv", 0, 0), ("pubs/medrxiv", 0, 0), ("details/biorxiv", 0, 0), ("pubs/biorxiv", 0, 0),
+        ("details/medrxiv", 0, 0),
+        ("pubs/medrxiv", 0, 0),
+        ("details/biorxiv", 0, 0),
+        ("pubs/biorxiv", 0, 0),
     ]
     assert state(db)["watermark"] == until
 
@@ -163,8 +168,11 @@ def test_incremental_run_starts_at_watermark_minus_overlap_and_does_not_duplicat
     assert rows(db, "SELECT id, source_id FROM records ORDER BY id") == before
     run = last_run(db)
     assert (run["window_from"], run["fetched"], run["new"], run["updated"], run["unchanged"]) == (since2, 2, 0, 1, 1)
-    link = rows(db, """SELECT l.value FROM record_links l JOIN records r ON r.id = l.record_id
-                       WHERE r.source_id = '10.1101/2026.01.05.26300001v1'""")
+    link = rows(
+        db,
+        """SELECT l.value FROM record_links l JOIN records r ON r.id = l.record_id
+                       WHERE r.source_id = '10.1101/2026.01.05.26300001v1'""",
+    )
     assert link == [{"value": "10.1176/appi.ajp.2026.20260001"}]
 
 
@@ -218,7 +226,8 @@ def test_failure_on_a_later_page_keeps_earlier_pages_and_the_watermark(httpserve
     assert report.sources[0].status == "failed"
     assert paths(httpserver) == [f"/details/medrxiv/{since}/{until}/0/json", f"/details/medrxiv/{since}/{until}/3/json"]
     assert sorted(r["source_id"] for r in rows(db, "SELECT source_id FROM records")) == [
-        "10.1101/2025.11.20.25340002v2", "10.1101/2026.01.05.26300001v1",
+        "10.1101/2025.11.20.25340002v2",
+        "10.1101/2026.01.05.26300001v1",
     ]
     assert state(db)["watermark"] is None
     query = rows(db, "SELECT query, hits, params FROM source_queries")[0]
@@ -255,8 +264,9 @@ def test_category_is_sent_on_details_and_applied_locally_to_pubs(httpserver, mak
     since, until = window(today, 5)
     serve(httpserver, f"/details/medrxiv/{since}/{until}/0/json", "empty.json")
     serve(httpserver, f"/pubs/medrxiv/{since}/{until}/0", "pubs_medrxiv.json")
-    config = config_for(make_config, httpserver, servers=["medrxiv"], category="Psychiatry and clinical psychology",
-                        max_backfill_days=5)
+    config = config_for(
+        make_config, httpserver, servers=["medrxiv"], category="Psychiatry and clinical psychology", max_backfill_days=5
+    )
 
     report = run_crawl(config, only=[SRC])
 
@@ -294,7 +304,9 @@ def test_parse_details_versions_prefixes_and_links():
     ketamine = by_id["10.1101/2025.11.20.25340002v2"]
     assert ketamine.version == "2"
     assert ketamine.identifiers == [("doi", "10.1101/2025.11.20.25340002")]
-    assert [(l.relation, l.scheme, l.value) for l in ketamine.links] == [("preprint_of", "doi", "10.1001/jamapsychiatry.2026.0123")]
+    assert [(l.relation, l.scheme, l.value) for l in ketamine.links] == [
+        ("preprint_of", "doi", "10.1001/jamapsychiatry.2026.0123")
+    ]
     assert ketamine.keywords == ["psychiatry and clinical psychology"]
     assert ketamine.abstract == (
         "Background: Suicidal ideation often responds to ketamine within hours.\n\n"
@@ -324,8 +336,14 @@ def test_parse_pubs_uses_a_separate_source_id():
 
 
 def test_doi_with_version_suffix_and_new_prefix_normalise_to_one_work():
-    item = {"doi": "10.64898/2026.02.01.26309999v3", "title": "Ketamine", "version": "", "published": "NA",
-            "server": "bioRxiv", "authors": "Doe, J."}
+    item = {
+        "doi": "10.64898/2026.02.01.26309999v3",
+        "title": "Ketamine",
+        "version": "",
+        "published": "NA",
+        "server": "bioRxiv",
+        "authors": "Doe, J.",
+    }
     record = biorxiv.build_details_record(item)
     assert record.source_id == "10.64898/2026.02.01.26309999v3"
     assert record.identifiers == [("doi", "10.64898/2026.02.01.26309999")]
@@ -339,58 +357,70 @@ def test_published_pointing_to_the_preprint_itself_is_not_a_link():
     assert biorxiv.build_details_record(item).links == []
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Smith, J. A.; Garcia, M.", ["Smith J. A.", "Garcia M."]),
-    ("Piotr Tynecki; Arkadiusz  Guzinski;", ["Piotr Tynecki", "Arkadiusz Guzinski"]),
-    ("dhurandhar, a.; Cecchi, G.", ["dhurandhar a.", "Cecchi G."]),
-    ("COVID-19 Consortium", ["COVID-19 Consortium"]),
-    ("", []),
-    (None, []),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Smith, J. A.; Garcia, M.", ["Smith J. A.", "Garcia M."]),
+        ("Piotr Tynecki; Arkadiusz  Guzinski;", ["Piotr Tynecki", "Arkadiusz Guzinski"]),
+        ("dhurandhar, a.; Cecchi, G.", ["dhurandhar a.", "Cecchi G."]),
+        ("COVID-19 Consortium", ["COVID-19 Consortium"]),
+        ("", []),
+        (None, []),
+    ],
+)
 def test_split_authors(raw, expected):
     assert biorxiv.split_authors(raw) == expected
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("AO_SCPCAPBSTRACTC_SCPCAP Ketamine works.", "ABSTRACT Ketamine works."),
-    ("SummaryManually assessing", "Summary: Manually assessing"),
-    ("Abstract/SummaryO_ST_ABSBackgroundC_ST_ABSKetamine is", "Abstract/Summary\nBackground: Ketamine is"),
-    ("Key pointsO_ST_ABSWhat is new?C_ST_ABSRapid onset.", "Key points\nWhat is new? Rapid onset."),
-    ("Text.\n\nO_FIG O_LINKSMALLFIG WIDTH=200 SRC=\"x.gif\"> M_FIG C_FIG\n\nMore text.", "Text.\n\nMore text."),
-    ("Ketamine &amp; <i>esketamine</i>  reduce   scores", "Ketamine & esketamine reduce scores"),
-    ("Response rate [&ge;] 50% [-&gt;] remission", "Response rate ≥ 50% → remission"),
-    ("Background10 patients", "Background10 patients"),  # a heading is only split before a capital
-    ("NA", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("AO_SCPCAPBSTRACTC_SCPCAP Ketamine works.", "ABSTRACT Ketamine works."),
+        ("SummaryManually assessing", "Summary: Manually assessing"),
+        ("Abstract/SummaryO_ST_ABSBackgroundC_ST_ABSKetamine is", "Abstract/Summary\nBackground: Ketamine is"),
+        ("Key pointsO_ST_ABSWhat is new?C_ST_ABSRapid onset.", "Key points\nWhat is new? Rapid onset."),
+        ('Text.\n\nO_FIG O_LINKSMALLFIG WIDTH=200 SRC="x.gif"> M_FIG C_FIG\n\nMore text.', "Text.\n\nMore text."),
+        ("Ketamine &amp; <i>esketamine</i>  reduce   scores", "Ketamine & esketamine reduce scores"),
+        ("Response rate [&ge;] 50% [-&gt;] remission", "Response rate ≥ 50% → remission"),
+        ("Background10 patients", "Background10 patients"),  # a heading is only split before a capital
+        ("NA", None),
+        ("", None),
+    ],
+)
 def test_clean_abstract(raw, expected):
     assert biorxiv.clean_abstract(raw) == expected
 
 
-@pytest.mark.parametrize("body, collection_len, total", [
-    (b'{"messages":[{"status":"ok","cursor":0,"count":1,"total":"7"}],"collection":[{"doi":"10.1101/1"}]}', 1, 7),
-    (b'{"messages":[{"status":"ok","total":12}],"collection":[]}', 0, 12),
-    (b'{"messages":[{"status":"no posts found"}],"collection":[]}', 0, None),
-    (b'{"messages":[{"status":"No posts found"}]}', 0, None),
-    (b'{"messages":[{"status":"no articles found for published version of "}],"collection":[]}', 0, None),
-    (b'{"collection":[{"preprint_doi":"10.1101/1"}]}', 1, None),
-])
+@pytest.mark.parametrize(
+    "body, collection_len, total",
+    [
+        (b'{"messages":[{"status":"ok","cursor":0,"count":1,"total":"7"}],"collection":[{"doi":"10.1101/1"}]}', 1, 7),
+        (b'{"messages":[{"status":"ok","total":12}],"collection":[]}', 0, 12),
+        (b'{"messages":[{"status":"no posts found"}],"collection":[]}', 0, None),
+        (b'{"messages":[{"status":"No posts found"}]}', 0, None),
+        (b'{"messages":[{"status":"no articles found for published version of "}],"collection":[]}', 0, None),
+        (b'{"collection":[{"preprint_doi":"10.1101/1"}]}', 1, None),
+    ],
+)
 def test_parse_envelope_empty_and_ok(body, collection_len, total):
     collection, got_total = biorxiv.parse_envelope(body)
     assert (len(collection), got_total) == (collection_len, total)
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"", "empty answer"),
-    (b"   \n", "empty answer"),
-    (b"<html><head><title>502</title></head></html>", "an HTML page"),
-    (b'{"messages":[{"status":"error"}],"collection":[]}', "status 'error'"),
-    (b'{"messages":[{"status":"invalid server"}]}', "status 'invalid server'"),
-    (b'[1, 2]', "expected a JSON object"),
-    (b'{"foo": 1}', "neither 'messages' nor 'collection'"),
-    (b'{"messages":[{"status":"ok"}],"collection":{"a":1}}', "'collection' is a dict"),
-    (b'{"messages":[{"status":"ok"', "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "empty answer"),
+        (b"   \n", "empty answer"),
+        (b"<html><head><title>502</title></head></html>", "an HTML page"),
+        (b'{"messages":[{"status":"error"}],"collection":[]}', "status 'error'"),
+        (b'{"messages":[{"status":"invalid server"}]}', "status 'invalid server'"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"foo": 1}', "neither 'messages' nor 'collection'"),
+        (b'{"messages":[{"status":"ok"}],"collection":{"a":1}}', "'collection' is a dict"),
+        (b'{"messages":[{"status":"ok"', "malformed JSON"),
+    ],
+)
 def test_parse_envelope_errors(body, message):
     with pytest.raises(SourceError) as exc:
         biorxiv.parse_envelope(body, url="http://x/details")

@@ -10,8 +10,14 @@ from crawler.records import Record
 def trial(status, enrollment, primary, has_results=False, results_on=None):
     record = Record(source="clinicaltrials", source_id="NCT04338321", record_type="trial_registration", title="ESCAPE-TRD")
     record.add_id("nct", "NCT04338321")
-    record.trial = {"overall_status": status, "enrollment": enrollment, "primary_completion_date": primary,
-                    "has_results": has_results, "results_first_posted_on": results_on, "last_update_posted_on": primary}
+    record.trial = {
+        "overall_status": status,
+        "enrollment": enrollment,
+        "primary_completion_date": primary,
+        "has_results": has_results,
+        "results_first_posted_on": results_on,
+        "last_update_posted_on": primary,
+    }
     return record
 
 
@@ -36,8 +42,10 @@ def test_changes_between_snapshots_are_described(db):
 def _run(db, source, status, fetched, started_at, error=None):
     db.execute("INSERT INTO crawl_runs (started_at, status, trigger) VALUES (?, 'ok', 'test')", [started_at])
     run_id = db.execute("SELECT MAX(id) FROM crawl_runs").fetchone()[0]
-    db.execute("INSERT INTO source_runs (crawl_run_id, source, started_at, status, fetched, new, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-               [run_id, source, started_at, status, fetched, fetched, error])
+    db.execute(
+        "INSERT INTO source_runs (crawl_run_id, source, started_at, status, fetched, new, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [run_id, source, started_at, status, fetched, fetched, error],
+    )
 
 
 def test_source_health_ok_failed_and_silent(db):
@@ -53,5 +61,7 @@ def test_source_health_ok_failed_and_silent(db):
 
     assert health["pubmed"].status == "silent"
     assert health["europepmc"].status == "ok" and health["europepmc"].describe() == "ok: 1 run(s), 12 fetched, 12 new"
-    assert health["crossref"].status == "failed" and health["crossref"].describe() == "failed in 1 of 2 run(s): [crossref] HTTP 503"
+    assert (
+        health["crossref"].status == "failed" and health["crossref"].describe() == "failed in 1 of 2 run(s): [crossref] HTTP 503"
+    )
     assert health["feed:ema-news"].status == "ok"

@@ -43,6 +43,7 @@ def tags_of(result):
 
 # --------------------------------------------------------------------------- the labelled set itself
 
+
 def test_wire_fixtures_are_built_from_the_items():
     built = build.build_all()
     wire = HERE / "wire"
@@ -107,10 +108,30 @@ TAG_CASES = [
 
 def test_every_tag_has_a_case():
     assert {tag for tag, _, _ in TAG_CASES} == set(EVIDENCE_TAGS) | {
-        "iv_ketamine", "intranasal_esketamine", "oral", "im_sc", "arketamine", "other_ketamine",
-        "ketamine_assisted_psychotherapy", "at_home_telehealth", "trd", "mdd", "bipolar_depression",
-        "suicidal_ideation", "ptsd", "anxiety", "perinatal", "adolescent", "geriatric", "chronic_pain",
-        "substance_use", "dissociation", "abuse_liability", "cystitis", "cardiovascular"}
+        "iv_ketamine",
+        "intranasal_esketamine",
+        "oral",
+        "im_sc",
+        "arketamine",
+        "other_ketamine",
+        "ketamine_assisted_psychotherapy",
+        "at_home_telehealth",
+        "trd",
+        "mdd",
+        "bipolar_depression",
+        "suicidal_ideation",
+        "ptsd",
+        "anxiety",
+        "perinatal",
+        "adolescent",
+        "geriatric",
+        "chronic_pain",
+        "substance_use",
+        "dissociation",
+        "abuse_liability",
+        "cystitis",
+        "cardiovascular",
+    }
 
 
 @pytest.mark.parametrize("tag, positive, negative", TAG_CASES, ids=[case[0] for case in TAG_CASES])
@@ -185,6 +206,7 @@ def test_a_passing_mention_is_uncertain_not_relevant(results):
 
 # --------------------------------------------------------------------------- targets over the whole set
 
+
 def test_targets_of_issue_5_on_the_labelled_set(corpus, results):
     relevant = [key for key, work in corpus.items() if work.relevant]
     shown = [key for key, result in results.items() if result.label != "not_relevant"]
@@ -199,6 +221,7 @@ def test_targets_of_issue_5_on_the_labelled_set(corpus, results):
 
 
 # --------------------------------------------------------------------------- rank
+
 
 def test_rank_orders_by_evidence_size_status_and_recency(results):
     meta = results["ma_iv_trd"]
@@ -220,11 +243,17 @@ def test_rank_orders_by_evidence_size_status_and_recency(results):
 
 # --------------------------------------------------------------------------- terms and rules
 
+
 def doc(title="", abstract="", keywords=(), mesh=(), trial=()):
     from crawler.terms import normalize_text
 
-    return Doc([normalize_text(title)] if title else [], [normalize_text(abstract)] if abstract else [],
-               [normalize_text(k) for k in keywords], [normalize_text(t) for t in trial], [normalize_text(m) for m in mesh])
+    return Doc(
+        [normalize_text(title)] if title else [],
+        [normalize_text(abstract)] if abstract else [],
+        [normalize_text(k) for k in keywords],
+        [normalize_text(t) for t in trial],
+        [normalize_text(m) for m in mesh],
+    )
 
 
 def test_term_syntax():
@@ -262,16 +291,33 @@ def test_exclude_require_unless_and_min_strength():
 
 
 def test_dissociative_anaesthetic_is_no_dissociation(shipped):
-    record = Record(source="pubmed", source_id="1", record_type="article", title="Ketamine for depression",
-                    abstract="Ketamine, a dissociative anesthetic, reduced depressive symptoms.")
+    record = Record(
+        source="pubmed",
+        source_id="1",
+        record_type="article",
+        title="Ketamine for depression",
+        abstract="Ketamine, a dissociative anesthetic, reduced depressive symptoms.",
+    )
     assert "dissociation" not in tags_of(classify_records([record], shipped, TODAY))
 
 
 def test_a_work_is_classified_from_all_its_records(shipped):
-    pubmed = Record(source="pubmed", source_id="1", record_type="article", title="Ketamine and mood",
-                    abstract="Ketamine improved mood.", publication_types=["Journal Article"])
-    europepmc = Record(source="europepmc", source_id="MED/1", record_type="article", title="Ketamine and mood.",
-                       mesh_terms=["Depressive Disorder, Treatment-Resistant"], publication_types=["Randomized Controlled Trial"])
+    pubmed = Record(
+        source="pubmed",
+        source_id="1",
+        record_type="article",
+        title="Ketamine and mood",
+        abstract="Ketamine improved mood.",
+        publication_types=["Journal Article"],
+    )
+    europepmc = Record(
+        source="europepmc",
+        source_id="MED/1",
+        record_type="article",
+        title="Ketamine and mood.",
+        mesh_terms=["Depressive Disorder, Treatment-Resistant"],
+        publication_types=["Randomized Controlled Trial"],
+    )
     alone = classify_records([pubmed], shipped, TODAY)
     both = classify_records([pubmed, europepmc], shipped, TODAY)
     assert alone.label == "not_relevant"
@@ -282,8 +328,9 @@ def test_without_concepts_match_terms_are_the_one_concept():
     config = parse_config('contact_email = "a@example.org"\n[topic]\nmatch_terms = ["psilocyb"]\n', "t")
     vocabulary = build_vocabulary(config.topic)
     title = Record(source="pubmed", source_id="1", record_type="article", title="Psilocybin for depression")
-    mention = Record(source="pubmed", source_id="2", record_type="article", title="Depression care",
-                     abstract="Psilocybin was not studied.")
+    mention = Record(
+        source="pubmed", source_id="2", record_type="article", title="Depression care", abstract="Psilocybin was not studied."
+    )
     assert classify_records([title], vocabulary, TODAY).label == "relevant"
     assert classify_records([mention], vocabulary, TODAY).label == "uncertain"
     assert [t.category for t in classify_records([title], vocabulary, TODAY).tags] == []  # no topic tags
@@ -291,21 +338,28 @@ def test_without_concepts_match_terms_are_the_one_concept():
 
 def test_vocabulary_hash_follows_the_vocabulary():
     base = 'contact_email = "a@example.org"\n[topic]\nmatch_terms = ["ketamin"]\n'
-    one = build_vocabulary(parse_config(base + "[topic.concepts.drug]\nterms = [\"ketamin*\"]\n", "t").topic)
-    two = build_vocabulary(parse_config(base + "[topic.concepts.drug]\nterms = [\"ketamin*\", \"spravato\"]\n", "t").topic)
+    one = build_vocabulary(parse_config(base + '[topic.concepts.drug]\nterms = ["ketamin*"]\n', "t").topic)
+    two = build_vocabulary(parse_config(base + '[topic.concepts.drug]\nterms = ["ketamin*", "spravato"]\n', "t").topic)
     assert one.hash != two.hash and len(one.hash) == 16
 
 
-@pytest.mark.parametrize("extra, key, message", [
-    ('[topic.concepts.drug]\nterms = ["ketamin*"]\nsynonyms = ["x"]\n', "topic.concepts.drug.synonyms", "unknown key"),
-    ('[topic.concepts.drug]\nterms = ["re:(unclosed"]\n', "topic.concepts.drug.terms[0]", "invalid term"),
-    ('[topic.concepts.drug]\nterms = []\n', "topic.concepts.drug.terms", "at least one term"),
-    ('[topic.tags.rct]\nterms = ["randomi*"]\n', "topic.tags.rct", "evidence-type tag"),
-    ('[topic.tags.oral]\nterms = ["oral"]\ncategory = "Drug Route"\n', "topic.tags.oral.category", "lower-case"),
-    ('[topic.noise.pain]\nterms = ["pain"]\npenalty = "two"\n', "topic.noise.pain.penalty", "an integer"),
-    ('[topic.relevance]\nfocus_concept = "drugs"\n[topic.concepts.drug]\nterms = ["ketamin*"]\n', "topic.relevance.focus_concept", "drug"),
-    ('[topic.relevance]\nrelevant_score = 1\nuncertain_score = 2\n', "topic.relevance.uncertain_score", "<= relevant_score"),
-])
+@pytest.mark.parametrize(
+    "extra, key, message",
+    [
+        ('[topic.concepts.drug]\nterms = ["ketamin*"]\nsynonyms = ["x"]\n', "topic.concepts.drug.synonyms", "unknown key"),
+        ('[topic.concepts.drug]\nterms = ["re:(unclosed"]\n', "topic.concepts.drug.terms[0]", "invalid term"),
+        ("[topic.concepts.drug]\nterms = []\n", "topic.concepts.drug.terms", "at least one term"),
+        ('[topic.tags.rct]\nterms = ["randomi*"]\n', "topic.tags.rct", "evidence-type tag"),
+        ('[topic.tags.oral]\nterms = ["oral"]\ncategory = "Drug Route"\n', "topic.tags.oral.category", "lower-case"),
+        ('[topic.noise.pain]\nterms = ["pain"]\npenalty = "two"\n', "topic.noise.pain.penalty", "an integer"),
+        (
+            '[topic.relevance]\nfocus_concept = "drugs"\n[topic.concepts.drug]\nterms = ["ketamin*"]\n',
+            "topic.relevance.focus_concept",
+            "drug",
+        ),
+        ("[topic.relevance]\nrelevant_score = 1\nuncertain_score = 2\n", "topic.relevance.uncertain_score", "<= relevant_score"),
+    ],
+)
 def test_invalid_vocabulary_names_the_key(extra, key, message):
     text = 'contact_email = "a@example.org"\n[topic]\nmatch_terms = ["ketamin"]\n' + extra
     with pytest.raises(ConfigError) as error:

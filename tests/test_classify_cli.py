@@ -26,16 +26,21 @@ def test_reclassify_after_a_vocabulary_change(tmp_path):
     base = BASE_CONFIG.format(db=tmp_path / "litmon.db", outbox=tmp_path / "outbox")
     config_path.write_text(base + shipped_vocabulary())
     db = store.open_db(tmp_path / "litmon.db")
-    store.save_records(db, [
-        article("1", "Ketamine for treatment-resistant depression: a randomized trial", "Patients were randomly assigned."),
-        article("2", "Ketamine and veterinary anaesthesia in cats", "Cats were anaesthetised; no depression of breathing."),
-    ])
+    store.save_records(
+        db,
+        [
+            article("1", "Ketamine for treatment-resistant depression: a randomized trial", "Patients were randomly assigned."),
+            article("2", "Ketamine and veterinary anaesthesia in cats", "Cats were anaesthetised; no depression of breathing."),
+        ],
+    )
     db.close()
 
     dry = litmon("--config", str(config_path), "reclassify", "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.splitlines()[0] == ("reclassify (dry run, nothing written): 2 work(s): 1 relevant, 0 uncertain, "
-                                          "1 not relevant; 2 relevance change(s), 1 work(s) with changed tags")
+    assert dry.stdout.splitlines()[0] == (
+        "reclassify (dry run, nothing written): 2 work(s): 1 relevant, 0 uncertain, "
+        "1 not relevant; 2 relevance change(s), 1 work(s) with changed tags"
+    )
     assert sqlite3.connect(tmp_path / "litmon.db").execute("SELECT COUNT(*) FROM work_relevance").fetchone() == (0,)
 
     done = litmon("--config", str(config_path), "reclassify", cwd=tmp_path)
@@ -47,7 +52,8 @@ def test_reclassify_after_a_vocabulary_change(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [
         "reclassified: 2 work(s): 0 relevant, 0 uncertain, 2 not relevant; 1 relevance change(s), 0 work(s) with changed tags",
-        "  work 1: relevant -> not_relevant"]
+        "  work 1: relevant -> not_relevant",
+    ]
     db = sqlite3.connect(tmp_path / "litmon.db")
     reasons = json.loads(db.execute("SELECT reasons FROM work_relevance WHERE work_id = 1").fetchone()[0])
     assert "noise exclude_terms (penalty 100): 'randomized' in title" in reasons
@@ -65,8 +71,9 @@ def test_reclassify_help_and_missing_database(tmp_path):
 
 def test_reclassify_rejects_an_invalid_vocabulary(tmp_path):
     config_path = tmp_path / "litmon.toml"
-    config_path.write_text(BASE_CONFIG.format(db=tmp_path / "x.db", outbox=tmp_path / "outbox")
-                           + '[topic.tags.oral]\nterms = ["re:(oral"]\n')
+    config_path.write_text(
+        BASE_CONFIG.format(db=tmp_path / "x.db", outbox=tmp_path / "outbox") + '[topic.tags.oral]\nterms = ["re:(oral"]\n'
+    )
     result = litmon("--config", str(config_path), "reclassify", cwd=tmp_path)
     assert result.returncode == 2
     assert "litmon.toml: topic.tags.oral.terms[0]: invalid term 're:(oral'" in result.stderr

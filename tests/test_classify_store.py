@@ -35,6 +35,7 @@ def pmid(key: str) -> str:
 def vocabulary_config(make_config):
     def _make(extra: str = ""):
         return make_config(extra + "\n" + shipped_vocabulary())
+
     return _make
 
 
@@ -43,11 +44,14 @@ def work_id_of(db, source_id: str) -> int:
 
 
 def relevance(db):
-    return {r["source_id"]: r["label"] for r in rows(
-        db, "SELECT rec.source_id, r.label FROM records rec JOIN work_relevance r ON r.work_id = rec.work_id")}
+    return {
+        r["source_id"]: r["label"]
+        for r in rows(db, "SELECT rec.source_id, r.label FROM records rec JOIN work_relevance r ON r.work_id = rec.work_id")
+    }
 
 
 # --------------------------------------------------------------------------- crawl
+
 
 def test_each_crawled_batch_is_classified(httpserver, vocabulary_config, run_crawl, db):
     keys = ["rct_iv_vs_ect", "noise_gastroscopy_sedation", "noise_dxm_bupropion", "ma_iv_trd"]
@@ -55,7 +59,7 @@ def test_each_crawled_batch_is_classified(httpserver, vocabulary_config, run_cra
     config = vocabulary_config(f"""
 [sources.pubmed]
 enabled = true
-base_url = "{httpserver.url_for('/')}"
+base_url = "{httpserver.url_for("/")}"
 query = "ketamine"
 batch_size = 2
 min_interval = 0
@@ -64,13 +68,19 @@ min_interval = 0
     report = run_crawl(config, only=["pubmed"])
 
     assert report.sources[0].status == "ok", report.sources[0].error
-    assert relevance(db) == {pmid("rct_iv_vs_ect"): "relevant", pmid("noise_gastroscopy_sedation"): "not_relevant",
-                             pmid("noise_dxm_bupropion"): "uncertain", pmid("ma_iv_trd"): "relevant"}
+    assert relevance(db) == {
+        pmid("rct_iv_vs_ect"): "relevant",
+        pmid("noise_gastroscopy_sedation"): "not_relevant",
+        pmid("noise_dxm_bupropion"): "uncertain",
+        pmid("ma_iv_trd"): "relevant",
+    }
     trial = work_id_of(db, pmid("rct_iv_vs_ect"))
     stored = rows(db, "SELECT * FROM work_relevance WHERE work_id = ?", [trial])[0]
     assert stored["score"] == 4 and stored["vocabulary_hash"] == classify.build_vocabulary(config.topic).hash
     assert stored["classified_at"].endswith("Z") and stored["rank_score"] > 0
-    reasons = [r["value"] for r in rows(db, "SELECT j.value FROM work_relevance, json_each(reasons) j WHERE work_id = ?", [trial])]
+    reasons = [
+        r["value"] for r in rows(db, "SELECT j.value FROM work_relevance, json_each(reasons) j WHERE work_id = ?", [trial])
+    ]
     assert reasons[0].startswith("concept drug = 3: 'ketamine' in title")
     assert reasons[-1] == "score 4 (relevant >= 2, uncertain >= 1): relevant"
     assert json.loads(stored["rank_reasons"])[0] == "evidence rct +30"
@@ -86,7 +96,7 @@ def test_a_dry_run_crawl_classifies_nothing(httpserver, vocabulary_config, run_c
     config = vocabulary_config(f"""
 [sources.pubmed]
 enabled = true
-base_url = "{httpserver.url_for('/')}"
+base_url = "{httpserver.url_for("/")}"
 query = "ketamine"
 min_interval = 0
 """)
@@ -112,8 +122,13 @@ def test_a_changed_record_is_classified_again(vocabulary_config, db):
 def test_merged_works_keep_one_classification(vocabulary_config, db):
     config = vocabulary_config()
     pubmed = article("10", "Ketamine for depression", "Ketamine reduced depression.")
-    crossref = Record(source="crossref", source_id="10.1000/xyz1", record_type="article", title="Ketamine for depression",
-                      abstract="A randomized trial of ketamine in depression.")
+    crossref = Record(
+        source="crossref",
+        source_id="10.1000/xyz1",
+        record_type="article",
+        title="Ketamine for depression",
+        abstract="A randomized trial of ketamine in depression.",
+    )
     crossref.add_id("doi", "10.1000/xyz1")
     store.save_records(db, [pubmed, crossref])
     classify.classify_batch(db, config, [pubmed, crossref])
@@ -144,9 +159,14 @@ def test_a_classification_error_does_not_fail_the_crawl(vocabulary_config, db, c
 
 def test_readme_sql_examples_run(vocabulary_config, db):
     config = vocabulary_config()
-    records = [article("1", "Esketamine nasal spray versus placebo in treatment-resistant depression: a randomized trial",
-                       "Adults were randomly assigned to esketamine nasal spray or placebo."),
-               article("2", "Esketamine for sedation in gastroscopy", "Less respiratory depression with esketamine sedation.")]
+    records = [
+        article(
+            "1",
+            "Esketamine nasal spray versus placebo in treatment-resistant depression: a randomized trial",
+            "Adults were randomly assigned to esketamine nasal spray or placebo.",
+        ),
+        article("2", "Esketamine for sedation in gastroscopy", "Less respiratory depression with esketamine sedation."),
+    ]
     store.save_records(db, records)
     classify.classify_batch(db, config, records)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

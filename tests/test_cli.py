@@ -41,19 +41,23 @@ def litmon_env(**extra) -> dict:
 
 
 def litmon(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env=env or litmon_env())
+    return subprocess.run(
+        [sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env or litmon_env()
+    )
 
 
 def test_run_with_unreachable_sources_exits_1_and_still_writes_db_and_digest(tmp_path):
     port = closed_port()
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 [sources.pubmed]
 enabled = true
 base_url = "http://127.0.0.1:{port}/entrez/eutils/"
 query = "ketamine"
 min_interval = 0
-""")
+""",
+    )
     result = litmon("--config", config, "run", cwd=tmp_path)
 
     assert result.returncode == 1, result.stderr
@@ -69,20 +73,26 @@ min_interval = 0
 
 def serve_pubmed(httpserver):
     httpserver.expect_request("/esearch.fcgi").respond_with_handler(
-        lambda r: Response(esearch_body(3 if r.form["datetype"] == "crdt" else 0), content_type="application/json"))
+        lambda r: Response(esearch_body(3 if r.form["datetype"] == "crdt" else 0), content_type="application/json")
+    )
     pages = {"0": fixture_bytes("pubmed", "efetch_batch1.xml"), "2": fixture_bytes("pubmed", "efetch_batch2.xml")}
-    httpserver.expect_request("/efetch.fcgi").respond_with_handler(lambda r: Response(pages[r.args["retstart"]], content_type="text/xml"))
+    httpserver.expect_request("/efetch.fcgi").respond_with_handler(
+        lambda r: Response(pages[r.args["retstart"]], content_type="text/xml")
+    )
 
 
 def pubmed_config(tmp_path, httpserver):
-    return write_config(tmp_path, f"""
+    return write_config(
+        tmp_path,
+        f"""
 [sources.pubmed]
 enabled = true
-base_url = "{httpserver.url_for('/')}"
+base_url = "{httpserver.url_for("/")}"
 query = "ketamine"
 batch_size = 2
 min_interval = 0
-""")
+""",
+    )
 
 
 def test_crawl_dry_run_writes_nothing(tmp_path, httpserver):
@@ -154,7 +164,10 @@ def test_digest_preview_and_resend(tmp_path, httpserver):
     resent = litmon("--config", config, "digest", "--resend", "1", cwd=tmp_path)
     assert resent.returncode == 0, resent.stderr
     assert "digest 1: resend to outbox: written" in resent.stdout
-    assert db.execute("SELECT digest_id, status FROM digest_deliveries ORDER BY id").fetchall() == [(1, "written"), (1, "written")]
+    assert db.execute("SELECT digest_id, status FROM digest_deliveries ORDER BY id").fetchall() == [
+        (1, "written"),
+        (1, "written"),
+    ]
     assert db.execute("SELECT COUNT(*) FROM digests").fetchone() == (1,)
 
     missing = litmon("--config", config, "digest", "--resend", "99", cwd=tmp_path)

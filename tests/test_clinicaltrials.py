@@ -6,9 +6,9 @@ import datetime as dt
 import json
 
 import pytest
+from conftest import fixture_bytes, rows
 from werkzeug import Response
 
-from conftest import fixture_bytes, rows
 from crawler import store
 from crawler.errors import SourceError
 from crawler.records import TRIAL_FIELDS
@@ -46,7 +46,9 @@ def serve_pages(httpserver, pages: dict):
 
     def handler(request):
         answer = pages[request.args.get("pageToken")]
-        body, status, ctype = (answer + ("application/json",))[:3] if isinstance(answer, tuple) else (answer, 200, "application/json")
+        body, status, ctype = (
+            (answer + ("application/json",))[:3] if isinstance(answer, tuple) else (answer, 200, "application/json")
+        )
         return Response(body, status=status, content_type=ctype)
 
     httpserver.expect_request(STUDIES, method="GET").respond_with_handler(handler)
@@ -65,6 +67,7 @@ def watermark(db):
 
 
 # --------------------------------------------------------------------------- crawling
+
 
 def test_two_pages_are_read_with_the_page_token_and_stored(make_config, httpserver, run_crawl, db, today):
     serve_pages(httpserver, {None: fixture("studies_page1.json"), "NF0g5JGBlPMuwQYkpq": fixture("studies_page2.json")})
@@ -89,11 +92,17 @@ def test_two_pages_are_read_with_the_page_token_and_stored(make_config, httpserv
     assert records[1]["url"] == "https://clinicaltrials.gov/study/NCT05123456"
     assert records[1]["entered_on"] == "2021-09-14" and records[1]["updated_on"] == "2025-04-22"
 
-    idents = rows(db, """SELECT r.source_id, i.scheme, i.value FROM identifiers i JOIN records r ON r.id = i.record_id
-                         WHERE r.source_id = 'NCT05123456' ORDER BY i.scheme, i.value""")
+    idents = rows(
+        db,
+        """SELECT r.source_id, i.scheme, i.value FROM identifiers i JOIN records r ON r.id = i.record_id
+                         WHERE r.source_id = 'NCT05123456' ORDER BY i.scheme, i.value""",
+    )
     assert [(i["scheme"], i["value"]) for i in idents] == [
-        ("euct", "2023-501234-12-00"), ("eudract", "2021-001234-56"), ("isrctn", "ISRCTN12345678"),
-        ("nct", "NCT05123400"), ("nct", "NCT05123456"),
+        ("euct", "2023-501234-12-00"),
+        ("eudract", "2021-001234-56"),
+        ("isrctn", "ISRCTN12345678"),
+        ("nct", "NCT05123400"),
+        ("nct", "NCT05123456"),
     ]
     links = rows(db, "SELECT relation, scheme, value, note FROM record_links ORDER BY value")
     assert [(l["relation"], l["scheme"], l["value"], l["note"]) for l in links] == [
@@ -102,9 +111,13 @@ def test_two_pages_are_read_with_the_page_token_and_stored(make_config, httpserv
         ("result_publication", "pmid", "38011560", "RESULT"),
         ("reference", "pmid", "39000001", "DERIVED"),
     ]
-    snapshots = rows(db, "SELECT trial_id, overall_status, why_stopped, phases, has_results FROM trial_snapshots ORDER BY trial_id")
+    snapshots = rows(
+        db, "SELECT trial_id, overall_status, why_stopped, phases, has_results FROM trial_snapshots ORDER BY trial_id"
+    )
     assert [(s["trial_id"], s["overall_status"], s["phases"], s["has_results"]) for s in snapshots] == [
-        ("NCT04345678", "TERMINATED", "", 0), ("NCT05123456", "COMPLETED", "PHASE2, PHASE3", 1), ("NCT06234567", "RECRUITING", "PHASE2", 0),
+        ("NCT04345678", "TERMINATED", "", 0),
+        ("NCT05123456", "COMPLETED", "PHASE2, PHASE3", 1),
+        ("NCT06234567", "RECRUITING", "PHASE2", 0),
     ]
     assert snapshots[0]["why_stopped"] == "Slow recruitment during the COVID-19 pandemic"
 
@@ -151,7 +164,9 @@ def test_incremental_run_starts_at_watermark_minus_overlap_and_does_not_duplicat
 
 def test_changed_trial_fields_give_a_second_snapshot(make_config, httpserver, run_crawl, db):
     answers = iter([fixture("snapshot_before.json"), fixture("snapshot_after.json")])
-    httpserver.expect_request(STUDIES).respond_with_handler(lambda request: Response(next(answers), content_type="application/json"))
+    httpserver.expect_request(STUDIES).respond_with_handler(
+        lambda request: Response(next(answers), content_type="application/json")
+    )
     config = source_config(make_config, httpserver)
     run_crawl(config, only=[NAME])
     run_crawl(config, only=[NAME])
@@ -162,7 +177,11 @@ def test_changed_trial_fields_give_a_second_snapshot(make_config, httpserver, ru
     assert (before["overall_status"], before["enrollment"], before["enrollment_type"]) == ("RECRUITING", 60, "ESTIMATED")
     assert (before["primary_completion_date"], before["results_first_posted_on"], before["has_results"]) == ("2025-06", None, 0)
     assert (after["overall_status"], after["enrollment"], after["enrollment_type"]) == ("COMPLETED", 120, "ACTUAL")
-    assert (after["primary_completion_date"], after["results_first_posted_on"], after["has_results"]) == ("2025-09-30", "2026-02-17", 1)
+    assert (after["primary_completion_date"], after["results_first_posted_on"], after["has_results"]) == (
+        "2025-09-30",
+        "2026-02-17",
+        1,
+    )
     assert before["start_date"] == after["start_date"] == "2023-05-02"
     assert source_run(db)["updated"] == 1
     assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 1
@@ -183,13 +202,18 @@ def test_http_error_fails_the_source_without_moving_the_watermark(make_config, h
 
 def test_html_page_midway_keeps_stored_pages_and_the_watermark(make_config, httpserver, run_crawl, db):
     store.save_source_success(db, NAME, "2025-01-10", {})
-    serve_pages(httpserver, {None: fixture("studies_page1.json"), "NF0g5JGBlPMuwQYkpq": (fixture("error.html"), 200, "text/html")})
+    serve_pages(
+        httpserver, {None: fixture("studies_page1.json"), "NF0g5JGBlPMuwQYkpq": (fixture("error.html"), 200, "text/html")}
+    )
     report = run_crawl(source_config(make_config, httpserver), only=[NAME])
 
     assert report.sources[0].status == "failed"
     error = source_run(db)["error"]
     assert error.startswith("[clinicaltrials] expected JSON but got an HTML page") and "Service Temporarily Unavailable" in error
-    assert [r["source_id"] for r in rows(db, "SELECT source_id FROM records ORDER BY source_id")] == ["NCT05123456", "NCT06234567"]
+    assert [r["source_id"] for r in rows(db, "SELECT source_id FROM records ORDER BY source_id")] == [
+        "NCT05123456",
+        "NCT06234567",
+    ]
     assert watermark(db) == "2025-01-10"
     assert rows(db, "SELECT consecutive_failures FROM source_states")[0]["consecutive_failures"] == 1
 
@@ -257,8 +281,15 @@ def test_study_without_nct_id_is_skipped_with_a_warning(make_config, httpserver,
 
 def test_query_options_lists_page_size_cap_sort_and_all_fields(make_config, httpserver, run_crawl, db):
     serve_pages(httpserver, {None: fixture("studies_empty.json")})
-    config = source_config(make_config, httpserver, conditions=["depression", "bipolar depression"], interventions="",
-                           page_size=5000, sort="LastUpdatePostDate:asc", fields="")
+    config = source_config(
+        make_config,
+        httpserver,
+        conditions=["depression", "bipolar depression"],
+        interventions="",
+        page_size=5000,
+        sort="LastUpdatePostDate:asc",
+        fields="",
+    )
     run_crawl(config, only=[NAME])
 
     (request,) = study_requests(httpserver)
@@ -287,6 +318,7 @@ def test_no_search_configured_fails_with_a_hint(make_config, httpserver, run_cra
 
 # --------------------------------------------------------------------------- parser
 
+
 def parse_first(name: str):
     return ct.parse_file(fixture(name), name)
 
@@ -301,10 +333,19 @@ def test_parse_study_maps_every_field():
     assert record.keywords == ["ketamine", "rapid-acting antidepressant", "NMDA receptor antagonist"]
     assert record.mesh_terms == ["Depressive Disorder", "Depressive Disorder, Treatment-Resistant", "Ketamine", "Midazolam"]
     assert record.trial == {
-        "overall_status": "COMPLETED", "why_stopped": None, "phases": ["PHASE2", "PHASE3"], "study_type": "INTERVENTIONAL",
-        "enrollment": 96, "enrollment_type": "ACTUAL", "start_date": "2021-09", "primary_completion_date": "2023-11-30",
-        "completion_date": "2024-02", "first_posted_on": "2021-09-14", "last_update_posted_on": "2025-04-22",
-        "results_first_posted_on": "2025-04-22", "has_results": True,
+        "overall_status": "COMPLETED",
+        "why_stopped": None,
+        "phases": ["PHASE2", "PHASE3"],
+        "study_type": "INTERVENTIONAL",
+        "enrollment": 96,
+        "enrollment_type": "ACTUAL",
+        "start_date": "2021-09",
+        "primary_completion_date": "2023-11-30",
+        "completion_date": "2024-02",
+        "first_posted_on": "2021-09-14",
+        "last_update_posted_on": "2025-04-22",
+        "results_first_posted_on": "2025-04-22",
+        "has_results": True,
     }
     assert tuple(record.trial) == TRIAL_FIELDS
     extra = record.extra
@@ -327,25 +368,31 @@ def test_secondary_ids_keep_only_the_same_trial_in_other_registries():
     record = parse_first("studies_page1.json")[0]
 
     assert sorted(record.identifiers) == [
-        ("euct", "2023-501234-12-00"), ("eudract", "2021-001234-56"), ("isrctn", "ISRCTN12345678"),
-        ("nct", "NCT05123400"), ("nct", "NCT05123456"),
+        ("euct", "2023-501234-12-00"),
+        ("eudract", "2021-001234-56"),
+        ("isrctn", "ISRCTN12345678"),
+        ("nct", "NCT05123400"),
+        ("nct", "NCT05123456"),
     ]
     # the NIH grant, the other NCT study and the DRKS id stay in extra only
     kept = {s["id"] for s in record.extra["secondary_ids"]}
     assert {"R01MH123456", "NCT04999999", "DRKS00012345"} <= kept
 
 
-@pytest.mark.parametrize("info, expected", [
-    ({"id": "2021-001234-56", "type": "EUDRACT_NUMBER"}, [("eudract", "2021-001234-56")]),
-    ({"id": "EudraCT 2024-512345-22-00", "type": "EUDRACT_NUMBER"}, [("euct", "2024-512345-22-00")]),
-    ({"id": "2023-501234-12-00", "type": "CTIS"}, [("euct", "2023-501234-12-00")]),
-    ({"id": "2019-004321-11", "type": "OTHER", "domain": "EudraCT"}, [("eudract", "2019-004321-11")]),
-    ({"id": "12345678", "type": "REGISTRY", "domain": "ISRCTN registry"}, [("isrctn", "ISRCTN12345678")]),
-    ({"id": "2019-004321-11", "type": "OTHER", "domain": "Sponsor protocol number"}, []),
-    ({"id": "2019-004321-11", "type": "OTHER_GRANT", "domain": "EudraCT"}, []),
-    ({"id": "NCT04999999", "type": "REGISTRY", "domain": "ClinicalTrials.gov"}, []),
-    ({"id": "", "type": "EUDRACT_NUMBER"}, []),
-])
+@pytest.mark.parametrize(
+    "info, expected",
+    [
+        ({"id": "2021-001234-56", "type": "EUDRACT_NUMBER"}, [("eudract", "2021-001234-56")]),
+        ({"id": "EudraCT 2024-512345-22-00", "type": "EUDRACT_NUMBER"}, [("euct", "2024-512345-22-00")]),
+        ({"id": "2023-501234-12-00", "type": "CTIS"}, [("euct", "2023-501234-12-00")]),
+        ({"id": "2019-004321-11", "type": "OTHER", "domain": "EudraCT"}, [("eudract", "2019-004321-11")]),
+        ({"id": "12345678", "type": "REGISTRY", "domain": "ISRCTN registry"}, [("isrctn", "ISRCTN12345678")]),
+        ({"id": "2019-004321-11", "type": "OTHER", "domain": "Sponsor protocol number"}, []),
+        ({"id": "2019-004321-11", "type": "OTHER_GRANT", "domain": "EudraCT"}, []),
+        ({"id": "NCT04999999", "type": "REGISTRY", "domain": "ClinicalTrials.gov"}, []),
+        ({"id": "", "type": "EUDRACT_NUMBER"}, []),
+    ],
+)
 def test_parse_secondary_ids(info, expected):
     assert ct.parse_secondary_ids([info]) == expected
 
@@ -384,21 +431,33 @@ def test_title_falls_back_to_official_title_then_nct():
     assert ct.parse_study(study).title == "NCT05999001"
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2024", "2024"), ("2024-03", "2024-03"), ("2024-03-05", "2024-03-05"),
-    ("2024-13", None), ("March 2024", None), ("", None), (None, None), (20240305, None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2024", "2024"),
+        ("2024-03", "2024-03"),
+        ("2024-03-05", "2024-03-05"),
+        ("2024-13", None),
+        ("March 2024", None),
+        ("", None),
+        (None, None),
+        (20240305, None),
+    ],
+)
 def test_parse_date(value, expected):
     assert ct.parse_date(value) == expected
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"<!DOCTYPE html><html><body>Bad gateway</body></html>", "expected JSON but got an HTML page"),
-    (b"not json", "expected JSON but got malformed JSON"),
-    (b'{"error": "invalid"}', "unexpected JSON"),
-    (b'{"studies": {"a": 1}}', "not a list"),
-    (b"null", "unexpected JSON"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"<!DOCTYPE html><html><body>Bad gateway</body></html>", "expected JSON but got an HTML page"),
+        (b"not json", "expected JSON but got malformed JSON"),
+        (b'{"error": "invalid"}', "unexpected JSON"),
+        (b'{"studies": {"a": 1}}', "not a list"),
+        (b"null", "unexpected JSON"),
+    ],
+)
 def test_unusable_files_raise_source_error(body, message):
     with pytest.raises(SourceError) as info:
         ct.parse_file(body, "answer.json")

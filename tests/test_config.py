@@ -215,9 +215,7 @@ def test_shipped_default_comments_every_table_and_interface_key():
     for table in tables:
         intro.setdefault(group_of(table["name"]), table["comments"])
 
-    uncommented_tables = [
-        t["name"] for t in tables[1:] if not t["comments"] and not intro[group_of(t["name"])]
-    ]
+    uncommented_tables = [t["name"] for t in tables[1:] if not t["comments"] and not intro[group_of(t["name"])]]
     assert uncommented_tables == []
 
     missing = []
@@ -236,45 +234,190 @@ def test_shipped_default_comments_every_table_and_interface_key():
 INVALID = [
     pytest.param(minimal("not-an-address"), "contact_email", "expected an e-mail address", id="contact-invalid"),
     pytest.param('[topic]\nmatch_terms = ["ketamin"]\n', "contact_email", "expected an e-mail address", id="contact-missing"),
-    pytest.param(minimal().replace('"tester@example.org"', "42"), "contact_email", "expected a string, got 42", id="contact-not-string"),
-    pytest.param(minimal(extra="[sources.pubmedx]\nenabled = true\n"), "sources.pubmedx", "unknown source; expected one of pubmed, europepmc", id="unknown-source"),
-    pytest.param(minimal(extra='[sources.pubmed]\nenabled = true\nbase_url = "ftp://eutils.example.org/"\n'),
-                 "sources.pubmed.base_url", "expected an http:// or https:// URL, got 'ftp://eutils.example.org/'", id="base-url-ftp"),
-    pytest.param(minimal(extra="[sources.europepmc]\nenabled = true\n"), "sources.europepmc.base_url", "expected an http:// or https:// URL", id="base-url-missing"),
-    pytest.param(minimal(extra='[sources.crossref]\nbase_url = "api.crossref.org"\n'), "sources.crossref.base_url", "http:// or https://", id="base-url-disabled-source"),
-    pytest.param(minimal(extra='[sources.pubmed]\nenabled = "yes"\n'), "sources.pubmed.enabled", "expected true or false, got 'yes'", id="enabled-not-bool"),
-    pytest.param(minimal(extra="[sources.pubmed]\nmin_interval = -1\n"), "sources.pubmed.min_interval", "expected a number >= 0", id="min-interval-negative"),
-    pytest.param(minimal(extra="[sources.pubmed]\nquery = 5\n"), "sources.pubmed.query", "a string or a list of strings", id="query-not-string"),
-    pytest.param(minimal(extra='[email]\nsecurity = "tls"\n'), "email.security", "expected one of none, starttls, ssl, got 'tls'", id="security"),
-    pytest.param(minimal(extra='[crawl]\noverlap_days = "3"\n'), "crawl.overlap_days", "expected an integer, got '3'", id="overlap-string"),
-    pytest.param(minimal(extra="[crawl]\noverlap_days = true\n"), "crawl.overlap_days", "expected an integer, got True", id="overlap-bool"),
-    pytest.param(minimal(extra="[crawl]\noverlap_days = 2.5\n"), "crawl.overlap_days", "expected an integer, got 2.5", id="overlap-float"),
-    pytest.param(minimal(extra="[crawl]\noverlap_days = -1\n"), "crawl.overlap_days", "expected an integer between 0 and 365, got -1", id="overlap-negative"),
-    pytest.param(minimal(extra='[crawl]\nbackfill_from = "last year"\n'), "crawl.backfill_from", "expected a date such as 2000-01-01, got 'last year'", id="backfill-text"),
-    pytest.param(minimal(extra='[crawl]\nbackfill_from = "2024-02-30"\n'), "crawl.backfill_from", "expected a date such as 2000-01-01", id="backfill-impossible-date"),
-    pytest.param(minimal(extra="[crawl]\nbackfill_from = 2024\n"), "crawl.backfill_from", "expected a date such as 2000-01-01, got 2024", id="backfill-int"),
-    pytest.param(minimal(extra="[crawl]\nbackfill_from = 07:30:00\n"), "crawl.backfill_from", "expected a date", id="backfill-time"),
-    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\n'), "feeds[0].url", "missing or empty; expected a string", id="feed-without-url"),
-    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\nurl = "jamanetwork.com/rss"\n'), "feeds[0].url", "http:// or https://", id="feed-url-no-scheme"),
-    pytest.param(minimal(extra='[[feeds]]\nname = "jama psychiatry"\nurl = "https://a.example/rss"\n'), "feeds[0].name", "expected letters, digits", id="feed-name-space"),
-    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\n[[feeds]]\nname = "jama"\nurl = "https://b.example/rss"\n'),
-                 "feeds[1].name", "duplicate name 'jama'", id="feed-duplicate-name"),
-    pytest.param(minimal(extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\nenabled = "no"\n'), "feeds[0].enabled", "expected true or false", id="feed-enabled-not-bool"),
-    pytest.param('contact_email = "tester@example.org"\nfeeds = ["https://a.example/rss"]\n[topic]\nmatch_terms = ["k"]\n',
-                 "feeds", "expected [[feeds]] tables", id="feeds-not-tables"),
-    pytest.param(minimal(extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\nitem = "tr"\ntitle = "a"\nlink = "a"\nselector = "td"\n'),
-                 "pages[0].selector", "unknown key; expected one of name, url, item, title, link, date", id="page-unknown-key"),
-    pytest.param(minimal(extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\ntitle = "a"\nlink = "a"\n'), "pages[0].item", "missing or empty", id="page-without-item"),
-    pytest.param(minimal(extra='[email]\nrecipients = ["ops@example.org", "ops-at-example.org"]\n'),
-                 "email.recipients[1]", "expected an e-mail address, got 'ops-at-example.org'", id="recipient-not-address"),
-    pytest.param(minimal(extra='[email]\nrecipients = "ops@example.org"\n'), "email.recipients", "expected a list of strings", id="recipients-not-list"),
-    pytest.param(minimal(extra='[email]\nsmtp_host = "smtp.example.org"\n'), "email.recipients", "expected at least one address (or a [[recipients]] table) when email.smtp_host is set", id="smtp-without-recipients"),
-    pytest.param(minimal(extra="[email]\nsmtp_port = 70000\n"), "email.smtp_port", "expected an integer between 1 and 65535, got 70000", id="smtp-port-range"),
-    pytest.param(minimal(extra='[digest]\nwhen_empty = "never"\n'), "digest.when_empty", "expected send or skip", id="when-empty"),
-    pytest.param(minimal(extra="[database]\npath = 3\n"), "database.path", "expected a string, got 3", id="database-path-not-string"),
-    pytest.param('contact_email = "tester@example.org"\ndatabase = "x.db"\n[topic]\nmatch_terms = ["k"]\n', "database", "expected a table", id="database-not-table"),
-    pytest.param('contact_email = "tester@example.org"\n[topic]\nmatch_terms = []\n', "topic.match_terms", "expected a non-empty list", id="no-match-terms"),
-    pytest.param(minimal(extra='[http]\nmax_retries = 50\n'), "http.max_retries", "expected an integer between 0 and 20", id="max-retries-range"),
+    pytest.param(
+        minimal().replace('"tester@example.org"', "42"), "contact_email", "expected a string, got 42", id="contact-not-string"
+    ),
+    pytest.param(
+        minimal(extra="[sources.pubmedx]\nenabled = true\n"),
+        "sources.pubmedx",
+        "unknown source; expected one of pubmed, europepmc",
+        id="unknown-source",
+    ),
+    pytest.param(
+        minimal(extra='[sources.pubmed]\nenabled = true\nbase_url = "ftp://eutils.example.org/"\n'),
+        "sources.pubmed.base_url",
+        "expected an http:// or https:// URL, got 'ftp://eutils.example.org/'",
+        id="base-url-ftp",
+    ),
+    pytest.param(
+        minimal(extra="[sources.europepmc]\nenabled = true\n"),
+        "sources.europepmc.base_url",
+        "expected an http:// or https:// URL",
+        id="base-url-missing",
+    ),
+    pytest.param(
+        minimal(extra='[sources.crossref]\nbase_url = "api.crossref.org"\n'),
+        "sources.crossref.base_url",
+        "http:// or https://",
+        id="base-url-disabled-source",
+    ),
+    pytest.param(
+        minimal(extra='[sources.pubmed]\nenabled = "yes"\n'),
+        "sources.pubmed.enabled",
+        "expected true or false, got 'yes'",
+        id="enabled-not-bool",
+    ),
+    pytest.param(
+        minimal(extra="[sources.pubmed]\nmin_interval = -1\n"),
+        "sources.pubmed.min_interval",
+        "expected a number >= 0",
+        id="min-interval-negative",
+    ),
+    pytest.param(
+        minimal(extra="[sources.pubmed]\nquery = 5\n"),
+        "sources.pubmed.query",
+        "a string or a list of strings",
+        id="query-not-string",
+    ),
+    pytest.param(
+        minimal(extra='[email]\nsecurity = "tls"\n'),
+        "email.security",
+        "expected one of none, starttls, ssl, got 'tls'",
+        id="security",
+    ),
+    pytest.param(
+        minimal(extra='[crawl]\noverlap_days = "3"\n'), "crawl.overlap_days", "expected an integer, got '3'", id="overlap-string"
+    ),
+    pytest.param(
+        minimal(extra="[crawl]\noverlap_days = true\n"), "crawl.overlap_days", "expected an integer, got True", id="overlap-bool"
+    ),
+    pytest.param(
+        minimal(extra="[crawl]\noverlap_days = 2.5\n"), "crawl.overlap_days", "expected an integer, got 2.5", id="overlap-float"
+    ),
+    pytest.param(
+        minimal(extra="[crawl]\noverlap_days = -1\n"),
+        "crawl.overlap_days",
+        "expected an integer between 0 and 365, got -1",
+        id="overlap-negative",
+    ),
+    pytest.param(
+        minimal(extra='[crawl]\nbackfill_from = "last year"\n'),
+        "crawl.backfill_from",
+        "expected a date such as 2000-01-01, got 'last year'",
+        id="backfill-text",
+    ),
+    pytest.param(
+        minimal(extra='[crawl]\nbackfill_from = "2024-02-30"\n'),
+        "crawl.backfill_from",
+        "expected a date such as 2000-01-01",
+        id="backfill-impossible-date",
+    ),
+    pytest.param(
+        minimal(extra="[crawl]\nbackfill_from = 2024\n"),
+        "crawl.backfill_from",
+        "expected a date such as 2000-01-01, got 2024",
+        id="backfill-int",
+    ),
+    pytest.param(
+        minimal(extra="[crawl]\nbackfill_from = 07:30:00\n"), "crawl.backfill_from", "expected a date", id="backfill-time"
+    ),
+    pytest.param(
+        minimal(extra='[[feeds]]\nname = "jama"\n'), "feeds[0].url", "missing or empty; expected a string", id="feed-without-url"
+    ),
+    pytest.param(
+        minimal(extra='[[feeds]]\nname = "jama"\nurl = "jamanetwork.com/rss"\n'),
+        "feeds[0].url",
+        "http:// or https://",
+        id="feed-url-no-scheme",
+    ),
+    pytest.param(
+        minimal(extra='[[feeds]]\nname = "jama psychiatry"\nurl = "https://a.example/rss"\n'),
+        "feeds[0].name",
+        "expected letters, digits",
+        id="feed-name-space",
+    ),
+    pytest.param(
+        minimal(
+            extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\n[[feeds]]\nname = "jama"\nurl = "https://b.example/rss"\n'
+        ),
+        "feeds[1].name",
+        "duplicate name 'jama'",
+        id="feed-duplicate-name",
+    ),
+    pytest.param(
+        minimal(extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\nenabled = "no"\n'),
+        "feeds[0].enabled",
+        "expected true or false",
+        id="feed-enabled-not-bool",
+    ),
+    pytest.param(
+        'contact_email = "tester@example.org"\nfeeds = ["https://a.example/rss"]\n[topic]\nmatch_terms = ["k"]\n',
+        "feeds",
+        "expected [[feeds]] tables",
+        id="feeds-not-tables",
+    ),
+    pytest.param(
+        minimal(
+            extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\nitem = "tr"\ntitle = "a"\nlink = "a"\nselector = "td"\n'
+        ),
+        "pages[0].selector",
+        "unknown key; expected one of name, url, item, title, link, date",
+        id="page-unknown-key",
+    ),
+    pytest.param(
+        minimal(extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\ntitle = "a"\nlink = "a"\n'),
+        "pages[0].item",
+        "missing or empty",
+        id="page-without-item",
+    ),
+    pytest.param(
+        minimal(extra='[email]\nrecipients = ["ops@example.org", "ops-at-example.org"]\n'),
+        "email.recipients[1]",
+        "expected an e-mail address, got 'ops-at-example.org'",
+        id="recipient-not-address",
+    ),
+    pytest.param(
+        minimal(extra='[email]\nrecipients = "ops@example.org"\n'),
+        "email.recipients",
+        "expected a list of strings",
+        id="recipients-not-list",
+    ),
+    pytest.param(
+        minimal(extra='[email]\nsmtp_host = "smtp.example.org"\n'),
+        "email.recipients",
+        "expected at least one address (or a [[recipients]] table) when email.smtp_host is set",
+        id="smtp-without-recipients",
+    ),
+    pytest.param(
+        minimal(extra="[email]\nsmtp_port = 70000\n"),
+        "email.smtp_port",
+        "expected an integer between 1 and 65535, got 70000",
+        id="smtp-port-range",
+    ),
+    pytest.param(
+        minimal(extra='[digest]\nwhen_empty = "never"\n'), "digest.when_empty", "expected send or skip", id="when-empty"
+    ),
+    pytest.param(
+        minimal(extra="[database]\npath = 3\n"), "database.path", "expected a string, got 3", id="database-path-not-string"
+    ),
+    pytest.param(
+        'contact_email = "tester@example.org"\ndatabase = "x.db"\n[topic]\nmatch_terms = ["k"]\n',
+        "database",
+        "expected a table",
+        id="database-not-table",
+    ),
+    pytest.param(
+        'contact_email = "tester@example.org"\n[topic]\nmatch_terms = []\n',
+        "topic.match_terms",
+        "expected a non-empty list",
+        id="no-match-terms",
+    ),
+    pytest.param(
+        minimal(extra="[http]\nmax_retries = 50\n"),
+        "http.max_retries",
+        "expected an integer between 0 and 20",
+        id="max-retries-range",
+    ),
 ]
 
 
@@ -326,7 +469,9 @@ def test_valid_minimal_config_gets_documented_defaults():
 
 
 def test_valid_values_are_converted():
-    config = parse_config(minimal(extra="""
+    config = parse_config(
+        minimal(
+            extra="""
 [crawl]
 backfill_from = "2024-03-01"
 overlap_days = 0
@@ -340,7 +485,10 @@ backoff_seconds = 1
 smtp_host = "smtp.example.org"
 security = "ssl"
 recipients = ["a@example.org", "b@example.org"]
-"""), "cfg.toml")
+"""
+        ),
+        "cfg.toml",
+    )
 
     assert config.backfill_from == dt.date(2024, 3, 1)
     assert config.overlap_days == 0
@@ -354,8 +502,10 @@ recipients = ["a@example.org", "b@example.org"]
 
 
 # Checked as a file of this checkout: an editable install elsewhere could otherwise supply crawler.cli.
-@pytest.mark.skipif(not (ROOT / "crawler" / "cli.py").is_file(),
-                    reason="crawler/cli.py does not exist in this checkout yet (crawler/__main__.py imports it)")
+@pytest.mark.skipif(
+    not (ROOT / "crawler" / "cli.py").is_file(),
+    reason="crawler/cli.py does not exist in this checkout yet (crawler/__main__.py imports it)",
+)
 def test_cli_exits_2_naming_file_and_key_on_invalid_config(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(minimal(extra="[crawl]\noverlap_days = true\n"), encoding="utf-8")
@@ -363,8 +513,14 @@ def test_cli_exits_2_naming_file_and_key_on_invalid_config(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("LITMON_CONFIG", None)
 
-    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(bad), "status"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "crawler", "--config", str(bad), "status"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 2, result.stderr
     assert str(bad) in result.stderr

@@ -34,7 +34,9 @@ def crossref_config(make_config, httpserver, **extra):
 
 
 def json_response(name, status=200, headers=None):
-    return WResponse(fixture_bytes("crossref", name), status=status, headers=headers or {}, content_type="application/json;charset=utf-8")
+    return WResponse(
+        fixture_bytes("crossref", name), status=status, headers=headers or {}, content_type="application/json;charset=utf-8"
+    )
 
 
 def serve(httpserver, created=None, updated=None):
@@ -78,8 +80,12 @@ def test_first_run_pages_with_cursor_and_keeps_matching_works(httpserver, make_c
         assert {"DOI", "abstract", "relation", "update-to", "updated-by", "clinical-trial-number"} <= set(r["select"].split(","))
 
     records = {r["source_id"]: r for r in rows(db, "SELECT * FROM records")}
-    assert set(records) == {"10.1176/appi.ajp.2019.19020172", "10.1101/2022.12.03.22283062",
-                            "10.5555/litmon.retraction.2024.007", "10.1056/nejmoa2302399"}
+    assert set(records) == {
+        "10.1176/appi.ajp.2019.19020172",
+        "10.1101/2022.12.03.22283062",
+        "10.5555/litmon.retraction.2024.007",
+        "10.1056/nejmoa2302399",
+    }
     assert {r["source"] for r in records.values()} == {"crossref"}
     assert records["10.1101/2022.12.03.22283062"]["record_type"] == "preprint"
     assert records["10.5555/litmon.retraction.2024.007"]["record_type"] == "notice"
@@ -89,8 +95,11 @@ def test_first_run_pages_with_cursor_and_keeps_matching_works(httpserver, make_c
     ids = rows(db, "SELECT r.source_id, i.scheme, i.value FROM identifiers i JOIN records r ON r.id = i.record_id")
     assert sorted((i["source_id"], i["scheme"], i["value"]) for i in ids) == sorted((k, "doi", k) for k in records)
 
-    links = {(r["source_id"], l["relation"], l["scheme"], l["value"]) for r in records.values()
-             for l in rows(db, "SELECT * FROM record_links WHERE record_id = ?", [r["id"]])}
+    links = {
+        (r["source_id"], l["relation"], l["scheme"], l["value"])
+        for r in records.values()
+        for l in rows(db, "SELECT * FROM record_links WHERE record_id = ?", [r["id"]])
+    }
     assert links == {
         ("10.1176/appi.ajp.2019.19020172", "registered_as", "nct", "NCT02418585"),
         ("10.1176/appi.ajp.2019.19020172", "correction_in", "doi", "10.5555/litmon.ajp.correction.2019"),
@@ -104,7 +113,12 @@ def test_first_run_pages_with_cursor_and_keeps_matching_works(httpserver, make_c
     queries = rows(db, "SELECT * FROM source_queries")
     assert len(queries) == 1
     q = queries[0]
-    assert (q["query"], q["window_from"], q["window_to"], q["hits"]) == ("ketamine esketamine depression", "2024-01-01", today.isoformat(), 4)
+    assert (q["query"], q["window_from"], q["window_to"], q["hits"]) == (
+        "ketamine esketamine depression",
+        "2024-01-01",
+        today.isoformat(),
+        4,
+    )
     params = json.loads(q["params"])
     assert params["pass"] == "created" and params["pages"] == 3 and params["read"] == 9 and params["kept"] == 4
     assert params["stopped"] == "no_match_on_page" and params["total_results"] == 51234
@@ -140,7 +154,8 @@ def test_incremental_run_adds_update_pass_and_does_not_duplicate(httpserver, mak
     notice = rows(db, "SELECT * FROM records WHERE source_id = '10.5555/litmon.correction.2024.011'")[0]
     assert notice["record_type"] == "notice"
     assert rows(db, "SELECT relation, value FROM record_links WHERE record_id = ?", [notice["id"]]) == [
-        {"relation": "correction_for", "value": "10.1056/nejmoa2302399"}]
+        {"relation": "correction_for", "value": "10.1056/nejmoa2302399"}
+    ]
     # the retraction notice (run 1) and the retracted article (run 2) are linked both ways, not merged
     assert rows(db, "SELECT COUNT(DISTINCT work_id) AS n FROM records")[0]["n"] == 6
 
@@ -183,13 +198,22 @@ def seed_previous_success(db, today):
     return watermark
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (lambda: json_response("works_cursor_invalid_404.json", status=404), "cursor-invalid"),
-    (lambda: json_response("works_exception_500.json", status=500), "Crossref internal error"),
-    (lambda: WResponse(fixture_bytes("crossref", "gateway_timeout_504.html"), status=504, content_type="text/html"), "504 Gateway Time-out"),
-    (lambda: WResponse(fixture_bytes("crossref", "not_found_404.txt"), status=404, content_type="text/plain"), "Resource not found."),
-    (lambda: WResponse(fixture_bytes("crossref", PAGE2)[:700], status=200, content_type="application/json"), "expected JSON"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (lambda: json_response("works_cursor_invalid_404.json", status=404), "cursor-invalid"),
+        (lambda: json_response("works_exception_500.json", status=500), "Crossref internal error"),
+        (
+            lambda: WResponse(fixture_bytes("crossref", "gateway_timeout_504.html"), status=504, content_type="text/html"),
+            "504 Gateway Time-out",
+        ),
+        (
+            lambda: WResponse(fixture_bytes("crossref", "not_found_404.txt"), status=404, content_type="text/plain"),
+            "Resource not found.",
+        ),
+        (lambda: WResponse(fixture_bytes("crossref", PAGE2)[:700], status=200, content_type="application/json"), "expected JSON"),
+    ],
+)
 def test_error_on_second_page_fails_the_run_without_losing_data(httpserver, make_config, run_crawl, db, today, answer, expected):
     # a first, successful run stores records; then an older watermark is put back to see it not move
     serve(httpserver)
@@ -215,7 +239,10 @@ def test_error_on_second_page_fails_the_run_without_losing_data(httpserver, make
 
 
 def test_server_errors_are_retried_before_failing(httpserver, make_config, run_crawl, db):
-    serve(httpserver, created={"*": WResponse(fixture_bytes("crossref", "gateway_timeout_504.html"), status=504, content_type="text/html")})
+    serve(
+        httpserver,
+        created={"*": WResponse(fixture_bytes("crossref", "gateway_timeout_504.html"), status=504, content_type="text/html")},
+    )
     report = run_crawl(crossref_config(make_config, httpserver), only=["crossref"]).sources[0]
     assert report.status == "failed" and "HTTP 504" in report.error
     assert len(httpserver.log) == 3  # the shared client's max_retries = 2 in the test config
@@ -276,33 +303,60 @@ def test_parse_page_fields():
     assert preprint.title.endswith("non-inferiority trial (ELEKT-D) & its safety")
     assert (preprint.journal, preprint.published_on, preprint.record_type) == ("medRxiv", "2022-12-05", "preprint")
     assert preprint.identifiers == [("doi", "10.1101/2022.12.03.22283062")]
-    assert [(l.relation, l.value) for l in preprint.links if l.relation == "preprint_of"] == [("preprint_of", "10.1056/nejmoa2302399")]
+    assert [(l.relation, l.value) for l in preprint.links if l.relation == "preprint_of"] == [
+        ("preprint_of", "10.1056/nejmoa2302399")
+    ]
     assert preprint.publication_types == ["posted-content", "preprint"]
 
 
-@pytest.mark.parametrize("parts, expected", [
-    ([[2019, 4, 3]], "2019-04-03"), ([[2019, 4]], "2019-04"), ([[2025]], "2025"), ([[None]], None),
-    ([[2021, 2, 30]], "2021-02"), ([[2021, 13]], "2021"), ([], None), ([["2020", "1", "5"]], "2020-01-05"),
-])
+@pytest.mark.parametrize(
+    "parts, expected",
+    [
+        ([[2019, 4, 3]], "2019-04-03"),
+        ([[2019, 4]], "2019-04"),
+        ([[2025]], "2025"),
+        ([[None]], None),
+        ([[2021, 2, 30]], "2021-02"),
+        ([[2021, 13]], "2021"),
+        ([], None),
+        ([["2020", "1", "5"]], "2020-01-05"),
+    ],
+)
 def test_partial_dates(parts, expected):
     assert crossref.parse_date_parts({"date-parts": parts}) == expected
 
 
 def test_published_prefers_posted_for_preprints_and_issued_for_articles():
-    assert crossref.parse_published(item(type="posted-content", posted={"date-parts": [[2020, 2, 19]]}, issued={"date-parts": [[2020, 3]]})) == "2020-02-19"
-    assert crossref.parse_published(item(issued={"date-parts": [[2019, 4]]}, **{"published-online": {"date-parts": [[2019, 4, 3]]}})) == "2019-04"
-    assert crossref.parse_published(item(issued={"date-parts": [[None]]}, **{"published-print": {"date-parts": [[2001]]}})) == "2001"
+    assert (
+        crossref.parse_published(
+            item(type="posted-content", posted={"date-parts": [[2020, 2, 19]]}, issued={"date-parts": [[2020, 3]]})
+        )
+        == "2020-02-19"
+    )
+    assert (
+        crossref.parse_published(item(issued={"date-parts": [[2019, 4]]}, **{"published-online": {"date-parts": [[2019, 4, 3]]}}))
+        == "2019-04"
+    )
+    assert (
+        crossref.parse_published(item(issued={"date-parts": [[None]]}, **{"published-print": {"date-parts": [[2001]]}})) == "2001"
+    )
 
 
 def test_titles_lose_tags_and_entities():
-    record = crossref.parse_item(item(title=["<scp>Ketamine</scp> and <i>N</i>-methyl-<sc>d</sc>-aspartate &amp; mood &#8212; a review"],
-                                      subtitle=["Mechanisms &lt;and&gt; models"]))
+    record = crossref.parse_item(
+        item(
+            title=["<scp>Ketamine</scp> and <i>N</i>-methyl-<sc>d</sc>-aspartate &amp; mood &#8212; a review"],
+            subtitle=["Mechanisms &lt;and&gt; models"],
+        )
+    )
     assert record.title == "Ketamine and N -methyl- d -aspartate & mood — a review: Mechanisms <and> models"
 
 
 def test_abstract_with_mathml_entities_and_invalid_xml():
-    mathml = ('<jats:p>Count (<mml:math xmlns:mml="http://www.w3.org/1998/Math/MathML"><mml:mn>5</mml:mn><mml:mo>×</mml:mo>'
-              '<mml:msup><mml:mn>10</mml:mn><mml:mn>9</mml:mn></mml:msup></mml:math>/L) after ketamine&nbsp;infusion.</jats:p>')
+    mathml = (
+        '<jats:p>Count (<mml:math xmlns:mml="http://www.w3.org/1998/Math/MathML"><mml:mn>5</mml:mn><mml:mo>×</mml:mo>'
+        "<mml:msup><mml:mn>10</mml:mn><mml:mn>9</mml:mn></mml:msup></mml:math>/L) after ketamine&nbsp;infusion.</jats:p>"
+    )
     assert crossref.parse_abstract(mathml) == "Count (5×10^9/L) after ketamine infusion."  # &nbsp; folded like any space
     broken = "<jats:sec><jats:title>Results</jats:title><jats:p>p < 0.05 & MADRS fell</jats:p></jats:sec><jats:p>More</jats:p>"
     assert crossref.parse_abstract(broken) == "Results: p < 0.05 & MADRS fell\nMore"
@@ -312,66 +366,117 @@ def test_abstract_with_mathml_entities_and_invalid_xml():
 
 
 def test_relations_only_link_dois_and_skip_self_references():
-    record = crossref.parse_item(item(relation={
-        "is-preprint-of": [{"id-type": "uri", "id": "https://example.org/x"}, {"id-type": "doi", "id": "https://doi.org/10.1000/J.X.1"}],
-        "is-version-of": [{"id-type": "doi", "id": "10.5555/test.1"}, {"id-type": "doi", "id": "10.5555/test.0"}],
-        "has-review": [{"id-type": "doi", "id": "10.5555/review.1"}],
-        "cites": [],
-    }))
+    record = crossref.parse_item(
+        item(
+            relation={
+                "is-preprint-of": [
+                    {"id-type": "uri", "id": "https://example.org/x"},
+                    {"id-type": "doi", "id": "https://doi.org/10.1000/J.X.1"},
+                ],
+                "is-version-of": [{"id-type": "doi", "id": "10.5555/test.1"}, {"id-type": "doi", "id": "10.5555/test.0"}],
+                "has-review": [{"id-type": "doi", "id": "10.5555/review.1"}],
+                "cites": [],
+            }
+        )
+    )
     assert [(l.relation, l.value, l.note) for l in record.links] == [
-        ("preprint_of", "10.1000/j.x.1", None), ("version_of", "10.5555/test.0", "is-version-of")]
+        ("preprint_of", "10.1000/j.x.1", None),
+        ("version_of", "10.5555/test.0", "is-version-of"),
+    ]
     assert record.identifiers == [("doi", "10.5555/test.1")]
 
 
 def test_update_to_makes_a_notice_but_not_when_it_points_at_itself():
-    notice = crossref.parse_item(item(title=["Expression of Concern"], **{"update-to": [
-        {"DOI": "10.5555/a", "type": "expression_of_concern"}, {"DOI": "10.5555/b", "type": "erratum"}, {"DOI": "10.5555/c", "type": "addendum"}]}))
+    notice = crossref.parse_item(
+        item(
+            title=["Expression of Concern"],
+            **{
+                "update-to": [
+                    {"DOI": "10.5555/a", "type": "expression_of_concern"},
+                    {"DOI": "10.5555/b", "type": "erratum"},
+                    {"DOI": "10.5555/c", "type": "addendum"},
+                ]
+            },
+        )
+    )
     assert notice.record_type == "notice"
     assert [(l.relation, l.value, l.note) for l in notice.links] == [
-        ("expression_of_concern_for", "10.5555/a", None), ("correction_for", "10.5555/b", "erratum"), ("update_of", "10.5555/c", "addendum")]
-    in_place = crossref.parse_item(item(title=["End of aging"], **{"update-to": [{"DOI": "10.5555/TEST.1", "type": "correction"}]}))
+        ("expression_of_concern_for", "10.5555/a", None),
+        ("correction_for", "10.5555/b", "erratum"),
+        ("update_of", "10.5555/c", "addendum"),
+    ]
+    in_place = crossref.parse_item(
+        item(title=["End of aging"], **{"update-to": [{"DOI": "10.5555/TEST.1", "type": "correction"}]})
+    )
     assert (in_place.record_type, in_place.links) == ("article", [])
 
 
-@pytest.mark.parametrize("title, updated_by, expected", [
-    ("Retraction: Ketamine for depression", None, "notice"),
-    ("Retracted: Influence of ketamine on mood in rats", None, "notice"),
-    ("RETRACTED: Ketamine for depression", [{"DOI": "10.5555/n", "type": "retraction", "source": "retraction-watch"}], "article"),
-    ("Retraction Note to: Esketamine in adolescents", None, "notice"),
-    ("Correction to: Esketamine nasal spray", None, "notice"),
-    ("Erratum", None, "notice"),
-    ("Correction of hyponatraemia after ketamine", None, "article"),
-    ("Retraction of the tongue under ketamine anaesthesia", None, "article"),
-])
+@pytest.mark.parametrize(
+    "title, updated_by, expected",
+    [
+        ("Retraction: Ketamine for depression", None, "notice"),
+        ("Retracted: Influence of ketamine on mood in rats", None, "notice"),
+        (
+            "RETRACTED: Ketamine for depression",
+            [{"DOI": "10.5555/n", "type": "retraction", "source": "retraction-watch"}],
+            "article",
+        ),
+        ("Retraction Note to: Esketamine in adolescents", None, "notice"),
+        ("Correction to: Esketamine nasal spray", None, "notice"),
+        ("Erratum", None, "notice"),
+        ("Correction of hyponatraemia after ketamine", None, "article"),
+        ("Retraction of the tongue under ketamine anaesthesia", None, "article"),
+    ],
+)
 def test_notice_titles(title, updated_by, expected):
     record = crossref.parse_item(item(title=[title], **({"updated-by": updated_by} if updated_by else {})))
     assert record.record_type == expected
 
 
 def test_updated_by_links_with_source_notes():
-    record = crossref.parse_item(item(**{"updated-by": [
-        {"DOI": "10.5555/r", "type": "retraction", "source": "retraction-watch"},
-        {"DOI": "10.5555/e", "type": "expression_of_concern", "source": "publisher"},
-        {"DOI": "10.5555/c", "type": "corrigendum", "source": "publisher"},
-        {"DOI": "10.5555/v", "type": "new_version"}]}))
+    record = crossref.parse_item(
+        item(
+            **{
+                "updated-by": [
+                    {"DOI": "10.5555/r", "type": "retraction", "source": "retraction-watch"},
+                    {"DOI": "10.5555/e", "type": "expression_of_concern", "source": "publisher"},
+                    {"DOI": "10.5555/c", "type": "corrigendum", "source": "publisher"},
+                    {"DOI": "10.5555/v", "type": "new_version"},
+                ]
+            }
+        )
+    )
     assert [(l.relation, l.value, l.note) for l in record.links] == [
-        ("retraction_in", "10.5555/r", "retraction-watch"), ("expression_of_concern_in", "10.5555/e", "publisher"),
-        ("correction_in", "10.5555/c", "corrigendum; publisher"), ("update_in", "10.5555/v", "new_version")]
+        ("retraction_in", "10.5555/r", "retraction-watch"),
+        ("expression_of_concern_in", "10.5555/e", "publisher"),
+        ("correction_in", "10.5555/c", "corrigendum; publisher"),
+        ("update_in", "10.5555/v", "new_version"),
+    ]
 
 
 def test_trial_numbers_are_links_not_identifiers():
-    record = crossref.parse_item(item(
-        abstract="<jats:p>Registered as ISRCTN 12345678 and EudraCT 2019-001234-56.</jats:p>",
-        **{"clinical-trial-number": [
-            {"clinical-trial-number": "nct02418585", "registry": "10.18810/clinical-trials-gov"},
-            {"clinical-trial-number": "03113968", "registry": "10.18810/clinical-trials-gov"},
-            {"clinical-trial-number": "isrctn75784880", "registry": "10.18810/isrctn"},
-            {"clinical-trial-number": "2019-001234-56", "registry": "10.18810/euctr"},
-            {"clinical-trial-number": "ACTRN12615000123456", "registry": "10.18810/anzctr"},
-            {"clinical-trial-number": "12345", "registry": "10.18810/unknown"}]}))
+    record = crossref.parse_item(
+        item(
+            abstract="<jats:p>Registered as ISRCTN 12345678 and EudraCT 2019-001234-56.</jats:p>",
+            **{
+                "clinical-trial-number": [
+                    {"clinical-trial-number": "nct02418585", "registry": "10.18810/clinical-trials-gov"},
+                    {"clinical-trial-number": "03113968", "registry": "10.18810/clinical-trials-gov"},
+                    {"clinical-trial-number": "isrctn75784880", "registry": "10.18810/isrctn"},
+                    {"clinical-trial-number": "2019-001234-56", "registry": "10.18810/euctr"},
+                    {"clinical-trial-number": "ACTRN12615000123456", "registry": "10.18810/anzctr"},
+                    {"clinical-trial-number": "12345", "registry": "10.18810/unknown"},
+                ]
+            },
+        )
+    )
     assert [(l.scheme, l.value) for l in record.links if l.relation == "registered_as"] == [
-        ("nct", "NCT02418585"), ("nct", "NCT03113968"), ("isrctn", "ISRCTN75784880"), ("eudract", "2019-001234-56"),
-        ("isrctn", "ISRCTN12345678")]
+        ("nct", "NCT02418585"),
+        ("nct", "NCT03113968"),
+        ("isrctn", "ISRCTN75784880"),
+        ("eudract", "2019-001234-56"),
+        ("isrctn", "ISRCTN12345678"),
+    ]
     assert record.identifiers == [("doi", "10.5555/test.1")]
     assert record.extra["trial_numbers_unrecognised"] == ["ACTRN12615000123456", "12345"]
 
@@ -390,13 +495,16 @@ def test_parse_rate_limit():
     assert crossref.parse_rate_limit("50", "soon") is None
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("works_cursor_invalid_404.json", "cursor-invalid"),
-    ("works_exception_500.json", "internal error"),
-    ("works_validation_400.json", "integer-not-valid"),
-    ("gateway_timeout_504.html", "504 Gateway Time-out"),
-    ("not_found_404.txt", "Resource not found."),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("works_cursor_invalid_404.json", "cursor-invalid"),
+        ("works_exception_500.json", "internal error"),
+        ("works_validation_400.json", "integer-not-valid"),
+        ("gateway_timeout_504.html", "504 Gateway Time-out"),
+        ("not_found_404.txt", "Resource not found."),
+    ],
+)
 def test_parse_file_raises_source_errors(name, expected):
     with pytest.raises(SourceError) as err:
         crossref.parse_file(fixture_bytes("crossref", name), name)

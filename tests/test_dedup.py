@@ -27,44 +27,56 @@ HARD_CASES = sorted(c for c in LABELS["cases"] if not c.startswith("ordinary"))
 
 # --------------------------------------------------------------------------- the rules, one by one
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Ketamine for Depression.", "ketamine for depression"),
-    ("<i>R,S</i>-ketamine in <b>TRD</b>", "r s ketamine in trd"),
-    ("TNF-&alpha; and IL-6", "tnf alpha and il 6"),
-    ("TNF-&amp;alpha; levels", "tnf alpha levels"),
-    ("Plasma TNF-α, β-endorphin and μ-opioid", "plasma tnf alpha beta endorphin and mu opioid"),
-    ("Treatment\u2010resistant depression \u2013 a review", "treatment resistant depression | a review"),
-    ("\u201cI felt lighter\u201d: patients\u2019 experiences", "i felt lighter | patients experiences"),
-    ("Anxiety & depression in Montréal", "anxiety and depression in montreal"),
-    ("RETRACTED: Ketamine and BDNF", "ketamine and bdnf"),
-    ("Ketamine vs. ECT", "ketamine versus ect"),
-])
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Ketamine for Depression.", "ketamine for depression"),
+        ("<i>R,S</i>-ketamine in <b>TRD</b>", "r s ketamine in trd"),
+        ("TNF-&alpha; and IL-6", "tnf alpha and il 6"),
+        ("TNF-&amp;alpha; levels", "tnf alpha levels"),
+        ("Plasma TNF-α, β-endorphin and μ-opioid", "plasma tnf alpha beta endorphin and mu opioid"),
+        ("Treatment\u2010resistant depression \u2013 a review", "treatment resistant depression | a review"),
+        ("\u201cI felt lighter\u201d: patients\u2019 experiences", "i felt lighter | patients experiences"),
+        ("Anxiety & depression in Montréal", "anxiety and depression in montreal"),
+        ("RETRACTED: Ketamine and BDNF", "ketamine and bdnf"),
+        ("Ketamine vs. ECT", "ketamine versus ect"),
+    ],
+)
 def test_titles_normalise_case_markup_entities_greek_dashes_quotes_and_trailing_period(raw, expected):
     assert dedup.normalize_title(raw) == expected
 
 
 def test_every_doi_form_normalises_to_one_value():
-    forms = ["10.1001/JAMAPSYCHIATRY.2024.0101", "doi:10.1001/jamapsychiatry.2024.0101",
-             "https://doi.org/10.1001/jamapsychiatry.2024.0101", "http://dx.doi.org/10.1001/jamapsychiatry.2024.0101",
-             "10.1001%2Fjamapsychiatry.2024.0101", "https://doi.org/10.1001%2Fjamapsychiatry.2024.0101."]
+    forms = [
+        "10.1001/JAMAPSYCHIATRY.2024.0101",
+        "doi:10.1001/jamapsychiatry.2024.0101",
+        "https://doi.org/10.1001/jamapsychiatry.2024.0101",
+        "http://dx.doi.org/10.1001/jamapsychiatry.2024.0101",
+        "10.1001%2Fjamapsychiatry.2024.0101",
+        "https://doi.org/10.1001%2Fjamapsychiatry.2024.0101.",
+    ]
     assert {ids.normalize_doi(f) for f in forms} == {"10.1001/jamapsychiatry.2024.0101"}
     assert ids.normalize_doi("10.1101/2024.02.08.24302501v2") == ids.normalize_doi("10.1101/2024.02.08.24302501")
 
 
-@pytest.mark.parametrize("name, source, expected", [
-    ("Anand Amit", "pubmed", ("anand",)),
-    ("Anand A", "europepmc", ("anand",)),
-    ("Anand A.", "biorxiv", ("anand",)),
-    ("Amit Anand", "crossref", ("anand",)),
-    ("Amit Anand", "feed:jama", ("amit", "anand")),
-    ("Anand, Amit", "feed:jama", ("anand",)),
-    ("J. A. Smith", "feed:x", ("smith",)),
-    ("De Giorgi Riccardo", "pubmed", ("giorgi",)),
-    ("Acevedo-Diaz Elia E", "pubmed", ("acevedo", "diaz")),
-    ("Mu-Hong Chen", "feed:jad", ("mu", "hong", "chen")),
-    ("García-López M", "europepmc", ("garcia", "lopez")),
-    ("O'Brien H.", "biorxiv", ("brien",)),
-])
+@pytest.mark.parametrize(
+    "name, source, expected",
+    [
+        ("Anand Amit", "pubmed", ("anand",)),
+        ("Anand A", "europepmc", ("anand",)),
+        ("Anand A.", "biorxiv", ("anand",)),
+        ("Amit Anand", "crossref", ("anand",)),
+        ("Amit Anand", "feed:jama", ("amit", "anand")),
+        ("Anand, Amit", "feed:jama", ("anand",)),
+        ("J. A. Smith", "feed:x", ("smith",)),
+        ("De Giorgi Riccardo", "pubmed", ("giorgi",)),
+        ("Acevedo-Diaz Elia E", "pubmed", ("acevedo", "diaz")),
+        ("Mu-Hong Chen", "feed:jad", ("mu", "hong", "chen")),
+        ("García-López M", "europepmc", ("garcia", "lopez")),
+        ("O'Brien H.", "biorxiv", ("brien",)),
+    ],
+)
 def test_first_author_surname_from_every_source_format(name, source, expected):
     assert dedup.author_surnames(name, source) == expected
 
@@ -81,45 +93,69 @@ def test_a_collective_author_listed_first_is_skipped():
     assert fp.surnames == ("ito",)
 
 
-@pytest.mark.parametrize("title, types, kind", [
-    ("Erratum: Ketamine for depression", [], "notice"),
-    ("Correction to: Ketamine for depression", [], "notice"),
-    ("Retraction Note: Ketamine for depression", [], "notice"),
-    ("Expression of concern: Ketamine microdosing", [], "notice"),
-    ("RETRACTED: Ketamine for depression", [], "article"),
-    ("Reply to: Ketamine versus midazolam", [], "comment"),
-    ("Comment on: Ketamine versus midazolam", [], "comment"),
-    ("Ketamine versus midazolam", ["Letter", "Comment"], "comment"),
-    ("Oral ketamine in primary care: protocol for a randomised controlled trial", [], "protocol"),
-    ("Oral ketamine in primary care", ["Clinical Trial Protocol"], "protocol"),
-    ("Oral ketamine in primary care: a randomised controlled trial", ["Journal Article"], "article"),
-])
+@pytest.mark.parametrize(
+    "title, types, kind",
+    [
+        ("Erratum: Ketamine for depression", [], "notice"),
+        ("Correction to: Ketamine for depression", [], "notice"),
+        ("Retraction Note: Ketamine for depression", [], "notice"),
+        ("Expression of concern: Ketamine microdosing", [], "notice"),
+        ("RETRACTED: Ketamine for depression", [], "article"),
+        ("Reply to: Ketamine versus midazolam", [], "comment"),
+        ("Comment on: Ketamine versus midazolam", [], "comment"),
+        ("Ketamine versus midazolam", ["Letter", "Comment"], "comment"),
+        ("Oral ketamine in primary care: protocol for a randomised controlled trial", [], "protocol"),
+        ("Oral ketamine in primary care", ["Clinical Trial Protocol"], "protocol"),
+        ("Oral ketamine in primary care: a randomised controlled trial", ["Journal Article"], "article"),
+    ],
+)
 def test_record_kinds_keep_notices_comments_and_protocols_apart(title, types, kind):
     assert dedup.record_kind("article", title, types) == kind
 
 
-@pytest.mark.parametrize("a, b", [
-    ("Low-dose ketamine for depression: a randomized controlled trial.", "Low\u2010dose <i>ketamine</i> for depression: A randomised controlled trial"),
-    ("Ketamine for treatment-resistant depression: a multicenter study", "Ketamine for treatmentresistant depression: a multicentre study"),
-    ("Plasma TNF-α predicts ketamine response in bipolar depression: a cohort", "Plasma TNF-alpha predicts ketamine response in bipolar depression"),
-    ("A randomized trial of esketamine in older adults", "Randomized trial of esketamine in older adults"),
-    ("Behaviour after ketamine infusions in adolescents", "Behavior after ketamine infusion in adolescents"),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (
+            "Low-dose ketamine for depression: a randomized controlled trial.",
+            "Low\u2010dose <i>ketamine</i> for depression: A randomised controlled trial",
+        ),
+        (
+            "Ketamine for treatment-resistant depression: a multicenter study",
+            "Ketamine for treatmentresistant depression: a multicentre study",
+        ),
+        (
+            "Plasma TNF-α predicts ketamine response in bipolar depression: a cohort",
+            "Plasma TNF-alpha predicts ketamine response in bipolar depression",
+        ),
+        ("A randomized trial of esketamine in older adults", "Randomized trial of esketamine in older adults"),
+        ("Behaviour after ketamine infusions in adolescents", "Behavior after ketamine infusion in adolescents"),
+    ],
+)
 def test_titles_of_one_work_match(a, b):
     same, _, _ = dedup.compare_titles(dedup.normalize_title(a), dedup.normalize_title(b))
     assert same
 
 
-@pytest.mark.parametrize("a, b", [
-    ("Ketamine in clinical practice, part 1: indications", "Ketamine in clinical practice, part 2: indications"),
-    ("Esketamine for depression: an expert review. Part I", "Esketamine for depression: an expert review. Part II"),
-    ("Ketamine for TRD in adolescents: a crossover trial", "Esketamine for TRD in adolescents: a crossover trial"),
-    ("(R)-ketamine as a rapid-acting antidepressant", "(S)-ketamine as a rapid-acting antidepressant"),
-    ("Repeated ketamine infusions and 6-month relapse", "Repeated ketamine infusions and 12-month relapse"),
-    ("Ketamine with and without psychotherapy for alcohol use disorder", "Ketamine without psychotherapy for alcohol use disorder"),
-    ("Esketamine in adults with depression: 12-month outcomes", "Esketamine in older adults with depression: 12-month outcomes"),
-    ("Oral ketamine in primary care: protocol for a randomised trial", "Oral ketamine in primary care: a randomised trial"),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("Ketamine in clinical practice, part 1: indications", "Ketamine in clinical practice, part 2: indications"),
+        ("Esketamine for depression: an expert review. Part I", "Esketamine for depression: an expert review. Part II"),
+        ("Ketamine for TRD in adolescents: a crossover trial", "Esketamine for TRD in adolescents: a crossover trial"),
+        ("(R)-ketamine as a rapid-acting antidepressant", "(S)-ketamine as a rapid-acting antidepressant"),
+        ("Repeated ketamine infusions and 6-month relapse", "Repeated ketamine infusions and 12-month relapse"),
+        (
+            "Ketamine with and without psychotherapy for alcohol use disorder",
+            "Ketamine without psychotherapy for alcohol use disorder",
+        ),
+        (
+            "Esketamine in adults with depression: 12-month outcomes",
+            "Esketamine in older adults with depression: 12-month outcomes",
+        ),
+        ("Oral ketamine in primary care: protocol for a randomised trial", "Oral ketamine in primary care: a randomised trial"),
+    ],
+)
 def test_titles_of_different_works_do_not_match(a, b):
     same, _, _ = dedup.compare_titles(dedup.normalize_title(a), dedup.normalize_title(b))
     assert not same
@@ -135,21 +171,33 @@ def test_a_match_needs_the_first_author_and_a_year_within_one():
     assert dedup.compare(fp(title), fp(title, year="2026")) is None
     assert dedup.compare(fp(title), fp(title, ["Jane Smith"], source="crossref")) is None
     assert dedup.compare(fp(title), fp(title, ["Bilal Anand"], source="crossref")) is None  # same surname, another initial
-    assert dedup.compare(fp(title, ["Anand A"], source="europepmc"), fp(title, ["Amit Anand"], source="feed:jama")).action == "merge"
+    assert (
+        dedup.compare(fp(title, ["Anand A"], source="europepmc"), fp(title, ["Amit Anand"], source="feed:jama")).action == "merge"
+    )
     assert dedup.compare(fp(title), fp(title, kind="notice", types=["Published Erratum"])) is None
     assert dedup.compare(fp(title), fp(title, kind="preprint", year="2023", source="biorxiv")).action == "link"
-    assert dedup.compare(fp("Ketamine for depression", authors=()), fp("Ketamine for depression")) is None  # short title, no authors
+    assert (
+        dedup.compare(fp("Ketamine for depression", authors=()), fp("Ketamine for depression")) is None
+    )  # short title, no authors
 
 
 def test_a_record_matching_two_different_works_joins_neither(db):
     def crossref(doi, subtitle):
-        record = article("crossref", doi, f"Esketamine nasal spray in Dutch primary care settings: {subtitle}", ["Mu-Hong Chen"], "2025-02-01")
+        record = article(
+            "crossref", doi, f"Esketamine nasal spray in Dutch primary care settings: {subtitle}", ["Mu-Hong Chen"], "2025-02-01"
+        )
         record.add_id("doi", doi)
         return record
 
     feed = article("feed:jad", "S0165-1", "Esketamine nasal spray in Dutch primary care settings", ["Mu-Hong Chen"], "2025-02-03")
-    store.save_records(db, [crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"),
-                            crossref("10.1016/j.jad.2025.2", "a budget impact analysis"), feed])
+    store.save_records(
+        db,
+        [
+            crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"),
+            crossref("10.1016/j.jad.2025.2", "a budget impact analysis"),
+            feed,
+        ],
+    )
     assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 3
     assert rows(db, "SELECT * FROM work_merges") == []
 
@@ -159,6 +207,7 @@ def test_a_record_matching_two_different_works_joins_neither(db):
 
 
 # --------------------------------------------------------------------------- the labelled corpus
+
 
 @pytest.fixture(scope="module", params=corpus.ORDERS)
 def loaded(request, tmp_path_factory):
@@ -174,10 +223,33 @@ def test_the_labelled_set_covers_every_hard_case_with_enough_pairs():
     across_sources = [(a, b) for a, b in positive if a.split("/")[0] != b.split("/")[0]]
     assert len(across_sources) >= 150
     assert len(corpus.hard_negative_pairs(LABELS)) >= 50
-    assert {"doi_forms", "transitive", "pmcid", "preprint_versions", "registries", "pubmed_before_doi", "feed_no_doi",
-            "year_off_by_one", "erratum_same_title", "retraction_notice", "part1_part2", "protocol_results", "comment_reply",
-            "same_group", "generic_title", "two_dois", "republished", "preprint_biorxiv_pubs", "preprint_biorxiv_published", "preprint_crossref_relation",
-            "preprint_europepmc", "preprint_title_authors", "preprint_openalex", "registration_links", "notice_links"} <= set(HARD_CASES)
+    assert {
+        "doi_forms",
+        "transitive",
+        "pmcid",
+        "preprint_versions",
+        "registries",
+        "pubmed_before_doi",
+        "feed_no_doi",
+        "year_off_by_one",
+        "erratum_same_title",
+        "retraction_notice",
+        "part1_part2",
+        "protocol_results",
+        "comment_reply",
+        "same_group",
+        "generic_title",
+        "two_dois",
+        "republished",
+        "preprint_biorxiv_pubs",
+        "preprint_biorxiv_published",
+        "preprint_crossref_relation",
+        "preprint_europepmc",
+        "preprint_title_authors",
+        "preprint_openalex",
+        "registration_links",
+        "notice_links",
+    } <= set(HARD_CASES)
     sources = {key.split("/")[0].split(":")[0] for key in LABELS["records"]}
     assert sources == {"pubmed", "crossref", "europepmc", "biorxiv", "clinicaltrials", "isrctn", "openalex", "feed"}
 
@@ -203,8 +275,15 @@ def test_every_labelled_link_is_found_and_no_other(loaded):
     order, _, result = loaded
     problems = {t: {"missed": v["missed"], "extra": v["extra"]} for t, v in result["links"].items() if v["missed"] or v["extra"]}
     assert problems == {}, order
-    assert {"preprint_of", "registered_as", "references", "retraction_of", "correction_of", "expression_of_concern_of",
-            "comment_on"} <= set(result["links"])
+    assert {
+        "preprint_of",
+        "registered_as",
+        "references",
+        "retraction_of",
+        "correction_of",
+        "expression_of_concern_of",
+        "comment_on",
+    } <= set(result["links"])
 
 
 def test_merge_precision_and_recall_reach_the_targets(loaded):
@@ -279,8 +358,16 @@ def test_merges_are_logged_with_their_evidence(loaded):
 
 
 def article(source, source_id, title, authors, date, **identifiers):
-    record = Record(source=source, source_id=source_id, record_type="article", title=title, authors=authors,
-                    published_on=date, entered_on=date, journal="JAMA psychiatry")
+    record = Record(
+        source=source,
+        source_id=source_id,
+        record_type="article",
+        title=title,
+        authors=authors,
+        published_on=date,
+        entered_on=date,
+        journal="JAMA psychiatry",
+    )
     for scheme, value in identifiers.items():
         record.add_id(scheme, value)
     return record
@@ -292,8 +379,13 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
     # PubMed without DOI and a feed item without authors: too little to match on titles
     pubmed = article("pubmed", "41000001", "Ketamine and sleep: a pilot study.", ["Ito Hugo"], "2026-11-18", pmid="41000001")
     feed = article("feed:jama", "jama-1", "Ketamine and sleep", [], "2026-11-18", doi="10.1001/jamapsychiatry.2026.1")
-    notice = Record(source="crossref", source_id="10.1001/jamapsychiatry.2026.9", record_type="notice",
-                    title="Correction to: Ketamine and sleep", published_on="2026-11-20")
+    notice = Record(
+        source="crossref",
+        source_id="10.1001/jamapsychiatry.2026.9",
+        record_type="notice",
+        title="Correction to: Ketamine and sleep",
+        published_on="2026-11-20",
+    )
     notice.add_id("doi", "10.1001/jamapsychiatry.2026.9")
     notice.add_link("correction_for", "doi", "10.1001/jamapsychiatry.2026.1")
     store.save_records(db, [pubmed, feed, notice], now="2026-11-20T06:00:00Z")
@@ -301,8 +393,9 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
     feed_work = rows(db, "SELECT work_id FROM records WHERE source = 'feed:jama'")[0]["work_id"]
     pubmed_work = rows(db, "SELECT work_id FROM records WHERE source = 'pubmed'")[0]["work_id"]
     assert rows(db, "SELECT from_work_id, to_work_id, link_type FROM work_links_view") == [
-        {"from_work_id": 3, "to_work_id": feed_work, "link_type": "correction_of"}]
-    run_digest(make_config(), db, now=dt.datetime(2026, 11, 21, 7, tzinfo=dt.timezone.utc))
+        {"from_work_id": 3, "to_work_id": feed_work, "link_type": "correction_of"}
+    ]
+    run_digest(make_config(), db, now=dt.datetime(2026, 11, 21, 7, tzinfo=dt.UTC))
     # the correction notice is told on the work it concerns (README, "Digest"), not listed apart
     assert {r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")} == {1, 2}
 
@@ -314,29 +407,48 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
     assert rows(db, "SELECT id FROM works WHERE merged_into IS NULL ORDER BY id") == [{"id": survivor}, {"id": 3}]
     assert rows(db, "SELECT merged_into FROM works WHERE id = ?", [max(feed_work, pubmed_work)]) == [{"merged_into": survivor}]
     assert rows(db, "SELECT survivor_id, merged_id, reason FROM work_merges") == [
-        {"survivor_id": survivor, "merged_id": max(feed_work, pubmed_work), "reason": "identifier doi:10.1001/jamapsychiatry.2026.1"}]
+        {
+            "survivor_id": survivor,
+            "merged_id": max(feed_work, pubmed_work),
+            "reason": "identifier doi:10.1001/jamapsychiatry.2026.1",
+        }
+    ]
     assert sorted(r["work_id"] for r in rows(db, "SELECT work_id FROM digest_items")) == [survivor, survivor]
     assert rows(db, "SELECT from_work_id, to_work_id, link_type FROM work_links_view") == [
-        {"from_work_id": 3, "to_work_id": survivor, "link_type": "correction_of"}]
+        {"from_work_id": 3, "to_work_id": survivor, "link_type": "correction_of"}
+    ]
     assert rows(db, "SELECT is_corrected, sources FROM works_view WHERE work_id = ?", [survivor]) == [
-        {"is_corrected": 1, "sources": "feed:jama,pubmed"}]
+        {"is_corrected": 1, "sources": "feed:jama,pubmed"}
+    ]
     # the survivor was listed already: the next digest does not list it again
-    result = run_digest(make_config(), db, now=dt.datetime(2026, 11, 28, 7, tzinfo=dt.timezone.utc))
+    result = run_digest(make_config(), db, now=dt.datetime(2026, 11, 28, 7, tzinfo=dt.UTC))
     assert [item.work_id for item in result.digest.items] == []
 
 
 def test_a_link_stated_before_its_target_arrives_resolves_when_it_does(db):
-    article_ = article("pubmed", "41000002", "Esketamine in older adults: a randomised trial.", ["Ueda Leo"], "2026-01-10", pmid="41000002")
+    article_ = article(
+        "pubmed", "41000002", "Esketamine in older adults: a randomised trial.", ["Ueda Leo"], "2026-01-10", pmid="41000002"
+    )
     article_.add_link("registered_as", "nct", "NCT05000002", note="DataBankList ClinicalTrials.gov")
     store.save_records(db, [article_])
     assert rows(db, "SELECT * FROM work_links") == []
-    trial = Record(source="clinicaltrials", source_id="NCT05000002", record_type="trial_registration",
-                   title="Esketamine in Older Adults", published_on="2024-01-01")
+    trial = Record(
+        source="clinicaltrials",
+        source_id="NCT05000002",
+        record_type="trial_registration",
+        title="Esketamine in Older Adults",
+        published_on="2024-01-01",
+    )
     trial.add_id("nct", "NCT05000002")
     store.save_records(db, [trial])
     assert rows(db, "SELECT from_work_id, link_type, to_work_id, evidence FROM work_links") == [
-        {"from_work_id": 1, "link_type": "registered_as", "to_work_id": 2,
-         "evidence": "pubmed:41000002 registered_as nct:NCT05000002"}]
+        {
+            "from_work_id": 1,
+            "link_type": "registered_as",
+            "to_work_id": 2,
+            "evidence": "pubmed:41000002 registered_as nct:NCT05000002",
+        }
+    ]
     assert rows(db, "SELECT has_results FROM works_view WHERE work_id = 2") == [{"has_results": 1}]
 
 
@@ -347,24 +459,60 @@ def test_upgrading_a_database_resolves_what_it_already_holds(tmp_path):
     store.migrations.apply(old, stop_before="m002_dedup")
     now = "2025-01-01T00:00:00Z"
     rows_ = [  # (work, source, source_id, type, title, authors, date, identifiers, links)
-        (1, "pubmed", "41000020", "article", "Ketamine and sleep architecture in adults with treatment-resistant depression.",
-         ["Ito Hugo"], "2024-05-02", [("pmid", "41000020")], []),
-        (2, "crossref", "10.1001/x.2024.1", "article", "Ketamine and sleep architecture in adults with treatment‐resistant depression",
-         ["Hugo Ito"], "2024-05-01", [("doi", "10.1001/x.2024.1")], []),
-        (3, "crossref", "10.1001/x.2024.9", "notice", "Correction to: Ketamine and sleep architecture", [], "2024-07-01",
-         [("doi", "10.1001/x.2024.9")], [("correction_for", "doi", "10.1001/x.2024.1")]),
+        (
+            1,
+            "pubmed",
+            "41000020",
+            "article",
+            "Ketamine and sleep architecture in adults with treatment-resistant depression.",
+            ["Ito Hugo"],
+            "2024-05-02",
+            [("pmid", "41000020")],
+            [],
+        ),
+        (
+            2,
+            "crossref",
+            "10.1001/x.2024.1",
+            "article",
+            "Ketamine and sleep architecture in adults with treatment‐resistant depression",
+            ["Hugo Ito"],
+            "2024-05-01",
+            [("doi", "10.1001/x.2024.1")],
+            [],
+        ),
+        (
+            3,
+            "crossref",
+            "10.1001/x.2024.9",
+            "notice",
+            "Correction to: Ketamine and sleep architecture",
+            [],
+            "2024-07-01",
+            [("doi", "10.1001/x.2024.9")],
+            [("correction_for", "doi", "10.1001/x.2024.1")],
+        ),
     ]
     for work_id, source, source_id, kind, title, authors, date, identifiers, links in rows_:
-        old.execute("INSERT INTO works (id, record_type, title, published_on, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [work_id, kind, title, date, now, now])
+        old.execute(
+            "INSERT INTO works (id, record_type, title, published_on, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [work_id, kind, title, date, now, now],
+        )
         record_id = old.execute(
             "INSERT INTO records (source, source_id, work_id, record_type, title, authors, published_on, data, content_hash,"
             " first_seen_at, last_seen_at, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', 'x', ?, ?, ?)",
-            [source, source_id, work_id, kind, title, json.dumps(authors), date, now, now, now]).lastrowid
+            [source, source_id, work_id, kind, title, json.dumps(authors), date, now, now, now],
+        ).lastrowid
         for scheme, value in identifiers:
-            old.execute("INSERT INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)", [record_id, work_id, scheme, value])
+            old.execute(
+                "INSERT INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)",
+                [record_id, work_id, scheme, value],
+            )
         for relation, scheme, value in links:
-            old.execute("INSERT INTO record_links (record_id, relation, scheme, value) VALUES (?, ?, ?, ?)", [record_id, relation, scheme, value])
+            old.execute(
+                "INSERT INTO record_links (record_id, relation, scheme, value) VALUES (?, ?, ?, ?)",
+                [record_id, relation, scheme, value],
+            )
     old.conn.commit()
     old.close()
 
@@ -372,12 +520,14 @@ def test_upgrading_a_database_resolves_what_it_already_holds(tmp_path):
     assert "m002_dedup" in [r["name"] for r in rows(db, "SELECT name FROM _sqlite_migrations")]
     assert rows(db, "SELECT survivor_id, merged_id FROM work_merges") == [{"survivor_id": 1, "merged_id": 2}]
     assert rows(db, "SELECT from_work_id, link_type, to_work_id FROM work_links_view") == [
-        {"from_work_id": 3, "link_type": "correction_of", "to_work_id": 1}]
+        {"from_work_id": 3, "link_type": "correction_of", "to_work_id": 1}
+    ]
     assert rows(db, "SELECT COUNT(*) AS n FROM record_fingerprints") == [{"n": 3}]
     db.close()
 
 
 # --------------------------------------------------------------------------- the documented views
+
 
 def gold_work(db, key):
     """The current work holding the records of gold work ``key``."""
@@ -390,13 +540,21 @@ def gold_work(db, key):
 def test_work_identifiers_lists_every_identifier_of_every_current_work(loaded):
     _, db, _ = loaded
     view = {(r["work_id"], r["scheme"], r["value"]) for r in rows(db, "SELECT * FROM work_identifiers")}
-    expected = {(r["work_id"], r["scheme"], r["value"]) for r in rows(
-        db, "SELECT i.work_id, i.scheme, i.value FROM identifiers i JOIN works w ON w.id = i.work_id WHERE w.merged_into IS NULL")}
+    expected = {
+        (r["work_id"], r["scheme"], r["value"])
+        for r in rows(
+            db,
+            "SELECT i.work_id, i.scheme, i.value FROM identifiers i JOIN works w ON w.id = i.work_id WHERE w.merged_into IS NULL",
+        )
+    }
     assert view == expected
     assert len(view) == len(rows(db, "SELECT * FROM work_identifiers"))  # distinct
     h01 = gold_work(db, "H01")
     assert {(s, v) for w, s, v in view if w == h01} == {
-        ("doi", "10.1001/jamapsychiatry.2024.0101"), ("pmid", "39100001"), ("openalex", "W4390000001")}
+        ("doi", "10.1001/jamapsychiatry.2024.0101"),
+        ("pmid", "39100001"),
+        ("openalex", "W4390000001"),
+    }
 
 
 def test_works_view_has_one_row_per_current_work_with_best_values_sources_and_flags(loaded):
@@ -408,7 +566,9 @@ def test_works_view_has_one_row_per_current_work_with_best_values_sources_and_fl
     assert h01["title"].startswith("Intravenous ketamine versus electroconvulsive therapy")  # PubMed's title (best source)
     assert h01["journal"] == "JAMA psychiatry" and h01["doi"] == "10.1001/jamapsychiatry.2024.0101" and h01["pmid"] == "39100001"
     assert json.loads(h01["authors"])[0] == "Anand Amit"  # PubMed's authors
-    assert h01["first_seen_at"] == min(r["first_seen_at"] for r in rows(db, "SELECT first_seen_at FROM records WHERE work_id = ?", [h01["work_id"]]))
+    assert h01["first_seen_at"] == min(
+        r["first_seen_at"] for r in rows(db, "SELECT first_seen_at FROM records WHERE work_id = ?", [h01["work_id"]])
+    )
     flags = ("is_preprint", "is_retracted", "is_corrected", "has_expression_of_concern", "has_results")
 
     def flagged(key):
@@ -426,35 +586,53 @@ def test_works_view_has_one_row_per_current_work_with_best_values_sources_and_fl
 
 def test_work_links_view_names_both_works_and_the_evidence(loaded):
     _, db, _ = loaded
-    links = rows(db, "SELECT * FROM work_links_view WHERE from_work_id = ? AND to_work_id = ?",
-                 [gold_work(db, "L21"), gold_work(db, "L20")])
+    links = rows(
+        db,
+        "SELECT * FROM work_links_view WHERE from_work_id = ? AND to_work_id = ?",
+        [gold_work(db, "L21"), gold_work(db, "L20")],
+    )
     assert len(links) == 1
     link = links[0]
-    assert link["link_type"] == "expression_of_concern_of" and link["from_record_type"] == "notice" and link["to_record_type"] == "article"
+    assert (
+        link["link_type"] == "expression_of_concern_of"
+        and link["from_record_type"] == "notice"
+        and link["to_record_type"] == "article"
+    )
     assert set(link["evidence"].split("; ")) == {
         "europepmc:MED/39200020 expression_of_concern_in pmid:39200021",
         "pubmed:39200021 expression_of_concern_for pmid:39200020",
         "crossref:10.1177/0269881122050001 expression_of_concern_in doi:10.1177/0269881123050099",
-        "crossref:10.1177/0269881123050099 expression_of_concern_for doi:10.1177/0269881122050001"}
-    erratum = rows(db, "SELECT evidence FROM work_links_view WHERE from_work_id = ? AND to_work_id = ? AND link_type = 'correction_of'",
-                   [gold_work(db, "N02"), gold_work(db, "N01")])
-    assert set(erratum[0]["evidence"].split("; ")) == {"pubmed:39100011 erratum_in pmid:39100012", "pubmed:39100012 erratum_for pmid:39100011"}
+        "crossref:10.1177/0269881123050099 expression_of_concern_for doi:10.1177/0269881122050001",
+    }
+    erratum = rows(
+        db,
+        "SELECT evidence FROM work_links_view WHERE from_work_id = ? AND to_work_id = ? AND link_type = 'correction_of'",
+        [gold_work(db, "N02"), gold_work(db, "N01")],
+    )
+    assert set(erratum[0]["evidence"].split("; ")) == {
+        "pubmed:39100011 erratum_in pmid:39100012",
+        "pubmed:39100012 erratum_for pmid:39100011",
+    }
     guessed = rows(db, "SELECT evidence FROM work_links_view WHERE from_work_id = ?", [gold_work(db, "L05p")])
     assert guessed and guessed[0]["evidence"].startswith("title+authors score=100")
 
 
 # --------------------------------------------------------------------------- through the real pipeline
 
+
 def test_a_crawl_of_two_sources_joins_and_links_their_records(httpserver, make_config, run_crawl, db):
     files = corpus.corpus_files()
     httpserver.expect_request("/works").respond_with_response(
-        Response(files["crossref_works.json"], content_type="application/json"))
+        Response(files["crossref_works.json"], content_type="application/json")
+    )
     httpserver.expect_request("/rest/search").respond_with_response(
-        Response(files["europepmc_core.json"], content_type="application/json"))
+        Response(files["europepmc_core.json"], content_type="application/json")
+    )
     config = make_config(
         f'[sources.crossref]\nenabled = true\nbase_url = "{httpserver.url_for("/")}"\nquery = "ketamine"\n'
-        'page_size = 1000\nslice_days = 36500\nmin_interval = 0\n'
-        f'[sources.europepmc]\nenabled = true\nbase_url = "{httpserver.url_for("/rest/")}"\nquery = "ketamine"\nmin_interval = 0\n')
+        "page_size = 1000\nslice_days = 36500\nmin_interval = 0\n"
+        f'[sources.europepmc]\nenabled = true\nbase_url = "{httpserver.url_for("/rest/")}"\nquery = "ketamine"\nmin_interval = 0\n'
+    )
     report = run_crawl(config, only=["europepmc", "crossref"])
     assert [s.status for s in report.sources] == ["ok", "ok"], [s.error for s in report.sources]
 
@@ -471,28 +649,59 @@ def test_a_crawl_of_two_sources_joins_and_links_their_records(httpserver, make_c
 
 # --------------------------------------------------------------------------- the digest follows the same decision
 
+
 def test_the_digest_lists_a_preprint_and_its_article_as_two_linked_items(db, make_config):
     import datetime as dt
 
-    preprint = Record(source="biorxiv", source_id="10.1101/2026.11.01.26300001v1", record_type="preprint", version="1",
-                      title="Ketamine-assisted psychotherapy for major depression: a feasibility study", authors=["Rossi L."],
-                      published_on="2026-11-19", entered_on="2026-11-19", journal="medRxiv")
+    preprint = Record(
+        source="biorxiv",
+        source_id="10.1101/2026.11.01.26300001v1",
+        record_type="preprint",
+        version="1",
+        title="Ketamine-assisted psychotherapy for major depression: a feasibility study",
+        authors=["Rossi L."],
+        published_on="2026-11-19",
+        entered_on="2026-11-19",
+        journal="medRxiv",
+    )
     preprint.add_id("doi", "10.1101/2026.11.01.26300001")
     preprint.add_link("preprint_of", "doi", "10.1016/j.jad.2026.11.001")
-    paper = article("pubmed", "41000010", "Ketamine-assisted psychotherapy for major depression: a feasibility study.", ["Rossi Laura"],
-                    "2026-11-20", pmid="41000010", doi="10.1016/j.jad.2026.11.001")
-    notice = Record(source="crossref", source_id="10.1016/j.jad.2026.11.099", record_type="notice", published_on="2026-11-21",
-                    entered_on="2026-11-21", title="Correction to “Ketamine-assisted psychotherapy for major depression”")
+    paper = article(
+        "pubmed",
+        "41000010",
+        "Ketamine-assisted psychotherapy for major depression: a feasibility study.",
+        ["Rossi Laura"],
+        "2026-11-20",
+        pmid="41000010",
+        doi="10.1016/j.jad.2026.11.001",
+    )
+    notice = Record(
+        source="crossref",
+        source_id="10.1016/j.jad.2026.11.099",
+        record_type="notice",
+        published_on="2026-11-21",
+        entered_on="2026-11-21",
+        title="Correction to “Ketamine-assisted psychotherapy for major depression”",
+    )
     notice.add_id("doi", "10.1016/j.jad.2026.11.099")
     notice.add_link("correction_for", "doi", "10.1016/j.jad.2026.11.001")
     store.save_records(db, [preprint, paper, notice], now="2026-11-22T06:00:00Z")
 
-    digest = run_digest(make_config(), db, now=dt.datetime(2026, 11, 24, 7, tzinfo=dt.timezone.utc)).digest
+    digest = run_digest(make_config(), db, now=dt.datetime(2026, 11, 24, 7, tzinfo=dt.UTC)).digest
     by_section = {key: [item.title for item in items] for key, _, items in digest.sections}
     # the article comes with its correction: it is listed among the corrections, the notice told on it
     assert by_section["notices"] == ["Ketamine-assisted psychotherapy for major depression: a feasibility study."]
     assert by_section["preprints"] == ["Ketamine-assisted psychotherapy for major depression: a feasibility study"]
-    assert "  Published version: Ketamine-assisted psychotherapy for major depression: a feasibility study. <https://doi.org/10.1016/j.jad.2026.11.001>" in digest.text
-    assert "  Preprint: Ketamine-assisted psychotherapy for major depression: a feasibility study <https://doi.org/10.1101/2026.11.01.26300001>" in digest.text
-    assert "  Corrected by: Correction to “Ketamine-assisted psychotherapy for major depression” <https://doi.org/10.1016/j.jad.2026.11.099>" in digest.text
+    assert (
+        "  Published version: Ketamine-assisted psychotherapy for major depression: a feasibility study. <https://doi.org/10.1016/j.jad.2026.11.001>"
+        in digest.text
+    )
+    assert (
+        "  Preprint: Ketamine-assisted psychotherapy for major depression: a feasibility study <https://doi.org/10.1101/2026.11.01.26300001>"
+        in digest.text
+    )
+    assert (
+        "  Corrected by: Correction to “Ketamine-assisted psychotherapy for major depression” <https://doi.org/10.1016/j.jad.2026.11.099>"
+        in digest.text
+    )
     assert 'Corrected by: <a href="https://doi.org/10.1016/j.jad.2026.11.099"' in digest.html

@@ -77,7 +77,9 @@ def test_dockerfile_builds_a_slim_non_root_image_with_a_volume_and_a_healthcheck
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):  # every copied path exists in the repo
         for path in source.split():
             assert (ROOT / path).exists(), path
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
     for needed in ("crawler", "config", "pyproject.toml", "README.md"):
         assert needed not in ignored
     health = re.search(r"^HEALTHCHECK .* CMD \[(.+)\]$", text, re.M)
@@ -133,7 +135,18 @@ def test_readme_documents_every_exit_code_and_the_deploy_steps():
     for value in codes.values():
         assert re.search(rf"^\| \*\*{value}\*\* \|", table, re.M), f"exit code {value} undocumented"
     deploy = readme.split("## Deploy", 1)[1].split("\n## ", 1)[0]
-    for needle in ("### cron", "### systemd", "### Docker", "deploy/crontab.example", "deploy/systemd/litmon-run.timer",
-                   "deploy/systemd/litmon.service", "deploy/compose.yaml", "deploy/litmon.env.example", "deploy/check-units.sh",
-                   "litmon backup", "litmon check", "litmon status"):
+    for needle in (
+        "### cron",
+        "### systemd",
+        "### Docker",
+        "deploy/crontab.example",
+        "deploy/systemd/litmon-run.timer",
+        "deploy/systemd/litmon.service",
+        "deploy/compose.yaml",
+        "deploy/litmon.env.example",
+        "deploy/check-units.sh",
+        "litmon backup",
+        "litmon check",
+        "litmon status",
+    ):
         assert needle in deploy, needle

@@ -18,13 +18,21 @@ from crawler.digest import digest_due, run_digest
 from crawler.records import Record
 from tests.conftest import rows
 
-NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 
 
 def article(source_id, title, entered_on, **ids):
-    record = Record(source="pubmed", source_id=source_id, record_type="article", title=title, entered_on=entered_on,
-                    published_on=entered_on, journal="JAMA psychiatry", authors=["Anand A", "Mathew SJ", "Murrough JW", "Charney DS"],
-                    abstract="Ketamine infusions reduced depressive symptoms within 24 hours in adults with treatment-resistant depression.")
+    record = Record(
+        source="pubmed",
+        source_id=source_id,
+        record_type="article",
+        title=title,
+        entered_on=entered_on,
+        published_on=entered_on,
+        journal="JAMA psychiatry",
+        authors=["Anand A", "Mathew SJ", "Murrough JW", "Charney DS"],
+        abstract="Ketamine infusions reduced depressive symptoms within 24 hours in adults with treatment-resistant depression.",
+    )
     record.add_id("pmid", source_id)
     for scheme, value in ids.items():
         record.add_id(scheme, value)
@@ -37,10 +45,14 @@ def parse_eml(path):
 
 def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
     config = make_config()
-    store.save_records(db, [
-        article("100", "Old ketamine trial", "2019-05-01"),
-        article("101", "Recent esketamine trial", "2026-11-20", doi="10.1001/jamapsychiatry.2026.1"),
-    ], now="2026-11-23T06:00:00Z")
+    store.save_records(
+        db,
+        [
+            article("100", "Old ketamine trial", "2019-05-01"),
+            article("101", "Recent esketamine trial", "2026-11-20", doi="10.1001/jamapsychiatry.2026.1"),
+        ],
+        now="2026-11-23T06:00:00Z",
+    )
 
     result = run_digest(config, db, now=NOW)
 
@@ -57,7 +69,8 @@ def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
     assert 'href="https://doi.org/10.1001/jamapsychiatry.2026.1"' in html
     assert open(delivery["html_path"], encoding="utf-8").read() == result.digest.html
     assert rows(db, "SELECT recipient, transport, status FROM digest_deliveries") == [
-        {"recipient": "outbox", "transport": "outbox", "status": "written"}]
+        {"recipient": "outbox", "transport": "outbox", "status": "written"}
+    ]
     assert rows(db, "SELECT work_id, section, kind FROM digest_items") == [{"work_id": 2, "section": "clinical", "kind": "new"}]
 
 
@@ -68,8 +81,14 @@ def test_next_digest_lists_only_what_arrived_since(make_config, db):
     assert not digest_due(db, config, NOW + dt.timedelta(days=6))
     assert digest_due(db, config, NOW + dt.timedelta(days=7))
 
-    store.save_records(db, [article("101", "First week item", "2026-11-20"),  # seen again: not repeated
-                            article("102", "Second week item", "2026-11-27")], now="2026-11-28T06:00:00Z")
+    store.save_records(
+        db,
+        [
+            article("101", "First week item", "2026-11-20"),  # seen again: not repeated
+            article("102", "Second week item", "2026-11-27"),
+        ],
+        now="2026-11-28T06:00:00Z",
+    )
     second = run_digest(config, db, now=NOW + dt.timedelta(days=7))
 
     assert [item.title for item in second.digest.items] == ["Second week item"]
@@ -187,7 +206,9 @@ recipients = ["a@example.org", "b@example.org"]
     html = received.get_body(("html",)).get_content()
     assert "Ketamine &amp; &lt;b&gt;bold&lt;/b&gt; claims" in html
     assert rows(db, "SELECT recipient, status FROM digest_deliveries ORDER BY id") == [
-        {"recipient": "a@example.org", "status": "sent"}, {"recipient": "b@example.org", "status": "sent"}]
+        {"recipient": "a@example.org", "status": "sent"},
+        {"recipient": "b@example.org", "status": "sent"},
+    ]
 
 
 def test_smtp_rejection_is_recorded_as_failed(make_config, db, smtp_server):
@@ -220,11 +241,15 @@ timeout = 10
 def test_starttls_with_auth(make_config, db, smtp_server, tls, monkeypatch):
     handler, port = smtp_server(tls_context=tls["context"], require_starttls=True, auth=True)
     monkeypatch.setenv("LITMON_SMTP_PASSWORD", "s3cret")
-    config = smtp_config(make_config, port, f"""security = "starttls"
+    config = smtp_config(
+        make_config,
+        port,
+        f"""security = "starttls"
 username = "digest-bot"
 password_env = "LITMON_SMTP_PASSWORD"
-ca_file = "{tls['ca_file']}"
-""")
+ca_file = "{tls["ca_file"]}"
+""",
+    )
     store.save_records(db, [article("101", "Esketamine trial", "2026-11-22")], now="2026-11-23T06:00:00Z")
 
     result = run_digest(config, db, now=NOW)
@@ -237,10 +262,14 @@ ca_file = "{tls['ca_file']}"
 def test_wrong_password_fails_without_retry_and_is_recorded(make_config, db, smtp_server, tls, monkeypatch):
     handler, port = smtp_server(tls_context=tls["context"], require_starttls=True, auth=True)
     monkeypatch.setenv("LITMON_SMTP_PASSWORD", "wrong")
-    config = smtp_config(make_config, port, f"""security = "starttls"
+    config = smtp_config(
+        make_config,
+        port,
+        f"""security = "starttls"
 username = "digest-bot"
-ca_file = "{tls['ca_file']}"
-""")
+ca_file = "{tls["ca_file"]}"
+""",
+    )
     result = run_digest(config, db, now=NOW)
     assert result.failed and handler.messages == []
     # one delivery attempt (smtplib tries each offered mechanism once); 535 is permanent: no retry
@@ -251,9 +280,13 @@ ca_file = "{tls['ca_file']}"
 
 def test_implicit_ssl(make_config, db, smtp_server, tls):
     handler, port = smtp_server(ssl_context=tls["context"])
-    config = smtp_config(make_config, port, f"""security = "ssl"
-ca_file = "{tls['ca_file']}"
-""")
+    config = smtp_config(
+        make_config,
+        port,
+        f"""security = "ssl"
+ca_file = "{tls["ca_file"]}"
+""",
+    )
     result = run_digest(config, db, now=NOW)
     assert [d["status"] for d in result.deliveries] == ["sent"] and len(handler.messages) == 1
 

@@ -18,7 +18,7 @@ from crawler.digest import digest_due, run_digest
 from crawler.records import Record
 from tests.conftest import FIXTURES, rows
 
-T1 = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.timezone.utc)
+T1 = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 T2 = T1 + dt.timedelta(days=7)
 T3 = T2 + dt.timedelta(days=7)
 
@@ -28,21 +28,41 @@ def stamp(moment: dt.datetime, hours_before: int = 1) -> str:
 
 
 def article(pmid, title, entered_on="2026-11-21", **extra):
-    record = Record(source="pubmed", source_id=pmid, record_type=extra.pop("record_type", "article"), title=title,
-                    entered_on=entered_on, published_on=entered_on, journal="JAMA psychiatry",
-                    authors=["Anand A", "Mathew SJ"], publication_types=extra.pop("publication_types", ["Randomized Controlled Trial"]),
-                    abstract=extra.pop("abstract", "Adults with treatment-resistant depression received ketamine infusions. Response was 55%."))
+    record = Record(
+        source="pubmed",
+        source_id=pmid,
+        record_type=extra.pop("record_type", "article"),
+        title=title,
+        entered_on=entered_on,
+        published_on=entered_on,
+        journal="JAMA psychiatry",
+        authors=["Anand A", "Mathew SJ"],
+        publication_types=extra.pop("publication_types", ["Randomized Controlled Trial"]),
+        abstract=extra.pop(
+            "abstract", "Adults with treatment-resistant depression received ketamine infusions. Response was 55%."
+        ),
+    )
     record.add_id("pmid", pmid)
     return record
 
 
 def trial(status, enrollment, primary, has_results=False):
-    record = Record(source="clinicaltrials", source_id="NCT04338321", record_type="trial_registration",
-                    title="Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)",
-                    entered_on="2026-11-20", abstract="A randomised trial of esketamine nasal spray in depression.")
+    record = Record(
+        source="clinicaltrials",
+        source_id="NCT04338321",
+        record_type="trial_registration",
+        title="Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)",
+        entered_on="2026-11-20",
+        abstract="A randomised trial of esketamine nasal spray in depression.",
+    )
     record.add_id("nct", "NCT04338321")
-    record.trial = {"overall_status": status, "enrollment": enrollment, "primary_completion_date": primary,
-                    "has_results": has_results, "results_first_posted_on": "2027-01-10" if has_results else None}
+    record.trial = {
+        "overall_status": status,
+        "enrollment": enrollment,
+        "primary_completion_date": primary,
+        "has_results": has_results,
+        "results_first_posted_on": "2027-01-10" if has_results else None,
+    }
     return record
 
 
@@ -52,26 +72,41 @@ def titles(result, section=None):
 
 def test_consecutive_periods_repeat_nothing_except_as_update(make_config, db):
     config = make_config()
-    store.save_records(db, [article("1", "Ketamine vs ECT in treatment-resistant depression"), trial("RECRUITING", 60, "2026-06")],
-                       now=stamp(T1))
+    store.save_records(
+        db, [article("1", "Ketamine vs ECT in treatment-resistant depression"), trial("RECRUITING", 60, "2026-06")], now=stamp(T1)
+    )
     first = run_digest(config, db, now=T1)
-    assert sorted(titles(first)) == ["Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)",
-                                     "Ketamine vs ECT in treatment-resistant depression"]
+    assert sorted(titles(first)) == [
+        "Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)",
+        "Ketamine vs ECT in treatment-resistant depression",
+    ]
 
     # a week later: one new article, the trial completed with more patients; the first article seen again
-    store.save_records(db, [article("1", "Ketamine vs ECT in treatment-resistant depression"),
-                            article("2", "Esketamine and suicidal ideation: a cohort study", "2026-11-28",
-                                    publication_types=["Observational Study"]),
-                            trial("COMPLETED", 120, "2027-06", has_results=True)], now=stamp(T2))
+    store.save_records(
+        db,
+        [
+            article("1", "Ketamine vs ECT in treatment-resistant depression"),
+            article(
+                "2", "Esketamine and suicidal ideation: a cohort study", "2026-11-28", publication_types=["Observational Study"]
+            ),
+            trial("COMPLETED", 120, "2027-06", has_results=True),
+        ],
+        now=stamp(T2),
+    )
     second = run_digest(config, db, now=T2)
 
     assert second.digest.period_start == "2026-11-23T07:00:00Z"
     assert [(i.title, i.kind) for i in second.digest.items if i.kind == "new"] == [
-        ("Esketamine and suicidal ideation: a cohort study", "new")]
+        ("Esketamine and suicidal ideation: a cohort study", "new")
+    ]
     update = next(i for i in second.digest.items if i.kind == "update")
     assert update.section == "trials"
-    assert update.notes == ["status: RECRUITING → COMPLETED", "enrollment: 60 → 120", "primary completion: 2026-06 → 2027-06",
-                            "results first posted 2027-01-10"]
+    assert update.notes == [
+        "status: RECRUITING → COMPLETED",
+        "enrollment: 60 → 120",
+        "primary completion: 2026-06 → 2027-06",
+        "results first posted 2027-01-10",
+    ]
     assert "  > status: RECRUITING → COMPLETED" in second.digest.text
     assert "1 new, 1 update(s)" in second.digest.subject
     stored = rows(db, "SELECT kind, section, detail FROM digest_items WHERE digest_id = ? ORDER BY position", [second.digest_id])
@@ -84,12 +119,21 @@ def test_consecutive_periods_repeat_nothing_except_as_update(make_config, db):
 
 def test_retraction_of_an_item_sent_earlier_is_flagged_in_the_next_digest(make_config, db):
     config = make_config()
-    store.save_records(db, [article("10", "Esketamine nasal spray in suicidal ideation: a case series",
-                                    publication_types=["Case Reports"])], now=stamp(T1))
+    store.save_records(
+        db,
+        [article("10", "Esketamine nasal spray in suicidal ideation: a case series", publication_types=["Case Reports"])],
+        now=stamp(T1),
+    )
     run_digest(config, db, now=T1)
 
-    notice = article("11", "Retraction notice: Esketamine nasal spray in suicidal ideation", "2026-11-27",
-                     record_type="notice", publication_types=["Retraction of Publication"], abstract="This article has been retracted.")
+    notice = article(
+        "11",
+        "Retraction notice: Esketamine nasal spray in suicidal ideation",
+        "2026-11-27",
+        record_type="notice",
+        publication_types=["Retraction of Publication"],
+        abstract="This article has been retracted.",
+    )
     notice.add_link("retraction_of", "pmid", "10")
     store.save_records(db, [notice], now=stamp(T2))
     second = run_digest(config, db, now=T2)
@@ -106,9 +150,15 @@ def test_retraction_of_an_item_sent_earlier_is_flagged_in_the_next_digest(make_c
 
 def test_preprint_sent_earlier_is_announced_when_published(make_config, db):
     config = make_config()
-    preprint = Record(source="biorxiv", source_id="10.1101/2026.10.01.26300001v1", record_type="preprint",
-                      title="Ketamine and sleep in depression", entered_on="2026-11-20", abstract="Ketamine improved sleep.",
-                      url="https://www.medrxiv.org/content/10.1101/2026.10.01.26300001v1")
+    preprint = Record(
+        source="biorxiv",
+        source_id="10.1101/2026.10.01.26300001v1",
+        record_type="preprint",
+        title="Ketamine and sleep in depression",
+        entered_on="2026-11-20",
+        abstract="Ketamine improved sleep.",
+        url="https://www.medrxiv.org/content/10.1101/2026.10.01.26300001v1",
+    )
     preprint.add_id("doi", "10.1101/2026.10.01.26300001")
     store.save_records(db, [preprint], now=stamp(T1))
     run_digest(config, db, now=T1)
@@ -171,7 +221,11 @@ recipients = ["clinician@example.org"]
 
     again = run_digest(config, db, now=later + dt.timedelta(days=7))
     assert again.digest.items == []
-    assert rows(db, "SELECT status FROM digest_deliveries ORDER BY id") == [{"status": "failed"}, {"status": "sent"}, {"status": "sent"}]
+    assert rows(db, "SELECT status FROM digest_deliveries ORDER BY id") == [
+        {"status": "failed"},
+        {"status": "sent"},
+        {"status": "sent"},
+    ]
 
 
 def test_each_recipient_gets_its_own_filtered_digest(make_config, db, tmp_path):
@@ -188,9 +242,12 @@ sections = ["trials"]
 
     by_recipient = {d.recipient: d for _, d in result.digests}
     assert sorted(titles_of(by_recipient["everything@example.org"])) == [
-        "Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)", "Ketamine vs ECT"]
+        "Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)",
+        "Ketamine vs ECT",
+    ]
     assert titles_of(by_recipient["trials@example.org"]) == [
-        "Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)"]
+        "Esketamine nasal spray versus quetiapine in treatment-resistant depression (ESCAPE-TRD)"
+    ]
     files = sorted(p.name for p in (tmp_path / "outbox").glob("*.eml"))
     assert files == ["litmon-digest-00001-everything_example.org.eml", "litmon-digest-00002-trials_example.org.eml"]
     message = email.message_from_bytes((tmp_path / "outbox" / files[1]).read_bytes(), policy=policy.default)
@@ -207,12 +264,20 @@ GOLDEN = FIXTURES / "digest" / "golden_digest.txt"
 def test_plain_text_digest_matches_the_golden_file(make_config, db, tmp_path):
     """Set LITMON_UPDATE_GOLDEN=1 to rewrite the golden file after an intended change; review the diff."""
     config = make_config()
-    store.save_records(db, [
-        article("1", "Ketamine vs ECT in treatment-resistant depression: a randomized clinical trial"),
-        article("2", "Esketamine nasal spray in adolescents: a case report", publication_types=["Case Reports"],
-                abstract="A 16-year-old with suicidal ideation received esketamine nasal spray. Ideation resolved within a week."),
-        trial("RECRUITING", 60, "2026-06"),
-    ], now=stamp(T1))
+    store.save_records(
+        db,
+        [
+            article("1", "Ketamine vs ECT in treatment-resistant depression: a randomized clinical trial"),
+            article(
+                "2",
+                "Esketamine nasal spray in adolescents: a case report",
+                publication_types=["Case Reports"],
+                abstract="A 16-year-old with suicidal ideation received esketamine nasal spray. Ideation resolved within a week.",
+            ),
+            trial("RECRUITING", 60, "2026-06"),
+        ],
+        now=stamp(T1),
+    )
     result = run_digest(config, db, now=T1)
     message = email.message_from_bytes(Path(result.deliveries[0]["path"]).read_bytes(), policy=policy.default)
     assert message["Message-ID"] and message["Date"]

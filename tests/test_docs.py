@@ -55,7 +55,9 @@ def test_every_shipped_config_key_is_documented():
                     for name in sub:
                         assert f"`{name}`" in documented or f"{name}`" in documented, f"[{section}.{key}] {name} undocumented"
                 else:
-                    assert f"`{key}`" in documented or f" {key}`" in documented or f"{key}`" in documented, f"[{section}] {key} undocumented"
+                    assert f"`{key}`" in documented or f" {key}`" in documented or f"{key}`" in documented, (
+                        f"[{section}] {key} undocumented"
+                    )
         elif isinstance(value, list):
             for entry in value:
                 for key in entry:

@@ -23,8 +23,14 @@ def fixture_json(name: str) -> dict:
 
 
 def epmc_config(make_config, httpserver, **settings):
-    values = {"enabled": True, "base_url": httpserver.url_for("/rest/"), "query": "ketamine AND depression",
-              "page_size": 3, "min_interval": 0, **settings}
+    values = {
+        "enabled": True,
+        "base_url": httpserver.url_for("/rest/"),
+        "query": "ketamine AND depression",
+        "page_size": 3,
+        "min_interval": 0,
+        **settings,
+    }
     lines = ["[sources.europepmc]"] + [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     return make_config("\n".join(lines) + "\n")
 
@@ -64,6 +70,7 @@ def state(db) -> dict:
 
 # --------------------------------------------------------------------------- pipeline
 
+
 def test_first_run_follows_the_cursor_chain_and_stores_everything(make_config, httpserver, run_crawl, db, today):
     serve(httpserver, standard_pages())
     report = run_crawl(epmc_config(make_config, httpserver), only=["europepmc"])
@@ -96,15 +103,21 @@ def test_first_run_follows_the_cursor_chain_and_stores_everything(make_config, h
     assert records["MED/38100001"]["record_type"] == "notice"
     # the preprint and its journal article are two works, linked, sharing no identifier
     assert records["PPR/PPR700123"]["work_id"] != records["MED/37792613"]["work_id"]
-    ids = {(r["source_id"], r["scheme"], r["value"]) for r in rows(
-        db, "SELECT records.source_id, scheme, value FROM identifiers JOIN records ON records.id = record_id")}
+    ids = {
+        (r["source_id"], r["scheme"], r["value"])
+        for r in rows(db, "SELECT records.source_id, scheme, value FROM identifiers JOIN records ON records.id = record_id")
+    }
     assert ("MED/37792613", "doi", "10.1056/nejmoa2304145") in ids
     assert ("PPR/PPR700123", "doi", "10.1101/2023.06.20.23291634") in ids
     assert ("PPR/PPR700123", "ppr", "PPR700123") in ids
     assert not any(s == "PPR/PPR700123" and v == "10.1056/nejmoa2304145" for s, _, v in ids)
     assert ("MED/30000001", "pmcid", "PMC6400001") in ids
-    links = {(r["source_id"], r["relation"], r["scheme"], r["value"]) for r in rows(
-        db, "SELECT records.source_id, relation, scheme, value FROM record_links JOIN records ON records.id = record_id")}
+    links = {
+        (r["source_id"], r["relation"], r["scheme"], r["value"])
+        for r in rows(
+            db, "SELECT records.source_id, relation, scheme, value FROM record_links JOIN records ON records.id = record_id"
+        )
+    }
     assert ("MED/37792613", "has_preprint", "ppr", "PPR700123") in links
     assert ("PPR/PPR700123", "preprint_of", "pmid", "37792613") in links
     assert ("MED/38100001", "retraction_of", "pmid", "30000001") in links
@@ -217,7 +230,9 @@ def test_incremental_run_uses_the_watermark_and_rechecks_retractions(make_config
     assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 5
     logged = rows(db, "SELECT query, hits, window_from, params FROM source_queries WHERE source_run_id = ?", [run["id"]])
     assert [(q["hits"], q["window_from"], json.loads(q["params"])["pass"]) for q in logged] == [
-        (5, since, "window"), (1, "2024-01-01", "recheck")]
+        (5, since, "window"),
+        (1, "2024-01-01", "recheck"),
+    ]
 
 
 def test_recheck_pass_picks_up_a_retraction_added_later(make_config, httpserver, run_crawl, db):
@@ -229,14 +244,19 @@ def test_recheck_pass_picks_up_a_retraction_added_later(make_config, httpserver,
     serve(httpserver, {"*": fixture_bytes("europepmc", "core_page1.json"), C1: before})
     run_crawl(config, only=["europepmc"])
     httpserver.clear()
-    serve(httpserver, {"*": fixture_bytes("europepmc", "core_empty.json")}, recheck=fixture_bytes("europepmc", "core_recheck.json"))
+    serve(
+        httpserver, {"*": fixture_bytes("europepmc", "core_empty.json")}, recheck=fixture_bytes("europepmc", "core_recheck.json")
+    )
 
     run_crawl(config, only=["europepmc"])
 
     run = last_run(db)
     assert (run["status"], run["fetched"], run["updated"]) == ("ok", 1, 1)
-    links = rows(db, """SELECT relation, value FROM record_links JOIN records ON records.id = record_id
-                        WHERE records.source_id = 'MED/30000001' AND relation = 'retraction_in'""")
+    links = rows(
+        db,
+        """SELECT relation, value FROM record_links JOIN records ON records.id = record_id
+                        WHERE records.source_id = 'MED/30000001' AND relation = 'retraction_in'""",
+    )
     assert links == [{"relation": "retraction_in", "value": "38100001"}]
 
 
@@ -253,6 +273,7 @@ def test_recheck_can_be_switched_off(make_config, httpserver, run_crawl, db):
 
 
 # --------------------------------------------------------------------------- parsing
+
 
 def core_records() -> dict:
     records = europepmc.parse_search(fixture_bytes("europepmc", "core_page1.json"))
@@ -275,8 +296,13 @@ def test_parse_core_article():
     assert r.journal == "The New England journal of medicine"
     assert (r.published_on, r.entered_on, r.updated_on) == ("2023-10-05", "2023-10-05", "2024-01-10")
     assert r.publication_types == ["Randomized Controlled Trial", "Comparative Study", "Journal Article"]
-    assert r.mesh_terms == ["Humans", "Depressive Disorder, Treatment-Resistant", "Ketamine", "Quetiapine Fumarate",
-                            "Administration, Intranasal"]
+    assert r.mesh_terms == [
+        "Humans",
+        "Depressive Disorder, Treatment-Resistant",
+        "Ketamine",
+        "Quetiapine Fumarate",
+        "Administration, Intranasal",
+    ]
     assert r.keywords == ["esketamine", "treatment-resistant depression", "Esketamine"]
     assert r.language == "eng"
     assert r.identifiers == [("pmid", "37792613"), ("doi", "10.1056/nejmoa2304145")]
@@ -290,8 +316,9 @@ def test_parse_core_article():
     }
     comment = next(l for l in r.links if l.relation == "comment_in")
     assert comment.note.startswith("Comment in: N Engl J Med. 2023 Oct 5")
-    assert r.extra["other_relations"] == [{"type": "Summary for patients in", "id": "37800001", "source": "MED",
-                                           "reference": "N Engl J Med. 2023;389(14):e30."}]
+    assert r.extra["other_relations"] == [
+        {"type": "Summary for patients in", "id": "37800001", "source": "MED", "reference": "N Engl J Med. 2023;389(14):e30."}
+    ]
     assert "citedByCount" not in json.dumps(r.extra) and 112 not in r.extra.values()
     assert (r.extra["volume"], r.extra["issue"], r.extra["pages"]) == ("389", "14", "1298-1309")
 
@@ -355,35 +382,43 @@ def test_parse_lite_json_and_xml_alike():
 
 
 def test_xml_titles_with_inline_markup():
-    body = (b'<?xml version="1.0" encoding="UTF-8"?><responseWrapper><hitCount>1</hitCount><resultList><result>'
-            b"<id>1</id><source>MED</source><pmid>1</pmid><title><i>R</i>-ketamine in depression: 10<sup>3</sup> cells</title>"
-            b"<abstractText>&lt;h4&gt;Aim&lt;/h4&gt;Test.<b>Bold</b> end</abstractText>"
-            b"<pubTypeList><pubType>Journal Article</pubType></pubTypeList></result></resultList></responseWrapper>")
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?><responseWrapper><hitCount>1</hitCount><resultList><result>'
+        b"<id>1</id><source>MED</source><pmid>1</pmid><title><i>R</i>-ketamine in depression: 10<sup>3</sup> cells</title>"
+        b"<abstractText>&lt;h4&gt;Aim&lt;/h4&gt;Test.<b>Bold</b> end</abstractText>"
+        b"<pubTypeList><pubType>Journal Article</pubType></pubTypeList></result></resultList></responseWrapper>"
+    )
     (record,) = europepmc.parse_file(body, "inline.xml")
     assert record.title == "R-ketamine in depression: 103 cells"
     assert record.abstract == "Aim: Test.Bold end"
     assert record.publication_types == ["Journal Article"]
 
 
-@pytest.mark.parametrize("name, message", [
-    ("dc.xml", "Dublin Core"),
-    ("idlist.json", "resultType=idlist"),
-    ("error.html", "HTML page"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("dc.xml", "Dublin Core"),
+        ("idlist.json", "resultType=idlist"),
+        ("error.html", "HTML page"),
+    ],
+)
 def test_parse_file_refuses_unusable_answers(name, message):
     with pytest.raises(SourceError, match=message) as info:
         europepmc.parse_file(fixture_bytes("europepmc", name), name)
     assert str(info.value).startswith("[europepmc]")
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"", "empty body"),
-    (b"[1, 2]", "JSON list"),
-    (b'{"version": "6.9", "hitCount": 3}', "no resultList"),
-    (b'{"hitCount": 1, "resultList": {"result": [{"id": "1", "source": "MED"', "malformed JSON"),
-    (b"<notEuropePMC/>", "expected <responseWrapper>"),
-    (b"<responseWrapper><unclosed></responseWrapper>", "malformed XML"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "empty body"),
+        (b"[1, 2]", "JSON list"),
+        (b'{"version": "6.9", "hitCount": 3}', "no resultList"),
+        (b'{"hitCount": 1, "resultList": {"result": [{"id": "1", "source": "MED"', "malformed JSON"),
+        (b"<notEuropePMC/>", "expected <responseWrapper>"),
+        (b"<responseWrapper><unclosed></responseWrapper>", "malformed XML"),
+    ],
+)
 def test_parse_file_bad_bodies(body, message):
     with pytest.raises(SourceError, match=message):
         europepmc.parse_file(body, "bad")
@@ -410,13 +445,16 @@ def test_unknown_sources_and_types_in_corrections_are_kept_aside():
     assert [o["type"] for o in record.extra["other_relations"]] == ["Retraction of", "Reprint of"]
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("H<sub>2</sub>O &amp; NMDA", "H2O & NMDA"),
-    ("x<y and y>z", "x<y and y>z"),
-    ('<span class="a">ket</span>amine', "ketamine"),
-    ("<p>one</p><p>two</p>", "one two"),
-    (None, ""),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("H<sub>2</sub>O &amp; NMDA", "H2O & NMDA"),
+        ("x<y and y>z", "x<y and y>z"),
+        ('<span class="a">ket</span>amine', "ketamine"),
+        ("<p>one</p><p>two</p>", "one two"),
+        (None, ""),
+    ],
+)
 def test_clean_html(raw, clean):
     assert europepmc.clean_html(raw) == clean
 
@@ -430,4 +468,5 @@ def test_query_builders():
     assert europepmc.build_recheck_query("k", {}, start, start, end) is None  # first run covers it
     assert europepmc.build_recheck_query("k", {"recheck_filter": ""}, start, end, end) is None
     assert europepmc.build_recheck_query("k", {}, start, end, end) == (
-        f"(k) AND ({RECHECK}) AND (FIRST_IDATE:[2024-01-01 TO 2024-06-30])")
+        f"(k) AND ({RECHECK}) AND (FIRST_IDATE:[2024-01-01 TO 2024-06-30])"
+    )

@@ -6,8 +6,8 @@ import datetime as dt
 import json
 
 import pytest
-
 from conftest import fixture_bytes, rows
+
 from crawler.errors import SourceError
 from crawler.sources import feeds
 
@@ -23,13 +23,14 @@ def feed_config(make_config, httpserver, *entries: dict) -> object:
         if "kind" in entry:
             text += f'kind = "{entry["kind"]}"\n'
         if "filter" in entry:
-            text += f'filter = {"true" if entry["filter"] else "false"}\n'
+            text += f"filter = {'true' if entry['filter'] else 'false'}\n"
     return make_config(text)
 
 
 def serve(httpserver, path, name, status=200, headers=None, content_type="application/rss+xml"):
     httpserver.expect_request(path).respond_with_data(
-        fixture_bytes("feeds", name) if name else b"", status=status, headers=headers or {}, content_type=content_type)
+        fixture_bytes("feeds", name) if name else b"", status=status, headers=headers or {}, content_type=content_type
+    )
 
 
 def runs(db, source):
@@ -43,6 +44,7 @@ def state(db, source):
 
 
 # --------------------------------------------------------------------------- pipeline
+
 
 def test_first_run_keeps_topic_entries_and_stores_validators(make_config, httpserver, run_crawl, db, today):
     serve(httpserver, "/mp.rss", "nature_mp_rss10.xml", headers={"ETag": ETAG, "Last-Modified": LAST_MODIFIED})
@@ -69,10 +71,16 @@ def test_first_run_keeps_topic_entries_and_stores_validators(make_config, httpse
     assert first["journal"] == "Molecular Psychiatry"
     assert json.loads(first["authors"]) == ["Andrea Fagiolini", "Vanina Popova"]
     assert first["published_on"] == "2024-03-05" and first["entered_on"] == "2024-03-05"
-    assert first["abstract"] == "Remission with esketamine was sustained through week 32 in adults with treatment-resistant depression."
+    assert (
+        first["abstract"]
+        == "Remission with esketamine was sustained through week 32 in adults with treatment-resistant depression."
+    )
     # prism:doi is upper case in the feed; identifiers are lower-cased
     ids = rows(db, "SELECT scheme, value FROM identifiers ORDER BY value")
-    assert ids == [{"scheme": "doi", "value": "10.1038/s41380-024-02451-8"}, {"scheme": "doi", "value": "10.1038/s41380-024-02472-3"}]
+    assert ids == [
+        {"scheme": "doi", "value": "10.1038/s41380-024-02451-8"},
+        {"scheme": "doi", "value": "10.1038/s41380-024-02472-3"},
+    ]
 
     saved = state(db, "feed:mp")
     assert saved["state"] == {"etag": ETAG, "last_modified": LAST_MODIFIED}
@@ -91,8 +99,9 @@ def test_second_run_sends_conditional_get_and_304_changes_nothing(make_config, h
     before = rows(db, "SELECT id, content_hash, last_seen_at FROM records ORDER BY id")
 
     httpserver.clear_all_handlers()
-    httpserver.expect_request("/mp.rss", headers={"If-None-Match": ETAG, "If-Modified-Since": LAST_MODIFIED}) \
-        .respond_with_data(b"", status=304)
+    httpserver.expect_request("/mp.rss", headers={"If-None-Match": ETAG, "If-Modified-Since": LAST_MODIFIED}).respond_with_data(
+        b"", status=304
+    )
     report = run_crawl(config, only=["feed:mp"])
 
     assert report.sources[0].status == "ok", report.sources[0].error
@@ -122,7 +131,10 @@ def test_changed_feed_adds_new_entries_without_duplicating_known_ones(make_confi
     assert report.sources[0].counts == {"fetched": 3, "new": 1, "updated": 0, "unchanged": 2}
     assert httpserver.log[-1][0].headers["If-None-Match"] == '"v1"'
     assert [r["source_id"] for r in rows(db, "SELECT source_id FROM records ORDER BY id")] == [
-        "jamapsychiatry.2024.0123", "jamapsychiatry.2024.0150", "jamapsychiatry.2024.0201"]
+        "jamapsychiatry.2024.0123",
+        "jamapsychiatry.2024.0150",
+        "jamapsychiatry.2024.0201",
+    ]
     assert rows(db, "SELECT count(*) AS n FROM works")[0]["n"] == 3
     # the 200 sent no ETag this time: the stale one is dropped, the new Last-Modified kept
     assert state(db, "feed:jama")["state"] == {"last_modified": LAST_MODIFIED}
@@ -134,8 +146,13 @@ def test_one_bad_feed_fails_alone(make_config, httpserver, run_crawl, db):
     serve(httpserver, "/mp.rss", "nature_mp_rss10.xml")
     serve(httpserver, "/ajp.xml", "bot_check.html", content_type="text/html")
     serve(httpserver, "/fda.xml", "fda_press_rss2.xml")
-    config = feed_config(make_config, httpserver, {"name": "mp", "path": "/mp.rss"}, {"name": "ajp", "path": "/ajp.xml"},
-                         {"name": "fda", "path": "/fda.xml", "kind": "news"})
+    config = feed_config(
+        make_config,
+        httpserver,
+        {"name": "mp", "path": "/mp.rss"},
+        {"name": "ajp", "path": "/ajp.xml"},
+        {"name": "fda", "path": "/fda.xml", "kind": "news"},
+    )
 
     report = run_crawl(config, only=["feeds"])
 
@@ -161,8 +178,9 @@ def test_http_error_fails_the_run_and_keeps_records_state_and_watermark(make_con
     db.conn.commit()
 
     httpserver.clear_all_handlers()
-    httpserver.expect_request("/mp.rss").respond_with_data(b"<html><body>Service Unavailable</body></html>", status=503,
-                                                           content_type="text/html")
+    httpserver.expect_request("/mp.rss").respond_with_data(
+        b"<html><body>Service Unavailable</body></html>", status=503, content_type="text/html"
+    )
     report = run_crawl(config, only=["feed:mp"])
 
     assert report.sources[0].status == "failed"
@@ -246,6 +264,7 @@ def test_undated_entries_keep_their_first_seen_date(make_config, httpserver, run
 
 # --------------------------------------------------------------------------- parser
 
+
 def test_pubmed_feed_gives_pmid_doi_and_the_full_abstract():
     [record] = feeds.parse_feed(fixture_bytes("feeds", "pubmed_search_rss2.xml"), "feed:pubmed-rss")
     # feedparser keeps only the last dc:identifier (doi:); the PMID comes from the guid
@@ -293,8 +312,10 @@ def test_rss2_html_title_notice_and_comma_separated_authors():
 def test_kind_news_and_preprint_dois():
     news = feeds.parse_feed(fixture_bytes("feeds", "fda_press_rss2.xml"), "feed:fda", kind="news")
     assert {r.record_type for r in news} == {"news"}
-    body = (b'<rss version="2.0"><channel><title>medRxiv Psychiatry</title><item><title>Ketamine preprint</title>'
-            b'<link>https://www.medrxiv.org/content/10.1101/2024.03.01.24303555v2?rss=1</link></item></channel></rss>')
+    body = (
+        b'<rss version="2.0"><channel><title>medRxiv Psychiatry</title><item><title>Ketamine preprint</title>'
+        b"<link>https://www.medrxiv.org/content/10.1101/2024.03.01.24303555v2?rss=1</link></item></channel></rss>"
+    )
     [preprint] = feeds.parse_feed(body, "feed:medrxiv")
     assert preprint.record_type == "preprint"
     assert preprint.identifiers == [("doi", "10.1101/2024.03.01.24303555")]
@@ -317,66 +338,83 @@ def test_body_is_never_opened_as_a_path(tmp_path):
 
 
 def test_entries_without_id_or_link_get_a_stable_hash_id():
-    body = (b'<rss version="0.91"><channel><title>T</title><item><title>Ketamine news</title>'
-            b'<pubDate>Tue, 05 Mar 2024 10:00:00 GMT</pubDate></item>'
-            b'<item><title>Ketamine news</title><pubDate>Tue, 05 Mar 2024 10:00:00 GMT</pubDate></item></channel></rss>')
+    body = (
+        b'<rss version="0.91"><channel><title>T</title><item><title>Ketamine news</title>'
+        b"<pubDate>Tue, 05 Mar 2024 10:00:00 GMT</pubDate></item>"
+        b"<item><title>Ketamine news</title><pubDate>Tue, 05 Mar 2024 10:00:00 GMT</pubDate></item></channel></rss>"
+    )
     first = feeds.parse_feed(body, "feed:x")
     again = feeds.parse_feed(body, "feed:x")
     assert len(first) == 1  # the duplicate entry is dropped
     assert first[0].source_id.startswith("sha1:") and first[0].source_id == again[0].source_id
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Kaur, M., Shukla, A., Bhati, K. K., Pandey, A. K.", ["Kaur, M.", "Shukla, A.", "Bhati, K. K.", "Pandey, A. K."]),
-    ("Rose, Jeffrey P.", ["Rose, Jeffrey P."]),
-    ("Brandão S, Saeedi H, Brandt A. ", ["Brandão S", "Saeedi H", "Brandt A."]),
-    ("Chen C, Zhou Y, et al.", ["Chen C", "Zhou Y"]),
-    ("Rachel M. Binks, \nMargaret Heslewood and Peter G. Wilson", ["Rachel M. Binks", "Margaret Heslewood", "Peter G. Wilson"]),
-    ("Doan-Nhu, Hai; Nguyen-Ngoc, Lam", ["Doan-Nhu, Hai", "Nguyen-Ngoc, Lam"]),
-    ("Heinrich Meybohm (hmeybohm@example.org)", ["Heinrich Meybohm"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Kaur, M., Shukla, A., Bhati, K. K., Pandey, A. K.", ["Kaur, M.", "Shukla, A.", "Bhati, K. K.", "Pandey, A. K."]),
+        ("Rose, Jeffrey P.", ["Rose, Jeffrey P."]),
+        ("Brandão S, Saeedi H, Brandt A. ", ["Brandão S", "Saeedi H", "Brandt A."]),
+        ("Chen C, Zhou Y, et al.", ["Chen C", "Zhou Y"]),
+        (
+            "Rachel M. Binks, \nMargaret Heslewood and Peter G. Wilson",
+            ["Rachel M. Binks", "Margaret Heslewood", "Peter G. Wilson"],
+        ),
+        ("Doan-Nhu, Hai; Nguyen-Ngoc, Lam", ["Doan-Nhu, Hai", "Nguyen-Ngoc, Lam"]),
+        ("Heinrich Meybohm (hmeybohm@example.org)", ["Heinrich Meybohm"]),
+    ],
+)
 def test_split_authors(text, expected):
     assert feeds.split_authors(text) == expected
 
 
-@pytest.mark.parametrize("url, doi", [
-    ("https://dx.doi.org/10.4039/tce.2021.38?rft_dat=source%3Ddrss", "10.4039/tce.2021.38"),
-    ("https://www.tandfonline.com/doi/full/10.1080/09397140.2021.1992835?af=R", "10.1080/09397140.2021.1992835"),
-    ("https://onlinelibrary.wiley.com/doi/abs/10.1002/tax.12650", "10.1002/tax.12650"),
-    ("https://www.frontiersin.org/articles/10.3389/fpsyt.2024.1234567/full", "10.3389/fpsyt.2024.1234567"),
-    ("https://www.nature.com/articles/s41380-024-02451-8", None),
-    ("https://www.sciencedirect.com/science/article/pii/S0165032724003987", None),
-])
+@pytest.mark.parametrize(
+    "url, doi",
+    [
+        ("https://dx.doi.org/10.4039/tce.2021.38?rft_dat=source%3Ddrss", "10.4039/tce.2021.38"),
+        ("https://www.tandfonline.com/doi/full/10.1080/09397140.2021.1992835?af=R", "10.1080/09397140.2021.1992835"),
+        ("https://onlinelibrary.wiley.com/doi/abs/10.1002/tax.12650", "10.1002/tax.12650"),
+        ("https://www.frontiersin.org/articles/10.3389/fpsyt.2024.1234567/full", "10.3389/fpsyt.2024.1234567"),
+        ("https://www.nature.com/articles/s41380-024-02451-8", None),
+        ("https://www.sciencedirect.com/science/article/pii/S0165032724003987", None),
+    ],
+)
 def test_doi_from_url(url, doi):
     assert feeds.doi_from_url(url) == doi
 
 
-@pytest.mark.parametrize("value, doi", [
-    ("doi:10.1038/S41380-024-02451-8", "10.1038/s41380-024-02451-8"),
-    ("info:doi/10.1176/appi.ajp.20230512", "10.1176/appi.ajp.20230512"),
-    ("10.1002/tax.12650", "10.1002/tax.12650"),
-    ("http://doi.org/10.1093/zoolinnean/zlab078", "10.1093/zoolinnean/zlab078"),
-    ("pmid:38451234", None),
-    ("paper:100635", None),
-])
+@pytest.mark.parametrize(
+    "value, doi",
+    [
+        ("doi:10.1038/S41380-024-02451-8", "10.1038/s41380-024-02451-8"),
+        ("info:doi/10.1176/appi.ajp.20230512", "10.1176/appi.ajp.20230512"),
+        ("10.1002/tax.12650", "10.1002/tax.12650"),
+        ("http://doi.org/10.1093/zoolinnean/zlab078", "10.1093/zoolinnean/zlab078"),
+        ("pmid:38451234", None),
+        ("paper:100635", None),
+    ],
+)
 def test_doi_from_identifier(value, doi):
     assert feeds.doi_from_identifier(value) == doi
 
 
-@pytest.mark.parametrize("text, iso", [
-    ("2024-03-05", "2024-03-05"),
-    ("2024-03-05T07:00:00Z", "2024-03-05"),
-    ("03/05/2024", "2024-03-05"),
-    ("25/03/2024", "2024-03-25"),
-    ("March 5, 2024", "2024-03-05"),
-    ("Mar. 5 2024", "2024-03-05"),
-    ("5 March 2024", "2024-03-05"),
-    ("Sun, 12 Sep 2021 11:07:48 -0700", "2021-09-12"),
-    ("February 2022", "2022-02"),
-    ("Posted 31 February 2024", None),
-    ("last Tuesday", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, iso",
+    [
+        ("2024-03-05", "2024-03-05"),
+        ("2024-03-05T07:00:00Z", "2024-03-05"),
+        ("03/05/2024", "2024-03-05"),
+        ("25/03/2024", "2024-03-25"),
+        ("March 5, 2024", "2024-03-05"),
+        ("Mar. 5 2024", "2024-03-05"),
+        ("5 March 2024", "2024-03-05"),
+        ("Sun, 12 Sep 2021 11:07:48 -0700", "2021-09-12"),
+        ("February 2022", "2022-02"),
+        ("Posted 31 February 2024", None),
+        ("last Tuesday", None),
+        ("", None),
+    ],
+)
 def test_parse_date_text(text, iso):
     assert feeds.parse_date_text(text) == iso
 
@@ -388,8 +426,10 @@ def test_clean_url_drops_only_tracking_parameters():
 
 
 def test_news_links_to_papers_give_no_identifier():
-    body = (b'<rss version="2.0"><channel><title>EMA news</title><item><title>Esketamine study published</title>'
-            b'<link>https://doi.org/10.1176/appi.ajp.20230512</link><guid>ema-1</guid></item></channel></rss>')
+    body = (
+        b'<rss version="2.0"><channel><title>EMA news</title><item><title>Esketamine study published</title>'
+        b"<link>https://doi.org/10.1176/appi.ajp.20230512</link><guid>ema-1</guid></item></channel></rss>"
+    )
     [news] = feeds.parse_feed(body, "feed:ema", kind="news")
     [article] = feeds.parse_feed(body, "feed:ajp")
     assert news.identifiers == [] and news.record_type == "news"
@@ -397,10 +437,12 @@ def test_news_links_to_papers_give_no_identifier():
 
 
 def test_atypon_citation_line_is_not_an_abstract():
-    body = ('<rss version="2.0"><channel><title>tandf: Journal of Psychopharmacology: Table of Contents</title><item>'
-            '<title>Ketamine and memory</title><link>https://www.tandfonline.com/doi/full/10.1080/1234.2024.1?af=R</link>'
-            '<description>Volume 67, Issue 4, December 2021, Page 283-289&lt;br/&gt;. &lt;br/&gt;</description>'
-            '</item></channel></rss>').encode()
+    body = (
+        b'<rss version="2.0"><channel><title>tandf: Journal of Psychopharmacology: Table of Contents</title><item>'
+        b"<title>Ketamine and memory</title><link>https://www.tandfonline.com/doi/full/10.1080/1234.2024.1?af=R</link>"
+        b"<description>Volume 67, Issue 4, December 2021, Page 283-289&lt;br/&gt;. &lt;br/&gt;</description>"
+        b"</item></channel></rss>"
+    )
     [record] = feeds.parse_feed(body, "feed:jp")
     assert record.abstract is None
     assert record.journal == "Journal of Psychopharmacology"

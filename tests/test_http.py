@@ -70,7 +70,7 @@ def test_user_agent_names_version_and_contact(httpserver, sleeps):
 
     client(sleeps).get(httpserver.url_for("/ua"), source="test")
 
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     agent = request.headers["User-Agent"]
     assert re.fullmatch(rf"litmon/{re.escape(__version__)} \(.*mailto:{re.escape(CONTACT)}\)", agent), agent
 
@@ -142,7 +142,11 @@ def test_retry_after_http_date_is_honoured(httpserver, sleeps):
 
 
 def test_retry_after_date_in_the_past_means_retry_now(httpserver, sleeps):
-    serve_sequence(httpserver, "/limited", [Response("", status=503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}), Response("ok")])
+    serve_sequence(
+        httpserver,
+        "/limited",
+        [Response("", status=503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}), Response("ok")],
+    )
 
     client(sleeps).get(httpserver.url_for("/limited"), source="test")
 
@@ -188,7 +192,9 @@ def test_backoff_is_capped_by_max_retry_wait(httpserver, sleeps):
 
 
 def test_gives_up_after_max_retries_on_503(httpserver, sleeps):
-    httpserver.expect_request("/down").respond_with_data("<html><body>Service Unavailable</body></html>", status=503, content_type="text/html")
+    httpserver.expect_request("/down").respond_with_data(
+        "<html><body>Service Unavailable</body></html>", status=503, content_type="text/html"
+    )
     url = httpserver.url_for("/down")
 
     with pytest.raises(SourceError) as info:
@@ -223,7 +229,9 @@ def test_zero_retries_makes_one_attempt(httpserver, sleeps):
     assert sleeps == []
 
 
-@pytest.mark.parametrize("status, hint", [(400, "the query in the config"), (404, "the base_url in the config"), (403, "the API key")])
+@pytest.mark.parametrize(
+    "status, hint", [(400, "the query in the config"), (404, "the base_url in the config"), (403, "the API key")]
+)
 def test_client_errors_are_not_retried_and_say_what_to_check(httpserver, sleeps, status, hint):
     httpserver.expect_request("/api/search").respond_with_data("no such endpoint", status=status)
     url = httpserver.url_for("/api/search")
@@ -350,7 +358,8 @@ def test_body_at_the_cap_is_accepted(httpserver, sleeps):
 
 def test_json_on_an_html_error_page_says_so(httpserver, sleeps):
     httpserver.expect_request("/api").respond_with_data(
-        "<!DOCTYPE html>\n<html><head><title>Maintenance</title></head><body>Back soon</body></html>", content_type="text/html")
+        "<!DOCTYPE html>\n<html><head><title>Maintenance</title></head><body>Back soon</body></html>", content_type="text/html"
+    )
     url = httpserver.url_for("/api")
     response = client(sleeps).get(url, source="isrctn")
 
@@ -398,17 +407,20 @@ def test_unresolvable_host_is_retried_once_only(sleeps):
 # --------------------------------------------------------------------------- parse_retry_after
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, None),
-    ("", None),
-    ("0", 0.0),
-    ("120", 120.0),
-    (" 30 ", 30.0),
-    ("soon", None),
-    ("-5", None),
-    ("1.5", None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),
+        ("", None),
+        ("0", 0.0),
+        ("120", 120.0),
+        (" 30 ", 30.0),
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    ],
+)
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value) == expected
 
@@ -429,7 +441,7 @@ def test_api_key_in_the_url_is_redacted_from_http_errors(httpserver, sleeps):
     with pytest.raises(SourceError) as info:
         client(sleeps).get(url, source="openalex", params={"search": "ketamine", "api_key": "s3cret-key"})
 
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert request.args["api_key"] == "s3cret-key"  # the key is still sent
     assert "s3cret-key" not in str(info.value)
     assert info.value.url == f"{url}?search=ketamine&api_key=***"
@@ -441,7 +453,9 @@ def test_api_key_is_redacted_from_network_errors_and_retry_logs(closed_port, sle
     caplog.set_level("INFO", logger="crawler.http")
 
     with pytest.raises(SourceError) as info:
-        client(sleeps, max_retries=1, connect_timeout=5).get(url, source="pubmed", params={"db": "pubmed", "api_key": "s3cret-key"})
+        client(sleeps, max_retries=1, connect_timeout=5).get(
+            url, source="pubmed", params={"db": "pubmed", "api_key": "s3cret-key"}
+        )
 
     assert "network error" in str(info.value)
     assert "s3cret-key" not in str(info.value)

@@ -6,12 +6,12 @@ import datetime as dt
 import json
 
 import pytest
+from conftest import fixture_bytes, rows
 from werkzeug import Response
 
 from crawler import store
 from crawler.errors import SourceError
 from crawler.sources import isrctn
-from conftest import fixture_bytes, rows
 
 PATH = "/api/query/format/default"
 XML = "application/xml;charset=UTF-8"
@@ -24,11 +24,12 @@ def config(make_config, httpserver):
         return make_config(f"""
 [sources.isrctn]
 enabled = true
-base_url = "{httpserver.url_for('/api/')}"
+base_url = "{httpserver.url_for("/api/")}"
 query = "{query}"
 page_size = {page_size}
 min_interval = 0
 """)
+
     return _config
 
 
@@ -56,6 +57,7 @@ def two_pages(httpserver):
 
 # --------------------------------------------------------------------------- crawls
 
+
 def test_first_crawl_pages_with_limit_and_offset_and_stores_trials(config, httpserver, run_crawl, db, today):
     two_pages(httpserver)
     report = run_crawl(config(), only=["isrctn"])
@@ -69,13 +71,22 @@ def test_first_crawl_pages_with_limit_and_offset_and_stores_trials(config, https
     assert [r["source_id"] for r in records] == ["ISRCTN14689382", "ISRCTN52841370", "ISRCTN73019256"]
     assert {r["record_type"] for r in records} == {"trial_registration"}
     assert records[0] == {
-        "source_id": "ISRCTN14689382", "record_type": "trial_registration",
+        "source_id": "ISRCTN14689382",
+        "record_type": "trial_registration",
         "title": "Ketamine added to electroconvulsive therapy for severe depression",
-        "entered_on": "2016-03-08", "updated_on": "2024-02-12", "url": "https://www.isrctn.com/ISRCTN14689382",
+        "entered_on": "2016-03-08",
+        "updated_on": "2024-02-12",
+        "url": "https://www.isrctn.com/ISRCTN14689382",
     }
     ids = {(r["scheme"], r["value"]) for r in rows(db, "SELECT scheme, value FROM identifiers")}
-    assert {("isrctn", "ISRCTN14689382"), ("nct", "NCT02639312"), ("eudract", "2015-004563-21"),
-            ("doi", "10.1186/isrctn14689382"), ("euct", "2023-503456-21-00"), ("isrctn", "ISRCTN73019256")} <= ids
+    assert {
+        ("isrctn", "ISRCTN14689382"),
+        ("nct", "NCT02639312"),
+        ("eudract", "2015-004563-21"),
+        ("doi", "10.1186/isrctn14689382"),
+        ("euct", "2023-503456-21-00"),
+        ("isrctn", "ISRCTN73019256"),
+    } <= ids
     # "Nil known" in clinicalTrialsGovNumber is not an identifier
     assert not any(s == "nct" and v != "NCT02639312" for s, v in ids)
 
@@ -108,8 +119,11 @@ def test_first_crawl_pages_with_limit_and_offset_and_stores_trials(config, https
 def test_same_trial_in_clinicaltrials_joins_the_same_work(config, httpserver, run_crawl, db):
     two_pages(httpserver)
     run_crawl(config(), only=["isrctn"])
-    works = rows(db, """SELECT DISTINCT work_id FROM identifiers WHERE (scheme, value) IN
-                        (VALUES ('isrctn', 'ISRCTN14689382'), ('nct', 'NCT02639312'), ('eudract', '2015-004563-21'))""")
+    works = rows(
+        db,
+        """SELECT DISTINCT work_id FROM identifiers WHERE (scheme, value) IN
+                        (VALUES ('isrctn', 'ISRCTN14689382'), ('nct', 'NCT02639312'), ('eudract', '2015-004563-21'))""",
+    )
     assert len(works) == 1
 
 
@@ -138,7 +152,10 @@ def test_incremental_run_starts_at_watermark_minus_overlap_and_does_not_duplicat
     assert report.sources[0].counts == {"fetched": 2, "new": 0, "updated": 1, "unchanged": 1}
     assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 3
     assert rows(db, "SELECT COUNT(*) AS n FROM identifiers WHERE value = 'NCT02639312'")[0]["n"] == 1
-    snaps = rows(db, "SELECT overall_status, enrollment, enrollment_type FROM trial_snapshots WHERE trial_id = 'ISRCTN52841370' ORDER BY id")
+    snaps = rows(
+        db,
+        "SELECT overall_status, enrollment, enrollment_type FROM trial_snapshots WHERE trial_id = 'ISRCTN52841370' ORDER BY id",
+    )
     assert snaps == [
         {"overall_status": "Recruiting", "enrollment": 402, "enrollment_type": "ESTIMATED"},
         {"overall_status": "Stopped", "enrollment": 388, "enrollment_type": "ACTUAL"},
@@ -149,7 +166,10 @@ def test_incremental_run_starts_at_watermark_minus_overlap_and_does_not_duplicat
 
 def test_offset_ignored_falls_back_to_one_request_for_everything(config, httpserver, run_crawl, db):
     everything = fixture_bytes("isrctn", "search_page1.xml").replace(
-        b"</allTrials>", fixture_bytes("isrctn", "search_page2.xml").split(b'totalCount="3">', 1)[1].replace(b"</allTrials>", b"") + b"</allTrials>")
+        b"</allTrials>",
+        fixture_bytes("isrctn", "search_page2.xml").split(b'totalCount="3">', 1)[1].replace(b"</allTrials>", b"")
+        + b"</allTrials>",
+    )
 
     def handler(request):  # an API that ignores offset
         body = everything if request.args.get("limit") == "3" else fixture_bytes("isrctn", "search_page1.xml")
@@ -164,11 +184,14 @@ def test_offset_ignored_falls_back_to_one_request_for_everything(config, httpser
     assert json.loads(rows(db, "SELECT params FROM source_queries")[0]["params"])["offset_ignored"] is True
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (lambda: Response("upstream failure", status=500), "HTTP 500"),
-    (lambda: Response(fixture_bytes("isrctn", "error_page.html"), content_type="text/html"), "HTML page"),
-    (lambda: Response(fixture_bytes("isrctn", "search_page1.xml")[:3000], content_type=XML), "malformed XML"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (lambda: Response("upstream failure", status=500), "HTTP 500"),
+        (lambda: Response(fixture_bytes("isrctn", "error_page.html"), content_type="text/html"), "HTML page"),
+        (lambda: Response(fixture_bytes("isrctn", "search_page1.xml")[:3000], content_type=XML), "malformed XML"),
+    ],
+)
 def test_error_answer_fails_the_source_keeps_rows_and_watermark(config, httpserver, run_crawl, db, answer, expected):
     two_pages(httpserver)
     run_crawl(config(), only=["isrctn"])
@@ -215,11 +238,13 @@ TODAY = dt.date(2026, 3, 1)
 
 
 def one_trial(trial_body: str, extra: str = "") -> bytes:
-    return (f'<allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="1"><fullTrial>'
-            f'<trial lastUpdated="2026-02-01T10:00:00.000Z" publicIdentifierCanonical="ISRCTN11112222">'
-            f'<isrctn dateAssigned="2025-01-02T00:00:00.000Z">11112222</isrctn>'
-            f'<trialDescription><title>Ketamine trial</title></trialDescription>{trial_body}</trial>{extra}'
-            f'</fullTrial></allTrials>').encode()
+    return (
+        f'<allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="1"><fullTrial>'
+        f'<trial lastUpdated="2026-02-01T10:00:00.000Z" publicIdentifierCanonical="ISRCTN11112222">'
+        f'<isrctn dateAssigned="2025-01-02T00:00:00.000Z">11112222</isrctn>'
+        f"<trialDescription><title>Ketamine trial</title></trialDescription>{trial_body}</trial>{extra}"
+        f"</fullTrial></allTrials>"
+    ).encode()
 
 
 def parse_one(trial_body: str) -> isrctn.Record:
@@ -227,30 +252,50 @@ def parse_one(trial_body: str) -> isrctn.Record:
     return record
 
 
-@pytest.mark.parametrize("body, status", [
-    ("<trialDesign><overallEndDate>2025-12-31T00:00:00.000Z</overallEndDate></trialDesign>", "Completed"),
-    ("<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
-     "<participants><recruitmentStart>2026-06-01T00:00:00.000Z</recruitmentStart>"
-     "<recruitmentEnd>2027-06-01T00:00:00.000Z</recruitmentEnd></participants>", "Not yet recruiting"),
-    ("<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
-     "<participants><recruitmentStart>2025-06-01T00:00:00.000Z</recruitmentStart>"
-     "<recruitmentEnd>2026-02-01T00:00:00.000Z</recruitmentEnd></participants>", "No longer recruiting"),
-    ("<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
-     "<participants><recruitmentStart>2025-06-01T00:00:00.000Z</recruitmentStart>"
-     "<recruitmentEnd>2026-12-01T00:00:00.000Z</recruitmentEnd></participants>", "Recruiting"),
-    ("<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
-     "<participants><recruitmentStart>2025-06-01T00:00:00.000Z</recruitmentStart>"
-     "<recruitmentStatusOverride>Suspended</recruitmentStatusOverride></participants>", "Suspended"),
-    ("<trialDesign><overallStatusOverride>Stopped</overallStatusOverride>"
-     "<overallEndDate>2025-12-31T00:00:00.000Z</overallEndDate></trialDesign>", "Stopped"),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ("<trialDesign><overallEndDate>2025-12-31T00:00:00.000Z</overallEndDate></trialDesign>", "Completed"),
+        (
+            "<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
+            "<participants><recruitmentStart>2026-06-01T00:00:00.000Z</recruitmentStart>"
+            "<recruitmentEnd>2027-06-01T00:00:00.000Z</recruitmentEnd></participants>",
+            "Not yet recruiting",
+        ),
+        (
+            "<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
+            "<participants><recruitmentStart>2025-06-01T00:00:00.000Z</recruitmentStart>"
+            "<recruitmentEnd>2026-02-01T00:00:00.000Z</recruitmentEnd></participants>",
+            "No longer recruiting",
+        ),
+        (
+            "<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
+            "<participants><recruitmentStart>2025-06-01T00:00:00.000Z</recruitmentStart>"
+            "<recruitmentEnd>2026-12-01T00:00:00.000Z</recruitmentEnd></participants>",
+            "Recruiting",
+        ),
+        (
+            "<trialDesign><overallEndDate>2027-12-31T00:00:00.000Z</overallEndDate></trialDesign>"
+            "<participants><recruitmentStart>2025-06-01T00:00:00.000Z</recruitmentStart>"
+            "<recruitmentStatusOverride>Suspended</recruitmentStatusOverride></participants>",
+            "Suspended",
+        ),
+        (
+            "<trialDesign><overallStatusOverride>Stopped</overallStatusOverride>"
+            "<overallEndDate>2025-12-31T00:00:00.000Z</overallEndDate></trialDesign>",
+            "Stopped",
+        ),
+        ("", None),
+    ],
+)
 def test_overall_status_is_computed_from_dates_when_absent(body, status):
     assert parse_one(body).trial["overall_status"] == status
 
 
 def test_zero_final_enrolment_means_unknown():
-    record = parse_one("<participants><targetEnrolment>120</targetEnrolment><totalFinalEnrolment>0</totalFinalEnrolment></participants>")
+    record = parse_one(
+        "<participants><targetEnrolment>120</targetEnrolment><totalFinalEnrolment>0</totalFinalEnrolment></participants>"
+    )
     assert (record.trial["enrollment"], record.trial["enrollment_type"]) == (120, "ESTIMATED")
 
 
@@ -260,7 +305,8 @@ def test_external_refs_placeholders_ctis_and_foreign_doi():
         "<clinicalTrialsGovNumber>N/A</clinicalTrialsGovNumber><secondaryNumbers>"
         '<secondaryNumber numberType="ctis" canonicalSecondaryNumber="CTIS2020-005891-36-00">2020-005891-36</secondaryNumber>'
         '<secondaryNumber numberType="nct" canonicalSecondaryNumber="NCT05057013">NCT05057013</secondaryNumber>'
-        "</secondaryNumbers></externalRefs>")
+        "</secondaryNumbers></externalRefs>"
+    )
     assert record.identifiers == [("isrctn", "ISRCTN11112222"), ("eudract", "2020-005891-36"), ("nct", "NCT05057013")]
     assert record.extra["registry_doi"] == "10.1186/isrctn99998888"  # not this trial's DOI: not an identifier
 
@@ -269,7 +315,8 @@ def test_publication_details_become_links_not_identifiers():
     record = parse_one(
         "<results><publicationDetails>2024 Protocol article in https://doi.org/10.1186/s13063-024-0001-1 (added 01/02/2024)\n"
         "2025 Results article in https://pubmed.ncbi.nlm.nih.gov/39000001/ (added 03/03/2025)\n"
-        "2025 Preprint results in https://doi.org/10.1101/2025.01.02.25300001v2</publicationDetails></results>")
+        "2025 Preprint results in https://doi.org/10.1101/2025.01.02.25300001v2</publicationDetails></results>"
+    )
     assert [(l.relation, l.scheme, l.value) for l in record.links] == [
         ("reference", "doi", "10.1186/s13063-024-0001-1"),
         ("result_publication", "pmid", "39000001"),
@@ -280,20 +327,26 @@ def test_publication_details_become_links_not_identifiers():
 
 
 def test_title_falls_back_to_scientific_title_and_abstract_skips_placeholders():
-    body = one_trial("").replace(b"<title>Ketamine trial</title>", b"<title /><scientificTitle>A scientific title</scientificTitle>"
-                                 b"<studyHypothesis>Ketamine works.</studyHypothesis>"
-                                 b"<plainEnglishSummary>Not provided at time of registration</plainEnglishSummary>")
+    body = one_trial("").replace(
+        b"<title>Ketamine trial</title>",
+        b"<title /><scientificTitle>A scientific title</scientificTitle>"
+        b"<studyHypothesis>Ketamine works.</studyHypothesis>"
+        b"<plainEnglishSummary>Not provided at time of registration</plainEnglishSummary>",
+    )
     (record,) = isrctn.parse_trials(body, today=TODAY)
     assert record.title == "A scientific title"
     assert record.abstract == "Ketamine works."
     assert (record.entered_on, record.updated_on) == ("2025-01-02", "2026-02-01")
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"<root/>", "expected an <allTrials> answer"),
-    (b'<allTrials xmlns="http://www.67bricks.com/isrctn"></allTrials>', "totalCount"),
-    (b"", "empty ISRCTN answer"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"<root/>", "expected an <allTrials> answer"),
+        (b'<allTrials xmlns="http://www.67bricks.com/isrctn"></allTrials>', "totalCount"),
+        (b"", "empty ISRCTN answer"),
+    ],
+)
 def test_unusable_answers_raise_source_error(body, message):
     with pytest.raises(SourceError) as info:
         root = isrctn.parse_root(body)
@@ -302,7 +355,9 @@ def test_unusable_answers_raise_source_error(body, message):
 
 
 def test_parse_file_reads_every_fixture():
-    assert [r.source_id for r in isrctn.parse_file(fixture_bytes("isrctn", "search_page2.xml"), "search_page2.xml")] == ["ISRCTN73019256"]
+    assert [r.source_id for r in isrctn.parse_file(fixture_bytes("isrctn", "search_page2.xml"), "search_page2.xml")] == [
+        "ISRCTN73019256"
+    ]
     assert isrctn.parse_file(fixture_bytes("isrctn", "search_empty.xml"), "search_empty.xml") == []
     with pytest.raises(SourceError):
         isrctn.parse_file(fixture_bytes("isrctn", "error_page.html"), "error_page.html")

@@ -62,7 +62,10 @@ def test_a_killed_run_leaves_a_stale_lock_that_the_next_run_recovers(tmp_path, h
     assert f"recovered a stale lock {lock_file} left by pid {victim.pid}" in result.stderr
     assert "marked 1 crawl run(s) and 1 source run(s) left 'running' by a killed process as interrupted" in result.stderr
     assert query(tmp_path / "litmon.db", "SELECT id, status FROM crawl_runs ORDER BY id") == [(1, "interrupted"), (2, "ok")]
-    assert query(tmp_path / "litmon.db", "SELECT crawl_run_id, status FROM source_runs ORDER BY id") == [(1, "interrupted"), (2, "ok")]
+    assert query(tmp_path / "litmon.db", "SELECT crawl_run_id, status FROM source_runs ORDER BY id") == [
+        (1, "interrupted"),
+        (2, "ok"),
+    ]
     # the interruption is not counted as a source failure
     assert query(tmp_path / "litmon.db", "SELECT consecutive_failures, last_failure_at FROM source_states") == [(0, None)]
     assert query(tmp_path / "litmon.db", "SELECT COUNT(*) FROM works") == [(3,)]

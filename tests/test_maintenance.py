@@ -19,7 +19,9 @@ def test_backup_is_a_consistent_online_copy_while_a_writer_holds_a_transaction(t
     config = crawled(tmp_path, httpserver)
     writer = sqlite3.connect(tmp_path / "litmon.db")
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute("INSERT INTO crawl_runs (started_at, status, trigger) VALUES ('2030-01-01T00:00:00Z', 'running', 'uncommitted')")
+    writer.execute(
+        "INSERT INTO crawl_runs (started_at, status, trigger) VALUES ('2030-01-01T00:00:00Z', 'running', 'uncommitted')"
+    )
     backups = tmp_path / "backups"
     backups.mkdir()
     try:

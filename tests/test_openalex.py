@@ -6,9 +6,9 @@ import datetime as dt
 import json
 
 import pytest
+from conftest import fixture_bytes, rows
 from werkzeug import Response
 
-from conftest import fixture_bytes, rows
 from crawler import store
 from crawler.errors import SourceError
 from crawler.sources import openalex
@@ -27,13 +27,14 @@ def config(make_config, httpserver, monkeypatch):
         return make_config(f"""
 [sources.openalex]
 enabled = true
-base_url = "{httpserver.url_for('/')}"
+base_url = "{httpserver.url_for("/")}"
 api_key_env = "{ENV}"
 query = "{QUERY}"
 page_size = {page_size}
 min_interval = 0
 {extra}
 """)
+
     return _config
 
 
@@ -46,8 +47,9 @@ def serve_cursor_pages(httpserver, pages: dict[str, bytes]):
 
 def two_pages(httpserver):
     first = json.loads(fixture_bytes("openalex", "works_page1.json"))["meta"]["next_cursor"]
-    serve_cursor_pages(httpserver, {"*": fixture_bytes("openalex", "works_page1.json"),
-                                    first: fixture_bytes("openalex", "works_page2.json")})
+    serve_cursor_pages(
+        httpserver, {"*": fixture_bytes("openalex", "works_page1.json"), first: fixture_bytes("openalex", "works_page2.json")}
+    )
     return first
 
 
@@ -60,6 +62,7 @@ def window(start: dt.date, end: dt.date, field="publication_date") -> str:
 
 
 # --------------------------------------------------------------------------- switching off
+
 
 def test_without_api_key_the_source_is_disabled_with_one_reason(config, httpserver, run_crawl, db, monkeypatch):
     cfg = config()
@@ -80,6 +83,7 @@ def test_check_enabled_reads_the_configured_variable(monkeypatch):
 
 
 # --------------------------------------------------------------------------- crawls
+
 
 def test_first_crawl_follows_the_cursor_and_stores_works(config, httpserver, run_crawl, db, today):
     first = two_pages(httpserver)
@@ -107,8 +111,14 @@ def test_first_crawl_follows_the_cursor_and_stores_works(config, httpserver, run
     assert retracted["abstract"] is None and retracted["journal"] is None
 
     ids = {(r["scheme"], r["value"]) for r in rows(db, "SELECT scheme, value FROM identifiers")}
-    assert {("openalex", "W4405123456"), ("doi", "10.1016/j.jad.2025.01.042"), ("pmid", "39800001"),
-            ("pmcid", "PMC11790123"), ("doi", "10.1101/2025.02.10.25321987"), ("pmid", "37660000")} <= ids
+    assert {
+        ("openalex", "W4405123456"),
+        ("doi", "10.1016/j.jad.2025.01.042"),
+        ("pmid", "39800001"),
+        ("pmcid", "PMC11790123"),
+        ("doi", "10.1101/2025.02.10.25321987"),
+        ("pmid", "37660000"),
+    } <= ids
     # versions are links, never identifiers
     assert ("doi", "10.1101/2024.06.03.24308311") not in ids and ("doi", "10.1176/appi.ajp.20250211") not in ids
     links = {(r["relation"], r["value"]) for r in rows(db, "SELECT relation, value FROM record_links")}
@@ -168,14 +178,24 @@ def test_page_size_is_capped_at_100_and_max_pages_stops_with_a_warning(config, h
     assert "max_pages=1" in report.sources[0].warnings[0] and "2 of 3 works" in report.sources[0].warnings[0]
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (lambda: Response("upstream failure", status=503), "HTTP 503"),
-    (lambda: Response(fixture_bytes("openalex", "error_plan_upgrade.json"), status=403, content_type=JSON), "Plan upgrade required"),
-    (lambda: Response(fixture_bytes("openalex", "work_notfound_404.html"), status=200, content_type="text/html"), "HTML page"),
-    (lambda: Response(b'{"meta": {"count": 1}}', content_type=JSON), "not a works list"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (lambda: Response("upstream failure", status=503), "HTTP 503"),
+        (
+            lambda: Response(fixture_bytes("openalex", "error_plan_upgrade.json"), status=403, content_type=JSON),
+            "Plan upgrade required",
+        ),
+        (
+            lambda: Response(fixture_bytes("openalex", "work_notfound_404.html"), status=200, content_type="text/html"),
+            "HTML page",
+        ),
+        (lambda: Response(b'{"meta": {"count": 1}}', content_type=JSON), "not a works list"),
+    ],
+)
 def test_error_answer_fails_the_source_keeps_rows_and_watermark_and_hides_the_key(
-        config, httpserver, run_crawl, db, answer, expected):
+    config, httpserver, run_crawl, db, answer, expected
+):
     two_pages(httpserver)
     run_crawl(config(), only=["openalex"])
     store.save_source_success(db, "openalex", "2025-06-01", {})
@@ -210,6 +230,7 @@ def test_failure_on_the_second_page_keeps_the_first_page_but_not_the_watermark(c
 
 # --------------------------------------------------------------------------- parser
 
+
 def test_abstract_is_rebuilt_by_position_and_markup_dropped():
     index = {"<sec>": [0], "<title>BACKGROUND</title>": [1], "Ketamine": [2], "works": [3, 5], "fast,": [4], "again.": [6]}
     assert openalex.rebuild_abstract(index) == "BACKGROUND Ketamine works fast, works again."
@@ -217,23 +238,44 @@ def test_abstract_is_rebuilt_by_position_and_markup_dropped():
 
 
 def test_url_forms_of_ids_are_normalised():
-    record = openalex.parse_work({
-        "id": "https://openalex.org/W123", "doi": "https://doi.org/10.1001/JAMAPsychiatry.2025.0001",
-        "title": "T", "ids": {"pmid": "https://pubmed.ncbi.nlm.nih.gov/40000001", "pmcid": "https://www.ncbi.nlm.nih.gov/pmc/articles/12345"},
-        "type": "review", "publication_date": "2025-02-03", "created_date": "2025-02-05T00:00:00", "updated_date": "2025-03-01T12:00:00.1",
-    })
-    assert record.identifiers == [("openalex", "W123"), ("doi", "10.1001/jamapsychiatry.2025.0001"),
-                                  ("pmid", "40000001"), ("pmcid", "PMC12345")]
+    record = openalex.parse_work(
+        {
+            "id": "https://openalex.org/W123",
+            "doi": "https://doi.org/10.1001/JAMAPsychiatry.2025.0001",
+            "title": "T",
+            "ids": {
+                "pmid": "https://pubmed.ncbi.nlm.nih.gov/40000001",
+                "pmcid": "https://www.ncbi.nlm.nih.gov/pmc/articles/12345",
+            },
+            "type": "review",
+            "publication_date": "2025-02-03",
+            "created_date": "2025-02-05T00:00:00",
+            "updated_date": "2025-03-01T12:00:00.1",
+        }
+    )
+    assert record.identifiers == [
+        ("openalex", "W123"),
+        ("doi", "10.1001/jamapsychiatry.2025.0001"),
+        ("pmid", "40000001"),
+        ("pmcid", "PMC12345"),
+    ]
     assert (record.record_type, record.publication_types, record.entered_on, record.updated_on) == (
-        "article", ["review"], "2025-02-05", "2025-03-01")
+        "article",
+        ["review"],
+        "2025-02-05",
+        "2025-03-01",
+    )
 
 
-@pytest.mark.parametrize("work_type, doi, record_type", [
-    ("preprint", "10.48550/arxiv.2501.00001", "preprint"),
-    ("article", "10.1101/2025.01.01.25300000", "preprint"),  # a medRxiv DOI is a preprint whatever the type
-    ("retraction", "10.1016/j.jad.2025.02.001", "notice"),
-    ("dataset", "10.5281/zenodo.1", "other"),
-])
+@pytest.mark.parametrize(
+    "work_type, doi, record_type",
+    [
+        ("preprint", "10.48550/arxiv.2501.00001", "preprint"),
+        ("article", "10.1101/2025.01.01.25300000", "preprint"),  # a medRxiv DOI is a preprint whatever the type
+        ("retraction", "10.1016/j.jad.2025.02.001", "notice"),
+        ("dataset", "10.5281/zenodo.1", "other"),
+    ],
+)
 def test_record_types(work_type, doi, record_type):
     work = {"id": "https://openalex.org/W9", "doi": f"https://doi.org/{doi}", "title": "T", "type": work_type}
     assert openalex.parse_work(work).record_type == record_type

@@ -6,8 +6,8 @@ import datetime as dt
 import json
 
 import pytest
-
 from conftest import fixture_bytes, rows
+
 from crawler.errors import SourceError
 from crawler.sources import pages
 
@@ -31,8 +31,9 @@ def page_config(make_config, httpserver, *entries: dict):
 
 
 def serve(httpserver, path, name, status=200, headers=None, content_type="text/html; charset=utf-8"):
-    httpserver.expect_request(path).respond_with_data(fixture_bytes("pages", name), status=status, headers=headers or {},
-                                                      content_type=content_type)
+    httpserver.expect_request(path).respond_with_data(
+        fixture_bytes("pages", name), status=status, headers=headers or {}, content_type=content_type
+    )
 
 
 def state(db, source):
@@ -42,6 +43,7 @@ def state(db, source):
 
 
 # --------------------------------------------------------------------------- pipeline
+
 
 def test_first_run_selects_items_resolves_links_and_filters(make_config, httpserver, run_crawl, db, today):
     serve(httpserver, "/dsc", "fda_dsc_listing.html", headers={"ETag": ETAG})
@@ -58,9 +60,13 @@ def test_first_run_selects_items_resolves_links_and_filters(make_config, httpser
         "FDA warns patients and health care providers about potential risks associated with compounded ketamine products",
         "Ketamine abuse in compounded oral products: update in preparation",
     ]
-    warns = records["FDA warns patients and health care providers about potential risks associated with compounded ketamine products"]
+    warns = records[
+        "FDA warns patients and health care providers about potential risks associated with compounded ketamine products"
+    ]
     # relative href resolved against the page URL (here the test server)
-    expected = httpserver.url_for("/drugs/drug-safety-and-availability/fda-warns-patients-and-health-care-providers-about-potential-risks-associated-compounded-ketamine")
+    expected = httpserver.url_for(
+        "/drugs/drug-safety-and-availability/fda-warns-patients-and-health-care-providers-about-potential-risks-associated-compounded-ketamine"
+    )
     assert warns["url"] == expected and warns["source_id"] == expected
     assert (warns["published_on"], warns["entered_on"], warns["record_type"]) == ("2024-03-05", "2024-03-05", "news")
     spravato = records["FDA modifies the Spravato (esketamine) REMS to simplify monitoring requirements"]
@@ -172,6 +178,7 @@ def test_base_href_time_element_summary_and_declared_charset(make_config, httpse
 
 # --------------------------------------------------------------------------- parser
 
+
 def test_title_selector_matching_nothing_is_an_error():
     settings = {**FDA, "url": "https://www.fda.gov/dsc", "title": "td strong"}
     with pytest.raises(SourceError, match=r"title = 'td strong' finds no text in any of the 4 element\(s\)"):
@@ -195,17 +202,26 @@ def test_bot_page_or_empty_body_names_the_page():
 def test_links_relative_to_the_page_url_and_stable_ids():
     settings = {**FDA, "url": "https://www.fda.gov/drugs/drug-safety-and-availability/drug-safety-communications"}
     first = pages.parse_page(fixture_bytes("pages", "fda_dsc_listing.html"), "page:fda-dsc", settings, fetched_on="2024-03-09")
-    again = pages.parse_page(fixture_bytes("pages", "fda_dsc_listing.html"), "page:fda-dsc", settings, fetched_on="2024-03-20",
-                             first_seen={first[3].source_id: "2024-03-09"})
-    assert first[0].url == ("https://www.fda.gov/drugs/drug-safety-and-availability/"
-                            "fda-warns-patients-and-health-care-providers-about-potential-risks-associated-compounded-ketamine")
+    again = pages.parse_page(
+        fixture_bytes("pages", "fda_dsc_listing.html"),
+        "page:fda-dsc",
+        settings,
+        fetched_on="2024-03-20",
+        first_seen={first[3].source_id: "2024-03-09"},
+    )
+    assert first[0].url == (
+        "https://www.fda.gov/drugs/drug-safety-and-availability/"
+        "fda-warns-patients-and-health-care-providers-about-potential-risks-associated-compounded-ketamine"
+    )
     assert [r.source_id for r in first] == [r.source_id for r in again]
     assert [r.content_hash() for r in first] == [r.content_hash() for r in again]
 
 
 def test_item_that_is_itself_the_link_and_unparseable_dates():
-    body = (b'<ul><li><a class="x" href="a.html">Ketamine story</a> <em>sometime in spring</em></li>'
-            b'<li><a class="x" href="#top">Esketamine story</a> <em>2024-13-45</em></li></ul>')
+    body = (
+        b'<ul><li><a class="x" href="a.html">Ketamine story</a> <em>sometime in spring</em></li>'
+        b'<li><a class="x" href="#top">Esketamine story</a> <em>2024-13-45</em></li></ul>'
+    )
     settings = {"name": "n", "url": "https://example.org/news/", "item": "li", "title": "a", "link": "a.x", "date": "em"}
     first, second = pages.parse_page(body, "page:n", settings, fetched_on="2024-03-09")
     assert first.url == "https://example.org/news/a.html" and first.published_on is None

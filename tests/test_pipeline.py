@@ -23,7 +23,7 @@ NCT = "NCT04338321"
 ISRCTN = "ISRCTN11111111"
 PREPRINT = "10.1101/2023.05.01.23289301"
 TITLE = "Esketamine nasal spray versus quetiapine for treatment-resistant depression"
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 DAY = (TODAY - dt.timedelta(days=1)).isoformat()
 
 EFETCH = f"""<?xml version="1.0" ?>
@@ -39,30 +39,76 @@ EFETCH = f"""<?xml version="1.0" ?>
 <ArticleIdList><ArticleId IdType="pubmed">{PMID}</ArticleId><ArticleId IdType="doi">{DOI}</ArticleId></ArticleIdList></PubmedData>
 </PubmedArticle></PubmedArticleSet>"""
 
-EPMC = {"version": "6.9", "hitCount": 1, "request": {}, "resultList": {"result": [{
-    "id": PMID, "source": "MED", "pmid": PMID, "doi": DOI.lower(), "title": TITLE + ".",
-    "authorString": "Reif A.", "pubYear": str(TODAY.year), "abstractText": "Esketamine or quetiapine.",
-    "journalInfo": {"journal": {"title": "The New England journal of medicine"}},
-    "firstIndexDate": DAY, "firstPublicationDate": DAY, "pubTypeList": {"pubType": ["Randomized Controlled Trial"]}}]}}
+EPMC = {
+    "version": "6.9",
+    "hitCount": 1,
+    "request": {},
+    "resultList": {
+        "result": [
+            {
+                "id": PMID,
+                "source": "MED",
+                "pmid": PMID,
+                "doi": DOI.lower(),
+                "title": TITLE + ".",
+                "authorString": "Reif A.",
+                "pubYear": str(TODAY.year),
+                "abstractText": "Esketamine or quetiapine.",
+                "journalInfo": {"journal": {"title": "The New England journal of medicine"}},
+                "firstIndexDate": DAY,
+                "firstPublicationDate": DAY,
+                "pubTypeList": {"pubType": ["Randomized Controlled Trial"]},
+            }
+        ]
+    },
+}
 
-CROSSREF = {"status": "ok", "message-type": "work-list", "message": {
-    "total-results": 1, "items-per-page": 1000, "next-cursor": "c2", "items": [{
-        "DOI": DOI.lower(), "type": "journal-article", "title": [TITLE], "container-title": ["New England Journal of Medicine"],
-        "author": [{"given": "Andreas", "family": "Reif", "sequence": "first"}],
-        "issued": {"date-parts": [[TODAY.year, TODAY.month]]},
-        "created": {"date-parts": [[TODAY.year, TODAY.month, TODAY.day]], "date-time": f"{DAY}T10:00:00Z"},
-        "deposited": {"date-parts": [[TODAY.year, TODAY.month, TODAY.day]], "date-time": f"{DAY}T10:00:00Z"},
-        "clinical-trial-number": [{"clinical-trial-number": NCT.lower(), "registry": "10.18810/clinical-trials-gov"}],
-        "relation": {"has-preprint": [{"id-type": "doi", "id": PREPRINT, "asserted-by": "subject"}]}}]}}
+CROSSREF = {
+    "status": "ok",
+    "message-type": "work-list",
+    "message": {
+        "total-results": 1,
+        "items-per-page": 1000,
+        "next-cursor": "c2",
+        "items": [
+            {
+                "DOI": DOI.lower(),
+                "type": "journal-article",
+                "title": [TITLE],
+                "container-title": ["New England Journal of Medicine"],
+                "author": [{"given": "Andreas", "family": "Reif", "sequence": "first"}],
+                "issued": {"date-parts": [[TODAY.year, TODAY.month]]},
+                "created": {"date-parts": [[TODAY.year, TODAY.month, TODAY.day]], "date-time": f"{DAY}T10:00:00Z"},
+                "deposited": {"date-parts": [[TODAY.year, TODAY.month, TODAY.day]], "date-time": f"{DAY}T10:00:00Z"},
+                "clinical-trial-number": [{"clinical-trial-number": NCT.lower(), "registry": "10.18810/clinical-trials-gov"}],
+                "relation": {"has-preprint": [{"id-type": "doi", "id": PREPRINT, "asserted-by": "subject"}]},
+            }
+        ],
+    },
+}
 
-CTGOV = {"totalCount": 1, "studies": [{"protocolSection": {
-    "identificationModule": {"nctId": NCT, "briefTitle": "ESCAPE-TRD: esketamine vs quetiapine",
-                             "secondaryIdInfos": [{"id": ISRCTN, "type": "REGISTRY", "domain": "ISRCTN"}]},
-    "statusModule": {"overallStatus": "COMPLETED", "studyFirstPostDateStruct": {"date": "2020-04-07"},
-                     "lastUpdatePostDateStruct": {"date": DAY}},
-    "conditionsModule": {"conditions": ["Treatment-resistant Depression"]},
-    "referencesModule": {"references": [{"pmid": PMID, "type": "RESULT", "citation": "Reif A. N Engl J Med."}]}},
-    "hasResults": False}]}
+CTGOV = {
+    "totalCount": 1,
+    "studies": [
+        {
+            "protocolSection": {
+                "identificationModule": {
+                    "nctId": NCT,
+                    "briefTitle": "ESCAPE-TRD: esketamine vs quetiapine",
+                    "secondaryIdInfos": [{"id": ISRCTN, "type": "REGISTRY", "domain": "ISRCTN"}],
+                },
+                "statusModule": {
+                    "overallStatus": "COMPLETED",
+                    "studyFirstPostDateStruct": {"date": "2020-04-07"},
+                    "lastUpdatePostDateStruct": {"date": DAY},
+                },
+                "conditionsModule": {"conditions": ["Treatment-resistant Depression"]},
+                "referencesModule": {"references": [{"pmid": PMID, "type": "RESULT", "citation": "Reif A. N Engl J Med."}]},
+            },
+            "hasResults": False,
+        }
+    ],
+}
 
 ISRCTN_XML = f"""<?xml version="1.0" encoding="UTF-8"?>
 <allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="1"><fullTrial>
@@ -73,10 +119,23 @@ ISRCTN_XML = f"""<?xml version="1.0" encoding="UTF-8"?>
 <participants><recruitmentStart>2020-08-01T00:00:00.000Z</recruitmentStart><recruitmentEnd>2022-06-30T00:00:00.000Z</recruitmentEnd></participants>
 </trial></fullTrial></allTrials>"""
 
-MEDRXIV = {"messages": [{"status": "ok", "count": 1, "total": "1", "cursor": 0}], "collection": [{
-    "doi": PREPRINT, "title": "Esketamine or quetiapine in TRD: a randomised trial", "authors": "Reif, A.; Bitter, I.",
-    "date": DAY, "version": "1", "type": "new results", "category": "psychiatry and clinical psychology",
-    "abstract": "Ketamine enantiomer esketamine compared with quetiapine.", "published": DOI.lower(), "server": "medrxiv"}]}
+MEDRXIV = {
+    "messages": [{"status": "ok", "count": 1, "total": "1", "cursor": 0}],
+    "collection": [
+        {
+            "doi": PREPRINT,
+            "title": "Esketamine or quetiapine in TRD: a randomised trial",
+            "authors": "Reif, A.; Bitter, I.",
+            "date": DAY,
+            "version": "1",
+            "type": "new results",
+            "category": "psychiatry and clinical psychology",
+            "abstract": "Ketamine enantiomer esketamine compared with quetiapine.",
+            "published": DOI.lower(),
+            "server": "medrxiv",
+        }
+    ],
+}
 EMPTY_BIORXIV = {"messages": [{"status": "no posts found"}], "collection": []}
 
 RSS = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -104,9 +163,13 @@ def serve_everything(httpserver):
     httpserver.expect_request("/pubmed/esearch.fcgi").respond_with_handler(lambda r: json_response(esearch))
     httpserver.expect_request("/pubmed/efetch.fcgi").respond_with_data(EFETCH, content_type="text/xml")
     httpserver.expect_request("/epmc/search").respond_with_handler(
-        lambda r: json_response(EPMC if "retracted" not in r.args["query"] else {"hitCount": 0, "resultList": {"result": []}}))
+        lambda r: json_response(EPMC if "retracted" not in r.args["query"] else {"hitCount": 0, "resultList": {"result": []}})
+    )
     httpserver.expect_request("/crossref/works").respond_with_handler(
-        lambda r: json_response(CROSSREF if r.args["cursor"] == "*" else {"status": "ok", "message": {"items": [], "total-results": 1}}))
+        lambda r: json_response(
+            CROSSREF if r.args["cursor"] == "*" else {"status": "ok", "message": {"items": [], "total-results": 1}}
+        )
+    )
     httpserver.expect_request("/ctgov/studies").respond_with_handler(lambda r: json_response(CTGOV))
     httpserver.expect_request("/isrctn/query/format/default").respond_with_data(ISRCTN_XML, content_type="application/xml")
 
@@ -124,39 +187,39 @@ def everything_config(make_config, httpserver):
     return make_config(f"""
 [sources.pubmed]
 enabled = true
-base_url = "{url('/pubmed/')}"
+base_url = "{url("/pubmed/")}"
 query = "ketamine"
 min_interval = 0
 [sources.europepmc]
 enabled = true
-base_url = "{url('/epmc/')}"
+base_url = "{url("/epmc/")}"
 query = "ketamine"
 [sources.crossref]
 enabled = true
-base_url = "{url('/crossref/')}"
+base_url = "{url("/crossref/")}"
 query = "ketamine"
 [sources.clinicaltrials]
 enabled = true
-base_url = "{url('/ctgov/')}"
+base_url = "{url("/ctgov/")}"
 conditions = "depression"
 interventions = "ketamine"
 min_interval = 0
 [sources.isrctn]
 enabled = true
-base_url = "{url('/isrctn/')}"
+base_url = "{url("/isrctn/")}"
 query = "ketamine"
 min_interval = 0
 [sources.biorxiv]
 enabled = true
-base_url = "{url('/biorxiv/')}"
+base_url = "{url("/biorxiv/")}"
 min_interval = 0
 [sources.openalex]
 enabled = true
-base_url = "{url('/openalex/')}"
+base_url = "{url("/openalex/")}"
 api_key_env = "LITMON_TEST_NO_SUCH_KEY"
 [[feeds]]
 name = "nejm"
-url = "{url('/feeds/nejm.xml')}"
+url = "{url("/feeds/nejm.xml")}"
 """)
 
 
@@ -167,12 +230,23 @@ def test_one_study_from_every_source_is_three_linked_works(httpserver, make_conf
     report = crawl(config, db, http=http_client)
 
     statuses = {s.name: s.status for s in report.sources}
-    assert statuses == {"pubmed": "ok", "europepmc": "ok", "clinicaltrials": "ok", "biorxiv": "ok", "crossref": "ok",
-                        "isrctn": "ok", "openalex": "disabled", "feed:nejm": "ok"}, [s.error for s in report.sources]
+    assert statuses == {
+        "pubmed": "ok",
+        "europepmc": "ok",
+        "clinicaltrials": "ok",
+        "biorxiv": "ok",
+        "crossref": "ok",
+        "isrctn": "ok",
+        "openalex": "disabled",
+        "feed:nejm": "ok",
+    }, [s.error for s in report.sources]
 
-    works = rows(db, """SELECT w.id, w.record_type, w.title, group_concat(r.source) AS sources
+    works = rows(
+        db,
+        """SELECT w.id, w.record_type, w.title, group_concat(r.source) AS sources
                         FROM works w JOIN records r ON r.work_id = w.id WHERE w.merged_into IS NULL
-                        GROUP BY w.id ORDER BY w.id""")
+                        GROUP BY w.id ORDER BY w.id""",
+    )
     by_type = {w["record_type"]: w for w in works}
     assert len(works) == 3, works
     assert sorted(by_type["article"]["sources"].split(",")) == ["crossref", "europepmc", "feed:nejm", "pubmed"]
@@ -180,7 +254,10 @@ def test_one_study_from_every_source_is_three_linked_works(httpserver, make_conf
     assert sorted(by_type["trial_registration"]["sources"].split(",")) == ["clinicaltrials", "isrctn"]
     assert by_type["preprint"]["sources"].startswith("biorxiv")
 
-    ids = {(r["scheme"], r["value"]) for r in rows(db, "SELECT scheme, value FROM identifiers WHERE work_id = ?", [by_type["article"]["id"]])}
+    ids = {
+        (r["scheme"], r["value"])
+        for r in rows(db, "SELECT scheme, value FROM identifiers WHERE work_id = ?", [by_type["article"]["id"]])
+    }
     assert {("doi", DOI.lower()), ("pmid", PMID)} <= ids
     links = {(r["relation"], r["value"]) for r in rows(db, "SELECT relation, value FROM record_links")}
     assert ("registered_as", NCT) in links and ("result_publication", PMID) in links
@@ -198,6 +275,7 @@ def test_one_study_from_every_source_is_three_linked_works(httpserver, make_conf
     # a second crawl of the same answers changes nothing
     before = rows(db, "SELECT id, work_id, content_hash FROM records ORDER BY id")
     again = crawl(config, db, http=http_client)
-    assert all(s.counts["new"] == 0 and s.counts["updated"] == 0 for s in again.sources if s.status == "ok"), \
-        [(s.name, s.counts) for s in again.sources]
+    assert all(s.counts["new"] == 0 and s.counts["updated"] == 0 for s in again.sources if s.status == "ok"), [
+        (s.name, s.counts) for s in again.sources
+    ]
     assert rows(db, "SELECT id, work_id, content_hash FROM records ORDER BY id") == before

@@ -8,7 +8,6 @@ import json
 import pytest
 from werkzeug import Response
 
-from crawler import store
 from crawler.errors import SourceError
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
@@ -22,7 +21,7 @@ def pubmed_config(make_config, httpserver, extra=""):
     return make_config(f"""
 [sources.pubmed]
 enabled = true
-base_url = "{httpserver.url_for('/')}"
+base_url = "{httpserver.url_for("/")}"
 query = '{QUERY}'
 batch_size = 2
 min_interval = 0
@@ -59,7 +58,9 @@ def requests_to(httpserver, path):
 
 
 def test_first_run_backfills_and_stores_records(httpserver, make_config, run_crawl, db, today):
-    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    FakeNcbi(
+        {"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}
+    ).install(httpserver)
     config = pubmed_config(make_config, httpserver)
 
     report = run_crawl(config, only=["pubmed"])
@@ -82,13 +83,16 @@ def test_first_run_backfills_and_stores_records(httpserver, make_config, run_cra
         assert request.args["query_key"] == "1"
         assert request.args["retmode"] == "xml"
         assert request.args["email"] == "tester@example.org"
-        assert request.headers["User-Agent"].startswith("litmon/") and "mailto:tester@example.org" in request.headers["User-Agent"]
+        assert (
+            request.headers["User-Agent"].startswith("litmon/") and "mailto:tester@example.org" in request.headers["User-Agent"]
+        )
 
     records = {r["source_id"]: r for r in rows(db, "SELECT * FROM records WHERE source = 'pubmed'")}
     assert set(records) == {"39000001", "39000002", "39000003"}
     rct = records["39000001"]
-    assert rct["title"] == ("Intravenous R,S-ketamine vs electroconvulsive therapy in treatment-resistant depression: "
-                            "a randomized clinical trial.")
+    assert rct["title"] == (
+        "Intravenous R,S-ketamine vs electroconvulsive therapy in treatment-resistant depression: a randomized clinical trial."
+    )
     assert rct["published_on"] == "2024-05-22"  # electronic date precedes the Jul-Aug issue
     assert rct["entered_on"] == "2024-05-22"
     assert "DESIGN: Open-label noninferiority trial (NCT03113968) in 403 adults." in rct["abstract"]
@@ -100,7 +104,12 @@ def test_first_run_backfills_and_stores_records(httpserver, make_config, run_cra
     assert records["39000002"]["title"] == "Esketamine nasal spray in suicidal ideation: a case series"
     assert records["39000002"]["published_on"] == "2024-03"  # Season Spring
 
-    identifiers = {(r["scheme"], r["value"]) for r in rows(db, "SELECT scheme, value FROM identifiers i JOIN records r ON r.id = i.record_id WHERE r.source_id = '39000001'")}
+    identifiers = {
+        (r["scheme"], r["value"])
+        for r in rows(
+            db, "SELECT scheme, value FROM identifiers i JOIN records r ON r.id = i.record_id WHERE r.source_id = '39000001'"
+        )
+    }
     assert identifiers == {("pmid", "39000001"), ("doi", "10.1001/jamapsychiatry.2024.0001"), ("pmcid", "PMC11100001")}
     links = {(r["relation"], r["scheme"], r["value"]) for r in rows(db, "SELECT relation, scheme, value FROM record_links")}
     assert ("registered_as", "nct", "NCT03113968") in links
@@ -119,7 +128,9 @@ def test_first_run_backfills_and_stores_records(httpserver, make_config, run_cra
 
 def test_second_run_is_incremental_and_refreshes_modified(httpserver, make_config, run_crawl, db, today):
     config = pubmed_config(make_config, httpserver)
-    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    FakeNcbi(
+        {"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}
+    ).install(httpserver)
     run_crawl(config, only=["pubmed"])
     httpserver.clear()
 
@@ -134,7 +145,9 @@ def test_second_run_is_incremental_and_refreshes_modified(httpserver, make_confi
 
     httpserver.clear_all_handlers()
     httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_handler(esearch)
-    httpserver.expect_request("/efetch.fcgi").respond_with_handler(lambda r: Response(pages_by_datetype[state["datetype"]], content_type="text/xml"))
+    httpserver.expect_request("/efetch.fcgi").respond_with_handler(
+        lambda r: Response(pages_by_datetype[state["datetype"]], content_type="text/xml")
+    )
 
     report = run_crawl(config, only=["pubmed"])
 
@@ -167,12 +180,16 @@ def test_failure_midway_keeps_complete_batches_and_watermark(httpserver, make_co
 
     # the next run starts again from the backfill date and completes the set without duplicates
     httpserver.clear()
-    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    FakeNcbi(
+        {"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}
+    ).install(httpserver)
     report = run_crawl(config, only=["pubmed"])
     assert report.sources[0].status == "ok"
     assert requests_to(httpserver, "/esearch.fcgi")[0].form["mindate"] == "2024/01/01"
     assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 3}]
-    assert rows(db, "SELECT watermark, consecutive_failures FROM source_states") == [{"watermark": today.isoformat(), "consecutive_failures": 0}]
+    assert rows(db, "SELECT watermark, consecutive_failures FROM source_states") == [
+        {"watermark": today.isoformat(), "consecutive_failures": 0}
+    ]
 
 
 def test_windows_over_the_esearch_cap_are_split(httpserver, make_config, run_crawl, db):
@@ -190,17 +207,21 @@ def test_windows_over_the_esearch_cap_are_split(httpserver, make_config, run_cra
     logged = rows(db, "SELECT window_from, window_to, hits FROM source_queries ORDER BY id")
     assert logged[0]["window_from"] == "2024-01-01"
     for previous, current in zip(logged, logged[1:]):
-        assert dt.date.fromisoformat(current["window_from"]) == dt.date.fromisoformat(previous["window_to"]) + dt.timedelta(days=1)
+        assert dt.date.fromisoformat(current["window_from"]) == dt.date.fromisoformat(previous["window_to"]) + dt.timedelta(
+            days=1
+        )
     assert all((dt.date.fromisoformat(q["window_to"]) - dt.date.fromisoformat(q["window_from"])).days <= 60 for q in logged)
-    assert logged[-1]["window_to"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+    assert logged[-1]["window_to"] == dt.datetime.now(dt.UTC).date().isoformat()
 
 
 def test_api_key_is_sent_and_spacing_follows_ncbi_limits(httpserver, make_config, db, monkeypatch):
-    FakeNcbi({"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    FakeNcbi(
+        {"crdt": 3}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: fixture_bytes("pubmed", "efetch_batch2.xml")}
+    ).install(httpserver)
     config = make_config(f"""
 [sources.pubmed]
 enabled = true
-base_url = "{httpserver.url_for('/')}"
+base_url = "{httpserver.url_for("/")}"
 query = '{QUERY}'
 batch_size = 2
 api_key_env = "TEST_NCBI_KEY"
@@ -221,11 +242,14 @@ api_key_env = "TEST_NCBI_KEY"
         assert params["api_key"] == "secret-key-123"
 
 
-@pytest.mark.parametrize("body, content_type, expected", [
-    (fixture_bytes("pubmed", "esearch_rate_limit.json"), "application/json", "esearch error: API rate limit exceeded"),
-    (b"<!DOCTYPE html><html><body>Service unavailable</body></html>", "text/html", "expected JSON but got an HTML page"),
-    (b'{"esearchresult": {"ERROR": "Invalid query"}}', "application/json", "esearch error: Invalid query"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, expected",
+    [
+        (fixture_bytes("pubmed", "esearch_rate_limit.json"), "application/json", "esearch error: API rate limit exceeded"),
+        (b"<!DOCTYPE html><html><body>Service unavailable</body></html>", "text/html", "expected JSON but got an HTML page"),
+        (b'{"esearchresult": {"ERROR": "Invalid query"}}', "application/json", "esearch error: Invalid query"),
+    ],
+)
 def test_esearch_errors_are_reported_clearly(httpserver, make_config, run_crawl, db, body, content_type, expected):
     httpserver.expect_request("/esearch.fcgi").respond_with_data(body, content_type=content_type)
     report = run_crawl(pubmed_config(make_config, httpserver), only=["pubmed"])
@@ -236,7 +260,9 @@ def test_esearch_errors_are_reported_clearly(httpserver, make_config, run_crawl,
 
 def test_malformed_efetch_fails_without_storing(httpserver, make_config, run_crawl, db):
     httpserver.expect_request("/esearch.fcgi").respond_with_data(esearch_body(1), content_type="application/json")
-    httpserver.expect_request("/efetch.fcgi").respond_with_data(b"<PubmedArticleSet><PubmedArticle><Medline", content_type="text/xml")
+    httpserver.expect_request("/efetch.fcgi").respond_with_data(
+        b"<PubmedArticleSet><PubmedArticle><Medline", content_type="text/xml"
+    )
     report = run_crawl(pubmed_config(make_config, httpserver), only=["pubmed"])
     assert report.sources[0].status == "failed"
     assert "malformed XML" in report.sources[0].error
@@ -244,6 +270,7 @@ def test_malformed_efetch_fails_without_storing(httpserver, make_config, run_cra
 
 
 # --------------------------------------------------------------------------- parser details
+
 
 def test_medline_dates_and_seasons():
     assert pubmed.parse_medline_date("2024 Jan-Feb") == "2024-01"
@@ -256,7 +283,9 @@ def test_medline_dates_and_seasons():
 def test_unresolved_corrections_are_kept():
     records = pubmed.parse_efetch(fixture_bytes("pubmed", "efetch_batch1.xml"))
     case_series = records[1]
-    assert case_series.extra["unresolved_comments_corrections"] == [{"relation": "erratum_in", "ref_source": "Z Psychiatr. 2024;12:98"}]
+    assert case_series.extra["unresolved_comments_corrections"] == [
+        {"relation": "erratum_in", "ref_source": "Z Psychiatr. 2024;12:98"}
+    ]
     assert case_series.language == "ger"
 
 

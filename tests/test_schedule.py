@@ -24,12 +24,15 @@ def write_config(tmp_path, extra: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("crawl", "61 5 * * *", "schedule.crawl: invalid cron expression '61 5 * * *'"),
-    ("digest", "0 7 * *", "schedule.digest: expected 5 fields"),
-    ("digest", "0 7 * * funday", "invalid day of week 'funday'"),
-    ("timezone", "Mars/Olympus", "schedule.timezone: unknown time zone 'Mars/Olympus'"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("crawl", "61 5 * * *", "schedule.crawl: invalid cron expression '61 5 * * *'"),
+        ("digest", "0 7 * *", "schedule.digest: expected 5 fields"),
+        ("digest", "0 7 * * funday", "invalid day of week 'funday'"),
+        ("timezone", "Mars/Olympus", "schedule.timezone: unknown time zone 'Mars/Olympus'"),
+    ],
+)
 def test_bad_schedule_is_a_config_error(tmp_path, key, value, message):
     with pytest.raises(ConfigError, match=message.replace("*", r"\*").replace("(", r"\(")):
         _config(tmp_path, f'[schedule]\n{key} = "{value}"\n')
@@ -44,7 +47,7 @@ def test_bad_schedule_exits_2_from_any_command(tmp_path):
 
 
 def test_crontab_weekday_numbers_mean_what_cron_means():
-    monday_morning = dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.timezone.utc)  # a Monday
+    monday_morning = dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC)  # a Monday
     assert cron.next_fire_time(cron.parse_cron("0 7 * * 1", "UTC"), monday_morning).strftime("%a %H:%M") == "Mon 07:00"
     assert cron.next_fire_time(cron.parse_cron("0 7 * * 0", "UTC"), monday_morning).strftime("%a") == "Sun"
     assert cron.next_fire_time(cron.parse_cron("0 7 * * 7", "UTC"), monday_morning).strftime("%a") == "Sun"
@@ -52,6 +55,8 @@ def test_crontab_weekday_numbers_mean_what_cron_means():
     assert cron.crontab_weekdays("1-5") == "mon,tue,wed,thu,fri" and cron.crontab_weekdays("*/2") == "sun,tue,thu,sat"
     seconds = cron.parse_cron("*/10 * * * * *", "UTC")
     assert cron.next_fire_time(seconds, monday_morning + dt.timedelta(seconds=1)) == monday_morning + dt.timedelta(seconds=10)
-    assert cron.previous_fire_time(seconds, monday_morning + dt.timedelta(seconds=25)) == monday_morning + dt.timedelta(seconds=20)
+    assert cron.previous_fire_time(seconds, monday_morning + dt.timedelta(seconds=25)) == monday_morning + dt.timedelta(
+        seconds=20
+    )
     weekly = cron.parse_cron("0 7 * * mon", "UTC")
-    assert cron.previous_fire_time(weekly, monday_morning) == dt.datetime(2026, 2, 23, 7, 0, tzinfo=dt.timezone.utc)
+    assert cron.previous_fire_time(weekly, monday_morning) == dt.datetime(2026, 2, 23, 7, 0, tzinfo=dt.UTC)

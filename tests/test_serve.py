@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import time
 
-
 from crawler import cron, store
 from crawler.config import parse_config
 from crawler.lock import RunLock, probe
@@ -58,7 +57,10 @@ def test_serve_crawls_and_digests_on_schedule_and_stops_cleanly_on_sigterm(tmp_p
     assert query(db, "SELECT COUNT(*) FROM works") == [(3,)]
     periods = query(db, "SELECT period_start, period_end FROM digests ORDER BY id")
     assert all(later[0] == earlier[1] for earlier, later in zip(periods, periods[1:]))  # no gap, no overlap
-    assert query(db, "SELECT COUNT(*) FROM digests d WHERE NOT EXISTS (SELECT 1 FROM digest_deliveries x WHERE x.digest_id = d.id AND x.status = 'written')") == [(0,)]
+    assert query(
+        db,
+        "SELECT COUNT(*) FROM digests d WHERE NOT EXISTS (SELECT 1 FROM digest_deliveries x WHERE x.digest_id = d.id AND x.status = 'written')",
+    ) == [(0,)]
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == query(db, "SELECT COUNT(*) FROM digests")[0][0]
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert probe(tmp_path / "litmon.db.lock") is None and (tmp_path / "litmon.db.lock").read_text() == ""
@@ -119,8 +121,10 @@ def test_serve_digest_waits_for_a_lock_held_by_another_run(tmp_path):
     log = tmp_path / "serve.log"
     service = start_litmon("--config", config, "serve", "--no-catch-up", cwd=tmp_path, log_file=log)
     try:
-        wait_for(lambda: f"serve: digest waits up to 60 min for the lock held by pid {os.getpid()}" in log_text(log),
-                 what="the digest job to wait")
+        wait_for(
+            lambda: f"serve: digest waits up to 60 min for the lock held by pid {os.getpid()}" in log_text(log),
+            what="the digest job to wait",
+        )
         time.sleep(0.5)
         assert query(db, "SELECT COUNT(*) FROM digests") in ([], [(0,)])
         lock.release()
@@ -153,6 +157,7 @@ def test_serve_dry_run_keeps_the_schedule_and_writes_nothing(tmp_path, httpserve
 
 # --------------------------------------------------------------------------- catch-up rules
 
+
 def _config(tmp_path, schedule: str):
     text = BASE_CONFIG.format(db=tmp_path / "litmon.db", outbox=tmp_path / "outbox") + schedule
     return parse_config(text, "test.toml")
@@ -161,13 +166,14 @@ def _config(tmp_path, schedule: str):
 def test_missed_crawl_and_digest_follow_the_schedule_and_the_database(tmp_path):
     config = _config(tmp_path, '[schedule]\ncrawl = "30 5 * * *"\ndigest = "0 7 * * mon"\ntimezone = "Europe/Berlin"\n')
     db = store.open_db(tmp_path / "litmon.db")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert crawl_missed(db, config, now)  # never crawled: the first crawl is due at once
     assert digest_missed(db, config, now)  # never made one and a Monday 07:00 has passed
 
     store.finish_crawl_run(db, store.start_crawl_run(db, "serve"), "ok")
-    store.save_digest(db, period_start="2024-01-01T00:00:00Z", period_end=store.utcnow(), subject="s", text_body="t",
-                      html_body="h", items=[])
+    store.save_digest(
+        db, period_start="2024-01-01T00:00:00Z", period_end=store.utcnow(), subject="s", text_body="t", html_body="h", items=[]
+    )
     later = now + dt.timedelta(seconds=5)
     crawl_trigger = cron.parse_cron("30 5 * * *", "Europe/Berlin")
     digest_trigger = cron.parse_cron("0 7 * * mon", "Europe/Berlin")

@@ -67,9 +67,16 @@ def test_status_reports_lag_schedule_database_and_recipients(tmp_path, httpserve
     digest = info["schedule"]["digest"]
     assert digest["cron"] == "0 7 * * 1" and digest["next_local"].endswith(("+01:00", "+02:00"))
     assert "T07:00:00" in digest["next_local"] and info["schedule"]["crawl"]["next_at"].endswith("Z")
-    assert info["recipients"] == [{"recipient": "outbox", "last_digest_id": 1, "last_status": "written",
-                                   "last_attempt_at": info["recipients"][0]["last_attempt_at"],
-                                   "last_delivered_at": info["recipients"][0]["last_attempt_at"], "error": None}]
+    assert info["recipients"] == [
+        {
+            "recipient": "outbox",
+            "last_digest_id": 1,
+            "last_status": "written",
+            "last_attempt_at": info["recipients"][0]["last_attempt_at"],
+            "last_delivered_at": info["recipients"][0]["last_attempt_at"],
+            "error": None,
+        }
+    ]
     human = litmon("--config", config, "status", cwd=tmp_path).stdout
     assert "next scheduled (litmon serve, Europe/Berlin): crawl " in human
     assert "outbox: last written" in human and "running now: nothing" in human and "healthy (alerts at 3 failures" in human
@@ -96,7 +103,9 @@ def test_json_log_lines_and_one_summary_per_source(tmp_path, httpserver):
 
 def test_api_keys_never_reach_logs_database_or_status(tmp_path, httpserver):
     secret = "ncbi-key-0123456789abcdef"
-    httpserver.expect_request("/esearch.fcgi").respond_with_handler(lambda r: Response(esearch_body(3), content_type="application/json"))
+    httpserver.expect_request("/esearch.fcgi").respond_with_handler(
+        lambda r: Response(esearch_body(3), content_type="application/json")
+    )
     httpserver.expect_request("/efetch.fcgi").respond_with_data("API key invalid", status=400)
     config = write_config(tmp_path, pubmed_section(httpserver, 'api_key_env = "NCBI_API_KEY"'))
     env = litmon_env(NCBI_API_KEY=secret)
@@ -125,7 +134,9 @@ def test_secret_filter_masks_env_values_params_and_tracebacks(monkeypatch):
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        logger.error("login with %s failed for https://x.example/works?search=k&api_key=abc123XYZ&page=2", "hunter2-smtp-password")
+        logger.error(
+            "login with %s failed for https://x.example/works?search=k&api_key=abc123XYZ&page=2", "hunter2-smtp-password"
+        )
         try:
             raise RuntimeError("token=sekrit-token-value in Authorization: Bearer eyJhbGciOi")
         except RuntimeError:

@@ -26,8 +26,20 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
     db = store.open_db(path)  # reopening applies nothing twice
     applied = rows(db, "SELECT name FROM _sqlite_migrations")
     assert [r["name"] for r in applied] == ["m001_initial", "m002_dedup", "m003_classify", "m004_digest_recipients"]
-    assert {"works", "records", "identifiers", "record_links", "trial_snapshots", "crawl_runs", "source_runs",
-            "source_queries", "source_states", "digests", "digest_items", "digest_deliveries"} <= set(db.table_names())
+    assert {
+        "works",
+        "records",
+        "identifiers",
+        "record_links",
+        "trial_snapshots",
+        "crawl_runs",
+        "source_runs",
+        "source_queries",
+        "source_states",
+        "digests",
+        "digest_items",
+        "digest_deliveries",
+    } <= set(db.table_names())
 
 
 def test_saving_the_same_records_twice_changes_nothing(db):
@@ -62,8 +74,15 @@ def test_transitive_identity_merges_works_and_repoints_history(db):
     store.save_records(db, [make_record("crossref", "A", title="Crossref title", doi="10.5555/x")])
     store.save_records(db, [make_record("feed:jad", "C", title="Feed title", pmid="7")])
     first_ids = [w["id"] for w in live_works(db)]
-    digest_id = store.save_digest(db, period_start="2026-01-01T00:00:00Z", period_end="2026-01-08T00:00:00Z",
-                                  subject="s", text_body="t", html_body="h", items=[(first_ids[1], "article")])
+    digest_id = store.save_digest(
+        db,
+        period_start="2026-01-01T00:00:00Z",
+        period_end="2026-01-08T00:00:00Z",
+        subject="s",
+        text_body="t",
+        html_body="h",
+        items=[(first_ids[1], "article")],
+    )
     store.save_records(db, [make_record("pubmed", "7", title="PubMed title", pmid="7", doi="10.5555/X")])
 
     works = live_works(db)
@@ -85,15 +104,21 @@ def test_links_to_other_works_do_not_merge(db):
     store.save_records(db, [article, trial])
     assert len(live_works(db)) == 2
     assert rows(db, "SELECT relation, scheme, value FROM record_links") == [
-        {"relation": "registered_as", "scheme": "nct", "value": "NCT03113968"}]
+        {"relation": "registered_as", "scheme": "nct", "value": "NCT03113968"}
+    ]
 
 
 def test_trial_snapshots_only_when_a_tracked_field_changes(db):
     def trial(status, enrollment, updated):
         record = Record(source="clinicaltrials", source_id="NCT01", record_type="trial_registration", title="T")
         record.add_id("nct", "NCT00000001")
-        record.trial = {"overall_status": status, "enrollment": enrollment, "phases": ["PHASE2", "PHASE3"],
-                        "has_results": False, "last_update_posted_on": updated}
+        record.trial = {
+            "overall_status": status,
+            "enrollment": enrollment,
+            "phases": ["PHASE2", "PHASE3"],
+            "has_results": False,
+            "last_update_posted_on": updated,
+        }
         return record
 
     store.save_records(db, [trial("RECRUITING", 60, "2026-01-01")])

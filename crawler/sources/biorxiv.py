@@ -68,8 +68,9 @@ import datetime as dt
 import html
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
@@ -103,13 +104,15 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         yield from fetch_pubs(ctx, server, since, category, max_pages, kept_dois)
 
 
-def fetch_details(ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int,
-                  kept_dois: set[str]) -> Iterator[list[Record]]:
+def fetch_details(
+    ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int, kept_dois: set[str]
+) -> Iterator[list[Record]]:
     """Every version posted in the window on ``server``, filtered on the topic."""
     url_base = f"{ctx.base_url}details/{server}/{since.isoformat()}/{ctx.until.isoformat()}/"
     params = {"category": category_param(category)} if category else None
-    entry = ctx.log_query(f"details/{server}", since, ctx.until, hits=0, read=0, kept=0, pages=0,
-                          **({"category": category} if category else {}))
+    entry = ctx.log_query(
+        f"details/{server}", since, ctx.until, hits=0, read=0, kept=0, pages=0, **({"category": category} if category else {})
+    )
     for page in fetch_chain(ctx, url_base, "/json", params, max_pages, entry):
         records = build_records(ctx, page, build_details_record, server)
         kept = [r for r in records if ctx.matches_topic(r.title, r.abstract)]
@@ -121,17 +124,21 @@ def fetch_details(ctx: CrawlContext, server: str, since: dt.date, category: str,
             yield kept
 
 
-def fetch_pubs(ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int,
-               kept_dois: set[str]) -> Iterator[list[Record]]:
+def fetch_pubs(
+    ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int, kept_dois: set[str]
+) -> Iterator[list[Record]]:
     """Preprints of ``server`` whose journal version was published in the window."""
     url_base = f"{ctx.base_url}pubs/{server}/{since.isoformat()}/{ctx.until.isoformat()}/"
-    entry = ctx.log_query(f"pubs/{server}", since, ctx.until, hits=0, read=0, kept=0, pages=0,
-                          **({"category": category} if category else {}))
+    entry = ctx.log_query(
+        f"pubs/{server}", since, ctx.until, hits=0, read=0, kept=0, pages=0, **({"category": category} if category else {})
+    )
     for page in fetch_chain(ctx, url_base, "", None, max_pages, entry):
         records = build_records(ctx, page, build_pubs_record, server)
-        kept = [r for r in records
-                if in_category(r, category)
-                and (ctx.matches_topic(r.title, r.abstract) or r.first_id("doi") in kept_dois)]
+        kept = [
+            r
+            for r in records
+            if in_category(r, category) and (ctx.matches_topic(r.title, r.abstract) or r.first_id("doi") in kept_dois)
+        ]
         entry.params["read"] += len(page)
         entry.params["kept"] += len(kept)
         entry.hits = entry.params["kept"]
@@ -139,8 +146,9 @@ def fetch_pubs(ctx: CrawlContext, server: str, since: dt.date, category: str, ma
             yield kept
 
 
-def fetch_chain(ctx: CrawlContext, url_base: str, suffix: str, params: dict | None, max_pages: int,
-                entry) -> Iterator[list[dict]]:
+def fetch_chain(
+    ctx: CrawlContext, url_base: str, suffix: str, params: dict | None, max_pages: int, entry
+) -> Iterator[list[dict]]:
     """Yield the ``collection`` of each page, advancing the cursor by the records returned."""
     cursor = 0
     for _ in range(max_pages):
@@ -156,8 +164,10 @@ def fetch_chain(ctx: CrawlContext, url_base: str, suffix: str, params: dict | No
         cursor += len(collection)
         if total is not None and cursor >= total:
             return
-    ctx.warn(f"stopped after {max_pages} pages (max_pages) at cursor {cursor} of {url_base}; "
-             "the rest of the window was not read — narrow the window or raise max_pages")
+    ctx.warn(
+        f"stopped after {max_pages} pages (max_pages) at cursor {cursor} of {url_base}; "
+        "the rest of the window was not read — narrow the window or raise max_pages"
+    )
 
 
 def build_records(ctx: CrawlContext, page: list[dict], builder, server: str) -> list[Record]:
@@ -185,24 +195,31 @@ def read_servers(ctx: CrawlContext) -> list[str]:
     servers = [str(s).strip().lower() for s in servers if str(s).strip()]
     bad = [s for s in servers if s not in SERVERS]
     if bad or not servers:
-        raise SourceError(ctx.name, f"invalid servers setting {value!r}",
-                          hint=f"[sources.{ctx.name}].servers: a list drawn from {', '.join(SERVERS)}")
+        raise SourceError(
+            ctx.name,
+            f"invalid servers setting {value!r}",
+            hint=f"[sources.{ctx.name}].servers: a list drawn from {', '.join(SERVERS)}",
+        )
     return list(dict.fromkeys(servers))
 
 
 def read_category(ctx: CrawlContext) -> str:
     value = ctx.settings.get("category") or ""
     if not isinstance(value, str):
-        raise SourceError(ctx.name, f"invalid category setting {value!r}",
-                          hint=f"[sources.{ctx.name}].category: one subject category name, or empty")
+        raise SourceError(
+            ctx.name,
+            f"invalid category setting {value!r}",
+            hint=f"[sources.{ctx.name}].category: one subject category name, or empty",
+        )
     return " ".join(value.replace("_", " ").split()).lower()
 
 
 def read_int_setting(ctx: CrawlContext, key: str, default: int) -> int:
     value = ctx.settings.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SourceError(ctx.name, f"invalid {key} setting {value!r}",
-                          hint=f"[sources.{ctx.name}].{key}: a whole number of at least 1")
+        raise SourceError(
+            ctx.name, f"invalid {key} setting {value!r}", hint=f"[sources.{ctx.name}].{key}: a whole number of at least 1"
+        )
     return value
 
 
@@ -246,31 +263,50 @@ def parse_envelope(body: bytes, url: str | None = None) -> tuple[list[dict], int
 
 def read_envelope(body: bytes, url: str | None = None) -> Envelope:
     if not body or not body.strip():
-        raise SourceError(NAME, "empty answer (HTTP 200 with no body)",
-                          hint="whether api.biorxiv.org is degraded (an empty body was seen on /details "
-                               "in Sept 2026); it is retried on the next run", url=url)
+        raise SourceError(
+            NAME,
+            "empty answer (HTTP 200 with no body)",
+            hint="whether api.biorxiv.org is degraded (an empty body was seen on /details "
+            "in Sept 2026); it is retried on the next run",
+            url=url,
+        )
     try:
         data = json.loads(body)
     except ValueError:
         kind = "an HTML page" if looks_like_html(body) else "malformed JSON"
         snippet = " ".join(body[:120].decode("utf-8", "replace").split())
-        raise SourceError(NAME, f"expected JSON but got {kind}: {snippet!r}",
-                          hint="the base_url in the config and whether the service is up", url=url) from None
+        raise SourceError(
+            NAME,
+            f"expected JSON but got {kind}: {snippet!r}",
+            hint="the base_url in the config and whether the service is up",
+            url=url,
+        ) from None
     if not isinstance(data, dict):
-        raise SourceError(NAME, f"expected a JSON object with 'messages' and 'collection', got {type(data).__name__}",
-                          hint="the base_url in the config", url=url)
+        raise SourceError(
+            NAME,
+            f"expected a JSON object with 'messages' and 'collection', got {type(data).__name__}",
+            hint="the base_url in the config",
+            url=url,
+        )
     message = first_message(data, url)
     status = str((message or {}).get("status") or "ok").strip()
     collection = data.get("collection")
     if status.lower() != "ok" and not _EMPTY_STATUS_RE.match(status):
-        raise SourceError(NAME, f"the API answered status {status!r}",
-                          hint="the servers, category and dates of the request; the API reports errors "
-                               "inside HTTP 200 answers", url=url)
+        raise SourceError(
+            NAME,
+            f"the API answered status {status!r}",
+            hint="the servers, category and dates of the request; the API reports errors inside HTTP 200 answers",
+            url=url,
+        )
     if collection is None:
         collection = []
     if not isinstance(collection, list):
-        raise SourceError(NAME, f"'collection' is a {type(collection).__name__}, expected a list",
-                          hint="whether the API format changed", url=url)
+        raise SourceError(
+            NAME,
+            f"'collection' is a {type(collection).__name__}, expected a list",
+            hint="whether the API format changed",
+            url=url,
+        )
     return Envelope(status, [c for c in collection if isinstance(c, dict)], parse_total(message))
 
 
@@ -279,14 +315,19 @@ def first_message(data: dict, url: str | None) -> dict | None:
     if messages is None:
         if "collection" in data:
             return None
-        raise SourceError(NAME, "the answer has neither 'messages' nor 'collection'",
-                          hint="the base_url in the config and whether the API format changed", url=url)
+        raise SourceError(
+            NAME,
+            "the answer has neither 'messages' nor 'collection'",
+            hint="the base_url in the config and whether the API format changed",
+            url=url,
+        )
     if isinstance(messages, dict):
         return messages
     if isinstance(messages, list) and messages and isinstance(messages[0], dict):
         return messages[0]
-    raise SourceError(NAME, f"unexpected 'messages' block: {str(messages)[:100]!r}",
-                      hint="whether the API format changed", url=url)
+    raise SourceError(
+        NAME, f"unexpected 'messages' block: {str(messages)[:100]!r}", hint="whether the API format changed", url=url
+    )
 
 
 def parse_total(message: dict | None) -> int | None:
@@ -351,16 +392,18 @@ def build_details_record(item: dict, server: str = "") -> Record | None:
     category = clean_category(item.get("category"))
     if category:
         record.keywords.append(category)
-    record.extra = compact({
-        "server": server_key or None,
-        "category": category,
-        "type": text(item.get("type")),
-        "license": text(item.get("license")),
-        "jatsxml": text(item.get("jatsxml")),
-        "author_corresponding": collapse(text(item.get("author_corresponding"))),
-        "author_corresponding_institution": collapse(text(item.get("author_corresponding_institution"))),
-        "funder": item.get("funder") if item.get("funder") not in (None, "", "NA") else None,
-    })
+    record.extra = compact(
+        {
+            "server": server_key or None,
+            "category": category,
+            "type": text(item.get("type")),
+            "license": text(item.get("license")),
+            "jatsxml": text(item.get("jatsxml")),
+            "author_corresponding": collapse(text(item.get("author_corresponding"))),
+            "author_corresponding_institution": collapse(text(item.get("author_corresponding_institution"))),
+            "funder": item.get("funder") if item.get("funder") not in (None, "", "NA") else None,
+        }
+    )
     return record
 
 
@@ -389,14 +432,16 @@ def build_pubs_record(item: dict, server: str = "") -> Record | None:
     category = clean_category(item.get("preprint_category"))
     if category:
         record.keywords.append(category)
-    record.extra = compact({
-        "server": server_key or None,
-        "category": category,
-        "published_journal": collapse(text(item.get("published_journal"))),
-        "published_date": parse_date(item.get("published_date")),
-        "author_corresponding": collapse(text(item.get("preprint_author_corresponding"))),
-        "author_corresponding_institution": collapse(text(item.get("preprint_author_corresponding_institution"))),
-    })
+    record.extra = compact(
+        {
+            "server": server_key or None,
+            "category": category,
+            "published_journal": collapse(text(item.get("published_journal"))),
+            "published_date": parse_date(item.get("published_date")),
+            "author_corresponding": collapse(text(item.get("preprint_author_corresponding"))),
+            "author_corresponding_institution": collapse(text(item.get("preprint_author_corresponding_institution"))),
+        }
+    )
     return record
 
 
@@ -435,11 +480,38 @@ _INLINE_TAG_RE = re.compile(r"</?(?:i|b|em|strong|sub|sup|sc|u|p|br|italic|bold)
 _BLOCK_RE = re.compile(r"O_(FIG|TBL|TABLE)(?![A-Z]).*?C_\1(?![A-Z])", re.S)
 _HEADING_RE = re.compile(r"O_ST_ABS\s*(.*?)\s*C_ST_ABS", re.S)
 _GLUED_HEADINGS = (
-    "Abstract", "Summary", "Background", "Backgrounds", "Introduction", "Context", "Rationale",
-    "Objective", "Objectives", "Aim", "Aims", "Purpose", "Importance", "Significance",
-    "Methods", "Method", "Design", "Setting", "Settings", "Participants", "Interventions",
-    "Measurements", "Results", "Findings", "Discussion", "Conclusion", "Conclusions",
-    "Interpretation", "Limitations", "Funding", "Highlights", "Key points",
+    "Abstract",
+    "Summary",
+    "Background",
+    "Backgrounds",
+    "Introduction",
+    "Context",
+    "Rationale",
+    "Objective",
+    "Objectives",
+    "Aim",
+    "Aims",
+    "Purpose",
+    "Importance",
+    "Significance",
+    "Methods",
+    "Method",
+    "Design",
+    "Setting",
+    "Settings",
+    "Participants",
+    "Interventions",
+    "Measurements",
+    "Results",
+    "Findings",
+    "Discussion",
+    "Conclusion",
+    "Conclusions",
+    "Interpretation",
+    "Limitations",
+    "Funding",
+    "Highlights",
+    "Key points",
 )
 _GLUED_HEADING_RE = re.compile(r"(?m)^(" + "|".join(sorted(_GLUED_HEADINGS, key=len, reverse=True)) + r")(?=[A-Z])")
 

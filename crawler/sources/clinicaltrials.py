@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
@@ -64,9 +65,18 @@ STUDY_URL = "https://clinicaltrials.gov/study/{}"
 
 #: Pieces requested with ``fields`` (module and field piece names of the v2 data structure).
 DEFAULT_FIELDS = (
-    "NCTId", "HasResults", "IdentificationModule", "StatusModule", "SponsorCollaboratorsModule",
-    "BriefSummary", "ConditionsModule", "DesignModule", "ArmsInterventionsModule", "ReferencesModule",
-    "ConditionBrowseModule", "InterventionBrowseModule",
+    "NCTId",
+    "HasResults",
+    "IdentificationModule",
+    "StatusModule",
+    "SponsorCollaboratorsModule",
+    "BriefSummary",
+    "ConditionsModule",
+    "DesignModule",
+    "ArmsInterventionsModule",
+    "ReferencesModule",
+    "ConditionBrowseModule",
+    "InterventionBrowseModule",
 )
 
 #: Top-level keys of the retired classic (v1) API answers.
@@ -74,7 +84,8 @@ V1_KEYS = ("FullStudiesResponse", "StudyFieldsResponse", "FieldValuesResponse", 
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 _REGISTRY_HINT_RE = re.compile(
-    r"eudra|ctis|\beu[\s-]*ct\b|eu\s*clinical\s*trials|clinical\s*trials?\s*register\b|clinicaltrialsregister|isrctn", re.I)
+    r"eudra|ctis|\beu[\s-]*ct\b|eu\s*clinical\s*trials|clinical\s*trials?\s*register\b|clinicaltrialsregister|isrctn", re.I
+)
 
 #: trial-field name -> statusModule key of its date struct
 DATE_STRUCTS = {
@@ -99,6 +110,7 @@ class StudiesPage:
 
 
 # --------------------------------------------------------------------------- fetching
+
 
 def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     check_base_url(ctx.name, ctx.base_url)
@@ -131,8 +143,12 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         if not token:
             return
         if token in seen_tokens:
-            raise SourceError(ctx.name, f"the API returned the page token {token!r} twice; stopping to avoid a loop",
-                              hint="whether the service is up; the window is re-read on the next run", url=response.url)
+            raise SourceError(
+                ctx.name,
+                f"the API returned the page token {token!r} twice; stopping to avoid a loop",
+                hint="whether the service is up; the window is re-read on the next run",
+                url=response.url,
+            )
         seen_tokens.add(token)
         if not page.studies:
             ctx.warn(f"page {pages} was empty but carried a nextPageToken; stopped paging")
@@ -142,8 +158,11 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
 def check_base_url(source: str, base_url: str) -> None:
     """Refuse the retired classic API before sending anything."""
     if re.search(r"/api/(?:query|info|legacy)(?:/|$)", base_url) or "classic.clinicaltrials.gov" in base_url:
-        raise SourceError(source, f"base_url {base_url!r} points at the classic (v1) API, retired on {V1_RETIRED_ON}",
-                          hint='base_url = "https://clinicaltrials.gov/api/v2/" (API v2)')
+        raise SourceError(
+            source,
+            f"base_url {base_url!r} points at the classic (v1) API, retired on {V1_RETIRED_ON}",
+            hint='base_url = "https://clinicaltrials.gov/api/v2/" (API v2)',
+        )
 
 
 def build_params(source: str, settings: dict[str, Any], since: str) -> dict[str, str]:
@@ -151,8 +170,11 @@ def build_params(source: str, settings: dict[str, Any], since: str) -> dict[str,
     cond = join_expression(settings.get("conditions"))
     intr = join_expression(settings.get("interventions"))
     if not cond and not intr:
-        raise SourceError(source, "no search configured: both conditions and interventions are empty",
-                          hint="[sources.clinicaltrials] conditions / interventions in the config")
+        raise SourceError(
+            source,
+            "no search configured: both conditions and interventions are empty",
+            hint="[sources.clinicaltrials] conditions / interventions in the config",
+        )
     params: dict[str, str] = {"format": "json"}
     if cond:
         params["query.cond"] = cond
@@ -198,6 +220,7 @@ def describe_query(params: dict[str, str]) -> str:
 
 # --------------------------------------------------------------------------- parsing
 
+
 def parse_file(body: bytes, filename: str) -> list[Record]:
     """Parse any response file of the corpus folder: a studies page or a single study."""
     return parse_studies(body, NAME, url=filename).records
@@ -210,17 +233,25 @@ def parse_studies(body: bytes, source: str = NAME, url: str | None = None) -> St
     if isinstance(data, dict) and "studies" in data:
         studies = data["studies"]
         if not isinstance(studies, list):
-            raise SourceError(source, f"'studies' is a {type(studies).__name__}, not a list", hint="the base_url in the config", url=url)
+            raise SourceError(
+                source, f"'studies' is a {type(studies).__name__}, not a list", hint="the base_url in the config", url=url
+            )
         token = data.get("nextPageToken")
-        page = StudiesPage(next_page_token=str(token) if token not in (None, "") else None, total=parse_int(data.get("totalCount")))
+        page = StudiesPage(
+            next_page_token=str(token) if token not in (None, "") else None, total=parse_int(data.get("totalCount"))
+        )
     elif isinstance(data, dict) and "protocolSection" in data:
         studies, page = [data], StudiesPage()
     elif isinstance(data, list) and all(isinstance(s, dict) and "protocolSection" in s for s in data):
         studies, page = data, StudiesPage()
     else:
         keys = ", ".join(sorted(data)[:8]) if isinstance(data, dict) else type(data).__name__
-        raise SourceError(source, f"unexpected JSON: no 'studies' list and no study object (found: {keys})",
-                          hint="the base_url in the config (it must be the API v2 root, ending in /api/v2/)", url=url)
+        raise SourceError(
+            source,
+            f"unexpected JSON: no 'studies' list and no study object (found: {keys})",
+            hint="the base_url in the config (it must be the API v2 root, ending in /api/v2/)",
+            url=url,
+        )
     page.studies = len(studies)
     for index, study in enumerate(studies):
         try:
@@ -236,14 +267,22 @@ def decode_json(body: bytes, source: str, url: str | None) -> Any:
     except ValueError:
         kind = "an HTML page" if looks_like_html(body) else "malformed JSON"
         snippet = " ".join(body[:120].decode("utf-8", errors="replace").split())
-        raise SourceError(source, f"expected JSON but got {kind}: {snippet!r}",
-                          hint="the base_url in the config and whether the service is up", url=url) from None
+        raise SourceError(
+            source,
+            f"expected JSON but got {kind}: {snippet!r}",
+            hint="the base_url in the config and whether the service is up",
+            url=url,
+        ) from None
 
 
 def check_not_v1(data: Any, source: str, url: str | None) -> None:
     if isinstance(data, dict) and (any(key in data for key in V1_KEYS) or "ProtocolSection" in data):
-        raise SourceError(source, f"this is an answer of the classic (v1) API, which was retired on {V1_RETIRED_ON}; use API v2",
-                          hint='base_url = "https://clinicaltrials.gov/api/v2/"', url=url)
+        raise SourceError(
+            source,
+            f"this is an answer of the classic (v1) API, which was retired on {V1_RETIRED_ON}; use API v2",
+            hint='base_url = "https://clinicaltrials.gov/api/v2/"',
+            url=url,
+        )
 
 
 def parse_study(study: Any, source: str = NAME) -> Record:
@@ -363,11 +402,13 @@ def build_extra(protocol: dict, status: dict, aliases: list[str], secondary: lis
         "lead_sponsor": {"name": lead.get("name"), "class": lead.get("class")} if lead.get("name") else None,
         "collaborators": [c.get("name") for c in as_list(sponsors.get("collaborators")) if isinstance(c, dict) and c.get("name")],
         "status_verified_date": parse_date(status.get("statusVerifiedDate")),
-        "date_types": {name: sub(status, key).get("type") for name, key in DATE_STRUCTS.items()
-                       if sub(status, key).get("type")},
+        "date_types": {name: sub(status, key).get("type") for name, key in DATE_STRUCTS.items() if sub(status, key).get("type")},
         "references": parse_reference_list(sub(protocol, "referencesModule")),
-        "see_also": [{"label": l.get("label"), "url": l.get("url")} for l in
-                     as_list(sub(protocol, "referencesModule").get("seeAlsoLinks")) if isinstance(l, dict) and l.get("url")],
+        "see_also": [
+            {"label": l.get("label"), "url": l.get("url")}
+            for l in as_list(sub(protocol, "referencesModule").get("seeAlsoLinks"))
+            if isinstance(l, dict) and l.get("url")
+        ],
     }
     return {k: v for k, v in extra.items() if v not in (None, [], {}, "")}
 
@@ -389,7 +430,11 @@ def parse_reference_list(module: dict) -> list[dict[str, Any]]:
     for ref in as_list(module.get("references")):
         if not isinstance(ref, dict):
             continue
-        entry = {"pmid": ids.normalize_pmid(ref.get("pmid")), "type": ref.get("type"), "citation": clean_text(ref.get("citation"))}
+        entry = {
+            "pmid": ids.normalize_pmid(ref.get("pmid")),
+            "type": ref.get("type"),
+            "citation": clean_text(ref.get("citation")),
+        }
         if isinstance(ref.get("retractions"), list) and ref["retractions"]:
             entry["retractions"] = ref["retractions"]
         entry = {k: v for k, v in entry.items() if v}

@@ -63,7 +63,8 @@ import html.entities
 import json
 import logging
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -87,9 +88,28 @@ DEFAULT_TYPES = ("journal-article", "posted-content")
 #: Fields requested with ``select=`` (all in Crossref's list of selectable fields; ``subtype``,
 #: ``institution`` and ``language`` are not selectable, so they are only read when present).
 SELECT_FIELDS = (
-    "DOI", "type", "title", "subtitle", "container-title", "short-container-title", "group-title", "author",
-    "issued", "published", "published-online", "published-print", "posted", "created", "deposited",
-    "abstract", "subject", "relation", "update-to", "updated-by", "clinical-trial-number", "publisher",
+    "DOI",
+    "type",
+    "title",
+    "subtitle",
+    "container-title",
+    "short-container-title",
+    "group-title",
+    "author",
+    "issued",
+    "published",
+    "published-online",
+    "published-print",
+    "posted",
+    "created",
+    "deposited",
+    "abstract",
+    "subject",
+    "relation",
+    "update-to",
+    "updated-by",
+    "clinical-trial-number",
+    "publisher",
 )
 
 #: HTTP statuses whose body is read here (after the shared client's retries) for a clear message.
@@ -154,12 +174,27 @@ _NAMESPACES = {
     "ali": "http://www.niso.org/schemas/ali/1.0/",
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
 }
-_BLOCK_TAGS = {"p", "list", "list-item", "disp-quote", "statement", "table-wrap", "fig", "boxed-text", "def-list", "div", "li", "ul", "ol"}
+_BLOCK_TAGS = {
+    "p",
+    "list",
+    "list-item",
+    "disp-quote",
+    "statement",
+    "table-wrap",
+    "fig",
+    "boxed-text",
+    "def-list",
+    "div",
+    "li",
+    "ul",
+    "ol",
+}
 _MATH_CONTEXT_RE = re.compile(r"\d\s*[×x]\s*10$")
 _RATE_INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
 
 
 # --------------------------------------------------------------------------------------- fetching
+
 
 def fetch_records(ctx) -> Iterator[list[Record]]:
     """Yield the topic-matching works created, then updated, in the window (see module doc)."""
@@ -179,7 +214,9 @@ def build_settings(ctx) -> dict[str, Any]:
     if isinstance(query, list):
         query = " ".join(query)
     if not query or not str(query).strip():
-        raise SourceError(ctx.name, "no query configured", hint="[sources.crossref].query in the config (words for query.bibliographic)")
+        raise SourceError(
+            ctx.name, "no query configured", hint="[sources.crossref].query in the config (words for query.bibliographic)"
+        )
     types = s.get("types", list(DEFAULT_TYPES))
     if isinstance(types, str):
         types = [types]
@@ -199,7 +236,9 @@ def read_positive_int(ctx, key: str, default: int) -> int:
     except (TypeError, ValueError):
         number = 0
     if isinstance(value, bool) or number < 1:
-        raise SourceError(ctx.name, f"{key} = {value!r} is not a positive whole number", hint=f"[sources.crossref].{key} in the config")
+        raise SourceError(
+            ctx.name, f"{key} = {value!r} is not a positive whole number", hint=f"[sources.crossref].{key} in the config"
+        )
     return number
 
 
@@ -234,7 +273,9 @@ def build_params(ctx, settings: dict[str, Any], filter_: str, cursor: str) -> di
 def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]) -> Iterator[list[Record]]:
     """Page through one filter with a cursor, keeping the matching works, until a stop rule fires."""
     filter_ = build_filter(date_field, start, end, settings["types"])
-    entry = ctx.log_query(settings["query"], start, end, hits=0, **{"pass": pass_name, "filter": filter_, "rows": settings["rows"]})
+    entry = ctx.log_query(
+        settings["query"], start, end, hits=0, **{"pass": pass_name, "filter": filter_, "rows": settings["rows"]}
+    )
     stats = {"pages": 0, "read": 0, "kept": 0, "total_results": None, "stopped": None}
     entry.params.update(stats)
     cursor = "*"
@@ -255,8 +296,10 @@ def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]
         entry.hits = stats["kept"]
         entry.params.update(stats)
         if stats["stopped"] == "max_pages" and matching:
-            ctx.warn(f"{pass_name} pass {start}..{end}: stopped after max_pages={settings['max_pages']} pages although the "
-                     f"last page still had {len(matching)} matching item(s); raise max_pages or tighten the query")
+            ctx.warn(
+                f"{pass_name} pass {start}..{end}: stopped after max_pages={settings['max_pages']} pages although the "
+                f"last page still had {len(matching)} matching item(s); raise max_pages or tighten the query"
+            )
         batch = select_unseen(matching, seen)
         if batch:
             yield batch
@@ -265,7 +308,9 @@ def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]
 def fetch_page(ctx, settings, filter_: str, cursor: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One GET of ``works``: the checked message and its items."""
     url = ctx.base_url + "works"
-    response = ctx.http.get(url, source=ctx.name, params=build_params(ctx, settings, filter_, cursor), ok_statuses=ANSWER_STATUSES)
+    response = ctx.http.get(
+        url, source=ctx.name, params=build_params(ctx, settings, filter_, cursor), ok_statuses=ANSWER_STATUSES
+    )
     apply_rate_limit(ctx, response)
     message = read_message(response.content, ctx.name, url=response.url, status=response.status)
     return message, read_items(message, ctx.name, url=response.url)
@@ -324,8 +369,15 @@ def apply_rate_limit(ctx, response: Response) -> None:
     current = ctx.http.min_intervals.get(host, ctx.http.default_min_interval)
     if spacing > current:
         ctx.http.set_min_interval(ctx.base_url, spacing)
-        log.info("[%s] Crossref advertises %s requests per %s: spacing requests to %s by %.3fs (was %.3fs)", ctx.name,
-                 response.headers.get("X-Rate-Limit-Limit"), response.headers.get("X-Rate-Limit-Interval"), host, spacing, current)
+        log.info(
+            "[%s] Crossref advertises %s requests per %s: spacing requests to %s by %.3fs (was %.3fs)",
+            ctx.name,
+            response.headers.get("X-Rate-Limit-Limit"),
+            response.headers.get("X-Rate-Limit-Interval"),
+            host,
+            spacing,
+            current,
+        )
 
 
 def parse_rate_limit(limit: str | None, interval: str | None) -> float | None:
@@ -345,23 +397,39 @@ def parse_rate_limit(limit: str | None, interval: str | None) -> float | None:
 
 # ------------------------------------------------------------------------------- answer checking
 
+
 def read_message(body: bytes, source: str = NAME, url: str | None = None, status: int = 200) -> dict[str, Any]:
     """The ``message`` of an ``ok`` answer, or a SourceError explaining Crossref's error shape."""
     prefix = f"HTTP {status}: " if status != 200 else ""
     if not body or not body.strip():
-        raise SourceError(source, f"{prefix}empty response, expected JSON", hint="whether Crossref is up; retried on the next run", url=url)
+        raise SourceError(
+            source, f"{prefix}empty response, expected JSON", hint="whether Crossref is up; retried on the next run", url=url
+        )
     if looks_like_html(body):
         title = re.search(rb"<title>(.*?)</title>", body, re.I | re.S)
         what = " ".join(title.group(1).decode("utf-8", "replace").split()) if title else _snippet(body)
-        raise SourceError(source, f"{prefix}got an HTML page instead of JSON: {what!r}",
-                          hint="whether Crossref is up (504 = its search timed out; a smaller page_size helps); retried on the next run", url=url)
+        raise SourceError(
+            source,
+            f"{prefix}got an HTML page instead of JSON: {what!r}",
+            hint="whether Crossref is up (504 = its search timed out; a smaller page_size helps); retried on the next run",
+            url=url,
+        )
     try:
         data = json.loads(body)
     except ValueError:
-        hint = "the base_url in the config (the route does not exist)" if status == 404 else "the base_url and whether Crossref is up"
+        hint = (
+            "the base_url in the config (the route does not exist)"
+            if status == 404
+            else "the base_url and whether Crossref is up"
+        )
         raise SourceError(source, f"{prefix}expected JSON but got {_snippet(body)!r}", hint=hint, url=url) from None
     if not isinstance(data, dict):
-        raise SourceError(source, f"{prefix}unexpected JSON ({type(data).__name__}) instead of a Crossref message", hint="the base_url in the config", url=url)
+        raise SourceError(
+            source,
+            f"{prefix}unexpected JSON ({type(data).__name__}) instead of a Crossref message",
+            hint="the base_url in the config",
+            url=url,
+        )
     outcome = data.get("status")
     message = data.get("message")
     if outcome == "ok" and isinstance(message, dict) and status == 200:
@@ -377,16 +445,29 @@ def read_message(body: bytes, source: str = NAME, url: str | None = None, status
     if outcome == "error" or data.get("message-type") == "exception":
         detail = message if isinstance(message, dict) else {}
         text = detail.get("message") or detail.get("name") or "no details"
-        raise SourceError(source, f"{prefix}Crossref internal error: {text}",
-                          hint="whether Crossref is up; a stale cursor can cause this too. The next run redoes the window", url=url)
-    raise SourceError(source, f"{prefix}unexpected answer (status {outcome!r}, message-type {data.get('message-type')!r})",
-                      hint="the base_url in the config and whether Crossref is up", url=url)
+        raise SourceError(
+            source,
+            f"{prefix}Crossref internal error: {text}",
+            hint="whether Crossref is up; a stale cursor can cause this too. The next run redoes the window",
+            url=url,
+        )
+    raise SourceError(
+        source,
+        f"{prefix}unexpected answer (status {outcome!r}, message-type {data.get('message-type')!r})",
+        hint="the base_url in the config and whether Crossref is up",
+        url=url,
+    )
 
 
 def read_items(message: dict[str, Any], source: str = NAME, url: str | None = None) -> list[dict[str, Any]]:
     items = message.get("items")
     if not isinstance(items, list):
-        raise SourceError(source, "the answer has no list of items (expected a work-list)", hint="the base_url in the config (it must point at the REST API root)", url=url)
+        raise SourceError(
+            source,
+            "the answer has no list of items (expected a work-list)",
+            hint="the base_url in the config (it must point at the REST API root)",
+            url=url,
+        )
     return [i for i in items if isinstance(i, dict)]
 
 
@@ -395,6 +476,7 @@ def _snippet(body: bytes, length: int = 120) -> str:
 
 
 # ---------------------------------------------------------------------------------------- parsing
+
 
 def parse_works(body: bytes, source: str = NAME) -> list[Record]:
     """Parse a ``/works`` answer (work-list) into records (every item with a DOI, unfiltered)."""
@@ -417,7 +499,9 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
     if "DOI" in message:
         record = parse_item(message, NAME)
         return [record] if record else []
-    raise SourceError(NAME, "the answer is neither a work-list nor a work", hint="the route the file was fetched from", url=filename)
+    raise SourceError(
+        NAME, "the answer is neither a work-list nor a work", hint="the route the file was fetched from", url=filename
+    )
 
 
 def parse_item(item: dict[str, Any], source: str = NAME) -> Record | None:
@@ -507,8 +591,10 @@ def abstract_blocks_xml(raw: str) -> list[tuple[str, str]] | None:
     declared = " ".join(f'xmlns:{p}="{u}"' for p, u in _NAMESPACES.items())
     text = _ENTITY_RE.sub(_xml_entity, raw)
     try:
-        root = etree.fromstring(f"<abstract {declared}>{text}</abstract>".encode("utf-8"),
-                                parser=etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False))
+        root = etree.fromstring(
+            f"<abstract {declared}>{text}</abstract>".encode(),
+            parser=etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False),
+        )
     except etree.XMLSyntaxError:
         return None
     mark_scripts(root)
@@ -596,7 +682,9 @@ def _walk_abstract(element, blocks: list[tuple[str, str]]) -> None:
 
 def abstract_blocks_regex(raw: str) -> list[tuple[str, str]]:
     """Fallback for abstracts that are not well-formed XML: tags to breaks, entities decoded."""
-    text = re.sub(r"<(?:jats:)?title[^>]*>(.*?)</(?:jats:)?title>", lambda m: "\n" + m.group(1) + ":\u0000", raw, flags=re.S | re.I)
+    text = re.sub(
+        r"<(?:jats:)?title[^>]*>(.*?)</(?:jats:)?title>", lambda m: "\n" + m.group(1) + ":\u0000", raw, flags=re.S | re.I
+    )
     text = re.sub(r"</?(?:jats:)?(?:p|sec|list-item|li|div|br)\b[^>]*>", "\n", text, flags=re.I)
     text = html.unescape(_TAG_RE.sub("", text))
     blocks = []
@@ -681,8 +769,11 @@ def parse_date_parts(value) -> str | None:
 
 def parse_published(item: dict[str, Any]) -> str | None:
     """Posting date for posted content, else ``issued`` (earliest of print/online), else the others."""
-    keys = ("posted", "issued", "published-online", "published-print", "published") if item.get("type") == "posted-content" \
+    keys = (
+        ("posted", "issued", "published-online", "published-print", "published")
+        if item.get("type") == "posted-content"
         else ("issued", "published-online", "published-print", "published", "posted")
+    )
     return next((d for d in (parse_date_parts(item.get(k)) for k in keys) if d), None)
 
 
@@ -724,7 +815,9 @@ def add_update_to_links(record: Record, updates, own_doi: str) -> set[str]:
         relation = NOTICE_RELATIONS.get(kind)
         if relation:
             found.add(kind)
-            record.add_link(relation, "doi", target, note=kind if kind not in ("retraction", "correction", "expression_of_concern") else None)
+            record.add_link(
+                relation, "doi", target, note=kind if kind not in ("retraction", "correction", "expression_of_concern") else None
+            )
         elif kind:
             record.add_link("update_of", "doi", target, note=kind)
     return found

@@ -55,8 +55,9 @@ import datetime as dt
 import html
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from lxml import etree
 
@@ -118,9 +119,7 @@ NOTICE_TYPES = {
 _ISO_DATE_RE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 # A well-formed start/end tag: a name, then only name="value" attributes. "P < .001" and
 # "x<y and y>z" do not match, so statistics survive the stripping.
-_TAG_RE = re.compile(
-    r"""<(/?)([A-Za-z][\w.:-]*)(?:\s+[\w.:-]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/?>"""
-)
+_TAG_RE = re.compile(r"""<(/?)([A-Za-z][\w.:-]*)(?:\s+[\w.:-]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/?>""")
 _HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "table", "tr", "section", "abstract", "sec"}
 #: XML elements whose content is text with inline markup, not structure
@@ -139,6 +138,7 @@ class SearchPage:
 
 
 # --------------------------------------------------------------------------- fetching
+
 
 def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     topic = build_topic_query(ctx.settings, ctx.name)
@@ -165,8 +165,9 @@ def build_window_query(topic: str, since: dt.date, until: dt.date) -> str:
     return f"({topic}) AND (FIRST_IDATE:[{since.isoformat()} TO {until.isoformat()}])"
 
 
-def build_recheck_query(topic: str, settings: dict[str, Any], backfill_from: dt.date, since: dt.date,
-                        until: dt.date) -> str | None:
+def build_recheck_query(
+    topic: str, settings: dict[str, Any], backfill_from: dt.date, since: dt.date, until: dt.date
+) -> str | None:
     """The second pass, or None when it is off or the window already covers the tracked range."""
     recheck = settings.get("recheck_filter", DEFAULT_RECHECK_FILTER)
     if not isinstance(recheck, str) or not recheck.strip() or since <= backfill_from:
@@ -196,11 +197,13 @@ def build_params(ctx: CrawlContext, query: str, cursor: str, page_size: int) -> 
     return params
 
 
-def fetch_chain(ctx: CrawlContext, query: str, window_from: dt.date, window_to: dt.date, page_size: int,
-                seen: set[str], label: str) -> Iterator[list[Record]]:
+def fetch_chain(
+    ctx: CrawlContext, query: str, window_from: dt.date, window_to: dt.date, page_size: int, seen: set[str], label: str
+) -> Iterator[list[Record]]:
     """Follow one cursorMark chain, yielding each page's new records as one batch."""
-    entry = ctx.log_query(query, window_from, window_to,
-                          **{"pass": label, "resultType": "core", "pageSize": page_size, "pages": 0})
+    entry = ctx.log_query(
+        query, window_from, window_to, **{"pass": label, "resultType": "core", "pageSize": page_size, "pages": 0}
+    )
     max_records = int(ctx.settings.get("max_records", DEFAULT_MAX_RECORDS))
     cursor, sent = "*", set()
     while True:
@@ -211,9 +214,12 @@ def fetch_chain(ctx: CrawlContext, query: str, window_from: dt.date, window_to: 
         if entry.hits is None:
             entry.hits = page.hit_count
             if page.hit_count is not None and page.hit_count > max_records:
-                raise SourceError(ctx.name,
-                                  f"the {label} query matches {page.hit_count} records, more than max_records={max_records}",
-                                  hint="the query in [sources.europepmc] (or raise max_records)", url=response.url)
+                raise SourceError(
+                    ctx.name,
+                    f"the {label} query matches {page.hit_count} records, more than max_records={max_records}",
+                    hint="the query in [sources.europepmc] (or raise max_records)",
+                    url=response.url,
+                )
         for problem in page.skipped:
             ctx.warn(problem)
         batch = [r for r in page.records if r.source_id not in seen]
@@ -226,6 +232,7 @@ def fetch_chain(ctx: CrawlContext, query: str, window_from: dt.date, window_to: 
 
 
 # --------------------------------------------------------------------------- parsing: envelopes
+
 
 def parse_file(body: bytes, filename: str) -> list[Record]:
     """Parse a recorded search answer: JSON (core or lite) or XML (core or lite)."""
@@ -251,23 +258,29 @@ def load_json(body: bytes, source: str = NAME) -> Any:
         else:
             kind = "malformed JSON"
         snippet = " ".join(body[:100].decode("utf-8", "replace").split())
-        raise SourceError(source, f"search answer is {kind}: {snippet!r}",
-                          hint="the base_url and whether the service is up") from None
+        raise SourceError(
+            source, f"search answer is {kind}: {snippet!r}", hint="the base_url and whether the service is up"
+        ) from None
 
 
 def parse_search_xml(body: bytes, source: str = NAME) -> SearchPage:
     """An XML search answer (``format=xml``): converted to the JSON shape, then parsed alike."""
     if looks_like_html(body):
         snippet = " ".join(body[:100].decode("utf-8", "replace").split())
-        raise SourceError(source, f"search answer is an HTML page: {snippet!r}",
-                          hint="the base_url and whether the service is up")
+        raise SourceError(
+            source, f"search answer is an HTML page: {snippet!r}", hint="the base_url and whether the service is up"
+        )
     root = parse_xml(body, source, "search answer")
     if root.find("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF") is not None:
-        raise SourceError(source, "search answer is Dublin Core (format=dc), which has no index dates or correction links",
-                          hint="request format=json (or xml) with resultType=core")
+        raise SourceError(
+            source,
+            "search answer is Dublin Core (format=dc), which has no index dates or correction links",
+            hint="request format=json (or xml) with resultType=core",
+        )
     if _local(root.tag) != "responseWrapper":
-        raise SourceError(source, f"search answer is <{_local(root.tag)}>, expected <responseWrapper>",
-                          hint="the base_url in the config")
+        raise SourceError(
+            source, f"search answer is <{_local(root.tag)}>, expected <responseWrapper>", hint="the base_url in the config"
+        )
     return parse_search_page(xml_to_data(root), source)
 
 
@@ -303,21 +316,33 @@ def _local(tag: str) -> str:
 def parse_search_page(data: Any, source: str = NAME, url: str | None = None) -> SearchPage:
     """The hit count, next cursor and records of one decoded search answer."""
     if not isinstance(data, dict):
-        raise SourceError(source, f"search answer is a JSON {type(data).__name__}, expected an object", url=url,
-                          hint="the base_url in the config")
+        raise SourceError(
+            source,
+            f"search answer is a JSON {type(data).__name__}, expected an object",
+            url=url,
+            hint="the base_url in the config",
+        )
     result_list = data.get("resultList")
     if not isinstance(result_list, dict):
         message = data.get("errMsg") or data.get("message") or data.get("error")
         detail = f": {message}" if message else f" (keys: {', '.join(sorted(data)) or 'none'})"
-        raise SourceError(source, f"search answer has no resultList{detail}", url=url,
-                          hint="the query in [sources.europepmc] and the base_url")
+        raise SourceError(
+            source, f"search answer has no resultList{detail}", url=url, hint="the query in [sources.europepmc] and the base_url"
+        )
     results = _as_list(result_list.get("result"))
     request = data.get("request") if isinstance(data.get("request"), dict) else {}
     if results and str(request.get("resultType", "")).lower() == "idlist":
-        raise SourceError(source, "search answer is resultType=idlist, which carries no titles or dates", url=url,
-                          hint="request resultType=core")
-    page = SearchPage(hit_count=_int(data.get("hitCount")), next_cursor=(str(data.get("nextCursorMark") or "") or None),
-                      result_count=len(results))
+        raise SourceError(
+            source,
+            "search answer is resultType=idlist, which carries no titles or dates",
+            url=url,
+            hint="request resultType=core",
+        )
+    page = SearchPage(
+        hit_count=_int(data.get("hitCount")),
+        next_cursor=(str(data.get("nextCursorMark") or "") or None),
+        result_count=len(results),
+    )
     for item in results:
         if not isinstance(item, dict):
             page.skipped.append(f"search result of type {type(item).__name__} skipped")
@@ -331,6 +356,7 @@ def parse_search_page(data: Any, source: str = NAME, url: str | None = None) -> 
 
 
 # --------------------------------------------------------------------------- parsing: one result
+
 
 def parse_result(item: dict[str, Any], source: str = NAME) -> Record | None:
     """One ``resultList.result`` entry (core or lite) as a Record; None if it has no id or title."""
@@ -353,8 +379,9 @@ def parse_result(item: dict[str, Any], source: str = NAME) -> Record | None:
         entered_on=_date(item.get("firstIndexDate")),
         updated_on=_date(item.get("dateOfRevision")),
         publication_types=pub_types,
-        mesh_terms=_unique(_text(h.get("descriptorName")) for h in _items(item, "meshHeadingList", "meshHeading")
-                           if isinstance(h, dict)),
+        mesh_terms=_unique(
+            _text(h.get("descriptorName")) for h in _items(item, "meshHeadingList", "meshHeading") if isinstance(h, dict)
+        ),
         keywords=_unique(_text(k) for k in _items(item, "keywordList", "keyword")),
         language=_text(item.get("language")) or None,
         version=_text(item.get("versionNumber")) or None,
@@ -484,8 +511,7 @@ def build_extra(item: dict[str, Any], src: str, other: list[dict[str, Any]]) -> 
         "electronic_publication_date": _date(item.get("electronicPublicationDate")),
         "print_publication_date": _date(info.get("printPublicationDate")),
         "journal_abbreviation": _text(journal.get("isoabbreviation")) or _text(journal.get("medlineAbbreviation")) or None,
-        "issn": (_text(journal.get("issn")) or _text(journal.get("essn"))
-                 or _text(item.get("journalIssn")).strip("; ") or None),
+        "issn": (_text(journal.get("issn")) or _text(journal.get("essn")) or _text(item.get("journalIssn")).strip("; ") or None),
         "volume": _text(info.get("volume")) or _text(item.get("journalVolume")) or None,
         "issue": _text(info.get("issue")) or _text(item.get("issue")) or None,
         "pages": _text(item.get("pageInfo")) or None,
@@ -496,6 +522,7 @@ def build_extra(item: dict[str, Any], src: str, other: list[dict[str, Any]]) -> 
 
 
 # --------------------------------------------------------------------------- small helpers
+
 
 def clean_html(value: Any, paragraphs: bool = False) -> str:
     """Inline HTML removed, entities decoded, whitespace folded; ``<h4>`` labels -> "Label: "."""

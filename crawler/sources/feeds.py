@@ -60,8 +60,9 @@ import html
 import io
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import feedparser
@@ -81,19 +82,39 @@ BENIGN_BOZO = ("CharacterEncodingOverride", "CharacterEncodingUnknown", "NonXMLC
 #: Query parameters that only track where a click came from; removed from stored links.
 TRACKING_PARAMS = {"af", "rss", "dgcid", "track", "rft_dat", "cmpid"}
 
-MONTHS = {name: i for i, names in enumerate(
-    [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
-     ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
-     ("dec", "december")], 1) for name in names}
+MONTHS = {
+    name: i
+    for i, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        1,
+    )
+    for name in names
+}
 _MONTH_RE = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 
 _NOTICE_TITLE_RE = re.compile(
     r"^\s*(?:notice of retraction|retraction(?: note| notice)?|correction|erratum|corrigendum|"
-    r"(?:editorial )?expression of concern)\s*(?:[:\-–—]|to\b|of\b|for\b|notice\b)", re.I)
+    r"(?:editorial )?expression of concern)\s*(?:[:\-–—]|to\b|of\b|for\b|notice\b)",
+    re.I,
+)
 _NOTICE_SECTION_RE = re.compile(r"\b(?:retraction|correction|erratum|errata|corrigend|expression of concern)", re.I)
 
 
 # --------------------------------------------------------------------------- fetching
+
 
 def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     url = ctx.settings["url"]
@@ -102,12 +123,22 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         ctx.log_query(url, hits=0, status=304, read=0)
         return
     result = read_feed(
-        response.content, ctx.name, kind=ctx.settings.get("kind"), fetched_on=ctx.until.isoformat(),
-        first_seen=ctx.state.get("first_seen") or {}, url=response.url, warn=ctx.warn,
+        response.content,
+        ctx.name,
+        kind=ctx.settings.get("kind"),
+        fetched_on=ctx.until.isoformat(),
+        first_seen=ctx.state.get("first_seen") or {},
+        url=response.url,
+        warn=ctx.warn,
     )
     kept = filter_records(ctx, result.records)
-    ctx.log_query(url, hits=len(kept), status=response.status, read=len(result.records),
-                  filtered=ctx.settings.get("filter", True) is not False)
+    ctx.log_query(
+        url,
+        hits=len(kept),
+        status=response.status,
+        read=len(result.records),
+        filtered=ctx.settings.get("filter", True) is not False,
+    )
     remember_validators(ctx, response)
     remember_first_seen(ctx, kept, result.undated)
     if kept:
@@ -152,6 +183,7 @@ def filter_records(ctx: CrawlContext, records: list[Record]) -> list[Record]:
 
 # --------------------------------------------------------------------------- parsing
 
+
 @dataclass
 class FeedResult:
     records: list[Record] = field(default_factory=list)
@@ -163,21 +195,35 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
     return parse_feed(body, f"feed:{filename}")
 
 
-def parse_feed(body: bytes, source: str, *, kind: str | None = None, fetched_on: str | None = None,
-               first_seen: dict[str, str] | None = None, url: str | None = None,
-               warn: Callable[[str], None] | None = None) -> list[Record]:
+def parse_feed(
+    body: bytes,
+    source: str,
+    *,
+    kind: str | None = None,
+    fetched_on: str | None = None,
+    first_seen: dict[str, str] | None = None,
+    url: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[Record]:
     """Parse a feed (any RSS/Atom flavour) into records; SourceError for pages that are no feed."""
     return read_feed(body, source, kind=kind, fetched_on=fetched_on, first_seen=first_seen, url=url, warn=warn).records
 
 
-def read_feed(body: bytes, source: str, *, kind: str | None = None, fetched_on: str | None = None,
-              first_seen: dict[str, str] | None = None, url: str | None = None,
-              warn: Callable[[str], None] | None = None) -> FeedResult:
+def read_feed(
+    body: bytes,
+    source: str,
+    *,
+    kind: str | None = None,
+    fetched_on: str | None = None,
+    first_seen: dict[str, str] | None = None,
+    url: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> FeedResult:
     parsed = feedparser.parse(io.BytesIO(body))  # never the bytes themselves: feedparser would try them as a path
     problem = check_feed(parsed, body, source, url)
     if problem and warn:
         warn(problem)
-    fetched_on = fetched_on or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    fetched_on = fetched_on or dt.datetime.now(dt.UTC).date().isoformat()
     first_seen = first_seen or {}
     feed = parsed.feed
     result = FeedResult(title=clean_text(feed.get("title")) or None)
@@ -207,29 +253,39 @@ def check_feed(parsed, body: bytes, source: str, url: str | None = None) -> str 
     """Raise SourceError when the body is not a usable feed; return a warning for a damaged one."""
     where = f"[[feeds]] {source.split(':', 1)[-1]}"
     if not body or not body.strip():
-        raise SourceError(source, "the feed URL returned an empty body", hint=f"the url of {where} and whether the site is up", url=url)
+        raise SourceError(
+            source, "the feed URL returned an empty body", hint=f"the url of {where} and whether the site is up", url=url
+        )
     exc = parsed.get("bozo_exception")
     reason = f"{type(exc).__name__}: {exc}" if exc is not None else "not recognised as RSS or Atom"
     if not parsed.get("version"):
         if looks_like_html(body):
             title = html_title(body)
             raise SourceError(
-                source, f"got an HTML page instead of a feed{f' (page title {title!r})' if title else ''}",
+                source,
+                f"got an HTML page instead of a feed{f' (page title {title!r})' if title else ''}",
                 hint=f"the url of {where}; the site may be showing a bot check or login page to litmon (it is retried on the next run)",
-                url=url)
-        raise SourceError(source, f"the response is not an RSS or Atom feed ({reason}): {snippet(body)!r}",
-                          hint=f"the url of {where}", url=url)
+                url=url,
+            )
+        raise SourceError(
+            source, f"the response is not an RSS or Atom feed ({reason}): {snippet(body)!r}", hint=f"the url of {where}", url=url
+        )
     benign = exc is None or type(exc).__name__ in BENIGN_BOZO
     if parsed.get("bozo") and not benign:
         if not parsed.entries:
-            raise SourceError(source, f"the feed is malformed and has no readable entries ({reason})",
-                              hint=f"the url of {where}; the feed may be truncated or broken (it is retried on the next run)", url=url)
+            raise SourceError(
+                source,
+                f"the feed is malformed and has no readable entries ({reason})",
+                hint=f"the url of {where}; the feed may be truncated or broken (it is retried on the next run)",
+                url=url,
+            )
         return f"the feed is malformed ({reason}); parsed its {len(parsed.entries)} readable entries anyway"
     return None
 
 
-def parse_entry(entry, source: str, *, journal: str | None, kind: str | None, fetched_on: str,
-                first_seen: dict[str, str]) -> tuple[Record | None, bool]:
+def parse_entry(
+    entry, source: str, *, journal: str | None, kind: str | None, fetched_on: str, first_seen: dict[str, str]
+) -> tuple[Record | None, bool]:
     """One feed entry -> (Record, whether entered_on is a first-seen date); (None, False) without a title."""
     title = entry_text(entry, "title")
     if not title:
@@ -262,8 +318,9 @@ def parse_entry(entry, source: str, *, journal: str | None, kind: str | None, fe
         record.updated_on = changed if changed != record.published_on else None
     sections = [s for s in [clean_text(entry.get("prism_section"))] if s]
     record.publication_types = sections
-    record.keywords = list(dict.fromkeys(
-        t for t in (clean_text(tag.get("term")) for tag in entry.get("tags") or []) if t and t not in sections))
+    record.keywords = list(
+        dict.fromkeys(t for t in (clean_text(tag.get("term")) for tag in entry.get("tags") or []) if t and t not in sections)
+    )
     # a news item linking to an article is not that article: no identifiers from news links
     id_link = None if kind == "news" else link
     doi = entry_doi(entry, id_link)
@@ -304,7 +361,9 @@ def entry_text(entry, key: str) -> str:
 
 #: Nature's "Molecular Psychiatry, Published online: 05 March 2024; doi:10.1038/…" lead-in.
 _CITATION_PREFIX_RE = re.compile(r"^[^;]{2,120}, Published online: [^;]{6,30}; doi:\s*\S+\s*", re.I)
-_CITATION_ONLY_RE = re.compile(r"^(?:[^,]{1,80}, )?(?:Volume|Vol\.) \S+, (?:Issue|No\.) \S+,[^.]{0,60}(?:Pages?|pp?\.) ?[\d\-–e]+[\s.]*$", re.I)
+_CITATION_ONLY_RE = re.compile(
+    r"^(?:[^,]{1,80}, )?(?:Volume|Vol\.) \S+, (?:Issue|No\.) \S+,[^.]{0,60}(?:Pages?|pp?\.) ?[\d\-–e]+[\s.]*$", re.I
+)
 _PUBMED_TRAILER_RE = re.compile(r"\s*PMID:\s*\d+\s*(?:\|\s*DOI:\s*\S+)?\s*$")
 
 
@@ -319,7 +378,7 @@ def pick_abstract(entry) -> str | None:
         value = content.get("value") or ""
         text = strip_html(value) if "html" in (content.get("type") or "text/html") else clean_text(value)
         if core and core in text:
-            text = _PUBMED_TRAILER_RE.sub("", text[text.index(core):])
+            text = _PUBMED_TRAILER_RE.sub("", text[text.index(core) :])
         if len(text) > len(best):
             best = text
     best = _CITATION_PREFIX_RE.sub("", best)
@@ -383,8 +442,14 @@ _FEED_TITLE_CLEANUPS = (
     (re.compile(r"^ScienceDirect Publication:\s*", re.I), ""),
     (re.compile(r"^Latest (?:Articles|Issue|Results)(?: \d+ Articles)? (?:from|of|in)\s+", re.I), ""),
     (re.compile(r"^[^:]{1,40}:\s*(.+?):\s*Table of Contents\s*$", re.I), r"\1"),
-    (re.compile(r"\s*(?:[:|\-–]\s*)?(?:Table of Contents|Current Issue|Latest Issue|Most Recent Articles|"
-                r"Advance Access|Online First|Latest Articles|Latest Results)\s*$", re.I), ""),
+    (
+        re.compile(
+            r"\s*(?:[:|\-–]\s*)?(?:Table of Contents|Current Issue|Latest Issue|Most Recent Articles|"
+            r"Advance Access|Online First|Latest Articles|Latest Results)\s*$",
+            re.I,
+        ),
+        "",
+    ),
 )
 
 
@@ -404,7 +469,8 @@ def feed_journal(parsed) -> str | None:
 
 
 _SD_RE = re.compile(
-    r"^Publication date:\s*(?P<date>.*?)\s*Source:\s*(?P<source>.*?)\s*(?:Author\(s\):\s*(?P<authors>.*))?$", re.S)
+    r"^Publication date:\s*(?P<date>.*?)\s*Source:\s*(?P<source>.*?)\s*(?:Author\(s\):\s*(?P<authors>.*))?$", re.S
+)
 
 
 def parse_sciencedirect_summary(text: str) -> dict[str, Any] | None:
@@ -484,13 +550,34 @@ def build_source_id(entry_id, link: str | None, title: str, raw_date: str) -> st
         return entry_id.strip()
     if link:
         return link
-    return "sha1:" + hashlib.sha1(f"{title}\n{raw_date}".encode("utf-8")).hexdigest()[:20]
+    return "sha1:" + hashlib.sha1(f"{title}\n{raw_date}".encode()).hexdigest()[:20]
 
 
 # --------------------------------------------------------------------------- helpers shared with pages
 
-_BLOCK_TAGS = ("p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th", "table",
-               "section", "blockquote", "dd", "dt", "hr")
+_BLOCK_TAGS = (
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "tr",
+    "td",
+    "th",
+    "table",
+    "section",
+    "blockquote",
+    "dd",
+    "dt",
+    "hr",
+)
 
 
 def strip_html(value: str | None) -> str:
@@ -534,8 +621,11 @@ def clean_url(url: str | None) -> str | None:
     if parts.netloc.lower().endswith("pubmed.ncbi.nlm.nih.gov"):
         query = ""
     else:
-        pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                 if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+        pairs = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+        ]
         query = urlencode(pairs) if pairs else ""
         if pairs and len(pairs) == len(parse_qsl(parts.query, keep_blank_values=True)):
             query = parts.query  # nothing removed: keep it byte for byte
@@ -547,7 +637,7 @@ def struct_to_iso(value) -> str | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromtimestamp(calendar.timegm(value), dt.timezone.utc).date().isoformat()
+        return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date().isoformat()
     except (TypeError, ValueError, OverflowError):
         try:
             return time.strftime("%Y-%m-%d", value)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
@@ -62,12 +62,15 @@ DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_RESULTS = 5000
 RECORD_URL = "https://www.isrctn.com/{}"
 
-_PLACEHOLDER_RE = re.compile(r"^(?:nil known|n/?a|none|not applicable|not provided.*|.*not provided at time of registration.*)$", re.I)
+_PLACEHOLDER_RE = re.compile(
+    r"^(?:nil known|n/?a|none|not applicable|not provided.*|.*not provided at time of registration.*)$", re.I
+)
 _PUBMED_RE = re.compile(r"(?:pubmed(?:\.ncbi\.nlm\.nih\.gov)?/|ncbi\.nlm\.nih\.gov/pubmed/|\bPMID:?\s*)(\d{1,9})", re.I)
 _INT_RE = re.compile(r"\d[\d,]*")
 
 
 # --------------------------------------------------------------------------- fetching
+
 
 def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     query = build_query(ctx.settings.get("query"), ctx.since)
@@ -98,7 +101,9 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         offset += limit
 
 
-def fetch_all_at_once(ctx: CrawlContext, url: str, query: str, total: int, max_results: int, seen: set[str]) -> Iterator[list[Record]]:
+def fetch_all_at_once(
+    ctx: CrawlContext, url: str, query: str, total: int, max_results: int, seen: set[str]
+) -> Iterator[list[Record]]:
     if total > max_results:
         raise SourceError(
             NAME,
@@ -122,8 +127,11 @@ def build_query(query, since: dt.date) -> str:
     if isinstance(query, list):
         query = " OR ".join(f"({q})" for q in query if q.strip())
     if not query or not str(query).strip():
-        raise SourceError(NAME, "no query configured (the API answers an empty q with HTTP 400)",
-                          hint="set query in [sources.isrctn], e.g. \"ketamine OR esketamine\"")
+        raise SourceError(
+            NAME,
+            "no query configured (the API answers an empty q with HTTP 400)",
+            hint='set query in [sources.isrctn], e.g. "ketamine OR esketamine"',
+        )
     return f"({str(query).strip()}) AND lastEdited GE {since.isoformat()}T00:00:00.000Z"
 
 
@@ -134,6 +142,7 @@ def _positive_int(value, key: str) -> int:
 
 
 # --------------------------------------------------------------------------- parsing
+
 
 def parse_file(body: bytes, filename: str = "") -> list[Record]:
     """Parse one saved answer of the query API."""
@@ -157,7 +166,7 @@ def parse_trials(root_or_body, today: dt.date | None = None) -> list[Record]:
     """Every ``<fullTrial>`` of an answer (bytes or a parsed root) as a Record."""
     root = parse_root(root_or_body) if isinstance(root_or_body, (bytes, str)) else root_or_body
     _check_root(root)
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     records = []
     for full in root.iterfind("{*}fullTrial"):
         record = parse_trial(full, today)
@@ -169,8 +178,11 @@ def parse_trials(root_or_body, today: dt.date | None = None) -> list[Record]:
 def _check_root(root) -> None:
     tag = root.tag.split("}")[-1] if isinstance(root.tag, str) else ""
     if tag.lower() == "html":
-        raise SourceError(NAME, "answer is an HTML page, not the XML of the query API",
-                          hint="the base_url (…/api/) and whether the registry is up")
+        raise SourceError(
+            NAME,
+            "answer is an HTML page, not the XML of the query API",
+            hint="the base_url (…/api/) and whether the registry is up",
+        )
     if tag != "allTrials":
         raise SourceError(NAME, f"expected an <allTrials> answer, got <{tag}>", hint="the base_url (…/api/) and the format path")
 
@@ -185,7 +197,9 @@ def parse_trial(full, today: dt.date) -> Record | None:
         return None
     title = _text(trial, "trialDescription/title")
     scientific = _text(trial, "trialDescription/scientificTitle")
-    assigned = _date((number_el.get("dateAssigned") if number_el is not None else None) or trial.get("publicIdentifierDateAssigned"))
+    assigned = _date(
+        (number_el.get("dateAssigned") if number_el is not None else None) or trial.get("publicIdentifierDateAssigned")
+    )
     edited = _date(trial.get("lastUpdated"))
     record = Record(
         source=NAME,
@@ -276,8 +290,11 @@ def build_trial(trial, assigned: str | None, edited: str | None, today: dt.date,
         if phase and phase not in phases:
             phases.append(phase)
     stage = _text(trial, "results/publicationStage") or ""
-    has_results = bool(_text(trial, "results/basicReport")) or stage.lower() == "results" or any(
-        l.relation == "result_publication" for l in record.links)
+    has_results = (
+        bool(_text(trial, "results/basicReport"))
+        or stage.lower() == "results"
+        or any(l.relation == "result_publication" for l in record.links)
+    )
     return {
         "overall_status": compute_overall_status(trial, today),
         "why_stopped": None,
@@ -325,7 +342,8 @@ def compute_recruitment_status(trial, today: dt.date) -> str | None:
 def build_extra(full, trial, scientific: str | None, today: dt.date) -> dict:
     end = _date(_text(trial, "trialDesign/overallEndDate"))
     overall = _text(trial, "trialDesign/overallStatusOverride") or (
-        ("Completed" if end < today.isoformat() else "Ongoing") if end else None)
+        ("Completed" if end < today.isoformat() else "Ongoing") if end else None
+    )
     extra = {
         "scientific_title": scientific,
         "acronym": _text(trial, "trialDescription/acronym"),
@@ -351,6 +369,7 @@ def build_extra(full, trial, scientific: str | None, today: dt.date) -> dict:
 
 
 # --------------------------------------------------------------------------- small helpers
+
 
 def _text(parent, path: str) -> str | None:
     """Folded text of a child (``a/b`` paths, any namespace); None when absent, empty or a placeholder."""

@@ -44,7 +44,8 @@ import datetime as dt
 import json
 import os
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
@@ -83,6 +84,7 @@ def check_enabled(settings: dict, config) -> str | None:
 
 # --------------------------------------------------------------------------- fetching
 
+
 def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     api_key = os.environ.get(ctx.settings.get("api_key_env") or "OPENALEX_API_KEY", "").strip()
     query = str(ctx.settings.get("query") or "").strip()
@@ -107,8 +109,10 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         if not page["results"] or not cursor or cursor == params["cursor"]:
             return
         if entry.params["pages"] >= max_pages:
-            ctx.warn(f"stopped after max_pages={max_pages} pages ({len(seen)} of {entry.hits} works); "
-                     f"raise [sources.openalex].max_pages or narrow the query to read the rest")
+            ctx.warn(
+                f"stopped after max_pages={max_pages} pages ({len(seen)} of {entry.hits} works); "
+                f"raise [sources.openalex].max_pages or narrow the query to read the rest"
+            )
             return
         params["cursor"] = cursor
 
@@ -116,8 +120,11 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
 def build_filter(ctx: CrawlContext) -> str:
     kind = str(ctx.settings.get("window_filter", "publication"))
     if kind not in WINDOW_FILTERS:
-        raise SourceError(NAME, f"window_filter must be one of {', '.join(WINDOW_FILTERS)}, got {kind!r}",
-                          hint="[sources.openalex].window_filter")
+        raise SourceError(
+            NAME,
+            f"window_filter must be one of {', '.join(WINDOW_FILTERS)}, got {kind!r}",
+            hint="[sources.openalex].window_filter",
+        )
     since = ctx.since
     if kind == "publication":
         since -= dt.timedelta(days=_setting_int(ctx, "publication_lookback_days", DEFAULT_LOOKBACK_DAYS, minimum=0))
@@ -139,7 +146,9 @@ def _masked(exc: SourceError, secret: str) -> SourceError:
         exc.args = tuple(str(a).replace(secret, "***") for a in exc.args)
         exc.url = exc.url.replace(secret, "***") if exc.url else exc.url
     if "plan upgrade" in str(exc).lower():
-        exc.args = (str(exc) + " — created/updated date filters need a paid plan: set [sources.openalex].window_filter = \"publication\"",)
+        exc.args = (
+            str(exc) + ' — created/updated date filters need a paid plan: set [sources.openalex].window_filter = "publication"',
+        )
     return exc
 
 
@@ -152,6 +161,7 @@ def _setting_int(ctx: CrawlContext, key: str, default: int, minimum: int = 1) ->
 
 # --------------------------------------------------------------------------- parsing
 
+
 def parse_file(body: bytes, filename: str = "") -> list[Record]:
     """A saved answer: a works list (``meta`` + ``results``) or a single work object."""
     data = decode_json(body)
@@ -162,8 +172,11 @@ def parse_file(body: bytes, filename: str = "") -> list[Record]:
         if record is None:
             raise SourceError(NAME, f"single work {data.get('id')!r} could not be parsed (no title or id)")
         return [record]
-    raise SourceError(NAME, "JSON is neither a works list nor a work with an id (a select= answer?)",
-                      hint="request whole works, without select=")
+    raise SourceError(
+        NAME,
+        "JSON is neither a works list nor a work with an id (a select= answer?)",
+        hint="request whole works, without select=",
+    )
 
 
 def decode_json(body: bytes) -> Any:
@@ -179,8 +192,11 @@ def parse_page(body: bytes) -> dict:
     """Check a works-list answer: a dict with ``meta`` and a ``results`` list."""
     data = decode_json(body)
     if isinstance(data, dict) and data.get("error"):
-        raise SourceError(NAME, f"API error: {data.get('error')}: {data.get('message') or ''}".rstrip(": "),
-                          hint="the query and filter in [sources.openalex]")
+        raise SourceError(
+            NAME,
+            f"API error: {data.get('error')}: {data.get('message') or ''}".rstrip(": "),
+            hint="the query and filter in [sources.openalex]",
+        )
     if not isinstance(data, dict) or not isinstance(data.get("results"), list) or not isinstance(data.get("meta"), dict):
         raise SourceError(NAME, "answer is not a works list (no meta/results)", hint="the base_url (…/works is appended)")
     return data
@@ -210,7 +226,8 @@ def parse_work(work: dict) -> Record | None:
         abstract=rebuild_abstract(work.get("abstract_inverted_index")),
         authors=parse_authors(work.get("authorships")),
         journal=_source_name(work.get("primary_location")),
-        published_on=_date(work.get("publication_date")) or (str(work["publication_year"]) if work.get("publication_year") else None),
+        published_on=_date(work.get("publication_date"))
+        or (str(work["publication_year"]) if work.get("publication_year") else None),
         entered_on=_date(work.get("created_date")),
         updated_on=_date(work.get("updated_date")),
         publication_types=[t for t in (raw_type, "Retracted Publication" if retracted else None) if t],

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
@@ -63,6 +64,7 @@ IGNORED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:")
 
 # --------------------------------------------------------------------------- fetching
 
+
 def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     url = ctx.settings["url"]
     response = fetch_conditional(ctx, url)
@@ -71,12 +73,19 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         return
     undated: set[str] = set()
     records = parse_page(
-        response.content, ctx.name, ctx.settings, page_url=response.url or url, fetched_on=ctx.until.isoformat(),
-        first_seen=ctx.state.get("first_seen") or {}, undated=undated, warn=ctx.warn,
+        response.content,
+        ctx.name,
+        ctx.settings,
+        page_url=response.url or url,
+        fetched_on=ctx.until.isoformat(),
+        first_seen=ctx.state.get("first_seen") or {},
+        undated=undated,
+        warn=ctx.warn,
     )
     kept = filter_records(ctx, records)
-    ctx.log_query(url, hits=len(kept), status=response.status, read=len(records),
-                  filtered=ctx.settings.get("filter", True) is not False)
+    ctx.log_query(
+        url, hits=len(kept), status=response.status, read=len(records), filtered=ctx.settings.get("filter", True) is not False
+    )
     remember_validators(ctx, response)
     remember_first_seen(ctx, kept, undated)
     if kept:
@@ -85,14 +94,23 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
 
 # --------------------------------------------------------------------------- parsing
 
-def parse_page(body: bytes, source: str, settings: dict[str, Any], *, page_url: str | None = None,
-               fetched_on: str | None = None, first_seen: dict[str, str] | None = None,
-               undated: set[str] | None = None, warn: Callable[[str], None] | None = None) -> list[Record]:
+
+def parse_page(
+    body: bytes,
+    source: str,
+    settings: dict[str, Any],
+    *,
+    page_url: str | None = None,
+    fetched_on: str | None = None,
+    first_seen: dict[str, str] | None = None,
+    undated: set[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[Record]:
     """Parse a listing page with the selectors of one ``[[pages]]`` entry.
 
     ``undated`` (if given) receives the source_ids whose entered_on is a first-seen date."""
     page_url = page_url or settings["url"]
-    fetched_on = fetched_on or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    fetched_on = fetched_on or dt.datetime.now(dt.UTC).date().isoformat()
     first_seen = first_seen or {}
     where = f"[[pages]] {settings.get('name') or source.split(':', 1)[-1]}"
     soup = BeautifulSoup(body or b"", "lxml")
@@ -100,9 +118,12 @@ def parse_page(body: bytes, source: str, settings: dict[str, Any], *, page_url: 
     items = select(soup, settings["item"], "item", source, where, page_url)
     if not items:
         raise SourceError(
-            source, f"the selectors in {where} matched nothing: item = {settings['item']!r} selects no element"
+            source,
+            f"the selectors in {where} matched nothing: item = {settings['item']!r} selects no element"
             f"{page_title_note(soup)}; the page layout may have changed",
-            hint=f"open the page in a browser and update item/title/link in {where}", url=page_url)
+            hint=f"open the page in a browser and update item/title/link in {where}",
+            url=page_url,
+        )
     records: list[Record] = []
     seen: set[str] = set()
     untitled = 0
@@ -121,10 +142,13 @@ def parse_page(body: bytes, source: str, settings: dict[str, Any], *, page_url: 
         records.append(record)
     if not records:
         raise SourceError(
-            source, f"the selectors in {where} matched nothing: title = {settings['title']!r} finds no text in any of "
+            source,
+            f"the selectors in {where} matched nothing: title = {settings['title']!r} finds no text in any of "
             f"the {len(items)} element(s) selected by item = {settings['item']!r}{page_title_note(soup)}; "
             "the page layout may have changed",
-            hint=f"open the page in a browser and update item/title/link in {where}", url=page_url)
+            hint=f"open the page in a browser and update item/title/link in {where}",
+            url=page_url,
+        )
     if untitled and warn and untitled > len(items) // 2:
         warn(f"{untitled} of {len(items)} items on the page have no title (selector {settings['title']!r}); skipped")
     return records
@@ -189,12 +213,17 @@ def item_date(element) -> str | None:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def select(node, selector: str, key: str, source: str, where: str, url: str) -> list:
     try:
         return node.select(selector)
     except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
-        raise SourceError(source, f"{key} = {selector!r} in {where} is not a valid CSS selector: {exc}",
-                          hint=f"the {key} selector in {where}", url=url) from None
+        raise SourceError(
+            source,
+            f"{key} = {selector!r} in {where} is not a valid CSS selector: {exc}",
+            hint=f"the {key} selector in {where}",
+            url=url,
+        ) from None
 
 
 def select_one(node, selector: str, key: str, source: str, where: str, url: str):

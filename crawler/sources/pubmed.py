@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
@@ -67,6 +67,7 @@ NOTICE_TYPES = {"retraction of publication", "published erratum", "expression of
 
 # --------------------------------------------------------------------------- fetching
 
+
 def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     params = _common_params(ctx)
     if "min_interval" not in ctx.settings:
@@ -79,7 +80,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     if not ctx.first_run:
         passes.append(("mdat", ctx.since))
     for datetype, since in passes:
-        for window_from, window_to, search in _search_windows(ctx, params, query, datetype, since, ctx.until):
+        for _window_from, _window_to, search in _search_windows(ctx, params, query, datetype, since, ctx.until):
             count = search["count"]
             for start in range(0, min(count, ESEARCH_CAP), batch_size):
                 body = _efetch(ctx, params, search, start, batch_size)
@@ -126,8 +127,12 @@ def parse_esearch(payload: dict, source: str = NAME, url: str | None = None, req
         raise SourceError(source, f"esearch count is not a number: {result.get('count')!r}", url=url) from None
     if require_history and count and not (result.get("webenv") and result.get("querykey")):
         raise SourceError(source, "esearch answer lacks WebEnv/query_key although usehistory=y was sent", url=url)
-    return {"count": count, "webenv": result.get("webenv"), "query_key": result.get("querykey"),
-            "translation": result.get("querytranslation")}
+    return {
+        "count": count,
+        "webenv": result.get("webenv"),
+        "query_key": result.get("querykey"),
+        "translation": result.get("querytranslation"),
+    }
 
 
 def _search_windows(ctx, params, query, datetype, window_from, window_to):
@@ -148,18 +153,27 @@ def _efetch(ctx, params, search, start, batch_size) -> bytes:
     response = ctx.http.get(
         ctx.base_url + "efetch.fcgi",
         source=ctx.name,
-        params={**params, "db": "pubmed", "WebEnv": search["webenv"], "query_key": search["query_key"],
-                "retstart": str(start), "retmax": str(min(batch_size, ESEARCH_CAP - start)), "retmode": "xml"},
+        params={
+            **params,
+            "db": "pubmed",
+            "WebEnv": search["webenv"],
+            "query_key": search["query_key"],
+            "retstart": str(start),
+            "retmax": str(min(batch_size, ESEARCH_CAP - start)),
+            "retmode": "xml",
+        },
     )
     return response.content
 
 
 # --------------------------------------------------------------------------- parsing
 
+
 def parse_file(body: bytes, filename: str) -> list[Record]:
     """Parse a recorded efetch answer (used by scripts/parse_corpus.py)."""
     if filename.endswith(".json"):
         import json
+
         parse_esearch(json.loads(body), require_history=False)
         return []
     return parse_efetch(body)
@@ -168,8 +182,11 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
 def parse_efetch(body: bytes, source: str = NAME) -> list[Record]:
     root = parse_xml(body, source, "efetch answer")
     if root.tag != "PubmedArticleSet":
-        raise SourceError(source, f"efetch answer is <{root.tag}>, expected <PubmedArticleSet>",
-                          hint="that efetch is called with db=pubmed and retmode=xml")
+        raise SourceError(
+            source,
+            f"efetch answer is <{root.tag}>, expected <PubmedArticleSet>",
+            hint="that efetch is called with db=pubmed and retmode=xml",
+        )
     records = []
     for article in root:
         if article.tag == "PubmedArticle":
@@ -183,8 +200,9 @@ def parse_article(article, source: str = NAME) -> Record:
     citation = article.find("MedlineCitation")
     art = citation.find("Article")
     pmid = citation.findtext("PMID", "").strip()
-    record = Record(source=source, source_id=pmid, record_type="article", title=_title(art),
-                    url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/")
+    record = Record(
+        source=source, source_id=pmid, record_type="article", title=_title(art), url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+    )
     record.add_id("pmid", pmid)
     for aid in article.findall("PubmedData/ArticleIdList/ArticleId"):
         kind = aid.get("IdType")
@@ -228,16 +246,18 @@ def parse_article(article, source: str = NAME) -> Record:
             unresolved.append({"relation": relation, "ref_source": text_of(cc.find("RefSource"))})
     if unresolved:
         record.extra["unresolved_comments_corrections"] = unresolved
-    record.extra.update({
-        "status": citation.get("Status"),
-        "journal_abbreviation": art.findtext("Journal/ISOAbbreviation"),
-        "issn": art.findtext("Journal/ISSN"),
-        "volume": art.findtext("Journal/JournalIssue/Volume"),
-        "issue": art.findtext("Journal/JournalIssue/Issue"),
-        "pages": art.findtext("Pagination/MedlinePgn"),
-        "publication_status": article.findtext("PubmedData/PublicationStatus"),
-        "pmid_version": citation.find("PMID").get("Version"),
-    })
+    record.extra.update(
+        {
+            "status": citation.get("Status"),
+            "journal_abbreviation": art.findtext("Journal/ISOAbbreviation"),
+            "issn": art.findtext("Journal/ISSN"),
+            "volume": art.findtext("Journal/JournalIssue/Volume"),
+            "issue": art.findtext("Journal/JournalIssue/Issue"),
+            "pages": art.findtext("Pagination/MedlinePgn"),
+            "publication_status": article.findtext("PubmedData/PublicationStatus"),
+            "pmid_version": citation.find("PMID").get("Version"),
+        }
+    )
     return record
 
 
@@ -245,8 +265,13 @@ def parse_book_article(article, source: str = NAME) -> Record:
     doc = article.find("BookDocument")
     pmid = doc.findtext("PMID", "").strip()
     title = text_of(doc.find("ArticleTitle")) or text_of(doc.find("Book/BookTitle"))
-    record = Record(source=source, source_id=pmid, record_type="other", title=title or "(untitled)",
-                    url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/")
+    record = Record(
+        source=source,
+        source_id=pmid,
+        record_type="other",
+        title=title or "(untitled)",
+        url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
+    )
     record.add_id("pmid", pmid)
     for aid in doc.findall("ArticleIdList/ArticleId"):
         if aid.get("IdType") == "doi":
