@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler import store
+from crawler import clock, store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
 from crawler.terms import Doc, TermRule, normalize_text
 
@@ -261,7 +261,7 @@ def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
 def classify_facts(
     facts: Facts, vocabulary: Vocabulary, today: dt.date | None = None, work_id: int | None = None
 ) -> Classification:
-    today = today or dt.datetime.now(dt.UTC).date()
+    today = today or clock.today()
     label, score, reasons = judge_relevance(facts, vocabulary)
     tags = evidence_tags(facts) + topic_tags(facts, vocabulary)
     rank, rank_reasons = rank_score(facts, tags, label, today)

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
-from crawler import store
+from crawler import clock, store
 
 #: Kinds that may be merged on title + author + year (two records of the same kind).
 FUZZY_MERGE_KINDS = ("article", "preprint", "comment", "protocol")
@@ -702,5 +702,5 @@ def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], in
 
 def rebuild(db, now: str | None = None) -> set[int]:
     """Fingerprint every record and resolve every work's merges and links (after an upgrade)."""
-    now = now or store.utcnow()
+    now = now or clock.stamp()
     return resolve_records(db, store.all_record_ids(db), now)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from crawler import changes, classify, store
+from crawler import changes, classify, clock, store
 from crawler import identifiers as ids
 from crawler.config import DIGEST_SECTIONS
 from crawler.errors import DeliveryError, LitmonError
@@ -155,7 +155,7 @@ class DigestResult:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return clock.now()
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from crawler import __version__
+from crawler import __version__, clock
 from crawler.errors import SourceError, redact_text
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,9 @@ def parse_retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    if when.tzinfo is None:  # "-0000" means UTC with no zone information
+        when = when.replace(tzinfo=clock.UTC)
+    return max(0.0, (when - clock.now()).total_seconds())
 
 
 def _display_host(url: str) -> str:

@@ -12,7 +12,6 @@ flock works on local file systems and bind mounts; on NFS it depends on the serv
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import logging
 import os
@@ -21,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from crawler import clock
 from crawler.errors import LockedError
 
 log = logging.getLogger("crawler.lock")
@@ -118,7 +118,7 @@ class RunLock:
                 self.path,
                 previous.describe(),
             )
-        since = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        since = clock.stamp()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\ncommand={self.command}\nsince={since}\n".encode(), 0)
         os.fsync(fd)

@@ -9,12 +9,12 @@ and litmon's own consistency checks. Neither writes to the database.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crawler import clock
 from crawler.errors import LitmonError
 
 
@@ -22,7 +22,7 @@ def backup_target(database: Path, dest: str | Path) -> Path:
     """A directory gets ``litmon-<UTC timestamp>.db`` inside; anything else is the file name."""
     dest = Path(dest).expanduser()
     if dest.is_dir():
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
         dest = dest / f"{database.stem}-{stamp}.db"
     return dest
 

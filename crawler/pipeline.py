@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler import classify, store
+from crawler import classify, clock, store
 from crawler.errors import Interrupted, LitmonError, SourceError
 from crawler.http import HttpClient
 from crawler.logs import mask_secrets, register_config_secrets
@@ -79,7 +79,7 @@ class CrawlReport:
 
 
 def today_utc() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+    return clock.today()
 
 
 def select_sources(config, only: list[str] | None = None) -> list[SourceInstance]:

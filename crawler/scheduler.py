@@ -29,7 +29,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from crawler import cron, store
+from crawler import clock, cron, store
 from crawler.errors import LockedError
 from crawler.lock import RunLock, lock_path, probe
 
@@ -40,7 +40,7 @@ DIGEST_LOCK_WAIT = 3600.0
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now()
 
 
 def _parse(ts: str) -> dt.datetime:

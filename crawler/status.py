@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from crawler import cron, lock
+from crawler import clock, cron, lock
 from crawler.logs import mask_secrets
 from crawler.sources import source_instances
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return clock.now()
 
 
 def _parse(ts: str | None) -> dt.datetime | None:

@@ -8,7 +8,6 @@ Migrations are applied with ``sqlite_utils.migrations.Migrations`` and recorded 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from crawler import clock
 from crawler.records import TRIAL_FIELDS, Record
 
 migrations = Migrations("litmon")
@@ -26,7 +26,8 @@ SOURCE_PRIORITY = ("pubmed", "europepmc", "crossref", "clinicaltrials", "isrctn"
 
 
 def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """Now as stored in SQLite (see :mod:`crawler.clock`)."""
+    return clock.stamp()
 
 
 def _json(value) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler import store
+from crawler import clock, store
 from crawler.config import parse_config
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
@@ -73,6 +73,30 @@ def rows(db, sql, params=()):
     return [dict(r) for r in db.query(sql, params)]
 
 
+#: The instant every test runs at unless it moves the clock itself (``clock.pin``/``clock.advance``).
+PINNED_NOW = dt.datetime(2026, 11, 23, 9, 0, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch):
+    """Pin litmon's one clock (crawler.clock) for every test: the suite passes on any date.
+
+    Subprocesses (CLI tests) see the same instant through ``LITMON_NOW``. Yields the pinned
+    instant; a test moves it with ``clock.pin(...)`` or ``clock.advance(days=...)``.
+    """
+    clock.pin(PINNED_NOW)
+    monkeypatch.setenv("LITMON_NOW", clock.stamp(PINNED_NOW))
+    yield PINNED_NOW
+    clock.pin(None)
+
+
 @pytest.fixture
-def today():
-    return dt.datetime.now(dt.UTC).date()
+def real_clock(pinned_clock, monkeypatch):
+    """Unpin the clock, for tests of real-time behaviour (``litmon serve`` under APScheduler)."""
+    clock.pin(None)
+    monkeypatch.delenv("LITMON_NOW", raising=False)
+
+
+@pytest.fixture
+def today(pinned_clock):
+    return clock.today()

@@ -9,13 +9,12 @@ from __future__ import annotations
 import email.utils
 import re
 import socket
-import time
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from crawler import __version__
+from crawler import __version__, clock
 from crawler.config import parse_config, shipped_config_text
 from crawler.errors import SourceError
 from crawler.http import HttpClient, parse_retry_after
@@ -132,7 +131,7 @@ def test_retry_after_seconds_is_honoured(httpserver, sleeps):
 
 
 def test_retry_after_http_date_is_honoured(httpserver, sleeps):
-    when = email.utils.formatdate(time.time() + 120, usegmt=True)
+    when = email.utils.formatdate(clock.now().timestamp() + 120, usegmt=True)
     serve_sequence(httpserver, "/limited", [Response("", status=503, headers={"Retry-After": when}), Response("ok")])
 
     client(sleeps).get(httpserver.url_for("/limited"), source="test")
@@ -426,7 +425,7 @@ def test_parse_retry_after(value, expected):
 
 
 def test_parse_retry_after_future_date():
-    value = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    value = email.utils.formatdate(clock.now().timestamp() + 3600, usegmt=True)
 
     assert 3500 < parse_retry_after(value) <= 3600
 

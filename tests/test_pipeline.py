@@ -15,7 +15,7 @@ from werkzeug import Response
 
 from crawler.digest import run_digest
 from crawler.pipeline import crawl
-from tests.conftest import rows
+from tests.conftest import PINNED_NOW, rows
 
 DOI = "10.1056/NEJMoa2304145"
 PMID = "37792613"
@@ -23,7 +23,7 @@ NCT = "NCT04338321"
 ISRCTN = "ISRCTN11111111"
 PREPRINT = "10.1101/2023.05.01.23289301"
 TITLE = "Esketamine nasal spray versus quetiapine for treatment-resistant depression"
-TODAY = dt.datetime.now(dt.UTC).date()
+TODAY = PINNED_NOW.date()
 DAY = (TODAY - dt.timedelta(days=1)).isoformat()
 
 EFETCH = f"""<?xml version="1.0" ?>

@@ -8,6 +8,7 @@ import json
 import pytest
 from werkzeug import Response
 
+from crawler import clock
 from crawler.errors import SourceError
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
@@ -211,7 +212,7 @@ def test_windows_over_the_esearch_cap_are_split(httpserver, make_config, run_cra
             days=1
         )
     assert all((dt.date.fromisoformat(q["window_to"]) - dt.date.fromisoformat(q["window_from"])).days <= 60 for q in logged)
-    assert logged[-1]["window_to"] == dt.datetime.now(dt.UTC).date().isoformat()
+    assert logged[-1]["window_to"] == clock.today().isoformat()
 
 
 def test_api_key_is_sent_and_spacing_follows_ncbi_limits(httpserver, make_config, db, monkeypatch):

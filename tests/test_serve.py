@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import time
 
-from crawler import cron, store
+from crawler import clock, cron, store
 from crawler.config import parse_config
 from crawler.lock import RunLock, probe
 from crawler.scheduler import crawl_missed, digest_missed
@@ -24,7 +24,7 @@ digest = "1-59/3 * * * * *"
 """
 
 
-def test_serve_crawls_and_digests_on_schedule_and_stops_cleanly_on_sigterm(tmp_path, httpserver):
+def test_serve_crawls_and_digests_on_schedule_and_stops_cleanly_on_sigterm(tmp_path, httpserver, real_clock):
     PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + FAST)
     db = tmp_path / "litmon.db"
@@ -69,7 +69,7 @@ def test_serve_crawls_and_digests_on_schedule_and_stops_cleanly_on_sigterm(tmp_p
     assert json.loads(status.stdout)["healthy"] is True
 
 
-def test_sigterm_during_a_crawl_commits_the_batch_and_exits_0(tmp_path, httpserver):
+def test_sigterm_during_a_crawl_commits_the_batch_and_exits_0(tmp_path, httpserver, real_clock):
     server = PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + FAST)
     server.hold()
@@ -97,7 +97,7 @@ def test_sigterm_during_a_crawl_commits_the_batch_and_exits_0(tmp_path, httpserv
     assert probe(tmp_path / "litmon.db.lock") is None
 
 
-def test_serve_skips_a_crawl_while_another_run_holds_the_lock(tmp_path, httpserver):
+def test_serve_skips_a_crawl_while_another_run_holds_the_lock(tmp_path, httpserver, real_clock):
     PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + '[schedule]\ncrawl = "*/2 * * * * *"\ndigest = "0 0 1 1 *"\n')
     log = tmp_path / "serve.log"
@@ -114,7 +114,7 @@ def test_serve_skips_a_crawl_while_another_run_holds_the_lock(tmp_path, httpserv
     assert query(tmp_path / "litmon.db", "SELECT COUNT(*) FROM crawl_runs") in ([], [(0,)])
 
 
-def test_serve_digest_waits_for_a_lock_held_by_another_run(tmp_path):
+def test_serve_digest_waits_for_a_lock_held_by_another_run(tmp_path, real_clock):
     config = write_config(tmp_path, '[schedule]\ncrawl = "0 0 1 1 *"\ndigest = "*/2 * * * * *"\n')
     db = tmp_path / "litmon.db"
     lock = RunLock(tmp_path / "litmon.db.lock", "run").acquire()
@@ -138,7 +138,7 @@ def test_serve_digest_waits_for_a_lock_held_by_another_run(tmp_path):
     assert "serve: digest skipped" not in err  # later firings are skipped while it waits (max_instances = 1)
 
 
-def test_serve_dry_run_keeps_the_schedule_and_writes_nothing(tmp_path, httpserver):
+def test_serve_dry_run_keeps_the_schedule_and_writes_nothing(tmp_path, httpserver, real_clock):
     PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + FAST)
     log = tmp_path / "serve.log"
@@ -166,7 +166,7 @@ def _config(tmp_path, schedule: str):
 def test_missed_crawl_and_digest_follow_the_schedule_and_the_database(tmp_path):
     config = _config(tmp_path, '[schedule]\ncrawl = "30 5 * * *"\ndigest = "0 7 * * mon"\ntimezone = "Europe/Berlin"\n')
     db = store.open_db(tmp_path / "litmon.db")
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     assert crawl_missed(db, config, now)  # never crawled: the first crawl is due at once
     assert digest_missed(db, config, now)  # never made one and a Monday 07:00 has passed
 

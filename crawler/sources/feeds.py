@@ -68,6 +68,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import feedparser
 from bs4 import BeautifulSoup
 
+from crawler import clock
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response, looks_like_html
@@ -223,7 +224,7 @@ def read_feed(
     problem = check_feed(parsed, body, source, url)
     if problem and warn:
         warn(problem)
-    fetched_on = fetched_on or dt.datetime.now(dt.UTC).date().isoformat()
+    fetched_on = fetched_on or clock.today().isoformat()
     first_seen = first_seen or {}
     feed = parsed.feed
     result = FeedResult(title=clean_text(feed.get("title")) or None)

@@ -50,6 +50,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 
+from crawler import clock
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Record
@@ -166,7 +167,7 @@ def parse_trials(root_or_body, today: dt.date | None = None) -> list[Record]:
     """Every ``<fullTrial>`` of an answer (bytes or a parsed root) as a Record."""
     root = parse_root(root_or_body) if isinstance(root_or_body, (bytes, str)) else root_or_body
     _check_root(root)
-    today = today or dt.datetime.now(dt.UTC).date()
+    today = today or clock.today()
     records = []
     for full in root.iterfind("{*}fullTrial"):
         record = parse_trial(full, today)

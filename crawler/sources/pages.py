@@ -33,7 +33,6 @@ Etiquette
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,6 +41,7 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup
 from soupsieve import SelectorSyntaxError
 
+from crawler import clock
 from crawler.errors import SourceError
 from crawler.records import Record
 from crawler.sources.base import CrawlContext
@@ -110,7 +110,7 @@ def parse_page(
 
     ``undated`` (if given) receives the source_ids whose entered_on is a first-seen date."""
     page_url = page_url or settings["url"]
-    fetched_on = fetched_on or dt.datetime.now(dt.UTC).date().isoformat()
+    fetched_on = fetched_on or clock.today().isoformat()
     first_seen = first_seen or {}
     where = f"[[pages]] {settings.get('name') or source.split(':', 1)[-1]}"
     soup = BeautifulSoup(body or b"", "lxml")
