@@ -243,8 +243,14 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         data,
         "pages",
         required=("name", "url", "item", "title", "link"),
-        optional=("date", "enabled", "filter", "kind", "summary"),
+        optional=("date", "date_pattern", "enabled", "filter", "kind", "summary"),
     )
+    for index, page in enumerate(pages):
+        if "date_pattern" in page:
+            try:
+                re.compile(page["date_pattern"])
+            except (re.error, TypeError) as exc:
+                raise ConfigError(path, f"pages[{index}].date_pattern", f"expected a regular expression: {exc}") from None
 
     email_tbl = root.table_("email")
     security = email_tbl.str("security", "starttls")

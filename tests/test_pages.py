@@ -6,9 +6,10 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import fixture_bytes, rows
+from conftest import FIXTURES, fixture_bytes, rows
 
-from crawler.errors import SourceError
+from crawler.config import load_config
+from crawler.errors import ConfigError, SourceError
 from crawler.sources import pages
 
 FDA = {"name": "fda-dsc", "item": "table tbody tr", "title": "td a", "link": "td a", "date": "td:first-child", "kind": "news"}
@@ -235,3 +236,102 @@ def test_doi_links_identify_articles_but_not_news():
     [news] = pages.parse_page(body, "page:n", {**settings, "kind": "news"})
     assert article.identifiers == [("doi", "10.1176/appi.ajp.20230512")] and article.record_type == "article"
     assert news.identifiers == [] and news.record_type == "news"
+
+
+# --------------------------------------------------------------------------- the shipped FDA entry (issue #12)
+
+#: The selectors shipped before issue #12, written for a table the FDA page does not have.
+OLD_SHIPPED_FDA = {"item": "table tbody tr", "title": "td a", "link": "td a", "date": "td:first-child"}
+
+
+def shipped_page(name: str) -> dict:
+    config = load_config(str(FIXTURES.parent.parent / "config" / "litmon.toml"))
+    return next(p for p in config.pages if p["name"] == name)
+
+
+def test_shipped_fda_selectors_read_the_real_layout(make_config, httpserver, run_crawl, db):
+    shipped = shipped_page("fda-drug-safety-communications")
+    entry = {k: v for k, v in shipped.items() if k not in ("url", "enabled", "filter")}
+    serve(httpserver, "/drugs/drug-safety-and-availability/drug-safety-communications", "fda_dsc_current.html")
+    config = page_config(
+        make_config, httpserver, {**entry, "path": "/drugs/drug-safety-and-availability/drug-safety-communications"}
+    )
+
+    report = run_crawl(config, only=["page:fda-drug-safety-communications"])
+
+    assert report.sources[0].status == "ok", report.sources[0].error
+    records = rows(db, "SELECT title, url, published_on, record_type FROM records ORDER BY published_on DESC")
+    # only the two entries naming the topic are kept; nothing from the nav, breadcrumbs, "Previous" or
+    # "Additional Resources" lists (whose ketamine link is not a communication)
+    assert records == [
+        {
+            "title": "FDA modifies the Spravato (esketamine) REMS to remove the requirement for a two-hour in-office "
+            "monitoring period",
+            "url": httpserver.url_for(
+                "/drugs/drug-safety-and-availability/fda-removes-spravato-esketamine-rems-monitoring-requirement"
+            ),
+            "published_on": "2025-01-21",
+            "record_type": "news",
+        },
+        {
+            "title": "FDA warns patients about risks associated with compounded ketamine products, including oral "
+            "formulations, for the treatment of psychiatric disorders",
+            "url": httpserver.url_for(
+                "/drugs/human-drug-compounding/fda-warns-patients-about-risks-associated-compounded-ketamine-products-including-oral-formulations"
+            ),
+            "published_on": "2023-10-10",
+            "record_type": "news",
+        },
+    ]
+    run = rows(db, "SELECT fetched FROM source_runs")[0]
+    assert run["fetched"] >= 2
+
+
+def test_every_item_of_the_real_fda_list_gets_its_leading_date():
+    settings = {**shipped_page("fda-drug-safety-communications")}
+    records = pages.parse_page(fixture_bytes("pages", "fda_dsc_current.html"), "page:fda", settings)
+    assert [(r.published_on, r.title.split(" ")[0]) for r in records] == [
+        ("2025-08-28", "FDA"),
+        ("2025-08-27", "FDA"),
+        ("2025-07-31", "FDA"),
+        ("2025-01-21", "FDA"),
+        ("2023-11-28", "FDA"),  # 11/28/2023: the older slash form on the same page
+        ("2023-10-10", "FDA"),
+        ("2022-06-30", "FDA"),  # 6/30/2022: no leading zero
+    ]
+    assert all(r.url.startswith("https://www.fda.gov/drugs/") for r in records)
+    assert not any(r.title[0].isdigit() for r in records)  # the date is not part of the title
+
+
+def test_the_old_shipped_fda_selectors_match_nothing_on_the_real_layout():
+    settings = {**shipped_page("fda-drug-safety-communications"), **OLD_SHIPPED_FDA}
+    settings.pop("date_pattern")
+    with pytest.raises(SourceError, match=r"item = 'table tbody tr' selects no element"):
+        pages.parse_page(fixture_bytes("pages", "fda_dsc_current.html"), "page:fda", settings)
+
+
+def test_date_pattern_reads_dates_from_running_text_of_the_date_element():
+    body = (
+        b'<div class="n"><h3><a href="/a">Ketamine notice</a></h3><p class="m">Posted on 03-05-2024 by the agency</p></div>'
+        b'<div class="n"><h3><a href="/b">Esketamine notice</a></h3><p class="m">No date here</p></div>'
+    )
+    settings = {
+        "name": "n",
+        "url": "https://example.org/",
+        "item": "div.n",
+        "title": "h3",
+        "link": "a",
+        "date": "p.m",
+        "date_pattern": r"Posted on (\S+)",
+    }
+    first, second = pages.parse_page(body, "page:n", settings, fetched_on="2024-03-09")
+    assert (first.published_on, second.published_on, second.entered_on) == ("2024-03-05", None, "2024-03-09")
+    with pytest.raises(SourceError, match=r"date_pattern = '\(' in \[\[pages\]\] n is not a valid regular expression"):
+        pages.parse_page(body, "page:n", {**settings, "date_pattern": "("})
+
+
+def test_invalid_date_pattern_is_a_config_error(make_config):
+    with pytest.raises(ConfigError, match=r"pages\[0\]\.date_pattern"):
+        make_config(
+            '[[pages]]\nname = "x"\nurl = "https://example.org/"\nitem = "li"\ntitle = "a"\nlink = "a"\ndate_pattern = "("\n'
+        )

@@ -647,7 +647,8 @@ def struct_to_iso(value) -> str | None:
 
 
 _ISO_RE = re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
-_NUMERIC_RE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
+#: MM/DD/YYYY and MM-DD-YYYY (US agencies: "11/28/2023", "08-28-2025"); the separator must repeat.
+_NUMERIC_RE = re.compile(r"\b(\d{1,2})([-/])(\d{1,2})\2(\d{4})\b")
 _MDY_RE = re.compile(r"\b" + _MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b", re.I)
 _DMY_RE = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\.?\s+" + _MONTH_RE + r",?\s+(\d{4})\b", re.I)
 _MY_RE = re.compile(r"\b" + _MONTH_RE + r",?\s+(\d{4})\b", re.I)
@@ -656,8 +657,12 @@ _MY_RE = re.compile(r"\b" + _MONTH_RE + r",?\s+(\d{4})\b", re.I)
 def parse_date_text(text: str | None) -> str | None:
     """A date written by people or feeds -> ISO (possibly partial); None when none is recognised.
 
-    2024-03-05, 2024/03/05, 03/05/2024 (US month first; day first when the first number > 12),
-    March 5, 2024, Mar. 5 2024, 5 March 2024, Tue, 05 Mar 2024 10:00:00 GMT, February 2022."""
+    2024-03-05, 2024/03/05, 03/05/2024 and 03-05-2024 (US month first; day first only when the first
+    number is over 12), March 5, 2024, Mar. 5 2024, 5 March 2024, Tue, 05 Mar 2024 10:00:00 GMT, February 2022.
+
+    The all-numeric forms are ambiguous: "03/05/2024" is 5 March in the US and 3 May in most of
+    Europe. litmon reads them month first because the pages and feeds that write them are US
+    agencies' (FDA); a European site that writes DD/MM/YYYY needs an ISO or month-name date instead."""
     if not text or not isinstance(text, str):
         return None
     text = clean_text(text)
@@ -666,7 +671,7 @@ def parse_date_text(text: str | None) -> str | None:
         return _iso(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     match = _NUMERIC_RE.search(text)
     if match:
-        first, second, year = int(match.group(1)), int(match.group(2)), int(match.group(3))
+        first, second, year = int(match.group(1)), int(match.group(3)), int(match.group(4))
         month, day = (second, first) if first > 12 else (first, second)
         return _iso(year, month, day)
     match = _MDY_RE.search(text)

@@ -3,7 +3,10 @@
 Each instance is named ``page:<name>`` and configured with the page ``url`` and CSS selectors:
 ``item`` selects each entry of the listing; inside it ``title`` (its text), ``link`` (an element
 with ``href``, or one containing an ``<a href>``), and the optional ``date`` (its text, or the
-``datetime`` attribute of a ``<time>``) and ``summary``.
+``datetime`` attribute of a ``<time>``) and ``summary``. ``date_pattern`` (a regular expression)
+reads the date out of running text: it is searched in the text of the ``date`` element, or of the
+whole item when there is no ``date`` selector, and its first group (else the whole match) is the
+date — e.g. FDA's list items that start with the date as plain text ("08-28-2025 FDA to …").
 
 Incremental strategy
     Like a feed, a listing page shows its own window (the latest entries), so there is no date
@@ -16,8 +19,8 @@ Parsing
     resolved with ``urljoin`` against the page URL (after redirects, and a ``<base href>``);
     ``javascript:`` and ``mailto:`` links are ignored (the entry is kept without a URL). A link
     to a DOI (doi.org, ``/doi/10.…``) gives the entry that DOI, except on ``kind = "news"``
-    pages. Dates in common formats (2024-03-05, 03/05/2024 — US month first —, March 5, 2024,
-    5 March 2024) become ISO dates; anything else gives no date, never an error. entered_on is
+    pages. Dates in common formats (2024-03-05, 03/05/2024 and 03-05-2024 — US month first —,
+    March 5, 2024, 5 March 2024) become ISO dates; anything else gives no date, never an error. entered_on is
     the entry's date, else the date the page first listed it (remembered in the state while it
     is listed).
 Failures
@@ -34,6 +37,7 @@ Etiquette
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin
@@ -162,8 +166,11 @@ def parse_item(item, source: str, settings: dict[str, Any], *, base: str, where:
         return None
     link = item_link(select_one(item, settings["link"], "link", source, where, page_url), base)
     date = None
+    pattern = date_pattern(settings, source, where, page_url)
     if settings.get("date"):
-        date = item_date(select_one(item, settings["date"], "date", source, where, page_url))
+        date = item_date(select_one(item, settings["date"], "date", source, where, page_url), pattern)
+    elif pattern is not None:
+        date = item_date(item, pattern)
     summary = None
     if settings.get("summary"):
         summary_el = select_one(item, settings["summary"], "summary", source, where, page_url)
@@ -198,9 +205,29 @@ def item_link(element, base: str) -> str | None:
     return clean_url(urljoin(base, href))
 
 
-def item_date(element) -> str | None:
+def date_pattern(settings: dict[str, Any], source: str, where: str, url: str) -> re.Pattern | None:
+    text = settings.get("date_pattern")
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise SourceError(
+            source,
+            f"date_pattern = {text!r} in {where} is not a valid regular expression: {exc}",
+            hint=f"the date_pattern in {where}",
+            url=url,
+        ) from None
+
+
+def item_date(element, pattern: re.Pattern | None = None) -> str | None:
     if element is None:
         return None
+    if pattern is not None:
+        match = pattern.search(clean_text(element.get_text(" ")))
+        if match is None:
+            return None
+        return parse_date_text(match.group(1) if pattern.groups else match.group(0))
     for candidate in (element.get("datetime"), element.get("content"), element.get_text(" ")):
         date = parse_date_text(candidate) if candidate else None
         if date:
