@@ -164,7 +164,7 @@ INTERFACE_KEYS = [
     ("sources.*", "api_key_env"),
     ("feeds", "name"),
     ("feeds", "url"),
-    *(("pages", key) for key in ("name", "url", "item", "title", "link", "date")),
+    *(("pages", key) for key in ("name", "url", "item", "title", "link", "date_pattern")),
     *(("email", key) for key in ("smtp_host", "smtp_port", "security", "username", "password_env", "sender", "recipients")),
 ]
 
