@@ -85,3 +85,39 @@ def test_check_detects_a_damaged_file(tmp_path, httpserver):
     result = litmon("--config", config, "check", cwd=tmp_path)
     assert result.returncode == 1
     assert "PROBLEM:" in result.stderr and "restore a backup" in result.stderr
+
+
+def test_quick_check_passes_a_sound_database_with_every_table_populated(tmp_path, httpserver, make_config, run_crawl, db):
+    """SQLite 3.40–3.41 quick_check falsely reports NULLs in the WITHOUT ROWID table match_keys (issue #10)."""
+    from crawler import classify
+    from crawler.digest import run_digest
+    from crawler.maintenance import check_database
+    from tests import dedup_corpus
+
+    PubMedServer(httpserver)
+    config = make_config(pubmed_section(httpserver))
+    assert not run_crawl(config).failed
+    dedup_corpus.load(db)  # every source kind: links, merges, trial snapshots, match keys
+    classify.reclassify(db, config)
+    run_digest(config, db)
+    tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    empty = [t for t in tables if not db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]]
+    assert "match_keys" in tables and empty == []
+
+    for quick in (True, False):
+        result = check_database(tmp_path / "litmon.db", quick=quick)
+        assert result.problems == [], result.problems
+    cli = litmon("--config", write_config(tmp_path), "check", "--quick", cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    assert "quick_check: ok" in cli.stdout and "is consistent" in cli.stdout
+
+
+def test_a_null_report_that_the_data_confirms_is_kept():
+    from crawler.maintenance import CheckResult, _drop_false_null_reports
+
+    conn = sqlite3.connect(":memory:")
+    conn.executescript("CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, NULL), (2, 'x');")
+    result = CheckResult()
+    kept = _drop_false_null_reports(conn, ["NULL value in t.b", "NULL value in t.a", "row 3 missing from index t_b"], result)
+    assert kept == ["NULL value in t.b", "row 3 missing from index t_b"]
+    assert "t.a" in result.notes[0] and "ignored" in result.notes[0]
