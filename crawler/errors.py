@@ -42,7 +42,8 @@ class SourceError(LitmonError):
         self.source = source
         self.url = url = redact_url(url)
         self.hint = hint
-        text = f"[{source}] {redact_text(str(message))}"
+        self.reason = redact_text(str(message))  # the failure alone, without source, URL or hint
+        text = f"[{source}] {self.reason}"
         if url:
             text += f" (url: {url})"
         if hint:

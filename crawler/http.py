@@ -169,8 +169,9 @@ class HttpClient:
                 body = self._read_capped(response, source)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_problem = describe_network_error(exc, _display_host(url))
-                # A host name that does not resolve rarely resolves seconds later: retry once only.
-                retries = min(1, self.max_retries) if _is_dns_failure(exc) else self.max_retries
+                # A host name that does not resolve does not resolve seconds later (offline, a typo in
+                # base_url, no DNS): not a transient error, so not retried; the next run tries again.
+                retries = 0 if _is_dns_failure(exc) else self.max_retries
                 if attempt < retries:
                     delay = self._retry_delay(attempt, None)
                     log.info("[%s] %s; retry %d/%d in %.1fs", source, last_problem, attempt + 1, retries, delay)
@@ -178,7 +179,9 @@ class HttpClient:
                     continue
                 raise SourceError(
                     source,
-                    f"network error after {attempt + 1} attempt(s): {last_problem}",
+                    f"network error after {attempt + 1} attempts: {last_problem}"
+                    if attempt
+                    else f"network error: {last_problem}",
                     hint="network access to the host and the base_url in the config",
                     url=_display_url(url, params),
                 ) from None

@@ -25,15 +25,33 @@ class SourceReport:
     status: str  # ok | failed | disabled | interrupted
     counts: dict[str, int] = field(default_factory=lambda: {"fetched": 0, "new": 0, "updated": 0, "unchanged": 0})
     requests: int = 0
-    error: str | None = None
+    error: str | None = None  # the full diagnosis: reason, URL and what to check (log, database, operators)
     warnings: list[str] = field(default_factory=list)
     window: tuple[str | None, str | None] = (None, None)
     seconds: float = 0.0
+    reason: str | None = None  # why it failed, in one short phrase (no URL)
+    hint: str | None = None  # what to check
+    failures_in_a_row: int = 0  # after this run
+    never_succeeded: bool = False  # no successful run yet, this one included
+
+    def crossed(self, fail_after: int) -> bool:
+        """Whether this failure should page someone: the source has failed ``fail_after`` runs in a
+        row (0 = never), or has never succeeded at all (a source that never worked is a setup problem)."""
+        if self.status != "failed":
+            return False
+        return self.never_succeeded or bool(fail_after and self.failures_in_a_row >= fail_after)
 
     def summary(self) -> str:
         if self.status == "disabled":
             return f"[{self.name}] disabled: {self.error}"
         c = self.counts
+        if self.status == "failed" and self.reason:
+            # one short line: the URL is in the -v log, the JSON fields, the database and operators' digests
+            line = f"[{self.name}] failed: {self.reason}"
+            if self.hint:
+                line += f" — check: {self.hint}"
+            done = f"{c['fetched']} fetched, {c['new']} new, " if c["fetched"] else ""
+            return line + f" ({done}{self.requests} request(s), {self.seconds:.1f}s)"
         line = (
             f"[{self.name}] {self.status}: {c['fetched']} fetched, {c['new']} new, {c['updated']} updated, "
             f"{c['unchanged']} unchanged, {self.requests} requests, window {self.window[0]}..{self.window[1]}, "
@@ -63,6 +81,8 @@ class SourceReport:
     def log(self) -> None:
         level = {"failed": logging.ERROR, "interrupted": logging.WARNING}.get(self.status, logging.INFO)
         log.log(level, self.summary(), extra={"fields": self.log_fields()})
+        if self.status == "failed" and self.error:
+            log.debug("[%s] full error: %s", self.name, self.error)
 
 
 @dataclass
@@ -76,6 +96,10 @@ class CrawlReport:
     @property
     def interrupted(self) -> list[SourceReport]:
         return [s for s in self.sources if s.status == "interrupted"]
+
+    def crossed(self, fail_after: int) -> list[SourceReport]:
+        """The failed sources that should page someone (see :meth:`SourceReport.crossed`)."""
+        return [s for s in self.failed if s.crossed(fail_after)]
 
 
 def today_utc() -> dt.date:
@@ -256,6 +280,7 @@ def crawl_source(
         report.error = "stopped by a signal after a committed batch; the next run re-reads this window"
     except SourceError as exc:
         report.status, report.error = "failed", mask_secrets(str(exc))
+        report.reason, report.hint = mask_secrets(exc.reason), exc.hint
     except Exception as exc:  # a parser bug must not stop the other sources
         log.debug("unexpected error in %s", instance.name, exc_info=True)
         report.status, report.error = (
@@ -264,6 +289,13 @@ def crawl_source(
                 f"[{instance.name}] unexpected {type(exc).__name__}: {exc} — check: report this as a bug with the log (-v)"
             ),
         )
+        report.reason, report.hint = (
+            mask_secrets(f"unexpected {type(exc).__name__}: {exc}"),
+            "report this as a bug with the log (-v)",
+        )
+    if report.status == "failed":
+        report.failures_in_a_row = saved["consecutive_failures"] + 1
+        report.never_succeeded = saved["watermark"] is None
     report.requests = http.request_count - requests_before
     report.warnings = ctx.warnings
     report.seconds = time.monotonic() - started

@@ -61,7 +61,7 @@ min_interval = 0
     result = litmon("--config", config, "run", cwd=tmp_path)
 
     assert result.returncode == 1, result.stderr
-    assert "[pubmed] network error" in result.stderr and "check: network access" in result.stderr
+    assert "[pubmed] failed: network error" in result.stderr and "check: network access" in result.stderr
     assert "1 source(s) failed: pubmed" in result.stderr
     db = sqlite3.connect(tmp_path / "litmon.db")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

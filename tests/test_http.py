@@ -386,21 +386,21 @@ def test_connection_refused_is_a_network_error_after_retries(closed_port, sleeps
         client(sleeps, max_retries=2, connect_timeout=5).get(url, source="biorxiv", params={"cursor": "0"})
 
     message = str(info.value)
-    assert message.startswith(f"[biorxiv] network error after 3 attempt(s): connection refused by 127.0.0.1:{closed_port}")
+    assert message.startswith(f"[biorxiv] network error after 3 attempts: connection refused by 127.0.0.1:{closed_port}")
     assert f"{url}?cursor=0" in message
     assert "network access" in info.value.hint
     assert len(sleeps) == 2
 
 
-def test_unresolvable_host_is_retried_once_only(sleeps):
+def test_unresolvable_host_is_not_retried(sleeps):
     # .invalid never resolves (RFC 6761); the resolver answers without network access.
     url = "http://litmon-test.invalid/api"
 
     with pytest.raises(SourceError) as info:
         client(sleeps, max_retries=4, connect_timeout=5).get(url, source="crossref")
 
-    assert "network error after 2 attempt(s)" in str(info.value)
-    assert len(sleeps) == 1
+    assert "[crossref] network error: cannot resolve host name litmon-test.invalid (DNS)" in str(info.value)
+    assert sleeps == []
 
 
 # --------------------------------------------------------------------------- parse_retry_after

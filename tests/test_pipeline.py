@@ -279,3 +279,32 @@ def test_one_study_from_every_source_is_three_linked_works(httpserver, make_conf
         (s.name, s.counts) for s in again.sources
     ]
     assert rows(db, "SELECT id, work_id, content_hash FROM records ORDER BY id") == before
+
+
+def test_an_offline_crawl_fails_each_source_at_its_first_request_with_one_short_line(db, make_config, caplog):
+    """A host name that does not resolve is not a transient error: no retry, no backoff (issue #10)."""
+    from crawler.http import HttpClient
+
+    sleeps: list[float] = []
+    http = HttpClient("tester@example.org", max_retries=4, backoff_seconds=5, default_min_interval=0, sleep=sleeps.append)
+    config = make_config(
+        """
+[sources.pubmed]
+enabled = true
+base_url = "http://eutils.litmon-test.invalid/entrez/eutils/"
+query = "ketamine"
+[[feeds]]
+name = "journal"
+url = "http://feeds.litmon-test.invalid/rss.xml"
+"""
+    )
+    with caplog.at_level("INFO", logger="crawler.pipeline"):
+        report = crawl(config, db, http=http)
+
+    assert [(s.name, s.status, s.requests) for s in report.sources] == [("pubmed", "failed", 1), ("feed:journal", "failed", 1)]
+    assert sleeps == []
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert lines[0].startswith("[pubmed] failed: network error: cannot resolve host name eutils.litmon-test.invalid (DNS)")
+    assert all("\n" not in line and "url:" not in line and len(line) < 220 for line in lines) and len(lines) == 2
+    stored = rows(db, "SELECT source, last_error FROM source_states ORDER BY source")
+    assert "(url: http://eutils.litmon-test.invalid/entrez/eutils/esearch.fcgi" in stored[1]["last_error"]  # full diagnosis kept
