@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler import store  # noqa: E402
+from crawler import ingest, store  # noqa: E402
 from crawler.classify import build_vocabulary, classify_records, reclassify  # noqa: E402
 from crawler.config import load_config  # noqa: E402
 from crawler.evidence import EVIDENCE_TAGS  # noqa: E402
@@ -127,7 +127,7 @@ def time_database(works, config, count: int) -> None:
             record.source_id, record.identifiers = f"{record.source_id}-{n}", []
             batch.append(record)
         for start in range(0, len(batch), 1000):
-            store.save_records(db, batch[start : start + 1000])
+            ingest.save_batch(db, batch[start : start + 1000])
         started = time.perf_counter()
         report = reclassify(db, config)
         seconds = time.perf_counter() - started

@@ -7,7 +7,7 @@
                                                      # a fresh corpus: the same hard cases plus 360 random works
 
 The corpus is wire-format answers of every source (see tests/fixtures/dedup/generate.py), parsed by
-litmon's parsers and saved batch by batch through ``store.save_records`` into a fresh SQLite file, as
+litmon's parsers and saved batch by batch through ``ingest.save_batch`` into a fresh SQLite file, as
 a crawl does. Merge metrics count every pair of labelled records (same gold work = positive); link
 metrics compare the links between current works (``work_links_view``) with the labelled links.
 Targets: merge precision >= 0.995, recall >= 0.98.

@@ -5,7 +5,7 @@
     python bench/dedup_scale.py 5000 --keep      # one size; keep the SQLite file for a look
 
 Each size runs in its own process (so peak memory is its own) against a fresh SQLite file on disk,
-saving batches of ``--batch`` records with ``store.save_records`` exactly as a crawl does: identity
+saving batches of ``--batch`` records with ``ingest.save_batch`` exactly as a crawl does: identity
 joins, fingerprints and blocking keys, fuzzy candidates, merges and links, all in the batch's
 transaction. The synthetic works have random titles from a large vocabulary, first authors from a
 pool of surnames, and appear in one to three sources with the variations the matcher must absorb
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler import dedup, store  # noqa: E402
+from crawler import ingest, matching, store  # noqa: E402
 from crawler.records import Record  # noqa: E402
 
 SYLLABLES = [
@@ -191,7 +191,7 @@ def run_one(n: int, batch: int, keep: bool, trace: bool) -> dict:
     started = time.perf_counter()
     tenths, done, mark, mark_time = [], 0, total / 10, started
     for records in batches:
-        store.save_records(db, records)
+        ingest.save_batch(db, records)
         done += len(records)
         while done >= mark and len(tenths) < 10:
             now = time.perf_counter()
@@ -207,9 +207,9 @@ def run_one(n: int, batch: int, keep: bool, trace: bool) -> dict:
     blocks = []
     for record_id in sample:
         row = next(iter(db.query("SELECT * FROM record_fingerprints WHERE record_id = ?", [record_id])))
-        fp = dedup.Fingerprint.from_row(row)
+        fp = matching.Fingerprint.from_row(row)
         blocks.append(
-            len(store.find_candidates(db, dedup.lookup_keys(fp), kinds=[fp.kind], exclude_record=record_id, limit=10**6))
+            len(store.find_candidates(db, matching.lookup_keys(fp), kinds=[fp.kind], exclude_record=record_id, limit=10**6))
         )
     stats = {
         "records": total,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from crawler import __version__, store
+from crawler import __version__, ingest
 from crawler.config import load_config
 from crawler.errors import ConfigError, LitmonError, LockedError
 from crawler.lock import RunLock, lock_path
@@ -46,7 +46,7 @@ class State:
         return self._config
 
     def open_db(self):
-        return store.open_db(self.config.database_path)
+        return ingest.open_db(self.config.database_path)
 
     def say(self, text: str) -> None:
         """An informational line on stdout, left out with -q (cron mails only what matters)."""
@@ -289,7 +289,7 @@ def status(state, as_json, fail_after, max_lag_hours):
 
     config = state.config
     try:
-        db = store.open_db(config.database_path, create=False)
+        db = ingest.open_db(config.database_path, create=False)
     except FileNotFoundError:
         raise LitmonError(f"no database at {config.database_path} yet — run `litmon run` or `litmon crawl` first") from None
     try:
@@ -374,8 +374,8 @@ def reclassify(state, dry_run):
 def _open_for_dry_run(config):
     """A dry run reads the existing database (to tell new from known) but never writes to it."""
     if config.database_path.exists():
-        return store.open_db(config.database_path)
-    return store.memory_db()
+        return ingest.open_db(config.database_path)
+    return ingest.memory_db()
 
 
 def _print_crawl_report(report):

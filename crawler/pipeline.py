@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler import classify, clock, store
+from crawler import clock, ingest, store
 from crawler.errors import Interrupted, LitmonError, SourceError
 from crawler.http import HttpClient
 from crawler.logs import mask_secrets, register_config_secrets
@@ -268,9 +268,8 @@ def crawl_source(
                 report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
                 report.counts["unchanged"] += sum(1 for r in batch if r.source_id in known)
             elif batch:
-                for key, value in store.save_records(db, batch).items():
+                for key, value in ingest.save_batch(db, batch, config=config).items():
                     report.counts[key] += value
-                classify.classify_batch(db, config, batch)
             if progress:
                 progress(instance.name, report.counts)
             if stop is not None and stop.is_set():

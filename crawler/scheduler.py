@@ -29,7 +29,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from crawler import clock, cron, store
+from crawler import clock, cron, ingest
 from crawler.errors import LockedError
 from crawler.lock import RunLock, lock_path, probe
 
@@ -170,7 +170,7 @@ class Service:
             log.warning("serve: %s skipped: %s", name, exc)
             return
         try:
-            db = store.open_db(self.config.database_path)
+            db = ingest.open_db(self.config.database_path)
             try:
                 from crawler.pipeline import recover_interrupted_runs
 
@@ -187,7 +187,7 @@ class Service:
     def _dry_job(self, name: str, work) -> None:
         """--dry-run: the job reads the database (if any) and writes nothing, without the lock."""
         path = self.config.database_path
-        db = store.open_db(path) if path.exists() else store.memory_db()
+        db = ingest.open_db(path) if path.exists() else ingest.memory_db()
         try:
             work(db)
         except Exception:

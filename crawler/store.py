@@ -205,7 +205,10 @@ def _source_rank_sql(column: str) -> str:
 
 @migrations()
 def m002_dedup(db: sqlite_utils.Database) -> None:
-    """Fuzzy-match keys, links between works, the merge log and the merged views (crawler.dedup)."""
+    """Fuzzy-match keys, links between works, the merge log and the merged views (crawler.dedup).
+
+    Creates tables and views only; :data:`crawler.ingest.BACKFILLS` fills them for records stored before.
+    """
     rank = _source_rank_sql("r.source")
 
     def best(column: str, empty: str = "''") -> str:
@@ -300,13 +303,24 @@ def m002_dedup(db: sqlite_utils.Database) -> None:
     for statement in script.split(";\n"):
         if statement.strip():
             db.execute(statement)
-    from crawler import dedup  # the backfill of a database created before this migration
-
-    dedup.rebuild(db)
+    # the records of a file created before this migration are fingerprinted and resolved by the
+    # ingest layer's backfill (crawler.ingest.BACKFILLS), right after the migrations, in their transaction
 
 
 def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
-    """Open (and migrate) the database: WAL journal, 30 s busy timeout, foreign keys on."""
+    """Open and migrate the database (the application opens it with :func:`crawler.ingest.open_db`,
+    which also runs the backfills a migration needs)."""
+    db = connect(path, create=create)
+    migrate(db)
+    return db
+
+
+def connect(path: str | Path | None, *, create: bool = True) -> sqlite_utils.Database:
+    """Open the file (None: an in-memory database) without migrating: WAL journal, 30 s busy timeout, foreign keys on."""
+    if path is None:
+        db = sqlite_utils.Database(memory=True)
+        db.conn.execute("PRAGMA foreign_keys = ON")
+        return db
     path = Path(path)
     if path.parent and not path.parent.exists():
         if not create:
@@ -319,14 +333,19 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     db.conn.execute("PRAGMA foreign_keys = ON")
     if str(path) != ":memory:":
         db.enable_wal()
-    migrations.apply(db)
     return db
 
 
-def memory_db() -> sqlite_utils.Database:
-    db = sqlite_utils.Database(memory=True)
-    db.conn.execute("PRAGMA foreign_keys = ON")
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply the pending migrations, in order; return the names of those applied now."""
+    pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
+    return pending
+
+
+def memory_db() -> sqlite_utils.Database:
+    db = connect(None)
+    migrate(db)
     return db
 
 
@@ -336,22 +355,19 @@ def memory_db() -> sqlite_utils.Database:
 def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None) -> dict[str, int]:
     """Store a batch of records in one transaction; return counts of new/updated/unchanged.
 
-    New and changed records then go through :func:`crawler.dedup.resolve_records` (fuzzy
-    identity, links between works) in the same transaction; unchanged ones change nothing.
+    Only the rows and the joins by shared identifier: :func:`crawler.ingest.save_batch` adds fuzzy
+    identity, links between works and classification.
     """
-    from crawler import dedup
-
     now = now or utcnow()
     counts = {"new": 0, "updated": 0, "unchanged": 0}
-    changed: list[int] = []
     with db.atomic():
         for record in records:
-            counts[_save_record(db, record, now, changed)] += 1
-        dedup.resolve_records(db, changed, now)
+            counts[save_record(db, record, now)[0]] += 1
     return counts
 
 
-def _save_record(db, record: Record, now: str, changed: list[int] | None = None) -> str:
+def save_record(db, record: Record, now: str) -> tuple[str, int]:
+    """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id)."""
     digest = record.content_hash()
     row = db.execute(
         "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
@@ -389,7 +405,7 @@ def _save_record(db, record: Record, now: str, changed: list[int] | None = None)
         if old_hash == digest:
             db.execute("UPDATE records SET last_seen_at = ? WHERE id = ?", [now, record_id])
             _save_trial_snapshot(db, record_id, record, now)
-            return "unchanged"
+            return "unchanged", record_id
         sets = ", ".join(f"{k} = ?" for k in values)
         db.execute(
             f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id]
@@ -408,11 +424,9 @@ def _save_record(db, record: Record, now: str, changed: list[int] | None = None)
             [record_id, link.relation, link.scheme, link.value, link.note],
         )
     _save_trial_snapshot(db, record_id, record, now)
-    if changed is not None:
-        changed.append(record_id)
     work_id = _join_works_sharing_identifiers(db, record_id, now)
     refresh_work(db, work_id, now)
-    return status
+    return status, record_id
 
 
 def _works_with_identifiers(db, identifiers: list[tuple[str, str]]) -> list[int]:

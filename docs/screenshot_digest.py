@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler import classify, store  # noqa: E402
+from crawler import classify, ingest, store  # noqa: E402
 from crawler.config import parse_config, shipped_config_text  # noqa: E402
 from crawler.digest import build_digest  # noqa: E402
 from crawler.sources import biorxiv, clinicaltrials, feeds, pubmed  # noqa: E402
@@ -47,7 +47,7 @@ def load_sample(db, now: dt.datetime) -> None:
         # make the sample look recent, as a weekly digest would
         for record in records:
             record.entered_on = (now - dt.timedelta(days=2)).date().isoformat()
-        store.save_records(db, records, now=stamp)
+        ingest.save_batch(db, records, now=stamp)
 
 
 def main() -> int:

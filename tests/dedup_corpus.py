@@ -1,7 +1,7 @@
 """The labelled deduplication corpus (tests/fixtures/dedup): parse, load in a chosen order, score.
 
 Shared by tests/test_dedup.py and bench/dedup_eval.py. Every fixture file is a wire-format answer
-parsed by the source's own parser; each file is one batch given to ``store.save_records``, as the
+parsed by the source's own parser; each file is one batch given to ``ingest.save_batch``, as the
 pipeline does, unless an order splits them into single records.
 """
 
@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from crawler import identifiers as ids
-from crawler import store
+from crawler import ingest
 from crawler.records import Record
 from crawler.sources import biorxiv, clinicaltrials, crossref, europepmc, isrctn, openalex, pubmed
 
@@ -129,7 +129,7 @@ def ordered_batches(order: str, files: dict[str, bytes] | None = None) -> list[l
 
 def load(db, order: str = "by_file", files: dict[str, bytes] | None = None) -> None:
     for batch in ordered_batches(order, files):
-        store.save_records(db, batch)
+        ingest.save_batch(db, batch)
 
 
 def record_works(db) -> dict[str, int]:

@@ -14,7 +14,7 @@ import pytest
 import sqlite_utils
 from werkzeug import Response
 
-from crawler import dedup, store
+from crawler import dedup, ingest, matching, store
 from crawler import identifiers as ids
 from crawler.digest import run_digest
 from crawler.records import Record
@@ -44,7 +44,7 @@ HARD_CASES = sorted(c for c in LABELS["cases"] if not c.startswith("ordinary"))
     ],
 )
 def test_titles_normalise_case_markup_entities_greek_dashes_quotes_and_trailing_period(raw, expected):
-    assert dedup.normalize_title(raw) == expected
+    assert matching.normalize_title(raw) == expected
 
 
 def test_every_doi_form_normalises_to_one_value():
@@ -78,18 +78,18 @@ def test_every_doi_form_normalises_to_one_value():
     ],
 )
 def test_first_author_surname_from_every_source_format(name, source, expected):
-    assert dedup.author_surnames(name, source) == expected
+    assert matching.author_surnames(name, source) == expected
 
 
 def test_blocking_keys_pair_each_possible_surname_with_the_other_initial():
-    feed = dedup.fingerprint("feed:jad", "article", "Ketamine", ["Anna Kasul"], "2024")
-    pubmed = dedup.fingerprint("pubmed", "article", "Ketamine", ["Kasul Anna"], "2024")
-    assert dedup.author_keys(feed.surnames, feed.author_words) == ["anna:k", "kasul:a"]
-    assert set(dedup.blocking_keys(pubmed)) & set(dedup.lookup_keys(feed)) >= {"a:2024:kasul:a"}
+    feed = matching.fingerprint("feed:jad", "article", "Ketamine", ["Anna Kasul"], "2024")
+    pubmed = matching.fingerprint("pubmed", "article", "Ketamine", ["Kasul Anna"], "2024")
+    assert matching.author_keys(feed.surnames, feed.author_words) == ["anna:k", "kasul:a"]
+    assert set(matching.blocking_keys(pubmed)) & set(matching.lookup_keys(feed)) >= {"a:2024:kasul:a"}
 
 
 def test_a_collective_author_listed_first_is_skipped():
-    fp = dedup.fingerprint("pubmed", "article", "T", ["KETAMINE-DEP Study Group", "Ito Hugo"], "2024")
+    fp = matching.fingerprint("pubmed", "article", "T", ["KETAMINE-DEP Study Group", "Ito Hugo"], "2024")
     assert fp.surnames == ("ito",)
 
 
@@ -110,7 +110,7 @@ def test_a_collective_author_listed_first_is_skipped():
     ],
 )
 def test_record_kinds_keep_notices_comments_and_protocols_apart(title, types, kind):
-    assert dedup.record_kind("article", title, types) == kind
+    assert matching.record_kind("article", title, types) == kind
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_record_kinds_keep_notices_comments_and_protocols_apart(title, types, ki
     ],
 )
 def test_titles_of_one_work_match(a, b):
-    same, _, _ = dedup.compare_titles(dedup.normalize_title(a), dedup.normalize_title(b))
+    same, _, _ = matching.compare_titles(matching.normalize_title(a), matching.normalize_title(b))
     assert same
 
 
@@ -157,27 +157,28 @@ def test_titles_of_one_work_match(a, b):
     ],
 )
 def test_titles_of_different_works_do_not_match(a, b):
-    same, _, _ = dedup.compare_titles(dedup.normalize_title(a), dedup.normalize_title(b))
+    same, _, _ = matching.compare_titles(matching.normalize_title(a), matching.normalize_title(b))
     assert not same
 
 
 def fp(title, authors=("Anand Amit",), year="2024", kind="article", source="pubmed", types=()):
-    return dedup.fingerprint(source, kind, title, list(authors), year, None, list(types))
+    return matching.fingerprint(source, kind, title, list(authors), year, None, list(types))
 
 
 def test_a_match_needs_the_first_author_and_a_year_within_one():
     title = "Intravenous ketamine versus electroconvulsive therapy in treatment-resistant depression"
-    assert dedup.compare(fp(title), fp(title, ["Amit Anand"], "2025", source="crossref")).action == "merge"
-    assert dedup.compare(fp(title), fp(title, year="2026")) is None
-    assert dedup.compare(fp(title), fp(title, ["Jane Smith"], source="crossref")) is None
-    assert dedup.compare(fp(title), fp(title, ["Bilal Anand"], source="crossref")) is None  # same surname, another initial
+    assert matching.compare(fp(title), fp(title, ["Amit Anand"], "2025", source="crossref")).action == "merge"
+    assert matching.compare(fp(title), fp(title, year="2026")) is None
+    assert matching.compare(fp(title), fp(title, ["Jane Smith"], source="crossref")) is None
+    assert matching.compare(fp(title), fp(title, ["Bilal Anand"], source="crossref")) is None  # same surname, another initial
     assert (
-        dedup.compare(fp(title, ["Anand A"], source="europepmc"), fp(title, ["Amit Anand"], source="feed:jama")).action == "merge"
+        matching.compare(fp(title, ["Anand A"], source="europepmc"), fp(title, ["Amit Anand"], source="feed:jama")).action
+        == "merge"
     )
-    assert dedup.compare(fp(title), fp(title, kind="notice", types=["Published Erratum"])) is None
-    assert dedup.compare(fp(title), fp(title, kind="preprint", year="2023", source="biorxiv")).action == "link"
+    assert matching.compare(fp(title), fp(title, kind="notice", types=["Published Erratum"])) is None
+    assert matching.compare(fp(title), fp(title, kind="preprint", year="2023", source="biorxiv")).action == "link"
     assert (
-        dedup.compare(fp("Ketamine for depression", authors=()), fp("Ketamine for depression")) is None
+        matching.compare(fp("Ketamine for depression", authors=()), fp("Ketamine for depression")) is None
     )  # short title, no authors
 
 
@@ -190,7 +191,7 @@ def test_a_record_matching_two_different_works_joins_neither(db):
         return record
 
     feed = article("feed:jad", "S0165-1", "Esketamine nasal spray in Dutch primary care settings", ["Mu-Hong Chen"], "2025-02-03")
-    store.save_records(
+    ingest.save_batch(
         db,
         [
             crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"),
@@ -202,7 +203,7 @@ def test_a_record_matching_two_different_works_joins_neither(db):
     assert rows(db, "SELECT * FROM work_merges") == []
 
     alone = store.memory_db()  # with only one of them stored, the same feed item joins it
-    store.save_records(alone, [crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"), feed])
+    ingest.save_batch(alone, [crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"), feed])
     assert [r["reason"].split(" (")[0] for r in rows(alone, "SELECT reason FROM work_merges")] == ["title+author+year score=77"]
 
 
@@ -388,7 +389,7 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
     )
     notice.add_id("doi", "10.1001/jamapsychiatry.2026.9")
     notice.add_link("correction_for", "doi", "10.1001/jamapsychiatry.2026.1")
-    store.save_records(db, [pubmed, feed, notice], now="2026-11-20T06:00:00Z")
+    ingest.save_batch(db, [pubmed, feed, notice], now="2026-11-20T06:00:00Z")
     assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 3
     feed_work = rows(db, "SELECT work_id FROM records WHERE source = 'feed:jama'")[0]["work_id"]
     pubmed_work = rows(db, "SELECT work_id FROM records WHERE source = 'pubmed'")[0]["work_id"]
@@ -401,7 +402,7 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
 
     # the publisher deposits the DOI: PubMed's record now carries it
     pubmed.add_id("doi", "https://doi.org/10.1001/JAMAPSYCHIATRY.2026.1")
-    store.save_records(db, [pubmed], now="2026-11-22T06:00:00Z")
+    ingest.save_batch(db, [pubmed], now="2026-11-22T06:00:00Z")
 
     survivor = min(feed_work, pubmed_work)
     assert rows(db, "SELECT id FROM works WHERE merged_into IS NULL ORDER BY id") == [{"id": survivor}, {"id": 3}]
@@ -430,7 +431,7 @@ def test_a_link_stated_before_its_target_arrives_resolves_when_it_does(db):
         "pubmed", "41000002", "Esketamine in older adults: a randomised trial.", ["Ueda Leo"], "2026-01-10", pmid="41000002"
     )
     article_.add_link("registered_as", "nct", "NCT05000002", note="DataBankList ClinicalTrials.gov")
-    store.save_records(db, [article_])
+    ingest.save_batch(db, [article_])
     assert rows(db, "SELECT * FROM work_links") == []
     trial = Record(
         source="clinicaltrials",
@@ -440,7 +441,7 @@ def test_a_link_stated_before_its_target_arrives_resolves_when_it_does(db):
         published_on="2024-01-01",
     )
     trial.add_id("nct", "NCT05000002")
-    store.save_records(db, [trial])
+    ingest.save_batch(db, [trial])
     assert rows(db, "SELECT from_work_id, link_type, to_work_id, evidence FROM work_links") == [
         {
             "from_work_id": 1,
@@ -516,7 +517,7 @@ def test_upgrading_a_database_resolves_what_it_already_holds(tmp_path):
     old.conn.commit()
     old.close()
 
-    db = store.open_db(path)
+    db = ingest.open_db(path)
     assert "m002_dedup" in [r["name"] for r in rows(db, "SELECT name FROM _sqlite_migrations")]
     assert rows(db, "SELECT survivor_id, merged_id FROM work_merges") == [{"survivor_id": 1, "merged_id": 2}]
     assert rows(db, "SELECT from_work_id, link_type, to_work_id FROM work_links_view") == [
@@ -685,7 +686,7 @@ def test_the_digest_lists_a_preprint_and_its_article_as_two_linked_items(db, mak
     )
     notice.add_id("doi", "10.1016/j.jad.2026.11.099")
     notice.add_link("correction_for", "doi", "10.1016/j.jad.2026.11.001")
-    store.save_records(db, [preprint, paper, notice], now="2026-11-22T06:00:00Z")
+    ingest.save_batch(db, [preprint, paper, notice], now="2026-11-22T06:00:00Z")
 
     digest = run_digest(make_config(), db, now=dt.datetime(2026, 11, 24, 7, tzinfo=dt.UTC)).digest
     by_section = {key: [item.title for item in items] for key, _, items in digest.sections}

@@ -1,0 +1,72 @@
+"""Ingest: what happens to a batch of parsed records, in one transaction: save → dedup → classify.
+
+1. :func:`crawler.store.save_record` stores each record (new, updated or unchanged), its
+   identifiers, links and trial snapshot, and joins works that share an identifier;
+2. :func:`crawler.dedup.resolve_records` fingerprints the new and changed records, merges works
+   they match on title, authors and year, and resolves the links between works;
+3. :func:`crawler.classify.classify_batch` (re)classifies the works the batch touched (with a
+   ``config``; a failed classification is logged and never loses the batch).
+
+The store never calls dedup or classification: this module is the one place that orders them.
+It also opens the database for the application (:func:`open_db`): migrations, then the data
+backfills that a migration needs (:data:`BACKFILLS`), all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import sqlite_utils
+
+from crawler import classify, clock, dedup, store
+from crawler.records import Record
+
+#: migration name -> the backfill it needs, run after the migrations of that open, in their transaction
+#: (m002_dedup: fingerprint and resolve records stored before fuzzy identity existed).
+BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {"m002_dedup": dedup.rebuild}
+
+
+def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None, *, config=None) -> dict[str, int]:
+    """Save, deduplicate and (with ``config``) classify one batch in one transaction.
+
+    Returns the counts of new, updated and unchanged records. Unchanged records change no work,
+    so only new and changed ones are resolved again; every work of the batch is classified.
+    """
+    now = now or clock.stamp()
+    records = list(records)
+    counts = {"new": 0, "updated": 0, "unchanged": 0}
+    changed: list[int] = []
+    with db.atomic():
+        for record in records:
+            status, record_id = store.save_record(db, record, now)
+            counts[status] += 1
+            if status != "unchanged":
+                changed.append(record_id)
+        dedup.resolve_records(db, changed, now)
+        if config is not None and records:
+            classify.classify_batch(db, config, records)
+    return counts
+
+
+def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open the database file for the application: :func:`crawler.store.open_db`, plus the backfills."""
+    db = store.connect(path, create=create)
+    upgrade(db)
+    return db
+
+
+def memory_db() -> sqlite_utils.Database:
+    db = store.connect(None)
+    upgrade(db)
+    return db
+
+
+def upgrade(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations and the backfills they need, all or nothing; return the migrations applied."""
+    with db.atomic():
+        applied = store.migrate(db)
+        for name in applied:
+            if name in BACKFILLS:
+                BACKFILLS[name](db)
+    return applied

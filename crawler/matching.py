@@ -1,0 +1,489 @@
+"""Fuzzy identity of records, without a database: normalised titles, author names, fingerprints,
+blocking keys and the comparison rules that :mod:`crawler.dedup` applies to stored records.
+
+Everything here is a pure function of its arguments (the rules are described in :mod:`crawler.dedup`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+
+#: Kinds that may be merged on title + author + year (two records of the same kind).
+FUZZY_MERGE_KINDS = ("article", "preprint", "comment", "protocol")
+#: Minimal rapidfuzz ratio (0-100) of two normalised titles, unless only a subtitle differs.
+TITLE_MIN_RATIO = 90
+#: Content words (not stop words) a title needs to match a record without authors, and the
+#: shorter title needs when one title is the other without its subtitle.
+MIN_TOKENS_WITHOUT_AUTHOR = 8
+MIN_TOKENS_FOR_SUBTITLE = 4
+#: Years apart a record may be from its match: same work / preprint and its published version.
+MERGE_YEAR_WINDOW = 1
+LINK_YEAR_WINDOW = 2
+#: Most candidate records compared per record (the best-blocked first).
+MAX_CANDIDATES = 300
+
+#: record_links relation -> (work link type, True when the link points from the stating record's work)
+LINK_TYPES: dict[str, tuple[str, bool]] = {
+    "preprint_of": ("preprint_of", True),
+    "has_preprint": ("preprint_of", False),
+    "version_of": ("version_of", True),
+    "registered_as": ("registered_as", True),
+    "result_publication": ("registered_as", False),
+    "reference": ("registered_as", False),  # BACKGROUND references: see link_type_of
+    "same_trial": ("same_trial", True),
+    "retraction_of": ("retraction_of", True),
+    "retraction_in": ("retraction_of", False),
+    "erratum_for": ("correction_of", True),
+    "erratum_in": ("correction_of", False),
+    "correction_for": ("correction_of", True),
+    "correction_in": ("correction_of", False),
+    "expression_of_concern_for": ("expression_of_concern_of", True),
+    "expression_of_concern_in": ("expression_of_concern_of", False),
+    "comment_on": ("comment_on", True),
+    "comment_in": ("comment_on", False),
+    "update_of": ("update_of", True),
+    "update_in": ("update_of", False),
+    "republished_from": ("republication_of", True),
+    "republished_in": ("republication_of", False),
+}
+
+#: Words left out of blocking keys.
+STOPWORDS = frozenset("a an the of in on for and or with to at by from as into via versus its their is are".split())
+#: Words whose presence alone never makes two titles different ("A randomized trial" = "Randomized trial").
+IGNORABLE = frozenset(("a", "an", "the"))
+#: Tokens spelled two ways by sources.
+SYNONYMS = {"vs": "versus"}
+SEPARATOR = "|"
+
+GREEK = {
+    "α": "alpha",
+    "β": "beta",
+    "γ": "gamma",
+    "δ": "delta",
+    "ε": "epsilon",
+    "ζ": "zeta",
+    "η": "eta",
+    "θ": "theta",
+    "ι": "iota",
+    "κ": "kappa",
+    "λ": "lambda",
+    "μ": "mu",
+    "µ": "mu",
+    "ν": "nu",
+    "ξ": "xi",
+    "ο": "omicron",
+    "π": "pi",
+    "ρ": "rho",
+    "σ": "sigma",
+    "ς": "sigma",
+    "τ": "tau",
+    "υ": "upsilon",
+    "φ": "phi",
+    "ϕ": "phi",
+    "χ": "chi",
+    "ψ": "psi",
+    "ω": "omega",
+}
+GREEK.update({k.upper(): v for k, v in list(GREEK.items()) if k.upper() != k})
+
+_TAG_RE = re.compile(r"</?[A-Za-z][^<>]*>")
+_QUOTES_RE = re.compile(r"['\u2018\u2019\u201a\u201b\u2032\u00b4`\"\u201c\u201d\u201e\u2033]")
+# a subtitle separator: colon, ?, !, ". " inside the title, or a dash with spaces around it
+_SEPARATOR_RE = re.compile(r"\s*(?::|\?|!|(?<=\w\w)\.\s|;\s|\s[-\u2010-\u2015\u2212]+\s)\s*")
+_ABBREVIATION_RE = re.compile(r"\b(vs|st|dr|al|no|vol|fig|eg|ie|approx)\.(?=\s)")
+_NON_ALNUM_RE = re.compile(r"[^a-z0-9|]+")
+# an Elsevier-style retracted article keeps its own title behind this marker: it is the article
+_RETRACTED_MARK_RE = re.compile(r"^\s*(?:retracted(?:\s+article)?|withdrawn)\s*[:.\-\u2013\u2014]\s*", re.I)
+_NOTICE_TITLE_RE = re.compile(
+    r"^\W*(?:notice\s+of\s+retraction|retraction(?:\s+(?:note|notice|statement))?|(?:editorial\s+)?expression\s+of\s+concern|"
+    r"correction(?:\s+notice)?|erratum|errata|corrigendum|addendum|notice\s+of\s+(?:correction|concern))\b\s*(?:[:.\-\u2013\u2014]|to\b|for\b|of\b|on\b|in\b|$)",
+    re.I,
+)
+_COMMENT_TITLE_RE = re.compile(
+    r"^\W*(?:comments?\s+(?:on|to|about|regarding)|commentary\s+(?:on|to)|re\s*:|in\s+reply|reply(?:\s+to)?\b|"
+    r"response\s+to|authors?\W?\s+reply|author\s+response|letter\s+to\s+the\s+editor\s+(?:on|regarding|about))"
+    r"|[\s(\[]\s*(?:reply|response|comment)\s*[)\]]?\s*\.?$",
+    re.I,
+)
+_PROTOCOL_TITLE_RE = re.compile(
+    r"\bprotocol\b|\brationale\s+and\s+(?:study\s+)?design\b|\bdesign\s+and\s+rationale\b|"
+    r"\bstatistical\s+analysis\s+plan\b",
+    re.I,
+)
+_COLLECTIVE_RE = re.compile(
+    r"\b(?:group|investigators?|consortium|collaborat\w*|network|team|committee|society|association|"
+    r"working|trialists|study|writing|panel|initiative)\b",
+    re.I,
+)
+_INITIALS_RE = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.-?){1,3}|[A-Z]\.?[a-z]?\.)$")
+_PARTICLES = frozenset("van von der den de del della di da le la du dos das ten ter mc st".split())
+#: Name formats of each source's author strings ("given family" or "family given/initials").
+_GIVEN_FIRST = ("crossref", "openalex")
+_FAMILY_FIRST = ("pubmed", "europepmc", "biorxiv")
+
+
+# --------------------------------------------------------------------------- normalisation (pure)
+
+
+def normalize_title(title: str | None) -> str:
+    """A title as comparable tokens: lower-case ASCII words, ``|`` where a subtitle starts.
+
+    >>> normalize_title("<i>TNF-α</i> and ketamine’s effect – a “randomised” trial.")
+    'tnf alpha and ketamines effect | a randomised trial'
+    """
+    if not title:
+        return ""
+    text = _TAG_RE.sub("", str(title))
+    text = html.unescape(html.unescape(text))
+    text = _TAG_RE.sub("", text)
+    text = _RETRACTED_MARK_RE.sub("", text)
+    text = "".join(GREEK.get(ch, ch) for ch in text)
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = _ABBREVIATION_RE.sub(r"\1", _QUOTES_RE.sub("", text).replace("&", " and "))
+    text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text.strip())
+    tokens = [SYNONYMS.get(t, t) for t in _NON_ALNUM_RE.sub(" ", text).split()]
+    cleaned: list[str] = []
+    for token in tokens:
+        if token == SEPARATOR and (not cleaned or cleaned[-1] == SEPARATOR):
+            continue
+        cleaned.append(token)
+    while cleaned and cleaned[-1] == SEPARATOR:
+        cleaned.pop()
+    return " ".join(cleaned)
+
+
+def content_tokens(title_key: str) -> list[str]:
+    return [t for t in title_key.split() if t not in STOPWORDS and t != SEPARATOR]
+
+
+#: Stated relations that make the stating record a notice or a comment, whatever its title says.
+NOTICE_RELATIONS = frozenset(("retraction_of", "erratum_for", "correction_for", "expression_of_concern_for"))
+COMMENT_RELATIONS = frozenset(("comment_on",))
+
+
+def record_kind(record_type: str, title: str | None, publication_types: Iterable[str] = (), relations: Iterable[str] = ()) -> str:
+    """article | preprint | comment | protocol | notice | trial_registration | news.
+
+    From the source's record type, the title ("Erratum: …", "Reply to: …", "… protocol …"),
+    publication types ("Comment", "Clinical Trial Protocol") and the links the record states
+    (a record stating ``erratum_for`` is a notice, one stating ``comment_on`` a comment).
+    """
+    types = {str(t).strip().lower() for t in publication_types}
+    relations = set(relations)
+    if record_type in ("trial_registration", "news", "notice"):
+        return record_type
+    raw = title or ""
+    if (_NOTICE_TITLE_RE.match(raw) and not _RETRACTED_MARK_RE.match(raw)) or relations & NOTICE_RELATIONS:
+        return "notice"
+    if _COMMENT_TITLE_RE.search(raw) or "comment" in types or relations & COMMENT_RELATIONS:
+        return "comment"
+    if _PROTOCOL_TITLE_RE.search(raw) or "clinical trial protocol" in types:
+        return "protocol"
+    if record_type == "preprint":
+        return "preprint"
+    return "article"
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def author_surnames(name: str | None, source: str = "") -> tuple[str, ...]:
+    """Possible surnames of one author string, as lower-case ASCII words.
+
+    Sources write names differently: PubMed "Anand Amit", Europe PMC "Anand A", bioRxiv
+    "Anand, A.", Crossref/OpenAlex "Amit Anand". Initials mark the surname's side; otherwise
+    the source's known order does; a name of unknown order yields both ends.
+    """
+    if not name:
+        return ()
+    text = _fold(" ".join(str(name).split()))
+    kind = source.split(":")[0]
+    if "," in text:
+        family = text.split(",", 1)[0]
+    else:
+        parts = text.split()
+        if len(parts) == 1:
+            family = parts[0]
+        else:
+            initials = [bool(_INITIALS_RE.match(p)) for p in parts]
+            if kind == "pubmed":  # "LastName ForeName" (ForeName may end in initials: "Acevedo-Diaz Elia E")
+                first = 0
+                while first < len(parts) - 1 and parts[first].lower() in _PARTICLES:
+                    first += 1
+                family = " ".join(parts[: first + 1])
+            elif initials[-1] and not all(initials):
+                end = len(parts)
+                while end > 0 and initials[end - 1]:
+                    end -= 1
+                family = " ".join(parts[:end])
+            elif initials[0] and not all(initials):
+                start = 0
+                while start < len(parts) and initials[start]:
+                    start += 1
+                family = " ".join(parts[start:])
+            elif kind in _GIVEN_FIRST:
+                family = parts[-1]
+            elif kind in _FAMILY_FIRST:
+                family = parts[0] if parts[0].lower() not in _PARTICLES else " ".join(parts[:2])
+            else:
+                family = f"{parts[0]} {parts[-1]}"
+    words = [w for w in re.split(r"[^a-z]+", family.lower()) if len(w) >= 2 and w not in _PARTICLES]
+    return tuple(dict.fromkeys(words))
+
+
+def author_words(name: str | None) -> tuple[str, ...]:
+    """Every word of an author's name, lower-case ASCII; initials ("JA", "J.-P.") as single letters."""
+    if not name:
+        return ()
+    words: list[str] = []
+    for part in _fold(" ".join(str(name).split())).replace(",", " ").split():
+        if _INITIALS_RE.match(part) or (part.isupper() and len(part) <= 3):
+            words.extend(ch.lower() for ch in part if ch.isalpha())
+        else:
+            words.extend(w for w in re.split(r"[^a-z]+", part.lower()) if w and w not in _PARTICLES)
+    return tuple(dict.fromkeys(words))
+
+
+def given_initials(words: tuple[str, ...], surnames: set[str]) -> set[str]:
+    """First letters of the name words that are not the (matched) surname."""
+    return {w[0] for w in words if w not in surnames}
+
+
+def author_keys(surnames: tuple[str, ...], words: tuple[str, ...]) -> list[str]:
+    """``surname:initial`` for each possible surname of the first author (blocking keys).
+
+    With a known name order the given names are the words outside the surname; when every word
+    could be the surname (a feed's "Anna Kasul"), each reading pairs one end with the other's initial.
+    """
+    rest = [w for w in words if w not in surnames]
+    keys = []
+    for surname in surnames:
+        given = rest or [w for w in words if w != surname]
+        keys.append(f"{surname}:{given[0][0] if given else ''}")
+    return keys
+
+
+def year_of(*dates: str | None) -> int | None:
+    for date in dates:
+        if date and re.match(r"^\d{4}", str(date)):
+            return int(str(date)[:4])
+    return None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What fuzzy matching compares of one record."""
+
+    kind: str
+    title_key: str
+    surnames: tuple[str, ...]
+    year: int | None
+    author_words: tuple[str, ...] = ()
+
+    @property
+    def first_author(self) -> str:
+        return " ".join(self.surnames)
+
+    @classmethod
+    def from_row(cls, row: dict) -> Fingerprint:
+        """From a ``record_fingerprints`` row (or a candidate row with its columns)."""
+        return cls(
+            row["kind"],
+            row["title_key"],
+            tuple((row["first_author"] or "").split()),
+            row["year"],
+            tuple((row["author_words"] or "").split()),
+        )
+
+
+def fingerprint(
+    source: str,
+    record_type: str,
+    title: str | None,
+    authors: list[str] | str | None,
+    published_on: str | None,
+    entered_on: str | None = None,
+    publication_types: list[str] | str | None = None,
+    relations: Iterable[str] | str | None = None,
+) -> Fingerprint:
+    if isinstance(authors, str):
+        authors = json.loads(authors or "[]")
+    if isinstance(publication_types, str):
+        publication_types = json.loads(publication_types or "[]")
+    people = [a for a in authors or [] if a and str(a).strip()]
+    first = next((a for a in people if not _COLLECTIVE_RE.search(str(a))), None)
+    if isinstance(relations, str):
+        relations = relations.split(",")
+    return Fingerprint(
+        kind=record_kind(record_type, title, publication_types or [], relations or ()),
+        title_key=normalize_title(title),
+        surnames=author_surnames(first, source),
+        year=year_of(published_on, entered_on),
+        author_words=author_words(first),
+    )
+
+
+def _compact(tokens: list[str]) -> str:
+    return "".join(tokens)
+
+
+def blocking_keys(fp: Fingerprint, years: Iterable[int | None] | None = None) -> list[str]:
+    """Indexed keys that any likely match shares: title prefix, title suffix, first author, by year.
+
+    The prefix/suffix are the first/last 24 letters of the title's content words run together,
+    so spacing and hyphenation do not matter and a variant late (early) in the title still
+    shares the prefix (suffix).
+    """
+    if fp.kind not in FUZZY_MERGE_KINDS:
+        return []
+    words = content_tokens(fp.title_key)
+    if not words:
+        return []
+    compact = _compact(words)
+    head_words = content_tokens(fp.title_key.split(f" {SEPARATOR} ")[0]) or words
+    keys = []
+    for year in years if years is not None else [fp.year]:
+        y = "-" if year is None else str(year)
+        keys.append(f"p:{y}:{compact[:24]}")
+        keys.append(f"s:{y}:{compact[-24:]}")
+        keys.append(f"h:{y}:{_compact(head_words)[-24:]}")
+        for author in author_keys(fp.surnames, fp.author_words)[:3]:
+            keys.append(f"a:{y}:{author}")
+    return list(dict.fromkeys(keys))
+
+
+def lookup_keys(fp: Fingerprint) -> list[str]:
+    """The keys to look up for a record's candidates (its own keys over the widest year window)."""
+    if fp.year is None:
+        return blocking_keys(fp, [None])
+    return blocking_keys(fp, range(fp.year - LINK_YEAR_WINDOW, fp.year + LINK_YEAR_WINDOW + 1))
+
+
+# --------------------------------------------------------------------------- comparison (pure)
+
+
+def _spelling(word: str) -> str:
+    word = re.sub(r"is(ation|e|ed|es|ing)$", r"iz\1", word)
+    word = re.sub(r"our(s|ed|ing)?$", r"or\1", word)
+    word = re.sub(r"(\w\w[^aeiou\W])re(s|d)?$", r"\1er\2", word)  # centre, fibre, litre
+    return word.replace("ae", "e").replace("oe", "e")
+
+
+def is_variant(a: str, b: str) -> bool:
+    """Two words that are one word spelled two ways (not two words)."""
+    if a == b:
+        return True
+    if any(ch.isdigit() for ch in a + b):
+        return False
+    if _spelling(a) == _spelling(b):
+        return True
+    return min(len(a), len(b)) >= 5 and Levenshtein.distance(a, b) <= 1
+
+
+def compare_titles(a: str, b: str) -> tuple[bool, int, str]:
+    """Whether two normalised titles name the same work: (same, rapidfuzz ratio, how).
+
+    ``how`` is ``exact``, ``variant`` (spacing, stop words, spelling) or ``subtitle`` (one title
+    is the other without its subtitle).
+    """
+    if not a or not b:
+        return False, 0, ""
+    if a == b:
+        return True, 100, "exact"
+    score = int(round(fuzz.ratio(a, b)))
+    if score < TITLE_MIN_RATIO:
+        # only a dropped subtitle can explain a low ratio: the shorter must open the longer
+        short, long_ = sorted((a, b), key=len)
+        if f" {SEPARATOR} " not in long_ or fuzz.ratio(short, long_[: len(short)]) < TITLE_MIN_RATIO:
+            return False, score, ""
+    ta, tb = a.split(), b.split()
+    how = "variant"
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        sa, sb = ta[i1:i2], tb[j1:j2]
+        if _compact(sa).replace(SEPARATOR, "") == _compact(sb).replace(SEPARATOR, ""):
+            continue
+        ca = [t for t in sa if t not in IGNORABLE and t != SEPARATOR]
+        cb = [t for t in sb if t not in IGNORABLE and t != SEPARATOR]
+        if not ca and not cb:
+            continue
+        if len(ca) == len(cb) and all(is_variant(x, y) for x, y in zip(ca, cb)):
+            continue
+        if (
+            i2 == len(ta)
+            and j2 == len(tb)
+            and (not sa or not sb)
+            and (sa or sb)[0] == SEPARATOR
+            and len(content_tokens(" ".join(ta[:i1] if not sb else tb[:j1]))) >= MIN_TOKENS_FOR_SUBTITLE
+        ):
+            how = "subtitle"
+            continue
+        return False, score, ""
+    if how != "subtitle" and score < TITLE_MIN_RATIO:
+        return False, score, ""
+    return True, score, how
+
+
+@dataclass(frozen=True)
+class Match:
+    action: str  # "merge" | "link"
+    score: int
+    evidence: str
+
+
+def compare(a: Fingerprint, b: Fingerprint) -> Match | None:
+    """Whether two records are one work (``merge``) or a preprint and its article (``link``)."""
+    if a.kind not in FUZZY_MERGE_KINDS or b.kind not in FUZZY_MERGE_KINDS:
+        return None
+    if a.kind == b.kind:
+        action, window = "merge", MERGE_YEAR_WINDOW
+    elif {a.kind, b.kind} == {"preprint", "article"}:
+        action, window = "link", LINK_YEAR_WINDOW
+    else:
+        return None
+    if a.year is not None and b.year is not None and abs(a.year - b.year) > window:
+        return None
+    with_authors = bool(a.surnames and b.surnames)
+    if with_authors:
+        common = set(a.surnames) & set(b.surnames)
+        given_a, given_b = given_initials(a.author_words, common), given_initials(b.author_words, common)
+        if not common or (given_a and given_b and not given_a & given_b):
+            return None
+    if not with_authors and (a.year is None or b.year is None or len(content_tokens(a.title_key)) < MIN_TOKENS_WITHOUT_AUTHOR):
+        return None
+    same, score, how = compare_titles(a.title_key, b.title_key)
+    if not same or (how == "subtitle" and (not with_authors or action == "link")):
+        return None  # a title cut short says too little without authors, or to guess a preprint link
+    if with_authors:
+        basis = "title+authors" if action == "link" else "title+author+year"
+    else:
+        basis = "title+year (no authors)"
+    return Match(action, score, f"{basis} score={score}" + (" (subtitle dropped)" if how == "subtitle" else ""))
+
+
+def link_type_of(relation: str, note: str | None) -> tuple[str, bool] | None:
+    """The work link a stated record link makes: (type, whether it points away from the record's work)."""
+    if relation == "reference" and (note or "").strip().upper() == "BACKGROUND":
+        return "references", True
+    return LINK_TYPES.get(relation)
+
+
+def identifiers_conflict(a: dict[str, set[str]], b: dict[str, set[str]]) -> str | None:
+    """A scheme for which both works carry identifiers and none is shared (two different works)."""
+    for scheme in sorted(set(a) & set(b)):
+        if a[scheme] and b[scheme] and not a[scheme] & b[scheme]:
+            return scheme
+    return None

@@ -1,0 +1,113 @@
+"""The ingest stage: save → dedup → classify, one transaction per batch, on a real SQLite file."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import sqlite_utils
+
+from crawler import dedup, ingest, store
+from crawler.records import Record
+from tests.conftest import rows
+
+TITLE = "Esketamine nasal spray for treatment-resistant depression in older adults: a randomized trial"
+
+
+def article(source: str, source_id: str, authors: list[str], **identifiers: str) -> Record:
+    record = Record(
+        source=source,
+        source_id=source_id,
+        record_type="article",
+        title=TITLE,
+        abstract="Esketamine nasal spray reduced depressive symptoms in adults with treatment-resistant depression.",
+        authors=authors,
+        published_on="2025-03-02",
+        entered_on="2025-03-02",
+    )
+    for scheme, value in identifiers.items():
+        record.add_id(scheme, value)
+    return record
+
+
+def test_a_batch_is_saved_deduplicated_and_classified(db, make_config):
+    pubmed = article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")
+    feed = article("feed:jad", "S0165-1", ["Hugo Ito"])  # no identifier: joins on title, author and year
+    counts = ingest.save_batch(db, [pubmed, feed], "2026-11-20T06:00:00Z", config=make_config())
+    assert counts == {"new": 2, "updated": 0, "unchanged": 0}
+    assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 1
+    assert [r["reason"].split(" score")[0] for r in rows(db, "SELECT reason FROM work_merges")] == ["title+author+year"]
+    assert rows(db, "SELECT COUNT(*) AS n FROM record_fingerprints") == [{"n": 2}]
+    assert rows(
+        db, "SELECT w.id, r.label FROM works w JOIN work_relevance r ON r.work_id = w.id WHERE w.merged_into IS NULL"
+    ) == [{"id": 1, "label": "relevant"}]
+    again = ingest.save_batch(db, [pubmed, feed], "2026-11-21T06:00:00Z", config=make_config())
+    assert again == {"new": 0, "updated": 0, "unchanged": 2}
+
+
+def test_without_config_nothing_is_classified(db):
+    ingest.save_batch(db, [article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")])
+    assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 1}]
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_relevance") == [{"n": 0}]
+
+
+def test_the_store_alone_saves_without_fuzzy_identity(db):
+    store.save_records(db, [article("pubmed", "41000001", ["Ito Hugo"]), article("feed:jad", "S0165-1", ["Hugo Ito"])])
+    assert len(rows(db, "SELECT id FROM works")) == 2
+    assert rows(db, "SELECT COUNT(*) AS n FROM record_fingerprints") == [{"n": 0}]
+
+
+def test_a_failure_in_dedup_rolls_the_whole_batch_back(db, monkeypatch):
+    ingest.save_batch(db, [article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")], "2026-11-20T06:00:00Z")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("resolver bug")
+
+    monkeypatch.setattr(dedup, "resolve_records", broken)
+    with pytest.raises(RuntimeError, match="resolver bug"):
+        ingest.save_batch(db, [article("crossref", "10.1/x", ["Hugo Ito"], doi="10.1/x")], "2026-11-21T06:00:00Z")
+    assert [r["source"] for r in rows(db, "SELECT source FROM records")] == ["pubmed"]
+    assert len(rows(db, "SELECT id FROM works")) == 1
+
+
+def test_a_failed_classification_keeps_the_saved_batch(db, make_config, monkeypatch, caplog):
+    from crawler import classify
+
+    def broken(*args, **kwargs):
+        raise ValueError("bad vocabulary")
+
+    monkeypatch.setattr(classify, "classify_works", broken)
+    with caplog.at_level(logging.ERROR, logger="crawler.classify"):
+        counts = ingest.save_batch(db, [article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")], config=make_config())
+    assert counts["new"] == 1 and rows(db, "SELECT source_id FROM records") == [{"source_id": "41000001"}]
+    assert rows(db, "SELECT COUNT(*) AS n FROM record_fingerprints") == [{"n": 1}]
+    assert "classification of 1 record(s) failed: ValueError: bad vocabulary" in caplog.text
+
+
+def test_opening_an_older_file_runs_the_migrations_and_their_backfill_together(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    store.migrations.apply(old, stop_before="m002_dedup")
+    old.close()
+    db = store.connect(path)
+    assert ingest.upgrade(db) == ["m002_dedup", "m003_classify", "m004_digest_recipients"]
+    assert ingest.upgrade(db) == []
+    db.close()
+
+
+def test_a_failing_backfill_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    store.migrations.apply(old, stop_before="m002_dedup")
+    old.close()
+
+    def broken(db):
+        raise RuntimeError("backfill bug")
+
+    monkeypatch.setitem(ingest.BACKFILLS, "m002_dedup", broken)
+    with pytest.raises(RuntimeError, match="backfill bug"):
+        ingest.open_db(path)
+    db = store.connect(path)
+    assert [r["name"] for r in rows(db, "SELECT name FROM _sqlite_migrations")] == ["m001_initial"]
+    assert not db["record_fingerprints"].exists()
+    db.close()
