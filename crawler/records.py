@@ -10,13 +10,23 @@ them into rows. Field conventions:
 * ``links`` point from this record to another work, by identifier, with a relation from
   :data:`LINK_RELATIONS`;
 * ``trial`` holds the tracked registry fields of a trial registration (see :data:`TRIAL_FIELDS`);
-  the store snapshots them whenever one changes.
+  the store snapshots them whenever one changes;
+* ``authors`` are the names as the source writes them (its own order: "Anand Amit", "Amit Anand",
+  "Anand, A."); ``structured_authors`` are the same people as :class:`Author` (family, given,
+  initials, or a collective name), parsed by the source from its structured fields where it has
+  them, otherwise by :func:`parse_author` — the one parser of free-text names. A record made with
+  ``authors`` only gets its ``structured_authors`` from that parser;
+* ``extra`` holds what a source parses beyond these fields; the keys of :data:`CITATION_FIELDS`
+  (journal abbreviation, volume, issue, pages) are the citation details a reference manager needs,
+  and the store keeps them in columns of their own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +59,10 @@ LINK_RELATIONS = {
     "same_trial": "this registration is the same trial in another registry",
 }
 
+#: Citation details a source puts in ``Record.extra`` (the store gives each a column in ``records``):
+#: the journal's NLM/ISO abbreviation, volume, issue, and pages ("1298-1309", "123-9" or an article number).
+CITATION_FIELDS = ("journal_abbreviation", "volume", "issue", "pages")
+
 #: Tracked trial fields; a change in any of them is stored as a new trial snapshot.
 TRIAL_FIELDS = (
     "overall_status",
@@ -79,6 +93,187 @@ class Link:
             raise ValueError(f"unknown link relation {self.relation!r}")
 
 
+# --------------------------------------------------------------------------- authors
+
+#: Words that mark a group author ("STAR*D Investigators", "Esketamine Study Group") rather than a person.
+COLLECTIVE_RE = re.compile(
+    r"\b(?:group|groups|investigators?|consortium|consortia|collaborat\w*|network|team|committee|society|association|"
+    r"working|trialists|study|studies|writing|panel|initiative|council|foundation|institute|university|centre|center|"
+    r"department|hospital|agency|organi[sz]ation|alliance|programme|program|task\s+force|authors|office|board|registry|"
+    r"coalition|federation|academy|college|ministry)\b",
+    re.I,
+)
+#: Lower-case name particles that belong to the family name ("van der Berg", "de la Cruz").
+PARTICLES = frozenset("van von der den de del della dei di da le la du dos das do ten ter op zu bin ibn al el st".split())
+_SUFFIXES = frozenset("jr jr. sr sr. ii iii iv 2nd 3rd".split())
+_INITIALS_TOKEN = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.[\s-]*){1,3}|[A-Z][a-z]?\.)$")
+
+
+@dataclass
+class Author:
+    """One author: a person (``family``, ``given``, ``initials``) or a group (``collective``).
+
+    ``given`` is None when the source gives initials only; ``initials`` are capital letters without
+    dots ("JP" for Jean-Paul).
+    """
+
+    family: str | None = None
+    given: str | None = None
+    initials: str | None = None
+    collective: str | None = None
+    suffix: str | None = None
+
+    def __post_init__(self):
+        if self.given and not self.initials:
+            self.initials = initials_of(self.given)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Author:
+        return cls(**{k: data.get(k) for k in ("family", "given", "initials", "collective", "suffix")})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @property
+    def short(self) -> str:
+        """Vancouver style, as in a reference list or a digest: "Osei H" (a group: its name)."""
+        if self.collective:
+            return self.collective
+        return " ".join(p for p in (self.family, self.initials, self.suffix) if p)
+
+    @property
+    def inverted(self) -> str:
+        """ "Family, Given" (or "Family, I.") for reference managers; a group: its name."""
+        if self.collective:
+            return self.collective
+        first = self.given or ". ".join(self.initials or "") + ("." if self.initials else "")
+        name = ", ".join(p for p in (self.family, first) if p)
+        return f"{name}, {self.suffix}" if self.suffix else name
+
+    @property
+    def full(self) -> str:
+        """ "Given Family" (or "I. Family")."""
+        if self.collective:
+            return self.collective
+        return " ".join(p for p in (self.given or self.initials, self.family, self.suffix) if p)
+
+
+def initials_of(given: str | None) -> str | None:
+    """``"Jean-Paul"`` → ``"JP"``; ``"A. B."`` and ``"AB"`` → ``"AB"``; ``"María José"`` → ``"MJ"``."""
+    letters = []
+    for word in re.split(r"[\s.\-]+", given or ""):
+        if re.fullmatch(r"[A-Z]{1,3}", word):
+            letters.append(word)  # already initials: "HK"
+        elif word and word[0].isalpha():
+            letters.append(word[0].upper())
+    return "".join(letters) or None
+
+
+def _clean_name(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", str(text or "")).replace("\u00a0", " ").split()).strip(" ,;")
+
+
+def parse_author(text: str | None, *, order: str | None = None) -> Author | None:
+    """Parse one free-text name into an :class:`Author` (the one parser of unstructured names).
+
+    Handles "Family, Given", "Family, F. M.", "Family FM" (PubMed/Europe PMC style), "F. M. Family",
+    "Given Family" and group names. ``order`` is the source's known order when neither a comma nor
+    initials tell it: ``"family_first"`` ("Anand Amit") or ``"given_first"`` (the default: "Amit Anand").
+    """
+    name = _clean_name(text or "")
+    if not name:
+        return None
+    if COLLECTIVE_RE.search(name) or len(name.split()) > 5:
+        return Author(collective=name)
+    suffix = None
+    if "," in name:
+        family, _, given = (p.strip() for p in name.partition(","))
+        parts = [p.strip() for p in given.split(",")]
+        if len(parts) > 1 and parts[-1].lower() in _SUFFIXES:
+            suffix, given = parts[-1], ", ".join(parts[:-1])
+        elif given.lower() in _SUFFIXES:  # "Smith, Jr" is odd but seen
+            suffix, given = given, ""
+        return _person(family, given, suffix)
+    words = name.split()
+    if len(words) > 1 and words[-1].lower() in _SUFFIXES:
+        suffix, words = words[-1], words[:-1]
+    if len(words) == 1:
+        return Author(family=words[0], suffix=suffix)
+    initials = [bool(_INITIALS_TOKEN.match(w)) for w in words]
+    if initials[-1] and not all(initials):  # "Osei HK", "van der Berg J"
+        end = len(words)
+        while end > 0 and initials[end - 1]:
+            end -= 1
+        return _person(" ".join(words[:end]), " ".join(words[end:]), suffix)
+    if initials[0] and not all(initials):  # "H. K. Osei"
+        start = 0
+        while start < len(words) and initials[start]:
+            start += 1
+        return _person(" ".join(words[start:]), " ".join(words[:start]), suffix)
+    if order == "family_first":
+        end = 1
+        while end < len(words) - 1 and words[end - 1].lower() in PARTICLES:
+            end += 1
+        return _person(" ".join(words[:end]), " ".join(words[end:]), suffix)
+    start = len(words) - 1
+    while start > 1 and words[start - 1].lower() in PARTICLES:
+        start -= 1
+    return _person(" ".join(words[start:]), " ".join(words[:start]), suffix)
+
+
+def _person(family: str, given: str, suffix: str | None = None) -> Author:
+    family, given = family.strip(" ,."), given.strip(" ,")
+    if not family and given:
+        family, given = given, ""
+    only_initials = bool(given) and all(_INITIALS_TOKEN.match(w) for w in given.split())
+    return Author(
+        family=family or None,
+        given=None if only_initials else (given or None),
+        initials=initials_of(given) if given else None,
+        suffix=suffix,
+    )
+
+
+def parse_authors(names, *, order: str | None = None) -> list[Author]:
+    """Parse a list of free-text names (empty and unparseable ones dropped)."""
+    return [a for a in (parse_author(n, order=order) for n in names or []) if a]
+
+
+def make_author(
+    family: str | None = None,
+    given: str | None = None,
+    initials: str | None = None,
+    collective: str | None = None,
+    suffix: str | None = None,
+) -> Author | None:
+    """An :class:`Author` from a source's structured fields (blank ones ignored); None if all blank."""
+    family, given, collective = _clean_name(family or ""), _clean_name(given or ""), _clean_name(collective or "")
+    initials = re.sub(r"[^A-Za-z]", "", initials or "").upper() or None
+    if collective and not family:
+        return Author(collective=collective)
+    if not family and not given:
+        return None
+    if not family:
+        return parse_author(given)
+    only_initials = bool(given) and all(_INITIALS_TOKEN.match(w) for w in given.split())
+    return Author(
+        family=family,
+        given=None if only_initials else (given or None),
+        initials=initials or initials_of(given),
+        suffix=_clean_name(suffix or "") or None,
+    )
+
+
+def format_authors(authors, limit: int = 3, etal: str = "et al.") -> str:
+    """``"Osei H, Chen W, Smith J et al."``: the first ``limit`` authors of a list of :class:`Author` or dicts."""
+    people = [a if isinstance(a, Author) else Author.from_dict(a) for a in authors or []]
+    shown = ", ".join(a.short for a in people[:limit] if a.short)
+    return f"{shown} {etal}" if len(people) > limit and shown else shown
+
+
+# --------------------------------------------------------------------------- records
+
+
 @dataclass
 class Record:
     source: str
@@ -88,6 +283,7 @@ class Record:
     url: str | None = None
     abstract: str | None = None
     authors: list[str] = field(default_factory=list)
+    structured_authors: list[Author] = field(default_factory=list)
     journal: str | None = None
     published_on: str | None = None
     entered_on: str | None = None
@@ -106,6 +302,9 @@ class Record:
         if self.record_type not in RECORD_TYPES:
             raise ValueError(f"unknown record_type {self.record_type!r}")
         self.source_id = str(self.source_id)
+        self.structured_authors = [a if isinstance(a, Author) else Author.from_dict(a) for a in self.structured_authors]
+        if self.authors and not self.structured_authors:
+            self.structured_authors = parse_authors(self.authors)
 
     def add_id(self, scheme: str, value) -> str | None:
         """Normalise and add an identifier of this work; return it (None if invalid)."""
@@ -129,6 +328,11 @@ class Record:
         return asdict(self)
 
     def content_hash(self) -> str:
-        """A stable hash of everything parsed, used to tell whether a record changed."""
-        payload = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, default=str)
+        """A stable hash of everything parsed, used to tell whether a record changed.
+
+        ``structured_authors`` is left out: it is read from the same wire fields as ``authors``, so a
+        change of authors already shows, and a better name parser does not mark every record updated."""
+        data = self.to_dict()
+        data.pop("structured_authors", None)
+        payload = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -17,7 +17,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from crawler import clock
-from crawler.records import TRIAL_FIELDS, Record
+from crawler.records import CITATION_FIELDS, TRIAL_FIELDS, Record, parse_authors
 
 migrations = Migrations("litmon")
 
@@ -378,7 +378,9 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
         "title": record.title,
         "abstract": record.abstract,
         "authors": _json(record.authors),
+        "structured_authors": _json([a.to_dict() for a in record.structured_authors]),
         "journal": record.journal,
+        **{name: _citation_value(record.extra.get(name)) for name in CITATION_FIELDS},
         "published_on": record.published_on,
         "entered_on": record.entered_on,
         "updated_on": record.updated_on,
@@ -427,6 +429,11 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
     work_id = _join_works_sharing_identifiers(db, record_id, now)
     refresh_work(db, work_id, now)
     return status, record_id
+
+
+def _citation_value(value) -> str | None:
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text or None
 
 
 def _works_with_identifiers(db, identifiers: list[tuple[str, str]]) -> list[int]:
@@ -520,6 +527,7 @@ def refresh_work(db, work_id: int, now: str) -> None:
         "UPDATE works SET record_type = ?, title = ?, published_on = ?, entered_on = ?, first_seen_at = MIN(first_seen_at, ?), updated_at = ? WHERE id = ?",
         [record_type, best[2], published, entered, first_seen, now, work_id],
     )
+    _refresh_work_authors(db, work_id)
 
 
 def _save_trial_snapshot(db, record_id: int, record: Record, now: str) -> None:
@@ -1062,3 +1070,49 @@ def _repoint_work_links(db, old: int, new: int) -> None:
         db.execute(f"UPDATE OR IGNORE work_links SET {column} = ? WHERE {column} = ?", [new, old])
         db.execute(f"DELETE FROM work_links WHERE {column} = ?", [old])
     db.execute("DELETE FROM work_links WHERE from_work_id = ? AND to_work_id = ?", [new, new])
+
+
+# =========================================================================== structured authors (issue #14)
+# Each record keeps its authors as Author dicts (family, given, initials, collective, suffix) next to
+# the names as the source wrote them; a work shows the authors of its best source that has any.
+
+#: Name order of each source's author strings, for parsing records stored before m005.
+_NAME_ORDER = {"pubmed": "family_first", "europepmc": "family_first", "biorxiv": "family_first"}
+
+
+@migrations()
+def m005_structured_authors(db: sqlite_utils.Database) -> None:
+    """``records.structured_authors`` and the citation columns; ``works.authors`` from the best source."""
+    db.executescript(
+        """
+        ALTER TABLE records ADD COLUMN structured_authors TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE records ADD COLUMN journal_abbreviation TEXT;
+        ALTER TABLE records ADD COLUMN volume TEXT;
+        ALTER TABLE records ADD COLUMN issue TEXT;
+        ALTER TABLE records ADD COLUMN pages TEXT;
+        ALTER TABLE works ADD COLUMN authors TEXT NOT NULL DEFAULT '[]';
+        """
+    )
+    for record_id, source, authors, data in db.execute("SELECT id, source, authors, data FROM records").fetchall():
+        extra = (json.loads(data or "{}") or {}).get("extra") or {}
+        people = parse_authors(json.loads(authors or "[]"), order=_NAME_ORDER.get(source.split(":")[0]))
+        db.execute(
+            f"UPDATE records SET structured_authors = ?, {', '.join(f'{c} = ?' for c in CITATION_FIELDS)} WHERE id = ?",
+            [_json([a.to_dict() for a in people]), *(_citation_value(extra.get(c)) for c in CITATION_FIELDS), record_id],
+        )
+    for (work_id,) in db.execute("SELECT id FROM works WHERE merged_into IS NULL").fetchall():
+        _refresh_work_authors(db, work_id)
+
+
+def _refresh_work_authors(db, work_id: int) -> None:
+    """``works.authors``: the structured authors of the work's best-ranked record that has any.
+
+    Skipped while an older migration's backfill runs (m002 resolves works before m005 adds the column)."""
+    if not any(col[1] == "authors" for col in db.execute("PRAGMA table_info(works)")):
+        return
+    rank = _source_rank_sql("source")
+    row = db.execute(
+        f"SELECT structured_authors FROM records WHERE work_id = ? AND structured_authors != '[]' ORDER BY {rank}, id LIMIT 1",
+        [work_id],
+    ).fetchone()
+    db.execute("UPDATE works SET authors = ? WHERE id = ?", [row[0] if row else "[]", work_id])

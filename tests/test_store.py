@@ -25,7 +25,13 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
     db.close()
     db = store.open_db(path)  # reopening applies nothing twice
     applied = rows(db, "SELECT name FROM _sqlite_migrations")
-    assert [r["name"] for r in applied] == ["m001_initial", "m002_dedup", "m003_classify", "m004_digest_recipients"]
+    assert [r["name"] for r in applied] == [
+        "m001_initial",
+        "m002_dedup",
+        "m003_classify",
+        "m004_digest_recipients",
+        "m005_structured_authors",
+    ]
     assert {
         "works",
         "records",

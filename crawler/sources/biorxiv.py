@@ -75,7 +75,7 @@ from typing import Any
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import looks_like_html
-from crawler.records import Record
+from crawler.records import Author, Record, parse_authors
 from crawler.sources.base import CrawlContext
 
 NAME = "biorxiv"
@@ -382,6 +382,7 @@ def build_details_record(item: dict, server: str = "") -> Record | None:
         url=content_url(server_key, doi, version),
         abstract=clean_abstract(item.get("abstract")),
         authors=split_authors(item.get("authors")),
+        structured_authors=structured_authors(item.get("authors")),
         journal=SERVER_LABELS.get(server_key) or text(item.get("server")),
         published_on=parse_date(item.get("date")),
         entered_on=parse_date(item.get("date")),
@@ -423,6 +424,7 @@ def build_pubs_record(item: dict, server: str = "") -> Record | None:
         url=content_url(server_key, doi, None),
         abstract=clean_abstract(item.get("preprint_abstract")),
         authors=split_authors(item.get("preprint_authors")),
+        structured_authors=structured_authors(item.get("preprint_authors")),
         journal=SERVER_LABELS.get(server_key) or text(item.get("preprint_platform")),
         published_on=parse_date(item.get("preprint_date")),
         entered_on=parse_date(item.get("preprint_date")),
@@ -576,6 +578,12 @@ def split_authors(value: Any) -> list[str]:
             name = f"{last.strip()} {first.strip()}".strip()
         names.append(name)
     return names
+
+
+def structured_authors(value: Any) -> list[Author]:
+    """The same ``"Last, F.; Last2, G. H."`` string as :class:`Author` (the comma tells family from given)."""
+    parts = (collapse(html.unescape(p)) for p in text(value).split(";"))
+    return parse_authors(p for p in parts if p and p.upper() != "NA")
 
 
 def text(value: Any) -> str:

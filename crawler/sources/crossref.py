@@ -72,7 +72,7 @@ from lxml import etree
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response, looks_like_html
-from crawler.records import Record
+from crawler.records import Author, Record, make_author
 
 log = logging.getLogger(__name__)
 
@@ -520,6 +520,7 @@ def parse_item(item: dict[str, Any], source: str = NAME) -> Record | None:
         url=ids.url_for("doi", doi),
         abstract=abstract,
         authors=parse_authors(item.get("author")),
+        structured_authors=parse_structured_authors(item.get("author")),
         journal=parse_journal(item),
         published_on=parse_published(item),
         entered_on=parse_timestamp(item.get("created")),
@@ -534,7 +535,12 @@ def parse_item(item: dict[str, Any], source: str = NAME) -> Record | None:
     retracted = add_updated_by_links(record, item.get("updated-by"), doi)
     if notice_types or (is_notice_title(title) and not retracted):
         record.record_type = "notice"
-    extra = {"crossref_type": crossref_type, "publisher": item.get("publisher"), "update_types": sorted(notice_types)}
+    extra = {
+        "crossref_type": crossref_type,
+        "publisher": item.get("publisher"),
+        "update_types": sorted(notice_types),
+        **parse_citation(item),
+    }
     record.extra = {k: v for k, v in extra.items() if v}
     add_trial_links(record, item.get("clinical-trial-number"), title, abstract)
     return record
@@ -714,6 +720,35 @@ def parse_authors(authors) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
+
+
+def parse_structured_authors(authors) -> list[Author]:
+    """``author[]``: ``family``/``given``/``suffix`` of a person, ``name`` of an organisation."""
+    people = []
+    for author in authors or []:
+        if not isinstance(author, dict):
+            continue
+        person = make_author(
+            family=clean_markup(author.get("family")),
+            given=clean_markup(author.get("given")),
+            collective=clean_markup(author.get("name")),
+            suffix=clean_markup(author.get("suffix")),
+        )
+        if person and person not in people:
+            people.append(person)
+    return people
+
+
+def parse_citation(item: dict[str, Any]) -> dict[str, str]:
+    """Journal abbreviation, volume, issue and pages (``page`` or ``article-number``) for citations."""
+    short = [clean_markup(t) for t in item.get("short-container-title") or [] if isinstance(t, str)]
+    values = {
+        "journal_abbreviation": next((t for t in short if t), ""),
+        "volume": clean_markup(str(item.get("volume") or "")),
+        "issue": clean_markup(str(item.get("issue") or "")),
+        "pages": clean_markup(str(item.get("page") or item.get("article-number") or "")),
+    }
+    return {k: v for k, v in values.items() if v}
 
 
 def parse_journal(item: dict[str, Any]) -> str | None:

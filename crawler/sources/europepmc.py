@@ -64,7 +64,8 @@ from lxml import etree
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import looks_like_html
-from crawler.records import Record
+from crawler.records import Author, Record, make_author
+from crawler.records import parse_authors as parse_names
 from crawler.sources.base import CrawlContext
 from crawler.xmlsafe import parse_xml
 
@@ -374,6 +375,7 @@ def parse_result(item: dict[str, Any], source: str = NAME) -> Record | None:
         url=ARTICLE_URL.format(src=src, id=ext_id),
         abstract=clean_html(item.get("abstractText"), paragraphs=True) or None,
         authors=parse_authors(item),
+        structured_authors=parse_structured_authors(item),
         journal=parse_journal(item, src),
         published_on=parse_published_on(item),
         entered_on=_date(item.get("firstIndexDate")),
@@ -477,6 +479,28 @@ def parse_authors(item: dict[str, Any]) -> list[str]:
         return _unique(names)
     text = _text(item.get("authorString")).rstrip(".")
     return _unique(n.strip() for n in text.split(",")) if text else []
+
+
+def parse_structured_authors(item: dict[str, Any]) -> list[Author]:
+    """``authorList.author[]`` (lastName/firstName/initials or collectiveName); else ``authorString`` ("Anand A, Lee B")."""
+    people = []
+    for author in _items(item, "authorList", "author"):
+        if not isinstance(author, dict):
+            continue
+        person = make_author(
+            family=_text(author.get("lastName")),
+            given=_text(author.get("firstName")),
+            initials=_text(author.get("initials")),
+            collective=_text(author.get("collectiveName")),
+        )
+        if person is None and _text(author.get("fullName")):
+            person = parse_names([_text(author.get("fullName"))], order="family_first")[0]
+        if person:
+            people.append(person)
+    if people:
+        return people
+    text = _text(item.get("authorString")).rstrip(".")
+    return parse_names(_unique(n.strip() for n in text.split(",")), order="family_first") if text else []
 
 
 def parse_journal(item: dict[str, Any], src: str) -> str | None:

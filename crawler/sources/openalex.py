@@ -50,7 +50,7 @@ from typing import Any
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import looks_like_html
-from crawler.records import Record
+from crawler.records import Record, parse_author
 from crawler.sources.base import CrawlContext
 
 NAME = "openalex"
@@ -225,6 +225,9 @@ def parse_work(work: dict) -> Record | None:
         url=ids.url_for("doi", doi) if doi else ids.url_for("openalex", openalex_id),
         abstract=rebuild_abstract(work.get("abstract_inverted_index")),
         authors=parse_authors(work.get("authorships")),
+        structured_authors=[
+            a for a in (parse_author(n, order="given_first") for n in parse_authors(work.get("authorships"))) if a
+        ],
         journal=_source_name(work.get("primary_location")),
         published_on=_date(work.get("publication_date"))
         or (str(work["publication_year"]) if work.get("publication_year") else None),
@@ -232,7 +235,7 @@ def parse_work(work: dict) -> Record | None:
         updated_on=_date(work.get("updated_date")),
         publication_types=[t for t in (raw_type, "Retracted Publication" if retracted else None) if t],
         language=work.get("language") or None,
-        extra={"openalex_type": raw_type or None, "is_retracted": retracted},
+        extra={"openalex_type": raw_type or None, "is_retracted": retracted, **_citation(work.get("biblio"))},
     )
     record.add_id("openalex", openalex_id)
     record.add_id("doi", doi)
@@ -241,6 +244,19 @@ def parse_work(work: dict) -> Record | None:
     record.add_id("pmcid", _trailing_number(work_ids.get("pmcid")))
     add_version_links(record, work, doi)
     return record
+
+
+def _citation(biblio) -> dict[str, str]:
+    """``biblio``: volume, issue, first_page–last_page."""
+    if not isinstance(biblio, dict):
+        return {}
+    first, last = (str(biblio.get(k) or "").strip() for k in ("first_page", "last_page"))
+    values = {
+        "volume": str(biblio.get("volume") or "").strip(),
+        "issue": str(biblio.get("issue") or "").strip(),
+        "pages": f"{first}-{last}" if first and last and last != first else first,
+    }
+    return {k: v for k, v in values.items() if v}
 
 
 def rebuild_abstract(index: dict | None) -> str | None:

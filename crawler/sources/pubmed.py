@@ -33,7 +33,7 @@ from collections.abc import Iterator
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.records import Record
+from crawler.records import Author, Record, make_author
 from crawler.sources.base import CrawlContext
 from crawler.xmlsafe import parse_xml, text_of
 
@@ -215,6 +215,7 @@ def parse_article(article, source: str = NAME) -> Record:
             record.add_id("doi", loc.text)
     record.abstract = _abstract(art)
     record.authors = _authors(art)
+    record.structured_authors = _structured_authors(art)
     record.journal = text_of(art.find("Journal/Title")) or None
     record.language = art.findtext("Language")
     record.publication_types = [text_of(p) for p in art.findall("PublicationTypeList/PublicationType")]
@@ -278,6 +279,7 @@ def parse_book_article(article, source: str = NAME) -> Record:
             record.add_id("doi", aid.text)
     record.abstract = _abstract(doc)
     record.authors = _authors(doc)
+    record.structured_authors = _structured_authors(doc)
     record.journal = text_of(doc.find("Book/BookTitle")) or None
     record.published_on = _date_element(doc.find("Book/PubDate"))
     record.entered_on = _history_date(article, "entrez", "PubmedBookData")
@@ -321,6 +323,24 @@ def _authors(art) -> list[str]:
         if last:
             names.append(f"{last} {first}".strip())
     return names
+
+
+def _structured_authors(art) -> list[Author]:
+    """``LastName``/``ForeName``/``Initials``/``Suffix`` or ``CollectiveName`` of each valid author."""
+    people = []
+    for author in art.findall("AuthorList/Author"):
+        if author.get("ValidYN", "Y") == "N":
+            continue
+        person = make_author(
+            family=text_of(author.find("LastName")),
+            given=text_of(author.find("ForeName")),
+            initials=text_of(author.find("Initials")),
+            collective=text_of(author.find("CollectiveName")),
+            suffix=text_of(author.find("Suffix")),
+        )
+        if person:
+            people.append(person)
+    return people
 
 
 def _publication_date(art) -> str | None:

@@ -1,0 +1,148 @@
+"""The record model: structured authors (one parser of free-text names, each source's structured fields)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlite_utils
+
+from crawler import store
+from crawler.records import Author, Record, format_authors, make_author, parse_author
+from crawler.sources import biorxiv, crossref, europepmc, feeds, openalex, pubmed
+from tests.conftest import fixture_bytes, rows
+
+
+@pytest.mark.parametrize(
+    "text, order, expected",
+    [
+        ("Osei HK", None, Author(family="Osei", initials="HK")),
+        ("Anand, A.", None, Author(family="Anand", initials="A")),
+        ("Anand, Amit", None, Author(family="Anand", given="Amit", initials="A")),
+        ("Amit Anand", None, Author(family="Anand", given="Amit", initials="A")),
+        ("Anand Amit", "family_first", Author(family="Anand", given="Amit", initials="A")),
+        ("H. K. Osei", None, Author(family="Osei", initials="HK")),
+        ("J.H. van Dijk", None, Author(family="van Dijk", initials="JH")),
+        ("van der Berg P.-J.", None, Author(family="van der Berg", initials="PJ")),
+        ("Ludwig van Beethoven", None, Author(family="van Beethoven", given="Ludwig", initials="L")),
+        ("de la Cruz, María José", None, Author(family="de la Cruz", given="María José", initials="MJ")),
+        ("Jean-Paul Sartre", None, Author(family="Sartre", given="Jean-Paul", initials="JP")),
+        ("Smith, John, Jr.", None, Author(family="Smith", given="John", initials="J", suffix="Jr.")),
+        ("STAR*D Investigators", None, Author(collective="STAR*D Investigators")),
+        ("Esketamine Study Group", "family_first", Author(collective="Esketamine Study Group")),
+        ("Madonna", None, Author(family="Madonna")),
+        ("  ", None, None),
+    ],
+)
+def test_parse_author_reads_every_common_name_form(text, order, expected):
+    assert parse_author(text, order=order) == expected
+
+
+def test_author_renders_short_inverted_and_full_forms():
+    person = Author(family="Osei", given="Hannah K.")
+    assert (person.initials, person.short, person.inverted, person.full) == ("HK", "Osei HK", "Osei, Hannah K.", "Hannah K. Osei")
+    initials_only = Author(family="Chen", initials="WL")
+    assert (initials_only.inverted, initials_only.full) == ("Chen, W. L.", "WL Chen")
+    group = Author(collective="ELEKT-D Study Group")
+    assert group.short == group.inverted == group.full == "ELEKT-D Study Group"
+
+
+def test_format_authors_cuts_after_the_limit_with_et_al():
+    people = [Author(family="Osei", given="Hannah"), Author(family="Chen", initials="W"), {"family": "Smith", "initials": "J"}]
+    assert format_authors(people, limit=2) == "Osei H, Chen W et al."
+    assert format_authors(people) == "Osei H, Chen W, Smith J"
+    assert format_authors([]) == ""
+
+
+def test_make_author_keeps_collective_names_and_reads_initials_only_given_names():
+    assert make_author(collective="TRANSFORM-2 Study Group") == Author(collective="TRANSFORM-2 Study Group")
+    assert make_author(family="Daly", given="E. J.") == Author(family="Daly", initials="EJ")
+    assert make_author(family="Mathew", given="Sanjay J", initials="SJ") == Author(
+        family="Mathew", given="Sanjay J", initials="SJ"
+    )
+    assert make_author() is None
+
+
+def test_a_record_made_with_names_only_gets_them_parsed_and_round_trips_through_its_dict():
+    record = Record(source="feed:x", source_id="1", record_type="article", title="T", authors=["Anand A", "Lee, Bo"])
+    assert [a.short for a in record.structured_authors] == ["Anand A", "Lee B"]
+    again = Record(**record.to_dict())
+    assert again.structured_authors == record.structured_authors
+    assert again.content_hash() == record.content_hash()
+
+
+def _first(records, source_id):
+    return next(r for r in records if r.source_id == source_id)
+
+
+def test_each_source_reads_authors_from_its_own_wire_structure():
+    """PubMed LastName/ForeName/Initials/CollectiveName, Europe PMC authorList, Crossref family/given/name,
+    bioRxiv "Last, F.", OpenAlex display names, feed dc:creator strings (fixtures in each API's format)."""
+    med = _first(pubmed.parse_file(fixture_bytes("pubmed", "efetch_batch1.xml"), "x.xml"), "39000001")
+    assert [a.to_dict() for a in med.structured_authors] == [
+        {"family": "Anand", "given": "Amit", "initials": "A"},
+        {"family": "Mathew", "given": "Sanjay J", "initials": "SJ"},
+        {"collective": "ELEKT-D Study Group"},
+    ]
+    epmc = _first(europepmc.parse_file(fixture_bytes("europepmc", "core_page1.json"), "x.json"), "MED/37792613")
+    assert epmc.authors[0] == "Reif A" and epmc.structured_authors[0] == Author(family="Reif", given="Andreas", initials="A")
+    xref = _first(
+        crossref.parse_file(fixture_bytes("crossref", "works_created_page1.json"), "x.json"), "10.1176/appi.ajp.2019.19020172"
+    )
+    assert [a.short for a in xref.structured_authors] == ["Popova V", "Daly EJ", "Trivedi M", "TRANSFORM-2 Study Group"]
+    assert xref.extra["journal_abbreviation"] == "AJP"
+    preprint = biorxiv.parse_file(fixture_bytes("biorxiv", "details_medrxiv_page1.json"), "details.json")[0]
+    assert [a.short for a in preprint.structured_authors] == ["Smith JA", "Garcia M", "van der Berg PJ"]
+    works = openalex.parse_file(fixture_bytes("openalex", "works_page1.json"), "x.json")
+    assert _first(works, "W4405123456").structured_authors[0] == Author(family="Hart", given="Amelia R.", initials="AR")
+    items = feeds.parse_file(fixture_bytes("feeds", "sciencedirect_jad_rss2.xml"), "x.xml")
+    assert [a.short for a in items[0].structured_authors] == ["Wei L", "Rossi M", "van Dijk JH"]
+
+
+def test_store_keeps_structured_authors_and_citation_details_and_the_work_shows_the_best_source(db):
+    pm = pubmed.parse_file(fixture_bytes("pubmed", "efetch_batch1.xml"), "x.xml")
+    store.save_records(db, pm)
+    row = rows(
+        db, "SELECT structured_authors, journal_abbreviation, volume, issue, pages FROM records WHERE source_id = '39000001'"
+    )[0]
+    assert json.loads(row["structured_authors"])[2] == {"collective": "ELEKT-D Study Group"}
+    assert (row["journal_abbreviation"], row["volume"], row["issue"], row["pages"]) == ("JAMA Psychiatry", "81", "7", "655-664")
+    # a feed record of the same work (same DOI) ranks below PubMed: the work keeps PubMed's authors
+    doi = pm[0].first_id("doi")
+    feed = Record(source="feed:jama", source_id="x1", record_type="article", title=pm[0].title, authors=["A. Anand"])
+    feed.add_id("doi", doi)
+    store.save_records(db, [feed])
+    work = rows(db, "SELECT w.authors FROM works w JOIN records r ON r.work_id = w.id WHERE r.source_id = 'x1'")[0]
+    assert [a["family"] if "family" in a else a["collective"] for a in json.loads(work["authors"])] == [
+        "Anand",
+        "Mathew",
+        "ELEKT-D Study Group",
+    ]
+
+
+def test_migration_parses_the_authors_of_records_stored_before_it(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    store.migrations.apply(old, stop_before="m005_structured_authors")
+    record = Record(
+        source="pubmed", source_id="1", record_type="article", title="Ketamine", authors=["Anand Amit", "ELEKT-D Study Group"]
+    )
+    record.extra = {"volume": "81", "pages": "655-64"}
+    data = record.to_dict()
+    data.pop("structured_authors")
+    old.execute(
+        "INSERT INTO works (id, record_type, title, first_seen_at, updated_at) VALUES (1, 'article', 'Ketamine', 'x', 'x')"
+    )
+    old.execute(
+        "INSERT INTO records (source, source_id, work_id, record_type, title, authors, data, content_hash, first_seen_at, last_seen_at, changed_at)"
+        " VALUES ('pubmed', '1', 1, 'article', 'Ketamine', ?, ?, 'h', 'x', 'x', 'x')",
+        [json.dumps(record.authors), json.dumps(data)],
+    )
+    old.conn.commit()
+    old.close()
+    db = store.open_db(path)
+    assert rows(db, "SELECT volume, pages FROM records") == [{"volume": "81", "pages": "655-64"}]
+    assert json.loads(rows(db, "SELECT authors FROM works")[0]["authors"]) == [
+        {"family": "Anand", "given": "Amit", "initials": "A"},
+        {"collective": "ELEKT-D Study Group"},
+    ]
