@@ -90,7 +90,9 @@ def _stop_on_signals(stop: threading.Event):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        log.warning("%s received: stopping after the current batch (send it again to stop at once)", name)
+        log.warning(
+            "%s received: stopping now (a network wait or pause in progress ends at once; committed batches are kept)", name
+        )
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

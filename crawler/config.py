@@ -135,8 +135,10 @@ class _Reader:
             )
         return value
 
-    def float(self, name, default, minimum=0.0):
+    def float(self, name, default, minimum=0.0, *, positive=False):
         value = self.get(name, float, default, "a number")
+        if positive and value <= 0:
+            raise self.fail(name, "a number of seconds > 0")
         if value < minimum:
             raise self.fail(name, f"a number >= {minimum}")
         return value
@@ -268,7 +270,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         password_env=email_tbl.str("password_env", "LITMON_SMTP_PASSWORD"),
         sender=email_tbl.str("sender", f"litmon <{contact}>"),
         recipients=recipients,
-        timeout=email_tbl.float("timeout", 30.0),
+        timeout=email_tbl.float("timeout", 30.0, positive=True),
         ca_file=email_tbl.str("ca_file", ""),
         attempts=email_tbl.int("attempts", 3, 1, 10),
         retry_backoff_seconds=email_tbl.float("retry_backoff_seconds", 5.0),
@@ -301,8 +303,11 @@ def parse_config(text: str, path: str = "<string>") -> Config:
 
     http_tbl = root.table_("http")
     http = {
-        "connect_timeout": http_tbl.float("connect_timeout", 10.0),
-        "read_timeout": http_tbl.float("read_timeout", 60.0),
+        "connect_timeout": http_tbl.float("connect_timeout", 10.0, positive=True),
+        "read_timeout": http_tbl.float("read_timeout", 60.0, positive=True),
+        "response_timeout": http_tbl.float("response_timeout", 300.0, positive=True),
+        "source_timeout": http_tbl.float("source_timeout", 3600.0, positive=True),
+        "max_backoff_seconds": http_tbl.float("max_backoff_seconds", 300.0),
         "max_retries": http_tbl.int("max_retries", 4, 0, 20),
         "backoff_seconds": http_tbl.float("backoff_seconds", 2.0),
         "max_response_mb": http_tbl.float("max_response_mb", 100.0),

@@ -1,8 +1,13 @@
 """The one HTTP client every source uses.
 
-* connect/read timeouts;
+* connect/read timeouts per socket operation, and a wall-clock deadline per response
+  (``response_timeout``: a server trickling one byte at a time cannot hold a run) and per source
+  (``source_timeout``, set by :meth:`HttpClient.begin_source`);
 * retries with exponential backoff and jitter on 429, 5xx and connection errors, honouring
-  ``Retry-After`` (seconds or an HTTP date), never beyond ``max_retry_wait``;
+  ``Retry-After`` (seconds or an HTTP date), never beyond ``max_retry_wait`` per pause nor
+  ``max_backoff_seconds`` in all for one source in one run;
+* a stop event (SIGTERM/SIGINT): every pause and every network wait ends at once with
+  :class:`~crawler.errors.Interrupted`;
 * a minimum interval between requests to the same host (NCBI: 3/s, 10/s with an API key);
 * ``User-Agent: litmon/<version> (mailto:<contact_email>)``;
 * a cap on the size of a response body.
@@ -16,6 +21,7 @@ import email.utils
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +30,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from crawler import __version__, clock
-from crawler.errors import SourceError, redact_text
+from crawler.errors import Interrupted, SourceError, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +86,105 @@ def user_agent(contact_email: str) -> str:
     return f"litmon/{__version__} (+https://github.com/litmon/litmon; mailto:{contact_email})"
 
 
+# --------------------------------------------------------------------------- sockets a watchdog can cut
+# A read timeout bounds each socket read, not a whole answer: a server sending one byte every few
+# seconds never trips it. The connections below note their socket per thread, so that a watchdog
+# thread can shut it down when the response's deadline passes or a stop is requested; the blocked
+# read then ends at once and the request fails with the reason the watchdog recorded.
+
+_SOCKETS: dict[int, set[socket.socket]] = {}
+_SOCKETS_LOCK = threading.Lock()
+
+
+def _note_socket(sock) -> None:
+    if sock is not None:
+        with _SOCKETS_LOCK:
+            _SOCKETS.setdefault(threading.get_ident(), set()).add(sock)
+
+
+def _forget_sockets(thread_id: int) -> None:
+    with _SOCKETS_LOCK:
+        _SOCKETS.pop(thread_id, None)
+
+
+def _cut_sockets(thread_id: int) -> None:
+    with _SOCKETS_LOCK:
+        sockets = list(_SOCKETS.get(thread_id, ()))
+    for sock in sockets:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's method, also under TLS
+        except OSError:
+            pass
+
+
+class _TrackedHTTPConnection(HTTPConnection):
+    def connect(self):
+        super().connect()
+        _note_socket(self.sock)
+
+    def request(self, *args, **kwargs):
+        _note_socket(self.sock)  # a kept-alive connection reused by this thread
+        return super().request(*args, **kwargs)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _note_socket(self.sock)
+
+    def request(self, *args, **kwargs):
+        _note_socket(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _TrackedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+
+class _Watchdog:
+    """Cuts the calling thread's sockets at ``deadline`` (monotonic) or when ``stop`` is set."""
+
+    def __init__(self, deadline: float, stop: threading.Event | None):
+        self.deadline = deadline
+        self.stop = stop
+        self.reason: str | None = None  # "deadline" | "stop" once it fired
+        self._done = threading.Event()
+        self._target = threading.get_ident()
+        self._thread = threading.Thread(target=self._watch, name="litmon-http-watchdog", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        _forget_sockets(self._target)
+
+    def _watch(self) -> None:
+        while True:
+            left = self.deadline - time.monotonic()
+            if self.stop is not None and self.stop.is_set():
+                self.reason = "stop"
+                break
+            if left <= 0:
+                self.reason = "deadline"
+                break
+            if self._done.wait(min(left, 0.1)):
+                return
+        _cut_sockets(self._target)
+
+
 class HttpClient:
     def __init__(
         self,
@@ -89,14 +197,28 @@ class HttpClient:
         max_retry_wait: float = 300.0,
         max_response_mb: float = 100.0,
         default_min_interval: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        response_timeout: float = 300.0,
+        source_timeout: float = 3600.0,
+        max_backoff_seconds: float = 300.0,
+        sleep: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ):
         self.session = requests.Session()
+        adapter = _TrackedAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = user_agent(contact_email)
         self.timeout = (connect_timeout, read_timeout)
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.max_retry_wait = max_retry_wait
+        self.response_timeout = response_timeout
+        self.source_timeout = source_timeout
+        self.max_backoff_seconds = max_backoff_seconds
+        #: set by SIGTERM/SIGINT: pauses and network waits end at once with Interrupted
+        self.stop = stop
+        self._source_deadline: float | None = None
+        self._backoff_spent = 0.0
         self.max_bytes = int(max_response_mb * 1024 * 1024)
         self.default_min_interval = default_min_interval
         self.min_intervals: dict[str, float] = {}
@@ -104,6 +226,56 @@ class HttpClient:
         self._lock = threading.Lock()
         self._sleep = sleep
         self.request_count = 0
+
+    def begin_source(self) -> None:
+        """Start the time budget of one source: ``source_timeout`` in all, ``max_backoff_seconds`` of pauses."""
+        self._source_deadline = time.monotonic() + self.source_timeout
+        self._backoff_spent = 0.0
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep (rate limit or backoff); a stop request ends the pause at once with Interrupted."""
+        if self.stop is not None and self.stop.is_set():
+            raise Interrupted("stop requested")
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif self.stop is not None:
+            if self.stop.wait(seconds):
+                raise Interrupted("stop requested")
+        else:
+            time.sleep(seconds)
+
+    def _backoff(self, source: str, delay: float, problem: str, url: str, params) -> None:
+        """Pause before a retry, within what is left of the source's backoff and time budgets."""
+        left = self.max_backoff_seconds - self._backoff_spent
+        if self._source_deadline is not None:
+            left = min(left, self._source_deadline - time.monotonic())
+        if delay > left:
+            raise SourceError(
+                source,
+                f"{problem}; gave up instead of waiting {delay:.0f}s more: this source has {max(left, 0):.0f}s of its "
+                f"backoff budget left for this run",
+                hint="whether the service is up (it is retried on the next run); http.max_backoff_seconds and "
+                "http.source_timeout in the config",
+                url=_display_url(url, params),
+            )
+        self._backoff_spent += delay
+        self._pause(delay)
+
+    def _deadline(self) -> float:
+        deadline = time.monotonic() + self.response_timeout
+        return min(deadline, self._source_deadline) if self._source_deadline is not None else deadline
+
+    def _too_slow(self, source: str, url: str, params) -> SourceError:
+        if self._source_deadline is not None and time.monotonic() >= self._source_deadline - 0.05:
+            what = f"the source used up its time budget of {self.source_timeout:g}s (http.source_timeout)"
+        else:
+            what = f"the answer did not arrive within {self.response_timeout:g}s (http.response_timeout)"
+        return SourceError(
+            source,
+            f"too slow: {what}",
+            hint="whether the service is overloaded (it is retried on the next run); http.response_timeout in the config",
+            url=_display_url(url, params),
+        )
 
     @classmethod
     def from_config(cls, config) -> HttpClient:
@@ -120,7 +292,7 @@ class HttpClient:
             last = self._last_request.get(host)
             now = time.monotonic()
             if last is not None and now - last < interval:
-                self._sleep(interval - (now - last))
+                self._pause(interval - (now - last))
             self._last_request[host] = time.monotonic()
 
     def _retry_delay(self, attempt: int, response: requests.Response | None) -> float:
@@ -144,30 +316,46 @@ class HttpClient:
         last_problem = ""
         for attempt in range(self.max_retries + 1):
             self._wait_for_host(host)
+            if self._source_deadline is not None and time.monotonic() >= self._source_deadline:
+                raise self._too_slow(source, url, params)
             self.request_count += 1
             response = None
+            watchdog = _Watchdog(self._deadline(), self.stop)
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    json=json_body,
-                    headers=headers,
-                    timeout=self.timeout,
-                    stream=True,
-                )
+                with watchdog:
+                    response = self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=data,
+                        json=json_body,
+                        headers=headers,
+                        timeout=self.timeout,
+                        stream=True,
+                    )
+                    if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                        response.close()
+                    else:
+                        body = self._read_capped(response, source)
+                if watchdog.reason:  # the answer came complete just as the watchdog fired
+                    raise requests.ConnectionError("cut by the watchdog")
                 if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
                     last_problem = f"HTTP {response.status_code}"
                     delay = self._retry_delay(attempt, response)
                     log.info(
                         "[%s] %s from %s; retry %d/%d in %.1fs", source, last_problem, host, attempt + 1, self.max_retries, delay
                     )
-                    response.close()
-                    self._sleep(delay)
+                    self._backoff(source, delay, last_problem, url, params)
                     continue
-                body = self._read_capped(response, source)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except requests.RequestException as exc:
+                if watchdog.reason == "stop":
+                    raise Interrupted("stop requested") from None
+                if watchdog.reason == "deadline":
+                    raise self._too_slow(source, url, params) from None
+                if not isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+                    raise SourceError(
+                        source, f"request failed: {_short(exc)}", hint="the base_url in the config", url=_display_url(url, params)
+                    ) from None
                 last_problem = describe_network_error(exc, _display_host(url))
                 # A host name that does not resolve does not resolve seconds later (offline, a typo in
                 # base_url, no DNS): not a transient error, so not retried; the next run tries again.
@@ -175,7 +363,7 @@ class HttpClient:
                 if attempt < retries:
                     delay = self._retry_delay(attempt, None)
                     log.info("[%s] %s; retry %d/%d in %.1fs", source, last_problem, attempt + 1, retries, delay)
-                    self._sleep(delay)
+                    self._backoff(source, delay, last_problem, url, params)
                     continue
                 raise SourceError(
                     source,
@@ -184,10 +372,6 @@ class HttpClient:
                     else f"network error: {last_problem}",
                     hint="network access to the host and the base_url in the config",
                     url=_display_url(url, params),
-                ) from None
-            except requests.RequestException as exc:
-                raise SourceError(
-                    source, f"request failed: {_short(exc)}", hint="the base_url in the config", url=_display_url(url, params)
                 ) from None
             result = Response(response.status_code, response.url, response.headers, body, source)
             if response.status_code not in ok_statuses:

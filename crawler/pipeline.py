@@ -144,7 +144,9 @@ def crawl(
     (every stored batch is committed; the watermark does not move) and the others are not started.
     """
     register_config_secrets(config)  # API keys never reach a log line or the database
-    http = http or HttpClient(config.contact_email, sleep=_stoppable_sleep(stop), **config.http)
+    http = http or HttpClient(config.contact_email, **config.http)
+    if stop is not None:
+        http.stop = stop  # every pause and network wait ends at once on SIGTERM/SIGINT
     report = CrawlReport()
     instances = select_sources(config, only)
     run_id = None if dry_run else store.start_crawl_run(db, trigger)
@@ -160,18 +162,6 @@ def crawl(
     if run_id is not None:
         store.finish_crawl_run(db, run_id, "interrupted" if report.interrupted else "failed" if report.failed else "ok")
     return report
-
-
-def _stoppable_sleep(stop: threading.Event | None):
-    """Backoff and rate-limit pauses that end at once, with Interrupted, when a stop is requested."""
-    if stop is None:
-        return time.sleep
-
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise Interrupted("stop requested")
-
-    return sleep
 
 
 def recover_interrupted_runs(db) -> int:
@@ -260,6 +250,7 @@ def crawl_source(
         http.set_min_interval(instance.settings["base_url"], float(instance.settings["min_interval"]))
     source_run_id = None if dry_run else store.start_source_run(db, run_id, instance.name, *report.window)
     requests_before = http.request_count
+    http.begin_source()
     try:
         for batch in module.fetch_records(ctx):
             report.counts["fetched"] += len(batch)

@@ -69,7 +69,7 @@ def test_serve_crawls_and_digests_on_schedule_and_stops_cleanly_on_sigterm(tmp_p
     assert json.loads(status.stdout)["healthy"] is True
 
 
-def test_sigterm_during_a_crawl_commits_the_batch_and_exits_0(tmp_path, httpserver, real_clock):
+def test_sigterm_during_a_network_wait_ends_it_at_once_and_exits_0(tmp_path, httpserver, real_clock):
     server = PubMedServer(httpserver)
     config = write_config(tmp_path, pubmed_section(httpserver) + FAST)
     server.hold()
@@ -87,11 +87,12 @@ def test_sigterm_during_a_crawl_commits_the_batch_and_exits_0(tmp_path, httpserv
 
     assert service.returncode == 0, err
     assert "serve: SIGTERM received — finishing the current step, then stopping" in err
-    assert "[pubmed] interrupted: 2 fetched, 2 new" in err
+    # the held request is cut at once (#16: SIGTERM is honoured during any network wait), not awaited
+    assert "[pubmed] interrupted: 0 fetched, 0 new" in err
     assert "serve: stopped cleanly" in err
     db = tmp_path / "litmon.db"
     assert query(db, "SELECT status FROM crawl_runs") == [("interrupted",)]
-    assert query(db, "SELECT COUNT(*) FROM records") == [(2,)]  # the committed batch is kept
+    assert query(db, "SELECT COUNT(*) FROM records") == [(0,)]
     assert query(db, "SELECT COUNT(*) FROM source_states") == [(0,)]  # the watermark did not move
     assert query(db, "SELECT COUNT(*) FROM digests") == [(0,)]  # nothing new started after the signal
     assert probe(tmp_path / "litmon.db.lock") is None

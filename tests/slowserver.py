@@ -1,0 +1,116 @@
+"""A loopback HTTP server that misbehaves at the socket level (what pytest-httpserver cannot do):
+it trickles a body (or the headers) one byte at a time, or accepts and never answers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class TrickleServer:
+    """Answers every request with ``headers`` then ``body``, sending ``step`` bytes every ``interval`` seconds.
+
+    ``trickle_headers=True`` trickles the status line and headers too. ``silent=True`` reads the request and
+    sends nothing until the client goes away. Use as a context manager; ``url`` is its base URL.
+    """
+
+    def __init__(
+        self,
+        body: bytes = b'{"ok": true}',
+        *,
+        interval: float = 0.3,
+        step: int = 1,
+        content_type: str = "application/json",
+        trickle_headers: bool = False,
+        silent: bool = False,
+    ):
+        self.body, self.interval, self.step = body, interval, step
+        self.content_type, self.trickle_headers, self.silent = content_type, trickle_headers, silent
+        self.requests = 0
+        self.disconnected = threading.Event()
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> TrickleServer:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data and not self._stop.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    return
+                data += chunk
+            self.requests += 1
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: {self.content_type}\r\nContent-Length: {len(self.body)}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode()
+            if self.silent:
+                payload = b""
+            elif self.trickle_headers:
+                payload = head + self.body
+            else:
+                conn.sendall(head)
+                payload = self.body
+            position = 0
+            while not self._stop.is_set():
+                if payload and position < len(payload):
+                    try:
+                        conn.sendall(payload[position : position + self.step])
+                    except OSError:
+                        break
+                    position += self.step
+                elif not self.silent:
+                    return
+                if self._stop.wait(self.interval):
+                    break
+                if _peer_closed(conn):
+                    break
+            self.disconnected.set()
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    try:
+        conn.setblocking(False)
+        try:
+            data = conn.recv(1, socket.MSG_PEEK)
+        finally:
+            conn.setblocking(True)
+            conn.settimeout(0.2)
+        return data == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
