@@ -124,10 +124,16 @@ def time_database(works, config, count: int) -> None:
         batch = []
         for n in range(count):
             record = copy.deepcopy(works[n % len(works)].records[0])
+            # each copy is its own work: a PMID of its own keeps it apart from the other copies of
+            # the same title and authors (two PMIDs are two works), and no identifier it shared
             record.source_id, record.identifiers = f"{record.source_id}-{n}", []
+            record.add_id("pmid", str(90_000_000 + n))
             batch.append(record)
         for start in range(0, len(batch), 1000):
             ingest.save_batch(db, batch[start : start + 1000])
+        works_stored = db.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0]
+        if works_stored != count:
+            print(f"\nwarning: {count} records made {works_stored} works (copies merged)")
         started = time.perf_counter()
         report = reclassify(db, config)
         seconds = time.perf_counter() - started

@@ -7,7 +7,9 @@
 Each size runs in its own process (so peak memory is its own) against a fresh SQLite file on disk,
 saving batches of ``--batch`` records with ``ingest.save_batch`` exactly as a crawl does: identity
 joins, fingerprints and blocking keys, fuzzy candidates, merges and links, all in the batch's
-transaction. The synthetic works have random titles from a large vocabulary, first authors from a
+transaction. The synthetic works have the titles of a single-topic corpus (common openings and
+endings such as "Esketamine nasal spray … in treatment-resistant depression", shared by many works as
+in a real topic, around a specific middle drawn from a large vocabulary), first authors from a
 pool of surnames, and appear in one to three sources with the variations the matcher must absorb
 (no DOI in PubMed, feed items without identifiers, dropped subtitles, case and punctuation); a few
 are preprints or trial registrations linked to articles. Sources arrive one after the other.
@@ -35,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pubmed_synth import ENDINGS, MIDDLES, OPENINGS  # noqa: E402
 from crawler import ingest, matching, store  # noqa: E402
 from crawler.records import Record  # noqa: E402
 
@@ -97,6 +100,16 @@ TOPIC = [
 SOURCES = ["pubmed", "crossref", "europepmc", "openalex", "feed:jad"]
 
 
+def topic_title(rng: random.Random, words: list[str]) -> str:
+    """A title of a single-topic corpus: a common opening and ending (shared by many works, which is
+    what makes real blocking groups large), a specific middle, sometimes a subtitle."""
+    middle = " ".join(rng.choice(words) for _ in range(rng.randint(1, 4)))
+    title = f"{rng.choice(OPENINGS)} {rng.choice(MIDDLES) + ' ' if rng.random() < 0.6 else ''}and {middle} {rng.choice(ENDINGS)}"
+    if ": " not in title and rng.random() < 0.2:
+        title += ": " + " ".join(rng.choice(words) for _ in range(rng.randint(3, 6)))
+    return title
+
+
 def vocabulary(rng: random.Random, size: int) -> list[str]:
     words = set()
     while len(words) < size:
@@ -116,9 +129,7 @@ def synthetic_records(n: int, seed: int = 1) -> list[list[Record]]:
         work += 1
         year = rng.randint(2005, 2026)
         date = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        title = " ".join(rng.choice(words) for _ in range(rng.randint(6, 12))).capitalize()
-        if rng.random() < 0.4:
-            title += ": " + " ".join(rng.choice(words) for _ in range(rng.randint(3, 6)))
+        title = topic_title(rng, words)
         people = [(rng.choice(given), rng.choice(surnames)) for _ in range(rng.randint(1, 6))]
         doi, pmid = f"10.5555/syn.{work}", str(30000000 + work) if rng.random() < 0.7 else None
         kind = rng.random()

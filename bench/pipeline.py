@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""End-to-end PubMed backfill: the real `litmon crawl --source pubmed` against a loopback E-utilities server.
+
+    python bench/pipeline.py                     # 10000 and 100000 records
+    python bench/pipeline.py 20000 --keep        # one size; keep the SQLite file
+    python bench/pipeline.py 10000 --plain       # the `litmon` console script itself, no instrumentation
+
+A local server (``bench/pubmed_synth.py``) answers ``esearch``/``efetch`` in NCBI's wire format with N
+records of one topic (realistic titles: many share an ending or an opening, as a real topic corpus
+does), created evenly from 2000 to 2026, so the first crawl backfills all of them, splitting windows
+over esearch's 9,999 cap exactly as against NCBI. Each size crawls a fresh SQLite file in a child
+process running ``litmon --config … crawl --source pubmed`` (the CLI's own entry point, so the run
+lock, the pipeline, the store, dedup and classification all run as in production). The pubmed
+source uses ``batch_size`` from ``--batch`` (default: the shipped default) and ``min_interval``
+0.1 s (NCBI's 10 requests/s with an API key); ``--min-interval`` changes it.
+
+Printed per size: records/s overall and per tenth of the run (flat = linear), wall seconds, peak
+RSS of the crawling process, database size, SQL statements per record (calls into SQLite:
+``execute``/``executemany``/``executescript`` each count once, ``db.query``'s SAVEPOINT/RELEASE
+included) and statement executions per record (SQLite's trace: every row of an ``executemany``
+counts), candidates compared per record (calls of ``dedup.compare``), and a per-stage breakdown
+(exclusive seconds and statements of HTTP incl. rate-limit waits, parsing, saving, dedup,
+classification; "other" is the rest). Instrumentation costs a few percent; ``--plain`` runs the
+console script bare and prints only time, peak RSS and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: (module, function, stage) wrapped in the child; missing ones are skipped (modules move).
+STAGES = [
+    ("crawler.sources.pubmed", "_efetch", "http"),
+    ("crawler.sources.pubmed", "_esearch", "http"),
+    ("crawler.sources.pubmed", "parse_efetch", "parse"),
+    ("crawler.ingest", "ingest_batch", "save"),
+    ("crawler.store", "save_records", "save"),
+    ("crawler.dedup", "resolve_records", "dedup"),
+    ("crawler.classify", "classify_batch", "classify"),
+    ("crawler.classify", "classify_records_batch", "classify"),
+]
+
+CONFIG = """
+contact_email = "bench@example.org"
+[database]
+path = "{db}"
+[outbox]
+dir = "{outbox}"
+[crawl]
+backfill_from = 2000-01-01
+[sources.pubmed]
+enabled = true
+base_url = "{url}"
+query = '(ketamine[tiab] OR esketamine[tiab]) AND depress*[tiab]'
+min_interval = {interval}
+{batch}
+
+{topic}
+"""
+
+
+def shipped_topic() -> str:
+    """The ``[topic…]`` tables of the shipped config/litmon.toml (the vocabulary classified with)."""
+    lines, inside = [], False
+    for line in (ROOT / "config" / "litmon.toml").read_text().splitlines():
+        if line.startswith("["):
+            inside = line.startswith("[topic]") or line.startswith("[topic.")
+        if inside:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- child: the instrumented crawl
+
+
+def run_child(config_path: str, out_path: str) -> int:
+    import importlib
+    import sqlite3
+
+    stats = {"stages": {}, "calls": 0, "executions": 0, "compares": 0, "progress": []}
+    stack: list[list] = []  # [stage, started, nested seconds]
+
+    def stage_of() -> str:
+        return stack[-1][0] if stack else "other"
+
+    def bump(stage: str, seconds: float = 0.0, calls: int = 0) -> None:
+        entry = stats["stages"].setdefault(stage, {"seconds": 0.0, "calls": 0, "executions": 0})
+        entry["seconds"] += seconds
+        entry["calls"] += calls
+
+    class CountingConnection(sqlite3.Connection):
+        def execute(self, *args, **kwargs):
+            stats["calls"] += 1
+            bump(stage_of(), calls=1)
+            return super().execute(*args, **kwargs)
+
+        def executemany(self, *args, **kwargs):
+            stats["calls"] += 1
+            bump(stage_of(), calls=1)
+            return super().executemany(*args, **kwargs)
+
+        def executescript(self, *args, **kwargs):
+            stats["calls"] += 1
+            bump(stage_of(), calls=1)
+            return super().executescript(*args, **kwargs)
+
+        def cursor(self, *args, **kwargs):
+            return super().cursor(CountingCursor)
+
+    class CountingCursor(sqlite3.Cursor):
+        def execute(self, *args, **kwargs):
+            stats["calls"] += 1
+            bump(stage_of(), calls=1)
+            return super().execute(*args, **kwargs)
+
+        def executemany(self, *args, **kwargs):
+            stats["calls"] += 1
+            bump(stage_of(), calls=1)
+            return super().executemany(*args, **kwargs)
+
+    real_connect = sqlite3.connect
+
+    def on_statement(_sql):
+        stats["executions"] += 1
+        stats["stages"].setdefault(stage_of(), {"seconds": 0.0, "calls": 0, "executions": 0})["executions"] += 1
+
+    def connect(*args, **kwargs):
+        kwargs.setdefault("factory", CountingConnection)
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(on_statement)
+        return conn
+
+    sqlite3.connect = connect
+
+    def timed(stage, func):
+        def wrapper(*args, **kwargs):
+            stack.append([stage, time.perf_counter(), 0.0])
+            try:
+                return func(*args, **kwargs)
+            finally:
+                name, started, nested = stack.pop()
+                spent = time.perf_counter() - started
+                bump(name, spent - nested)
+                if stack:
+                    stack[-1][2] += spent
+                if name == "save" and not any(s[0] == "save" for s in stack):
+                    stats["progress"].append((time.perf_counter(), _count(args)))
+
+        return wrapper
+
+    def _count(args) -> int:
+        for a in args:
+            if isinstance(a, list):
+                return len(a)
+        return 0
+
+    for module_name, attr, stage in STAGES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if hasattr(module, attr):
+            setattr(module, attr, timed(stage, getattr(module, attr)))
+    dedup = importlib.import_module("crawler.dedup")
+    real_compare = dedup.compare
+
+    def compare(*args, **kwargs):
+        stats["compares"] += 1
+        return real_compare(*args, **kwargs)
+
+    dedup.compare = compare
+
+    from crawler import cli
+
+    started = time.perf_counter()
+    try:
+        cli.main(["--config", config_path, "-q", "crawl", "--source", "pubmed"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    stats["seconds"] = time.perf_counter() - started
+    stats["started"] = started
+    stats["exit"] = code
+    stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    Path(out_path).write_text(json.dumps(stats))
+    return int(code)
+
+
+# --------------------------------------------------------------------------- parent: server, child, report
+
+
+def by_tenth(progress: list, started: float, total: int) -> list[int]:
+    """Records/s over each tenth of the records saved."""
+    rates, done, mark, last_t, last_done = [], 0, total / 10, started, 0
+    for t, n in progress:
+        done += n
+        if done >= mark or (t, n) == tuple(progress[-1]):
+            rates.append(round((done - last_done) / max(t - last_t, 1e-9)))
+            last_t, last_done = t, done
+            mark = done + total / 10
+    return rates
+
+
+def run_size(n: int, args) -> None:
+    from bench.pubmed_synth import serve_in_thread
+
+    server, url = serve_in_thread(n)
+    with tempfile.TemporaryDirectory(prefix="litmon-pipeline-") as folder:
+        folder = Path(args.dir or folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / f"pipeline-{n}.db"
+        for p in folder.glob(f"pipeline-{n}.db*"):
+            p.unlink()
+        config = folder / "litmon.toml"
+        config.write_text(
+            CONFIG.format(
+                db=db,
+                outbox=folder / "outbox",
+                url=url,
+                interval=args.min_interval,
+                batch=f"batch_size = {args.batch}" if args.batch else "",
+                topic=shipped_topic(),
+            )
+        )
+        env = {**os.environ, "LITMON_NOW": "2026-11-23T09:00:00Z", "PYTHONPATH": str(ROOT)}
+        out = folder / "stats.json"
+        if args.plain:
+            command = [str(Path(sys.executable).parent / "litmon"), "--config", str(config), "-q", "crawl", "--source", "pubmed"]
+        else:
+            command = [sys.executable, __file__, "--child", str(config), str(out)]
+        load = os.getloadavg()
+        started = time.perf_counter()
+        proc = subprocess.run(command, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        rss = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        server.shutdown()
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"crawl of {n} records exited {proc.returncode}")
+        size = sum(p.stat().st_size for p in folder.glob(f"pipeline-{n}.db*")) / 2**20
+        import sqlite3
+
+        conn = sqlite3.connect(db)
+        records = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        works = conn.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0]
+        conn.close()
+        head = f"{records:>7} records ({works} works), load {load[0]:.2f} before"
+        if args.plain:
+            print(f"{head}: {wall:.1f}s, {records / wall:.0f} records/s, peak RSS {rss} MB, database {size:.1f} MB [plain]")
+            return
+        s = json.loads(out.read_text())
+        tenths = by_tenth(s["progress"], s["started"], records)
+        print(
+            f"{head}: {s['seconds']:.1f}s, {records / s['seconds']:.0f} records/s (by tenth: {' '.join(map(str, tenths))}), "
+            f"peak RSS {s['peak_rss_mb']} MB, database {size:.1f} MB"
+        )
+        print(
+            f"        SQL statements per record {s['calls'] / records:.1f} (executions {s['executions'] / records:.1f}); "
+            f"candidates compared per record {s['compares'] / records:.1f}"
+        )
+        accounted = sum(v["seconds"] for v in s["stages"].values())
+        stages = dict(s["stages"])
+        other = stages.setdefault("other", {"seconds": 0.0, "calls": 0, "executions": 0})
+        other["seconds"] += max(s["seconds"] - accounted, 0.0)
+        for name in ("http", "parse", "save", "dedup", "classify", "other"):
+            v = stages.get(name)
+            if v:
+                print(
+                    f"        {name:<9} {v['seconds']:7.2f}s {100 * v['seconds'] / s['seconds']:5.1f}%  "
+                    f"statements/record {v['calls'] / records:5.1f} (executions {v['executions'] / records:5.1f})"
+                )
+        if args.keep:
+            print(f"        kept {db}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000], help="record counts (default 10000 100000)")
+    parser.add_argument("--batch", type=int, default=None, help="[sources.pubmed] batch_size (default: litmon's default)")
+    parser.add_argument("--min-interval", type=float, default=0.1, help="seconds between requests (default 0.1: NCBI with a key)")
+    parser.add_argument("--plain", action="store_true", help="run the litmon console script without instrumentation")
+    parser.add_argument("--keep", action="store_true", help="keep the database (with --dir)")
+    parser.add_argument("--dir", help="work folder (default: a temporary one)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return run_child(*args.child)
+    if args.keep and not args.dir:
+        parser.error("--keep needs --dir")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; python {sys.version.split()[0]}"
+    )
+    for n in args.sizes:
+        run_size(n, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
