@@ -1,6 +1,6 @@
 """Evaluate relevance and tags on the labelled set (tests/fixtures/classify) and print the figures.
 
-    python bench/classify_eval.py [--config PATH] [--split dev|holdout|holdout2|all] [--errors] [--db N]
+    python bench/classify_eval.py [--config PATH] [--split dev|holdout|holdout2|holdout3|heldout|all] [--errors] [--db N]
 
 Relevance: a work "reaches the digest" when it is judged relevant or uncertain; precision and
 recall are computed for that decision (and, stricter, for ``relevant`` alone). Noise classes: how
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--split",
-        choices=("dev", "holdout", "holdout2", "all"),
+        choices=("dev", "holdout", "holdout2", "holdout3", "heldout", "all"),
         default=None,
         help="evaluate one split (default: each split, then all)",
     )
@@ -163,9 +163,14 @@ def main(argv=None) -> int:
     vocabulary = build_vocabulary(config.topic)
     works = load_corpus()
     print(f"labelled set: {len(works)} works from tests/fixtures/classify (vocabulary {vocabulary.hash}, config {args.config})")
-    splits = [args.split] if args.split else ["dev", "holdout", "holdout2", "all"]
+    splits = [args.split] if args.split else sorted({w.split for w in works}) + ["heldout", "all"]
     for split in splits:
-        chosen = works if split == "all" else [w for w in works if w.split == split]
+        if split == "all":
+            chosen = works
+        elif split == "heldout":  # every held-out file together: the figures the targets are read on
+            chosen = [w for w in works if w.split.startswith("holdout")]
+        else:
+            chosen = [w for w in works if w.split == split]
         if chosen:
             evaluate(chosen, vocabulary, args.errors, split)
     if args.db:

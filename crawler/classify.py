@@ -31,18 +31,20 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from crawler import clock, store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
-from crawler.terms import Doc, TermRule, normalize_text
+from crawler.focus import focus_doc
+from crawler.terms import Doc, TermRule, normalize_text, term_pattern
 
 log = logging.getLogger("crawler.classify")
 
 #: Bump when a rule in code changes, so that ``vocabulary_hash`` tells stale classifications.
-CLASSIFIER_VERSION = 1
+CLASSIFIER_VERSION = 2
 LABELS = ("relevant", "uncertain", "not_relevant")
 #: A work's record type, as in store.refresh_work: the first present wins.
 RECORD_TYPE_ORDER = ("article", "notice", "trial_registration", "preprint", "news", "other")
@@ -196,20 +198,41 @@ def build_facts(records: Iterable) -> Facts:
 # --------------------------------------------------------------------------- relevance and tags
 
 
+_PATTERNS: dict[tuple[str, ...], re.Pattern] = {}
+
+
+def _concept_pattern(concept: TermRule) -> re.Pattern:
+    """One expression for the concept's terms (what :func:`crawler.focus.focus_doc` looks for)."""
+    key = tuple(concept.terms)
+    if key not in _PATTERNS:
+        _PATTERNS[key] = re.compile("|".join(f"(?:{term_pattern(t)})" for t in concept.terms))
+    return _PATTERNS[key]
+
+
 def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, list[str]]:
     """(label, score, reasons): weakest concept's strength, focus bonus, minus the largest penalty of noise that applies."""
     reasons: list[str] = []
     strengths = []
     focus = 0
     for concept in vocabulary.concepts:
-        result = concept.evaluate(facts.doc)
+        doc = facts.doc
+        if concept.name == vocabulary.focus_concept and concept.terms and facts.record_type != "news":
+            focused = focus_doc(facts.doc, _concept_pattern(concept))
+            doc = focused.doc
+            for why in focused.passing:
+                reasons.append(f"concept {concept.name}: passing mention set aside ({why})")
+        result = concept.evaluate(doc)
         strength = result.strength if result.fired else 0  # min_strength, require and unless apply to concepts too
         strengths.append(strength)
         if concept.name == vocabulary.focus_concept:
             focus = strength
         if result.excluded:
             reasons.append(f"concept {concept.name}: ignored {', '.join(repr(e) for e in result.excluded)}")
-        if not result.hits:
+        if not result.hits and doc is not facts.doc and focused.passing:
+            reasons.append(
+                f"concept {concept.name} = 0: named only in passing (background, comparison or discussion), not the subject"
+            )
+        elif not result.hits:
             reasons.append(f"concept {concept.name} = 0: no term found")
         elif strength:
             reasons.append(f"concept {concept.name} = {strength}: {result.evidence()}")

@@ -137,7 +137,8 @@ _OTHER_WORK = re.compile(
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[a-z0-9(])|\n+")
 
 RCT_TEXT = re.compile(
-    r"\brandomi[sz]ed\b(?![^.]{0,40}\b(animals?|mice|rats?)\b)|\brandomly (assigned|allocated)\b|\brandomi[sz]ation\b|"
+    r"\brandomi[sz]ed\b(?![^.]{0,40}\b(animals?|mice|rats?)\b)|\brandomly (assigned|allocated|divided)\b|\brandomi[sz]ation\b|"
+    r"\bassigned at random\b|\brandom (assignment|allocation)\b|"
     r"\bplacebo[\s-]controlled\b|\bdouble[\s-]blind(ed)?\b|\bsham[\s-]controlled\b|\brct\b|"
     r"\bactive[\s-]placebo\b|\bcrossover trial\b|"
     r"\b(post[\s-]hoc|secondary|pooled) analys[ie]s of [^.]{0,60}\b(phase (3|iii)|randomi[sz]ed|placebo[\s-]controlled|double[\s-]blind) (trials?|studies)\b"
@@ -155,6 +156,12 @@ TRIAL_TITLE = re.compile(
     r"(?<!target )\btrial\b(?! emulation)|open[\s-]label|single[\s-]arm|uncontrolled|pilot study|proof[\s-]of[\s-]concept|phase (1|2|i|ii)\b"
 )
 META_TEXT = re.compile(r"meta[\s-]?analy[a-z]*|meta[\s-]regression")
+#: "no meta-analysis was performed", "precluding meta-analysis", "too heterogeneous to pool": no meta-analysis.
+META_NEGATED = re.compile(
+    r"\b(no|not|without|precluded?|precluding|instead of|rather than|impossible|unable|could not|cannot|did not)\b[^.;]{0,60}"
+    r"meta[\s-]?analy|meta[\s-]?analy[a-z]*[^.;]{0,40}\b(was|were|is) (not|deemed not|considered in)|"
+    r"meta[\s-]?analy[a-z]* (was|were) (not )?(precluded|impossible|not (possible|feasible|appropriate|performed|conducted))"
+)
 SYNTHESIS_TEXT = re.compile(
     r"\b(we )?searched\b|\bsearch(es)? of\b|\bsystematic(ally)? search|\bdatabases?\b|\brandom[\s-]effects?\b|"
     r"\bfixed[\s-]effects?\b|\bheterogeneity\b|\bprisma\b|\b(included|identified|pooled) \d+ (studies|trials|rcts|articles)\b|"
@@ -171,7 +178,9 @@ SR_TEXT = re.compile(
 REVIEW_TITLE = re.compile(
     r"(?<!chart )(?<!record )(?<!records )(?<!case )(?<!peer )\breview\b|\boverview\b|\bstate[\s-]of[\s-]the[\s-]art\b|\ban update\b|\bupdate on\b|\bnarrative\b|"
     r"\bcurrent (evidence|status|perspectives|understanding|knowledge)\b|\bwhat (do|we) (we )?know\b|\bprimer\b|"
-    r"\bclinical (guide|overview)\b|\bevidence and (future|clinical)\b|\bpast, present\b|\bthe road ahead\b"
+    r"\bclinical (guide|overview)\b|\bevidence and (future|clinical)\b|\bpast, present\b|\bthe road ahead\b|"
+    r": (a |an )?(narrative |critical |brief |mini[\s-]|literature |clinical )?review\b|\bwhere (are we|do we stand)\b|\ba new era\b|"
+    r"\bsynthesi[sz]ing the evidence\b|\bexpert opinion\b|\bexpert review\b"
 )
 REVIEW_TEXT = re.compile(
     r"^purpose of review\b|\bwe review\b|\b(this|the present|our|in this) (narrative |brief |mini[\s-]|critical |comprehensive |clinical )?review\b|"
@@ -182,8 +191,13 @@ PROTOCOL_TITLE = re.compile(
     r"\b(study|trial) protocol\b|\bprotocol (for|of)\b|\ba protocol\b|\bdesign and rationale\b|\brationale and design\b|"
     r"\bstatistical analysis plan\b|\bprotocol paper\b"
 )
+#: Past-tense results: an abstract that reports them is a trial report, whatever "this protocol" says.
+RESULTS_TEXT = re.compile(
+    r"\b(results|we found|were randomi[sz]ed|was (significantly|associated)|were (significantly|associated)|improved|reduced|"
+    r"did not differ|no significant|p\s*[<=]\s*0?\.\d|95% ci|remission rates?|response rates?)\b"
+)
 PROTOCOL_TEXT = re.compile(
-    r"\bthis (study |trial )?protocol\b|\bwe will (recruit|randomi[sz]e|enrol|enroll|conduct|assess|compare)\b|"
+    r"\bthis (study |trial )?protocol\b(?=[^.]{0,80}\bwill\b)|\bwe will (recruit|randomi[sz]e|enrol|enroll|conduct|assess|compare)\b|"
     r"\bwill be randomi[sz]ed\b|\bwill be recruited\b|\bparticipants will\b|\bthe trial will\b|\bthis study will\b"
 )
 CASE_TITLE = re.compile(
@@ -194,6 +208,14 @@ CASE_TEXT = re.compile(
     r"\bcase series\b|\bcase report\b|\bthis case\b|\bthese cases\b|"
     r"\b(patients?|cases?) (in|from|at|seen in) our (clinic|practice|unit|service|centre|center|hospital|department)\b"
 )
+#: A letter describes its own case ("we describe a 34-year-old woman"), not a case series it comments on.
+CASE_OWN = re.compile(
+    r"\bwe (report|describe|present)\b[^.]{0,40}\b(case|patient|woman|man|girl|boy|veteran)s?\b|\bour (patient|case)s?\b|"
+    r"\b(a|an) \d{1,3}[\s-]year[\s-]old\b|\b(patients?|cases?) (in|from|at|seen in|treated in|treated at) our\b"
+)
+REPLY_TITLE = re.compile(r"^(re|reply|response|in reply|comment on)\b|\b(reply|in response to|comment on)\b|^drs? .* reply\b")
+#: Words that make a study observational even when it says "open-label" (a naturalistic open-label cohort).
+OBS_FIRST = re.compile(r"\b(observational|naturalistic|real[\s-]world|retrospective(ly)?|registry|chart review)\b")
 OBS_TEXT = re.compile(
     r"\bretrospective(ly)?\b|\bcohort\b|\bcross[\s-]sectional\b|\bcase[\s-]control\b|\bchart review\b|\breal[\s-]world\b|"
     r"\bregistry\b|\bclaims\b|\bnaturalistic\b|\bobservational\b|\belectronic (health|medical) records?\b|\bmedical records\b|"
@@ -232,15 +254,18 @@ GUIDELINE_TITLE = re.compile(
 )
 
 
+GUIDELINE_STRONG = re.compile(r"\bguidelines?\b|\bconsensus statement\b|\bposition statement\b|\brecommendations (for|on)\b")
+
+
 def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text) if s.strip()]
 
 
-def _own_sentence(pattern: re.Pattern, text: str) -> str | None:
-    """The first words matching ``pattern`` in a sentence about this work (not about other work)."""
+def _own_sentence(pattern: re.Pattern, text: str, negated: re.Pattern | None = None) -> str | None:
+    """The first words matching ``pattern`` in a sentence about this work (not about other work, not negated)."""
     for sentence in sentences(text):
         match = pattern.search(sentence)
-        if match and not _OTHER_WORK.search(sentence):
+        if match and not _OTHER_WORK.search(sentence) and not (negated and negated.search(sentence)):
             return match.group(0)
     return None
 
@@ -280,10 +305,14 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     comment = first(pt(PT_COMMENT), in_title(COMMENT_TITLE), f"abstract: '{comment_text.group(0)}'" if comment_text else None)
     if comment:
         found["commentary"] = comment
-    guideline = first(pt(PT_GUIDELINE), in_title(GUIDELINE_TITLE))
+    title_guideline = in_title(GUIDELINE_TITLE)
+    if title_guideline and comment and "task force" in title_guideline and not GUIDELINE_STRONG.search(title):
+        title_guideline = None  # a commentary on (or by) a task force is no guideline
+    guideline = first(pt(PT_GUIDELINE), None if pt(PT_COMMENT) and not GUIDELINE_STRONG.search(title) else title_guideline)
     if guideline:
         found["guideline"] = guideline
-    protocol = first(pt(PT_PROTOCOL), in_title(PROTOCOL_TITLE), in_abstract(PROTOCOL_TEXT))
+    reports_results = bool(RESULTS_TEXT.search(abstract)) and not pt(PT_PROTOCOL)
+    protocol = first(pt(PT_PROTOCOL), in_title(PROTOCOL_TITLE), None if reports_results else in_abstract(PROTOCOL_TEXT))
     if protocol:
         found["protocol"] = protocol
 
@@ -292,11 +321,14 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if not meta and "guideline" not in found and not umbrella:
         words = META_TEXT.search(abstract)
         synthesis = SYNTHESIS_TEXT.search(abstract)
-        if words and synthesis and _own_sentence(META_TEXT, abstract):
+        if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED):
             meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
     if meta:
         found["meta_analysis"] = meta
-    systematic = first(pt(PT_SR), in_title(SR_TITLE), None if "guideline" in found else in_abstract(SR_TEXT))
+    letter = pt(PT_COMMENT)
+    if letter and not pt(PT_META):  # a letter that mentions "our meta-analysis" is a letter
+        meta = None
+    systematic = first(pt(PT_SR), in_title(SR_TITLE), None if "guideline" in found or letter else in_abstract(SR_TEXT))
     if systematic:
         found["systematic_review"] = systematic
     if "protocol" in found:  # the protocol of a review or a trial is a protocol
@@ -322,8 +354,8 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     text_ok = not secondary and "commentary" not in found
     case = first(
         pt(PT_CASE),
-        in_title(CASE_TITLE) if not secondary else None,
-        in_abstract(CASE_TEXT) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
+        in_title(CASE_TITLE) if not secondary and not REPLY_TITLE.search(title) else None,
+        in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
     )
     if case:
         found["case_report"] = case
@@ -333,10 +365,11 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if rct:
         found["rct"] = rct
     elif "protocol" not in found:
+        observational_design = text_ok and (OBS_FIRST.search(title) or _own_sentence(OBS_FIRST, abstract))
         trial = first(
             pt(PT_TRIAL),
-            in_title(TRIAL_TITLE) if text_ok else None,
-            in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found else None,
+            in_title(TRIAL_TITLE) if text_ok and not observational_design else None,
+            in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found and not observational_design else None,
         )
         if trial:
             found["clinical_trial"] = trial

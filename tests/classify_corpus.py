@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent / "fixtures" / "classify"
 WIRE = HERE / "wire"
 
 #: The noise classes of the labels (what a broad query also catches).
-NOISE_CLASSES = ("anaesthesia", "pain_only", "healthy_volunteers", "recreational", "ssri_only", "other")
+NOISE_CLASSES = ("anaesthesia", "pain_only", "healthy_volunteers", "recreational", "ssri_only", "passing_mention", "other")
 
 
 def _load_build():

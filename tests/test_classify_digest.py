@@ -51,6 +51,11 @@ def test_digest_leaves_out_noise_labels_uncertain_and_opens_with_highlights(voca
             "Dextromethorphan-bupropion in major depressive disorder",
             "Dextromethorphan-bupropion, like ketamine, targets the NMDA receptor; it reduced depressive symptoms.",
         ),
+        article(
+            "6",
+            "Prescribing audit in a tertiary hospital",
+            "We audited all ketamine prescriptions in 2025. Of 210 ketamine courses, 12 were given for depression.",
+        ),
     ]
     store.save_records(db, records, now="2026-11-23T06:00:00Z")  # not classified yet: the digest does it
 
@@ -66,11 +71,13 @@ def test_digest_leaves_out_noise_labels_uncertain_and_opens_with_highlights(voca
                 "Ketamine infusions in treatment-resistant depression: a case report",
             ],
         ),
-        ("Uncertain relevance (check before relying on these)", ["Dextromethorphan-bupropion in major depressive disorder"]),
+        # issue #13: a passing mention ("like ketamine", work 5) is not relevant, not even uncertain
+        ("Uncertain relevance (check before relying on these)", ["Prescribing audit in a tertiary hospital"]),
     ]
     text = result.digest.text
     assert "== Highlights (1) ==" in text and "== Uncertain relevance (check before relying on these) (1) ==" in text
     assert "gastroscopy" not in text and "gastroscopy" not in result.digest.html
+    assert "Dextromethorphan" not in text and "Dextromethorphan" not in result.digest.html
     assert "Tags: rct, intranasal_esketamine, trd" in text
     html = result.digest.html
     assert all(f'">{tag}</span>' in html for tag in ("case_report", "iv_ketamine", "trd"))  # badges

@@ -1,0 +1,254 @@
+"""Where a work mentions its focus concept: as its subject, or only in passing.
+
+A work is *about* the focus concept (``[topic.relevance] focus_concept``, shipped: the drug) when
+the concept is the subject of its title, is in its MeSH headings, keywords or a trial's fields, or
+is named in an objective, methods or results sentence of its abstract. A mention only in background,
+comparison or discussion sentences is a *passing mention* ("…rather than rapid-acting agents such as
+ketamine", "unlike ketamine", "esketamine was recently approved", "future studies of ketamine"): it
+does not make the work about the concept.
+
+:func:`focus_doc` returns a copy of a :class:`crawler.terms.Doc` in which passing mentions are
+blanked out (the abstract keeps only its objective/methods/results sentences for the rule to read,
+and a title mention that is a comparison is dropped), with a list of what was dropped and why.
+Pure functions on normalised (lower-case) text; the words are general English, not topic terms.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from crawler.terms import Doc
+
+#: Section labels of structured abstracts (PubMed Label/NlmCategory, Europe PMC, JATS titles) -> role.
+SECTION_ROLES = {
+    "background": "background",
+    "introduction": "background",
+    "context": "background",
+    "rationale": "background",
+    "importance": "background",
+    "purpose of review": "background",
+    "objective": "objective",
+    "objectives": "objective",
+    "aim": "objective",
+    "aims": "objective",
+    "purpose": "objective",
+    "goal": "objective",
+    "hypothesis": "objective",
+    "methods": "methods",
+    "method": "methods",
+    "materials and methods": "methods",
+    "design": "methods",
+    "setting": "methods",
+    "participants": "methods",
+    "patients": "methods",
+    "interventions": "methods",
+    "intervention": "methods",
+    "measurements": "methods",
+    "main outcome measures": "methods",
+    "main outcomes and measures": "methods",
+    "design, setting, and participants": "methods",
+    "study design": "methods",
+    "search methods": "methods",
+    "selection criteria": "methods",
+    "data collection and analysis": "methods",
+    "data sources": "methods",
+    "study selection": "methods",
+    "results": "results",
+    "findings": "results",
+    "main results": "results",
+    "recent findings": "results",
+    "case presentation": "results",
+    "case": "results",
+    "methods and analysis": "methods",
+    "methods and results": "results",
+    "data extraction": "methods",
+    "data synthesis": "results",
+    "evidence acquisition": "methods",
+    "evidence synthesis": "results",
+    "exposure": "methods",
+    "exposures": "methods",
+    "outcomes": "methods",
+    "main outcome": "methods",
+    "measures": "methods",
+    "case report": "results",
+    "case description": "results",
+    "case presentation and intervention": "results",
+    "areas covered": "results",
+    "expert opinion": "discussion",
+    "ethics and dissemination": "discussion",
+    "trial registration": "discussion",
+    "conclusions": "discussion",
+    "conclusion": "discussion",
+    "discussion": "discussion",
+    "limitations": "discussion",
+    "summary": "discussion",
+    "interpretation": "discussion",
+    "implications": "discussion",
+    "conclusions and relevance": "discussion",
+    "authors' conclusions": "discussion",
+    "clinical implications": "discussion",
+    "significance": "discussion",
+}
+FOCUS_ROLES = ("objective", "methods", "results")
+
+_LABEL = re.compile(r"^([a-z][a-z ,'/&-]{2,40}?)\s*:\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[a-z0-9(\[])|\n+")
+#: A sentence that states this work's aim or design: what follows it is no longer background.
+_AIM = re.compile(
+    r"\b(we|(this|these|the present|our) ([a-z-]+ ){0,3}?(study|trial|analysis|report|paper|article|work|review|letter|case|cohort|survey)|"
+    r"here(,)? we|the (aim|objective|purpose|goal)s? (of|was|were|is)|our (aim|objective)|\d{1,3}[\s-]year[\s-]old|"
+    r"to (evaluate|assess|investigate|examine|determine|compare|test|explore|describe|characteri[sz]e)|objectives?|aimed|sought|"
+    r"(was|were) (randomi[sz]ed|randomly|enrolled|recruited|treated|included|assigned|allocated|analy[sz]ed|given|administered)|"
+    r"participants|patients (with|received|were)|subjects (with|received|were))\b"
+)
+#: Sentences about other work or future work (discussion), wherever they stand.
+_DISCUSSION = re.compile(
+    r"\b(future (studies|research|trials|work|investigations?)|further (studies|research|trials|investigation)|"
+    r"(is|are) (needed|warranted|required)|should (be|now)|remains? (unclear|unknown|to be)|more research)\b"
+)
+#: Constructions that name the drug only as a comparison, an example or an exclusion.
+_PASSING_BEFORE = (
+    r"such as|including|like|unlike|e\.g\.,?|i\.e\.,?|similar to|similarly to|compared (?:with|to)|comparable to|"
+    r"relative to|than|other than|beyond|alternatives? to|analogous to|as with|as does|as did|resembling|"
+    r"in contrast to|contrary to|as opposed to|mimic(?:s|king)?|rather than|instead of|"
+    r"(?:history of|prior|previous|past) (?:use of |treatment with |exposure to )?|excluding|excluded"
+)
+#: In a title only the plain comparisons count: "beyond ketamine" or "including ketamine" may head a review or news.
+_TITLE_BEFORE = r"such as|like|unlike|similar to|rather than|instead of|as opposed to|in contrast to|mimic(?:s|king)?"
+_PASSING_AFTER = r"(?:-like|-type|[\s-]like\b|\s+(?:was|were|has been|have been) recently approved)"
+_NOT_ABOUT = re.compile(
+    r"\b(recently approved|(future|further) (studies|research|trials|work) (of|on|with|comparing|using)|"
+    r"(were|was) excluded|exclusion criteri)"
+)
+
+
+_STUDY_OF = re.compile(r"\b(?:trials?|study|studies) of\b")
+
+
+@dataclass
+class FocusResult:
+    doc: Doc
+    passing: list[str] = field(default_factory=list)  # why mentions were set aside
+    structured: bool = False  # the abstract has labelled sections
+
+
+def split_sections(text: str) -> list[tuple[str | None, str]]:
+    """(label, text) paragraphs of a flattened abstract ("Background: …\\n\\nMethods: …")."""
+    sections: list[tuple[str | None, str]] = []
+    for block in [b.strip() for b in re.split(r"\n\s*\n", text) if b.strip()]:
+        match = _LABEL.match(block)
+        if match and match.group(1).strip() in SECTION_ROLES:
+            sections.append((match.group(1).strip(), block[match.end() :]))
+        else:
+            sections.append((None, block))
+    return sections
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
+    """Each sentence of an abstract with its role: background, objective, methods, results, discussion or unknown.
+
+    A section label ("Methods:", also inline in a flattened abstract) gives the role of the sentences up
+    to the next label. In unlabelled text, sentences before the first one that states the work's aim or
+    design are background; sentences about future or other work are discussion. Without any label or
+    aim/design sentence (narrative reviews, letters, news) the roles stay unknown. The flag says whether
+    the abstract had labels or an aim/design sentence.
+    """
+    out: list[tuple[str, str]] = []
+    role: str | None = None
+    aim_seen = structured = labelled = False
+    for sentence in sentences(text):
+        match = _LABEL.match(sentence)
+        if match and match.group(1).strip() in SECTION_ROLES:
+            role = SECTION_ROLES[match.group(1).strip()]
+            structured = labelled = True
+            sentence = sentence[match.end() :]
+        if role:
+            out.append((role if role != "background" or not _AIM.search(sentence) else "objective", sentence))
+        elif _DISCUSSION.search(sentence):
+            out.append(("discussion", sentence))
+        elif aim_seen:
+            out.append(("results", sentence))
+        elif _AIM.search(sentence):
+            aim_seen = structured = True
+            out.append(("objective", sentence))
+        else:
+            out.append(("background?", sentence))
+    if not structured:
+        return [("unknown" if r == "background?" else r, s) for r, s in out], False
+    return [("background" if r == "background?" else r, s) for r, s in out], labelled
+
+
+def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.Pattern:
+    return re.compile(
+        rf"(?:\b(?:{before})\s+(?:[a-z0-9-]+\s+){{0,3}}?(?:{concept_pattern}))|(?:(?:{concept_pattern})[a-z0-9]*{_PASSING_AFTER})"
+    )
+
+
+def _mentions(pattern: re.Pattern, text: str) -> list[re.Match]:
+    return list(pattern.finditer(text))
+
+
+def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern) -> bool:
+    """Every mention of the concept in this sentence is a comparison, an example or an exclusion."""
+    hits = _mentions(concept, sentence)
+    if not hits:
+        return False
+    if _NOT_ABOUT.search(sentence):
+        return True
+    covered = [m.span() for m in passing.finditer(sentence)]
+    return all(any(a <= hit.start() < b for a, b in covered) for hit in hits)
+
+
+def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
+    """``doc`` with the passing mentions of ``concept`` (a compiled pattern of its terms) blanked out."""
+    passing = _passing_pattern(concept.pattern)
+    in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
+    result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh)))
+    abstract_focus = 0
+    for abstract in doc.abstracts:
+        kept = []
+        roles, structured = sentence_roles(abstract)
+        result.structured = result.structured or structured
+        for role, sentence in roles:
+            if not concept.search(sentence):
+                continue
+            if role in ("background", "discussion"):
+                result.passing.append(f"{role} sentence: '{_short(sentence)}'")
+            elif _is_passing(sentence, concept, passing):
+                result.passing.append(f"comparison or aside: '{_short(sentence)}'")
+            else:
+                kept.append(sentence)
+        abstract_focus += sum(len(concept.findall(sentence)) for sentence in kept)
+        result.doc.abstracts.append(" ".join(kept))
+    for title in doc.titles:
+        if concept.search(title) and _is_passing(title, concept, in_title):
+            result.passing.append(f"title names it in a comparison: '{_short(title)}'")
+            continue
+        other = _STUDY_OF.search(title)
+        if (
+            concept.search(title)
+            and result.structured
+            and not abstract_focus
+            and other
+            and not concept.search(title[other.end() : other.end() + 40])
+        ):
+            # "... not observed in a negative trial of scopolamine": the title says the study is of something
+            # else, and the structured abstract names the drug only in background or discussion
+            result.passing.append(f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'")
+            continue
+        result.doc.titles.append(title)
+    named_elsewhere = any(concept.search(t) for t in result.doc.titles + doc.keywords + doc.trial + doc.mesh)
+    if abstract_focus == 1 and not named_elsewhere:
+        # one mention in an abstract whose title, keywords and MeSH never name it: an aside
+        result.passing.append("a single mention in an abstract about something else")
+        result.doc.abstracts = []
+    return result
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
