@@ -48,10 +48,22 @@ def today() -> dt.date:
     return now().date()
 
 
+#: How litmon stores a timestamp in SQLite: UTC, the format of SQLite's own ``datetime()``, so that
+#: ``WHERE first_seen_at >= datetime('now', '-7 days')`` compares correctly.
+STAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
 def stamp(when: dt.datetime | None = None) -> str:
-    """A timestamp as litmon stores it in SQLite (UTC)."""
-    when = (when or now()).astimezone(UTC).replace(microsecond=0)
-    return when.isoformat().replace("+00:00", "Z")
+    """A timestamp as litmon stores it in SQLite: ``2026-11-23 09:00:00`` (UTC, whole seconds)."""
+    when = (when or now()).astimezone(UTC)
+    return when.strftime(STAMP_FORMAT)
+
+
+def parse_stamp(value: str) -> dt.datetime:
+    """A stored timestamp back as an aware UTC datetime (also reads the ``2026-11-23T09:00:00Z`` form
+    of databases written before migration m006, and offsets)."""
+    when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def pin(when: dt.datetime | None) -> None:

@@ -159,11 +159,11 @@ def utcnow() -> dt.datetime:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return clock.stamp(moment)
 
 
 def _parse(stamp: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return clock.parse_stamp(stamp)
 
 
 # --------------------------------------------------------------------------- recipients and periods

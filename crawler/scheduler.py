@@ -44,8 +44,7 @@ def utcnow() -> dt.datetime:
 
 
 def _parse(ts: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return clock.parse_stamp(ts)
 
 
 def triggers(config):

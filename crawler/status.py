@@ -20,8 +20,7 @@ def utcnow() -> dt.datetime:
 def _parse(ts: str | None) -> dt.datetime | None:
     if not ts:
         return None
-    moment = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return clock.parse_stamp(ts)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

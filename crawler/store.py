@@ -1,7 +1,8 @@
 """The SQLite store: schema, migrations and every write. No other module writes SQL.
 
 The schema is a public interface (documented in README.md, "Database schema"): tables are plural
-snake_case, timestamps are ISO-8601 UTC strings in ``*_at`` columns, dates in ``*_on`` columns.
+snake_case, timestamps are UTC ``YYYY-MM-DD HH:MM:SS`` strings (:func:`crawler.clock.stamp`, the form
+of SQLite's ``datetime()``) in ``*_at`` columns, dates in ``*_on`` columns.
 Migrations are applied with ``sqlite_utils.migrations.Migrations`` and recorded in
 ``_sqlite_migrations``; add a new function, never edit an applied one.
 """
@@ -1116,3 +1117,35 @@ def _refresh_work_authors(db, work_id: int) -> None:
         [work_id],
     ).fetchone()
     db.execute("UPDATE works SET authors = ? WHERE id = ?", [row[0] if row else "[]", work_id])
+
+
+# =========================================================================== timestamps SQLite compares (issue #14)
+
+
+#: Timestamp columns that are not named ``*_at``.
+_OTHER_TIMESTAMP_COLUMNS = {("digests", "period_start"), ("digests", "period_end")}
+
+
+def timestamp_columns(db) -> list[tuple[str, str]]:
+    """Every (table, column) holding a timestamp: the ``*_at`` columns and digest periods."""
+    found = []
+    for (table,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_%' ESCAPE '\\'"
+        " AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
+    ).fetchall():
+        for column in db.execute(f"PRAGMA table_info([{table}])").fetchall():
+            if column[1].endswith("_at") or (table, column[1]) in _OTHER_TIMESTAMP_COLUMNS:
+                found.append((table, column[1]))
+    return found
+
+
+@migrations()
+def m006_sqlite_timestamps(db: sqlite_utils.Database) -> None:
+    """``2026-12-05T22:13:25Z`` → ``2026-12-05 22:13:25``: the form SQLite's ``datetime()`` returns, so that
+    ``first_seen_at >= datetime('now', '-7 days')`` compares right (a 'T' sorts after the space)."""
+    iso = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
+    for table, column in timestamp_columns(db):
+        db.execute(
+            f"UPDATE [{table}] SET [{column}] = datetime([{column}]) WHERE [{column}] GLOB ? AND datetime([{column}]) IS NOT NULL",
+            [iso],
+        )

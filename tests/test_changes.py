@@ -22,10 +22,10 @@ def trial(status, enrollment, primary, has_results=False, results_on=None):
 
 
 def test_changes_between_snapshots_are_described(db):
-    store.save_records(db, [trial("RECRUITING", 60, "2026-06")], now="2026-11-01T00:00:00Z")
-    store.save_records(db, [trial("COMPLETED", 120, "2027-06", True, "2026-11-20")], now="2026-11-21T00:00:00Z")
+    store.save_records(db, [trial("RECRUITING", 60, "2026-06")], now="2026-11-01 00:00:00")
+    store.save_records(db, [trial("COMPLETED", 120, "2027-06", True, "2026-11-20")], now="2026-11-21 00:00:00")
 
-    changes = trial_changes(db, "2026-11-16T00:00:00Z", "2026-11-23T00:00:00Z")
+    changes = trial_changes(db, "2026-11-16 00:00:00", "2026-11-23 00:00:00")
 
     assert len(changes) == 1
     assert changes[0].trial_id == "NCT04338321"
@@ -36,7 +36,7 @@ def test_changes_between_snapshots_are_described(db):
         "results first posted 2026-11-20",
     ]
     # the first snapshot is a registration, not a change; nothing in an earlier window
-    assert trial_changes(db, "2026-10-01T00:00:00Z", "2026-11-02T00:00:00Z") == []
+    assert trial_changes(db, "2026-10-01 00:00:00", "2026-11-02 00:00:00") == []
 
 
 def _run(db, source, status, fetched, started_at, error=None):
@@ -50,14 +50,14 @@ def _run(db, source, status, fetched, started_at, error=None):
 
 def test_source_health_ok_failed_and_silent(db):
     for day in range(1, 8):
-        _run(db, "pubmed", "ok", 20, f"2026-11-0{day}T05:30:00Z")
-    _run(db, "pubmed", "ok", 0, "2026-11-20T05:30:00Z")
-    _run(db, "europepmc", "ok", 12, "2026-11-20T05:30:00Z")
-    _run(db, "crossref", "failed", 0, "2026-11-20T05:30:00Z", error="[crossref] HTTP 503")
-    _run(db, "crossref", "ok", 3, "2026-11-21T05:30:00Z")
-    _run(db, "feed:ema-news", "ok", 0, "2026-11-21T05:30:00Z")  # never had results: not silent
+        _run(db, "pubmed", "ok", 20, f"2026-11-0{day} 05:30:00")
+    _run(db, "pubmed", "ok", 0, "2026-11-20 05:30:00")
+    _run(db, "europepmc", "ok", 12, "2026-11-20 05:30:00")
+    _run(db, "crossref", "failed", 0, "2026-11-20 05:30:00", error="[crossref] HTTP 503")
+    _run(db, "crossref", "ok", 3, "2026-11-21 05:30:00")
+    _run(db, "feed:ema-news", "ok", 0, "2026-11-21 05:30:00")  # never had results: not silent
 
-    health = {h.source: h for h in source_health(db, "2026-11-16T00:00:00Z", "2026-11-23T00:00:00Z")}
+    health = {h.source: h for h in source_health(db, "2026-11-16 00:00:00", "2026-11-23 00:00:00")}
 
     assert health["pubmed"].status == "silent"
     assert health["europepmc"].status == "ok" and health["europepmc"].describe() == "ok: 1 run(s), 12 fetched, 12 new"

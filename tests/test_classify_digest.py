@@ -57,7 +57,7 @@ def test_digest_leaves_out_noise_labels_uncertain_and_opens_with_highlights(voca
             "We audited all ketamine prescriptions in 2025. Of 210 ketamine courses, 12 were given for depression.",
         ),
     ]
-    store.save_records(db, records, now="2026-11-23T06:00:00Z")  # not classified yet: the digest does it
+    store.save_records(db, records, now="2026-11-23 06:00:00")  # not classified yet: the digest does it
 
     result = run_digest(config, db, now=NOW)
 
@@ -93,14 +93,14 @@ def test_no_highlights_when_nothing_ranks_high_enough(vocabulary_config, db):
     store.save_records(
         db,
         [article("1", "Ketamine for depression: a randomised trial", "We randomly assigned 20 patients.")],
-        now="2026-11-23T06:00:00Z",
+        now="2026-11-23 06:00:00",
     )
     result = run_digest(config, db, now=NOW)
     assert [title for _, title, _ in result.digest.sections] == ["New clinical studies"]
 
 
 def test_digest_warns_when_works_were_classified_with_another_vocabulary(vocabulary_config, db, caplog):
-    store.save_records(db, [article("1", "Ketamine for depression", "Ketamine reduced depression.")], now="2026-11-23T06:00:00Z")
+    store.save_records(db, [article("1", "Ketamine for depression", "Ketamine reduced depression.")], now="2026-11-23 06:00:00")
     classify.classify_unclassified(db, vocabulary_config())
     changed = vocabulary_config('[topic.noise.extra]\nterms = ["mood"]\n')
     with caplog.at_level(logging.WARNING):

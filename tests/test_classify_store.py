@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler import classify, store
+from crawler import classify, clock, store
 from crawler.records import Record
 from tests.classify_corpus import article, build, shipped_vocabulary
 from tests.conftest import rows
@@ -77,7 +77,7 @@ min_interval = 0
     trial = work_id_of(db, pmid("rct_iv_vs_ect"))
     stored = rows(db, "SELECT * FROM work_relevance WHERE work_id = ?", [trial])[0]
     assert stored["score"] == 4 and stored["vocabulary_hash"] == classify.build_vocabulary(config.topic).hash
-    assert stored["classified_at"].endswith("Z") and stored["rank_score"] > 0
+    assert stored["classified_at"] == clock.stamp() and stored["rank_score"] > 0
     reasons = [
         r["value"] for r in rows(db, "SELECT j.value FROM work_relevance, json_each(reasons) j WHERE work_id = ?", [trial])
     ]

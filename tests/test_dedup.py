@@ -389,7 +389,7 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
     )
     notice.add_id("doi", "10.1001/jamapsychiatry.2026.9")
     notice.add_link("correction_for", "doi", "10.1001/jamapsychiatry.2026.1")
-    ingest.save_batch(db, [pubmed, feed, notice], now="2026-11-20T06:00:00Z")
+    ingest.save_batch(db, [pubmed, feed, notice], now="2026-11-20 06:00:00")
     assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 3
     feed_work = rows(db, "SELECT work_id FROM records WHERE source = 'feed:jama'")[0]["work_id"]
     pubmed_work = rows(db, "SELECT work_id FROM records WHERE source = 'pubmed'")[0]["work_id"]
@@ -402,7 +402,7 @@ def test_a_doi_arriving_later_merges_works_and_moves_digest_history_and_links(db
 
     # the publisher deposits the DOI: PubMed's record now carries it
     pubmed.add_id("doi", "https://doi.org/10.1001/JAMAPSYCHIATRY.2026.1")
-    ingest.save_batch(db, [pubmed], now="2026-11-22T06:00:00Z")
+    ingest.save_batch(db, [pubmed], now="2026-11-22 06:00:00")
 
     survivor = min(feed_work, pubmed_work)
     assert rows(db, "SELECT id FROM works WHERE merged_into IS NULL ORDER BY id") == [{"id": survivor}, {"id": 3}]
@@ -686,7 +686,7 @@ def test_the_digest_lists_a_preprint_and_its_article_as_two_linked_items(db, mak
     )
     notice.add_id("doi", "10.1016/j.jad.2026.11.099")
     notice.add_link("correction_for", "doi", "10.1016/j.jad.2026.11.001")
-    ingest.save_batch(db, [preprint, paper, notice], now="2026-11-22T06:00:00Z")
+    ingest.save_batch(db, [preprint, paper, notice], now="2026-11-22 06:00:00")
 
     digest = run_digest(make_config(), db, now=dt.datetime(2026, 11, 24, 7, tzinfo=dt.UTC)).digest
     by_section = {key: [item.title for item in items] for key, _, items in digest.sections}

@@ -51,7 +51,7 @@ def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
             article("100", "Old ketamine trial", "2019-05-01"),
             article("101", "Recent esketamine trial", "2026-11-20", doi="10.1001/jamapsychiatry.2026.1"),
         ],
-        now="2026-11-23T06:00:00Z",
+        now="2026-11-23 06:00:00",
     )
 
     result = run_digest(config, db, now=NOW)
@@ -76,7 +76,7 @@ def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
 
 def test_next_digest_lists_only_what_arrived_since(make_config, db):
     config = make_config()
-    store.save_records(db, [article("101", "First week item", "2026-11-20")], now="2026-11-20T06:00:00Z")
+    store.save_records(db, [article("101", "First week item", "2026-11-20")], now="2026-11-20 06:00:00")
     run_digest(config, db, now=NOW)
     assert not digest_due(db, config, NOW + dt.timedelta(days=6))
     assert digest_due(db, config, NOW + dt.timedelta(days=7))
@@ -87,19 +87,19 @@ def test_next_digest_lists_only_what_arrived_since(make_config, db):
             article("101", "First week item", "2026-11-20"),  # seen again: not repeated
             article("102", "Second week item", "2026-11-27"),
         ],
-        now="2026-11-28T06:00:00Z",
+        now="2026-11-28 06:00:00",
     )
     second = run_digest(config, db, now=NOW + dt.timedelta(days=7))
 
     assert [item.title for item in second.digest.items] == ["Second week item"]
-    assert second.digest.period_start == "2026-11-23T07:00:00Z"
+    assert second.digest.period_start == "2026-11-23 07:00:00"
 
 
 def test_hostile_titles_are_escaped_and_only_http_links_kept(make_config, db):
     config = make_config()
     hostile = article("103", '<script>alert(1)</script><img src=x onerror="alert(2)"> Ketamine', "2026-11-22")
     hostile.url = "javascript:alert(3)"
-    store.save_records(db, [hostile], now="2026-11-23T06:00:00Z")
+    store.save_records(db, [hostile], now="2026-11-23 06:00:00")
 
     result = run_digest(config, db, now=NOW)
 
@@ -120,7 +120,7 @@ def test_empty_digest_sends_nothing_new_or_skips(make_config, db):
 
 
 def test_dry_run_writes_and_records_nothing(make_config, db, tmp_path):
-    store.save_records(db, [article("101", "Item", "2026-11-22")], now="2026-11-23T06:00:00Z")
+    store.save_records(db, [article("101", "Item", "2026-11-22")], now="2026-11-23 06:00:00")
     result = run_digest(make_config(), db, dry_run=True, now=NOW)
     assert len(result.digest.items) == 1
     assert rows(db, "SELECT COUNT(*) AS n FROM digests") == [{"n": 0}]
@@ -195,7 +195,7 @@ security = "none"
 sender = "litmon <litmon@example.org>"
 recipients = ["a@example.org", "b@example.org"]
 """)
-    store.save_records(db, [article("101", "Ketamine & <b>bold</b> claims", "2026-11-22")], now="2026-11-23T06:00:00Z")
+    store.save_records(db, [article("101", "Ketamine & <b>bold</b> claims", "2026-11-22")], now="2026-11-23 06:00:00")
 
     result = run_digest(config, db, now=NOW)
 
@@ -250,7 +250,7 @@ password_env = "LITMON_SMTP_PASSWORD"
 ca_file = "{tls["ca_file"]}"
 """,
     )
-    store.save_records(db, [article("101", "Esketamine trial", "2026-11-22")], now="2026-11-23T06:00:00Z")
+    store.save_records(db, [article("101", "Esketamine trial", "2026-11-22")], now="2026-11-23 06:00:00")
 
     result = run_digest(config, db, now=NOW)
 

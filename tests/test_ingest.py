@@ -33,7 +33,7 @@ def article(source: str, source_id: str, authors: list[str], **identifiers: str)
 def test_a_batch_is_saved_deduplicated_and_classified(db, make_config):
     pubmed = article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")
     feed = article("feed:jad", "S0165-1", ["Hugo Ito"])  # no identifier: joins on title, author and year
-    counts = ingest.save_batch(db, [pubmed, feed], "2026-11-20T06:00:00Z", config=make_config())
+    counts = ingest.save_batch(db, [pubmed, feed], "2026-11-20 06:00:00", config=make_config())
     assert counts == {"new": 2, "updated": 0, "unchanged": 0}
     assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 1
     assert [r["reason"].split(" score")[0] for r in rows(db, "SELECT reason FROM work_merges")] == ["title+author+year"]
@@ -41,7 +41,7 @@ def test_a_batch_is_saved_deduplicated_and_classified(db, make_config):
     assert rows(
         db, "SELECT w.id, r.label FROM works w JOIN work_relevance r ON r.work_id = w.id WHERE w.merged_into IS NULL"
     ) == [{"id": 1, "label": "relevant"}]
-    again = ingest.save_batch(db, [pubmed, feed], "2026-11-21T06:00:00Z", config=make_config())
+    again = ingest.save_batch(db, [pubmed, feed], "2026-11-21 06:00:00", config=make_config())
     assert again == {"new": 0, "updated": 0, "unchanged": 2}
 
 
@@ -58,14 +58,14 @@ def test_the_store_alone_saves_without_fuzzy_identity(db):
 
 
 def test_a_failure_in_dedup_rolls_the_whole_batch_back(db, monkeypatch):
-    ingest.save_batch(db, [article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")], "2026-11-20T06:00:00Z")
+    ingest.save_batch(db, [article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")], "2026-11-20 06:00:00")
 
     def broken(*args, **kwargs):
         raise RuntimeError("resolver bug")
 
     monkeypatch.setattr(dedup, "resolve_records", broken)
     with pytest.raises(RuntimeError, match="resolver bug"):
-        ingest.save_batch(db, [article("crossref", "10.1/x", ["Hugo Ito"], doi="10.1/x")], "2026-11-21T06:00:00Z")
+        ingest.save_batch(db, [article("crossref", "10.1/x", ["Hugo Ito"], doi="10.1/x")], "2026-11-21 06:00:00")
     assert [r["source"] for r in rows(db, "SELECT source FROM records")] == ["pubmed"]
     assert len(rows(db, "SELECT id FROM works")) == 1
 
@@ -90,7 +90,13 @@ def test_opening_an_older_file_runs_the_migrations_and_their_backfill_together(t
     store.migrations.apply(old, stop_before="m002_dedup")
     old.close()
     db = store.connect(path)
-    assert ingest.upgrade(db) == ["m002_dedup", "m003_classify", "m004_digest_recipients"]
+    assert ingest.upgrade(db) == [
+        "m002_dedup",
+        "m003_classify",
+        "m004_digest_recipients",
+        "m005_structured_authors",
+        "m006_sqlite_timestamps",
+    ]
     assert ingest.upgrade(db) == []
     db.close()
 

@@ -20,7 +20,7 @@ def test_backup_is_a_consistent_online_copy_while_a_writer_holds_a_transaction(t
     writer = sqlite3.connect(tmp_path / "litmon.db")
     writer.execute("BEGIN IMMEDIATE")
     writer.execute(
-        "INSERT INTO crawl_runs (started_at, status, trigger) VALUES ('2030-01-01T00:00:00Z', 'running', 'uncommitted')"
+        "INSERT INTO crawl_runs (started_at, status, trigger) VALUES ('2030-01-01 00:00:00', 'running', 'uncommitted')"
     )
     backups = tmp_path / "backups"
     backups.mkdir()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from crawler import store
+import sqlite_utils
+
+from crawler import clock, store
 from crawler.records import Record
 from tests.conftest import rows
 
@@ -31,6 +33,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m003_classify",
         "m004_digest_recipients",
         "m005_structured_authors",
+        "m006_sqlite_timestamps",
     ]
     assert {
         "works",
@@ -82,8 +85,8 @@ def test_transitive_identity_merges_works_and_repoints_history(db):
     first_ids = [w["id"] for w in live_works(db)]
     digest_id = store.save_digest(
         db,
-        period_start="2026-01-01T00:00:00Z",
-        period_end="2026-01-08T00:00:00Z",
+        period_start="2026-01-01 00:00:00",
+        period_end="2026-01-08 00:00:00",
         subject="s",
         text_body="t",
         html_body="h",
@@ -149,3 +152,45 @@ def test_a_failing_batch_rolls_back_entirely(db):
         raise AssertionError("a record without title must be rejected")
     assert rows(db, "SELECT COUNT(*) AS n FROM records") == [{"n": 0}]
     assert rows(db, "SELECT COUNT(*) AS n FROM works") == [{"n": 0}]
+
+
+def test_timestamps_are_stored_as_sqlite_datetime_compares_them(db):
+    store.save_records(db, [make_record("pubmed", "1", pmid="1")])
+    (seen,) = db.execute("SELECT first_seen_at FROM records").fetchone()
+    assert seen == "2026-11-23 09:00:00" == clock.stamp()
+    assert clock.parse_stamp(seen) == clock.now() == clock.parse_stamp("2026-11-23T09:00:00Z")
+    # SQLite's own functions produce the same form, so comparisons with them are right
+    since = db.execute("SELECT COUNT(*) FROM records WHERE first_seen_at >= datetime(?, '-7 days')", [seen]).fetchone()[0]
+    later = db.execute("SELECT COUNT(*) FROM records WHERE first_seen_at > datetime(?, '+1 second')", [seen]).fetchone()[0]
+    assert (since, later) == (1, 0)
+
+
+def test_migration_rewrites_iso_timestamps_of_an_older_file(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    store.migrations.apply(old, stop_before="m006_sqlite_timestamps")
+    old.execute(
+        "INSERT INTO crawl_runs (started_at, finished_at, status, trigger) VALUES (?, ?, 'ok', 'run')",
+        ["2026-11-28T22:13:25Z", None],
+    )
+    old.execute(
+        "INSERT INTO digests (created_at, period_start, period_end, subject, item_count, text_body, html_body)"
+        " VALUES ('2026-11-28T22:13:25Z', '2026-11-21T22:13:25Z', '2026-11-28T22:13:25Z', 's', 0, 't', 'h')"
+    )
+    old.execute(
+        "INSERT INTO source_states (source, watermark, updated_at) VALUES ('pubmed', '2026-11-28', '2026-11-28T23:59:59+01:00')"
+    )
+    old.conn.commit()
+    old.close()
+    db = store.open_db(path)
+    assert rows(db, "SELECT started_at, finished_at FROM crawl_runs") == [
+        {"started_at": "2026-11-28 22:13:25", "finished_at": None}
+    ]
+    assert rows(db, "SELECT created_at, period_start, period_end FROM digests") == [
+        {"created_at": "2026-11-28 22:13:25", "period_start": "2026-11-21 22:13:25", "period_end": "2026-11-28 22:13:25"}
+    ]
+    # an offset is converted to UTC; a date (not a timestamp column) is left alone
+    assert rows(db, "SELECT watermark, updated_at FROM source_states") == [
+        {"watermark": "2026-11-28", "updated_at": "2026-11-28 22:59:59"}
+    ]
+    assert ("records", "first_seen_at") in store.timestamp_columns(db)
