@@ -32,7 +32,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -680,11 +680,13 @@ def write_outbox(config, db, digest_id: int, address: str, subject: str, text: s
     stem = f"litmon-digest-{digest_id:05d}{who}"
     message = build_message(config, subject, text, html, address)
     eml, html_path = outbox / f"{stem}.eml", outbox / f"{stem}.html"
-    _write_atomic(eml, bytes(message))
-    _write_atomic(html_path, html.encode("utf-8"))
-    store.save_delivery(
-        db, digest_id, address, transport="outbox", status="written", message_id=message["Message-ID"], path=str(eml)
+    # recorded first: a run killed before the file is in place settles it by whether the file exists
+    delivery_id = store.start_delivery(
+        db, digest_id, address, transport="outbox", message_id=message["Message-ID"], path=str(eml)
     )
+    _write_atomic(html_path, html.encode("utf-8"))
+    _write_atomic(eml, bytes(message))
+    store.update_delivery(db, delivery_id, status="written")
     log.info("digest %d for %s written to %s", digest_id, address, eml)
     return {"recipient": address, "status": "written", "path": str(eml), "html_path": str(html_path)}
 
@@ -699,17 +701,35 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: str, html: str) -> dict:
-    """Send to one recipient; transient failures (4xx replies, dropped connections) are retried
-    with exponential backoff; the delivery is recorded as sent only after the server accepted it."""
+    """Send to one recipient, at most once: transient failures (4xx replies, dropped connections before
+    the server accepted the message) are retried with exponential backoff.
+
+    A ``250`` after DATA is success, whatever QUIT answers afterwards: the delivery is recorded as sent
+    (with its Message-ID) at once, before anything else can fail. Just before DATA the delivery is
+    recorded as ``sending``; if the process dies before the server's answer is recorded, the next run
+    marks it ``unknown`` and does not send it again (see :func:`crawler.store.recover_pending_deliveries`).
+    """
     settings = config.email
     message = build_message(config, subject, text, html, recipient)
+    message_id = message["Message-ID"]
     error = None
+    delivery_id: int | None = None
+
+    def before_data() -> None:
+        nonlocal delivery_id
+        if delivery_id is None:
+            delivery_id = store.start_delivery(db, digest_id, recipient, transport="smtp", message_id=message_id)
+        else:
+            store.update_delivery(db, delivery_id, status="sending")
+
+    def accepted() -> None:
+        store.update_delivery(db, delivery_id, status="sent")
+
     for attempt in range(settings.attempts):
         try:
-            _smtp_send(settings, message, recipient)
-            store.save_delivery(db, digest_id, recipient, transport="smtp", status="sent", message_id=message["Message-ID"])
-            log.info("digest %d sent to %s", digest_id, recipient)
-            return {"recipient": recipient, "status": "sent"}
+            _smtp_send(settings, message, recipient, before_data=before_data, accepted=accepted)
+            log.info("digest %d sent to %s (%s)", digest_id, recipient, message_id)
+            return {"recipient": recipient, "status": "sent", "message_id": message_id}
         except smtplib.SMTPResponseException as exc:
             detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             error = f"SMTP {exc.smtp_code}: {detail}"
@@ -723,6 +743,8 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
             break
         except (smtplib.SMTPException, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
+        if delivery_id is not None:  # the server answered DATA with an error, or none: it did not accept it
+            store.update_delivery(db, delivery_id, status="retrying", error=error)
         if attempt < settings.attempts - 1:
             delay = settings.retry_backoff_seconds * (2**attempt)
             log.info(
@@ -735,7 +757,10 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
                 delay,
             )
             time.sleep(delay)
-    store.save_delivery(db, digest_id, recipient, transport="smtp", status="failed", error=error)
+    if delivery_id is None:
+        store.save_delivery(db, digest_id, recipient, transport="smtp", status="failed", error=error)
+    else:
+        store.update_delivery(db, delivery_id, status="failed", error=error)
     log.error(
         "digest %d to %s failed: %s — check: [email] smtp_host, smtp_port, security, username and $%s; the next run retries it",
         digest_id,
@@ -750,7 +775,10 @@ def _tls_context(settings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(Path(settings.ca_file).expanduser()) if settings.ca_file else None)
 
 
-def _smtp_send(settings, message: EmailMessage, recipient: str) -> None:
+def _smtp_send(settings, message: EmailMessage, recipient: str, *, before_data=None, accepted=None) -> None:
+    """One SMTP session: MAIL, RCPT, then DATA; ``before_data()`` runs just before DATA and ``accepted()``
+    right after the server's 250. QUIT is a courtesy: whatever it answers (421, a dropped connection),
+    an accepted message stays accepted."""
     password = os.environ.get(settings.password_env, "") if settings.password_env else ""
     if settings.username and not password:
         raise DeliveryError(f"[email] username is set but ${settings.password_env} is empty")
@@ -760,11 +788,32 @@ def _smtp_send(settings, message: EmailMessage, recipient: str) -> None:
         )
     else:
         client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
-    with client:
+    try:
         client.ehlo()
         if settings.security == "starttls":
             client.starttls(context=_tls_context(settings))
             client.ehlo()
         if settings.username:
             client.login(settings.username, password)
-        client.send_message(message, to_addrs=[recipient])
+        sender = parseaddr(str(message["From"]))[1]
+        payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if not (sender + recipient).isascii() and client.has_extn("smtputf8") else []
+        code, reply = client.mail(sender, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        code, reply = client.rcpt(recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        if before_data:
+            before_data()
+        code, reply = client.data(payload)
+        if code != 250:  # smtplib raises SMTPDataError itself; kept for clarity
+            raise smtplib.SMTPDataError(code, reply)
+        if accepted:
+            accepted()
+    finally:
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError) as exc:
+            log.debug("SMTP QUIT after the message: %s (ignored)", exc)
+        client.close()

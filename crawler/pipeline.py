@@ -181,6 +181,14 @@ def recover_interrupted_runs(db) -> int:
             error="the process was killed before it finished; the next run re-reads this window",
             queries=[],
         )
+    for delivery in store.recover_pending_deliveries(db):
+        log.warning(
+            "digest %d to %s was being delivered (%s) when a process was killed: recorded as %s",
+            delivery["digest_id"],
+            delivery["recipient"],
+            delivery["transport"],
+            delivery["status"],
+        )
     runs = [r["id"] for r in db.query("SELECT id FROM crawl_runs WHERE status = 'running'")]
     for run_id in runs:
         store.finish_crawl_run(db, run_id, "interrupted")

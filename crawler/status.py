@@ -95,6 +95,9 @@ def collect_status(
                ORDER BY d.recipient"""
         )
     ]
+    for r in recipients:
+        if r["last_status"] == "unknown":
+            alerts.append(f"digest #{r['last_digest_id']} to {r['recipient']}: delivery unknown — {r['error']}")
     last_crawl = next(
         iter(db.query("SELECT id, started_at, finished_at, status, trigger FROM crawl_runs ORDER BY id DESC LIMIT 1")), None
     )

@@ -719,6 +719,55 @@ def save_delivery(
         ).lastrowid
 
 
+#: Delivery statuses that count as having reached the recipient. ``unknown``: the process died between
+#: handing the message over and recording the answer; it is never sent again automatically (at most
+#: once), and `litmon status` asks the operator to check the mailbox for its Message-ID.
+REACHED_STATUSES = ("sent", "written", "unknown")
+
+
+def start_delivery(db, digest_id: int, recipient: str, *, transport: str, message_id: str | None, path: str | None = None) -> int:
+    """Record, before handing a digest over (SMTP DATA, writing the outbox file), that it is being sent."""
+    return save_delivery(db, digest_id, recipient, transport=transport, status="sending", message_id=message_id, path=path)
+
+
+def update_delivery(db, delivery_id: int, *, status: str, error: str | None = None) -> None:
+    """The outcome of a delivery recorded by :func:`start_delivery` (committed at once)."""
+    now = utcnow()
+    with db.atomic():
+        db.execute(
+            "UPDATE digest_deliveries SET status = ?, attempted_at = ?, delivered_at = ?, error = ? WHERE id = ?",
+            # an unknown delivery is dated like a sent one: its items count as reached (never resent)
+            [status, now, now if status in REACHED_STATUSES else None, error, delivery_id],
+        )
+
+
+def recover_pending_deliveries(db) -> list[dict[str, Any]]:
+    """Settle deliveries left ``sending``/``retrying`` by a killed process (call under the run lock).
+
+    An outbox file that exists was written (the file is renamed into place whole); an SMTP message
+    may or may not have been accepted: it becomes ``unknown`` and is not sent again. ``retrying`` means
+    the server had refused it: ``failed``, sent again by the next digest run.
+    """
+    settled = []
+    for row in db.query(
+        "SELECT id, digest_id, recipient, transport, status, message_id, path FROM digest_deliveries WHERE status IN ('sending', 'retrying')"
+    ):
+        if row["status"] == "retrying":
+            status, error = "failed", "the process was killed while retrying this delivery; the next digest run sends it"
+        elif row["transport"] == "outbox":
+            written = bool(row["path"]) and Path(row["path"]).exists()
+            status, error = ("written", None) if written else ("failed", "the process was killed before the file was written")
+        else:
+            status = "unknown"
+            error = (
+                f"the process was killed while the mail server was receiving it: check the mailbox for Message-ID "
+                f"{row['message_id']}; it is not sent again (`litmon digest --resend {row['digest_id']}` sends it)"
+            )
+        update_delivery(db, row["id"], status=status, error=error)
+        settled.append({**row, "status": status})
+    return settled
+
+
 # =========================================================================== classification (issue #5)
 # Relevance, tags and rank of each work (computed by crawler.classify). Kept in this separate
 # section, with its own migration, so that other schema changes merge cleanly.
@@ -863,7 +912,7 @@ def load_last_delivered_digest(db, recipient: str) -> dict | None:
     rows = list(
         db.query(
             """SELECT d.* FROM digests d JOIN digest_deliveries x ON x.digest_id = d.id
-           WHERE d.recipient = ? AND x.recipient = ? AND x.status IN ('sent', 'written')
+           WHERE d.recipient = ? AND x.recipient = ? AND x.status IN ('sent', 'written', 'unknown')
            ORDER BY d.period_end DESC, d.id DESC LIMIT 1""",
             [recipient, recipient],
         )
@@ -888,7 +937,7 @@ def load_delivered_work_ids(db, recipient: str, work_ids: list[int]) -> dict[int
         for row in db.query(
             f"""SELECT i.work_id, MIN(x.delivered_at) AS at FROM digest_items i
                     JOIN digests d ON d.id = i.digest_id JOIN digest_deliveries x ON x.digest_id = d.id
-                    WHERE d.recipient = ? AND x.status IN ('sent', 'written') AND i.work_id IN ({", ".join("?" * len(chunk))})
+                    WHERE d.recipient = ? AND x.status IN ('sent', 'written', 'unknown') AND i.work_id IN ({", ".join("?" * len(chunk))})
                     GROUP BY i.work_id""",
             [recipient, *chunk],
         ):
