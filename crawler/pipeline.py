@@ -23,6 +23,8 @@ log = logging.getLogger("crawler.pipeline")
 class SourceReport:
     name: str
     status: str  # ok | failed | disabled | interrupted
+    #: fetched = items downloaded; for sources that filter locally (feeds, pages, bioRxiv, Crossref) also
+    #: kept = records that passed the topic filter. new + updated + unchanged = kept (else fetched).
     counts: dict[str, int] = field(default_factory=lambda: {"fetched": 0, "new": 0, "updated": 0, "unchanged": 0})
     requests: int = 0
     error: str | None = None  # the full diagnosis: reason, URL and what to check (log, database, operators)
@@ -45,15 +47,16 @@ class SourceReport:
         if self.status == "disabled":
             return f"[{self.name}] disabled: {self.error}"
         c = self.counts
+        kept = f", {c['kept']} kept" if "kept" in c else ""
         if self.status == "failed" and self.reason:
             # one short line: the URL is in the -v log, the JSON fields, the database and operators' digests
             line = f"[{self.name}] failed: {self.reason}"
             if self.hint:
                 line += f" — check: {self.hint}"
-            done = f"{c['fetched']} fetched, {c['new']} new, " if c["fetched"] else ""
+            done = f"{c['fetched']} fetched{kept}, {c['new']} new, " if c["fetched"] else ""
             return line + f" ({done}{self.requests} request(s), {self.seconds:.1f}s)"
         line = (
-            f"[{self.name}] {self.status}: {c['fetched']} fetched, {c['new']} new, {c['updated']} updated, "
+            f"[{self.name}] {self.status}: {c['fetched']} fetched{kept}, {c['new']} new, {c['updated']} updated, "
             f"{c['unchanged']} unchanged, {self.requests} requests, window {self.window[0]}..{self.window[1]}, "
             f"{self.seconds:.1f}s"
         )
@@ -70,6 +73,7 @@ class SourceReport:
             "source": self.name,
             "status": self.status,
             **self.counts,
+            "kept": self.counts.get("kept", self.counts["fetched"]),
             "requests": self.requests,
             "window_from": self.window[0],
             "window_to": self.window[1],
@@ -259,9 +263,11 @@ def crawl_source(
     source_run_id = None if dry_run else store.start_source_run(db, run_id, instance.name, *report.window)
     requests_before = http.request_count
     http.begin_source()
+    kept = 0
     try:
         for batch in module.fetch_records(ctx):
-            report.counts["fetched"] += len(batch)
+            kept += len(batch)
+            report.counts["fetched"] = kept if ctx.downloaded is None else ctx.downloaded
             if dry_run:
                 known = store.known_source_ids(db, batch[0].source, [r.source_id for r in batch]) if batch else set()
                 report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
@@ -294,6 +300,9 @@ def crawl_source(
     if report.status == "failed":
         report.failures_in_a_row = saved["consecutive_failures"] + 1
         report.never_succeeded = saved["watermark"] is None
+    if ctx.downloaded is not None:  # pages read that yielded nothing still count as fetched
+        report.counts["fetched"] = ctx.downloaded
+        report.counts["kept"] = kept
     report.requests = http.request_count - requests_before
     report.warnings = ctx.warnings
     report.seconds = time.monotonic() - started

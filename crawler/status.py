@@ -58,7 +58,7 @@ def collect_status(
             "records": counts.get(instance.name, 0),
             "last_run": {
                 k: run.get(k)
-                for k in ("status", "started_at", "finished_at", "fetched", "new", "updated", "unchanged", "requests")
+                for k in ("status", "started_at", "finished_at", "fetched", "kept", "new", "updated", "unchanged", "requests")
             }
             if run
             else None,
@@ -170,12 +170,15 @@ def render_status(info: dict) -> str:
     )
     lines.append("")
     lines.append(
-        f"{'source':34} {'on':3} {'records':>8}  {'last success':20}  {'lag':>7}  {'last failure':20}  {'fails':>5}  last error"
+        f"{'source':34} {'on':3} {'records':>8}  {'fetched/kept':>13}  {'last success':20}  {'lag':>7}  {'last failure':20}  "
+        f"{'fails':>5}  last error"
     )
     for s in info["sources"]:
         error = (s["last_error"] or "")[:80] if s["consecutive_failures"] else ""
+        run = s["last_run"]
+        last = f"{run['fetched']}/{run['kept']}" if run and run.get("kept") is not None else "-"
         lines.append(
-            f"{s['source'][:34]:34} {'yes' if s['enabled'] else 'no':3} {s['records']:>8}  "
+            f"{s['source'][:34]:34} {'yes' if s['enabled'] else 'no':3} {s['records']:>8}  {last:>13}  "
             f"{s['last_success_at'] or '-':20}  {_duration(s['lag_seconds']):>7}  {s['last_failure_at'] or '-':20}  "
             f"{s['consecutive_failures']:>5}  {error}"
         )

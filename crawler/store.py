@@ -604,13 +604,14 @@ def finish_source_run(
     now = utcnow()
     with db.atomic():
         db.execute(
-            """UPDATE source_runs SET finished_at = ?, status = ?, requests = ?, fetched = ?, new = ?, updated = ?,
-               unchanged = ?, warnings = ?, error = ? WHERE id = ?""",
+            """UPDATE source_runs SET finished_at = ?, status = ?, requests = ?, fetched = ?, kept = ?, new = ?,
+               updated = ?, unchanged = ?, warnings = ?, error = ? WHERE id = ?""",
             [
                 now,
                 status,
                 requests,
                 counts.get("fetched", 0),
+                counts.get("kept", counts.get("fetched", 0)),
                 counts.get("new", 0),
                 counts.get("updated", 0),
                 counts.get("unchanged", 0),
@@ -1198,3 +1199,18 @@ def m006_sqlite_timestamps(db: sqlite_utils.Database) -> None:
             f"UPDATE [{table}] SET [{column}] = datetime([{column}]) WHERE [{column}] GLOB ? AND datetime([{column}]) IS NOT NULL",
             [iso],
         )
+
+
+# --------------------------------------------------------------------------- fetched vs kept (m007)
+
+
+@migrations()
+def m007_source_runs_kept(db: sqlite_utils.Database) -> None:
+    """``fetched`` counts the items a source downloaded and ``kept`` those that passed its local topic
+    filter (feeds, pages, bioRxiv, Crossref); before, ``fetched`` held the kept count."""
+    db.executescript(
+        """
+        ALTER TABLE source_runs ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
+        UPDATE source_runs SET kept = fetched;
+        """
+    )

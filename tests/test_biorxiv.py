@@ -116,7 +116,8 @@ def test_first_run_reads_every_page_filters_locally_and_caps_the_backfill(httpse
     assert queries["details/biorxiv"]["hits"] == 0 and queries["pubs/biorxiv"]["hits"] == 0
 
     run = last_run(db)  # (source_runs.window_from is the pipeline's window; the capped one is in source_queries)
-    assert (run["status"], run["fetched"], run["new"]) == ("ok", 6, 6)
+    # fetched = every posting downloaded (5 details + 3 pubs), kept = the 6 that passed the topic filter
+    assert (run["status"], run["fetched"], run["kept"], run["new"]) == ("ok", 8, 6, 6)
     assert state(db)["watermark"] == until
 
 
@@ -167,7 +168,14 @@ def test_incremental_run_starts_at_watermark_minus_overlap_and_does_not_duplicat
     ]
     assert rows(db, "SELECT id, source_id FROM records ORDER BY id") == before
     run = last_run(db)
-    assert (run["window_from"], run["fetched"], run["new"], run["updated"], run["unchanged"]) == (since2, 2, 0, 1, 1)
+    assert (run["window_from"], run["fetched"], run["kept"], run["new"], run["updated"], run["unchanged"]) == (
+        since2,
+        3,
+        2,
+        0,
+        1,
+        1,
+    )
     link = rows(
         db,
         """SELECT l.value FROM record_links l JOIN records r ON r.id = l.record_id

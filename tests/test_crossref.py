@@ -126,7 +126,8 @@ def test_first_run_pages_with_cursor_and_keeps_matching_works(httpserver, make_c
     state = rows(db, "SELECT * FROM source_states WHERE source = 'crossref'")[0]
     assert state["watermark"] == today.isoformat()
     run = source_run(db)
-    assert (run["status"], run["fetched"], run["new"], run["requests"]) == ("ok", 4, 4, 3)
+    # fetched = items downloaded on the 3 pages, kept = the 4 that mention the topic
+    assert (run["status"], run["fetched"], run["kept"], run["new"], run["requests"]) == ("ok", 9, 4, 4, 3)
 
 
 def test_incremental_run_adds_update_pass_and_does_not_duplicate(httpserver, make_config, run_crawl, db, today):
@@ -187,7 +188,8 @@ def test_max_pages_caps_paging_with_a_warning(httpserver, make_config, run_crawl
     report = run_crawl(crossref_config(make_config, httpserver, max_pages=2), only=["crossref"]).sources[0]
     assert report.status == "ok"
     assert [r["cursor"] for r in requests_made(httpserver)] == ["*", CURSOR2]
-    assert report.counts["fetched"] == 2  # the same page twice: records yielded once
+    assert report.counts["kept"] == 2  # the same page twice: records yielded once
+    assert report.counts["fetched"] == 6  # ... but downloaded twice
     assert any("max_pages=2" in w for w in json.loads(source_run(db)["warnings"]))
     assert json.loads(rows(db, "SELECT params FROM source_queries")[0]["params"])["stopped"] == "max_pages"
 

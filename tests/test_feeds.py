@@ -128,7 +128,7 @@ def test_changed_feed_adds_new_entries_without_duplicating_known_ones(make_confi
     serve(httpserver, "/jama.xml", "jama_psychiatry_rss2_next.xml", headers={"Last-Modified": LAST_MODIFIED})
     report = run_crawl(config, only=["feed:jama"])
 
-    assert report.sources[0].counts == {"fetched": 3, "new": 1, "updated": 0, "unchanged": 2}
+    assert report.sources[0].counts == {"fetched": 4, "kept": 3, "new": 1, "updated": 0, "unchanged": 2}
     assert httpserver.log[-1][0].headers["If-None-Match"] == '"v1"'
     assert [r["source_id"] for r in rows(db, "SELECT source_id FROM records ORDER BY id")] == [
         "jamapsychiatry.2024.0123",
@@ -257,7 +257,7 @@ def test_undated_entries_keep_their_first_seen_date(make_config, httpserver, run
     report = run_crawl(config, only=["feed:jad"])
 
     # a week later the same entries are unchanged (not "updated" with a new entered_on)
-    assert report.sources[0].counts == {"fetched": 2, "new": 0, "updated": 0, "unchanged": 2}
+    assert report.sources[0].counts == {"fetched": 3, "kept": 2, "new": 0, "updated": 0, "unchanged": 2}
     assert {r["entered_on"] for r in rows(db, "SELECT entered_on FROM records")} == {week_ago.isoformat()}
     assert set(state(db, "feed:jad")["state"]["first_seen"].values()) == {week_ago.isoformat()}
 

@@ -115,7 +115,7 @@ def test_changed_page_adds_the_new_row_only(make_config, httpserver, run_crawl, 
     serve(httpserver, "/dsc", "fda_dsc_listing_next.html")
     report = run_crawl(config, only=["page:fda-dsc"])
 
-    assert report.sources[0].counts == {"fetched": 4, "new": 1, "updated": 0, "unchanged": 3}
+    assert report.sources[0].counts == {"fetched": 5, "kept": 4, "new": 1, "updated": 0, "unchanged": 3}
     assert rows(db, "SELECT count(*) AS n FROM records")[0]["n"] == 4
     new = rows(db, "SELECT * FROM records ORDER BY id")[-1]
     assert new["title"].startswith("FDA reminds prescribers of sedation and dissociation monitoring")

@@ -8,7 +8,9 @@ A source module (``crawler/sources/<service>.py``) provides:
     so a failure midway never leaves half a batch; the watermark advances only when the generator
     finishes without an exception. Raise :class:`crawler.errors.SourceError` for anything fatal.
     Call ``ctx.log_query(...)`` once per query sent (the search log), and ``ctx.warn(...)`` for
-    problems that do not stop the source (one bad entry).
+    problems that do not stop the source (one bad entry). A source that filters what it downloads
+    calls ``ctx.count_downloaded(n)`` per page, so the run reports ``fetched`` (downloaded) and
+    ``kept`` (yielded) apart.
 
 ``parse_*(body: bytes) -> list[Record]`` (one or more)
     Pure parsers used by ``fetch_records``, by the tests and by ``scripts/parse_corpus.py``.
@@ -56,6 +58,8 @@ class CrawlContext:
     queries: list[QueryLog] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     progress: Any = None
+    #: Items downloaded, for sources that filter locally (None: every yielded record was downloaded).
+    downloaded: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -70,6 +74,11 @@ class CrawlContext:
         entry = QueryLog(query, _iso(window_from), _iso(window_to), hits, params)
         self.queries.append(entry)
         return entry
+
+    def count_downloaded(self, n: int) -> None:
+        """Sources that filter locally report each page's item count here: the run's ``fetched``
+        (downloaded) then differs from ``kept`` (records yielded after the filter)."""
+        self.downloaded = (self.downloaded or 0) + n
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

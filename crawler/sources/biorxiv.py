@@ -115,6 +115,7 @@ def fetch_details(
     )
     for page in fetch_chain(ctx, url_base, "/json", params, max_pages, entry):
         records = build_records(ctx, page, build_details_record, server)
+        ctx.count_downloaded(len(page))
         kept = [r for r in records if ctx.matches_topic(r.title, r.abstract)]
         kept_dois.update(r.first_id("doi") for r in kept)
         entry.params["read"] += len(page)
@@ -134,6 +135,7 @@ def fetch_pubs(
     )
     for page in fetch_chain(ctx, url_base, "", None, max_pages, entry):
         records = build_records(ctx, page, build_pubs_record, server)
+        ctx.count_downloaded(len(page))
         kept = [
             r
             for r in records

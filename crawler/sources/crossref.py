@@ -285,6 +285,7 @@ def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]
         except SourceError:
             entry.params.update(stats, stopped="error")
             raise
+        ctx.count_downloaded(len(items))
         matching = select_matching(ctx, items)
         stats["pages"] += 1
         stats["read"] += len(items)

@@ -177,6 +177,7 @@ def remember_first_seen(ctx: CrawlContext, records: list[Record], undated: set[s
 
 
 def filter_records(ctx: CrawlContext, records: list[Record]) -> list[Record]:
+    ctx.count_downloaded(len(records))
     if ctx.settings.get("filter", True) is False:
         return records
     return [r for r in records if ctx.matches_topic(r.title, r.abstract)]
