@@ -30,6 +30,7 @@ def crossref_config(make_config, httpserver, **extra):
         "min_interval": "0",
     }
     settings.update({k: str(v) for k, v in extra.items()})
+    settings = {k: v for k, v in settings.items() if v != "None"}  # None: leave the key out
     return make_config("\n[sources.crossref]\n" + "\n".join(f"{k} = {v}" for k, v in settings.items()) + "\n")
 
 
@@ -271,6 +272,84 @@ def test_rate_limit_headers_never_narrow_a_wider_interval(httpserver, make_confi
     serve(httpserver, created={"*": json_response("works_empty.json", headers=headers)})
     assert run_crawl(crossref_config(make_config, httpserver, min_interval=0.05), only=["crossref"]).sources[0].status == "ok"
     assert http_client.min_intervals[urlsplit(httpserver.url_for("/")).netloc] == pytest.approx(0.05)
+
+
+def test_default_spacing_is_the_polite_pool_limit_with_a_contact_address(httpserver, make_config, run_crawl, http_client):
+    # a live answer in 2026: x-rate-limit-limit 3 per 1s; our default spacing already respects it
+    headers = {"X-Rate-Limit-Limit": "3", "X-Rate-Limit-Interval": "1s"}
+    serve(httpserver, created={"*": json_response("works_empty.json", headers=headers)})
+    assert run_crawl(crossref_config(make_config, httpserver, min_interval=None), only=["crossref"]).sources[0].status == "ok"
+    assert http_client.min_intervals[urlsplit(httpserver.url_for("/")).netloc] == pytest.approx(1 / 3)
+    assert requests_made(httpserver)[0]["mailto"] == "tester@example.org"
+
+
+def test_without_a_contact_address_the_public_pool_spacing_and_no_mailto(httpserver, make_config, run_crawl, http_client):
+    serve(httpserver, created={"*": "works_empty.json"})
+    config = crossref_config(make_config, httpserver, min_interval=None)
+    config.contact_email = "litmon-operator@example.org"  # the shipped placeholder: nobody configured one
+    assert run_crawl(config, only=["crossref"]).sources[0].status == "ok"
+    assert http_client.min_intervals[urlsplit(httpserver.url_for("/")).netloc] == pytest.approx(1.0)
+    assert "mailto" not in requests_made(httpserver)[0]
+
+
+def test_advertised_limit_stricter_than_the_pool_widens_the_default(httpserver, make_config, run_crawl, http_client):
+    headers = {"X-Rate-Limit-Limit": "1", "X-Rate-Limit-Interval": "2s"}
+    serve(httpserver, created={"*": json_response("works_empty.json", headers=headers)})
+    assert run_crawl(crossref_config(make_config, httpserver, min_interval=None), only=["crossref"]).sources[0].status == "ok"
+    assert http_client.min_intervals[urlsplit(httpserver.url_for("/")).netloc] == pytest.approx(2.0)
+
+
+SELECT_NOT_AVAILABLE = {
+    "status": "failed",
+    "message-type": "validation-failure",
+    "message": [
+        {
+            "type": "select-not-available",
+            "value": "published",
+            "message": "Select 'published' specified but there is no such select for this route.",
+        }
+    ],
+}
+
+
+def test_rejected_select_field_is_dropped_with_a_warning_and_the_page_retried(httpserver, make_config, run_crawl, db):
+    def handler(request):
+        if "published" in request.args["select"].split(","):
+            return WResponse(json.dumps(SELECT_NOT_AVAILABLE), status=400, content_type="application/json")
+        return json_response({"*": PAGE1, CURSOR2: PAGE2, CURSOR3: PAGE3}[request.args["cursor"]])
+
+    httpserver.expect_request("/works").respond_with_handler(handler)
+    report = run_crawl(crossref_config(make_config, httpserver), only=["crossref"]).sources[0]
+
+    assert report.status == "ok", report.error
+    sent = requests_made(httpserver)
+    # one rejected request, then every page without the field (it is not tried again on later pages)
+    assert [(r["cursor"], "published" in r["select"].split(",")) for r in sent] == [
+        ("*", True),
+        ("*", False),
+        (CURSOR2, False),
+        (CURSOR3, False),
+    ]
+    assert "published-online" in sent[1]["select"].split(",")
+    [warning] = json.loads(source_run(db)["warnings"])
+    assert "'published'" in warning and "select-not-available" in warning
+    assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 4
+
+
+def test_select_rejected_again_after_the_retry_fails_the_source(httpserver, make_config, run_crawl):
+    body = json.dumps(SELECT_NOT_AVAILABLE).replace("published", "abstract")
+    calls = []
+
+    def handler(request):
+        calls.append(request.args["select"])
+        first = json.dumps(SELECT_NOT_AVAILABLE)
+        return WResponse(first if len(calls) == 1 else body, status=400, content_type="application/json")
+
+    httpserver.expect_request("/works").respond_with_handler(handler)
+    report = run_crawl(crossref_config(make_config, httpserver), only=["crossref"]).sources[0]
+    assert report.status == "failed"
+    assert "select-not-available" in report.error and "'abstract'" in report.error
+    assert len(calls) == 2
 
 
 def test_missing_query_is_a_clear_error(httpserver, make_config, run_crawl):

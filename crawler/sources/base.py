@@ -35,6 +35,9 @@ from crawler.http import HttpClient
 
 log = logging.getLogger("crawler.sources")
 
+#: The address in the shipped config/litmon.toml: an operator who left it has configured no contact address.
+PLACEHOLDER_CONTACT_EMAIL = "litmon-operator@example.org"
+
 
 @dataclass
 class QueryLog:
@@ -69,6 +72,12 @@ class CrawlContext:
     @property
     def contact_email(self) -> str:
         return self.config.contact_email
+
+    @property
+    def has_contact_address(self) -> bool:
+        """Whether the operator configured a real contact address (not empty, not the shipped placeholder)."""
+        email = (self.config.contact_email or "").strip().lower()
+        return bool(email) and email != PLACEHOLDER_CONTACT_EMAIL
 
     def log_query(self, query: str, window_from=None, window_to=None, hits: int | None = None, **params) -> QueryLog:
         entry = QueryLog(query, _iso(window_from), _iso(window_to), hits, params)

@@ -32,11 +32,23 @@ Paging and caps
     ``total-results`` and why paging stopped.
 
 Etiquette
-    Requests are spaced by ``min_interval`` (config, 0.2 s). Crossref advertises its current limit in
+    Since December 2025 Crossref allows 3 requests/s (3 concurrent) for list queries in the polite
+    pool — requests that carry a contact address (``mailto=``) — and 1 request/s (1 concurrent) in
+    the public pool; a live answer in 2026 carried ``x-rate-limit-limit: 3``. litmon sends one
+    request at a time, spaced 1/3 s apart with a contact address and 1 s apart without one (an
+    empty ``contact_email`` or the shipped placeholder; then no ``mailto=`` is sent either). An
+    explicit ``min_interval`` replaces that default. Crossref advertises its current limit in
     ``X-Rate-Limit-Limit`` (requests) per ``X-Rate-Limit-Interval`` (e.g. ``1s``); when that allows
     fewer requests than our spacing, the host's interval in the shared client is widened to
     ``interval / limit`` for the rest of the process (never narrowed). 429/5xx are retried by the
     shared client (Retry-After honoured).
+
+Select fields
+    ``select=`` names only fields parsed here. Crossref answers an unknown name with HTTP 400
+    ``{"status": "failed", "message": [{"type": "select-not-available", "value": "<field>", …}]}``
+    for every request; litmon then drops the named field for the rest of the run, logs a warning
+    naming it, and retries the page once. ``published`` is listed in the works route's select
+    fields of Crossref's Swagger documentation (added there in 2021), but not in older lists.
 
 Errors
     Crossref answers errors in several shapes, each turned into a SourceError naming the problem:
@@ -111,6 +123,10 @@ SELECT_FIELDS = (
     "clinical-trial-number",
     "publisher",
 )
+
+#: Request spacing by pool (seconds): polite = 3 requests/s, public = 1 request/s (Crossref, Dec 2025).
+POLITE_INTERVAL = 1 / 3
+PUBLIC_INTERVAL = 1.0
 
 #: HTTP statuses whose body is read here (after the shared client's retries) for a clear message.
 ANSWER_STATUSES = (200, 400, 404, 500, 502, 503, 504)
@@ -199,6 +215,7 @@ _RATE_INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
 def fetch_records(ctx) -> Iterator[list[Record]]:
     """Yield the topic-matching works created, then updated, in the window (see module doc)."""
     settings = build_settings(ctx)
+    apply_pool_spacing(ctx)
     seen: set[str] = set()
     passes = [("created", "created-date")]
     if not ctx.first_run:
@@ -226,7 +243,22 @@ def build_settings(ctx) -> dict[str, Any]:
         "rows": min(read_positive_int(ctx, "page_size", DEFAULT_PAGE_SIZE), MAX_ROWS),
         "max_pages": read_positive_int(ctx, "max_pages", DEFAULT_MAX_PAGES),
         "slice_days": read_positive_int(ctx, "slice_days", DEFAULT_SLICE_DAYS),
+        "select": list(SELECT_FIELDS),  # a field Crossref rejects is dropped for the rest of the run
     }
+
+
+def apply_pool_spacing(ctx) -> None:
+    """Space requests for Crossref's polite pool (3/s) or, without a contact address, its public pool (1/s)."""
+    if ctx.settings.get("min_interval") is not None:
+        return  # the operator's choice (the pipeline has applied it)
+    interval = POLITE_INTERVAL if ctx.has_contact_address else PUBLIC_INTERVAL
+    ctx.http.set_min_interval(ctx.base_url, interval)
+    log.info(
+        "[%s] %s pool: spacing requests by %.2fs",
+        ctx.name,
+        "polite" if ctx.has_contact_address else "public (no contact_email configured)",
+        interval,
+    )
 
 
 def read_positive_int(ctx, key: str, default: int) -> int:
@@ -265,8 +297,8 @@ def build_params(ctx, settings: dict[str, Any], filter_: str, cursor: str) -> di
         "filter": filter_,
         "rows": settings["rows"],
         "cursor": cursor,
-        "select": ",".join(SELECT_FIELDS),
-        "mailto": ctx.contact_email,
+        "select": ",".join(settings["select"]),
+        **({"mailto": ctx.contact_email} if ctx.has_contact_address else {}),
     }
 
 
@@ -309,12 +341,43 @@ def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]
 def fetch_page(ctx, settings, filter_: str, cursor: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One GET of ``works``: the checked message and its items."""
     url = ctx.base_url + "works"
-    response = ctx.http.get(
-        url, source=ctx.name, params=build_params(ctx, settings, filter_, cursor), ok_statuses=ANSWER_STATUSES
-    )
-    apply_rate_limit(ctx, response)
+    for attempt in range(2):
+        response = ctx.http.get(
+            url, source=ctx.name, params=build_params(ctx, settings, filter_, cursor), ok_statuses=ANSWER_STATUSES
+        )
+        apply_rate_limit(ctx, response)
+        rejected = rejected_select_fields(response, settings["select"]) if attempt == 0 else []
+        if not rejected:
+            break
+        for name in rejected:
+            settings["select"].remove(name)
+        ctx.warn(
+            f"Crossref does not accept the select field(s) {', '.join(repr(n) for n in rejected)} "
+            "(400 select-not-available); retrying without them: those fields stay empty this run"
+        )
     message = read_message(response.content, ctx.name, url=response.url, status=response.status)
     return message, read_items(message, ctx.name, url=response.url)
+
+
+def rejected_select_fields(response: Response, selected: list[str]) -> list[str]:
+    """The selected fields a 400 ``select-not-available`` answer names (empty for any other answer)."""
+    if response.status != 400:
+        return []
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return []
+    problems = data.get("message") if isinstance(data, dict) else None
+    names: list[str] = []
+    for problem in problems if isinstance(problems, list) else []:
+        if not isinstance(problem, dict) or problem.get("type") != "select-not-available":
+            continue
+        values = [v.strip() for v in str(problem.get("value") or "").split(",")]
+        quoted = re.findall(r"[Ss]elect '([^']+)'", str(problem.get("message") or ""))
+        for value in values + quoted:
+            if value in selected and value not in names:
+                names.append(value)
+    return names
 
 
 def select_matching(ctx, items: list[dict[str, Any]]) -> list[Record]:
