@@ -96,6 +96,7 @@ def test_opening_an_older_file_runs_the_migrations_and_their_backfill_together(t
         "m004_digest_recipients",
         "m005_structured_authors",
         "m006_sqlite_timestamps",
+        "m007_source_runs_kept",
     ]
     assert ingest.upgrade(db) == []
     db.close()
