@@ -39,6 +39,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from crawler import changes, classify, clock, store
 from crawler import identifiers as ids
+from crawler.abstracts import make_snippet
 from crawler.config import DIGEST_SECTIONS
 from crawler.errors import DeliveryError, LitmonError
 
@@ -89,7 +90,6 @@ NOTICE_RELATIONS = {  # relation stated by a record -> (what it means for the wo
     "expression_of_concern_for": "Expression of concern",
     "expression_of_concern_in": "Expression of concern",
 }
-SNIPPET_CHARS = 300
 
 
 @dataclass
@@ -446,7 +446,8 @@ def _build_item(db, work: dict, kind: str = "new") -> DigestItem:
     best = records[0] if records else {"url": None}
     authors = next((json.loads(r["authors"]) for r in records if json.loads(r["authors"])), [])
     author_text = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
-    abstract = next((r["abstract"] for r in records if r["abstract"]), None)
+    with_abstract = next((r for r in records if r["abstract"]), None)
+    sections = json.loads(with_abstract["data"] or "{}").get("abstract_sections") if with_abstract else None
     links, seen = [], set()
     for row in db.query("SELECT scheme, value FROM identifiers WHERE work_id = ? ORDER BY scheme, value", [work["id"]]):
         key = (row["scheme"], row["value"])
@@ -476,7 +477,7 @@ def _build_item(db, work: dict, kind: str = "new") -> DigestItem:
         authors=author_text,
         journal=journal,
         date=work["published_on"] or work["entered_on"],
-        snippet=make_snippet(abstract),
+        snippet=make_snippet(sections, with_abstract["abstract"] if with_abstract else None),
         links=links,
         sources=sorted({r["source"] for r in records}),
         kind=kind,
@@ -529,21 +530,6 @@ def related_works(db, work_id: int) -> list[tuple[str, str, str | None]]:
         url = next((ids.url_for(s, ids_by_scheme[s]) for s in _URL_SCHEMES if s in ids_by_scheme), None)
         result.append((label, title, url))
     return result[:RELATED_MAX]
-
-
-def make_snippet(abstract: str | None) -> str | None:
-    """One or two sentences: section labels and Markdown emphasis removed, cut at a sentence end."""
-    if not abstract:
-        return None
-    text = " ".join(abstract.replace("**", "").replace("__", "").split())
-    text = re.sub(r"^(?:BACKGROUND|INTRODUCTION|IMPORTANCE|OBJECTIVES?|AIMS?|CONTEXT|PURPOSE)\s*:\s*", "", text, flags=re.I)
-    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text)
-    snippet = sentences[0]
-    if len(sentences) > 1 and len(snippet) + len(sentences[1]) < SNIPPET_CHARS:
-        snippet += " " + sentences[1]
-    if len(snippet) > SNIPPET_CHARS:
-        snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
-    return snippet
 
 
 def safe_url(url: str | None) -> str | None:

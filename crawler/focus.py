@@ -18,77 +18,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from crawler.abstracts import category_of, is_label
 from crawler.terms import Doc
 
-#: Section labels of structured abstracts (PubMed Label/NlmCategory, Europe PMC, JATS titles) -> role.
-SECTION_ROLES = {
-    "background": "background",
-    "introduction": "background",
-    "context": "background",
-    "rationale": "background",
-    "importance": "background",
-    "purpose of review": "background",
-    "objective": "objective",
-    "objectives": "objective",
-    "aim": "objective",
-    "aims": "objective",
-    "purpose": "objective",
-    "goal": "objective",
-    "hypothesis": "objective",
-    "methods": "methods",
-    "method": "methods",
-    "materials and methods": "methods",
-    "design": "methods",
-    "setting": "methods",
-    "participants": "methods",
-    "patients": "methods",
-    "interventions": "methods",
-    "intervention": "methods",
-    "measurements": "methods",
-    "main outcome measures": "methods",
-    "main outcomes and measures": "methods",
-    "design, setting, and participants": "methods",
-    "study design": "methods",
-    "search methods": "methods",
-    "selection criteria": "methods",
-    "data collection and analysis": "methods",
-    "data sources": "methods",
-    "study selection": "methods",
-    "results": "results",
-    "findings": "results",
-    "main results": "results",
-    "recent findings": "results",
-    "case presentation": "results",
-    "case": "results",
-    "methods and analysis": "methods",
-    "methods and results": "results",
-    "data extraction": "methods",
-    "data synthesis": "results",
-    "evidence acquisition": "methods",
-    "evidence synthesis": "results",
-    "exposure": "methods",
-    "exposures": "methods",
-    "outcomes": "methods",
-    "main outcome": "methods",
-    "measures": "methods",
-    "case report": "results",
-    "case description": "results",
-    "case presentation and intervention": "results",
-    "areas covered": "results",
-    "expert opinion": "discussion",
-    "ethics and dissemination": "discussion",
-    "trial registration": "discussion",
-    "conclusions": "discussion",
-    "conclusion": "discussion",
-    "discussion": "discussion",
-    "limitations": "discussion",
-    "summary": "discussion",
-    "interpretation": "discussion",
-    "implications": "discussion",
-    "conclusions and relevance": "discussion",
-    "authors' conclusions": "discussion",
-    "clinical implications": "discussion",
-    "significance": "discussion",
+#: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
+ROLE_OF_CATEGORY = {
+    "BACKGROUND": "background",
+    "OBJECTIVE": "objective",
+    "METHODS": "methods",
+    "RESULTS": "results",
+    "CONCLUSIONS": "discussion",
 }
 FOCUS_ROLES = ("objective", "methods", "results")
 
@@ -133,18 +72,6 @@ class FocusResult:
     structured: bool = False  # the abstract has labelled sections
 
 
-def split_sections(text: str) -> list[tuple[str | None, str]]:
-    """(label, text) paragraphs of a flattened abstract ("Background: …\\n\\nMethods: …")."""
-    sections: list[tuple[str | None, str]] = []
-    for block in [b.strip() for b in re.split(r"\n\s*\n", text) if b.strip()]:
-        match = _LABEL.match(block)
-        if match and match.group(1).strip() in SECTION_ROLES:
-            sections.append((match.group(1).strip(), block[match.end() :]))
-        else:
-            sections.append((None, block))
-    return sections
-
-
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
 
@@ -163,11 +90,13 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
     aim_seen = structured = labelled = False
     for sentence in sentences(text):
         match = _LABEL.match(sentence)
-        if match and match.group(1).strip() in SECTION_ROLES:
-            role = SECTION_ROLES[match.group(1).strip()]
+        if match and is_label(match.group(1)):
+            role = ROLE_OF_CATEGORY.get(category_of(match.group(1)) or "", "other")
             structured = labelled = True
             sentence = sentence[match.end() :]
-        if role:
+        if role == "other":  # trial registration, funding: not about the study's subject
+            out.append(("background", sentence))
+        elif role:
             out.append((role if role != "background" or not _AIM.search(sentence) else "objective", sentence))
         elif _DISCUSSION.search(sentence):
             out.append(("discussion", sentence))

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crawler import identifiers as ids
+from crawler.abstracts import sections_from_text
 
 RECORD_TYPES = ("article", "preprint", "trial_registration", "notice", "news", "other")
 
@@ -284,6 +285,9 @@ class Record:
     abstract: str | None = None
     authors: list[str] = field(default_factory=list)
     structured_authors: list[Author] = field(default_factory=list)
+    #: The abstract's sections, [{"label", "category", "text"}] (crawler.abstracts); filled from
+    #: ``abstract``'s "Label: text" paragraphs when a source sets none.
+    abstract_sections: list[dict[str, Any]] = field(default_factory=list)
     journal: str | None = None
     published_on: str | None = None
     entered_on: str | None = None
@@ -325,7 +329,10 @@ class Record:
         return next((v for s, v in self.identifiers if s == scheme), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not data["abstract_sections"] and self.abstract:
+            data["abstract_sections"] = sections_from_text(self.abstract)
+        return data
 
     def content_hash(self) -> str:
         """A stable hash of everything parsed, used to tell whether a record changed.
@@ -334,5 +341,6 @@ class Record:
         change of authors already shows, and a better name parser does not mark every record updated."""
         data = self.to_dict()
         data.pop("structured_authors", None)
+        data.pop("abstract_sections", None)  # read from the same wire field as ``abstract``
         payload = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()

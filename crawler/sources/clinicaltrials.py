@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import looks_like_html
@@ -320,6 +321,8 @@ def parse_study(study: Any, source: str = NAME) -> Record:
         record.add_id(scheme, value)
     add_references(record, sub(protocol, "referencesModule"))
     record.extra = build_extra(protocol, status, aliases, secondary)
+    summary = abstracts.section("Brief summary", record.abstract)
+    record.abstract_sections = [summary] if summary else []
     return record
 
 

@@ -81,6 +81,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response, looks_like_html
@@ -576,6 +577,7 @@ def parse_item(item: dict[str, Any], source: str = NAME) -> Record | None:
     crossref_type = item.get("type") or ""
     title = parse_title(item)
     abstract = parse_abstract(item.get("abstract"))
+    sections = parse_abstract_sections(item.get("abstract"))
     record = Record(
         source=source,
         source_id=doi,
@@ -583,6 +585,7 @@ def parse_item(item: dict[str, Any], source: str = NAME) -> Record | None:
         title=title,
         url=ids.url_for("doi", doi),
         abstract=abstract,
+        abstract_sections=sections,
         authors=parse_authors(item.get("author")),
         structured_authors=parse_structured_authors(item.get("author")),
         journal=parse_journal(item),
@@ -636,18 +639,35 @@ def _fold(text: str) -> str:
 
 def parse_abstract(raw: str | None) -> str | None:
     """A JATS/HTML abstract string -> plain text; sections become ``Title: text`` lines."""
+    return _flatten_blocks(parse_abstract_blocks(raw))
+
+
+def parse_abstract_sections(raw: str | None) -> list[dict]:
+    """A JATS/HTML abstract string -> its sections (``<jats:sec>`` titles as labels)."""
+    return abstracts.sections_from_blocks(parse_abstract_blocks(raw))
+
+
+def parse_abstract_blocks(raw: str | None) -> list[tuple[str, str]]:
+    """(heading, text) blocks of a JATS/HTML abstract; the "Abstract" heading dropped."""
     if not raw or not isinstance(raw, str) or not raw.strip():
-        return None
+        return []
     blocks = abstract_blocks_xml(raw)
     if blocks is None:
         blocks = abstract_blocks_regex(raw)
     if blocks and blocks[0][0] and blocks[0][0].strip().lower() == "abstract" and not blocks[0][1]:
         blocks = blocks[1:]
-    lines = []
+    result = []
     for heading, text in blocks:
         heading = (heading or "").strip().rstrip(":").strip()
         if heading.lower() == "abstract" and text:
             heading = ""
+        result.append((heading, text))
+    return result
+
+
+def _flatten_blocks(blocks: list[tuple[str, str]]) -> str | None:
+    lines = []
+    for heading, text in blocks:
         if heading and text:
             lines.append(f"{heading}: {text}")
         elif text or heading:

@@ -31,6 +31,7 @@ import os
 import re
 from collections.abc import Iterator
 
+from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Author, Record, make_author
@@ -213,7 +214,8 @@ def parse_article(article, source: str = NAME) -> Record:
     for loc in art.findall("ELocationID"):
         if loc.get("EIdType") == "doi" and loc.get("ValidYN", "Y") == "Y":
             record.add_id("doi", loc.text)
-    record.abstract = _abstract(art)
+    record.abstract_sections = _abstract_sections(art)
+    record.abstract = abstracts.flatten(record.abstract_sections)
     record.authors = _authors(art)
     record.structured_authors = _structured_authors(art)
     record.journal = text_of(art.find("Journal/Title")) or None
@@ -277,7 +279,8 @@ def parse_book_article(article, source: str = NAME) -> Record:
     for aid in doc.findall("ArticleIdList/ArticleId"):
         if aid.get("IdType") == "doi":
             record.add_id("doi", aid.text)
-    record.abstract = _abstract(doc)
+    record.abstract_sections = _abstract_sections(doc)
+    record.abstract = abstracts.flatten(record.abstract_sections)
     record.authors = _authors(doc)
     record.structured_authors = _structured_authors(doc)
     record.journal = text_of(doc.find("Book/BookTitle")) or None
@@ -298,15 +301,13 @@ def _title(art) -> str:
     return title or "(untitled)"
 
 
-def _abstract(art) -> str | None:
-    parts = []
+def _abstract_sections(art) -> list[dict]:
+    """``AbstractText`` elements: their ``Label`` and ``NlmCategory`` (UNASSIGNED: from the label)."""
+    found = []
     for node in art.findall("Abstract/AbstractText"):
-        text = text_of(node)
-        if not text:
-            continue
-        label = node.get("Label")
-        parts.append(f"{label}: {text}" if label else text)
-    return "\n\n".join(parts) or None
+        category = node.get("NlmCategory")
+        found.append(abstracts.section(node.get("Label"), text_of(node), None if category == "UNASSIGNED" else category))
+    return [s for s in found if s]
 
 
 def _authors(art) -> list[str]:

@@ -1,0 +1,256 @@
+"""Structured abstracts: sections (label + text) and the snippet a reader sees.
+
+Sources keep an abstract's sections in ``Record.abstract_sections``: a list of
+``{"label": "Results", "category": "RESULTS", "text": "…"}`` (``label`` as the source writes it, or
+None for an unlabelled paragraph; ``category`` one of :data:`CATEGORIES` or None). PubMed gives the
+category itself (``AbstractText@NlmCategory``); for the other sources (Europe PMC ``<h4>`` labels,
+Crossref JATS ``<jats:sec>`` titles, "Label: text" paragraphs) :func:`category_of` reads it from the
+label. ClinicalTrials.gov's brief summary is one section labelled "Brief summary".
+
+:func:`make_snippet` is the digest's one-paragraph summary: the conclusions (or else the results)
+section, otherwise the last sentences of the abstract that state a finding — at most
+:data:`SNIPPET_CHARS` characters, cut at a sentence end, with no section label inside.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+CATEGORIES = ("BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS")
+SNIPPET_CHARS = 300
+
+#: Section labels seen in PubMed, Europe PMC, JATS and publishers' abstracts (lower case) -> NLM category.
+LABEL_CATEGORIES = {
+    **dict.fromkeys(
+        (
+            "background",
+            "introduction",
+            "context",
+            "rationale",
+            "importance",
+            "purpose of review",
+            "background and aims",
+            "background and objectives",
+            "background and purpose",
+            "brief summary",
+        ),
+        "BACKGROUND",
+    ),
+    **dict.fromkeys(
+        ("objective", "objectives", "aim", "aims", "purpose", "goal", "goals", "hypothesis", "study objective"),
+        "OBJECTIVE",
+    ),
+    **dict.fromkeys(
+        (
+            "methods",
+            "method",
+            "materials and methods",
+            "methods and materials",
+            "methodology",
+            "design",
+            "setting",
+            "participants",
+            "patients",
+            "patients and methods",
+            "subjects",
+            "interventions",
+            "intervention",
+            "measurements",
+            "measures",
+            "outcomes",
+            "main outcome",
+            "main outcome measures",
+            "main outcomes and measures",
+            "design, setting, and participants",
+            "design, setting and participants",
+            "study design",
+            "search methods",
+            "selection criteria",
+            "data collection and analysis",
+            "data sources",
+            "study selection",
+            "data extraction",
+            "evidence acquisition",
+            "exposure",
+            "exposures",
+            "methods and analysis",
+            "methods/design",
+        ),
+        "METHODS",
+    ),
+    **dict.fromkeys(
+        (
+            "results",
+            "result",
+            "findings",
+            "main results",
+            "recent findings",
+            "case presentation",
+            "case report",
+            "case description",
+            "case",
+            "data synthesis",
+            "evidence synthesis",
+            "areas covered",
+            "methods and results",
+            "key findings",
+            "outcome",
+        ),
+        "RESULTS",
+    ),
+    **dict.fromkeys(
+        (
+            "conclusions",
+            "conclusion",
+            "discussion",
+            "summary",
+            "interpretation",
+            "implications",
+            "conclusions and relevance",
+            "authors' conclusions",
+            "authors conclusions",
+            "clinical implications",
+            "significance",
+            "expert opinion",
+            "limitations",
+            "conclusions and implications",
+        ),
+        "CONCLUSIONS",
+    ),
+}
+#: Labels that are not part of what the study found (registration numbers, funding, ethics).
+OTHER_LABELS = (
+    "trial registration",
+    "registration",
+    "clinical trial registration",
+    "funding",
+    "ethics and dissemination",
+    "level of evidence",
+    "keywords",
+)
+
+_LABEL_AT_START = re.compile(r"^\s*([A-Za-z][A-Za-z ,'/&-]{1,48}?)\s*:\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[“\"])")
+_FINDING = re.compile(
+    r"\b(found|find|showed?|shown|demonstrat\w*|improv\w*|reduc\w*|decreas\w*|increas\w*|associated|significant\w*|"
+    r"suggest\w*|conclud\w*|effective|efficacy|superior|inferior|non-inferior|did not|no (significant )?difference|"
+    r"remission|response|safe|well tolerated|odds ratio|hazard ratio|risk|rose|fell|higher|lower|greater|fewer|"
+    r"better|worse|unchanged|occurred)\b|%|\bp\s*[<=]"
+)
+
+
+def category_of(label: str | None) -> str | None:
+    """The NLM category of a section label ("Conclusions and relevance" -> "CONCLUSIONS"), None if unknown."""
+    if not label:
+        return None
+    key = " ".join(label.strip().rstrip(":").lower().split())
+    if key in LABEL_CATEGORIES:
+        return LABEL_CATEGORIES[key]
+    if key.upper() in CATEGORIES:
+        return key.upper()
+    return None
+
+
+def is_label(label: str) -> bool:
+    key = " ".join(label.strip().rstrip(":").lower().split())
+    return key in LABEL_CATEGORIES or key in OTHER_LABELS or key.upper() in CATEGORIES
+
+
+def section(label: str | None, text: str | None, category: str | None = None) -> dict | None:
+    """One section dict; None when it has no text."""
+    text = " ".join((text or "").split())
+    if not text:
+        return None
+    label = " ".join(label.split()).rstrip(":") if label and label.strip() else None
+    category = (category or "").upper() if (category or "").upper() in CATEGORIES else category_of(label)
+    return {"label": label, "category": category, "text": text}
+
+
+def sections_from_blocks(blocks: Iterable[tuple[str | None, str | None]]) -> list[dict]:
+    """Sections from (label, text) pairs, as a JATS or HTML abstract yields them."""
+    return [s for s in (section(label, text) for label, text in blocks) if s]
+
+
+def sections_from_text(text: str | None) -> list[dict]:
+    """Sections of a flattened abstract whose paragraphs start with a known label ("Results: …").
+
+    An abstract without any known label is one unlabelled section: its sentences are not split.
+    """
+    if not text or not text.strip():
+        return []
+    blocks: list[tuple[str | None, str]] = []
+    for paragraph in [p for p in re.split(r"\n\s*\n|\n", text) if p.strip()]:
+        match = _LABEL_AT_START.match(paragraph)
+        if match and is_label(match.group(1)):
+            blocks.append((match.group(1), paragraph[match.end() :]))
+        elif blocks and blocks[-1][0] is not None:
+            blocks[-1] = (blocks[-1][0], blocks[-1][1] + " " + paragraph)  # a second paragraph of a section
+        else:
+            blocks.append((None, paragraph))
+    if not any(label for label, _ in blocks):
+        return [s for s in [section(None, text)] if s]
+    return sections_from_blocks(blocks)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+
+
+def _strip_labels(text: str) -> str:
+    """Remove section labels that stand inside a text ("… were randomised. RESULTS: Response …")."""
+
+    def drop(match: re.Match) -> str:
+        return match.group(1) if is_label(match.group(2)) else match.group(0)
+
+    text = re.sub(r"(^|(?<=[.!?;])\s+)([A-Za-z][A-Za-z ,'/&-]{1,48}?)\s*:\s+", drop, text)
+    return " ".join(text.replace("**", "").replace("__", "").split())
+
+
+def _fit(parts: list[str], limit: int) -> str:
+    """Whole sentences up to ``limit`` characters; a first sentence that is too long is cut at a word."""
+    out = ""
+    for part in parts:
+        candidate = f"{out} {part}".strip()
+        if len(candidate) <= limit:
+            out = candidate
+        elif not out:
+            return part[: limit - 2].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+        else:
+            break
+    return out
+
+
+def make_snippet(sections: list[dict] | None, abstract: str | None = None, limit: int = SNIPPET_CHARS) -> str | None:
+    """What the work found, in at most ``limit`` characters (see the module docstring)."""
+    sections = [s for s in (sections or []) if s and s.get("text")] or sections_from_text(abstract)
+    if not sections:
+        return None
+    for category in ("CONCLUSIONS", "RESULTS"):
+        chosen = [s for s in sections if s.get("category") == category and not _other(s)]
+        if chosen:
+            if category == "CONCLUSIONS" and chosen[0]["label"] and chosen[0]["label"].lower() == "limitations":
+                continue
+            return _fit(sentences(_strip_labels(chosen[0]["text"])), limit)
+    body = " ".join(_strip_labels(s["text"]) for s in sections if not _other(s) and s.get("category") != "BACKGROUND")
+    body = body or " ".join(_strip_labels(s["text"]) for s in sections)
+    parts = sentences(body)
+    if not parts:
+        return None
+    findings = [i for i, s in enumerate(parts) if _FINDING.search(s)]
+    if findings and len(parts) > 2:
+        start = findings[-1]
+        while start - 1 in findings and len(" ".join(parts[start - 1 : findings[-1] + 1])) <= limit:
+            start -= 1
+        return _fit(parts[start : findings[-1] + 1], limit)
+    return _fit(parts, limit)
+
+
+def _other(section: dict) -> bool:
+    return bool(section.get("label")) and section["label"].strip().lower() in OTHER_LABELS
+
+
+def flatten(sections: list[dict]) -> str | None:
+    """The plain-text abstract of these sections: "Label: text" paragraphs."""
+    paragraphs = [f"{s['label']}: {s['text']}" if s.get("label") else s["text"] for s in sections if s.get("text")]
+    return "\n\n".join(paragraphs) or None
