@@ -39,6 +39,7 @@ from typing import Any
 from crawler import clock, store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
 from crawler.focus import focus_doc
+from crawler.records import source_rank
 from crawler.terms import Doc, TermRule, normalize_text, term_pattern
 
 log = logging.getLogger("crawler.classify")
@@ -138,8 +139,7 @@ def _strings(values) -> list[str]:
 
 
 def _source_rank(record: dict) -> int:
-    kind = str(record.get("source", "")).split(":")[0]
-    return store.SOURCE_PRIORITY.index(kind) if kind in store.SOURCE_PRIORITY else len(store.SOURCE_PRIORITY)
+    return source_rank(str(record.get("source", "")))
 
 
 def build_facts(records: Iterable) -> Facts:

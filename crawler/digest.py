@@ -42,6 +42,7 @@ from crawler import identifiers as ids
 from crawler.abstracts import make_snippet
 from crawler.config import DIGEST_SECTIONS
 from crawler.errors import DeliveryError, LitmonError
+from crawler.records import source_rank
 
 log = logging.getLogger("crawler.digest")
 
@@ -438,11 +439,7 @@ def _section_for(item: DigestItem, evidence: list[str]) -> str:
 
 def _build_item(db, work: dict, kind: str = "new") -> DigestItem:
     records = list(db.query("SELECT * FROM records WHERE work_id = ?", [work["id"]]))
-    records.sort(
-        key=lambda r: (
-            store.SOURCE_PRIORITY.index(r["source"].split(":")[0]) if r["source"].split(":")[0] in store.SOURCE_PRIORITY else 99
-        )
-    )
+    records.sort(key=lambda r: source_rank(r["source"]))
     best = records[0] if records else {"url": None}
     authors = next((json.loads(r["authors"]) for r in records if json.loads(r["authors"])), [])
     author_text = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")

@@ -33,6 +33,16 @@ from typing import Any
 from crawler import identifiers as ids
 from crawler.abstracts import sections_from_text
 
+#: Which source's value wins for a work's title, dates, authors and links (first = best). Documented in README.
+SOURCE_PRIORITY = ("pubmed", "europepmc", "crossref", "clinicaltrials", "isrctn", "biorxiv", "openalex", "feed", "page")
+
+
+def source_rank(source: str) -> int:
+    """A ``records.source`` value's place in :data:`SOURCE_PRIORITY` (``feed:jama`` ranks as ``feed``; unknown: last)."""
+    kind = source.split(":")[0]
+    return SOURCE_PRIORITY.index(kind) if kind in SOURCE_PRIORITY else len(SOURCE_PRIORITY)
+
+
 RECORD_TYPES = ("article", "preprint", "trial_registration", "notice", "news", "other")
 
 #: relation -> meaning (from this record to the work the link names)

@@ -90,14 +90,8 @@ def test_opening_an_older_file_runs_the_migrations_and_their_backfill_together(t
     store.migrations.apply(old, stop_before="m002_dedup")
     old.close()
     db = store.connect(path)
-    assert ingest.upgrade(db) == [
-        "m002_dedup",
-        "m003_classify",
-        "m004_digest_recipients",
-        "m005_structured_authors",
-        "m006_sqlite_timestamps",
-        "m007_source_runs_kept",
-    ]
+    applied = ingest.upgrade(db)
+    assert applied[0] == "m002_dedup" and applied == [m.name for m in store.migrations.applied(db)][1:]
     assert ingest.upgrade(db) == []
     db.close()
 

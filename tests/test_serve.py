@@ -173,7 +173,7 @@ def test_missed_crawl_and_digest_follow_the_schedule_and_the_database(tmp_path):
 
     store.finish_crawl_run(db, store.start_crawl_run(db, "serve"), "ok")
     store.save_digest(
-        db, period_start="2024-01-01 00:00:00", period_end=store.utcnow(), subject="s", text_body="t", html_body="h", items=[]
+        db, period_start="2024-01-01 00:00:00", period_end=clock.stamp(), subject="s", text_body="t", html_body="h", items=[]
     )
     later = now + dt.timedelta(seconds=5)
     crawl_trigger = cron.parse_cron("30 5 * * *", "Europe/Berlin")

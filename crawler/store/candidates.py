@@ -1,0 +1,168 @@
+"""Dedup candidates: the SQL of :mod:`crawler.dedup`: fingerprints and blocking keys
+(``record_fingerprints``, ``match_keys``), candidate look-ups, stated links and ``work_links``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawler.store.common import chunks, marks
+
+
+def all_record_ids(db) -> list[int]:
+    return [r[0] for r in db.execute("SELECT id FROM records ORDER BY id")]
+
+
+def load_match_records(db, record_ids: list[int]) -> list[dict[str, Any]]:
+    """The fields fuzzy matching reads, for each record id (in the order given)."""
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in chunks(record_ids):
+        for row in db.query(
+            f"""SELECT id, work_id, source, record_type, title, authors, published_on, entered_on, publication_types,
+                    (SELECT group_concat(relation) FROM record_links rl WHERE rl.record_id = records.id) AS relations
+                    FROM records WHERE id IN ({marks(chunk)})""",
+            chunk,
+        ):
+            found[row["id"]] = row
+    return [found[i] for i in record_ids if i in found]
+
+
+def save_fingerprint(db, record_id: int, fp, keys: list[str]) -> None:
+    """Replace a record's fingerprint (``record_fingerprints``) and blocking keys (``match_keys``)."""
+    db.execute(
+        """INSERT INTO record_fingerprints (record_id, kind, title_key, first_author, author_words, year) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT(record_id) DO UPDATE SET kind = excluded.kind, title_key = excluded.title_key,
+           first_author = excluded.first_author, author_words = excluded.author_words, year = excluded.year""",
+        [record_id, fp.kind, fp.title_key, fp.first_author, " ".join(fp.author_words), fp.year],
+    )
+    db.execute("DELETE FROM match_keys WHERE record_id = ?", [record_id])
+    db.conn.executemany("INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)", [(k, record_id) for k in keys])
+
+
+def find_candidates(db, keys: list[str], *, kinds: list[str], exclude_record: int, limit: int) -> list[dict[str, Any]]:
+    """Records of ``kinds`` sharing a blocking key, most shared keys first, at most ``limit`` of them."""
+    if not keys or not kinds:
+        return []
+    return list(
+        db.query(
+            f"""SELECT c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year, c.shared
+            FROM (SELECT record_id, COUNT(*) AS shared FROM match_keys WHERE key IN ({marks(keys)})
+                  AND record_id != ? GROUP BY record_id) AS c
+            JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id
+            WHERE f.kind IN ({marks(kinds)})
+            ORDER BY c.shared DESC, c.record_id LIMIT ?""",
+            [*keys, exclude_record, *kinds, limit],
+        )
+    )
+
+
+def current_work_ids(db, record_ids: list[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in chunks(record_ids):
+        found.update(r[0] for r in db.execute(f"SELECT DISTINCT work_id FROM records WHERE id IN ({marks(chunk)})", chunk))
+    return found
+
+
+def work_identifier_sets(db, work_ids: list[int]) -> dict[int, dict[str, set[str]]]:
+    result: dict[int, dict[str, set[str]]] = {}
+    for chunk in chunks(work_ids):
+        for work_id, scheme, value in db.execute(
+            f"SELECT work_id, scheme, value FROM identifiers WHERE work_id IN ({marks(chunk)})", chunk
+        ):
+            result.setdefault(work_id, {}).setdefault(scheme, set()).add(value)
+    return result
+
+
+def work_kinds(db, work_id: int) -> set[str]:
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT f.kind FROM records r JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ?",
+            [work_id],
+        )
+    }
+
+
+def load_fingerprints_of_work(db, work_id: int) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            """SELECT f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
+           JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ? ORDER BY f.record_id""",
+            [work_id],
+        )
+    )
+
+
+_STATED_LINK_COLUMNS = """rl.record_id, r.source, r.source_id, rl.relation, rl.scheme, rl.value, rl.note,
+                          r.work_id AS record_work_id, i.work_id AS target_work_id"""
+
+
+def stated_links_touching(db, work_id: int) -> list[dict[str, Any]]:
+    """Record links that resolve to a stored work, stated by a record of ``work_id`` or naming one of its identifiers."""
+    outgoing = db.query(
+        f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM records r JOIN record_links rl ON rl.record_id = r.id
+            JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ?""",
+        [work_id],
+    )
+    incoming = db.query(
+        f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM identifiers i
+            JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+            JOIN records r ON r.id = rl.record_id WHERE i.work_id = ? AND r.work_id != ?""",
+        [work_id, work_id],
+    )
+    return [*outgoing, *incoming]
+
+
+def stated_link_between(db, a: int, b: int) -> bool:
+    """Whether a record of one work states any link to an identifier of the other."""
+    sql = """SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+             JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ? AND i.work_id = ? LIMIT 1"""
+    return any(db.execute(sql, pair).fetchone() is not None for pair in ([a, b], [b, a]))
+
+
+def has_stated_preprint_link(db, work_id: int) -> bool:
+    """Whether a record of the work states a preprint link, or one names the work's identifiers."""
+    relations = ("preprint_of", "has_preprint")
+    if db.execute(
+        "SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id WHERE r.work_id = ? AND rl.relation IN (?, ?) LIMIT 1",
+        [work_id, *relations],
+    ).fetchone():
+        return True
+    return (
+        db.execute(
+            """SELECT 1 FROM identifiers i JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+           WHERE i.work_id = ? AND rl.relation IN (?, ?) LIMIT 1""",
+            [work_id, *relations],
+        ).fetchone()
+        is not None
+    )
+
+
+def sync_work_links(db, work_id: int, desired: dict[tuple[int, int, str, str], int | None], now: str) -> None:
+    """Make the links touching ``work_id`` exactly ``desired`` ((from, to, type, evidence) -> record id).
+
+    Rows that stay keep their ``created_at``, so re-resolving unchanged data changes nothing.
+    """
+    existing = {
+        (r[1], r[2], r[3], r[4]): r[0]
+        for r in db.execute(
+            "SELECT id, from_work_id, to_work_id, link_type, evidence FROM work_links WHERE from_work_id = ? OR to_work_id = ?",
+            [work_id, work_id],
+        )
+    }
+    for key, link_id in existing.items():
+        if key not in desired:
+            db.execute("DELETE FROM work_links WHERE id = ?", [link_id])
+    for key, record_id in desired.items():
+        if key not in existing:
+            db.execute(
+                "INSERT OR IGNORE INTO work_links (from_work_id, to_work_id, link_type, evidence, record_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [*key, record_id, now],
+            )
+
+
+def repoint_work_links(db, old: int, new: int) -> None:
+    """Links of a merged work now belong to its survivor (duplicates and self-links dropped)."""
+    for column in ("from_work_id", "to_work_id"):
+        db.execute(f"UPDATE OR IGNORE work_links SET {column} = ? WHERE {column} = ?", [new, old])
+        db.execute(f"DELETE FROM work_links WHERE {column} = ?", [old])
+    db.execute("DELETE FROM work_links WHERE from_work_id = ? AND to_work_id = ?", [new, new])

@@ -1,0 +1,98 @@
+"""Crawl bookkeeping: ``crawl_runs``, ``source_runs`` (with their ``source_queries``) and ``source_states``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crawler import clock
+from crawler.store.common import dumps
+
+
+def start_crawl_run(db, trigger: str) -> int:
+    with db.atomic():
+        return db.execute(
+            "INSERT INTO crawl_runs (started_at, status, trigger) VALUES (?, 'running', ?)", [clock.stamp(), trigger]
+        ).lastrowid
+
+
+def finish_crawl_run(db, run_id: int, status: str) -> None:
+    with db.atomic():
+        db.execute("UPDATE crawl_runs SET finished_at = ?, status = ? WHERE id = ?", [clock.stamp(), status, run_id])
+
+
+def start_source_run(db, crawl_run_id: int, source: str, window_from: str | None, window_to: str | None) -> int:
+    with db.atomic():
+        return db.execute(
+            "INSERT INTO source_runs (crawl_run_id, source, started_at, status, window_from, window_to) VALUES (?, ?, ?, 'running', ?, ?)",
+            [crawl_run_id, source, clock.stamp(), window_from, window_to],
+        ).lastrowid
+
+
+def finish_source_run(
+    db,
+    source_run_id: int,
+    *,
+    status: str,
+    counts: dict[str, int],
+    requests: int,
+    warnings: list[str],
+    error: str | None,
+    queries: list[Any],
+) -> None:
+    now = clock.stamp()
+    with db.atomic():
+        db.execute(
+            """UPDATE source_runs SET finished_at = ?, status = ?, requests = ?, fetched = ?, kept = ?, new = ?,
+               updated = ?, unchanged = ?, warnings = ?, error = ? WHERE id = ?""",
+            [
+                now,
+                status,
+                requests,
+                counts.get("fetched", 0),
+                counts.get("kept", counts.get("fetched", 0)),
+                counts.get("new", 0),
+                counts.get("updated", 0),
+                counts.get("unchanged", 0),
+                dumps(warnings),
+                error,
+                source_run_id,
+            ],
+        )
+        source = db.execute("SELECT source FROM source_runs WHERE id = ?", [source_run_id]).fetchone()[0]
+        for q in queries:
+            db.execute(
+                "INSERT INTO source_queries (source_run_id, source, query, window_from, window_to, hits, params, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [source_run_id, source, q.query, q.window_from, q.window_to, q.hits, dumps(q.params), now],
+            )
+
+
+def load_source_state(db, source: str) -> dict[str, Any]:
+    row = db.execute("SELECT watermark, state, consecutive_failures FROM source_states WHERE source = ?", [source]).fetchone()
+    if row is None:
+        return {"watermark": None, "state": {}, "consecutive_failures": 0}
+    return {"watermark": row[0], "state": json.loads(row[1]), "consecutive_failures": row[2]}
+
+
+def save_source_success(db, source: str, watermark: str | None, state: dict[str, Any]) -> None:
+    now = clock.stamp()
+    with db.atomic():
+        db.execute(
+            """INSERT INTO source_states (source, watermark, state, last_success_at, consecutive_failures, updated_at)
+               VALUES (?, ?, ?, ?, 0, ?)
+               ON CONFLICT(source) DO UPDATE SET watermark = excluded.watermark, state = excluded.state,
+               last_success_at = excluded.last_success_at, consecutive_failures = 0, updated_at = excluded.updated_at""",
+            [source, watermark, dumps(state), now, now],
+        )
+
+
+def save_source_failure(db, source: str, error: str) -> None:
+    now = clock.stamp()
+    with db.atomic():
+        db.execute(
+            """INSERT INTO source_states (source, state, last_failure_at, last_error, consecutive_failures, updated_at)
+               VALUES (?, '{}', ?, ?, 1, ?)
+               ON CONFLICT(source) DO UPDATE SET last_failure_at = excluded.last_failure_at, last_error = excluded.last_error,
+               consecutive_failures = source_states.consecutive_failures + 1, updated_at = excluded.updated_at""",
+            [source, now, error, now],
+        )

@@ -1,0 +1,443 @@
+"""The schema: every migration, in order, and opening the database.
+
+The schema is a public interface (documented in README.md, "Database schema"): tables are plural
+snake_case, timestamps are UTC ``YYYY-MM-DD HH:MM:SS`` strings (:func:`crawler.clock.stamp`, the form
+of SQLite's ``datetime()``) in ``*_at`` columns, dates in ``*_on`` columns.
+Migrations are applied with ``sqlite_utils.migrations.Migrations`` and recorded in
+``_sqlite_migrations``: add a new function at the end (the next number), never edit an applied one.
+A migration that needs a data backfill computed by a later stage (m002: fuzzy identity) gets it from
+:data:`crawler.ingest.BACKFILLS`, run by :func:`crawler.ingest.open_db` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from crawler.records import CITATION_FIELDS, parse_authors
+from crawler.store.common import dumps, source_rank_sql
+from crawler.store.works import citation_value, refresh_work_authors
+
+migrations = Migrations("litmon")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Works and their records, identifiers, stated links and trial snapshots; crawl bookkeeping; digests."""
+    db.executescript(
+        """
+        CREATE TABLE works (
+            id INTEGER PRIMARY KEY,
+            record_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            published_on TEXT,
+            entered_on TEXT,
+            first_seen_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            merged_into INTEGER REFERENCES works(id)
+        );
+        CREATE TABLE records (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            record_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            abstract TEXT,
+            authors TEXT NOT NULL DEFAULT '[]',
+            journal TEXT,
+            published_on TEXT,
+            entered_on TEXT,
+            updated_on TEXT,
+            url TEXT,
+            publication_types TEXT NOT NULL DEFAULT '[]',
+            mesh_terms TEXT NOT NULL DEFAULT '[]',
+            keywords TEXT NOT NULL DEFAULT '[]',
+            language TEXT,
+            version TEXT,
+            data TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            changed_at TEXT NOT NULL,
+            UNIQUE (source, source_id)
+        );
+        CREATE INDEX records_work_id ON records(work_id);
+        CREATE TABLE identifiers (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            scheme TEXT NOT NULL,
+            value TEXT NOT NULL,
+            UNIQUE (record_id, scheme, value)
+        );
+        CREATE INDEX identifiers_scheme_value ON identifiers(scheme, value);
+        CREATE INDEX identifiers_work_id ON identifiers(work_id);
+        CREATE TABLE record_links (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            relation TEXT NOT NULL,
+            scheme TEXT NOT NULL,
+            value TEXT NOT NULL,
+            note TEXT,
+            UNIQUE (record_id, relation, scheme, value)
+        );
+        CREATE INDEX record_links_scheme_value ON record_links(scheme, value);
+        CREATE TABLE trial_snapshots (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            source TEXT NOT NULL,
+            trial_id TEXT NOT NULL,
+            captured_at TEXT NOT NULL,
+            overall_status TEXT,
+            why_stopped TEXT,
+            phases TEXT,
+            study_type TEXT,
+            enrollment INTEGER,
+            enrollment_type TEXT,
+            start_date TEXT,
+            primary_completion_date TEXT,
+            completion_date TEXT,
+            first_posted_on TEXT,
+            last_update_posted_on TEXT,
+            results_first_posted_on TEXT,
+            has_results INTEGER
+        );
+        CREATE INDEX trial_snapshots_trial ON trial_snapshots(source, trial_id, id);
+        CREATE TABLE crawl_runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            trigger TEXT NOT NULL
+        );
+        CREATE TABLE source_runs (
+            id INTEGER PRIMARY KEY,
+            crawl_run_id INTEGER NOT NULL REFERENCES crawl_runs(id),
+            source TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            window_from TEXT,
+            window_to TEXT,
+            requests INTEGER NOT NULL DEFAULT 0,
+            fetched INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            updated INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            error TEXT
+        );
+        CREATE INDEX source_runs_source ON source_runs(source, id);
+        CREATE TABLE source_queries (
+            id INTEGER PRIMARY KEY,
+            source_run_id INTEGER NOT NULL REFERENCES source_runs(id),
+            source TEXT NOT NULL,
+            query TEXT NOT NULL,
+            window_from TEXT,
+            window_to TEXT,
+            hits INTEGER,
+            params TEXT NOT NULL DEFAULT '{}',
+            sent_at TEXT NOT NULL
+        );
+        CREATE TABLE source_states (
+            source TEXT PRIMARY KEY,
+            watermark TEXT,
+            state TEXT NOT NULL DEFAULT '{}',
+            last_success_at TEXT,
+            last_failure_at TEXT,
+            last_error TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            item_count INTEGER NOT NULL,
+            text_body TEXT NOT NULL,
+            html_body TEXT NOT NULL
+        );
+        CREATE TABLE digest_items (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id),
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            section TEXT NOT NULL,
+            position INTEGER NOT NULL
+        );
+        CREATE INDEX digest_items_work ON digest_items(work_id);
+        CREATE TABLE digest_deliveries (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id),
+            recipient TEXT NOT NULL,
+            transport TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempted_at TEXT NOT NULL,
+            delivered_at TEXT,
+            message_id TEXT,
+            path TEXT,
+            error TEXT
+        );
+        """
+    )
+
+
+@migrations()
+def m002_dedup(db: sqlite_utils.Database) -> None:
+    """Fuzzy-match keys, links between works, the merge log and the merged views (crawler.dedup).
+
+    Creates tables and views only; :data:`crawler.ingest.BACKFILLS` fills them for records stored before.
+    """
+    rank = source_rank_sql("r.source")
+
+    def best(column: str, empty: str = "''") -> str:
+        return (
+            f"(SELECT r.{column} FROM records r WHERE r.work_id = w.id AND COALESCE(r.{column}, {empty}) != {empty}"
+            f" ORDER BY {rank}, r.id LIMIT 1)"
+        )
+
+    # one execute per statement: sqlite_utils' executescript re-scans the script once per line
+    script = f"""
+        CREATE TABLE record_fingerprints (
+            record_id INTEGER PRIMARY KEY REFERENCES records(id),
+            kind TEXT NOT NULL,
+            title_key TEXT NOT NULL,
+            first_author TEXT NOT NULL DEFAULT '',
+            author_words TEXT NOT NULL DEFAULT '',
+            year INTEGER
+        );
+        CREATE TABLE match_keys (
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            key TEXT NOT NULL,
+            PRIMARY KEY (key, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX match_keys_record ON match_keys(record_id);
+        CREATE TABLE work_links (
+            id INTEGER PRIMARY KEY,
+            from_work_id INTEGER NOT NULL REFERENCES works(id),
+            to_work_id INTEGER NOT NULL REFERENCES works(id),
+            link_type TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            record_id INTEGER REFERENCES records(id),
+            created_at TEXT NOT NULL,
+            UNIQUE (from_work_id, to_work_id, link_type, evidence)
+        );
+        CREATE INDEX work_links_to ON work_links(to_work_id, link_type);
+        CREATE TABLE work_merges (
+            id INTEGER PRIMARY KEY,
+            survivor_id INTEGER NOT NULL REFERENCES works(id),
+            merged_id INTEGER NOT NULL REFERENCES works(id),
+            reason TEXT NOT NULL,
+            record_id INTEGER REFERENCES records(id),
+            merged_at TEXT NOT NULL
+        );
+        CREATE INDEX work_merges_merged ON work_merges(merged_id);
+        CREATE INDEX works_merged_into ON works(merged_into);
+
+        CREATE VIEW work_identifiers AS
+        SELECT DISTINCT i.work_id, i.scheme, i.value
+        FROM identifiers i JOIN works w ON w.id = i.work_id
+        WHERE w.merged_into IS NULL;
+
+        CREATE VIEW work_links_view AS
+        SELECT l.from_work_id, f.record_type AS from_record_type, f.title AS from_title, l.link_type,
+               l.to_work_id, t.record_type AS to_record_type, t.title AS to_title,
+               group_concat(l.evidence, '; ') AS evidence, MIN(l.created_at) AS created_at
+        FROM work_links l JOIN works f ON f.id = l.from_work_id JOIN works t ON t.id = l.to_work_id
+        WHERE f.merged_into IS NULL AND t.merged_into IS NULL
+        GROUP BY l.from_work_id, l.link_type, l.to_work_id;
+
+        CREATE VIEW works_view AS
+        SELECT w.id AS work_id, w.record_type, w.title,
+               {best("abstract")} AS abstract,
+               {best("authors", "'[]'")} AS authors,
+               {best("journal")} AS journal,
+               w.published_on, w.entered_on, w.first_seen_at, w.updated_at,
+               (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'doi' ORDER BY i.id LIMIT 1) AS doi,
+               (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'pmid' ORDER BY i.id LIMIT 1) AS pmid,
+               (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme IN ('nct', 'isrctn', 'euct', 'eudract')
+                ORDER BY i.scheme = 'nct' DESC, i.id LIMIT 1) AS trial_id,
+               (SELECT group_concat(source, ',') FROM (SELECT DISTINCT r.source FROM records r WHERE r.work_id = w.id ORDER BY r.source)) AS sources,
+               (SELECT COUNT(*) FROM records r WHERE r.work_id = w.id) AS record_count,
+               w.record_type = 'preprint' AS is_preprint,
+               (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'retraction_of')
+                OR EXISTS (SELECT 1 FROM records r WHERE r.work_id = w.id AND (r.publication_types LIKE '%"retracted publication"%'
+                           OR EXISTS (SELECT 1 FROM record_links rl WHERE rl.record_id = r.id AND rl.relation = 'retraction_in')))) AS is_retracted,
+               (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'correction_of')
+                OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+                           WHERE r.work_id = w.id AND rl.relation IN ('erratum_in', 'correction_in'))) AS is_corrected,
+               (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'expression_of_concern_of')
+                OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+                           WHERE r.work_id = w.id AND rl.relation = 'expression_of_concern_in')) AS has_expression_of_concern,
+               (EXISTS (SELECT 1 FROM records r JOIN trial_snapshots s ON s.record_id = r.id
+                        WHERE r.work_id = w.id AND s.has_results = 1
+                          AND s.id = (SELECT MAX(s2.id) FROM trial_snapshots s2 WHERE s2.source = s.source AND s2.trial_id = s.trial_id))
+                OR EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'registered_as'
+                           AND (l.evidence LIKE '% result_publication %'
+                                OR EXISTS (SELECT 1 FROM records r JOIN record_fingerprints f ON f.record_id = r.id
+                                           WHERE r.work_id = l.from_work_id AND f.kind = 'article')))) AS has_results
+        FROM works w
+        WHERE w.merged_into IS NULL;
+        """
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations()
+def m003_classify(db: sqlite_utils.Database) -> None:
+    """Relevance, score and rank of each work (``work_relevance``) and its tags (``work_tags``), from crawler.classify."""
+    db.executescript(
+        """
+        CREATE TABLE work_relevance (
+            work_id INTEGER PRIMARY KEY REFERENCES works(id),
+            label TEXT NOT NULL,
+            score INTEGER NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            rank_score INTEGER NOT NULL,
+            rank_reasons TEXT NOT NULL DEFAULT '[]',
+            vocabulary_hash TEXT NOT NULL,
+            classified_at TEXT NOT NULL
+        );
+        CREATE INDEX work_relevance_label ON work_relevance(label, rank_score);
+        CREATE TABLE work_tags (
+            id INTEGER PRIMARY KEY,
+            work_id INTEGER NOT NULL REFERENCES works(id),
+            tag TEXT NOT NULL,
+            category TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            UNIQUE (work_id, tag)
+        );
+        CREATE INDEX work_tags_tag ON work_tags(tag, work_id);
+        """
+    )
+
+
+@migrations()
+def m004_digest_recipients(db: sqlite_utils.Database) -> None:
+    """Digests are made per recipient (filters differ, and so do the periods after a failed delivery);
+    items say whether they are new or an update (trial change, now published, retraction)."""
+    db.executescript(
+        """
+        ALTER TABLE digests ADD COLUMN recipient TEXT NOT NULL DEFAULT 'outbox';
+        ALTER TABLE digest_items ADD COLUMN kind TEXT NOT NULL DEFAULT 'new';
+        ALTER TABLE digest_items ADD COLUMN detail TEXT;
+        CREATE INDEX digests_recipient ON digests(recipient, id);
+        """
+    )
+
+
+#: Name order of each source's author strings, for parsing records stored before m005.
+_NAME_ORDER = {"pubmed": "family_first", "europepmc": "family_first", "biorxiv": "family_first"}
+
+
+@migrations()
+def m005_structured_authors(db: sqlite_utils.Database) -> None:
+    """``records.structured_authors`` and the citation columns; ``works.authors`` from the best source."""
+    db.executescript(
+        """
+        ALTER TABLE records ADD COLUMN structured_authors TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE records ADD COLUMN journal_abbreviation TEXT;
+        ALTER TABLE records ADD COLUMN volume TEXT;
+        ALTER TABLE records ADD COLUMN issue TEXT;
+        ALTER TABLE records ADD COLUMN pages TEXT;
+        ALTER TABLE works ADD COLUMN authors TEXT NOT NULL DEFAULT '[]';
+        """
+    )
+    for record_id, source, authors, data in db.execute("SELECT id, source, authors, data FROM records").fetchall():
+        extra = (json.loads(data or "{}") or {}).get("extra") or {}
+        people = parse_authors(json.loads(authors or "[]"), order=_NAME_ORDER.get(source.split(":")[0]))
+        db.execute(
+            f"UPDATE records SET structured_authors = ?, {', '.join(f'{c} = ?' for c in CITATION_FIELDS)} WHERE id = ?",
+            [dumps([a.to_dict() for a in people]), *(citation_value(extra.get(c)) for c in CITATION_FIELDS), record_id],
+        )
+    for (work_id,) in db.execute("SELECT id FROM works WHERE merged_into IS NULL").fetchall():
+        refresh_work_authors(db, work_id)
+
+
+#: Timestamp columns that are not named ``*_at``.
+_OTHER_TIMESTAMP_COLUMNS = {("digests", "period_start"), ("digests", "period_end")}
+
+
+def timestamp_columns(db) -> list[tuple[str, str]]:
+    """Every (table, column) holding a timestamp: the ``*_at`` columns and digest periods."""
+    found = []
+    for (table,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_%' ESCAPE '\\'"
+        " AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
+    ).fetchall():
+        for column in db.execute(f"PRAGMA table_info([{table}])").fetchall():
+            if column[1].endswith("_at") or (table, column[1]) in _OTHER_TIMESTAMP_COLUMNS:
+                found.append((table, column[1]))
+    return found
+
+
+@migrations()
+def m006_sqlite_timestamps(db: sqlite_utils.Database) -> None:
+    """``2026-12-05T22:13:25Z`` → ``2026-12-05 22:13:25``: the form SQLite's ``datetime()`` returns, so that
+    ``first_seen_at >= datetime('now', '-7 days')`` compares right (a 'T' sorts after the space)."""
+    iso = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
+    for table, column in timestamp_columns(db):
+        db.execute(
+            f"UPDATE [{table}] SET [{column}] = datetime([{column}]) WHERE [{column}] GLOB ? AND datetime([{column}]) IS NOT NULL",
+            [iso],
+        )
+
+
+@migrations()
+def m007_source_runs_kept(db: sqlite_utils.Database) -> None:
+    """``fetched`` counts the items a source downloaded and ``kept`` those that passed its local topic
+    filter (feeds, pages, bioRxiv, Crossref); before, ``fetched`` held the kept count."""
+    db.executescript(
+        """
+        ALTER TABLE source_runs ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
+        UPDATE source_runs SET kept = fetched;
+        """
+    )
+
+
+def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open and migrate the database (the application opens it with :func:`crawler.ingest.open_db`,
+    which also runs the backfills a migration needs)."""
+    db = connect(path, create=create)
+    migrate(db)
+    return db
+
+
+def connect(path: str | Path | None, *, create: bool = True) -> sqlite_utils.Database:
+    """Open the file (None: an in-memory database) without migrating: WAL journal, 30 s busy timeout, foreign keys on."""
+    if path is None:
+        db = sqlite_utils.Database(memory=True)
+        db.conn.execute("PRAGMA foreign_keys = ON")
+        return db
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        if not create:
+            raise FileNotFoundError(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if not create and not path.exists():
+        raise FileNotFoundError(path)
+    db = sqlite_utils.Database(path)
+    db.conn.execute("PRAGMA busy_timeout = 30000")
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    if str(path) != ":memory:":
+        db.enable_wal()
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply the pending migrations, in order; return the names of those applied now."""
+    pending = [m.name for m in migrations.pending(db)]
+    migrations.apply(db)
+    return pending
+
+
+def memory_db() -> sqlite_utils.Database:
+    db = connect(None)
+    migrate(db)
+    return db

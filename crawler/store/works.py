@@ -1,0 +1,281 @@
+"""Records and works: saving parsed records, joining works that share an identifier, merging works.
+
+A record is one source's view of a work (``records``, with its ``identifiers``, ``record_links`` and
+``trial_snapshots``); a work is the real-world study they describe (``works``), summarised from its
+records, best source first (:data:`crawler.records.SOURCE_PRIORITY`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import sqlite_utils
+
+from crawler import clock
+from crawler.records import CITATION_FIELDS, TRIAL_FIELDS, Record, source_rank
+from crawler.store.candidates import repoint_work_links
+from crawler.store.common import chunks, dumps, marks, source_rank_sql
+
+
+def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None) -> dict[str, int]:
+    """Store a batch of records in one transaction; return counts of new/updated/unchanged.
+
+    Only the rows and the joins by shared identifier: :func:`crawler.ingest.save_batch` adds fuzzy
+    identity, links between works and classification.
+    """
+    now = now or clock.stamp()
+    counts = {"new": 0, "updated": 0, "unchanged": 0}
+    with db.atomic():
+        for record in records:
+            counts[save_record(db, record, now)[0]] += 1
+    return counts
+
+
+def save_record(db, record: Record, now: str) -> tuple[str, int]:
+    """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id)."""
+    digest = record.content_hash()
+    row = db.execute(
+        "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
+        [record.source, record.source_id],
+    ).fetchone()
+    values = {
+        "record_type": record.record_type,
+        "title": record.title,
+        "abstract": record.abstract,
+        "authors": dumps(record.authors),
+        "structured_authors": dumps([a.to_dict() for a in record.structured_authors]),
+        "journal": record.journal,
+        **{name: citation_value(record.extra.get(name)) for name in CITATION_FIELDS},
+        "published_on": record.published_on,
+        "entered_on": record.entered_on,
+        "updated_on": record.updated_on,
+        "url": record.url,
+        "publication_types": dumps(record.publication_types),
+        "mesh_terms": dumps(record.mesh_terms),
+        "keywords": dumps(record.keywords),
+        "language": record.language,
+        "version": record.version,
+        "data": dumps(record.to_dict()),
+        "content_hash": digest,
+    }
+    if row is None:
+        existing = _works_with_identifiers(db, record.identifiers)
+        work_id = existing[0] if existing else _create_work(db, record, now)
+        cursor = db.execute(
+            f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(values)})"
+            f" VALUES (?, ?, ?, ?, ?, ?, {marks(values)})",
+            [record.source, record.source_id, work_id, now, now, now, *values.values()],
+        )
+        record_id, status = cursor.lastrowid, "new"
+    else:
+        record_id, work_id, old_hash = row
+        if old_hash == digest:
+            db.execute("UPDATE records SET last_seen_at = ? WHERE id = ?", [now, record_id])
+            _save_trial_snapshot(db, record_id, record, now)
+            return "unchanged", record_id
+        sets = ", ".join(f"{k} = ?" for k in values)
+        db.execute(
+            f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id]
+        )
+        status = "updated"
+    db.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
+    for scheme, value in record.identifiers:
+        db.execute(
+            "INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)",
+            [record_id, work_id, scheme, value],
+        )
+    db.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
+    for link in record.links:
+        db.execute(
+            "INSERT OR IGNORE INTO record_links (record_id, relation, scheme, value, note) VALUES (?, ?, ?, ?, ?)",
+            [record_id, link.relation, link.scheme, link.value, link.note],
+        )
+    _save_trial_snapshot(db, record_id, record, now)
+    work_id = _join_works_sharing_identifiers(db, record_id, now)
+    refresh_work(db, work_id, now)
+    return status, record_id
+
+
+def citation_value(value) -> str | None:
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text or None
+
+
+def _works_with_identifiers(db, identifiers: list[tuple[str, str]]) -> list[int]:
+    found: set[int] = set()
+    for scheme, value in identifiers:
+        found.update(r[0] for r in db.execute("SELECT work_id FROM identifiers WHERE scheme = ? AND value = ?", [scheme, value]))
+    return sorted(found)
+
+
+def _create_work(db, record: Record, now: str) -> int:
+    cursor = db.execute(
+        "INSERT INTO works (record_type, title, published_on, entered_on, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [record.record_type, record.title, record.published_on, record.entered_on, now, now],
+    )
+    return cursor.lastrowid
+
+
+def _join_works_sharing_identifiers(db, record_id: int, now: str) -> int:
+    """Records sharing a normalised identifier belong to one work (transitively).
+
+    When the record's identifiers reach several works they are merged into the oldest one;
+    the others keep their row with ``merged_into`` set so that old references still resolve.
+    """
+    work_id = db.execute("SELECT work_id FROM records WHERE id = ?", [record_id]).fetchone()[0]
+    shared: dict[int, str] = {}
+    for other, scheme, value in db.execute(
+        """SELECT other.work_id, mine.scheme, mine.value FROM identifiers AS mine
+               JOIN identifiers AS other ON other.scheme = mine.scheme AND other.value = mine.value
+               WHERE mine.record_id = ? AND other.work_id != ? ORDER BY other.work_id, mine.scheme, mine.value""",
+        [record_id, work_id],
+    ):
+        shared.setdefault(other, f"identifier {scheme}:{value}")
+    if not shared:
+        return work_id
+    group = sorted({work_id, *shared})
+    survivor = group[0]
+    for other in group[1:]:
+        reason = shared.get(other) or shared[survivor]
+        merge_works(db, survivor, [other], now, reason=reason, record_id=record_id)
+    return survivor
+
+
+def merge_works(
+    db, survivor: int, merged: list[int], now: str | None = None, *, reason: str = "manual", record_id: int | None = None
+) -> int:
+    """Point every record, identifier, digest item and link of ``merged`` works at ``survivor``.
+
+    Each merge is logged in ``work_merges`` with its ``reason`` (the shared identifier, or the
+    fuzzy evidence) and the record that brought the evidence.
+    """
+    now = now or clock.stamp()
+    with db.atomic():
+        for work_id in merged:
+            if work_id == survivor:
+                continue
+            for table in ("records", "identifiers", "digest_items"):
+                db.execute(f"UPDATE {table} SET work_id = ? WHERE work_id = ?", [survivor, work_id])
+            db.execute("UPDATE works SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, now, work_id])
+            db.execute("UPDATE works SET merged_into = ? WHERE merged_into = ?", [survivor, work_id])
+            repoint_work_links(db, work_id, survivor)
+            db.execute(
+                "INSERT INTO work_merges (survivor_id, merged_id, reason, record_id, merged_at) VALUES (?, ?, ?, ?, ?)",
+                [survivor, work_id, reason, record_id, now],
+            )
+        refresh_work(db, survivor, now)
+    return survivor
+
+
+def refresh_work(db, work_id: int, now: str) -> None:
+    """Recompute a work's summary columns from its records, best source first."""
+    rows = db.execute(
+        "SELECT source, record_type, title, published_on, entered_on, first_seen_at FROM records WHERE work_id = ?",
+        [work_id],
+    ).fetchall()
+    if not rows:
+        return
+
+    def rank(row):
+        return source_rank(row[0])
+
+    best = min(rows, key=rank)
+    types = {r[1] for r in rows}
+    record_type = next(
+        (t for t in ("article", "notice", "trial_registration", "preprint", "news", "other") if t in types), best[1]
+    )
+    published = next((r[3] for r in sorted(rows, key=rank) if r[3]), None)
+    entered = min((r[4] for r in rows if r[4]), default=None)
+    first_seen = min(r[5] for r in rows)
+    db.execute(
+        "UPDATE works SET record_type = ?, title = ?, published_on = ?, entered_on = ?, first_seen_at = MIN(first_seen_at, ?), updated_at = ? WHERE id = ?",
+        [record_type, best[2], published, entered, first_seen, now, work_id],
+    )
+    refresh_work_authors(db, work_id)
+
+
+def refresh_work_authors(db, work_id: int) -> None:
+    """``works.authors``: the structured authors of the work's best-ranked record that has any.
+
+    Skipped while an older migration's backfill runs (m002 resolves works before m005 adds the column)."""
+    if not any(col[1] == "authors" for col in db.execute("PRAGMA table_info(works)")):
+        return
+    rank = source_rank_sql("source")
+    row = db.execute(
+        f"SELECT structured_authors FROM records WHERE work_id = ? AND structured_authors != '[]' ORDER BY {rank}, id LIMIT 1",
+        [work_id],
+    ).fetchone()
+    db.execute("UPDATE works SET authors = ? WHERE id = ?", [row[0] if row else "[]", work_id])
+
+
+def _save_trial_snapshot(db, record_id: int, record: Record, now: str) -> None:
+    if not record.trial:
+        return
+    fields = {name: record.trial.get(name) for name in TRIAL_FIELDS}
+    if isinstance(fields["phases"], list):
+        fields["phases"] = ", ".join(fields["phases"])
+    if fields["has_results"] is not None:
+        fields["has_results"] = int(bool(fields["has_results"]))
+    latest = db.execute(
+        f"SELECT {', '.join(TRIAL_FIELDS)} FROM trial_snapshots WHERE source = ? AND trial_id = ? ORDER BY id DESC LIMIT 1",
+        [record.source, record.source_id],
+    ).fetchone()
+    if latest is not None and tuple(latest) == tuple(fields.values()):
+        return
+    db.execute(
+        f"INSERT INTO trial_snapshots (record_id, source, trial_id, captured_at, {', '.join(TRIAL_FIELDS)})"
+        f" VALUES (?, ?, ?, ?, {marks(TRIAL_FIELDS)})",
+        [record_id, record.source, record.source_id, now, *fields.values()],
+    )
+
+
+def known_source_ids(db, source: str, source_ids: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunks(source_ids):
+        found.update(
+            r[0]
+            for r in db.execute(
+                f"SELECT source_id FROM records WHERE source = ? AND source_id IN ({marks(chunk)})",
+                [source, *chunk],
+            )
+        )
+    return found
+
+
+def load_current_work_ids(db, work_ids: list[int] | None = None) -> list[int]:
+    """Current (not merged) works: all of them, or those given (a merged one stands for its survivor)."""
+    if work_ids is None:
+        return [r[0] for r in db.execute("SELECT id FROM works WHERE merged_into IS NULL ORDER BY id")]
+    result = set()
+    for work_id in work_ids:
+        row = db.execute("SELECT id, merged_into FROM works WHERE id = ?", [work_id]).fetchone()
+        seen = set()
+        while row and row[1] is not None and row[1] not in seen:  # merged_into points at the survivor
+            seen.add(row[1])
+            row = db.execute("SELECT id, merged_into FROM works WHERE id = ?", [row[1]]).fetchone()
+        if row:
+            result.add(row[0])
+    return sorted(result)
+
+
+def load_work_ids_of_records(db, keys: list[tuple[str, str]]) -> list[int]:
+    """The current works that the records (source, source_id) belong to."""
+    found = set()
+    for source, source_id in keys:
+        row = db.execute("SELECT work_id FROM records WHERE source = ? AND source_id = ?", [source, str(source_id)]).fetchone()
+        if row:
+            found.add(row[0])
+    return load_current_work_ids(db, sorted(found))
+
+
+def load_work_records(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """work_id -> its records as parsed (``records.data``: Record.to_dict())."""
+    result: dict[int, list[dict[str, Any]]] = {}
+    for chunk in chunks(work_ids):
+        for work_id, data in db.execute(
+            f"SELECT work_id, data FROM records WHERE work_id IN ({marks(chunk)}) ORDER BY id", chunk
+        ):
+            result.setdefault(work_id, []).append(json.loads(data))
+    return result
