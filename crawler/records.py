@@ -311,6 +311,9 @@ class Record:
     links: list[Link] = field(default_factory=list)
     trial: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: required fields the answer lacked (e.g. ["title"]): the store keeps their stored values instead
+    #: of overwriting good data with a placeholder. Not part of ``to_dict`` nor of the content hash.
+    missing: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.record_type not in RECORD_TYPES:
@@ -342,6 +345,7 @@ class Record:
         data = asdict(self)
         if not data["abstract_sections"] and self.abstract:
             data["abstract_sections"] = sections_from_text(self.abstract)
+        data.pop("missing", None)
         return data
 
     def content_hash(self) -> str:

@@ -429,6 +429,7 @@ def test_title_falls_back_to_official_title_then_nct():
     assert ct.parse_study(study).title.startswith("A Phase 2 Study of Arketamine")
     del study["protocolSection"]["identificationModule"]["officialTitle"]
     assert ct.parse_study(study).title == "NCT05999001"
+    assert ct.parse_study(study).missing == ["title"]  # the store keeps a stored title (#16)
 
 
 @pytest.mark.parametrize(

@@ -296,13 +296,14 @@ def parse_study(study: Any, source: str = NAME) -> Record:
     if not nct:
         raise ValueError(f"no valid protocolSection.identificationModule.nctId ({ident.get('nctId')!r})")
     status = sub(protocol, "statusModule")
-    title = clean_text(ident.get("briefTitle")) or clean_text(ident.get("officialTitle")) or nct
+    title = clean_text(ident.get("briefTitle")) or clean_text(ident.get("officialTitle"))
     trial = parse_trial(study)
     record = Record(
         source=source,
         source_id=nct,
         record_type="trial_registration",
-        title=title,
+        title=title or nct,  # shown for a new study; a stored title is kept (missing)
+        missing=[] if title else ["title"],
         url=STUDY_URL.format(nct),
         abstract=clean_text(sub(protocol, "descriptionModule").get("briefSummary")),
         published_on=trial["first_posted_on"],

@@ -583,6 +583,7 @@ def parse_item(item: dict[str, Any], source: str = NAME) -> Record | None:
         source_id=doi,
         record_type=CROSSREF_TYPES.get(crossref_type, "other"),
         title=title,
+        missing=[] if title else ["title"],
         url=ids.url_for("doi", doi),
         abstract=abstract,
         abstract_sections=sections,

@@ -206,7 +206,8 @@ def parse_trial(full, today: dt.date) -> Record | None:
         source=NAME,
         source_id=isrctn,
         record_type="trial_registration",
-        title=title or scientific or isrctn,
+        title=title or scientific or isrctn,  # shown for a new trial; a stored title is kept (missing)
+        missing=[] if title or scientific else ["title"],
         url=RECORD_URL.format(isrctn),
         abstract=build_abstract(trial),
         published_on=assigned,

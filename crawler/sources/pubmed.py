@@ -204,6 +204,8 @@ def parse_article(article, source: str = NAME) -> Record:
     record = Record(
         source=source, source_id=pmid, record_type="article", title=_title(art), url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
     )
+    if not record.title:
+        record.missing.append("title")
     record.add_id("pmid", pmid)
     for aid in article.findall("PubmedData/ArticleIdList/ArticleId"):
         kind = aid.get("IdType")
@@ -272,7 +274,8 @@ def parse_book_article(article, source: str = NAME) -> Record:
         source=source,
         source_id=pmid,
         record_type="other",
-        title=title or "(untitled)",
+        title=title,
+        missing=[] if title else ["title"],
         url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
     )
     record.add_id("pmid", pmid)
@@ -298,7 +301,7 @@ def _title(art) -> str:
     match = re.fullmatch(r"\[(.+)\]\.?", title)
     if match:
         title = match.group(1)
-    return title or "(untitled)"
+    return title
 
 
 def _abstract_sections(art) -> list[dict]:

@@ -8,6 +8,7 @@ records, best source first (:data:`crawler.records.SOURCE_PRIORITY`).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +18,14 @@ from crawler import clock
 from crawler.records import CITATION_FIELDS, TRIAL_FIELDS, Record, source_rank
 from crawler.store.candidates import repoint_work_links
 from crawler.store.common import chunks, dumps, marks, source_rank_sql
+
+log = logging.getLogger("crawler.store")
+
+#: a work's title when none of its records has one
+UNTITLED = "(untitled)"
+
+#: Required fields a source answer may lack (Record.missing) whose stored value is then kept.
+KEEPABLE_FIELDS = ("title", "abstract", "journal", "published_on", "entered_on")
 
 
 def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None) -> dict[str, int]:
@@ -34,12 +43,17 @@ def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str 
 
 
 def save_record(db, record: Record, now: str) -> tuple[str, int]:
-    """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id)."""
-    digest = record.content_hash()
+    """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id).
+
+    A record whose answer lacked a required field (``record.missing``) never overwrites the stored
+    value of that field: the stored one is kept, and a warning names the record."""
     row = db.execute(
         "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
         [record.source, record.source_id],
     ).fetchone()
+    if row is not None and record.missing:
+        _keep_stored_fields(db, row[0], record)
+    digest = record.content_hash()
     values = {
         "record_type": record.record_type,
         "title": record.title,
@@ -169,6 +183,25 @@ def merge_works(
     return survivor
 
 
+def _keep_stored_fields(db, record_id: int, record: Record) -> None:
+    fields = [f for f in record.missing if f in KEEPABLE_FIELDS]
+    if not fields:
+        return
+    stored = db.execute(f"SELECT {', '.join(fields)} FROM records WHERE id = ?", [record_id]).fetchone()
+    kept = []
+    for name, value in zip(fields, stored, strict=True):
+        if value:
+            setattr(record, name, value)
+            kept.append(name)
+    if kept:
+        log.warning(
+            "[%s] %s: the answer lacks %s; kept the stored value (a source-side omission must not erase good data)",
+            record.source,
+            record.source_id,
+            ", ".join(kept),
+        )
+
+
 def refresh_work(db, work_id: int, now: str) -> None:
     """Recompute a work's summary columns from its records, best source first."""
     rows = db.execute(
@@ -182,6 +215,8 @@ def refresh_work(db, work_id: int, now: str) -> None:
         return source_rank(row[0])
 
     best = min(rows, key=rank)
+    # display fields come from the best source that has them: a record without a title never blanks the work's
+    title = next((r[2] for r in sorted(rows, key=rank) if r[2] and r[2].strip()), None) or UNTITLED
     types = {r[1] for r in rows}
     record_type = next(
         (t for t in ("article", "notice", "trial_registration", "preprint", "news", "other") if t in types), best[1]
@@ -191,7 +226,7 @@ def refresh_work(db, work_id: int, now: str) -> None:
     first_seen = min(r[5] for r in rows)
     db.execute(
         "UPDATE works SET record_type = ?, title = ?, published_on = ?, entered_on = ?, first_seen_at = MIN(first_seen_at, ?), updated_at = ? WHERE id = ?",
-        [record_type, best[2], published, entered, first_seen, now, work_id],
+        [record_type, title, published, entered, first_seen, now, work_id],
     )
     refresh_work_authors(db, work_id)
 
