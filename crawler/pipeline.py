@@ -34,6 +34,8 @@ class SourceReport:
     reason: str | None = None  # why it failed, in one short phrase (no URL)
     hint: str | None = None  # what to check
     failures_in_a_row: int = 0  # after this run
+    skipped: list[str] = field(default_factory=list)  # items that could not be stored, with the reason
+    watermark_held: bool = False  # skipped items may be readable later: the next run re-reads the window
     never_succeeded: bool = False  # no successful run yet, this one included
 
     def crossed(self, fail_after: int) -> bool:
@@ -60,6 +62,14 @@ class SourceReport:
             f"{c['unchanged']} unchanged, {self.requests} requests, window {self.window[0]}..{self.window[1]}, "
             f"{self.seconds:.1f}s"
         )
+        if self.skipped:
+            line += (
+                f", {len(self.skipped)} skipped ({self.skipped[0]}"
+                + (f"; and {len(self.skipped) - 1} more" if len(self.skipped) > 1 else "")
+                + ")"
+            )
+            if self.watermark_held:
+                line += ", watermark held"
         if self.warnings:
             line += f", {len(self.warnings)} warning(s)"
         if self.error:
@@ -74,6 +84,9 @@ class SourceReport:
             "status": self.status,
             **self.counts,
             "kept": self.counts.get("kept", self.counts["fetched"]),
+            "skipped": len(self.skipped),
+            "skipped_reasons": self.skipped[:20],
+            "watermark_held": self.watermark_held,
             "requests": self.requests,
             "window_from": self.window[0],
             "window_to": self.window[1],
@@ -300,6 +313,10 @@ def crawl_source(
     if report.status == "failed":
         report.failures_in_a_row = saved["consecutive_failures"] + 1
         report.never_succeeded = saved["watermark"] is None
+    if ctx.skipped:
+        report.counts["skipped"] = len(ctx.skipped)
+        report.skipped = list(ctx.skipped)
+        report.watermark_held = ctx.holds_watermark and report.status == "ok"
     if ctx.downloaded is not None:  # pages read that yielded nothing still count as fetched
         report.counts["fetched"] = ctx.downloaded
         report.counts["kept"] = kept
@@ -316,8 +333,12 @@ def crawl_source(
             warnings=report.warnings,
             error=report.error,
             queries=ctx.queries,
+            skipped=report.skipped,
         )
-        if report.status == "ok":
+        if report.status == "ok" and report.watermark_held:
+            # skipped items may be readable next time: record the success but keep the watermark and state
+            store.save_source_success(db, instance.name, saved["watermark"], saved["state"])
+        elif report.status == "ok":
             store.save_source_success(db, instance.name, until.isoformat(), ctx.state)
         elif report.status == "failed":
             store.save_source_failure(db, instance.name, report.error or "unknown error")

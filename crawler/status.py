@@ -6,6 +6,7 @@ next scheduled runs; the last digest and the last delivery per recipient; and th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 
 from crawler import clock, cron, lock
@@ -58,7 +59,18 @@ def collect_status(
             "records": counts.get(instance.name, 0),
             "last_run": {
                 k: run.get(k)
-                for k in ("status", "started_at", "finished_at", "fetched", "kept", "new", "updated", "unchanged", "requests")
+                for k in (
+                    "status",
+                    "started_at",
+                    "finished_at",
+                    "fetched",
+                    "kept",
+                    "new",
+                    "updated",
+                    "unchanged",
+                    "skipped",
+                    "requests",
+                )
             }
             if run
             else None,
@@ -70,6 +82,12 @@ def collect_status(
             alerts.append(f"{instance.name}: failed {failures} runs in a row (last error: {entry['last_error']})")
         elif max_lag_hours and lag is not None and lag > max_lag_hours * 3600:
             alerts.append(f"{instance.name}: no successful crawl for {_duration(lag)} (limit {max_lag_hours} h)")
+        if run and run.get("skipped"):
+            reasons = json.loads(run.get("skipped_reasons") or "[]")
+            alerts.append(
+                f"{instance.name}: {run['skipped']} item(s) skipped in the last run ({'; '.join(reasons[:3])}); "
+                "the watermark is held, so the next run reads them again"
+            )
 
     path = str(config.database_path)
     last_digest = next(

@@ -35,6 +35,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m005_structured_authors",
         "m006_sqlite_timestamps",
         "m007_source_runs_kept",
+        "m008_source_runs_skipped",
     ]
     assert {
         "works",

@@ -63,6 +63,10 @@ class CrawlContext:
     progress: Any = None
     #: Items downloaded, for sources that filter locally (None: every yielded record was downloaded).
     downloaded: int | None = None
+    #: Items of the answer that could not be identified or read, with the reason (see :meth:`skip`).
+    skipped: list[str] = field(default_factory=list)
+    #: Whether a skipped item may still be readable on a later run: the watermark is then held.
+    holds_watermark: bool = False
 
     @property
     def base_url(self) -> str:
@@ -88,6 +92,17 @@ class CrawlContext:
         """Sources that filter locally report each page's item count here: the run's ``fetched``
         (downloaded) then differs from ``kept`` (records yielded after the filter)."""
         self.downloaded = (self.downloaded or 0) + n
+
+    def skip(self, reason: str, *, permanent: bool = False) -> None:
+        """An item of the answer that cannot be stored (no id, unreadable): counted as ``skipped`` with its
+        reason in the log line, ``source_runs`` and ``litmon status``. Unless ``permanent`` (a rule says the
+        item can never be read, so re-reading the window gains nothing), the watermark does not advance
+        past this run's window, so that the next run reads it again."""
+        self.skipped.append(reason)
+        self.warnings.append(f"skipped {reason}")
+        if not permanent:
+            self.holds_watermark = True
+        log.warning("[%s] skipped %s", self.name, reason)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

@@ -177,7 +177,7 @@ def build_records(ctx: CrawlContext, page: list[dict], builder, server: str) -> 
     for item in page:
         record = builder(item, server)
         if record is None:
-            ctx.warn(f"skipped an entry without a usable DOI or title: {describe_item(item)}")
+            ctx.skip(f"an entry without a usable DOI or title: {describe_item(item)}")
         else:
             records.append(record)
     return records

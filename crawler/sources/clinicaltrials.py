@@ -137,7 +137,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
             entry.hits = page.total if page.total is not None else len(page.records)
         entry.params.update(pages=pages, fetched=fetched)
         for problem in page.problems:
-            ctx.warn(problem)
+            ctx.skip(problem)
         if page.records:
             yield page.records
         token = page.next_page_token
@@ -258,7 +258,7 @@ def parse_studies(body: bytes, source: str = NAME, url: str | None = None) -> St
         try:
             page.records.append(parse_study(study, source))
         except ValueError as exc:
-            page.problems.append(f"study #{index + 1} skipped: {exc}")
+            page.problems.append(f"study #{index + 1}: {exc}")
     return page
 
 

@@ -414,11 +414,18 @@ def decide_stop(pages: int, settings: dict[str, Any], n_items: int, matched: int
 
 def parse_item_safely(ctx, item) -> Record | None:
     try:
-        return parse_item(item, ctx.name)
+        record = parse_item(item, ctx.name)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         doi = item.get("DOI") if isinstance(item, dict) else None
-        ctx.warn(f"skipped an unreadable item {doi or ''}: {type(exc).__name__}: {exc}")
+        ctx.skip(f"an unreadable item {doi or ''}: {type(exc).__name__}: {exc}")
         return None
+    if record is None and isinstance(item, dict):
+        # every Crossref work has a DOI: an item without one is a broken answer. Off-topic ones would be
+        # left out by the filter anyway; on-topic ones are reported and the window is read again.
+        title = parse_title(item)
+        if ctx.matches_topic(title, parse_abstract(item.get("abstract"))):
+            ctx.skip(f"an item without a DOI ({title[:80]!r})")
+    return record
 
 
 def record_matches(ctx, record: Record) -> bool:

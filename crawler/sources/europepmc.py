@@ -222,7 +222,7 @@ def fetch_chain(
                     url=response.url,
                 )
         for problem in page.skipped:
-            ctx.warn(problem)
+            ctx.skip(problem)
         batch = [r for r in page.records if r.source_id not in seen]
         seen.update(r.source_id for r in batch)
         if batch:

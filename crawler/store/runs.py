@@ -39,12 +39,13 @@ def finish_source_run(
     warnings: list[str],
     error: str | None,
     queries: list[Any],
+    skipped: list[str] | None = None,
 ) -> None:
     now = clock.stamp()
     with db.atomic():
         db.execute(
             """UPDATE source_runs SET finished_at = ?, status = ?, requests = ?, fetched = ?, kept = ?, new = ?,
-               updated = ?, unchanged = ?, warnings = ?, error = ? WHERE id = ?""",
+               updated = ?, unchanged = ?, skipped = ?, skipped_reasons = ?, warnings = ?, error = ? WHERE id = ?""",
             [
                 now,
                 status,
@@ -54,6 +55,8 @@ def finish_source_run(
                 counts.get("new", 0),
                 counts.get("updated", 0),
                 counts.get("unchanged", 0),
+                counts.get("skipped", 0),
+                dumps(skipped or []),
                 dumps(warnings),
                 error,
                 source_run_id,

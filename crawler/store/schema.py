@@ -401,6 +401,18 @@ def m007_source_runs_kept(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_source_runs_skipped(db: sqlite_utils.Database) -> None:
+    """``skipped``: items of a source's answer that could not be stored (no identifier, unreadable),
+    with their reasons in ``skipped_reasons`` (a JSON list); such a run holds the source's watermark."""
+    db.executescript(
+        """
+        ALTER TABLE source_runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE source_runs ADD COLUMN skipped_reasons TEXT NOT NULL DEFAULT '[]';
+        """
+    )
+
+
 def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open and migrate the database (the application opens it with :func:`crawler.ingest.open_db`,
     which also runs the backfills a migration needs)."""
