@@ -143,7 +143,7 @@ def test_digest_item_shows_the_finding_not_the_background(make_config, db):
 
     config = make_config("[digest]\nfirst_digest_days = 3660\n" + shipped_vocabulary())
     records = pubmed.parse_efetch((FIXTURES / "pubmed" / "efetch_batch1.xml").read_bytes())
-    store.save_records(db, records, now="2026-11-23T06:00:00Z")
+    store.save_records(db, records, now="2026-11-23 06:00:00")
     result = run_digest(config, db, now=dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC))
     items = [item for _, _, group in result.digest.sections for item in group]
     item = next(i for i in items if i.work_id and "ECT" in (i.snippet or ""))
