@@ -3,7 +3,9 @@
 * connect/read timeouts per socket operation, and a wall-clock deadline per response
   (``response_timeout``: a server trickling one byte at a time cannot hold a run) and per source
   (``source_timeout``, set by :meth:`HttpClient.begin_source`);
-* retries with exponential backoff and jitter on 429, 5xx and connection errors, honouring
+* retries with exponential backoff and jitter on 429, 5xx, connection errors and truncated bodies
+  (the connection closed before ``Content-Length`` bytes, a broken gzip stream, or a JSON/XML answer
+  that ends mid-document: see :func:`truncation_problem`), honouring
   ``Retry-After`` (seconds or an HTTP date), never beyond ``max_retry_wait`` per pause nor
   ``max_backoff_seconds`` in all for one source in one run;
 * a stop event (SIGTERM/SIGINT): every pause and every network wait ends at once with
@@ -21,6 +23,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -40,6 +43,10 @@ from crawler.errors import Interrupted, SourceError, redact_text
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+#: A body cut off in transit: the connection closed before Content-Length bytes (urllib3's
+#: IncompleteRead, as ChunkedEncodingError) or a compressed stream that does not decode.
+TRUNCATED_BODY_ERRORS = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 
 
 @dataclass
@@ -339,6 +346,21 @@ class HttpClient:
                         body = self._read_capped(response, source)
                 if watchdog.reason:  # the answer came complete just as the watchdog fired
                     raise requests.ConnectionError("cut by the watchdog")
+                cut = None if response.status_code in RETRY_STATUSES else truncation_problem(response.headers, body)
+                if cut and attempt < self.max_retries:
+                    last_problem = f"{cut} from {host}"
+                    delay = self._retry_delay(attempt, None)
+                    log.info("[%s] %s; retry %d/%d in %.1fs", source, last_problem, attempt + 1, self.max_retries, delay)
+                    self._backoff(source, delay, last_problem, url, params)
+                    continue
+                if cut:
+                    raise SourceError(
+                        source,
+                        f"{cut} after {attempt + 1} attempts",
+                        hint="whether the service or a proxy cuts long answers (a smaller page_size, where the source has "
+                        "one, helps); it is retried on the next run",
+                        url=_display_url(url, params),
+                    )
                 if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
                     last_problem = f"HTTP {response.status_code}"
                     delay = self._retry_delay(attempt, response)
@@ -352,7 +374,7 @@ class HttpClient:
                     raise Interrupted("stop requested") from None
                 if watchdog.reason == "deadline":
                     raise self._too_slow(source, url, params) from None
-                if not isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+                if not isinstance(exc, (requests.ConnectionError, requests.Timeout, *TRUNCATED_BODY_ERRORS)):
                     raise SourceError(
                         source, f"request failed: {_short(exc)}", hint="the base_url in the config", url=_display_url(url, params)
                     ) from None
@@ -411,6 +433,60 @@ class HttpClient:
         return b"".join(chunks)
 
 
+_XML_ROOT_RE = re.compile(rb"<([A-Za-z_][\w.:-]*)[^>]*?(/?)>")
+
+
+def truncation_problem(headers, body: bytes) -> str | None:
+    """Why a complete-looking answer is a cut-off one, or None.
+
+    Only answers that declare JSON or XML are checked (HTML and text are left to the sources): a
+    JSON body must parse, an XML body must close its root element. An HTML page served under a
+    JSON/XML content type (a WAF, a proxy error) is no truncation and is left to the source."""
+    kind = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    stripped = body.strip()
+    if not stripped or looks_like_html(body):
+        return None
+    if kind.endswith(("/json", "+json")) and stripped[:1] in (b"{", b"["):
+        try:
+            json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            # cut off = the document is fine up to where it stops (malformed JSON is left to the source)
+            if exc.pos >= len(stripped.decode("utf-8", "replace")) - 1 or exc.msg.startswith("Unterminated string"):
+                return f"the JSON answer is cut off ({len(body)} bytes, ends with {_tail(stripped)!r})"
+        except ValueError:
+            return None
+        return None
+    if kind.endswith(("/xml", "+xml")) and stripped[:1] == b"<":
+        return (
+            None if _xml_complete(stripped) else f"the XML answer is cut off ({len(body)} bytes, ends with {_tail(stripped)!r})"
+        )
+    return None
+
+
+def _xml_complete(body: bytes) -> bool:
+    """Whether the document's root element is closed (cheap: the root's end tag ends the document)."""
+    position = 0
+    while True:
+        match = _XML_ROOT_RE.search(body, position)
+        if match is None:
+            return False
+        start = body.rfind(b"<", 0, match.end())
+        if body.startswith((b"<?", b"<!"), start):  # declaration, doctype, comment
+            position = match.end()
+            continue
+        break
+    name, self_closed = match.group(1), match.group(2)
+    if self_closed:
+        return True
+    return body.endswith(b"</" + name + b">") or bool(
+        re.search(rb"</" + re.escape(name) + rb"\s*>\s*(<!--.*?-->\s*)*$", body, re.S)
+    )
+
+
+def _tail(body: bytes, length: int = 30) -> str:
+    return body[-length:].decode("utf-8", "replace")
+
+
 def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -434,6 +510,10 @@ def _display_host(url: str) -> str:
 def describe_network_error(exc: Exception, host: str) -> str:
     """A short, human reason for a connection-level failure (the full text is in -v logs)."""
     text = repr(exc)
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return f"the compressed body from {host} does not decode (cut off or damaged gzip stream)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return f"{host} closed the connection before the whole body arrived (truncated response)"
     if _is_dns_failure(exc):
         return f"cannot resolve host name {host} (DNS)"
     if "Connection refused" in text or "ConnectionRefusedError" in text:

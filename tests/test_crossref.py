@@ -214,7 +214,10 @@ def seed_previous_success(db, today):
             lambda: WResponse(fixture_bytes("crossref", "not_found_404.txt"), status=404, content_type="text/plain"),
             "Resource not found.",
         ),
-        (lambda: WResponse(fixture_bytes("crossref", PAGE2)[:700], status=200, content_type="application/json"), "expected JSON"),
+        (
+            lambda: WResponse(fixture_bytes("crossref", PAGE2)[:700], status=200, content_type="application/json"),
+            "JSON answer is cut off",
+        ),
     ],
 )
 def test_error_on_second_page_fails_the_run_without_losing_data(httpserver, make_config, run_crawl, db, today, answer, expected):

@@ -202,7 +202,9 @@ def test_truncated_feed_without_entries_fails(make_config, httpserver, run_crawl
     report = run_crawl(config, only=["feed:lancet"])
 
     assert report.sources[0].status == "failed"
-    assert report.sources[0].error.startswith("[feed:lancet] the feed is malformed and has no readable entries")
+    # cut off before the root closes: retried like a 5xx (max_retries = 2), then failed
+    assert report.sources[0].error.startswith("[feed:lancet] the XML answer is cut off (230 bytes")
+    assert len(httpserver.log) == 3
     assert state(db, "feed:lancet")["watermark"] is None
 
 

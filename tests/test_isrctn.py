@@ -189,7 +189,7 @@ def test_offset_ignored_falls_back_to_one_request_for_everything(config, httpser
     [
         (lambda: Response("upstream failure", status=500), "HTTP 500"),
         (lambda: Response(fixture_bytes("isrctn", "error_page.html"), content_type="text/html"), "HTML page"),
-        (lambda: Response(fixture_bytes("isrctn", "search_page1.xml")[:3000], content_type=XML), "malformed XML"),
+        (lambda: Response(fixture_bytes("isrctn", "search_page1.xml")[:3000], content_type=XML), "XML answer is cut off"),
     ],
 )
 def test_error_answer_fails_the_source_keeps_rows_and_watermark(config, httpserver, run_crawl, db, answer, expected):
