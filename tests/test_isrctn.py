@@ -11,7 +11,9 @@ from werkzeug import Response
 
 from crawler import store
 from crawler.errors import SourceError
+from crawler.http import HttpClient
 from crawler.sources import isrctn
+from crawler.sources.base import CrawlContext
 
 PATH = "/api/query/format/default"
 XML = "application/xml;charset=UTF-8"
@@ -33,6 +35,34 @@ min_interval = 0
     return _config
 
 
+def full_trials(*names: str) -> list[bytes]:
+    """The <fullTrial> elements of fixture answers, as they appear in the file."""
+    trials = []
+    for name in names:
+        body = fixture_bytes("isrctn", name)
+        for part in body.split(b"<fullTrial>")[1:]:
+            trials.append(b"<fullTrial>" + part.split(b"</fullTrial>")[0] + b"</fullTrial>")
+    return trials
+
+
+def answer(trials: list[bytes], total: int | None = None) -> bytes:
+    total = len(trials) if total is None else total
+    return (
+        f'<allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="{total}">'.encode() + b"\n".join(trials) + b"</allTrials>"
+    )
+
+
+def serve_registry(httpserver, trials: list[bytes]):
+    """Answer like the ISRCTN query API: totalCount always, then ``limit`` trials from ``offset``."""
+
+    def handler(request):
+        limit = int(request.args.get("limit", "10"))
+        offset = int(request.args.get("offset", "0"))
+        return Response(answer(trials[offset : offset + limit], total=len(trials)), content_type=XML)
+
+    httpserver.expect_request(PATH).respond_with_handler(handler)
+
+
 def serve_pages(httpserver, pages: dict[int, bytes]):
     """Answer by offset, like an API that honours offset."""
 
@@ -51,21 +81,22 @@ def window_clause(day: dt.date) -> str:
     return f"({QUERY}) AND lastEdited GE {day.isoformat()}T00:00:00.000Z"
 
 
-def two_pages(httpserver):
-    serve_pages(httpserver, {0: fixture_bytes("isrctn", "search_page1.xml"), 2: fixture_bytes("isrctn", "search_page2.xml")})
-
-
 # --------------------------------------------------------------------------- crawls
 
 
-def test_first_crawl_pages_with_limit_and_offset_and_stores_trials(config, httpserver, run_crawl, db, today):
-    two_pages(httpserver)
+def all_three(httpserver):
+    serve_registry(httpserver, full_trials("search_page1.xml", "search_page2.xml"))
+
+
+def test_first_crawl_counts_then_fetches_everything_at_once_and_stores_trials(config, httpserver, run_crawl, db, today):
+    all_three(httpserver)
     report = run_crawl(config(), only=["isrctn"])
 
     assert report.sources[0].status == "ok", report.sources[0].error
+    # as ctrdata does: count with limit=0, then one request of limit=totalCount (no offset paging)
     assert sent(httpserver) == [
-        {"q": window_clause(dt.date(2024, 1, 1)), "limit": "2", "offset": "0"},
-        {"q": window_clause(dt.date(2024, 1, 1)), "limit": "2", "offset": "2"},
+        {"q": window_clause(dt.date(2024, 1, 1)), "limit": "0"},
+        {"q": window_clause(dt.date(2024, 1, 1)), "limit": "3"},
     ]
     records = rows(db, "SELECT source_id, record_type, title, entered_on, updated_on, url FROM records ORDER BY source_id")
     assert [r["source_id"] for r in records] == ["ISRCTN14689382", "ISRCTN52841370", "ISRCTN73019256"]
@@ -109,7 +140,7 @@ def test_first_crawl_pages_with_limit_and_offset_and_stores_trials(config, https
     (query,) = rows(db, "SELECT query, window_from, window_to, hits, params FROM source_queries")
     assert query["query"] == window_clause(dt.date(2024, 1, 1))
     assert (query["window_from"], query["window_to"], query["hits"]) == ("2024-01-01", today.isoformat(), 3)
-    assert json.loads(query["params"]) == {"limit": 2, "pages": 2}
+    assert json.loads(query["params"]) == {"count": 3, "requests": 2}
     (state,) = rows(db, "SELECT watermark FROM source_states WHERE source = 'isrctn'")
     assert state["watermark"] == today.isoformat()
     (run,) = rows(db, "SELECT status, fetched, new, requests FROM source_runs")
@@ -117,7 +148,7 @@ def test_first_crawl_pages_with_limit_and_offset_and_stores_trials(config, https
 
 
 def test_same_trial_in_clinicaltrials_joins_the_same_work(config, httpserver, run_crawl, db):
-    two_pages(httpserver)
+    all_three(httpserver)
     run_crawl(config(), only=["isrctn"])
     works = rows(
         db,
@@ -139,16 +170,19 @@ def test_empty_answer_is_a_successful_crawl(config, httpserver, run_crawl, db, t
 
 
 def test_incremental_run_starts_at_watermark_minus_overlap_and_does_not_duplicate(config, httpserver, run_crawl, db):
-    two_pages(httpserver)
+    all_three(httpserver)
     run_crawl(config(), only=["isrctn"])
     store.save_source_success(db, "isrctn", "2026-01-07", {})
     httpserver.clear()
-    serve_pages(httpserver, {0: fixture_bytes("isrctn", "search_since_update.xml")})
+    serve_registry(httpserver, full_trials("search_since_update.xml"))
 
     report = run_crawl(config(), only=["isrctn"])
 
     assert report.sources[0].status == "ok", report.sources[0].error
-    assert sent(httpserver) == [{"q": window_clause(dt.date(2026, 1, 4)), "limit": "2", "offset": "0"}]
+    assert sent(httpserver) == [
+        {"q": window_clause(dt.date(2026, 1, 4)), "limit": "0"},
+        {"q": window_clause(dt.date(2026, 1, 4)), "limit": "2"},
+    ]
     assert report.sources[0].counts == {"fetched": 2, "new": 0, "updated": 1, "unchanged": 1}
     assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 3
     assert rows(db, "SELECT COUNT(*) AS n FROM identifiers WHERE value = 'NCT02639312'")[0]["n"] == 1
@@ -164,6 +198,57 @@ def test_incremental_run_starts_at_watermark_minus_overlap_and_does_not_duplicat
     assert rows(db, "SELECT updated_on FROM records WHERE source_id = 'ISRCTN52841370'")[0]["updated_on"] == "2026-01-09"
 
 
+def test_window_over_max_results_fails_clearly_without_fetching(make_config, httpserver, run_crawl, db):
+    all_three(httpserver)
+    config = make_config(f"""
+[sources.isrctn]
+enabled = true
+base_url = "{httpserver.url_for("/api/")}"
+query = "{QUERY}"
+max_results = 2
+min_interval = 0
+""")
+    report = run_crawl(config, only=["isrctn"])
+
+    assert report.sources[0].status == "failed"
+    assert "holds 3 trials, more than max_results=2" in report.sources[0].error
+    assert [a["limit"] for a in sent(httpserver)] == ["0"]  # counted, never asked for the 3
+    assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 0
+
+
+def test_trials_are_yielded_in_batches_of_page_size(config, httpserver):
+    all_three(httpserver)
+    settings = config(page_size=2)
+    ctx = CrawlContext(
+        name="isrctn",
+        settings=settings.sources["isrctn"],
+        config=settings,
+        http=HttpClient("tester@example.org", default_min_interval=0),
+        since=dt.date(2024, 1, 1),
+        until=dt.date(2026, 11, 23),
+    )
+    batches = [[r.source_id for r in batch] for batch in isrctn.fetch_records(ctx)]
+    assert [len(b) for b in batches] == [2, 1] and len(httpserver.log) == 2
+
+
+def test_failed_count_falls_back_to_offset_paging(config, httpserver, run_crawl, db):
+    pages = {0: fixture_bytes("isrctn", "search_page1.xml"), 2: fixture_bytes("isrctn", "search_page2.xml")}
+
+    def handler(request):
+        if request.args.get("limit") == "0":
+            return Response("count unavailable", status=400)
+        return Response(pages.get(int(request.args.get("offset", "0")), b""), content_type=XML)
+
+    httpserver.expect_request(PATH).respond_with_handler(handler)
+    report = run_crawl(config(), only=["isrctn"])
+
+    assert report.sources[0].status == "ok", report.sources[0].error
+    assert [(a.get("limit"), a.get("offset")) for a in sent(httpserver)] == [("0", None), ("2", "0"), ("2", "2")]
+    assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 3
+    [warning] = report.sources[0].warnings
+    assert warning.startswith("the count request (limit=0) failed, paging with limit/offset instead") and "HTTP 400" in warning
+
+
 def test_offset_ignored_falls_back_to_one_request_for_everything(config, httpserver, run_crawl, db):
     everything = fixture_bytes("isrctn", "search_page1.xml").replace(
         b"</allTrials>",
@@ -171,7 +256,9 @@ def test_offset_ignored_falls_back_to_one_request_for_everything(config, httpser
         + b"</allTrials>",
     )
 
-    def handler(request):  # an API that ignores offset
+    def handler(request):  # an API that ignores offset, and whose count request fails
+        if request.args.get("limit") == "0":
+            return Response("upstream failure", status=400)
         body = everything if request.args.get("limit") == "3" else fixture_bytes("isrctn", "search_page1.xml")
         return Response(body, content_type=XML)
 
@@ -179,7 +266,7 @@ def test_offset_ignored_falls_back_to_one_request_for_everything(config, httpser
     report = run_crawl(config(), only=["isrctn"])
 
     assert report.sources[0].status == "ok", report.sources[0].error
-    assert [(a.get("limit"), a.get("offset")) for a in sent(httpserver)] == [("2", "0"), ("2", "2"), ("3", None)]
+    assert [(a.get("limit"), a.get("offset")) for a in sent(httpserver)] == [("0", None), ("2", "0"), ("2", "2"), ("3", None)]
     assert rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] == 3
     assert json.loads(rows(db, "SELECT params FROM source_queries")[0]["params"])["offset_ignored"] is True
 
@@ -193,7 +280,7 @@ def test_offset_ignored_falls_back_to_one_request_for_everything(config, httpser
     ],
 )
 def test_error_answer_fails_the_source_keeps_rows_and_watermark(config, httpserver, run_crawl, db, answer, expected):
-    two_pages(httpserver)
+    all_three(httpserver)
     run_crawl(config(), only=["isrctn"])
     store.save_source_success(db, "isrctn", "2025-06-01", {})
     httpserver.clear()
@@ -212,7 +299,9 @@ def test_error_answer_fails_the_source_keeps_rows_and_watermark(config, httpserv
 
 
 def test_second_page_failure_keeps_first_page_but_not_the_watermark(config, httpserver, run_crawl, db):
-    def handler(request):
+    def handler(request):  # counting fails: offset paging, whose second page fails
+        if request.args.get("limit") == "0":
+            return Response(fixture_bytes("isrctn", "error_page.html"), content_type="text/html")
         if request.args.get("offset") == "0":
             return Response(fixture_bytes("isrctn", "search_page1.xml"), content_type=XML)
         return Response(fixture_bytes("isrctn", "error_page.html"), content_type="text/html")

@@ -14,13 +14,19 @@ Incremental strategy
     watermark minus the overlap comes back, new or changed; records already stored with the same
     content are recognised by the store and counted as unchanged. Nothing is kept in ``ctx.state``.
 
-Paging and caps
-    ``limit`` (setting ``page_size``, default 100) and ``offset``. Offset support is disputed (the
-    2021 API notes say "no pagination"; a 2026 probe says it works), so paging stops at the first
-    page that is short, empty, brings no trial not seen before, or reaches ``totalCount``. When a
-    page brings nothing new while ``totalCount`` says more remain, offset is being ignored: the
-    module then asks once for everything with ``limit=totalCount`` (as ctrdata does), refusing
-    beyond ``max_results`` (default 5000) with a clear error rather than storing a partial window.
+Count, then fetch (as ctrdata does)
+    The API documents no paging (its 2021 notes say "no pagination"; ``offset`` works according to
+    one 2026 probe only). So each run first counts: ``limit=0`` answers ``<allTrials
+    totalCount="N"/>`` without trials; then ONE request with ``limit=N`` brings the whole window.
+    A window holding more than ``max_results`` (default 5000) trials fails with a clear error
+    rather than asking for a huge answer or storing part of the window. The trials are yielded in
+    batches of ``page_size`` (each one transaction).
+
+    Only when the count request fails (an error answer, no ``totalCount``) does the module fall
+    back to ``limit``/``offset`` paging by ``page_size``, with a warning: paging stops at the first
+    page that is short, empty, brings no trial not seen before, or reaches ``totalCount``; a page
+    bringing nothing new while more remain means offset is ignored, and one ``limit=totalCount``
+    request follows (capped by ``max_results`` too).
 
 Etiquette
     One request per second (``min_interval``), the shared User-Agent with the contact address.
@@ -78,13 +84,44 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     limit = _positive_int(ctx.settings.get("page_size", DEFAULT_PAGE_SIZE), "page_size")
     max_results = _positive_int(ctx.settings.get("max_results", DEFAULT_MAX_RESULTS), "max_results")
     url = ctx.base_url + "query/format/default"
+    try:
+        total = parse_total(fetch_page(ctx, url, {"q": query, "limit": 0}))
+    except SourceError as exc:
+        ctx.warn(f"the count request (limit=0) failed, paging with limit/offset instead: {exc}")
+        yield from fetch_by_offset(ctx, url, query, limit, max_results)
+        return
+    entry = ctx.log_query(query, ctx.since, ctx.until, hits=total, count=total, requests=1)
+    if total == 0:
+        return
+    check_cap(total, max_results, "the window")
+    root = fetch_page(ctx, url, {"q": query, "limit": total})
+    entry.params["requests"] += 1
+    records = parse_trials(root, today=ctx.until)
+    if len(records) < total:
+        ctx.warn(f"asked for all {total} trials of the window (limit={total}) but got {len(records)}")
+    for start in range(0, len(records), limit):
+        yield records[start : start + limit]
+
+
+def check_cap(total: int, max_results: int, what: str) -> None:
+    if total > max_results:
+        raise SourceError(
+            NAME,
+            f"{what} holds {total} trials, more than max_results={max_results}: not fetched (one request of "
+            f"limit={total} would be needed, and a partial window is never stored)",
+            hint="narrow [sources.isrctn].query, or raise max_results",
+        )
+
+
+def fetch_by_offset(ctx: CrawlContext, url: str, query: str, limit: int, max_results: int) -> Iterator[list[Record]]:
+    """The fallback when counting failed: limit/offset pages (offset support is undocumented)."""
     seen: set[str] = set()
     offset, entry = 0, None
     while True:
         root = fetch_page(ctx, url, {"q": query, "limit": limit, "offset": offset})
         total = parse_total(root)
         if entry is None:
-            entry = ctx.log_query(query, ctx.since, ctx.until, hits=total, limit=limit, pages=0)
+            entry = ctx.log_query(query, ctx.since, ctx.until, hits=total, limit=limit, pages=0, fallback="offset")
         entry.params["pages"] += 1
         records = parse_trials(root, today=ctx.until)
         fresh = [r for r in records if r.source_id not in seen]
@@ -105,12 +142,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
 def fetch_all_at_once(
     ctx: CrawlContext, url: str, query: str, total: int, max_results: int, seen: set[str]
 ) -> Iterator[list[Record]]:
-    if total > max_results:
-        raise SourceError(
-            NAME,
-            f"the API ignored offset and the window holds {total} trials, more than max_results={max_results}",
-            hint="narrow [sources.isrctn].query, or raise max_results",
-        )
+    check_cap(total, max_results, "the API ignored offset and the window")
     root = fetch_page(ctx, url, {"q": query, "limit": total})
     fresh = [r for r in parse_trials(root, today=ctx.until) if r.source_id not in seen]
     seen.update(r.source_id for r in fresh)
