@@ -74,7 +74,7 @@ def test_clinicaltrials_brief_summary_is_a_section():
 
 def test_sections_are_stored_with_the_record(db):
     records = pubmed.parse_efetch((FIXTURES / "pubmed" / "efetch_batch1.xml").read_bytes())
-    store.save_records(db, records, now="2026-11-23T06:00:00Z")
+    store.save_records(db, records, now="2026-11-23 06:00:00")
     row = db.execute("SELECT data FROM records WHERE source_id = '39000001'").fetchone()
     assert [s["category"] for s in json.loads(row[0])["abstract_sections"]] == ["BACKGROUND", "METHODS", "RESULTS"]
     # queryable with SQLite's JSON functions
