@@ -1,13 +1,13 @@
 """What changed in a period: trial registration changes and the health of each source.
 
-Both read the store (no writes) and feed the digest's "Clinical trials" and "Source health" sections.
+Both read the store (named queries of :mod:`crawler.store`; no writes) and feed the digest's "Clinical trials" and "Source health" sections.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
+from crawler import store
 from crawler.records import TRIAL_FIELDS
 
 #: Fields whose change is worth telling a reader, with a label. Others (e.g. last_update_posted_on)
@@ -62,18 +62,9 @@ def _show(value) -> str:
 def trial_changes(db, since: str, until: str) -> list[TrialChange]:
     """Changes of reported trial fields captured in (since, until], one entry per trial and snapshot."""
     result = []
-    snapshots = db.execute(
-        f"""SELECT s.id, s.source, s.trial_id, s.captured_at, r.work_id, {", ".join("s." + f for f in TRIAL_FIELDS)}
-            FROM trial_snapshots s JOIN records r ON r.id = s.record_id
-            WHERE s.captured_at > ? AND s.captured_at <= ? ORDER BY s.id""",
-        [since, until],
-    ).fetchall()
-    for row in snapshots:
+    for row in store.load_trial_snapshots_between(db, since, until):
         snap_id, source, trial_id, captured_at, work_id, *values = row
-        previous = db.execute(
-            f"SELECT {', '.join(TRIAL_FIELDS)} FROM trial_snapshots WHERE source = ? AND trial_id = ? AND id < ? ORDER BY id DESC LIMIT 1",
-            [source, trial_id, snap_id],
-        ).fetchone()
+        previous = store.load_previous_trial_snapshot(db, source, trial_id, snap_id)
         if previous is None:
             continue  # the first snapshot is the registration itself, not a change
         after = dict(zip(TRIAL_FIELDS, values))
@@ -110,32 +101,11 @@ def source_health(db, since: str, until: str) -> list[SourceHealth]:
     """Each source's runs in (since, until]: ok, failed (with the last error) or silent (zero results
     where earlier runs usually had some)."""
     result = []
-    rows = db.execute(
-        """SELECT source, COUNT(*), SUM(status = 'failed'), SUM(fetched), SUM(new),
-                  (SELECT error FROM source_runs e WHERE e.source = r.source AND e.status = 'failed'
-                     AND e.started_at > ? AND e.started_at <= ? ORDER BY e.id DESC LIMIT 1)
-           FROM source_runs r WHERE started_at > ? AND started_at <= ? AND status != 'running'
-           GROUP BY source ORDER BY source""",
-        [since, until, since, until],
-    ).fetchall()
-    for source, runs, failures, fetched, new, last_error in rows:
+    for source, runs, failures, fetched, new, last_error in store.load_source_run_totals(db, since, until):
         status = "failed" if failures else "ok"
         if status == "ok" and not fetched:
-            usual = db.execute(
-                """SELECT AVG(fetched) FROM (SELECT fetched FROM source_runs WHERE source = ? AND status = 'ok'
-                   AND started_at <= ? ORDER BY id DESC LIMIT 10)""",
-                [source, since],
-            ).fetchone()[0]
+            usual = store.load_usual_fetched(db, source, since)
             if usual and usual >= 1:
                 status = "silent"
         result.append(SourceHealth(source, status, runs, failures or 0, fetched or 0, new or 0, last_error))
     return result
-
-
-def warnings_of(db, since: str, until: str) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for source, warnings in db.execute(
-        "SELECT source, warnings FROM source_runs WHERE started_at > ? AND started_at <= ?", [since, until]
-    ):
-        found.setdefault(source, []).extend(json.loads(warnings or "[]"))
-    return found

@@ -240,7 +240,7 @@ def digest(state, dry_run, preview, resend_id):
         if resend_id is not None:
             delivery = digest_mod.resend(config, db, resend_id, dry_run=dry_run)
             result = digest_mod.DigestResult(deliveries=[delivery] if not dry_run else [])
-            state.say(f"digest {resend_id}: resend to {delivery['recipient']}: {delivery['status']}")
+            state.say(f"digest {resend_id}: resend to {delivery.recipient}: {delivery.status}")
         else:
             result = digest_mod.run_digest(config, db, dry_run=dry_run)
     _print_digest_result(state, result, dry_run)
@@ -395,9 +395,9 @@ def _print_digest_result(state, result, dry_run):
             f"{prefix} for {d.recipient}: {len(d.items)} item(s), {d.period_start[:10]} to {d.period_end[:10]}: {d.subject}"
         )
     for delivery in result.deliveries:
-        where = delivery.get("path") or delivery["recipient"]
-        line = f"  {delivery['status']}: {where}" + (f" — {mask_secrets(delivery['error'])}" if delivery.get("error") else "")
-        click.echo(line, err=True) if delivery["status"] == "failed" else state.say(line)
+        where = delivery.path or delivery.recipient
+        line = f"  {delivery.status}: {where}" + (f" — {mask_secrets(delivery.error)}" if delivery.error else "")
+        click.echo(line, err=True) if delivery.status == "failed" else state.say(line)
 
 
 def main(argv=None):

@@ -249,19 +249,19 @@ class Service:
                 )
             return
         for (digest_id, made), delivery in zip(result.digests, result.deliveries):
-            (log.error if delivery["status"] == "failed" else log.info)(
+            (log.error if delivery.status == "failed" else log.info)(
                 "serve: digest %s made, %d item(s): %s %s",
                 digest_id,
                 len(made.items),
-                delivery["recipient"],
-                delivery["status"],
+                delivery.recipient,
+                delivery.status,
                 extra={
                     "fields": {
                         "event": "digest_made",
                         "digest_id": digest_id,
                         "items": len(made.items),
-                        "recipient": delivery["recipient"],
-                        "status": delivery["status"],
+                        "recipient": delivery.recipient,
+                        "status": delivery.status,
                     }
                 },
             )

@@ -80,7 +80,7 @@ def test_a_message_accepted_with_250_is_sent_once_whatever_follows(make_config, 
     store.save_records(db, [article("101", "Ketamine trial", "2026-11-22")], now="2026-11-23 06:00:00")
 
     result = run_digest(config, db, now=NOW)
-    assert [d["status"] for d in result.deliveries] == ["sent"]
+    assert [d.status for d in result.deliveries] == ["sent"]
     assert not result.failed
 
     assert len(handler.messages) == 1
@@ -140,7 +140,7 @@ def test_a_refused_data_is_retried_and_recorded_once(make_config, db, smtp):
     handler = RefuseOnce()
     config = smtp_config(make_config, smtp(handler))
     result = run_digest(config, db, now=NOW)
-    assert [d["status"] for d in result.deliveries] == ["sent"] and len(handler.messages) == 1
+    assert [d.status for d in result.deliveries] == ["sent"] and len(handler.messages) == 1
     assert rows(db, "SELECT status, error FROM digest_deliveries") == [{"status": "sent", "error": None}]
 
 

@@ -58,8 +58,8 @@ def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
 
     assert [item.title for item in result.digest.items] == ["Recent esketamine trial"]
     delivery = result.deliveries[0]
-    assert delivery["status"] == "written"
-    message = parse_eml(delivery["path"])
+    assert delivery.status == "written"
+    message = parse_eml(delivery.path)
     assert "1 new" in message["Subject"] and message["Message-ID"] and message["Date"]
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
@@ -67,7 +67,7 @@ def test_first_digest_after_backfill_covers_recent_days_only(make_config, db):
     assert "Anand A, Mathew SJ, Murrough JW et al." in text
     assert "https://pubmed.ncbi.nlm.nih.gov/101/" in text and "https://doi.org/10.1001/jamapsychiatry.2026.1" in text
     assert 'href="https://doi.org/10.1001/jamapsychiatry.2026.1"' in html
-    assert open(delivery["html_path"], encoding="utf-8").read() == result.digest.html
+    assert open(delivery.html_path, encoding="utf-8").read() == result.digest.html
     assert rows(db, "SELECT recipient, transport, status FROM digest_deliveries") == [
         {"recipient": "outbox", "transport": "outbox", "status": "written"}
     ]
@@ -112,7 +112,7 @@ def test_hostile_titles_are_escaped_and_only_http_links_kept(make_config, db):
 
 def test_empty_digest_sends_nothing_new_or_skips(make_config, db):
     result = run_digest(make_config(), db, now=NOW)
-    assert "Nothing new this period." in result.digest.text and result.deliveries[0]["status"] == "written"
+    assert "Nothing new this period." in result.digest.text and result.deliveries[0].status == "written"
 
     skip = make_config('[digest]\nwhen_empty = "skip"\n')
     result = run_digest(skip, db, now=NOW + dt.timedelta(days=7))
@@ -199,7 +199,7 @@ recipients = ["a@example.org", "b@example.org"]
 
     result = run_digest(config, db, now=NOW)
 
-    assert [d["status"] for d in result.deliveries] == ["sent", "sent"]
+    assert [d.status for d in result.deliveries] == ["sent", "sent"]
     assert [m.rcpt_tos for m in handler.messages] == [["a@example.org"], ["b@example.org"]]
     received = email.message_from_bytes(handler.messages[0].content, policy=policy.default)
     assert received["To"] == "a@example.org"
@@ -254,7 +254,7 @@ ca_file = "{tls["ca_file"]}"
 
     result = run_digest(config, db, now=NOW)
 
-    assert [d["status"] for d in result.deliveries] == ["sent"]
+    assert [d.status for d in result.deliveries] == ["sent"]
     assert handler.logins == [(b"digest-bot", b"s3cret")]
     assert [m.rcpt_tos for m in handler.messages] == [["clinician@example.org"]]
 
@@ -288,7 +288,7 @@ ca_file = "{tls["ca_file"]}"
 """,
     )
     result = run_digest(config, db, now=NOW)
-    assert [d["status"] for d in result.deliveries] == ["sent"] and len(handler.messages) == 1
+    assert [d.status for d in result.deliveries] == ["sent"] and len(handler.messages) == 1
 
 
 def test_untrusted_certificate_is_refused(make_config, db, smtp_server, tls):
@@ -303,6 +303,6 @@ def test_transient_failure_is_retried_then_delivered(make_config, db, smtp_serve
     handler, port = smtp_server(transient_failures=2)
     config = smtp_config(make_config, port, 'security = "none"\nattempts = 3\n')
     result = run_digest(config, db, now=NOW)
-    assert [d["status"] for d in result.deliveries] == ["sent"]
+    assert [d.status for d in result.deliveries] == ["sent"]
     assert handler.attempts == 3 and len(handler.messages) == 1
     assert rows(db, "SELECT status FROM digest_deliveries") == [{"status": "sent"}]

@@ -279,7 +279,7 @@ def test_plain_text_digest_matches_the_golden_file(make_config, db, tmp_path):
         now=stamp(T1),
     )
     result = run_digest(config, db, now=T1)
-    message = email.message_from_bytes(Path(result.deliveries[0]["path"]).read_bytes(), policy=policy.default)
+    message = email.message_from_bytes(Path(result.deliveries[0].path).read_bytes(), policy=policy.default)
     assert message["Message-ID"] and message["Date"]
     text = message.get_body(("plain",)).get_content()
     text = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "<timestamp>", text)

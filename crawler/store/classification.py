@@ -57,3 +57,18 @@ def load_classification_summary(db) -> dict[int, tuple[str, set[str]]]:
         if work_id in result:
             result[work_id][1].add(tag)
     return result
+
+
+def load_relevance(db, work_id: int) -> tuple[str, float] | None:
+    """(label, rank score) of a classified work."""
+    row = db.execute("SELECT label, rank_score FROM work_relevance WHERE work_id = ?", [work_id]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def load_tags(db, work_id: int) -> list[dict]:
+    """The work's tags (``tag``, ``category``): evidence tags first."""
+    return list(
+        db.query(
+            "SELECT tag, category FROM work_tags WHERE work_id = ? ORDER BY category != 'evidence', category, tag", [work_id]
+        )
+    )

@@ -99,3 +99,24 @@ def save_source_failure(db, source: str, error: str) -> None:
                consecutive_failures = source_states.consecutive_failures + 1, updated_at = excluded.updated_at""",
             [source, now, error, now],
         )
+
+
+def load_source_run_totals(db, since: str, until: str) -> list[tuple]:
+    """Per source, its finished runs started in (since, until]: (source, runs, failures, fetched, new, last error)."""
+    return db.execute(
+        """SELECT source, COUNT(*), SUM(status = 'failed'), SUM(fetched), SUM(new),
+                  (SELECT error FROM source_runs e WHERE e.source = r.source AND e.status = 'failed'
+                     AND e.started_at > ? AND e.started_at <= ? ORDER BY e.id DESC LIMIT 1)
+           FROM source_runs r WHERE started_at > ? AND started_at <= ? AND status != 'running'
+           GROUP BY source ORDER BY source""",
+        [since, until, since, until],
+    ).fetchall()
+
+
+def load_usual_fetched(db, source: str, until: str) -> float | None:
+    """The mean ``fetched`` of the source's last 10 successful runs started up to ``until``."""
+    return db.execute(
+        """SELECT AVG(fetched) FROM (SELECT fetched FROM source_runs WHERE source = ? AND status = 'ok'
+           AND started_at <= ? ORDER BY id DESC LIMIT 10)""",
+        [source, until],
+    ).fetchone()[0]

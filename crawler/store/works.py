@@ -314,3 +314,102 @@ def load_work_records(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]
         ):
             result.setdefault(work_id, []).append(json.loads(data))
     return result
+
+
+# --------------------------------------------------------------------------- reads of the digest
+
+
+def load_work(db, work_id: int) -> dict | None:
+    """The ``works`` row of ``work_id``, or of the work it was merged into."""
+    current = load_current_work_ids(db, [work_id])
+    rows = list(db.query("SELECT * FROM works WHERE id = ?", [current[0] if current else work_id]))
+    return rows[0] if rows else None
+
+
+def find_work_by_identifier(db, scheme: str, value: str) -> dict | None:
+    """The current work holding the identifier ``scheme:value``, if one is stored."""
+    row = db.execute("SELECT work_id FROM identifiers WHERE scheme = ? AND value = ? LIMIT 1", [scheme, value]).fetchone()
+    return load_work(db, row[0]) if row else None
+
+
+def load_works_first_seen(db, *, until: str, after: str | None = None, entered_since: str | None = None) -> list[dict]:
+    """Current works first seen up to ``until``: after ``after``, or (a first digest) entered since the date ``entered_since``."""
+    params: list = [until]
+    where = ["w.merged_into IS NULL", "w.first_seen_at <= ?"]
+    if entered_since is not None:
+        where.append("COALESCE(w.entered_on, substr(w.first_seen_at, 1, 10)) >= ?")
+        params.append(entered_since)
+    else:
+        where.append("w.first_seen_at > ?")
+        params.append(after)
+    return list(db.query(f"SELECT w.* FROM works w WHERE {' AND '.join(where)}", params))
+
+
+def load_records_of_work(db, work_id: int) -> list[dict]:
+    """Every ``records`` row of a work (stored order)."""
+    return list(db.query("SELECT * FROM records WHERE work_id = ?", [work_id]))
+
+
+def load_identifiers_of_work(db, work_id: int) -> list[dict]:
+    """The work's identifiers (``scheme``, ``value``), sorted."""
+    return list(db.query("SELECT scheme, value FROM identifiers WHERE work_id = ? ORDER BY scheme, value", [work_id]))
+
+
+def load_linked_works(db, work_id: int) -> list[dict]:
+    """Links of ``work_links_view`` touching the work: ``link_type``, ``other`` (work id), ``title``, ``outgoing``."""
+    return list(
+        db.query(
+            """SELECT link_type, to_work_id AS other, to_title AS title, 1 AS outgoing FROM work_links_view WHERE from_work_id = ?
+               UNION SELECT link_type, from_work_id, from_title, 0 FROM work_links_view WHERE to_work_id = ?""",
+            [work_id, work_id],
+        )
+    )
+
+
+def load_current_identifiers(db, work_id: int) -> dict[str, str]:
+    """scheme -> one identifier of a current work (``work_identifiers``; the smallest value of each scheme)."""
+    return {
+        r["scheme"]: r["value"]
+        for r in db.query("SELECT scheme, value FROM work_identifiers WHERE work_id = ? ORDER BY value DESC", [work_id])
+    }
+
+
+def load_preprint_dois_changed(db, since: str, until: str) -> list[dict]:
+    """``work_id``, ``value``: preprint records changed in (since, until] that name their published version's DOI."""
+    return list(
+        db.query(
+            """SELECT DISTINCT r.work_id, l.value FROM record_links l JOIN records r ON r.id = l.record_id
+           WHERE l.relation = 'preprint_of' AND l.scheme = 'doi' AND r.changed_at > ? AND r.changed_at <= ?""",
+            [since, until],
+        )
+    )
+
+
+def load_links_changed(db, relations: Iterable[str], since: str, until: str) -> list[dict]:
+    """``work_id``, ``relation``, ``scheme``, ``value``: links of ``relations`` stated by records changed in (since, until]."""
+    relations = list(relations)
+    return list(
+        db.query(
+            f"""SELECT r.work_id, l.relation, l.scheme, l.value FROM record_links l JOIN records r ON r.id = l.record_id
+            WHERE l.relation IN ({marks(relations)}) AND r.changed_at > ? AND r.changed_at <= ?""",
+            [*relations, since, until],
+        )
+    )
+
+
+def load_trial_snapshots_between(db, since: str, until: str) -> list[tuple]:
+    """Snapshots captured in (since, until]: (id, source, trial_id, captured_at, work_id, *TRIAL_FIELDS), oldest first."""
+    return db.execute(
+        f"""SELECT s.id, s.source, s.trial_id, s.captured_at, r.work_id, {", ".join("s." + f for f in TRIAL_FIELDS)}
+            FROM trial_snapshots s JOIN records r ON r.id = s.record_id
+            WHERE s.captured_at > ? AND s.captured_at <= ? ORDER BY s.id""",
+        [since, until],
+    ).fetchall()
+
+
+def load_previous_trial_snapshot(db, source: str, trial_id: str, before_id: int) -> tuple | None:
+    """The TRIAL_FIELDS of the trial's snapshot before ``before_id`` (None: it is the first)."""
+    return db.execute(
+        f"SELECT {', '.join(TRIAL_FIELDS)} FROM trial_snapshots WHERE source = ? AND trial_id = ? AND id < ? ORDER BY id DESC LIMIT 1",
+        [source, trial_id, before_id],
+    ).fetchone()

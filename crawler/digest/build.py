@@ -1,0 +1,323 @@
+"""Build: digest items from the selected works, sections, highlights and the subject. No database, no I/O."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from crawler import identifiers as ids
+from crawler.abstracts import make_snippet
+from crawler.config import DIGEST_SECTIONS
+from crawler.digest.selection import Selection, WorkData
+from crawler.records import source_rank
+
+SECTION_TITLES = {
+    "highlights": "Highlights",
+    "notices": "Retractions, corrections and expressions of concern",
+    "clinical": "New clinical studies",
+    "reviews": "Systematic reviews and meta-analyses",
+    "trials": "Clinical trials: new registrations and changes",
+    "preprints": "Preprints",
+    "preclinical": "Preclinical",
+    "news": "Regulatory and news",
+    "uncertain": "Uncertain relevance (check before relying on these)",
+    "health": "Source health",
+}
+#: evidence tag -> label, in the order "New clinical studies" lists them
+CLINICAL_ORDER = {
+    "rct": "Randomised controlled trials",
+    "clinical_trial": "Other clinical trials",
+    "observational": "Observational studies",
+    "case_report": "Case reports",
+    "guideline": "Guidelines",
+    "review": "Narrative reviews",
+    "protocol": "Protocols",
+    "commentary": "Commentary",
+    "": "Other",
+}
+ID_LABELS = {
+    "doi": "DOI",
+    "pmid": "PubMed",
+    "pmcid": "PMC",
+    "nct": "ClinicalTrials.gov",
+    "isrctn": "ISRCTN",
+    "eudract": "EudraCT",
+    "euct": "EU CTIS",
+    "ppr": "Europe PMC",
+    "openalex": "OpenAlex",
+}
+#: (link type, whether this work is the link's source) -> label of the other work in a digest.
+#: A preprint and its journal version are two works (each listed when it appears): the link says which is which.
+RELATED_LABELS = {
+    ("retraction_of", False): "Retracted by",
+    ("expression_of_concern_of", False): "Expression of concern",
+    ("correction_of", False): "Corrected by",
+    ("retraction_of", True): "Retracts",
+    ("expression_of_concern_of", True): "Expression of concern about",
+    ("correction_of", True): "Corrects",
+    ("preprint_of", True): "Published version",
+    ("preprint_of", False): "Preprint",
+    ("registered_as", True): "Trial registration",
+    ("registered_as", False): "Publication",
+    ("republication_of", True): "Republishes",
+    ("republication_of", False): "Republished as",
+    ("comment_on", True): "Comments on",
+    ("comment_on", False): "Commented by",
+    ("update_of", True): "Updates",
+    ("update_of", False): "Updated by",
+}
+RELATED_MAX = 6
+_URL_SCHEMES = ("doi", "pmid", "nct", "isrctn", "pmcid", "ppr", "euct", "eudract", "openalex")
+
+
+@dataclass
+class DigestItem:
+    work_id: int
+    section: str
+    title: str
+    url: str | None
+    authors: str
+    journal: str | None
+    date: str | None
+    snippet: str | None
+    links: list[tuple[str, str]]
+    sources: list[str]
+    tags: list[str] = field(default_factory=list)
+    evidence: str = ""
+    rank: float = 0.0
+    relevance: str | None = None
+    kind: str = "new"  # new | update
+    notes: list[str] = field(default_factory=list)  # "status: RECRUITING → COMPLETED", "Now published: …"
+    flag: str | None = None  # "concerns an item sent on 2026-11-02"
+    detail: dict = field(default_factory=dict)
+    related: list[tuple[str, str, str | None]] = field(default_factory=list)  # (label, title, url): linked works
+
+
+@dataclass
+class Digest:
+    recipient: str
+    period_start: str
+    period_end: str
+    subject: str
+    sections: list[tuple[str, str, list]]  # (key, title, items); health holds SourceHealth rows
+    first: bool = False
+    text: str = ""
+    html: str = ""
+
+    @property
+    def items(self) -> list[DigestItem]:
+        return [item for key, _, items in self.sections if key != "health" for item in items]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for item in self.items if item.kind == kind)
+
+
+def build(selection: Selection, config, recipient: dict) -> Digest:
+    """The digest of one recipient (not rendered yet): new works and updates, in sections."""
+    new_items = [build_item(data) for data in selection.new]
+    update_items = trial_change_items(selection) + published_preprint_items(selection)
+    notice_items = notice_items_of(selection)
+    # a notice whose work is listed (flagged) is said once, on that work
+    new_items = [item for item in new_items if item.work_id not in selection.stated_by]
+    listed = {item.work_id for item in new_items}
+    # an update about a work that is new in this digest is said on the new item, not twice
+    for item in update_items + notice_items:
+        target = next((n for n in new_items if n.work_id == item.work_id), None)
+        if target is not None:
+            target.notes.extend(item.notes)
+            target.flag = target.flag or item.flag
+            if item.section == "notices":
+                target.section = "notices"  # a new work that is already retracted or corrected
+    updates = [i for i in update_items + notice_items if i.work_id not in listed]
+    items = [i for i in new_items + updates if i.relevance != "not_relevant"]
+    items = [i for i in items if wanted(recipient, i)]
+
+    grouped: dict[str, list] = {key: [] for key in DIGEST_SECTIONS}
+    ranked = sorted(items, key=lambda i: (-i.rank, i.date or "", i.work_id))
+    highlight_ids = {
+        i.work_id
+        for i in ranked
+        if i.kind == "new"
+        and i.relevance == "relevant"
+        and i.section != "notices"
+        and i.rank >= config.digest.get("highlight_min_score", 0)
+    }
+    highlight_ids = set(
+        list(dict.fromkeys(i.work_id for i in ranked if i.work_id in highlight_ids))[: config.digest.get("highlights", 3)]
+    )
+    for item in ranked:
+        if item.work_id in highlight_ids and item.kind == "new":
+            item.section = "highlights"
+        grouped[item.section].append(item)
+    grouped["clinical"].sort(
+        key=lambda i: (list(CLINICAL_ORDER).index(i.evidence if i.evidence in CLINICAL_ORDER else ""), -i.rank)
+    )
+    grouped["health"] = selection.health
+    wanted_sections = recipient.get("sections") or DIGEST_SECTIONS
+    sections = [(key, SECTION_TITLES[key], grouped[key]) for key in DIGEST_SECTIONS if grouped[key] and key in wanted_sections]
+
+    period = selection.period
+    digest = Digest(recipient["address"], period.start, period.end, "", sections, first=period.first)
+    new, upd = digest.count("new"), digest.count("update")
+    digest.subject = (
+        f"{config.digest['subject_prefix']} {config.topic['name']}: {new} new"
+        f"{f', {upd} update(s)' if upd else ''} ({period.start[:10]} to {period.end[:10]})"
+    ).strip()
+    return digest
+
+
+def wanted(recipient: dict, item: DigestItem) -> bool:
+    if (
+        recipient.get("sections")
+        and item.section not in recipient["sections"]
+        and not ("highlights" in recipient["sections"] and item.kind == "new")
+    ):
+        return False
+    if recipient.get("tags") and not set(recipient["tags"]) & set(item.tags):
+        return False
+    if recipient.get("min_score") is not None and item.rank < recipient["min_score"]:
+        return False
+    return True
+
+
+def trial_change_items(selection: Selection) -> list[DigestItem]:
+    result = []
+    for change, data in selection.trial_changes:
+        item = build_item(data, kind="update")
+        item.section = "trials"
+        item.notes = change.describe()
+        item.detail = {"trial_id": change.trial_id, "captured_at": change.captured_at}
+        result.append(item)
+    return merge_same_work(result)
+
+
+def published_preprint_items(selection: Selection) -> list[DigestItem]:
+    result = []
+    for data, doi, article in selection.published_preprints:
+        item = build_item(data, kind="update")
+        item.section = "preprints"
+        where = f"{article['title']}" if article else f"https://doi.org/{doi}"
+        item.notes = [f"Now published: {where} (doi:{doi})"]
+        item.detail = {"published_doi": doi}
+        result.append(item)
+    return merge_same_work(result)
+
+
+def notice_items_of(selection: Selection) -> list[DigestItem]:
+    result = []
+    for data, kinds, sent_on in selection.notices:
+        item = build_item(data, kind="update")
+        item.section = "notices"
+        item.notes = [f"{kind} issued for this work" for kind in kinds]
+        if sent_on:
+            item.flag = f"concerns an item sent to you on {sent_on[:10]}"
+        item.detail = {"notices": kinds}
+        result.append(item)
+    return result
+
+
+def merge_same_work(items: list[DigestItem]) -> list[DigestItem]:
+    merged: dict[int, DigestItem] = {}
+    for item in items:
+        if item.work_id in merged:
+            merged[item.work_id].notes.extend(n for n in item.notes if n not in merged[item.work_id].notes)
+        else:
+            merged[item.work_id] = item
+    return list(merged.values())
+
+
+def build_item(data: WorkData, kind: str = "new") -> DigestItem:
+    """One work as a digest item, with its classification (a new item goes to the section its evidence says)."""
+    work = data.work
+    records = sorted(data.records, key=lambda r: source_rank(r["source"]))
+    best = records[0] if records else {"url": None}
+    authors = next((json.loads(r["authors"]) for r in records if json.loads(r["authors"])), [])
+    author_text = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
+    with_abstract = next((r for r in records if r["abstract"]), None)
+    sections = json.loads(with_abstract["data"] or "{}").get("abstract_sections") if with_abstract else None
+    links: list[tuple[str, str]] = []
+    seen = set()
+    for row in data.identifiers:
+        key = (row["scheme"], row["value"])
+        url = ids.url_for(*key)
+        if url and key not in seen:
+            seen.add(key)
+            links.append((f"{ID_LABELS.get(row['scheme'], row['scheme'])}: {row['value']}", url))
+    for record in records:  # preprint servers' own pages
+        if record["source"] == "biorxiv" and safe_url(record["url"]) and ("medRxiv/bioRxiv", record["url"]) not in links:
+            links.append(("medRxiv/bioRxiv", record["url"]))
+            break
+    url = (
+        next((u for _, u in links if u.startswith("https://doi.org/")), None)
+        or safe_url(best["url"])
+        or (links[0][1] if links else None)
+    )
+    journal = next((r["journal"] for r in records if r["journal"]), None)
+    if work["record_type"] == "trial_registration" and not journal:
+        journal = ", ".join(
+            sorted({"ClinicalTrials.gov" if r["source"] == "clinicaltrials" else r["source"].upper() for r in records})
+        )
+    item = DigestItem(
+        work_id=work["id"],
+        section=work["record_type"],
+        title=work["title"],
+        url=url,
+        authors=author_text,
+        journal=journal,
+        date=work["published_on"] or work["entered_on"],
+        snippet=make_snippet(sections, with_abstract["abstract"] if with_abstract else None),
+        links=links,
+        sources=sorted({r["source"] for r in records}),
+        kind=kind,
+        related=related_works(data),
+    )
+    attach_classification(item, data)
+    return item
+
+
+def attach_classification(item: DigestItem, data: WorkData) -> None:
+    item.relevance, item.rank = (data.relevance[0], data.relevance[1] or 0.0) if data.relevance else (None, 0.0)
+    item.tags = [t["tag"] for t in data.tags]
+    evidence = [t["tag"] for t in data.tags if t["category"] == "evidence"]
+    item.evidence = next((e for e in CLINICAL_ORDER if e in evidence), evidence[0] if evidence else "")
+    if item.kind == "new":
+        item.section = section_for(item, evidence)
+
+
+def section_for(item: DigestItem, evidence: list[str]) -> str:
+    if item.relevance == "uncertain":
+        return "uncertain"
+    if item.section == "notice":
+        return "notices"
+    if item.section == "preprint" or "preprint" in evidence:
+        return "preprints"
+    if item.section == "trial_registration" or "trial_registration" in evidence:
+        return "trials"
+    if item.section == "news" or "news" in evidence:
+        return "news"
+    if {"meta_analysis", "systematic_review"} & set(evidence):
+        return "reviews"
+    if "preclinical" in evidence:
+        return "preclinical"
+    return "clinical"
+
+
+def related_works(data: WorkData) -> list[tuple[str, str, str | None]]:
+    """Works linked to this one (work_links_view), labelled from this work's side, in RELATED_LABELS order."""
+    order = list(RELATED_LABELS)
+    found = []
+    for row, ids_by_scheme in data.linked:
+        key = (row["link_type"], bool(row["outgoing"]))
+        if key in RELATED_LABELS:
+            found.append((order.index(key), RELATED_LABELS[key], row["title"], row["other"], ids_by_scheme))
+    result = []
+    for _, label, title, _other, ids_by_scheme in sorted(found, key=lambda f: (f[0], f[3])):
+        url = next((ids.url_for(s, ids_by_scheme[s]) for s in _URL_SCHEMES if s in ids_by_scheme), None)
+        result.append((label, title, url))
+    return result[:RELATED_MAX]
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only http(s) links reach a digest."""
+    return url if url and re.match(r"^https?://", url, re.I) else None

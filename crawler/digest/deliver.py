@@ -1,0 +1,213 @@
+"""Deliver: one function per transport, each returning a :class:`Delivery`.
+
+With ``[email].smtp_host`` empty, each digest is written to ``[outbox].dir`` as ``.eml`` and ``.html``
+(:func:`write_outbox`). Otherwise it is sent over SMTP (none / STARTTLS / SSL, AUTH with the password
+from ``$<password_env>``) to its recipient, at most once (:func:`send_smtp`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from pathlib import Path
+
+from crawler import store
+from crawler.errors import DeliveryError, LitmonError
+
+log = logging.getLogger("crawler.digest")
+
+
+@dataclass
+class Delivery:
+    """What became of one digest for one recipient."""
+
+    recipient: str
+    status: str  # written | sent | failed | dry run
+    path: str | None = None  # outbox: the .eml file
+    html_path: str | None = None  # outbox: the .html file
+    message_id: str | None = None  # smtp: the Message-ID of the sent message
+    error: str | None = None
+
+
+def build_message(config, digest_subject: str, text: str, html: str, recipient: str | None) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = digest_subject
+    message["From"] = config.email.sender
+    if recipient and recipient != "outbox":
+        message["To"] = recipient
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    domain = config.email.sender.rsplit("@", 1)[-1].strip("> ") or "litmon.local"
+    message["Message-ID"] = make_msgid("litmon", domain=domain)
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def deliver(config, db, digest_id: int, address: str, subject: str, text: str, html: str) -> Delivery:
+    """Through the configured transport: SMTP when ``[email] smtp_host`` is set, else the outbox."""
+    if not config.email.smtp_host:
+        return write_outbox(config, db, digest_id, address, subject, text, html)
+    return send_smtp(config, db, digest_id, address, subject, text, html)
+
+
+def resend(config, db, digest_id: int, *, dry_run: bool = False) -> Delivery:
+    """Deliver a stored digest again, to the recipient it was made for."""
+    row = store.load_digest(db, digest_id)
+    if row is None:
+        raise LitmonError(f"no digest with id {digest_id} — `litmon status` shows the last one")
+    if dry_run:
+        return Delivery(row["recipient"], "dry run")
+    return deliver(config, db, digest_id, row["recipient"], row["subject"], row["text_body"], row["html_body"])
+
+
+def write_outbox(config, db, digest_id: int, address: str, subject: str, text: str, html: str) -> Delivery:
+    outbox = Path(config.outbox_dir)
+    outbox.mkdir(parents=True, exist_ok=True)
+    who = "" if address == "outbox" else "-" + re.sub(r"[^A-Za-z0-9._-]+", "_", address)
+    stem = f"litmon-digest-{digest_id:05d}{who}"
+    message = build_message(config, subject, text, html, address)
+    eml, html_path = outbox / f"{stem}.eml", outbox / f"{stem}.html"
+    # recorded first: a run killed before the file is in place settles it by whether the file exists
+    delivery_id = store.start_delivery(
+        db, digest_id, address, transport="outbox", message_id=message["Message-ID"], path=str(eml)
+    )
+    write_atomic(html_path, html.encode("utf-8"))
+    write_atomic(eml, bytes(message))
+    store.update_delivery(db, delivery_id, status="written")
+    log.info("digest %d for %s written to %s", digest_id, address, eml)
+    return Delivery(address, "written", path=str(eml), html_path=str(html_path))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: str, html: str) -> Delivery:
+    """Send to one recipient, at most once: transient failures (4xx replies, dropped connections before
+    the server accepted the message) are retried with exponential backoff.
+
+    A ``250`` after DATA is success, whatever QUIT answers afterwards: the delivery is recorded as sent
+    (with its Message-ID) at once, before anything else can fail. Just before DATA the delivery is
+    recorded as ``sending``; if the process dies before the server's answer is recorded, the next run
+    marks it ``unknown`` and does not send it again (see :func:`crawler.store.recover_pending_deliveries`).
+    """
+    settings = config.email
+    message = build_message(config, subject, text, html, recipient)
+    message_id = message["Message-ID"]
+    error = None
+    delivery_id: int | None = None
+
+    def before_data() -> None:
+        nonlocal delivery_id
+        if delivery_id is None:
+            delivery_id = store.start_delivery(db, digest_id, recipient, transport="smtp", message_id=message_id)
+        else:
+            store.update_delivery(db, delivery_id, status="sending")
+
+    def accepted() -> None:
+        store.update_delivery(db, delivery_id, status="sent")
+
+    for attempt in range(settings.attempts):
+        try:
+            _smtp_send(settings, message, recipient, before_data=before_data, accepted=accepted)
+            log.info("digest %d sent to %s (%s)", digest_id, recipient, message_id)
+            return Delivery(recipient, "sent", message_id=message_id)
+        except smtplib.SMTPResponseException as exc:
+            detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            error = f"SMTP {exc.smtp_code}: {detail}"
+            if not 400 <= exc.smtp_code < 500:
+                break  # permanent: retrying will not help
+        except smtplib.SMTPRecipientsRefused as exc:
+            error = f"recipient refused: {exc.recipients}"
+            break
+        except DeliveryError as exc:
+            error = str(exc)
+            break
+        except (smtplib.SMTPException, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if delivery_id is not None:  # the server answered DATA with an error, or none: it did not accept it
+            store.update_delivery(db, delivery_id, status="retrying", error=error)
+        if attempt < settings.attempts - 1:
+            delay = settings.retry_backoff_seconds * (2**attempt)
+            log.info(
+                "digest %d to %s: %s; retry %d/%d in %.1fs",
+                digest_id,
+                recipient,
+                error,
+                attempt + 1,
+                settings.attempts - 1,
+                delay,
+            )
+            time.sleep(delay)
+    if delivery_id is None:
+        store.save_delivery(db, digest_id, recipient, transport="smtp", status="failed", error=error)
+    else:
+        store.update_delivery(db, delivery_id, status="failed", error=error)
+    log.error(
+        "digest %d to %s failed: %s — check: [email] smtp_host, smtp_port, security, username and $%s; the next run retries it",
+        digest_id,
+        recipient,
+        error,
+        settings.password_env or "password_env",
+    )
+    return Delivery(recipient, "failed", error=error)
+
+
+def _tls_context(settings) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(Path(settings.ca_file).expanduser()) if settings.ca_file else None)
+
+
+def _smtp_send(settings, message: EmailMessage, recipient: str, *, before_data=None, accepted=None) -> None:
+    """One SMTP session: MAIL, RCPT, then DATA; ``before_data()`` runs just before DATA and ``accepted()``
+    right after the server's 250. QUIT is a courtesy: whatever it answers (421, a dropped connection),
+    an accepted message stays accepted."""
+    password = os.environ.get(settings.password_env, "") if settings.password_env else ""
+    if settings.username and not password:
+        raise DeliveryError(f"[email] username is set but ${settings.password_env} is empty")
+    if settings.security == "ssl":
+        client = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=_tls_context(settings)
+        )
+    else:
+        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
+    try:
+        client.ehlo()
+        if settings.security == "starttls":
+            client.starttls(context=_tls_context(settings))
+            client.ehlo()
+        if settings.username:
+            client.login(settings.username, password)
+        sender = parseaddr(str(message["From"]))[1]
+        payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if not (sender + recipient).isascii() and client.has_extn("smtputf8") else []
+        code, reply = client.mail(sender, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        code, reply = client.rcpt(recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        if before_data:
+            before_data()
+        code, reply = client.data(payload)
+        if code != 250:  # smtplib raises SMTPDataError itself; kept for clarity
+            raise smtplib.SMTPDataError(code, reply)
+        if accepted:
+            accepted()
+    finally:
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError) as exc:
+            log.debug("SMTP QUIT after the message: %s (ignored)", exc)
+        client.close()
