@@ -219,9 +219,17 @@ def run_one(n: int, batch: int, keep: bool, trace: bool) -> dict:
     for record_id in sample:
         row = next(iter(db.query("SELECT * FROM record_fingerprints WHERE record_id = ?", [record_id])))
         fp = matching.Fingerprint.from_row(row)
-        blocks.append(
-            len(store.find_candidates(db, matching.lookup_keys(fp), kinds=[fp.kind], exclude_record=record_id, limit=10**6))
+        found, _ = store.find_candidates(
+            db,
+            matching.lookup_keys(fp),
+            kinds=[fp.kind],
+            record_id=record_id,
+            years=matching.year_window(fp, "merge"),
+            skip_conflicting=True,
+            limit=10**6,
+            block_limit=matching.MAX_BLOCK,
         )
+        blocks.append(len(found))
     stats = {
         "records": total,
         "batches": len(batches),

@@ -31,9 +31,11 @@ Fuzzy identity
     source is skipped). A record without authors matches only a title of at least
     :data:`MIN_TOKENS_WITHOUT_AUTHOR` content words, with no dropped subtitle, and a known year
     within ±1. A record matching two works that cannot be one is merged with neither.
-    Candidates come from indexed blocking keys (:func:`blocking_keys`: title prefix and suffix
-    and first author, each per year), never from all pairs. Every merge is written to
-    ``work_merges`` with its evidence.
+    Candidates come from indexed blocking keys (:func:`crawler.matching.blocking_keys`: first
+    author with the title's start or end, and the whole title), never from all pairs; each key's
+    group stays small as the corpus grows and is read with a limit (a cut group is logged), and
+    candidates whose work has a conflicting identifier are left out by the query, before any
+    comparison. Every merge is written to ``work_merges`` with its evidence.
 
 Links between works
     Records state links to other works by identifier (``record_links``). Whenever a record is
@@ -56,10 +58,12 @@ links, digest items and identifiers follow the surviving work.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterable
 
 from crawler import clock, store
 from crawler.matching import (
+    MAX_BLOCK,
     MAX_CANDIDATES,
     Fingerprint,
     Match,
@@ -69,7 +73,10 @@ from crawler.matching import (
     identifiers_conflict,
     link_type_of,
     lookup_keys,
+    year_window,
 )
+
+log = logging.getLogger("crawler.dedup")
 
 # --------------------------------------------------------------------------- orchestration
 
@@ -102,8 +109,15 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
     return affected
 
 
-def find_matches(db, record_id: int, fp: Fingerprint, action: str = "merge") -> list[tuple[dict, Match]]:
-    """Stored records that ``fp`` matches for ``action`` (merge: same kind; link: preprint <-> article), best first."""
+def find_matches(
+    db, record_id: int, fp: Fingerprint, action: str = "merge", *, skip_conflicting: bool = True
+) -> list[tuple[dict, Match]]:
+    """Stored records that ``fp`` matches for ``action`` (merge: same kind; link: preprint <-> article), best first.
+
+    Candidates come from the record's blocking keys (bounded groups, read with a limit); for a
+    merge, those whose work has a conflicting identifier are left out by the query unless
+    ``skip_conflicting`` is false (the ambiguity check needs every work a record matches).
+    """
     if action == "merge":
         kinds = [fp.kind]
     else:
@@ -111,14 +125,44 @@ def find_matches(db, record_id: int, fp: Fingerprint, action: str = "merge") -> 
     keys = lookup_keys(fp)
     if not keys or not kinds:
         return []
+    candidates, oversized = store.find_candidates(
+        db,
+        keys,
+        kinds=kinds,
+        record_id=record_id,
+        years=year_window(fp, action),
+        skip_conflicting=skip_conflicting and action == "merge",
+        limit=MAX_CANDIDATES,
+        block_limit=MAX_BLOCK,
+    )
+    for key in oversized:
+        _log_oversized(key)
     found = []
-    for cand in store.find_candidates(db, keys, kinds=kinds, exclude_record=record_id, limit=MAX_CANDIDATES):
+    for cand in candidates:
         other = Fingerprint.from_row(cand)
         match = compare(fp, other)
         if match and match.action == action:
             found.append((cand, match))
     found.sort(key=lambda item: (-item[1].score, item[0]["work_id"]))
     return found
+
+
+_OVERSIZED: set[str] = set()
+
+
+def _log_oversized(key: str) -> None:
+    """Say once per process that a blocking key's group was cut (then at debug level)."""
+    if key in _OVERSIZED or len(_OVERSIZED) > 1000:
+        log.debug("blocking key %r holds more than %d records; compared the first %d", key, MAX_BLOCK, MAX_BLOCK)
+        return
+    _OVERSIZED.add(key)
+    log.warning(
+        "dedup: blocking key %r holds more than %d records; only the first %d are compared with new records "
+        "(check for many records with one title and first author)",
+        key,
+        MAX_BLOCK,
+        MAX_BLOCK,
+    )
 
 
 def merge_fuzzy_matches(db, record_id: int, fp: Fingerprint, now: str) -> list[int]:
@@ -168,7 +212,8 @@ def _conflicting(works: list[int], id_sets: dict[int, dict[str, set[str]]]) -> b
 def _is_ambiguous(db, cand: dict, exclude: int) -> bool:
     """Whether a matched record also matches works (besides its own) that cannot be one."""
     fp = Fingerprint.from_row(cand)
-    works = {c["work_id"] for c, _ in find_matches(db, cand["record_id"], fp, "merge") if c["work_id"] != exclude}
+    matches = find_matches(db, cand["record_id"], fp, "merge", skip_conflicting=False)
+    works = {c["work_id"] for c, _ in matches if c["work_id"] != exclude}
     if len(works) < 2:
         return False
     id_sets = store.work_identifier_sets(db, sorted(works))
@@ -229,6 +274,15 @@ def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], in
             evidence = f"{match.evidence} (records {pre_rec}, {art_rec})"
             links[(preprint, article, "preprint_of", evidence)] = row["record_id"]
     return links
+
+
+def rebuild_keys(db) -> int:
+    """Recompute every record's blocking keys from its stored fingerprint (after the key scheme changed)."""
+    keys = []
+    for row in store.load_fingerprint_rows(db):
+        keys.extend((key, row["record_id"]) for key in blocking_keys(Fingerprint.from_row(row)))
+    store.save_match_keys(db, keys)
+    return len(keys)
 
 
 def rebuild(db, now: str | None = None) -> set[int]:

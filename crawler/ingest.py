@@ -23,8 +23,12 @@ from crawler import classify, clock, dedup, store
 from crawler.records import Record
 
 #: migration name -> the backfill it needs, run after the migrations of that open, in their transaction
-#: (m002_dedup: fingerprint and resolve records stored before fuzzy identity existed).
-BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {"m002_dedup": dedup.rebuild}
+#: (m002_dedup: fingerprint and resolve records stored before fuzzy identity existed; m009: recompute
+#: the blocking keys in their bounded form).
+BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {
+    "m002_dedup": dedup.rebuild,
+    "m009_bounded_blocking_keys": dedup.rebuild_keys,
+}
 
 
 def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None, *, config=None) -> dict[str, int]:

@@ -7,6 +7,7 @@ Everything here is a pure function of its arguments (the rules are described in 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import html
 import json
 import re
@@ -30,6 +31,9 @@ MERGE_YEAR_WINDOW = 1
 LINK_YEAR_WINDOW = 2
 #: Most candidate records compared per record (the best-blocked first).
 MAX_CANDIDATES = 300
+#: Most records read from one blocking key's group; a larger group (pathological data, e.g. hundreds
+#: of untitled letters by one author) is cut there and logged. Real groups stay far below.
+MAX_BLOCK = 200
 
 #: record_links relation -> (work link type, True when the link points from the stating record's work)
 LINK_TYPES: dict[str, tuple[str, bool]] = {
@@ -339,36 +343,61 @@ def _compact(tokens: list[str]) -> str:
     return "".join(tokens)
 
 
-def blocking_keys(fp: Fingerprint, years: Iterable[int | None] | None = None) -> list[str]:
-    """Indexed keys that any likely match shares: title prefix, title suffix, first author, by year.
+#: Letters of a title's start or end (content words run together) in an author's blocking keys.
+KEY_LETTERS = 12
 
-    The prefix/suffix are the first/last 24 letters of the title's content words run together,
-    so spacing and hyphenation do not matter and a variant late (early) in the title still
-    shares the prefix (suffix).
+
+def _key_word(word: str) -> str:
+    """A title word as blocking keys see it: one spelling (randomised = randomized), no plural -s."""
+    word = _spelling(word)
+    return word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def blocking_keys(fp: Fingerprint) -> list[str]:
+    """Indexed keys that any likely match shares, chosen so that each key's group stays small however
+    large the corpus grows (a single-topic corpus has thousands of titles ending "… in
+    treatment-resistant depression": a key on that alone would grow with it).
+
+    * ``a:<surname>:<initial>:<letters>`` for each reading of the first author, with the first and
+      with the last :data:`KEY_LETTERS` letters of the title's content words run together (and of
+      the title before its subtitle): records with authors match only a record with the same first
+      author, whose title shares its start or its end (a variant late or early in the title, a
+      dropped subtitle) — one author's papers, not the topic's;
+    * ``t:<hash>``: the whole title (content words, one spelling), which is what a record without
+      authors must share (:func:`compare` accepts no dropped subtitle without authors), when the
+      title is long enough for that rule and has a year.
+
+    Spacing, hyphenation, stop words, British/American spelling and plurals do not change a key.
+    Years are not part of the keys: the candidate query filters them (:func:`year_window`).
     """
     if fp.kind not in FUZZY_MERGE_KINDS:
         return []
-    words = content_tokens(fp.title_key)
+    words = [_key_word(w) for w in content_tokens(fp.title_key)]
     if not words:
         return []
     compact = _compact(words)
-    head_words = content_tokens(fp.title_key.split(f" {SEPARATOR} ")[0]) or words
+    head = _compact([_key_word(w) for w in content_tokens(fp.title_key.split(f" {SEPARATOR} ")[0])]) or compact
     keys = []
-    for year in years if years is not None else [fp.year]:
-        y = "-" if year is None else str(year)
-        keys.append(f"p:{y}:{compact[:24]}")
-        keys.append(f"s:{y}:{compact[-24:]}")
-        keys.append(f"h:{y}:{_compact(head_words)[-24:]}")
-        for author in author_keys(fp.surnames, fp.author_words)[:3]:
-            keys.append(f"a:{y}:{author}")
+    for author in author_keys(fp.surnames, fp.author_words)[:3]:
+        for letters in (compact[:KEY_LETTERS], compact[-KEY_LETTERS:], head[-KEY_LETTERS:]):
+            keys.append(f"a:{author}:{letters}")
+    if len(words) >= MIN_TOKENS_WITHOUT_AUTHOR and fp.year is not None:
+        keys.append("t:" + hashlib.blake2b(compact.encode(), digest_size=8).hexdigest())
     return list(dict.fromkeys(keys))
 
 
 def lookup_keys(fp: Fingerprint) -> list[str]:
-    """The keys to look up for a record's candidates (its own keys over the widest year window)."""
+    """The keys to look up for a record's candidates (the record's own keys: years are filtered apart)."""
+    return blocking_keys(fp)
+
+
+def year_window(fp: Fingerprint, action: str) -> tuple[int, int] | None:
+    """Years a candidate may have: ±1 for a merge, ±2 for a preprint link; None: only candidates
+    without a year (a record without a year is compared with those alone)."""
     if fp.year is None:
-        return blocking_keys(fp, [None])
-    return blocking_keys(fp, range(fp.year - LINK_YEAR_WINDOW, fp.year + LINK_YEAR_WINDOW + 1))
+        return None
+    window = MERGE_YEAR_WINDOW if action == "merge" else LINK_YEAR_WINDOW
+    return fp.year - window, fp.year + window
 
 
 # --------------------------------------------------------------------------- comparison (pure)

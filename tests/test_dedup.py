@@ -85,7 +85,7 @@ def test_blocking_keys_pair_each_possible_surname_with_the_other_initial():
     feed = matching.fingerprint("feed:jad", "article", "Ketamine", ["Anna Kasul"], "2024")
     pubmed = matching.fingerprint("pubmed", "article", "Ketamine", ["Kasul Anna"], "2024")
     assert matching.author_keys(feed.surnames, feed.author_words) == ["anna:k", "kasul:a"]
-    assert set(matching.blocking_keys(pubmed)) & set(matching.lookup_keys(feed)) >= {"a:2024:kasul:a"}
+    assert set(matching.blocking_keys(pubmed)) & set(matching.lookup_keys(feed)) >= {"a:kasul:a:ketamine"}
 
 
 def test_a_collective_author_listed_first_is_skipped():
@@ -205,6 +205,99 @@ def test_a_record_matching_two_different_works_joins_neither(db):
     alone = store.memory_db()  # with only one of them stored, the same feed item joins it
     ingest.save_batch(alone, [crossref("10.1016/j.jad.2025.1", "a cost-effectiveness analysis"), feed])
     assert [r["reason"].split(" (")[0] for r in rows(alone, "SELECT reason FROM work_merges")] == ["title+author+year score=77"]
+
+
+# --------------------------------------------------------------------------- candidate selection stays bounded
+
+
+def candidates(db, source_id, *, skip_conflicting=True, block_limit=matching.MAX_BLOCK):
+    """What the candidate query returns for a stored record (merge action)."""
+    record_id = db.execute("SELECT id FROM records WHERE source_id = ?", [source_id]).fetchone()[0]
+    fingerprint = matching.Fingerprint.from_row(rows(db, "SELECT * FROM record_fingerprints WHERE record_id = ?", [record_id])[0])
+    found, oversized = store.find_candidates(
+        db,
+        matching.lookup_keys(fingerprint),
+        kinds=[fingerprint.kind],
+        record_id=record_id,
+        years=matching.year_window(fingerprint, "merge"),
+        skip_conflicting=skip_conflicting,
+        limit=matching.MAX_CANDIDATES,
+        block_limit=block_limit,
+    )
+    source_ids = {r[0]: r[1] for r in db.execute("SELECT id, source_id FROM records")}
+    return sorted(source_ids[c["record_id"]] for c in found), oversized
+
+
+def test_records_with_different_pmids_are_left_out_by_the_query_before_any_comparison(db):
+    title = "Intravenous ketamine versus electroconvulsive therapy in treatment-resistant depression"
+    ingest.save_batch(
+        db,
+        [
+            article("pubmed", "111", title, ["Anand Amit"], "2024-05-01", pmid="111"),
+            article("pubmed", "222", title, ["Anand Amit"], "2024-06-01", pmid="222"),
+            article("feed:jad", "jad-1", title, ["Amit Anand"], "2024-06-02"),  # no identifier: no conflict
+        ],
+    )
+    assert candidates(db, "111") == (["jad-1"], [])
+    assert candidates(db, "111", skip_conflicting=False) == (["222", "jad-1"], [])
+    assert len(rows(db, "SELECT id FROM works WHERE merged_into IS NULL")) == 3  # the feed item matches two works: neither
+
+
+SYLLABLES = ["ka", "lo", "mi", "ren", "tu", "sa", "vor", "pel"]
+
+
+def test_a_title_ending_shared_by_many_works_does_not_make_them_candidates(db):
+    names = ["".join(p).capitalize() for p in itertools.product(SYLLABLES, repeat=3)][:300]
+    batch = [
+        article(
+            "pubmed",
+            str(1000 + i),
+            f"Esketamine and {name.lower()} in treatment-resistant depression",
+            [f"{name} Anna"],
+            "2024-03-01",
+        )
+        for i, name in enumerate(names)
+    ]
+    ingest.save_batch(db, batch)
+    ingest.save_batch(
+        db, [article("pubmed", "new", "Ketamine and sleep in treatment-resistant depression", ["Newman Ben"], "2024-04-01")]
+    )
+    assert candidates(db, "new") == ([], [])
+    largest = db.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM match_keys GROUP BY key)").fetchone()[0]
+    assert largest <= 2  # a key groups one author's titles, not the topic's
+
+
+def test_an_oversized_block_is_cut_and_logged(db, caplog, monkeypatch):
+    batch = [
+        article(
+            "pubmed",
+            str(2000 + i),
+            f"Ketamine and outcome number {i} in depression",
+            ["Anand Amit"],
+            "2024-03-01",
+            pmid=str(2000 + i),
+        )
+        for i in range(25)
+    ]
+    ingest.save_batch(db, batch)
+    found, oversized = candidates(db, "2000", skip_conflicting=False, block_limit=10)
+    assert oversized and all(key.startswith("a:anand:a:") for key in oversized)
+    assert 10 <= len(found) <= 10 * len(oversized)
+    monkeypatch.setattr(dedup, "MAX_BLOCK", 10)
+    caplog.set_level("WARNING", logger="crawler.dedup")
+    ingest.save_batch(
+        db, [article("feed:jad", "late", "Ketamine and outcome number 3 in depression", ["Amit Anand"], "2024-03-02")]
+    )
+    assert any("holds more than 10 records" in r.getMessage() for r in caplog.records)
+
+
+def test_rebuilding_the_keys_gives_the_same_keys(db):
+    corpus.load(db, "by_file")
+    before = rows(db, "SELECT * FROM match_keys ORDER BY record_id, key")
+    with db.atomic():
+        db.execute("DELETE FROM match_keys")
+        assert dedup.rebuild_keys(db) == len(before)
+    assert rows(db, "SELECT * FROM match_keys ORDER BY record_id, key") == before
 
 
 # --------------------------------------------------------------------------- the labelled corpus

@@ -36,6 +36,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m006_sqlite_timestamps",
         "m007_source_runs_kept",
         "m008_source_runs_skipped",
+        "m009_bounded_blocking_keys",
     ]
     assert {
         "works",

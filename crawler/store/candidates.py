@@ -38,21 +38,65 @@ def save_fingerprint(db, record_id: int, fp, keys: list[str]) -> None:
     db.conn.executemany("INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)", [(k, record_id) for k in keys])
 
 
-def find_candidates(db, keys: list[str], *, kinds: list[str], exclude_record: int, limit: int) -> list[dict[str, Any]]:
-    """Records of ``kinds`` sharing a blocking key, most shared keys first, at most ``limit`` of them."""
+def find_candidates(
+    db,
+    keys: list[str],
+    *,
+    kinds: list[str],
+    record_id: int,
+    years: tuple[int, int] | None,
+    skip_conflicting: bool,
+    limit: int,
+    block_limit: int,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records of ``kinds`` sharing a blocking key with ``record_id``, most shared keys first; and the
+    keys whose group was cut at ``block_limit`` records.
+
+    Each key's group is read up to ``block_limit`` records (``LIMIT`` inside the query, never counted
+    first). Left out in SQL, before anything is compared: records of the record's own work, records
+    whose year is outside ``years`` (None: records without a year only) and, with
+    ``skip_conflicting``, records whose work carries an identifier scheme that the record's work
+    carries too without sharing a value (two PMIDs, two DOIs, two NCT numbers: two works).
+    """
     if not keys or not kinds:
-        return []
-    return list(
-        db.query(
-            f"""SELECT c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year, c.shared
-            FROM (SELECT record_id, COUNT(*) AS shared FROM match_keys WHERE key IN ({marks(keys)})
-                  AND record_id != ? GROUP BY record_id) AS c
-            JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id
-            WHERE f.kind IN ({marks(kinds)})
-            ORDER BY c.shared DESC, c.record_id LIMIT ?""",
-            [*keys, exclude_record, *kinds, limit],
-        )
+        return [], []
+    groups = " UNION ALL ".join(
+        "SELECT * FROM (SELECT key, record_id FROM match_keys WHERE key = ? AND record_id != ? LIMIT ?)" for _ in keys
     )
+    params: list[Any] = []
+    for key in keys:
+        params += [key, record_id, block_limit + 1]
+    year_sql = "f.year BETWEEN ? AND ?" if years is not None else "f.year IS NULL"
+    conflict_sql = ""
+    if skip_conflicting:
+        conflict_sql = """AND NOT EXISTS (
+                SELECT 1 FROM identifiers ci JOIN mine ON mine.scheme = ci.scheme WHERE ci.work_id = r.work_id
+                AND NOT EXISTS (SELECT 1 FROM identifiers cj JOIN mine m2 ON m2.scheme = cj.scheme AND m2.value = cj.value
+                                WHERE cj.work_id = r.work_id))"""
+    sql = f"""WITH me AS (SELECT work_id FROM records WHERE id = ?),
+                   mine AS (SELECT scheme, value FROM identifiers WHERE work_id = (SELECT work_id FROM me)),
+                   c AS ({groups})
+              SELECT c.key, c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year,
+                     (f.kind IN ({marks(kinds)}) AND {year_sql} AND r.work_id != (SELECT work_id FROM me)
+                      {conflict_sql}) AS eligible
+              FROM c JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id"""
+    cursor = db.conn.execute(sql, [record_id, *params, *kinds, *(years or ())])
+    columns = [d[0] for d in cursor.description]
+    per_key: dict[str, int] = {}
+    found: dict[int, dict[str, Any]] = {}
+    for values in cursor:
+        row = dict(zip(columns, values))
+        per_key[row["key"]] = per_key.get(row["key"], 0) + 1
+        if row.pop("eligible") and per_key[row["key"]] <= block_limit:
+            seen = found.get(row["record_id"])
+            if seen is None:
+                row["shared"] = 1
+                found[row["record_id"]] = row
+            else:
+                seen["shared"] += 1
+    oversized = [key for key, count in per_key.items() if count > block_limit]
+    ranked = sorted(found.values(), key=lambda r: (-r["shared"], r["record_id"]))
+    return ranked[:limit], oversized
 
 
 def current_work_ids(db, record_ids: list[int]) -> set[int]:
@@ -166,3 +210,14 @@ def repoint_work_links(db, old: int, new: int) -> None:
         db.execute(f"UPDATE OR IGNORE work_links SET {column} = ? WHERE {column} = ?", [new, old])
         db.execute(f"DELETE FROM work_links WHERE {column} = ?", [old])
     db.execute("DELETE FROM work_links WHERE from_work_id = ? AND to_work_id = ?", [new, new])
+
+
+def load_fingerprint_rows(db) -> list[dict[str, Any]]:
+    cursor = db.conn.execute("SELECT record_id, kind, title_key, first_author, author_words, year FROM record_fingerprints")
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, values)) for values in cursor]
+
+
+def save_match_keys(db, keys: list[tuple[str, int]]) -> None:
+    """Add blocking keys ``(key, record_id)``."""
+    db.conn.executemany("INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)", keys)

@@ -413,6 +413,14 @@ def m008_source_runs_skipped(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m009_bounded_blocking_keys(db: sqlite_utils.Database) -> None:
+    """Blocking keys whose groups stay small as the corpus grows (crawler.matching.blocking_keys):
+    the old keys are dropped here and recomputed from ``record_fingerprints`` by the backfill
+    (:data:`crawler.ingest.BACKFILLS`)."""
+    db.execute("DELETE FROM match_keys")
+
+
 def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open and migrate the database (the application opens it with :func:`crawler.ingest.open_db`,
     which also runs the backfills a migration needs)."""
