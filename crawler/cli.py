@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from crawler import __version__, ingest
+from crawler import __version__, dbguard, ingest
 from crawler.config import load_config
 from crawler.errors import ConfigError, LitmonError, LockedError
 from crawler.lock import RunLock, lock_path
@@ -30,6 +30,9 @@ from crawler.logs import FORMATS, mask_secrets, register_config_secrets, resolve
 log = logging.getLogger("crawler")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_UNHEALTHY = 0, 1, 2, 3, 4
+
+#: the configured database path, for error messages outside a command's own handling
+_DATABASE_HINT: list[str | Path] = ["litmon.db"]
 
 
 class State:
@@ -43,10 +46,11 @@ class State:
         if self._config is None:
             self._config = load_config(self.config_path)
             register_config_secrets(self._config)
+            _DATABASE_HINT[0] = self._config.database_path
         return self._config
 
     def open_db(self):
-        return ingest.open_db(self.config.database_path)
+        return ingest.open_db(self.config.database_path, busy_timeout=self.config.database_busy_timeout)
 
     def say(self, text: str) -> None:
         """An informational line on stdout, left out with -q (cron mails only what matters)."""
@@ -66,17 +70,33 @@ class State:
                 db.close()
             return
         lock = RunLock(lock_path(config.database_path), command)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:  # the lock file sits beside the database: a missing or read-only directory
+            raise dbguard.explain(exc, config.database_path) from None
         try:
             with _stop_on_signals(stop):
-                db = self.open_db()
                 try:
-                    from crawler.pipeline import recover_interrupted_runs
+                    dbguard.ensure_sound(config.database_path)  # never write into a damaged file
+                    db = self.open_db()
+                    try:
+                        from crawler.pipeline import recover_interrupted_runs
 
-                    recover_interrupted_runs(db)
-                    yield db, stop
-                finally:
-                    db.close()
+                        recover_interrupted_runs(db)
+                        yield db, stop
+                    finally:
+                        db.close()
+                except (sqlite3.Error, OSError) as exc:
+                    error = dbguard.explain(exc, config.database_path, busy_seconds=config.database_busy_timeout)
+                    dbguard.record_failure(config.database_path, command, str(error))
+                    raise error from None
+                except dbguard.DamagedDatabase as exc:
+                    dbguard.record_failure(config.database_path, command, str(exc))
+                    raise
+                except SystemExit:
+                    dbguard.clear_failure(config.database_path)
+                    raise
+                dbguard.clear_failure(config.database_path)
         finally:
             lock.release()
 
@@ -290,8 +310,16 @@ def status(state, as_json, fail_after, max_lag_hours):
     from crawler import status as status_mod
 
     config = state.config
+    if not config.database_path.exists():
+        raise LitmonError(f"no database at {config.database_path} yet — run `litmon run` or `litmon crawl` first")
+    problems = dbguard.check_integrity(config.database_path)
+    if problems:  # the file cannot be trusted: say so and stop (unhealthy), without reading it further
+        damaged = dbguard.DamagedDatabase(config.database_path, problems)
+        info = {"healthy": False, "alerts": [str(damaged)], "database": {"path": str(config.database_path)}}
+        click.echo(json.dumps(info, indent=2) if as_json else f"UNHEALTHY: {damaged}")
+        sys.exit(EXIT_UNHEALTHY)
     try:
-        db = ingest.open_db(config.database_path, create=False)
+        db = ingest.open_db(config.database_path, create=False, busy_timeout=config.database_busy_timeout)
     except FileNotFoundError:
         raise LitmonError(f"no database at {config.database_path} yet — run `litmon run` or `litmon crawl` first") from None
     try:
@@ -420,12 +448,8 @@ def main(argv=None):
     except LitmonError as exc:
         click.echo(f"litmon: {mask_secrets(str(exc))}", err=True)
         sys.exit(EXIT_FAILED)
-    except sqlite3.DatabaseError as exc:
-        click.echo(
-            f"litmon: database error: {exc} — check: `litmon check` says what is damaged; restore a copy made by "
-            "`litmon backup` if it is",
-            err=True,
-        )
+    except (sqlite3.Error, OSError) as exc:
+        click.echo(f"litmon: {mask_secrets(str(dbguard.explain(exc, _DATABASE_HINT[0])))}", err=True)
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("litmon: interrupted; SQLite rolled back the unfinished batch, the lock is released", err=True)

@@ -64,6 +64,8 @@ class Config:
     schedule: dict[str, Any]
     status: dict[str, Any]
     raw: dict[str, Any]
+    #: seconds a write waits for another program's SQLite write lock before the run fails ([database] busy_timeout)
+    database_busy_timeout: float = 60.0
 
     def source(self, name: str) -> dict[str, Any]:
         return self.sources.get(name, {})
@@ -333,6 +335,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         path=path,
         contact_email=contact,
         database_path=Path(database.str("path", "litmon.db")).expanduser(),
+        database_busy_timeout=database.float("busy_timeout", 60.0, positive=True),
         outbox_dir=Path(outbox.str("dir", "outbox")).expanduser(),
         backfill_from=crawl.date("backfill_from", dt.date(2000, 1, 1)),
         overlap_days=crawl.int("overlap_days", 3, 0, 365),

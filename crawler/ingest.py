@@ -53,9 +53,9 @@ def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | 
     return counts
 
 
-def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+def open_db(path: str | Path, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the database file for the application: :func:`crawler.store.open_db`, plus the backfills."""
-    db = store.connect(path, create=create)
+    db = store.connect(path, create=create, busy_timeout=busy_timeout)
     upgrade(db)
     return db
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -295,6 +296,8 @@ def crawl_source(
     except Interrupted:
         report.status = "interrupted"
         report.error = "stopped by a signal after a committed batch; the next run re-reads this window"
+    except sqlite3.Error:
+        raise  # the database cannot be written (locked, full, read-only): a local problem, not this source's
     except SourceError as exc:
         report.status, report.error = "failed", mask_secrets(str(exc))
         report.reason, report.hint = mask_secrets(exc.reason), exc.hint

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import os
 
-from crawler import clock, cron, lock
+from crawler import clock, cron, dbguard, lock
 from crawler.logs import mask_secrets
 from crawler.sources import source_instances
 
@@ -113,6 +113,11 @@ def collect_status(
                ORDER BY d.recipient"""
         )
     ]
+    failure = dbguard.load_failure(config.database_path)
+    if failure:  # a run that could not write into the database (locked, disk full, read-only) left this
+        alerts.append(
+            f"`litmon {failure.get('command')}` at {failure.get('at')} failed: {mask_secrets(failure.get('error') or '')}"
+        )
     for r in recipients:
         if r["last_status"] == "unknown":
             alerts.append(f"digest #{r['last_digest_id']} to {r['recipient']}: delivery unknown — {r['error']}")

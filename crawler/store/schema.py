@@ -429,8 +429,9 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     return db
 
 
-def connect(path: str | Path | None, *, create: bool = True) -> sqlite_utils.Database:
-    """Open the file (None: an in-memory database) without migrating: WAL journal, 30 s busy timeout, foreign keys on."""
+def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
+    """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
+    busy timeout: a write waits up to ``busy_timeout`` seconds for another program's write lock."""
     if path is None:
         db = sqlite_utils.Database(memory=True)
         db.conn.execute("PRAGMA foreign_keys = ON")
@@ -443,7 +444,7 @@ def connect(path: str | Path | None, *, create: bool = True) -> sqlite_utils.Dat
     if not create and not path.exists():
         raise FileNotFoundError(path)
     db = sqlite_utils.Database(path)
-    db.conn.execute("PRAGMA busy_timeout = 30000")
+    db.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     db.conn.execute("PRAGMA foreign_keys = ON")
     if str(path) != ":memory:":
         db.enable_wal()
