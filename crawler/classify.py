@@ -91,6 +91,8 @@ def _rule(name: str, spec: dict[str, Any], **extra) -> TermRule:
 
 def vocabulary_hash(topic: dict[str, Any]) -> str:
     payload = {key: topic.get(key) for key in ("concepts", "noise", "tags", "relevance", "exclude_terms")}
+    # a tag's display label does not change any classification
+    payload["tags"] = {name: {k: v for k, v in spec.items() if k != "label"} for name, spec in (topic.get("tags") or {}).items()}
     if not topic.get("concepts"):
         payload["match_terms"] = topic.get("match_terms")
     payload["version"] = CLASSIFIER_VERSION

@@ -297,6 +297,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         "subject_prefix": digest_tbl.str("subject_prefix", "[litmon]"),
         "highlights": digest_tbl.int("highlights", 3, 0, 50),
         "highlight_min_score": digest_tbl.int("highlight_min_score", 40),
+        "section_cap": digest_tbl.int("section_cap", 15, 1, 500),
     }
     if digest["when_empty"] not in ("send", "skip"):
         raise digest_tbl.fail("when_empty", "send or skip")
@@ -472,7 +473,7 @@ def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
     }
     if result["relevance"]["uncertain_score"] > result["relevance"]["relevant_score"]:
         raise relevance.fail("uncertain_score", f"an integer <= relevant_score ({result['relevance']['relevant_score']})")
-    for group, extra_keys, min_default in (("concepts", (), 1), ("noise", ("penalty",), 2), ("tags", ("category",), 1)):
+    for group, extra_keys, min_default in (("concepts", (), 1), ("noise", ("penalty",), 2), ("tags", ("category", "label"), 1)):
         table = topic.table_(group)
         rules: dict[str, dict[str, Any]] = {}
         for name in table.table:
@@ -496,6 +497,7 @@ def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
                 spec["penalty"] = rule.int("penalty", 1, 0, 100)
             if group == "tags":
                 spec["category"] = rule.str("category", "topic")
+                spec["label"] = rule.str("label", "")  # shown in digests; "" = the name in words
                 if not _NAME_RE.match(spec["category"]):
                     raise rule.fail("category", "a name of lower-case letters, digits and '_' (e.g. drug, indication, safety)")
             rules[name] = spec

@@ -78,9 +78,9 @@ def test_digest_leaves_out_noise_labels_uncertain_and_opens_with_highlights(voca
     assert "== Highlights (1) ==" in text and "== Uncertain relevance (check before relying on these) (1) ==" in text
     assert "gastroscopy" not in text and "gastroscopy" not in result.digest.html
     assert "Dextromethorphan" not in text and "Dextromethorphan" not in result.digest.html
-    assert "Tags: rct, intranasal_esketamine, trd" in text
+    assert "Tags: RCT, Intranasal esketamine, TRD" in text  # issue #13: human labels ([topic.tags.*] label)
     html = result.digest.html
-    assert all(f'">{tag}</span>' in html for tag in ("case_report", "iv_ketamine", "trd"))  # badges
+    assert all(f'">{tag}</span>' in html for tag in ("Case report", "IV ketamine", "TRD"))  # badges
     listed = rows(db, "SELECT w.title, di.section FROM digest_items di JOIN works w ON w.id = di.work_id ORDER BY di.position")
     assert [r["section"] for r in listed] == ["highlights", "clinical", "clinical", "uncertain"]
     assert rows(

@@ -744,7 +744,8 @@ def test_a_crawl_of_two_sources_joins_and_links_their_records(httpserver, make_c
 # --------------------------------------------------------------------------- the digest follows the same decision
 
 
-def test_the_digest_lists_a_preprint_and_its_article_as_two_linked_items(db, make_config):
+def test_the_digest_lists_a_preprint_and_its_article_as_one_item(db, make_config):
+    """Issue #13: one item per study — the journal version, annotated, with its preprint linked."""
     import datetime as dt
 
     preprint = Record(
@@ -783,13 +784,14 @@ def test_the_digest_lists_a_preprint_and_its_article_as_two_linked_items(db, mak
 
     digest = run_digest(make_config(), db, now=dt.datetime(2026, 11, 24, 7, tzinfo=dt.UTC)).digest
     by_section = {key: [item.title for item in items] for key, _, items in digest.sections}
-    # the article comes with its correction: it is listed among the corrections, the notice told on it
-    assert by_section["notices"] == ["Ketamine-assisted psychotherapy for major depression: a feasibility study."]
-    assert by_section["preprints"] == ["Ketamine-assisted psychotherapy for major depression: a feasibility study"]
-    assert (
-        "  Published version: Ketamine-assisted psychotherapy for major depression: a feasibility study. <https://doi.org/10.1016/j.jad.2026.11.001>"
-        in digest.text
-    )
+    listed = [title for titles in by_section.values() for title in titles]
+    # one item: the journal version (new, already corrected: the correction is told on it); no preprint item
+    assert listed == ["Ketamine-assisted psychotherapy for major depression: a feasibility study."]
+    assert "preprints" not in by_section and "notices" not in by_section
+    item = digest.items[0]
+    assert item.notes[0] == "Published version of a preprint (posted 2026-11-19)"
+    assert item.flag == "Correction issued for this work"
+    assert "  > Published version of a preprint (posted 2026-11-19)" in digest.text
     assert (
         "  Preprint: Ketamine-assisted psychotherapy for major depression: a feasibility study <https://doi.org/10.1101/2026.11.01.26300001>"
         in digest.text

@@ -268,9 +268,11 @@ def test_one_study_from_every_source_is_three_linked_works(httpserver, make_conf
 
     digest = run_digest(config, db)
     # the registration dates from 2020: the first digest lists only what entered in the last 7 days
-    assert sorted(item.work_id for item in digest.digest.items) == sorted([by_type["article"]["id"], by_type["preprint"]["id"]])
+    # issue #13: one item per study — the article, annotated as the published version of its preprint
+    assert [item.work_id for item in digest.digest.items] == [by_type["article"]["id"]]
+    assert digest.digest.items[0].folded == [by_type["preprint"]["id"]]
     assert digest.digest.text.count(f"* {TITLE}") == 1  # listed once…
-    assert f"  Published version: {TITLE}." in digest.digest.text  # …and named by its preprint
+    assert "  > Published version of a preprint (posted " in digest.digest.text  # …saying it was a preprint
 
     # a second crawl of the same answers changes nothing
     before = rows(db, "SELECT id, work_id, content_hash FROM records ORDER BY id")

@@ -8,7 +8,10 @@ Period
 Content
     New works (never sent to this recipient before) and updates: trial registration changes
     (before → after), preprints now published, and retractions / corrections / expressions of
-    concern — flagged when they concern a work sent in an earlier digest. Works classified
+    concern about works sent in an earlier digest (flagged) or new in this one. One item per study: a
+    preprint or registration due with its journal version is told on that item. Each section shows at
+    most ``[digest] section_cap`` items (fewer if the HTML would pass 95 KB); every item is in the
+    attached RIS file, with ``List-Id``, ``List-Unsubscribe`` and ``Auto-Submitted`` headers. Works classified
     ``not_relevant`` (:mod:`crawler.classify`) never appear; ``uncertain`` ones have their own
     section. Items are ordered by ``work_relevance.rank_score``; the best ``[digest] highlights``
     relevant works open the digest. The last section reports each source's health in the period.

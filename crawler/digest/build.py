@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from crawler import citations
 from crawler import identifiers as ids
 from crawler.abstracts import make_snippet
 from crawler.config import DIGEST_SECTIONS
@@ -14,7 +15,7 @@ from crawler.records import source_rank
 
 SECTION_TITLES = {
     "highlights": "Highlights",
-    "notices": "Retractions, corrections and expressions of concern",
+    "notices": "Retractions and corrections of items you were sent",
     "clinical": "New clinical studies",
     "reviews": "Systematic reviews and meta-analyses",
     "trials": "Clinical trials: new registrations and changes",
@@ -92,6 +93,13 @@ class DigestItem:
     flag: str | None = None  # "concerns an item sent on 2026-11-02"
     detail: dict = field(default_factory=dict)
     related: list[tuple[str, str, str | None]] = field(default_factory=list)  # (label, title, url): linked works
+    citation: citations.Citation | None = None
+    details: str = ""  # "2024;81(7):1298-1309" when volume or pages are known
+    free_full_text: str | None = None
+    tag_labels: list[str] = field(default_factory=list)  # human labels of ``tags`` (set when rendered)
+    record_type: str = "article"
+    links_to: list[tuple[str, int, bool]] = field(default_factory=list)  # (link type, other work, outgoing)
+    folded: list[int] = field(default_factory=list)  # other versions of the study said on this item
 
 
 @dataclass
@@ -104,6 +112,7 @@ class Digest:
     first: bool = False
     text: str = ""
     html: str = ""
+    shown: dict[str, int] = field(default_factory=dict)  # section -> items shown in the body (the rest: attachment)
 
     @property
     def items(self) -> list[DigestItem]:
@@ -127,10 +136,11 @@ def build(selection: Selection, config, recipient: dict) -> Digest:
         if target is not None:
             target.notes.extend(item.notes)
             target.flag = target.flag or item.flag
-            if item.section == "notices":
-                target.section = "notices"  # a new work that is already retracted or corrected
+            if item.section == "notices":  # a new work already retracted or corrected: said on it, in its section
+                target.flag = target.flag or "; ".join(item.notes)
     updates = [i for i in update_items + notice_items if i.work_id not in listed]
     items = [i for i in new_items + updates if i.relevance != "not_relevant"]
+    items = fold_versions(items)
     items = [i for i in items if wanted(recipient, i)]
 
     grouped: dict[str, list] = {key: [] for key in DIGEST_SECTIONS}
@@ -159,12 +169,48 @@ def build(selection: Selection, config, recipient: dict) -> Digest:
 
     period = selection.period
     digest = Digest(recipient["address"], period.start, period.end, "", sections, first=period.first)
+    cap = config.digest.get("section_cap", 15)
+    digest.shown = {key: cap for key, _, items in sections if key not in ("highlights", "health") and len(items) > cap}
     new, upd = digest.count("new"), digest.count("update")
     digest.subject = (
         f"{config.digest['subject_prefix']} {config.topic['name']}: {new} new"
         f"{f', {upd} update(s)' if upd else ''} ({period.start[:10]} to {period.end[:10]})"
     ).strip()
     return digest
+
+
+def fold_versions(items: list[DigestItem]) -> list[DigestItem]:
+    """One item per study: a preprint whose journal version, or a registration whose results
+    publication, is also in this digest is said on that item ("Published version of a preprint (posted
+    …)", "Results of NCT…") and not listed again; a "Now published" update is dropped then."""
+    by_id: dict[int, DigestItem] = {}
+    for item in items:
+        by_id.setdefault(item.work_id, item)
+    dropped: set[int] = set()
+    for item in items:
+        for link_type, other, outgoing in item.links_to:
+            if not outgoing or other not in by_id or item.work_id in dropped or other in dropped:
+                continue
+            if link_type == "preprint_of":  # this preprint was published as the other work
+                keep, fold = by_id[other], item
+                if keep.record_type == "preprint":
+                    continue
+                note = f"Published version of a preprint (posted {fold.date or 'date unknown'})"
+            elif link_type == "registered_as":  # this publication reports the other (a registration)
+                keep, fold = item, by_id[other]
+                if fold.record_type != "trial_registration" or keep.record_type == "trial_registration":
+                    continue
+                number = next((label.split(": ", 1)[1] for label, _ in fold.links if ": " in label), fold.title)
+                note = f"Results of {number}"
+                keep.notes.extend(n for n in fold.notes if n not in keep.notes)  # registry changes stay told
+            else:
+                continue
+            if note not in keep.notes:
+                keep.notes.insert(0, note)
+            keep.folded.append(fold.work_id)
+            keep.flag = keep.flag or fold.flag
+            dropped.add(fold.work_id)
+    return [i for i in items if i.work_id not in dropped]
 
 
 def wanted(recipient: dict, item: DigestItem) -> bool:
@@ -232,8 +278,8 @@ def build_item(data: WorkData, kind: str = "new") -> DigestItem:
     work = data.work
     records = sorted(data.records, key=lambda r: source_rank(r["source"]))
     best = records[0] if records else {"url": None}
-    authors = next((json.loads(r["authors"]) for r in records if json.loads(r["authors"])), [])
-    author_text = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
+    date = work["published_on"] or work["entered_on"]
+    citation = citations.citation_of(records, date)
     with_abstract = next((r for r in records if r["abstract"]), None)
     sections = json.loads(with_abstract["data"] or "{}").get("abstract_sections") if with_abstract else None
     links: list[tuple[str, str]] = []
@@ -253,7 +299,7 @@ def build_item(data: WorkData, kind: str = "new") -> DigestItem:
         or safe_url(best["url"])
         or (links[0][1] if links else None)
     )
-    journal = next((r["journal"] for r in records if r["journal"]), None)
+    journal = citation.journal
     if work["record_type"] == "trial_registration" and not journal:
         journal = ", ".join(
             sorted({"ClinicalTrials.gov" if r["source"] == "clinicaltrials" else r["source"].upper() for r in records})
@@ -263,14 +309,19 @@ def build_item(data: WorkData, kind: str = "new") -> DigestItem:
         section=work["record_type"],
         title=work["title"],
         url=url,
-        authors=author_text,
+        authors=citation.authors,
         journal=journal,
-        date=work["published_on"] or work["entered_on"],
+        date=date,
         snippet=make_snippet(sections, with_abstract["abstract"] if with_abstract else None),
         links=links,
         sources=sorted({r["source"] for r in records}),
         kind=kind,
         related=related_works(data),
+        citation=citation,
+        details=citation.details if (citation.volume or citation.pages) else "",
+        free_full_text=citations.free_full_text(records, sorted(seen)),
+        record_type=work["record_type"],
+        links_to=[(row["link_type"], row["other"], bool(row["outgoing"])) for row, _ in data.linked],
     )
     attach_classification(item, data)
     return item

@@ -18,7 +18,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
-from crawler import store
+from crawler import citations, store
+from crawler.digest.render import ATTACHMENT_NAME
 from crawler.errors import DeliveryError, LitmonError
 
 log = logging.getLogger("crawler.digest")
@@ -36,7 +37,10 @@ class Delivery:
     error: str | None = None
 
 
-def build_message(config, digest_subject: str, text: str, html: str, recipient: str | None) -> EmailMessage:
+def build_message(
+    config, digest_subject: str, text: str, html: str, recipient: str | None, ris: str | None = None
+) -> EmailMessage:
+    """The digest e-mail: text and HTML alternatives, the items as a RIS attachment, list headers."""
     message = EmailMessage()
     message["Subject"] = digest_subject
     message["From"] = config.email.sender
@@ -45,16 +49,39 @@ def build_message(config, digest_subject: str, text: str, html: str, recipient: 
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = config.email.sender.rsplit("@", 1)[-1].strip("> ") or "litmon.local"
     message["Message-ID"] = make_msgid("litmon", domain=domain)
+    slug = re.sub(r"[^a-z0-9]+", "-", config.topic["name"].lower()).strip("-")[:60] or "digest"
+    message["List-Id"] = f"{config.topic['name']} <{slug}.litmon.{domain}>"
+    message["List-Unsubscribe"] = f"<mailto:{config.contact_email}?subject=unsubscribe%20{slug}>"
+    message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    if ris:
+        message.add_attachment(
+            ris.encode("utf-8"), maintype="application", subtype="x-research-info-systems", filename=ATTACHMENT_NAME
+        )
     return message
 
 
-def deliver(config, db, digest_id: int, address: str, subject: str, text: str, html: str) -> Delivery:
-    """Through the configured transport: SMTP when ``[email] smtp_host`` is set, else the outbox."""
+def deliver(config, db, digest_id: int, address: str, subject: str, text: str, html: str, ris: str | None = None) -> Delivery:
+    """Through the configured transport: SMTP when ``[email] smtp_host`` is set, else the outbox.
+
+    ``ris``: the digest's items as RIS (made from the stored digest when not given)."""
+    if ris is None:
+        ris = ris_of_digest(config, db, digest_id)
     if not config.email.smtp_host:
-        return write_outbox(config, db, digest_id, address, subject, text, html)
-    return send_smtp(config, db, digest_id, address, subject, text, html)
+        return write_outbox(config, db, digest_id, address, subject, text, html, ris=ris)
+    return send_smtp(config, db, digest_id, address, subject, text, html, ris=ris)
+
+
+def ris_of_digest(config, db, digest_id: int) -> str:
+    """The items a stored digest listed (also those beyond a section's cap), as RIS."""
+    from crawler.digest.build import build_item
+    from crawler.digest.selection import stored_digest_works
+
+    items = [build_item(data) for data in stored_digest_works(db, digest_id)]
+    for item in items:
+        item.tag_labels = [citations.tag_label(tag, config.topic) for tag in item.tags]
+    return citations.render_ris(items)
 
 
 def resend(config, db, digest_id: int, *, dry_run: bool = False) -> Delivery:
@@ -67,12 +94,14 @@ def resend(config, db, digest_id: int, *, dry_run: bool = False) -> Delivery:
     return deliver(config, db, digest_id, row["recipient"], row["subject"], row["text_body"], row["html_body"])
 
 
-def write_outbox(config, db, digest_id: int, address: str, subject: str, text: str, html: str) -> Delivery:
+def write_outbox(
+    config, db, digest_id: int, address: str, subject: str, text: str, html: str, ris: str | None = None
+) -> Delivery:
     outbox = Path(config.outbox_dir)
     outbox.mkdir(parents=True, exist_ok=True)
     who = "" if address == "outbox" else "-" + re.sub(r"[^A-Za-z0-9._-]+", "_", address)
     stem = f"litmon-digest-{digest_id:05d}{who}"
-    message = build_message(config, subject, text, html, address)
+    message = build_message(config, subject, text, html, address, ris)
     eml, html_path = outbox / f"{stem}.eml", outbox / f"{stem}.html"
     # recorded first: a run killed before the file is in place settles it by whether the file exists
     delivery_id = store.start_delivery(
@@ -94,7 +123,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: str, html: str) -> Delivery:
+def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: str, html: str, ris: str | None = None) -> Delivery:
     """Send to one recipient, at most once: transient failures (4xx replies, dropped connections before
     the server accepted the message) are retried with exponential backoff.
 
@@ -104,7 +133,7 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
     marks it ``unknown`` and does not send it again (see :func:`crawler.store.recover_pending_deliveries`).
     """
     settings = config.email
-    message = build_message(config, subject, text, html, recipient)
+    message = build_message(config, subject, text, html, recipient, ris)
     message_id = message["Message-ID"]
     error = None
     delivery_id: int | None = None

@@ -130,6 +130,26 @@ def select_new_works(db, config, address: str, period: Period, now: dt.datetime)
     return [load_work_data(db, work) for work in works if work["id"] not in delivered]
 
 
+def listed_as_new(work: dict, period: Period) -> bool:
+    """Whether this digest lists the work as new (the rule of :func:`select_new_works`)."""
+    seen = work["first_seen_at"] or ""
+    if seen > period.end:
+        return False
+    if period.first:  # a first digest after a backfill: only works entered in its recent days
+        return (work["entered_on"] or seen[:10]) >= period.start[:10]
+    return seen > period.start
+
+
+def stored_digest_works(db, digest_id: int) -> list[WorkData]:
+    """The works a stored digest listed, in order (for its RIS attachment when it is sent again)."""
+    result = []
+    for work_id in store.load_digest_work_ids(db, digest_id):
+        work = store.load_work(db, work_id)
+        if work is not None:
+            result.append(load_work_data(db, work))
+    return result
+
+
 def select_trial_changes(db, period: Period) -> list[tuple[TrialChange, WorkData]]:
     result = []
     for change in changes.trial_changes(db, period.start, period.end):
@@ -156,7 +176,10 @@ def select_published_preprints(db, address: str, period: Period) -> list[tuple[W
 
 def select_notices(db, address: str, period: Period) -> tuple[list[tuple[WorkData, list[str], str | None]], set[int]]:
     """Works concerned by retractions, corrections and expressions of concern stated in this period, by
-    either side: (work, kinds, date it was sent to ``address``); and the notice works told on them."""
+    either side: (work, kinds, date it was sent to ``address``); and the notice works told on them.
+
+    Only works this recipient was sent, or that this digest lists as new: corrections to old papers the
+    reader never saw (after a backfill, say) are not news — they stay queryable, never in a digest."""
     concerned: dict[int, list[str]] = {}
     notices_of: dict[int, set[int]] = {}
     for row in store.load_links_changed(db, NOTICE_RELATIONS, period.start, period.end):
@@ -177,6 +200,9 @@ def select_notices(db, address: str, period: Period) -> tuple[list[tuple[WorkDat
     for work_id, labels in concerned.items():
         work = store.load_work(db, work_id)
         if work is None or work["record_type"] == "notice":
+            continue
+        if work_id not in delivered and not listed_as_new(work, period):
+            stated_by |= notices_of.get(work_id, set())  # the notice itself is not news either
             continue
         result.append((load_work_data(db, work), sorted(set(labels)), delivered.get(work_id)))
         stated_by |= notices_of.get(work_id, set())

@@ -541,8 +541,18 @@ def build_extra(item: dict[str, Any], src: str, other: list[dict[str, Any]]) -> 
         "pages": _text(item.get("pageInfo")) or None,
         "publication_status": _text(item.get("publicationStatus")) or None,
         "other_relations": other or None,
+        "open_access": True if _text(item.get("isOpenAccess")) == "Y" else None,
+        "free_full_text_url": free_full_text_url(item),
     }
     return {k: v for k, v in extra.items() if v is not None}
+
+
+def free_full_text_url(item: dict[str, Any]) -> str | None:
+    """An open-access or free full-text location from ``fullTextUrlList`` (HTML before PDF), else None."""
+    urls = [u for u in _items(item, "fullTextUrlList", "fullTextUrl") if isinstance(u, dict)]
+    free = [u for u in urls if _text(u.get("availabilityCode")) in ("OA", "F") and _text(u.get("url")).startswith("https://")]
+    free.sort(key=lambda u: _text(u.get("documentStyle")) != "html")
+    return _text(free[0].get("url")) if free else None
 
 
 # --------------------------------------------------------------------------- small helpers

@@ -156,3 +156,9 @@ def load_delivered_work_ids(db, recipient: str, work_ids: list[int]) -> dict[int
 def load_digest(db, digest_id: int) -> dict | None:
     rows = list(db.query("SELECT * FROM digests WHERE id = ?", [digest_id]))
     return rows[0] if rows else None
+
+
+def load_digest_work_ids(db, digest_id: int) -> list[int]:
+    """The works a digest listed, in the order it listed them (each once)."""
+    rows = db.execute("SELECT work_id FROM digest_items WHERE digest_id = ? ORDER BY position", [digest_id]).fetchall()
+    return list(dict.fromkeys(row[0] for row in rows))
