@@ -200,7 +200,7 @@ def run(state, dry_run, force_digest):
     "sources",
     multiple=True,
     metavar="NAME",
-    help="Only this source (repeatable): pubmed, europepmc, clinicaltrials, biorxiv, crossref, isrctn, openalex, feed:<name>, page:<name>, feeds, pages.",
+    help="Only this source (repeatable): pubmed, europepmc, clinicaltrials, biorxiv, crossref, isrctn, ctis, openalex, feed:<name>, page:<name>, feeds, pages.",
 )
 @click.option(
     "--since",

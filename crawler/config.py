@@ -21,7 +21,7 @@ from typing import Any
 from crawler.errors import ConfigError
 
 #: Sources that have a [sources.<name>] table. Feeds and pages are configured as lists.
-API_SOURCES = ("pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "openalex")
+API_SOURCES = ("pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "ctis", "openalex")
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

@@ -34,7 +34,7 @@ from crawler import identifiers as ids
 from crawler.abstracts import sections_from_text
 
 #: Which source's value wins for a work's title, dates, authors and links (first = best). Documented in README.
-SOURCE_PRIORITY = ("pubmed", "europepmc", "crossref", "clinicaltrials", "isrctn", "biorxiv", "openalex", "feed", "page")
+SOURCE_PRIORITY = ("pubmed", "europepmc", "crossref", "clinicaltrials", "isrctn", "ctis", "biorxiv", "openalex", "feed", "page")
 
 
 def source_rank(source: str) -> int:

@@ -128,7 +128,7 @@ def test_shipped_text_is_the_repository_file():
 def test_shipped_default_enables_every_api_source_over_https():
     config = parse_config(shipped_config_text(), "<shipped>")
 
-    assert set(API_SOURCES) == {"pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "openalex"}
+    assert set(API_SOURCES) == {"pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "ctis", "openalex"}
     for name in API_SOURCES:
         settings = config.source(name)
         assert settings["enabled"] is True, name

@@ -15,6 +15,7 @@ MODULES = {
     "biorxiv": "crawler.sources.biorxiv",
     "crossref": "crawler.sources.crossref",
     "isrctn": "crawler.sources.isrctn",
+    "ctis": "crawler.sources.ctis",
     "openalex": "crawler.sources.openalex",
     "feed": "crawler.sources.feeds",
     "page": "crawler.sources.pages",
