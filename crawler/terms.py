@@ -19,9 +19,12 @@ keywords or for two or more mentions in an abstract, 1 for a single mention in a
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import ahocorasick
 
 #: field -> strength of a match there (abstracts: 1 for one mention, 2 for several)
 FIELD_STRENGTH = {"title": 3, "mesh": 3, "trial": 3, "keywords": 2}
@@ -65,18 +68,190 @@ def mesh_pattern(entry: str) -> str:
     return re.escape(text) + "$"
 
 
-def term_anchor(term: str) -> str | None:
-    """A piece of text every match of the term contains (None for a regular expression): a fast pre-check."""
-    if term.startswith("re:"):
-        return None
+# --------------------------------------------------------------------------- anchors: skip what cannot match
+
+#: Literal runs shorter than this are not worth checking for.
+MIN_ANCHOR = 3
+#: Texts whose anchors are remembered (a work's texts are read by every rule, then never again).
+_PRESENT_CACHE_SIZE = 4096
+
+
+def regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
+    """Literal pieces that every match of a regular expression contains, as sets that must each be met.
+
+    The result is a conjunction of alternatives: a match contains, for every set, at least one of
+    its strings (``(oral|buccal)[^.]{0,40}ketamin`` gives ``({'oral', 'buccal'}, {'ketamin'})``). An
+    empty tuple means nothing is known: the expression must always run. Strings are lower case
+    (terms are matched against lower-cased text). Computed from the parsed expression, so that a
+    rule written as ``re:`` skips every text that cannot match it, as plain terms do.
+    """
+    try:
+        from re import _constants as codes
+        from re import _parser as parser
+
+        tree = parser.parse(pattern, re.IGNORECASE)
+    except Exception:  # noqa: BLE001 - an unreadable expression is simply always run
+        return ()
+    return tuple(_sequence_anchors(list(tree), codes))
+
+
+def _sequence_anchors(items, codes) -> list[frozenset[str]]:
+    sets: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= MIN_ANCHOR:
+            sets.append(frozenset({"".join(run)}))
+        run.clear()
+
+    for op, arg in items:
+        if op is codes.LITERAL:
+            run.append(chr(arg).lower())
+            continue
+        flush()
+        if op is codes.SUBPATTERN:
+            sets.extend(_sequence_anchors(list(arg[-1]), codes))
+        elif op is codes.BRANCH:
+            sets.extend(_branch_anchors([_sequence_anchors(list(alternative), codes) for alternative in arg[1]]))
+        elif op in (codes.MAX_REPEAT, codes.MIN_REPEAT, getattr(codes, "POSSESSIVE_REPEAT", None)) and arg[0] >= 1:
+            sets.extend(_sequence_anchors(list(arg[2]), codes))
+        # anything else (classes, any character, positions, look-arounds, backreferences) tells nothing
+    flush()
+    return sets
+
+
+#: Most sets an alternation's anchors expand to (beyond, each alternative keeps its best set only).
+MAX_ANCHOR_SETS = 16
+
+
+def _branch_anchors(alternatives: list[list[frozenset[str]]]) -> list[frozenset[str]]:
+    """What every match of ``A | B | …`` contains, given what each alternative's matches contain.
+
+    (a1 and a2) or (b1 and b2) is (a1 or b1) and (a1 or b2) and (a2 or b1) and (a2 or b2): every
+    combination of one set per alternative, united. When that is too many sets, each alternative
+    keeps only its longest-anchored set (still true, less selective)."""
+    if not alternatives or any(not sets for sets in alternatives):
+        return []
+    total = 1
+    for sets in alternatives:
+        total *= len(sets)
+    if total > MAX_ANCHOR_SETS:
+        alternatives = [[max(sets, key=lambda choice: min(map(len, choice)))] for sets in alternatives]
+    combined = [frozenset().union(*choice) for choice in itertools.product(*alternatives)]
+    return list(dict.fromkeys(combined))
+
+
+class _AnchorIndex:
+    """Every anchor of every compiled rule, in one Aho-Corasick automaton: one pass over a text
+    tells which anchors it contains, for all rules at once."""
+
+    def __init__(self) -> None:
+        self.anchors: set[str] = set()
+        self.automaton = None
+        self.present: dict[str, frozenset[str]] = {}
+        self.generation = 0  # bumped whenever anchors are added: what was found before is stale
+
+    def register(self, anchors) -> None:
+        new = set(anchors) - self.anchors
+        if new:
+            self.anchors |= new
+            self.automaton = None  # rebuilt, and what was found forgotten, on the next look-up
+            self.present = {}
+            self.generation += 1
+
+    def find(self, text: str) -> frozenset[str]:
+        found = self.present.get(text)
+        if found is not None:
+            return found
+        automaton = self.automaton
+        if automaton is None:
+            automaton = ahocorasick.Automaton()
+            for anchor in self.anchors:
+                automaton.add_word(anchor, anchor)
+            automaton.make_automaton()
+            self.automaton = automaton
+        found = frozenset(anchor for _, anchor in automaton.iter(text)) if self.anchors else frozenset()
+        if len(self.present) >= _PRESENT_CACHE_SIZE:
+            self.present = {}
+        self.present[text] = found
+        return found
+
+
+_ANCHORS = _AnchorIndex()
+#: (exclusion list, text) -> (the text with the phrases blanked, the phrases found in order)
+_BLANKED: dict[tuple[tuple[str, ...], str], tuple[str, list[str]]] = {}
+
+
+def anchors_in(text: str) -> frozenset[str]:
+    """The anchors of the compiled vocabulary that ``text`` contains (remembered for the text)."""
+    return _ANCHORS.find(text)
+
+
+#: The word-start check placed after a term's first character: that character is then the first thing
+#: each alternative matches, so the expression engine skips every position where no term can start
+#: (and every alternative whose first character differs) instead of entering each alternative there.
+_BOUNDARY_AFTER_FIRST = r"(?<![a-z0-9].)"
+
+
+def _alternative(index: int, pattern: str) -> str:
+    """One term of a combined expression, as the named group ``t<index>``.
+
+    A word-start term ``(?<![a-z0-9])k…`` becomes ``k(?<![a-z0-9].)(?P<t3>…)``: the same matches (the
+    character before the match is not a letter or digit; the start of the text is a word start), found
+    faster."""
+    if pattern.startswith(_BOUNDARY):
+        body = pattern[len(_BOUNDARY) :]
+        if body and body[0].isalnum():
+            return f"{body[0]}{_BOUNDARY_AFTER_FIRST}(?P<t{index}>{body[1:]})"
+    return f"(?P<t{index}>{pattern})"
+
+
+def term_anchors(term: str) -> tuple[frozenset[str], ...]:
+    """What every match of a plain term contains: each of its words (the longest one alone when all
+    are shorter than :data:`MIN_ANCHOR`)."""
     parts = [p for p in re.split(r"[\s\-]+", normalize_text(term).rstrip("*")) if p]
-    return max(parts, key=len) if parts else None
+    kept = [p for p in parts if len(p) >= MIN_ANCHOR] or [max(parts, key=len)]
+    return tuple(frozenset({p}) for p in dict.fromkeys(kept))
+
+
+class _Gate:
+    """Whether one of a list of terms may match, from the anchors a text contains.
+
+    Each term gives sets of which a match contains one string apiece (:func:`term_anchors`,
+    :func:`regex_anchors`); a term with none may always match. Terms needing one word are checked
+    together (one set intersection), terms needing several words with one subset test each."""
+
+    def __init__(self, alternatives: list[tuple[frozenset[str], ...]]):
+        self.always = any(not anchor_sets for anchor_sets in alternatives)
+        single: set[str] = set()
+        subsets: set[frozenset[str]] = set()
+        general: list[tuple[frozenset[str], ...]] = []
+        for anchor_sets in alternatives:
+            if len(anchor_sets) == 1:
+                single |= anchor_sets[0]
+            elif anchor_sets and all(len(choices) == 1 for choices in anchor_sets):
+                subsets.add(frozenset().union(*anchor_sets))
+            elif anchor_sets:
+                general.append(anchor_sets)
+        self.single = frozenset(single)
+        self.subsets = [required for required in subsets if not required & self.single]  # implied by single otherwise
+        self.general = general
+
+    def __call__(self, present: frozenset[str]) -> bool:
+        if self.always or not present.isdisjoint(self.single):
+            return True
+        for required in self.subsets:
+            if required <= present:
+                return True
+        return any(all(not present.isdisjoint(choices) for choices in anchor_sets) for anchor_sets in self.general)
 
 
 class _Terms:
-    """Compiled terms with a substring pre-check (most texts contain none of a rule's words).
+    """Compiled terms that run only on texts containing their anchors (most texts contain none of a
+    rule's words).
 
-    Plain terms and ``re:`` terms are two expressions: only the plain ones can be pre-checked.
+    Plain terms and ``re:`` terms are two expressions, each with the anchors every match contains
+    (a plain term's longest word; the literal pieces of an expression, :func:`regex_anchors`).
     Match groups are named ``t<index in terms>`` in both.
     """
 
@@ -84,20 +259,25 @@ class _Terms:
         self.terms = terms
         plain = [(i, t) for i, t in enumerate(terms) if not t.startswith("re:")]
         regex = [(i, t) for i, t in enumerate(terms) if t.startswith("re:")]
-        self.parts = []
+        self.parts: list[tuple[re.Pattern, _Gate]] = []
         if plain:
             # the word-start check once for all terms, not once per term: several times faster
             patterns = [(i, term_pattern(t)) for i, t in plain]
-            bounded = "|".join(f"(?P<t{i}>{p[len(_BOUNDARY) :]})" for i, p in patterns if p.startswith(_BOUNDARY))
-            loose = [f"(?P<t{i}>{p})" for i, p in patterns if not p.startswith(_BOUNDARY)]
-            expression = "|".join(([f"{_BOUNDARY}(?:{bounded})"] if bounded else []) + loose)
-            self.parts.append((re.compile(expression), tuple(sorted({term_anchor(t) for _, t in plain}))))
+            expression = "|".join(_alternative(i, p) for i, p in patterns)
+            self.parts.append((re.compile(expression), _Gate([term_anchors(t) for _, t in plain])))
         if regex:
-            self.parts.append((re.compile("|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex), re.I), None))
+            expression = "|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex)
+            self.parts.append((re.compile(expression, re.I), _Gate([regex_anchors(term_pattern(t)) for _, t in regex])))
+        for _, gate in self.parts:
+            _ANCHORS.register(gate.single.union(*gate.subsets, *(c for sets in gate.general for c in sets)))
+
+    def possible(self, present: frozenset[str]) -> bool:
+        """Whether any part can match somewhere in texts whose anchors, together, are ``present``."""
+        return any(gate(present) for _, gate in self.parts)
 
     def _active(self, text: str):
-        for compiled, anchors in self.parts:
-            if anchors is None or any(a in text for a in anchors):
+        for compiled, gate in self.parts:
+            if gate.always or gate(_ANCHORS.find(text)):
                 yield compiled
 
     def search(self, text: str):
@@ -161,6 +341,16 @@ class Doc:
             "mesh": self.mesh,
         }[name]
 
+    def anchors(self) -> frozenset[str]:
+        """The vocabulary's anchors found in any text of the work (one scan per text, remembered)."""
+        key = (_ANCHORS.generation, tuple(self.titles), tuple(self.abstracts), tuple(self.keywords), tuple(self.trial))
+        cached = self.__dict__.get("_anchors")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        found = frozenset().union(*(_ANCHORS.find(text) for text in (*self.titles, *self.abstracts, *self.keywords, *self.trial)))
+        self.__dict__["_anchors"] = (key, found)
+        return found
+
 
 @dataclass
 class Hit:
@@ -219,13 +409,20 @@ class TermRule:
         self._terms = _terms(self.terms)
         self._mesh = compile_terms(self.mesh, mesh_pattern)
         self._exclude = _terms(self.exclude)
+        self._exclude_key = tuple(self.exclude)
         self._require = _terms(self.require)
         self._unless = _terms(self.unless)
 
     def evaluate(self, doc: Doc) -> RuleResult:
         result = RuleResult(self)
-        texts = {name: [self._blank(t, result) for t in doc.texts(name)] for name in TEXT_FIELDS}
-        if self._terms is not None:
+        present = doc.anchors()
+        # a list of terms none of whose anchors is in the work's texts cannot match: it is not run
+        # (and exclusions that cannot match leave the texts as they are)
+        if self._exclude is not None and self._exclude.possible(present):
+            texts = {name: [self._blank(t, result) for t in doc.texts(name)] for name in TEXT_FIELDS}
+        else:
+            texts = {name: doc.texts(name) for name in TEXT_FIELDS}
+        if self._terms is not None and self._terms.possible(present):
             for name in TEXT_FIELDS:
                 self._match_field(name, texts[name], result)
         if self._mesh is not None:
@@ -251,14 +448,25 @@ class TermRule:
     def _blank(self, text: str, result: RuleResult) -> str:
         if self._exclude is None or not text:
             return text
+        key = (self._exclude_key, text)
+        done = _BLANKED.get(key)
+        if done is None:  # blanked once per distinct exclusion list and text, whichever rules share them
+            found: list[str] = []
 
-        def blank(match: re.Match) -> str:
-            words = _whole_words(match.string, match)
+            def blank(match: re.Match) -> str:
+                words = _whole_words(match.string, match)
+                if words not in found:
+                    found.append(words)
+                return " " * len(match.group(0))
+
+            done = (self._exclude.sub(blank, text), found)
+            if len(_BLANKED) >= _PRESENT_CACHE_SIZE:
+                _BLANKED.clear()
+            _BLANKED[key] = done
+        for words in done[1]:
             if words not in result.excluded:
                 result.excluded.append(words)
-            return " " * len(match.group(0))
-
-        return self._exclude.sub(blank, text)
+        return done[0]
 
     def _match_field(self, name: str, texts: list[str], result: RuleResult) -> None:
         found: dict[str, Hit] = {}
