@@ -10,6 +10,7 @@ key and what is expected.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import tomllib
@@ -24,6 +25,11 @@ from crawler.errors import ConfigError
 API_SOURCES = ("pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "ctis", "openalex")
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+#: control characters (CR, LF, tab, NUL…): never allowed in values that reach mail headers
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+log = logging.getLogger("crawler.config")
 
 
 def shipped_config_text() -> str:
@@ -121,10 +127,14 @@ class _Reader:
             raise self.fail(name, expected)
         return value
 
-    def str(self, name, default="", *, required=False):
+    def str(self, name, default="", *, required=False, header=False):
+        """A string; ``header``: it reaches a mail header, so control characters (CR/LF) are refused."""
         if required and name not in self.table:
             raise ConfigError(self.path, self.key(name), "missing; expected a string")
-        return self.get(name, str, default, "a string")
+        value = self.get(name, str, default, "a string")
+        if header and CONTROL_RE.search(value):
+            raise self.fail(name, "one line without control characters (it goes into mail headers)")
+        return value
 
     def bool(self, name, default):
         return self.get(name, bool, default, "true or false")
@@ -198,7 +208,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
 
     topic = root.table_("topic")
     topic_cfg = {
-        "name": topic.str("name", "Literature monitor"),
+        "name": topic.str("name", "Literature monitor", header=True),
         "match_terms": [t.lower() for t in topic.str_list("match_terms")],
         "exclude_terms": [t.lower() for t in topic.str_list("exclude_terms")],
     }
@@ -270,13 +280,20 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         security=security,
         username=email_tbl.str("username", ""),
         password_env=email_tbl.str("password_env", "LITMON_SMTP_PASSWORD"),
-        sender=email_tbl.str("sender", f"litmon <{contact}>"),
+        sender=email_tbl.str("sender", f"litmon <{contact}>", header=True),
         recipients=recipients,
         timeout=email_tbl.float("timeout", 30.0, positive=True),
         ca_file=email_tbl.str("ca_file", ""),
         attempts=email_tbl.int("attempts", 3, 1, 10),
         retry_backoff_seconds=email_tbl.float("retry_backoff_seconds", 5.0),
     )
+    if email.smtp_host and email.username and email.security == "none":
+        log.warning(
+            '%s: [email] security = "none" with a username: the SMTP password would travel unencrypted to %s '
+            '— check: use security = "starttls" or "ssl" unless the server is on this machine',
+            path,
+            email.smtp_host,
+        )
     if email.ca_file and not Path(email.ca_file).expanduser().is_file():
         raise ConfigError(
             path,
@@ -294,7 +311,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         "period_days": digest_tbl.int("period_days", 7, 1, 366),
         "first_digest_days": digest_tbl.int("first_digest_days", 7, 1, 3660),
         "when_empty": digest_tbl.str("when_empty", "send"),
-        "subject_prefix": digest_tbl.str("subject_prefix", "[litmon]"),
+        "subject_prefix": digest_tbl.str("subject_prefix", "[litmon]", header=True),
         "highlights": digest_tbl.int("highlights", 3, 0, 50),
         "highlight_min_score": digest_tbl.int("highlight_min_score", 40),
         "section_cap": digest_tbl.int("section_cap", 15, 1, 500),
