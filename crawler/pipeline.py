@@ -187,7 +187,7 @@ def recover_interrupted_runs(db) -> int:
 
     Call only while holding the run lock: then no other process can be running them.
     """
-    stale = list(db.query("SELECT id, source FROM source_runs WHERE status = 'running'"))
+    stale = store.load_running_source_runs(db)
     for row in stale:
         store.finish_source_run(
             db,
@@ -207,7 +207,7 @@ def recover_interrupted_runs(db) -> int:
             delivery["transport"],
             delivery["status"],
         )
-    runs = [r["id"] for r in db.query("SELECT id FROM crawl_runs WHERE status = 'running'")]
+    runs = store.load_running_crawl_run_ids(db)
     for run_id in runs:
         store.finish_crawl_run(db, run_id, "interrupted")
     if runs or stale:

@@ -29,7 +29,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from crawler import clock, cron, ingest
+from crawler import clock, cron, ingest, store
 from crawler.errors import LockedError
 from crawler.lock import RunLock, lock_path, probe
 
@@ -56,7 +56,7 @@ def crawl_missed(db, config, now: dt.datetime | None = None) -> bool:
     """No crawl ever ran, or none started since the crawl expression last fired."""
     now = now or utcnow()
     previous = cron.previous_fire_time(triggers(config)[0], now)
-    last = db.execute("SELECT MAX(started_at) FROM crawl_runs").fetchone()[0]
+    last = store.load_last_crawl_started_at(db)
     if last is None:
         return True
     return previous is not None and _parse(last) < previous
@@ -68,7 +68,7 @@ def digest_missed(db, config, now: dt.datetime | None = None) -> bool:
     previous = cron.previous_fire_time(triggers(config)[1], now)
     if previous is None:
         return False
-    last = db.execute("SELECT MAX(created_at) FROM digests").fetchone()[0]
+    last = store.load_last_digest_created_at(db)
     return last is None or _parse(last) < previous
 
 

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import os
 
-from crawler import clock, cron, dbguard, lock
+from crawler import clock, cron, dbguard, lock, store
 from crawler.logs import mask_secrets
 from crawler.sources import source_instances
 
@@ -35,12 +35,9 @@ def collect_status(
     fail_after = config.status["fail_after"] if fail_after is None else fail_after
     max_lag_hours = config.status["max_lag_hours"] if max_lag_hours is None else max_lag_hours
     sources, alerts = [], []
-    states = {r["source"]: r for r in db.query("SELECT * FROM source_states")}
-    counts = {r["source"]: r["n"] for r in db.query("SELECT source, COUNT(*) AS n FROM records GROUP BY source")}
-    last_runs = {
-        r["source"]: r
-        for r in db.query("SELECT * FROM source_runs WHERE id IN (SELECT MAX(id) FROM source_runs GROUP BY source)")
-    }
+    states = store.load_source_states(db)
+    counts = store.count_records_by_source(db)
+    last_runs = store.load_last_source_runs(db)
     for instance in source_instances(config):
         st = states.get(instance.name, {})
         run = last_runs.get(instance.name, {})
@@ -90,28 +87,10 @@ def collect_status(
             )
 
     path = str(config.database_path)
-    last_digest = next(
-        iter(db.query("SELECT id, created_at, period_start, period_end, item_count FROM digests ORDER BY id DESC LIMIT 1")), None
-    )
-    deliveries = (
-        list(
-            db.query(
-                "SELECT recipient, status, attempted_at, path, error FROM digest_deliveries WHERE digest_id = ?",
-                [last_digest["id"]],
-            )
-        )
-        if last_digest
-        else []
-    )
+    last_digest = store.load_last_digest(db)
+    deliveries = store.load_deliveries_of_digest(db, last_digest["id"]) if last_digest else []
     recipients = [
-        dict(r, error=mask_secrets(r["error"]) if r["error"] else None)
-        for r in db.query(
-            """SELECT d.recipient, d.digest_id AS last_digest_id, d.status AS last_status, d.attempted_at AS last_attempt_at,
-                      (SELECT MAX(delivered_at) FROM digest_deliveries ok WHERE ok.recipient = d.recipient
-                       AND ok.status IN ('sent', 'written')) AS last_delivered_at, d.error
-               FROM digest_deliveries d WHERE d.id IN (SELECT MAX(id) FROM digest_deliveries GROUP BY recipient)
-               ORDER BY d.recipient"""
-        )
+        dict(r, error=mask_secrets(r["error"]) if r["error"] else None) for r in store.load_last_delivery_per_recipient(db)
     ]
     failure = dbguard.load_failure(config.database_path)
     if failure:  # a run that could not write into the database (locked, disk full, read-only) left this
@@ -121,9 +100,7 @@ def collect_status(
     for r in recipients:
         if r["last_status"] == "unknown":
             alerts.append(f"digest #{r['last_digest_id']} to {r['recipient']}: delivery unknown — {r['error']}")
-    last_crawl = next(
-        iter(db.query("SELECT id, started_at, finished_at, status, trigger FROM crawl_runs ORDER BY id DESC LIMIT 1")), None
-    )
+    last_crawl = store.load_last_crawl_run(db)
     holder = lock.probe(lock.lock_path(config.database_path))
     return {
         "checked_at": _iso(now),
@@ -133,11 +110,7 @@ def collect_status(
         "database": {
             "path": path,
             "size_bytes": sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p)),
-            "works": db.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0],
-            "records": db.execute("SELECT COUNT(*) FROM records").fetchone()[0],
-            "identifiers": db.execute("SELECT COUNT(*) FROM identifiers").fetchone()[0],
-            "digests": db.execute("SELECT COUNT(*) FROM digests").fetchone()[0],
-            "crawl_runs": db.execute("SELECT COUNT(*) FROM crawl_runs").fetchone()[0],
+            **store.count_rows(db),
         },
         "running": {"pid": holder.pid, "command": holder.command, "since": holder.since} if holder else None,
         "last_crawl": last_crawl,

@@ -102,3 +102,16 @@ def test_a_cycle_through_a_lazy_import_is_found(tmp_path):
     graph = import_graph(package)
     assert graph["pkg.b"] == {"pkg.sub.c"} and graph["pkg.sub.c"] == {"pkg.a"}
     assert find_cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
+
+
+def test_only_the_store_runs_sql():
+    """Reads and writes go through named store functions; maintenance and dbguard check the file itself (PRAGMAs)."""
+    allowed = {PACKAGE / "maintenance.py", PACKAGE / "dbguard.py"}
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path in allowed or (PACKAGE / "store") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("execute", "query"):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert offenders == []

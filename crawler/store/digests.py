@@ -162,3 +162,37 @@ def load_digest_work_ids(db, digest_id: int) -> list[int]:
     """The works a digest listed, in the order it listed them (each once)."""
     rows = db.execute("SELECT work_id FROM digest_items WHERE digest_id = ? ORDER BY position", [digest_id]).fetchall()
     return list(dict.fromkeys(row[0] for row in rows))
+
+
+# --------------------------------------------------------------------------- reads of status and the scheduler
+
+
+def load_last_digest(db) -> dict | None:
+    """The newest digest: id, created_at, period_start, period_end, item_count."""
+    return next(
+        iter(db.query("SELECT id, created_at, period_start, period_end, item_count FROM digests ORDER BY id DESC LIMIT 1")), None
+    )
+
+
+def load_last_digest_created_at(db) -> str | None:
+    return db.execute("SELECT MAX(created_at) FROM digests").fetchone()[0]
+
+
+def load_deliveries_of_digest(db, digest_id: int) -> list[dict]:
+    """recipient, status, attempted_at, path, error of each delivery of a digest."""
+    return list(
+        db.query("SELECT recipient, status, attempted_at, path, error FROM digest_deliveries WHERE digest_id = ?", [digest_id])
+    )
+
+
+def load_last_delivery_per_recipient(db) -> list[dict]:
+    """Per recipient: the last delivery (digest id, status, attempt, error) and when one last reached them."""
+    return list(
+        db.query(
+            """SELECT d.recipient, d.digest_id AS last_digest_id, d.status AS last_status, d.attempted_at AS last_attempt_at,
+                      (SELECT MAX(delivered_at) FROM digest_deliveries ok WHERE ok.recipient = d.recipient
+                       AND ok.status IN ('sent', 'written')) AS last_delivered_at, d.error
+               FROM digest_deliveries d WHERE d.id IN (SELECT MAX(id) FROM digest_deliveries GROUP BY recipient)
+               ORDER BY d.recipient"""
+        )
+    )

@@ -120,3 +120,39 @@ def load_usual_fetched(db, source: str, until: str) -> float | None:
            AND started_at <= ? ORDER BY id DESC LIMIT 10)""",
         [source, until],
     ).fetchone()[0]
+
+
+# --------------------------------------------------------------------------- reads of status, the scheduler and recovery
+
+
+def load_source_states(db) -> dict[str, dict]:
+    """source -> its ``source_states`` row."""
+    return {r["source"]: r for r in db.query("SELECT * FROM source_states")}
+
+
+def load_last_source_runs(db) -> dict[str, dict]:
+    """source -> its newest ``source_runs`` row."""
+    return {
+        r["source"]: r
+        for r in db.query("SELECT * FROM source_runs WHERE id IN (SELECT MAX(id) FROM source_runs GROUP BY source)")
+    }
+
+
+def load_last_crawl_run(db) -> dict | None:
+    """The newest crawl run: id, started_at, finished_at, status, trigger."""
+    return next(
+        iter(db.query("SELECT id, started_at, finished_at, status, trigger FROM crawl_runs ORDER BY id DESC LIMIT 1")), None
+    )
+
+
+def load_last_crawl_started_at(db) -> str | None:
+    return db.execute("SELECT MAX(started_at) FROM crawl_runs").fetchone()[0]
+
+
+def load_running_source_runs(db) -> list[dict]:
+    """Source runs still marked ``running`` (``id``, ``source``)."""
+    return list(db.query("SELECT id, source FROM source_runs WHERE status = 'running'"))
+
+
+def load_running_crawl_run_ids(db) -> list[int]:
+    return [r["id"] for r in db.query("SELECT id FROM crawl_runs WHERE status = 'running'")]

@@ -413,3 +413,18 @@ def load_previous_trial_snapshot(db, source: str, trial_id: str, before_id: int)
         f"SELECT {', '.join(TRIAL_FIELDS)} FROM trial_snapshots WHERE source = ? AND trial_id = ? AND id < ? ORDER BY id DESC LIMIT 1",
         [source, trial_id, before_id],
     ).fetchone()
+
+
+def count_records_by_source(db) -> dict[str, int]:
+    return {r["source"]: r["n"] for r in db.query("SELECT source, COUNT(*) AS n FROM records GROUP BY source")}
+
+
+def count_rows(db) -> dict[str, int]:
+    """What `litmon status` counts: current works, records, identifiers, digests and crawl runs."""
+    return {
+        "works": db.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0],
+        "records": db.execute("SELECT COUNT(*) FROM records").fetchone()[0],
+        "identifiers": db.execute("SELECT COUNT(*) FROM identifiers").fetchone()[0],
+        "digests": db.execute("SELECT COUNT(*) FROM digests").fetchone()[0],
+        "crawl_runs": db.execute("SELECT COUNT(*) FROM crawl_runs").fetchone()[0],
+    }
