@@ -58,6 +58,7 @@ links, digest items and identifiers follow the surviving work.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Iterable
 
@@ -68,11 +69,14 @@ from crawler.matching import (
     Fingerprint,
     Match,
     blocking_keys,
+    citation_keys,
     compare,
+    dates_agree,
     fingerprint,
     identifiers_conflict,
     link_type_of,
     lookup_keys,
+    numbers_differ,
     year_window,
 )
 
@@ -87,7 +91,7 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
     record_ids = list(dict.fromkeys(record_ids))
     if not record_ids:
         return set()
-    prints = {}
+    prints, cites = {}, {}
     for row in store.load_match_records(db, record_ids):
         fp = fingerprint(
             row["source"],
@@ -99,10 +103,13 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
             row["publication_types"],
             row["relations"],
         )
-        store.save_fingerprint(db, row["id"], fp, blocking_keys(fp))
+        people = json.loads(row["structured_authors"] or "[]")
+        cite_keys = citation_keys(fp.kind, row["journal"], row["issn"], people)
+        store.save_fingerprint(db, row["id"], fp, blocking_keys(fp) + cite_keys)
         prints[row["id"]] = fp
+        cites[row["id"]] = (cite_keys, row["published_on"])
     for record_id, fp in prints.items():
-        merge_fuzzy_matches(db, record_id, fp, now)
+        merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id))
     affected = store.current_work_ids(db, record_ids)
     for work_id in sorted(affected):
         resolve_work_links(db, work_id, now)
@@ -147,6 +154,34 @@ def find_matches(
     return found
 
 
+def find_citation_matches(
+    db, record_id: int, fp: Fingerprint, keys: list[str], published_on: str | None
+) -> list[tuple[dict, Match]]:
+    """Records of the same kind with the same journal (or ISSN) and ordered author list (family names
+    and initials) published within a few days: one work even when the titles differ (a translated
+    title, a reworded subtitle). Never when the journal, the date or an author differs, nor across
+    conflicting identifiers (left out by the query), nor when the titles carry different numbers
+    (part 1 / part 2 of one series, by one group, in one issue)."""
+    if not keys or not published_on:
+        return []
+    candidates, _ = store.find_candidates(
+        db,
+        keys,
+        kinds=[fp.kind],
+        record_id=record_id,
+        years=year_window(fp, "merge"),
+        skip_conflicting=True,
+        limit=MAX_CANDIDATES,
+        block_limit=MAX_BLOCK,
+    )
+    dates = {row["id"]: row["published_on"] for row in store.load_match_records(db, [c["record_id"] for c in candidates])}
+    found = []
+    for cand in candidates:
+        if dates_agree(published_on, dates.get(cand["record_id"])) and not numbers_differ(fp.title_key, cand["title_key"]):
+            found.append((cand, Match("merge", 100, "journal+date+ordered authors (titles differ)")))
+    return found
+
+
 _OVERSIZED: set[str] = set()
 
 
@@ -165,16 +200,22 @@ def _log_oversized(key: str) -> None:
     )
 
 
-def merge_fuzzy_matches(db, record_id: int, fp: Fingerprint, now: str) -> list[int]:
+def merge_fuzzy_matches(
+    db, record_id: int, fp: Fingerprint, now: str, cite: tuple[list[str], str | None] | None = None
+) -> list[int]:
     """Merge the record's work with every work it matches; return the works merged into it.
 
     A record matching two works that cannot be one (different DOIs, PMIDs, …) is ambiguous
     (typically a feed title without its subtitle): it is merged with neither, whichever of the
-    three arrives last.
+    three arrives last. ``cite``: the record's citation keys and publication date, for matches by
+    journal, date and ordered authors whatever the titles say (:func:`find_citation_matches`).
     """
     mine = store.current_work_ids(db, [record_id]).pop()
     best: dict[int, tuple[dict, Match]] = {}
-    for cand, match in find_matches(db, record_id, fp, "merge"):
+    found = find_matches(db, record_id, fp, "merge")
+    if cite:
+        found += find_citation_matches(db, record_id, fp, *cite)
+    for cand, match in found:
         if cand["work_id"] != mine:
             best.setdefault(cand["work_id"], (cand, match))
     if not best:
@@ -277,10 +318,20 @@ def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], in
 
 
 def rebuild_keys(db) -> int:
-    """Recompute every record's blocking keys from its stored fingerprint (after the key scheme changed)."""
+    """Recompute every record's blocking and citation keys from its stored fingerprint and record
+    (after the key scheme changed)."""
     keys = []
-    for row in store.load_fingerprint_rows(db):
-        keys.extend((key, row["record_id"]) for key in blocking_keys(Fingerprint.from_row(row)))
+    fingerprints = list(store.load_fingerprint_rows(db))
+    records = {row["id"]: row for row in store.load_match_records(db, [f["record_id"] for f in fingerprints])}
+    for row in fingerprints:
+        fp = Fingerprint.from_row(row)
+        record = records.get(row["record_id"])
+        cite = (
+            citation_keys(fp.kind, record["journal"], record["issn"], json.loads(record["structured_authors"] or "[]"))
+            if record
+            else []
+        )
+        keys.extend((key, row["record_id"]) for key in blocking_keys(fp) + cite)
     store.save_match_keys(db, keys)
     return len(keys)
 

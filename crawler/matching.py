@@ -6,6 +6,7 @@ Everything here is a pure function of its arguments (the rules are described in 
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hashlib
 import html
@@ -384,6 +385,85 @@ def blocking_keys(fp: Fingerprint) -> list[str]:
     if len(words) >= MIN_TOKENS_WITHOUT_AUTHOR and fp.year is not None:
         keys.append("t:" + hashlib.blake2b(compact.encode(), digest_size=8).hexdigest())
     return list(dict.fromkeys(keys))
+
+
+# --------------------------------------------------------------------------- citation identity
+
+#: Days two publication dates may differ by (e-pub vs issue date, time zones, deposit lags).
+CITATION_DATE_DAYS = 7
+#: Persons an author list needs before it identifies a paper with its journal and date.
+CITATION_MIN_AUTHORS = 2
+CITATION_KINDS = ("article", "comment", "protocol")
+
+
+def journal_keys(journal: str | None, issn: str | None = None) -> list[str]:
+    """The journal as keys: each ISSN, and the title folded ("The lancet. Psychiatry" = "The Lancet Psychiatry")."""
+    keys = []
+    for value in re.split(r"[;,\s]+", issn or ""):
+        value = re.sub(r"[^0-9Xx]", "", value).upper()
+        if len(value) == 8:
+            keys.append(f"issn {value}")
+    title = re.sub(r"[^a-z0-9]+", " ", _fold(journal or "").lower()).split()
+    if title and title[0] == "the":
+        title = title[1:]
+    if title:
+        keys.append("title " + " ".join(title))
+    return keys
+
+
+def author_list_key(people: Iterable[dict]) -> str | None:
+    """The ordered author list as family names and first initials ("osei h;chen w;castillo r"), None when too short."""
+    persons = []
+    for person in people or []:
+        if not isinstance(person, dict) or person.get("collective") or not person.get("family"):
+            continue
+        family = re.sub(r"[^a-z0-9]+", "", _fold(person["family"]).lower())
+        initial = _fold((person.get("initials") or person.get("given") or "")[:1]).lower()
+        if family:
+            persons.append(f"{family} {initial}".strip())
+    return ";".join(persons) if len(persons) >= CITATION_MIN_AUTHORS else None
+
+
+def citation_keys(kind: str, journal: str | None, issn: str | None, people: Iterable[dict]) -> list[str]:
+    """Blocking keys of a paper's citation: the same journal and the same ordered authors (titles aside).
+
+    Two records sharing one and published within :data:`CITATION_DATE_DAYS` days of each other are one
+    work even when their titles differ (an English title and a translated one, a subtitle reworded)."""
+    if kind not in CITATION_KINDS:
+        return []
+    authors = author_list_key(people)
+    if not authors:
+        return []
+    return [
+        "c:" + hashlib.blake2b(f"{journal}|{authors}".encode(), digest_size=8).hexdigest()
+        for journal in journal_keys(journal, issn)
+    ]
+
+
+_NUMERAL = re.compile(r"^(\d+[a-z]?|[ivx]{1,4})$")
+
+
+def numbers_differ(title_a: str, title_b: str) -> bool:
+    """Both titles carry numbers or numerals ("part 1" / "part 2", "6-month" / "12-month") and not the same ones:
+    companion papers of one group in one issue, never one work."""
+    a = {t for t in title_a.split() if _NUMERAL.match(t)}
+    b = {t for t in title_b.split() if _NUMERAL.match(t)}
+    return bool(a and b and a != b)
+
+
+def dates_agree(a: str | None, b: str | None, days: int = CITATION_DATE_DAYS) -> bool:
+    """Two publication dates that name the same issue: within ``days`` (same month when one has no day)."""
+    if not a or not b:
+        return False
+    a, b = str(a)[:10], str(b)[:10]
+    if len(a) == 10 and len(b) == 10:
+        try:
+            return abs((dt.date.fromisoformat(a) - dt.date.fromisoformat(b)).days) <= days
+        except ValueError:
+            return False
+    if len(a) >= 7 and len(b) >= 7:
+        return a[:7] == b[:7]
+    return False
 
 
 def lookup_keys(fp: Fingerprint) -> list[str]:

@@ -356,5 +356,7 @@ class Record:
         data = self.to_dict()
         data.pop("structured_authors", None)
         data.pop("abstract_sections", None)  # read from the same wire field as ``abstract``
+        # where a free full text is: not a change of the work (a new field must not mark every record updated)
+        data["extra"] = {k: v for k, v in (data.get("extra") or {}).items() if k not in ("open_access", "free_full_text_url")}
         payload = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()

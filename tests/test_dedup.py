@@ -448,7 +448,9 @@ def test_merges_are_logged_with_their_evidence(loaded):
     assert any(r.startswith("title+author+year score=") for r in reasons)
     merged = rows(db, "SELECT m.survivor_id, m.merged_id, w.merged_into FROM work_merges m JOIN works w ON w.id = m.merged_id")
     assert merged and all(m["merged_into"] is not None for m in merged)
-    assert all(r.startswith(("identifier ", "title+")) for r in reasons)
+    assert all(r.startswith(("identifier ", "title+", "journal+date+ordered authors")) for r in reasons)
+    # issue #13: the translated title (PubMed's English title, Crossref's German one) merged by its citation
+    assert any(r.startswith("journal+date+ordered authors (titles differ)") for r in reasons)
 
 
 def article(source, source_id, title, authors, date, **identifiers):
@@ -801,3 +803,50 @@ def test_the_digest_lists_a_preprint_and_its_article_as_one_item(db, make_config
         in digest.text
     )
     assert 'Corrected by: <a href="https://doi.org/10.1016/j.jad.2026.11.099"' in digest.html
+
+
+def test_citation_identity_merges_a_translated_title_and_nothing_that_differs(db):
+    """Issue #13: no shared identifier, different titles; same journal, date (± a few days) and ordered authors."""
+    from crawler.records import make_author
+
+    people = [make_author("Weber", "Jonas"), make_author("Müller", "Ines"), make_author("Bauer", "Felix")]
+
+    def rec(source, source_id, title, date, journal="Der Nervenarzt", authors=people, **ids_):
+        record = Record(
+            source=source, source_id=source_id, record_type="article", title=title, published_on=date, journal=journal
+        )
+        record.structured_authors = list(authors)
+        record.authors = [f"{a.family} {a.initials}" for a in authors]
+        for scheme, value in ids_.items():
+            record.add_id(scheme, value)
+        return record
+
+    english = rec(
+        "pubmed", "1", "Intravenous ketamine for treatment-resistant depression in routine care", "2025-02-10", pmid="1"
+    )
+    german = rec(
+        "crossref", "10.1007/x1", "Intravenöses Ketamin bei therapieresistenter Depression", "2025-02-12", doi="10.1007/x1"
+    )
+    other_date = rec("crossref", "10.1007/x2", "Esketamin in der Praxis", "2025-03-30", doi="10.1007/x2")
+    other_order = rec(
+        "crossref", "10.1007/x3", "Ketamin und EKT", "2025-02-10", authors=[people[1], people[0], people[2]], doi="10.1007/x3"
+    )
+    other_journal = rec(
+        "crossref", "10.1055/x4", "Ketamin: Positionspapier", "2025-02-10", journal="Fortschr Neurol Psychiatr", doi="10.1055/x4"
+    )
+    part_two = rec("pubmed", "5", "Ketamine in routine care, part 2", "2025-02-10", pmid="5")
+    part_one = rec("crossref", "10.1007/x6", "Ketamin in der Routine, Teil 1", "2025-02-10", doi="10.1007/x6")
+    ingest.save_batch(db, [english, german, other_date, other_order, other_journal], now="2026-11-22 06:00:00")
+    work_of = {r["source_id"]: r["work_id"] for r in rows(db, "SELECT source_id, work_id FROM records")}
+    current = {k: store.load_current_work_ids(db, [v])[0] for k, v in work_of.items()}
+    assert current["1"] == current["10.1007/x1"]
+    assert len({current[k] for k in ("1", "10.1007/x2", "10.1007/x3", "10.1055/x4")}) == 4
+    reason = rows(db, "SELECT reason FROM work_merges")[0]["reason"]
+    assert reason.startswith("journal+date+ordered authors (titles differ)")
+    # a numbered companion (part 1 / part 2) of the same group, journal and day stays apart
+    ingest.save_batch(db, [part_two, part_one], now="2026-11-22 07:00:00")
+    ids_ = {
+        r["source_id"]: r["work_id"]
+        for r in rows(db, "SELECT source_id, work_id FROM records WHERE source_id IN ('5', '10.1007/x6')")
+    }
+    assert store.load_current_work_ids(db, [ids_["5"]]) != store.load_current_work_ids(db, [ids_["10.1007/x6"]])

@@ -18,6 +18,7 @@ def load_match_records(db, record_ids: list[int]) -> list[dict[str, Any]]:
     for chunk in chunks(record_ids):
         for row in db.query(
             f"""SELECT id, work_id, source, record_type, title, authors, published_on, entered_on, publication_types,
+                    journal, structured_authors, json_extract(data, '$.extra.issn') AS issn,
                     (SELECT group_concat(relation) FROM record_links rl WHERE rl.record_id = records.id) AS relations
                     FROM records WHERE id IN ({marks(chunk)})""",
             chunk,
