@@ -74,6 +74,8 @@ DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_RESULTS = 5000
 BATCH_SIZE = 50
 RECORD_URL = "https://euclinicaltrials.eu/search-for-clinical-trials/?lang=en&EUCT={}"
+#: `litmon doctor`: one search page holds the whole (topic) result list, so its 2nd request is a retrieve.
+PROBE_SETTINGS = {"page_size": 100}
 
 #: ctPublicStatusCode -> the portal's label (ctrdata's mapping, R/f_statusRecruitment.R).
 STATUS_LABELS = {
