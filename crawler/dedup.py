@@ -105,9 +105,9 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
         )
         people = json.loads(row["structured_authors"] or "[]")
         cite_keys = citation_keys(fp.kind, row["journal"], row["issn"], people)
-        store.save_fingerprint(db, row["id"], fp, blocking_keys(fp) + cite_keys)
         prints[row["id"]] = fp
         cites[row["id"]] = (cite_keys, row["published_on"])
+    store.save_fingerprints(db, [(record_id, fp, blocking_keys(fp) + cites[record_id][0]) for record_id, fp in prints.items()])
     for record_id, fp in prints.items():
         merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id))
     affected = store.current_work_ids(db, record_ids)
@@ -210,11 +210,13 @@ def merge_fuzzy_matches(
     three arrives last. ``cite``: the record's citation keys and publication date, for matches by
     journal, date and ordered authors whatever the titles say (:func:`find_citation_matches`).
     """
-    mine = store.current_work_ids(db, [record_id]).pop()
-    best: dict[int, tuple[dict, Match]] = {}
     found = find_matches(db, record_id, fp, "merge")
     if cite:
         found += find_citation_matches(db, record_id, fp, *cite)
+    if not found:
+        return []
+    mine = store.current_work_ids(db, [record_id]).pop()
+    best: dict[int, tuple[dict, Match]] = {}
     for cand, match in found:
         if cand["work_id"] != mine:
             best.setdefault(cand["work_id"], (cand, match))

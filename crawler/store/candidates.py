@@ -8,6 +8,13 @@ from typing import Any
 from crawler.store.common import chunks, marks
 
 
+def _rows(db, sql: str, params=()) -> list[dict[str, Any]]:
+    """Rows as dicts, on the raw connection (``db.query`` wraps every read in SAVEPOINT/RELEASE)."""
+    cursor = db.conn.execute(sql, params)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, values)) for values in cursor]
+
+
 def all_record_ids(db) -> list[int]:
     return [r[0] for r in db.execute("SELECT id FROM records ORDER BY id")]
 
@@ -16,7 +23,8 @@ def load_match_records(db, record_ids: list[int]) -> list[dict[str, Any]]:
     """The fields fuzzy matching reads, for each record id (in the order given)."""
     found: dict[int, dict[str, Any]] = {}
     for chunk in chunks(record_ids):
-        for row in db.query(
+        for row in _rows(
+            db,
             f"""SELECT id, work_id, source, record_type, title, authors, published_on, entered_on, publication_types,
                     journal, structured_authors, json_extract(data, '$.extra.issn') AS issn,
                     (SELECT group_concat(relation) FROM record_links rl WHERE rl.record_id = records.id) AS relations
@@ -29,14 +37,23 @@ def load_match_records(db, record_ids: list[int]) -> list[dict[str, Any]]:
 
 def save_fingerprint(db, record_id: int, fp, keys: list[str]) -> None:
     """Replace a record's fingerprint (``record_fingerprints``) and blocking keys (``match_keys``)."""
-    db.execute(
+    save_fingerprints(db, [(record_id, fp, keys)])
+
+
+def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
+    """Replace the fingerprints and blocking keys of records: ``(record_id, fingerprint, keys)`` each."""
+    db.conn.executemany(
         """INSERT INTO record_fingerprints (record_id, kind, title_key, first_author, author_words, year) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT(record_id) DO UPDATE SET kind = excluded.kind, title_key = excluded.title_key,
            first_author = excluded.first_author, author_words = excluded.author_words, year = excluded.year""",
-        [record_id, fp.kind, fp.title_key, fp.first_author, " ".join(fp.author_words), fp.year],
+        [(record_id, fp.kind, fp.title_key, fp.first_author, " ".join(fp.author_words), fp.year) for record_id, fp, _ in items],
     )
-    db.execute("DELETE FROM match_keys WHERE record_id = ?", [record_id])
-    db.conn.executemany("INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)", [(k, record_id) for k in keys])
+    for chunk in chunks([record_id for record_id, _, _ in items]):
+        db.conn.execute(f"DELETE FROM match_keys WHERE record_id IN ({marks(chunk)})", chunk)
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)",
+        [(k, record_id) for record_id, _, keys in items for k in keys],
+    )
 
 
 def find_candidates(
@@ -128,12 +145,11 @@ def work_kinds(db, work_id: int) -> set[str]:
 
 
 def load_fingerprints_of_work(db, work_id: int) -> list[dict[str, Any]]:
-    return list(
-        db.query(
-            """SELECT f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
+    return _rows(
+        db,
+        """SELECT f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
            JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id = ? ORDER BY f.record_id""",
-            [work_id],
-        )
+        [work_id],
     )
 
 
@@ -143,18 +159,16 @@ _STATED_LINK_COLUMNS = """rl.record_id, r.source, r.source_id, rl.relation, rl.s
 
 def stated_links_touching(db, work_id: int) -> list[dict[str, Any]]:
     """Record links that resolve to a stored work, stated by a record of ``work_id`` or naming one of its identifiers."""
-    outgoing = db.query(
-        f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM records r JOIN record_links rl ON rl.record_id = r.id
-            JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ?""",
-        [work_id],
+    return _rows(
+        db,
+        f"""SELECT * FROM (SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM records r JOIN record_links rl ON rl.record_id = r.id
+                JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id = ?)
+            UNION ALL
+            SELECT * FROM (SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM identifiers i
+                JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+                JOIN records r ON r.id = rl.record_id WHERE i.work_id = ? AND r.work_id != ?)""",
+        [work_id, work_id, work_id],
     )
-    incoming = db.query(
-        f"""SELECT DISTINCT {_STATED_LINK_COLUMNS} FROM identifiers i
-            JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
-            JOIN records r ON r.id = rl.record_id WHERE i.work_id = ? AND r.work_id != ?""",
-        [work_id, work_id],
-    )
-    return [*outgoing, *incoming]
 
 
 def stated_link_between(db, a: int, b: int) -> bool:
@@ -167,18 +181,14 @@ def stated_link_between(db, a: int, b: int) -> bool:
 def has_stated_preprint_link(db, work_id: int) -> bool:
     """Whether a record of the work states a preprint link, or one names the work's identifiers."""
     relations = ("preprint_of", "has_preprint")
-    if db.execute(
-        "SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id WHERE r.work_id = ? AND rl.relation IN (?, ?) LIMIT 1",
-        [work_id, *relations],
-    ).fetchone():
-        return True
-    return (
-        db.execute(
-            """SELECT 1 FROM identifiers i JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
-           WHERE i.work_id = ? AND rl.relation IN (?, ?) LIMIT 1""",
-            [work_id, *relations],
-        ).fetchone()
-        is not None
+    return bool(
+        db.conn.execute(
+            """SELECT EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+                              WHERE r.work_id = ? AND rl.relation IN (?, ?))
+                   OR EXISTS (SELECT 1 FROM identifiers i JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+                              WHERE i.work_id = ? AND rl.relation IN (?, ?))""",
+            [work_id, *relations, work_id, *relations],
+        ).fetchone()[0]
     )
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from crawler import clock
-from crawler.store.common import dumps
+from crawler.store.common import chunks, dumps, marks
 
 
 def save_classifications(db, classifications, now: str | None = None) -> None:
@@ -14,24 +14,27 @@ def save_classifications(db, classifications, now: str | None = None) -> None:
     classification.
     """
     now = now or clock.stamp()
+    latest = {c.work_id: c for c in classifications}  # one row per work: the last classification given
     with db.atomic():
-        for c in classifications:
-            db.execute(
-                """INSERT INTO work_relevance (work_id, label, score, reasons, rank_score, rank_reasons, vocabulary_hash, classified_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(work_id) DO UPDATE SET label = excluded.label, score = excluded.score, reasons = excluded.reasons,
-                   rank_score = excluded.rank_score, rank_reasons = excluded.rank_reasons,
-                   vocabulary_hash = excluded.vocabulary_hash, classified_at = excluded.classified_at""",
-                [c.work_id, c.label, c.score, dumps(c.reasons), c.rank_score, dumps(c.rank_reasons), c.vocabulary_hash, now],
-            )
-            db.execute("DELETE FROM work_tags WHERE work_id = ?", [c.work_id])
-            for tag in c.tags:
-                db.execute(
-                    "INSERT OR REPLACE INTO work_tags (work_id, tag, category, evidence) VALUES (?, ?, ?, ?)",
-                    [c.work_id, tag.tag, tag.category, tag.evidence],
-                )
+        db.conn.executemany(
+            """INSERT INTO work_relevance (work_id, label, score, reasons, rank_score, rank_reasons, vocabulary_hash, classified_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(work_id) DO UPDATE SET label = excluded.label, score = excluded.score, reasons = excluded.reasons,
+               rank_score = excluded.rank_score, rank_reasons = excluded.rank_reasons,
+               vocabulary_hash = excluded.vocabulary_hash, classified_at = excluded.classified_at""",
+            [
+                (c.work_id, c.label, c.score, dumps(c.reasons), c.rank_score, dumps(c.rank_reasons), c.vocabulary_hash, now)
+                for c in latest.values()
+            ],
+        )
+        for chunk in chunks(list(latest)):
+            db.conn.execute(f"DELETE FROM work_tags WHERE work_id IN ({marks(chunk)})", chunk)
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO work_tags (work_id, tag, category, evidence) VALUES (?, ?, ?, ?)",
+            [(c.work_id, tag.tag, tag.category, tag.evidence) for c in latest.values() for tag in c.tags],
+        )
         for table in ("work_relevance", "work_tags"):
-            db.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
+            db.conn.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
 
 
 def load_unclassified_work_ids(db) -> list[int]:

@@ -283,25 +283,35 @@ def load_current_work_ids(db, work_ids: list[int] | None = None) -> list[int]:
     """Current (not merged) works: all of them, or those given (a merged one stands for its survivor)."""
     if work_ids is None:
         return [r[0] for r in db.execute("SELECT id FROM works WHERE merged_into IS NULL ORDER BY id")]
-    result = set()
-    for work_id in work_ids:
-        row = db.execute("SELECT id, merged_into FROM works WHERE id = ?", [work_id]).fetchone()
-        seen = set()
-        while row and row[1] is not None and row[1] not in seen:  # merged_into points at the survivor
-            seen.add(row[1])
-            row = db.execute("SELECT id, merged_into FROM works WHERE id = ?", [row[1]]).fetchone()
-        if row:
-            result.add(row[0])
+    result: set[int] = set()
+    pending, seen = list(dict.fromkeys(work_ids)), set()
+    while pending:  # one query per chunk and per step along merged_into (which points at the survivor)
+        following = []
+        for chunk in chunks(pending):
+            for work_id, merged_into in db.conn.execute(f"SELECT id, merged_into FROM works WHERE id IN ({marks(chunk)})", chunk):
+                if merged_into is None or merged_into in seen:
+                    result.add(work_id)
+                else:
+                    seen.add(merged_into)
+                    following.append(merged_into)
+        pending = following
     return sorted(result)
 
 
 def load_work_ids_of_records(db, keys: list[tuple[str, str]]) -> list[int]:
     """The current works that the records (source, source_id) belong to."""
-    found = set()
+    by_source: dict[str, list[str]] = {}
     for source, source_id in keys:
-        row = db.execute("SELECT work_id FROM records WHERE source = ? AND source_id = ?", [source, str(source_id)]).fetchone()
-        if row:
-            found.add(row[0])
+        by_source.setdefault(source, []).append(str(source_id))
+    found = set()
+    for source, source_ids in by_source.items():
+        for chunk in chunks(list(dict.fromkeys(source_ids))):
+            found.update(
+                r[0]
+                for r in db.conn.execute(
+                    f"SELECT work_id FROM records WHERE source = ? AND source_id IN ({marks(chunk)})", [source, *chunk]
+                )
+            )
     return load_current_work_ids(db, sorted(found))
 
 
