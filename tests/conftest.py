@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,36 @@ def rows(db, sql, params=()):
 
 #: The instant every test runs at unless it moves the clock itself (``clock.pin``/``clock.advance``).
 PINNED_NOW = dt.datetime(2026, 11, 23, 9, 0, 0, tzinfo=dt.UTC)
+
+
+#: ``LITMON_TEST_TRAVEL_DAYS=N`` moves the machine's wall clock N days ahead for the whole session
+#: (time-machine): CI runs the in-process tests again at +400 and +1200 days, so that code reading the
+#: wall clock instead of crawler.clock, or a test that only passes near today, fails now rather than
+#: next year. Tests that run litmon in a subprocess are skipped then (the travel does not reach a
+#: subprocess; they see LITMON_NOW like every day).
+TRAVEL_DAYS = int(os.environ.get("LITMON_TEST_TRAVEL_DAYS") or 0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def travelled_wall_clock():
+    if not TRAVEL_DAYS:
+        yield None
+        return
+    import time_machine
+
+    destination = dt.datetime.now(dt.UTC) + dt.timedelta(days=TRAVEL_DAYS)
+    with time_machine.travel(destination, tick=True):
+        yield destination
+
+
+def skip_subprocess_when_travelling() -> None:
+    """Called by the helpers that start litmon as a subprocess."""
+    if TRAVEL_DAYS:
+        pytest.skip(f"runs litmon in a subprocess, which the wall-clock travel (+{TRAVEL_DAYS} days) cannot reach")
+
+
+def pytest_report_header(config):
+    return f"wall clock travelled +{TRAVEL_DAYS} days (LITMON_TEST_TRAVEL_DAYS)" if TRAVEL_DAYS else None
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from werkzeug import Response
 
-from tests.conftest import BASE_CONFIG, fixture_bytes
+from tests.conftest import BASE_CONFIG, fixture_bytes, skip_subprocess_when_travelling
 from tests.test_cli import litmon_env
 from tests.test_pubmed import esearch_body
 
@@ -65,6 +65,7 @@ class PubMedServer:
 
 def start_litmon(*args, cwd, env=None, log_file: Path | None = None) -> subprocess.Popen:
     """Start litmon; with ``log_file`` its stderr goes there, so a test can watch it while it runs."""
+    skip_subprocess_when_travelling()
     stderr = open(log_file, "w") if log_file else subprocess.PIPE
     try:
         return subprocess.Popen(

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from crawler import store
 from tests.classify_corpus import article, shipped_vocabulary
-from tests.conftest import BASE_CONFIG
+from tests.conftest import BASE_CONFIG, skip_subprocess_when_travelling
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def litmon(*args, cwd):
+    skip_subprocess_when_travelling()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, not another installed copy
     return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug import Response
 
-from tests.conftest import BASE_CONFIG, fixture_bytes
+from tests.conftest import BASE_CONFIG, fixture_bytes, skip_subprocess_when_travelling
 from tests.test_pubmed import esearch_body
 
 
@@ -41,6 +41,7 @@ def litmon_env(**extra) -> dict:
 
 
 def litmon(*args, cwd, env=None):
+    skip_subprocess_when_travelling()
     return subprocess.run(
         [sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env or litmon_env()
     )

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
-from crawler import citations, store
+from crawler import citations, clock, store
 from crawler.digest.render import ATTACHMENT_NAME
 from crawler.errors import DeliveryError, LitmonError
 
@@ -46,7 +46,7 @@ def build_message(
     message["From"] = config.email.sender
     if recipient and recipient != "outbox":
         message["To"] = recipient
-    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Date"] = formatdate(clock.now().timestamp(), usegmt=True)  # the one clock, like every stored time
     domain = config.email.sender.rsplit("@", 1)[-1].strip("> ") or "litmon.local"
     message["Message-ID"] = make_msgid("litmon", domain=domain)
     slug = re.sub(r"[^a-z0-9]+", "-", config.topic["name"].lower()).strip("-")[:60] or "digest"
