@@ -361,6 +361,41 @@ def status(state, as_json, fail_after, max_lag_hours):
     sys.exit(EXIT_UNHEALTHY if info["alerts"] else EXIT_OK)
 
 
+@cli.group("config")
+def config_group():
+    """Show or check the configuration (touches no network, writes nothing).
+
+    Your file is layered over the shipped defaults: tables merge key by key, an array of tables
+    ([[feeds]], [[pages]], [[recipients]]) replaces the shipped list. Unknown keys are errors (exit 2).
+    """
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def config_show(state, as_json):
+    """Print the effective configuration, secrets masked, and where each value came from."""
+    from crawler import configshow
+
+    config = state.config
+    rows = configshow.effective_config(config)
+    if as_json:
+        click.echo(json.dumps({"layers": config.layers, "settings": rows}, indent=2, default=str))
+    else:
+        click.echo(configshow.render_show(config, rows))
+
+
+@config_group.command("check")
+@click.pass_obj
+def config_check(state):
+    """Validate the configuration (types, ranges, unknown keys, cron expressions) without touching the
+    network: exit 0 when it is valid, 2 naming the file, the key and the closest valid key when not."""
+    from crawler import configshow
+
+    for line in configshow.check_summary(state.config):
+        click.echo(line, err=line.lstrip().startswith("warning:"))
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace PATH if it exists.")

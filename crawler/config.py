@@ -10,6 +10,7 @@ key and what is expected.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import os
 import re
@@ -20,11 +21,34 @@ from pathlib import Path
 from typing import Any
 
 from crawler.errors import ConfigError
+from crawler.settings import (
+    EMAIL_RE,
+    Section,
+    check_value,
+    declared,
+    read_section,
+    setting,
+    suggestion,
+    unknown_key,
+)
 
 #: Sources that have a [sources.<name>] table. Feeds and pages are configured as lists.
 API_SOURCES = ("pubmed", "europepmc", "clinicaltrials", "biorxiv", "crossref", "isrctn", "ctis", "openalex")
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+#: Digest sections, in display order ([[recipients]] sections = … names these keys).
+DIGEST_SECTIONS = (
+    "highlights",
+    "notices",
+    "clinical",
+    "reviews",
+    "trials",
+    "preprints",
+    "preclinical",
+    "news",
+    "uncertain",
+    "health",
+)
 
 #: control characters (CR, LF, tab, NUL…): never allowed in values that reach mail headers
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -38,18 +62,150 @@ def shipped_config_text() -> str:
 
 
 @dataclass
-class EmailSettings:
-    smtp_host: str = ""
-    smtp_port: int = 587
-    security: str = "starttls"
-    username: str = ""
-    password_env: str = ""
-    sender: str = "litmon@localhost"
-    recipients: list[str] = field(default_factory=list)
-    timeout: float = 30.0
-    ca_file: str = ""
-    attempts: int = 3
-    retry_backoff_seconds: float = 5.0
+class DatabaseSettings(Section):
+    path: str = setting("litmon.db", "The SQLite file (created on the first run; a public, documented schema).")
+    busy_timeout: float = setting(
+        60.0, "Seconds a write waits for another program's write lock before the run fails, naming that program.", positive=True
+    )
+
+
+@dataclass
+class OutboxSettings(Section):
+    dir: str = setting("outbox", "Folder the digests are written to when [email] smtp_host is empty (and each digest's HTML).")
+
+
+@dataclass
+class CrawlSettings(Section):
+    backfill_from: dt.date = setting(dt.date(2000, 1, 1), "The first run of each source reads back to this date.")
+    overlap_days: int = setting(
+        3, "Each run re-reads this many days before the source's watermark (late-indexed records).", minimum=0, maximum=365
+    )
+
+
+@dataclass
+class EmailSettings(Section):
+    smtp_host: str = setting("", "SMTP server; empty: digests are written to [outbox] dir instead of being sent.")
+    smtp_port: int = setting(587, "587 for starttls, 465 for ssl, 25 for a local relay.", minimum=1, maximum=65535)
+    security: str = setting("starttls", "Transport security.", choices=("none", "starttls", "ssl"))
+    username: str = setting("", "SMTP login; empty = send without logging in.")
+    password_env: str = setting(
+        "LITMON_SMTP_PASSWORD", "Name of the environment variable holding the SMTP password (never the password itself)."
+    )
+    sender: str = setting("", "The From: header.", shown="`litmon <contact_email>`", kind="header")
+    recipients: list[str] = setting([], "Addresses that get every section; required (or [[recipients]]) when smtp_host is set.")
+    timeout: float = setting(30.0, "Seconds to wait for the SMTP server.", positive=True)
+    ca_file: str = setting("", "PEM file of CA certificates to trust for STARTTLS/SSL (empty: the system's CAs).")
+    attempts: int = setting(3, "Delivery attempts per recipient (transient failures only).", minimum=1, maximum=10)
+    retry_backoff_seconds: float = setting(5.0, "Seconds before the first retry, doubling each time.", minimum=0.0)
+
+
+@dataclass
+class RecipientSettings(Section):
+    address: str = setting("", "The recipient's e-mail address.", kind="email", required=True)
+    sections: list[str] = setting([], "Only these digest sections (keys: " + ", ".join(DIGEST_SECTIONS) + "); empty = all.")
+    tags: list[str] = setting([], "Only items carrying one of these tags; empty = all.")
+    min_score: float | None = setting(None, "Only items whose rank_score is at least this.", minimum=-1000.0)
+    operator: bool = setting(
+        False, "Also gets the full diagnostics of failed sources (URLs, what to check) in the digest's health notice."
+    )
+
+
+@dataclass
+class DigestSettings(Section):
+    period_days: int = setting(7, "Days between digests; a digest covers everything since the last one.", minimum=1, maximum=366)
+    first_digest_days: int = setting(
+        7, "The first digest after a backfill lists only works entered in the last N days.", minimum=1, maximum=3660
+    )
+    when_empty: str = setting("send", 'Send a short "nothing new" digest, or skip it.', choices=("send", "skip"))
+    subject_prefix: str = setting("[litmon]", "Start of every digest subject.", kind="header")
+    highlights: int = setting(3, "The digest opens with up to this many best-ranked relevant works.", minimum=0, maximum=50)
+    highlight_min_score: int = setting(40, "Rank score a work needs to be highlighted.")
+    section_cap: int = setting(
+        15,
+        "Items per section in the e-mail body at most; the rest is counted and in the attached RIS file.",
+        minimum=1,
+        maximum=500,
+    )
+    #: every recipient: plain [email] recipients (no filter) and [[recipients]] tables (computed, not a key)
+    recipients: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class HttpSettings(Section):
+    connect_timeout: float = setting(10.0, "Seconds to connect.", positive=True)
+    read_timeout: float = setting(60.0, "Seconds to wait between two bytes of an answer.", positive=True)
+    response_timeout: float = setting(300.0, "Seconds one response may take in all (a slow drip ends here).", positive=True)
+    source_timeout: float = setting(3600.0, "Seconds one source may take in one run.", positive=True)
+    max_backoff_seconds: float = setting(300.0, "Longest wait before a retry (Retry-After included).", minimum=0.0)
+    max_retries: int = setting(4, "Retries on HTTP 429/5xx and connection errors (not on DNS failures).", minimum=0, maximum=20)
+    backoff_seconds: float = setting(2.0, "First retry delay; doubles each time (Retry-After is honoured).", minimum=0.0)
+    max_response_mb: float = setting(100.0, "Largest response body accepted.", minimum=0.0)
+    default_min_interval: float = setting(0.5, "Seconds between two requests to one host when the source sets none.", minimum=0.0)
+
+
+@dataclass
+class ScheduleSettings(Section):
+    timezone: str = setting("UTC", 'IANA time zone the cron expressions are read in, e.g. "Europe/Berlin".')
+    crawl: str = setting("30 5 * * *", "When `litmon serve` crawls (cron: minute hour day month day-of-week).")
+    digest: str = setting("0 7 * * mon", "When `litmon serve` makes and sends the digest.")
+    misfire_grace_seconds: int = setting(43200, "A run missed by at most this many seconds still starts.", minimum=1)
+
+
+@dataclass
+class StatusSettings(Section):
+    fail_after: int = setting(
+        3,
+        "A source that failed this many runs in a row makes `litmon status` exit 4 and `litmon run` exit 1 (0 = never).",
+        minimum=0,
+    )
+    max_lag_hours: int = setting(
+        72, "An enabled source without a success for this many hours is unhealthy (0 = never).", minimum=0
+    )
+
+
+@dataclass
+class RootSettings(Section):
+    contact_email: str = setting(
+        "", "Your address: sent to the APIs in the User-Agent and as NCBI `email` (required).", kind="email", required=True
+    )
+    extends: str = setting(
+        "shipped",
+        "What this file is layered over: the shipped defaults, or nothing (every key not given takes its declared default).",
+        choices=("shipped", "none"),
+    )
+
+
+#: [table] name -> declaration, in the order of the shipped file and the reference.
+SECTIONS: dict[str, type] = {
+    "database": DatabaseSettings,
+    "outbox": OutboxSettings,
+    "crawl": CrawlSettings,
+    "email": EmailSettings,
+    "digest": DigestSettings,
+    "http": HttpSettings,
+    "schedule": ScheduleSettings,
+    "status": StatusSettings,
+}
+#: Every top-level table or array of tables a config file may have.
+TABLES = (
+    "database",
+    "outbox",
+    "crawl",
+    "topic",
+    "sources",
+    "feeds",
+    "pages",
+    "email",
+    "recipients",
+    "digest",
+    "http",
+    "schedule",
+    "status",
+)
+#: Arrays of tables: a file that gives one replaces the list of the layer below.
+TABLE_ARRAYS = ("feeds", "pages", "recipients")
+TOPIC_KEYS = ("name", "match_terms", "exclude_terms", "relevance", "concepts", "noise", "tags")
+PLACEHOLDER_CONTACT = "litmon-operator@example.org"
 
 
 @dataclass
@@ -65,13 +221,22 @@ class Config:
     feeds: list[dict[str, Any]]
     pages: list[dict[str, Any]]
     email: EmailSettings
-    digest: dict[str, Any]
-    http: dict[str, Any]
-    schedule: dict[str, Any]
-    status: dict[str, Any]
+    digest: DigestSettings
+    http: HttpSettings
+    schedule: ScheduleSettings
+    status: StatusSettings
     raw: dict[str, Any]
     #: seconds a write waits for another program's SQLite write lock before the run fails ([database] busy_timeout)
     database_busy_timeout: float = 60.0
+    #: dotted key -> the file it came from (keys absent here take their declared default)
+    origins: dict[str, str] = field(default_factory=dict)
+    #: the files layered, from the bottom
+    layers: list[str] = field(default_factory=list)
+
+    @property
+    def placeholder_contact(self) -> bool:
+        """Whether contact_email is still the shipped placeholder (APIs would see an address nobody reads)."""
+        return self.contact_email.strip().lower() == PLACEHOLDER_CONTACT
 
     def source(self, name: str) -> dict[str, Any]:
         return self.sources.get(name, {})
@@ -187,106 +352,99 @@ class _Reader:
         return value
 
 
-def parse_config(text: str, path: str = "<string>") -> Config:
+def read_layers(text: str, path: str) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The configuration data with the shipped defaults below the file (unless it says ``extends = "none"``
+    or is the shipped file): (merged data, where each value came from, the layers from the bottom)."""
+    data = _toml(text, path)
+    origins: dict[str, str] = {}
+    extends = data.get("extends", "shipped")
+    if extends not in ("shipped", "none"):
+        raise ConfigError(path, "extends", f"expected one of shipped, none, got {extends!r}")
+    if extends == "none" or path.startswith("<shipped") or text == shipped_config_text():
+        _note_origins(data, SHIPPED_LABEL if path.startswith("<shipped") else path, origins)
+        return data, origins, [SHIPPED_LABEL if path.startswith("<shipped") else path]
+    base = _toml(shipped_config_text(), SHIPPED_LABEL)
+    _note_origins(base, SHIPPED_LABEL, origins)
+    return merge_layers(base, data, path, origins), origins, [SHIPPED_LABEL, path]
+
+
+SHIPPED_LABEL = "<shipped default config/litmon.toml>"
+
+
+def _toml(text: str, path: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"not valid TOML: {exc}") from None
-    root = _Reader(path, data)
 
-    contact = root.str("contact_email", "")
-    if not contact or not EMAIL_RE.match(contact):
+
+def _note_origins(data: Any, label: str, origins: dict[str, str], prefix: str = "") -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _note_origins(value, label, origins, dotted + ".")
+        else:
+            origins[dotted] = label
+
+
+def merge_layers(
+    base: dict[str, Any], over: dict[str, Any], label: str, origins: dict[str, str], prefix: str = ""
+) -> dict[str, Any]:
+    """``over`` merged over ``base``: tables key by key; any other value, arrays of tables
+    ([[feeds]], [[pages]], [[recipients]]) included, replaces the one below."""
+    result = dict(base)
+    for key, value in over.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            result[key] = merge_layers(base[key], value, label, origins, dotted + ".")
+            continue
+        for old in [k for k in origins if k == dotted or k.startswith(dotted + ".")]:
+            del origins[old]
+        result[key] = value
+        if isinstance(value, dict):
+            _note_origins(value, label, origins, dotted + ".")
+        else:
+            origins[dotted] = label
+    return result
+
+
+def parse_config(text: str, path: str = "<string>") -> Config:
+    """Check a configuration file, layered over the shipped defaults unless it says ``extends = "none"``."""
+    data, origins, layers = read_layers(text, path)
+    for key, value in data.items():
+        if key in TABLES:
+            if key in TABLE_ARRAYS:
+                if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
+                    raise ConfigError(path, key, f"expected [[{key}]] tables")
+            elif not isinstance(value, dict):
+                raise ConfigError(path, key, f"expected a table, got {value!r}")
+        elif key not in {f.name for f in declared(RootSettings)}:
+            if isinstance(value, (dict, list)):
+                raise ConfigError(path, key, f"unknown table `[{key}]`{suggestion(key, TABLES, '[{}]')}")
+            raise unknown_key(path, key, "at the top level", [f.name for f in declared(RootSettings)] + list(TABLES))
+    root_values = {k: v for k, v in data.items() if k in ("contact_email", "extends")}
+    try:
+        root, _ = read_section(RootSettings, root_values, path, "", "at the top level")
+    except ConfigError as exc:
+        if exc.key == "contact_email" and "missing" in str(exc):
+            raise ConfigError(
+                path, "contact_email", "expected an e-mail address (sent to APIs in the User-Agent and as NCBI email), got ''"
+            ) from None
+        raise
+    contact = root.contact_email
+    if not EMAIL_RE.match(contact):
         raise ConfigError(
             path,
             "contact_email",
             f"expected an e-mail address (sent to APIs in the User-Agent and as NCBI email), got {contact!r}",
         )
-
-    database = root.table_("database")
-    outbox = root.table_("outbox")
-    crawl = root.table_("crawl")
-
-    topic = root.table_("topic")
-    topic_cfg = {
-        "name": topic.str("name", "Literature monitor", header=True),
-        "match_terms": [t.lower() for t in topic.str_list("match_terms")],
-        "exclude_terms": [t.lower() for t in topic.str_list("exclude_terms")],
-    }
-    if not topic_cfg["match_terms"]:
-        raise ConfigError(
-            path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally"
-        )
-    topic_cfg.update(_parse_vocabulary(path, topic))
-
-    sources_tbl = root.table_("sources")
-    unknown = sorted(set(sources_tbl.table) - set(API_SOURCES))
-    if unknown:
-        raise ConfigError(
-            path,
-            f"sources.{unknown[0]}",
-            f"unknown source; expected one of {', '.join(API_SOURCES)} (feeds go in [[feeds]], pages in [[pages]])",
-        )
-    sources: dict[str, dict[str, Any]] = {}
-    for name in API_SOURCES:
-        table = sources_tbl.table_(name)
-        settings = dict(table.table)
-        settings["enabled"] = table.bool("enabled", False)
-        if settings["enabled"] or "base_url" in table.table:
-            settings["base_url"] = table.url("base_url", "")
-        for key in ("query", "api_key_env", "conditions", "interventions", "servers", "category", "fields", "sort", "types"):
-            if key in settings and not isinstance(settings[key], (str, list)):
-                raise table.fail(key, "a string or a list of strings")
-        for key in (
-            "min_interval",
-            "page_size",
-            "batch_size",
-            "max_pages",
-            "max_records",
-            "max_backfill_days",
-            "max_results",
-            "slice_days",
-            "publication_lookback_days",
-        ):
-            if key in settings:
-                table.float(key, 0.0) if key == "min_interval" else table.int(key, 1, minimum=1)
-        sources[name] = settings
-
-    feeds = _parse_named_list(path, data, "feeds", required=("name", "url"), optional=("enabled", "filter", "kind"))
-    pages = _parse_named_list(
-        path,
-        data,
-        "pages",
-        required=("name", "url", "item", "title", "link"),
-        optional=("date", "date_pattern", "enabled", "filter", "kind", "summary"),
-    )
-    for index, page in enumerate(pages):
-        if "date_pattern" in page:
-            try:
-                re.compile(page["date_pattern"])
-            except (re.error, TypeError) as exc:
-                raise ConfigError(path, f"pages[{index}].date_pattern", f"expected a regular expression: {exc}") from None
-
-    email_tbl = root.table_("email")
-    security = email_tbl.str("security", "starttls")
-    if security not in ("none", "starttls", "ssl"):
-        raise email_tbl.fail("security", "one of none, starttls, ssl")
-    recipients = email_tbl.str_list("recipients")
-    for i, rcpt in enumerate(recipients):
+    sections = {name: read_section(cls, data.get(name, {}), path, f"{name}.", f"[{name}]")[0] for name, cls in SECTIONS.items()}
+    email: EmailSettings = sections["email"]
+    if not email.sender:
+        email.sender = f"litmon <{contact}>"
+    for i, rcpt in enumerate(email.recipients):
         if not EMAIL_RE.match(rcpt):
             raise ConfigError(path, f"email.recipients[{i}]", f"expected an e-mail address, got {rcpt!r}")
-    email = EmailSettings(
-        smtp_host=email_tbl.str("smtp_host", ""),
-        smtp_port=email_tbl.int("smtp_port", 587, 1, 65535),
-        security=security,
-        username=email_tbl.str("username", ""),
-        password_env=email_tbl.str("password_env", "LITMON_SMTP_PASSWORD"),
-        sender=email_tbl.str("sender", f"litmon <{contact}>", header=True),
-        recipients=recipients,
-        timeout=email_tbl.float("timeout", 30.0, positive=True),
-        ca_file=email_tbl.str("ca_file", ""),
-        attempts=email_tbl.int("attempts", 3, 1, 10),
-        retry_backoff_seconds=email_tbl.float("retry_backoff_seconds", 5.0),
-    )
     if email.smtp_host and email.username and email.security == "none":
         log.warning(
             '%s: [email] security = "none" with a username: the SMTP password would travel unencrypted to %s '
@@ -305,69 +463,157 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         raise ConfigError(
             path, "email.recipients", "expected at least one address (or a [[recipients]] table) when email.smtp_host is set"
         )
-
-    digest_tbl = root.table_("digest")
-    digest = {
-        "period_days": digest_tbl.int("period_days", 7, 1, 366),
-        "first_digest_days": digest_tbl.int("first_digest_days", 7, 1, 3660),
-        "when_empty": digest_tbl.str("when_empty", "send"),
-        "subject_prefix": digest_tbl.str("subject_prefix", "[litmon]", header=True),
-        "highlights": digest_tbl.int("highlights", 3, 0, 50),
-        "highlight_min_score": digest_tbl.int("highlight_min_score", 40),
-        "section_cap": digest_tbl.int("section_cap", 15, 1, 500),
-    }
-    if digest["when_empty"] not in ("send", "skip"):
-        raise digest_tbl.fail("when_empty", "send or skip")
-    # every recipient: plain [email] recipients (no filter) and [[recipients]] tables (filters)
-    digest["recipients"] = [{"address": a, "sections": [], "tags": [], "min_score": None} for a in email.recipients] + filtered
-
-    http_tbl = root.table_("http")
-    http = {
-        "connect_timeout": http_tbl.float("connect_timeout", 10.0, positive=True),
-        "read_timeout": http_tbl.float("read_timeout", 60.0, positive=True),
-        "response_timeout": http_tbl.float("response_timeout", 300.0, positive=True),
-        "source_timeout": http_tbl.float("source_timeout", 3600.0, positive=True),
-        "max_backoff_seconds": http_tbl.float("max_backoff_seconds", 300.0),
-        "max_retries": http_tbl.int("max_retries", 4, 0, 20),
-        "backoff_seconds": http_tbl.float("backoff_seconds", 2.0),
-        "max_response_mb": http_tbl.float("max_response_mb", 100.0),
-        "default_min_interval": http_tbl.float("default_min_interval", 0.5),
-    }
-
-    schedule_tbl = root.table_("schedule")
-    schedule = {
-        "timezone": schedule_tbl.str("timezone", "UTC"),
-        "crawl": schedule_tbl.str("crawl", "30 5 * * *"),
-        "digest": schedule_tbl.str("digest", "0 7 * * mon"),
-        "misfire_grace_seconds": schedule_tbl.int("misfire_grace_seconds", 43200, 1),
-    }
+    digest: DigestSettings = sections["digest"]
+    digest.recipients = [
+        {"address": a, "sections": [], "tags": [], "min_score": None, "operator": False} for a in email.recipients
+    ] + filtered
+    schedule: ScheduleSettings = sections["schedule"]
     _check_schedule(path, schedule)
 
-    status_tbl = root.table_("status")
-    status = {
-        "fail_after": status_tbl.int("fail_after", 3, 0),
-        "max_lag_hours": status_tbl.int("max_lag_hours", 72, 0),
+    topic = _Reader(path, data.get("topic", {}), "topic.")
+    _reject_unknown(path, topic, TOPIC_KEYS)
+    topic_cfg = {
+        "name": topic.str("name", "Literature monitor", header=True),
+        "match_terms": [t.lower() for t in topic.str_list("match_terms")],
+        "exclude_terms": [t.lower() for t in topic.str_list("exclude_terms")],
     }
+    if not topic_cfg["match_terms"]:
+        raise ConfigError(
+            path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally"
+        )
+    topic_cfg.update(_parse_vocabulary(path, topic))
 
+    crawl: CrawlSettings = sections["crawl"]
     return Config(
         path=path,
         contact_email=contact,
-        database_path=Path(database.str("path", "litmon.db")).expanduser(),
-        database_busy_timeout=database.float("busy_timeout", 60.0, positive=True),
-        outbox_dir=Path(outbox.str("dir", "outbox")).expanduser(),
-        backfill_from=crawl.date("backfill_from", dt.date(2000, 1, 1)),
-        overlap_days=crawl.int("overlap_days", 3, 0, 365),
+        database_path=Path(sections["database"].path).expanduser(),
+        database_busy_timeout=sections["database"].busy_timeout,
+        outbox_dir=Path(sections["outbox"].dir).expanduser(),
+        backfill_from=crawl.backfill_from,
+        overlap_days=crawl.overlap_days,
         topic=topic_cfg,
-        sources=sources,
-        feeds=feeds,
-        pages=pages,
+        sources=_parse_sources(path, data.get("sources", {})),
+        feeds=_parse_named_list(path, data, "feeds"),
+        pages=_parse_named_list(path, data, "pages"),
         email=email,
         digest=digest,
-        http=http,
+        http=sections["http"],
         schedule=schedule,
-        status=status,
+        status=sections["status"],
         raw=data,
+        origins=origins,
+        layers=layers,
     )
+
+
+def source_declarations() -> dict[str, type]:
+    """[sources.<name>] -> the ``Settings`` its module declares."""
+    from crawler.sources import MODULES
+
+    return {name: importlib.import_module(MODULES[name]).Settings for name in API_SOURCES}
+
+
+def list_declarations() -> dict[str, type]:
+    """[[feeds]] and [[pages]] -> the ``Settings`` their modules declare."""
+    from crawler.sources import MODULES
+
+    return {
+        "feeds": importlib.import_module(MODULES["feed"]).Settings,
+        "pages": importlib.import_module(MODULES["page"]).Settings,
+    }
+
+
+#: Keys an enabled source cannot do without: (key, what to give).
+_NEEDED_WHEN_ENABLED = {
+    "pubmed": ("query", "a PubMed query"),
+    "europepmc": ("query", "a Europe PMC query"),
+    "crossref": ("query", "words for query.bibliographic"),
+    "isrctn": ("query", "an ISRCTN query"),
+    "openalex": ("query", "an OpenAlex search expression"),
+    "ctis": ("query", "words of the CTIS portal's search"),
+}
+
+
+def _parse_sources(path: str, table: Any) -> dict[str, dict[str, Any]]:
+    declarations = source_declarations()
+    for name in table:
+        if name not in declarations:
+            raise ConfigError(
+                path,
+                f"sources.{name}",
+                f"unknown source `{name}` in [sources]{suggestion(name, declarations)} "
+                f"(expected one of {', '.join(API_SOURCES)}; feeds go in [[feeds]], pages in [[pages]])",
+            )
+    sources: dict[str, dict[str, Any]] = {}
+    for name, cls in declarations.items():
+        given = table.get(name, {})
+        settings, keys = read_section(cls, given, path, f"sources.{name}.", f"[sources.{name}]")
+        if settings.enabled or "base_url" in keys:
+            check_value(path, f"sources.{name}.base_url", str, {"kind": "url"}, settings.base_url)
+        if settings.enabled and name in _NEEDED_WHEN_ENABLED:
+            key, what = _NEEDED_WHEN_ENABLED[name]
+            value = getattr(settings, key)
+            if not (" ".join(value) if isinstance(value, list) else value).strip():
+                raise ConfigError(path, f"sources.{name}.{key}", f"no query configured; expected {what} (the source is enabled)")
+        if name == "clinicaltrials" and settings.enabled and not (settings.conditions or settings.interventions):
+            raise ConfigError(
+                path, "sources.clinicaltrials.conditions", "no search configured: both conditions and interventions are empty"
+            )
+        # what the source modules read: the keys given (their fallbacks are the declared defaults) and `enabled`
+        result = {key: getattr(settings, key) for key in keys}
+        result["enabled"] = settings.enabled
+        sources[name] = result
+    return sources
+
+
+def _parse_recipients(path: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[[recipients]]`` tables: address, optional sections (keys of DIGEST_SECTIONS), tags
+    (an item must carry one of them), min_score (work_relevance.rank_score) and operator."""
+    items = data.get("recipients", [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ConfigError(
+            path, "recipients", "expected [[recipients]] tables with an address (plain addresses go in [email] recipients)"
+        )
+    result = []
+    for index, item in enumerate(items):
+        entry, _ = read_section(RecipientSettings, item, path, f"recipients[{index}].", f"[[recipients]] #{index + 1}")
+        unknown = [x for x in entry.sections if x not in DIGEST_SECTIONS]
+        if unknown:
+            raise ConfigError(
+                path,
+                f"recipients[{index}].sections",
+                f"unknown section {unknown[0]!r}{suggestion(unknown[0], DIGEST_SECTIONS)} "
+                f"(expected some of {', '.join(DIGEST_SECTIONS)})",
+            )
+        result.append(entry.as_dict())
+    seen = set()
+    for entry in result:
+        if entry["address"] in seen:
+            raise ConfigError(path, "recipients", f"{entry['address']} is listed twice")
+        seen.add(entry["address"])
+    return result
+
+
+def _parse_named_list(path: str, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = data.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ConfigError(path, key, f"expected [[{key}]] tables")
+    cls = list_declarations()[key]
+    seen = set()
+    result = []
+    for index, item in enumerate(items):
+        settings, given = read_section(cls, item, path, f"{key}[{index}].", f"[[{key}]] #{index + 1}")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", settings.name):
+            raise ConfigError(path, f"{key}[{index}].name", f"expected letters, digits, '-', '_' or '.', got {settings.name!r}")
+        if settings.name in seen:
+            raise ConfigError(path, f"{key}[{index}].name", f"duplicate name {settings.name!r}")
+        seen.add(settings.name)
+        entry = {name: getattr(settings, name) for name in given}
+        entry["enabled"] = settings.enabled
+        entry["filter"] = settings.filter
+        result.append(entry)
+    return result
 
 
 def _check_schedule(path, schedule) -> None:
@@ -383,89 +629,6 @@ def _check_schedule(path, schedule) -> None:
             cron.parse_cron(schedule[key], tz)
         except ValueError as exc:
             raise ConfigError(path, f"schedule.{key}", f"{exc} — expected cron syntax such as '30 5 * * *'") from None
-
-
-#: Digest sections, in display order ([[recipients]] sections = … names these keys).
-DIGEST_SECTIONS = (
-    "highlights",
-    "notices",
-    "clinical",
-    "reviews",
-    "trials",
-    "preprints",
-    "preclinical",
-    "news",
-    "uncertain",
-    "health",
-)
-
-
-def _parse_recipients(path, data) -> list[dict[str, Any]]:
-    """``[[recipients]]`` tables: address, optional sections (keys of DIGEST_SECTIONS), tags
-    (an item must carry one of them) and min_score (work_relevance.rank_score)."""
-    items = data.get("recipients", [])
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ConfigError(
-            path, "recipients", "expected [[recipients]] tables with an address (plain addresses go in [email] recipients)"
-        )
-    result = []
-    for index, item in enumerate(items):
-        reader = _Reader(path, item, f"recipients[{index}].")
-        address = reader.str("address", required=True)
-        if not EMAIL_RE.match(address):
-            raise reader.fail("address", "an e-mail address")
-        extra = sorted(set(item) - {"address", "sections", "tags", "min_score"})
-        if extra:
-            raise ConfigError(
-                path, f"recipients[{index}].{extra[0]}", "unknown key; expected address, sections, tags or min_score"
-            )
-        sections = reader.str_list("sections")
-        unknown = [x for x in sections if x not in DIGEST_SECTIONS]
-        if unknown:
-            raise ConfigError(
-                path,
-                f"recipients[{index}].sections",
-                f"unknown section {unknown[0]!r}; expected some of {', '.join(DIGEST_SECTIONS)}",
-            )
-        min_score = item.get("min_score")
-        if min_score is not None:
-            min_score = reader.float("min_score", 0.0, minimum=-1000.0)
-        result.append({"address": address, "sections": sections, "tags": reader.str_list("tags"), "min_score": min_score})
-    seen = set()
-    for entry in result:
-        if entry["address"] in seen:
-            raise ConfigError(path, "recipients", f"{entry['address']} is listed twice")
-        seen.add(entry["address"])
-    return result
-
-
-def _parse_named_list(path, data, key, required, optional):
-    items = data.get(key, [])
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ConfigError(path, key, f"expected [[{key}]] tables")
-    seen = set()
-    result = []
-    for index, item in enumerate(items):
-        reader = _Reader(path, item, f"{key}[{index}].")
-        for name in required:
-            if not isinstance(item.get(name), str) or not item[name].strip():
-                raise ConfigError(path, f"{key}[{index}].{name}", "missing or empty; expected a string")
-        reader.url("url", "")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", item["name"]):
-            raise ConfigError(path, f"{key}[{index}].name", f"expected letters, digits, '-', '_' or '.', got {item['name']!r}")
-        if item["name"] in seen:
-            raise ConfigError(path, f"{key}[{index}].name", f"duplicate name {item['name']!r}")
-        seen.add(item["name"])
-        extra = sorted(set(item) - set(required) - set(optional))
-        if extra:
-            raise ConfigError(
-                path, f"{key}[{index}].{extra[0]}", f"unknown key; expected one of {', '.join(required + optional)}"
-            )
-        entry = dict(item)
-        entry["enabled"] = reader.bool("enabled", True)
-        entry["filter"] = reader.bool("filter", True)
-        result.append(entry)
-    return result
 
 
 # --------------------------------------------------------------------------- [topic] vocabulary (issue #5)
@@ -529,7 +692,7 @@ def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
 def _reject_unknown(path: str, reader: _Reader, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(reader.table) - set(allowed))
     if unknown:
-        raise ConfigError(path, reader.key(unknown[0]), f"unknown key; expected one of {', '.join(allowed)}")
+        raise unknown_key(path, unknown[0], f"[{reader.prefix.rstrip('.')}]", allowed, prefix=reader.prefix)
 
 
 def _check_terms(path: str, reader: _Reader, key: str, terms: list[str]) -> None:

@@ -162,6 +162,10 @@ def crawl(
     (every stored batch is committed; the watermark does not move) and the others are not started.
     """
     register_config_secrets(config)  # API keys never reach a log line or the database
+    if getattr(config, "placeholder_contact", False):
+        from crawler.configshow import placeholder_warning
+
+        log.warning("WARNING: %s", placeholder_warning(config))
     http = http or HttpClient(config.contact_email, **config.http)
     if stop is not None:
         http.stop = stop  # every pause and network wait ends at once on SIGTERM/SIGINT

@@ -17,6 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 BASE_CONFIG = """
 contact_email = "tester@example.org"
+extends = "none"
 [database]
 path = "{db}"
 [outbox]

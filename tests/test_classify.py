@@ -403,7 +403,7 @@ def test_a_work_is_classified_from_all_its_records(shipped):
 
 
 def test_without_concepts_match_terms_are_the_one_concept():
-    config = parse_config('contact_email = "a@example.org"\n[topic]\nmatch_terms = ["psilocyb"]\n', "t")
+    config = parse_config('contact_email = "a@example.org"\nextends = "none"\n[topic]\nmatch_terms = ["psilocyb"]\n', "t")
     vocabulary = build_vocabulary(config.topic)
     title = Record(source="pubmed", source_id="1", record_type="article", title="Psilocybin for depression")
     mention = Record(
@@ -415,7 +415,7 @@ def test_without_concepts_match_terms_are_the_one_concept():
 
 
 def test_vocabulary_hash_follows_the_vocabulary():
-    base = 'contact_email = "a@example.org"\n[topic]\nmatch_terms = ["ketamin"]\n'
+    base = 'contact_email = "a@example.org"\nextends = "none"\n[topic]\nmatch_terms = ["ketamin"]\n'
     one = build_vocabulary(parse_config(base + '[topic.concepts.drug]\nterms = ["ketamin*"]\n', "t").topic)
     two = build_vocabulary(parse_config(base + '[topic.concepts.drug]\nterms = ["ketamin*", "spravato"]\n', "t").topic)
     assert one.hash != two.hash and len(one.hash) == 16
@@ -439,7 +439,7 @@ def test_vocabulary_hash_follows_the_vocabulary():
     ],
 )
 def test_invalid_vocabulary_names_the_key(extra, key, message):
-    text = 'contact_email = "a@example.org"\n[topic]\nmatch_terms = ["ketamin"]\n' + extra
+    text = 'contact_email = "a@example.org"\nextends = "none"\n[topic]\nmatch_terms = ["ketamin"]\n' + extra
     with pytest.raises(ConfigError) as error:
         parse_config(text, "litmon.toml")
     assert error.value.key == key and message in str(error.value) and "litmon.toml" in str(error.value)

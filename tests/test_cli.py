@@ -173,3 +173,19 @@ def test_digest_preview_and_resend(tmp_path, httpserver):
 
     missing = litmon("--config", config, "digest", "--resend", "99", cwd=tmp_path)
     assert missing.returncode == 1 and "no digest with id 99" in missing.stderr
+
+
+def test_the_placeholder_contact_address_makes_a_crawl_warn_once_naming_the_key(tmp_path, httpserver):
+    httpserver.expect_request("/rss.xml").respond_with_data(
+        fixture_bytes("feeds", "jama_psychiatry_rss2.xml"), content_type="application/rss+xml"
+    )
+    config = write_config(tmp_path, f'[[feeds]]\nname = "jama"\nurl = "{httpserver.url_for("/rss.xml")}"\n')
+    text = Path(config).read_text().replace("tester@example.org", "litmon-operator@example.org")
+    Path(config).write_text(text)
+
+    result = litmon("--config", config, "-q", "crawl", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "placeholder" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0]
+    assert "contact_email is still the shipped placeholder litmon-operator@example.org: set contact_email in" in warnings[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -16,8 +17,10 @@ from crawler.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Standalone files (extends = "none"): what is not given takes its declared default, not the shipped one.
 MINIMAL = """\
 contact_email = "{contact}"
+extends = "none"
 [topic]
 match_terms = ["ketamin"]
 """
@@ -233,14 +236,19 @@ def test_shipped_default_comments_every_table_and_interface_key():
 
 INVALID = [
     pytest.param(minimal("not-an-address"), "contact_email", "expected an e-mail address", id="contact-invalid"),
-    pytest.param('[topic]\nmatch_terms = ["ketamin"]\n', "contact_email", "expected an e-mail address", id="contact-missing"),
+    pytest.param(
+        'extends = "none"\n[topic]\nmatch_terms = ["ketamin"]\n',
+        "contact_email",
+        "expected an e-mail address",
+        id="contact-missing",
+    ),
     pytest.param(
         minimal().replace('"tester@example.org"', "42"), "contact_email", "expected a string, got 42", id="contact-not-string"
     ),
     pytest.param(
         minimal(extra="[sources.pubmedx]\nenabled = true\n"),
         "sources.pubmedx",
-        "unknown source; expected one of pubmed, europepmc",
+        "unknown source `pubmedx` in [sources]; did you mean `pubmed`?",
         id="unknown-source",
     ),
     pytest.param(
@@ -276,7 +284,7 @@ INVALID = [
     pytest.param(
         minimal(extra="[sources.pubmed]\nquery = 5\n"),
         "sources.pubmed.query",
-        "a string or a list of strings",
+        "expected a string, got 5",
         id="query-not-string",
     ),
     pytest.param(
@@ -351,7 +359,7 @@ INVALID = [
         id="feed-enabled-not-bool",
     ),
     pytest.param(
-        'contact_email = "tester@example.org"\nfeeds = ["https://a.example/rss"]\n[topic]\nmatch_terms = ["k"]\n',
+        'contact_email = "tester@example.org"\nextends = "none"\nfeeds = ["https://a.example/rss"]\n[topic]\nmatch_terms = ["k"]\n',
         "feeds",
         "expected [[feeds]] tables",
         id="feeds-not-tables",
@@ -361,7 +369,7 @@ INVALID = [
             extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\nitem = "tr"\ntitle = "a"\nlink = "a"\nselector = "td"\n'
         ),
         "pages[0].selector",
-        "unknown key; expected one of name, url, item, title, link, date",
+        "unknown key `selector` in [[pages]] #1; expected one of date, date_pattern, enabled",
         id="page-unknown-key",
     ),
     pytest.param(
@@ -395,19 +403,22 @@ INVALID = [
         id="smtp-port-range",
     ),
     pytest.param(
-        minimal(extra='[digest]\nwhen_empty = "never"\n'), "digest.when_empty", "expected send or skip", id="when-empty"
+        minimal(extra='[digest]\nwhen_empty = "never"\n'),
+        "digest.when_empty",
+        "expected one of send, skip, got 'never'",
+        id="when-empty",
     ),
     pytest.param(
         minimal(extra="[database]\npath = 3\n"), "database.path", "expected a string, got 3", id="database-path-not-string"
     ),
     pytest.param(
-        'contact_email = "tester@example.org"\ndatabase = "x.db"\n[topic]\nmatch_terms = ["k"]\n',
+        'contact_email = "tester@example.org"\nextends = "none"\ndatabase = "x.db"\n[topic]\nmatch_terms = ["k"]\n',
         "database",
         "expected a table",
         id="database-not-table",
     ),
     pytest.param(
-        'contact_email = "tester@example.org"\n[topic]\nmatch_terms = []\n',
+        'contact_email = "tester@example.org"\nextends = "none"\n[topic]\nmatch_terms = []\n',
         "topic.match_terms",
         "expected a non-empty list",
         id="no-match-terms",
@@ -478,6 +489,7 @@ overlap_days = 0
 [sources.pubmed]
 enabled = true
 base_url = "http://127.0.0.1:8080/eutils/"
+query = "ketamine"
 min_interval = 1
 [http]
 backoff_seconds = 1
@@ -526,3 +538,207 @@ def test_cli_exits_2_naming_file_and_key_on_invalid_config(tmp_path):
     assert str(bad) in result.stderr
     assert "crawl.overlap_days" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- strict, layered (issue #10)
+
+MISSPELLINGS = [
+    pytest.param(
+        "[emial]\nsmtp_host = 'smtp.example.org'\n", "emial", "unknown table `[emial]`; did you mean `[email]`?", id="emial"
+    ),
+    pytest.param(
+        "[email]\nsmtp_hots = 'smtp.example.org'\n",
+        "email.smtp_hots",
+        "unknown key `smtp_hots` in [email]; did you mean `smtp_host`?",
+        id="smtp_hots",
+    ),
+    pytest.param(
+        "[crawl]\noverlap_dayz = 5\n",
+        "crawl.overlap_dayz",
+        "unknown key `overlap_dayz` in [crawl]; did you mean `overlap_days`?",
+        id="overlap_dayz",
+    ),
+    pytest.param(
+        "[digest]\nperiod_day = 14\n",
+        "digest.period_day",
+        "unknown key `period_day` in [digest]; did you mean `period_days`?",
+        id="period_day",
+    ),
+    pytest.param(
+        "[schedul]\ncrawl = '0 4 * * *'\n", "schedul", "unknown table `[schedul]`; did you mean `[schedule]`?", id="schedul"
+    ),
+    pytest.param(
+        "[sources.pubmed]\nbatchsize = 100\n",
+        "sources.pubmed.batchsize",
+        "unknown key `batchsize` in [sources.pubmed]; did you mean `batch_size`?",
+        id="batchsize",
+    ),
+    pytest.param(
+        "[[feeds]]\nname = 'x'\nurl = 'https://x.example/rss'\nfliter = false\n",
+        "feeds[0].fliter",
+        "unknown key `fliter` in [[feeds]] #1; did you mean `filter`?",
+        id="feed-fliter",
+    ),
+    pytest.param(
+        "[[recipients]]\naddress = 'a@b.example'\noperater = true\n",
+        "recipients[0].operater",
+        "unknown key `operater` in [[recipients]] #1; did you mean `operator`?",
+        id="recipient-operater",
+    ),
+    pytest.param(
+        "[topic]\nmatch_term = ['x']\n",
+        "topic.match_term",
+        "unknown key `match_term` in [topic]; did you mean `match_terms`?",
+        id="topic-match_term",
+    ),
+    pytest.param(
+        "contact_emial = 'a@b.example'\n",
+        "contact_emial",
+        "unknown key `contact_emial` at the top level; did you mean `contact_email`?",
+        id="root-key",
+    ),
+    pytest.param(
+        "[sources.pubmd]\nenabled = true\n",
+        "sources.pubmd",
+        "unknown source `pubmd` in [sources]; did you mean `pubmed`? (expected one of pubmed, europepmc, clinicaltrials, "
+        "biorxiv, crossref, isrctn, openalex; feeds go in [[feeds]], pages in [[pages]])",
+        id="pubmd",
+    ),
+]
+
+
+@pytest.mark.parametrize("extra, key, message", MISSPELLINGS)
+def test_a_misspelt_key_or_table_is_an_error_with_a_suggestion(tmp_path, clean_env, extra, key, message):
+    """Layered over the shipped defaults, as a user's file is; the CLI exits 2 naming file, key and suggestion."""
+    path = tmp_path / "litmon.toml"
+    path.write_text('contact_email = "me@uni.example"\n' + extra, encoding="utf-8")
+
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert info.value.key == key and str(info.value) == f"{path}: {key}: {message}"
+
+    result = run_checkout("--config", str(path), "config", "check", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: {key}: {message}" in result.stderr
+
+
+def run_checkout(*args, cwd):
+    from tests.conftest import skip_subprocess_when_travelling
+
+    skip_subprocess_when_travelling()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("LITMON_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+FIVE_LINES = """\
+contact_email = "me@uni.example"
+[email]
+smtp_host = "127.0.0.1"
+recipients = ["team@uni.example"]
+security = "none"
+"""
+
+
+def test_a_five_line_file_is_layered_over_the_shipped_defaults(tmp_path, clean_env):
+    path = tmp_path / "litmon.toml"
+    path.write_text(FIVE_LINES, encoding="utf-8")
+    shipped = parse_config(shipped_config_text(), "<shipped default config/litmon.toml>")
+
+    config = load_config(str(path))
+
+    assert config.contact_email == "me@uni.example" and not config.placeholder_contact
+    assert config.email.smtp_host == "127.0.0.1" and config.email.recipients == ["team@uni.example"]
+    assert config.email.sender == "litmon <me@uni.example>"  # not the shipped placeholder's
+    assert config.email.smtp_port == 587 and config.email.password_env == "LITMON_SMTP_PASSWORD"  # merged key by key
+    assert config.sources == shipped.sources and config.feeds == shipped.feeds and config.pages == shipped.pages
+    assert config.topic == shipped.topic and config.digest.period_days == 7
+    assert config.origins["email.smtp_host"] == str(path)
+    assert config.origins["email.smtp_port"].startswith("<shipped default")
+    assert config.layers == ["<shipped default config/litmon.toml>", str(path)]
+
+
+def test_an_array_of_tables_replaces_the_shipped_list_and_tables_merge_key_by_key(tmp_path, clean_env):
+    path = tmp_path / "litmon.toml"
+    path.write_text(
+        'contact_email = "me@uni.example"\n[sources.pubmed]\nbatch_size = 50\n'
+        '[[feeds]]\nname = "mine"\nurl = "https://journal.example/rss"\n',
+        encoding="utf-8",
+    )
+
+    config = load_config(str(path))
+
+    assert [f["name"] for f in config.feeds] == ["mine"]
+    assert config.source("pubmed")["batch_size"] == 50 and config.source("pubmed")["query"].startswith("(ketamine[tiab]")
+    assert len(config.pages) == 1  # not given: the shipped list stays
+
+
+def test_extends_none_stops_the_layering(tmp_path, clean_env):
+    path = tmp_path / "litmon.toml"
+    path.write_text(minimal(), encoding="utf-8")
+
+    config = load_config(str(path))
+
+    assert config.feeds == [] and not any(s["enabled"] for s in config.sources.values())
+    assert config.layers == [str(path)]
+    with pytest.raises(ConfigError, match="extends: expected one of shipped, none, got 'mine'"):
+        parse_config(minimal().replace('extends = "none"', 'extends = "mine"'), "cfg.toml")
+
+
+def test_a_bad_source_value_fails_at_load_not_mid_crawl(tmp_path):
+    for extra, key in [
+        ("[sources.crossref]\nslice_days = 0\n", "sources.crossref.slice_days"),
+        ("[sources.isrctn]\nmax_results = -5\n", "sources.isrctn.max_results"),
+        ("[sources.openalex]\nwindow_filter = 'yesterday'\n", "sources.openalex.window_filter"),
+        ("[sources.europepmc]\nsynonym = 'yes'\n", "sources.europepmc.synonym"),
+        ("[sources.pubmed]\nenabled = true\nquery = ''\n", "sources.pubmed.query"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            parse_config('contact_email = "me@uni.example"\n' + extra, "cfg.toml")
+        assert info.value.key == key, extra
+
+
+def test_the_configuration_reference_is_generated_from_the_declarations():
+    """docs/config.md: regenerate with `python -m crawler.configshow > docs/config.md`."""
+    from crawler.configshow import render_config_reference
+
+    text = render_config_reference()
+    assert "| `smtp_host` | string |" in text and "| `batch_size` | integer (≥ 1, ≤ 10000) | `200` |" in text
+    assert "### `[sources.crossref]`" in text and "### `[[pages]]`" in text and "| `operator` | boolean | `false` |" in text
+    assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == text
+
+
+def test_config_show_names_where_each_value_came_from_and_masks_secrets(tmp_path, clean_env, monkeypatch):
+    path = tmp_path / "litmon.toml"
+    path.write_text(
+        FIVE_LINES + '[sources.europepmc]\nbase_url = "https://user:hunter2@mirror.example/rest/?api_key=s3cret"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("LITMON_SMTP_PASSWORD", "pw-never-shown")
+
+    shown = run_checkout("--config", str(path), "config", "show", cwd=tmp_path)
+    as_json = run_checkout("--config", str(path), "config", "show", "--json", cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert f'smtp_host = "127.0.0.1"  # from {path}' in lines
+    assert "smtp_port = 587  # from the shipped defaults" in lines
+    assert "synonym = false  # default" in lines
+    assert 'password_env = "LITMON_SMTP_PASSWORD"  # from the shipped defaults; $LITMON_SMTP_PASSWORD is set' in lines
+    assert "hunter2" not in shown.stdout and "s3cret" not in shown.stdout and "pw-never-shown" not in shown.stdout
+    assert 'base_url = "https://user:***@mirror.example/rest/?api_key=***"' in shown.stdout
+    rows = {(r["table"], r["key"]): r for r in json.loads(as_json.stdout)["settings"]}
+    assert rows[("email", "recipients")] == {
+        "table": "email",
+        "key": "recipients",
+        "value": ["team@uni.example"],
+        "from": str(path),
+    }
+
+
+def test_config_check_touches_no_network_and_warns_about_the_placeholder_contact(tmp_path, clean_env):
+    ok = run_checkout("config", "check", cwd=tmp_path)  # the shipped default: placeholder contact
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("config ok: <shipped default config/litmon.toml>")
+    assert "7 API source(s) enabled" in ok.stdout and "digest: written to outbox/" in ok.stdout
+    assert "warning: contact_email is still the shipped placeholder litmon-operator@example.org" in ok.stderr

@@ -355,10 +355,13 @@ def test_select_rejected_again_after_the_retry_fails_the_source(httpserver, make
     assert len(calls) == 2
 
 
-def test_missing_query_is_a_clear_error(httpserver, make_config, run_crawl):
-    report = run_crawl(crossref_config(make_config, httpserver, query='""'), only=["crossref"]).sources[0]
-    assert report.status == "failed" and "no query configured" in report.error
-    assert len(httpserver.log) == 0
+def test_missing_query_is_a_clear_error_at_startup(httpserver, make_config):
+    """Checked when the config is loaded, not mid-crawl (issue #10)."""
+    with pytest.raises(ConfigError) as info:
+        crossref_config(make_config, httpserver, query='""')
+    assert info.value.key == "sources.crossref.query" and "no query configured" in str(info.value)
+    with pytest.raises(ConfigError, match="sources.crossref.max_pages: expected an integer >= 1, got 0"):
+        crossref_config(make_config, httpserver, max_pages=0)
 
 
 # ------------------------------------------------------------------------------------ parsers

@@ -10,7 +10,7 @@ from conftest import fixture_bytes, rows
 from werkzeug import Response
 
 from crawler import store
-from crawler.errors import SourceError
+from crawler.errors import ConfigError, SourceError
 from crawler.http import HttpClient
 from crawler.sources import isrctn
 from crawler.sources.base import CrawlContext
@@ -314,11 +314,13 @@ def test_second_page_failure_keeps_first_page_but_not_the_watermark(config, http
     assert rows(db, "SELECT watermark FROM source_states")[0]["watermark"] is None
 
 
-def test_missing_query_is_a_clear_failure(config, httpserver, run_crawl):
-    report = run_crawl(config(query=" "), only=["isrctn"])
-    assert report.sources[0].status == "failed"
-    assert "no query configured" in report.sources[0].error
-    assert httpserver.log == []
+def test_missing_query_is_a_clear_failure_at_startup(config, httpserver):
+    """Checked when the config is loaded, not mid-crawl (issue #10)."""
+    with pytest.raises(ConfigError) as info:
+        config(query=" ")
+    assert info.value.key == "sources.isrctn.query" and "no query configured" in str(info.value)
+    with pytest.raises(ConfigError, match="sources.isrctn.page_size: expected an integer >= 1, got 0"):
+        config(page_size=0)
 
 
 # --------------------------------------------------------------------------- parser

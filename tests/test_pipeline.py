@@ -217,6 +217,7 @@ min_interval = 0
 enabled = true
 base_url = "{url("/openalex/")}"
 api_key_env = "LITMON_TEST_NO_SUCH_KEY"
+query = "ketamine"
 [[feeds]]
 name = "nejm"
 url = "{url("/feeds/nejm.xml")}"

@@ -76,6 +76,7 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import looks_like_html
 from crawler.records import Author, Record, parse_authors
+from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 
 NAME = "biorxiv"
@@ -600,3 +601,16 @@ def collapse(value: str | None) -> str:
 
 def compact(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v not in (None, "", [], {})}
+
+
+# --------------------------------------------------------------------------- settings ([sources.biorxiv])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.biorxiv]``: checked when the config is loaded (crawler.settings)."""
+
+    servers: str | list[str] = setting(DEFAULT_SERVERS, "Servers to read (medrxiv, biorxiv); postings are filtered locally.")
+    category: str = setting("", 'Category filter, e.g. "psychiatry and clinical psychology" (empty = all).')
+    max_backfill_days: int = setting(DEFAULT_MAX_BACKFILL_DAYS, "The first crawl reads at most this many days back.", minimum=1)
+    max_pages: int = setting(DEFAULT_MAX_PAGES, "Safety cap on pages read per server and endpoint in one run.", minimum=1)

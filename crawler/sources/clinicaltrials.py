@@ -55,6 +55,7 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import looks_like_html
 from crawler.records import TRIAL_FIELDS, Record
+from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 
 NAME = "clinicaltrials"
@@ -501,3 +502,21 @@ def clean_list(values) -> list[str]:
         if text and text not in result:
             result.append(text)
     return result
+
+
+# --------------------------------------------------------------------------- settings ([sources.clinicaltrials])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.clinicaltrials]``: checked when the config is loaded (crawler.settings)."""
+
+    conditions: str | list[str] = setting(
+        [], "Terms for the condition search area (Essie syntax); a list is joined with OR, a string is sent as it is."
+    )
+    interventions: str | list[str] = setting([], "Terms for the intervention search area, as for `conditions`.")
+    page_size: int = setting(MAX_PAGE_SIZE, "Studies per request.", minimum=1)
+    fields: str | list[str] = setting(
+        list(DEFAULT_FIELDS), 'Fields to request ("" = everything, results included).', shown="the modules litmon parses"
+    )
+    sort: str = setting("", 'Sort order, e.g. "LastUpdatePostDate:asc" (empty: unsorted).')

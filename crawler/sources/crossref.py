@@ -76,6 +76,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,6 +87,7 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response, looks_like_html
 from crawler.records import Author, Record, make_author
+from crawler.settings import SourceSettings, setting
 
 log = logging.getLogger(__name__)
 
@@ -1012,3 +1014,17 @@ def normalize_trial_number(value: str, registry: str = "") -> tuple[str, str] | 
         if norm:
             return candidate, norm
     return None
+
+
+# --------------------------------------------------------------------------- settings ([sources.crossref])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.crossref]``: checked when the config is loaded (crawler.settings)."""
+
+    query: str | list[str] = setting("", "Words for query.bibliographic; results are filtered locally with [topic] match_terms.")
+    types: str | list[str] = setting(DEFAULT_TYPES, "Crossref work types to read.")
+    page_size: int = setting(DEFAULT_PAGE_SIZE, "Rows per request.", minimum=1)
+    max_pages: int = setting(DEFAULT_MAX_PAGES, "Pages read per window slice at most.", minimum=1)
+    slice_days: int = setting(DEFAULT_SLICE_DAYS, "Long windows are cut into slices of this many days.", minimum=1)

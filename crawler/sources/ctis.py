@@ -60,12 +60,14 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response, looks_like_html
 from crawler.records import Record
+from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 
 NAME = "ctis"
@@ -403,3 +405,17 @@ def _int(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
+
+
+# --------------------------------------------------------------------------- settings ([sources.ctis])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.ctis]``: checked when the config is loaded (crawler.settings)."""
+
+    query: str | list[str] = setting("", 'Words of the portal\'s "contain any of these terms" search.')
+    page_size: int = setting(DEFAULT_PAGE_SIZE, "Trials per search page.", minimum=1)
+    max_results: int = setting(
+        DEFAULT_MAX_RESULTS, "A query matching more trials than this fails instead (too broad).", minimum=1
+    )

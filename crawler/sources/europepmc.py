@@ -66,6 +66,7 @@ from crawler.errors import SourceError
 from crawler.http import looks_like_html
 from crawler.records import Author, Record, make_author
 from crawler.records import parse_authors as parse_names
+from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.xmlsafe import parse_xml
 
@@ -610,3 +611,21 @@ def _int(value: Any) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
+
+
+# --------------------------------------------------------------------------- settings ([sources.europepmc])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.europepmc]``: checked when the config is loaded (crawler.settings)."""
+
+    query: str = setting("", "Europe PMC query syntax; the crawler adds the FIRST_IDATE window. Includes preprints (SRC:PPR).")
+    page_size: int = setting(DEFAULT_PAGE_SIZE, f"Results per request (at most {MAX_PAGE_SIZE} are asked for).", minimum=1)
+    recheck_filter: str = setting(
+        DEFAULT_RECHECK_FILTER, 'Second pass each run re-reading the topic\'s works of this filter ("" = off).'
+    )
+    max_records: int = setting(
+        DEFAULT_MAX_RECORDS, "Fail instead of crawling when the query matches more than this (a mistyped query).", minimum=1
+    )
+    synonym: bool = setting(False, "Send synonym=true: Europe PMC expands the query with MeSH synonyms.")

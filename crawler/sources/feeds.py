@@ -73,6 +73,7 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response, looks_like_html
 from crawler.records import Record
+from crawler.settings import Section, setting
 from crawler.sources.base import CrawlContext
 
 CORPUS_DIR = "feeds"
@@ -707,3 +708,19 @@ def _iso(year: int, month: int | None, day: int) -> str | None:
         return dt.date(year, month, day).isoformat()
     except ValueError:
         return None
+
+
+# --------------------------------------------------------------------------- settings ([[feeds]])
+
+
+@dataclass
+class Settings(Section):
+    """One ``[[feeds]]`` table: checked when the config is loaded (crawler.settings)."""
+
+    name: str = setting("", "Short name: letters, digits, '-', '_', '.'; the source is called feed:<name>.", required=True)
+    url: str = setting("", "The RSS 1.0/2.0 or Atom feed; fetched with conditional GET.", kind="url", required=True)
+    enabled: bool = setting(True, "false skips this feed.")
+    filter: bool = setting(True, "Keep only entries matching [topic] match_terms (false keeps every entry).")
+    kind: str = setting(
+        "article", "news: regulatory or press items (no identifier taken from their links).", choices=("article", "news")
+    )

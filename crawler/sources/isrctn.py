@@ -55,11 +55,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from crawler import clock
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Record
+from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.xmlsafe import parse_xml, text_of
 
@@ -424,3 +426,17 @@ def _date(value: str | None) -> str | None:
 def _int(value: str | None) -> int | None:
     match = _INT_RE.search(value or "")
     return int(match.group(0).replace(",", "")) if match else None
+
+
+# --------------------------------------------------------------------------- settings ([sources.isrctn])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.isrctn]``: checked when the config is loaded (crawler.settings)."""
+
+    query: str = setting("", "ISRCTN search query; the crawler adds `lastEdited GE <since>`.")
+    page_size: int = setting(DEFAULT_PAGE_SIZE, "Trials per request; paging stops at totalCount.", minimum=1)
+    max_results: int = setting(
+        DEFAULT_MAX_RESULTS, "A window with more trials than this fails instead of being stored in part.", minimum=1
+    )

@@ -45,12 +45,14 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import looks_like_html
 from crawler.records import Record, parse_author
+from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 
 NAME = "openalex"
@@ -322,3 +324,24 @@ def _date(value) -> str | None:
 
 def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --------------------------------------------------------------------------- settings ([sources.openalex])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.openalex]``: checked when the config is loaded (crawler.settings)."""
+
+    query: str = setting("", "OpenAlex search expression.")
+    api_key_env: str = setting("OPENALEX_API_KEY", "Name of the environment variable holding the OpenAlex API key.")
+    page_size: int = setting(MAX_PER_PAGE, "Works per request.", minimum=1)
+    max_pages: int = setting(
+        DEFAULT_MAX_PAGES, "Pages read per run at most (billed against the key's daily allowance).", minimum=1
+    )
+    window_filter: str = setting(
+        "publication", "Date the window applies to (created/updated need a paid plan).", choices=tuple(WINDOW_FILTERS)
+    )
+    publication_lookback_days: int = setting(
+        DEFAULT_LOOKBACK_DAYS, "With window_filter = publication, start the window this many days earlier.", minimum=0
+    )

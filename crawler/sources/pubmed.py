@@ -30,11 +30,13 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Author, Record, make_author
+from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.xmlsafe import parse_xml, text_of
 
@@ -419,3 +421,18 @@ def _history_date(article, status: str, data_tag: str = "PubmedData") -> str | N
         if node.get("PubStatus") == status:
             return _ymd(node)
     return None
+
+
+# --------------------------------------------------------------------------- settings ([sources.pubmed])
+
+
+@dataclass
+class Settings(SourceSettings):
+    """``[sources.pubmed]``: checked when the config is loaded (crawler.settings)."""
+
+    query: str = setting("", "PubMed query syntax; the crawler adds the date window (crdt for new records, mdat for changes).")
+    api_key_env: str = setting(
+        "NCBI_API_KEY", "Name of the environment variable holding an NCBI API key (10 requests/s instead of 3)."
+    )
+    tool: str = setting("litmon", "E-utilities `tool` parameter (no spaces).")
+    batch_size: int = setting(DEFAULT_BATCH, "PMIDs per efetch request.", minimum=1, maximum=10000)
