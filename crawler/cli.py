@@ -337,7 +337,10 @@ def serve(state, no_catch_up, dry_run):
 @click.pass_obj
 def status(state, as_json, fail_after, max_lag_hours):
     """Show each source's health (last success, failure, lag, counts), the database, the next
-    scheduled runs and the last digest per recipient. Exits 4 when a source needs attention."""
+    scheduled runs and the last digest per recipient. Exits 4, with one line per reason, when litmon
+    is unhealthy: a source never succeeded, failed [status] fail_after runs in a row or lags past
+    max_lag_hours; a delivery failed and was not retried successfully; a digest is overdue by more
+    than a day; the database check fails."""
     from crawler import status as status_mod
 
     config = state.config
@@ -346,7 +349,13 @@ def status(state, as_json, fail_after, max_lag_hours):
     problems = dbguard.check_integrity(config.database_path)
     if problems:  # the file cannot be trusted: say so and stop (unhealthy), without reading it further
         damaged = dbguard.DamagedDatabase(config.database_path, problems)
-        info = {"healthy": False, "alerts": [str(damaged)], "database": {"path": str(config.database_path)}}
+        info = {
+            "verdict": "unhealthy",
+            "reasons": [str(damaged)],
+            "healthy": False,
+            "alerts": [str(damaged)],
+            "database": {"path": str(config.database_path)},
+        }
         click.echo(json.dumps(info, indent=2) if as_json else f"UNHEALTHY: {damaged}")
         sys.exit(EXIT_UNHEALTHY)
     try:

@@ -19,6 +19,16 @@ def redact_text(text):
     return _SECRET_PARAM_RE.sub(r"\1***", text)
 
 
+_URL_PART_RE = re.compile(r" \(url: [^)]*\)")
+
+
+def short_error(text):
+    """An error as one short line: without the URL (which stays in the log and the database)."""
+    if not text:
+        return text
+    return _URL_PART_RE.sub("", str(text)).strip()
+
+
 class LitmonError(Exception):
     """Base class for every error litmon reports to a person."""
 

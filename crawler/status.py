@@ -1,7 +1,16 @@
 """What `litmon status` reports: per source health, counts and lag; database size and counts; the
-next scheduled runs; the last digest and the last delivery per recipient; and the alerts that make
-``litmon status`` exit 4 (a source failed ``fail_after`` runs in a row, or has not succeeded for
-``max_lag_hours``)."""
+next scheduled runs; the last digest and the last delivery per recipient; and the reasons that make
+``litmon status`` unhealthy (exit 4). Unhealthy when:
+
+- an enabled source has never succeeded after its first attempt, has failed ``fail_after`` runs in a
+  row, or has not succeeded for ``max_lag_hours``;
+- the last delivery to a recipient failed (and no later one succeeded), or its outcome is unknown;
+- a recipient's digest is overdue by more than a day (``[digest] period_days`` + 1 day since the last
+  digest that reached it, or since the first crawl when none did);
+- the database check (``PRAGMA quick_check`` and litmon's consistency rules) fails.
+
+Without a live lock holder nothing is "running": a run left ``running`` by a killed process is shown
+as ``interrupted``."""
 
 from __future__ import annotations
 
@@ -10,6 +19,8 @@ import json
 import os
 
 from crawler import clock, cron, dbguard, lock, store
+from crawler.digest import recipients_of
+from crawler.errors import short_error
 from crawler.logs import mask_secrets
 from crawler.sources import source_instances
 
@@ -75,8 +86,11 @@ def collect_status(
         sources.append(entry)
         if not instance.enabled:
             continue
-        if fail_after and failures >= fail_after:
-            alerts.append(f"{instance.name}: failed {failures} runs in a row (last error: {entry['last_error']})")
+        error = short_error(entry["last_error"])
+        if failures and not st.get("last_success_at"):
+            alerts.append(f"{instance.name}: has never succeeded ({failures} attempt(s); last error: {error})")
+        elif fail_after and failures >= fail_after:
+            alerts.append(f"{instance.name}: failed {failures} runs in a row (last error: {error})")
         elif max_lag_hours and lag is not None and lag > max_lag_hours * 3600:
             alerts.append(f"{instance.name}: no successful crawl for {_duration(lag)} (limit {max_lag_hours} h)")
         if run and run.get("skipped"):
@@ -97,13 +111,32 @@ def collect_status(
         alerts.append(
             f"`litmon {failure.get('command')}` at {failure.get('at')} failed: {mask_secrets(failure.get('error') or '')}"
         )
+    holder = lock.probe(lock.lock_path(config.database_path))
+    configured = {r["address"] for r in recipients_of(config)}
     for r in recipients:
+        if r["recipient"] not in configured:
+            continue  # a former recipient: its old failures no longer page anyone
         if r["last_status"] == "unknown":
             alerts.append(f"digest #{r['last_digest_id']} to {r['recipient']}: delivery unknown — {r['error']}")
+        elif r["last_status"] == "failed":
+            alerts.append(
+                f"digest #{r['last_digest_id']} to {r['recipient']}: the last delivery failed ({r['last_attempt_at']}) "
+                f"and was not retried successfully — {short_error(r['error'])}"
+            )
+    alerts.extend(_overdue_digests(config, db, now))
     last_crawl = store.load_last_crawl_run(db)
-    holder = lock.probe(lock.lock_path(config.database_path))
+    if holder is None:  # nothing runs: a run still marked running was left by a killed process
+        if last_crawl and last_crawl["status"] == "running":
+            last_crawl = dict(last_crawl, status="interrupted", note="left 'running' by a process that no longer runs")
+        for entry in sources:
+            if entry["last_run"] and entry["last_run"]["status"] == "running":
+                entry["last_run"]["status"] = "interrupted"
+    db_problems = _database_problems(config, holder is not None)
+    alerts.extend(f"database check failed: {p} — run `litmon check` for details" for p in db_problems[:3])
     return {
         "checked_at": _iso(now),
+        "verdict": "unhealthy" if alerts else "healthy",
+        "reasons": alerts,
         "healthy": not alerts,
         "alerts": alerts,
         "thresholds": {"fail_after": fail_after, "max_lag_hours": max_lag_hours},
@@ -119,6 +152,36 @@ def collect_status(
         "last_digest": dict(last_digest, deliveries=deliveries) if last_digest else None,
         "recipients": recipients,
     }
+
+
+def _overdue_digests(config, db, now: dt.datetime) -> list[str]:
+    """A recipient whose digest is more than a day late: ``period_days`` + 1 day since the last digest
+    that reached it, or since the first crawl when none ever did."""
+    period = dt.timedelta(days=config.digest["period_days"])
+    first_crawl = store.load_first_crawl_started_at(db)
+    reasons = []
+    for recipient in recipients_of(config):
+        last = store.load_last_delivered_digest(db, recipient["address"])
+        since = _parse(last["period_end"]) if last else _parse(first_crawl)
+        if since is None or now - since <= period + dt.timedelta(days=1):
+            continue
+        late = int((now - since - period).total_seconds())
+        what = f"the last one reached it {_iso(since)}" if last else f"none has reached it since the first crawl {_iso(since)}"
+        reasons.append(
+            f"digest for {recipient['address']}: overdue by {_duration(late)} ({what}; due every {config.digest['period_days']} "
+            "days) — check that `litmon run` or `litmon serve` runs"
+        )
+    return reasons
+
+
+def _database_problems(config, lock_held: bool) -> list[str]:
+    from crawler.errors import LitmonError
+    from crawler.maintenance import check_database
+
+    try:
+        return check_database(config.database_path, quick=True, lock_held=lock_held).problems
+    except LitmonError as exc:
+        return [str(exc)]
 
 
 def next_runs(config, now: dt.datetime) -> dict:
@@ -159,7 +222,10 @@ def render_status(info: dict) -> str:
     )
     crawl = info["last_crawl"]
     if crawl:
-        lines.append(f"last crawl: #{crawl['id']} {crawl['status']} ({crawl['trigger']}), started {crawl['started_at']}")
+        lines.append(
+            f"last crawl: #{crawl['id']} {crawl['status']} ({crawl['trigger']}), started {crawl['started_at']}"
+            + (f" — {crawl['note']}" if crawl.get("note") else "")
+        )
     sched = info["schedule"]
     lines.append(
         f"next scheduled (litmon serve, {sched['timezone']}): crawl {sched['crawl']['next_local']}, digest {sched['digest']['next_local']}"

@@ -22,17 +22,21 @@ min_interval = 0
 """
 
 
-def test_status_exits_4_when_a_source_failed_n_runs_in_a_row(tmp_path):
-    config = write_config(tmp_path, UNREACHABLE.format(port=closed_port()))
+def test_status_exits_4_when_a_source_failed_n_runs_in_a_row(tmp_path, httpserver):
+    # it worked once (a source that never succeeded is unhealthy at once: test_health.py), then failed twice
+    PubMedServer(httpserver)
+    config = write_config(tmp_path, pubmed_section(httpserver))
+    assert litmon("--config", config, "run", cwd=tmp_path).returncode == 0
+    write_config(tmp_path, UNREACHABLE.format(port=closed_port()))
     for _ in range(2):
         assert litmon("--config", config, "crawl", cwd=tmp_path).returncode == 1
 
     default = litmon("--config", config, "status", "--json", cwd=tmp_path)  # [status] fail_after = 3 by default
-    assert default.returncode == 0, default.stderr
+    assert default.returncode == 0, default.stdout
     info = json.loads(default.stdout)
     pubmed = next(s for s in info["sources"] if s["source"] == "pubmed")
-    assert pubmed["consecutive_failures"] == 2 and pubmed["last_success_at"] is None and pubmed["lag_seconds"] is None
-    assert info["healthy"] is True and info["alerts"] == []
+    assert pubmed["consecutive_failures"] == 2 and pubmed["last_success_at"] is not None and pubmed["lag_seconds"] == 0
+    assert info["healthy"] is True and info["alerts"] == [] and info["verdict"] == "healthy" and info["reasons"] == []
 
     strict = litmon("--config", config, "status", "--json", "--fail-after", "2", cwd=tmp_path)
     assert strict.returncode == 4

@@ -58,6 +58,7 @@ from crawler.store.digests import (
 from crawler.store.runs import (
     finish_crawl_run,
     finish_source_run,
+    load_first_crawl_started_at,
     load_last_crawl_run,
     load_last_crawl_started_at,
     load_last_source_runs,
@@ -146,6 +147,7 @@ __all__ = [
     "load_fingerprint_rows",
     "load_fingerprints_of_work",
     "load_identifiers_of_work",
+    "load_first_crawl_started_at",
     "load_last_crawl_run",
     "load_last_crawl_started_at",
     "load_last_delivered_digest",

@@ -145,6 +145,11 @@ def load_last_crawl_run(db) -> dict | None:
     )
 
 
+def load_first_crawl_started_at(db) -> str | None:
+    """When the first crawl of this database started (status: a digest is overdue after it)."""
+    return db.execute("SELECT MIN(started_at) FROM crawl_runs").fetchone()[0]
+
+
 def load_last_crawl_started_at(db) -> str | None:
     return db.execute("SELECT MAX(started_at) FROM crawl_runs").fetchone()[0]
 
