@@ -601,7 +601,7 @@ MISSPELLINGS = [
         "[sources.pubmd]\nenabled = true\n",
         "sources.pubmd",
         "unknown source `pubmd` in [sources]; did you mean `pubmed`? (expected one of pubmed, europepmc, clinicaltrials, "
-        "biorxiv, crossref, isrctn, openalex; feeds go in [[feeds]], pages in [[pages]])",
+        "biorxiv, crossref, isrctn, ctis, openalex; feeds go in [[feeds]], pages in [[pages]])",
         id="pubmd",
     ),
 ]
@@ -740,5 +740,5 @@ def test_config_check_touches_no_network_and_warns_about_the_placeholder_contact
     ok = run_checkout("config", "check", cwd=tmp_path)  # the shipped default: placeholder contact
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("config ok: <shipped default config/litmon.toml>")
-    assert "7 API source(s) enabled" in ok.stdout and "digest: written to outbox/" in ok.stdout
+    assert "8 API source(s) enabled" in ok.stdout and "digest: written to outbox/" in ok.stdout
     assert "warning: contact_email is still the shipped placeholder litmon-operator@example.org" in ok.stderr

@@ -13,6 +13,7 @@ from werkzeug import Response
 
 from crawler import changes, store
 from crawler.config import load_config
+from crawler.errors import ConfigError
 from crawler.sources import ctis
 
 JSON = "application/json"
@@ -223,9 +224,11 @@ def test_no_match_is_a_successful_empty_crawl(config, httpserver, run_crawl, db,
     assert rows(db, "SELECT watermark FROM source_states")[0]["watermark"] == today.isoformat()
 
 
-def test_missing_query_is_a_clear_failure(config, httpserver, run_crawl):
-    report = run_crawl(config(query=" "), only=["ctis"])
-    assert report.sources[0].status == "failed" and "no query configured" in report.sources[0].error
+def test_missing_query_is_a_clear_failure_at_startup(config, httpserver):
+    """Checked when the config is loaded, not mid-crawl (issue #10)."""
+    with pytest.raises(ConfigError) as info:
+        config(query=" ")
+    assert info.value.key == "sources.ctis.query" and "no query configured" in str(info.value)
     assert len(httpserver.log) == 0
 
 
