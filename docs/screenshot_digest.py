@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler import classify, ingest, store  # noqa: E402
+from crawler import classify, clock, ingest, store  # noqa: E402
 from crawler.config import parse_config, shipped_config_text  # noqa: E402
 from crawler.digest import build_digest  # noqa: E402
 from crawler.sources import biorxiv, clinicaltrials, feeds, pubmed  # noqa: E402
@@ -31,7 +31,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def load_sample(db, now: dt.datetime) -> None:
-    stamp = (now - dt.timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    stamp = clock.stamp(now - dt.timedelta(hours=2))
     batches = [
         pubmed.parse_efetch((FIXTURES / "pubmed" / name).read_bytes())
         for name in ("efetch_batch1.xml", "efetch_batch2.xml", "efetch_new.xml")

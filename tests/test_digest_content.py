@@ -59,6 +59,7 @@ def test_a_registration_and_its_results_publication_are_one_item(make_config, db
         published_on="2026-11-19",
     )
     registration.add_id("nct", "NCT05123456")
+    registration.add_id("euct", "2023-501234-12-00")  # the same trial in EU CTIS: the NCT number is named
     publication = ketamine_trial(1)
     publication.add_link("registered_as", "nct", "NCT05123456")
     ingest.save_batch(db, [registration, publication], now=SAVED)
@@ -96,6 +97,17 @@ def test_notices_only_for_items_sent_or_new_and_in_their_own_section(make_config
         notice.add_id("doi", f"10.5555/notice.{n}")
         notice.add_link(relation, "pmid", target.first_id("pmid"))
         notices.append(notice)
+    orphan = Record(
+        source="crossref",
+        source_id="10.5555/notice.9",
+        record_type="notice",
+        title="Correction to: a paper we never stored",
+        entered_on="2026-11-21",
+        published_on="2026-11-21",
+    )
+    orphan.add_id("doi", "10.5555/notice.9")
+    orphan.add_link("correction_for", "doi", "10.5555/never.stored")
+    notices.append(orphan)
     ingest.save_batch(db, notices, now=SAVED)
 
     digest = run_digest(config, db, now=NOW).digest
@@ -106,6 +118,7 @@ def test_notices_only_for_items_sent_or_new_and_in_their_own_section(make_config
     assert digest.sections[0][1] == "Retractions and corrections of items you were sent"
     assert "  !! concerns an item sent to you on " in digest.text
     assert "old trial" not in digest.text and "old trial" not in digest.html
+    assert "never stored" not in digest.text  # a notice about a work nobody was sent is not listed either
     stored = rows(db, "SELECT COUNT(*) AS n FROM records WHERE source_id = '10.5555/notice.1'")
     assert stored == [{"n": 1}]  # it stays queryable
 

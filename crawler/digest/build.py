@@ -129,15 +129,18 @@ def build(selection: Selection, config, recipient: dict) -> Digest:
     notice_items = notice_items_of(selection)
     # a notice whose work is listed (flagged) is said once, on that work
     new_items = [item for item in new_items if item.work_id not in selection.stated_by]
+    # a notice about a work this recipient never got (or that is not stored) is not news: it stays queryable
+    new_items = [item for item in new_items if item.record_type != "notice"]
     listed = {item.work_id for item in new_items}
     # an update about a work that is new in this digest is said on the new item, not twice
     for item in update_items + notice_items:
         target = next((n for n in new_items if n.work_id == item.work_id), None)
         if target is not None:
-            target.notes.extend(item.notes)
-            target.flag = target.flag or item.flag
             if item.section == "notices":  # a new work already retracted or corrected: said on it, in its section
-                target.flag = target.flag or "; ".join(item.notes)
+                target.flag = target.flag or item.flag or "; ".join(item.notes)
+            else:
+                target.notes.extend(item.notes)
+                target.flag = target.flag or item.flag
     updates = [i for i in update_items + notice_items if i.work_id not in listed]
     items = [i for i in new_items + updates if i.relevance != "not_relevant"]
     items = fold_versions(items)
@@ -200,7 +203,10 @@ def fold_versions(items: list[DigestItem]) -> list[DigestItem]:
                 keep, fold = item, by_id[other]
                 if fold.record_type != "trial_registration" or keep.record_type == "trial_registration":
                     continue
-                number = next((label.split(": ", 1)[1] for label, _ in fold.links if ": " in label), fold.title)
+                numbers = [label.split(": ", 1) for label, _ in fold.links if ": " in label]
+                order = ["ClinicalTrials.gov", "ISRCTN", "EU CTIS", "EudraCT"]
+                numbers.sort(key=lambda n: order.index(n[0]) if n[0] in order else len(order))
+                number = numbers[0][1] if numbers else fold.title
                 note = f"Results of {number}"
                 keep.notes.extend(n for n in fold.notes if n not in keep.notes)  # registry changes stay told
             else:
