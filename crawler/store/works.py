@@ -74,10 +74,12 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
         "data": dumps(record.to_dict()),
         "content_hash": digest,
     }
+    alone = False  # a new record on a work of its own, sharing no identifier with any stored work
     if row is None:
         existing = _works_with_identifiers(db, record.identifiers)
-        work_id = existing[0] if existing else _create_work(db, record, now)
-        cursor = db.execute(
+        alone = not existing
+        work_id = existing[0] if existing else _create_work(db, record, values["structured_authors"], now)
+        cursor = db.conn.execute(
             f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(values)})"
             f" VALUES (?, ?, ?, ?, ?, ?, {marks(values)})",
             [record.source, record.source_id, work_id, now, now, now, *values.values()],
@@ -94,20 +96,25 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
             f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id]
         )
         status = "updated"
-    db.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
-    for scheme, value in record.identifiers:
-        db.execute(
+    if status != "new":  # a new record's id has no rows yet (foreign keys: none are left behind)
+        db.conn.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
+        db.conn.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
+    if record.identifiers:
+        db.conn.executemany(
             "INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)",
-            [record_id, work_id, scheme, value],
+            [(record_id, work_id, scheme, value) for scheme, value in record.identifiers],
         )
-    db.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
-    for link in record.links:
-        db.execute(
+    if record.links:
+        db.conn.executemany(
             "INSERT OR IGNORE INTO record_links (record_id, relation, scheme, value, note) VALUES (?, ?, ?, ?, ?)",
-            [record_id, link.relation, link.scheme, link.value, link.note],
+            [(record_id, link.relation, link.scheme, link.value, link.note) for link in record.links],
         )
     _save_trial_snapshot(db, record_id, record, now)
-    work_id = _join_works_sharing_identifiers(db, record_id, now)
+    if alone:
+        # its work was created from it with the summary refresh_work would compute, and no stored
+        # work shares its identifiers: nothing to join, nothing to refresh
+        return status, record_id
+    work_id = _join_works_sharing_identifiers(db, record_id, now, work_id)
     refresh_work(db, work_id, now)
     return status, record_id
 
@@ -118,27 +125,38 @@ def citation_value(value) -> str | None:
 
 
 def _works_with_identifiers(db, identifiers: list[tuple[str, str]]) -> list[int]:
-    found: set[int] = set()
-    for scheme, value in identifiers:
-        found.update(r[0] for r in db.execute("SELECT work_id FROM identifiers WHERE scheme = ? AND value = ?", [scheme, value]))
-    return sorted(found)
+    if not identifiers:
+        return []
+    condition = " OR ".join("(scheme = ? AND value = ?)" for _ in identifiers)
+    params = [part for pair in identifiers for part in pair]
+    return sorted(r[0] for r in db.conn.execute(f"SELECT DISTINCT work_id FROM identifiers WHERE {condition}", params))
 
 
-def _create_work(db, record: Record, now: str) -> int:
-    cursor = db.execute(
-        "INSERT INTO works (record_type, title, published_on, entered_on, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [record.record_type, record.title, record.published_on, record.entered_on, now, now],
+def _create_work(db, record: Record, structured_authors: str, now: str) -> int:
+    """A work for a record of its own, with the summary :func:`refresh_work` computes from that one record."""
+    cursor = db.conn.execute(
+        "INSERT INTO works (record_type, title, published_on, entered_on, first_seen_at, updated_at, authors) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            record.record_type,
+            record.title if record.title and record.title.strip() else UNTITLED,
+            record.published_on or None,
+            record.entered_on or None,
+            now,
+            now,
+            structured_authors,
+        ],
     )
     return cursor.lastrowid
 
 
-def _join_works_sharing_identifiers(db, record_id: int, now: str) -> int:
+def _join_works_sharing_identifiers(db, record_id: int, now: str, work_id: int | None = None) -> int:
     """Records sharing a normalised identifier belong to one work (transitively).
 
     When the record's identifiers reach several works they are merged into the oldest one;
     the others keep their row with ``merged_into`` set so that old references still resolve.
     """
-    work_id = db.execute("SELECT work_id FROM records WHERE id = ?", [record_id]).fetchone()[0]
+    if work_id is None:
+        work_id = db.execute("SELECT work_id FROM records WHERE id = ?", [record_id]).fetchone()[0]
     shared: dict[int, str] = {}
     for other, scheme, value in db.execute(
         """SELECT other.work_id, mine.scheme, mine.value FROM identifiers AS mine
