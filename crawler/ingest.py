@@ -24,10 +24,11 @@ from crawler.records import Record
 
 #: migration name -> the backfill it needs, run after the migrations of that open, in their transaction
 #: (m002_dedup: fingerprint and resolve records stored before fuzzy identity existed; m009: recompute
-#: the blocking keys in their bounded form).
+#: the blocking keys in their bounded form; m010: summarise every work, on the newest schema).
 BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {
     "m002_dedup": dedup.rebuild,
     "m009_bounded_blocking_keys": dedup.rebuild_keys,
+    "m010_work_summaries": store.rebuild_work_summaries,
 }
 
 
@@ -50,6 +51,7 @@ def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | 
         dedup.resolve_records(db, changed, now)
         if config is not None and records:
             classify.classify_batch(db, config, records)
+        store.refresh_work_summaries(db)
     return counts
 
 

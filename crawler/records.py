@@ -116,6 +116,8 @@ COLLECTIVE_RE = re.compile(
 )
 #: Lower-case name particles that belong to the family name ("van der Berg", "de la Cruz").
 PARTICLES = frozenset("van von der den de del della dei di da le la du dos das do ten ter op zu bin ibn al el st".split())
+#: The order of names in each source's author strings, when neither a comma nor initials tell it.
+NAME_ORDER = {"pubmed": "family_first", "europepmc": "family_first", "biorxiv": "family_first"}
 _SUFFIXES = frozenset("jr jr. sr sr. ii iii iv 2nd 3rd".split())
 _INITIALS_TOKEN = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.[\s-]*){1,3}|[A-Z][a-z]?\.)$")
 
@@ -321,7 +323,7 @@ class Record:
         self.source_id = str(self.source_id)
         self.structured_authors = [a if isinstance(a, Author) else Author.from_dict(a) for a in self.structured_authors]
         if self.authors and not self.structured_authors:
-            self.structured_authors = parse_authors(self.authors)
+            self.structured_authors = parse_authors(self.authors, order=NAME_ORDER.get(self.source.split(":")[0]))
 
     def add_id(self, scheme: str, value) -> str | None:
         """Normalise and add an identifier of this work; return it (None if invalid)."""
@@ -360,3 +362,60 @@ class Record:
         data["extra"] = {k: v for k, v in (data.get("extra") or {}).items() if k not in ("open_access", "free_full_text_url")}
         payload = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- trial status vocabulary
+
+#: One status vocabulary across registries (ClinicalTrials.gov's, in lower case), with its meaning.
+TRIAL_STATUSES = {
+    "not_yet_recruiting": "registered or authorised; recruitment has not started",
+    "recruiting": "recruiting participants",
+    "enrolling_by_invitation": "enrolling invited participants only",
+    "active_not_recruiting": "ongoing; recruitment has ended (or the registry says only that it is ongoing)",
+    "suspended": "halted temporarily; may resume",
+    "terminated": "stopped early; participants had been enrolled",
+    "completed": "ended normally",
+    "withdrawn": "stopped before enrolling its first participant (or not authorised, cancelled)",
+    "unknown": "the registry's information is out of date (ClinicalTrials.gov UNKNOWN)",
+    "other": "a registry status outside this vocabulary (expanded access, withheld, …): see registry_status",
+}
+
+#: A registry's own status (lower case, spaces/commas as written) -> the shared vocabulary. ClinicalTrials.gov
+#: writes ``RECRUITING``; ISRCTN ``Recruiting``, ``No longer recruiting``, ``Stopped``; EU CTIS ``Ongoing, recruiting``.
+_TRIAL_STATUS_MAP = {
+    "not yet recruiting": "not_yet_recruiting",
+    "recruiting": "recruiting",
+    "enrolling by invitation": "enrolling_by_invitation",
+    "active not recruiting": "active_not_recruiting",
+    "active": "active_not_recruiting",
+    "no longer recruiting": "active_not_recruiting",
+    "ongoing": "active_not_recruiting",
+    "ongoing recruitment ended": "active_not_recruiting",
+    "ongoing recruiting": "recruiting",
+    "ongoing not yet recruiting": "not_yet_recruiting",
+    "authorised": "not_yet_recruiting",
+    "authorised recruitment pending": "not_yet_recruiting",
+    "under evaluation": "not_yet_recruiting",
+    "suspended": "suspended",
+    "temporarily halted": "suspended",
+    "halted": "suspended",
+    "terminated": "terminated",
+    "stopped": "terminated",
+    "revoked": "terminated",
+    "prematurely ended": "terminated",
+    "completed": "completed",
+    "ended": "completed",
+    "withdrawn": "withdrawn",
+    "cancelled": "withdrawn",
+    "not authorised": "withdrawn",
+    "unknown": "unknown",
+    "unknown status": "unknown",
+}
+
+
+def normalise_trial_status(registry_status: str | None) -> str | None:
+    """A registry's status in the shared :data:`TRIAL_STATUSES` vocabulary (None when there is none)."""
+    if not registry_status or not str(registry_status).strip():
+        return None
+    key = " ".join(re.sub(r"[_,;:/()-]+", " ", str(registry_status).lower()).split())
+    return _TRIAL_STATUS_MAP.get(key, "other")

@@ -103,7 +103,7 @@ def test_quick_check_passes_a_sound_database_with_every_table_populated(tmp_path
     run_digest(config, db)
     tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
     empty = [t for t in tables if not db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]]
-    assert "match_keys" in tables and empty == []
+    assert "match_keys" in tables and empty == ["work_summary_queue"]  # the queue is empty between transactions
 
     for quick in (True, False):
         result = check_database(tmp_path / "litmon.db", quick=quick)

@@ -84,12 +84,14 @@ from crawler.store.schema import (
     m007_source_runs_kept,
     m008_source_runs_skipped,
     m009_bounded_blocking_keys,
+    m010_work_summaries,
     memory_db,
     migrate,
     migrations,
     open_db,
     timestamp_columns,
 )
+from crawler.store.summaries import FTS_COLUMNS, VIEWS, rebuild_work_summaries, refresh_work_summaries
 from crawler.store.works import (
     KEEPABLE_FIELDS,
     UNTITLED,
@@ -120,6 +122,10 @@ from crawler.store.works import (
 
 __all__ = [
     "KEEPABLE_FIELDS",
+    "refresh_work_summaries",
+    "rebuild_work_summaries",
+    "VIEWS",
+    "FTS_COLUMNS",
     "REACHED_STATUSES",
     "SOURCE_PRIORITY",
     "UNTITLED",
@@ -181,6 +187,7 @@ __all__ = [
     "m004_digest_recipients",
     "m005_structured_authors",
     "m006_sqlite_timestamps",
+    "m010_work_summaries",
     "m007_source_runs_kept",
     "m008_source_runs_skipped",
     "m009_bounded_blocking_keys",

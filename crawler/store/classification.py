@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from crawler import clock
 from crawler.store.common import chunks, dumps, marks
+from crawler.store.summaries import refresh_work_summaries
 
 
 def save_classifications(db, classifications, now: str | None = None) -> None:
@@ -35,6 +36,7 @@ def save_classifications(db, classifications, now: str | None = None) -> None:
         )
         for table in ("work_relevance", "work_tags"):
             db.conn.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
+        refresh_work_summaries(db)
 
 
 def load_unclassified_work_ids(db) -> list[int]:

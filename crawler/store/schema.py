@@ -17,8 +17,9 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from crawler.records import CITATION_FIELDS, parse_authors
+from crawler.records import CITATION_FIELDS, NAME_ORDER, normalise_trial_status, parse_authors
 from crawler.store.common import dumps, source_rank_sql
+from crawler.store.summaries import FTS_COLUMNS, VIEWS, queue_triggers
 from crawler.store.works import citation_value, refresh_work_authors
 
 migrations = Migrations("litmon")
@@ -332,10 +333,6 @@ def m004_digest_recipients(db: sqlite_utils.Database) -> None:
     )
 
 
-#: Name order of each source's author strings, for parsing records stored before m005.
-_NAME_ORDER = {"pubmed": "family_first", "europepmc": "family_first", "biorxiv": "family_first"}
-
-
 @migrations()
 def m005_structured_authors(db: sqlite_utils.Database) -> None:
     """``records.structured_authors`` and the citation columns; ``works.authors`` from the best source."""
@@ -351,7 +348,7 @@ def m005_structured_authors(db: sqlite_utils.Database) -> None:
     )
     for record_id, source, authors, data in db.execute("SELECT id, source, authors, data FROM records").fetchall():
         extra = (json.loads(data or "{}") or {}).get("extra") or {}
-        people = parse_authors(json.loads(authors or "[]"), order=_NAME_ORDER.get(source.split(":")[0]))
+        people = parse_authors(json.loads(authors or "[]"), order=NAME_ORDER.get(source.split(":")[0]))
         db.execute(
             f"UPDATE records SET structured_authors = ?, {', '.join(f'{c} = ?' for c in CITATION_FIELDS)} WHERE id = ?",
             [dumps([a.to_dict() for a in people]), *(citation_value(extra.get(c)) for c in CITATION_FIELDS), record_id],
@@ -419,6 +416,78 @@ def m009_bounded_blocking_keys(db: sqlite_utils.Database) -> None:
     the old keys are dropped here and recomputed from ``record_fingerprints`` by the backfill
     (:data:`crawler.ingest.BACKFILLS`)."""
     db.execute("DELETE FROM match_keys")
+
+
+@migrations()
+def m010_work_summaries(db: sqlite_utils.Database) -> None:
+    """work_summaries (+ queue, triggers, FTS5), normalised trial status, the views of the stable interface."""
+    statements = [
+        """CREATE TABLE work_summaries (
+            work_id INTEGER PRIMARY KEY REFERENCES works(id),
+            record_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            abstract TEXT,
+            authors TEXT,
+            first_author TEXT,
+            author_count INTEGER NOT NULL DEFAULT 0,
+            journal TEXT,
+            journal_abbreviation TEXT,
+            volume TEXT,
+            issue TEXT,
+            pages TEXT,
+            published_on TEXT,
+            year INTEGER,
+            entered_on TEXT,
+            first_seen_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            url TEXT,
+            doi TEXT,
+            pmid TEXT,
+            pmcid TEXT,
+            trial_id TEXT,
+            keywords TEXT,
+            mesh_terms TEXT,
+            publication_types TEXT NOT NULL DEFAULT '[]',
+            language TEXT,
+            sources TEXT NOT NULL DEFAULT '',
+            record_count INTEGER NOT NULL DEFAULT 0,
+            relevance TEXT,
+            rank_score INTEGER,
+            tags TEXT NOT NULL DEFAULT '[]',
+            evidence_types TEXT NOT NULL DEFAULT '[]',
+            trial_status TEXT,
+            is_preprint INTEGER NOT NULL DEFAULT 0,
+            is_retracted INTEGER NOT NULL DEFAULT 0,
+            is_corrected INTEGER NOT NULL DEFAULT 0,
+            has_expression_of_concern INTEGER NOT NULL DEFAULT 0,
+            has_results INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX work_summaries_first_seen ON work_summaries(first_seen_at)",
+        "CREATE INDEX work_summaries_published ON work_summaries(published_on)",
+        "CREATE INDEX work_summaries_relevance ON work_summaries(relevance, rank_score)",
+        "CREATE INDEX work_summaries_type ON work_summaries(record_type)",
+        "CREATE INDEX work_summaries_doi ON work_summaries(doi)",
+        "CREATE INDEX work_summaries_pmid ON work_summaries(pmid)",
+        "CREATE INDEX work_summaries_trial_status ON work_summaries(trial_status)",
+        "CREATE INDEX work_summaries_retracted ON work_summaries(is_retracted)",
+        "CREATE TABLE work_summary_queue (work_id INTEGER PRIMARY KEY)",
+        "ALTER TABLE trial_snapshots ADD COLUMN status TEXT",
+        "CREATE INDEX trial_snapshots_record ON trial_snapshots(record_id, id)",
+        "CREATE INDEX work_links_type ON work_links(link_type, from_work_id, to_work_id)",
+        "CREATE INDEX source_queries_run ON source_queries(source_run_id)",
+        "CREATE INDEX digest_items_digest ON digest_items(digest_id, position)",
+        "CREATE INDEX digest_deliveries_digest ON digest_deliveries(digest_id, id)",
+        "DROP VIEW works_view",
+        "CREATE VIEW works_view AS SELECT * FROM work_summaries",
+        *VIEWS.values(),
+        *queue_triggers(),
+    ]
+    for statement in statements:
+        db.execute(statement)
+    for snapshot_id, status in db.execute("SELECT id, overall_status FROM trial_snapshots").fetchall():
+        db.execute("UPDATE trial_snapshots SET status = ? WHERE id = ?", [normalise_trial_status(status), snapshot_id])
+    db["work_summaries"].enable_fts(list(FTS_COLUMNS), fts_version="FTS5", create_triggers=True, tokenize="porter")
+    # the rows are computed by crawler.ingest's backfill (rebuild_work_summaries), on the newest schema
 
 
 def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:

@@ -15,9 +15,10 @@ from typing import Any
 import sqlite_utils
 
 from crawler import clock
-from crawler.records import CITATION_FIELDS, TRIAL_FIELDS, Record, source_rank
+from crawler.records import CITATION_FIELDS, TRIAL_FIELDS, Record, normalise_trial_status, source_rank
 from crawler.store.candidates import repoint_work_links
 from crawler.store.common import chunks, dumps, marks, source_rank_sql
+from crawler.store.summaries import refresh_work_summaries
 
 log = logging.getLogger("crawler.store")
 
@@ -39,6 +40,7 @@ def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str 
     with db.atomic():
         for record in records:
             counts[save_record(db, record, now)[0]] += 1
+        refresh_work_summaries(db)
     return counts
 
 
@@ -278,9 +280,9 @@ def _save_trial_snapshot(db, record_id: int, record: Record, now: str) -> None:
     if latest is not None and tuple(latest) == tuple(fields.values()):
         return
     db.execute(
-        f"INSERT INTO trial_snapshots (record_id, source, trial_id, captured_at, {', '.join(TRIAL_FIELDS)})"
-        f" VALUES (?, ?, ?, ?, {marks(TRIAL_FIELDS)})",
-        [record_id, record.source, record.source_id, now, *fields.values()],
+        f"INSERT INTO trial_snapshots (record_id, source, trial_id, captured_at, status, {', '.join(TRIAL_FIELDS)})"
+        f" VALUES (?, ?, ?, ?, ?, {marks(TRIAL_FIELDS)})",
+        [record_id, record.source, record.source_id, now, normalise_trial_status(fields["overall_status"]), *fields.values()],
     )
 
 

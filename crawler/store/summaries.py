@@ -1,0 +1,211 @@
+"""Work summaries: one row per current work as the views, search and Datasette show it (issue #14).
+
+``work_summaries`` holds each current work's best fields, identifiers, tags, relevance, normalised
+trial status and flags, so that views, search and exports read one indexed table instead of running
+a dozen subqueries per row. Triggers (created by migration m009) put every work whose data changes
+into ``work_summary_queue``; :func:`refresh_work_summaries`, called at the end of each ingest batch,
+``save_records`` and ``save_classifications`` in their transaction, recomputes the queued works.
+``work_summaries_fts`` (FTS5, sqlite-utils conventions: a content table kept in step by triggers)
+indexes title, abstract, authors, journal, keywords and MeSH.
+"""
+
+from __future__ import annotations
+
+import json
+
+from crawler.records import Author
+from crawler.store.common import chunks, marks, source_rank_sql
+
+#: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD).
+_QUEUE_SOURCES = {
+    "works": ["{row}.id"],
+    "records": ["{row}.work_id"],
+    "identifiers": ["{row}.work_id"],
+    "record_links": ["(SELECT work_id FROM records WHERE id = {row}.record_id)"],
+    "trial_snapshots": ["(SELECT work_id FROM records WHERE id = {row}.record_id)"],
+    "work_links": ["{row}.from_work_id", "{row}.to_work_id"],
+    "work_relevance": ["{row}.work_id"],
+    "work_tags": ["{row}.work_id"],
+}
+
+#: Columns of the full-text index (all TEXT columns of work_summaries).
+FTS_COLUMNS = ("title", "abstract", "authors", "journal", "keywords", "mesh_terms")
+
+
+def queue_triggers() -> list[str]:
+    """One trigger per table and event. No ``OR IGNORE``: the statement that fires a trigger imposes its own
+    conflict policy on the trigger's statements (an upsert's is ABORT), so a queued work is skipped explicitly."""
+    statements = []
+    for table, expressions in _QUEUE_SOURCES.items():
+        for event, rows in (("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])):
+            values = " UNION ".join(f"SELECT {e.format(row=row)} AS v" for row in rows for e in expressions)
+            statements.append(
+                f"CREATE TRIGGER {table}_queue_{event.lower()} AFTER {event} ON {table} BEGIN "
+                f"INSERT INTO work_summary_queue (work_id) SELECT v FROM ({values}) "
+                f"WHERE v IS NOT NULL AND v NOT IN (SELECT work_id FROM work_summary_queue); END"
+            )
+    return statements
+
+
+def rebuild_work_summaries(db) -> int:
+    """Queue every current work and recompute its summary (after an upgrade); return how many."""
+    db.execute("INSERT OR IGNORE INTO work_summary_queue (work_id) SELECT id FROM works")
+    return refresh_work_summaries(db)
+
+
+_best_rank = source_rank_sql("r.source")
+
+
+def _best(column: str, empty: str = "''") -> str:
+    return (
+        f"(SELECT r.{column} FROM records r WHERE r.work_id = w.id AND COALESCE(r.{column}, {empty}) != {empty}"
+        f" ORDER BY {_best_rank}, r.id LIMIT 1)"
+    )
+
+
+def _distinct_list(column: str, separator: str = "; ") -> str:
+    return (
+        f"(SELECT group_concat(v, '{separator}') FROM (SELECT DISTINCT j.value AS v FROM records r, json_each(r.{column}) j"
+        f" WHERE r.work_id = w.id AND j.value != '' ORDER BY r.id, j.key))"
+    )
+
+
+_SUMMARY_SELECT = f"""
+SELECT w.id AS work_id, w.record_type, w.title, {_best("abstract")} AS abstract, w.authors AS authors_json,
+       {_best("journal")} AS journal, {_best("journal_abbreviation")} AS journal_abbreviation,
+       {_best("volume")} AS volume, {_best("issue")} AS issue, {_best("pages")} AS pages,
+       w.published_on, CASE WHEN w.published_on GLOB '[0-9][0-9][0-9][0-9]*' THEN CAST(substr(w.published_on, 1, 4) AS INTEGER) END AS year,
+       w.entered_on, w.first_seen_at, w.updated_at, {_best("url")} AS url,
+       (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'doi' ORDER BY i.id LIMIT 1) AS doi,
+       (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'pmid' ORDER BY i.id LIMIT 1) AS pmid,
+       (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'pmcid' ORDER BY i.id LIMIT 1) AS pmcid,
+       (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme IN ('nct', 'isrctn', 'euct', 'eudract')
+        ORDER BY i.scheme = 'nct' DESC, i.id LIMIT 1) AS trial_id,
+       {_distinct_list("keywords")} AS keywords,
+       {_distinct_list("mesh_terms")} AS mesh_terms,
+       COALESCE((SELECT json_group_array(v) FROM (SELECT DISTINCT j.value AS v FROM records r, json_each(r.publication_types) j
+                 WHERE r.work_id = w.id ORDER BY r.id, j.key)), '[]') AS publication_types,
+       {_best("language")} AS language,
+       (SELECT group_concat(source, ',') FROM (SELECT DISTINCT r.source FROM records r WHERE r.work_id = w.id ORDER BY r.source)) AS sources,
+       (SELECT COUNT(*) FROM records r WHERE r.work_id = w.id) AS record_count,
+       rel.label AS relevance, rel.rank_score,
+       (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = w.id ORDER BY t.tag)) AS tags,
+       (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = w.id AND t.category = 'evidence' ORDER BY t.tag)) AS evidence_types,
+       (SELECT s.status FROM records r JOIN trial_snapshots s ON s.record_id = r.id WHERE r.work_id = w.id
+        ORDER BY s.id DESC LIMIT 1) AS trial_status,
+       w.record_type = 'preprint' AS is_preprint,
+       (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'retraction_of')
+        OR EXISTS (SELECT 1 FROM records r WHERE r.work_id = w.id AND (lower(r.publication_types) LIKE '%"retracted publication"%'
+                   OR EXISTS (SELECT 1 FROM record_links rl WHERE rl.record_id = r.id AND rl.relation = 'retraction_in')))) AS is_retracted,
+       (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'correction_of')
+        OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+                   WHERE r.work_id = w.id AND rl.relation IN ('erratum_in', 'correction_in'))) AS is_corrected,
+       (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'expression_of_concern_of')
+        OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
+                   WHERE r.work_id = w.id AND rl.relation = 'expression_of_concern_in')) AS has_expression_of_concern,
+       (EXISTS (SELECT 1 FROM records r JOIN trial_snapshots s ON s.record_id = r.id
+                WHERE r.work_id = w.id AND s.has_results = 1
+                  AND s.id = (SELECT MAX(s2.id) FROM trial_snapshots s2 WHERE s2.source = s.source AND s2.trial_id = s.trial_id))
+        OR EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'registered_as'
+                   AND (l.evidence LIKE '% result_publication %'
+                        OR EXISTS (SELECT 1 FROM records r JOIN record_fingerprints f ON f.record_id = r.id
+                                   WHERE r.work_id = l.from_work_id AND f.kind = 'article')))) AS has_results
+FROM works w LEFT JOIN work_relevance rel ON rel.work_id = w.id
+WHERE w.merged_into IS NULL AND w.id IN (SELECT work_id FROM work_summary_queue LIMIT ?)
+"""
+
+_SUMMARY_COLUMNS = (
+    "work_id record_type title abstract authors first_author author_count journal journal_abbreviation volume issue pages "
+    "published_on year entered_on first_seen_at updated_at url doi pmid pmcid trial_id keywords mesh_terms publication_types "
+    "language sources record_count relevance rank_score tags evidence_types trial_status is_preprint is_retracted "
+    "is_corrected has_expression_of_concern has_results"
+).split()
+
+
+def refresh_work_summaries(db, batch: int = 2000) -> int:
+    """Recompute the summary of every queued work (a merged one loses its row); return how many were queued.
+
+    Does nothing on a file older than m007 (its backfill summarises everything once the migration ran)."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'work_summary_queue'").fetchone():
+        return 0
+    done = 0
+    while True:
+        queued = [r[0] for r in db.execute("SELECT work_id FROM work_summary_queue LIMIT ?", [batch]).fetchall()]
+        if not queued:
+            return done
+        found = set()
+        for row in db.query(_SUMMARY_SELECT, [batch]):
+            people = [Author.from_dict(a) for a in json.loads(row.pop("authors_json") or "[]")]
+            row["authors"] = ", ".join(a.short for a in people if a.short) or None
+            row["first_author"] = people[0].short if people else None
+            row["author_count"] = len(people)
+            found.add(row["work_id"])
+            db.execute(
+                f"INSERT INTO work_summaries ({', '.join(_SUMMARY_COLUMNS)}) VALUES ({', '.join('?' * len(_SUMMARY_COLUMNS))})"
+                f" ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}",
+                [row[c] for c in _SUMMARY_COLUMNS],
+            )
+        gone = [w for w in queued if w not in found]
+        for chunk in chunks(gone):
+            db.execute(f"DELETE FROM work_summaries WHERE work_id IN ({marks(chunk)})", chunk)
+        for chunk in chunks(queued):
+            db.execute(f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
+        done += len(queued)
+
+
+#: The views of the stable interface (name -> CREATE VIEW), documented in docs/schema.md.
+VIEWS = {
+    "trials_view": """CREATE VIEW trials_view AS
+        SELECT r.work_id, s.source AS registry, s.trial_id, ws.title, s.status, s.overall_status AS registry_status,
+               (SELECT MIN(p.captured_at) FROM trial_snapshots p WHERE p.source = s.source AND p.trial_id = s.trial_id
+                AND p.id > COALESCE((SELECT MAX(q.id) FROM trial_snapshots q WHERE q.source = s.source AND q.trial_id = s.trial_id
+                                     AND q.status IS NOT s.status), 0)) AS status_since,
+               s.why_stopped, s.phases, s.study_type, s.enrollment, s.enrollment_type, s.start_date, s.primary_completion_date,
+               s.completion_date, s.first_posted_on, s.last_update_posted_on, s.results_first_posted_on, s.has_results,
+               s.captured_at AS last_changed_at, ws.first_seen_at, ws.relevance, ws.tags, ws.url
+        FROM trial_snapshots s JOIN records r ON r.id = s.record_id JOIN work_summaries ws ON ws.work_id = r.work_id
+        WHERE s.id IN (SELECT MAX(id) FROM trial_snapshots GROUP BY source, trial_id)""",
+    "trial_status_history": """CREATE VIEW trial_status_history AS
+        SELECT work_id, registry, trial_id, captured_at, status, registry_status, previous_status, previous_registry_status
+        FROM (SELECT r.work_id, s.source AS registry, s.trial_id, s.captured_at, s.status, s.overall_status AS registry_status,
+                     LAG(s.status) OVER win AS previous_status, LAG(s.overall_status) OVER win AS previous_registry_status,
+                     ROW_NUMBER() OVER win AS n
+              FROM trial_snapshots s JOIN records r ON r.id = s.record_id
+              WINDOW win AS (PARTITION BY s.source, s.trial_id ORDER BY s.id))
+        WHERE n = 1 OR registry_status IS NOT previous_registry_status""",
+    "preprint_pairs": """CREATE VIEW preprint_pairs AS
+        SELECT p.work_id AS preprint_work_id, p.title AS preprint_title, p.doi AS preprint_doi, p.journal AS preprint_server,
+               p.published_on AS preprint_posted_on, a.work_id AS published_work_id, a.title AS published_title,
+               a.doi AS published_doi, a.pmid AS published_pmid, a.journal AS published_journal, a.published_on,
+               CAST(julianday(a.published_on) - julianday(p.published_on) AS INTEGER) AS days_to_publication,
+               group_concat(l.evidence, '; ') AS evidence, MIN(l.created_at) AS linked_at
+        FROM work_links l JOIN work_summaries p ON p.work_id = l.from_work_id JOIN work_summaries a ON a.work_id = l.to_work_id
+        WHERE l.link_type = 'preprint_of'
+        GROUP BY l.from_work_id, l.to_work_id""",
+    "notices_view": """CREATE VIEW notices_view AS
+        SELECT CASE l.link_type WHEN 'retraction_of' THEN 'retraction' WHEN 'correction_of' THEN 'correction'
+                    ELSE 'expression_of_concern' END AS notice_type,
+               n.work_id AS notice_work_id, n.title AS notice_title, n.doi AS notice_doi, n.pmid AS notice_pmid,
+               n.published_on AS notice_published_on, w.work_id, w.title, w.authors, w.journal, w.published_on, w.doi, w.pmid,
+               w.relevance, group_concat(l.evidence, '; ') AS evidence, MIN(l.created_at) AS linked_at
+        FROM work_links l JOIN work_summaries n ON n.work_id = l.from_work_id JOIN work_summaries w ON w.work_id = l.to_work_id
+        WHERE l.link_type IN ('retraction_of', 'correction_of', 'expression_of_concern_of')
+        GROUP BY l.link_type, l.from_work_id, l.to_work_id
+        UNION ALL
+        SELECT 'retraction', NULL, NULL, NULL, NULL, NULL, w.work_id, w.title, w.authors, w.journal, w.published_on, w.doi,
+               w.pmid, w.relevance, 'marked retracted by ' || w.sources, NULL
+        FROM work_summaries w
+        WHERE w.is_retracted = 1 AND NOT EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.work_id AND l.link_type = 'retraction_of')""",
+    "digest_history": """CREATE VIEW digest_history AS
+        SELECT d.id AS digest_id, d.recipient, d.created_at, d.period_start, d.period_end, d.subject,
+               (SELECT x.status FROM digest_deliveries x WHERE x.digest_id = d.id ORDER BY x.id DESC LIMIT 1) AS delivery_status,
+               (SELECT MIN(x.delivered_at) FROM digest_deliveries x WHERE x.digest_id = d.id) AS delivered_at,
+               i.section, i.position, i.kind, i.detail, i.work_id, w.title, w.doi, w.pmid, w.trial_id
+        FROM digest_items i JOIN digests d ON d.id = i.digest_id LEFT JOIN work_summaries w ON w.work_id = i.work_id""",
+    "search_log": """CREATE VIEW search_log AS
+        SELECT c.id AS crawl_run_id, c.trigger, c.started_at AS run_started_at, s.id AS source_run_id, s.source,
+               s.status, q.query, COALESCE(q.window_from, s.window_from) AS window_from,
+               COALESCE(q.window_to, s.window_to) AS window_to, q.sent_at, q.hits, q.params, s.started_at, s.finished_at,
+               s.requests, s.fetched, s.new, s.updated, s.unchanged, s.error
+        FROM source_runs s JOIN crawl_runs c ON c.id = s.crawl_run_id LEFT JOIN source_queries q ON q.source_run_id = s.id""",
+}

@@ -1,0 +1,218 @@
+"""The views of the stable interface, the summaries behind them, and readers beside a writing crawl."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+
+import pytest
+
+from crawler import ingest, store
+from crawler.records import Record, normalise_trial_status
+from tests import viewdb
+from tests.conftest import rows
+
+
+@pytest.fixture
+def built(db):
+    return db, viewdb.build(db)
+
+
+def test_works_view_has_best_fields_identifiers_tags_relevance_and_flags(built):
+    db, ids = built
+    view = {r["work_id"]: r for r in rows(db, "SELECT * FROM works_view")}
+    assert set(view) == {r["id"] for r in rows(db, "SELECT id FROM works WHERE merged_into IS NULL")}
+    rct = view[ids["rct"]]
+    assert (
+        rct["authors"] == "Osei H, Chen W, ESCAPE Investigators" and rct["first_author"] == "Osei H" and rct["author_count"] == 3
+    )
+    assert (rct["journal_abbreviation"], rct["volume"], rct["issue"], rct["pages"], rct["year"]) == (
+        "N Engl J Med",
+        "389",
+        "14",
+        "1298-1309",
+        2023,
+    )
+    assert (rct["doi"], rct["pmid"], rct["relevance"], rct["rank_score"]) == ("10.1056/nejmoa2304145", "39000001", "relevant", 50)
+    assert json.loads(rct["tags"]) == ["intranasal_esketamine", "rct"] and json.loads(rct["evidence_types"]) == ["rct"]
+    assert rct["keywords"] == "esketamine; treatment-resistant depression" and rct["mesh_terms"].startswith("Ketamine; ")
+    assert view[ids["retracted"]]["is_retracted"] == 1 and rct["is_retracted"] == 0
+    assert view[ids["preprint"]]["is_preprint"] == 1
+    assert view[ids["trial"]]["trial_status"] == "recruiting" and view[ids["trial"]]["has_results"] == 1  # the RCT reports it
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_summary_queue") == [{"n": 0}]
+
+
+def test_summaries_follow_later_changes_of_tags_links_and_merges(built):
+    db, ids = built
+    viewdb.classify(db, ids["rct"], "uncertain", [("commentary", "evidence")], rank=1)
+    assert rows(db, "SELECT relevance, tags FROM work_summaries WHERE work_id = ?", [ids["rct"]]) == [
+        {"relevance": "uncertain", "tags": '["commentary"]'}
+    ]
+    # a feed item without identifiers, then its DOI: the two works merge and the summary row of the loser goes
+    feed = Record(source="feed:nejm", source_id="x1", record_type="article", title="A different editorial on ketamine")
+    ingest.save_batch(db, [feed])
+    loser = viewdb.work_of(db, "feed:nejm", "x1")
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_summaries WHERE work_id = ?", [loser]) == [{"n": 1}]
+    feed.add_id("doi", "10.1056/NEJMoa2304145")
+    ingest.save_batch(db, [feed])
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_summaries WHERE work_id = ?", [loser]) == [{"n": 0}]
+    assert rows(db, "SELECT sources, record_count FROM work_summaries WHERE work_id = ?", [ids["rct"]]) == [
+        {"sources": "feed:nejm,pubmed", "record_count": 2}
+    ]
+
+
+def test_trials_view_gives_the_latest_normalised_status_and_history_its_changes(built):
+    db, ids = built
+    (trial,) = rows(db, "SELECT * FROM trials_view")
+    assert (trial["work_id"], trial["registry"], trial["trial_id"]) == (ids["trial"], "clinicaltrials", "NCT05000001")
+    assert (trial["status"], trial["registry_status"], trial["enrollment"], trial["phases"]) == (
+        "recruiting",
+        "RECRUITING",
+        120,
+        "PHASE3",
+    )
+    assert trial["status_since"] == trial["last_changed_at"] == "2026-11-23 09:00:00"
+    assert rows(db, "SELECT captured_at, status, previous_status FROM trial_status_history ORDER BY captured_at") == [
+        {"captured_at": "2026-10-24 09:00:00", "status": "not_yet_recruiting", "previous_status": None},
+        {"captured_at": "2026-11-23 09:00:00", "status": "recruiting", "previous_status": "not_yet_recruiting"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "registry_status, status",
+    [
+        ("RECRUITING", "recruiting"),
+        ("Recruiting", "recruiting"),
+        ("ACTIVE_NOT_RECRUITING", "active_not_recruiting"),
+        ("No longer recruiting", "active_not_recruiting"),
+        ("Ongoing, recruiting", "recruiting"),
+        ("Stopped", "terminated"),
+        ("Ended", "completed"),
+        ("Temporarily halted", "suspended"),
+        ("AVAILABLE", "other"),
+        ("", None),
+    ],
+)
+def test_trial_statuses_of_every_registry_map_to_one_vocabulary(registry_status, status):
+    assert normalise_trial_status(registry_status) == status
+
+
+def test_preprint_pairs_and_notices_name_both_works(built):
+    db, ids = built
+    (pair,) = rows(db, "SELECT * FROM preprint_pairs")
+    assert (pair["preprint_work_id"], pair["published_work_id"]) == (ids["preprint"], ids["rct"])
+    assert (pair["preprint_server"], pair["published_doi"], pair["days_to_publication"]) == (
+        "medRxiv",
+        "10.1056/nejmoa2304145",
+        276,
+    )
+    (notice,) = rows(db, "SELECT * FROM notices_view")
+    assert (notice["notice_type"], notice["notice_work_id"], notice["work_id"]) == ("retraction", ids["notice"], ids["retracted"])
+    assert notice["title"] == "Oral ketamine maintenance in bipolar depression" and notice["relevance"] == "uncertain"
+
+
+def test_a_work_a_source_marks_retracted_without_a_notice_is_listed_too(built):
+    db, _ = built
+    marked = Record(
+        source="openalex",
+        source_id="W1",
+        record_type="article",
+        title="Ketamine and sleep",
+        publication_types=["Retracted Publication"],
+    )
+    ingest.save_batch(db, [marked])
+    listed = rows(db, "SELECT notice_type, notice_work_id, evidence FROM notices_view WHERE title = 'Ketamine and sleep'")
+    assert listed == [{"notice_type": "retraction", "notice_work_id": None, "evidence": "marked retracted by openalex"}]
+
+
+def test_digest_history_says_who_got_what(built):
+    db, ids = built
+    assert rows(db, "SELECT recipient, delivery_status, section, work_id, doi FROM digest_history ORDER BY position") == [
+        {
+            "recipient": "ana@example.org",
+            "delivery_status": "sent",
+            "section": "highlights",
+            "work_id": ids["review"],
+            "doi": None,
+        },
+        {
+            "recipient": "ana@example.org",
+            "delivery_status": "sent",
+            "section": "clinical",
+            "work_id": ids["rct"],
+            "doi": "10.1056/nejmoa2304145",
+        },
+    ]
+
+
+def test_search_log_lists_each_query_with_window_hits_and_counts(built):
+    db, _ = built
+    assert rows(db, "SELECT source, query, window_from, window_to, hits, new, updated, status, sent_at FROM search_log") == [
+        {
+            "source": "pubmed",
+            "query": "ketamine[tiab] AND depress*[tiab]",
+            "window_from": "2026-11-16",
+            "window_to": "2026-11-23",
+            "hits": 5,
+            "new": 4,
+            "updated": 1,
+            "status": "ok",
+            "sent_at": "2026-11-23 09:00:00",
+        }
+    ]
+
+
+def test_views_and_summaries_of_an_upgraded_file_are_filled_by_the_backfill(tmp_path):
+    path = tmp_path / "old.db"
+    old = store.connect(path)
+    store.migrations.apply(old, stop_before="m010_work_summaries")
+    store.save_records(old, [viewdb.article("1", "Ketamine for depression", authors=["Osei Hannah"])])
+    old.close()
+    db = ingest.open_db(path)
+    assert rows(db, "SELECT title, authors FROM works_view") == [{"title": "Ketamine for depression", "authors": "Osei H"}]
+    assert rows(db, "SELECT rowid FROM work_summaries_fts WHERE work_summaries_fts MATCH 'osei'") == [{"rowid": 1}]
+
+
+def test_a_reader_holding_a_read_transaction_never_blocks_a_crawl_commit(tmp_path):
+    path = tmp_path / "litmon.db"
+    writer = ingest.open_db(path)
+    ingest.save_batch(writer, [viewdb.article("1", "Ketamine for depression")])
+    reader = sqlite3.connect(path, timeout=0.1)  # a reader that would fail fast if it had to wait
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT COUNT(*) FROM work_summaries").fetchone() == (1,)
+    done = threading.Event()
+
+    def crawl():  # the crawler's own connection, in its own thread
+        crawler = ingest.open_db(path)
+        ingest.save_batch(crawler, [viewdb.article("2", "Esketamine for depression")])
+        crawler.close()
+        done.set()
+
+    thread = threading.Thread(target=crawl)
+    thread.start()
+    thread.join(timeout=10)
+    assert done.is_set(), "the crawl's commit waited for the reader"
+    # the reader keeps its snapshot until its transaction ends, then sees the new work
+    assert reader.execute("SELECT COUNT(*) FROM work_summaries").fetchone() == (1,)
+    reader.execute("COMMIT")
+    assert reader.execute("SELECT COUNT(*) FROM work_summaries").fetchone() == (2,)
+    # and a write transaction in progress does not block a reader either
+    with writer.atomic():
+        writer.execute("UPDATE works SET title = 'x' WHERE id = 1")
+        assert reader.execute("SELECT title FROM works WHERE id = 1").fetchone() == ("Ketamine for depression",)
+    reader.close()
+    writer.close()
+
+
+def test_a_batch_classified_as_it_is_saved_has_its_relevance_and_tags_in_the_summary(db, make_config):
+    record = viewdb.article(
+        "9",
+        "Esketamine nasal spray for treatment-resistant depression: a randomised controlled trial",
+        abstract="Adults with treatment-resistant depression were randomised to esketamine nasal spray or placebo.",
+        publication_types=["Randomized Controlled Trial"],
+    )
+    ingest.save_batch(db, [record], config=make_config())
+    (summary,) = rows(db, "SELECT relevance, tags FROM work_summaries")
+    assert summary["relevance"] == "relevant" and "rct" in json.loads(summary["tags"])
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_summary_queue") == [{"n": 0}]
