@@ -1,4 +1,4 @@
-"""Command line: ``litmon run | crawl | digest | serve | status | backup | check | reclassify``.
+"""Command line: ``litmon run | crawl | digest | serve | status | backup | check | reclassify | search``.
 
 Exit codes (documented in README.md, "Command line"):
 
@@ -474,6 +474,84 @@ def reclassify(state, dry_run):
         click.echo(f"  work {work_id}: {old or 'unclassified'} -> {new}")
     if len(report.changed) > 20:
         click.echo(f"  … and {len(report.changed) - 20} more")
+
+
+RECORD_TYPES_CHOICE = click.Choice(["article", "preprint", "trial_registration", "notice", "news", "other"])
+
+
+def _date_option(value: str | None) -> str | None:
+    """A --since value: YYYY-MM-DD (or a full timestamp) as stored; anything else is a usage error."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    from crawler import clock
+
+    try:
+        if len(value.strip()) == 10:
+            return dt.date.fromisoformat(value.strip()).isoformat()
+        return clock.stamp(clock.parse_stamp(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or a timestamp", param_hint="--since") from None
+
+
+def _open_for_reading(state):
+    try:
+        return ingest.open_db(state.config.database_path, create=False)
+    except FileNotFoundError:
+        raise LitmonError(f"no database at {state.config.database_path} yet — run `litmon run` or `litmon crawl` first") from None
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--since", metavar="DATE", help="Only works first seen on or after DATE (YYYY-MM-DD).")
+@click.option("--tag", metavar="T", help="Only works with tag T (e.g. rct, meta_analysis, intranasal_esketamine).")
+@click.option("--type", "record_type", type=RECORD_TYPES_CHOICE, help="Only works of this record type.")
+@click.option(
+    "--relevance", type=click.Choice(["relevant", "uncertain", "not_relevant", "all"]), default="all", show_default=True
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="At most N results.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per result (work fields, score, snippet).")
+@click.pass_obj
+def search(state, query, since, tag, record_type, relevance, limit, as_json):
+    """Full-text search of every current work's title, abstract, authors, journal, keywords and MeSH.
+
+    QUERY uses SQLite FTS5 syntax: words (all must match; English stemming: "depressive" finds
+    "depression"), "exact phrases", prefix*, OR, NOT, NEAR(a b), and column filters such as
+    title:esketamine. Results are ranked by bm25 (a title match counts most), with a snippet in which
+    matches are marked **like this**."""
+    from crawler import store
+
+    db = _open_for_reading(state)
+    try:
+        found = store.search_works(
+            db, query, since=_date_option(since), tag=tag, record_type=record_type, relevance=relevance, limit=limit
+        )
+    finally:
+        db.close()
+    if as_json:
+        for row in found:
+            row["tags"] = json.loads(row.get("tags") or "[]")
+            row["evidence_types"] = json.loads(row.get("evidence_types") or "[]")
+            row["publication_types"] = json.loads(row.get("publication_types") or "[]")
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    if not found:
+        state.say(f"search: nothing matches {query!r}")
+        return
+    for n, row in enumerate(found, 1):
+        ident = next(
+            (f"{label}:{row[key]}" for label, key in (("doi", "doi"), ("pmid", "pmid"), ("trial", "trial_id")) if row.get(key)),
+            "",
+        )
+        details = ", ".join(
+            p for p in (row.get("first_author"), row.get("journal"), (row.get("published_on") or "")[:10], ident) if p
+        )
+        click.echo(f"{n:>3}. [{row['work_id']}] {row['title']}")
+        click.echo(f"     {row['record_type']}; {details}; relevance {row.get('relevance') or 'unclassified'}")
+        snippet = " ".join((row.get("snippet") or "").split())
+        if snippet:
+            click.echo(f"     {snippet}")
 
 
 def _open_for_dry_run(config):

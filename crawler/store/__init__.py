@@ -91,6 +91,7 @@ from crawler.store.schema import (
     open_db,
     timestamp_columns,
 )
+from crawler.store.search import FTS_WEIGHTS, HIGHLIGHT, fts_query, search_works
 from crawler.store.summaries import FTS_COLUMNS, VIEWS, rebuild_work_summaries, refresh_work_summaries
 from crawler.store.works import (
     KEEPABLE_FIELDS,
@@ -126,6 +127,10 @@ __all__ = [
     "rebuild_work_summaries",
     "VIEWS",
     "FTS_COLUMNS",
+    "search_works",
+    "fts_query",
+    "HIGHLIGHT",
+    "FTS_WEIGHTS",
     "REACHED_STATUSES",
     "SOURCE_PRIORITY",
     "UNTITLED",

@@ -1,0 +1,64 @@
+"""Readers for people: full-text search of the work summaries and the works an export writes."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+#: bm25 weight of each FTS column (FTS_COLUMNS order): a match in the title counts most.
+FTS_WEIGHTS = (10.0, 2.0, 4.0, 1.0, 4.0, 4.0)
+#: Markers around the matched words in search snippets.
+HIGHLIGHT = ("**", "**")
+
+
+def fts_query(text: str) -> str:
+    """A user's search as an FTS5 query that cannot be a syntax error: each word quoted (prefix ``*`` kept)."""
+    words = re.findall(r"[^\s\"]+", text or "")
+    return " ".join(f'"{w.rstrip("*")}"' + ("*" if w.endswith("*") else "") for w in words if w.rstrip("*"))
+
+
+def _filters(since: str | None, tag: str | None, record_type: str | None, relevance: str | None) -> tuple[list[str], list]:
+    where, params = [], []
+    if since:
+        where.append("s.first_seen_at >= ?")
+        params.append(since)
+    if tag:
+        where.append("EXISTS (SELECT 1 FROM work_tags t WHERE t.work_id = s.work_id AND t.tag = ?)")
+        params.append(tag)
+    if record_type:
+        where.append("s.record_type = ?")
+        params.append(record_type)
+    if relevance and relevance != "all":
+        where.append("s.relevance = ?")
+        params.append(relevance)
+    return where, params
+
+
+def search_works(
+    db,
+    query: str,
+    *,
+    since: str | None = None,
+    tag: str | None = None,
+    record_type: str | None = None,
+    relevance: str | None = None,
+    limit: int | None = 20,
+) -> list[dict[str, Any]]:
+    """Current works matching ``query`` (FTS5 syntax: words, "phrases", prefix*, AND/OR/NOT, NEAR, ``title:``),
+    best bm25 first, each with a ``snippet`` of the best-matching column (matches between :data:`HIGHLIGHT`).
+
+    A query that is not valid FTS5 syntax (a stray quote or dash) is searched as plain words."""
+    where, params = _filters(since, tag, record_type, relevance)
+    weights = ", ".join(str(w) for w in FTS_WEIGHTS)
+    sql = f"""SELECT s.*, bm25(work_summaries_fts, {weights}) AS score,
+                     snippet(work_summaries_fts, -1, ?, ?, ' … ', 24) AS snippet
+              FROM work_summaries_fts JOIN work_summaries s ON s.work_id = work_summaries_fts.rowid
+              WHERE work_summaries_fts MATCH ? {"".join(f" AND {w}" for w in where)}
+              ORDER BY score, s.work_id LIMIT ?"""
+    args = [*HIGHLIGHT, query, *params, -1 if limit is None else limit]
+    try:
+        return list(db.query(sql, args))
+    except sqlite3.OperationalError:  # not FTS5 syntax ("unterminated string", "no such column: resistant")
+        args[2] = fts_query(query)
+        return list(db.query(sql, args)) if args[2] else []

@@ -1,0 +1,89 @@
+"""Full-text search: the FTS5 index stays in step with the works, bm25 ranking, `litmon search`."""
+
+from __future__ import annotations
+
+import json
+
+from crawler import ingest, store
+from crawler.records import Record
+from tests import viewdb
+from tests.conftest import rows
+from tests.test_cli import litmon, write_config
+
+
+def hits(db, query, **filters):
+    return [r["work_id"] for r in store.search_works(db, query, **filters)]
+
+
+def test_index_follows_inserts_updates_and_merges(db):
+    first = viewdb.article("1", "Ketamine infusion for depression", abstract="Sixty adults received ketamine.")
+    ingest.save_batch(db, [first])
+    work = viewdb.work_of(db, "pubmed", "1")
+    assert hits(db, "infusion") == [work]
+    # update: the new title is found, the old word is not
+    first.title = "Ketamine tablets for depression"
+    ingest.save_batch(db, [first])
+    assert hits(db, "infusion") == [] and hits(db, "tablets") == [work]
+    # merge: a feed item saved as its own work, then joined by DOI, leaves one indexed row (the survivor)
+    feed = Record(source="feed:x", source_id="f1", record_type="article", title="Zanzibar cohort of ketamine users")
+    ingest.save_batch(db, [feed])
+    other = viewdb.work_of(db, "feed:x", "f1")
+    assert hits(db, "zanzibar") == [other]
+    first.add_id("doi", "10.1000/k1")
+    feed.add_id("doi", "10.1000/k1")
+    ingest.save_batch(db, [first, feed])
+    survivor = min(work, other)
+    assert hits(db, "zanzibar") == []  # the work shows (and indexes) its best source's title
+    assert hits(db, "tablets") == [survivor]
+    indexed = rows(db, "SELECT COUNT(*) AS n FROM work_summaries_fts")[0]["n"]
+    assert indexed == rows(db, "SELECT COUNT(*) AS n FROM works WHERE merged_into IS NULL")[0]["n"] == 1
+
+
+def test_fts_index_passes_its_integrity_check_after_changes(db):
+    viewdb.build(db)
+    db.execute("INSERT INTO work_summaries_fts (work_summaries_fts, rank) VALUES ('integrity-check', 1)")  # raises if out of step
+
+
+def test_title_matches_rank_above_abstract_matches_and_filters_apply(db):
+    ids = viewdb.build(db)
+    found = store.search_works(db, "suicidal ideation")
+    assert [r["work_id"] for r in found] == [ids["review"]]
+    assert "**suicidal** **ideation**" in found[0]["snippet"]
+    assert set(hits(db, "esketamine")) == {ids["rct"], ids["preprint"], ids["trial"]}
+    # a word in a title outranks the same word in an abstract (which outranks it in the journal name)
+    in_abstract = viewdb.article(
+        "51", "Sleep after infusions", abstract="Arketamine was compared with placebo in a small cohort."
+    )
+    in_title = viewdb.article("52", "Arketamine in a small cohort", abstract="Sleep was compared after infusions with placebo.")
+    in_journal = viewdb.article("53", "Sleep after placebo infusions", journal="Arketamine reports")
+    ingest.save_batch(db, [in_abstract, in_journal, in_title])
+    assert hits(db, "arketamine") == [viewdb.work_of(db, "pubmed", n) for n in ("52", "51", "53")]
+    assert hits(db, "quetiapine", record_type="preprint") == [ids["preprint"]]
+    assert hits(db, "esketamine", tag="rct") == [ids["rct"]]
+    assert hits(db, "ketamine", relevance="uncertain") == [ids["retracted"]]
+    assert hits(db, "ketamine", since="2026-11-01") and ids["retracted"] not in hits(db, "ketamine", since="2026-11-01")
+    # authors, journal, MeSH are indexed; stemming finds "depressive" from "depression"
+    assert set(hits(db, "osei")) == {ids["rct"], ids["preprint"]}
+    assert hits(db, "journal:affective") == [ids["review"]]
+    assert ids["rct"] in hits(db, "depressive")
+
+
+def test_a_query_that_is_not_fts_syntax_is_searched_as_words(db):
+    ids = viewdb.build(db)
+    assert set(hits(db, 'treatment-resistant "depression')) == {ids["rct"], ids["preprint"]}
+    assert hits(db, "") == []
+
+
+def test_search_command_prints_ranked_results_with_snippets_and_json(tmp_path):
+    config = write_config(tmp_path, "")
+    db = ingest.open_db(tmp_path / "litmon.db")
+    ids = viewdb.build(db)
+    db.close()
+    result = litmon("--config", config, "search", "suicidal ideation", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"[{ids['review']}] Ketamine for depression: a meta-analysis" in result.stdout and "**suicidal**" in result.stdout
+    result = litmon("--config", config, "search", "esketamine", "--json", "--limit", "2", "--tag", "rct", cwd=tmp_path)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["work_id"] for r in lines] == [ids["rct"]] and lines[0]["tags"] == ["intranasal_esketamine", "rct"]
+    result = litmon("--config", config, "search", "x", "--since", "last week", cwd=tmp_path)
+    assert result.returncode == 2 and "--since" in result.stderr
