@@ -1,4 +1,4 @@
-"""Command line: ``litmon run | crawl | digest | serve | status | backup | check | reclassify | search``.
+"""Command line: ``litmon run | crawl | digest | serve | status | backup | check | reclassify | search | export``.
 
 Exit codes (documented in README.md, "Command line"):
 
@@ -552,6 +552,49 @@ def search(state, query, since, tag, record_type, relevance, limit, as_json):
         snippet = " ".join((row.get("snippet") or "").split())
         if snippet:
             click.echo(f"     {snippet}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["ris", "bibtex", "csv", "json", "csljson"]), required=True)
+@click.option("--since", metavar="DATE", help="Only works first seen on or after DATE (YYYY-MM-DD).")
+@click.option("--tag", metavar="T", help="Only works with tag T.")
+@click.option("--type", "record_type", type=RECORD_TYPES_CHOICE, help="Only works of this record type.")
+@click.option("--query", "query", metavar="Q", help="Only works matching the full-text search Q (as `litmon search`).")
+@click.option(
+    "--relevance",
+    type=click.Choice(["relevant", "uncertain", "not_relevant", "all"]),
+    default="all",
+    show_default=True,
+    help="Only works with this relevance label (all: every work, classified or not).",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file (default: stdout).")
+@click.option("--dry-run", is_flag=True, help="Count what would be exported; write nothing.")
+@click.pass_obj
+def export(state, fmt, since, tag, record_type, query, relevance, output, dry_run):
+    """Export current works for reference managers (RIS for Zotero/EndNote/Rayyan/Covidence, BibTeX,
+    CSL-JSON) or analysis (CSV, JSON): structured authors, journal and abbreviation, date, volume, issue,
+    pages, DOI, PMID, PMCID, trial number, URL, abstract, keywords, MeSH and litmon's tags."""
+    from crawler import export as export_mod
+    from crawler import store
+
+    db = _open_for_reading(state)
+    try:
+        works = store.load_export_works(
+            db, since=_date_option(since), tag=tag, query=query, relevance=relevance, record_type=record_type
+        )
+    finally:
+        db.close()
+    if dry_run:
+        state.say(f"export (dry run): {len(works)} work(s) would be written as {fmt}" + (f" to {output}" if output else ""))
+        return
+    text = export_mod.render(works, fmt)
+    if output:
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8", newline="")
+        tmp.replace(output)
+        click.echo(f"export: {len(works)} work(s) written to {output} ({fmt})", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 def _open_for_dry_run(config):

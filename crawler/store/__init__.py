@@ -91,7 +91,7 @@ from crawler.store.schema import (
     open_db,
     timestamp_columns,
 )
-from crawler.store.search import FTS_WEIGHTS, HIGHLIGHT, fts_query, search_works
+from crawler.store.search import FTS_WEIGHTS, HIGHLIGHT, fts_query, load_export_works, search_works
 from crawler.store.summaries import FTS_COLUMNS, VIEWS, rebuild_work_summaries, refresh_work_summaries
 from crawler.store.works import (
     KEEPABLE_FIELDS,
@@ -128,6 +128,7 @@ __all__ = [
     "VIEWS",
     "FTS_COLUMNS",
     "search_works",
+    "load_export_works",
     "fts_query",
     "HIGHLIGHT",
     "FTS_WEIGHTS",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from typing import Any
+
+from crawler.store.common import chunks, marks
 
 #: bm25 weight of each FTS column (FTS_COLUMNS order): a match in the title counts most.
 FTS_WEIGHTS = (10.0, 2.0, 4.0, 1.0, 4.0, 4.0)
@@ -62,3 +65,38 @@ def search_works(
     except sqlite3.OperationalError:  # not FTS5 syntax ("unterminated string", "no such column: resistant")
         args[2] = fts_query(query)
         return list(db.query(sql, args)) if args[2] else []
+
+
+def load_export_works(
+    db,
+    *,
+    since: str | None = None,
+    tag: str | None = None,
+    query: str | None = None,
+    relevance: str | None = None,
+    record_type: str | None = None,
+) -> list[dict[str, Any]]:
+    """Current works for an export (best fields, structured ``authors``, lists as lists), oldest first
+    (search rank first with ``query``)."""
+    if query:
+        found = search_works(db, query, since=since, tag=tag, record_type=record_type, relevance=relevance, limit=None)
+    else:
+        where, params = _filters(since, tag, record_type, relevance)
+        found = list(
+            db.query(
+                f"SELECT s.* FROM work_summaries s {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY s.work_id", params
+            )
+        )
+    authors: dict[int, str] = {}
+    ids = [w["work_id"] for w in found]
+    for chunk in chunks(ids):
+        authors.update(db.execute(f"SELECT id, authors FROM works WHERE id IN ({marks(chunk)})", chunk).fetchall())
+    for work in found:
+        work["authors"] = json.loads(authors.get(work["work_id"]) or "[]")
+        for name in ("keywords", "mesh_terms"):
+            work[name] = [v for v in (work.get(name) or "").split("; ") if v]
+        for name in ("tags", "evidence_types", "publication_types"):
+            work[name] = json.loads(work.get(name) or "[]")
+        work.pop("snippet", None)
+        work.pop("score", None)
+    return found
