@@ -452,3 +452,19 @@ def test_parse_file_reads_every_fixture():
     assert isrctn.parse_file(fixture_bytes("isrctn", "search_empty.xml"), "search_empty.xml") == []
     with pytest.raises(SourceError):
         isrctn.parse_file(fixture_bytes("isrctn", "error_page.html"), "error_page.html")
+
+
+def test_unreachable_host_fails_without_trying_the_offset_fallback(make_config, run_crawl, db):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = make_config(
+        f'\n[sources.isrctn]\nenabled = true\nbase_url = "http://127.0.0.1:{port}/api/"\nquery = "{QUERY}"\nmin_interval = 0\n'
+    )
+    report = run_crawl(config, only=["isrctn"])
+    result = report.sources[0]
+    assert result.status == "failed" and "connection refused" in result.error
+    assert result.warnings == []  # no "paging with limit/offset instead"
+    assert result.requests == 3  # the count request and its 2 retries, nothing more

@@ -22,7 +22,8 @@ Count, then fetch (as ctrdata does)
     rather than asking for a huge answer or storing part of the window. The trials are yielded in
     batches of ``page_size`` (each one transaction).
 
-    Only when the count request fails (an error answer, no ``totalCount``) does the module fall
+    Only when the count request fails (an error answer, no ``totalCount``; not when the host is
+    unreachable, which fails the source at once) does the module fall
     back to ``limit``/``offset`` paging by ``page_size``, with a warning: paging stops at the first
     page that is short, empty, brings no trial not seen before, or reaches ``totalCount``; a page
     bringing nothing new while more remain means offset is ignored, and one ``limit=totalCount``
@@ -89,7 +90,9 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     try:
         total = parse_total(fetch_page(ctx, url, {"q": query, "limit": 0}))
     except SourceError as exc:
-        ctx.warn(f"the count request (limit=0) failed, paging with limit/offset instead: {exc}")
+        if exc.reason.startswith(("network error", "too slow")):
+            raise  # the host is not reachable: paging would fail the same way
+        ctx.warn(f"the count request (limit=0) failed, paging with limit/offset instead: {exc.reason}")
         yield from fetch_by_offset(ctx, url, query, limit, max_results)
         return
     entry = ctx.log_query(query, ctx.since, ctx.until, hits=total, count=total, requests=1)
