@@ -5,9 +5,11 @@ Both read the store (named queries of :mod:`crawler.store`; no writes) and feed 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from crawler import store
+from crawler.errors import short_error
 from crawler.records import TRIAL_FIELDS
 
 #: Fields whose change is worth telling a reader, with a label. Others (e.g. last_update_posted_on)
@@ -87,11 +89,21 @@ class SourceHealth:
     failures: int
     fetched: int
     new: int
-    last_error: str | None
+    last_error: str | None  # the full diagnosis: reason, URL, what to check (operators and the log)
+    still_failing: bool = False  # its latest run failed: what it would have found is missing so far
+    failures_in_a_row: int = 0
+
+    @property
+    def reason(self) -> str:
+        """Why it failed, in one short line: no URL, no hint (those are for operators)."""
+        text = short_error(self.last_error) or "unknown error"
+        text = re.sub(r"^\[[^\]]+\]\s*", "", text)
+        return text.split(" — check:")[0].strip()
 
     def describe(self) -> str:
         if self.status == "failed":
-            return f"failed in {self.failures} of {self.runs} run(s): {self.last_error}"
+            state = f", still failing ({self.failures_in_a_row} run(s) in a row)" if self.still_failing else ", recovered since"
+            return f"failed in {self.failures} of {self.runs} run(s){state}: {self.reason}"
         if self.status == "silent":
             return f"no results in {self.runs} run(s), although it usually has some"
         return f"ok: {self.runs} run(s), {self.fetched} fetched, {self.new} new"
@@ -101,11 +113,17 @@ def source_health(db, since: str, until: str) -> list[SourceHealth]:
     """Each source's runs in (since, until]: ok, failed (with the last error) or silent (zero results
     where earlier runs usually had some)."""
     result = []
+    states = store.load_source_states(db)
     for source, runs, failures, fetched, new, last_error in store.load_source_run_totals(db, since, until):
         status = "failed" if failures else "ok"
+        in_a_row = (states.get(source) or {}).get("consecutive_failures") or 0
         if status == "ok" and not fetched:
             usual = store.load_usual_fetched(db, source, since)
             if usual and usual >= 1:
                 status = "silent"
-        result.append(SourceHealth(source, status, runs, failures or 0, fetched or 0, new or 0, last_error))
+        result.append(
+            SourceHealth(
+                source, status, runs, failures or 0, fetched or 0, new or 0, last_error, bool(failures and in_a_row), in_a_row
+            )
+        )
     return result

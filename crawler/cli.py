@@ -1,11 +1,12 @@
-"""Command line: ``litmon run | crawl | digest | serve | status | backup | check | reclassify | search | export``.
+"""Command line: ``litmon run | crawl | digest | serve | status | backup | check | config | reclassify | search | export``.
 
 Exit codes (documented in README.md, "Command line"):
 
-0 all good; 1 a source or a delivery failed (the others still ran), a run was interrupted by
-SIGTERM/SIGINT, or `check`/`backup` found a problem; 2 usage or configuration error; 3 another litmon
-run holds the lock (this one did nothing); 4 `status`: a source failed ``fail_after`` runs in a row
-or has not succeeded for ``max_lag_hours``.
+0 all good (`run`: also when every failure is a source below ``[status] fail_after``); 1 `run`: a
+source crossed ``fail_after`` or never succeeded, a delivery failed, or the run was interrupted by
+SIGTERM/SIGINT (`crawl`/`digest`: any failure; `check`/`backup`: a problem); 2 usage or configuration
+error (an unknown key, source name or digest id included); 3 another litmon run holds the lock (this
+one did nothing); 4 `status`: unhealthy (see crawler.status).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import click
 
 from crawler import __version__, dbguard, ingest
 from crawler.config import load_config
-from crawler.errors import ConfigError, LitmonError, LockedError
+from crawler.errors import ConfigError, LitmonError, LockedError, UsageError
 from crawler.lock import RunLock, lock_path
 from crawler.logs import FORMATS, mask_secrets, register_config_secrets, resolve_format, setup_logging
 
@@ -173,6 +174,10 @@ def run(state, dry_run, force_digest):
 
     The digest is due when [digest] period_days have passed since the last one. Takes the run lock:
     if another litmon run holds it, exits 3 at once without doing anything.
+
+    Exit 0 when every failure is a source below its [status] fail_after threshold (one flaky run of
+    one feed pages nobody) and the digest, if due, went out; 1 when a source failed fail_after runs in
+    a row or has never succeeded, a delivery failed, or the run was interrupted.
     """
     from crawler import digest as digest_mod
     from crawler import pipeline
@@ -180,8 +185,8 @@ def run(state, dry_run, force_digest):
     config = state.config
     with state.writing("run", dry_run) as (db, stop):
         report = pipeline.crawl(config, db, dry_run=dry_run, trigger="run", progress=_progress_printer(), stop=stop)
-        _print_crawl_report(report)
-        failed = bool(report.failed)
+        crossed = _print_crawl_report(report, config.status["fail_after"])
+        failed = bool(crossed)
         if report.interrupted or stop.is_set():
             click.echo("run interrupted: the digest was not made; the next run resumes from the saved watermarks", err=True)
             sys.exit(EXIT_FAILED)
@@ -214,6 +219,7 @@ def crawl(state, sources, since, dry_run):
     from crawler import pipeline
 
     config = state.config
+    pipeline.select_sources(config, list(sources) or None)  # an unknown name is a usage error (2) before anything
     with state.writing("crawl", dry_run) as (db, stop):
         report = pipeline.crawl(
             config,
@@ -604,10 +610,28 @@ def _open_for_dry_run(config):
     return ingest.memory_db()
 
 
-def _print_crawl_report(report):
-    # one summary line per source is already logged by the pipeline
-    if report.failed:
+def _print_crawl_report(report, fail_after: int | None = None) -> list:
+    """One line about the failed sources (each has its own log line); with ``fail_after`` (litmon run),
+    the ones that crossed the threshold apart from those that did not. Returns the crossed ones."""
+    if not report.failed:
+        return []
+    if fail_after is None:
         click.echo(f"{len(report.failed)} source(s) failed: {', '.join(s.name for s in report.failed)}", err=True)
+        return report.failed
+    crossed = report.crossed(fail_after)
+    below = [s for s in report.failed if s not in crossed]
+    if crossed:
+        why = ", ".join(
+            f"{s.name} ({'never succeeded' if s.never_succeeded else f'{s.failures_in_a_row} runs in a row'})" for s in crossed
+        )
+        click.echo(f"{len(report.failed)} source(s) failed: {len(crossed)} need attention: {why}", err=True)
+    if below:
+        click.echo(
+            f"{len(below)} source(s) failed below [status] fail_after = {fail_after} (retried next run, not alarming yet): "
+            + ", ".join(f"{s.name} ({s.failures_in_a_row} in a row)" for s in below),
+            err=True,
+        )
+    return crossed
 
 
 def _print_digest_result(state, result, dry_run):
@@ -637,6 +661,9 @@ def main(argv=None):
         sys.exit(EXIT_USAGE)
     except ConfigError as exc:
         click.echo(f"litmon: configuration error: {mask_secrets(str(exc))}", err=True)
+        sys.exit(EXIT_USAGE)
+    except UsageError as exc:
+        click.echo(f"litmon: {mask_secrets(str(exc))}", err=True)
         sys.exit(EXIT_USAGE)
     except LockedError as exc:
         click.echo(f"litmon: {exc}; this run did nothing and exits {EXIT_LOCKED} (the other run finishes the work)", err=True)

@@ -33,6 +33,10 @@ class LitmonError(Exception):
     """Base class for every error litmon reports to a person."""
 
 
+class UsageError(LitmonError):
+    """The command line names something that does not exist (a source, a digest id): exit code 2."""
+
+
 class ConfigError(LitmonError):
     """The configuration file is missing, unreadable or invalid (exit code 2)."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crawler import clock, ingest, store
-from crawler.errors import Interrupted, LitmonError, SourceError
+from crawler.errors import Interrupted, SourceError, UsageError
 from crawler.http import HttpClient
 from crawler.logs import mask_secrets, register_config_secrets
 from crawler.sources import SourceInstance, source_instances
@@ -139,7 +139,12 @@ def select_sources(config, only: list[str] | None = None) -> list[SourceInstance
             or (name in ("page", "pages") and i.kind == "page")
         ]
         if not matches:
-            raise LitmonError(f"unknown source {name!r}; configured sources: {', '.join(sorted(names))}")
+            from crawler.settings import suggestion
+
+            raise UsageError(
+                f"unknown source {name!r}{suggestion(name, sorted(names))}; configured sources: {', '.join(sorted(names))}"
+                " (or feeds, pages)"
+            )
         chosen.extend(matches)
     return chosen
 

@@ -62,6 +62,7 @@ def test_source_health_ok_failed_and_silent(db):
     assert health["pubmed"].status == "silent"
     assert health["europepmc"].status == "ok" and health["europepmc"].describe() == "ok: 1 run(s), 12 fetched, 12 new"
     assert (
-        health["crossref"].status == "failed" and health["crossref"].describe() == "failed in 1 of 2 run(s): [crossref] HTTP 503"
+        health["crossref"].status == "failed"
+        and health["crossref"].describe() == "failed in 1 of 2 run(s), recovered since: HTTP 503"
     )
     assert health["feed:ema-news"].status == "ok"

@@ -63,7 +63,7 @@ min_interval = 0
 
     assert result.returncode == 1, result.stderr
     assert "[pubmed] failed: network error" in result.stderr and "check: network access" in result.stderr
-    assert "1 source(s) failed: pubmed" in result.stderr
+    assert "1 source(s) failed: 1 need attention: pubmed (never succeeded)" in result.stderr
     db = sqlite3.connect(tmp_path / "litmon.db")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT source, status FROM source_runs").fetchall() == [("pubmed", "failed")]
@@ -130,8 +130,11 @@ def test_crawl_then_digest_then_status(tmp_path, httpserver):
 def test_unknown_source_is_an_error(tmp_path):
     config = write_config(tmp_path, "")
     result = litmon("--config", config, "crawl", "--source", "nosuch", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error (issue #10)
     assert "unknown source 'nosuch'" in result.stderr
+    typo = litmon("--config", config, "crawl", "--source", "pubmd", cwd=tmp_path)
+    assert typo.returncode == 2 and "unknown source 'pubmd'; did you mean `pubmed`?" in typo.stderr
+    assert not (tmp_path / "litmon.db").exists()  # refused before anything was opened
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["crawl"], ["digest"], ["status"], ["serve"], ["backup"], ["check"]])
@@ -172,7 +175,7 @@ def test_digest_preview_and_resend(tmp_path, httpserver):
     assert db.execute("SELECT COUNT(*) FROM digests").fetchone() == (1,)
 
     missing = litmon("--config", config, "digest", "--resend", "99", cwd=tmp_path)
-    assert missing.returncode == 1 and "no digest with id 99" in missing.stderr
+    assert missing.returncode == 2 and "no digest with id 99" in missing.stderr  # a usage error (issue #10)
 
 
 def test_the_placeholder_contact_address_makes_a_crawl_warn_once_naming_the_key(tmp_path, httpserver):

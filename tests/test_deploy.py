@@ -150,3 +150,14 @@ def test_readme_documents_every_exit_code_and_the_deploy_steps():
         "litmon status",
     ):
         assert needle in deploy, needle
+
+
+def test_a_failed_run_unit_mails_someone_through_on_failure():
+    """Exit 1 (a source crossed fail_after, a delivery failed) or 2 fails the unit: OnFailure= mails it (issue #10)."""
+    run = unit_settings("litmon-run.service")
+    [on_failure] = run["OnFailure"]
+    template = on_failure.split("@", 1)[0] + "@.service"
+    notify = (DEPLOY / "systemd" / template).read_text()
+    assert on_failure == "litmon-notify@%n.service" and "/usr/sbin/sendmail" in notify and 'journalctl -u "%i"' in notify
+    cron = (DEPLOY / "crontab.example").read_text()
+    assert "MAILTO=" in cron and "out=$(/opt/litmon/venv/bin/litmon -q run 2>&1)" in cron

@@ -113,6 +113,10 @@ class Digest:
     text: str = ""
     html: str = ""
     shown: dict[str, int] = field(default_factory=dict)  # section -> items shown in the body (the rest: attachment)
+    #: sources that failed in the period and still fail: said at the top and in the subject (an outage is
+    #: never a quiet week), whatever sections the recipient chose
+    failed_sources: list = field(default_factory=list)
+    operator: bool = False  # the recipient also gets the full diagnostics (URLs, what to check)
 
     @property
     def items(self) -> list[DigestItem]:
@@ -172,12 +176,16 @@ def build(selection: Selection, config, recipient: dict) -> Digest:
 
     period = selection.period
     digest = Digest(recipient["address"], period.start, period.end, "", sections, first=period.first)
+    digest.failed_sources = [h for h in selection.health if h.status == "failed" and h.still_failing]
+    digest.operator = bool(recipient.get("operator"))
     cap = config.digest.get("section_cap", 15)
     digest.shown = {key: cap for key, _, items in sections if key not in ("highlights", "health") and len(items) > cap}
     new, upd = digest.count("new"), digest.count("update")
+    failed = len(digest.failed_sources)
+    outage = f" — {failed} source{'s' if failed != 1 else ''} failed" if failed else ""
     digest.subject = (
         f"{config.digest['subject_prefix']} {config.topic['name']}: {new} new"
-        f"{f', {upd} update(s)' if upd else ''} ({period.start[:10]} to {period.end[:10]})"
+        f"{f', {upd} update(s)' if upd else ''}{outage} ({period.start[:10]} to {period.end[:10]})"
     ).strip()
     return digest
 

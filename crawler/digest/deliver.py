@@ -20,7 +20,7 @@ from pathlib import Path
 
 from crawler import citations, clock, store
 from crawler.digest.render import ATTACHMENT_NAME
-from crawler.errors import DeliveryError, LitmonError
+from crawler.errors import DeliveryError, UsageError
 
 log = logging.getLogger("crawler.digest")
 
@@ -88,7 +88,7 @@ def resend(config, db, digest_id: int, *, dry_run: bool = False) -> Delivery:
     """Deliver a stored digest again, to the recipient it was made for."""
     row = store.load_digest(db, digest_id)
     if row is None:
-        raise LitmonError(f"no digest with id {digest_id} — `litmon status` shows the last one")
+        raise UsageError(f"no digest with id {digest_id} — `litmon status` shows the last one")
     if dry_run:
         return Delivery(row["recipient"], "dry run")
     return deliver(config, db, digest_id, row["recipient"], row["subject"], row["text_body"], row["html_body"])
