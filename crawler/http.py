@@ -39,6 +39,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from crawler import __version__, clock
 from crawler.errors import Interrupted, SourceError, redact_text
+from crawler.sources.parsing import decode_json, looks_like_html
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +73,7 @@ class Response:
 
     def json(self) -> Any:
         """Parse the body as JSON, or raise a SourceError saying what came instead."""
-        try:
-            return json.loads(self.content)
-        except ValueError:
-            kind = "an HTML page" if looks_like_html(self.content) else f"'{self.content_type or 'unknown'}' content"
-            raise SourceError(
-                self.source,
-                f"expected JSON but got {kind}: {self.snippet()!r}",
-                hint="the base_url in the config and whether the service is up",
-                url=self.url,
-            ) from None
-
-
-def looks_like_html(content: bytes) -> bool:
-    head = content[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:200]
+        return decode_json(self.content, self.source, url=self.url, content_type=self.content_type)
 
 
 def user_agent(contact_email: str) -> str:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
+from crawler.sources.parsing import TAG_RE, notice_kind, remove_retraction_mark
+
 #: Kinds that may be merged on title + author + year (two records of the same kind).
 FUZZY_MERGE_KINDS = ("article", "preprint", "comment", "protocol")
 #: Minimal rapidfuzz ratio (0-100) of two normalised titles, unless only a subtitle differs.
@@ -100,19 +102,11 @@ GREEK = {
 }
 GREEK.update({k.upper(): v for k, v in list(GREEK.items()) if k.upper() != k})
 
-_TAG_RE = re.compile(r"</?[A-Za-z][^<>]*>")
 _QUOTES_RE = re.compile(r"['\u2018\u2019\u201a\u201b\u2032\u00b4`\"\u201c\u201d\u201e\u2033]")
 # a subtitle separator: colon, ?, !, ". " inside the title, or a dash with spaces around it
 _SEPARATOR_RE = re.compile(r"\s*(?::|\?|!|(?<=\w\w)\.\s|;\s|\s[-\u2010-\u2015\u2212]+\s)\s*")
 _ABBREVIATION_RE = re.compile(r"\b(vs|st|dr|al|no|vol|fig|eg|ie|approx)\.(?=\s)")
 _NON_ALNUM_RE = re.compile(r"[^a-z0-9|]+")
-# an Elsevier-style retracted article keeps its own title behind this marker: it is the article
-_RETRACTED_MARK_RE = re.compile(r"^\s*(?:retracted(?:\s+article)?|withdrawn)\s*[:.\-\u2013\u2014]\s*", re.I)
-_NOTICE_TITLE_RE = re.compile(
-    r"^\W*(?:notice\s+of\s+retraction|retraction(?:\s+(?:note|notice|statement))?|(?:editorial\s+)?expression\s+of\s+concern|"
-    r"correction(?:\s+notice)?|erratum|errata|corrigendum|addendum|notice\s+of\s+(?:correction|concern))\b\s*(?:[:.\-\u2013\u2014]|to\b|for\b|of\b|on\b|in\b|$)",
-    re.I,
-)
 _COMMENT_TITLE_RE = re.compile(
     r"^\W*(?:comments?\s+(?:on|to|about|regarding)|commentary\s+(?:on|to)|re\s*:|in\s+reply|reply(?:\s+to)?\b|"
     r"response\s+to|authors?\W?\s+reply|author\s+response|letter\s+to\s+the\s+editor\s+(?:on|regarding|about))"
@@ -147,10 +141,10 @@ def normalize_title(title: str | None) -> str:
     """
     if not title:
         return ""
-    text = _TAG_RE.sub("", str(title))
+    text = TAG_RE.sub("", str(title))
     text = html.unescape(html.unescape(text))
-    text = _TAG_RE.sub("", text)
-    text = _RETRACTED_MARK_RE.sub("", text)
+    text = TAG_RE.sub("", text)
+    text = remove_retraction_mark(text)  # an Elsevier-style retracted article keeps its title behind the mark
     text = "".join(GREEK.get(ch, ch) for ch in text)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
@@ -188,7 +182,7 @@ def record_kind(record_type: str, title: str | None, publication_types: Iterable
     if record_type in ("trial_registration", "news", "notice"):
         return record_type
     raw = title or ""
-    if (_NOTICE_TITLE_RE.match(raw) and not _RETRACTED_MARK_RE.match(raw)) or relations & NOTICE_RELATIONS:
+    if notice_kind(raw) or relations & NOTICE_RELATIONS:
         return "notice"
     if _COMMENT_TITLE_RE.search(raw) or "comment" in types or relations & COMMENT_RELATIONS:
         return "comment"
@@ -199,7 +193,7 @@ def record_kind(record_type: str, title: str | None, publication_types: Iterable
     return "article"
 
 
-def _fold(text: str) -> str:
+def _strip_accents(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
@@ -213,7 +207,7 @@ def author_surnames(name: str | None, source: str = "") -> tuple[str, ...]:
     """
     if not name:
         return ()
-    text = _fold(" ".join(str(name).split()))
+    text = _strip_accents(" ".join(str(name).split()))
     kind = source.split(":")[0]
     if "," in text:
         family = text.split(",", 1)[0]
@@ -253,7 +247,7 @@ def author_words(name: str | None) -> tuple[str, ...]:
     if not name:
         return ()
     words: list[str] = []
-    for part in _fold(" ".join(str(name).split())).replace(",", " ").split():
+    for part in _strip_accents(" ".join(str(name).split())).replace(",", " ").split():
         if _INITIALS_RE.match(part) or (part.isupper() and len(part) <= 3):
             words.extend(ch.lower() for ch in part if ch.isalpha())
         else:
@@ -403,7 +397,7 @@ def journal_keys(journal: str | None, issn: str | None = None) -> list[str]:
         value = re.sub(r"[^0-9Xx]", "", value).upper()
         if len(value) == 8:
             keys.append(f"issn {value}")
-    title = re.sub(r"[^a-z0-9]+", " ", _fold(journal or "").lower()).split()
+    title = re.sub(r"[^a-z0-9]+", " ", _strip_accents(journal or "").lower()).split()
     if title and title[0] == "the":
         title = title[1:]
     if title:
@@ -417,8 +411,8 @@ def author_list_key(people: Iterable[dict]) -> str | None:
     for person in people or []:
         if not isinstance(person, dict) or person.get("collective") or not person.get("family"):
             continue
-        family = re.sub(r"[^a-z0-9]+", "", _fold(person["family"]).lower())
-        initial = _fold((person.get("initials") or person.get("given") or "")[:1]).lower()
+        family = re.sub(r"[^a-z0-9]+", "", _strip_accents(person["family"]).lower())
+        initial = _strip_accents((person.get("initials") or person.get("given") or "")[:1]).lower()
         if family:
             persons.append(f"{family} {initial}".strip())
     return ";".join(persons) if len(persons) >= CITATION_MIN_AUTHORS else None

@@ -441,7 +441,7 @@ def test_title_falls_back_to_official_title_then_nct():
         ("2024-03", "2024-03"),
         ("2024-03-05", "2024-03-05"),
         ("2024-13", None),
-        ("March 2024", None),
+        ("March 2024", "2024-03"),  # the one date parser reads month names too (was None)
         ("", None),
         (None, None),
         (20240305, None),

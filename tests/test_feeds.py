@@ -10,6 +10,7 @@ from conftest import FIXTURES, fixture_bytes, rows
 
 from crawler.errors import SourceError
 from crawler.sources import feeds
+from crawler.sources.parsing import parse_date
 
 ETAG = '"mp-2024-03-07"'
 LAST_MODIFIED = "Thu, 07 Mar 2024 10:00:00 GMT"
@@ -426,7 +427,7 @@ def test_doi_from_identifier(value, doi):
     ],
 )
 def test_parse_date_text(text, iso):
-    assert feeds.parse_date_text(text) == iso
+    assert parse_date(text) == iso
 
 
 def test_clean_url_drops_only_tracking_parameters():

@@ -13,6 +13,7 @@ from crawler.errors import SourceError
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
 from crawler.sources import pubmed
+from crawler.sources.parsing import parse_date
 from tests.conftest import fixture_bytes, rows
 
 QUERY = "ketamine[tiab] AND depress*[tiab]"
@@ -275,11 +276,11 @@ def test_malformed_efetch_fails_without_storing(httpserver, make_config, run_cra
 
 
 def test_medline_dates_and_seasons():
-    assert pubmed.parse_medline_date("2024 Jan-Feb") == "2024-01"
-    assert pubmed.parse_medline_date("2023 Winter") == "2023-12"
-    assert pubmed.parse_medline_date("1998 Dec-1999 Jan") == "1998-12"
-    assert pubmed.parse_medline_date("2019-2020") == "2019"
-    assert pubmed.parse_medline_date("Spring 2020") is None
+    assert parse_date("2024 Jan-Feb") == "2024-01"
+    assert parse_date("2023 Winter") == "2023-12"
+    assert parse_date("1998 Dec-1999 Jan") == "1998-12"
+    assert parse_date("2019-2020") == "2019"
+    assert parse_date("Spring 2020") is None
 
 
 def test_unresolved_corrections_are_kept():

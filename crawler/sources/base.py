@@ -13,7 +13,7 @@ A source module (``crawler/sources/<service>.py``) provides:
     ``kept`` (yielded) apart.
 
 ``parse_*(body: bytes) -> list[Record]`` (one or more)
-    Pure parsers used by ``fetch_records``, by the tests and by ``scripts/parse_corpus.py``.
+    Pure parsers used by ``fetch_records``, by the tests and by ``bench/parse_corpus.py``.
 
 Optional ``check_enabled(settings, config) -> str | None``
     Return a reason to switch the source off (logged once), e.g. a missing API key.

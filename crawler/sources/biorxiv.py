@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,10 +73,10 @@ from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.http import looks_like_html
 from crawler.records import Author, Record, parse_authors
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import TAG_RE, decode_json, parse_date
 
 NAME = "biorxiv"
 CORPUS_DIR = "biorxiv"
@@ -273,17 +272,7 @@ def read_envelope(body: bytes, url: str | None = None) -> Envelope:
             "in Sept 2026); it is retried on the next run",
             url=url,
         )
-    try:
-        data = json.loads(body)
-    except ValueError:
-        kind = "an HTML page" if looks_like_html(body) else "malformed JSON"
-        snippet = " ".join(body[:120].decode("utf-8", "replace").split())
-        raise SourceError(
-            NAME,
-            f"expected JSON but got {kind}: {snippet!r}",
-            hint="the base_url in the config and whether the service is up",
-            url=url,
-        ) from None
+    data = decode_json(body, NAME, url=url)
     if not isinstance(data, dict):
         raise SourceError(
             NAME,
@@ -473,15 +462,9 @@ def version_from_doi(value: Any) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_date(value: Any) -> str | None:
-    match = re.match(r"\s*(\d{4}-\d{2}-\d{2})", text(value))
-    return match.group(1) if match else None
-
-
 # --------------------------------------------------------------------------- text cleanup
 
 
-_INLINE_TAG_RE = re.compile(r"</?(?:i|b|em|strong|sub|sup|sc|u|p|br|italic|bold)\s*/?>", re.I)
 _BLOCK_RE = re.compile(r"O_(FIG|TBL|TABLE)(?![A-Z]).*?C_\1(?![A-Z])", re.S)
 _HEADING_RE = re.compile(r"O_ST_ABS\s*(.*?)\s*C_ST_ABS", re.S)
 _GLUED_HEADINGS = (
@@ -535,7 +518,7 @@ def clean_abstract(value: Any) -> str | None:
     s = re.sub(r"[OC]_(?:ST_ABS|FIG|TBL|TABLE)(?![A-Z])", " ", s)
     s = s.replace("[->]", "→").replace("[<-]", "←")
     s = re.sub(r"\[([^\w\s\[\]])\]", r"\1", s)  # flattened symbols: "[&ge;]" → "≥"
-    s = _INLINE_TAG_RE.sub("", s)
+    s = TAG_RE.sub("", s)
     s = _GLUED_HEADING_RE.sub(lambda m: m.group(1) + ": ", tidy_lines(s))
     return tidy_lines(s) or None
 
@@ -560,7 +543,7 @@ def tidy_lines(s: str) -> str:
 
 
 def clean_title(value: Any) -> str:
-    title = _INLINE_TAG_RE.sub("", html.unescape(text(value)))
+    title = TAG_RE.sub("", html.unescape(text(value)))
     title = re.sub(r"[OC]_SCPCAP", "", title)
     return collapse(title)
 

@@ -44,7 +44,6 @@ Gotchas handled
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,10 +52,10 @@ from typing import Any
 from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.http import looks_like_html
 from crawler.records import TRIAL_FIELDS, Record
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import decode_json, parse_date, parse_int
 
 NAME = "clinicaltrials"
 CORPUS_DIR = "ctgov"
@@ -84,7 +83,6 @@ DEFAULT_FIELDS = (
 #: Top-level keys of the retired classic (v1) API answers.
 V1_KEYS = ("FullStudiesResponse", "StudyFieldsResponse", "FieldValuesResponse", "FullStudy", "StudyStructure")
 
-_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 _REGISTRY_HINT_RE = re.compile(
     r"eudra|ctis|\beu[\s-]*ct\b|eu\s*clinical\s*trials|clinical\s*trials?\s*register\b|clinicaltrialsregister|isrctn", re.I
 )
@@ -230,7 +228,7 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
 
 def parse_studies(body: bytes, source: str = NAME, url: str | None = None) -> StudiesPage:
     """Parse a ``/studies`` page (``{"studies": [...]}``) or a single study object."""
-    data = decode_json(body, source, url)
+    data = decode_json(body, source, url=url)
     check_not_v1(data, source, url)
     if isinstance(data, dict) and "studies" in data:
         studies = data["studies"]
@@ -261,20 +259,6 @@ def parse_studies(body: bytes, source: str = NAME, url: str | None = None) -> St
         except ValueError as exc:
             page.problems.append(f"study #{index + 1}: {exc}")
     return page
-
-
-def decode_json(body: bytes, source: str, url: str | None) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        kind = "an HTML page" if looks_like_html(body) else "malformed JSON"
-        snippet = " ".join(body[:120].decode("utf-8", errors="replace").split())
-        raise SourceError(
-            source,
-            f"expected JSON but got {kind}: {snippet!r}",
-            hint="the base_url in the config and whether the service is up",
-            url=url,
-        ) from None
 
 
 def check_not_v1(data: Any, source: str, url: str | None) -> None:
@@ -456,26 +440,6 @@ def parse_mesh_terms(derived: dict) -> list[str]:
             if term and term not in terms:
                 terms.append(term)
     return terms
-
-
-def parse_date(value) -> str | None:
-    """ISO dates of any precision (``2024``, ``2024-03``, ``2024-03-05``); anything else -> None."""
-    match = _DATE_RE.match(str(value or "").strip())
-    if not match:
-        return None
-    year, month, day = match.groups()
-    if month and not 1 <= int(month) <= 12 or day and not 1 <= int(day) <= 31:
-        return None
-    return "-".join(p for p in (year, month, day) if p)
-
-
-def parse_int(value) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def sub(parent, key: str) -> dict:

@@ -72,7 +72,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import html.entities
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -85,9 +84,19 @@ from lxml import etree
 from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.http import Response, looks_like_html
+from crawler.http import Response
 from crawler.records import Author, Record, make_author
 from crawler.settings import SourceSettings, setting
+from crawler.sources.parsing import (
+    TAG_RE,
+    decode_json,
+    has_retraction_mark,
+    looks_like_html,
+    notice_kind,
+    parse_date,
+    strip_tags,
+    tidy_spacing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +186,6 @@ TRIAL_REGISTRIES = {
     "10.18810/ctis": "euct",
 }
 
-_NOTICE_TITLE_RE = re.compile(
-    r"^\W*(?:notice\s+of\s+retraction|retraction\s+notice|retraction\s+note|editorial\s+expression\s+of\s+concern|"
-    r"expression\s+of\s+concern|retraction|retracted(?:\s+article)?|withdrawn|correction\s+notice|correction|"
-    r"erratum|corrigendum)\s*(?:[:.\u2013\u2014-]|\bto\b|\bfor\b|\bon\b|$)",
-    re.I,
-)
-_TAG_RE = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>")
 _ENTITY_RE = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
 _XML_ENTITIES = {"amp", "lt", "gt", "quot", "apos"}
 _NAMESPACES = {
@@ -367,8 +369,8 @@ def rejected_select_fields(response: Response, selected: list[str]) -> list[str]
     if response.status != 400:
         return []
     try:
-        data = json.loads(response.content)
-    except ValueError:
+        data = decode_json(response.content, NAME)
+    except SourceError:
         return []
     problems = data.get("message") if isinstance(data, dict) else None
     names: list[str] = []
@@ -475,28 +477,13 @@ def parse_rate_limit(limit: str | None, interval: str | None) -> float | None:
 def read_message(body: bytes, source: str = NAME, url: str | None = None, status: int = 200) -> dict[str, Any]:
     """The ``message`` of an ``ok`` answer, or a SourceError explaining Crossref's error shape."""
     prefix = f"HTTP {status}: " if status != 200 else ""
-    if not body or not body.strip():
-        raise SourceError(
-            source, f"{prefix}empty response, expected JSON", hint="whether Crossref is up; retried on the next run", url=url
-        )
-    if looks_like_html(body):
-        title = re.search(rb"<title>(.*?)</title>", body, re.I | re.S)
-        what = " ".join(title.group(1).decode("utf-8", "replace").split()) if title else _snippet(body)
-        raise SourceError(
-            source,
-            f"{prefix}got an HTML page instead of JSON: {what!r}",
-            hint="whether Crossref is up (504 = its search timed out; a smaller page_size helps); retried on the next run",
-            url=url,
-        )
-    try:
-        data = json.loads(body)
-    except ValueError:
-        hint = (
-            "the base_url in the config (the route does not exist)"
-            if status == 404
-            else "the base_url and whether Crossref is up"
-        )
-        raise SourceError(source, f"{prefix}expected JSON but got {_snippet(body)!r}", hint=hint, url=url) from None
+    if status == 404:
+        hint = "the base_url in the config (the route does not exist)"
+    elif not body.strip() or looks_like_html(body):
+        hint = "whether Crossref is up (504 = its search timed out; a smaller page_size helps); retried on the next run"
+    else:
+        hint = "the base_url and whether Crossref is up"
+    data = decode_json(body, source, url=url, hint=hint, status=status)
     if not isinstance(data, dict):
         raise SourceError(
             source,
@@ -543,10 +530,6 @@ def read_items(message: dict[str, Any], source: str = NAME, url: str | None = No
             url=url,
         )
     return [i for i in items if isinstance(i, dict)]
-
-
-def _snippet(body: bytes, length: int = 120) -> str:
-    return " ".join(body[:length].decode("utf-8", "replace").split())
 
 
 # ---------------------------------------------------------------------------------------- parsing
@@ -635,16 +618,7 @@ def parse_title(item: dict[str, Any]) -> str:
 
 def clean_markup(text: str | None) -> str:
     """Strip JATS/HTML/MathML tags and decode entities from a short string (title, journal)."""
-    if not text:
-        return ""
-    stripped = _TAG_RE.sub(" ", text)
-    stripped = html.unescape(stripped)
-    return _fold(stripped)
-
-
-def _fold(text: str) -> str:
-    text = " ".join(text.split())
-    return re.sub(r"\s+([,.;:)\]])", r"\1", re.sub(r"([(\[])\s+", r"\1", text))
+    return strip_tags(text, inline_space=True)
 
 
 def parse_abstract(raw: str | None) -> str | None:
@@ -735,7 +709,7 @@ def _local(tag) -> str:
 
 
 def _inline_text(element) -> str:
-    return _fold("".join(element.itertext()))
+    return tidy_spacing("".join(element.itertext()))
 
 
 def _walk_abstract(element, blocks: list[tuple[str, str]]) -> None:
@@ -745,7 +719,7 @@ def _walk_abstract(element, blocks: list[tuple[str, str]]) -> None:
 
     def flush_loose():
         nonlocal heading
-        text = _fold("".join(loose))
+        text = tidy_spacing("".join(loose))
         loose.clear()
         if text:
             blocks.append((heading, text))
@@ -753,7 +727,7 @@ def _walk_abstract(element, blocks: list[tuple[str, str]]) -> None:
 
     for child in element:
         name = _local(child.tag)
-        if name in ("title", "label") and not _fold(child.tail or ""):
+        if name in ("title", "label") and not tidy_spacing(child.tail or ""):
             flush_loose()
             if heading:
                 blocks.append((heading, ""))
@@ -786,15 +760,15 @@ def abstract_blocks_regex(raw: str) -> list[tuple[str, str]]:
         r"<(?:jats:)?title[^>]*>(.*?)</(?:jats:)?title>", lambda m: "\n" + m.group(1) + ":\u0000", raw, flags=re.S | re.I
     )
     text = re.sub(r"</?(?:jats:)?(?:p|sec|list-item|li|div|br)\b[^>]*>", "\n", text, flags=re.I)
-    text = html.unescape(_TAG_RE.sub("", text))
+    text = html.unescape(TAG_RE.sub("", text))
     blocks = []
     pending = ""
     for line in text.split("\n"):
         if "\u0000" in line:
             head, _, rest = line.partition("\u0000")
-            pending = _fold(head).rstrip(":")
+            pending = tidy_spacing(head).rstrip(":")
             line = rest
-        line = _fold(line)
+        line = tidy_spacing(line)
         if line:
             blocks.append((pending, line))
             pending = ""
@@ -876,24 +850,7 @@ def parse_date_parts(value) -> str | None:
     parts = value.get("date-parts")
     if not parts or not isinstance(parts, list) or not isinstance(parts[0], list):
         return None
-    numbers = []
-    for part in parts[0][:3]:
-        try:
-            numbers.append(int(part))
-        except (TypeError, ValueError):
-            break
-    if not numbers or not 1000 <= numbers[0] <= 9999:
-        return None
-    text = f"{numbers[0]:04d}"
-    if len(numbers) > 1 and 1 <= numbers[1] <= 12:
-        text += f"-{numbers[1]:02d}"
-        if len(numbers) > 2:
-            try:
-                dt.date(numbers[0], numbers[1], numbers[2])
-                text += f"-{numbers[2]:02d}"
-            except ValueError:
-                pass
-    return text
+    return parse_date(parts[0])
 
 
 def parse_published(item: dict[str, Any]) -> str | None:
@@ -911,9 +868,9 @@ def parse_timestamp(value) -> str | None:
     if not isinstance(value, dict):
         return None
     stamp = value.get("date-time")
-    if isinstance(stamp, str) and re.match(r"^\d{4}-\d{2}-\d{2}", stamp):
-        return stamp[:10]
-    return parse_date_parts(value)
+    return (parse_date(stamp) if isinstance(stamp, str) and re.match(r"^\d{4}-\d{2}-\d{2}", stamp) else None) or parse_date_parts(
+        value
+    )
 
 
 def add_relation_links(record: Record, relation) -> None:
@@ -978,7 +935,9 @@ def add_updated_by_links(record: Record, updates, own_doi: str) -> bool:
 
 
 def is_notice_title(title: str) -> bool:
-    return bool(title) and bool(_NOTICE_TITLE_RE.match(title))
+    """A notice's title, or one marked "Retracted:" (Crossref registers notices so titled; an article that
+    is itself marked is told apart by its ``updated-by`` retraction)."""
+    return bool(notice_kind(title)) or has_retraction_mark(title)
 
 
 def add_trial_links(record: Record, numbers, title: str, abstract: str | None) -> None:

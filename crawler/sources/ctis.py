@@ -57,7 +57,6 @@ Etiquette
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,10 +64,12 @@ from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.http import Response, looks_like_html
+from crawler.http import Response
 from crawler.records import Record
 from crawler.settings import SourceSettings, setting
+from crawler.sources import parsing
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import decode_json, looks_like_html, parse_int
 
 NAME = "ctis"
 CORPUS_DIR = None  # no recorded CTIS answers in /work/shared/corpus; see tests/fixtures/ctis
@@ -94,9 +95,6 @@ STATUS_LABELS = {
     11: "Not authorised",
     12: "Cancelled",
 }
-
-_ISO_RE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
-_EU_DATE_RE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 
 
 # --------------------------------------------------------------------------- fetching
@@ -154,7 +152,7 @@ def fetch_overviews(ctx: CrawlContext, query: str, size: int, max_results: int, 
         data = read_json(response)
         pagination, items = parse_search(data, url=response.url)
         entry.params["pages"] = page
-        total = _int(pagination.get("totalRecords"))
+        total = parse_int(pagination.get("totalRecords"))
         if entry.params["total"] is None:
             entry.params["total"] = total
             if total is not None and total > max_results:
@@ -168,7 +166,7 @@ def fetch_overviews(ctx: CrawlContext, query: str, size: int, max_results: int, 
             number = ids.normalize_euct(item.get("ctNumber"))
             if number:
                 found.setdefault(number, {**item, "ctNumber": number})
-        total_pages = _int(pagination.get("totalPages"))
+        total_pages = parse_int(pagination.get("totalPages"))
         more = pagination.get("nextPage")
         if not items or more is False or (more is None and (total_pages is None or page >= total_pages)):
             return list(found.values())
@@ -202,15 +200,9 @@ def read_json(response: Response) -> Any:
             "this network, and the contact address in the User-Agent",
             url=response.url,
         )
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        raise SourceError(
-            NAME,
-            f"expected JSON but got {response.snippet()!r}",
-            hint="the base_url in [sources.ctis] and whether the CTIS API changed",
-            url=response.url,
-        ) from None
+    return decode_json(
+        response.content, NAME, url=response.url, hint="the base_url in [sources.ctis] and whether the CTIS API changed"
+    )
 
 
 def parse_search(data: Any, url: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -237,7 +229,7 @@ def _positive_int(value, key: str) -> int:
 
 def parse_file(body: bytes, filename: str = "") -> list[Record]:
     """Parse one saved answer: a search page (every overview) or a retrieve answer (one trial)."""
-    data = json.loads(body)
+    data = decode_json(body, NAME, url=filename or None)
     if isinstance(data, dict) and "data" in data:
         return [r for r in (parse_trial(o, None) for o in parse_search(data, filename)[1]) if r]
     record = parse_trial({}, data)
@@ -298,7 +290,7 @@ def parse_trial(overview: dict[str, Any], detail: dict[str, Any] | None) -> Reco
             if (scheme, value) != ("euct", number):
                 record.add_id(scheme, value)
 
-    code = _int(detail.get("ctPublicStatusCode")) or _int(detail.get("ctStatus")) or _int(overview.get("ctStatus"))
+    code = parse_int(detail.get("ctPublicStatusCode")) or parse_int(detail.get("ctStatus")) or parse_int(overview.get("ctStatus"))
     status = STATUS_LABELS.get(code) if code else None
     if status is None:  # older answers wrote the status as text
         status = _text(detail.get("ctStatus")) or _text(overview.get("ctStatus")) or None
@@ -308,7 +300,7 @@ def parse_trial(overview: dict[str, Any], detail: dict[str, Any] | None) -> Reco
         "why_stopped": None,
         "phases": _unique(_strings(overview.get("trialPhase"))),
         "study_type": "Interventional",  # CTIS registers clinical trials of medicinal products only
-        "enrollment": _int(overview.get("totalNumberEnrolled")),
+        "enrollment": parse_int(overview.get("totalNumberEnrolled")),
         "enrollment_type": None,
         "start_date": parse_date(overview.get("startDateEU")) or parse_date(duration.get("estimatedRecruitmentStartDate")),
         "primary_completion_date": None,
@@ -352,20 +344,7 @@ def build_abstract(conditions: list[str], products: list[str], sponsors: list[st
 def parse_date(value) -> str | None:
     """CTIS dates: ISO 8601 in ``retrieve`` (``2024-01-15``, ``2024-01-15T10:00:00``), ``DD/MM/YYYY`` in
     ``search`` (European day first). A value listing several dates gives the first."""
-    if not value or not isinstance(value, str):
-        return None
-    match = _ISO_RE.match(value)
-    if match:
-        year, month, day = (int(g) for g in match.groups())
-    else:
-        match = _EU_DATE_RE.search(value)
-        if not match:
-            return None
-        day, month, year = (int(g) for g in match.groups())
-    try:
-        return dt.date(year, month, day).isoformat()
-    except ValueError:
-        return None
+    return parsing.parse_date(value, day_first=True) if isinstance(value, str) else None
 
 
 def _obj(parent: Any, key: str) -> dict[str, Any]:
@@ -395,16 +374,6 @@ def _unique(values: list[str]) -> list[str]:
         if value and value not in result:
             result.append(value)
     return result
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 # --------------------------------------------------------------------------- settings ([sources.ctis])

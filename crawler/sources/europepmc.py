@@ -52,8 +52,6 @@ Settings ([sources.europepmc])
 from __future__ import annotations
 
 import datetime as dt
-import html
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,11 +61,11 @@ from lxml import etree
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.http import looks_like_html
 from crawler.records import Author, Record, make_author
 from crawler.records import parse_authors as parse_names
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import decode_json, earliest_date, looks_like_html, parse_date, parse_int, strip_tags
 from crawler.xmlsafe import parse_xml
 
 NAME = "europepmc"
@@ -118,12 +116,8 @@ NOTICE_TYPES = {
     "expression-of-concern",
 }
 
-_ISO_DATE_RE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 # A well-formed start/end tag: a name, then only name="value" attributes. "P < .001" and
 # "x<y and y>z" do not match, so statistics survive the stripping.
-_TAG_RE = re.compile(r"""<(/?)([A-Za-z][\w.:-]*)(?:\s+[\w.:-]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/?>""")
-_HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
-_BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "table", "tr", "section", "abstract", "sec"}
 #: XML elements whose content is text with inline markup, not structure
 _MIXED_TEXT_TAGS = {"title", "abstractText"}
 
@@ -250,19 +244,7 @@ def parse_search(body: bytes, source: str = NAME) -> list[Record]:
 
 
 def load_json(body: bytes, source: str = NAME) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        if looks_like_html(body):
-            kind = "an HTML page"
-        elif not body.strip():
-            kind = "an empty body"
-        else:
-            kind = "malformed JSON"
-        snippet = " ".join(body[:100].decode("utf-8", "replace").split())
-        raise SourceError(
-            source, f"search answer is {kind}: {snippet!r}", hint="the base_url and whether the service is up"
-        ) from None
+    return decode_json(body, source, hint="the base_url and whether the service is up")
 
 
 def parse_search_xml(body: bytes, source: str = NAME) -> SearchPage:
@@ -341,7 +323,7 @@ def parse_search_page(data: Any, source: str = NAME, url: str | None = None) -> 
             hint="request resultType=core",
         )
     page = SearchPage(
-        hit_count=_int(data.get("hitCount")),
+        hit_count=parse_int(data.get("hitCount")),
         next_cursor=(str(data.get("nextCursorMark") or "") or None),
         result_count=len(results),
     )
@@ -379,8 +361,8 @@ def parse_result(item: dict[str, Any], source: str = NAME) -> Record | None:
         structured_authors=parse_structured_authors(item),
         journal=parse_journal(item, src),
         published_on=parse_published_on(item),
-        entered_on=_date(item.get("firstIndexDate")),
-        updated_on=_date(item.get("dateOfRevision")),
+        entered_on=parse_date(item.get("firstIndexDate")),
+        updated_on=parse_date(item.get("dateOfRevision")),
         publication_types=pub_types,
         mesh_terms=_unique(
             _text(h.get("descriptorName")) for h in _items(item, "meshHeadingList", "meshHeading") if isinstance(h, dict)
@@ -518,11 +500,8 @@ def parse_journal(item: dict[str, Any], src: str) -> str | None:
 
 def parse_published_on(item: dict[str, Any]) -> str | None:
     """Earliest of first publication, electronic publication and first index date."""
-    candidates = [_date(item.get(k)) for k in ("firstPublicationDate", "electronicPublicationDate", "firstIndexDate")]
-    candidates = [d for d in candidates if d]
-    if candidates:
-        return min(candidates, key=lambda d: (d + "-99-99")[:10])
-    return _date(item.get("pubYear"))
+    dates = [parse_date(item.get(k)) for k in ("firstPublicationDate", "electronicPublicationDate", "firstIndexDate")]
+    return earliest_date(*dates) or parse_date(item.get("pubYear"))
 
 
 def build_extra(item: dict[str, Any], src: str, other: list[dict[str, Any]]) -> dict[str, Any]:
@@ -532,9 +511,9 @@ def build_extra(item: dict[str, Any], src: str, other: list[dict[str, Any]]) -> 
     extra = {
         "europepmc_source": src,
         "pub_year": _text(item.get("pubYear")) or None,
-        "first_publication_date": _date(item.get("firstPublicationDate")),
-        "electronic_publication_date": _date(item.get("electronicPublicationDate")),
-        "print_publication_date": _date(info.get("printPublicationDate")),
+        "first_publication_date": parse_date(item.get("firstPublicationDate")),
+        "electronic_publication_date": parse_date(item.get("electronicPublicationDate")),
+        "print_publication_date": parse_date(info.get("printPublicationDate")),
         "journal_abbreviation": _text(journal.get("isoabbreviation")) or _text(journal.get("medlineAbbreviation")) or None,
         "issn": (_text(journal.get("issn")) or _text(journal.get("essn")) or _text(item.get("journalIssn")).strip("; ") or None),
         "volume": _text(info.get("volume")) or _text(item.get("journalVolume")) or None,
@@ -561,23 +540,7 @@ def free_full_text_url(item: dict[str, Any]) -> str | None:
 
 def clean_html(value: Any, paragraphs: bool = False) -> str:
     """Inline HTML removed, entities decoded, whitespace folded; ``<h4>`` labels -> "Label: "."""
-    if value is None:
-        return ""
-    text = str(value)
-
-    def replace(match: re.Match) -> str:
-        closing, name = match.group(1), match.group(2).lower().split(":")[-1]
-        if name in _HEADING_TAGS:
-            return ": " if closing else "\n\n"
-        if name in _BLOCK_TAGS:
-            return "\n\n"
-        return ""
-
-    text = html.unescape(_TAG_RE.sub(replace, text))
-    blocks = [" ".join(b.split()) for b in text.split("\n\n")]
-    blocks = [re.sub(r"(?<=\S)\s*:\s*:", ":", b).lstrip(": ").strip() for b in blocks]
-    blocks = [b for b in blocks if b]
-    return ("\n\n" if paragraphs else " ").join(blocks)
+    return strip_tags(value, paragraphs=paragraphs, headings=True)
 
 
 def _as_list(value: Any) -> list:
@@ -599,18 +562,6 @@ def _text(value: Any) -> str:
 
 def _unique(values) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
-
-
-def _date(value: Any) -> str | None:
-    text = _text(value)
-    return text if _ISO_DATE_RE.match(text) else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
 
 
 # --------------------------------------------------------------------------- settings ([sources.europepmc])

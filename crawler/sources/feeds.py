@@ -52,29 +52,24 @@ Etiquette
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
-import email.utils
 import hashlib
-import html
 import io
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import feedparser
-from bs4 import BeautifulSoup
 
 from crawler import clock
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.http import Response, looks_like_html
+from crawler.http import Response
 from crawler.records import Record
 from crawler.settings import Section, setting
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import has_tags, looks_like_html, mentions_notice, notice_kind, parse_date, strip_tags
 
 CORPUS_DIR = "feeds"
 
@@ -83,36 +78,6 @@ BENIGN_BOZO = ("CharacterEncodingOverride", "CharacterEncodingUnknown", "NonXMLC
 
 #: Query parameters that only track where a click came from; removed from stored links.
 TRACKING_PARAMS = {"af", "rss", "dgcid", "track", "rft_dat", "cmpid"}
-
-MONTHS = {
-    name: i
-    for i, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        1,
-    )
-    for name in names
-}
-_MONTH_RE = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-
-_NOTICE_TITLE_RE = re.compile(
-    r"^\s*(?:notice of retraction|retraction(?: note| notice)?|correction|erratum|corrigendum|"
-    r"(?:editorial )?expression of concern)\s*(?:[:\-–—]|to\b|of\b|for\b|notice\b)",
-    re.I,
-)
-_NOTICE_SECTION_RE = re.compile(r"\b(?:retraction|correction|erratum|errata|corrigend|expression of concern)", re.I)
 
 
 # --------------------------------------------------------------------------- fetching
@@ -297,7 +262,7 @@ def parse_entry(
     sd = parse_sciencedirect_summary(entry_text(entry, "summary"))
     # dict.get: feedparser's own get() answers "updated" with "published" when there is no update
     published, updated = dict.get(entry, "published_parsed"), dict.get(entry, "updated_parsed")
-    entry_date = struct_to_iso(published) or struct_to_iso(updated)
+    entry_date = parse_date(published) or parse_date(updated)
     raw_date = dict.get(entry, "published") or dict.get(entry, "updated") or entry.get("prism_coverdate") or ""
     source_id = build_source_id(entry.get("id"), link, title, raw_date)
     undated = entry_date is None
@@ -311,13 +276,13 @@ def parse_entry(
         authors=sd.get("authors") if sd and sd.get("authors") else entry_authors(entry),
         journal=entry_journal(entry, title) or (sd or {}).get("journal") or journal,
         published_on=entry_date
-        or parse_date_text(entry.get("prism_coverdate"))
-        or parse_date_text(entry.get("prism_publicationdate"))
+        or parse_date(entry.get("prism_coverdate"))
+        or parse_date(entry.get("prism_publicationdate"))
         or (sd or {}).get("date"),
         entered_on=entry_date or first_seen.get(source_id) or fetched_on,
     )
     if published and updated:
-        changed = struct_to_iso(updated)
+        changed = parse_date(updated)
         record.updated_on = changed if changed != record.published_on else None
     sections = [s for s in [clean_text(entry.get("prism_section"))] if s]
     record.publication_types = sections
@@ -339,7 +304,7 @@ def parse_entry(
 def classify(record: Record, kind: str | None, doi: str | None) -> str:
     if kind == "news":
         return "news"
-    if _NOTICE_TITLE_RE.match(record.title) or any(_NOTICE_SECTION_RE.search(s) for s in record.publication_types):
+    if notice_kind(record.title) or any(mentions_notice(s) for s in record.publication_types):
         return "notice"
     if ids.is_preprint_doi(doi):
         return "preprint"
@@ -348,8 +313,6 @@ def classify(record: Record, kind: str | None, doi: str | None) -> str:
 
 # --------------------------------------------------------------------------- fields
 
-_TAG_RE = re.compile(r"</?[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?>")
-
 
 def entry_text(entry, key: str) -> str:
     """An entry's title/summary as plain text (HTML stripped when typed as HTML or visibly tagged)."""
@@ -357,8 +320,8 @@ def entry_text(entry, key: str) -> str:
     if not value:
         return ""
     detail = entry.get(f"{key}_detail") or {}
-    if "html" in (detail.get("type") or "text/html") or _TAG_RE.search(value):
-        return strip_html(value)
+    if "html" in (detail.get("type") or "text/html") or has_tags(value):
+        return strip_tags(value)
     return clean_text(value)
 
 
@@ -379,7 +342,7 @@ def pick_abstract(entry) -> str | None:
     core = summary.rstrip(".… ")[:200]
     for content in entry.get("content") or []:
         value = content.get("value") or ""
-        text = strip_html(value) if "html" in (content.get("type") or "text/html") else clean_text(value)
+        text = strip_tags(value) if "html" in (content.get("type") or "text/html") else clean_text(value)
         if core and core in text:
             text = _PUBMED_TRAILER_RE.sub("", text[text.index(core) :])
         if len(text) > len(best):
@@ -484,7 +447,7 @@ def parse_sciencedirect_summary(text: str) -> dict[str, Any] | None:
     date_text = re.sub(r"^Available online\s+", "", match.group("date"), flags=re.I)
     journal = re.split(r",\s*(?:Volume|Vol\.|In press|Article)\b", match.group("source"), maxsplit=1)[0].strip()
     authors = [a.strip() for a in (match.group("authors") or "").split(",") if a.strip()]
-    return {"date": parse_date_text(date_text), "journal": journal or None, "authors": authors}
+    return {"date": parse_date(date_text), "journal": journal or None, "authors": authors}
 
 
 def entry_doi(entry, link: str | None) -> str | None:
@@ -558,45 +521,6 @@ def build_source_id(entry_id, link: str | None, title: str, raw_date: str) -> st
 
 # --------------------------------------------------------------------------- helpers shared with pages
 
-_BLOCK_TAGS = (
-    "p",
-    "div",
-    "br",
-    "li",
-    "ul",
-    "ol",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "tr",
-    "td",
-    "th",
-    "table",
-    "section",
-    "blockquote",
-    "dd",
-    "dt",
-    "hr",
-)
-
-
-def strip_html(value: str | None) -> str:
-    """Plain text of an HTML fragment: block elements become spaces, inline ones join (T<sup>1</sup>)."""
-    if not value:
-        return ""
-    if "<" not in value:
-        return clean_text(html.unescape(value))
-    soup = BeautifulSoup(value, "html.parser")
-    for tag in soup.find_all(["script", "style"]):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before(" ")
-        tag.insert_after(" ")
-    return clean_text(soup.get_text())
-
 
 def clean_text(value) -> str:
     if not value or not isinstance(value, str):
@@ -633,81 +557,6 @@ def clean_url(url: str | None) -> str | None:
         if pairs and len(pairs) == len(parse_qsl(parts.query, keep_blank_values=True)):
             query = parts.query  # nothing removed: keep it byte for byte
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
-def struct_to_iso(value) -> str | None:
-    """A feedparser time.struct_time (UTC) -> ISO date."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date().isoformat()
-    except (TypeError, ValueError, OverflowError):
-        try:
-            return time.strftime("%Y-%m-%d", value)
-        except (TypeError, ValueError):
-            return None
-
-
-_ISO_RE = re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
-#: MM/DD/YYYY and MM-DD-YYYY (US agencies: "11/28/2023", "08-28-2025"); the separator must repeat.
-_NUMERIC_RE = re.compile(r"\b(\d{1,2})([-/])(\d{1,2})\2(\d{4})\b")
-_MDY_RE = re.compile(r"\b" + _MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b", re.I)
-_DMY_RE = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\.?\s+" + _MONTH_RE + r",?\s+(\d{4})\b", re.I)
-_MY_RE = re.compile(r"\b" + _MONTH_RE + r",?\s+(\d{4})\b", re.I)
-
-
-def parse_date_text(text: str | None) -> str | None:
-    """A date written by people or feeds -> ISO (possibly partial); None when none is recognised.
-
-    2024-03-05, 2024/03/05, 03/05/2024 and 03-05-2024 (US month first; day first only when the first
-    number is over 12), March 5, 2024, Mar. 5 2024, 5 March 2024, Tue, 05 Mar 2024 10:00:00 GMT, February 2022.
-
-    The all-numeric forms are ambiguous: "03/05/2024" is 5 March in the US and 3 May in most of
-    Europe. litmon reads them month first because the pages and feeds that write them are US
-    agencies' (FDA); a European site that writes DD/MM/YYYY needs an ISO or month-name date instead."""
-    if not text or not isinstance(text, str):
-        return None
-    text = clean_text(text)
-    match = _ISO_RE.search(text)
-    if match:
-        return _iso(int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    match = _NUMERIC_RE.search(text)
-    if match:
-        first, second, year = int(match.group(1)), int(match.group(3)), int(match.group(4))
-        month, day = (second, first) if first > 12 else (first, second)
-        return _iso(year, month, day)
-    match = _MDY_RE.search(text)
-    if match:
-        return _iso(int(match.group(3)), _month(match.group(1)), int(match.group(2)))
-    match = _DMY_RE.search(text)
-    if match:
-        return _iso(int(match.group(3)), _month(match.group(2)), int(match.group(1)))
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        parsed = None
-    if parsed is not None:
-        return parsed.date().isoformat()
-    match = _MY_RE.search(text)
-    if match:
-        month = _month(match.group(1))
-        return f"{int(match.group(2)):04d}-{month:02d}" if month else None
-    if re.fullmatch(r"(?:19|20)\d{2}", text):
-        return text
-    return None
-
-
-def _month(name: str) -> int | None:
-    return MONTHS.get(name.lower().rstrip("."))
-
-
-def _iso(year: int, month: int | None, day: int) -> str | None:
-    if not month:
-        return None
-    try:
-        return dt.date(year, month, day).isoformat()
-    except ValueError:
-        return None
 
 
 # --------------------------------------------------------------------------- settings ([[feeds]])

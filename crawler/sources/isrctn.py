@@ -64,6 +64,7 @@ from crawler.errors import SourceError
 from crawler.records import Record
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import parse_date, parse_int
 from crawler.xmlsafe import parse_xml, text_of
 
 NAME = "isrctn"
@@ -76,7 +77,6 @@ _PLACEHOLDER_RE = re.compile(
     r"^(?:nil known|n/?a|none|not applicable|not provided.*|.*not provided at time of registration.*)$", re.I
 )
 _PUBMED_RE = re.compile(r"(?:pubmed(?:\.ncbi\.nlm\.nih\.gov)?/|ncbi\.nlm\.nih\.gov/pubmed/|\bPMID:?\s*)(\d{1,9})", re.I)
-_INT_RE = re.compile(r"\d[\d,]*")
 
 
 # --------------------------------------------------------------------------- fetching
@@ -235,10 +235,10 @@ def parse_trial(full, today: dt.date) -> Record | None:
         return None
     title = _text(trial, "trialDescription/title")
     scientific = _text(trial, "trialDescription/scientificTitle")
-    assigned = _date(
+    assigned = parse_date(
         (number_el.get("dateAssigned") if number_el is not None else None) or trial.get("publicIdentifierDateAssigned")
     )
-    edited = _date(trial.get("lastUpdated"))
+    edited = parse_date(trial.get("lastUpdated"))
     record = Record(
         source=NAME,
         source_id=isrctn,
@@ -320,8 +320,8 @@ def add_publication_links(record: Record, trial) -> None:
 
 
 def build_trial(trial, assigned: str | None, edited: str | None, today: dt.date, record: Record) -> dict:
-    target = _int(_text(trial, "participants/targetEnrolment"))
-    final = _int(_text(trial, "participants/totalFinalEnrolment"))
+    target = parse_int(_text(trial, "participants/targetEnrolment"), in_text=True)
+    final = parse_int(_text(trial, "participants/totalFinalEnrolment"), in_text=True)
     enrollment, enrollment_type = (final, "ACTUAL") if final else (target, "ESTIMATED" if target else None)
     phases = []
     for el in trial.iterfind("{*}interventions/{*}intervention"):
@@ -341,9 +341,10 @@ def build_trial(trial, assigned: str | None, edited: str | None, today: dt.date,
         "study_type": _text(trial, "trialDesign/primaryStudyDesign"),
         "enrollment": enrollment,
         "enrollment_type": enrollment_type,
-        "start_date": _date(_text(trial, "trialDesign/overallStartDate")) or _date(_text(trial, "participants/recruitmentStart")),
+        "start_date": parse_date(_text(trial, "trialDesign/overallStartDate"))
+        or parse_date(_text(trial, "participants/recruitmentStart")),
         "primary_completion_date": None,
-        "completion_date": _date(_text(trial, "trialDesign/overallEndDate")),
+        "completion_date": parse_date(_text(trial, "trialDesign/overallEndDate")),
         "first_posted_on": assigned,
         "last_update_posted_on": edited,
         "results_first_posted_on": None,
@@ -356,7 +357,7 @@ def compute_overall_status(trial, today: dt.date) -> str | None:
     override = _text(trial, "trialDesign/overallStatusOverride")
     if override:
         return override
-    end = _date(_text(trial, "trialDesign/overallEndDate"))
+    end = parse_date(_text(trial, "trialDesign/overallEndDate"))
     if end and end < today.isoformat():
         return "Completed"
     return compute_recruitment_status(trial, today)
@@ -366,8 +367,8 @@ def compute_recruitment_status(trial, today: dt.date) -> str | None:
     override = _text(trial, "participants/recruitmentStatusOverride")
     if override:
         return override
-    start = _date(_text(trial, "participants/recruitmentStart"))
-    end = _date(_text(trial, "participants/recruitmentEnd"))
+    start = parse_date(_text(trial, "participants/recruitmentStart"))
+    end = parse_date(_text(trial, "participants/recruitmentEnd"))
     now = today.isoformat()
     if start and start > now:
         return "Not yet recruiting"
@@ -379,7 +380,7 @@ def compute_recruitment_status(trial, today: dt.date) -> str | None:
 
 
 def build_extra(full, trial, scientific: str | None, today: dt.date) -> dict:
-    end = _date(_text(trial, "trialDesign/overallEndDate"))
+    end = parse_date(_text(trial, "trialDesign/overallEndDate"))
     overall = _text(trial, "trialDesign/overallStatusOverride") or (
         ("Completed" if end < today.isoformat() else "Ongoing") if end else None
     )
@@ -388,9 +389,9 @@ def build_extra(full, trial, scientific: str | None, today: dt.date) -> dict:
         "acronym": _text(trial, "trialDescription/acronym"),
         "overall_study_status": overall,
         "recruitment_status": compute_recruitment_status(trial, today),
-        "recruitment_start": _date(_text(trial, "participants/recruitmentStart")),
-        "recruitment_end": _date(_text(trial, "participants/recruitmentEnd")),
-        "target_enrolment": _int(_text(trial, "participants/targetEnrolment")),
+        "recruitment_start": parse_date(_text(trial, "participants/recruitmentStart")),
+        "recruitment_end": parse_date(_text(trial, "participants/recruitmentEnd")),
+        "target_enrolment": parse_int(_text(trial, "participants/targetEnrolment"), in_text=True),
         "conditions": [c for c in (_text(el, "description") for el in trial.iterfind("{*}conditions/{*}condition")) if c],
         "interventions": [
             {k: _text(el, k) for k in ("description", "interventionType", "phase", "drugNames")}
@@ -417,18 +418,6 @@ def _text(parent, path: str) -> str | None:
     if not text or _PLACEHOLDER_RE.match(text):
         return None
     return text
-
-
-def _date(value: str | None) -> str | None:
-    if not value:
-        return None
-    match = re.match(r"\d{4}-\d{2}-\d{2}", value.strip())
-    return match.group(0) if match else None
-
-
-def _int(value: str | None) -> int | None:
-    match = _INT_RE.search(value or "")
-    return int(match.group(0).replace(",", "")) if match else None
 
 
 # --------------------------------------------------------------------------- settings ([sources.isrctn])

@@ -41,19 +41,18 @@ Gotchas handled
 from __future__ import annotations
 
 import datetime as dt
-import json
+import html
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
-from crawler.http import looks_like_html
 from crawler.records import Record, parse_author
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import decode_json, parse_date, parse_int, strip_tags
 
 NAME = "openalex"
 CORPUS_DIR = "openalex"
@@ -73,7 +72,6 @@ RECORD_TYPES = {
     "book-chapter": "article",
 }
 _TRAILING_NUMBER_RE = re.compile(r"(\d+)/?\s*$")
-_MARKUP_RE = re.compile(r"</?[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?>")
 
 
 def check_enabled(settings: dict, config) -> str | None:
@@ -102,7 +100,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         page = fetch_page(ctx, params, api_key)
         entry.params["pages"] += 1
         if entry.hits is None:
-            entry.hits = _int(page["meta"].get("count"))
+            entry.hits = parse_int(page["meta"].get("count"))
         records = [r for r in parse_works(page) if r.source_id not in seen]
         seen.update(r.source_id for r in records)
         if records:
@@ -166,7 +164,7 @@ def _setting_int(ctx: CrawlContext, key: str, default: int, minimum: int = 1) ->
 
 def parse_file(body: bytes, filename: str = "") -> list[Record]:
     """A saved answer: a works list (``meta`` + ``results``) or a single work object."""
-    data = decode_json(body)
+    data = decode_json(body, NAME, hint="the base_url and whether the service is up")
     if isinstance(data, dict) and ("results" in data or data.get("error")):
         return parse_works(parse_page(body))
     if isinstance(data, dict) and data.get("id"):
@@ -181,18 +179,9 @@ def parse_file(body: bytes, filename: str = "") -> list[Record]:
     )
 
 
-def decode_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        kind = "an HTML page" if looks_like_html(body) else "not JSON"
-        snippet = " ".join(body[:100].decode("utf-8", "replace").split())
-        raise SourceError(NAME, f"answer is {kind}: {snippet!r}", hint="the base_url and whether the service is up") from None
-
-
 def parse_page(body: bytes) -> dict:
     """Check a works-list answer: a dict with ``meta`` and a ``results`` list."""
-    data = decode_json(body)
+    data = decode_json(body, NAME, hint="the base_url and whether the service is up")
     if isinstance(data, dict) and data.get("error"):
         raise SourceError(
             NAME,
@@ -231,10 +220,10 @@ def parse_work(work: dict) -> Record | None:
             a for a in (parse_author(n, order="given_first") for n in parse_authors(work.get("authorships"))) if a
         ],
         journal=_source_name(work.get("primary_location")),
-        published_on=_date(work.get("publication_date"))
+        published_on=parse_date(work.get("publication_date"))
         or (str(work["publication_year"]) if work.get("publication_year") else None),
-        entered_on=_date(work.get("created_date")),
-        updated_on=_date(work.get("updated_date")),
+        entered_on=parse_date(work.get("created_date")),
+        updated_on=parse_date(work.get("updated_date")),
         publication_types=[t for t in (raw_type, "Retracted Publication" if retracted else None) if t],
         language=work.get("language") or None,
         extra={"openalex_type": raw_type or None, "is_retracted": retracted, **_citation(work.get("biblio"))},
@@ -271,7 +260,7 @@ def rebuild_abstract(index: dict | None) -> str | None:
             if isinstance(place, int):
                 positions[place] = word
     text = " ".join(positions[i] for i in sorted(positions))
-    text = " ".join(_MARKUP_RE.sub(" ", text).split())  # JATS tags (<sec>, <title>) survive indexing
+    text = strip_tags(html.unescape(text))  # JATS tags (<sec>, <title>) survive indexing, some escaped (&lt;i&gt;)
     return text or None
 
 
@@ -315,15 +304,6 @@ def _source_name(location) -> str | None:
 def _trailing_number(value) -> str | None:
     match = _TRAILING_NUMBER_RE.search(str(value or ""))
     return match.group(1) if match else None
-
-
-def _date(value) -> str | None:
-    match = re.match(r"\d{4}(?:-\d{2}(?:-\d{2})?)?", str(value or "").strip())
-    return match.group(0) if match else None
-
-
-def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # --------------------------------------------------------------------------- settings ([sources.openalex])

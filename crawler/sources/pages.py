@@ -57,10 +57,10 @@ from crawler.sources.feeds import (
     doi_from_url,
     fetch_conditional,
     filter_records,
-    parse_date_text,
     remember_first_seen,
     remember_validators,
 )
+from crawler.sources.parsing import parse_date
 
 #: No recorded corpus exists for configured pages (each site's markup differs); see tests/fixtures/pages.
 CORPUS_DIR = None
@@ -229,14 +229,14 @@ def item_date(element, pattern: re.Pattern | None = None) -> str | None:
         match = pattern.search(clean_text(element.get_text(" ")))
         if match is None:
             return None
-        return parse_date_text(match.group(1) if pattern.groups else match.group(0))
+        return parse_date(match.group(1) if pattern.groups else match.group(0))
     for candidate in (element.get("datetime"), element.get("content"), element.get_text(" ")):
-        date = parse_date_text(candidate) if candidate else None
+        date = parse_date(candidate) if candidate else None
         if date:
             return date
     time_el = element.find("time")
     if time_el is not None and time_el.get("datetime"):
-        return parse_date_text(time_el["datetime"])
+        return parse_date(time_el["datetime"])
     return None
 
 

@@ -38,6 +38,7 @@ from crawler.errors import SourceError
 from crawler.records import Author, Record, make_author
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
+from crawler.sources.parsing import decode_json, earliest_date, parse_date
 from crawler.xmlsafe import parse_xml, text_of
 
 NAME = "pubmed"
@@ -45,8 +46,6 @@ CORPUS_DIR = "pubmed"
 ESEARCH_CAP = 9999
 DEFAULT_BATCH = 200
 
-MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
-SEASONS = {"spring": 3, "summer": 6, "fall": 9, "autumn": 9, "winter": 12}
 
 #: CommentsCorrections RefType -> link relation (RefTypes not listed, e.g. Cites, are ignored)
 REF_TYPES = {
@@ -173,11 +172,9 @@ def _efetch(ctx, params, search, start, batch_size) -> bytes:
 
 
 def parse_file(body: bytes, filename: str) -> list[Record]:
-    """Parse a recorded efetch answer (used by scripts/parse_corpus.py)."""
+    """Parse a recorded efetch answer (used by bench/parse_corpus.py)."""
     if filename.endswith(".json"):
-        import json
-
-        parse_esearch(json.loads(body), require_history=False)
+        parse_esearch(decode_json(body, NAME, url=filename), require_history=False)
         return []
     return parse_efetch(body)
 
@@ -229,7 +226,7 @@ def parse_article(article, source: str = NAME) -> Record:
     record.keywords = [text_of(k) for k in citation.findall("KeywordList/Keyword") if text_of(k)]
     record.published_on = _publication_date(art)
     record.entered_on = _history_date(article, "entrez") or _history_date(article, "pubmed")
-    record.updated_on = _ymd(citation.find("DateRevised"))
+    record.updated_on = _date_element(citation.find("DateRevised"))
     types = {t.lower() for t in record.publication_types}
     if types & NOTICE_TYPES:
         record.record_type = "notice"
@@ -351,75 +348,23 @@ def _structured_authors(art) -> list[Author]:
 
 def _publication_date(art) -> str | None:
     """The earlier of the electronic date (ArticleDate) and the issue date (PubDate)."""
-    issue = _date_element(art.find("Journal/JournalIssue/PubDate"))
-    electronic = _ymd(art.find("ArticleDate"))
-    candidates = [d for d in (issue, electronic) if d]
-    if not candidates:
-        return None
-    # compare on a padded form so "2024" vs "2023-12-01" orders correctly
-    return min(candidates, key=lambda d: (d + "-99-99")[:10])
+    return earliest_date(_date_element(art.find("Journal/JournalIssue/PubDate")), _date_element(art.find("ArticleDate")))
 
 
 def _date_element(node) -> str | None:
+    """A PubMed date element: Year/Month/Day (Month a number or a name; a Season instead) or MedlineDate."""
     if node is None:
         return None
     medline = node.findtext("MedlineDate")
     if medline:
-        return parse_medline_date(medline)
-    year = (node.findtext("Year") or "").strip()
-    if not year.isdigit():
-        return None
-    month = _month(node.findtext("Month"))
-    if month is None:
-        season = (node.findtext("Season") or "").strip().lower()
-        month = SEASONS.get(season) or _month(season[:3])
-    if month is None:
-        return year
-    day = (node.findtext("Day") or "").strip()
-    if day.isdigit():
-        return f"{year}-{month:02d}-{int(day):02d}"
-    return f"{year}-{month:02d}"
-
-
-def parse_medline_date(text: str) -> str | None:
-    """'2024 Jan-Feb' -> '2024-01'; '2023 Winter' -> '2023-12'; '1998 Dec-1999 Jan' -> '1998-12'."""
-    match = re.match(r"\s*(\d{4})(?:\s+([A-Za-z]+))?(?:\s+(\d{1,2})\b)?", text)
-    if not match:
-        return None
-    year, word, day = match.groups()
-    if not word:
-        return year
-    month = _month(word) or SEASONS.get(word.lower())
-    if not month:
-        return year
-    if day:
-        return f"{year}-{month:02d}-{int(day):02d}"
-    return f"{year}-{month:02d}"
-
-
-def _month(value) -> int | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        number = int(value)
-        return number if 1 <= number <= 12 else None
-    return MONTHS.get(value[:3].lower())
-
-
-def _ymd(node) -> str | None:
-    if node is None:
-        return None
-    try:
-        return dt.date(int(node.findtext("Year")), int(node.findtext("Month")), int(node.findtext("Day"))).isoformat()
-    except (TypeError, ValueError):
-        return _date_element(node)
+        return parse_date(medline)
+    return parse_date((node.findtext("Year"), node.findtext("Month") or node.findtext("Season"), node.findtext("Day")))
 
 
 def _history_date(article, status: str, data_tag: str = "PubmedData") -> str | None:
     for node in article.findall(f"{data_tag}/History/PubMedPubDate"):
         if node.get("PubStatus") == status:
-            return _ymd(node)
+            return _date_element(node)
     return None
 
 
