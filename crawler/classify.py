@@ -45,7 +45,7 @@ from crawler.terms import Doc, TermRule, normalize_text, term_pattern
 log = logging.getLogger("crawler.classify")
 
 #: Bump when a rule in code changes, so that ``vocabulary_hash`` tells stale classifications.
-CLASSIFIER_VERSION = 2
+CLASSIFIER_VERSION = 3
 LABELS = ("relevant", "uncertain", "not_relevant")
 #: A work's record type, as in store.refresh_work: the first present wins.
 RECORD_TYPE_ORDER = ("article", "notice", "trial_registration", "preprint", "news", "other")
@@ -144,6 +144,26 @@ def _source_rank(record: dict) -> int:
     return source_rank(str(record.get("source", "")))
 
 
+#: bioRxiv/medRxiv DOIs: 10.1101/2024.01.02.24300001 (since late 2019) or 10.1101/123456 (before).
+_PREPRINT_DOI = re.compile(r"^10\.1101/(\d{4}\.\d{2}\.\d{2}\.)?\d{6,8}(v\d+)?$")
+_PREPRINT_SERVERS = ("medrxiv", "biorxiv", "research square", "ssrn", "preprints.org", "psyarxiv", "arxiv")
+
+
+def _preprint_server(record: dict) -> str | None:
+    """Why a record from any source is a preprint: a medRxiv/bioRxiv DOI outside a journal, a Europe PMC
+    preprint (PPR) record, or a preprint server as its journal/publisher."""
+    journal = str(record.get("journal") or "").strip().lower()
+    extra = record.get("extra") or {}
+    if extra.get("europepmc_source") == "PPR":
+        return "Europe PMC preprint record (PPR)"
+    if journal and any(journal.startswith(server) for server in _PREPRINT_SERVERS):
+        return f"preprint server '{record.get('journal')}'"
+    for scheme, value in record.get("identifiers") or []:
+        if scheme == "doi" and _PREPRINT_DOI.match(str(value)) and not journal:
+            return f"medRxiv/bioRxiv DOI {value}"
+    return None
+
+
 def build_facts(records: Iterable) -> Facts:
     """What the rules read, from a work's records (best source first)."""
     items = sorted((_as_dict(r) for r in records), key=_source_rank)
@@ -180,6 +200,7 @@ def build_facts(records: Iterable) -> Facts:
             add(doc.abstracts, item.get("description"))
         facts.record_types.add(record.get("record_type") or "other")
         facts.sources.add(str(record.get("source", "")).split(":")[0])
+        facts.preprint_server = facts.preprint_server or _preprint_server(record)
         if record.get("trial") and not facts.trial:
             facts.trial = dict(record["trial"])
         if any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in record.get("links") or []):

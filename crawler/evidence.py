@@ -65,6 +65,7 @@ class Facts:
     trial: dict = field(default_factory=dict)  # the latest registration's tracked fields
     enrollment: int | None = None
     registered: bool = False  # states a trial registration number
+    preprint_server: str | None = None  # what says a record is on a preprint server (any source)
     published_on: str | None = None
 
     @property
@@ -294,8 +295,14 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     registration = "trial_registration" in facts.record_types
     if registration:
         found["trial_registration"] = f"record type trial_registration ({', '.join(sorted(s for s in facts.sources))})"
-    if facts.record_type == "preprint" or "preprint" in pts:
-        found["preprint"] = "record type preprint" if facts.record_type == "preprint" else "publication type 'preprint'"
+    if facts.record_type == "preprint" or pts & PT_PREPRINT or facts.preprint_server:
+        found["preprint"] = (
+            "record type preprint"
+            if facts.record_type == "preprint"
+            else pt(PT_PREPRINT)
+            if pts & PT_PREPRINT
+            else facts.preprint_server
+        )
     if facts.record_type == "news" or pts & PT_NEWS:
         found["news"] = "record type news" if facts.record_type == "news" else pt(PT_NEWS)
     if registration or "news" in found:  # a registry record or a news item is that, whatever it reports

@@ -443,3 +443,26 @@ def test_invalid_vocabulary_names_the_key(extra, key, message):
     with pytest.raises(ConfigError) as error:
         parse_config(text, "litmon.toml")
     assert error.value.key == key and message in str(error.value) and "litmon.toml" in str(error.value)
+
+
+def test_a_medrxiv_preprint_keeps_its_tag_whatever_source_saw_it(shipped):
+    """Issue #13: a medRxiv preprint seen only through Crossref, Europe PMC or OpenAlex is still a preprint."""
+
+    def tags(record):
+        return set(classify_records([record], shipped, TODAY).tag_names)
+
+    title, abstract = "Ketamine for depression in primary care", "We randomly assigned 80 adults with depression to ketamine."
+    crossref = Record(
+        source="crossref", source_id="10.1101/2026.01.05.26300001", record_type="article", title=title, abstract=abstract
+    )
+    crossref.add_id("doi", "10.1101/2026.01.05.26300001")
+    assert "preprint" in tags(crossref)
+    openalex = Record(source="openalex", source_id="W1", record_type="article", title=title, abstract=abstract, journal="medRxiv")
+    assert "preprint" in tags(openalex)
+    epmc = Record(source="europepmc", source_id="PPR1", record_type="article", title=title, abstract=abstract)
+    epmc.extra["europepmc_source"] = "PPR"
+    assert "preprint" in tags(epmc)
+    journal = Record(source="crossref", source_id="10.1101/gr.1", record_type="article", title=title, abstract=abstract)
+    journal.add_id("doi", "10.1101/gr.123456.120")  # Cold Spring Harbor's journals share the prefix
+    journal.journal = "Genome research"
+    assert "preprint" not in tags(journal)
