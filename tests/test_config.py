@@ -703,7 +703,7 @@ def test_the_configuration_reference_is_generated_from_the_declarations():
     from crawler.configshow import render_config_reference
 
     text = render_config_reference()
-    assert "| `smtp_host` | string |" in text and "| `batch_size` | integer (≥ 1, ≤ 10000) | `200` |" in text
+    assert "| `smtp_host` | string |" in text and "| `batch_size` | integer (≥ 1, ≤ 10000) | `500` |" in text
     assert "### `[sources.crossref]`" in text and "### `[[pages]]`" in text and "| `operator` | boolean | `false` |" in text
     assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == text
 

@@ -44,7 +44,7 @@ from crawler.xmlsafe import parse_xml, text_of
 NAME = "pubmed"
 CORPUS_DIR = "pubmed"
 ESEARCH_CAP = 9999
-DEFAULT_BATCH = 200
+DEFAULT_BATCH = 500
 
 
 #: CommentsCorrections RefType -> link relation (RefTypes not listed, e.g. Cites, are ignored)
@@ -217,8 +217,9 @@ def parse_article(article, source: str = NAME) -> Record:
             record.add_id("doi", loc.text)
     record.abstract_sections = _abstract_sections(art)
     record.abstract = abstracts.flatten(record.abstract_sections)
-    record.authors = _authors(art)
-    record.structured_authors = _structured_authors(art)
+    people = _author_fields(art)
+    record.authors = _authors(people)
+    record.structured_authors = _structured_authors(people)
     record.journal = text_of(art.find("Journal/Title")) or None
     record.language = art.findtext("Language")
     record.publication_types = [text_of(p) for p in art.findall("PublicationTypeList/PublicationType")]
@@ -283,8 +284,9 @@ def parse_book_article(article, source: str = NAME) -> Record:
             record.add_id("doi", aid.text)
     record.abstract_sections = _abstract_sections(doc)
     record.abstract = abstracts.flatten(record.abstract_sections)
-    record.authors = _authors(doc)
-    record.structured_authors = _structured_authors(doc)
+    people = _author_fields(doc)
+    record.authors = _authors(people)
+    record.structured_authors = _structured_authors(people)
     record.journal = text_of(doc.find("Book/BookTitle")) or None
     record.published_on = _date_element(doc.find("Book/PubDate"))
     record.entered_on = _history_date(article, "entrez", "PubmedBookData")
@@ -312,38 +314,52 @@ def _abstract_sections(art) -> list[dict]:
     return [s for s in found if s]
 
 
-def _authors(art) -> list[str]:
-    names = []
-    for author in art.findall("AuthorList/Author"):
+_AUTHOR_FIELDS = ("LastName", "ForeName", "Initials", "CollectiveName", "Suffix")
+
+
+def _author_fields(art) -> list[dict[str, str]]:
+    """Each valid author's name fields (text of the first element of each tag), read once for both
+    the display names and the structured authors."""
+    people = []
+    for author in art.iterfind("AuthorList/Author"):
         if author.get("ValidYN", "Y") == "N":
             continue
-        collective = text_of(author.find("CollectiveName"))
+        fields: dict[str, str] = {}
+        for child in author:
+            if child.tag in _AUTHOR_FIELDS and child.tag not in fields:
+                fields[child.tag] = text_of(child)
+        people.append(fields)
+    return people
+
+
+def _authors(people: list[dict[str, str]]) -> list[str]:
+    names = []
+    for fields in people:
+        collective = fields.get("CollectiveName", "")
         if collective:
             names.append(collective)
             continue
-        last = text_of(author.find("LastName"))
-        first = text_of(author.find("ForeName")) or text_of(author.find("Initials"))
+        last = fields.get("LastName", "")
+        first = fields.get("ForeName", "") or fields.get("Initials", "")
         if last:
             names.append(f"{last} {first}".strip())
     return names
 
 
-def _structured_authors(art) -> list[Author]:
+def _structured_authors(people: list[dict[str, str]]) -> list[Author]:
     """``LastName``/``ForeName``/``Initials``/``Suffix`` or ``CollectiveName`` of each valid author."""
-    people = []
-    for author in art.findall("AuthorList/Author"):
-        if author.get("ValidYN", "Y") == "N":
-            continue
+    found = []
+    for fields in people:
         person = make_author(
-            family=text_of(author.find("LastName")),
-            given=text_of(author.find("ForeName")),
-            initials=text_of(author.find("Initials")),
-            collective=text_of(author.find("CollectiveName")),
-            suffix=text_of(author.find("Suffix")),
+            family=fields.get("LastName", ""),
+            given=fields.get("ForeName", ""),
+            initials=fields.get("Initials", ""),
+            collective=fields.get("CollectiveName", ""),
+            suffix=fields.get("Suffix", ""),
         )
         if person:
-            people.append(person)
-    return people
+            found.append(person)
+    return found
 
 
 def _publication_date(art) -> str | None:
