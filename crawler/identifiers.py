@@ -37,6 +37,8 @@ _NCT_RE = re.compile(r"\bNCT\s?0?(\d{7,8})\b", re.I)
 _ISRCTN_RE = re.compile(r"\bISRCTN\s?(\d{8})\b", re.I)
 _EUDRACT_RE = re.compile(r"\b((?:19|20)\d{2})-(\d{6})-(\d{2})\b")
 _EUCT_RE = re.compile(r"\b((?:19|20)\d{2})-(5\d{5})-(\d{2})-(\d{2})\b")
+#: What every EudraCT and EU CT number contains (a pre-check before the two expressions).
+_EU_NUMBER_HINT = re.compile(r"\d{4}-\d{6}-\d\d")
 
 
 def normalize_doi(value: str | None) -> str | None:
@@ -146,16 +148,20 @@ def find_trial_ids(text: str | None) -> list[tuple[str, str]]:
     if not text:
         return []
     found: list[tuple[str, str]] = []
-    for m in _NCT_RE.finditer(text):
-        found.append(("nct", f"NCT{int(m.group(1)):08d}"))
-    for m in _ISRCTN_RE.finditer(text):
-        found.append(("isrctn", f"ISRCTN{m.group(1)}"))
-    for m in _EUCT_RE.finditer(text):
-        found.append(("euct", "-".join(m.groups())))
-    euct_spans = [m.span() for m in _EUCT_RE.finditer(text)]
-    for m in _EUDRACT_RE.finditer(text):
-        if not any(s <= m.start() < e for s, e in euct_spans):
-            found.append(("eudract", "-".join(m.groups())))
+    lowered = text.lower()  # cheap pre-checks: most abstracts name no registration at all
+    if "nct" in lowered:
+        for m in _NCT_RE.finditer(text):
+            found.append(("nct", f"NCT{int(m.group(1)):08d}"))
+    if "rctn" in lowered:  # (not "isrctn": a dotted or long s folds to i or s in the expression)
+        for m in _ISRCTN_RE.finditer(text):
+            found.append(("isrctn", f"ISRCTN{m.group(1)}"))
+    if _EU_NUMBER_HINT.search(text):
+        euct = list(_EUCT_RE.finditer(text))
+        found.extend(("euct", "-".join(m.groups())) for m in euct)
+        euct_spans = [m.span() for m in euct]
+        for m in _EUDRACT_RE.finditer(text):
+            if not any(s <= m.start() < e for s, e in euct_spans):
+                found.append(("eudract", "-".join(m.groups())))
     return list(dict.fromkeys(found))
 
 

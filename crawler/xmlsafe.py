@@ -40,4 +40,7 @@ def text_of(element) -> str:
     """All text inside an element, mixed content (<i>, <sup>, MathML) flattened, whitespace folded."""
     if element is None:
         return ""
+    if len(element) == 0:  # no child elements (most fields): its own text is all of it
+        text = element.text
+        return " ".join(text.split()) if text else ""
     return " ".join("".join(element.itertext()).split())
