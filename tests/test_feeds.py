@@ -506,3 +506,23 @@ def test_every_shipped_feed_and_page_parses_its_platforms_real_structure(make_co
     assert set(stored) == set(SHIPPED_FIXTURES) and all(n >= 2 for n in stored.values())
     dated = rows(db, "SELECT source FROM records WHERE published_on IS NULL")
     assert dated == [], "every entry of these fixtures carries a date"
+
+
+def test_fetched_and_kept_reach_the_log_line_its_json_fields_and_status(make_config, httpserver, run_crawl, db, caplog):
+    import logging
+
+    from crawler.status import collect_status, render_status
+
+    serve(httpserver, "/jama.xml", "jama_psychiatry_rss2_next.xml")
+    config = feed_config(make_config, httpserver, {"name": "jama", "path": "/jama.xml"})
+    with caplog.at_level(logging.INFO, logger="crawler.pipeline"):
+        run_crawl(config, only=["feed:jama"])
+
+    [line] = [r for r in caplog.records if r.getMessage().startswith("[feed:jama] ok")]
+    assert line.getMessage().startswith("[feed:jama] ok: 4 fetched, 3 kept, 3 new, 0 updated, 0 unchanged")
+    assert (line.fields["fetched"], line.fields["kept"]) == (4, 3)
+    info = collect_status(config, db)
+    jama = next(s for s in info["sources"] if s["source"] == "feed:jama")
+    assert (jama["last_run"]["fetched"], jama["last_run"]["kept"]) == (4, 3)
+    row = next(l for l in render_status(info).splitlines() if l.startswith("feed:jama"))
+    assert " 4/3 " in row
