@@ -176,10 +176,12 @@ def check_summary(config: Config) -> list[str]:
 
 
 def placeholder_warning(config: Config) -> str:
+    where = config.layers[-1] if config.layers else config.path
+    if where.startswith("<shipped"):  # no file of one's own yet
+        where = "a ./litmon.toml of your own (or the file --config / $LITMON_CONFIG names)"
     return (
-        f"contact_email is still the shipped placeholder {config.contact_email}: set contact_email in "
-        f"{config.layers[-1] if config.layers else config.path} to an address you read (NCBI and Crossref see it and "
-        "write to it before blocking a client)"
+        f"contact_email is still the shipped placeholder {config.contact_email}: set contact_email in {where} to an "
+        "address you read (NCBI and Crossref see it and write to it before blocking a client)"
     )
 
 

@@ -170,7 +170,7 @@ def crawl(
     if getattr(config, "placeholder_contact", False):
         from crawler.configshow import placeholder_warning
 
-        log.warning("WARNING: %s", placeholder_warning(config))
+        log.warning("%s", placeholder_warning(config))
     http = http or HttpClient(config.contact_email, **config.http)
     if stop is not None:
         http.stop = stop  # every pause and network wait ends at once on SIGTERM/SIGINT

@@ -17,11 +17,12 @@ from tests.test_cli import closed_port, litmon, litmon_env
 from tests.test_digest import smtp_server  # noqa: F401  (a fixture)
 
 
-def unreachable(port: int) -> str:
+def unreachable(port: int, path: str = "/") -> str:
+    """PubMed on a closed loopback port: connection refused."""
     return f"""
 [sources.pubmed]
 enabled = true
-base_url = "http://127.0.0.1:{port}/"
+base_url = "http://127.0.0.1:{port}{path}"
 query = "ketamine"
 min_interval = 0
 """

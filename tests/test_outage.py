@@ -9,19 +9,11 @@ from crawler.digest import run_digest
 from tests.opshelpers import PubMedServer, pubmed_section, write_config
 from tests.test_cli import closed_port, litmon
 from tests.test_digest import smtp_server  # noqa: F401  (a fixture)
+from tests.test_health import unreachable
 
 
 def failing_sources(port: int) -> str:
-    return f"""
-[sources.pubmed]
-enabled = true
-base_url = "http://127.0.0.1:{port}/entrez/eutils/"
-query = "ketamine"
-min_interval = 0
-[[feeds]]
-name = "journal"
-url = "http://127.0.0.1:{port}/rss.xml"
-"""
+    return unreachable(port, "/entrez/eutils/") + f'[[feeds]]\nname = "journal"\nurl = "http://127.0.0.1:{port}/rss.xml"\n'
 
 
 def recipients(smtp_port: int) -> str:
