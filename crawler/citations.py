@@ -92,7 +92,7 @@ def citation_of(records: list[dict], date: str | None = None) -> Citation:
     if not people:  # records stored before structured authors: the names through the one parser
         from crawler.records import parse_authors
 
-        names = next((n for n in (_loads(r.get("authors"), []) for r in records) if n), [])
+        names: list[str] = next((n for n in (_loads(r.get("authors"), []) for r in records) if n), [])
         people = parse_authors(names)
 
     def first(column: str) -> str | None:

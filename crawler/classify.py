@@ -366,7 +366,7 @@ def classify_batch(db, config, records) -> None:
 class ReclassifyReport:
     works: int = 0
     labels: dict[str, int] = field(default_factory=lambda: {label: 0 for label in LABELS})
-    changed: list[tuple[int, str | None, str]] = field(default_factory=list)  # (work_id, old, new)
+    changed: list[tuple[int | None, str | None, str]] = field(default_factory=list)  # (work_id, old, new)
     tags_changed: int = 0
 
 
@@ -379,7 +379,8 @@ def reclassify(db, config, *, dry_run: bool = False, today: dt.date | None = Non
         for result in classify_works(db, config, all_ids[start : start + CHUNK], dry_run=dry_run, today=today):
             report.works += 1
             report.labels[result.label] += 1
-            old_label, old_tags = before.get(result.work_id, (None, set()))
+            stored = before.get(result.work_id) if result.work_id is not None else None
+            old_label, old_tags = stored if stored else (None, set[str]())
             if old_label != result.label:
                 report.changed.append((result.work_id, old_label, result.label))
             if old_tags != set(result.tag_names):

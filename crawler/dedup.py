@@ -322,7 +322,7 @@ def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], in
 def rebuild_keys(db) -> int:
     """Recompute every record's blocking and citation keys from its stored fingerprint and record
     (after the key scheme changed)."""
-    keys = []
+    keys: list[tuple[str, int]] = []
     fingerprints = list(store.load_fingerprint_rows(db))
     records = {row["id"]: row for row in store.load_match_records(db, [f["record_id"] for f in fingerprints])}
     for row in fingerprints:

@@ -304,7 +304,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
             else facts.preprint_server
         )
     if facts.record_type == "news" or pts & PT_NEWS:
-        found["news"] = "record type news" if facts.record_type == "news" else pt(PT_NEWS)
+        found["news"] = "record type news" if facts.record_type == "news" else (pt(PT_NEWS) or "")
     if registration or "news" in found:  # a registry record or a news item is that, whatever it reports
         return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
 
@@ -341,8 +341,8 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if "protocol" in found:  # the protocol of a review or a trial is a protocol
         found.pop("meta_analysis", None)
         found.pop("systematic_review", None)
-    synthesis = "meta_analysis" in found or "systematic_review" in found
-    if not synthesis and "guideline" not in found and "protocol" not in found:
+    is_synthesis = "meta_analysis" in found or "systematic_review" in found
+    if not is_synthesis and "guideline" not in found and "protocol" not in found:
         review = first(pt(PT_REVIEW), in_title(REVIEW_TITLE), None if "commentary" in found else in_abstract(REVIEW_TEXT))
         if review and not (pts & (PT_RCT | PT_TRIAL | PT_CASE | PT_OBS)):
             found["review"] = review
@@ -352,11 +352,12 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if not preclinical and abstract:
         hits = PRECLINICAL.findall(abstract)
         if len(hits) >= 2 and not HUMAN_STUDY.search(abstract):
-            preclinical = f"abstract: '{PRECLINICAL.search(abstract).group(0)}' x{len(hits)}"
-    if preclinical and not synthesis and "review" not in found:
+            first_hit = PRECLINICAL.search(abstract)
+            preclinical = f"abstract: '{first_hit.group(0) if first_hit else ''}' x{len(hits)}"
+    if preclinical and not is_synthesis and "review" not in found:
         found["preclinical"] = preclinical
 
-    secondary = synthesis or "review" in found or "protocol" in found or "guideline" in found or "preclinical" in found
+    secondary = is_synthesis or "review" in found or "protocol" in found or "guideline" in found or "preclinical" in found
     # a commentary's text is about other work: only its publication types (and a described case) tell its design
     text_ok = not secondary and "commentary" not in found
     case = first(

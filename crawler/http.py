@@ -535,4 +535,4 @@ def _display_url(url, params) -> str:
     if not params:
         return url
     req = requests.Request("GET", url, params=params).prepare()
-    return req.url
+    return req.url or url

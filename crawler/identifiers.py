@@ -57,7 +57,7 @@ def normalize_doi(value: str | None) -> str | None:
 
 
 def is_preprint_doi(doi: str | None) -> bool:
-    return bool(doi) and doi.lower().startswith(PREPRINT_DOI_PREFIXES)
+    return bool(doi) and str(doi).lower().startswith(PREPRINT_DOI_PREFIXES)
 
 
 def normalize_pmid(value) -> str | None:

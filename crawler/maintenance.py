@@ -153,13 +153,13 @@ def check_database(database: Path, *, quick: bool = False, lock_held: bool = Fal
         if fk:
             tables = sorted({row[0] for row in fk})
             result.problems.append(f"foreign_key_check: {len(fk)} row(s) point at missing rows (tables: {', '.join(tables)})")
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if {"works", "records", "identifiers"} <= tables:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if {"works", "records", "identifiers"} <= names:
             for what, sql in CONSISTENCY_CHECKS:
                 count = conn.execute(sql).fetchone()[0]
                 if count:
                     result.problems.append(f"{count} {what}")
-        if "crawl_runs" in tables:
+        if "crawl_runs" in names:
             running = conn.execute("SELECT COUNT(*) FROM crawl_runs WHERE status = 'running'").fetchone()[0]
             if running and not lock_held:
                 result.notes.append(

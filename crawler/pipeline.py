@@ -283,7 +283,7 @@ def crawl_source(
     )
     if instance.settings.get("min_interval") is not None and instance.settings.get("base_url"):
         http.set_min_interval(instance.settings["base_url"], float(instance.settings["min_interval"]))
-    source_run_id = None if dry_run else store.start_source_run(db, run_id, instance.name, *report.window)
+    source_run_id = None if dry_run or run_id is None else store.start_source_run(db, run_id, instance.name, *report.window)
     requests_before = http.request_count
     http.begin_source()
     kept = 0
@@ -335,7 +335,7 @@ def crawl_source(
     report.requests = http.request_count - requests_before
     report.warnings = ctx.warnings
     report.seconds = time.monotonic() - started
-    if not dry_run:
+    if source_run_id is not None:  # None only in a dry run
         store.finish_source_run(
             db,
             source_run_id,

@@ -61,7 +61,7 @@ def collect_status(
             "watermark": st.get("watermark"),
             "last_success_at": st.get("last_success_at"),
             "last_failure_at": st.get("last_failure_at"),
-            "last_error": mask_secrets(st.get("last_error")) if st.get("last_error") else None,
+            "last_error": mask_secrets(st["last_error"]) if st.get("last_error") else None,
             "consecutive_failures": failures,
             "lag_seconds": lag,
             "records": counts.get(instance.name, 0),

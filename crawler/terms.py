@@ -86,8 +86,8 @@ def regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
     rule written as ``re:`` skips every text that cannot match it, as plain terms do.
     """
     try:
-        from re import _constants as codes
-        from re import _parser as parser
+        from re import _constants as codes  # type: ignore[attr-defined]
+        from re import _parser as parser  # type: ignore[attr-defined]
 
         tree = parser.parse(pattern, re.IGNORECASE)
     except Exception:  # noqa: BLE001 - an unreadable expression is simply always run

@@ -146,6 +146,7 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
             store.update_delivery(db, delivery_id, status="sending")
 
     def accepted() -> None:
+        assert delivery_id is not None  # before_data() ran: the server only answers DATA after it
         store.update_delivery(db, delivery_id, status="sent")
 
     for attempt in range(settings.attempts):
@@ -205,6 +206,7 @@ def _smtp_send(settings, message: EmailMessage, recipient: str, *, before_data=N
     password = os.environ.get(settings.password_env, "") if settings.password_env else ""
     if settings.username and not password:
         raise DeliveryError(f"[email] username is set but ${settings.password_env} is empty")
+    client: smtplib.SMTP
     if settings.security == "ssl":
         client = smtplib.SMTP_SSL(
             settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=_tls_context(settings)

@@ -87,9 +87,9 @@ def digest_due(db, config, now: dt.datetime | None = None) -> bool:
 def period_of(db, config, address: str, now: dt.datetime) -> Period:
     """From the end of the last digest that reached ``address`` (or ``first_digest_days`` ago) to now."""
     last = store.load_last_delivered_digest(db, address)
-    first = last is None
-    start = clock.stamp(now - dt.timedelta(days=config.digest["first_digest_days"])) if first else last["period_end"]
-    return Period(start, clock.stamp(now), first)
+    if last is None:
+        return Period(clock.stamp(now - dt.timedelta(days=config.digest["first_digest_days"])), clock.stamp(now), True)
+    return Period(last["period_end"], clock.stamp(now), False)
 
 
 # --------------------------------------------------------------------------- what the period holds

@@ -99,13 +99,13 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     since = build_since(ctx)
     max_pages = read_int_setting(ctx, "max_pages", DEFAULT_MAX_PAGES)
     for server in servers:
-        kept_dois: set[str] = set()
+        kept_dois: set[str | None] = set()
         yield from fetch_details(ctx, server, since, category, max_pages, kept_dois)
         yield from fetch_pubs(ctx, server, since, category, max_pages, kept_dois)
 
 
 def fetch_details(
-    ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int, kept_dois: set[str]
+    ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int, kept_dois: set[str | None]
 ) -> Iterator[list[Record]]:
     """Every version posted in the window on ``server``, filtered on the topic."""
     url_base = f"{ctx.base_url}details/{server}/{since.isoformat()}/{ctx.until.isoformat()}/"
@@ -126,7 +126,7 @@ def fetch_details(
 
 
 def fetch_pubs(
-    ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int, kept_dois: set[str]
+    ctx: CrawlContext, server: str, since: dt.date, category: str, max_pages: int, kept_dois: set[str | None]
 ) -> Iterator[list[Record]]:
     """Preprints of ``server`` whose journal version was published in the window."""
     url_base = f"{ctx.base_url}pubs/{server}/{since.isoformat()}/{ctx.until.isoformat()}/"
@@ -451,7 +451,7 @@ def server_of(label: Any, fallback: str) -> str:
     return value if value in SERVERS else fallback
 
 
-def content_url(server: str, doi: str, version: str | None) -> str:
+def content_url(server: str, doi: str, version: str | None) -> str | None:
     if server not in SERVERS:
         return ids.url_for("doi", doi)
     return f"https://www.{server}.org/content/{doi}" + (f"v{version}" if version else "")

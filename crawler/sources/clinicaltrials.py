@@ -117,7 +117,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     if ctx.settings.get("min_interval") is None:
         ctx.http.set_min_interval(ctx.base_url, DEFAULT_MIN_INTERVAL)
     params = build_params(ctx.name, ctx.settings, ctx.since.isoformat())
-    entry = ctx.log_query(describe_query(params), ctx.since, ctx.until, **params)
+    entry = ctx.log_query(describe_query(params), ctx.since, ctx.until, None, **params)
     url = ctx.base_url + "studies"
     token: str | None = None
     seen_tokens: set[str] = set()

@@ -313,7 +313,7 @@ def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]
     entry = ctx.log_query(
         settings["query"], start, end, hits=0, **{"pass": pass_name, "filter": filter_, "rows": settings["rows"]}
     )
-    stats = {"pages": 0, "read": 0, "kept": 0, "total_results": None, "stopped": None}
+    stats: dict[str, Any] = {"pages": 0, "read": 0, "kept": 0, "total_results": None, "stopped": None}
     entry.params.update(stats)
     cursor = "*"
     while not stats["stopped"]:
@@ -329,7 +329,7 @@ def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]
         stats["kept"] += len(matching)
         if stats["total_results"] is None:
             stats["total_results"] = message.get("total-results")
-        cursor = message.get("next-cursor")
+        cursor = message.get("next-cursor") or ""  # none: the last page (decide_stop ends the chain)
         stats["stopped"] = decide_stop(stats["pages"], settings, len(items), len(matching), cursor)
         entry.hits = stats["kept"]
         entry.params.update(stats)

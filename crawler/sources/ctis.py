@@ -208,7 +208,7 @@ def read_json(response: Response) -> Any:
 def parse_search(data: Any, url: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise SourceError(NAME, "the search answer has no list of trials ('data')", hint="whether the CTIS API changed", url=url)
-    pagination = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
+    pagination: dict[str, Any] = data["pagination"] if isinstance(data.get("pagination"), dict) else {}
     return pagination, [i for i in data["data"] if isinstance(i, dict)]
 
 

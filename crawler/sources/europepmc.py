@@ -198,7 +198,7 @@ def fetch_chain(
 ) -> Iterator[list[Record]]:
     """Follow one cursorMark chain, yielding each page's new records as one batch."""
     entry = ctx.log_query(
-        query, window_from, window_to, **{"pass": label, "resultType": "core", "pageSize": page_size, "pages": 0}
+        query, window_from, window_to, None, **{"pass": label, "resultType": "core", "pageSize": page_size, "pages": 0}
     )
     max_records = int(ctx.settings.get("max_records", DEFAULT_MAX_RECORDS))
     cursor, sent = "*", set()
@@ -314,7 +314,7 @@ def parse_search_page(data: Any, source: str = NAME, url: str | None = None) -> 
             source, f"search answer has no resultList{detail}", url=url, hint="the query in [sources.europepmc] and the base_url"
         )
     results = _as_list(result_list.get("result"))
-    request = data.get("request") if isinstance(data.get("request"), dict) else {}
+    request: dict[str, Any] = data["request"] if isinstance(data.get("request"), dict) else {}
     if results and str(request.get("resultType", "")).lower() == "idlist":
         raise SourceError(
             source,
@@ -487,12 +487,12 @@ def parse_structured_authors(item: dict[str, Any]) -> list[Author]:
 
 
 def parse_journal(item: dict[str, Any], src: str) -> str | None:
-    info = item.get("journalInfo") if isinstance(item.get("journalInfo"), dict) else {}
-    journal = info.get("journal") if isinstance(info.get("journal"), dict) else {}
+    info: dict[str, Any] = item["journalInfo"] if isinstance(item.get("journalInfo"), dict) else {}
+    journal: dict[str, Any] = info["journal"] if isinstance(info.get("journal"), dict) else {}
     title = _text(journal.get("title")) or _text(item.get("journalTitle"))
     if title:
         return title
-    book = item.get("bookOrReportDetails") if isinstance(item.get("bookOrReportDetails"), dict) else {}
+    book: dict[str, Any] = item["bookOrReportDetails"] if isinstance(item.get("bookOrReportDetails"), dict) else {}
     if src == "PPR":
         return _text(book.get("publisher")) or None  # the preprint server, e.g. "medRxiv"
     return _text(book.get("comprisingTitle")) or _text(book.get("publisher")) or None
@@ -506,8 +506,8 @@ def parse_published_on(item: dict[str, Any]) -> str | None:
 
 def build_extra(item: dict[str, Any], src: str, other: list[dict[str, Any]]) -> dict[str, Any]:
     """Stable extra facts (no citation counts: they change daily and would mark records as updated)."""
-    info = item.get("journalInfo") if isinstance(item.get("journalInfo"), dict) else {}
-    journal = info.get("journal") if isinstance(info.get("journal"), dict) else {}
+    info: dict[str, Any] = item["journalInfo"] if isinstance(item.get("journalInfo"), dict) else {}
+    journal: dict[str, Any] = info["journal"] if isinstance(info.get("journal"), dict) else {}
     extra = {
         "europepmc_source": src,
         "pub_year": _text(item.get("pubYear")) or None,

@@ -273,7 +273,7 @@ def parse_entry(
         title=title,
         url=link,
         abstract=None if sd else pick_abstract(entry),
-        authors=sd.get("authors") if sd and sd.get("authors") else entry_authors(entry),
+        authors=(sd or {}).get("authors") or entry_authors(entry),
         journal=entry_journal(entry, title) or (sd or {}).get("journal") or journal,
         published_on=entry_date
         or parse_date(entry.get("prism_coverdate"))
@@ -355,8 +355,8 @@ def pick_abstract(entry) -> str | None:
 
 
 def entry_authors(entry) -> list[str]:
-    names = [a.get("name") for a in entry.get("authors") or [] if isinstance(a, dict)]
-    names = [n for n in names if n] or ([entry["author"]] if entry.get("author") else [])
+    names: list[str] = [a["name"] for a in entry.get("authors") or [] if isinstance(a, dict) and a.get("name")]
+    names = names or ([entry["author"]] if entry.get("author") else [])
     result: list[str] = []
     for name in names:
         for part in split_authors(name):

@@ -187,8 +187,8 @@ def parse_file(body: bytes, filename: str = "") -> list[Record]:
     return parse_trials(parse_root(body))
 
 
-def parse_root(body: bytes):
-    return parse_xml(body, NAME, "ISRCTN answer")
+def parse_root(body: bytes | str):
+    return parse_xml(body.encode("utf-8") if isinstance(body, str) else body, NAME, "ISRCTN answer")
 
 
 def parse_total(root) -> int:

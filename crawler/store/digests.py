@@ -100,6 +100,7 @@ def recover_pending_deliveries(db) -> list[dict[str, Any]]:
     for row in db.query(
         "SELECT id, digest_id, recipient, transport, status, message_id, path FROM digest_deliveries WHERE status IN ('sending', 'retrying')"
     ):
+        error: str | None
         if row["status"] == "retrying":
             status, error = "failed", "the process was killed while retrying this delivery; the next digest run sends it"
         elif row["transport"] == "outbox":

@@ -486,7 +486,7 @@ def m010_work_summaries(db: sqlite_utils.Database) -> None:
         db.execute(statement)
     for snapshot_id, status in db.execute("SELECT id, overall_status FROM trial_snapshots").fetchall():
         db.execute("UPDATE trial_snapshots SET status = ? WHERE id = ?", [normalise_trial_status(status), snapshot_id])
-    db["work_summaries"].enable_fts(list(FTS_COLUMNS), fts_version="FTS5", create_triggers=True, tokenize="porter")
+    db.table("work_summaries").enable_fts(list(FTS_COLUMNS), fts_version="FTS5", create_triggers=True, tokenize="porter")
     # the rows are computed by crawler.ingest's backfill (rebuild_work_summaries), on the newest schema
 
 

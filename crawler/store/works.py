@@ -80,7 +80,7 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
     if row is None:
         existing = _works_with_identifiers(db, record.identifiers)
         alone = not existing
-        work_id = existing[0] if existing else _create_work(db, record, values["structured_authors"], now)
+        work_id = existing[0] if existing else _create_work(db, record, values["structured_authors"] or "[]", now)
         cursor = db.conn.execute(
             f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(values)})"
             f" VALUES (?, ?, ?, ?, ?, ?, {marks(values)})",
@@ -323,7 +323,7 @@ def load_work_ids_of_records(db, keys: list[tuple[str, str]]) -> list[int]:
     by_source: dict[str, list[str]] = {}
     for source, source_id in keys:
         by_source.setdefault(source, []).append(str(source_id))
-    found = set()
+    found: set[int] = set()
     for source, source_ids in by_source.items():
         for chunk in chunks(list(dict.fromkeys(source_ids))):
             found.update(
