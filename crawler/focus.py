@@ -29,7 +29,6 @@ ROLE_OF_CATEGORY = {
     "RESULTS": "results",
     "CONCLUSIONS": "discussion",
 }
-FOCUS_ROLES = ("objective", "methods", "results")
 
 _LABEL = re.compile(r"^([a-z][a-z ,'/&-]{2,40}?)\s*:\s+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[a-z0-9(\[])|\n+")
@@ -48,11 +47,13 @@ _DISCUSSION = re.compile(
 )
 #: Constructions that name the drug only as a comparison, an example or an exclusion.
 _PASSING_BEFORE = (
-    r"such as|including|like|unlike|e\.g\.,?|i\.e\.,?|similar to|similarly to|compared (?:with|to)|comparable to|"
-    r"relative to|than|other than|beyond|alternatives? to|analogous to|as with|as does|as did|resembling|"
-    r"in contrast to|contrary to|as opposed to|mimic(?:s|king)?|rather than|instead of|"
-    r"(?:history of|prior|previous|past) (?:use of |treatment with |exposure to )?|excluding|excluded"
+    r"such as|like|unlike|e\.g\.,?|i\.e\.,?|similar to|similarly to|compared (?:with|to)|comparable to|"
+    r"relative to|other than|beyond|alternatives? to|analogous to|as with|as does|as did|resembling|"
+    r"in contrast to|contrary to|as opposed to|mimic(?:s|king)?|rather than|instead of"
 )
+#: Words that make an aside only right before the drug ("than ketamine", "including esketamine"),
+#: not a few words earlier ("more than three ketamine infusions" is about ketamine).
+_PASSING_NEXT = r"than|including|excluding|excluded|(?:history of|prior|previous|past) (?:use of |treatment with |exposure to )?"
 #: In a title only the plain comparisons count: "beyond ketamine" or "including ketamine" may head a review or news.
 _TITLE_BEFORE = r"such as|like|unlike|similar to|rather than|instead of|as opposed to|in contrast to|mimic(?:s|king)?"
 _PASSING_AFTER = r"(?:-like|-type|[\s-]like\b|\s+(?:was|were|has been|have been) recently approved)"
@@ -114,17 +115,14 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
 
 def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.Pattern:
     return re.compile(
+        rf"(?:\b(?:{_PASSING_NEXT})\s+(?:(?:iv|intravenous|oral|intranasal|nasal|racemic|inhaled)\s+)?(?:{concept_pattern}))|"
         rf"(?:\b(?:{before})\s+(?:[a-z0-9-]+\s+){{0,3}}?(?:{concept_pattern}))|(?:(?:{concept_pattern})[a-z0-9]*{_PASSING_AFTER})"
     )
 
 
-def _mentions(pattern: re.Pattern, text: str) -> list[re.Match]:
-    return list(pattern.finditer(text))
-
-
 def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern) -> bool:
     """Every mention of the concept in this sentence is a comparison, an example or an exclusion."""
-    hits = _mentions(concept, sentence)
+    hits = list(concept.finditer(sentence))
     if not hits:
         return False
     if _NOT_ABOUT.search(sentence):

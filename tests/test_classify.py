@@ -240,6 +240,8 @@ def test_focus_sentence_roles():
         "We randomised 80 adults to escitalopram or sertraline rather than rapid-acting agents such as ketamine.": False,
         "We randomised 80 adults; unlike ketamine, nitrous oxide was inhaled.": False,
         "We randomised 80 adults to ketamine or midazolam; ketamine was given weekly.": True,
+        "We randomised 80 adults; most received more than three ketamine infusions and ketamine was well tolerated.": True,
+        "We randomised 80 adults to nitrous oxide, which acted faster than intravenous ketamine in earlier work.": False,
         "We excluded patients with prior treatment with ketamine; 80 adults received zuranolone.": False,
     }
     for text, kept in cases.items():
