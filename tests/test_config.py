@@ -14,6 +14,7 @@ import pytest
 
 from crawler.config import API_SOURCES, load_config, parse_config, shipped_config_text
 from crawler.errors import ConfigError
+from tests.test_digest import smtp_server  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -742,3 +743,22 @@ def test_config_check_touches_no_network_and_warns_about_the_placeholder_contact
     assert ok.stdout.startswith("config ok: <shipped default config/litmon.toml>")
     assert "8 API source(s) enabled" in ok.stdout and "digest: written to outbox/" in ok.stdout
     assert "warning: contact_email is still the shipped placeholder litmon-operator@example.org" in ok.stderr
+
+
+def test_a_minimal_file_makes_and_mails_a_digest(tmp_path, clean_env, smtp_server):  # noqa: F811
+    """contact_email, [email] and recipients (plus the test server's port and no TLS): a complete configuration."""
+    handler, port = smtp_server()
+    path = tmp_path / "litmon.toml"
+    path.write_text(
+        FIVE_LINES.replace('smtp_host = "127.0.0.1"', f'smtp_host = "127.0.0.1"\nsmtp_port = {port}'), encoding="utf-8"
+    )
+
+    result = run_checkout("--config", str(path), "digest", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    [envelope] = handler.messages
+    assert envelope.mail_from == "me@uni.example" and envelope.rcpt_tos == ["team@uni.example"]
+    assert b"From: litmon <me@uni.example>" in envelope.content
+    assert "placeholder" not in result.stderr
+    checked = run_checkout("--config", str(path), "config", "check", cwd=tmp_path)
+    assert checked.returncode == 0 and "8 API source(s) enabled" in checked.stdout and "9 feed(s), 1 page(s)" in checked.stdout
