@@ -116,7 +116,13 @@ def collect_status(
     for r in recipients:
         if r["recipient"] not in configured:
             continue  # a former recipient: its old failures no longer page anyone
-        if r["last_status"] == "unknown":
+        if r["last_status"] in ("sending", "retrying") and holder is None:  # left by a killed process
+            r["last_status"] = "interrupted"
+            alerts.append(
+                f"digest #{r['last_digest_id']} to {r['recipient']}: the process was killed while delivering it — the next "
+                "run settles it (an outbox file that exists counts as written; an SMTP message becomes unknown)"
+            )
+        elif r["last_status"] == "unknown":
             alerts.append(f"digest #{r['last_digest_id']} to {r['recipient']}: delivery unknown — {r['error']}")
         elif r["last_status"] == "failed":
             alerts.append(

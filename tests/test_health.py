@@ -178,8 +178,13 @@ def test_after_kill_9_no_run_is_both_running_and_not_running(tmp_path, healthy, 
     )
     db.conn.commit()
 
+    db.execute("UPDATE digest_deliveries SET status = 'sending', delivered_at = NULL")  # killed while handing it over
+    db.conn.commit()
+
     info = collect_status(config, db)
     assert info["running"] is None
+    assert [r["last_status"] for r in info["recipients"]] == ["interrupted"]
+    assert any("the process was killed while delivering it" in r for r in info["reasons"])
     assert info["last_crawl"]["status"] == "interrupted" and "no longer runs" in info["last_crawl"]["note"]
     assert next(s for s in info["sources"] if s["source"] == "pubmed")["last_run"]["status"] == "interrupted"
     text_out = render_status(info)
