@@ -51,20 +51,39 @@ def search_works(
     """Current works matching ``query`` (FTS5 syntax: words, "phrases", prefix*, AND/OR/NOT, NEAR, ``title:``),
     best bm25 first, each with a ``snippet`` of the best-matching column (matches between :data:`HIGHLIGHT`).
 
-    A query that is not valid FTS5 syntax (a stray quote or dash) is searched as plain words."""
+    A query that is not valid FTS5 syntax (a stray quote or dash) is searched as plain words. The ranking
+    reads the index alone; the rows and snippets are fetched for the results kept (``limit``) only."""
+    try:
+        ranked = _rank(db, query, since, tag, record_type, relevance, limit)
+    except sqlite3.OperationalError:  # not FTS5 syntax ("unterminated string", "no such column: resistant")
+        query = fts_query(query)
+        if not query:
+            return []
+        ranked = _rank(db, query, since, tag, record_type, relevance, limit)
+    found: dict[int, dict[str, Any]] = {}
+    snippets: dict[int, str] = {}
+    for chunk in chunks([work_id for work_id, _ in ranked]):
+        found.update(
+            (row["work_id"], row) for row in db.query(f"SELECT * FROM work_summaries WHERE work_id IN ({marks(chunk)})", chunk)
+        )
+        snippets.update(
+            db.execute(
+                f"SELECT rowid, snippet(work_summaries_fts, -1, ?, ?, ' … ', 24) FROM work_summaries_fts"
+                f" WHERE work_summaries_fts MATCH ? AND rowid IN ({marks(chunk)})",
+                [*HIGHLIGHT, query, *chunk],
+            ).fetchall()
+        )
+    return [{**found[work_id], "score": score, "snippet": snippets.get(work_id)} for work_id, score in ranked if work_id in found]
+
+
+def _rank(db, query, since, tag, record_type, relevance, limit) -> list[tuple[int, float]]:
+    """(work_id, bm25 score) of the best matches, best first: computed from the index (and the filters) only."""
     where, params = _filters(since, tag, record_type, relevance)
     weights = ", ".join(str(w) for w in FTS_WEIGHTS)
-    sql = f"""SELECT s.*, bm25(work_summaries_fts, {weights}) AS score,
-                     snippet(work_summaries_fts, -1, ?, ?, ' … ', 24) AS snippet
-              FROM work_summaries_fts JOIN work_summaries s ON s.work_id = work_summaries_fts.rowid
-              WHERE work_summaries_fts MATCH ? {"".join(f" AND {w}" for w in where)}
-              ORDER BY score, s.work_id LIMIT ?"""
-    args = [*HIGHLIGHT, query, *params, -1 if limit is None else limit]
-    try:
-        return list(db.query(sql, args))
-    except sqlite3.OperationalError:  # not FTS5 syntax ("unterminated string", "no such column: resistant")
-        args[2] = fts_query(query)
-        return list(db.query(sql, args)) if args[2] else []
+    filtered = f" AND rowid IN (SELECT s.work_id FROM work_summaries s WHERE {' AND '.join(where)})" if where else ""
+    sql = f"""SELECT rowid, bm25(work_summaries_fts, {weights}) AS score FROM work_summaries_fts
+              WHERE work_summaries_fts MATCH ?{filtered} ORDER BY score, rowid LIMIT ?"""
+    return db.execute(sql, [query, *params, -1 if limit is None else limit]).fetchall()
 
 
 def load_export_works(
