@@ -203,8 +203,11 @@ _BIBTEX_SPECIALS = {
 }
 
 
+_BIBTEX_TABLE = str.maketrans(_BIBTEX_SPECIALS)
+
+
 def bibtex_escape(text: str | None) -> str:
-    return "".join(_BIBTEX_SPECIALS.get(ch, ch) for ch in _lines(text))
+    return _lines(text).translate(_BIBTEX_TABLE)
 
 
 def bibtex_key(work: dict[str, Any], taken: set[str]) -> str:

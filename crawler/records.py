@@ -145,7 +145,14 @@ class Author:
         return cls(**{k: data.get(k) for k in ("family", "given", "initials", "collective", "suffix")})
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v}
+        pairs = (
+            ("family", self.family),
+            ("given", self.given),
+            ("initials", self.initials),
+            ("collective", self.collective),
+            ("suffix", self.suffix),
+        )
+        return {k: v for k, v in pairs if v}
 
     @property
     def short(self) -> str:
