@@ -402,6 +402,8 @@ _TRIAL_STATUS_MAP = {
     "ongoing not yet recruiting": "not_yet_recruiting",
     "authorised": "not_yet_recruiting",
     "authorised recruitment pending": "not_yet_recruiting",
+    "authorised recruiting": "recruiting",
+    "expired": "withdrawn",
     "under evaluation": "not_yet_recruiting",
     "suspended": "suspended",
     "temporarily halted": "suspended",

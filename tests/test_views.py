@@ -90,6 +90,8 @@ def test_trials_view_gives_the_latest_normalised_status_and_history_its_changes(
         ("Stopped", "terminated"),
         ("Ended", "completed"),
         ("Temporarily halted", "suspended"),
+        ("Authorised, recruiting", "recruiting"),
+        ("Expired", "withdrawn"),
         ("AVAILABLE", "other"),
         ("", None),
     ],
