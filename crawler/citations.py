@@ -6,8 +6,9 @@ Pure helpers over stored rows (``records`` rows as dicts, best source first), us
   :mod:`crawler.records`, whatever order the source wrote names in), the journal's ISO/NLM abbreviation,
   and "2024;81(7):1298-1309";
 * :func:`free_full_text` — a PubMed Central copy, or an open-access location Europe PMC reported;
-* :func:`tag_label` — the human label of a tag ("Intranasal esketamine"), from ``[topic.tags.*] label``;
-* :func:`render_ris` — the items as a RIS file (Zotero, EndNote, Mendeley import it).
+* :func:`tag_label` — the human label of a tag ("Intranasal esketamine"), from ``[topic.tags.*] label``.
+
+A digest's RIS attachment is written by :mod:`crawler.export` (the same records as ``litmon export``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 
 from crawler import identifiers as ids
-from crawler.records import Author, format_authors
+from crawler.records import Author, format_authors, parse_authors
 
 #: Labels of litmon's own evidence-type tags.
 EVIDENCE_LABELS = {
@@ -90,8 +91,6 @@ def citation_of(records: list[dict], date: str | None = None) -> Citation:
             people = [Author.from_dict(a) for a in structured if isinstance(a, dict)]
             break
     if not people:  # records stored before structured authors: the names through the one parser
-        from crawler.records import parse_authors
-
         names: list[str] = next((n for n in (_loads(r.get("authors"), []) for r in records) if n), [])
         people = parse_authors(names)
 
@@ -139,52 +138,3 @@ def tag_label(tag: str, topic: dict | None = None) -> str:
         return EVIDENCE_LABELS[tag]
     words = tag.replace("_", " ")
     return words[:1].upper() + words[1:]
-
-
-# --------------------------------------------------------------------------- RIS
-
-
-def _ris_line(tag: str, value) -> str | None:
-    if value in (None, ""):
-        return None
-    text = " ".join(str(value).split())
-    return f"{tag}  - {text}"
-
-
-def ris_entry(item) -> str:
-    """One RIS record for a digest item (duck-typed: needs title, citation, date, url, links, tags, record_type)."""
-    citation: Citation = item.citation
-    lines = [_ris_line("TY", RIS_TYPES.get(getattr(item, "record_type", "article"), "JOUR"))]
-    lines.append(_ris_line("TI", item.title))
-    for person in citation.people:
-        lines.append(_ris_line("AU", person.inverted))
-    lines.append(_ris_line("T2", citation.journal_full or citation.journal))
-    if citation.journal and citation.journal != citation.journal_full:
-        lines.append(_ris_line("J2", citation.journal))
-    lines.append(_ris_line("PY", citation.year))
-    lines.append(_ris_line("DA", (item.date or "").replace("-", "/") or None))
-    lines.append(_ris_line("VL", citation.volume))
-    lines.append(_ris_line("IS", citation.issue))
-    if citation.pages:
-        start, _, end = citation.pages.partition("-")
-        lines.append(_ris_line("SP", start))
-        lines.append(_ris_line("EP", end or None))
-    for label, url in item.links:
-        if url.startswith("https://doi.org/"):
-            lines.append(_ris_line("DO", url[len("https://doi.org/") :]))
-        elif label.startswith("PubMed: "):
-            lines.append(_ris_line("AN", f"PMID:{label.split(': ', 1)[1]}"))
-    lines.append(_ris_line("UR", item.url))
-    if getattr(item, "free_full_text", None):
-        lines.append(_ris_line("L1", item.free_full_text))
-    if item.snippet:
-        lines.append(_ris_line("N1", item.snippet))
-    for tag in item.tag_labels or []:
-        lines.append(_ris_line("KW", tag))
-    lines.append("ER  - ")
-    return "\r\n".join(line for line in lines if line)
-
-
-def render_ris(items) -> str:
-    """Every item as RIS (CRLF line ends, as the format's readers expect)."""
-    return "".join(ris_entry(item) + "\r\n\r\n" for item in items)

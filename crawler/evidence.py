@@ -297,11 +297,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         found["trial_registration"] = f"record type trial_registration ({', '.join(sorted(s for s in facts.sources))})"
     if facts.record_type == "preprint" or pts & PT_PREPRINT or facts.preprint_server:
         found["preprint"] = (
-            "record type preprint"
-            if facts.record_type == "preprint"
-            else pt(PT_PREPRINT)
-            if pts & PT_PREPRINT
-            else facts.preprint_server
+            "record type preprint" if facts.record_type == "preprint" else pt(PT_PREPRINT) or facts.preprint_server or "preprint"
         )
     if facts.record_type == "news" or pts & PT_NEWS:
         found["news"] = "record type news" if facts.record_type == "news" else (pt(PT_NEWS) or "")

@@ -318,4 +318,4 @@ recipients = ["clinician@example.org"]
     first = entries[0]
     assert "TY  - JOUR" in first and "AU  - Osei, Hélène" in first and "AU  - Nowak, Ewa" in first
     assert "TI  - Ketamine versus midazolam" in first and "T2  - Journal of affective disorders" in first
-    assert "AN  - PMID:5000" in first and "KW  - RCT" in first
+    assert "AN  - 5000" in first and "KW  - litmon:rct" in first  # as `litmon export --format ris` writes it

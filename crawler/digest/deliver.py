@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
-from crawler import citations, clock, store
+from crawler import clock, export, store
 from crawler.digest.render import ATTACHMENT_NAME
 from crawler.errors import DeliveryError, UsageError
 
@@ -75,13 +75,7 @@ def deliver(config, db, digest_id: int, address: str, subject: str, text: str, h
 
 def ris_of_digest(config, db, digest_id: int) -> str:
     """The items a stored digest listed (also those beyond a section's cap), as RIS."""
-    from crawler.digest.build import build_item
-    from crawler.digest.selection import stored_digest_works
-
-    items = [build_item(data) for data in stored_digest_works(db, digest_id)]
-    for item in items:
-        item.tag_labels = [citations.tag_label(tag, config.topic) for tag in item.tags]
-    return citations.render_ris(items)
+    return export.render(store.load_export_works(db, work_ids=store.load_digest_work_ids(db, digest_id)), "ris")
 
 
 def resend(config, db, digest_id: int, *, dry_run: bool = False) -> Delivery:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crawler import citations, classify, clock, store
+from crawler import classify, clock, export, store
 from crawler.digest.build import Digest, build
 from crawler.digest.deliver import Delivery, deliver, write_atomic
 from crawler.digest.render import render
@@ -83,7 +83,8 @@ def run_digest(config, db, *, dry_run: bool = False, now: dt.datetime | None = N
             recipient=address,
         )
         result.digests.append((digest_id, digest))
-        ris = citations.render_ris(digest.items)  # every item, also those beyond a section's cap
+        # every item (also those beyond a section's cap), as `litmon export --format ris` writes them
+        ris = export.render(store.load_export_works(db, work_ids=[i.work_id for i in digest.items]), "ris")
         result.deliveries.append(deliver(config, db, digest_id, address, digest.subject, digest.text, digest.html, ris))
     return result
 

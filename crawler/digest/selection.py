@@ -140,16 +140,6 @@ def listed_as_new(work: dict, period: Period) -> bool:
     return seen > period.start
 
 
-def stored_digest_works(db, digest_id: int) -> list[WorkData]:
-    """The works a stored digest listed, in order (for its RIS attachment when it is sent again)."""
-    result = []
-    for work_id in store.load_digest_work_ids(db, digest_id):
-        work = store.load_work(db, work_id)
-        if work is not None:
-            result.append(load_work_data(db, work))
-    return result
-
-
 def select_trial_changes(db, period: Period) -> list[tuple[TrialChange, WorkData]]:
     result = []
     for change in changes.trial_changes(db, period.start, period.end):

@@ -94,10 +94,17 @@ def load_export_works(
     query: str | None = None,
     relevance: str | None = None,
     record_type: str | None = None,
+    work_ids: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Current works for an export (best fields, structured ``authors``, lists as lists), oldest first
-    (search rank first with ``query``)."""
-    if query:
+    (search rank first with ``query``; in the order given with ``work_ids``, e.g. a digest's items)."""
+    if work_ids is not None:
+        rows = {}
+        for chunk in chunks(list(dict.fromkeys(work_ids))):
+            for row in db.query(f"SELECT s.* FROM work_summaries s WHERE s.work_id IN ({marks(chunk)})", chunk):
+                rows[row["work_id"]] = row
+        found = [rows[w] for w in dict.fromkeys(work_ids) if w in rows]
+    elif query:
         found = search_works(db, query, since=since, tag=tag, record_type=record_type, relevance=relevance, limit=None)
     else:
         where, params = _filters(since, tag, record_type, relevance)
