@@ -20,7 +20,7 @@ RSS of the crawling process, database size, SQL statements per record (calls int
 included) and statement executions per record (SQLite's trace: every row of an ``executemany``
 counts), candidates compared per record (calls of ``dedup.compare``), and a per-stage breakdown
 (exclusive seconds and statements of HTTP incl. rate-limit waits, parsing, saving, dedup,
-classification; "other" is the rest). Instrumentation costs a few percent; ``--plain`` runs the
+classification, the work_summaries refresh; "other" is the rest). Instrumentation costs a few percent; ``--plain`` runs the
 console script bare and prints only time, peak RSS and size.
 """
 
@@ -47,6 +47,10 @@ STAGES = [
     ("crawler.ingest", "save_batch", "save"),
     ("crawler.dedup", "resolve_records", "dedup"),
     ("crawler.classify", "classify_batch", "classify"),
+    # work_summaries (the search index): refreshed per batch by ingest and by save_classifications
+    ("crawler.store", "refresh_work_summaries", "summaries"),
+    ("crawler.store.works", "refresh_work_summaries", "summaries"),
+    ("crawler.store.classification", "refresh_work_summaries", "summaries"),
     ("crawler.classify", "classify_records_batch", "classify"),
 ]
 
@@ -272,7 +276,7 @@ def run_size(n: int, args) -> None:
         stages = dict(s["stages"])
         other = stages.setdefault("other", {"seconds": 0.0, "calls": 0, "executions": 0})
         other["seconds"] += max(s["seconds"] - accounted, 0.0)
-        for name in ("http", "parse", "save", "dedup", "classify", "other"):
+        for name in ("http", "parse", "save", "dedup", "classify", "summaries", "other"):
             v = stages.get(name)
             if v:
                 print(
