@@ -119,6 +119,13 @@ def _lines(value: str | None) -> str:
     return " ".join((value or "").split())
 
 
+def title_of(work: dict[str, Any]) -> str:
+    """The title without the period MEDLINE ends titles with (reference managers add their own);
+    "…", "?" and "!" stay, as does an abbreviation's period ("… vs. placebo" is rare at the end)."""
+    title = _lines(work.get("title"))
+    return title[:-1] if title.endswith(".") and not title.endswith("..") else title
+
+
 def plain_record(work: dict[str, Any]) -> dict[str, Any]:
     """The JSON export's object: the CSV columns, with structured authors and lists kept as lists."""
     record = {name: work.get(name) for name in COLUMNS}
@@ -132,7 +139,7 @@ def plain_record(work: dict[str, Any]) -> dict[str, Any]:
 
 def render_ris(work: dict[str, Any]) -> str:
     out: list[tuple[str, str]] = [("TY", RIS_TYPES.get(work.get("record_type") or "", "GEN"))]
-    out.append(("TI", _lines(work.get("title"))))
+    out.append(("TI", title_of(work)))
     out += [("AU", a.inverted) for a in authors_of(work) if a.inverted]
     year = year_of(work)
     if year:
@@ -230,7 +237,7 @@ def bibtex_key(work: dict[str, Any], taken: set[str]) -> str:
 
 def render_bibtex(work: dict[str, Any], taken: set[str] | None = None) -> str:
     kind = BIBTEX_TYPES.get(work.get("record_type") or "", "misc")
-    fields: list[tuple[str, str]] = [("title", "{" + bibtex_escape(work.get("title")) + "}")]
+    fields: list[tuple[str, str]] = [("title", "{" + bibtex_escape(title_of(work)) + "}")]
     people = authors_of(work)
     if people:
         names = [("{" + bibtex_escape(a.collective) + "}") if a.collective else bibtex_escape(a.inverted) for a in people]
@@ -298,7 +305,7 @@ def csl_item(work: dict[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": f"litmon:{work['work_id']}",
         "type": CSL_TYPES.get(kind, "document"),
-        "title": _lines(work.get("title")),
+        "title": title_of(work),
     }
     people = []
     for a in authors_of(work):

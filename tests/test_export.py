@@ -102,6 +102,16 @@ def test_filters_select_works_by_date_tag_query_and_relevance(db):
     assert ids["retracted"] not in {w["work_id"] for w in works(db, since="2026-11-01")}
 
 
+def test_titles_lose_medlines_closing_period_only():
+    assert export.title_of({"title": "Ketamine for depression: a randomized clinical trial."}) == (
+        "Ketamine for depression: a randomized clinical trial"
+    )
+    assert export.title_of({"title": "Does ketamine work?"}) == "Does ketamine work?"
+    assert export.title_of({"title": "Ketamine and..."}) == "Ketamine and..."
+    entry = rispy.loads(export.render([{"work_id": 1, "record_type": "article", "title": "Esketamine in TRD."}], "ris"))[0]
+    assert entry["title"] == "Esketamine in TRD"
+
+
 def test_medline_short_page_ranges_are_expanded():
     assert export.page_range("123-9") == ("123", "129")
     assert export.page_range("1298–1309") == ("1298", "1309")
