@@ -31,3 +31,15 @@ def test_mypy_and_the_pre_commit_hooks_are_configured():
     assert any(dep.startswith("mypy") for dep in project["project"]["optional-dependencies"]["test"])
     hooks = re.findall(r"^\s+- id: (\S+)", (ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"), re.M)
     assert hooks == ["ruff", "ruff-format", "mypy"]
+
+
+def test_the_readme_layout_names_every_module():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("- Layout, one line per module") :]
+    layout = layout[: layout.index("  ```\n\n")]
+    listed = re.findall(r"^  (crawler/\S+\.py)\s", layout, re.M)
+    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "crawler").rglob("*.py"))
+    modules.remove("crawler/__main__.py")  # named on the cli line
+    modules.remove("crawler/__init__.py")  # the version
+    assert sorted(listed) == modules
+    assert len(listed) == len(set(listed))
