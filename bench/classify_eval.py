@@ -27,7 +27,7 @@ from crawler import ingest, store  # noqa: E402
 from crawler.classify import build_vocabulary, classify_records, reclassify  # noqa: E402
 from crawler.config import load_config  # noqa: E402
 from crawler.evidence import EVIDENCE_TAGS  # noqa: E402
-from tests.classify_corpus import NOISE_CLASSES, load_corpus  # noqa: E402
+from tests.helpers.classify_corpus import NOISE_CLASSES, load_corpus  # noqa: E402
 
 
 def ratio(a: int, b: int) -> float:

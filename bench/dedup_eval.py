@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from crawler import store  # noqa: E402
-from tests import dedup_corpus as corpus  # noqa: E402
+from tests.helpers import dedup_corpus as corpus  # noqa: E402
 
 
 def load_generator():

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from crawler import clock, store
 from crawler.config import parse_config
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
+from tests.helpers.smtp import Recorder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -132,3 +135,25 @@ def real_clock(pinned_clock, monkeypatch):
 @pytest.fixture
 def today(pinned_clock):
     return clock.today()
+
+
+@pytest.fixture
+def smtp_server():
+    """Start real SMTP servers (aiosmtpd) on loopback: ``handler, port = smtp_server(reject=…, …)``."""
+    servers = []
+
+    def _start(reject=False, transient_failures=0, **controller_options):
+        handler = Recorder(reject, transient_failures)
+        if controller_options.pop("auth", False):
+            controller_options.update(authenticator=handler.authenticate, auth_require_tls=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **controller_options)
+        controller.start()
+        servers.append(controller)
+        return handler, port
+
+    yield _start
+    for controller in servers:
+        controller.stop()

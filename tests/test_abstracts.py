@@ -139,7 +139,7 @@ def test_digest_item_shows_the_finding_not_the_background(make_config, db):
     import datetime as dt
 
     from crawler.digest import run_digest
-    from tests.classify_corpus import shipped_vocabulary
+    from tests.helpers.classify_corpus import shipped_vocabulary
 
     config = make_config("[digest]\nfirst_digest_days = 3660\n" + shipped_vocabulary())
     records = pubmed.parse_efetch((FIXTURES / "pubmed" / "efetch_batch1.xml").read_bytes())

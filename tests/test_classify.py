@@ -17,7 +17,7 @@ from crawler.errors import ConfigError
 from crawler.evidence import EVIDENCE_TAGS
 from crawler.records import Record
 from crawler.terms import Doc, TermRule
-from tests.classify_corpus import HERE, NOISE_CLASSES, build, load_corpus
+from tests.helpers.classify_corpus import HERE, NOISE_CLASSES, build, load_corpus
 
 TODAY = dt.date(2026, 11, 23)
 

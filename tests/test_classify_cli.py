@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from crawler import store
-from tests.classify_corpus import article, shipped_vocabulary
 from tests.conftest import BASE_CONFIG, skip_subprocess_when_travelling
+from tests.helpers.classify_corpus import article, shipped_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 

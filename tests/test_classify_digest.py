@@ -9,8 +9,8 @@ import pytest
 
 from crawler import classify, store
 from crawler.digest import run_digest
-from tests.classify_corpus import article, shipped_vocabulary
 from tests.conftest import rows
+from tests.helpers.classify_corpus import article, shipped_vocabulary
 
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 

@@ -15,9 +15,9 @@ import pytest
 
 from crawler import classify, clock, store
 from crawler.records import Record
-from tests.classify_corpus import article, build, shipped_vocabulary
 from tests.conftest import rows
-from tests.test_pubmed import FakeNcbi
+from tests.helpers.classify_corpus import article, build, shipped_vocabulary
+from tests.helpers.ncbi import FakeNcbi
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = {item["key"]: item for item in build.load_items()}

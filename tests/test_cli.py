@@ -3,48 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from werkzeug import Response
 
-from tests.conftest import BASE_CONFIG, fixture_bytes, skip_subprocess_when_travelling
-from tests.test_pubmed import esearch_body
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def write_config(tmp_path, extra: str) -> str:
-    path = tmp_path / "litmon.toml"
-    path.write_text(BASE_CONFIG.format(db=tmp_path / "litmon.db", outbox=tmp_path / "outbox") + extra)
-    return str(path)
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def litmon_env(**extra) -> dict:
-    """The environment of a litmon subprocess: this checkout's crawler package first on the path."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("LITMON_CONFIG", None)
-    env.update(extra)
-    return env
-
-
-def litmon(*args, cwd, env=None):
-    skip_subprocess_when_travelling()
-    return subprocess.run(
-        [sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env or litmon_env()
-    )
+from tests.conftest import fixture_bytes
+from tests.helpers.cli import closed_port, litmon, serve_pubmed, write_config
 
 
 def test_run_with_unreachable_sources_exits_1_and_still_writes_db_and_digest(tmp_path):
@@ -70,16 +35,6 @@ min_interval = 0
     assert db.execute("SELECT COUNT(*) FROM digests").fetchone() == (1,)
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1 and len(list((tmp_path / "outbox").glob("*.html"))) == 1
     assert "digest 1 for outbox: 0 item(s)" in result.stdout
-
-
-def serve_pubmed(httpserver):
-    httpserver.expect_request("/esearch.fcgi").respond_with_handler(
-        lambda r: Response(esearch_body(3 if r.form["datetype"] == "crdt" else 0), content_type="application/json")
-    )
-    pages = {"0": fixture_bytes("pubmed", "efetch_batch1.xml"), "2": fixture_bytes("pubmed", "efetch_batch2.xml")}
-    httpserver.expect_request("/efetch.fcgi").respond_with_handler(
-        lambda r: Response(pages[r.args["retstart"]], content_type="text/xml")
-    )
 
 
 def pubmed_config(tmp_path, httpserver):

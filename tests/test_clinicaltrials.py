@@ -13,45 +13,13 @@ from crawler import store
 from crawler.errors import SourceError
 from crawler.records import TRIAL_FIELDS
 from crawler.sources import clinicaltrials as ct
+from tests.helpers.sources import CONDITIONS, INTERVENTIONS, STUDIES, serve_pages, source_config
 
 NAME = "clinicaltrials"
-STUDIES = "/api/v2/studies"
-CONDITIONS = "depression OR treatment resistant depression"
-INTERVENTIONS = "ketamine OR esketamine"
 
 
 def fixture(name: str) -> bytes:
     return fixture_bytes(NAME, name)
-
-
-def source_config(make_config, httpserver, **extra):
-    settings = {
-        "enabled": True,
-        "base_url": httpserver.url_for("/api/v2/"),
-        "conditions": CONDITIONS,
-        "interventions": INTERVENTIONS,
-        "page_size": 1000,
-        "min_interval": 0,
-        **extra,
-    }
-    lines = ["[sources.clinicaltrials]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-    return make_config("\n".join(lines) + "\n")
-
-
-def serve_pages(httpserver, pages: dict):
-    """Answer /studies by pageToken: ``{None: body_of_first_page, token: body, ...}``.
-
-    A value may be ``(body, status)`` or ``(body, status, content_type)``.
-    """
-
-    def handler(request):
-        answer = pages[request.args.get("pageToken")]
-        body, status, ctype = (
-            (answer + ("application/json",))[:3] if isinstance(answer, tuple) else (answer, 200, "application/json")
-        )
-        return Response(body, status=status, content_type=ctype)
-
-    httpserver.expect_request(STUDIES, method="GET").respond_with_handler(handler)
 
 
 def study_requests(httpserver):

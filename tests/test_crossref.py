@@ -13,25 +13,10 @@ from crawler import store
 from crawler.errors import ConfigError, SourceError
 from crawler.sources import crossref
 from tests.conftest import fixture_bytes, rows
+from tests.helpers.sources import crossref_config
 
 PAGE1, PAGE2, PAGE3 = "works_created_page1.json", "works_created_page2.json", "works_created_page3.json"
 CURSOR2, CURSOR3, CURSOR4 = "AoJ+c3RhcnQ/page2==", "AoJ+c3RhcnQ/page3==", "AoJ+c3RhcnQ/page4=="
-
-
-def crossref_config(make_config, httpserver, **extra):
-    settings = {
-        "enabled": "true",
-        "base_url": json.dumps(httpserver.url_for("/")),
-        "query": '"ketamine esketamine depression"',
-        "types": '["journal-article", "posted-content"]',
-        "page_size": "3",
-        "max_pages": "5",
-        "slice_days": "3650",
-        "min_interval": "0",
-    }
-    settings.update({k: str(v) for k, v in extra.items()})
-    settings = {k: v for k, v in settings.items() if v != "None"}  # None: leave the key out
-    return make_config("\n[sources.crossref]\n" + "\n".join(f"{k} = {v}" for k, v in settings.items()) + "\n")
 
 
 def json_response(name, status=200, headers=None):

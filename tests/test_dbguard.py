@@ -16,8 +16,8 @@ import pytest
 from crawler import dbguard, ingest
 from crawler.sources import pubmed
 from tests.conftest import fixture_bytes
-from tests.opshelpers import write_config
-from tests.test_cli import litmon
+from tests.helpers.cli import litmon
+from tests.helpers.ops import write_config
 
 
 def make_database(path, copies=40):

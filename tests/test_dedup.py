@@ -18,8 +18,8 @@ from crawler import dedup, ingest, matching, store
 from crawler import identifiers as ids
 from crawler.digest import run_digest
 from crawler.records import Record
-from tests import dedup_corpus as corpus
 from tests.conftest import rows
+from tests.helpers import dedup_corpus as corpus
 
 LABELS = corpus.load_labels()
 HARD_CASES = sorted(c for c in LABELS["cases"] if not c.startswith("ordinary"))

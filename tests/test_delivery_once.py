@@ -17,7 +17,7 @@ from crawler.digest import digest_due, run_digest
 from crawler.pipeline import recover_interrupted_runs
 from crawler.status import collect_status
 from tests.conftest import rows
-from tests.test_digest import article
+from tests.helpers.records import article
 
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 

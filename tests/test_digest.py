@@ -4,39 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import socket
 import ssl
 from email import policy
 
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
 from crawler import store
 from crawler.digest import digest_due, run_digest
-from crawler.records import Record
 from tests.conftest import rows
+from tests.helpers.records import article
 
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
-
-
-def article(source_id, title, entered_on, **ids):
-    record = Record(
-        source="pubmed",
-        source_id=source_id,
-        record_type="article",
-        title=title,
-        entered_on=entered_on,
-        published_on=entered_on,
-        journal="JAMA psychiatry",
-        authors=["Anand A", "Mathew SJ", "Murrough JW", "Charney DS"],
-        abstract="Ketamine infusions reduced depressive symptoms within 24 hours in adults with treatment-resistant depression.",
-    )
-    record.add_id("pmid", source_id)
-    for scheme, value in ids.items():
-        record.add_id(scheme, value)
-    return record
 
 
 def parse_eml(path):
@@ -128,31 +107,6 @@ def test_dry_run_writes_and_records_nothing(make_config, db, tmp_path):
     assert not (tmp_path / "outbox").exists()
 
 
-class Recorder:
-    """An SMTP handler that records messages; it can reject, or fail transiently N times first."""
-
-    def __init__(self, reject=False, transient_failures=0):
-        self.messages, self.reject, self.transient_failures = [], reject, transient_failures
-        self.attempts = 0
-        self.logins: list[tuple[bytes, bytes]] = []
-        self.mechanisms: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.attempts += 1
-        if self.reject:
-            return "554 5.7.1 Message rejected"
-        if self.attempts <= self.transient_failures:
-            return "451 4.3.0 Temporary failure, try again"
-        self.messages.append(envelope)
-        return "250 OK"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        self.logins.append((auth_data.login, auth_data.password))
-        self.mechanisms.append(mechanism)
-        # handled=False: let the server answer 535 itself
-        return AuthResult(success=auth_data.login == b"digest-bot" and auth_data.password == b"s3cret", handled=False)
-
-
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
     """A private CA and a certificate for 127.0.0.1 (trustme), as an operator's internal CA would be."""
@@ -163,27 +117,6 @@ def tls(tmp_path_factory):
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_context)
     return {"ca_file": str(folder / "ca.pem"), "context": server_context}
-
-
-@pytest.fixture
-def smtp_server():
-    servers = []
-
-    def _start(reject=False, transient_failures=0, **controller_options):
-        handler = Recorder(reject, transient_failures)
-        if controller_options.pop("auth", False):
-            controller_options.update(authenticator=handler.authenticate, auth_require_tls=True)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **controller_options)
-        controller.start()
-        servers.append(controller)
-        return handler, port
-
-    yield _start
-    for controller in servers:
-        controller.stop()
 
 
 def test_smtp_delivery_to_each_recipient(make_config, db, smtp_server):

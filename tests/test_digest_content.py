@@ -17,9 +17,8 @@ from crawler.digest import run_digest
 from crawler.digest.render import HTML_MAX_BYTES
 from crawler.records import Record, make_author
 from crawler.sources import europepmc, pubmed
-from tests.classify_corpus import article, shipped_vocabulary
 from tests.conftest import rows
-from tests.test_digest import Recorder, smtp_server  # noqa: F401 - the aiosmtpd fixture
+from tests.helpers.classify_corpus import article, shipped_vocabulary
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)

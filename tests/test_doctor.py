@@ -7,7 +7,7 @@ import json
 from werkzeug import Response
 
 from tests.conftest import fixture_bytes
-from tests.test_cli import closed_port, litmon, serve_pubmed, write_config
+from tests.helpers.cli import closed_port, litmon, serve_pubmed, write_config
 
 PAGE_CONFIG = """
 [[pages]]

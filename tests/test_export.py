@@ -10,8 +10,8 @@ import bibtexparser
 import rispy
 
 from crawler import export, ingest, store
-from tests import viewdb
-from tests.test_cli import litmon, write_config
+from tests.helpers import viewdb
+from tests.helpers.cli import litmon, write_config
 
 
 def works(db, **filters):

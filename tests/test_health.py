@@ -12,20 +12,9 @@ import pytest
 from crawler import clock
 from crawler.digest import run_digest
 from crawler.status import collect_status, render_status
-from tests.opshelpers import PubMedServer, pubmed_section, write_config
-from tests.test_cli import closed_port, litmon, litmon_env
-from tests.test_digest import smtp_server  # noqa: F401  (a fixture)
-
-
-def unreachable(port: int, path: str = "/") -> str:
-    """PubMed on a closed loopback port: connection refused."""
-    return f"""
-[sources.pubmed]
-enabled = true
-base_url = "http://127.0.0.1:{port}{path}"
-query = "ketamine"
-min_interval = 0
-"""
+from tests.helpers.cli import closed_port, litmon, litmon_env
+from tests.helpers.ops import PubMedServer, pubmed_section, write_config
+from tests.helpers.sources import unreachable
 
 
 def reasons(config, db) -> list[str]:

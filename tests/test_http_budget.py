@@ -12,7 +12,7 @@ from werkzeug import Response
 
 from crawler.errors import Interrupted, SourceError
 from crawler.http import HttpClient
-from tests.slowserver import TrickleServer
+from tests.helpers.slowserver import TrickleServer
 
 CONTACT = "tester@example.org"
 

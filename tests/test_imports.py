@@ -115,3 +115,19 @@ def test_only_the_store_runs_sql():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("execute", "query"):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert offenders == []
+
+
+def test_tests_and_benches_never_import_a_test_module():
+    """Shared helpers live in tests/helpers (and fixtures in conftest.py); bench/ uses the helpers, never a test."""
+    root = PACKAGE.parent
+    offenders = []
+    for path in sorted([*(root / "tests").rglob("*.py"), *(root / "bench").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n.startswith("tests.test_") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []

@@ -9,8 +9,8 @@ import pytest
 
 from crawler.errors import LockedError
 from crawler.lock import RunLock, lock_path, probe, read_holder
-from tests.opshelpers import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for, write_config
-from tests.test_cli import litmon
+from tests.helpers.cli import litmon
+from tests.helpers.ops import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for, write_config
 
 
 def test_two_concurrent_runs_one_works_the_other_exits_3(tmp_path, httpserver):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from tests.opshelpers import PubMedServer, pubmed_section, write_config
-from tests.test_cli import litmon
+from tests.helpers.cli import litmon
+from tests.helpers.ops import PubMedServer, pubmed_section, write_config
 
 
 def crawled(tmp_path, httpserver) -> str:
@@ -92,7 +92,7 @@ def test_quick_check_passes_a_sound_database_with_every_table_populated(tmp_path
     from crawler import classify
     from crawler.digest import run_digest
     from crawler.maintenance import check_database
-    from tests import dedup_corpus
+    from tests.helpers import dedup_corpus
 
     PubMedServer(httpserver)
     # the whole corpus is listed (notices of old papers nobody was sent are no longer news: issue #13)

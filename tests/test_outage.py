@@ -6,10 +6,9 @@ import email
 from email import policy
 
 from crawler.digest import run_digest
-from tests.opshelpers import PubMedServer, pubmed_section, write_config
-from tests.test_cli import closed_port, litmon
-from tests.test_digest import smtp_server  # noqa: F401  (a fixture)
-from tests.test_health import unreachable
+from tests.helpers.cli import closed_port, litmon
+from tests.helpers.ops import PubMedServer, pubmed_section, write_config
+from tests.helpers.sources import unreachable
 
 
 def failing_sources(port: int) -> str:

@@ -10,7 +10,7 @@ from crawler import cron
 from crawler.config import parse_config
 from crawler.errors import ConfigError
 from tests.conftest import BASE_CONFIG
-from tests.test_cli import litmon
+from tests.helpers.cli import litmon
 
 
 def _config(tmp_path, schedule: str):

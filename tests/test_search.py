@@ -6,9 +6,9 @@ import json
 
 from crawler import ingest, store
 from crawler.records import Record
-from tests import viewdb
 from tests.conftest import rows
-from tests.test_cli import litmon, write_config
+from tests.helpers import viewdb
+from tests.helpers.cli import litmon, write_config
 
 
 def hits(db, query, **filters):

@@ -14,8 +14,8 @@ from crawler.config import parse_config
 from crawler.lock import RunLock, probe
 from crawler.scheduler import crawl_missed, digest_missed
 from tests.conftest import BASE_CONFIG
-from tests.opshelpers import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for, write_config
-from tests.test_cli import litmon
+from tests.helpers.cli import litmon
+from tests.helpers.ops import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for, write_config
 
 FAST = """
 [schedule]

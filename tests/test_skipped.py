@@ -12,9 +12,8 @@ from werkzeug import Response
 from crawler import clock, store
 from crawler.status import collect_status
 from tests.conftest import fixture_bytes, rows
-from tests.test_clinicaltrials import serve_pages
-from tests.test_clinicaltrials import source_config as ct_config
-from tests.test_crossref import crossref_config
+from tests.helpers.sources import crossref_config, serve_pages
+from tests.helpers.sources import source_config as ct_config
 
 
 def test_a_study_without_nct_id_is_counted_skipped_and_holds_the_watermark(make_config, httpserver, run_crawl, db, caplog):

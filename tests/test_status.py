@@ -9,9 +9,9 @@ import logging
 from werkzeug import Response
 
 from crawler.logs import JsonFormatter, SecretFilter, register_secret_env
-from tests.opshelpers import PubMedServer, pubmed_section, query, write_config
-from tests.test_cli import closed_port, litmon, litmon_env
-from tests.test_pubmed import esearch_body
+from tests.helpers.cli import closed_port, litmon, litmon_env
+from tests.helpers.ncbi import esearch_body
+from tests.helpers.ops import PubMedServer, pubmed_section, query, write_config
 
 UNREACHABLE = """
 [sources.pubmed]

@@ -15,8 +15,8 @@ import pytest
 
 from crawler import classify, terms
 from crawler.config import load_config
-from tests import dedup_corpus
-from tests.classify_corpus import load_corpus
+from tests.helpers import dedup_corpus
+from tests.helpers.classify_corpus import load_corpus
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config" / "litmon.toml"
 

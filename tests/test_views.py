@@ -10,8 +10,8 @@ import pytest
 
 from crawler import ingest, store
 from crawler.records import Record, normalise_trial_status
-from tests import viewdb
 from tests.conftest import rows
+from tests.helpers import viewdb
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 from werkzeug import Response
 
 from tests.conftest import BASE_CONFIG, fixture_bytes, skip_subprocess_when_travelling
-from tests.test_cli import litmon_env
-from tests.test_pubmed import esearch_body
+from tests.helpers.cli import litmon_env
+from tests.helpers.ncbi import esearch_body
 
 
 def write_config(tmp_path: Path, extra: str = "") -> str:

@@ -18,7 +18,7 @@ from crawler.config import shipped_config_text
 from crawler.records import Record
 from crawler.sources import biorxiv, clinicaltrials, europepmc, pubmed
 
-HERE = Path(__file__).resolve().parent / "fixtures" / "classify"
+HERE = Path(__file__).resolve().parent.parent / "fixtures" / "classify"
 WIRE = HERE / "wire"
 
 #: The noise classes of the labels (what a broad query also catches).

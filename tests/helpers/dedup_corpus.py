@@ -20,7 +20,7 @@ from crawler import ingest
 from crawler.records import Record
 from crawler.sources import biorxiv, clinicaltrials, crossref, europepmc, isrctn, openalex, pubmed
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "dedup"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dedup"
 TODAY = __import__("datetime").date(2026, 11, 23)
 
 
