@@ -14,7 +14,6 @@ import pytest
 
 from crawler.config import API_SOURCES, load_config, parse_config, shipped_config_text
 from crawler.errors import ConfigError
-from tests.test_digest import smtp_server  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 

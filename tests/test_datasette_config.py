@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from crawler import ingest
-from tests import viewdb
 from tests.conftest import rows
+from tests.helpers import viewdb
 
 ROOT = Path(__file__).resolve().parent.parent
 METADATA = yaml.safe_load((ROOT / "config" / "datasette.yml").read_text(encoding="utf-8"))

@@ -1,7 +1,7 @@
 """Time budgets of the HTTP client (#16): a wall-clock deadline per response and per source, a cap on
 the total backoff of a source, and a stop request that ends any pause or network wait at once.
 
-The misbehaving servers are real sockets on loopback (tests/slowserver.py)."""
+The misbehaving servers are real sockets on loopback (tests/helpers/slowserver.py)."""
 
 from __future__ import annotations
 
