@@ -172,6 +172,36 @@ def test_preprint_sent_earlier_is_announced_when_published(make_config, db):
     assert item.notes == ["Now published: https://doi.org/10.1016/j.jad.2026.12.001 (doi:10.1016/j.jad.2026.12.001)"]
 
 
+def test_now_published_update_and_its_journal_article_in_one_digest_make_one_item(make_config, db):
+    config = make_config()
+    preprint = Record(
+        source="medrxiv",
+        source_id="10.1101/2026.10.01.26300002v1",
+        record_type="preprint",
+        title="Ketamine infusions and sleep in treatment-resistant depression",
+        entered_on="2026-11-20",
+        abstract="Adults with treatment-resistant depression received ketamine infusions. Sleep improved.",
+        url="https://www.medrxiv.org/content/10.1101/2026.10.01.26300002v1",
+    )
+    preprint.add_id("doi", "10.1101/2026.10.01.26300002")
+    store.save_records(db, [preprint], now=stamp(T1))
+    run_digest(config, db, now=T1)  # the preprint is sent
+
+    journal = article("20", "Ketamine infusions and sleep in treatment-resistant depression: a cohort study", "2026-11-27")
+    journal.add_id("doi", "10.1016/j.jad.2026.12.002")
+    preprint.add_link("preprint_of", "doi", "10.1016/j.jad.2026.12.002")
+    store.save_records(db, [journal, preprint], now=stamp(T2))
+    second = run_digest(config, db, now=T2)
+
+    # the journal version is new and the preprint's "Now published" update is due: the reader sees one item
+    [item] = second.digest.items
+    assert item.title == "Ketamine infusions and sleep in treatment-resistant depression: a cohort study"
+    assert item.kind == "new" and item.section != "preprints"
+    assert item.notes[0].startswith("Published version of a preprint (posted 2026-")
+    assert "Now published" not in second.digest.text and "Now published" not in second.digest.html
+    assert second.digest.text.count("Ketamine infusions and sleep in treatment-resistant depression") == 1
+
+
 class Switchable:
     def __init__(self):
         self.reject, self.messages = True, []

@@ -145,6 +145,15 @@ def build(selection: Selection, config, recipient: dict) -> Digest:
             else:
                 target.notes.extend(item.notes)
                 target.flag = target.flag or item.flag
+    # a sent preprint's "Now published" update whose journal version is new here: one item, the journal version
+    for item in list(update_items):
+        target = next((n for n in new_items if n.work_id == (item.detail or {}).get("published_work_id")), None)
+        if target is not None and item.work_id not in listed:
+            note = f"Published version of a preprint (posted {item.date or 'date unknown'})"
+            if note not in target.notes:
+                target.notes.insert(0, note)
+            target.folded.append(item.work_id)
+            update_items.remove(item)
     updates = [i for i in update_items + notice_items if i.work_id not in listed]
     items = [i for i in new_items + updates if i.relevance != "not_relevant"]
     items = fold_versions(items)
@@ -259,7 +268,7 @@ def published_preprint_items(selection: Selection) -> list[DigestItem]:
         item.section = "preprints"
         where = f"{article['title']}" if article else f"https://doi.org/{doi}"
         item.notes = [f"Now published: {where} (doi:{doi})"]
-        item.detail = {"published_doi": doi}
+        item.detail = {"published_doi": doi, "published_work_id": article["id"] if article else None}
         result.append(item)
     return merge_same_work(result)
 
