@@ -207,6 +207,15 @@ def _strip_labels(text: str) -> str:
     return " ".join(text.replace("**", "").replace("__", "").split())
 
 
+# an inline list after the abstract's prose ("… ketamine. Highlights - A - B"): bioRxiv/medRxiv flatten them
+_INLINE_LIST = re.compile(r"(?<=[.!?])\s+(?:research highlights|highlights|key points|key findings)\s*[-–—:•]\s", re.IGNORECASE)
+
+
+def _drop_inline_list(text: str) -> str:
+    """The prose before an inline bullet list; the list's items are fragments, not sentences to quote."""
+    return _INLINE_LIST.split(text, maxsplit=1)[0]
+
+
 def _fit(parts: list[str], limit: int) -> str:
     """Whole sentences up to ``limit`` characters; a first sentence that is too long is cut at a word."""
     out = ""
@@ -234,7 +243,7 @@ def make_snippet(sections: list[dict] | None, abstract: str | None = None, limit
             return _fit(sentences(_strip_labels(chosen[0]["text"])), limit)
     body = " ".join(_strip_labels(s["text"]) for s in sections if not _other(s) and s.get("category") != "BACKGROUND")
     body = body or " ".join(_strip_labels(s["text"]) for s in sections)
-    parts = sentences(body)
+    parts = sentences(_drop_inline_list(body))
     if not parts:
         return None
     findings = [i for i, s in enumerate(parts) if _FINDING.search(s)]

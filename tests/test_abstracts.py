@@ -151,3 +151,15 @@ def test_digest_item_shows_the_finding_not_the_background(make_config, db):
     text, html = " ".join(result.digest.text.split()), result.digest.html
     assert item.snippet in text and item.snippet in html
     assert "IMPORTANCE:" not in text and "DESIGN:" not in text
+
+
+def test_snippet_skips_an_inline_highlights_list_after_the_prose():
+    abstract = (
+        "Ketamine produces rapid antidepressant effects in mice. Here we show that ketamine increased synaptic"
+        " potentiation in the hippocampus of stressed mice, and this effect was blocked by an mTOR inhibitor. These"
+        " results suggest that mTOR signalling mediates the sustained effects of ketamine. Highlights - Ketamine"
+        " increased synaptic potentiation in stressed mice - The effect required mTOR signalling"
+    )
+    snippet = make_snippet(None, abstract)
+    assert snippet.endswith("mediates the sustained effects of ketamine.")
+    assert "Highlights" not in snippet and " - " not in snippet
