@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from crawler import classify, clock, dedup, store
+from crawler import classify, clock, dedup, failpoints, store
 from crawler.records import Record
 
 #: migration name -> the backfill it needs, run after the migrations of that open, in their transaction
@@ -48,6 +48,7 @@ def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | 
             counts[status] += 1
             if status != "unchanged":
                 changed.append(record_id)
+        failpoints.hit("batch")  # inside the batch's transaction
         dedup.resolve_records(db, changed, now)
         if config is not None and records:
             classify.classify_batch(db, config, records)

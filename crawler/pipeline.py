@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler import clock, ingest, store
+from crawler import clock, failpoints, ingest, store
 from crawler.errors import Interrupted, SourceError, UsageError
 from crawler.http import HttpClient
 from crawler.logs import mask_secrets, register_config_secrets
@@ -298,6 +298,7 @@ def crawl_source(
             elif batch:
                 for key, value in ingest.save_batch(db, batch, config=config).items():
                     report.counts[key] += value
+                failpoints.hit("between_batches")
             if progress:
                 progress(instance.name, report.counts)
             if stop is not None and stop.is_set():
@@ -307,6 +308,11 @@ def crawl_source(
         report.error = "stopped by a signal after a committed batch; the next run re-reads this window"
     except sqlite3.Error:
         raise  # the database cannot be written (locked, full, read-only): a local problem, not this source's
+    except RecursionError:  # json/XML nested thousands deep: a hostile or broken answer, not a parser bug
+        report.status = "failed"
+        report.reason = "the answer is nested too deeply to read (a broken or hostile answer)"
+        report.hint = "whether the service is up; it is retried on the next run"
+        report.error = f"[{instance.name}] {report.reason} — check: {report.hint}"
     except SourceError as exc:
         report.status, report.error = "failed", mask_secrets(str(exc))
         report.reason, report.hint = mask_secrets(exc.reason), exc.hint

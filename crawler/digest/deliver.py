@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
-from crawler import clock, export, store
+from crawler import clock, export, failpoints, store
 from crawler.digest.render import ATTACHMENT_NAME
 from crawler.errors import DeliveryError, UsageError
 
@@ -141,6 +141,7 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
 
     def accepted() -> None:
         assert delivery_id is not None  # before_data() ran: the server only answers DATA after it
+        failpoints.hit("after_smtp_accept")
         store.update_delivery(db, delivery_id, status="sent")
 
     for attempt in range(settings.attempts):

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crawler import classify, clock, export, store
+from crawler import classify, clock, export, failpoints, store
 from crawler.digest.build import Digest, build
 from crawler.digest.deliver import Delivery, deliver, write_atomic
 from crawler.digest.render import render
@@ -72,6 +72,7 @@ def run_digest(config, db, *, dry_run: bool = False, now: dt.datetime | None = N
             (i.work_id, i.section, i.kind, {"notes": i.notes, **i.detail} if (i.notes or i.detail) else None)
             for i in digest.items
         ]
+        failpoints.hit("render")  # built and rendered, not stored yet
         digest_id = store.save_digest(
             db,
             period_start=digest.period_start,

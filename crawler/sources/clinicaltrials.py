@@ -288,7 +288,8 @@ def parse_study(study: Any, source: str = NAME) -> Record:
         source_id=nct,
         record_type="trial_registration",
         title=title or nct,  # shown for a new study; a stored title is kept (missing)
-        missing=[] if title else ["title"],
+        # without briefTitle the official title stands in for a new study, but never replaces a stored one
+        missing=[] if clean_text(ident.get("briefTitle")) else ["title"],
         url=STUDY_URL.format(nct),
         abstract=clean_text(sub(protocol, "descriptionModule").get("briefSummary")),
         published_on=trial["first_posted_on"],

@@ -244,7 +244,7 @@ def parse_trial(full, today: dt.date) -> Record | None:
         source_id=isrctn,
         record_type="trial_registration",
         title=title or scientific or isrctn,  # shown for a new trial; a stored title is kept (missing)
-        missing=[] if title or scientific else ["title"],
+        missing=[] if title else ["title"],  # a stored public title is never replaced by the scientific one
         url=RECORD_URL.format(isrctn),
         abstract=build_abstract(trial),
         published_on=assigned,

@@ -86,7 +86,10 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
             count = search["count"]
             for start in range(0, min(count, ESEARCH_CAP), batch_size):
                 body = _efetch(ctx, params, search, start, batch_size)
-                records = parse_efetch(body, source=ctx.name)
+                problems: list[str] = []
+                records = parse_efetch(body, source=ctx.name, problems=problems)
+                for problem in problems:
+                    ctx.skip(problem)
                 yield records
 
 
@@ -179,7 +182,9 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
     return parse_efetch(body)
 
 
-def parse_efetch(body: bytes, source: str = NAME) -> list[Record]:
+def parse_efetch(body: bytes, source: str = NAME, problems: list[str] | None = None) -> list[Record]:
+    """The articles of an efetch answer; one without a PMID cannot be identified: it is left out and
+    described in ``problems`` (the crawl counts it as skipped), or raises when no list is given."""
     root = parse_xml(body, source, "efetch answer")
     if root.tag != "PubmedArticleSet":
         raise SourceError(
@@ -188,7 +193,14 @@ def parse_efetch(body: bytes, source: str = NAME) -> list[Record]:
             hint="that efetch is called with db=pubmed and retmode=xml",
         )
     records = []
-    for article in root:
+    for index, article in enumerate(root):
+        pmid = (article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID") or "").strip()
+        if article.tag in ("PubmedArticle", "PubmedBookArticle") and not pmid:
+            problem = f"article #{index + 1} of the efetch answer has no PMID"
+            if problems is None:
+                raise SourceError(source, problem, hint="whether the service is up; it is retried on the next run")
+            problems.append(problem)
+            continue
         if article.tag == "PubmedArticle":
             records.append(parse_article(article, source))
         elif article.tag == "PubmedBookArticle":

@@ -114,3 +114,43 @@ def _peer_closed(conn: socket.socket) -> bool:
         return False
     except OSError:
         return True
+
+
+class ResetServer:
+    """Accepts each connection, reads the request, then resets it (TCP RST: SO_LINGER 0 and close)."""
+
+    def __init__(self):
+        self.requests = 0
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/"
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> ResetServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+    def _accept(self) -> None:
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                conn.recv(65536)
+            except OSError:
+                pass
+            self.requests += 1
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
