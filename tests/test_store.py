@@ -38,6 +38,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m008_source_runs_skipped",
         "m009_bounded_blocking_keys",
         "m010_work_summaries",
+        "m011_page_item_ids",
     ]
     assert {
         "works",

@@ -41,7 +41,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup
 from soupsieve import SelectorSyntaxError
@@ -179,7 +179,7 @@ def parse_item(item, source: str, settings: dict[str, Any], *, base: str, where:
         summary = clean_text(summary_el.get_text(" ")) if summary_el is not None else None
     record = Record(
         source=source,
-        source_id=link or "sha1:" + hashlib.sha1(title.encode("utf-8")).hexdigest()[:20],
+        source_id=item_id(link) if link else "sha1:" + hashlib.sha1(title.encode("utf-8")).hexdigest()[:20],
         record_type="news" if settings.get("kind") == "news" else "article",
         title=title,
         url=link,
@@ -191,6 +191,16 @@ def parse_item(item, source: str, settings: dict[str, Any], *, base: str, where:
     if doi:
         record.add_id("doi", doi)
     return record
+
+
+def item_id(link: str) -> str:
+    """An entry's stable id: its link without scheme, host and port (``/news/2026/ketamine?x=1``), so
+    that moving the page to another host or port (a new base URL, a proxy) does not duplicate its
+    entries. Stored ids of the older form are rewritten by migration m009."""
+    parts = urlsplit(link)
+    if not parts.scheme or not parts.netloc:
+        return link
+    return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
 
 
 def item_link(element, base: str) -> str | None:

@@ -490,6 +490,31 @@ def m010_work_summaries(db: sqlite_utils.Database) -> None:
     # the rows are computed by crawler.ingest's backfill (rebuild_work_summaries), on the newest schema
 
 
+@migrations()
+def m011_page_item_ids(db: sqlite_utils.Database) -> None:
+    """``page:`` entries are stored under their link without scheme, host and port (a new base URL or
+    port no longer duplicates them): stored ids and the first-seen dates in ``source_states`` follow."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    def item_id(link: str) -> str:
+        parts = urlsplit(link)
+        return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment)) if parts.scheme and parts.netloc else link
+
+    rows = db.execute(
+        "SELECT id, source, source_id FROM records WHERE source LIKE 'page:%' AND (source_id LIKE 'http://%' OR source_id LIKE 'https://%')"
+    ).fetchall()
+    for record_id, source, old in rows:
+        new = item_id(old)
+        taken = db.execute("SELECT 1 FROM records WHERE source = ? AND source_id = ?", [source, new]).fetchone()
+        if not taken:
+            db.execute("UPDATE records SET source_id = ? WHERE id = ?", [new, record_id])
+    for source, state in db.execute("SELECT source, state FROM source_states WHERE source LIKE 'page:%'").fetchall():
+        data = json.loads(state or "{}")
+        if isinstance(data.get("first_seen"), dict):
+            data["first_seen"] = {item_id(k): v for k, v in data["first_seen"].items()}
+            db.execute("UPDATE source_states SET state = ? WHERE source = ?", [json.dumps(data, sort_keys=True), source])
+
+
 def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open and migrate the database (the application opens it with :func:`crawler.ingest.open_db`,
     which also runs the backfills a migration needs)."""
