@@ -13,8 +13,8 @@ import sqlite3
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.opshelpers import PubMedServer, pubmed_section, query, write_config
-from tests.test_cli import litmon, litmon_env
+from tests.helpers.cli import litmon, litmon_env
+from tests.helpers.ops import PubMedServer, pubmed_section, query, write_config
 
 
 class Inbox:

@@ -29,10 +29,10 @@ from crawler.http import HttpClient
 from crawler.pipeline import crawl
 from crawler.status import collect_status
 from tests.conftest import BASE_CONFIG, TRAVEL_DAYS, fixture_bytes, rows
-from tests.slowserver import ResetServer
+from tests.helpers.ncbi import esearch_body
+from tests.helpers.slowserver import ResetServer
 from tests.test_isrctn import answer as isrctn_answer
 from tests.test_isrctn import full_trials
-from tests.test_pubmed import esearch_body
 
 OPENALEX_ENV, OPENALEX_KEY = "LITMON_TEST_OPENALEX_KEY", "test-secret-key-1234"
 EPMC_C1 = "AoIIP4ZawSg0Mzc5MjYxMw=="
