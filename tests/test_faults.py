@@ -31,8 +31,21 @@ from crawler.status import collect_status
 from tests.conftest import BASE_CONFIG, TRAVEL_DAYS, fixture_bytes, rows
 from tests.helpers.ncbi import esearch_body
 from tests.helpers.slowserver import ResetServer
-from tests.test_isrctn import answer as isrctn_answer
-from tests.test_isrctn import full_trials
+
+
+def full_trials(*names: str) -> list[bytes]:
+    """The <fullTrial> elements of ISRCTN fixture answers."""
+    trials = []
+    for name in names:
+        for part in fixture_bytes("isrctn", name).split(b"<fullTrial>")[1:]:
+            trials.append(b"<fullTrial>" + part.split(b"</fullTrial>")[0] + b"</fullTrial>")
+    return trials
+
+
+def isrctn_answer(trials: list[bytes], total: int) -> bytes:
+    head = f'<allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="{total}">'.encode()
+    return head + b"\n".join(trials) + b"</allTrials>"
+
 
 OPENALEX_ENV, OPENALEX_KEY = "LITMON_TEST_OPENALEX_KEY", "test-secret-key-1234"
 EPMC_C1 = "AoIIP4ZawSg0Mzc5MjYxMw=="

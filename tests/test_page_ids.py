@@ -9,8 +9,18 @@ import sqlite_utils
 from pytest_httpserver import HTTPServer
 
 from crawler import ingest, store
-from tests.conftest import rows
-from tests.test_pages import FDA, page_config, serve
+from tests.conftest import fixture_bytes, rows
+
+FDA = {"name": "fda-dsc", "item": "table tbody tr", "title": "td a", "link": "td a", "date": "td:first-child", "kind": "news"}
+
+
+def page_config(make_config, server, entry: dict):
+    lines = [f'url = "{server.url_for(entry["path"])}"'] + [f"{k} = {json.dumps(v)}" for k, v in entry.items() if k != "path"]
+    return make_config("\n[[pages]]\n" + "\n".join(lines) + "\n")
+
+
+def serve(server, path, name):
+    server.expect_request(path).respond_with_data(fixture_bytes("pages", name), content_type="text/html; charset=utf-8")
 
 
 def test_moving_the_page_to_another_port_does_not_duplicate_its_entries(make_config, httpserver, run_crawl, db):
