@@ -139,11 +139,14 @@ def today(pinned_clock):
 
 @pytest.fixture
 def smtp_server():
-    """Start real SMTP servers (aiosmtpd) on loopback: ``handler, port = smtp_server(reject=…, …)``."""
+    """Start real SMTP servers (aiosmtpd) on loopback: ``handler, port = smtp_server(reject=…, …)``.
+
+    By default the handler is a ``Recorder``; ``handler=`` serves another one (e.g. one that misbehaves after the 250)."""
     servers = []
 
-    def _start(reject=False, transient_failures=0, **controller_options):
-        handler = Recorder(reject, transient_failures)
+    def _start(reject=False, transient_failures=0, handler=None, **controller_options):
+        if handler is None:
+            handler = Recorder(reject, transient_failures)
         if controller_options.pop("auth", False):
             controller_options.update(authenticator=handler.authenticate, auth_require_tls=True)
         with socket.socket() as probe:

@@ -7,49 +7,27 @@ stores (records, works, the digest's items), and the recipient gets the digest e
 from __future__ import annotations
 
 import signal
-import socket
 import sqlite3
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.helpers.cli import litmon, litmon_env
 from tests.helpers.ops import PubMedServer, pubmed_section, query, write_config
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 2.0.0 OK"
+from tests.helpers.smtp import email_section
 
 
 @pytest.fixture
-def smtp():
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+def smtp(smtp_server):
+    """One recording SMTP server shared by the reference run and the test: ``inbox, port``."""
+    return smtp_server()
 
 
 def config_for(tmp_path, httpserver, port):
     return write_config(
         tmp_path,
         pubmed_section(httpserver)
-        + f"""
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-recipients = ["clinician@example.org"]
-attempts = 1
-timeout = 5
+        + email_section(port, attempts=1, timeout=5)
+        + """
 [digest]
 first_digest_days = 3660
 """,

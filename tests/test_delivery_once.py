@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from crawler import store
 from crawler.digest import digest_due, run_digest
@@ -18,6 +16,7 @@ from crawler.pipeline import recover_interrupted_runs
 from crawler.status import collect_status
 from tests.conftest import rows
 from tests.helpers.records import article
+from tests.helpers.smtp import email_section
 
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 
@@ -39,35 +38,10 @@ class Accepting:
         return self.quit_reply or "221 Bye"
 
 
-@pytest.fixture
-def smtp():
-    controllers = []
-
-    def _start(handler):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        controllers.append(controller)
-        return port
-
-    yield _start
-    for controller in controllers:
-        controller.stop()
-
-
-def smtp_config(make_config, port):
-    return make_config(f"""
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-recipients = ["clinician@example.org"]
-attempts = 3
-retry_backoff_seconds = 0.01
-timeout = 5
-""")
+def smtp_config(make_config, smtp_server, handler):
+    """A config that delivers to a loopback SMTP server answering with ``handler``."""
+    _, port = smtp_server(handler=handler)
+    return make_config(email_section(port, attempts=3, retry_backoff_seconds=0.01, timeout=5))
 
 
 @pytest.mark.parametrize(
@@ -75,8 +49,8 @@ timeout = 5
     [Accepting(quit_reply="421 4.3.2 Service shutting down"), Accepting(drop_after_250=True)],
     ids=["quit-answers-421", "drops-after-250"],
 )
-def test_a_message_accepted_with_250_is_sent_once_whatever_follows(make_config, db, smtp, handler):
-    config = smtp_config(make_config, smtp(handler))
+def test_a_message_accepted_with_250_is_sent_once_whatever_follows(make_config, db, smtp_server, handler):
+    config = smtp_config(make_config, smtp_server, handler)
     store.save_records(db, [article("101", "Ketamine trial", "2026-11-22")], now="2026-11-23 06:00:00")
 
     result = run_digest(config, db, now=NOW)
@@ -94,9 +68,9 @@ def test_a_message_accepted_with_250_is_sent_once_whatever_follows(make_config, 
     assert again.deliveries == [] and len(handler.messages) == 1
 
 
-def test_a_process_killed_between_the_250_and_its_record_never_sends_twice(make_config, db, smtp, monkeypatch):
+def test_a_process_killed_between_the_250_and_its_record_never_sends_twice(make_config, db, smtp_server, monkeypatch):
     handler = Accepting()
-    config = smtp_config(make_config, smtp(handler))
+    config = smtp_config(make_config, smtp_server, handler)
     store.save_records(db, [article("101", "Ketamine trial", "2026-11-22")], now="2026-11-23 06:00:00")
     real_update = store.update_delivery
 
@@ -129,7 +103,7 @@ def test_a_process_killed_between_the_250_and_its_record_never_sends_twice(make_
     assert "Ketamine trial" not in handler.messages[1].content.decode()
 
 
-def test_a_refused_data_is_retried_and_recorded_once(make_config, db, smtp):
+def test_a_refused_data_is_retried_and_recorded_once(make_config, db, smtp_server):
     class RefuseOnce(Accepting):
         async def handle_DATA(self, server, session, envelope):
             if not getattr(self, "refused", False):
@@ -138,7 +112,7 @@ def test_a_refused_data_is_retried_and_recorded_once(make_config, db, smtp):
             return await super().handle_DATA(server, session, envelope)
 
     handler = RefuseOnce()
-    config = smtp_config(make_config, smtp(handler))
+    config = smtp_config(make_config, smtp_server, handler)
     result = run_digest(config, db, now=NOW)
     assert [d.status for d in result.deliveries] == ["sent"] and len(handler.messages) == 1
     assert rows(db, "SELECT status, error FROM digest_deliveries") == [{"status": "sent", "error": None}]

@@ -1,8 +1,26 @@
-"""The handler of the loopback SMTP server (the ``smtp_server`` fixture in conftest.py): records, rejects or fails."""
+"""The loopback SMTP server's side of the tests (the ``smtp_server`` fixture in conftest.py starts it): the handler
+that records, rejects or fails, and the ``[email]`` table of a config that delivers to it."""
 
 from __future__ import annotations
 
+import json
+
 from aiosmtpd.smtp import AuthResult
+
+
+def email_section(port: int, *, recipients: tuple[str, ...] = ("clinician@example.org",), **settings: object) -> str:
+    """The ``[email]`` table that delivers in clear text to the loopback SMTP server on ``port``.
+
+    ``settings`` add keys of the table (``attempts=1``, ``timeout=5``, ``sender="…"``), written in order."""
+    lines = [
+        "[email]",
+        'smtp_host = "127.0.0.1"',
+        f"smtp_port = {port}",
+        'security = "none"',
+        f"recipients = {json.dumps(list(recipients))}",
+    ]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    return "\n" + "\n".join(lines) + "\n"
 
 
 class Recorder:
