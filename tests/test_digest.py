@@ -14,6 +14,7 @@ from crawler import store
 from crawler.digest import digest_due, run_digest
 from tests.conftest import rows
 from tests.helpers.records import article
+from tests.helpers.smtp import email_section
 
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 
@@ -121,14 +122,7 @@ def tls(tmp_path_factory):
 
 def test_smtp_delivery_to_each_recipient(make_config, db, smtp_server):
     handler, port = smtp_server()
-    config = make_config(f"""
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-sender = "litmon <litmon@example.org>"
-recipients = ["a@example.org", "b@example.org"]
-""")
+    config = make_config(email_section(port, recipients=("a@example.org", "b@example.org"), sender="litmon <litmon@example.org>"))
     store.save_records(db, [article("101", "Ketamine & <b>bold</b> claims", "2026-11-22")], now="2026-11-23 06:00:00")
 
     result = run_digest(config, db, now=NOW)
@@ -147,13 +141,7 @@ recipients = ["a@example.org", "b@example.org"]
 
 def test_smtp_rejection_is_recorded_as_failed(make_config, db, smtp_server):
     handler, port = smtp_server(reject=True)
-    config = make_config(f"""
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-recipients = ["a@example.org"]
-""")
+    config = make_config(email_section(port, recipients=("a@example.org",)))
     result = run_digest(config, db, now=NOW)
     assert result.failed
     failed = rows(db, "SELECT status, error FROM digest_deliveries")

@@ -19,6 +19,7 @@ from crawler.records import Record, make_author
 from crawler.sources import europepmc, pubmed
 from tests.conftest import rows
 from tests.helpers.classify_corpus import article, shipped_vocabulary
+from tests.helpers.smtp import email_section
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
@@ -286,17 +287,7 @@ def test_tags_show_their_labels_from_the_config(make_config, db):
 
 def test_sent_digest_has_list_headers_and_the_items_as_ris(make_config, db, smtp_server):  # noqa: F811
     handler, port = smtp_server()
-    config = make_config(
-        f"""
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-sender = "litmon <litmon@example.org>"
-recipients = ["clinician@example.org"]
-"""
-        + shipped_vocabulary()
-    )
+    config = make_config(email_section(port, sender="litmon <litmon@example.org>") + shipped_vocabulary())
     store.save_records(db, [ketamine_trial(1), ketamine_trial(2)], now=SAVED)
 
     result = run_digest(config, db, now=NOW)

@@ -6,17 +6,14 @@ import datetime as dt
 import email
 import os
 import re
-import socket
 from email import policy
 from pathlib import Path
-
-import pytest
-from aiosmtpd.controller import Controller
 
 from crawler import clock, store
 from crawler.digest import digest_due, run_digest
 from crawler.records import Record
 from tests.conftest import FIXTURES, rows
+from tests.helpers.smtp import email_section
 
 T1 = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
 T2 = T1 + dt.timedelta(days=7)
@@ -202,38 +199,9 @@ def test_now_published_update_and_its_journal_article_in_one_digest_make_one_ite
     assert second.digest.text.count("Ketamine infusions and sleep in treatment-resistant depression") == 1
 
 
-class Switchable:
-    def __init__(self):
-        self.reject, self.messages = True, []
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.reject:
-            return "554 5.7.1 Rejected for now"
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture
-def switchable_smtp():
-    handler = Switchable()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
-
-
-def test_failed_delivery_is_retried_by_the_next_run_without_loss_or_duplicates(make_config, db, switchable_smtp):
-    handler, port = switchable_smtp
-    config = make_config(f"""
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-recipients = ["clinician@example.org"]
-""")
+def test_failed_delivery_is_retried_by_the_next_run_without_loss_or_duplicates(make_config, db, smtp_server):
+    handler, port = smtp_server(reject=True)
+    config = make_config(email_section(port))
     store.save_records(db, [article("1", "Ketamine trial one")], now=stamp(T1))
     failed = run_digest(config, db, now=T1)
     assert failed.failed and handler.messages == []

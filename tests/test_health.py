@@ -14,6 +14,7 @@ from crawler.digest import run_digest
 from crawler.status import collect_status, render_status
 from tests.helpers.cli import closed_port, litmon, litmon_env
 from tests.helpers.ops import PubMedServer, pubmed_section, write_config
+from tests.helpers.smtp import email_section
 from tests.helpers.sources import unreachable
 
 
@@ -94,15 +95,7 @@ def test_a_source_lagging_past_max_lag_hours_is_unhealthy(tmp_path, healthy, db)
 def test_a_failed_delivery_is_unhealthy_until_a_retry_succeeds(tmp_path, healthy, make_config, db, smtp_server):  # noqa: F811
     _, text = healthy
     port = closed_port()
-    mail = f"""
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-recipients = ["clinician@example.org"]
-attempts = 1
-timeout = 5
-"""
+    mail = email_section(port, attempts=1, timeout=5)
     config = make_config(text + mail)
     assert run_digest(config, db).failed
 
