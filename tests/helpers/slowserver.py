@@ -1,13 +1,58 @@
 """A loopback HTTP server that misbehaves at the socket level (what pytest-httpserver cannot do):
-it trickles a body (or the headers) one byte at a time, or accepts and never answers."""
+it trickles a body (or the headers) one byte at a time, accepts and never answers, or resets the connection."""
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
+from typing import Self
 
 
-class TrickleServer:
+class LoopbackSocketServer:
+    """A listening socket on 127.0.0.1 whose accept loop runs in a thread and hands each connection to
+    ``handle``. Use as a context manager; ``url`` is its base URL, ``requests`` counts the requests read."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Self:
+        self._start(self._accept)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._sock.close()
+
+    def _start(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class TrickleServer(LoopbackSocketServer):
     """Answers every request with ``headers`` then ``body``, sending ``step`` bytes every ``interval`` seconds.
 
     ``trickle_headers=True`` trickles the status line and headers too. ``silent=True`` reads the request and
@@ -24,41 +69,13 @@ class TrickleServer:
         trickle_headers: bool = False,
         silent: bool = False,
     ):
+        super().__init__()
         self.body, self.interval, self.step = body, interval, step
         self.content_type, self.trickle_headers, self.silent = content_type, trickle_headers, silent
-        self.requests = 0
         self.disconnected = threading.Event()
-        self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self._sock.settimeout(0.2)
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self._threads: list[threading.Thread] = []
 
-    def __enter__(self) -> TrickleServer:
-        thread = threading.Thread(target=self._accept, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._sock.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+    def handle(self, conn: socket.socket) -> None:
+        self._start(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(0.2)
@@ -116,41 +133,15 @@ def _peer_closed(conn: socket.socket) -> bool:
         return True
 
 
-class ResetServer:
+class ResetServer(LoopbackSocketServer):
     """Accepts each connection, reads the request, then resets it (TCP RST: SO_LINGER 0 and close)."""
 
-    def __init__(self):
-        self.requests = 0
-        self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self._sock.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/"
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self) -> ResetServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-
-    def _accept(self) -> None:
-        import struct
-
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(2)
-            try:
-                conn.recv(65536)
-            except OSError:
-                pass
-            self.requests += 1
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(2)
+        try:
+            conn.recv(65536)
+        except OSError:
+            pass
+        self.requests += 1
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
