@@ -234,6 +234,12 @@ def test_shipped_default_comments_every_table_and_interface_key():
 
 # --------------------------------------------------------------------------- validation errors
 
+
+def invalid_case(extra: str, key: str, expected: str, *, id: str):
+    """A row of INVALID: the minimal file plus ``extra`` fails at ``key`` with a message containing ``expected``."""
+    return pytest.param(minimal(extra=extra), key, expected, id=id)
+
+
 INVALID = [
     pytest.param(minimal("not-an-address"), "contact_email", "expected an e-mail address", id="contact-invalid"),
     pytest.param(
@@ -245,115 +251,92 @@ INVALID = [
     pytest.param(
         minimal().replace('"tester@example.org"', "42"), "contact_email", "expected a string, got 42", id="contact-not-string"
     ),
-    pytest.param(
-        minimal(extra="[sources.pubmedx]\nenabled = true\n"),
+    invalid_case(
+        "[sources.pubmedx]\nenabled = true\n",
         "sources.pubmedx",
         "unknown source `pubmedx` in [sources]; did you mean `pubmed`?",
         id="unknown-source",
     ),
-    pytest.param(
-        minimal(extra='[sources.pubmed]\nenabled = true\nbase_url = "ftp://eutils.example.org/"\n'),
+    invalid_case(
+        '[sources.pubmed]\nenabled = true\nbase_url = "ftp://eutils.example.org/"\n',
         "sources.pubmed.base_url",
         "expected an http:// or https:// URL, got 'ftp://eutils.example.org/'",
         id="base-url-ftp",
     ),
-    pytest.param(
-        minimal(extra="[sources.europepmc]\nenabled = true\n"),
+    invalid_case(
+        "[sources.europepmc]\nenabled = true\n",
         "sources.europepmc.base_url",
         "expected an http:// or https:// URL",
         id="base-url-missing",
     ),
-    pytest.param(
-        minimal(extra='[sources.crossref]\nbase_url = "api.crossref.org"\n'),
+    invalid_case(
+        '[sources.crossref]\nbase_url = "api.crossref.org"\n',
         "sources.crossref.base_url",
         "http:// or https://",
         id="base-url-disabled-source",
     ),
-    pytest.param(
-        minimal(extra='[sources.pubmed]\nenabled = "yes"\n'),
+    invalid_case(
+        '[sources.pubmed]\nenabled = "yes"\n',
         "sources.pubmed.enabled",
         "expected true or false, got 'yes'",
         id="enabled-not-bool",
     ),
-    pytest.param(
-        minimal(extra="[sources.pubmed]\nmin_interval = -1\n"),
+    invalid_case(
+        "[sources.pubmed]\nmin_interval = -1\n",
         "sources.pubmed.min_interval",
         "expected a number >= 0",
         id="min-interval-negative",
     ),
-    pytest.param(
-        minimal(extra="[sources.pubmed]\nquery = 5\n"),
-        "sources.pubmed.query",
-        "expected a string, got 5",
-        id="query-not-string",
+    invalid_case("[sources.pubmed]\nquery = 5\n", "sources.pubmed.query", "expected a string, got 5", id="query-not-string"),
+    invalid_case(
+        '[email]\nsecurity = "tls"\n', "email.security", "expected one of none, starttls, ssl, got 'tls'", id="security"
     ),
-    pytest.param(
-        minimal(extra='[email]\nsecurity = "tls"\n'),
-        "email.security",
-        "expected one of none, starttls, ssl, got 'tls'",
-        id="security",
-    ),
-    pytest.param(
-        minimal(extra='[crawl]\noverlap_days = "3"\n'), "crawl.overlap_days", "expected an integer, got '3'", id="overlap-string"
-    ),
-    pytest.param(
-        minimal(extra="[crawl]\noverlap_days = true\n"), "crawl.overlap_days", "expected an integer, got True", id="overlap-bool"
-    ),
-    pytest.param(
-        minimal(extra="[crawl]\noverlap_days = 2.5\n"), "crawl.overlap_days", "expected an integer, got 2.5", id="overlap-float"
-    ),
-    pytest.param(
-        minimal(extra="[crawl]\noverlap_days = -1\n"),
+    invalid_case('[crawl]\noverlap_days = "3"\n', "crawl.overlap_days", "expected an integer, got '3'", id="overlap-string"),
+    invalid_case("[crawl]\noverlap_days = true\n", "crawl.overlap_days", "expected an integer, got True", id="overlap-bool"),
+    invalid_case("[crawl]\noverlap_days = 2.5\n", "crawl.overlap_days", "expected an integer, got 2.5", id="overlap-float"),
+    invalid_case(
+        "[crawl]\noverlap_days = -1\n",
         "crawl.overlap_days",
         "expected an integer between 0 and 365, got -1",
         id="overlap-negative",
     ),
-    pytest.param(
-        minimal(extra='[crawl]\nbackfill_from = "last year"\n'),
+    invalid_case(
+        '[crawl]\nbackfill_from = "last year"\n',
         "crawl.backfill_from",
         "expected a date such as 2000-01-01, got 'last year'",
         id="backfill-text",
     ),
-    pytest.param(
-        minimal(extra='[crawl]\nbackfill_from = "2024-02-30"\n'),
+    invalid_case(
+        '[crawl]\nbackfill_from = "2024-02-30"\n',
         "crawl.backfill_from",
         "expected a date such as 2000-01-01",
         id="backfill-impossible-date",
     ),
-    pytest.param(
-        minimal(extra="[crawl]\nbackfill_from = 2024\n"),
+    invalid_case(
+        "[crawl]\nbackfill_from = 2024\n",
         "crawl.backfill_from",
         "expected a date such as 2000-01-01, got 2024",
         id="backfill-int",
     ),
-    pytest.param(
-        minimal(extra="[crawl]\nbackfill_from = 07:30:00\n"), "crawl.backfill_from", "expected a date", id="backfill-time"
+    invalid_case("[crawl]\nbackfill_from = 07:30:00\n", "crawl.backfill_from", "expected a date", id="backfill-time"),
+    invalid_case('[[feeds]]\nname = "jama"\n', "feeds[0].url", "missing or empty; expected a string", id="feed-without-url"),
+    invalid_case(
+        '[[feeds]]\nname = "jama"\nurl = "jamanetwork.com/rss"\n', "feeds[0].url", "http:// or https://", id="feed-url-no-scheme"
     ),
-    pytest.param(
-        minimal(extra='[[feeds]]\nname = "jama"\n'), "feeds[0].url", "missing or empty; expected a string", id="feed-without-url"
-    ),
-    pytest.param(
-        minimal(extra='[[feeds]]\nname = "jama"\nurl = "jamanetwork.com/rss"\n'),
-        "feeds[0].url",
-        "http:// or https://",
-        id="feed-url-no-scheme",
-    ),
-    pytest.param(
-        minimal(extra='[[feeds]]\nname = "jama psychiatry"\nurl = "https://a.example/rss"\n'),
+    invalid_case(
+        '[[feeds]]\nname = "jama psychiatry"\nurl = "https://a.example/rss"\n',
         "feeds[0].name",
         "expected letters, digits",
         id="feed-name-space",
     ),
-    pytest.param(
-        minimal(
-            extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\n[[feeds]]\nname = "jama"\nurl = "https://b.example/rss"\n'
-        ),
+    invalid_case(
+        '[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\n[[feeds]]\nname = "jama"\nurl = "https://b.example/rss"\n',
         "feeds[1].name",
         "duplicate name 'jama'",
         id="feed-duplicate-name",
     ),
-    pytest.param(
-        minimal(extra='[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\nenabled = "no"\n'),
+    invalid_case(
+        '[[feeds]]\nname = "jama"\nurl = "https://a.example/rss"\nenabled = "no"\n',
         "feeds[0].enabled",
         "expected true or false",
         id="feed-enabled-not-bool",
@@ -364,53 +347,43 @@ INVALID = [
         "expected [[feeds]] tables",
         id="feeds-not-tables",
     ),
-    pytest.param(
-        minimal(
-            extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\nitem = "tr"\ntitle = "a"\nlink = "a"\nselector = "td"\n'
-        ),
+    invalid_case(
+        '[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\nitem = "tr"\ntitle = "a"\nlink = "a"\nselector = "td"\n',
         "pages[0].selector",
         "unknown key `selector` in [[pages]] #1; expected one of date, date_pattern, enabled",
         id="page-unknown-key",
     ),
-    pytest.param(
-        minimal(extra='[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\ntitle = "a"\nlink = "a"\n'),
+    invalid_case(
+        '[[pages]]\nname = "fda"\nurl = "https://fda.example/list"\ntitle = "a"\nlink = "a"\n',
         "pages[0].item",
         "missing or empty",
         id="page-without-item",
     ),
-    pytest.param(
-        minimal(extra='[email]\nrecipients = ["ops@example.org", "ops-at-example.org"]\n'),
+    invalid_case(
+        '[email]\nrecipients = ["ops@example.org", "ops-at-example.org"]\n',
         "email.recipients[1]",
         "expected an e-mail address, got 'ops-at-example.org'",
         id="recipient-not-address",
     ),
-    pytest.param(
-        minimal(extra='[email]\nrecipients = "ops@example.org"\n'),
-        "email.recipients",
-        "expected a list of strings",
-        id="recipients-not-list",
+    invalid_case(
+        '[email]\nrecipients = "ops@example.org"\n', "email.recipients", "expected a list of strings", id="recipients-not-list"
     ),
-    pytest.param(
-        minimal(extra='[email]\nsmtp_host = "smtp.example.org"\n'),
+    invalid_case(
+        '[email]\nsmtp_host = "smtp.example.org"\n',
         "email.recipients",
         "expected at least one address (or a [[recipients]] table) when email.smtp_host is set",
         id="smtp-without-recipients",
     ),
-    pytest.param(
-        minimal(extra="[email]\nsmtp_port = 70000\n"),
+    invalid_case(
+        "[email]\nsmtp_port = 70000\n",
         "email.smtp_port",
         "expected an integer between 1 and 65535, got 70000",
         id="smtp-port-range",
     ),
-    pytest.param(
-        minimal(extra='[digest]\nwhen_empty = "never"\n'),
-        "digest.when_empty",
-        "expected one of send, skip, got 'never'",
-        id="when-empty",
+    invalid_case(
+        '[digest]\nwhen_empty = "never"\n', "digest.when_empty", "expected one of send, skip, got 'never'", id="when-empty"
     ),
-    pytest.param(
-        minimal(extra="[database]\npath = 3\n"), "database.path", "expected a string, got 3", id="database-path-not-string"
-    ),
+    invalid_case("[database]\npath = 3\n", "database.path", "expected a string, got 3", id="database-path-not-string"),
     pytest.param(
         'contact_email = "tester@example.org"\nextends = "none"\ndatabase = "x.db"\n[topic]\nmatch_terms = ["k"]\n',
         "database",
@@ -423,11 +396,8 @@ INVALID = [
         "expected a non-empty list",
         id="no-match-terms",
     ),
-    pytest.param(
-        minimal(extra="[http]\nmax_retries = 50\n"),
-        "http.max_retries",
-        "expected an integer between 0 and 20",
-        id="max-retries-range",
+    invalid_case(
+        "[http]\nmax_retries = 50\n", "http.max_retries", "expected an integer between 0 and 20", id="max-retries-range"
     ),
 ]
 
