@@ -135,7 +135,7 @@ def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
     """``doc`` with the passing mentions of ``concept`` (a compiled pattern of its terms) blanked out."""
     passing = _passing_pattern(concept.pattern)
     in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
-    result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh)))
+    result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh), cache=doc.cache))
     abstract_focus = 0
     for abstract in doc.abstracts:
         kept = []

@@ -23,6 +23,7 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick
 
@@ -72,8 +73,6 @@ def mesh_pattern(entry: str) -> str:
 
 #: Literal runs shorter than this are not worth checking for.
 MIN_ANCHOR = 3
-#: Texts whose anchors are remembered (a work's texts are read by every rule, then never again).
-_PRESENT_CACHE_SIZE = 4096
 
 
 def regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
@@ -141,79 +140,6 @@ def _branch_anchors(alternatives: list[list[frozenset[str]]]) -> list[frozenset[
     return list(dict.fromkeys(combined))
 
 
-class _AnchorIndex:
-    """Every anchor of every compiled rule, in one Aho-Corasick automaton: one pass over a text
-    tells which anchors it contains, for all rules at once."""
-
-    def __init__(self) -> None:
-        self.anchors: set[str] = set()
-        self.automaton = None
-        self.present: dict[str, frozenset[str]] = {}
-        self.generation = 0  # bumped whenever anchors are added: what was found before is stale
-
-    def register(self, anchors) -> None:
-        new = set(anchors) - self.anchors
-        if new:
-            self.anchors |= new
-            self.automaton = None  # rebuilt, and what was found forgotten, on the next look-up
-            self.present = {}
-            self.generation += 1
-
-    def find(self, text: str) -> frozenset[str]:
-        found = self.present.get(text)
-        if found is not None:
-            return found
-        automaton = self.automaton
-        if automaton is None:
-            automaton = ahocorasick.Automaton()
-            for anchor in self.anchors:
-                automaton.add_word(anchor, anchor)
-            automaton.make_automaton()
-            self.automaton = automaton
-        found = frozenset(anchor for _, anchor in automaton.iter(text)) if self.anchors else frozenset()
-        if len(self.present) >= _PRESENT_CACHE_SIZE:
-            self.present = {}
-        self.present[text] = found
-        return found
-
-
-_ANCHORS = _AnchorIndex()
-#: (exclusion list, text) -> (the text with the phrases blanked, the phrases found in order)
-_BLANKED: dict[tuple[tuple[str, ...], str], tuple[str, list[str]]] = {}
-
-
-def anchors_in(text: str) -> frozenset[str]:
-    """The anchors of the compiled vocabulary that ``text`` contains (remembered for the text)."""
-    return _ANCHORS.find(text)
-
-
-#: The word-start check placed after a term's first character: that character is then the first thing
-#: each alternative matches, so the expression engine skips every position where no term can start
-#: (and every alternative whose first character differs) instead of entering each alternative there.
-_BOUNDARY_AFTER_FIRST = r"(?<![a-z0-9].)"
-
-
-def _alternative(index: int, pattern: str) -> str:
-    """One term of a combined expression, as the named group ``t<index>``.
-
-    A word-start term ``(?<![a-z0-9])k…`` becomes ``k(?<![a-z0-9].)(?P<t3>…)``: the same matches (the
-    character before the match is not a letter or digit; the start of the text is a word start), found
-    faster."""
-    if pattern.startswith(_BOUNDARY):
-        body = pattern[len(_BOUNDARY) :]
-        if body and body[0].isalnum():
-            return f"{body[0]}{_BOUNDARY_AFTER_FIRST}(?P<t{index}>{body[1:]})"
-    return f"(?P<t{index}>{pattern})"
-
-
-def term_anchors(term: str) -> tuple[frozenset[str], ...]:
-    """What every match of a plain term contains: each of its words (the longest one alone when all
-    are shorter than :data:`MIN_ANCHOR`)."""
-    parts = [p for p in re.split(r"[\s\-]+", normalize_text(term).rstrip("*")) if p]
-    kept = [p for p in parts if len(p) >= MIN_ANCHOR] or [max(parts, key=len)]
-    return tuple(frozenset({p}) for p in dict.fromkeys(kept))
-
-
 class _Gate:
     """Whether one of a list of terms may match, from the anchors a text contains.
 
@@ -246,91 +172,300 @@ class _Gate:
         return any(all(not present.isdisjoint(choices) for choices in anchor_sets) for anchor_sets in self.general)
 
 
-class _Terms:
-    """Compiled terms that run only on texts containing their anchors (most texts contain none of a
-    rule's words).
+# --------------------------------------------------------------------------- one scan per text for the whole vocabulary
 
-    Plain terms and ``re:`` terms are two expressions, each with the anchors every match contains
-    (a plain term's longest word; the literal pieces of an expression, :func:`regex_anchors`).
-    Match groups are named ``t<index in terms>`` in both.
+#: What ``(?<![a-z0-9])`` and ``(?![a-z0-9])`` look for around a plain term.
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+#: Whitespace other than a plain space: ``[\s\-]?`` in a term matches it too, so the scan sees it as a space.
+_OTHER_SPACE = re.compile(r"[^\S ]")
+
+
+def term_forms(term: str) -> tuple[list[str], bool, bool]:
+    """The literal forms a plain term matches, and whether a match must start and end at a word boundary.
+
+    Exactly what :func:`term_pattern` matches: its words joined by a space, a hyphen or nothing
+    (``"post-traumatic"``: "post traumatic", "post-traumatic", "posttraumatic"), a word-start check
+    when the term begins with a letter or digit, a word-end check unless it is a prefix (``*``) or
+    ends with another character."""
+    text = normalize_text(term)
+    prefix = text.endswith("*")
+    text = text.rstrip("*").strip()
+    if not text:
+        raise ValueError("empty term")
+    parts = [p for p in re.split(r"[\s\-]+", text) if p]
+    forms = [parts[0]]
+    for part in parts[1:]:
+        forms = [form + gap + part for form in forms for gap in (" ", "-", "")]
+    return list(dict.fromkeys(forms)), text[0].isalnum(), not prefix and text[-1].isalnum()
+
+
+@dataclass
+class Scan:
+    """What one pass of the vocabulary's automaton found in a text."""
+
+    hits: dict[int, list[tuple[int, int]]]  # plain term key -> (start, end) of each occurrence, word checks passed
+    anchors: frozenset[str]  # anchors of ``re:`` terms (:func:`regex_anchors`) that occur
+
+
+class _Vocabulary:
+    """Every plain term (as its literal forms) and every anchor of every ``re:`` term of every compiled
+    rule, in one Aho-Corasick automaton: one pass over a text finds them all, for all rules at once.
+
+    A plain term is known by its key (one per distinct :func:`term_pattern`); a rule maps the keys of
+    its terms to their indices. Rules compiled later add to the automaton (``generation`` says so)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, int] = {}
+        self.forms: dict[str, list[tuple[int, bool, bool]]] = {}
+        self.anchors: set[str] = set()
+        self.automaton: Any = None
+        self.generation = 0
+
+    def key(self, term: str) -> int:
+        pattern = term_pattern(term)
+        key = self.keys.get(pattern)
+        if key is None:
+            key = self.keys[pattern] = len(self.keys)
+            forms, start, end = term_forms(term)
+            for form in forms:
+                self.forms.setdefault(form, []).append((key, start, end))
+            self._changed()
+        return key
+
+    def register_anchors(self, anchors: Iterable[str]) -> None:
+        new = set(anchors) - self.anchors
+        if new:
+            self.anchors |= new
+            self._changed()
+
+    def _changed(self) -> None:
+        self.automaton = None  # rebuilt on the next scan; what was found before is stale
+        self.generation += 1
+
+    def _build(self):
+        automaton = ahocorasick.Automaton()
+        for literal in set(self.forms) | self.anchors:
+            automaton.add_word(literal, (len(literal), literal in self.anchors and literal, tuple(self.forms.get(literal, ()))))
+        if len(automaton):
+            automaton.make_automaton()
+        self.automaton = automaton
+        return automaton
+
+    def scan(self, text: str) -> Scan:
+        automaton = self.automaton or self._build()
+        hits: dict[int, list[tuple[int, int]]] = {}
+        anchors: list[str] = []
+        if not text or not len(automaton):
+            return Scan(hits, frozenset())
+        seen = _OTHER_SPACE.sub(" ", text)
+        size = len(seen)
+        word = _WORD_CHARS
+        for last, (length, anchor, forms) in automaton.iter(seen):
+            if anchor:
+                anchors.append(anchor)
+            if forms:
+                start, end = last - length + 1, last + 1
+                starts = start == 0 or seen[start - 1] not in word
+                ends = end == size or seen[end] not in word
+                for key, need_start, need_end in forms:
+                    if (starts or not need_start) and (ends or not need_end):
+                        hits.setdefault(key, []).append((start, end))
+        return Scan(hits, frozenset(anchors))
+
+
+_VOCABULARY = _Vocabulary()
+
+
+class WorkCache:
+    """What is computed once per work and shared by every rule, relevance, tags, evidence and focus: each
+    text's scan, each text blanked by each exclusion list, and anything else keyed by ``memo``."""
+
+    __slots__ = ("generation", "scans", "blanked", "memo")
+
+    def __init__(self) -> None:
+        self.generation = _VOCABULARY.generation
+        self.scans: dict[str, Scan] = {}
+        self.blanked: dict[tuple[Any, str], tuple[str, list[str]]] = {}
+        self.memo: dict[Any, Any] = {}
+
+    def scan(self, text: str) -> Scan:
+        if self.generation != _VOCABULARY.generation:  # rules compiled since: look again
+            self.generation = _VOCABULARY.generation
+            self.scans.clear()
+        found = self.scans.get(text)
+        if found is None:
+            found = self.scans[text] = _VOCABULARY.scan(text)
+        return found
+
+
+class _Terms:
+    """A compiled list of terms, read from the scans of a work's texts.
+
+    Plain terms are found by the vocabulary's automaton (:class:`Scan`); among the occurrences of its
+    terms, a list keeps what a regular expression of them (one alternative per term, in list order)
+    would match: leftmost first, at one position the earliest term, never overlapping. The ``re:``
+    terms are one expression, run only on texts that contain its anchors (:func:`regex_anchors`);
+    its groups are named ``t<index in terms>``. Plain matches come first, as the two expressions did.
     """
 
     def __init__(self, terms: list[str]):
         self.terms = terms
-        plain = [(i, t) for i, t in enumerate(terms) if not t.startswith("re:")]
+        self.keys: dict[int, int] = {}  # plain term key -> index of its first term in the list
         regex = [(i, t) for i, t in enumerate(terms) if t.startswith("re:")]
-        self.parts: list[tuple[re.Pattern, _Gate]] = []
-        if plain:
-            # the word-start check once for all terms, not once per term: several times faster
-            patterns = [(i, term_pattern(t)) for i, t in plain]
-            expression = "|".join(_alternative(i, p) for i, p in patterns)
-            self.parts.append((re.compile(expression), _Gate([term_anchors(t) for _, t in plain])))
+        for index, term in enumerate(terms):
+            if not term.startswith("re:"):
+                self.keys.setdefault(_VOCABULARY.key(term), index)
+        self.regex: re.Pattern | None = None
+        self.gate: _Gate | None = None
         if regex:
-            expression = "|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex)
-            self.parts.append((re.compile(expression, re.I), _Gate([regex_anchors(term_pattern(t)) for _, t in regex])))
-        for _, gate in self.parts:
-            _ANCHORS.register(gate.single.union(*gate.subsets, *(c for sets in gate.general for c in sets)))
+            self.regex = re.compile("|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex), re.I)
+            self.gate = _Gate([regex_anchors(term_pattern(t)) for _, t in regex])
+            gate = self.gate
+            _VOCABULARY.register_anchors(gate.single.union(*gate.subsets, *(c for sets in gate.general for c in sets)))
 
-    def possible(self, present: frozenset[str]) -> bool:
-        """Whether any part can match somewhere in texts whose anchors, together, are ``present``."""
-        return any(gate(present) for _, gate in self.parts)
+    def possible(self, keys: Iterable[int], present: frozenset[str]) -> bool:
+        """Whether a term can match somewhere in texts that, together, hold these plain terms and anchors."""
+        if not self.keys.keys().isdisjoint(keys):
+            return True
+        return self.gate is not None and self.gate(present)
 
-    def _active(self, text: str):
-        for compiled, gate in self.parts:
-            if gate.always or gate(_ANCHORS.find(text)):
-                yield compiled
+    def _plain(self, scan: Scan) -> list[tuple[int, int, int]]:
+        """(start, end, index) of what the plain terms match, left to right."""
+        hits = scan.hits
+        if not hits:
+            return []
+        common = self.keys.keys() & hits.keys()
+        if not common:
+            return []
+        keys = self.keys
+        if len(common) == 1:
+            key = next(iter(common))
+            index = keys[key]
+            found = sorted((start, index, end) for start, end in hits[key])
+        else:
+            found = sorted((start, keys[key], end) for key in common for start, end in hits[key])
+        matches = []
+        position = 0
+        for start, index, end in found:
+            if start >= position:
+                matches.append((start, end, index))
+                position = end
+        return matches
 
-    def search(self, text: str):
-        for compiled in self._active(text):
-            match = compiled.search(text)
+    def _regex_runs(self, scan: Scan) -> bool:
+        return self.regex is not None and self.gate is not None and (self.gate.always or self.gate(scan.anchors))
+
+    def matches(self, text: str, scan: Scan) -> list[tuple[int, int, int]]:
+        """(start, end, index of the term) of every match in the text: plain terms', then ``re:`` terms'."""
+        found = self._plain(scan)
+        if self.regex is not None and self._regex_runs(scan):
+            found += [(m.start(), m.end(), int(m.lastgroup[1:])) for m in self.regex.finditer(text)]  # type: ignore[index]
+        return found
+
+    def first(self, text: str, scan: Scan) -> tuple[int, int] | None:
+        """(start, end) of the first match, as ``search`` would find it (plain terms first)."""
+        found = self._plain(scan)
+        if found:
+            return found[0][0], found[0][1]
+        if self.regex is not None and self._regex_runs(scan):
+            match = self.regex.search(text)
             if match:
-                return match
+                return match.span()
         return None
 
-    def finditer(self, text: str):
-        for compiled in self._active(text):
-            yield from compiled.finditer(text)
+    def blank(self, text: str, scan: Scan) -> tuple[str, list[str]]:
+        """The text with every match replaced by spaces (plain terms first, then the ``re:`` expression on
+        the result), and the words blanked, in order."""
+        found: list[str] = []
+        plain = self._plain(scan)
+        if plain:
+            pieces, position = [], 0
+            for start, end, _ in plain:
+                words = _whole_words(text, start, end)
+                if words not in found:
+                    found.append(words)
+                pieces += [text[position:start], " " * (end - start)]
+                position = end
+            blanked = "".join(pieces) + text[position:]
+        else:
+            blanked = text
+        if self.regex is not None and self._regex_runs(scan):
 
-    def sub(self, repl, text: str) -> str:
-        for compiled in self._active(text):
-            text = compiled.sub(repl, text)
-        return text
+            def blank(match: re.Match) -> str:
+                words = _whole_words(match.string, match.start(), match.end())
+                if words not in found:
+                    found.append(words)
+                return " " * len(match.group(0))
+
+            blanked = self.regex.sub(blank, blanked)
+        return blanked, found
+
+
+_COMPILED: dict[tuple[str, ...], _Terms] = {}
 
 
 def _terms(terms: list[str]) -> _Terms | None:
-    return _Terms(terms) if terms else None
-
-
-def compile_terms(terms: Iterable[str], pattern=term_pattern) -> re.Pattern | None:
-    """One regular expression for a list of terms; the alternative that matched is ``t<index>``."""
-    terms = list(terms)
+    """The compiled list (one per distinct list: rules that share an exclusion list share its blanking)."""
     if not terms:
         return None
-    parts = []
-    for index, term in enumerate(terms):
-        fragment = pattern(term)
-        re.compile(fragment, re.I)  # a bad "re:" term fails here, on its own
-        parts.append(f"(?P<t{index}>{fragment})")
-    return re.compile("|".join(parts), re.I)
+    key = tuple(terms)
+    if key not in _COMPILED:
+        _COMPILED[key] = _Terms(list(terms))
+    return _COMPILED[key]
 
 
-def _whole_words(text: str, match: re.Match) -> str:
+class _Mesh:
+    """MeSH entries: exact descriptor names and prefixes (``*``), case-insensitive; the first entry that
+    matches a heading is the one named (as one expression of them, in list order, would)."""
+
+    def __init__(self, entries: list[str]):
+        self.exact: dict[str, int] = {}
+        self.prefixes: list[tuple[str, int]] = []
+        for index, entry in enumerate(entries):
+            text = normalize_text(entry)
+            if text.endswith("*"):
+                self.prefixes.append((text.rstrip("*").strip(), index))
+            else:
+                self.exact.setdefault(text, index)
+        self.starts = tuple(prefix for prefix, _ in self.prefixes)
+
+    def match(self, heading: str) -> int | None:
+        heading = heading.lower()
+        index = self.exact.get(heading)
+        if self.starts and heading.startswith(self.starts):
+            first = min(i for prefix, i in self.prefixes if heading.startswith(prefix))
+            index = first if index is None else min(index, first)
+        return index
+
+
+def _whole_words(text: str, start: int, end: int) -> str:
     """The matched words, a prefix match completed to the end of its word (for the reasons)."""
-    end = match.end()
-    while end < len(text) and text[end].isalnum():
+    size = len(text)
+    while end < size and text[end].isalnum():
         end += 1
-    return text[match.start() : end]
+    return text[start:end]
+
+
+#: Text fields in the order rules read them: (field name in reasons, Doc attribute).
+_FIELDS = (("title", "titles"), ("trial", "trial"), ("keywords", "keywords"), ("abstract", "abstracts"))
+
+#: A work's texts, each with its scan, by field; the plain term keys and anchors found in any of them.
+_Scanned = tuple[list[tuple[str, list[tuple[str, Scan]]]], set[int], frozenset[str]]
 
 
 @dataclass
 class Doc:
-    """The text of one work, normalised: what every rule reads."""
+    """The text of one work, normalised: what every rule reads.
+
+    ``cache`` holds what is computed once per work (each text's scan; :class:`WorkCache`); a Doc
+    derived from another (:func:`crawler.focus.focus_doc`) shares it."""
 
     titles: list[str] = field(default_factory=list)
     abstracts: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
     trial: list[str] = field(default_factory=list)  # trial conditions and interventions
     mesh: list[str] = field(default_factory=list)
+    cache: WorkCache = field(default_factory=WorkCache, repr=False, compare=False)
 
     def texts(self, name: str) -> list[str]:
         return {
@@ -341,15 +476,27 @@ class Doc:
             "mesh": self.mesh,
         }[name]
 
+    def scanned(self) -> _Scanned:
+        """Each text field's texts with their scans, and what was found in any (remembered while the texts stay)."""
+        key = (_VOCABULARY.generation, tuple(self.titles), tuple(self.trial), tuple(self.keywords), tuple(self.abstracts))
+        memo = self.__dict__.get("_scanned")
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        scan = self.cache.scan
+        fields = [(name, [(text, scan(text)) for text in getattr(self, attribute)]) for name, attribute in _FIELDS]
+        keys: set[int] = set()
+        anchors: set[str] = set()
+        for _, items in fields:
+            for _, found in items:
+                keys.update(found.hits)
+                anchors.update(found.anchors)
+        value = (fields, keys, frozenset(anchors))
+        self.__dict__["_scanned"] = (key, value)
+        return value
+
     def anchors(self) -> frozenset[str]:
-        """The vocabulary's anchors found in any text of the work (one scan per text, remembered)."""
-        key = (_ANCHORS.generation, tuple(self.titles), tuple(self.abstracts), tuple(self.keywords), tuple(self.trial))
-        cached = self.__dict__.get("_anchors")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        found = frozenset().union(*(_ANCHORS.find(text) for text in (*self.titles, *self.abstracts, *self.keywords, *self.trial)))
-        self.__dict__["_anchors"] = (key, found)
-        return found
+        """The anchors of the vocabulary's ``re:`` terms found in any text of the work."""
+        return self.scanned()[2]
 
 
 @dataclass
@@ -407,77 +554,82 @@ class TermRule:
 
     def __post_init__(self):
         self._terms = _terms(self.terms)
-        self._mesh = compile_terms(self.mesh, mesh_pattern)
+        self._mesh = _Mesh(self.mesh) if self.mesh else None
         self._exclude = _terms(self.exclude)
-        self._exclude_key = tuple(self.exclude)
         self._require = _terms(self.require)
         self._unless = _terms(self.unless)
 
     def evaluate(self, doc: Doc) -> RuleResult:
         result = RuleResult(self)
-        present = doc.anchors()
-        # a list of terms none of whose anchors is in the work's texts cannot match: it is not run
-        # (and exclusions that cannot match leave the texts as they are)
-        if self._exclude is not None and self._exclude.possible(present):
-            texts = {name: [self._blank(t, result) for t in doc.texts(name)] for name in TEXT_FIELDS}
-        else:
-            texts = {name: doc.texts(name) for name in TEXT_FIELDS}
-        if self._terms is not None and self._terms.possible(present):
-            for name in TEXT_FIELDS:
-                self._match_field(name, texts[name], result)
+        fields, keys, present = doc.scanned()
+        # a list of terms none of which the work's texts contain is not run (and exclusions that cannot
+        # match leave the texts as they are)
+        excluding = self._exclude is not None and self._exclude.possible(keys, present)
+        matching = self._terms is not None and self._terms.possible(keys, present)
+        if not excluding and not matching and (self._mesh is None or not doc.mesh):
+            return result
+        blanked = False
+        if excluding:
+            assert self._exclude is not None
+            kept = []
+            for name, items in fields:
+                pairs = [self._blank(doc, text, found, result) for text, found in items]
+                blanked = blanked or any(pair[0] is not text for pair, (text, _) in zip(pairs, items))
+                kept.append((name, pairs))
+            fields = kept
+        if self._terms is not None and (blanked or matching):
+            for name, items in fields:
+                if items:
+                    self._match_field(name, items, result)
         if self._mesh is not None:
             for heading in doc.mesh:
-                match = self._mesh.match(heading)
-                if match:
-                    index = int(match.lastgroup[1:])
+                index = self._mesh.match(heading)
+                if index is not None:
                     result.hits.append(Hit("mesh", self.mesh[index], heading))
                     result.strength = max(result.strength, FIELD_STRENGTH["mesh"])
         if result.strength and self._require is not None:
-            result.missing_require = not any(self._require.search(t) for name in TEXT_FIELDS for t in texts[name])
+            result.missing_require = not any(self._require.first(text, found) for _, items in fields for text, found in items)
         if result.strength and self._unless is not None:
-            for name in TEXT_FIELDS:
-                for text in texts[name]:
-                    match = self._unless.search(text)
-                    if match:
-                        result.cancelled_by = f"'{_whole_words(text, match)}' in {name}"
+            for name, items in fields:
+                for text, found in items:
+                    span = self._unless.first(text, found)
+                    if span:
+                        result.cancelled_by = f"'{_whole_words(text, *span)}' in {name}"
                         break
                 if result.cancelled_by:
                     break
         return result
 
-    def _blank(self, text: str, result: RuleResult) -> str:
+    def _blank(self, doc: Doc, text: str, found: Scan, result: RuleResult) -> tuple[str, Scan]:
+        """The text with this rule's exclusions blanked (once per work, exclusion list and text), and its scan."""
         if self._exclude is None or not text:
-            return text
-        key = (self._exclude_key, text)
-        done = _BLANKED.get(key)
-        if done is None:  # blanked once per distinct exclusion list and text, whichever rules share them
-            found: list[str] = []
-
-            def blank(match: re.Match) -> str:
-                words = _whole_words(match.string, match)
-                if words not in found:
-                    found.append(words)
-                return " " * len(match.group(0))
-
-            done = (self._exclude.sub(blank, text), found)
-            if len(_BLANKED) >= _PRESENT_CACHE_SIZE:
-                _BLANKED.clear()
-            _BLANKED[key] = done
+            return text, found
+        key = (self._exclude, text)
+        done = doc.cache.blanked.get(key)
+        if done is None:
+            done = doc.cache.blanked[key] = self._exclude.blank(text, found)
         for words in done[1]:
             if words not in result.excluded:
                 result.excluded.append(words)
-        return done[0]
+        if done[0] == text:
+            return text, found
+        return done[0], doc.cache.scan(done[0])  # blanking may make and unmake matches: the blanked text is scanned
 
-    def _match_field(self, name: str, texts: list[str], result: RuleResult) -> None:
+    def _match_field(self, name: str, items: list[tuple[str, Scan]], result: RuleResult) -> None:
         found: dict[str, Hit] = {}
         best_count = 0
-        for text in texts:
+        terms = self._terms
+        assert terms is not None
+        for text, scan in items:
+            matches = terms.matches(text, scan)
+            if not matches:
+                continue
             counts: dict[str, int] = {}
-            for match in self._terms.finditer(text):
-                words = _whole_words(text, match)
+            for start, end, index in matches:
+                words = _whole_words(text, start, end)
                 counts[words] = counts.get(words, 0) + 1
                 if words not in found:
-                    found[words] = Hit(name, self.terms[int(match.lastgroup[1:])], words, 0)
+                    found[words] = Hit(name, self.terms[index], words, 0)
             for words, count in counts.items():  # the same abstract from two sources is not two mentions
                 found[words].count = max(found[words].count, count if name == "abstract" else 1)
             best_count = max(best_count, sum(counts.values()))
