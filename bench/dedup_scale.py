@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pubmed_synth import ENDINGS, MIDDLES, OPENINGS  # noqa: E402
-from crawler import ingest, matching, store  # noqa: E402
+from crawler import ingest, store  # noqa: E402
 from crawler.records import Record  # noqa: E402
+from tests.helpers.dedup_corpus import merge_candidates  # noqa: E402
 
 SYLLABLES = [
     "ka",
@@ -217,18 +218,7 @@ def run_one(n: int, batch: int, keep: bool, trace: bool) -> dict:
     sample = [r[0] for r in db.execute("SELECT record_id FROM record_fingerprints ORDER BY random() LIMIT 300")]
     blocks = []
     for record_id in sample:
-        row = next(iter(db.query("SELECT * FROM record_fingerprints WHERE record_id = ?", [record_id])))
-        fp = matching.Fingerprint.from_row(row)
-        found, _ = store.find_candidates(
-            db,
-            matching.lookup_keys(fp),
-            kinds=[fp.kind],
-            record_id=record_id,
-            years=matching.year_window(fp, "merge"),
-            skip_conflicting=True,
-            limit=10**6,
-            block_limit=matching.MAX_BLOCK,
-        )
+        found, _ = merge_candidates(db, record_id, limit=10**6)  # the whole block, not the first MAX_CANDIDATES
         blocks.append(len(found))
     stats = {
         "records": total,

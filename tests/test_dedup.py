@@ -213,17 +213,7 @@ def test_a_record_matching_two_different_works_joins_neither(db):
 def candidates(db, source_id, *, skip_conflicting=True, block_limit=matching.MAX_BLOCK):
     """What the candidate query returns for a stored record (merge action)."""
     record_id = db.execute("SELECT id FROM records WHERE source_id = ?", [source_id]).fetchone()[0]
-    fingerprint = matching.Fingerprint.from_row(rows(db, "SELECT * FROM record_fingerprints WHERE record_id = ?", [record_id])[0])
-    found, oversized = store.find_candidates(
-        db,
-        matching.lookup_keys(fingerprint),
-        kinds=[fingerprint.kind],
-        record_id=record_id,
-        years=matching.year_window(fingerprint, "merge"),
-        skip_conflicting=skip_conflicting,
-        limit=matching.MAX_CANDIDATES,
-        block_limit=block_limit,
-    )
+    found, oversized = corpus.merge_candidates(db, record_id, skip_conflicting=skip_conflicting, block_limit=block_limit)
     source_ids = {r[0]: r[1] for r in db.execute("SELECT id, source_id FROM records")}
     return sorted(source_ids[c["record_id"]] for c in found), oversized
 

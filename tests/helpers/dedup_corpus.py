@@ -1,6 +1,6 @@
 """The labelled deduplication corpus (tests/fixtures/dedup): parse, load in a chosen order, score.
 
-Shared by tests/test_dedup.py and bench/dedup_eval.py. Every fixture file is a wire-format answer
+Shared by tests/test_dedup.py and bench/dedup_eval.py (and ``merge_candidates`` by bench/dedup_scale.py). Every fixture file is a wire-format answer
 parsed by the source's own parser; each file is one batch given to ``ingest.save_batch``, as the
 pipeline does, unless an order splits them into single records.
 """
@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from crawler import identifiers as ids
-from crawler import ingest
+from crawler import ingest, matching, store
 from crawler.records import Record
 from crawler.sources import biorxiv, clinicaltrials, crossref, europepmc, isrctn, openalex, pubmed
 
@@ -27,6 +27,30 @@ TODAY = __import__("datetime").date(2026, 11, 23)
 def corpus_files() -> dict[str, bytes]:
     """The committed corpus: file name -> bytes (``generate.build()`` returns the same shape)."""
     return {p.name: p.read_bytes() for p in sorted(FIXTURES.iterdir()) if p.suffix in (".xml", ".json")}
+
+
+def merge_candidates(
+    db,
+    record_id: int,
+    *,
+    skip_conflicting: bool = True,
+    limit: int = matching.MAX_CANDIDATES,
+    block_limit: int = matching.MAX_BLOCK,
+) -> tuple[list[dict], list]:
+    """What dedup's candidate query returns for a stored record's merge action: (candidate rows, oversized keys)."""
+    fingerprint = matching.Fingerprint.from_row(
+        next(iter(db.query("SELECT * FROM record_fingerprints WHERE record_id = ?", [record_id])))
+    )
+    return store.find_candidates(
+        db,
+        matching.lookup_keys(fingerprint),
+        kinds=[fingerprint.kind],
+        record_id=record_id,
+        years=matching.year_window(fingerprint, "merge"),
+        skip_conflicting=skip_conflicting,
+        limit=limit,
+        block_limit=block_limit,
+    )
 
 
 def load_labels(files: dict[str, bytes] | None = None) -> dict:
