@@ -18,6 +18,7 @@ from crawler.records import Record
 from tests.conftest import rows
 from tests.helpers.classify_corpus import article, build, shipped_vocabulary
 from tests.helpers.ncbi import FakeNcbi
+from tests.helpers.ops import pubmed_section
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = {item["key"]: item for item in build.load_items()}
@@ -56,14 +57,7 @@ def relevance(db):
 def test_each_crawled_batch_is_classified(httpserver, vocabulary_config, run_crawl, db):
     keys = ["rct_iv_vs_ect", "noise_gastroscopy_sedation", "noise_dxm_bupropion", "ma_iv_trd"]
     FakeNcbi({"crdt": 4}, {0: efetch(*keys[:2]), 2: efetch(*keys[2:])}).install(httpserver)
-    config = vocabulary_config(f"""
-[sources.pubmed]
-enabled = true
-base_url = "{httpserver.url_for("/")}"
-query = "ketamine"
-batch_size = 2
-min_interval = 0
-""")
+    config = vocabulary_config(pubmed_section(httpserver))
 
     report = run_crawl(config, only=["pubmed"])
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import fixture_bytes
 from tests.helpers.cli import closed_port, litmon, serve_pubmed, write_config
+from tests.helpers.ops import pubmed_section
 
 
 def test_run_with_unreachable_sources_exits_1_and_still_writes_db_and_digest(tmp_path):
@@ -38,17 +39,7 @@ min_interval = 0
 
 
 def pubmed_config(tmp_path, httpserver):
-    return write_config(
-        tmp_path,
-        f"""
-[sources.pubmed]
-enabled = true
-base_url = "{httpserver.url_for("/")}"
-query = "ketamine"
-batch_size = 2
-min_interval = 0
-""",
-    )
+    return write_config(tmp_path, pubmed_section(httpserver))
 
 
 def test_crawl_dry_run_writes_nothing(tmp_path, httpserver):

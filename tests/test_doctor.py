@@ -111,12 +111,16 @@ def test_doctor_exits_0_when_every_source_answers_and_json_output(tmp_path, http
     assert report["pubmed"]["http_statuses"] == [200, 200]  # esearch, then efetch of one record
 
 
+def ctis_config(tmp_path, base_url: str) -> str:
+    """A config file with CTIS alone enabled, at ``base_url``."""
+    return write_config(
+        tmp_path, f'\n[sources.ctis]\nenabled = true\nbase_url = "{base_url}"\nquery = "ketamine"\nmin_interval = 0\n'
+    )
+
+
 def test_doctor_unreachable_source_fails(tmp_path):
     port = closed_port()
-    config = write_config(
-        tmp_path,
-        f'\n[sources.ctis]\nenabled = true\nbase_url = "http://127.0.0.1:{port}/ctis-public-api/"\nquery = "ketamine"\nmin_interval = 0\n',
-    )
+    config = ctis_config(tmp_path, f"http://127.0.0.1:{port}/ctis-public-api/")
     result = litmon("--config", config, "doctor", cwd=tmp_path)
     assert result.returncode == 1
     line = next(l for l in result.stdout.splitlines() if l.startswith("ctis"))
@@ -127,10 +131,7 @@ def test_doctor_firewall_page_from_ctis_fails_with_the_reason(tmp_path, httpserv
     httpserver.expect_request("/ctis-public-api/search").respond_with_response(
         Response(fixture_bytes("ctis", "waf_block.html"), status=403, content_type="text/html")
     )
-    config = write_config(
-        tmp_path,
-        f'\n[sources.ctis]\nenabled = true\nbase_url = "{httpserver.url_for("/ctis-public-api/")}"\nquery = "ketamine"\nmin_interval = 0\n',
-    )
+    config = ctis_config(tmp_path, httpserver.url_for("/ctis-public-api/"))
     result = litmon("--config", config, "doctor", cwd=tmp_path)
     assert result.returncode == 1
     line = next(l for l in result.stdout.splitlines() if l.startswith("ctis"))

@@ -20,7 +20,8 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def write_config(tmp_path, extra: str) -> str:
+def write_config(tmp_path: Path, extra: str = "") -> str:
+    """Write litmon.toml into ``tmp_path``: the tests' base config (database and outbox there) plus ``extra``."""
     path = tmp_path / "litmon.toml"
     path.write_text(BASE_CONFIG.format(db=tmp_path / "litmon.db", outbox=tmp_path / "outbox") + extra)
     return str(path)

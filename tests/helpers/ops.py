@@ -12,15 +12,10 @@ from pathlib import Path
 
 from werkzeug import Response
 
-from tests.conftest import BASE_CONFIG, fixture_bytes, skip_subprocess_when_travelling
+from tests.conftest import fixture_bytes, skip_subprocess_when_travelling
 from tests.helpers.cli import litmon_env
+from tests.helpers.cli import write_config as write_config  # the ops tests import it from here too
 from tests.helpers.ncbi import esearch_body
-
-
-def write_config(tmp_path: Path, extra: str = "") -> str:
-    path = tmp_path / "litmon.toml"
-    path.write_text(BASE_CONFIG.format(db=tmp_path / "litmon.db", outbox=tmp_path / "outbox") + extra)
-    return str(path)
 
 
 def pubmed_section(httpserver, extra: str = "") -> str:
