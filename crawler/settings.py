@@ -21,7 +21,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from crawler.errors import ConfigError
@@ -135,94 +135,145 @@ def type_name(hint: Any) -> str:
 
 
 def _expected(hint: Any, meta: dict[str, Any]) -> str:
+    """What a value of this declaration must be, as the error message says it ("an integer between 0 and 20")."""
     if meta.get("choices"):
         return "one of " + ", ".join(meta["choices"])
     if hint is bool:
         return "true or false"
-    if hint is int:
-        lo, hi = meta.get("minimum"), meta.get("maximum")
-        if lo is not None and hi is not None:
-            return f"an integer between {lo} and {hi}"
-        if lo is not None:
-            return f"an integer >= {lo}"
-        return "an integer"
-    if hint is float:
-        if meta.get("positive"):
-            return "a number of seconds > 0"
-        lo = meta.get("minimum")
-        return f"a number >= {lo}" if lo is not None else "a number"
+    if hint in (int, float):
+        return _expected_number(hint, meta)
     if hint is dt.date:
         return "a date such as 2000-01-01"
-    if meta.get("kind") == "url":
-        return "an http:// or https:// URL"
-    if meta.get("kind") == "email":
-        return "an e-mail address"
+    if meta.get("kind") in _EXPECTED_KINDS:
+        return _EXPECTED_KINDS[meta["kind"]]
     return {"string": "a string", "list of strings": "a list of strings"}.get(type_name(hint), f"a {type_name(hint)}")
+
+
+_EXPECTED_KINDS = {"url": "an http:// or https:// URL", "email": "an e-mail address"}
+
+
+def _expected_number(hint: Any, meta: dict[str, Any]) -> str:
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if hint is int:
+        if lo is not None and hi is not None:
+            return f"an integer between {lo} and {hi}"
+        return f"an integer >= {lo}" if lo is not None else "an integer"
+    if meta.get("positive"):
+        return "a number of seconds > 0"
+    return f"a number >= {lo}" if lo is not None else "a number"
+
+
+class _Invalid(Exception):
+    """A value that does not fit its declaration. ``expected`` names what would (None: the declaration's own
+    words, see ``_expected``) and ``got`` is the value as read; ``message`` replaces the whole sentence."""
+
+    def __init__(self, got: Any, expected: str | None = None, *, message: str | None = None):
+        super().__init__(message or expected)
+        self.got, self.expected, self.message = got, expected, message
 
 
 def check_value(path: str, key: str, hint: Any, meta: dict[str, Any], value: Any) -> Any:
     """``value`` converted to the declared type, or a ConfigError naming file, key and expectation."""
+    hint = _without_none(hint)
+    check = _CHECKS.get(hint) or _CHECKS.get(typing.get_origin(hint))
+    if check is None:
+        return value
+    try:
+        return check(value, meta)
+    except _Invalid as bad:
+        message = bad.message or f"expected {bad.expected or _expected(hint, meta)}, got {bad.got!r}"
+        raise ConfigError(path, key, message) from None
 
-    def fail(expected: str | None = None) -> ConfigError:
-        return ConfigError(path, key, f"expected {expected or _expected(hint, meta)}, got {value!r}")
 
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
-    args = [a for a in typing.get_args(hint) if a is not type(None)] if optional else []
-    if optional and len(args) == 1:
-        hint = args[0]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise fail()
-    elif hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise fail("an integer")
-        lo, hi = meta.get("minimum"), meta.get("maximum")
-        if lo is not None and value < lo or hi is not None and value > hi:
-            raise fail()
-    elif hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail("a number")
-        value = float(value)
-        if meta.get("positive") and value <= 0:
-            raise fail()
-        if meta.get("minimum") is not None and value < meta["minimum"]:
-            raise fail()
-    elif hint is dt.date:
-        if isinstance(value, dt.datetime):
-            value = value.date()
-        elif isinstance(value, str):
-            try:
-                value = dt.date.fromisoformat(value)
-            except ValueError:
-                raise fail() from None
-        elif not isinstance(value, dt.date):
-            raise fail()
-    elif hint is str:
-        if not isinstance(value, str):
-            raise fail("a string")
-        if meta.get("choices") and value not in meta["choices"]:
-            raise fail()
-        if meta.get("kind") == "url" and not URL_RE.match(value):
-            raise fail()
-        if meta.get("kind") == "email" and value and not EMAIL_RE.match(value):
-            raise fail()
-        if meta.get("kind") == "header" and re.search(r"[\x00-\x1f\x7f]", value):
-            raise fail("one line without control characters (it goes into mail headers)")
-        if meta.get("kind") == "regex":
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ConfigError(path, key, f"expected a regular expression: {exc}") from None
-        if meta.get("required") and not value.strip():
-            raise ConfigError(path, key, "missing or empty; expected a string")
-    elif typing.get_origin(hint) is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise fail("a list of strings")
-        value = list(value)
-    elif typing.get_origin(hint) in (typing.Union, types.UnionType):  # str | list[str]
-        if not (isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise fail("a string or a list of strings")
+def _without_none(hint: Any) -> Any:
+    """``X | None`` as ``X``; other hints (``str | list[str]`` too) as they are."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _check_bool(value: Any, meta: dict[str, Any]) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(value)
     return value
+
+
+def _check_int(value: Any, meta: dict[str, Any]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(value, "an integer")
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise _Invalid(value)
+    return value
+
+
+def _check_float(value: Any, meta: dict[str, Any]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(value, "a number")
+    number = float(value)
+    if meta.get("positive") and number <= 0 or meta.get("minimum") is not None and number < meta["minimum"]:
+        raise _Invalid(number)
+    return number
+
+
+def _check_date(value: Any, meta: dict[str, Any]) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise _Invalid(value) from None
+    if not isinstance(value, dt.date):
+        raise _Invalid(value)
+    return value
+
+
+def _check_str(value: Any, meta: dict[str, Any]) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(value, "a string")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise _Invalid(value)
+    kind = meta.get("kind")
+    if kind == "url" and not URL_RE.match(value) or kind == "email" and value and not EMAIL_RE.match(value):
+        raise _Invalid(value)
+    if kind == "header" and re.search(r"[\x00-\x1f\x7f]", value):
+        raise _Invalid(value, "one line without control characters (it goes into mail headers)")
+    if kind == "regex":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise _Invalid(value, message=f"expected a regular expression: {exc}") from None
+    if meta.get("required") and not value.strip():
+        raise _Invalid(value, message="missing or empty; expected a string")
+    return value
+
+
+def _check_strings(value: Any, meta: dict[str, Any]) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Invalid(value, "a list of strings")
+    return list(value)
+
+
+def _check_string_or_strings(value: Any, meta: dict[str, Any]) -> str | list[str]:
+    if not (isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise _Invalid(value, "a string or a list of strings")
+    return value
+
+
+#: How a value of each declared type (or generic origin: ``list[str]``, ``str | list[str]``) is checked.
+_CHECKS: dict[Any, Callable[[Any, dict[str, Any]], Any]] = {
+    bool: _check_bool,
+    int: _check_int,
+    float: _check_float,
+    dt.date: _check_date,
+    str: _check_str,
+    list: _check_strings,
+    typing.Union: _check_string_or_strings,
+    types.UnionType: _check_string_or_strings,
+}
 
 
 def read_section(cls: type, table: Any, path: str, prefix: str, where: str, **computed: Any) -> tuple[Any, set[str]]:
