@@ -114,7 +114,11 @@ class RecipientSettings(Section):
 class DigestSettings(Section):
     period_days: int = setting(7, "Days between digests; a digest covers everything since the last one.", minimum=1, maximum=366)
     first_digest_days: int = setting(
-        7, "The first digest after a backfill lists only works entered in the last N days.", minimum=1, maximum=3660
+        7,
+        "The first digest after a backfill lists only works entered in the last N days; a source added later is news"
+        " from N days before its first crawl (older works it brings are counted as caught up, not listed).",
+        minimum=1,
+        maximum=3660,
     )
     when_empty: str = setting("send", 'Send a short "nothing new" digest, or skip it.', choices=("send", "skip"))
     subject_prefix: str = setting("[litmon]", "Start of every digest subject.", kind="header")

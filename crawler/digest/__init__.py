@@ -5,6 +5,8 @@ Period
     to now: a missed week is covered by the next digest, and a failed delivery is covered again by
     the next run, so nothing is lost and nothing is sent twice. A recipient's first digest (typically
     right after a backfill) lists only works entered in the last ``[digest] first_digest_days`` days.
+    Works a source brings late (its backfill, a re-read window) are news only if they entered the source
+    since the reader's digests began (or since the source was added); older ones are counted, not listed.
 Content
     New works (never sent to this recipient before) and updates: trial registration changes
     (before → after), preprints now published, and retractions / corrections / expressions of

@@ -117,6 +117,8 @@ class Digest:
     #: never a quiet week), whatever sections the recipient chose
     failed_sources: list = field(default_factory=list)
     operator: bool = False  # the recipient also gets the full diagnostics (URLs, what to check)
+    #: per source, older works stored in the period and not listed as new (a backfill): said, never silent
+    caught_up: list = field(default_factory=list)
 
     @property
     def items(self) -> list[DigestItem]:
@@ -187,6 +189,7 @@ def build(selection: Selection, config, recipient: dict) -> Digest:
     digest = Digest(recipient["address"], period.start, period.end, "", sections, first=period.first)
     digest.failed_sources = [h for h in selection.health if h.status == "failed" and h.still_failing]
     digest.operator = bool(recipient.get("operator"))
+    digest.caught_up = selection.caught_up
     cap = config.digest.get("section_cap", 15)
     digest.shown = {key: cap for key, _, items in sections if key not in ("highlights", "health") and len(items) > cap}
     new, upd = digest.count("new"), digest.count("update")

@@ -44,6 +44,20 @@ class Period:
 
 
 @dataclass
+class CaughtUp:
+    """Older works a source brought in this period and the digest does not list as new (they stay queryable)."""
+
+    source: str
+    works: int
+    before: str  # they entered the source before this date (the reader's news horizon for the source)
+    backfill: bool  # the source's first successful crawl was in this period
+
+    def describe(self) -> str:
+        why = "backfill" if self.backfill else "a re-read window or newly matching"
+        return f"{self.works:,} older work{'s' if self.works != 1 else ''} caught up from {self.source} ({why}; entered before {self.before}), not listed"
+
+
+@dataclass
 class Selection:
     """Everything one recipient's digest can list, before building items."""
 
@@ -54,6 +68,7 @@ class Selection:
     notices: list[tuple[WorkData, list[str], str | None]] = field(default_factory=list)  # (work, kinds, sent on)
     stated_by: set[int] = field(default_factory=set)  # notice works told on the work they concern
     health: list[SourceHealth] = field(default_factory=list)
+    caught_up: list[CaughtUp] = field(default_factory=list)  # older works stored in the period, not listed as new
 
 
 # --------------------------------------------------------------------------- recipients and periods
@@ -98,10 +113,11 @@ def period_of(db, config, address: str, now: dt.datetime) -> Period:
 def select(db, config, address: str, now: dt.datetime) -> Selection:
     period = period_of(db, config, address, now)
     selection = Selection(period)
-    selection.new = select_new_works(db, config, address, period, now)
+    selection.new, selection.caught_up = select_new_works(db, config, address, period)
     selection.trial_changes = select_trial_changes(db, period)
     selection.published_preprints = select_published_preprints(db, address, period)
-    selection.notices, selection.stated_by = select_notices(db, address, period)
+    new_ids = {data.work["id"] for data in selection.new}
+    selection.notices, selection.stated_by = select_notices(db, address, period, new_ids)
     selection.health = changes.source_health(db, period.start, period.end)
     return selection
 
@@ -119,25 +135,56 @@ def load_work_data(db, work: dict) -> WorkData:
     )
 
 
-def select_new_works(db, config, address: str, period: Period, now: dt.datetime) -> list[WorkData]:
-    """Works first seen in the period (a first digest: entered in the last ``first_digest_days``) never sent to ``address``."""
-    if period.first:
-        cutoff = (now - dt.timedelta(days=config.digest["first_digest_days"])).date().isoformat()
-        works = store.load_works_first_seen(db, until=period.end, entered_since=cutoff)
-    else:
-        works = store.load_works_first_seen(db, until=period.end, after=period.start)
-    delivered = store.load_delivered_work_ids(db, address, [w["id"] for w in works])
-    return [load_work_data(db, work) for work in works if work["id"] not in delivered]
+def select_new_works(db, config, address: str, period: Period) -> tuple[list[WorkData], list[CaughtUp]]:
+    """Works first seen in the period, never sent to ``address``, that entered their source recently;
+    and, per source, how many older ones were caught up instead.
 
-
-def listed_as_new(work: dict, period: Period) -> bool:
-    """Whether this digest lists the work as new (the rule of :func:`select_new_works`)."""
-    seen = work["first_seen_at"] or ""
-    if seen > period.end:
-        return False
-    if period.first:  # a first digest after a backfill: only works entered in its recent days
-        return (work["entered_on"] or seen[:10]) >= period.start[:10]
-    return seen > period.start
+    litmon seeing a work late does not make it news: a source's backfill (its first successful crawl,
+    also after failing for a while; a source or feed added to the config later), a window re-read with
+    ``crawl --since``, or an old registration that newly matches all store works that entered their
+    source long ago. A work is news when it entered its source (PubMed's entry date, a registry's first
+    posted date, Crossref's created date: ``works.entered_on``, else its published date) on or after
+    the reader's *news horizon*: the start of the reader's first digest (a first digest: the last
+    ``first_digest_days``), and for a source added after that, ``first_digest_days`` before its first
+    crawl attempt. What entered after the horizon but arrived late (a source failing for weeks) is
+    still news: nothing the reader was promised is lost. Older works are counted per source
+    (:class:`CaughtUp`), said in the digest, and stay in the database."""
+    days = dt.timedelta(days=config.digest["first_digest_days"])
+    reader_since = (store.load_first_delivered_period_start(db, address) or period.start)[:10]
+    beginnings = store.load_source_beginnings(db)
+    source_since = {
+        source: (clock.parse_stamp(first_run) - days).date().isoformat() for source, (first_run, _) in beginnings.items()
+    }
+    entered: dict[int, str] = {}
+    sources: dict[int, set[str]] = {}
+    for row in store.load_arrivals(db, until=period.end, after=None if period.first else period.start):
+        entered[row["work_id"]] = row["entered"]
+        sources.setdefault(row["work_id"], set()).add(row["source"])
+    delivered = store.load_delivered_work_ids(db, address, list(entered))
+    news: list[int] = []
+    older: dict[str, int] = {}
+    horizons: dict[str, str] = {}
+    for work_id, date in entered.items():
+        if work_id in delivered:
+            continue
+        horizon = max(reader_since, min((source_since.get(s, reader_since) for s in sources[work_id]), default=reader_since))
+        if date >= horizon:
+            news.append(work_id)
+            continue
+        for source in sources[work_id]:
+            older[source] = older.get(source, 0) + 1
+            horizons[source] = max(reader_since, source_since.get(source, reader_since))
+    works = [store.load_work(db, work_id) for work_id in sorted(news)]
+    caught_up = [
+        CaughtUp(
+            source,
+            count,
+            horizons[source],
+            backfill=period.start < ((beginnings.get(source) or ("", None))[1] or "") <= period.end,
+        )
+        for source, count in sorted(older.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    return [load_work_data(db, work) for work in works if work is not None], caught_up
 
 
 def select_trial_changes(db, period: Period) -> list[tuple[TrialChange, WorkData]]:
@@ -164,11 +211,13 @@ def select_published_preprints(db, address: str, period: Period) -> list[tuple[W
     return result
 
 
-def select_notices(db, address: str, period: Period) -> tuple[list[tuple[WorkData, list[str], str | None]], set[int]]:
+def select_notices(
+    db, address: str, period: Period, new_ids: set[int]
+) -> tuple[list[tuple[WorkData, list[str], str | None]], set[int]]:
     """Works concerned by retractions, corrections and expressions of concern stated in this period, by
     either side: (work, kinds, date it was sent to ``address``); and the notice works told on them.
 
-    Only works this recipient was sent, or that this digest lists as new: corrections to old papers the
+    Only works this recipient was sent, or that this digest lists as new (``new_ids``): corrections to old papers the
     reader never saw (after a backfill, say) are not news — they stay queryable, never in a digest."""
     concerned: dict[int, list[str]] = {}
     notices_of: dict[int, set[int]] = {}
@@ -191,7 +240,7 @@ def select_notices(db, address: str, period: Period) -> tuple[list[tuple[WorkDat
         work = store.load_work(db, work_id)
         if work is None or work["record_type"] == "notice":
             continue
-        if work_id not in delivered and not listed_as_new(work, period):
+        if work_id not in delivered and work_id not in new_ids:
             stated_by |= notices_of.get(work_id, set())  # the notice itself is not news either
             continue
         result.append((load_work_data(db, work), sorted(set(labels)), delivered.get(work_id)))

@@ -130,6 +130,15 @@ def load_last_delivered_digest(db, recipient: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def load_first_delivered_period_start(db, recipient: str) -> str | None:
+    """Where the digests that reached ``recipient`` begin: the period start of the first one (None: none yet)."""
+    return db.execute(
+        """SELECT MIN(d.period_start) FROM digests d JOIN digest_deliveries x ON x.digest_id = d.id
+           WHERE d.recipient = ? AND x.recipient = ? AND x.status IN ('sent', 'written', 'unknown')""",
+        [recipient, recipient],
+    ).fetchone()[0]
+
+
 def load_failed_since(db, recipient: str, since: str | None) -> int:
     """Failed deliveries to ``recipient`` after the digest period ``since`` (None: ever)."""
     return db.execute(

@@ -101,6 +101,16 @@ def save_source_failure(db, source: str, error: str) -> None:
         )
 
 
+def load_source_beginnings(db) -> dict[str, tuple[str, str | None]]:
+    """source -> (when its first run started, whatever its outcome; when its first successful run started)."""
+    return {
+        row[0]: (row[1], row[2])
+        for row in db.execute(
+            "SELECT source, MIN(started_at), MIN(CASE WHEN status = 'ok' THEN started_at END) FROM source_runs GROUP BY source"
+        )
+    }
+
+
 def load_source_run_totals(db, since: str, until: str) -> list[tuple]:
     """Per source, its finished runs started in (since, until]: (source, runs, failures, fetched, new, last error)."""
     return db.execute(

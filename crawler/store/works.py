@@ -375,6 +375,23 @@ def load_works_first_seen(db, *, until: str, after: str | None = None, entered_s
     return list(db.query(f"SELECT w.* FROM works w WHERE {' AND '.join(where)}", params))
 
 
+def load_arrivals(db, *, until: str, after: str | None = None) -> list[dict]:
+    """Current works first seen up to ``until`` (and after ``after``), one row per (work, source of its records):
+    ``work_id``, ``entered`` (the date it entered its sources: ``entered_on``, else ``published_on``, else the
+    day litmon first saw it) and ``source``."""
+    where, params = "w.merged_into IS NULL AND w.first_seen_at <= ?", [until]
+    if after is not None:
+        where += " AND w.first_seen_at > ?"
+        params.append(after)
+    return list(
+        db.query(
+            f"""SELECT DISTINCT w.id AS work_id, COALESCE(w.entered_on, w.published_on, substr(w.first_seen_at, 1, 10)) AS entered,
+                       r.source FROM works w JOIN records r ON r.work_id = w.id WHERE {where}""",
+            params,
+        )
+    )
+
+
 def load_records_of_work(db, work_id: int) -> list[dict]:
     """Every ``records`` row of a work (stored order)."""
     return list(db.query("SELECT * FROM records WHERE work_id = ?", [work_id]))
