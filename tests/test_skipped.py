@@ -71,3 +71,135 @@ def test_a_crossref_item_without_doi_on_the_topic_is_reported_not_dropped(make_c
     assert source.counts["skipped"] == 1 and source.watermark_held
     assert "an item without a DOI ('Esketamine nasal spray in treatment-resistant depression (DOI lost)')" in source.skipped[0]
     assert store.load_source_state(db, "crossref")["watermark"] is None  # the first window is read again
+
+
+# --------------------------------------------------------------------------- feeds, pages, ISRCTN, OpenAlex, CTIS
+
+
+def assert_reported(report, db, config, name: str, reason: str, *, held: bool) -> None:
+    """One item skipped with ``reason``: in the report and its log line, ``source_runs`` and a status alert;
+    the watermark held or (a rule says re-reading cannot help) moved to today."""
+    [source] = [s for s in report.sources if s.name == name]
+    assert source.status == "ok", source.error
+    assert source.counts["skipped"] == 1 and reason in source.skipped[0], source.skipped
+    assert f"1 skipped ({source.skipped[0]})" in source.summary()
+    assert source.watermark_held is held and ("watermark held" in source.summary()) is held
+    run = rows(db, "SELECT skipped, skipped_reasons FROM source_runs WHERE source = ? ORDER BY id DESC LIMIT 1", [name])[0]
+    assert run["skipped"] == 1 and reason in json.loads(run["skipped_reasons"])[0]
+    mark = store.load_source_state(db, name)["watermark"]
+    assert (mark is None) if held else (mark == clock.today().isoformat())
+    [alert] = [a for a in collect_status(config, db)["alerts"] if a.startswith(f"{name}: 1 item(s) skipped")]
+    assert reason in alert
+    assert ("the watermark is held" in alert) is held and ("re-reading cannot recover them" in alert) is (not held)
+
+
+RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Journal of Affective Research</title><link>https://journal.example.org/</link>
+<description>Latest articles</description>
+<item><title>Ketamine infusions for treatment-resistant depression: a randomised trial</title>
+<link>https://journal.example.org/article/1</link><pubDate>Fri, 20 Nov 2026 08:00:00 GMT</pubDate></item>
+<item><link>https://journal.example.org/article/2</link><description>Esketamine nasal spray in adolescents</description>
+<pubDate>Fri, 20 Nov 2026 08:00:00 GMT</pubDate></item>
+<item><title>Esketamine and suicidal ideation: a cohort study</title>
+<link>https://journal.example.org/article/3</link><pubDate>Sat, 21 Nov 2026 08:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+def test_a_feed_entry_without_title_is_counted_skipped_and_named(make_config, httpserver, run_crawl, db):
+    httpserver.expect_request("/feed.rss").respond_with_data(RSS, content_type="application/rss+xml")
+    config = make_config(f'[[feeds]]\nname = "journal"\nurl = "{httpserver.url_for("/feed.rss")}"\n')
+    report = run_crawl(config)
+
+    # a feed is read whole every run: holding its watermark would re-read nothing more (docs/reliability.md)
+    assert_reported(
+        report, db, config, "feed:journal", "entry 2 of the feed: no title (https://journal.example.org/article/2)", held=False
+    )
+    assert len(rows(db, "SELECT id FROM records WHERE source = 'feed:journal'")) == 2
+
+
+def test_a_page_item_without_title_is_counted_skipped_and_named(make_config, httpserver, run_crawl, db):
+    page = fixture_bytes("pages", "fda_dsc_listing.html").decode()
+    row = page.index('<a href="/drugs/drug-safety-and-availability/clozapine-rems-removal">')
+    untitled = page[:row] + page[row:].replace("FDA removes the Clozapine REMS to reduce the burden on patients", "", 1)
+    httpserver.expect_request("/dsc").respond_with_data(untitled, content_type="text/html; charset=utf-8")
+    selectors = {"item": "table tbody tr", "title": "td a", "link": "td a", "date": "td:first-child", "kind": "news"}
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in selectors.items())
+    config = make_config(f'[[pages]]\nname = "fda"\nurl = "{httpserver.url_for("/dsc")}"\nfilter = false\n{lines}')
+    report = run_crawl(config)
+
+    assert_reported(report, db, config, "page:fda", "no title (selector 'td a')", held=False)
+    assert not rows(db, "SELECT id FROM records WHERE title LIKE '%Clozapine%'")
+
+
+def isrctn_trials(strip_number: bool) -> bytes:
+    """The recorded answer (its totalCount says 3, it holds 2: the count is set to what it holds)."""
+    body = fixture_bytes("isrctn", "search_page1.xml").replace(b'totalCount="3"', b'totalCount="2"', 1)
+    if strip_number:
+        body = body.replace(b'<isrctn dateAssigned="2016-03-08T00:00:00.000Z">14689382</isrctn>', b"", 1)
+        body = body.replace(b' publicIdentifierCanonical="ISRCTN14689382"', b"", 1)
+    return body
+
+
+def test_an_isrctn_trial_without_number_is_counted_skipped_and_holds_the_watermark(make_config, httpserver, run_crawl, db):
+    answer = {"body": isrctn_trials(strip_number=True)}
+    httpserver.expect_request("/api/query/format/default").respond_with_handler(
+        lambda request: Response(answer["body"], content_type="application/xml")
+    )
+    section = (
+        f'[sources.isrctn]\nenabled = true\nmin_interval = 0\nbase_url = "{httpserver.url_for("/api/")}"\nquery = "ketamine"\n'
+    )
+    config = make_config(section)
+    report = run_crawl(config)
+
+    assert_reported(report, db, config, "isrctn", "trial #1: no valid ISRCTN number (None)", held=True)
+    assert len(rows(db, "SELECT id FROM records WHERE source = 'isrctn'")) == 1
+
+    clock.advance(days=1)  # the registry answers whole again: the held window is read again and the trial stored
+    answer["body"] = isrctn_trials(strip_number=False)
+    again = run_crawl(config)
+    assert again.sources[0].counts.get("skipped", 0) == 0
+    assert {r["source_id"] for r in rows(db, "SELECT source_id FROM records WHERE source = 'isrctn'")} >= {"ISRCTN14689382"}
+    assert store.load_source_state(db, "isrctn")["watermark"] == clock.today().isoformat()
+
+
+def openalex_section(httpserver) -> str:
+    return (
+        f'[sources.openalex]\nenabled = true\nmin_interval = 0\nbase_url = "{httpserver.url_for("/")}"\n'
+        'query = "ketamine"\napi_key_env = "LITMON_TEST_OPENALEX_KEY"\n'
+    )
+
+
+def serve_openalex(httpserver, change) -> None:
+    page = json.loads(fixture_bytes("openalex", "works_page1.json"))
+    change(page["results"][0])
+    page["meta"]["next_cursor"] = None
+    httpserver.expect_request("/works").respond_with_handler(
+        lambda request: Response(json.dumps(page), content_type="application/json")
+    )
+
+
+def test_an_openalex_work_without_id_is_counted_skipped_and_holds_the_watermark(
+    make_config, httpserver, run_crawl, db, monkeypatch
+):
+    monkeypatch.setenv("LITMON_TEST_OPENALEX_KEY", "key")
+    serve_openalex(httpserver, lambda work: work.pop("id"))
+    config = make_config(openalex_section(httpserver))
+    report = run_crawl(config)
+
+    assert_reported(report, db, config, "openalex", "result #1: no valid OpenAlex id (", held=True)
+    assert len(rows(db, "SELECT id FROM records WHERE source = 'openalex'")) == 1
+
+
+def test_an_openalex_work_without_title_is_counted_but_does_not_hold_the_watermark(
+    make_config, httpserver, run_crawl, db, monkeypatch
+):
+    """OpenAlex has works whose title is empty: re-reading the window returns them untitled again, so
+    holding the watermark would re-read that window for ever."""
+    monkeypatch.setenv("LITMON_TEST_OPENALEX_KEY", "key")
+    serve_openalex(httpserver, lambda work: work.update(title=None, display_name=None))
+    config = make_config(openalex_section(httpserver))
+    report = run_crawl(config)
+
+    assert_reported(
+        report, db, config, "openalex", "result #1: https://openalex.org/W4405123456 has no title in OpenAlex", held=False
+    )

@@ -115,7 +115,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         entry.params["retrieved"] += detail is not None
         record = parse_trial(overview, detail)
         if record is None:
-            ctx.warn(f"skipped a trial without an EU CT number: {str(overview)[:120]}")
+            ctx.skip(f"a trial without an EU CT number: {str(overview)[:120]}")
             continue
         batch.append(record)
         entry.hits = (entry.hits or 0) + 1

@@ -97,6 +97,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         first_seen=ctx.state.get("first_seen") or {},
         url=response.url,
         warn=ctx.warn,
+        skip=lambda reason: ctx.skip(reason, permanent=True),  # a feed is read whole every run: see skip()
     )
     kept = filter_records(ctx, result.records)
     ctx.log_query(
@@ -186,7 +187,11 @@ def read_feed(
     first_seen: dict[str, str] | None = None,
     url: str | None = None,
     warn: Callable[[str], None] | None = None,
+    skip: Callable[[str], None] | None = None,
 ) -> FeedResult:
+    """Parse a feed. An entry that cannot be stored (no title, unreadable) goes to ``skip`` (the crawl
+    counts it as skipped), else to ``warn``."""
+    report = skip or warn
     parsed = feedparser.parse(io.BytesIO(body))  # never the bytes themselves: feedparser would try them as a path
     problem = check_feed(parsed, body, source, url)
     if problem and warn:
@@ -201,12 +206,12 @@ def read_feed(
         try:
             record, undated = parse_entry(entry, source, journal=journal, kind=kind, fetched_on=fetched_on, first_seen=first_seen)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:  # one odd entry must not sink the feed
-            if warn:
-                warn(f"entry {index + 1} of the feed could not be read ({type(exc).__name__}: {exc}); skipped")
+            if report:
+                report(f"entry {index + 1} of the feed: unreadable ({type(exc).__name__}: {exc}){entry_hint(entry)}")
             continue
         if record is None:
-            if warn:
-                warn(f"entry {index + 1} of the feed has no title; skipped")
+            if report:
+                report(f"entry {index + 1} of the feed: no title{entry_hint(entry)}")
             continue
         if record.source_id in seen_ids:
             continue
@@ -215,6 +220,15 @@ def read_feed(
         if undated:
             result.undated.add(record.source_id)
     return result
+
+
+def entry_hint(entry) -> str:
+    """How a skipped entry can be found in the feed: its link or id."""
+    try:
+        where = dict.get(entry, "link") or dict.get(entry, "id")
+    except TypeError:
+        return ""
+    return f" ({str(where)[:120]})" if where else ""
 
 
 def check_feed(parsed, body: bytes, source: str, url: str | None = None) -> str | None:

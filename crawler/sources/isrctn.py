@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from crawler import clock
@@ -101,8 +101,8 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     check_cap(total, max_results, "the window")
     root = fetch_page(ctx, url, {"q": query, "limit": total})
     entry.params["requests"] += 1
-    records = parse_trials(root, today=ctx.until)
-    if len(records) < total:
+    records = parse_trials(root, today=ctx.until, skip=ctx.skip)
+    if len(records) + len(ctx.skipped) < total:
         ctx.warn(f"asked for all {total} trials of the window (limit={total}) but got {len(records)}")
     for start in range(0, len(records), limit):
         yield records[start : start + limit]
@@ -128,7 +128,7 @@ def fetch_by_offset(ctx: CrawlContext, url: str, query: str, limit: int, max_res
         if entry is None:
             entry = ctx.log_query(query, ctx.since, ctx.until, hits=total, limit=limit, pages=0, fallback="offset")
         entry.params["pages"] += 1
-        records = parse_trials(root, today=ctx.until)
+        records = parse_trials(root, today=ctx.until, skip=ctx.skip)
         fresh = [r for r in records if r.source_id not in seen]
         seen.update(r.source_id for r in fresh)
         if fresh:
@@ -149,7 +149,7 @@ def fetch_all_at_once(
 ) -> Iterator[list[Record]]:
     check_cap(total, max_results, "the API ignored offset and the window")
     root = fetch_page(ctx, url, {"q": query, "limit": total})
-    fresh = [r for r in parse_trials(root, today=ctx.until) if r.source_id not in seen]
+    fresh = [r for r in parse_trials(root, today=ctx.until, skip=ctx.skip) if r.source_id not in seen]
     seen.update(r.source_id for r in fresh)
     if fresh:
         yield fresh
@@ -200,17 +200,29 @@ def parse_total(root) -> int:
     return int(raw)
 
 
-def parse_trials(root_or_body, today: dt.date | None = None) -> list[Record]:
-    """Every ``<fullTrial>`` of an answer (bytes or a parsed root) as a Record."""
+def parse_trials(root_or_body, today: dt.date | None = None, skip: Callable[[str], None] | None = None) -> list[Record]:
+    """Every ``<fullTrial>`` of an answer (bytes or a parsed root) as a Record; one that cannot be
+    identified (no ``<trial>``, no valid ISRCTN number) is reported to ``skip`` with the reason."""
     root = parse_root(root_or_body) if isinstance(root_or_body, (bytes, str)) else root_or_body
     _check_root(root)
     today = today or clock.today()
     records = []
-    for full in root.iterfind("{*}fullTrial"):
+    for index, full in enumerate(root.iterfind("{*}fullTrial")):
         record = parse_trial(full, today)
         if record is not None:
             records.append(record)
+        elif skip is not None:
+            skip(f"trial #{index + 1}: {why_unidentified(full)}")
     return records
+
+
+def why_unidentified(full) -> str:
+    trial = full.find("{*}trial")
+    if trial is None:
+        return "a <fullTrial> without its <trial> element"
+    number = text_of(trial.find("{*}isrctn")) or trial.get("publicIdentifierCanonical")
+    title = _text(trial, "trialDescription/title") or _text(trial, "trialDescription/scientificTitle")
+    return f"no valid ISRCTN number ({number!r})" + (f", title {title[:80]!r}" if title else "")
 
 
 def _check_root(root) -> None:

@@ -44,7 +44,7 @@ import datetime as dt
 import html
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from crawler import identifiers as ids
@@ -101,7 +101,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         entry.params["pages"] += 1
         if entry.hits is None:
             entry.hits = parse_int(page["meta"].get("count"))
-        records = [r for r in parse_works(page) if r.source_id not in seen]
+        records = [r for r in parse_works(page, skip=ctx.skip) if r.source_id not in seen]
         seen.update(r.source_id for r in records)
         if records:
             yield records
@@ -193,8 +193,25 @@ def parse_page(body: bytes) -> dict:
     return data
 
 
-def parse_works(page: dict) -> list[Record]:
-    return [r for r in (parse_work(w) for w in page["results"] if isinstance(w, dict)) if r is not None]
+def parse_works(page: dict, skip: Callable[..., None] | None = None) -> list[Record]:
+    """The records of a works list; a result that cannot be stored is reported to ``skip`` with the reason.
+
+    A work without an id (a broken answer) holds the watermark: re-reading the window may get it whole.
+    A work whose title is empty is ``permanent``: OpenAlex has works without a title, and re-reading
+    the window would return it untitled again, holding the watermark for ever."""
+    records = []
+    for index, work in enumerate(page["results"]):
+        record = parse_work(work) if isinstance(work, dict) else None
+        if record is not None:
+            records.append(record)
+        elif skip is not None:
+            if not isinstance(work, dict):
+                skip(f"result #{index + 1}: a {type(work).__name__}, not a work object")
+            elif not ids.normalize_openalex(work.get("id")):
+                skip(f"result #{index + 1}: no valid OpenAlex id ({str(work.get('id'))[:60]!r}, doi {work.get('doi')!r})")
+            else:
+                skip(f"result #{index + 1}: {work.get('id')} has no title in OpenAlex", permanent=True)
+    return records
 
 
 def parse_work(work: dict) -> Record | None:

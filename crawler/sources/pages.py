@@ -87,6 +87,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         first_seen=ctx.state.get("first_seen") or {},
         undated=undated,
         warn=ctx.warn,
+        skip=lambda reason: ctx.skip(reason, permanent=True),  # a page is read whole every run: see skip()
     )
     kept = filter_records(ctx, records)
     ctx.log_query(
@@ -111,10 +112,12 @@ def parse_page(
     first_seen: dict[str, str] | None = None,
     undated: set[str] | None = None,
     warn: Callable[[str], None] | None = None,
+    skip: Callable[[str], None] | None = None,
 ) -> list[Record]:
     """Parse a listing page with the selectors of one ``[[pages]]`` entry.
 
-    ``undated`` (if given) receives the source_ids whose entered_on is a first-seen date."""
+    ``undated`` (if given) receives the source_ids whose entered_on is a first-seen date. Each selected
+    item without a title goes to ``skip`` (the crawl counts it as skipped, naming the item)."""
     page_url = page_url or settings["url"]
     fetched_on = fetched_on or clock.today().isoformat()
     first_seen = first_seen or {}
@@ -132,11 +135,15 @@ def parse_page(
         )
     records: list[Record] = []
     seen: set[str] = set()
-    untitled = 0
-    for item in items:
+    untitled: list[str] = []
+    for number, item in enumerate(items, 1):
         record = parse_item(item, source, settings, base=base, where=where, page_url=page_url)
         if record is None:
-            untitled += 1
+            text = clean_text(item.get_text(" "))[:80]
+            untitled.append(
+                f"item {number} of {len(items)} on the page: no title (selector {settings['title']!r})"
+                + (f" ({text!r})" if text else "")
+            )
             continue
         if record.source_id in seen:
             continue
@@ -155,8 +162,11 @@ def parse_page(
             hint=f"open the page in a browser and update item/title/link in {where}",
             url=page_url,
         )
-    if untitled and warn and untitled > len(items) // 2:
-        warn(f"{untitled} of {len(items)} items on the page have no title (selector {settings['title']!r}); skipped")
+    if skip is not None:
+        for reason in untitled:
+            skip(reason)
+    if untitled and warn and len(untitled) > len(items) // 2:
+        warn(f"{len(untitled)} of {len(items)} items on the page have no title (selector {settings['title']!r}); skipped")
     return records
 
 

@@ -83,7 +83,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "unchanged": "of the kept",
             "warnings": "JSON",
             "kept": "items that passed the local topic filter of feeds, pages, bioRxiv and Crossref; = `fetched` for the other sources",
-            "skipped": "items that could not be identified or read; the watermark is then held and `litmon status` alerts",
+            "skipped": "items that could not be identified or read; the watermark is then held (unless re-reading cannot help: docs/reliability.md) and `litmon status` alerts",
             "skipped_reasons": "JSON",
         },
     ),
