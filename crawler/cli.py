@@ -91,7 +91,7 @@ class State:
                     error = dbguard.explain(exc, config.database_path, busy_seconds=config.database_busy_timeout)
                     dbguard.record_failure(config.database_path, command, str(error))
                     raise error from None
-                except dbguard.DamagedDatabase as exc:
+                except (dbguard.DamagedDatabase, dbguard.LocalStateError) as exc:
                     dbguard.record_failure(config.database_path, command, str(exc))
                     raise
                 except SystemExit:
@@ -352,17 +352,20 @@ def status(state, as_json, fail_after, max_lag_hours):
     config = state.config
     if not config.database_path.exists():
         raise LitmonError(f"no database at {config.database_path} yet — run `litmon run` or `litmon crawl` first")
-    problems = dbguard.check_integrity(config.database_path)
-    if problems:  # the file cannot be trusted: say so and stop (unhealthy), without reading it further
-        damaged = dbguard.DamagedDatabase(config.database_path, problems)
+    try:
+        problems = dbguard.check_integrity(config.database_path)
+        unreadable: LitmonError | None = dbguard.DamagedDatabase(config.database_path, problems) if problems else None
+    except dbguard.LocalStateError as exc:  # e.g. a read-only directory: a WAL database cannot even be read
+        unreadable = exc
+    if unreadable is not None:  # the file cannot be trusted or read: say so (unhealthy, exit 4), read no further
         info = {
             "verdict": "unhealthy",
-            "reasons": [str(damaged)],
+            "reasons": [str(unreadable)],
             "healthy": False,
-            "alerts": [str(damaged)],
+            "alerts": [str(unreadable)],
             "database": {"path": str(config.database_path)},
         }
-        click.echo(json.dumps(info, indent=2) if as_json else f"UNHEALTHY: {damaged}")
+        click.echo(json.dumps(info, indent=2) if as_json else f"UNHEALTHY: {unreadable}")
         sys.exit(EXIT_UNHEALTHY)
     try:
         db = ingest.open_db(config.database_path, create=False, busy_timeout=config.database_busy_timeout)

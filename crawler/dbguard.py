@@ -43,7 +43,8 @@ class LocalStateError(LitmonError):
 
 
 def check_integrity(path: str | Path) -> list[str]:
-    """Problems found by a quick check of the file (empty: sound, or no file yet)."""
+    """Problems found by a quick check of the file (empty: sound, or no file yet). A file that cannot be
+    read because of the machine (permissions, a lock, a full disk) raises :class:`LocalStateError`."""
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return []
@@ -58,6 +59,8 @@ def check_integrity(path: str | Path) -> list[str]:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error as exc:
+        if _not_damage(exc):
+            raise explain(exc, path) from None
         return [f"cannot open it: {exc}"]
     try:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -69,15 +72,44 @@ def check_integrity(path: str | Path) -> list[str]:
             verdicts = _drop_false_null_reports(conn, verdicts, CheckResult())
         return [] if verdicts == ["ok"] else [f"quick_check: {v}" for v in verdicts[:20]]
     except sqlite3.DatabaseError as exc:
+        if _not_damage(exc):
+            raise explain(exc, path) from None
         return [f"cannot read it: {exc}"]
     finally:
         conn.close()
+
+
+def _not_damage(exc: sqlite3.Error) -> bool:
+    """Errors of the machine, not of the file: a read-only directory (a WAL database cannot even be read
+    without creating its -shm file), a lock, a full disk. They never get the backup advice."""
+    lowered = str(exc).lower()
+    return any(word in lowered for word in ("readonly", "read-only", "unable to open", "locked", "busy", "disk is full"))
 
 
 def ensure_sound(path: str | Path) -> None:
     problems = check_integrity(path)
     if problems:
         raise DamagedDatabase(Path(path), problems)
+
+
+def unwritable(database: str | Path) -> list[str]:
+    """Why the user running this cannot write the database (its directory, the file, or its -wal/-shm):
+    ``litmon status`` says so even when a failed run could not leave its failure beside the database."""
+    database = Path(database)
+    folder = database.parent.resolve() if str(database.parent) else Path.cwd()
+    blocked = [
+        p
+        for p in (folder, database, Path(f"{database}-wal"), Path(f"{database}-shm"))
+        if p.exists() and not os.access(p, os.W_OK)
+    ]
+    if not blocked:
+        return []
+    names = " ".join(str(p) for p in blocked)
+    return [
+        f"cannot write the database {database}: {names} {'is' if len(blocked) == 1 else 'are'} not writable by this user "
+        f"(uid {os.geteuid()}); runs cannot store anything — check: `ls -ld {names}` (the user running litmon must be "
+        "able to write them)"
+    ]
 
 
 def lock_holders(path: str | Path) -> list[str]:

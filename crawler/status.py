@@ -146,6 +146,7 @@ def collect_status(
                 entry["last_run"]["status"] = "interrupted"
     db_problems = _database_problems(config, holder is not None)
     alerts.extend(f"database check failed: {p} — run `litmon check` for details" for p in db_problems[:3])
+    alerts.extend(dbguard.unwritable(config.database_path))
     return {
         "checked_at": _iso(now),
         "verdict": "unhealthy" if alerts else "healthy",

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
-from crawler import clock, export, failpoints, store
+from crawler import clock, dbguard, export, failpoints, store
 from crawler.digest.render import ATTACHMENT_NAME
 from crawler.errors import DeliveryError, UsageError
 
@@ -101,8 +101,14 @@ def write_outbox(
     delivery_id = store.start_delivery(
         db, digest_id, address, transport="outbox", message_id=message["Message-ID"], path=str(eml)
     )
-    write_atomic(html_path, html.encode("utf-8"))
-    write_atomic(eml, bytes(message))
+    try:
+        write_atomic(html_path, html.encode("utf-8"))
+        write_atomic(eml, bytes(message))
+    except OSError as exc:  # an unwritable outbox or a full disk: a failed delivery (retried next run), not a crash
+        error = str(dbguard.explain(exc, config.database_path))
+        store.update_delivery(db, delivery_id, status="failed", error=error)
+        log.error("digest %d for %s not written: %s", digest_id, address, error)
+        return Delivery(address, "failed", path=str(eml), error=error)
     store.update_delivery(db, delivery_id, status="written")
     log.info("digest %d for %s written to %s", digest_id, address, eml)
     return Delivery(address, "written", path=str(eml), html_path=str(html_path))
@@ -110,11 +116,15 @@ def write_outbox(
 
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a disk that filled up mid-write leaves no half file behind
+        raise
 
 
 def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: str, html: str, ris: str | None = None) -> Delivery:
