@@ -68,10 +68,19 @@ def test_a_damaged_database_is_never_written_and_status_says_unhealthy(tmp_path)
     assert digest_of(database) == before  # nothing written into it
     assert not (tmp_path / "outbox").exists()
 
+    for command in (["crawl"], ["digest"], ["reclassify"]):  # every command that writes refuses it, exit 1
+        refused = litmon("--config", config, *command, cwd=tmp_path)
+        assert refused.returncode == 1, (command, refused.stderr)
+        assert f"the database {database} is damaged" in refused.stderr and "Traceback" not in refused.stderr
+    assert digest_of(database) == before
+
+    # status judges, so it answers with its own "unhealthy" code (4), as for every other reason
     status = litmon("--config", config, "status", "--json", cwd=tmp_path)
     assert status.returncode == 4, status.stdout + status.stderr
     info = json.loads(status.stdout)
     assert info["healthy"] is False and "is damaged" in info["alerts"][0]
+    text = litmon("--config", config, "status", cwd=tmp_path)
+    assert text.returncode == 4 and text.stdout.startswith(f"UNHEALTHY: the database {database} is damaged")
 
 
 def test_a_sound_database_gets_no_backup_advice_on_a_local_error(tmp_path):
