@@ -160,7 +160,8 @@ def select_new_works(db, config, address: str, period: Period) -> tuple[list[Wor
     for row in store.load_arrivals(db, until=period.end, after=None if period.first else period.start):
         entered[row["work_id"]] = row["entered"]
         sources.setdefault(row["work_id"], set()).add(row["source"])
-    delivered = store.load_delivered_work_ids(db, address, list(entered))
+    # a first digest: nothing reached this recipient yet (after a large backfill, skip asking about every work)
+    delivered = {} if period.first else store.load_delivered_work_ids(db, address, list(entered))
     news: list[int] = []
     older: dict[str, int] = {}
     horizons: dict[str, str] = {}
