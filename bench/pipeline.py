@@ -102,16 +102,25 @@ def run_child(config_path: str, out_path: str) -> int:
         entry["seconds"] += seconds
         entry["calls"] += calls
 
+    by_sql: dict[str, list] = {}  # statement (first 100 characters) -> [calls, seconds in execute/executemany]
+
+    def timed_sql(run, sql, *args, **kwargs):
+        stats["calls"] += 1
+        bump(stage_of(), calls=1)
+        started = time.perf_counter()
+        try:
+            return run(sql, *args, **kwargs)
+        finally:
+            entry = by_sql.setdefault(" ".join(str(sql).split())[:100], [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
     class CountingConnection(sqlite3.Connection):
         def execute(self, *args, **kwargs):
-            stats["calls"] += 1
-            bump(stage_of(), calls=1)
-            return super().execute(*args, **kwargs)
+            return timed_sql(super().execute, *args, **kwargs)
 
         def executemany(self, *args, **kwargs):
-            stats["calls"] += 1
-            bump(stage_of(), calls=1)
-            return super().executemany(*args, **kwargs)
+            return timed_sql(super().executemany, *args, **kwargs)
 
         def executescript(self, *args, **kwargs):
             stats["calls"] += 1
@@ -123,14 +132,10 @@ def run_child(config_path: str, out_path: str) -> int:
 
     class CountingCursor(sqlite3.Cursor):
         def execute(self, *args, **kwargs):
-            stats["calls"] += 1
-            bump(stage_of(), calls=1)
-            return super().execute(*args, **kwargs)
+            return timed_sql(super().execute, *args, **kwargs)
 
         def executemany(self, *args, **kwargs):
-            stats["calls"] += 1
-            bump(stage_of(), calls=1)
-            return super().executemany(*args, **kwargs)
+            return timed_sql(super().executemany, *args, **kwargs)
 
     real_connect = sqlite3.connect
 
@@ -186,15 +191,26 @@ def run_child(config_path: str, out_path: str) -> int:
 
     from crawler import cli
 
+    profile_path = os.environ.get("LITMON_BENCH_PROFILE")
+    profiler = None
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     try:
         cli.main(["--config", config_path, "-q", "crawl", "--source", "pubmed"])
         code = 0
     except SystemExit as exc:
         code = exc.code or 0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
     stats["seconds"] = time.perf_counter() - started
     stats["started"] = started
     stats["exit"] = code
+    stats["sql"] = sorted(([sql, *v] for sql, v in by_sql.items()), key=lambda item: -item[2])[:30]
     stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     Path(out_path).write_text(json.dumps(stats))
     return int(code)
@@ -237,6 +253,8 @@ def run_size(n: int, args) -> None:
             )
         )
         env = {**os.environ, "LITMON_NOW": "2026-11-23T09:00:00Z", "PYTHONPATH": str(ROOT)}
+        if args.profile:
+            env["LITMON_BENCH_PROFILE"] = str(Path(args.profile).resolve())
         out = folder / "stats.json"
         if args.plain:
             command = [str(Path(sys.executable).parent / "litmon"), "--config", str(config), "-q", "crawl", "--source", "pubmed"]
@@ -283,6 +301,8 @@ def run_size(n: int, args) -> None:
                     f"        {name:<9} {v['seconds']:7.2f}s {100 * v['seconds'] / s['seconds']:5.1f}%  "
                     f"statements/record {v['calls'] / records:5.1f} (executions {v['executions'] / records:5.1f})"
                 )
+        for sql, calls, seconds in s["sql"][: args.sql_top]:
+            print(f"        {seconds:7.2f}s {calls:7d}x  {sql}")
         if args.keep:
             print(f"        kept {db}")
 
@@ -295,6 +315,8 @@ def main() -> int:
     parser.add_argument("--plain", action="store_true", help="run the litmon console script without instrumentation")
     parser.add_argument("--keep", action="store_true", help="keep the database (with --dir)")
     parser.add_argument("--dir", help="work folder (default: a temporary one)")
+    parser.add_argument("--sql-top", type=int, default=0, help="also print the N statements with most time in execute (max 30)")
+    parser.add_argument("--profile", help="write a cProfile of the crawl (instrumented child) to this file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import html
 import json
@@ -342,6 +343,7 @@ def _compact(tokens: list[str]) -> str:
 KEY_LETTERS = 12
 
 
+@functools.lru_cache(maxsize=65536)
 def _key_word(word: str) -> str:
     """A title word as blocking keys see it: one spelling (randomised = randomized), no plural -s."""
     word = _spelling(word)
@@ -349,6 +351,15 @@ def _key_word(word: str) -> str:
 
 
 def blocking_keys(fp: Fingerprint) -> list[str]:
+    """Indexed keys that any likely match shares (see :func:`_blocking_keys`); a new list each call.
+
+    Memoised per fingerprint: a record's keys are computed when it is saved, then looked up again
+    for its merge and its link candidates."""
+    return list(_blocking_keys(fp))
+
+
+@functools.lru_cache(maxsize=4096)
+def _blocking_keys(fp: Fingerprint) -> tuple[str, ...]:
     """Indexed keys that any likely match shares, chosen so that each key's group stays small however
     large the corpus grows (a single-topic corpus has thousands of titles ending "… in
     treatment-resistant depression": a key on that alone would grow with it).
@@ -366,10 +377,10 @@ def blocking_keys(fp: Fingerprint) -> list[str]:
     Years are not part of the keys: the candidate query filters them (:func:`year_window`).
     """
     if fp.kind not in FUZZY_MERGE_KINDS:
-        return []
+        return ()
     words = [_key_word(w) for w in content_tokens(fp.title_key)]
     if not words:
-        return []
+        return ()
     compact = _compact(words)
     head = _compact([_key_word(w) for w in content_tokens(fp.title_key.split(f" {SEPARATOR} ")[0])]) or compact
     keys = []
@@ -378,7 +389,7 @@ def blocking_keys(fp: Fingerprint) -> list[str]:
             keys.append(f"a:{author}:{letters}")
     if len(words) >= MIN_TOKENS_WITHOUT_AUTHOR and fp.year is not None:
         keys.append("t:" + hashlib.blake2b(compact.encode(), digest_size=8).hexdigest())
-    return list(dict.fromkeys(keys))
+    return tuple(dict.fromkeys(keys))
 
 
 # --------------------------------------------------------------------------- citation identity
@@ -477,6 +488,7 @@ def year_window(fp: Fingerprint, action: str) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- comparison (pure)
 
 
+@functools.lru_cache(maxsize=65536)
 def _spelling(word: str) -> str:
     word = re.sub(r"is(ation|e|ed|es|ing)$", r"iz\1", word)
     word = re.sub(r"our(s|ed|ing)?$", r"or\1", word)

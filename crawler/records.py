@@ -27,7 +27,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
 from crawler import identifiers as ids
@@ -351,24 +351,66 @@ class Record:
         return next((v for s, v in self.identifiers if s == scheme), None)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Every field but ``missing`` as plain JSON-ready values (what ``records.data`` stores): the same
+        dict as ``dataclasses.asdict`` gives, built field by field (``asdict`` deep-copies every value
+        through generic code, the largest cost of saving a record)."""
+        data = {
+            "source": self.source,
+            "source_id": self.source_id,
+            "record_type": self.record_type,
+            "title": self.title,
+            "url": self.url,
+            "abstract": self.abstract,
+            "authors": list(self.authors),
+            "structured_authors": [
+                {"family": a.family, "given": a.given, "initials": a.initials, "collective": a.collective, "suffix": a.suffix}
+                for a in self.structured_authors
+            ],
+            "abstract_sections": _plain(self.abstract_sections),
+            "journal": self.journal,
+            "published_on": self.published_on,
+            "entered_on": self.entered_on,
+            "updated_on": self.updated_on,
+            "identifiers": [_plain(pair) for pair in self.identifiers],
+            "publication_types": list(self.publication_types),
+            "mesh_terms": list(self.mesh_terms),
+            "keywords": list(self.keywords),
+            "language": self.language,
+            "version": self.version,
+            "links": [{"relation": l.relation, "scheme": l.scheme, "value": l.value, "note": l.note} for l in self.links],
+            "trial": _plain(self.trial),
+            "extra": _plain(self.extra),
+        }
         if not data["abstract_sections"] and self.abstract:
             data["abstract_sections"] = sections_from_text(self.abstract)
-        data.pop("missing", None)
         return data
 
-    def content_hash(self) -> str:
-        """A stable hash of everything parsed, used to tell whether a record changed.
+    def content_hash(self, data: dict[str, Any] | None = None) -> str:
+        """A stable hash of everything parsed, used to tell whether a record changed (``data``: this
+        record's :meth:`to_dict`, when the caller already has it).
 
         ``structured_authors`` is left out: it is read from the same wire fields as ``authors``, so a
         change of authors already shows, and a better name parser does not mark every record updated."""
-        data = self.to_dict()
+        data = dict(data if data is not None else self.to_dict())
         data.pop("structured_authors", None)
         data.pop("abstract_sections", None)  # read from the same wire field as ``abstract``
         # where a free full text is: not a change of the work (a new field must not mark every record updated)
         data["extra"] = {k: v for k, v in (data.get("extra") or {}).items() if k not in ("open_access", "free_full_text_url")}
         payload = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A copy of a JSON-like value (dicts, lists, tuples, dataclasses), as ``dataclasses.asdict`` copies it."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return value
 
 
 # --------------------------------------------------------------------------- trial status vocabulary

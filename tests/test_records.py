@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 
 import pytest
 import sqlite_utils
 
 from crawler import store
+from crawler.abstracts import sections_from_text
 from crawler.records import Author, Record, format_authors, make_author, parse_author
-from crawler.sources import biorxiv, crossref, europepmc, feeds, openalex, pubmed
+from crawler.sources import biorxiv, clinicaltrials, crossref, europepmc, feeds, openalex, pubmed
 from tests.conftest import fixture_bytes, rows
 
 
@@ -146,3 +149,47 @@ def test_migration_parses_the_authors_of_records_stored_before_it(tmp_path):
         {"family": "Anand", "given": "Amit", "initials": "A"},
         {"collective": "ELEKT-D Study Group"},
     ]
+
+
+def _asdict_reference(record: Record) -> dict:
+    """What ``Record.to_dict`` returned when it was ``dataclasses.asdict`` (the reference for its hand-written form)."""
+    data = dataclasses.asdict(record)
+    if not data["abstract_sections"] and record.abstract:
+        data["abstract_sections"] = sections_from_text(record.abstract)
+    data.pop("missing")
+    return data
+
+
+@pytest.mark.parametrize(
+    "module, source, name",
+    [
+        (pubmed, "pubmed", "efetch_batch1.xml"),
+        (europepmc, "europepmc", "core_page1.json"),
+        (crossref, "crossref", "works_created_page1.json"),
+        (biorxiv, "biorxiv", "details_medrxiv_page1.json"),
+        (openalex, "openalex", "works_page1.json"),
+        (feeds, "feeds", "sciencedirect_jad_rss2.xml"),
+        (clinicaltrials, "clinicaltrials", "studies_page1.json"),
+    ],
+)
+def test_to_dict_and_content_hash_are_what_asdict_gave_on_every_source(module, source, name):
+    """records.data and the content hash are unchanged by the hand-written to_dict (a changed hash would
+    mark every stored record updated on the next crawl); the dict is a copy, never shared with the record."""
+    records = module.parse_file(fixture_bytes(source, name), name)
+    assert records
+    for record in records:
+        data = record.to_dict()
+        reference = _asdict_reference(record)
+        assert data == reference
+        assert json.dumps(data, sort_keys=True, default=str) == json.dumps(reference, sort_keys=True, default=str)
+        assert record.content_hash() == record.content_hash(data)
+        payload = {k: v for k, v in reference.items() if k not in ("structured_authors", "abstract_sections")}
+        payload["extra"] = {k: v for k, v in reference["extra"].items() if k not in ("open_access", "free_full_text_url")}
+        expected = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+        assert record.content_hash() == expected
+        data["extra"]["added"] = 1
+        data["authors"].append("X")
+        if data["trial"]:
+            data["trial"]["overall_status"] = "changed"
+        assert "added" not in record.extra and "X" not in record.authors
+        assert not record.trial or record.trial.get("overall_status") != "changed"

@@ -55,7 +55,8 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
     ).fetchone()
     if row is not None and record.missing:
         _keep_stored_fields(db, row[0], record)
-    digest = record.content_hash()
+    data = record.to_dict()
+    digest = record.content_hash(data)
     values = {
         "record_type": record.record_type,
         "title": record.title,
@@ -73,7 +74,7 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
         "keywords": dumps(record.keywords),
         "language": record.language,
         "version": record.version,
-        "data": dumps(record.to_dict()),
+        "data": dumps(data),
         "content_hash": digest,
     }
     alone = False  # a new record on a work of its own, sharing no identifier with any stored work
