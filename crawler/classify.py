@@ -327,15 +327,25 @@ CHUNK = 500
 
 
 def classify_works(
-    db, config, work_ids: Iterable[int], *, dry_run: bool = False, today: dt.date | None = None
+    db,
+    config,
+    work_ids: Iterable[int],
+    *,
+    dry_run: bool = False,
+    today: dt.date | None = None,
+    known: dict[int, list[dict[str, Any]]] | None = None,
 ) -> list[Classification]:
-    """(Re)classify these works (merged ones: their survivor) and store the results unless dry_run."""
+    """(Re)classify these works (merged ones: their survivor) and store the results unless dry_run.
+
+    ``known``: work id -> all its records' ``records.data``, already in memory (not read again)."""
     vocabulary = build_vocabulary(config.topic)
     ids = sorted(set(store.load_current_work_ids(db, list(work_ids))))
+    known = known or {}
     results = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        records = store.load_work_records(db, chunk)
+        records = store.load_work_records(db, [w for w in chunk if w not in known])
+        records.update((w, known[w]) for w in chunk if w in known)
         batch = [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
         if not dry_run:
             store.save_classifications(db, batch)
@@ -343,15 +353,17 @@ def classify_works(
     return results
 
 
-def classify_batch(db, config, records) -> None:
+def classify_batch(db, config, records, *, stored: dict[int, dict[str, Any]] | None = None) -> None:
     """The pipeline's hook after a saved batch: classify the works these records belong to.
 
+    ``stored``: record id -> ``records.data`` just written for the batch's new and updated records;
+    a work made only of those is classified from them instead of being read back.
     A failure here is logged and never fails the crawl: the records are stored, and the digest
     classifies whatever is still unclassified (``litmon reclassify`` redoes everything).
     """
     try:
         work_ids = store.load_work_ids_of_records(db, [(r.source, r.source_id) for r in records])
-        classify_works(db, config, work_ids)
+        classify_works(db, config, work_ids, known=_works_in_memory(db, stored or {}))
     except Exception as exc:  # noqa: BLE001 - classification must not lose a crawl
         log.error(
             "classification of %d record(s) failed: %s: %s — check: the [topic] vocabulary; run `litmon -v reclassify`",
@@ -360,6 +372,16 @@ def classify_batch(db, config, records) -> None:
             exc,
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
+
+
+def _works_in_memory(db, stored: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """work id -> its records' data, for the works all of whose records are in ``stored`` (in id order)."""
+    by_work: dict[int, list[int]] = {}
+    sizes: dict[int, int] = {}
+    for record_id, (work_id, count) in store.load_record_works(db, list(stored)).items():
+        by_work.setdefault(work_id, []).append(record_id)
+        sizes[work_id] = count
+    return {w: [stored[r] for r in sorted(ids)] for w, ids in by_work.items() if len(ids) == sizes[w]}
 
 
 @dataclass

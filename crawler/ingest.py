@@ -5,7 +5,9 @@
 2. :func:`crawler.dedup.resolve_records` fingerprints the new and changed records, merges works
    they match on title, authors and year, and resolves the links between works;
 3. :func:`crawler.classify.classify_batch` (re)classifies the works the batch touched (with a
-   ``config``; a failed classification is logged and never loses the batch).
+   ``config``; a failed classification is logged and never loses the batch), from the records as
+   they were just written (``records.data``, stored values of fields an answer lacked included)
+   when a work holds only records of this batch, otherwise from the stored records.
 
 The store never calls dedup or classification: this module is the one place that orders them.
 It also opens the database for the application (:func:`open_db`): migrations, then the data
@@ -42,16 +44,17 @@ def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | 
     records = list(records)
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     changed: list[int] = []
+    stored: dict[int, dict] = {}  # record id -> records.data as written (new and updated records)
     with db.atomic():
         for record in records:
-            status, record_id = store.save_record(db, record, now)
+            status, record_id = store.save_record(db, record, now, stored=stored)
             counts[status] += 1
             if status != "unchanged":
                 changed.append(record_id)
         failpoints.hit("batch")  # inside the batch's transaction
         dedup.resolve_records(db, changed, now)
         if config is not None and records:
-            classify.classify_batch(db, config, records)
+            classify.classify_batch(db, config, records, stored=stored)
         store.refresh_work_summaries(db)
     return counts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -112,3 +113,74 @@ def test_a_failing_backfill_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     assert [r["name"] for r in rows(db, "SELECT name FROM _sqlite_migrations")] == ["m001_initial"]
     assert not db["record_fingerprints"].exists()
     db.close()
+
+
+def stored_classifications(db) -> dict:
+    """work id -> (label, score, reasons, rank, tags with evidence) as stored."""
+    tags: dict[int, list] = {}
+    for row in rows(db, "SELECT work_id, tag, category, evidence FROM work_tags ORDER BY work_id, tag"):
+        tags.setdefault(row["work_id"], []).append((row["tag"], row["category"], row["evidence"]))
+    return {
+        r["work_id"]: (
+            r["label"],
+            r["score"],
+            json.loads(r["reasons"]),
+            r["rank_score"],
+            json.loads(r["rank_reasons"]),
+            tags.get(r["work_id"], []),
+        )
+        for r in rows(db, "SELECT * FROM work_relevance ORDER BY work_id")
+    }
+
+
+def reclassified_from_stored(db, config) -> dict:
+    """What classifying every work from its stored records (records.data read back) gives."""
+    from crawler import classify
+
+    results = classify.classify_works(db, config, store.load_current_work_ids(db), dry_run=True)
+    return {
+        c.work_id: (
+            c.label,
+            c.score,
+            c.reasons,
+            c.rank_score,
+            c.rank_reasons,
+            sorted((t.tag, t.category, t.evidence) for t in c.tags),
+        )
+        for c in results
+    }
+
+
+def test_a_batch_is_classified_from_exactly_what_was_stored_even_when_the_answer_lacked_a_field(db, make_config, monkeypatch):
+    """The batch's works are classified from the records in memory, not read back; an answer lacking
+    its title (Record.missing) keeps the stored title, and classification sees that title, not the gap."""
+    config = make_config()
+    read_back: list[int] = []
+    real_load = store.load_work_records
+
+    def load_work_records(db, work_ids):
+        read_back.extend(work_ids)
+        return real_load(db, work_ids)
+
+    monkeypatch.setattr(store, "load_work_records", load_work_records)
+    good = article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")
+    alone = article("pubmed", "41000002", ["Ode Ana"], pmid="41000002")
+    alone.title = "Esketamine for depression with suicidal ideation"
+    ingest.save_batch(db, [good, alone], "2026-11-20 06:00:00", config=config)
+    first = stored_classifications(db)
+    assert read_back == []  # two new works of one record each: classified from memory
+    assert first == reclassified_from_stored(db, config) and len(first) == 2
+
+    lacking = article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")
+    lacking.title, lacking.missing = "", ["title"]  # what a parser gives for an answer without ArticleTitle
+    lacking.abstract = "A changed abstract: the record is updated, its title is kept from the store."
+    joining = article("feed:jad", "S0165-2", ["Ode Ana"])  # no identifier: merges with 41000002 by title
+    joining.title = alone.title
+    counts = ingest.save_batch(db, [lacking, joining], "2026-11-21 06:00:00", config=config)
+    assert counts == {"new": 1, "updated": 1, "unchanged": 0}
+    assert read_back[-1:] == [2]  # the merged work also holds a record of an earlier batch: read from the store
+    assert rows(db, "SELECT title FROM records WHERE source_id = '41000001'") == [{"title": TITLE}]
+    after = stored_classifications(db)
+    assert after == reclassified_from_stored(db, config)
+    assert "'esketamine' in title" in after[1][2][0]  # the stored title, although the answer had none
+    assert len(after) == 2 and after[1] != first[1]  # the new abstract was classified, with the kept title

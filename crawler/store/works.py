@@ -44,11 +44,13 @@ def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str 
     return counts
 
 
-def save_record(db, record: Record, now: str) -> tuple[str, int]:
+def save_record(db, record: Record, now: str, *, stored: dict[int, dict[str, Any]] | None = None) -> tuple[str, int]:
     """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id).
 
     A record whose answer lacked a required field (``record.missing``) never overwrites the stored
-    value of that field: the stored one is kept, and a warning names the record."""
+    value of that field: the stored one is kept, and a warning names the record. With ``stored``, a
+    new or updated record's ``records.data`` as written (its stored values included) is put there
+    under its id, so the batch can be classified without reading it back."""
     row = db.execute(
         "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
         [record.source, record.source_id],
@@ -88,6 +90,8 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
             [record.source, record.source_id, work_id, now, now, now, *values.values()],
         )
         record_id, status = cursor.lastrowid, "new"
+        if stored is not None:
+            stored[record_id] = data
     else:
         record_id, work_id, old_hash = row
         if old_hash == digest:
@@ -99,6 +103,8 @@ def save_record(db, record: Record, now: str) -> tuple[str, int]:
             f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id]
         )
         status = "updated"
+        if stored is not None:
+            stored[record_id] = data
     if status != "new":  # a new record's id has no rows yet (foreign keys: none are left behind)
         db.conn.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
         db.conn.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
@@ -334,6 +340,19 @@ def load_work_ids_of_records(db, keys: list[tuple[str, str]]) -> list[int]:
                 )
             )
     return load_current_work_ids(db, sorted(found))
+
+
+def load_record_works(db, record_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """record id -> (its current work, how many records that work has)."""
+    found: dict[int, tuple[int, int]] = {}
+    for chunk in chunks(record_ids):
+        for record_id, work_id, count in db.conn.execute(
+            f"""SELECT r.id, r.work_id, (SELECT COUNT(*) FROM records o WHERE o.work_id = r.work_id)
+                FROM records r WHERE r.id IN ({marks(chunk)})""",
+            chunk,
+        ):
+            found[record_id] = (work_id, count)
+    return found
 
 
 def load_work_records(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
