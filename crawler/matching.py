@@ -146,9 +146,9 @@ def normalize_title(title: str | None) -> str:
     text = html.unescape(html.unescape(text))
     text = TAG_RE.sub("", text)
     text = remove_retraction_mark(text)  # an Elsevier-style retracted article keeps its title behind the mark
-    text = "".join(GREEK.get(ch, ch) for ch in text)
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    if not text.isascii():
+        text = _strip_accents("".join(GREEK.get(ch, ch) for ch in text))
+    text = text.lower()
     text = _ABBREVIATION_RE.sub(r"\1", _QUOTES_RE.sub("", text).replace("&", " and "))
     text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text.strip())
     tokens = [SYNONYMS.get(t, t) for t in _NON_ALNUM_RE.sub(" ", text).split()]
@@ -195,6 +195,8 @@ def record_kind(record_type: str, title: str | None, publication_types: Iterable
 
 
 def _strip_accents(text: str) -> str:
+    if text.isascii():  # nothing to decompose (most names and titles): skip the per-character pass
+        return text
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 

@@ -400,14 +400,25 @@ class Record:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+#: Values ``_plain`` returns as they are (immutable).
+_ATOMS = frozenset((str, int, float, bool, type(None)))
+
+
 def _plain(value: Any) -> Any:
     """A copy of a JSON-like value (dicts, lists, tuples, dataclasses), as ``dataclasses.asdict`` copies it."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _ATOMS else _plain(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _ATOMS else _plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return kind((k, _plain(v)) for k, v in value.items())
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return kind(_plain(v) for v in value)
     if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
+        return kind(*(_plain(v) for v in value)) if hasattr(value, "_fields") else kind(_plain(v) for v in value)
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return value
