@@ -111,8 +111,7 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
     for record_id, fp in prints.items():
         merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id))
     affected = store.current_work_ids(db, record_ids)
-    for work_id in sorted(affected):
-        resolve_work_links(db, work_id, now)
+    resolve_links_of_works(db, sorted(affected), now)
     return affected
 
 
@@ -271,8 +270,34 @@ def _kinds_compatible(a: set[str], b: set[str]) -> bool:
 
 def resolve_work_links(db, work_id: int, now: str) -> None:
     """Recompute every link touching ``work_id`` (stated in either direction, or by title+authors)."""
+    resolve_links_of_works(db, [work_id], now)
+
+
+def resolve_links_of_works(db, work_ids: list[int], now: str) -> None:
+    """:func:`resolve_work_links` for each work, in order, reading what they all need in a few queries
+    (stated links, preprint links, fingerprints, current links) instead of several per work."""
+    stated = store.stated_links_touching_works(db, work_ids)
+    with_preprint_links = store.works_with_stated_preprint_links(db, work_ids)
+    prints = store.load_fingerprints_of_works(db, work_ids)
+    links = store.WorkLinks(db, work_ids)
+    known = set(work_ids)
+
+    def has_preprint_link(work_id: int) -> bool:
+        if work_id in known:
+            return work_id in with_preprint_links
+        return store.has_stated_preprint_link(db, work_id)
+
+    for work_id in work_ids:
+        desired = _stated_links(work_id, stated.get(work_id, []))
+        if not has_preprint_link(work_id):
+            for key, record_id in _fuzzy_preprint_links(db, work_id, prints.get(work_id, []), has_preprint_link).items():
+                desired.setdefault(key, record_id)
+        links.sync(work_id, desired, now)
+
+
+def _stated_links(work_id: int, rows: list[dict]) -> dict[tuple[int, int, str, str], int | None]:
     desired: dict[tuple[int, int, str, str], int | None] = {}
-    for row in store.stated_links_touching(db, work_id):
+    for row in rows:
         kind = link_type_of(row["relation"], row["note"])
         if kind is None:
             continue
@@ -283,9 +308,7 @@ def resolve_work_links(db, work_id: int, now: str) -> None:
             continue
         evidence = f"{row['source']}:{row['source_id']} {row['relation']} {row['scheme']}:{row['value']}"
         desired[(start, end, link_type, evidence)] = row["record_id"]
-    for key, record_id in fuzzy_preprint_links(db, work_id).items():
-        desired.setdefault(key, record_id)
-    store.sync_work_links(db, work_id, desired, now)
+    return desired
 
 
 def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], int]:
@@ -294,17 +317,23 @@ def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], in
     A preprint or article that states (or is named by) any preprint link gets no guessed one:
     the stated link is better evidence, even while its target is not stored yet.
     """
-    links: dict[tuple[int, int, str, str], int] = {}
     if store.has_stated_preprint_link(db, work_id):
-        return links
-    for row in store.load_fingerprints_of_work(db, work_id):
+        return {}
+    return _fuzzy_preprint_links(
+        db, work_id, store.load_fingerprints_of_work(db, work_id), lambda other: store.has_stated_preprint_link(db, other)
+    )
+
+
+def _fuzzy_preprint_links(db, work_id: int, fingerprints: list[dict], has_preprint_link) -> dict[tuple[int, int, str, str], int]:
+    links: dict[tuple[int, int, str, str], int] = {}
+    for row in fingerprints:
         fp = Fingerprint.from_row(row)
         if fp.kind not in ("preprint", "article"):
             continue
         for cand, match in find_matches(db, row["record_id"], fp, "link"):
             if cand["work_id"] == work_id:
                 continue
-            if store.has_stated_preprint_link(db, cand["work_id"]):
+            if has_preprint_link(cand["work_id"]):
                 continue
             preprint, article = (work_id, cand["work_id"]) if fp.kind == "preprint" else (cand["work_id"], work_id)
             pre_rec, art_rec = (

@@ -46,11 +46,13 @@ def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | 
     changed: list[int] = []
     stored: dict[int, dict] = {}  # record id -> records.data as written (new and updated records)
     with db.atomic():
+        batch = store.SaveBatch(db, records)  # the batch's look-ups in a few queries, not several per record
         for record in records:
-            status, record_id = store.save_record(db, record, now, stored=stored)
+            status, record_id = store.save_record(db, record, now, stored=stored, batch=batch)
             counts[status] += 1
             if status != "unchanged":
                 changed.append(record_id)
+        batch.flush()
         failpoints.hit("batch")  # inside the batch's transaction
         dedup.resolve_records(db, changed, now)
         if config is not None and records:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from crawler.records import SOURCE_PRIORITY
 from crawler.store.candidates import (
+    WorkLinks,
     all_record_ids,
     current_work_ids,
     find_candidates,
     has_stated_preprint_link,
     load_fingerprint_rows,
     load_fingerprints_of_work,
+    load_fingerprints_of_works,
     load_match_records,
     repoint_work_links,
     save_fingerprint,
@@ -26,9 +28,11 @@ from crawler.store.candidates import (
     save_match_keys,
     stated_link_between,
     stated_links_touching,
+    stated_links_touching_works,
     sync_work_links,
     work_identifier_sets,
     work_kinds,
+    works_with_stated_preprint_links,
 )
 from crawler.store.classification import (
     count_stale_classifications,
@@ -98,6 +102,7 @@ from crawler.store.summaries import FTS_COLUMNS, VIEWS, rebuild_work_summaries, 
 from crawler.store.works import (
     KEEPABLE_FIELDS,
     UNTITLED,
+    SaveBatch,
     citation_value,
     count_records_by_source,
     count_rows,
@@ -127,6 +132,7 @@ from crawler.store.works import (
 
 __all__ = [
     "KEEPABLE_FIELDS",
+    "SaveBatch",
     "refresh_work_summaries",
     "rebuild_work_summaries",
     "VIEWS",
@@ -162,6 +168,7 @@ __all__ = [
     "load_failed_since",
     "load_fingerprint_rows",
     "load_fingerprints_of_work",
+    "load_fingerprints_of_works",
     "load_identifiers_of_work",
     "load_first_crawl_started_at",
     "load_last_crawl_run",
@@ -229,9 +236,12 @@ __all__ = [
     "start_source_run",
     "stated_link_between",
     "stated_links_touching",
+    "stated_links_touching_works",
     "sync_work_links",
     "timestamp_columns",
     "update_delivery",
     "work_identifier_sets",
     "work_kinds",
+    "works_with_stated_preprint_links",
+    "WorkLinks",
 ]

@@ -171,6 +171,102 @@ def stated_links_touching(db, work_id: int) -> list[dict[str, Any]]:
     )
 
 
+def stated_links_touching_works(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """:func:`stated_links_touching` for many works at once: work id -> its rows (one query per chunk)."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for chunk in chunks(work_ids):
+        for row in _rows(
+            db,
+            f"""SELECT * FROM (SELECT DISTINCT r.work_id AS touching, {_STATED_LINK_COLUMNS} FROM records r
+                    JOIN record_links rl ON rl.record_id = r.id
+                    JOIN identifiers i ON i.scheme = rl.scheme AND i.value = rl.value WHERE r.work_id IN ({marks(chunk)}))
+                UNION ALL
+                SELECT * FROM (SELECT DISTINCT i.work_id AS touching, {_STATED_LINK_COLUMNS} FROM identifiers i
+                    JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+                    JOIN records r ON r.id = rl.record_id WHERE i.work_id IN ({marks(chunk)}) AND r.work_id != i.work_id)""",
+            [*chunk, *chunk],
+        ):
+            found.setdefault(row.pop("touching"), []).append(row)
+    return found
+
+
+def works_with_stated_preprint_links(db, work_ids: list[int]) -> set[int]:
+    """:func:`has_stated_preprint_link` for many works at once: those that have one."""
+    relations = ("preprint_of", "has_preprint")
+    found: set[int] = set()
+    for chunk in chunks(work_ids):
+        found.update(
+            row[0]
+            for row in db.conn.execute(
+                f"""SELECT r.work_id FROM records r JOIN record_links rl ON rl.record_id = r.id
+                    WHERE r.work_id IN ({marks(chunk)}) AND rl.relation IN (?, ?)
+                    UNION SELECT i.work_id FROM identifiers i JOIN record_links rl ON rl.scheme = i.scheme AND rl.value = i.value
+                    WHERE i.work_id IN ({marks(chunk)}) AND rl.relation IN (?, ?)""",
+                [*chunk, *relations, *chunk, *relations],
+            )
+        )
+    return found
+
+
+def load_fingerprints_of_works(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """:func:`load_fingerprints_of_work` for many works at once: work id -> its fingerprints (record order)."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for chunk in chunks(work_ids):
+        for row in _rows(
+            db,
+            f"""SELECT r.work_id, f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
+                JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id IN ({marks(chunk)}) ORDER BY f.record_id""",
+            chunk,
+        ):
+            found.setdefault(row.pop("work_id"), []).append(row)
+    return found
+
+
+class WorkLinks:
+    """The ``work_links`` rows touching a set of works, read once and kept in step with the writes made
+    through it, so that links can be re-resolved work after work with one query for the whole set."""
+
+    def __init__(self, db, work_ids: list[int]):
+        self.db = db
+        self.by_work: dict[int, dict[tuple[int, int, str, str], int]] = {w: {} for w in work_ids}
+        for chunk in chunks(work_ids):
+            for link_id, *key in db.conn.execute(
+                f"""SELECT id, from_work_id, to_work_id, link_type, evidence FROM work_links
+                    WHERE from_work_id IN ({marks(chunk)}) UNION
+                    SELECT id, from_work_id, to_work_id, link_type, evidence FROM work_links WHERE to_work_id IN ({marks(chunk)})""",
+                [*chunk, *chunk],
+            ):
+                self._add(tuple(key), link_id)
+
+    def _add(self, key: tuple[int, int, str, str], link_id: int) -> None:
+        for work_id in {key[0], key[1]}:
+            if work_id in self.by_work:
+                self.by_work[work_id][key] = link_id
+
+    def sync(self, work_id: int, desired: dict[tuple[int, int, str, str], int | None], now: str) -> None:
+        """:func:`sync_work_links` for one of the works."""
+        existing = dict(self.by_work[work_id])
+        for key, link_id in existing.items():
+            if key not in desired:
+                self.db.conn.execute("DELETE FROM work_links WHERE id = ?", [link_id])
+                for other in {key[0], key[1]}:
+                    self.by_work.get(other, {}).pop(key, None)
+        for key, record_id in desired.items():
+            if key not in existing:
+                cursor = self.db.conn.execute(
+                    "INSERT OR IGNORE INTO work_links (from_work_id, to_work_id, link_type, evidence, record_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [*key, record_id, now],
+                )
+                if cursor.rowcount:
+                    self._add(key, cursor.lastrowid)
+                else:  # already there (not touching this work when read: cannot happen, but stay exact)
+                    row = self.db.conn.execute(
+                        "SELECT id FROM work_links WHERE from_work_id = ? AND to_work_id = ? AND link_type = ? AND evidence = ?",
+                        key,
+                    ).fetchone()
+                    self._add(key, row[0])
+
+
 def stated_link_between(db, a: int, b: int) -> bool:
     """Whether a record of one work states any link to an identifier of the other."""
     sql = """SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id

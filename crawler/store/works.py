@@ -37,28 +37,126 @@ def save_records(db: sqlite_utils.Database, records: Iterable[Record], now: str 
     """
     now = now or clock.stamp()
     counts = {"new": 0, "updated": 0, "unchanged": 0}
+    records = list(records)
     with db.atomic():
+        batch = SaveBatch(db, records)
         for record in records:
-            counts[save_record(db, record, now)[0]] += 1
+            counts[save_record(db, record, now, batch=batch)[0]] += 1
+        batch.flush()
         refresh_work_summaries(db)
     return counts
 
 
-def save_record(db, record: Record, now: str, *, stored: dict[int, dict[str, Any]] | None = None) -> tuple[str, int]:
+class SaveBatch:
+    """What saving a batch of records looks up, read for the whole batch in a few queries: the stored
+    row of each record (by source and id) and the works holding each of the batch's identifiers.
+
+    Kept exact while records are saved through it: a new record on a work of its own, or an unchanged
+    record, adds what it wrote. Anything else (an updated record, a join of works by identifier) drops
+    the look-ups, and the rest of the batch queries per record as without it. Identifier, link and
+    ``last_seen_at`` writes of those records are queued and written together (:meth:`flush`: before
+    anything reads them, and at the end of the batch, in its transaction)."""
+
+    def __init__(self, db, records: list[Record]):
+        self.db = db
+        self.valid = True
+        self.rows: dict[tuple[str, str], tuple[int, int, str]] = {}
+        self.works: dict[tuple[str, str], set[int]] = {}
+        self._identifiers: list[tuple] = []
+        self._links: list[tuple] = []
+        self._seen: list[tuple[str, int]] = []
+        by_source: dict[str, set[str]] = {}
+        by_scheme: dict[str, set[str]] = {}
+        for record in records:
+            by_source.setdefault(record.source, set()).add(record.source_id)
+            for scheme, value in record.identifiers:
+                by_scheme.setdefault(scheme, set()).add(value)
+        for source, source_ids in by_source.items():
+            for chunk in chunks(sorted(source_ids)):
+                for record_id, source_id, work_id, digest in db.conn.execute(
+                    f"SELECT id, source_id, work_id, content_hash FROM records WHERE source = ? AND source_id IN ({marks(chunk)})",
+                    [source, *chunk],
+                ):
+                    self.rows[(source, source_id)] = (record_id, work_id, digest)
+        for scheme, values in by_scheme.items():
+            for chunk in chunks(sorted(values)):
+                for value, work_id in db.conn.execute(
+                    f"SELECT value, work_id FROM identifiers WHERE scheme = ? AND value IN ({marks(chunk)})", [scheme, *chunk]
+                ):
+                    self.works.setdefault((scheme, value), set()).add(work_id)
+
+    def row_of(self, record: Record) -> tuple[int, int, str] | None:
+        if not self.valid:
+            return _stored_row(self.db, record)
+        return self.rows.get((record.source, record.source_id))
+
+    def works_with(self, identifiers: list[tuple[str, str]]) -> list[int]:
+        if not self.valid:
+            return _works_with_identifiers(self.db, identifiers)
+        return sorted({w for pair in identifiers for w in self.works.get(tuple(pair), ())})  # type: ignore[arg-type]
+
+    def saved_alone(self, record: Record, record_id: int, work_id: int, digest: str) -> None:
+        """A new record on a new work of its own: remember it; queue its identifiers and links."""
+        self.rows[(record.source, record.source_id)] = (record_id, work_id, digest)
+        for scheme, value in record.identifiers:
+            self.works.setdefault((scheme, value), set()).add(work_id)
+        self._identifiers.extend((record_id, work_id, scheme, value) for scheme, value in record.identifiers)
+        self._links.extend((record_id, link.relation, link.scheme, link.value, link.note) for link in record.links)
+
+    def seen(self, record_id: int, now: str) -> None:
+        self._seen.append((now, record_id))
+
+    def drop(self) -> None:
+        """Stop using the look-ups (something changed that they do not follow); write what is queued."""
+        self.flush()
+        self.valid = False
+
+    def flush(self) -> None:
+        if self._identifiers:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)", self._identifiers
+            )
+        if self._links:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO record_links (record_id, relation, scheme, value, note) VALUES (?, ?, ?, ?, ?)",
+                self._links,
+            )
+        if self._seen:
+            self.db.conn.executemany("UPDATE records SET last_seen_at = ? WHERE id = ?", self._seen)
+        self._identifiers, self._links, self._seen = [], [], []
+
+
+def _stored_row(db, record: Record) -> tuple[int, int, str] | None:
+    return db.conn.execute(
+        "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
+        [record.source, record.source_id],
+    ).fetchone()
+
+
+def save_record(
+    db, record: Record, now: str, *, stored: dict[int, dict[str, Any]] | None = None, batch: SaveBatch | None = None
+) -> tuple[str, int]:
     """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id).
 
     A record whose answer lacked a required field (``record.missing``) never overwrites the stored
     value of that field: the stored one is kept, and a warning names the record. With ``stored``, a
     new or updated record's ``records.data`` as written (its stored values included) is put there
-    under its id, so the batch can be classified without reading it back."""
-    row = db.execute(
-        "SELECT id, work_id, content_hash FROM records WHERE source = ? AND source_id = ?",
-        [record.source, record.source_id],
-    ).fetchone()
+    under its id, so the batch can be classified without reading it back. With ``batch``
+    (:class:`SaveBatch`, made for the records being saved), look-ups come from it and some writes are
+    queued in it: call its ``flush`` before reading the rows."""
+    row = batch.row_of(record) if batch is not None else _stored_row(db, record)
     if row is not None and record.missing:
         _keep_stored_fields(db, row[0], record)
     data = record.to_dict()
     digest = record.content_hash(data)
+    if row is not None and row[2] == digest:
+        record_id = row[0]
+        if batch is not None:
+            batch.seen(record_id, now)
+        else:
+            db.conn.execute("UPDATE records SET last_seen_at = ? WHERE id = ?", [now, record_id])
+        _save_trial_snapshot(db, record_id, record, now)
+        return "unchanged", record_id
     values = {
         "record_type": record.record_type,
         "title": record.title,
@@ -81,8 +179,10 @@ def save_record(db, record: Record, now: str, *, stored: dict[int, dict[str, Any
     }
     alone = False  # a new record on a work of its own, sharing no identifier with any stored work
     if row is None:
-        existing = _works_with_identifiers(db, record.identifiers)
+        existing = batch.works_with(record.identifiers) if batch is not None else _works_with_identifiers(db, record.identifiers)
         alone = not existing
+        if batch is not None and not alone:
+            batch.drop()
         work_id = existing[0] if existing else _create_work(db, record, values["structured_authors"] or "[]", now)
         cursor = db.conn.execute(
             f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(values)})"
@@ -90,21 +190,21 @@ def save_record(db, record: Record, now: str, *, stored: dict[int, dict[str, Any
             [record.source, record.source_id, work_id, now, now, now, *values.values()],
         )
         record_id, status = cursor.lastrowid, "new"
-        if stored is not None:
-            stored[record_id] = data
     else:
-        record_id, work_id, old_hash = row
-        if old_hash == digest:
-            db.execute("UPDATE records SET last_seen_at = ? WHERE id = ?", [now, record_id])
-            _save_trial_snapshot(db, record_id, record, now)
-            return "unchanged", record_id
+        if batch is not None:
+            batch.drop()
+        record_id, work_id, _ = row
         sets = ", ".join(f"{k} = ?" for k in values)
-        db.execute(
+        db.conn.execute(
             f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id]
         )
         status = "updated"
-        if stored is not None:
-            stored[record_id] = data
+    if stored is not None:
+        stored[record_id] = data
+    if alone and batch is not None and batch.valid:
+        batch.saved_alone(record, record_id, work_id, digest)
+        _save_trial_snapshot(db, record_id, record, now)
+        return status, record_id
     if status != "new":  # a new record's id has no rows yet (foreign keys: none are left behind)
         db.conn.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
         db.conn.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
