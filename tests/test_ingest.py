@@ -184,3 +184,33 @@ def test_a_batch_is_classified_from_exactly_what_was_stored_even_when_the_answer
     assert after == reclassified_from_stored(db, config)
     assert "'esketamine' in title" in after[1][2][0]  # the stored title, although the answer had none
     assert len(after) == 2 and after[1] != first[1]  # the new abstract was classified, with the kept title
+
+
+def test_records_data_holds_the_abstract_once_and_older_files_drop_their_copy(tmp_path, make_config):
+    """records.data leaves the abstract to its column (m012 drops the copy from rows stored before), without
+    touching work summaries; classification and readers still get the whole record."""
+    path = tmp_path / "old.db"
+    old = ingest.open_db(path)
+    old.execute("DELETE FROM _sqlite_migrations WHERE name = 'm012_record_data_without_abstract'")
+    ingest.save_batch(old, [article("pubmed", "41000001", ["Ito Hugo"], pmid="41000001")], "2026-11-20 06:00:00")
+    record = article("pubmed", "41000002", ["Ode Ana"], pmid="41000002")
+    old.execute(  # a row as stored before m012: the abstract in data too
+        "UPDATE records SET data = json_set(data, '$.abstract', abstract)"
+    )
+    assert rows(old, "SELECT COUNT(*) AS n FROM records WHERE json_type(data, '$.abstract') = 'text'") == [{"n": 1}]
+    store.refresh_work_summaries(old)  # as every write of the store ends
+    summaries = rows(old, "SELECT * FROM work_summaries")
+    old.conn.commit()
+    old.close()
+
+    db = ingest.open_db(path)
+    assert rows(db, "SELECT json_type(data, '$.abstract') AS t, abstract FROM records") == [
+        {"t": None, "abstract": article("pubmed", "1", []).abstract}
+    ]
+    assert rows(db, "SELECT work_id FROM work_summary_queue") == []
+    assert rows(db, "SELECT * FROM work_summaries") == summaries
+    ingest.save_batch(db, [record], "2026-11-21 06:00:00", config=make_config())
+    assert rows(db, "SELECT COUNT(*) AS n FROM records WHERE json_type(data, '$.abstract') IS NULL") == [{"n": 2}]
+    (stored,) = store.load_work_records(db, [2])[2]
+    assert stored == json.loads(json.dumps(record.to_dict()))  # the whole record, abstract included
+    assert stored_classifications(db)[2] == reclassified_from_stored(db, make_config())[2]  # (work 1 saved without config)

@@ -39,6 +39,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m009_bounded_blocking_keys",
         "m010_work_summaries",
         "m011_page_item_ids",
+        "m012_record_data_without_abstract",
     ]
     assert {
         "works",

@@ -523,6 +523,20 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     return db
 
 
+@migrations()
+def m012_record_data_without_abstract(db: sqlite_utils.Database) -> None:
+    """``records.data`` no longer repeats the abstract, which is in ``records.abstract``: it is dropped from
+    stored rows. The rewrite changes no work's summary: the summary queue is left as it was."""
+    queued = {r[0] for r in db.execute("SELECT work_id FROM work_summary_queue")}
+    db.execute("UPDATE records SET data = json_remove(data, '$.abstract') WHERE json_type(data, '$.abstract') IS NOT NULL")
+    if queued:
+        db.execute(
+            "DELETE FROM work_summary_queue WHERE work_id NOT IN (SELECT value FROM json_each(?))", [json.dumps(sorted(queued))]
+        )
+    else:
+        db.execute("DELETE FROM work_summary_queue")
+
+
 def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
     busy timeout: a write waits up to ``busy_timeout`` seconds for another program's write lock."""

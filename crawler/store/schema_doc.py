@@ -45,7 +45,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "source_id": "the source's own id",
             "authors": "JSON list of names as the source writes them",
             "keywords": "JSON lists",
-            "data": 'JSON: everything parsed, incl. source-specific fields and `abstract_sections`: `[{"label", "category", "text"}]`, the abstract\'s sections with their NLM category `BACKGROUND`/`OBJECTIVE`/`METHODS`/`RESULTS`/`CONCLUSIONS` — PubMed `AbstractText@Label`/`@NlmCategory`, Europe PMC and Crossref JATS section titles, ClinicalTrials.gov\'s brief summary',
+            "data": 'JSON: everything parsed except the abstract (it is in `abstract`: `json_set(data, \'$.abstract\', abstract)` gives the whole record), incl. source-specific fields and `abstract_sections`: `[{"label", "category", "text"}]`, the abstract\'s sections with their NLM category `BACKGROUND`/`OBJECTIVE`/`METHODS`/`RESULTS`/`CONCLUSIONS` — PubMed `AbstractText@Label`/`@NlmCategory`, Europe PMC and Crossref JATS section titles, ClinicalTrials.gov\'s brief summary',
             "structured_authors": 'JSON list: `{"family", "given", "initials", "suffix"}` of a person — `given` absent when the source has initials only — or `{"collective"}` of a group such as "ELEKT-D Study Group"; read from PubMed LastName/ForeName/Initials/CollectiveName, Europe PMC `authorList`, Crossref family/given/name, else parsed from the name string',
         },
     ),

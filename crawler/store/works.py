@@ -174,7 +174,7 @@ def save_record(
         "keywords": dumps(record.keywords),
         "language": record.language,
         "version": record.version,
-        "data": dumps(data),
+        "data": dumps({k: v for k, v in data.items() if k != "abstract"}),  # the abstract has its own column
         "content_hash": digest,
     }
     alone = False  # a new record on a work of its own, sharing no identifier with any stored work
@@ -456,13 +456,15 @@ def load_record_works(db, record_ids: list[int]) -> dict[int, tuple[int, int]]:
 
 
 def load_work_records(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """work_id -> its records as parsed (``records.data``: Record.to_dict())."""
+    """work_id -> its records as parsed (Record.to_dict(): ``records.data`` with ``records.abstract``)."""
     result: dict[int, list[dict[str, Any]]] = {}
     for chunk in chunks(work_ids):
-        for work_id, data in db.execute(
-            f"SELECT work_id, data FROM records WHERE work_id IN ({marks(chunk)}) ORDER BY id", chunk
+        for work_id, data, abstract in db.conn.execute(
+            f"SELECT work_id, data, abstract FROM records WHERE work_id IN ({marks(chunk)}) ORDER BY id", chunk
         ):
-            result.setdefault(work_id, []).append(json.loads(data))
+            record = json.loads(data)
+            record["abstract"] = abstract
+            result.setdefault(work_id, []).append(record)
     return result
 
 
