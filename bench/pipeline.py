@@ -19,8 +19,10 @@ RSS of the crawling process, database size, SQL statements per record (calls int
 ``execute``/``executemany``/``executescript`` each count once, ``db.query``'s SAVEPOINT/RELEASE
 included) and statement executions per record (SQLite's trace: every row of an ``executemany``
 counts), candidates compared per record (calls of ``dedup.compare``), and a per-stage breakdown
-(exclusive seconds and statements of HTTP incl. rate-limit waits, parsing, saving, dedup,
-classification, the work_summaries refresh; "other" is the rest). Instrumentation costs a few percent; ``--plain`` runs the
+(exclusive wall seconds, CPU (process) time per record, which the load of a shared machine moves far
+less, and statements of HTTP incl. rate-limit waits, parsing, saving, dedup, classification, the
+work_summaries refresh; "other" is the rest). ``--sql-top N`` adds the statements with most time in
+``execute``; ``--profile FILE`` writes a cProfile of the crawl. Instrumentation costs a few percent; ``--plain`` runs the
 console script bare and prints only time, peak RSS and size.
 """
 
@@ -97,9 +99,10 @@ def run_child(config_path: str, out_path: str) -> int:
     def stage_of() -> str:
         return stack[-1][0] if stack else "other"
 
-    def bump(stage: str, seconds: float = 0.0, calls: int = 0) -> None:
-        entry = stats["stages"].setdefault(stage, {"seconds": 0.0, "calls": 0, "executions": 0})
+    def bump(stage: str, seconds: float = 0.0, calls: int = 0, cpu: float = 0.0) -> None:
+        entry = stats["stages"].setdefault(stage, {"seconds": 0.0, "cpu": 0.0, "calls": 0, "executions": 0})
         entry["seconds"] += seconds
+        entry["cpu"] += cpu
         entry["calls"] += calls
 
     by_sql: dict[str, list] = {}  # statement (first 100 characters) -> [calls, seconds in execute/executemany]
@@ -141,7 +144,7 @@ def run_child(config_path: str, out_path: str) -> int:
 
     def on_statement(_sql):
         stats["executions"] += 1
-        stats["stages"].setdefault(stage_of(), {"seconds": 0.0, "calls": 0, "executions": 0})["executions"] += 1
+        stats["stages"].setdefault(stage_of(), {"seconds": 0.0, "cpu": 0.0, "calls": 0, "executions": 0})["executions"] += 1
 
     def connect(*args, **kwargs):
         kwargs.setdefault("factory", CountingConnection)
@@ -153,15 +156,16 @@ def run_child(config_path: str, out_path: str) -> int:
 
     def timed(stage, func):
         def wrapper(*args, **kwargs):
-            stack.append([stage, time.perf_counter(), 0.0])
+            stack.append([stage, time.perf_counter(), 0.0, time.process_time(), 0.0])
             try:
                 return func(*args, **kwargs)
             finally:
-                name, started, nested = stack.pop()
-                spent = time.perf_counter() - started
-                bump(name, spent - nested)
+                name, started, nested, cpu_started, cpu_nested = stack.pop()
+                spent, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+                bump(name, spent - nested, cpu=cpu - cpu_nested)
                 if stack:
                     stack[-1][2] += spent
+                    stack[-1][4] += cpu
                 if name == "save" and not any(s[0] == "save" for s in stack):
                     stats["progress"].append((time.perf_counter(), _count(args)))
 
@@ -208,6 +212,7 @@ def run_child(config_path: str, out_path: str) -> int:
         profiler.disable()
         profiler.dump_stats(profile_path)
     stats["seconds"] = time.perf_counter() - started
+    stats["cpu"] = time.process_time()
     stats["started"] = started
     stats["exit"] = code
     stats["sql"] = sorted(([sql, *v] for sql, v in by_sql.items()), key=lambda item: -item[2])[:30]
@@ -292,13 +297,18 @@ def run_size(n: int, args) -> None:
         )
         accounted = sum(v["seconds"] for v in s["stages"].values())
         stages = dict(s["stages"])
-        other = stages.setdefault("other", {"seconds": 0.0, "calls": 0, "executions": 0})
+        other = stages.setdefault("other", {"seconds": 0.0, "cpu": 0.0, "calls": 0, "executions": 0})
         other["seconds"] += max(s["seconds"] - accounted, 0.0)
+        other["cpu"] += max(s["cpu"] - sum(v.get("cpu", 0.0) for v in s["stages"].values()), 0.0)
+        print(
+            f"        CPU time {s['cpu']:.1f}s in all, {1000 * s['cpu'] / records:.2f} ms per record (process time: load-proof)"
+        )
         for name in ("http", "parse", "save", "dedup", "classify", "summaries", "other"):
             v = stages.get(name)
             if v:
                 print(
                     f"        {name:<9} {v['seconds']:7.2f}s {100 * v['seconds'] / s['seconds']:5.1f}%  "
+                    f"CPU {v['cpu']:6.2f}s = {1000 * v['cpu'] / records:5.2f} ms/record  "
                     f"statements/record {v['calls'] / records:5.1f} (executions {v['executions'] / records:5.1f})"
                 )
         for sql, calls, seconds in s["sql"][: args.sql_top]:
