@@ -385,19 +385,42 @@ class Record:
             data["abstract_sections"] = sections_from_text(self.abstract)
         return data
 
-    def content_hash(self, data: dict[str, Any] | None = None) -> str:
+    def content_hash(self, data: dict[str, Any] | None = None, parts: dict[str, str] | None = None) -> str:
         """A stable hash of everything parsed, used to tell whether a record changed (``data``: this
-        record's :meth:`to_dict`, when the caller already has it).
+        record's :meth:`to_dict`, and ``parts`` its :func:`json_parts`, when the caller already has them).
 
         ``structured_authors`` is left out: it is read from the same wire fields as ``authors``, so a
         change of authors already shows, and a better name parser does not mark every record updated."""
-        data = dict(data if data is not None else self.to_dict())
-        data.pop("structured_authors", None)
-        data.pop("abstract_sections", None)  # read from the same wire field as ``abstract``
-        # where a free full text is: not a change of the work (a new field must not mark every record updated)
-        data["extra"] = {k: v for k, v in (data.get("extra") or {}).items() if k not in ("open_access", "free_full_text_url")}
-        payload = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+        data = data if data is not None else self.to_dict()
+        parts = dict(parts if parts is not None else json_parts(data))
+        extra = data.get("extra") or {}
+        if data.get("extra") is None or any(k in extra for k in HASH_IGNORED_EXTRA):
+            # where a free full text is: not a change of the work (a new field must not mark every record updated)
+            parts["extra"] = json_value({k: v for k, v in extra.items() if k not in HASH_IGNORED_EXTRA})
+        payload = join_json_parts(parts, [k for k in parts if k not in HASH_IGNORED_FIELDS])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+#: Fields of :meth:`Record.to_dict` outside the content hash: structured authors come from the same wire
+#: fields as ``authors``, the abstract's sections from the same field as ``abstract``.
+HASH_IGNORED_FIELDS = ("structured_authors", "abstract_sections")
+#: Keys of ``extra`` outside the content hash (where a free full text is: not a change of the work).
+HASH_IGNORED_EXTRA = ("open_access", "free_full_text_url")
+
+
+def json_value(value: Any) -> str:
+    """A value as JSON the way records are stored and hashed: keys sorted, Unicode kept, dates as strings."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def json_parts(data: dict[str, Any]) -> dict[str, str]:
+    """Each value of a record dict as JSON (:func:`json_value`), to be joined into several documents."""
+    return {key: json_value(value) for key, value in data.items()}
+
+
+def join_json_parts(parts: dict[str, str], keys) -> str:
+    """The JSON object of ``keys`` from :func:`json_parts`: the same text as :func:`json_value` of that dict."""
+    return "{" + ", ".join(f"{json.dumps(key, ensure_ascii=False)}: {parts[key]}" for key in sorted(keys)) + "}"
 
 
 #: Values ``_plain`` returns as they are (immutable).

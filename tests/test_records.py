@@ -11,7 +11,7 @@ import sqlite_utils
 
 from crawler import store
 from crawler.abstracts import sections_from_text
-from crawler.records import Author, Record, format_authors, make_author, parse_author
+from crawler.records import Author, Record, format_authors, join_json_parts, json_parts, make_author, parse_author
 from crawler.sources import biorxiv, clinicaltrials, crossref, europepmc, feeds, openalex, pubmed
 from tests.conftest import fixture_bytes, rows
 
@@ -187,6 +187,9 @@ def test_to_dict_and_content_hash_are_what_asdict_gave_on_every_source(module, s
         payload["extra"] = {k: v for k, v in reference["extra"].items() if k not in ("open_access", "free_full_text_url")}
         expected = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
         assert record.content_hash() == expected
+        parts = json_parts(data)  # each field encoded once, joined into records.data and the hash payload
+        for keys in (list(data), [k for k in data if k != "abstract"], ["title"], []):
+            assert join_json_parts(parts, keys) == json.dumps({k: data[k] for k in keys}, sort_keys=True, ensure_ascii=False)
         data["extra"]["added"] = 1
         data["authors"].append("X")
         if data["trial"]:

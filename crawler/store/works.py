@@ -15,7 +15,15 @@ from typing import Any
 import sqlite_utils
 
 from crawler import clock
-from crawler.records import CITATION_FIELDS, TRIAL_FIELDS, Record, normalise_trial_status, source_rank
+from crawler.records import (
+    CITATION_FIELDS,
+    TRIAL_FIELDS,
+    Record,
+    join_json_parts,
+    json_parts,
+    normalise_trial_status,
+    source_rank,
+)
 from crawler.store.candidates import repoint_work_links
 from crawler.store.common import chunks, dumps, marks, source_rank_sql
 from crawler.store.summaries import refresh_work_summaries
@@ -148,7 +156,8 @@ def save_record(
     if row is not None and record.missing:
         _keep_stored_fields(db, row[0], record)
     data = record.to_dict()
-    digest = record.content_hash(data)
+    parts = json_parts(data)  # each field encoded once, for records.data, the hash and the JSON columns
+    digest = record.content_hash(data, parts)
     if row is not None and row[2] == digest:
         record_id = row[0]
         if batch is not None:
@@ -161,7 +170,7 @@ def save_record(
         "record_type": record.record_type,
         "title": record.title,
         "abstract": record.abstract,
-        "authors": dumps(record.authors),
+        "authors": parts["authors"],
         "structured_authors": dumps([a.to_dict() for a in record.structured_authors]),
         "journal": record.journal,
         **{name: citation_value(record.extra.get(name)) for name in CITATION_FIELDS},
@@ -169,12 +178,12 @@ def save_record(
         "entered_on": record.entered_on,
         "updated_on": record.updated_on,
         "url": record.url,
-        "publication_types": dumps(record.publication_types),
-        "mesh_terms": dumps(record.mesh_terms),
-        "keywords": dumps(record.keywords),
+        "publication_types": parts["publication_types"],
+        "mesh_terms": parts["mesh_terms"],
+        "keywords": parts["keywords"],
         "language": record.language,
         "version": record.version,
-        "data": dumps({k: v for k, v in data.items() if k != "abstract"}),  # the abstract has its own column
+        "data": join_json_parts(parts, [k for k in parts if k != "abstract"]),  # the abstract has its own column
         "content_hash": digest,
     }
     alone = False  # a new record on a work of its own, sharing no identifier with any stored work
