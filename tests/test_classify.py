@@ -468,3 +468,57 @@ def test_a_medrxiv_preprint_keeps_its_tag_whatever_source_saw_it(shipped):
     journal.add_id("doi", "10.1101/gr.123456.120")  # Cold Spring Harbor's journals share the prefix
     journal.journal = "Genome research"
     assert "preprint" not in tags(journal)
+
+
+def test_reclassify_writes_only_what_changed_and_keeps_summaries_true(tmp_path):
+    """A classification stored as it is leaves its rows and summary alone; a changed one updates the summary's
+    relevance, rank and tags to what a full recomputation of the summary gives."""
+    from crawler import classify, store
+    from crawler.store.summaries import rebuild_work_summaries
+    from tests.helpers.classify_corpus import article
+
+    db = store.open_db(tmp_path / "litmon.db")
+    store.save_records(
+        db,
+        [
+            article("1", "Ketamine for treatment-resistant depression: a randomized trial", "Patients were randomly assigned."),
+            article("2", "Esketamine nasal spray for suicidal ideation", "An open-label study of 30 adults with depression."),
+            article("3", "Ketamine anaesthesia in cats", "Cats were anaesthetised; no depression of breathing."),
+        ],
+    )
+    config = parse_config(shipped_config_text(), "shipped")
+
+    def summaries():
+        return db.execute("SELECT * FROM work_summaries ORDER BY work_id").fetchall()
+
+    def stored():
+        return db.execute("SELECT * FROM work_relevance ORDER BY work_id").fetchall(), db.execute(
+            "SELECT work_id, tag, category, evidence FROM work_tags ORDER BY work_id, tag"
+        ).fetchall()
+
+    assert classify.reclassify(db, config).works == 3
+    shown = summaries()
+    assert [row[0] for row in db.execute("SELECT relevance FROM work_summaries ORDER BY work_id")] == [
+        "relevant",
+        "relevant",
+        "not_relevant",
+    ]
+    assert rebuild_work_summaries(db) == 3 and summaries() == shown  # written as a full summary would be
+
+    before = stored()
+    results = classify.classify_works(db, config, [1, 2, 3], dry_run=True)
+    assert store.save_classifications(db, results, now="2030-01-01 00:00:00") == 0
+    assert stored() == before  # classified_at included: nothing was rewritten
+    assert db.execute("SELECT COUNT(*) FROM work_summary_queue").fetchone() == (0,)
+
+    changed = parse_config(shipped_config_text().replace("exclude_terms = []", 'exclude_terms = ["randomized"]'), "changed")
+    report = classify.reclassify(db, changed)
+    assert report.changed == [(1, "relevant", "not_relevant")]
+    assert db.execute("SELECT relevance FROM work_summaries WHERE work_id = 1").fetchone() == ("not_relevant",)
+    after = summaries()
+    assert after != shown
+    rebuild_work_summaries(db)
+    assert summaries() == after
+    assert db.execute("SELECT COUNT(DISTINCT vocabulary_hash) FROM work_relevance").fetchone() == (
+        1,
+    )  # every row says its vocabulary

@@ -7,36 +7,105 @@ from crawler import clock
 from crawler.store.common import chunks, dumps, marks
 from crawler.store.summaries import refresh_work_summaries
 
+_SUMMARY_COLUMNS = """relevance = (SELECT label FROM work_relevance r WHERE r.work_id = work_summaries.work_id),
+    rank_score = (SELECT rank_score FROM work_relevance r WHERE r.work_id = work_summaries.work_id),
+    tags = (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = work_summaries.work_id ORDER BY t.tag)),
+    evidence_types = (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t
+                      WHERE t.work_id = work_summaries.work_id AND t.category = 'evidence' ORDER BY t.tag))"""
 
-def save_classifications(db, classifications, now: str | None = None) -> None:
-    """Replace the relevance row and the tags of each classified work (one transaction).
 
-    Rows of works that have since been merged into another are removed: the survivor carries the
-    classification.
+def _stored(db, work_ids: list[int]) -> dict[int, tuple]:
+    """work_id -> (label, score, reasons, rank_score, rank_reasons, vocabulary_hash, {tag: (category, evidence)}) as stored."""
+    stored: dict[int, tuple] = {}
+    for chunk in chunks(work_ids):
+        for row in db.conn.execute(
+            f"SELECT work_id, label, score, reasons, rank_score, rank_reasons, vocabulary_hash FROM work_relevance"
+            f" WHERE work_id IN ({marks(chunk)})",
+            chunk,
+        ):
+            stored[row[0]] = (*row[1:], {})
+        for work_id, tag, category, evidence in db.conn.execute(
+            f"SELECT work_id, tag, category, evidence FROM work_tags WHERE work_id IN ({marks(chunk)}) ORDER BY id", chunk
+        ):
+            if work_id in stored:
+                stored[work_id][-1][tag] = (category, evidence)
+    return stored
+
+
+def save_classifications(db, classifications, now: str | None = None) -> int:
+    """Store the relevance row and the tags of each classified work whose classification changed (one transaction);
+    return how many changed.
+
+    A work classified as it is stored keeps its rows as they are (``classified_at`` included) and its summary.
+    A changed work's summary gets its new relevance, rank and tags; a work whose summary was already waiting
+    for other changes is summarised in full. Rows of works that have since been merged into another are
+    removed: the survivor carries the classification.
     """
     now = now or clock.stamp()
     latest = {c.work_id: c for c in classifications}  # one row per work: the last classification given
+    rows = {
+        work_id: (
+            c.label,
+            c.score,
+            dumps(c.reasons),
+            c.rank_score,
+            dumps(c.rank_reasons),
+            c.vocabulary_hash,
+            {t.tag: (t.category, t.evidence) for t in c.tags},
+        )
+        for work_id, c in latest.items()
+    }
     with db.atomic():
+        stored = _stored(db, list(rows))
+        changed = [work_id for work_id, row in rows.items() if stored.get(work_id) != row]
+        shown = {work_id for work_id in changed if _shown(stored.get(work_id)) != _shown(rows[work_id])}
+        waiting: set[int] = set()
+        for chunk in chunks(changed):
+            waiting.update(
+                r[0] for r in db.conn.execute(f"SELECT work_id FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
+            )
         db.conn.executemany(
             """INSERT INTO work_relevance (work_id, label, score, reasons, rank_score, rank_reasons, vocabulary_hash, classified_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(work_id) DO UPDATE SET label = excluded.label, score = excluded.score, reasons = excluded.reasons,
                rank_score = excluded.rank_score, rank_reasons = excluded.rank_reasons,
                vocabulary_hash = excluded.vocabulary_hash, classified_at = excluded.classified_at""",
-            [
-                (c.work_id, c.label, c.score, dumps(c.reasons), c.rank_score, dumps(c.rank_reasons), c.vocabulary_hash, now)
-                for c in latest.values()
-            ],
+            [(work_id, *rows[work_id][:6], now) for work_id in changed],
         )
-        for chunk in chunks(list(latest)):
+        retagged = [work_id for work_id in changed if (stored.get(work_id) or (None,) * 7)[6] != rows[work_id][6]]
+        for chunk in chunks(retagged):
             db.conn.execute(f"DELETE FROM work_tags WHERE work_id IN ({marks(chunk)})", chunk)
         db.conn.executemany(
             "INSERT OR REPLACE INTO work_tags (work_id, tag, category, evidence) VALUES (?, ?, ?, ?)",
-            [(c.work_id, tag.tag, tag.category, tag.evidence) for c in latest.values() for tag in c.tags],
+            [
+                (work_id, tag, category, evidence)
+                for work_id in retagged
+                for tag, (category, evidence) in rows[work_id][6].items()
+            ],
         )
+        # the summaries: only the classification's columns of a summary that was up to date change
+        direct = [work_id for work_id in changed if work_id not in waiting]
+        for chunk in chunks([work_id for work_id in direct if work_id in shown]):
+            db.conn.execute(f"UPDATE work_summaries SET {_SUMMARY_COLUMNS} WHERE work_id IN ({marks(chunk)})", chunk)
+        for chunk in chunks(direct):
+            # a work without a summary row (none made yet) stays queued for the full one
+            db.conn.execute(
+                f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})"
+                " AND work_id IN (SELECT work_id FROM work_summaries)",
+                chunk,
+            )
         for table in ("work_relevance", "work_tags"):
             db.conn.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
         refresh_work_summaries(db)
+    return len(changed)
+
+
+def _shown(row: tuple | None) -> tuple | None:
+    """What a work's summary shows of its classification: label, rank score, tag names, evidence types."""
+    if row is None:
+        return None
+    tags = row[6]
+    return row[0], row[3], sorted(tags), sorted(tag for tag, (category, _) in tags.items() if category == "evidence")
 
 
 def load_unclassified_work_ids(db) -> list[int]:

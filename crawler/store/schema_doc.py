@@ -389,7 +389,7 @@ COMMON: dict[str, str] = {
     "survivor_id": "the work that remains",
     "merged_id": "the work merged into it (its `merged_into` points at the survivor)",
     "merged_at": "when the merge happened (UTC)",
-    "classified_at": "when the work was classified (UTC)",
+    "classified_at": "when the work's classification was last written (UTC): classifying it again with the same result leaves the row as it is",
     "tag": "tag name (see README, Relevance, tags and rank)",
     "first_author": "first author, Vancouver style (`Osei H`, or a group name)",
     "author_count": "number of authors",
