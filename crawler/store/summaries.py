@@ -129,27 +129,31 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
     if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'work_summary_queue'").fetchone():
         return 0
     done = 0
+    upsert = (
+        f"INSERT INTO work_summaries ({', '.join(_SUMMARY_COLUMNS)}) VALUES ({', '.join('?' * len(_SUMMARY_COLUMNS))})"
+        f" ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
+    )
     while True:
-        queued = [r[0] for r in db.execute("SELECT work_id FROM work_summary_queue LIMIT ?", [batch]).fetchall()]
+        queued = [r[0] for r in db.conn.execute("SELECT work_id FROM work_summary_queue LIMIT ?", [batch]).fetchall()]
         if not queued:
             return done
-        found = set()
-        for row in db.query(_SUMMARY_SELECT, [batch]):
+        cursor = db.conn.execute(_SUMMARY_SELECT, [batch])
+        names = [d[0] for d in cursor.description]
+        rows = []
+        for values in cursor:
+            row = dict(zip(names, values))
             people = [Author.from_dict(a) for a in json.loads(row.pop("authors_json") or "[]")]
             row["authors"] = ", ".join(a.short for a in people if a.short) or None
             row["first_author"] = people[0].short if people else None
             row["author_count"] = len(people)
-            found.add(row["work_id"])
-            db.execute(
-                f"INSERT INTO work_summaries ({', '.join(_SUMMARY_COLUMNS)}) VALUES ({', '.join('?' * len(_SUMMARY_COLUMNS))})"
-                f" ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}",
-                [row[c] for c in _SUMMARY_COLUMNS],
-            )
+            rows.append([row[c] for c in _SUMMARY_COLUMNS])
+        db.conn.executemany(upsert, rows)
+        found = {row[0] for row in rows}
         gone = [w for w in queued if w not in found]
         for chunk in chunks(gone):
-            db.execute(f"DELETE FROM work_summaries WHERE work_id IN ({marks(chunk)})", chunk)
+            db.conn.execute(f"DELETE FROM work_summaries WHERE work_id IN ({marks(chunk)})", chunk)
         for chunk in chunks(queued):
-            db.execute(f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
+            db.conn.execute(f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
         done += len(queued)
 
 
