@@ -33,7 +33,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from crawler.terms import Doc
+from crawler.terms import Doc, Gated, Scan
 
 EVIDENCE_TAGS = (
     "rct",
@@ -258,13 +258,68 @@ GUIDELINE_TITLE = re.compile(
 GUIDELINE_STRONG = re.compile(r"\bguidelines?\b|\bconsensus statement\b|\bposition statement\b|\brecommendations (for|on)\b")
 
 
+UMBRELLA_TITLE = re.compile(r"umbrella review|review of (systematic reviews|meta-analyses)")
+
+#: Each expression with the literal pieces every match of it contains: skipped on texts without them.
+_GATED = {
+    pattern: Gated(pattern)
+    for pattern in (
+        RCT_TEXT,
+        RCT_TITLE,
+        TRIAL_TEXT,
+        TRIAL_TITLE,
+        META_TEXT,
+        SYNTHESIS_TEXT,
+        SR_TITLE,
+        SR_TEXT,
+        REVIEW_TITLE,
+        REVIEW_TEXT,
+        PROTOCOL_TITLE,
+        RESULTS_TEXT,
+        PROTOCOL_TEXT,
+        CASE_TITLE,
+        CASE_TEXT,
+        CASE_OWN,
+        REPLY_TITLE,
+        OBS_FIRST,
+        OBS_TEXT,
+        PRECLINICAL,
+        HUMAN_STUDY,
+        COMMENT_TEXT,
+        COMMENT_TITLE,
+        GUIDELINE_TITLE,
+        GUIDELINE_STRONG,
+        UMBRELLA_TITLE,
+    )
+}
+
+
+def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
+    """``pattern.search(text)``, not run where the text lacks what every match contains."""
+    return _GATED[pattern].search(text, scan)
+
+
 def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text) if s.strip()]
 
 
-def _own_sentence(pattern: re.Pattern, text: str, negated: re.Pattern | None = None) -> str | None:
-    """The first words matching ``pattern`` in a sentence about this work (not about other work, not negated)."""
-    for sentence in sentences(text):
+def _sentences(doc: Doc, text: str) -> list[str]:
+    """The sentences of a text, split once per work."""
+    key = ("evidence.sentences", text)
+    found = doc.cache.memo.get(key)
+    if found is None:
+        found = doc.cache.memo[key] = sentences(text)
+    return found
+
+
+def _own_sentence(pattern: re.Pattern, text: str, negated: re.Pattern | None = None, doc: Doc | None = None) -> str | None:
+    """The first words matching ``pattern`` in a sentence about this work (not about other work, not negated).
+
+    With the work's ``doc``, sentences are split once per work, and a text that lacks what every match
+    of ``pattern`` contains is not split at all (a sentence holds no more than its text)."""
+    if doc is not None and not _GATED[pattern].runs(doc.cache.scan(text)):
+        return None
+    for sentence in sentences(text) if doc is None else _sentences(doc, text):
         match = pattern.search(sentence)
         if match and not _OTHER_WORK.search(sentence) and not (negated and negated.search(sentence)):
             return match.group(0)
@@ -276,17 +331,19 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     found: dict[str, str] = {}
     pts = set(facts.publication_types)
     title, abstract, mesh = facts.title, facts.abstract, facts.mesh
+    doc = facts.doc
+    title_scan, abstract_scan = doc.cache.scan(title), doc.cache.scan(abstract)
 
     def pt(names: set[str]) -> str | None:
         hit = sorted(pts & names)
         return f"publication type '{hit[0]}'" if hit else None
 
     def in_title(pattern: re.Pattern) -> str | None:
-        match = pattern.search(title)
+        match = _search(pattern, title, title_scan)
         return f"title: '{match.group(0)}'" if match else None
 
     def in_abstract(pattern: re.Pattern) -> str | None:
-        words = _own_sentence(pattern, abstract)
+        words = _own_sentence(pattern, abstract, doc=doc)
         return f"abstract: '{words}'" if words else None
 
     def first(*evidence):
@@ -304,27 +361,29 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if registration or "news" in found:  # a registry record or a news item is that, whatever it reports
         return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
 
-    comment_text = COMMENT_TEXT.search(abstract)
+    comment_text = _search(COMMENT_TEXT, abstract, abstract_scan)
     comment = first(pt(PT_COMMENT), in_title(COMMENT_TITLE), f"abstract: '{comment_text.group(0)}'" if comment_text else None)
     if comment:
         found["commentary"] = comment
     title_guideline = in_title(GUIDELINE_TITLE)
-    if title_guideline and comment and "task force" in title_guideline and not GUIDELINE_STRONG.search(title):
+    if title_guideline and comment and "task force" in title_guideline and not _search(GUIDELINE_STRONG, title, title_scan):
         title_guideline = None  # a commentary on (or by) a task force is no guideline
-    guideline = first(pt(PT_GUIDELINE), None if pt(PT_COMMENT) and not GUIDELINE_STRONG.search(title) else title_guideline)
+    guideline = first(
+        pt(PT_GUIDELINE), None if pt(PT_COMMENT) and not _search(GUIDELINE_STRONG, title, title_scan) else title_guideline
+    )
     if guideline:
         found["guideline"] = guideline
-    reports_results = bool(RESULTS_TEXT.search(abstract)) and not pt(PT_PROTOCOL)
+    reports_results = bool(_search(RESULTS_TEXT, abstract, abstract_scan)) and not pt(PT_PROTOCOL)
     protocol = first(pt(PT_PROTOCOL), in_title(PROTOCOL_TITLE), None if reports_results else in_abstract(PROTOCOL_TEXT))
     if protocol:
         found["protocol"] = protocol
 
-    umbrella = re.search(r"umbrella review|review of (systematic reviews|meta-analyses)", title)
+    umbrella = _search(UMBRELLA_TITLE, title, title_scan)
     meta = first(pt(PT_META), None if umbrella else in_title(META_TEXT))
     if not meta and "guideline" not in found and not umbrella:
-        words = META_TEXT.search(abstract)
-        synthesis = SYNTHESIS_TEXT.search(abstract)
-        if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED):
+        words = _search(META_TEXT, abstract, abstract_scan)
+        synthesis = _search(SYNTHESIS_TEXT, abstract, abstract_scan)
+        if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED, doc):
             meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
     if meta:
         found["meta_analysis"] = meta
@@ -346,8 +405,8 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     animals = "animals" in mesh and "humans" not in mesh
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
     if not preclinical and abstract:
-        hits = PRECLINICAL.findall(abstract)
-        if len(hits) >= 2 and not HUMAN_STUDY.search(abstract):
+        hits = PRECLINICAL.findall(abstract) if _GATED[PRECLINICAL].runs(abstract_scan) else []
+        if len(hits) >= 2 and not _search(HUMAN_STUDY, abstract, abstract_scan):
             first_hit = PRECLINICAL.search(abstract)
             preclinical = f"abstract: '{first_hit.group(0) if first_hit else ''}' x{len(hits)}"
     if preclinical and not is_synthesis and "review" not in found:
@@ -358,7 +417,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     text_ok = not secondary and "commentary" not in found
     case = first(
         pt(PT_CASE),
-        in_title(CASE_TITLE) if not secondary and not REPLY_TITLE.search(title) else None,
+        in_title(CASE_TITLE) if not secondary and not _search(REPLY_TITLE, title, title_scan) else None,
         in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
     )
     if case:
@@ -369,7 +428,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if rct:
         found["rct"] = rct
     elif "protocol" not in found:
-        observational_design = text_ok and (OBS_FIRST.search(title) or _own_sentence(OBS_FIRST, abstract))
+        observational_design = text_ok and (_search(OBS_FIRST, title, title_scan) or _own_sentence(OBS_FIRST, abstract, doc=doc))
         trial = first(
             pt(PT_TRIAL),
             in_title(TRIAL_TITLE) if text_ok and not observational_design else None,

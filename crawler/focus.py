@@ -15,11 +15,12 @@ Pure functions on normalised (lower-case) text; the words are general English, n
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
 from crawler.abstracts import category_of, is_label
-from crawler.terms import Doc
+from crawler.terms import Doc, Gated, Scan
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
 ROLE_OF_CATEGORY = {
@@ -113,6 +114,12 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
     return [("background" if r == "background?" else r, s) for r, s in out], labelled
 
 
+@functools.lru_cache(maxsize=64)
+def _gated(pattern: re.Pattern) -> Gated:
+    return Gated(pattern)
+
+
+@functools.lru_cache(maxsize=64)
 def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.Pattern:
     return re.compile(
         rf"(?:\b(?:{_PASSING_NEXT})\s+(?:(?:iv|intravenous|oral|intranasal|nasal|racemic|inhaled)\s+)?(?:{concept_pattern}))|"
@@ -120,13 +127,17 @@ def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.
     )
 
 
-def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern) -> bool:
-    """Every mention of the concept in this sentence is a comparison, an example or an exclusion."""
+def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern, scan: Scan | None = None) -> bool:
+    """Every mention of the concept in this sentence is a comparison, an example or an exclusion.
+
+    With the sentence's ``scan``, the comparison expression is not run where it cannot match."""
     hits = list(concept.finditer(sentence))
     if not hits:
         return False
     if _NOT_ABOUT.search(sentence):
         return True
+    if scan is not None and not _gated(passing).runs(scan):
+        return False
     covered = [m.span() for m in passing.finditer(sentence)]
     return all(any(a <= hit.start() < b for a, b in covered) for hit in hits)
 
@@ -135,6 +146,7 @@ def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
     """``doc`` with the passing mentions of ``concept`` (a compiled pattern of its terms) blanked out."""
     passing = _passing_pattern(concept.pattern)
     in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
+    named = _gated(concept)
     result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh), cache=doc.cache))
     abstract_focus = 0
     for abstract in doc.abstracts:
@@ -142,18 +154,19 @@ def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
         roles, structured = sentence_roles(abstract)
         result.structured = result.structured or structured
         for role, sentence in roles:
-            if not concept.search(sentence):
+            scan = doc.cache.scan(sentence)
+            if not named.search(sentence, scan):
                 continue
             if role in ("background", "discussion"):
                 result.passing.append(f"{role} sentence: '{_short(sentence)}'")
-            elif _is_passing(sentence, concept, passing):
+            elif _is_passing(sentence, concept, passing, scan):
                 result.passing.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 kept.append(sentence)
         abstract_focus += sum(len(concept.findall(sentence)) for sentence in kept)
         result.doc.abstracts.append(" ".join(kept))
     for title in doc.titles:
-        if concept.search(title) and _is_passing(title, concept, in_title):
+        if concept.search(title) and _is_passing(title, concept, in_title, doc.cache.scan(title)):
             result.passing.append(f"title names it in a comparison: '{_short(title)}'")
             continue
         other = _STUDY_OF.search(title)

@@ -19,6 +19,7 @@ keywords or for two or more mentions in an abstract, 1 for a single mention in a
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable
@@ -42,6 +43,8 @@ def normalize_text(text: str | None) -> str:
     """Lower case, one kind of dash and quote, single spaces: the form every term is matched against."""
     if not text:
         return ""
+    if text.isascii():  # no dash, quote or space to unify but ASCII whitespace (what str.split splits on)
+        return " ".join(text.split()).lower()
     text = _DASHES.sub("-", text.translate(_QUOTES))
     return _SPACES.sub(" ", text).strip().lower()
 
@@ -169,7 +172,13 @@ class _Gate:
         for required in self.subsets:
             if required <= present:
                 return True
-        return any(all(not present.isdisjoint(choices) for choices in anchor_sets) for anchor_sets in self.general)
+        for anchor_sets in self.general:
+            for choices in anchor_sets:
+                if present.isdisjoint(choices):
+                    break
+            else:
+                return True
+        return False
 
 
 # --------------------------------------------------------------------------- one scan per text for the whole vocabulary
@@ -274,6 +283,24 @@ class _Vocabulary:
 
 
 _VOCABULARY = _Vocabulary()
+
+
+class Gated:
+    """A regular expression that runs only on texts holding the literal pieces every match of it contains
+    (:func:`regex_anchors`), found by the same scan as the vocabulary: ``search(text, scan)`` is
+    ``pattern.search(text)``, skipped where it cannot match."""
+
+    def __init__(self, pattern: re.Pattern):
+        self.pattern = pattern
+        self.gate = _Gate([regex_anchors(pattern.pattern)])
+        gate = self.gate
+        _VOCABULARY.register_anchors(gate.single.union(*gate.subsets, *(c for sets in gate.general for c in sets)))
+
+    def runs(self, scan: Scan) -> bool:
+        return self.gate(scan.anchors)
+
+    def search(self, text: str, scan: Scan) -> re.Match | None:
+        return self.pattern.search(text) if self.gate(scan.anchors) else None
 
 
 class WorkCache:
@@ -478,9 +505,9 @@ class Doc:
 
     def scanned(self) -> _Scanned:
         """Each text field's texts with their scans, and what was found in any (remembered while the texts stay)."""
-        key = (_VOCABULARY.generation, tuple(self.titles), tuple(self.trial), tuple(self.keywords), tuple(self.abstracts))
         memo = self.__dict__.get("_scanned")
-        if memo is not None and memo[0] == key:
+        key = (_VOCABULARY.generation, len(self.titles), len(self.trial), len(self.keywords), len(self.abstracts))
+        if memo is not None and memo[0] == key:  # texts are added while a Doc is built, not changed once it is read
             return memo[1]
         scan = self.cache.scan
         fields = [(name, [(text, scan(text)) for text in getattr(self, attribute)]) for name, attribute in _FIELDS]
@@ -499,6 +526,11 @@ class Doc:
         return self.scanned()[2]
 
 
+@functools.lru_cache(maxsize=4096)
+def _normal_term(term: str) -> str:
+    return normalize_text(term)
+
+
 @dataclass
 class Hit:
     field: str
@@ -508,7 +540,7 @@ class Hit:
 
     def describe(self) -> str:
         times = f" x{self.count}" if self.count > 1 else ""
-        term = normalize_text(self.term)
+        term = _normal_term(self.term)
         plain = self.text == term or (term.endswith("*") and self.text.startswith(term.rstrip("*")))
         shown = self.term if len(self.term) <= 40 else self.term[:37] + "..."
         found = f"'{self.text}'" if plain else f"'{self.text}' (term '{shown}')"
@@ -558,16 +590,22 @@ class TermRule:
         self._exclude = _terms(self.exclude)
         self._require = _terms(self.require)
         self._unless = _terms(self.unless)
+        lists = [terms for terms in (self._terms, self._exclude) if terms is not None]
+        self._keys = frozenset(key for terms in lists for key in terms.keys)  # what makes the rule worth running
+        self._gates = [terms.gate for terms in lists if terms.gate is not None]
 
     def evaluate(self, doc: Doc) -> RuleResult:
         result = RuleResult(self)
         fields, keys, present = doc.scanned()
         # a list of terms none of which the work's texts contain is not run (and exclusions that cannot
         # match leave the texts as they are)
-        excluding = self._exclude is not None and self._exclude.possible(keys, present)
-        matching = self._terms is not None and self._terms.possible(keys, present)
-        if not excluding and not matching and (self._mesh is None or not doc.mesh):
-            return result
+        if keys.isdisjoint(self._keys) and not (self._gates and any(gate(present) for gate in self._gates)):
+            if self._mesh is None or not doc.mesh:
+                return result
+            excluding = matching = False
+        else:
+            excluding = self._exclude is not None and self._exclude.possible(keys, present)
+            matching = self._terms is not None and self._terms.possible(keys, present)
         blanked = False
         if excluding:
             assert self._exclude is not None
