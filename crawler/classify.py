@@ -31,8 +31,11 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import multiprocessing as mp
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -392,13 +395,27 @@ class ReclassifyReport:
     tags_changed: int = 0
 
 
-def reclassify(db, config, *, dry_run: bool = False, today: dt.date | None = None) -> ReclassifyReport:
-    """Recompute relevance, tags and rank of every current work (``litmon reclassify``)."""
+#: Fewest works for which reclassify starts worker processes (below, starting them costs more than they save).
+PARALLEL_MIN_WORKS = 2 * CHUNK
+
+
+def reclassify(
+    db, config, *, dry_run: bool = False, today: dt.date | None = None, workers: int | None = None
+) -> ReclassifyReport:
+    """Recompute relevance, tags and rank of every current work (``litmon reclassify``).
+
+    Works are classified in chunks; with ``workers`` > 1 (default: one per CPU core) and a database file,
+    worker processes classify the chunks (each reading its works' records) while this process stores
+    the results, in the same order and with the same writes as alone."""
     report = ReclassifyReport()
+    today = today or clock.today()
     all_ids = store.load_current_work_ids(db)
     before = store.load_classification_summary(db)
-    for start in range(0, len(all_ids), CHUNK):
-        for result in classify_works(db, config, all_ids[start : start + CHUNK], dry_run=dry_run, today=today):
+    chunks = [all_ids[start : start + CHUNK] for start in range(0, len(all_ids), CHUNK)]
+    for batch in _classified_chunks(db, config, chunks, today, workers):
+        if not dry_run:
+            store.save_classifications(db, batch)
+        for result in batch:
             report.works += 1
             report.labels[result.label] += 1
             stored = before.get(result.work_id) if result.work_id is not None else None
@@ -408,6 +425,35 @@ def reclassify(db, config, *, dry_run: bool = False, today: dt.date | None = Non
             if old_tags != set(result.tag_names):
                 report.tags_changed += 1
     return report
+
+
+def _classified_chunks(db, config, chunks: list[list[int]], today: dt.date, workers: int | None):
+    """The classifications of each chunk of current works, in order: in worker processes when that pays."""
+    path = store.database_file(db)
+    workers = min(workers or os.cpu_count() or 1, len(chunks))
+    if workers < 2 or not path or sum(map(len, chunks)) < PARALLEL_MIN_WORKS or "fork" not in mp.get_all_start_methods():
+        vocabulary = build_vocabulary(config.topic)
+        for chunk in chunks:
+            records = store.load_work_records(db, chunk)
+            yield [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
+        return
+    # forked workers start at once with the compiled vocabulary; each reads its chunk's records itself
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        yield from pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in chunks])
+
+
+_WORKER_DB: dict[str, Any] = {}
+
+
+def _classify_chunk(task) -> list[Classification]:
+    """In a worker process: classify one chunk of works, reading their records from the database file."""
+    path, topic, chunk, today = task
+    db = _WORKER_DB.get(path)
+    if db is None:
+        db = _WORKER_DB[path] = store.open_reader(path)
+    vocabulary = build_vocabulary(topic)
+    records = store.load_work_records(db, chunk)
+    return [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
 
 
 def classify_unclassified(db, config) -> tuple[int, int]:

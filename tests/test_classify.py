@@ -11,7 +11,7 @@ import datetime as dt
 
 import pytest
 
-from crawler.classify import build_vocabulary, classify_records
+from crawler.classify import _classify_chunk, build_vocabulary, classify_records
 from crawler.config import parse_config, shipped_config_text
 from crawler.errors import ConfigError
 from crawler.evidence import EVIDENCE_TAGS
@@ -522,3 +522,65 @@ def test_reclassify_writes_only_what_changed_and_keeps_summaries_true(tmp_path):
     assert db.execute("SELECT COUNT(DISTINCT vocabulary_hash) FROM work_relevance").fetchone() == (
         1,
     )  # every row says its vocabulary
+
+
+def _recorded_chunk(task):
+    """classify._classify_chunk, noting the process that ran it (a module function: workers unpickle it by name)."""
+    import os
+
+    with open(os.environ["CLASSIFY_TEST_PIDS"], "a") as out:
+        out.write(f"{os.getpid()}\n")
+    return _classify_chunk(task)
+
+
+def test_reclassify_in_worker_processes_writes_what_one_process_writes(tmp_path, monkeypatch):
+    """Chunks classified by forked workers are stored in the same order with the same rows as alone."""
+    import os
+    import shutil
+
+    from crawler import classify, store
+    from tests.helpers.classify_corpus import article
+
+    db = store.open_db(tmp_path / "one.db")
+    store.save_records(
+        db,
+        [
+            article(str(n), title, abstract)
+            for n, (title, abstract) in enumerate(
+                [
+                    ("Ketamine for treatment-resistant depression: a randomized trial", "Patients were randomly assigned."),
+                    ("Esketamine nasal spray for suicidal ideation", "An open-label study of 30 adults with depression."),
+                    ("Ketamine anaesthesia in cats", "Cats were anaesthetised; no depression of breathing."),
+                    ("Oral ketamine in older adults with depression", "A retrospective chart review of 40 patients."),
+                    ("Arketamine in mice", "Mice received arketamine in the forced swim test and tail suspension test."),
+                ],
+                start=1,
+            )
+        ],
+    )
+    db.close()
+    shutil.copy(tmp_path / "one.db", tmp_path / "two.db")
+    config = parse_config(shipped_config_text(), "shipped")
+    monkeypatch.setattr(classify, "CHUNK", 2)
+    monkeypatch.setattr(classify, "PARALLEL_MIN_WORKS", 0)
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("CLASSIFY_TEST_PIDS", str(pids))
+    monkeypatch.setattr(classify, "_classify_chunk", _recorded_chunk)
+
+    def rows(name, workers):
+        db = store.open_db(tmp_path / name)
+        report = classify.reclassify(db, config, workers=workers)
+        tables = [
+            db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("work_relevance", "work_tags", "work_summaries")
+        ]
+        db.close()
+        return report, tables
+
+    alone = rows("one.db", 1)
+    assert not pids.exists()  # one process: no worker
+    together = rows("two.db", 2)
+    assert {int(pid) for pid in pids.read_text().split()} - {os.getpid()}  # the chunks went to workers
+    assert len(pids.read_text().split()) == 3
+    assert together == alone
+    assert alone[0].works == 5 and all(alone[1])

@@ -36,10 +36,12 @@ from crawler.store.candidates import (
 )
 from crawler.store.classification import (
     count_stale_classifications,
+    database_file,
     load_classification_summary,
     load_relevance,
     load_tags,
     load_unclassified_work_ids,
+    open_reader,
     save_classifications,
 )
 from crawler.store.digests import (
@@ -151,6 +153,8 @@ __all__ = [
     "count_records_by_source",
     "count_rows",
     "count_stale_classifications",
+    "database_file",
+    "open_reader",
     "current_work_ids",
     "find_candidates",
     "find_work_by_identifier",

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
 from crawler import clock
 from crawler.store.common import chunks, dumps, marks
 from crawler.store.summaries import refresh_work_summaries
@@ -146,3 +151,13 @@ def load_tags(db, work_id: int) -> list[dict]:
             "SELECT tag, category FROM work_tags WHERE work_id = ? ORDER BY category != 'evidence', category, tag", [work_id]
         )
     )
+
+
+def database_file(db) -> str:
+    """The file of an open database ("" for one in memory)."""
+    return db.conn.execute("PRAGMA database_list").fetchone()[2]
+
+
+def open_reader(path: str) -> sqlite_utils.Database:
+    """A read-only connection to a database file, for a worker process that reads records while another writes."""
+    return sqlite_utils.Database(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=60))
