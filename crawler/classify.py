@@ -43,7 +43,7 @@ from crawler import clock, store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
 from crawler.focus import focus_doc
 from crawler.records import source_rank
-from crawler.terms import Doc, TermRule, normalize_text, term_pattern
+from crawler.terms import Doc, TermRule, first_character_first, normalize_text, term_pattern
 
 log = logging.getLogger("crawler.classify")
 
@@ -231,7 +231,7 @@ def _concept_pattern(concept: TermRule) -> re.Pattern:
     """One expression for the concept's terms (what :func:`crawler.focus.focus_doc` looks for)."""
     key = tuple(concept.terms)
     if key not in _PATTERNS:
-        _PATTERNS[key] = re.compile("|".join(f"(?:{term_pattern(t)})" for t in concept.terms))
+        _PATTERNS[key] = re.compile("|".join(f"(?:{first_character_first(term_pattern(t))})" for t in concept.terms))
     return _PATTERNS[key]
 
 
@@ -301,6 +301,8 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
 def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
     tags = []
     for rule in vocabulary.tags:
+        if not rule.may_match(facts.doc):  # most tags find nothing in a work: not run at all
+            continue
         result = rule.evaluate(facts.doc)
         if result.fired:
             tags.append(Tag(rule.name, rule.category or "topic", result.evidence()))

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from crawler.abstracts import category_of, is_label
-from crawler.terms import Doc, Gated, Scan
+from crawler.terms import Doc, Gated, WorkCache
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
 ROLE_OF_CATEGORY = {
@@ -127,16 +127,16 @@ def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.
     )
 
 
-def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern, scan: Scan | None = None) -> bool:
+def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern, cache: WorkCache | None = None) -> bool:
     """Every mention of the concept in this sentence is a comparison, an example or an exclusion.
 
-    With the sentence's ``scan``, the comparison expression is not run where it cannot match."""
+    With the work's ``cache``, the comparison expression is not run where it cannot match."""
     hits = list(concept.finditer(sentence))
     if not hits:
         return False
     if _NOT_ABOUT.search(sentence):
         return True
-    if scan is not None and not _gated(passing).runs(scan):
+    if cache is not None and not _gated(passing).runs(cache.scan(sentence)):
         return False
     covered = [m.span() for m in passing.finditer(sentence)]
     return all(any(a <= hit.start() < b for a, b in covered) for hit in hits)
@@ -146,7 +146,6 @@ def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
     """``doc`` with the passing mentions of ``concept`` (a compiled pattern of its terms) blanked out."""
     passing = _passing_pattern(concept.pattern)
     in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
-    named = _gated(concept)
     result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh), cache=doc.cache))
     abstract_focus = 0
     for abstract in doc.abstracts:
@@ -154,19 +153,18 @@ def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
         roles, structured = sentence_roles(abstract)
         result.structured = result.structured or structured
         for role, sentence in roles:
-            scan = doc.cache.scan(sentence)
-            if not named.search(sentence, scan):
+            if not concept.search(sentence):
                 continue
             if role in ("background", "discussion"):
                 result.passing.append(f"{role} sentence: '{_short(sentence)}'")
-            elif _is_passing(sentence, concept, passing, scan):
+            elif _is_passing(sentence, concept, passing, doc.cache):
                 result.passing.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 kept.append(sentence)
         abstract_focus += sum(len(concept.findall(sentence)) for sentence in kept)
         result.doc.abstracts.append(" ".join(kept))
     for title in doc.titles:
-        if concept.search(title) and _is_passing(title, concept, in_title, doc.cache.scan(title)):
+        if concept.search(title) and _is_passing(title, concept, in_title, doc.cache):
             result.passing.append(f"title names it in a comparison: '{_short(title)}'")
             continue
         other = _STUDY_OF.search(title)

@@ -65,6 +65,22 @@ def term_pattern(term: str) -> str:
     return start + body + end
 
 
+#: The word-start check placed after a term's first character: that character is then the first thing each
+#: alternative of a combined expression matches, so the expression engine skips every position where no
+#: term can start instead of entering each alternative there.
+_BOUNDARY_AFTER_FIRST = r"(?<![a-z0-9].)"
+
+
+def first_character_first(pattern: str) -> str:
+    """The same matches as a :func:`term_pattern`, written to start with a literal character where it can:
+    ``(?<![a-z0-9])k…`` becomes ``k(?<![a-z0-9].)…`` (the character before the match is not a letter or
+    digit; the start of the text is a word start)."""
+    body = pattern[len(_BOUNDARY) :] if pattern.startswith(_BOUNDARY) else ""
+    if body and body[0].isalnum():
+        return f"{body[0]}{_BOUNDARY_AFTER_FIRST}{body[1:]}"
+    return pattern
+
+
 def mesh_pattern(entry: str) -> str:
     text = normalize_text(entry)
     if text.endswith("*"):
@@ -521,6 +537,13 @@ class Doc:
         self.__dict__["_scanned"] = (key, value)
         return value
 
+    def headings(self) -> tuple[str, ...]:
+        """The MeSH headings in lower case (as MeSH entries are matched)."""
+        memo = self.__dict__.get("_headings")
+        if memo is None or len(memo) != len(self.mesh):
+            memo = self.__dict__["_headings"] = tuple(heading.lower() for heading in self.mesh)
+        return memo
+
     def anchors(self) -> frozenset[str]:
         """The anchors of the vocabulary's ``re:`` terms found in any text of the work."""
         return self.scanned()[2]
@@ -596,16 +619,13 @@ class TermRule:
 
     def evaluate(self, doc: Doc) -> RuleResult:
         result = RuleResult(self)
+        if not self.may_match(doc):
+            return result
         fields, keys, present = doc.scanned()
         # a list of terms none of which the work's texts contain is not run (and exclusions that cannot
         # match leave the texts as they are)
-        if keys.isdisjoint(self._keys) and not (self._gates and any(gate(present) for gate in self._gates)):
-            if self._mesh is None or not doc.mesh:
-                return result
-            excluding = matching = False
-        else:
-            excluding = self._exclude is not None and self._exclude.possible(keys, present)
-            matching = self._terms is not None and self._terms.possible(keys, present)
+        excluding = self._exclude is not None and self._exclude.possible(keys, present)
+        matching = self._terms is not None and self._terms.possible(keys, present)
         blanked = False
         if excluding:
             assert self._exclude is not None
@@ -637,6 +657,25 @@ class TermRule:
                 if result.cancelled_by:
                     break
         return result
+
+    def may_match(self, doc: Doc) -> bool:
+        """Whether the rule can find anything in the work: when not, :meth:`evaluate` gives an empty result."""
+        _, keys, present = doc.scanned()
+        if not keys.isdisjoint(self._keys):
+            return True
+        for gate in self._gates:
+            if gate(present):
+                return True
+        mesh = self._mesh
+        if mesh is not None and doc.mesh:
+            headings = doc.headings()
+            if not mesh.exact.keys().isdisjoint(headings):
+                return True
+            if mesh.starts:
+                for heading in headings:
+                    if heading.startswith(mesh.starts):
+                        return True
+        return False
 
     def _blank(self, doc: Doc, text: str, found: Scan, result: RuleResult) -> tuple[str, Scan]:
         """The text with this rule's exclusions blanked (once per work, exclusion list and text), and its scan."""
