@@ -134,9 +134,10 @@ def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern, cache: 
     hits = list(concept.finditer(sentence))
     if not hits:
         return False
-    if _NOT_ABOUT.search(sentence):
+    scan = cache.scan(sentence) if cache is not None else None
+    if _gated(_NOT_ABOUT).search(sentence, scan) if scan is not None else _NOT_ABOUT.search(sentence):
         return True
-    if cache is not None and not _gated(passing).runs(cache.scan(sentence)):
+    if scan is not None and not _gated(passing).runs(scan):
         return False
     covered = [m.span() for m in passing.finditer(sentence)]
     return all(any(a <= hit.start() < b for a, b in covered) for hit in hits)
