@@ -1,19 +1,23 @@
 """Evaluate relevance and tags on the labelled set (tests/fixtures/classify) and print the figures.
 
-    python bench/classify_eval.py [--config PATH] [--split dev|holdout|holdout2|holdout3|heldout|all] [--errors] [--db N]
+    python bench/classify_eval.py [--config PATH] [--split dev|holdout|holdout2|holdout3|heldout|all] [--errors] [--db N [--workers N]]
 
 Relevance: a work "reaches the digest" when it is judged relevant or uncertain; precision and
 recall are computed for that decision (and, stricter, for ``relevant`` alone). Noise classes: how
 many of each were kept out. Tags: precision / recall / F1 per tag; evidence-type tags over every
 work, topic tags (drug, indication, safety) over the works labelled relevant. Targets (issue #5):
 relevance recall >= 0.99 at precision >= 0.95; F1 >= 0.9 for every evidence-type tag.
-With ``--db N``, also times ``litmon reclassify`` on a temporary database of N works (copies of the set).
+With ``--db N``, also times ``litmon reclassify`` on a temporary database of N works (copies of the set; each
+copy is its own work, and nothing is cached across works): with one worker per core, in one process, and in
+one process again when nothing changes. Target (issue #15): >= 5,000 works/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -117,10 +121,13 @@ def evaluate(works, vocabulary, show_errors: bool, title: str) -> dict:
     return figures
 
 
-def time_database(works, config, count: int) -> None:
-    """Store ``count`` works (copies of the labelled records) in a fresh SQLite file and reclassify them."""
+def time_database(works, config, count: int, workers: int | None) -> None:
+    """Store ``count`` works (copies of the labelled records) in a fresh SQLite file and reclassify them: first
+    with the default workers (one per core) on a fresh file, then in one process on a fresh copy, then again
+    with nothing to change. Wall and process time, with the load average: the machine may be shared."""
     with tempfile.TemporaryDirectory() as folder:
-        db = store.open_db(Path(folder) / "bench.db")
+        path = Path(folder) / "bench.db"
+        db = store.open_db(path)
         batch = []
         for n in range(count):
             record = copy.deepcopy(works[n % len(works)].records[0])
@@ -134,15 +141,25 @@ def time_database(works, config, count: int) -> None:
         works_stored = db.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0]
         if works_stored != count:
             print(f"\nwarning: {count} records made {works_stored} works (copies merged)")
-        started = time.perf_counter()
-        report = reclassify(db, config)
-        seconds = time.perf_counter() - started
-        size = (Path(folder) / "bench.db").stat().st_size
-        print(
-            f"\nreclassify on SQLite: {report.works} works in {seconds:.1f}s ({report.works / seconds:.0f} works/s), "
-            f"{report.labels}; database {size / 1e6:.1f} MB"
-        )
         db.close()
+        shutil.copy(path, Path(folder) / "fresh.db")
+        print(f"\nreclassify on SQLite ({os.cpu_count()} cores):")
+        for title, workers_, file in (
+            (f"{workers or os.cpu_count()} worker(s), first classification", workers, path),
+            ("one process, first classification", 1, Path(folder) / "fresh.db"),
+            ("one process, again: nothing changes", 1, Path(folder) / "fresh.db"),
+        ):
+            db = store.open_db(file)
+            load = os.getloadavg()[0]
+            started, cpu = time.perf_counter(), time.process_time()
+            report = reclassify(db, config, workers=workers_)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            db.close()
+            print(
+                f"  {title}: {report.works} works in {seconds:.2f}s, **{report.works / seconds:.0f} works/s**"
+                f" (this process's CPU {cpu:.2f}s; load {load:.1f}); {report.labels}"
+            )
+        print(f"  database {path.stat().st_size / 1e6:.1f} MB")
 
 
 def main(argv=None) -> int:
@@ -158,6 +175,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--errors", action="store_true", help="list every misclassified work with its reasons")
     parser.add_argument("--db", type=int, metavar="N", help="also time reclassify on a temporary database of N works")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes of the first --db run (default: one per core)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     vocabulary = build_vocabulary(config.topic)
@@ -174,7 +192,7 @@ def main(argv=None) -> int:
         if chosen:
             evaluate(chosen, vocabulary, args.errors, split)
     if args.db:
-        time_database(works, config, args.db)
+        time_database(works, config, args.db, args.workers)
     return 0
 
 
