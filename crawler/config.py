@@ -415,35 +415,76 @@ def merge_layers(
 def parse_config(text: str, path: str = "<string>") -> Config:
     """Check a configuration file, layered over the shipped defaults unless it says ``extends = "none"``."""
     data, origins, layers = read_layers(text, path)
+    _check_top_level(path, data)
+    contact = _read_contact_email(path, data)
+    sections = {name: read_section(cls, data.get(name, {}), path, f"{name}.", f"[{name}]")[0] for name, cls in SECTIONS.items()}
+    email: EmailSettings = sections["email"]
+    filtered = _check_email(path, data, email, contact)
+    digest: DigestSettings = sections["digest"]
+    digest.recipients = [
+        {"address": a, "sections": [], "tags": [], "min_score": None, "operator": False} for a in email.recipients
+    ] + filtered
+    schedule: ScheduleSettings = sections["schedule"]
+    _check_schedule(path, schedule)
+    topic_cfg = _parse_topic(path, data)
+    crawl: CrawlSettings = sections["crawl"]
+    return Config(
+        path=path,
+        contact_email=contact,
+        database_path=Path(sections["database"].path).expanduser(),
+        database_busy_timeout=sections["database"].busy_timeout,
+        outbox_dir=Path(sections["outbox"].dir).expanduser(),
+        backfill_from=crawl.backfill_from,
+        overlap_days=crawl.overlap_days,
+        topic=topic_cfg,
+        sources=_parse_sources(path, data.get("sources", {})),
+        feeds=_parse_named_list(path, data, "feeds"),
+        pages=_parse_named_list(path, data, "pages"),
+        email=email,
+        digest=digest,
+        http=sections["http"],
+        schedule=schedule,
+        status=sections["status"],
+        raw=data,
+        origins=origins,
+        layers=layers,
+    )
+
+
+def _check_top_level(path: str, data: dict[str, Any]) -> None:
+    """Every top-level name is a known table of the right shape or a root key; else an error with a suggestion."""
+    root_keys = [f.name for f in declared(RootSettings)]
     for key, value in data.items():
-        if key in TABLES:
-            if key in TABLE_ARRAYS:
-                if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
-                    raise ConfigError(path, key, f"expected [[{key}]] tables")
-            elif not isinstance(value, dict):
+        if key in TABLE_ARRAYS:
+            if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
+                raise ConfigError(path, key, f"expected [[{key}]] tables")
+        elif key in TABLES:
+            if not isinstance(value, dict):
                 raise ConfigError(path, key, f"expected a table, got {value!r}")
-        elif key not in {f.name for f in declared(RootSettings)}:
+        elif key not in root_keys:
             if isinstance(value, (dict, list)):
                 raise ConfigError(path, key, f"unknown table `[{key}]`{suggestion(key, TABLES, '[{}]')}")
-            raise unknown_key(path, key, "at the top level", [f.name for f in declared(RootSettings)] + list(TABLES))
+            raise unknown_key(path, key, "at the top level", root_keys + list(TABLES))
+
+
+def _read_contact_email(path: str, data: dict[str, Any]) -> str:
+    """The root keys read; ``contact_email`` must be an address (APIs see it)."""
+    expected = "expected an e-mail address (sent to APIs in the User-Agent and as NCBI email)"
     root_values = {k: v for k, v in data.items() if k in ("contact_email", "extends")}
     try:
         root, _ = read_section(RootSettings, root_values, path, "", "at the top level")
     except ConfigError as exc:
         if exc.key == "contact_email" and "missing" in str(exc):
-            raise ConfigError(
-                path, "contact_email", "expected an e-mail address (sent to APIs in the User-Agent and as NCBI email), got ''"
-            ) from None
+            raise ConfigError(path, "contact_email", f"{expected}, got ''") from None
         raise
     contact = root.contact_email
     if not EMAIL_RE.match(contact):
-        raise ConfigError(
-            path,
-            "contact_email",
-            f"expected an e-mail address (sent to APIs in the User-Agent and as NCBI email), got {contact!r}",
-        )
-    sections = {name: read_section(cls, data.get(name, {}), path, f"{name}.", f"[{name}]")[0] for name, cls in SECTIONS.items()}
-    email: EmailSettings = sections["email"]
+        raise ConfigError(path, "contact_email", f"{expected}, got {contact!r}")
+    return contact
+
+
+def _check_email(path: str, data: dict[str, Any], email: EmailSettings, contact: str) -> list[dict[str, Any]]:
+    """Complete and check ``[email]`` against the rest of the file; returns the ``[[recipients]]`` tables."""
     if not email.sender:
         email.sender = f"litmon <{contact}>"
     for i, rcpt in enumerate(email.recipients):
@@ -467,13 +508,11 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         raise ConfigError(
             path, "email.recipients", "expected at least one address (or a [[recipients]] table) when email.smtp_host is set"
         )
-    digest: DigestSettings = sections["digest"]
-    digest.recipients = [
-        {"address": a, "sections": [], "tags": [], "min_score": None, "operator": False} for a in email.recipients
-    ] + filtered
-    schedule: ScheduleSettings = sections["schedule"]
-    _check_schedule(path, schedule)
+    return filtered
 
+
+def _parse_topic(path: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``[topic]``: the name, the terms that filter feeds and preprints locally, and the vocabulary."""
     topic = _Reader(path, data.get("topic", {}), "topic.")
     _reject_unknown(path, topic, TOPIC_KEYS)
     topic_cfg = {
@@ -486,29 +525,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
             path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally"
         )
     topic_cfg.update(_parse_vocabulary(path, topic))
-
-    crawl: CrawlSettings = sections["crawl"]
-    return Config(
-        path=path,
-        contact_email=contact,
-        database_path=Path(sections["database"].path).expanduser(),
-        database_busy_timeout=sections["database"].busy_timeout,
-        outbox_dir=Path(sections["outbox"].dir).expanduser(),
-        backfill_from=crawl.backfill_from,
-        overlap_days=crawl.overlap_days,
-        topic=topic_cfg,
-        sources=_parse_sources(path, data.get("sources", {})),
-        feeds=_parse_named_list(path, data, "feeds"),
-        pages=_parse_named_list(path, data, "pages"),
-        email=email,
-        digest=digest,
-        http=sections["http"],
-        schedule=schedule,
-        status=sections["status"],
-        raw=data,
-        origins=origins,
-        layers=layers,
-    )
+    return topic_cfg
 
 
 def source_declarations() -> dict[str, type]:
@@ -643,8 +660,6 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
     """``[topic.relevance]``, ``[topic.concepts.*]``, ``[topic.noise.*]``, ``[topic.tags.*]`` (see crawler.classify)."""
-    from crawler.evidence import EVIDENCE_TAGS
-
     relevance = topic.table_("relevance")
     _reject_unknown(path, relevance, ("relevant_score", "uncertain_score", "focus_concept", "focus_bonus"))
     result: dict[str, Any] = {
@@ -657,40 +672,48 @@ def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
     }
     if result["relevance"]["uncertain_score"] > result["relevance"]["relevant_score"]:
         raise relevance.fail("uncertain_score", f"an integer <= relevant_score ({result['relevance']['relevant_score']})")
-    for group, extra_keys, min_default in (("concepts", (), 1), ("noise", ("penalty",), 2), ("tags", ("category", "label"), 1)):
+    for group in _RULE_GROUPS:
         table = topic.table_(group)
-        rules: dict[str, dict[str, Any]] = {}
-        for name in table.table:
-            rule = table.table_(name)
-            if not _NAME_RE.match(name):
-                raise ConfigError(path, rule.prefix.rstrip("."), "expected a name of lower-case letters, digits and '_'")
-            if group == "tags" and name in EVIDENCE_TAGS:
-                raise ConfigError(
-                    path,
-                    rule.prefix.rstrip("."),
-                    f"{name!r} is an evidence-type tag set by litmon's own rules; choose another name",
-                )
-            _reject_unknown(path, rule, _RULE_LIST_KEYS + ("min_strength",) + extra_keys)
-            spec: dict[str, Any] = {key: rule.str_list(key) for key in _RULE_LIST_KEYS}
-            if not spec["terms"] and not spec["mesh"]:
-                raise ConfigError(path, rule.key("terms"), "expected at least one term (or a mesh entry)")
-            for key in _RULE_LIST_KEYS:
-                _check_terms(path, rule, key, spec[key])
-            spec["min_strength"] = rule.int("min_strength", min_default, 1, 3)
-            if group == "noise":
-                spec["penalty"] = rule.int("penalty", 1, 0, 100)
-            if group == "tags":
-                spec["category"] = rule.str("category", "topic")
-                spec["label"] = rule.str("label", "")  # shown in digests; "" = the name in words
-                if not _NAME_RE.match(spec["category"]):
-                    raise rule.fail("category", "a name of lower-case letters, digits and '_' (e.g. drug, indication, safety)")
-            rules[name] = spec
-        result[group] = rules
+        result[group] = {name: _parse_rule(path, group, name, table.table_(name)) for name in table.table}
     focus = result["relevance"]["focus_concept"]
     if focus and focus not in result["concepts"]:
         names = ", ".join(result["concepts"]) or "none: [topic.concepts.*] is empty"
         raise relevance.fail("focus_concept", f'the name of a [topic.concepts.*] table ({names}) or ""')
     return result
+
+
+#: The rule tables of [topic]: each group's keys beyond the term lists, and its default min_strength.
+_RULE_GROUPS = {"concepts": ((), 1), "noise": (("penalty",), 2), "tags": (("category", "label"), 1)}
+
+
+def _parse_rule(path: str, group: str, name: str, rule: _Reader) -> dict[str, Any]:
+    """One ``[topic.<group>.<name>]`` table: its term lists, checked, and the group's own keys."""
+    from crawler.evidence import EVIDENCE_TAGS
+
+    extra_keys, min_default = _RULE_GROUPS[group]
+    if not _NAME_RE.match(name):
+        raise ConfigError(path, rule.prefix.rstrip("."), "expected a name of lower-case letters, digits and '_'")
+    if group == "tags" and name in EVIDENCE_TAGS:
+        raise ConfigError(
+            path,
+            rule.prefix.rstrip("."),
+            f"{name!r} is an evidence-type tag set by litmon's own rules; choose another name",
+        )
+    _reject_unknown(path, rule, _RULE_LIST_KEYS + ("min_strength",) + extra_keys)
+    spec: dict[str, Any] = {key: rule.str_list(key) for key in _RULE_LIST_KEYS}
+    if not spec["terms"] and not spec["mesh"]:
+        raise ConfigError(path, rule.key("terms"), "expected at least one term (or a mesh entry)")
+    for key in _RULE_LIST_KEYS:
+        _check_terms(path, rule, key, spec[key])
+    spec["min_strength"] = rule.int("min_strength", min_default, 1, 3)
+    if group == "noise":
+        spec["penalty"] = rule.int("penalty", 1, 0, 100)
+    if group == "tags":
+        spec["category"] = rule.str("category", "topic")
+        spec["label"] = rule.str("label", "")  # shown in digests; "" = the name in words
+        if not _NAME_RE.match(spec["category"]):
+            raise rule.fail("category", "a name of lower-case letters, digits and '_' (e.g. drug, indication, safety)")
+    return spec
 
 
 def _reject_unknown(path: str, reader: _Reader, allowed: tuple[str, ...]) -> None:
