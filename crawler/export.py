@@ -137,47 +137,33 @@ def plain_record(work: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- RIS
 
 
+#: RIS tags written from one text field of the work (in this order, after the dates) ...
+_RIS_TEXT_FIELDS = (("T2", "journal"), ("J2", "journal_abbreviation"), ("VL", "volume"), ("IS", "issue"))
+#: ... and from one identifier (after the pages).
+_RIS_ID_FIELDS = (("DO", "doi"), ("AN", "pmid"), ("C2", "pmcid"), ("UR", "url"))
+
+
 def render_ris(work: dict[str, Any]) -> str:
-    out: list[tuple[str, str]] = [("TY", RIS_TYPES.get(work.get("record_type") or "", "GEN"))]
-    out.append(("TI", title_of(work)))
-    out += [("AU", a.inverted) for a in authors_of(work) if a.inverted]
-    year = year_of(work)
-    if year:
-        out.append(("PY", year))
-    parts = date_parts(work.get("published_on"))
-    if parts:
-        out.append(("DA", "/".join(f"{p:02d}" if i else str(p) for i, p in enumerate(parts)) + ("/" if len(parts) < 3 else "")))
-    if work.get("journal"):
-        out.append(("T2", _lines(work["journal"])))
-    if work.get("journal_abbreviation"):
-        out.append(("J2", _lines(work["journal_abbreviation"])))
-    for tag, key in (("VL", "volume"), ("IS", "issue")):
-        if work.get(key):
-            out.append((tag, _lines(work[key])))
+    """One RIS record; a tag whose value is empty is left out."""
     first, last = page_range(work.get("pages"))
-    if first:
-        out.append(("SP", first))
-    if last:
-        out.append(("EP", last))
-    if work.get("doi"):
-        out.append(("DO", work["doi"]))
-    if work.get("pmid"):
-        out.append(("AN", work["pmid"]))
-    if work.get("pmcid"):
-        out.append(("C2", work["pmcid"]))
-    if work.get("url"):
-        out.append(("UR", work["url"]))
-    if work.get("abstract"):
-        out.append(("AB", _lines(work["abstract"])))
+    out: list[tuple[str, str | None]] = [("TY", RIS_TYPES.get(work.get("record_type") or "", "GEN")), ("TI", title_of(work))]
+    out += [("AU", a.inverted) for a in authors_of(work)]
+    out += [("PY", year_of(work)), ("DA", ris_date(work.get("published_on")))]
+    out += [(tag, _lines(work.get(key))) for tag, key in _RIS_TEXT_FIELDS]
+    out += [("SP", first), ("EP", last)]
+    out += [(tag, work.get(key)) for tag, key in _RIS_ID_FIELDS]
+    out.append(("AB", _lines(work.get("abstract"))))
     out += [("KW", _lines(k)) for k in keywords_of(work)]
-    if work.get("language"):
-        out.append(("LA", work["language"]))
-    notes = identifier_note(work)
-    if notes:
-        out.append(("N1", notes))
-    out.append(("DB", "litmon"))
-    out.append(("ID", f"litmon:{work['work_id']}"))
+    out += [("LA", work.get("language")), ("N1", identifier_note(work)), ("DB", "litmon"), ("ID", f"litmon:{work['work_id']}")]
     return "".join(f"{tag}  - {value}\r\n" for tag, value in out if value) + "ER  - \r\n\r\n"
+
+
+def ris_date(date: str | None) -> str:
+    """RIS ``DA``: ``2024/03/05``, ``2024/03/`` or ``2024/`` ("" when there is no date)."""
+    parts = date_parts(date)
+    if not parts:
+        return ""
+    return "/".join(f"{p:02d}" if i else str(p) for i, p in enumerate(parts)) + ("/" if len(parts) < 3 else "")
 
 
 def keywords_of(work: dict[str, Any]) -> list[str]:
@@ -236,16 +222,30 @@ def bibtex_key(work: dict[str, Any], taken: set[str]) -> str:
 
 
 def render_bibtex(work: dict[str, Any], taken: set[str] | None = None) -> str:
+    """One BibTeX entry; its key is made unique among ``taken`` (which it joins)."""
     kind = BIBTEX_TYPES.get(work.get("record_type") or "", "misc")
     fields: list[tuple[str, str]] = [("title", "{" + bibtex_escape(title_of(work)) + "}")]
+    fields += _bibtex_authors(work)
+    fields += _bibtex_publication(work, kind)
+    fields += _bibtex_identifiers(work, kind)
+    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
+    return f"@{kind}{{{bibtex_key(work, taken if taken is not None else set())},\n{body}\n}}\n"
+
+
+def _bibtex_authors(work: dict[str, Any]) -> list[tuple[str, str]]:
     people = authors_of(work)
-    if people:
-        names = [("{" + bibtex_escape(a.collective) + "}") if a.collective else bibtex_escape(a.inverted) for a in people]
-        fields.append(("author", " and ".join(n for n in names if n)))
+    if not people:
+        return []
+    names = [("{" + bibtex_escape(a.collective) + "}") if a.collective else bibtex_escape(a.inverted) for a in people]
+    return [("author", " and ".join(n for n in names if n))]
+
+
+def _bibtex_publication(work: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    """Where and when: journal, year, month and date, volume, number, pages."""
+    fields: list[tuple[str, str]] = []
     journal = work.get("journal")
     if journal:
-        key = {"article": "journal", "unpublished": "howpublished"}.get(kind, "howpublished")
-        fields.append((key, bibtex_escape(journal)))
+        fields.append(({"article": "journal", "unpublished": "howpublished"}.get(kind, "howpublished"), bibtex_escape(journal)))
     if work.get("journal_abbreviation"):
         fields.append(("shortjournal", bibtex_escape(work["journal_abbreviation"])))
     year = year_of(work)
@@ -256,27 +256,25 @@ def render_bibtex(work: dict[str, Any], taken: set[str] | None = None) -> str:
         fields.append(("month", str(parts[1])))
     if len(parts) == 3:
         fields.append(("date", f"{parts[0]:04d}-{parts[1]:02d}-{parts[2]:02d}"))
-    for name, key in (("volume", "volume"), ("number", "issue")):
-        if work.get(key):
-            fields.append((name, bibtex_escape(work[key])))
+    fields += [(name, bibtex_escape(work[key])) for name, key in (("volume", "volume"), ("number", "issue")) if work.get(key)]
     first, last = page_range(work.get("pages"))
     if first:
         fields.append(("pages", f"{bibtex_escape(first)}--{bibtex_escape(last)}" if last else bibtex_escape(first)))
-    for name in ("doi", "pmid", "pmcid", "url"):
-        if work.get(name):
-            fields.append((name, bibtex_escape(work[name])))
+    return fields
+
+
+def _bibtex_identifiers(work: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    """What finds and describes the work: identifiers and URL, abstract, keywords, a note."""
+    fields = [(name, bibtex_escape(work[name])) for name in ("doi", "pmid", "pmcid", "url") if work.get(name)]
     if work.get("abstract"):
         fields.append(("abstract", bibtex_escape(work["abstract"])))
     keywords = keywords_of(work)
     if keywords:
         fields.append(("keywords", bibtex_escape(", ".join(keywords))))
-    note = identifier_note(work)
-    if kind == "unpublished" and not note:
-        note = "Preprint"
+    note = identifier_note(work) or ("Preprint" if kind == "unpublished" else "")
     if note:
         fields.append(("note", bibtex_escape(note)))
-    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
-    return f"@{kind}{{{bibtex_key(work, taken if taken is not None else set())},\n{body}\n}}\n"
+    return fields
 
 
 # --------------------------------------------------------------------------- CSV
