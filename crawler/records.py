@@ -205,40 +205,58 @@ def parse_author(text: str | None, *, order: str | None = None) -> Author | None
         return None
     if COLLECTIVE_RE.search(name) or len(name.split()) > 5:
         return Author(collective=name)
-    suffix = None
     if "," in name:
-        family, _, given = (p.strip() for p in name.partition(","))
-        parts = [p.strip() for p in given.split(",")]
-        if len(parts) > 1 and parts[-1].lower() in _SUFFIXES:
-            suffix, given = parts[-1], ", ".join(parts[:-1])
-        elif given.lower() in _SUFFIXES:  # "Smith, Jr" is odd but seen
-            suffix, given = given, ""
-        return _person(family, given, suffix)
+        return _parse_inverted_name(name)
     words = name.split()
+    suffix = None
     if len(words) > 1 and words[-1].lower() in _SUFFIXES:
         suffix, words = words[-1], words[:-1]
     if len(words) == 1:
         return Author(family=words[0], suffix=suffix)
+    family, given = _split_name_words(words, order)
+    return _person(family, given, suffix)
+
+
+def _parse_inverted_name(name: str) -> Author:
+    """ "Family, Given", "Family, F. M.", "Family, Given, Jr" (and the odd "Smith, Jr")."""
+    suffix = None
+    family, _, given = (p.strip() for p in name.partition(","))
+    parts = [p.strip() for p in given.split(",")]
+    if len(parts) > 1 and parts[-1].lower() in _SUFFIXES:
+        suffix, given = parts[-1], ", ".join(parts[:-1])
+    elif given.lower() in _SUFFIXES:
+        suffix, given = given, ""
+    return _person(family, given, suffix)
+
+
+def _split_name_words(words: list[str], order: str | None) -> tuple[str, str]:
+    """(family, given) of a name of two words or more without a comma: initials on one side mark the given
+    name ("Osei HK", "van der Berg J", "H. K. Osei"); otherwise the source's ``order`` decides."""
     initials = [bool(_INITIALS_TOKEN.match(w)) for w in words]
-    if initials[-1] and not all(initials):  # "Osei HK", "van der Berg J"
+    if initials[-1] and not all(initials):
         end = len(words)
         while end > 0 and initials[end - 1]:
             end -= 1
-        return _person(" ".join(words[:end]), " ".join(words[end:]), suffix)
-    if initials[0] and not all(initials):  # "H. K. Osei"
+        return " ".join(words[:end]), " ".join(words[end:])
+    if initials[0] and not all(initials):
         start = 0
         while start < len(words) and initials[start]:
             start += 1
-        return _person(" ".join(words[start:]), " ".join(words[:start]), suffix)
+        return " ".join(words[start:]), " ".join(words[:start])
+    return _split_by_order(words, order)
+
+
+def _split_by_order(words: list[str], order: str | None) -> tuple[str, str]:
+    """(family, given) by word order; particles ("van der", "de") stay with the family name."""
     if order == "family_first":
         end = 1
         while end < len(words) - 1 and words[end - 1].lower() in PARTICLES:
             end += 1
-        return _person(" ".join(words[:end]), " ".join(words[end:]), suffix)
+        return " ".join(words[:end]), " ".join(words[end:])
     start = len(words) - 1
     while start > 1 and words[start - 1].lower() in PARTICLES:
         start -= 1
-    return _person(" ".join(words[start:]), " ".join(words[:start]), suffix)
+    return " ".join(words[start:]), " ".join(words[:start])
 
 
 def _person(family: str, given: str, suffix: str | None = None) -> Author:
