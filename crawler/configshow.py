@@ -35,21 +35,35 @@ def _masked(key: str, value: Any, secret: bool = False) -> Any:
 
 def effective_config(config: Config) -> list[dict[str, Any]]:
     """Every key of the effective configuration: table, key, value, origin (a file, or "default")."""
-    rows: list[dict[str, Any]] = []
+    return (
+        _root_rows(config)
+        + _section_rows(config)
+        + _topic_rows(config)
+        + _source_rows(config)
+        + _list_rows(config, "feeds", "[[feeds]]", [{k: _masked(k, v) for k, v in e.items()} for e in config.feeds])
+        + _list_rows(config, "pages", "[[pages]]", [{k: _masked(k, v) for k, v in e.items()} for e in config.pages])
+        + _list_rows(config, "recipients", "[[recipients]]", [r for r in config.digest.recipients if r not in _plain(config)])
+    )
 
-    def add(table: str, key: str, value: Any, dotted: str, secret: bool = False) -> None:
-        row = {
-            "table": table,
-            "key": key,
-            "value": _masked(key, value, secret),
-            "from": config.origins.get(dotted, DEFAULT_ORIGIN),
-        }
-        if key.endswith("_env") and isinstance(value, str) and value:
-            row["env_set"] = bool(os.environ.get(value))
-        rows.append(row)
 
-    for f in declared(RootSettings):
-        add("", f.name, config.contact_email if f.name == "contact_email" else config.raw.get(f.name, "shipped"), f.name)
+def _row(config: Config, table: str, key: str, value: Any, dotted: str, secret: bool = False) -> dict[str, Any]:
+    """One key's row; an ``*_env`` key also says whether that variable is set."""
+    row = {"table": table, "key": key, "value": _masked(key, value, secret), "from": config.origins.get(dotted, DEFAULT_ORIGIN)}
+    if key.endswith("_env") and isinstance(value, str) and value:
+        row["env_set"] = bool(os.environ.get(value))
+    return row
+
+
+def _root_rows(config: Config) -> list[dict[str, Any]]:
+    return [
+        _row(config, "", f.name, config.contact_email if f.name == "contact_email" else config.raw.get(f.name, "shipped"), f.name)
+        for f in declared(RootSettings)
+    ]
+
+
+def _section_rows(config: Config) -> list[dict[str, Any]]:
+    """The declared sections; [database], [outbox] and [crawl] show the values as Config holds them."""
+    rows = []
     for name, cls in SECTIONS.items():
         section = getattr(config, name, None)
         for f in declared(cls):
@@ -60,45 +74,42 @@ def effective_config(config: Config) -> list[dict[str, Any]]:
                 value = str(config.outbox_dir)
             elif name == "crawl":
                 value = getattr(config, f.name)
-            add(name, f.name, value, f"{name}.{f.name}", bool(f.metadata.get("secret")))
+            rows.append(_row(config, name, f.name, value, f"{name}.{f.name}", bool(f.metadata.get("secret"))))
+    return rows
+
+
+def _topic_rows(config: Config) -> list[dict[str, Any]]:
+    """[topic]'s plain keys, then one row per rule group listing its rule names."""
     topic = config.topic
-    for key in ("name", "match_terms", "exclude_terms"):
-        add("topic", key, topic.get(key), f"topic.{key}")
+    rows = [_row(config, "topic", key, topic.get(key), f"topic.{key}") for key in ("name", "match_terms", "exclude_terms")]
     for group in ("concepts", "noise", "tags"):
-        rules = topic.get(group) or {}
         origins = {config.origins.get(k) for k in config.origins if k.startswith(f"topic.{group}.")}
         rows.append(
             {
                 "table": "topic",
                 "key": group,
-                "value": sorted(rules),
+                "value": sorted(topic.get(group) or {}),
                 "from": ", ".join(sorted(o for o in origins if o)) or DEFAULT_ORIGIN,
             }
         )
+    return rows
+
+
+def _source_rows(config: Config) -> list[dict[str, Any]]:
+    rows = []
     for name, cls in source_declarations().items():
         given = config.sources.get(name, {})
         for f in declared(cls):
             value = given[f.name] if f.name in given else default_of(f)
-            add(f"sources.{name}", f.name, value, f"sources.{name}.{f.name}", bool(f.metadata.get("secret")))
-    for key in ("feeds", "pages"):
-        rows.append(
-            {
-                "table": key,
-                "key": "[[" + key + "]]",
-                "value": [{k: _masked(k, v) for k, v in entry.items()} for entry in getattr(config, key)],
-                "from": config.origins.get(key, DEFAULT_ORIGIN),
-            }
-        )
-    filtered = [r for r in config.digest.recipients if r not in _plain(config)]
-    rows.append(
-        {
-            "table": "recipients",
-            "key": "[[recipients]]",
-            "value": filtered,
-            "from": config.origins.get("recipients", DEFAULT_ORIGIN),
-        }
-    )
+            rows.append(
+                _row(config, f"sources.{name}", f.name, value, f"sources.{name}.{f.name}", bool(f.metadata.get("secret")))
+            )
     return rows
+
+
+def _list_rows(config: Config, table: str, key: str, value: list[Any]) -> list[dict[str, Any]]:
+    """An array of tables, shown whole in one row."""
+    return [{"table": table, "key": key, "value": value, "from": config.origins.get(table, DEFAULT_ORIGIN)}]
 
 
 def _plain(config: Config) -> list[dict[str, Any]]:
