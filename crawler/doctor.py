@@ -105,42 +105,8 @@ def probe_source(config, instance: SourceInstance, http_options: dict[str, Any])
         result.status, result.note = "disabled", reason
         return result
     http = _ProbeHttp(config.contact_email, **http_options)
-    settings = {**instance.settings, **MINIMAL_SETTINGS, **getattr(module, "PROBE_SETTINGS", {})}
-    if settings.get("min_interval") is not None and settings.get("base_url"):
-        http.set_min_interval(settings["base_url"], float(settings["min_interval"]))
-    today = clock.today()
-    ctx = _ProbeContext(
-        name=instance.name,
-        settings=settings,
-        config=config,
-        http=http,
-        since=today - dt.timedelta(days=today.weekday()),  # the current week, from Monday
-        until=today,
-        first_run=False,
-        state={},
-    )
-    first = None
-    try:
-        for batch in module.fetch_records(ctx):
-            if batch:
-                first = batch[0]
-                break
-        result.parse_ok = True
-    except _ProbeDone:
-        result.parse_ok = True  # the source read the answer(s) and went on asking for more
-    except SourceError as exc:
-        result.error = str(exc)
-        result.parse_ok = False if http.answers and all(s < 400 for s, _ in http.answers) else None
-    except Exception as exc:  # a parser bug is a parse failure, not a crash of the doctor
-        result.error = f"[{instance.name}] unexpected {type(exc).__name__}: {exc}"
-        result.parse_ok = False
-    result.requests = http.request_count
-    result.http_statuses = [status for status, _ in http.answers]
-    result.reachable = bool(http.answers) if http.request_count else None
-    for _, headers in http.answers:
-        for name, value in headers.items():
-            if _RATE_HEADER_RE.match(name):
-                result.rate_limit_headers[name] = value
+    first = _fetch_first_record(module, _probe_context(config, instance, module, http), http, result)
+    _note_answers(result, http)
     if first is not None:
         result.fields = record_fields(first)
     elif result.parse_ok:
@@ -157,6 +123,55 @@ def probe_source(config, instance: SourceInstance, http_options: dict[str, Any])
     )
     result.status = "failed" if failed else "ok"
     return result
+
+
+def _probe_context(config, instance: SourceInstance, module, http: _ProbeHttp) -> _ProbeContext:
+    """The source's settings shrunk to one record, over the current week (from Monday), through ``http``."""
+    settings = {**instance.settings, **MINIMAL_SETTINGS, **getattr(module, "PROBE_SETTINGS", {})}
+    if settings.get("min_interval") is not None and settings.get("base_url"):
+        http.set_min_interval(settings["base_url"], float(settings["min_interval"]))
+    today = clock.today()
+    return _ProbeContext(
+        name=instance.name,
+        settings=settings,
+        config=config,
+        http=http,
+        since=today - dt.timedelta(days=today.weekday()),
+        until=today,
+        first_run=False,
+        state={},
+    )
+
+
+def _fetch_first_record(module, ctx: _ProbeContext, http: _ProbeHttp, result: ProbeResult):
+    """The first record the source parses (None if none); sets ``parse_ok`` and ``error`` on ``result``."""
+    first = None
+    try:
+        for batch in module.fetch_records(ctx):
+            if batch:
+                first = batch[0]
+                break
+        result.parse_ok = True
+    except _ProbeDone:
+        result.parse_ok = True  # the source read the answer(s) and went on asking for more
+    except SourceError as exc:
+        result.error = str(exc)
+        result.parse_ok = False if http.answers and all(s < 400 for s, _ in http.answers) else None
+    except Exception as exc:  # a parser bug is a parse failure, not a crash of the doctor
+        result.error = f"[{ctx.name}] unexpected {type(exc).__name__}: {exc}"
+        result.parse_ok = False
+    return first
+
+
+def _note_answers(result: ProbeResult, http: _ProbeHttp) -> None:
+    """Requests made, statuses answered, whether the host was reached, and its rate-limit headers."""
+    result.requests = http.request_count
+    result.http_statuses = [status for status, _ in http.answers]
+    result.reachable = bool(http.answers) if http.request_count else None
+    for _, headers in http.answers:
+        for name, value in headers.items():
+            if _RATE_HEADER_RE.match(name):
+                result.rate_limit_headers[name] = value
 
 
 def record_fields(record) -> list[str]:
