@@ -159,19 +159,10 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
             _smtp_send(settings, message, recipient, before_data=before_data, accepted=accepted)
             log.info("digest %d sent to %s (%s)", digest_id, recipient, message_id)
             return Delivery(recipient, "sent", message_id=message_id)
-        except smtplib.SMTPResponseException as exc:
-            detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-            error = f"SMTP {exc.smtp_code}: {detail}"
-            if not 400 <= exc.smtp_code < 500:
-                break  # permanent: retrying will not help
-        except smtplib.SMTPRecipientsRefused as exc:
-            error = f"recipient refused: {exc.recipients}"
-            break
-        except DeliveryError as exc:
-            error = str(exc)
-            break
-        except (smtplib.SMTPException, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        except (smtplib.SMTPException, OSError, DeliveryError) as exc:
+            error, permanent = _describe_failure(exc)
+            if permanent:
+                break  # retrying will not help
         if delivery_id is not None:  # the server answered DATA with an error, or none: it did not accept it
             store.update_delivery(db, delivery_id, status="retrying", error=error)
         if attempt < settings.attempts - 1:
@@ -186,10 +177,7 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
                 delay,
             )
             time.sleep(delay)
-    if delivery_id is None:
-        store.save_delivery(db, digest_id, recipient, transport="smtp", status="failed", error=error)
-    else:
-        store.update_delivery(db, delivery_id, status="failed", error=error)
+    _record_failure(db, digest_id, recipient, delivery_id, error)
     log.error(
         "digest %d to %s failed: %s — check: [email] smtp_host, smtp_port, security, username and $%s; the next run retries it",
         digest_id,
@@ -198,6 +186,27 @@ def send_smtp(config, db, digest_id: int, recipient: str, subject: str, text: st
         settings.password_env or "password_env",
     )
     return Delivery(recipient, "failed", error=error)
+
+
+def _describe_failure(exc: Exception) -> tuple[str, bool]:
+    """What went wrong in an SMTP attempt, and whether it is permanent (a 5xx reply, a refused recipient,
+    a configuration problem) rather than worth another attempt (a 4xx reply, a dropped connection)."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        return f"SMTP {exc.smtp_code}: {detail}", not 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return f"recipient refused: {exc.recipients}", True
+    if isinstance(exc, DeliveryError):
+        return str(exc), True
+    return f"{type(exc).__name__}: {exc}", False
+
+
+def _record_failure(db, digest_id: int, recipient: str, delivery_id: int | None, error: str | None) -> None:
+    """The delivery failed for this run: update the row started before DATA, or save one if none was."""
+    if delivery_id is None:
+        store.save_delivery(db, digest_id, recipient, transport="smtp", status="failed", error=error)
+    else:
+        store.update_delivery(db, delivery_id, status="failed", error=error)
 
 
 def _tls_context(settings) -> ssl.SSLContext:
@@ -211,20 +220,9 @@ def _smtp_send(settings, message: EmailMessage, recipient: str, *, before_data=N
     password = os.environ.get(settings.password_env, "") if settings.password_env else ""
     if settings.username and not password:
         raise DeliveryError(f"[email] username is set but ${settings.password_env} is empty")
-    client: smtplib.SMTP
-    if settings.security == "ssl":
-        client = smtplib.SMTP_SSL(
-            settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=_tls_context(settings)
-        )
-    else:
-        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
+    client = _connect(settings)
     try:
-        client.ehlo()
-        if settings.security == "starttls":
-            client.starttls(context=_tls_context(settings))
-            client.ehlo()
-        if settings.username:
-            client.login(settings.username, password)
+        _greet(client, settings, password)
         sender = parseaddr(str(message["From"]))[1]
         payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         options = ["SMTPUTF8", "BODY=8BITMIME"] if not (sender + recipient).isascii() and client.has_extn("smtputf8") else []
@@ -247,3 +245,20 @@ def _smtp_send(settings, message: EmailMessage, recipient: str, *, before_data=N
         except (smtplib.SMTPException, OSError) as exc:
             log.debug("SMTP QUIT after the message: %s (ignored)", exc)
         client.close()
+
+
+def _connect(settings) -> smtplib.SMTP:
+    """A connection to the server: TLS from the start with ``security = "ssl"``, else plain (for now)."""
+    if settings.security == "ssl":
+        return smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.timeout, context=_tls_context(settings))
+    return smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
+
+
+def _greet(client: smtplib.SMTP, settings, password: str) -> None:
+    """EHLO, STARTTLS (then EHLO again) with ``security = "starttls"``, and AUTH when a username is set."""
+    client.ehlo()
+    if settings.security == "starttls":
+        client.starttls(context=_tls_context(settings))
+        client.ehlo()
+    if settings.username:
+        client.login(settings.username, password)
