@@ -199,13 +199,14 @@ def run(state, dry_run, force_digest):
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
+def sources_option(help_text: str):
+    """``--source NAME`` (repeatable), passed to the command as ``sources``."""
+    return click.option("--source", "sources", multiple=True, metavar="NAME", help=help_text)
+
+
 @cli.command()
-@click.option(
-    "--source",
-    "sources",
-    multiple=True,
-    metavar="NAME",
-    help="Only this source (repeatable): pubmed, europepmc, clinicaltrials, biorxiv, crossref, isrctn, ctis, openalex, feed:<name>, page:<name>, feeds, pages.",
+@sources_option(
+    "Only this source (repeatable): pubmed, europepmc, clinicaltrials, biorxiv, crossref, isrctn, ctis, openalex, feed:<name>, page:<name>, feeds, pages."
 )
 @click.option(
     "--since",
@@ -236,13 +237,7 @@ def crawl(state, sources, since, dry_run):
 
 
 @cli.command()
-@click.option(
-    "--source",
-    "sources",
-    multiple=True,
-    metavar="NAME",
-    help="Only this source (repeatable), as for `litmon crawl`; default: every enabled source.",
-)
+@sources_option("Only this source (repeatable), as for `litmon crawl`; default: every enabled source.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.pass_obj
 def doctor(state, sources, as_json):
