@@ -1,13 +1,18 @@
-"""Peak memory of one large JSON answer: fetched by litmon's HTTP client and decoded by the sources'
-JSON helper (#16: a 95 MB answer under the 100 MB cap must peak under 2x its size).
+"""Peak memory of one large JSON answer on the real source path: litmon's HTTP client fetches it and
+the Crossref source turns it into records (#16: a 95 MB answer under the 100 MB cap must peak under
+2x its size).
 
-A loopback HTTP server serves a Crossref-like works list of about ``--mb`` MB (abstracts, authors,
-dates: the bulk of a real answer is text); a fresh Python process fetches and decodes it, and reports
-the peak of Python allocations (tracemalloc) and the growth of its resident set (ru_maxrss) over the
-baseline, both against the body size. ``--stdlib`` decodes with json.loads directly, for comparison.
-Figures are recorded in docs/reliability.md.
+A loopback HTTP server serves a Crossref works list of about ``--mb`` MB (abstracts, authors, dates:
+the bulk of a real answer is text); a fresh Python process runs ``crossref.fetch_records`` against it
+(the body is spooled to a temporary file and read item by item, each item normalised to a Record as
+it arrives) and reports the growth of its peak resident set (VmHWM) over its baseline after imports,
+against the body size. The batches are taken as the pipeline takes them: each one is dropped (saved,
+in the pipeline) before the next is made. ``--decode`` measures the old path for comparison: the
+whole body in memory, decoded at once with json.loads, then the records made from the tree.
+``--tracemalloc`` adds the peak of Python allocations (several times slower). Figures are recorded
+in docs/reliability.md.
 
-    python bench/json_memory.py [--mb 95] [--stdlib]
+    python bench/json_memory.py [--mb 95] [--decode] [--tracemalloc]
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import os
 import random
 import subprocess
 import sys
@@ -23,24 +29,48 @@ import threading
 from pathlib import Path
 
 CHILD = r"""
-import resource, sys, time, tracemalloc
+import datetime as dt, gc, sys, time, tracemalloc
+from types import SimpleNamespace
 from crawler.http import HttpClient
-from crawler.sources.parsing import decode_json
+from crawler.sources import crossref
+from crawler.sources.base import CrawlContext
 import json
-url, stdlib = sys.argv[1], sys.argv[2] == "1"
+
+
+def high_water_mark():
+    # this process's own peak resident set (VmHWM is per address space: unlike ru_maxrss, it does not
+    # carry the parent's peak over through fork and exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
+url, mode, traced = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 client = HttpClient("bench@example.org", max_response_mb=100, default_min_interval=0, response_timeout=600)
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-tracemalloc.start()
-started = time.perf_counter()
-response = client.get(url, source="bench")
-size = len(response.content)
-data = json.loads(response.content) if stdlib else decode_json(response.content, "bench")
-items = len(data["message"]["items"])
-seconds = time.perf_counter() - started
-current, peak = tracemalloc.get_traced_memory()
-tracemalloc.stop()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss
-print(size, items, peak, rss * 1024, seconds)
+config = SimpleNamespace(contact_email="bench@example.org", topic={"match_terms": ["ketamine"]})
+day = dt.date(2026, 11, 20)
+ctx = CrawlContext(
+    name="crossref", settings={"base_url": url, "query": "ketamine", "page_size": 1000, "min_interval": 0},
+    config=config, http=client, since=day, until=day, first_run=True,
+)
+gc.collect()
+base = high_water_mark()
+if traced:
+    tracemalloc.start()
+started, cpu = time.perf_counter(), time.process_time()
+records = largest = 0
+if mode == "source":
+    for batch in crossref.fetch_records(ctx):  # as the pipeline takes them: each batch saved, then dropped
+        records, largest = records + len(batch), max(largest, len(batch))
+        del batch
+else:
+    response = client.get(url + "works", source="crossref")
+    data = json.loads(response.content)
+    batch = [r for r in (crossref.parse_item(i) for i in data["message"]["items"]) if r is not None]
+    records = largest = len(batch)
+    del batch, data, response
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+peak = tracemalloc.get_traced_memory()[1] if traced else 0
+print(records, largest, peak, high_water_mark() - base, seconds, cpu, base)
 """
 
 
@@ -73,9 +103,11 @@ def make_body(target_mb: float) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, default=95.0, help="size of the JSON answer in MB (default 95)")
-    parser.add_argument("--stdlib", action="store_true", help="decode with json.loads, for comparison")
+    parser.add_argument("--decode", action="store_true", help="the old path: whole body in memory, json.loads, then records")
+    parser.add_argument("--tracemalloc", action="store_true", help="also the peak of Python allocations (several times slower)")
     args = parser.parse_args()
     body = make_body(args.mb)
+    size = len(body)
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         handle.write(body)
         path = Path(handle.name)
@@ -83,12 +115,13 @@ def main() -> None:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            data = path.read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(size))
             self.end_headers()
-            self.wfile.write(data)
+            with path.open("rb") as data:
+                while chunk := data.read(1 << 20):
+                    self.wfile.write(chunk)
 
         def log_message(self, *a):
             pass
@@ -96,23 +129,27 @@ def main() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     root = Path(__file__).resolve().parent.parent
+    url = f"http://127.0.0.1:{server.server_port}/"
+    command = [sys.executable, "-c", CHILD, url, "decode" if args.decode else "source", "1" if args.tracemalloc else "0"]
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, f"http://127.0.0.1:{server.server_port}/works", "1" if args.stdlib else "0"],
-            capture_output=True,
-            text=True,
-            cwd=root,
-            check=True,
-        ).stdout.split()
+        out = subprocess.run(command, capture_output=True, text=True, cwd=root, check=True).stdout.split()
     finally:
         server.shutdown()
         path.unlink()
-    size, items, peak, rss, seconds = int(out[0]), int(out[1]), int(out[2]), int(out[3]), float(out[4])
+    records, largest, peak, rss, base = (int(v) for v in (out[0], out[1], out[2], out[3], out[6]))
+    seconds, cpu = float(out[4]), float(out[5])
     mb = 1024 * 1024
-    print(f"decoder: {'json.loads (stdlib)' if args.stdlib else 'litmon decode_json'}")
-    print(f"body: {size / mb:.1f} MB, {items} items, fetched and decoded in {seconds:.1f}s")
-    print(f"peak Python allocations (tracemalloc): {peak / mb:.1f} MB = {peak / size:.2f}x the body")
-    print(f"resident set growth (ru_maxrss): {rss / mb:.1f} MB = {rss / size:.2f}x the body")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"path: {'whole body + json.loads (old path)' if args.decode else 'crossref.fetch_records, streamed (real source path)'}"
+    )
+    traced = ", under tracemalloc" if args.tracemalloc else ""
+    print(f"body: {size / mb:.1f} MB -> {records} records (largest batch {largest}) in {seconds:.1f}s ({cpu:.1f}s CPU{traced})")
+    print(
+        f"peak resident set growth (VmHWM): {rss / mb:.1f} MB = {rss / size:.2f}x the body (from {base / mb:.0f} MB after imports)"
+    )
+    if args.tracemalloc:
+        print(f"peak Python allocations (tracemalloc): {peak / mb:.1f} MB = {peak / size:.2f}x the body")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@
   :class:`~crawler.errors.Interrupted`;
 * a minimum interval between requests to the same host (NCBI: 3/s, 10/s with an API key);
 * ``User-Agent: litmon/<version> (mailto:<contact_email>)``;
-* a cap on the size of a response body.
+* a cap on the size of a response body, which is spooled to an unlinked temporary file beyond
+  :data:`SPOOL_IN_MEMORY` bytes, so that a large answer can be parsed item by item from
+  :meth:`Response.stream` without the whole body (or its parsed tree) ever being in memory.
 
 Failures raise :class:`SourceError` naming the source, the URL and what to check.
 """
@@ -20,18 +22,19 @@ Failures raise :class:`SourceError` naming the source, the URL and what to check
 from __future__ import annotations
 
 import email.utils
-import json
+import io
 import logging
 import random
 import re
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
+import ijson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -50,30 +53,63 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 TRUNCATED_BODY_ERRORS = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 
 
-@dataclass
-class Response:
-    """What a source needs from an HTTP answer (the body is already read, within the size cap)."""
+#: Bodies up to this size stay in memory; larger ones are spooled to an unlinked temporary file.
+SPOOL_IN_MEMORY = 4 * 1024 * 1024
+#: How much of the start (and end) of a body the checks look at.
+HEAD_BYTES = 65536
 
-    status: int
-    url: str
-    headers: requests.structures.CaseInsensitiveDict
-    content: bytes
-    source: str
+
+class Response:
+    """What a source needs from an HTTP answer: the body is read in full, within the size cap, before
+    the client returns (so truncation is detected and retried here), and kept in memory up to
+    :data:`SPOOL_IN_MEMORY` bytes, in an unlinked temporary file beyond. ``content`` gives it as
+    bytes; :meth:`stream` as a binary file from its start, for parsers that read item by item."""
+
+    def __init__(self, status: int, url: str, headers, body: bytes | IO[bytes], source: str):
+        self.status = status
+        self.url = url
+        self.headers = headers
+        self.source = source
+        self._body: IO[bytes] = io.BytesIO(body) if isinstance(body, bytes) else body
+        self._body.seek(0, io.SEEK_END)
+        self.size = self._body.tell()
+        self._content: bytes | None = body if isinstance(body, bytes) else None
 
     @property
     def content_type(self) -> str:
         return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
     @property
+    def content(self) -> bytes:
+        """The whole body as bytes (read from the spool once; parsers of large answers use :meth:`stream`)."""
+        if self._content is None:
+            self._content = self.stream().read()
+        return self._content
+
+    @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
 
+    def stream(self) -> IO[bytes]:
+        """The body as a binary file positioned at its start (one reader at a time)."""
+        self._body.seek(0)
+        return self._body
+
+    def head(self, length: int = HEAD_BYTES) -> bytes:
+        """The first ``length`` bytes of the body."""
+        return self.stream().read(length)
+
     def snippet(self, length: int = 120) -> str:
-        return " ".join(self.text[:length].split())
+        return " ".join(self.head(length * 4).decode("utf-8", errors="replace")[:length].split())
 
     def json(self) -> Any:
         """Parse the body as JSON, or raise a SourceError saying what came instead."""
         return decode_json(self.content, self.source, url=self.url, content_type=self.content_type)
+
+    def close(self) -> None:
+        """Release the body (the temporary file of a spooled one)."""
+        self._content = None
+        self._body.close()
 
 
 def user_agent(contact_email: str) -> str:
@@ -314,6 +350,7 @@ class HttpClient:
                 raise self._too_slow(source, url, params)
             self.request_count += 1
             response = None
+            body: IO[bytes] | None = None
             watchdog = _Watchdog(self._deadline(), self.stop)
             try:
                 with watchdog:
@@ -333,7 +370,11 @@ class HttpClient:
                         body = self._read_capped(response, source)
                 if watchdog.reason:  # the answer came complete just as the watchdog fired
                     raise requests.ConnectionError("cut by the watchdog")
-                cut = None if response.status_code in RETRY_STATUSES else truncation_problem(response.headers, body)
+                cut = (
+                    None if body is None or response.status_code in RETRY_STATUSES else truncation_problem(response.headers, body)
+                )
+                if cut:
+                    self._discard(body)
                 if cut and attempt < self.max_retries:
                     last_problem = f"{cut} from {host}"
                     delay = self._retry_delay(attempt, None)
@@ -357,6 +398,7 @@ class HttpClient:
                     self._backoff(source, delay, last_problem, url, params)
                     continue
             except requests.RequestException as exc:
+                self._discard(body)
                 if watchdog.reason == "stop":
                     raise Interrupted("stop requested") from None
                 if watchdog.reason == "deadline":
@@ -382,6 +424,7 @@ class HttpClient:
                     hint="network access to the host and the base_url in the config",
                     url=_display_url(url, params),
                 ) from None
+            assert body is not None  # a retry status read no body only when it is retried above
             result = Response(response.status_code, response.url, response.headers, body, source)
             if response.status_code not in ok_statuses:
                 hint = {
@@ -391,11 +434,19 @@ class HttpClient:
                     404: "the base_url in the config",
                     429: "the rate limit: run less often or configure an API key",
                 }.get(response.status_code, "whether the service is up; it is retried on the next run")
-                raise SourceError(source, f"HTTP {response.status_code}: {result.snippet()!r}", hint=hint, url=result.url)
+                snippet = result.snippet()
+                result.close()
+                raise SourceError(source, f"HTTP {response.status_code}: {snippet!r}", hint=hint, url=result.url)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read_capped(self, response: requests.Response, source: str) -> bytes:
+    @staticmethod
+    def _discard(body: IO[bytes] | None) -> None:
+        if body is not None:
+            body.close()
+
+    def _read_capped(self, response: requests.Response, source: str) -> IO[bytes]:
+        """The body, read within the size cap into a spool (memory up to SPOOL_IN_MEMORY, a temporary file beyond)."""
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             response.close()
@@ -405,53 +456,83 @@ class HttpClient:
                 hint="http.max_response_mb in the config, or a smaller page size",
                 url=response.url,
             )
-        chunks, size = [], 0
-        for chunk in response.iter_content(65536):
-            size += len(chunk)
-            if size > self.max_bytes:
-                response.close()
-                raise SourceError(
-                    source,
-                    f"response body exceeds the cap of {self.max_bytes} bytes",
-                    hint="http.max_response_mb in the config, or a smaller page size",
-                    url=response.url,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="litmon-body-")
+        size = 0
+        try:
+            for chunk in response.iter_content(65536):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    response.close()
+                    raise SourceError(
+                        source,
+                        f"response body exceeds the cap of {self.max_bytes} bytes",
+                        hint="http.max_response_mb in the config, or a smaller page size",
+                        url=response.url,
+                    )
+                try:
+                    spool.write(chunk)
+                except OSError as exc:  # the spool's temporary file: disk full, no writable temporary directory
+                    response.close()
+                    raise SourceError(
+                        source,
+                        f"cannot keep the answer in a temporary file in {tempfile.gettempdir()}: {exc.strerror or exc}",
+                        hint="free space in that directory, or point TMPDIR at a writable directory with room",
+                        url=response.url,
+                    ) from None
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
 
 _XML_ROOT_RE = re.compile(rb"<([A-Za-z_][\w.:-]*)[^>]*?(/?)>")
 
 
-def truncation_problem(headers, body: bytes) -> str | None:
+def truncation_problem(headers, body: bytes | IO[bytes]) -> str | None:
     """Why a complete-looking answer is a cut-off one, or None.
 
     Only answers that declare JSON or XML are checked (HTML and text are left to the sources): a
-    JSON body must parse, an XML body must close its root element. An HTML page served under a
-    JSON/XML content type (a WAF, a proxy error) is no truncation and is left to the source."""
+    JSON body must parse (checked by a streaming pass: no tree is built), an XML body must close its
+    root element. An HTML page served under a JSON/XML content type (a WAF, a proxy error) is no
+    truncation and is left to the source."""
     kind = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    stripped = body.strip()
-    if not stripped or looks_like_html(body):
+    stream = io.BytesIO(body) if isinstance(body, bytes) else body
+    stream.seek(0)
+    head = stream.read(HEAD_BYTES)
+    stripped = head.lstrip()
+    if not stripped or looks_like_html(head):
         return None
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
     if kind.endswith(("/json", "+json")) and stripped[:1] in (b"{", b"["):
+        stream.seek(len(head) - len(stripped))
         try:
-            json.loads(stripped)
-        except json.JSONDecodeError as exc:
+            for _event in ijson.basic_parse(stream, use_float=True):
+                pass
+        except ijson.IncompleteJSONError as exc:
             # cut off = the document is fine up to where it stops (malformed JSON is left to the source)
-            if exc.pos >= len(stripped.decode("utf-8", "replace")) - 1 or exc.msg.startswith("Unterminated string"):
-                return f"the JSON answer is cut off ({len(body)} bytes, ends with {_tail(stripped)!r})"
-        except ValueError:
+            if "premature EOF" in str(exc):
+                return f"the JSON answer is cut off ({size} bytes, ends with {_tail(stream, size)!r})"
+        except (ijson.JSONError, ValueError):
             return None
         return None
     if kind.endswith(("/xml", "+xml")) and stripped[:1] == b"<":
-        return (
-            None if _xml_complete(stripped) else f"the XML answer is cut off ({len(body)} bytes, ends with {_tail(stripped)!r})"
-        )
+        if size <= 2 * HEAD_BYTES:
+            stream.seek(0)
+            complete = _xml_complete(stream.read().strip())
+        else:
+            stream.seek(size - HEAD_BYTES)
+            complete = _xml_complete(head.strip(), stream.read().rstrip())
+        return None if complete else f"the XML answer is cut off ({size} bytes, ends with {_tail(stream, size)!r})"
     return None
 
 
-def _xml_complete(body: bytes) -> bool:
-    """Whether the document's root element is closed (cheap: the root's end tag ends the document)."""
+def _xml_complete(body: bytes, tail: bytes | None = None) -> bool:
+    """Whether the document's root element is closed (cheap: the root's end tag ends the document).
+
+    ``tail``: the end of a large body whose start is ``body`` (else ``body`` is the whole document)."""
+    end = body if tail is None else tail
     position = 0
     while True:
         match = _XML_ROOT_RE.search(body, position)
@@ -465,13 +546,14 @@ def _xml_complete(body: bytes) -> bool:
     name, self_closed = match.group(1), match.group(2)
     if self_closed:
         return True
-    return body.endswith(b"</" + name + b">") or bool(
-        re.search(rb"</" + re.escape(name) + rb"\s*>\s*(<!--.*?-->\s*)*$", body, re.S)
+    return end.endswith(b"</" + name + b">") or bool(
+        re.search(rb"</" + re.escape(name) + rb"\s*>\s*(<!--.*?-->\s*)*$", end, re.S)
     )
 
 
-def _tail(body: bytes, length: int = 30) -> str:
-    return body[-length:].decode("utf-8", "replace")
+def _tail(stream: IO[bytes], size: int, length: int = 30) -> str:
+    stream.seek(max(0, size - 4 * length))
+    return stream.read().strip()[-length:].decode("utf-8", "replace")
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -599,3 +599,53 @@ def test_parse_file_reads_lists_and_single_works():
 def test_bad_slice_days_is_a_config_error(httpserver, make_config):
     with pytest.raises(ConfigError, match=r"sources\.crossref\.slice_days: expected an integer >= 1, got 0"):
         crossref_config(make_config, httpserver, slice_days=0)
+
+
+# ------------------------------------------------------------------------------- large answers
+
+
+def large_page(n: int, *, broken_after: int | None = None) -> bytes:
+    """A work-list page of ``n`` on-topic items (invented DOIs 10.5555/large.N); ``broken_after``: the
+    JSON turns malformed after that many good items (the rest of the body is never valid again)."""
+    items = [
+        json.dumps(
+            {
+                "DOI": f"10.5555/large.{i}",
+                "type": "journal-article",
+                "title": [f"Esketamine nasal spray in treatment-resistant depression: cohort {i}"],
+                "container-title": ["Journal of Affective Disorders"],
+                "issued": {"date-parts": [[2026, 11, 1 + i % 20]]},
+                "created": {"date-parts": [[2026, 11, 20]], "date-time": "2026-11-20T10:00:00Z", "timestamp": 0},
+            }
+        )
+        for i in range(n)
+    ]
+    if broken_after is not None:
+        items = items[:broken_after] + ['{"DOI": "10.5555/large.bad", "title": ["Ketamine" ; ]}'] + items[broken_after:]
+    head = '{"status":"ok","message-type":"work-list","message":{"total-results":' + str(n) + ',"items":['
+    return (head + ",".join(items) + "]}}").encode()
+
+
+def test_a_large_page_is_read_item_by_item_and_saved_in_batches(httpserver, make_config, run_crawl, db):
+    n = crossref.STREAM_BATCH + 100  # more than one batch from a single answer
+    body = large_page(n)
+    serve(httpserver, created={"*": WResponse(body, content_type="application/json")})
+    report = run_crawl(crossref_config(make_config, httpserver, page_size=1000), only=["crossref"]).sources[0]
+    assert report.status == "ok", report.error
+    stored = {r["source_id"] for r in rows(db, "SELECT source_id FROM records WHERE source = 'crossref'")}
+    assert stored == {f"10.5555/large.{i}" for i in range(n)}
+    assert json.loads(rows(db, "SELECT params FROM source_queries")[0]["params"])["read"] == n
+
+
+def test_a_body_malformed_after_many_good_items_fails_the_source_and_saves_none_of_that_page(
+    httpserver, make_config, run_crawl, db
+):
+    # page 1 is fine; page 2 is a large answer that breaks after 550 good items (more than a batch)
+    broken = WResponse(large_page(crossref.STREAM_BATCH + 100, broken_after=550), content_type="application/json")
+    serve(httpserver, created={"*": PAGE1, CURSOR2: broken})
+    report = run_crawl(crossref_config(make_config, httpserver), only=["crossref"]).sources[0]
+    assert report.status == "failed"
+    assert report.error.startswith("[crossref]") and "malformed JSON" in report.error, report.error
+    stored = [r["source_id"] for r in rows(db, "SELECT source_id FROM records WHERE source = 'crossref'")]
+    assert stored and not [s for s in stored if s.startswith("10.5555/")]  # page 1 kept, nothing of page 2
+    assert len(httpserver.log) == 2  # malformed (not cut off): not retried

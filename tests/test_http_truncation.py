@@ -9,12 +9,13 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import tempfile
 import threading
 
 import pytest
 
 from crawler.errors import SourceError
-from crawler.http import HttpClient, truncation_problem
+from crawler.http import SPOOL_IN_MEMORY, HttpClient, truncation_problem
 
 FULL_JSON = json.dumps({"status": "ok", "message": {"items": [{"DOI": "10.1/x", "title": ["Esketamine"]}]}}).encode()
 FULL_XML = b'<?xml version="1.0"?>\n<allTrials totalCount="1"><fullTrial><trial><isrctn>ISRCTN1</isrctn></trial></fullTrial></allTrials>\n'
@@ -170,3 +171,45 @@ def test_complete_answers_are_not_retried(raw_server, body, content_type):
 )
 def test_truncation_problem(body, content_type, cut):
     assert bool(truncation_problem({"Content-Type": content_type}, body)) is cut
+
+
+# --------------------------------------------------------------------------- large bodies (spooled to a file)
+
+
+def large_json(n: int = 40_000) -> bytes:
+    """A JSON work-list larger than what the client keeps in memory (SPOOL_IN_MEMORY)."""
+    items = ",".join(json.dumps({"DOI": f"10.1/large.{i}", "title": ["Esketamine " * 12]}) for i in range(n))
+    body = ('{"status": "ok", "message": {"items": [' + items + "]}}").encode()
+    assert len(body) > SPOOL_IN_MEMORY
+    return body
+
+
+def test_a_large_body_is_spooled_and_read_back_whole(raw_server):
+    body = large_json()
+    server = raw_server([http_answer(body, "application/json")])
+    response = client([]).get(server.url, source="crossref")
+    assert response.size == len(body)
+    assert response.stream().read() == body and response.head(20) == body[:20]
+    assert response.content == body and len(server.requests) == 1
+
+
+def test_a_large_body_cut_off_midway_is_retried(raw_server):
+    body = large_json()
+    sleeps: list[float] = []
+    server = raw_server([close_delimited(body[: len(body) - 5000], "application/json"), http_answer(body, "application/json")])
+    response = client(sleeps).get(server.url, source="crossref")
+    assert response.content == body and len(server.requests) == 2 and len(sleeps) == 1
+
+
+def test_a_large_xml_body_is_checked_at_both_ends():
+    items = b"".join(b"<fullTrial><trial><isrctn>ISRCTN%d</isrctn></trial></fullTrial>" % i for i in range(20_000))
+    whole = b'<?xml version="1.0"?>\n<allTrials totalCount="20000">' + items + b"</allTrials>\n"
+    assert truncation_problem({"Content-Type": "text/xml"}, whole) is None
+    assert "XML answer is cut off" in (truncation_problem({"Content-Type": "text/xml"}, whole[:-200]) or "")
+
+
+def test_no_room_for_the_spool_is_a_clear_error(raw_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # where the spool would roll over to
+    server = raw_server([http_answer(large_json(), "application/json")])
+    with pytest.raises(SourceError, match=r"^\[crossref\] cannot keep the answer in a temporary file in .*missing"):
+        client([]).get(server.url, source="crossref")

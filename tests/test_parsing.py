@@ -10,6 +10,7 @@ import pytest
 from crawler.errors import SourceError
 from crawler.sources import parsing
 from crawler.sources.parsing import (
+    JsonStream,
     decode_json,
     has_retraction_mark,
     mentions_notice,
@@ -46,6 +47,42 @@ def test_decode_json_names_the_status_and_the_content_type():
         decode_json(b"Resource not found.", "crossref", status=404, content_type="text/plain")
     assert decode_json(b'{"a": [1, 2]}', "crossref", status=200) == {"a": [1, 2]}
     assert decode_json(b"null", "x") is None
+
+
+def test_json_stream_gives_the_envelope_then_the_items_one_at_a_time():
+    body = b'{"status": "ok", "message": {"next-cursor": "c2", "items": [{"a": 1.5, "b": [1, [2]]}, 7], "total": 2}}'
+    stream = JsonStream(body, "crossref", "message.items")
+    assert stream.envelope == {"status": "ok", "message": {"next-cursor": "c2", "items": [], "total": 2}}
+    assert list(stream.items()) == [{"a": 1.5, "b": [1, [2]]}, 7] == decode_json(body, "x")["message"]["items"]
+    assert stream.count == 2
+    top = JsonStream(b'\xef\xbb\xbf[{"id": 1}, {"id": 2}]', "x", "")  # a top-level array, after a byte order mark
+    assert top.envelope == [] and [i["id"] for i in top.items()] == [1, 2]
+    other = JsonStream(b'{"message": {"items": {"not": "a list"}}}', "x", "message.items")
+    assert other.envelope == {"message": {"items": {"not": "a list"}}} and list(other.items()) == []
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "[crossref] expected JSON but got an empty body"),
+        (b"<!DOCTYPE html><html><title>Busy</title></html>", "[crossref] expected JSON but got an HTML page titled 'Busy'"),
+        # malformed after many good items: the envelope pass reads the whole document before any item is given
+        (
+            b'{"message": {"items": [' + b'{"DOI": "10.1/a"},' * 60 + b'{"DOI": ; }]}}',
+            "[crossref] expected JSON but got malformed JSON (lexical error",
+        ),
+        (
+            b'{"message": {"items": [{"DOI": "10.1/a"}',
+            "[crossref] expected JSON but got malformed JSON (parse error: premature EOF",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "[crossref] expected JSON but got a document nested more than 512 levels deep"),
+    ],
+)
+def test_json_stream_says_what_came_instead(body, message):
+    with pytest.raises(SourceError) as caught:
+        JsonStream(body, "crossref", "message.items", url="https://api.example/works")
+    assert str(caught.value).startswith(message)
+    assert "https://api.example/works" in str(caught.value) and "check:" in str(caught.value)
 
 
 # --------------------------------------------------------------------------- dates

@@ -45,9 +45,9 @@ Gotchas handled
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from crawler import abstracts
 from crawler import identifiers as ids
@@ -55,7 +55,7 @@ from crawler.errors import SourceError
 from crawler.records import TRIAL_FIELDS, Record
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
-from crawler.sources.parsing import decode_json, parse_date, parse_int
+from crawler.sources.parsing import JsonStream, parse_date, parse_int
 
 NAME = "clinicaltrials"
 CORPUS_DIR = "ctgov"
@@ -129,7 +129,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         else:
             page_params["pageToken"] = token
         response = ctx.http.get(url, source=ctx.name, params=page_params)
-        page = parse_studies(response.content, ctx.name, url=response.url)
+        page = parse_studies(response.stream(), ctx.name, url=response.url)
         pages += 1
         fetched += len(page.records)
         if pages == 1:
@@ -226,16 +226,19 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
     return parse_studies(body, NAME, url=filename).records
 
 
-def parse_studies(body: bytes, source: str = NAME, url: str | None = None) -> StudiesPage:
-    """Parse a ``/studies`` page (``{"studies": [...]}``) or a single study object."""
-    data = decode_json(body, source, url=url)
+def parse_studies(body: bytes | IO[bytes], source: str = NAME, url: str | None = None) -> StudiesPage:
+    """Parse a ``/studies`` page (``{"studies": [...]}``, read study by study) or a single study object."""
+    stream = JsonStream(body, source, "studies", url=url)
+    data = stream.envelope
     check_not_v1(data, source, url)
+    studies: Iterable[Any]
     if isinstance(data, dict) and "studies" in data:
         studies = data["studies"]
         if not isinstance(studies, list):
             raise SourceError(
                 source, f"'studies' is a {type(studies).__name__}, not a list", hint="the base_url in the config", url=url
             )
+        studies = stream.items()
         token = data.get("nextPageToken")
         page = StudiesPage(
             next_page_token=str(token) if token not in (None, "") else None, total=parse_int(data.get("totalCount"))
@@ -252,8 +255,8 @@ def parse_studies(body: bytes, source: str = NAME, url: str | None = None) -> St
             hint="the base_url in the config (it must be the API v2 root, ending in /api/v2/)",
             url=url,
         )
-    page.studies = len(studies)
     for index, study in enumerate(studies):
+        page.studies += 1
         try:
             page.records.append(parse_study(study, source))
         except ValueError as exc:

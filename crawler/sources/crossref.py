@@ -74,9 +74,9 @@ import html
 import html.entities
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -88,7 +88,10 @@ from crawler.http import Response
 from crawler.records import Author, Record, make_author
 from crawler.settings import SourceSettings, setting
 from crawler.sources.parsing import (
+    STREAM_BATCH,
     TAG_RE,
+    JsonStream,
+    batched,
     decode_json,
     has_retraction_mark,
     looks_like_html,
@@ -322,29 +325,41 @@ def fetch_chain(ctx, settings, pass_name, date_field, start, end, seen: set[str]
         except SourceError:
             entry.params.update(stats, stopped="error")
             raise
-        ctx.count_downloaded(len(items))
-        matching = select_matching(ctx, items)
+        counted, matched = [0], 0
+        # a large page is yielded in batches as its items are read, never held whole (the answer
+        # was read in full, and checked, before the first item: no batch comes from a broken page)
+        for matching in batched(select_matching(ctx, _counting(items, counted)), STREAM_BATCH):
+            matched += len(matching)
+            batch = select_unseen(matching, seen)
+            if batch:
+                yield batch
+        n_items = counted[0]
+        ctx.count_downloaded(n_items)
         stats["pages"] += 1
-        stats["read"] += len(items)
-        stats["kept"] += len(matching)
+        stats["read"] += n_items
+        stats["kept"] += matched
         if stats["total_results"] is None:
             stats["total_results"] = message.get("total-results")
         cursor = message.get("next-cursor") or ""  # none: the last page (decide_stop ends the chain)
-        stats["stopped"] = decide_stop(stats["pages"], settings, len(items), len(matching), cursor)
+        stats["stopped"] = decide_stop(stats["pages"], settings, n_items, matched, cursor)
         entry.hits = stats["kept"]
         entry.params.update(stats)
-        if stats["stopped"] == "max_pages" and matching:
+        if stats["stopped"] == "max_pages" and matched:
             ctx.warn(
                 f"{pass_name} pass {start}..{end}: stopped after max_pages={settings['max_pages']} pages although the "
-                f"last page still had {len(matching)} matching item(s); raise max_pages or tighten the query"
+                f"last page still had {matched} matching item(s); raise max_pages or tighten the query"
             )
-        batch = select_unseen(matching, seen)
-        if batch:
-            yield batch
 
 
-def fetch_page(ctx, settings, filter_: str, cursor: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One GET of ``works``: the checked message and its items."""
+def _counting(items: Iterable[dict[str, Any]], counter: list[int]) -> Iterator[dict[str, Any]]:
+    for item in items:
+        counter[0] += 1
+        yield item
+
+
+def fetch_page(ctx, settings, filter_: str, cursor: str) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """One GET of ``works``: the checked message (without its items) and its items, read one at a time
+    from the answer (a large page is never in memory as one parsed tree)."""
     url = ctx.base_url + "works"
     for attempt in range(2):
         response = ctx.http.get(
@@ -360,8 +375,9 @@ def fetch_page(ctx, settings, filter_: str, cursor: str) -> tuple[dict[str, Any]
             f"Crossref does not accept the select field(s) {', '.join(repr(n) for n in rejected)} "
             "(400 select-not-available); retrying without them: those fields stay empty this run"
         )
-    message = read_message(response.content, ctx.name, url=response.url, status=response.status)
-    return message, read_items(message, ctx.name, url=response.url)
+    stream = read_answer(response.stream(), ctx.name, url=response.url, status=response.status)
+    message = stream.envelope["message"]
+    return message, read_items(message, ctx.name, url=response.url, stream=stream)
 
 
 def rejected_select_fields(response: Response, selected: list[str]) -> list[str]:
@@ -385,10 +401,10 @@ def rejected_select_fields(response: Response, selected: list[str]) -> list[str]
     return names
 
 
-def select_matching(ctx, items: list[dict[str, Any]]) -> list[Record]:
-    """Parse the page's items and keep those mentioning the topic."""
+def select_matching(ctx, items: Iterable[dict[str, Any]]) -> Iterator[Record]:
+    """Parse the page's items (as they are read) and keep those mentioning the topic."""
     records = (parse_item_safely(ctx, item) for item in items)
-    return [r for r in records if r is not None and record_matches(ctx, r)]
+    return (r for r in records if r is not None and record_matches(ctx, r))
 
 
 def select_unseen(records: list[Record], seen: set[str]) -> list[Record]:
@@ -475,15 +491,27 @@ def parse_rate_limit(limit: str | None, interval: str | None) -> float | None:
 
 
 def read_message(body: bytes, source: str = NAME, url: str | None = None, status: int = 200) -> dict[str, Any]:
-    """The ``message`` of an ``ok`` answer, or a SourceError explaining Crossref's error shape."""
+    """The ``message`` of an ``ok`` answer (items included), or a SourceError explaining Crossref's error shape."""
+    stream = read_answer(body, source, url=url, status=status)
+    message = stream.envelope["message"]
+    if isinstance(message.get("items"), list):
+        message["items"] = list(stream.items())
+    return message
+
+
+def read_answer(body: bytes | IO[bytes], source: str = NAME, url: str | None = None, status: int = 200) -> JsonStream:
+    """The answer read as a stream whose envelope holds an ``ok`` message (its item list left to
+    :func:`read_items`), or a SourceError explaining Crossref's error shape."""
     prefix = f"HTTP {status}: " if status != 200 else ""
+    head = body[: JsonStream.HEAD] if isinstance(body, bytes) else body.read(JsonStream.HEAD)
     if status == 404:
         hint = "the base_url in the config (the route does not exist)"
-    elif not body.strip() or looks_like_html(body):
+    elif not head.strip() or looks_like_html(head):
         hint = "whether Crossref is up (504 = its search timed out; a smaller page_size helps); retried on the next run"
     else:
         hint = "the base_url and whether Crossref is up"
-    data = decode_json(body, source, url=url, hint=hint, status=status)
+    stream = JsonStream(body, source, "message.items", url=url, hint=hint, status=status)
+    data = stream.envelope
     if not isinstance(data, dict):
         raise SourceError(
             source,
@@ -494,7 +522,7 @@ def read_message(body: bytes, source: str = NAME, url: str | None = None, status
     outcome = data.get("status")
     message = data.get("message")
     if outcome == "ok" and isinstance(message, dict) and status == 200:
-        return message
+        return stream
     if outcome == "failed" and isinstance(message, list):
         problems = [p for p in message if isinstance(p, dict)]
         text = "; ".join(f"{p.get('type')}: {p.get('message')} (value {p.get('value')!r})" for p in problems) or "no details"
@@ -520,7 +548,10 @@ def read_message(body: bytes, source: str = NAME, url: str | None = None, status
     )
 
 
-def read_items(message: dict[str, Any], source: str = NAME, url: str | None = None) -> list[dict[str, Any]]:
+def read_items(
+    message: dict[str, Any], source: str = NAME, url: str | None = None, stream: JsonStream | None = None
+) -> Iterator[dict[str, Any]]:
+    """The work-list's items (from ``stream``, one at a time, when the message came from one)."""
     items = message.get("items")
     if not isinstance(items, list):
         raise SourceError(
@@ -529,7 +560,7 @@ def read_items(message: dict[str, Any], source: str = NAME, url: str | None = No
             hint="the base_url in the config (it must point at the REST API root)",
             url=url,
         )
-    return [i for i in items if isinstance(i, dict)]
+    return (i for i in (stream.items() if stream is not None else items) if isinstance(i, dict))
 
 
 # ---------------------------------------------------------------------------------------- parsing
@@ -537,8 +568,9 @@ def read_items(message: dict[str, Any], source: str = NAME, url: str | None = No
 
 def parse_works(body: bytes, source: str = NAME) -> list[Record]:
     """Parse a ``/works`` answer (work-list) into records (every item with a DOI, unfiltered)."""
-    message = read_message(body, source)
-    return [r for r in (parse_item(i, source) for i in read_items(message, source)) if r is not None]
+    stream = read_answer(body, source)
+    items = read_items(stream.envelope["message"], source, stream=stream)
+    return [r for r in (parse_item(i, source) for i in items) if r is not None]
 
 
 def parse_work(body: bytes, source: str = NAME) -> list[Record]:
@@ -550,9 +582,11 @@ def parse_work(body: bytes, source: str = NAME) -> list[Record]:
 
 def parse_file(body: bytes, filename: str) -> list[Record]:
     """Parse any response file of the corpus folder (work-list or single work)."""
-    message = read_message(body, NAME, url=filename)
+    stream = read_answer(body, NAME, url=filename)
+    message = stream.envelope["message"]
     if "items" in message:
-        return [r for r in (parse_item(i, NAME) for i in read_items(message, NAME, url=filename)) if r is not None]
+        items = read_items(message, NAME, url=filename, stream=stream)
+        return [r for r in (parse_item(i, NAME) for i in items) if r is not None]
     if "DOI" in message:
         record = parse_item(message, NAME)
         return [record] if record else []

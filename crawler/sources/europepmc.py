@@ -53,9 +53,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
 
@@ -65,7 +65,16 @@ from crawler.records import Author, Record, make_author
 from crawler.records import parse_authors as parse_names
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
-from crawler.sources.parsing import decode_json, earliest_date, looks_like_html, parse_date, parse_int, strip_tags
+from crawler.sources.parsing import (
+    STREAM_BATCH,
+    JsonStream,
+    batched,
+    earliest_date,
+    looks_like_html,
+    parse_date,
+    parse_int,
+    strip_tags,
+)
 from crawler.xmlsafe import parse_xml
 
 NAME = "europepmc"
@@ -131,6 +140,8 @@ class SearchPage:
     records: list[Record] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     result_count: int = 0
+    #: the records not read yet, when the results are read one at a time from a stream
+    pending: Iterator[Record] = field(default_factory=lambda: iter(()))
 
 
 # --------------------------------------------------------------------------- fetching
@@ -205,7 +216,7 @@ def fetch_chain(
     while True:
         sent.add(cursor)
         response = ctx.http.get(ctx.base_url + "search", source=ctx.name, params=build_params(ctx, query, cursor, page_size))
-        page = parse_search_page(response.json(), ctx.name, url=response.url)
+        page = read_search_stream(response.stream(), ctx.name, url=response.url, content_type=response.content_type)
         entry.params["pages"] += 1
         if entry.hits is None:
             entry.hits = page.hit_count
@@ -216,12 +227,15 @@ def fetch_chain(
                     hint="the query in [sources.europepmc] (or raise max_records)",
                     url=response.url,
                 )
+        # a large page is yielded in batches as its results are read (the whole answer was read and
+        # checked first: no batch comes from a broken page)
+        for records in batched(page.pending, STREAM_BATCH):
+            batch = [r for r in records if r.source_id not in seen]
+            seen.update(r.source_id for r in batch)
+            if batch:
+                yield batch
         for problem in page.skipped:
             ctx.skip(problem)
-        batch = [r for r in page.records if r.source_id not in seen]
-        seen.update(r.source_id for r in batch)
-        if batch:
-            yield batch
         if not page.result_count or not page.next_cursor or page.next_cursor in sent:
             return
         cursor = page.next_cursor
@@ -240,11 +254,33 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
 
 def parse_search(body: bytes, source: str = NAME) -> list[Record]:
     """Records of a JSON search answer (``format=json``)."""
-    return parse_search_page(load_json(body, source), source).records
+    return parse_search_stream(body, source).records
 
 
-def load_json(body: bytes, source: str = NAME) -> Any:
-    return decode_json(body, source, hint="the base_url and whether the service is up")
+def parse_search_stream(
+    body: bytes | IO[bytes], source: str = NAME, url: str | None = None, content_type: str | None = None
+) -> SearchPage:
+    """A JSON search answer read item by item (a large page never exists as one parsed tree)."""
+    page = read_search_stream(body, source, url=url, content_type=content_type)
+    page.records = list(page.pending)
+    return page
+
+
+def read_search_stream(
+    body: bytes | IO[bytes], source: str = NAME, url: str | None = None, content_type: str | None = None
+) -> SearchPage:
+    """Like :func:`parse_search_stream`, but the records are left in ``page.pending``, to be read one at a
+    time (``page.records`` stays empty; counts and skipped results are complete once it is exhausted)."""
+    stream = JsonStream(
+        body, source, "resultList.result", url=url, hint="the base_url and whether the service is up", content_type=content_type
+    )
+    data = stream.envelope
+    result_list = data.get("resultList") if isinstance(data, dict) else None
+    streamed = isinstance(result_list, dict) and isinstance(result_list.get("result"), list)
+    page = parse_search_page(data, source, url=url, items=stream.items() if streamed else None)
+    if not streamed:  # the results were in the envelope (a single object, or none): already parsed
+        page.pending, page.records = iter(page.records), []
+    return page
 
 
 def parse_search_xml(body: bytes, source: str = NAME) -> SearchPage:
@@ -297,8 +333,9 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse_search_page(data: Any, source: str = NAME, url: str | None = None) -> SearchPage:
-    """The hit count, next cursor and records of one decoded search answer."""
+def parse_search_page(data: Any, source: str = NAME, url: str | None = None, items: Iterable[Any] | None = None) -> SearchPage:
+    """The hit count, next cursor and records of one decoded search answer (its results from ``items``
+    when they are read one at a time from a stream)."""
     if not isinstance(data, dict):
         raise SourceError(
             source,
@@ -313,21 +350,30 @@ def parse_search_page(data: Any, source: str = NAME, url: str | None = None) -> 
         raise SourceError(
             source, f"search answer has no resultList{detail}", url=url, hint="the query in [sources.europepmc] and the base_url"
         )
-    results = _as_list(result_list.get("result"))
+    results = _as_list(result_list.get("result")) if items is None else items
     request: dict[str, Any] = data["request"] if isinstance(data.get("request"), dict) else {}
-    if results and str(request.get("resultType", "")).lower() == "idlist":
-        raise SourceError(
-            source,
-            "search answer is resultType=idlist, which carries no titles or dates",
-            url=url,
-            hint="request resultType=core",
-        )
+    idlist = str(request.get("resultType", "")).lower() == "idlist"
     page = SearchPage(
         hit_count=parse_int(data.get("hitCount")),
         next_cursor=(str(data.get("nextCursorMark") or "") or None),
-        result_count=len(results),
     )
+    page.pending = parse_results(page, results, idlist, source, url)
+    if items is None:
+        page.records = list(page.pending)
+    return page
+
+
+def parse_results(page: SearchPage, results: Iterable[Any], idlist: bool, source: str, url: str | None) -> Iterator[Record]:
+    """The page's records as its results are read, counting them and noting the skipped ones on ``page``."""
     for item in results:
+        if idlist:
+            raise SourceError(
+                source,
+                "search answer is resultType=idlist, which carries no titles or dates",
+                url=url,
+                hint="request resultType=core",
+            )
+        page.result_count += 1
         if not isinstance(item, dict):
             page.skipped.append(f"search result of type {type(item).__name__} skipped")
             continue
@@ -335,8 +381,7 @@ def parse_search_page(data: Any, source: str = NAME, url: str | None = None) -> 
         if record is None:
             page.skipped.append(f"result {item.get('source')}/{item.get('id')} has no source, id or title; skipped")
         else:
-            page.records.append(record)
-    return page
+            yield record
 
 
 # --------------------------------------------------------------------------- parsing: one result

@@ -46,13 +46,14 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import IO, Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Record, parse_author
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
-from crawler.sources.parsing import decode_json, parse_date, parse_int, strip_tags
+from crawler.sources.parsing import JsonStream, decode_json, parse_date, parse_int, strip_tags
 
 NAME = "openalex"
 CORPUS_DIR = "openalex"
@@ -106,7 +107,7 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         if records:
             yield records
         cursor = page["meta"].get("next_cursor")
-        if not page["results"] or not cursor or cursor == params["cursor"]:
+        if not page["results"].count or not cursor or cursor == params["cursor"]:
             return
         if entry.params["pages"] >= max_pages:
             ctx.warn(
@@ -135,7 +136,7 @@ def build_filter(ctx: CrawlContext) -> str:
 def fetch_page(ctx: CrawlContext, params: dict, api_key: str) -> dict:
     try:
         response = ctx.http.get(ctx.base_url + "works", source=ctx.name, params=params)
-        return parse_page(response.content)
+        return parse_page(response.stream())
     except SourceError as exc:
         raise _masked(exc, api_key) from None
 
@@ -166,7 +167,7 @@ def parse_file(body: bytes, filename: str = "") -> list[Record]:
     """A saved answer: a works list (``meta`` + ``results``) or a single work object."""
     data = decode_json(body, NAME, hint="the base_url and whether the service is up")
     if isinstance(data, dict) and ("results" in data or data.get("error")):
-        return parse_works(parse_page(body))
+        return parse_works(parse_page(body, data))
     if isinstance(data, dict) and data.get("id"):
         record = parse_work(data)
         if record is None:
@@ -179,9 +180,14 @@ def parse_file(body: bytes, filename: str = "") -> list[Record]:
     )
 
 
-def parse_page(body: bytes) -> dict:
-    """Check a works-list answer: a dict with ``meta`` and a ``results`` list."""
-    data = decode_json(body, NAME, hint="the base_url and whether the service is up")
+def parse_page(body: bytes | IO[bytes], data: Any = None) -> dict:
+    """Check a works-list answer: a dict with ``meta`` and a ``results`` list. Unless the answer is
+    already decoded (``data``), ``results`` is read one work at a time from the body: a
+    :class:`JsonStream` whose ``count`` says how many were read."""
+    stream = None
+    if data is None:
+        stream = JsonStream(body, NAME, "results", hint="the base_url and whether the service is up")
+        data = stream.envelope
     if isinstance(data, dict) and data.get("error"):
         raise SourceError(
             NAME,
@@ -190,6 +196,8 @@ def parse_page(body: bytes) -> dict:
         )
     if not isinstance(data, dict) or not isinstance(data.get("results"), list) or not isinstance(data.get("meta"), dict):
         raise SourceError(NAME, "answer is not a works list (no meta/results)", hint="the base_url (…/works is appended)")
+    if stream is not None:
+        data["results"] = stream
     return data
 
 
@@ -200,7 +208,8 @@ def parse_works(page: dict, skip: Callable[..., None] | None = None) -> list[Rec
     A work whose title is empty is ``permanent``: OpenAlex has works without a title, and re-reading
     the window would return it untitled again, holding the watermark for ever."""
     records = []
-    for index, work in enumerate(page["results"]):
+    results = page["results"]
+    for index, work in enumerate(results.items() if isinstance(results, JsonStream) else results):
         record = parse_work(work) if isinstance(work, dict) else None
         if record is not None:
             records.append(record)

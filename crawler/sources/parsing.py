@@ -4,6 +4,8 @@ One function per job, so that the sources agree:
 
 * :func:`decode_json` — a body as JSON, or a :class:`~crawler.errors.SourceError` that says what came
   instead (an empty body, an HTML page, malformed JSON) with the first bytes;
+* :class:`JsonStream` — the same for a large answer read item by item: its envelope (everything but
+  the item array) and then its items one at a time, so the whole tree never exists;
 * :func:`parse_date` — every date form the sources send, as one ISO string of the precision known;
 * :func:`parse_int` — counts sent as numbers or strings;
 * :func:`strip_tags` — HTML/JATS/MathML markup to plain text;
@@ -17,13 +19,19 @@ import calendar
 import datetime as dt
 import email.utils
 import html
+import io
 import json
 import re
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, TypeVar
+
+import ijson
+from ijson.common import ObjectBuilder
 
 from crawler.errors import SourceError
+
+T = TypeVar("T")
 
 # --------------------------------------------------------------------------- JSON
 
@@ -69,6 +77,163 @@ def decode_json(
     except ValueError:
         kind = f"'{content_type}' content" if content_type and "json" not in content_type.lower() else "malformed JSON"
         raise SourceError(source, f"{prefix}expected JSON but got {kind}: {body_snippet(body)!r}", hint=hint, url=url) from None
+
+
+def check_json_start(
+    head: bytes,
+    source: str,
+    *,
+    size: int,
+    url: str | None = None,
+    hint: str = DEFAULT_HINT,
+    status: int | None = None,
+) -> None:
+    """The checks of :func:`decode_json` that need only the start of a body (``head``) and its ``size``:
+    an empty body or an HTML page raise the same SourceError."""
+    prefix = f"HTTP {status}: " if status not in (None, 200) else ""
+    if not head.strip() and size <= len(head):
+        raise SourceError(source, f"{prefix}expected JSON but got an empty body", hint=hint, url=url)
+    if looks_like_html(head):
+        title = re.search(rb"<title[^>]*>(.*?)</title>", head, re.I | re.S)
+        named = f" titled {' '.join(title.group(1).decode('utf-8', 'replace').split())[:80]!r}" if title else ""
+        raise SourceError(
+            source, f"{prefix}expected JSON but got an HTML page{named}: {body_snippet(head)!r}", hint=hint, url=url
+        )
+
+
+#: Records per batch that a source yields while it reads one large answer item by item (each batch is
+#: saved in its own transaction; the whole answer has been read and checked before the first).
+STREAM_BATCH = 500
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most ``size`` items (itertools.batched, which needs Python 3.12)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class JsonStream:
+    """A JSON answer read from a stream, never whole in memory: the document without its item array
+    (:attr:`envelope`), then the array's items one at a time (:meth:`items`).
+
+    ``items_path`` names the array in ijson's dotted form (``"message.items"``, ``"studies"``; ``""``
+    for a top-level array). In the envelope, an array at that path is an empty list (so a check such
+    as "items is a list" still holds); anything else there is kept as it came. Reading the envelope
+    reads the whole document once, so malformed JSON anywhere (even after many good items) raises a
+    SourceError before the caller has seen a single item; it says what came and where it broke, like
+    :func:`decode_json`. Numbers are ints and floats, as ``json.loads`` gives them.
+    """
+
+    HEAD = 65536
+    #: No API nests this deep; a deeper document is hostile (and costly to walk)
+    MAX_DEPTH = 512
+
+    def __init__(
+        self,
+        body: bytes | IO[bytes],
+        source: str,
+        items_path: str,
+        *,
+        url: str | None = None,
+        hint: str = DEFAULT_HINT,
+        status: int | None = None,
+        content_type: str | None = None,
+    ):
+        self.file: IO[bytes] = io.BytesIO(body) if isinstance(body, bytes) else body
+        self.source, self.items_path, self.url, self.hint = source, items_path, url, hint
+        self.status, self.content_type = status, content_type
+        self.file.seek(0, io.SEEK_END)
+        self.size = self.file.tell()
+        self.file.seek(0)
+        self.head = self.file.read(self.HEAD)
+        check_json_start(self.head, source, size=self.size, url=url, hint=hint, status=status)
+        self.count = 0  # items read so far by items()
+        self.start = 3 if self.head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 byte order mark (json.loads skips it too)
+        self.envelope: Any = self._read_envelope()
+        self.has_items = isinstance(self._at_path(), list)  # an array at items_path (else items() yields nothing)
+
+    def _read_envelope(self) -> Any:
+        builder = ObjectBuilder()
+        target = self.items_path.split(".") if self.items_path else []
+        keys: list[str | None] = []  # per open container: its current key (maps) or None (arrays)
+        skipping_at: int | None = None  # depth of the item array being skipped
+        self.file.seek(self.start)
+        try:
+            for event, value in ijson.basic_parse(self.file, use_float=True):
+                if event in ("start_map", "start_array"):
+                    if len(keys) >= self.MAX_DEPTH:
+                        raise _TooDeep()
+                    if skipping_at is None and event == "start_array" and len(keys) == len(target):
+                        if [k if k is not None else "item" for k in keys] == target:
+                            builder.event("start_array", None)  # the item array: an empty list in the envelope
+                            builder.event("end_array", None)
+                            skipping_at = len(keys)
+                            keys.append(None)
+                            continue
+                    keys.append(None)
+                elif event in ("end_map", "end_array"):
+                    keys.pop()
+                    if skipping_at is not None:
+                        if len(keys) == skipping_at:
+                            skipping_at = None
+                        continue
+                elif event == "map_key" and skipping_at is None:
+                    keys[-1] = value
+                if skipping_at is None:
+                    builder.event(event, value)
+        except _TooDeep:
+            raise SourceError(
+                self.source,
+                f"expected JSON but got a document nested more than {self.MAX_DEPTH} levels deep: {body_snippet(self.head)!r}",
+                hint=self.hint,
+                url=self.url,
+            ) from None
+        except (ijson.JSONError, ValueError) as exc:
+            raise self._error(exc) from None
+        return builder.value
+
+    def items(self) -> Iterator[Any]:
+        """The items of the array at ``items_path``, one at a time (none if there is no array there)."""
+        if not self.has_items:
+            return
+        self.file.seek(self.start)
+        try:
+            for item in ijson.items(self.file, f"{self.items_path}.item" if self.items_path else "item", use_float=True):
+                self.count += 1
+                yield item
+        except (ijson.JSONError, ValueError) as exc:  # pragma: no cover - the envelope pass has read the same bytes
+            raise self._error(exc) from None
+
+    def _at_path(self) -> Any:
+        node = self.envelope
+        for key in self.items_path.split(".") if self.items_path else []:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    def _error(self, exc: Exception) -> SourceError:
+        prefix = f"HTTP {self.status}: " if self.status not in (None, 200) else ""
+        if self.content_type and "json" not in self.content_type.lower():
+            kind = f"'{self.content_type}' content"
+        else:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = reason.removeprefix("b'").removeprefix('b"')
+            where = min(self.file.tell(), self.size) if not self.file.closed else self.size
+            kind = f"malformed JSON ({reason}, within the first {where} of {self.size} bytes)"
+        return SourceError(
+            self.source, f"{prefix}expected JSON but got {kind}: {body_snippet(self.head)!r}", hint=self.hint, url=self.url
+        )
 
 
 # --------------------------------------------------------------------------- dates
