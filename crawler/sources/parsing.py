@@ -64,14 +64,7 @@ def decode_json(
     came when it was neither HTML nor JSON-looking.
     """
     prefix = f"HTTP {status}: " if status not in (None, 200) else ""
-    if not body or not body.strip():
-        raise SourceError(source, f"{prefix}expected JSON but got an empty body", hint=hint, url=url)
-    if looks_like_html(body):
-        title = re.search(rb"<title[^>]*>(.*?)</title>", body, re.I | re.S)
-        named = f" titled {' '.join(title.group(1).decode('utf-8', 'replace').split())[:80]!r}" if title else ""
-        raise SourceError(
-            source, f"{prefix}expected JSON but got an HTML page{named}: {body_snippet(body)!r}", hint=hint, url=url
-        )
+    check_json_start(body or b"", source, size=len(body or b""), url=url, hint=hint, status=status)
     try:
         return json.loads(body)
     except ValueError:
