@@ -219,3 +219,38 @@ def test_an_article_published_long_ago_but_entered_in_pubmed_this_week_is_news(m
     assert [c.describe() for c in digest.caught_up] == [
         "2 older works caught up from pubmed (backfill; entered before 2026-11-16), not listed"
     ]
+
+
+def rss(items: list[tuple[str, str]]) -> str:
+    """An RSS 2.0 feed of (title, RFC 822 date) entries (invented articles)."""
+    entries = "".join(
+        f"<item><title>{title}</title><link>https://journal.example.org/{n}</link><pubDate>{date}</pubDate></item>"
+        for n, (title, date) in enumerate(items)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Journal of Mood Research</title>'
+        f"<link>https://journal.example.org/</link><description>Latest</description>{entries}</channel></rss>"
+    )
+
+
+def test_a_feed_added_later_lists_its_recent_entries_and_counts_the_backlog(make_config, httpserver, run_crawl, db):
+    [(_, first)] = run_digest(make_config(), db).digests  # the reader's digests begin
+    assert first.count("new") == 0
+
+    clock.advance(days=60)  # a journal feed is added: it still lists articles from months before
+    feed = rss(
+        [
+            ("Ketamine for depression in primary care: a cluster trial", "Mon, 18 Jan 2027 08:00:00 GMT"),
+            ("Esketamine and sleep: a secondary analysis", "Mon, 14 Dec 2026 08:00:00 GMT"),
+            ("Arketamine in animal models of depression", "Tue, 01 Dec 2026 08:00:00 GMT"),
+        ]
+    )
+    httpserver.expect_request("/feed.rss").respond_with_data(feed, content_type="application/rss+xml")
+    config = make_config(f'[[feeds]]\nname = "mood"\nurl = "{httpserver.url_for("/feed.rss")}"\n')
+    assert not run_crawl(config).failed
+    [(_, digest)] = run_digest(config, db).digests
+
+    assert [i.title for i in digest.items] == ["Ketamine for depression in primary care: a cluster trial"]
+    assert [c.describe() for c in digest.caught_up] == [
+        "2 older works caught up from feed:mood (backfill; entered before 2027-01-15), not listed"
+    ]
