@@ -432,7 +432,7 @@ def reclassify(
 def _classified_chunks(db, config, chunks: list[list[int]], today: dt.date, workers: int | None):
     """The classifications of each chunk of current works, in order: in worker processes when that pays."""
     path = store.database_file(db)
-    workers = min(workers or os.cpu_count() or 1, len(chunks))
+    workers = min(workers or _cores(), len(chunks))
     if workers < 2 or not path or sum(map(len, chunks)) < PARALLEL_MIN_WORKS or "fork" not in mp.get_all_start_methods():
         vocabulary = build_vocabulary(config.topic)
         for chunk in chunks:
@@ -442,6 +442,14 @@ def _classified_chunks(db, config, chunks: list[list[int]], today: dt.date, work
     # forked workers start at once with the compiled vocabulary; each reads its chunk's records itself
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         yield from pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in chunks])
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 _WORKER_DB: dict[str, Any] = {}
