@@ -136,6 +136,27 @@ def _drop_false_null_reports(conn, verdicts: list[str], result: CheckResult) -> 
     return kept or ["ok"]
 
 
+def _check_consistency(conn: sqlite3.Connection, result: CheckResult, *, lock_held: bool) -> None:
+    """Foreign keys, litmon's own consistency checks, and crawl runs left 'running' by a killed process."""
+    fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if fk:
+        tables = sorted({row[0] for row in fk})
+        result.problems.append(f"foreign_key_check: {len(fk)} row(s) point at missing rows (tables: {', '.join(tables)})")
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if {"works", "records", "identifiers"} <= names:
+        for what, sql in CONSISTENCY_CHECKS:
+            count = conn.execute(sql).fetchone()[0]
+            if count:
+                result.problems.append(f"{count} {what}")
+    if "crawl_runs" in names:
+        running = conn.execute("SELECT COUNT(*) FROM crawl_runs WHERE status = 'running'").fetchone()[0]
+        if running and not lock_held:
+            result.notes.append(
+                f"{running} crawl run(s) still marked 'running' while no litmon process runs: left by a killed "
+                "process; the next run marks them interrupted"
+            )
+
+
 def check_database(database: Path, *, quick: bool = False, lock_held: bool = False) -> CheckResult:
     database = Path(database)
     if not database.exists():
@@ -149,23 +170,7 @@ def check_database(database: Path, *, quick: bool = False, lock_held: bool = Fal
             verdicts = _drop_false_null_reports(conn, verdicts, result)
         if verdicts != ["ok"]:
             result.problems.extend(f"{pragma}: {v}" for v in verdicts[:20])
-        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if fk:
-            tables = sorted({row[0] for row in fk})
-            result.problems.append(f"foreign_key_check: {len(fk)} row(s) point at missing rows (tables: {', '.join(tables)})")
-        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if {"works", "records", "identifiers"} <= names:
-            for what, sql in CONSISTENCY_CHECKS:
-                count = conn.execute(sql).fetchone()[0]
-                if count:
-                    result.problems.append(f"{count} {what}")
-        if "crawl_runs" in names:
-            running = conn.execute("SELECT COUNT(*) FROM crawl_runs WHERE status = 'running'").fetchone()[0]
-            if running and not lock_held:
-                result.notes.append(
-                    f"{running} crawl run(s) still marked 'running' while no litmon process runs: left by a killed "
-                    "process; the next run marks them interrupted"
-                )
+        _check_consistency(conn, result, lock_held=lock_held)
         result.notes.append(
             f"{pragma}: {'ok' if verdicts == ['ok'] else 'FAILED'}; "
             f"{conn.execute('PRAGMA page_count').fetchone()[0]} pages of {conn.execute('PRAGMA page_size').fetchone()[0]} bytes"
