@@ -143,6 +143,10 @@ def find_matches(
     )
     for key in oversized:
         _log_oversized(key)
+    return _compared(fp, candidates, action)
+
+
+def _compared(fp: Fingerprint, candidates: list[dict], action: str) -> list[tuple[dict, Match]]:
     found = []
     for cand in candidates:
         other = Fingerprint.from_row(cand)
@@ -173,12 +177,40 @@ def find_citation_matches(
         limit=MAX_CANDIDATES,
         block_limit=MAX_BLOCK,
     )
+    return _citation_matched(db, fp, candidates, published_on)
+
+
+def _citation_matched(db, fp: Fingerprint, candidates: list[dict], published_on: str) -> list[tuple[dict, Match]]:
     dates = {row["id"]: row["published_on"] for row in store.load_match_records(db, [c["record_id"] for c in candidates])}
     found = []
     for cand in candidates:
         if dates_agree(published_on, dates.get(cand["record_id"])) and not numbers_differ(fp.title_key, cand["title_key"]):
             found.append((cand, Match("merge", 100, "journal+date+ordered authors (titles differ)")))
     return found
+
+
+def find_merge_matches(
+    db, record_id: int, fp: Fingerprint, cite: tuple[list[str], str | None] | None
+) -> list[tuple[dict, Match]]:
+    """:func:`find_matches` for a merge followed by :func:`find_citation_matches`, with the candidates of
+    both read in one query (the same candidates, limits and order as two queries)."""
+    keys = lookup_keys(fp)
+    cite_keys, published_on = cite if cite else ([], None)
+    if not cite_keys or not published_on:
+        return find_matches(db, record_id, fp, "merge")
+    (by_title, oversized), (by_citation, _) = store.find_candidate_groups(
+        db,
+        [keys, cite_keys],
+        kinds=[fp.kind],
+        record_id=record_id,
+        years=year_window(fp, "merge"),
+        skip_conflicting=True,
+        limit=MAX_CANDIDATES,
+        block_limit=MAX_BLOCK,
+    )
+    for key in oversized:
+        _log_oversized(key)
+    return _compared(fp, by_title, "merge") + _citation_matched(db, fp, by_citation, published_on)
 
 
 _OVERSIZED: set[str] = set()
@@ -209,9 +241,7 @@ def merge_fuzzy_matches(
     three arrives last. ``cite``: the record's citation keys and publication date, for matches by
     journal, date and ordered authors whatever the titles say (:func:`find_citation_matches`).
     """
-    found = find_matches(db, record_id, fp, "merge")
-    if cite:
-        found += find_citation_matches(db, record_id, fp, *cite)
+    found = find_merge_matches(db, record_id, fp, cite)
     if not found:
         return []
     mine = store.current_work_ids(db, [record_id]).pop()

@@ -76,13 +76,40 @@ def find_candidates(
     ``skip_conflicting``, records whose work carries an identifier scheme that the record's work
     carries too without sharing a value (two PMIDs, two DOIs, two NCT numbers: two works).
     """
-    if not keys or not kinds:
-        return [], []
-    groups = " UNION ALL ".join(
-        "SELECT * FROM (SELECT key, record_id FROM match_keys WHERE key = ? AND record_id != ? LIMIT ?)" for _ in keys
+    return find_candidate_groups(
+        db,
+        [keys],
+        kinds=kinds,
+        record_id=record_id,
+        years=years,
+        skip_conflicting=skip_conflicting,
+        limit=limit,
+        block_limit=block_limit,
+    )[0]
+
+
+def find_candidate_groups(
+    db,
+    groups: list[list[str]],
+    *,
+    kinds: list[str],
+    record_id: int,
+    years: tuple[int, int] | None,
+    skip_conflicting: bool,
+    limit: int,
+    block_limit: int,
+) -> list[tuple[list[dict[str, Any]], list[str]]]:
+    """:func:`find_candidates` for several groups of keys (e.g. title keys and citation keys) in one query:
+    each group's candidates (ranked and cut at ``limit`` within the group) and its cut keys, as separate
+    calls would give them."""
+    all_keys = list(dict.fromkeys(key for keys in groups for key in keys))
+    if not all_keys or not kinds:
+        return [([], []) for _ in groups]
+    blocks = " UNION ALL ".join(
+        "SELECT * FROM (SELECT key, record_id FROM match_keys WHERE key = ? AND record_id != ? LIMIT ?)" for _ in all_keys
     )
     params: list[Any] = []
-    for key in keys:
+    for key in all_keys:
         params += [key, record_id, block_limit + 1]
     year_sql = "f.year BETWEEN ? AND ?" if years is not None else "f.year IS NULL"
     conflict_sql = ""
@@ -93,28 +120,35 @@ def find_candidates(
                                 WHERE cj.work_id = r.work_id))"""
     sql = f"""WITH me AS (SELECT work_id FROM records WHERE id = ?),
                    mine AS (SELECT scheme, value FROM identifiers WHERE work_id = (SELECT work_id FROM me)),
-                   c AS ({groups})
+                   c AS ({blocks})
               SELECT c.key, c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year,
                      (f.kind IN ({marks(kinds)}) AND {year_sql} AND r.work_id != (SELECT work_id FROM me)
                       {conflict_sql}) AS eligible
               FROM c JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id"""
     cursor = db.conn.execute(sql, [record_id, *params, *kinds, *(years or ())])
     columns = [d[0] for d in cursor.description]
+    group_of: dict[str, list[int]] = {}
+    for index, keys in enumerate(groups):
+        for key in dict.fromkeys(keys):
+            group_of.setdefault(key, []).append(index)
     per_key: dict[str, int] = {}
-    found: dict[int, dict[str, Any]] = {}
+    found: list[dict[int, dict[str, Any]]] = [{} for _ in groups]
     for values in cursor:
         row = dict(zip(columns, values))
         per_key[row["key"]] = per_key.get(row["key"], 0) + 1
         if row.pop("eligible") and per_key[row["key"]] <= block_limit:
-            seen = found.get(row["record_id"])
-            if seen is None:
-                row["shared"] = 1
-                found[row["record_id"]] = row
-            else:
-                seen["shared"] += 1
-    oversized = [key for key, count in per_key.items() if count > block_limit]
-    ranked = sorted(found.values(), key=lambda r: (-r["shared"], r["record_id"]))
-    return ranked[:limit], oversized
+            for index in group_of[row["key"]]:
+                seen = found[index].get(row["record_id"])
+                if seen is None:
+                    found[index][row["record_id"]] = {**row, "shared": 1}
+                else:
+                    seen["shared"] += 1
+    results = []
+    for index, keys in enumerate(groups):
+        oversized = [key for key in dict.fromkeys(keys) if per_key.get(key, 0) > block_limit]
+        ranked = sorted(found[index].values(), key=lambda r: (-r["shared"], r["record_id"]))
+        results.append((ranked[:limit], oversized))
+    return results
 
 
 def current_work_ids(db, record_ids: list[int]) -> set[int]:
