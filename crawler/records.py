@@ -426,19 +426,31 @@ HASH_IGNORED_FIELDS = ("structured_authors", "abstract_sections")
 HASH_IGNORED_EXTRA = ("open_access", "free_full_text_url")
 
 
+#: ``json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)`` without building an encoder per call.
+_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+#: Object keys as JSON (``"title": ``), computed once per key.
+_KEY_PREFIX: dict[str, str] = {}
+
+
 def json_value(value: Any) -> str:
     """A value as JSON the way records are stored and hashed: keys sorted, Unicode kept, dates as strings."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return "null" if value is None else _ENCODE(value)
 
 
 def json_parts(data: dict[str, Any]) -> dict[str, str]:
     """Each value of a record dict as JSON (:func:`json_value`), to be joined into several documents."""
-    return {key: json_value(value) for key, value in data.items()}
+    return {key: "null" if value is None else _ENCODE(value) for key, value in data.items()}
 
 
 def join_json_parts(parts: dict[str, str], keys) -> str:
     """The JSON object of ``keys`` from :func:`json_parts`: the same text as :func:`json_value` of that dict."""
-    return "{" + ", ".join(f"{json.dumps(key, ensure_ascii=False)}: {parts[key]}" for key in sorted(keys)) + "}"
+    pieces = []
+    for key in sorted(keys):
+        prefix = _KEY_PREFIX.get(key)
+        if prefix is None:
+            prefix = _KEY_PREFIX.setdefault(key, _ENCODE(key) + ": ")
+        pieces.append(prefix + parts[key])
+    return "{" + ", ".join(pieces) + "}"
 
 
 #: Values ``_plain`` returns as they are (immutable).

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sized
 from typing import Any, TypeVar
 
-from crawler.records import SOURCE_PRIORITY
+from crawler.records import SOURCE_PRIORITY, json_value
 
 T = TypeVar("T")
 
@@ -16,7 +15,7 @@ CHUNK = 500
 
 def dumps(value: Any) -> str:
     """A JSON column's text: stable key order, Unicode kept, dates as strings."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return json_value(value)
 
 
 def chunks(values: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
