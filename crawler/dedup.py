@@ -108,29 +108,43 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
         prints[row["id"]] = fp
         cites[row["id"]] = (cite_keys, row["published_on"])
     store.save_fingerprints(db, [(record_id, fp, blocking_keys(fp) + cites[record_id][0]) for record_id, fp in prints.items()])
+    # each record's link candidates come with its merge candidates; a merge changes works, and drops them all
+    link_candidates: dict[int, tuple[list[dict], list[str]]] | None = {}
     for record_id, fp in prints.items():
-        merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id))
+        if merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id), link_candidates):
+            link_candidates = None
     affected = store.current_work_ids(db, record_ids)
-    resolve_links_of_works(db, sorted(affected), now)
+    resolve_links_of_works(db, sorted(affected), now, link_candidates or {})
     return affected
 
 
 def find_matches(
-    db, record_id: int, fp: Fingerprint, action: str = "merge", *, skip_conflicting: bool = True
+    db,
+    record_id: int,
+    fp: Fingerprint,
+    action: str = "merge",
+    *,
+    skip_conflicting: bool = True,
+    candidates_read: tuple[list[dict], list[str]] | None = None,
 ) -> list[tuple[dict, Match]]:
     """Stored records that ``fp`` matches for ``action`` (merge: same kind; link: preprint <-> article), best first.
 
     Candidates come from the record's blocking keys (bounded groups, read with a limit); for a
     merge, those whose work has a conflicting identifier are left out by the query unless
     ``skip_conflicting`` is false (the ambiguity check needs every work a record matches).
+    ``candidates_read``: the candidates and cut keys, when a query already read them.
     """
     if action == "merge":
         kinds = [fp.kind]
     else:
-        kinds = {"preprint": ["article"], "article": ["preprint"]}.get(fp.kind, [])
+        kinds = LINK_KINDS.get(fp.kind, [])
     keys = lookup_keys(fp)
     if not keys or not kinds:
         return []
+    if candidates_read is not None:
+        for key in candidates_read[1]:
+            _log_oversized(key)
+        return _compared(fp, candidates_read[0], action)
     candidates, oversized = store.find_candidates(
         db,
         keys,
@@ -189,28 +203,49 @@ def _citation_matched(db, fp: Fingerprint, candidates: list[dict], published_on:
     return found
 
 
+#: link kinds: a preprint is linked to an article and an article to a preprint
+LINK_KINDS = {"preprint": ["article"], "article": ["preprint"]}
+
+
 def find_merge_matches(
-    db, record_id: int, fp: Fingerprint, cite: tuple[list[str], str | None] | None
+    db,
+    record_id: int,
+    fp: Fingerprint,
+    cite: tuple[list[str], str | None] | None,
+    link_candidates: dict[int, tuple[list[dict], list[str]]] | None = None,
 ) -> list[tuple[dict, Match]]:
     """:func:`find_matches` for a merge followed by :func:`find_citation_matches`, with the candidates of
-    both read in one query (the same candidates, limits and order as two queries)."""
+    both read in one query (the same candidates, limits and order as two queries). With
+    ``link_candidates``, the record's candidates for a preprint link (:func:`find_matches` with "link")
+    are read by the same query and put there under its id (valid until a work is merged)."""
     keys = lookup_keys(fp)
     cite_keys, published_on = cite if cite else ([], None)
-    if not cite_keys or not published_on:
-        return find_matches(db, record_id, fp, "merge")
-    (by_title, oversized), (by_citation, _) = store.find_candidate_groups(
+    cite_keys = cite_keys if published_on else []
+    link_kinds = LINK_KINDS.get(fp.kind, []) if link_candidates is not None else []
+    groups, filters = [keys, cite_keys], [([fp.kind], year_window(fp, "merge"), True)] * 2
+    if link_kinds:
+        groups.append(keys)
+        filters.append((link_kinds, year_window(fp, "link"), False))
+    results = store.find_candidate_groups(
         db,
-        [keys, cite_keys],
+        groups,
         kinds=[fp.kind],
         record_id=record_id,
-        years=year_window(fp, "merge"),
+        years=None,
         skip_conflicting=True,
         limit=MAX_CANDIDATES,
         block_limit=MAX_BLOCK,
+        filters=filters,
     )
+    (by_title, oversized), (by_citation, _) = results[0], results[1]
+    if link_kinds and link_candidates is not None:
+        link_candidates[record_id] = results[2]
     for key in oversized:
         _log_oversized(key)
-    return _compared(fp, by_title, "merge") + _citation_matched(db, fp, by_citation, published_on)
+    found = _compared(fp, by_title, "merge")
+    if cite_keys and published_on:
+        found += _citation_matched(db, fp, by_citation, published_on)
+    return found
 
 
 _OVERSIZED: set[str] = set()
@@ -232,7 +267,12 @@ def _log_oversized(key: str) -> None:
 
 
 def merge_fuzzy_matches(
-    db, record_id: int, fp: Fingerprint, now: str, cite: tuple[list[str], str | None] | None = None
+    db,
+    record_id: int,
+    fp: Fingerprint,
+    now: str,
+    cite: tuple[list[str], str | None] | None = None,
+    link_candidates: dict[int, tuple[list[dict], list[str]]] | None = None,
 ) -> list[int]:
     """Merge the record's work with every work it matches; return the works merged into it.
 
@@ -241,7 +281,7 @@ def merge_fuzzy_matches(
     three arrives last. ``cite``: the record's citation keys and publication date, for matches by
     journal, date and ordered authors whatever the titles say (:func:`find_citation_matches`).
     """
-    found = find_merge_matches(db, record_id, fp, cite)
+    found = find_merge_matches(db, record_id, fp, cite, link_candidates)
     if not found:
         return []
     mine = store.current_work_ids(db, [record_id]).pop()
@@ -303,9 +343,12 @@ def resolve_work_links(db, work_id: int, now: str) -> None:
     resolve_links_of_works(db, [work_id], now)
 
 
-def resolve_links_of_works(db, work_ids: list[int], now: str) -> None:
+def resolve_links_of_works(
+    db, work_ids: list[int], now: str, link_candidates: dict[int, tuple[list[dict], list[str]]] | None = None
+) -> None:
     """:func:`resolve_work_links` for each work, in order, reading what they all need in a few queries
-    (stated links, preprint links, fingerprints, current links) instead of several per work."""
+    (stated links, preprint links, fingerprints, current links) instead of several per work.
+    ``link_candidates``: record id -> its preprint-link candidates, already read (still valid)."""
     stated = store.stated_links_touching_works(db, work_ids)
     with_preprint_links = store.works_with_stated_preprint_links(db, work_ids)
     prints = store.load_fingerprints_of_works(db, work_ids)
@@ -320,7 +363,8 @@ def resolve_links_of_works(db, work_ids: list[int], now: str) -> None:
     for work_id in work_ids:
         desired = _stated_links(work_id, stated.get(work_id, []))
         if not has_preprint_link(work_id):
-            for key, record_id in _fuzzy_preprint_links(db, work_id, prints.get(work_id, []), has_preprint_link).items():
+            fuzzy = _fuzzy_preprint_links(db, work_id, prints.get(work_id, []), has_preprint_link, link_candidates or {})
+            for key, record_id in fuzzy.items():
                 desired.setdefault(key, record_id)
         links.sync(work_id, desired, now)
 
@@ -354,13 +398,15 @@ def fuzzy_preprint_links(db, work_id: int) -> dict[tuple[int, int, str, str], in
     )
 
 
-def _fuzzy_preprint_links(db, work_id: int, fingerprints: list[dict], has_preprint_link) -> dict[tuple[int, int, str, str], int]:
+def _fuzzy_preprint_links(
+    db, work_id: int, fingerprints: list[dict], has_preprint_link, read: dict[int, tuple[list[dict], list[str]]] | None = None
+) -> dict[tuple[int, int, str, str], int]:
     links: dict[tuple[int, int, str, str], int] = {}
     for row in fingerprints:
         fp = Fingerprint.from_row(row)
         if fp.kind not in ("preprint", "article"):
             continue
-        for cand, match in find_matches(db, row["record_id"], fp, "link"):
+        for cand, match in find_matches(db, row["record_id"], fp, "link", candidates_read=(read or {}).get(row["record_id"])):
             if cand["work_id"] == work_id:
                 continue
             if has_preprint_link(cand["work_id"]):

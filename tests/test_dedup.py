@@ -301,6 +301,19 @@ def loaded(request, tmp_path_factory):
     db.close()
 
 
+def test_links_resolved_per_batch_are_those_each_work_resolves_alone(loaded):
+    """Links are resolved for a whole batch at once (inputs read together, link candidates read with the
+    merge candidates): resolving every work again on its own, with fresh queries, changes nothing."""
+    _, db, _ = loaded
+    columns = "from_work_id, to_work_id, link_type, evidence, record_id, created_at"
+    before = rows(db, f"SELECT {columns} FROM work_links ORDER BY from_work_id, to_work_id, link_type, evidence")
+    assert any(r["link_type"] == "preprint_of" for r in before)
+    with db.atomic():
+        for work_id in store.load_current_work_ids(db):
+            dedup.resolve_work_links(db, work_id, "2026-11-30 00:00:00")
+    assert rows(db, f"SELECT {columns} FROM work_links ORDER BY from_work_id, to_work_id, link_type, evidence") == before
+
+
 def test_the_labelled_set_covers_every_hard_case_with_enough_pairs():
     pairs = list(itertools.combinations(sorted(LABELS["records"]), 2))
     positive = [(a, b) for a, b in pairs if LABELS["records"][a] == LABELS["records"][b]]

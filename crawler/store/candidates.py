@@ -98,35 +98,46 @@ def find_candidate_groups(
     skip_conflicting: bool,
     limit: int,
     block_limit: int,
+    filters: list[tuple[list[str], tuple[int, int] | None, bool]] | None = None,
 ) -> list[tuple[list[dict[str, Any]], list[str]]]:
     """:func:`find_candidates` for several groups of keys (e.g. title keys and citation keys) in one query:
     each group's candidates (ranked and cut at ``limit`` within the group) and its cut keys, as separate
-    calls would give them."""
-    all_keys = list(dict.fromkeys(key for keys in groups for key in keys))
-    if not all_keys or not kinds:
+    calls would give them. ``filters`` gives each group its own ``(kinds, years, skip_conflicting)``
+    (default: the ones given for all)."""
+    filters = filters or [(kinds, years, skip_conflicting)] * len(groups)
+    all_keys = list(dict.fromkeys(key for keys, (kinds_i, _, _) in zip(groups, filters, strict=True) if kinds_i for key in keys))
+    if not all_keys:
         return [([], []) for _ in groups]
     blocks = " UNION ALL ".join(
         "SELECT * FROM (SELECT key, record_id FROM match_keys WHERE key = ? AND record_id != ? LIMIT ?)" for _ in all_keys
     )
-    params: list[Any] = []
+    params: list[Any] = [record_id]
     for key in all_keys:
         params += [key, record_id, block_limit + 1]
-    year_sql = "f.year BETWEEN ? AND ?" if years is not None else "f.year IS NULL"
-    conflict_sql = ""
-    if skip_conflicting:
-        conflict_sql = """AND NOT EXISTS (
+    conflict_sql = """AND NOT EXISTS (
                 SELECT 1 FROM identifiers ci JOIN mine ON mine.scheme = ci.scheme WHERE ci.work_id = r.work_id
                 AND NOT EXISTS (SELECT 1 FROM identifiers cj JOIN mine m2 ON m2.scheme = cj.scheme AND m2.value = cj.value
                                 WHERE cj.work_id = r.work_id))"""
+    eligible = []
+    for index, (kinds_i, years_i, skip_i) in enumerate(filters):
+        if not kinds_i:
+            eligible.append(f"0 AS eligible_{index}")
+            continue
+        year_sql = "f.year BETWEEN ? AND ?" if years_i is not None else "f.year IS NULL"
+        eligible.append(
+            f"""(f.kind IN ({marks(kinds_i)}) AND {year_sql} AND r.work_id != (SELECT work_id FROM me)
+                 {conflict_sql if skip_i else ""}) AS eligible_{index}"""
+        )
+        params += [*kinds_i, *(years_i or ())]
     sql = f"""WITH me AS (SELECT work_id FROM records WHERE id = ?),
                    mine AS (SELECT scheme, value FROM identifiers WHERE work_id = (SELECT work_id FROM me)),
                    c AS ({blocks})
               SELECT c.key, c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year,
-                     (f.kind IN ({marks(kinds)}) AND {year_sql} AND r.work_id != (SELECT work_id FROM me)
-                      {conflict_sql}) AS eligible
+                     {", ".join(eligible)}
               FROM c JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id"""
-    cursor = db.conn.execute(sql, [record_id, *params, *kinds, *(years or ())])
+    cursor = db.conn.execute(sql, params)
     columns = [d[0] for d in cursor.description]
+    flags = [f"eligible_{index}" for index in range(len(groups))]
     group_of: dict[str, list[int]] = {}
     for index, keys in enumerate(groups):
         for key in dict.fromkeys(keys):
@@ -136,15 +147,22 @@ def find_candidate_groups(
     for values in cursor:
         row = dict(zip(columns, values))
         per_key[row["key"]] = per_key.get(row["key"], 0) + 1
-        if row.pop("eligible") and per_key[row["key"]] <= block_limit:
-            for index in group_of[row["key"]]:
-                seen = found[index].get(row["record_id"])
-                if seen is None:
-                    found[index][row["record_id"]] = {**row, "shared": 1}
-                else:
-                    seen["shared"] += 1
-    results = []
+        ok = [row.pop(flag) for flag in flags]
+        if per_key[row["key"]] > block_limit:
+            continue
+        for index in group_of.get(row["key"], ()):
+            if not ok[index]:
+                continue
+            seen = found[index].get(row["record_id"])
+            if seen is None:
+                found[index][row["record_id"]] = {**row, "shared": 1}
+            else:
+                seen["shared"] += 1
+    results: list[tuple[list[dict[str, Any]], list[str]]] = []
     for index, keys in enumerate(groups):
+        if not filters[index][0]:
+            results.append(([], []))
+            continue
         oversized = [key for key in dict.fromkeys(keys) if per_key.get(key, 0) > block_limit]
         ranked = sorted(found[index].values(), key=lambda r: (-r["shared"], r["record_id"]))
         results.append((ranked[:limit], oversized))
