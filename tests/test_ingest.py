@@ -44,6 +44,11 @@ def test_a_batch_is_saved_deduplicated_and_classified(db, make_config):
     ) == [{"id": 1, "label": "relevant"}]
     again = ingest.save_batch(db, [pubmed, feed], "2026-11-21 06:00:00", config=make_config())
     assert again == {"new": 0, "updated": 0, "unchanged": 2}
+    assert (
+        rows(db, "SELECT first_seen_at, last_seen_at, changed_at FROM records ORDER BY id")
+        == [{"first_seen_at": "2026-11-20 06:00:00", "last_seen_at": "2026-11-21 06:00:00", "changed_at": "2026-11-20 06:00:00"}]
+        * 2
+    )
 
 
 def test_without_config_nothing_is_classified(db):

@@ -200,3 +200,37 @@ def test_migration_rewrites_iso_timestamps_of_an_older_file(tmp_path):
         {"watermark": "2026-11-28", "updated_at": "2026-11-28 22:59:59"}
     ]
     assert ("records", "first_seen_at") in store.timestamp_columns(db)
+
+
+def test_a_batch_saved_at_once_is_stored_as_if_saved_record_by_record(tmp_path):
+    """Saving reads a batch's look-ups once (store.SaveBatch) and queues some writes: records joining by an
+    identifier within the batch, a record given twice, an update and unchanged records end up exactly as
+    when each record is saved in a batch of its own."""
+    from tests.helpers.records import article
+
+    def batch():
+        first = article("41000001", "Ketamine for depression", "2026-11-01")
+        same_work = article("41000009", "Ketamine for depression (corrected)", "2026-11-01", doi="10.1176/appi.ajp.2026.1")
+        same_work.identifiers.append(("pmid", "41000001"))  # shares first's PMID: one work
+        again = article("41000001", "Ketamine for depression", "2026-11-01")  # given twice
+        changed = article("41000002", "Esketamine", "2026-11-02")
+        later = article("41000003", "Racemic ketamine", "2026-11-03", doi="10.1176/appi.ajp.2026.1")  # joins by DOI
+        return [first, same_work, again, changed, later, article("41000004", "Arketamine", "2026-11-04")]
+
+    def saved(db):
+        return (
+            rows(db, "SELECT source_id, work_id, title, content_hash, last_seen_at FROM records ORDER BY source_id"),
+            rows(db, "SELECT record_id, work_id, scheme, value FROM identifiers ORDER BY record_id, scheme, value"),
+            rows(db, "SELECT id, merged_into, title FROM works ORDER BY id"),
+        )
+
+    at_once, one_by_one = store.open_db(tmp_path / "a.db"), store.open_db(tmp_path / "b.db")
+    store.save_records(at_once, [article("41000002", "Esketamine (old title)", "2026-11-02")], "2026-11-20 06:00:00")
+    store.save_records(one_by_one, [article("41000002", "Esketamine (old title)", "2026-11-02")], "2026-11-20 06:00:00")
+    assert store.save_records(at_once, batch(), "2026-11-21 06:00:00") == {"new": 4, "updated": 1, "unchanged": 1}
+    for record in batch():
+        store.save_records(one_by_one, [record], "2026-11-21 06:00:00")
+    assert saved(at_once) == saved(one_by_one)
+    records, identifiers, works = saved(at_once)
+    assert len({r["work_id"] for r in records if r["source_id"] in ("41000001", "41000009", "41000003")}) == 1
+    assert [r["last_seen_at"] for r in records] == ["2026-11-21 06:00:00"] * 5
