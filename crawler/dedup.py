@@ -427,7 +427,7 @@ def _fuzzy_preprint_links(
 def rebuild_keys(db) -> int:
     """Recompute every record's blocking and citation keys from its stored fingerprint and record
     (after the key scheme changed)."""
-    keys: list[tuple[str, int]] = []
+    keys: list[tuple[str, int | None, int]] = []
     fingerprints = list(store.load_fingerprint_rows(db))
     records = {row["id"]: row for row in store.load_match_records(db, [f["record_id"] for f in fingerprints])}
     for row in fingerprints:
@@ -438,7 +438,7 @@ def rebuild_keys(db) -> int:
             if record
             else []
         )
-        keys.extend((key, row["record_id"]) for key in blocking_keys(fp) + cite)
+        keys.extend((key, fp.year, row["record_id"]) for key in blocking_keys(fp) + cite)
     store.save_match_keys(db, keys)
     return len(keys)
 

@@ -853,3 +853,38 @@ def test_citation_identity_merges_a_translated_title_and_nothing_that_differs(db
         for r in rows(db, "SELECT source_id, work_id FROM records WHERE source_id IN ('5', '10.1007/x6')")
     }
     assert store.load_current_work_ids(db, [ids_["5"]]) != store.load_current_work_ids(db, [ids_["10.1007/x6"]])
+
+
+def test_migration_gives_stored_blocking_keys_their_records_year(tmp_path):
+    """m013: match_keys rows stored before it take their record's year (0 when unknown), and candidates
+    are then read by key and year window."""
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    store.migrations.apply(old, stop_before="m013_match_keys_year")
+    for record_id in (1, 2, 3):  # record 3 (work 3) looks for candidates below
+        old.execute(
+            "INSERT INTO works (id, record_type, title, first_seen_at, updated_at) VALUES (?, 'article', 'K', 'x', 'x')",
+            [record_id],
+        )
+        old.execute(
+            "INSERT INTO records (id, source, source_id, work_id, record_type, title, data, content_hash, first_seen_at,"
+            " last_seen_at, changed_at) VALUES (?, 'pubmed', ?, ?, 'article', 'K', '{}', 'h', 'x', 'x', 'x')",
+            [record_id, str(record_id), record_id],
+        )
+    old.execute("INSERT INTO record_fingerprints (record_id, kind, title_key, year) VALUES (1, 'article', 'k', 2024)")
+    old.execute("INSERT INTO record_fingerprints (record_id, kind, title_key, year) VALUES (2, 'article', 'k', NULL)")
+    old.execute("INSERT INTO match_keys (record_id, key) VALUES (1, 'a:ito:h:k'), (2, 'a:ito:h:k')")
+    old.conn.commit()
+    old.close()
+    db = store.open_db(path)
+    assert rows(db, "SELECT record_id, key, year FROM match_keys ORDER BY record_id") == [
+        {"record_id": 1, "key": "a:ito:h:k", "year": 2024},
+        {"record_id": 2, "key": "a:ito:h:k", "year": 0},
+    ]
+    found = lambda years: [  # noqa: E731
+        c["record_id"]
+        for c in store.find_candidates(
+            db, ["a:ito:h:k"], kinds=["article"], record_id=3, years=years, skip_conflicting=False, limit=9, block_limit=9
+        )[0]
+    ]
+    assert found((2023, 2025)) == [1] and found((2026, 2027)) == [] and found(None) == [2]

@@ -40,6 +40,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m010_work_summaries",
         "m011_page_item_ids",
         "m012_record_data_without_abstract",
+        "m013_match_keys_year",
     ]
     assert {
         "works",

@@ -51,8 +51,8 @@ def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
     for chunk in chunks([record_id for record_id, _, _ in items]):
         db.conn.execute(f"DELETE FROM match_keys WHERE record_id IN ({marks(chunk)})", chunk)
     db.conn.executemany(
-        "INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)",
-        [(k, record_id) for record_id, _, keys in items for k in keys],
+        "INSERT OR IGNORE INTO match_keys (key, year, record_id) VALUES (?, ?, ?)",
+        [(k, fp.year or 0, record_id) for record_id, fp, keys in items for k in keys],
     )
 
 
@@ -103,17 +103,28 @@ def find_candidate_groups(
     """:func:`find_candidates` for several groups of keys (e.g. title keys and citation keys) in one query:
     each group's candidates (ranked and cut at ``limit`` within the group) and its cut keys, as separate
     calls would give them. ``filters`` gives each group its own ``(kinds, years, skip_conflicting)``
-    (default: the ones given for all)."""
+    (default: the ones given for all). Each key's group is read within the year window (``match_keys.year``),
+    so its size is that of an author's few years, whatever the corpus spans."""
     filters = filters or [(kinds, years, skip_conflicting)] * len(groups)
     all_keys = list(dict.fromkeys(key for keys, (kinds_i, _, _) in zip(groups, filters, strict=True) if kinds_i for key in keys))
     if not all_keys:
         return [([], []) for _ in groups]
+    windows = {years_i for kinds_i, years_i, _ in filters if kinds_i}
+    year_params: list[int]
+    if windows == {None}:  # a record without a year is compared with records without one (year 0)
+        block_years, year_params = "AND year = 0", []
+    elif None in windows:
+        block_years, year_params = "", []
+    else:  # the widest window of the filters: each filter checks its own below
+        block_years = "AND year BETWEEN ? AND ?"
+        year_params = [min(w[0] for w in windows if w), max(w[1] for w in windows if w)]
     blocks = " UNION ALL ".join(
-        "SELECT * FROM (SELECT key, record_id FROM match_keys WHERE key = ? AND record_id != ? LIMIT ?)" for _ in all_keys
+        f"SELECT * FROM (SELECT key, record_id FROM match_keys WHERE key = ? {block_years} AND record_id != ? LIMIT ?)"
+        for _ in all_keys
     )
     params: list[Any] = [record_id]
     for key in all_keys:
-        params += [key, record_id, block_limit + 1]
+        params += [key, *year_params, record_id, block_limit + 1]
     conflict_sql = """AND NOT EXISTS (
                 SELECT 1 FROM identifiers ci JOIN mine ON mine.scheme = ci.scheme WHERE ci.work_id = r.work_id
                 AND NOT EXISTS (SELECT 1 FROM identifiers cj JOIN mine m2 ON m2.scheme = cj.scheme AND m2.value = cj.value
@@ -377,6 +388,8 @@ def load_fingerprint_rows(db) -> list[dict[str, Any]]:
     return [dict(zip(columns, values)) for values in cursor]
 
 
-def save_match_keys(db, keys: list[tuple[str, int]]) -> None:
-    """Add blocking keys ``(key, record_id)``."""
-    db.conn.executemany("INSERT OR IGNORE INTO match_keys (key, record_id) VALUES (?, ?)", keys)
+def save_match_keys(db, keys: list[tuple[str, int | None, int]]) -> None:
+    """Add blocking keys ``(key, year, record_id)`` (year None: unknown)."""
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO match_keys (key, year, record_id) VALUES (?, ?, ?)", [(k, y or 0, r) for k, y, r in keys]
+    )

@@ -136,7 +136,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "match_keys": (
         "blocking key of a record (candidates for fuzzy matching share one)",
         {
-            "key": "`p:<year>:<title prefix>`, `s:<year>:<title suffix>`, `h:<year>:<end of the main title>`, `a:<year>:<surname>:<initial>`, `c:<hash of journal and ordered authors>`",
+            "key": "`a:<surname>:<initial>:<first or last title letters>`, `t:<hash of the title>`, `c:<hash of journal and ordered authors>`",
+            "year": "the record's year (0 when unknown): candidates are read by key and year window",
         },
     ),
     "work_links": (
