@@ -361,8 +361,8 @@ def classify_works(
 def classify_batch(db, config, records, *, stored: dict[int, dict[str, Any]] | None = None) -> None:
     """The pipeline's hook after a saved batch: classify the works these records belong to.
 
-    ``stored``: record id -> ``records.data`` just written for the batch's new and updated records;
-    a work made only of those is classified from them instead of being read back.
+    ``stored``: record id -> the record just written (``records.data`` with its abstract) for the batch's
+    new and updated records; a work made only of those is classified from them instead of being read back.
     A failure here is logged and never fails the crawl: the records are stored, and the digest
     classifies whatever is still unclassified (``litmon reclassify`` redoes everything).
     """

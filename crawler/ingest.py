@@ -44,7 +44,7 @@ def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | 
     records = list(records)
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     changed: list[int] = []
-    stored: dict[int, dict] = {}  # record id -> records.data as written (new and updated records)
+    stored: dict[int, dict] = {}  # record id -> the record as written (new and updated records)
     with db.atomic():
         batch = store.SaveBatch(db, records)  # the batch's look-ups in a few queries, not several per record
         for record in records:

@@ -148,7 +148,7 @@ def save_record(
 
     A record whose answer lacked a required field (``record.missing``) never overwrites the stored
     value of that field: the stored one is kept, and a warning names the record. With ``stored``, a
-    new or updated record's ``records.data`` as written (its stored values included) is put there
+    new or updated record as written (``records.data`` with its abstract, stored values included) is put there
     under its id, so the batch can be classified without reading it back. With ``batch``
     (:class:`SaveBatch`, made for the records being saved), look-ups come from it and some writes are
     queued in it: call its ``flush`` before reading the rows."""
