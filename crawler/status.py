@@ -7,7 +7,11 @@ next scheduled runs; the last digest and the last delivery per recipient; and th
 - the last delivery to a recipient failed (and no later one succeeded), or its outcome is unknown;
 - a recipient's digest is overdue by more than a day (``[digest] period_days`` + 1 day since the last
   digest that reached it, or since the first crawl when none did);
-- the database check (``PRAGMA quick_check`` and litmon's consistency rules) fails.
+- the database check (``PRAGMA quick_check`` and litmon's consistency rules) fails;
+- a source skipped items and holds its watermark to read them again.
+
+Items skipped where re-reading cannot help (a feed or page entry without a title, an item that can never
+be identified: docs/reliability.md) are ``notices``: shown, but the verdict stays healthy.
 
 Without a live lock holder nothing is "running": a run left ``running`` by a killed process is shown
 as ``interrupted``."""
@@ -45,7 +49,7 @@ def collect_status(
     now = now or utcnow()
     fail_after = config.status["fail_after"] if fail_after is None else fail_after
     max_lag_hours = config.status["max_lag_hours"] if max_lag_hours is None else max_lag_hours
-    sources, alerts = [], []
+    sources, alerts, notices = [], [], []
     states = store.load_source_states(db)
     counts = store.count_records_by_source(db)
     last_runs = store.load_last_source_runs(db)
@@ -95,17 +99,17 @@ def collect_status(
             alerts.append(f"{instance.name}: no successful crawl for {_duration(lag)} (limit {max_lag_hours} h)")
         if run and run.get("skipped"):
             reasons = json.loads(run.get("skipped_reasons") or "[]")
-            # a held watermark stayed below the run's window end; a feed or page (read whole every run) and
-            # items that can never be read (docs/reliability.md) let it move on: the items are reported, not re-read
+            # a held watermark stayed below the run's window end: the source reads the window again until the
+            # items come back whole, and says so until then (an alert). A feed or page (read whole every run)
+            # and items that can never be read (docs/reliability.md) let it move on: nothing is at risk that a
+            # re-read could save, so they are shown as a notice and the verdict stays healthy (no daily page
+            # for a feed that always carries one untitled entry)
             held = run.get("status") == "ok" and (st.get("watermark") or "") < (run.get("window_to") or "")
-            alerts.append(
-                f"{instance.name}: {run['skipped']} item(s) skipped in the last run ({'; '.join(reasons[:3])}); "
-                + (
-                    "the watermark is held, so the next run reads them again"
-                    if held
-                    else "re-reading cannot recover them (see the reason); fix them at the source, or ignore"
-                )
-            )
+            what = f"{instance.name}: {run['skipped']} item(s) skipped in the last run ({'; '.join(reasons[:3])}); "
+            if held:
+                alerts.append(what + "the watermark is held, so the next run reads them again")
+            else:
+                notices.append(what + "re-reading cannot recover them (see the reason); fix them at the source, or ignore")
 
     path = str(config.database_path)
     last_digest = store.load_last_digest(db)
@@ -153,6 +157,7 @@ def collect_status(
         "reasons": alerts,
         "healthy": not alerts,
         "alerts": alerts,
+        "notices": notices,
         "thresholds": {"fail_after": fail_after, "max_lag_hours": max_lag_hours},
         "database": {
             "path": path,
@@ -272,6 +277,9 @@ def render_status(info: dict) -> str:
             f"last delivered {r['last_delivered_at'] or 'never'}" + (f" — {r['error']}" if r["error"] else "")
         )
     lines.append("")
+    if info["notices"]:
+        lines.append(f"notices ({len(info['notices'])}; they do not make status unhealthy):")
+        lines.extend(f"  {notice}" for notice in info["notices"])
     if info["alerts"]:
         lines.append(f"UNHEALTHY ({len(info['alerts'])} alert(s)):")
         lines.extend(f"  {alert}" for alert in info["alerts"])
