@@ -8,16 +8,21 @@ The file is synthetic efetch XML of one topic (``bench/pubmed_synth.py``: struct
 authors with affiliations, MeSH, half the records with a reference list, as efetch returns them).
 Each parser runs in its own process (so its peak RSS is its own) over the whole file:
 
-- ``litmon``: ``crawler.sources.pubmed.parse_efetch`` → normalized ``Record`` objects (every field
-  litmon stores: ids, title, structured abstract, authors, journal, dates, types, MeSH, keywords,
-  trial numbers, links), and ``litmon/500``: the same on 500-record bodies, as the crawl fetches them;
+- ``litmon``: ``crawler.sources.pubmed.iter_efetch`` reading the file as a stream (as the crawl reads
+  a spooled efetch body) → normalized ``Record`` objects (every field litmon stores: ids, title,
+  structured abstract, authors, journal, dates, types, MeSH, keywords, trial numbers, links), each
+  counted and dropped (the crawl saves them per efetch page); ``litmon/500``: ``parse_efetch`` on
+  500-record bodies, as the crawl fetches them (each page's records kept until the next page);
 - ``biopython``: ``Bio.Entrez.read`` → nested dicts of every element (Biopython is installed for this
   bench only: ``pip install biopython``; skipped when missing);
 - ``lxml``: ``lxml.etree.iterparse`` pulling four fields (PMID, title, abstract, DOI) per article and
   clearing each one (the floor for any parser of this format in Python).
 
-Printed: records/s, seconds and the parser's peak RSS above the interpreter's (imports done), per
-size (memory that grows with the file size is memory a streaming parser would not need).
+Printed: records/s, seconds, CPU seconds (the ratios use CPU time, which the load of a shared
+machine moves least) and the parser's peak RSS growth above the interpreter's (imports done;
+VmHWM, the child's own peak) per size, then each parser's memory growth from the smaller file to the
+larger: a streaming parser's stays flat (memory that grows with the file size is memory a streaming
+parser would not need).
 """
 
 from __future__ import annotations
@@ -40,11 +45,17 @@ PARSERS = ("litmon", "litmon/500", "biopython", "lxml")
 
 
 def rss_mb() -> float:
+    """This process's peak resident set in MB (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_parser(name: str, path: str) -> dict:
-    body = Path(path).read_bytes()
+    body = Path(path).read_bytes() if name != "litmon" else b""  # the streaming parser reads the file itself
+    cpu = time.process_time()
     if name.startswith("litmon"):
         from crawler.sources import pubmed
 
@@ -56,26 +67,29 @@ def run_parser(name: str, path: str) -> dict:
             bodies = [head + b"".join(articles[i : i + 500]) + b"</PubmedArticleSet>" for i in range(0, len(articles), 500)]
             del articles, body
             base = rss_mb()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             count = 0
             for chunk in bodies:
                 count += len(pubmed.parse_efetch(chunk))
         else:
             base = rss_mb()
-            started = time.perf_counter()
-            count = len(pubmed.parse_efetch(body))
+            started, cpu = time.perf_counter(), time.process_time()
+            count = 0
+            with open(path, "rb") as stream:
+                for _record in pubmed.iter_efetch(stream):
+                    count += 1
     elif name == "biopython":
         from Bio import Entrez
 
         base = rss_mb()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = Entrez.read(io.BytesIO(body), validate=False)
         count = len(result["PubmedArticle"]) + len(result["PubmedBookArticle"])
     else:
         from lxml import etree
 
         base = rss_mb()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         out = []
         for _, el in etree.iterparse(io.BytesIO(body), tag="PubmedArticle", resolve_entities=False, no_network=True):
             out.append(
@@ -90,8 +104,8 @@ def run_parser(name: str, path: str) -> dict:
             while el.getprevious() is not None:
                 del el.getparent()[0]
         count = len(out)
-    seconds = time.perf_counter() - started
-    return {"count": count, "seconds": seconds, "rss_mb": rss_mb() - base}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"count": count, "seconds": seconds, "cpu": cpu, "rss_mb": rss_mb() - base}
 
 
 def main() -> int:
@@ -114,6 +128,7 @@ def main() -> int:
     print(
         f"machine: {os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; python {sys.version.split()[0]}"
     )
+    growth: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="litmon-parse-") as folder:
         for n in args.sizes:
             path = Path(folder) / f"efetch-{n}.xml"
@@ -126,14 +141,23 @@ def main() -> int:
                 ).stdout
                 results[name] = r = json.loads(out.strip().splitlines()[-1])
                 print(
-                    f"  {name:<11} {r['count'] / r['seconds']:8.0f} records/s  {r['seconds']:6.2f}s  peak RSS +{r['rss_mb']:.0f} MB"
+                    f"  {name:<11} {r['count'] / r['seconds']:8.0f} records/s  {r['seconds']:6.2f}s"
+                    f"  (CPU {r['cpu']:6.2f}s = {r['count'] / r['cpu']:5.0f} records/s)  peak RSS +{r['rss_mb']:.0f} MB"
                 )
-            lit = results["litmon"]["count"] / results["litmon"]["seconds"]
+
+            # records per CPU second: what the load of a shared machine moves least
+            speed = {name: r["count"] / r["cpu"] for name, r in results.items()}
             ratios = []
             if "biopython" in results:
-                ratios.append(f"{lit / (results['biopython']['count'] / results['biopython']['seconds']):.1f}x Biopython")
-            ratios.append(f"{(results['lxml']['count'] / results['lxml']['seconds']) / lit:.1f}x slower than bare lxml")
-            print("  litmon: " + ", ".join(ratios))
+                ratios.append(f"{speed['litmon'] / speed['biopython']:.1f}x Biopython")
+            ratios.append(f"{speed['lxml'] / speed['litmon']:.1f}x slower than bare lxml")
+            print("  litmon (CPU time): " + ", ".join(ratios))
+            growth[n] = {name: r["rss_mb"] for name, r in results.items()}
+    if len(growth) >= 2:
+        small, large = min(growth), max(growth)
+        print(f"\nmemory growth from {small} to {large} records ({large / small:.0f}x the file):")
+        for name in parsers:
+            print(f"  {name:<11} +{growth[small][name]:.0f} MB -> +{growth[large][name]:.0f} MB")
     return 0
 
 

@@ -43,7 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 #: (module, function, stage) wrapped in the child; missing ones are skipped (modules move).
 STAGES = [
-    ("crawler.sources.pubmed", "_efetch", "http"),
+    # efetch runs in a prefetch thread while the previous page is parsed and saved: "http" is the time
+    # the crawl waits for a page (_await_page), not the thread's request time (it overlaps the others)
+    ("crawler.sources.pubmed", "_await_page", "http"),
     ("crawler.sources.pubmed", "_esearch", "http"),
     ("crawler.sources.pubmed", "parse_efetch", "parse"),
     ("crawler.ingest", "save_batch", "save"),

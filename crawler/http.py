@@ -21,6 +21,7 @@ Failures raise :class:`SourceError` naming the source, the URL and what to check
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import io
 import logging
@@ -30,7 +31,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -184,9 +185,10 @@ class _TrackedAdapter(HTTPAdapter):
 class _Watchdog:
     """Cuts the calling thread's sockets at ``deadline`` (monotonic) or when ``stop`` is set."""
 
-    def __init__(self, deadline: float, stop: threading.Event | None):
+    def __init__(self, deadline: float, stop: threading.Event | None, cancel: threading.Event | None = None):
         self.deadline = deadline
         self.stop = stop
+        self.cancel = cancel
         self.reason: str | None = None  # "deadline" | "stop" once it fired
         self._done = threading.Event()
         self._target = threading.get_ident()
@@ -204,7 +206,7 @@ class _Watchdog:
     def _watch(self) -> None:
         while True:
             left = self.deadline - time.monotonic()
-            if self.stop is not None and self.stop.is_set():
+            if (self.stop is not None and self.stop.is_set()) or (self.cancel is not None and self.cancel.is_set()):
                 self.reason = "stop"
                 break
             if left <= 0:
@@ -254,6 +256,7 @@ class HttpClient:
         self.min_intervals: dict[str, float] = {}
         self._last_request: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()  # per thread: the cancel event of a prefetch (cancellable)
         self._sleep = sleep
         self.request_count = 0
 
@@ -262,12 +265,32 @@ class HttpClient:
         self._source_deadline = time.monotonic() + self.source_timeout
         self._backoff_spent = 0.0
 
+    @contextlib.contextmanager
+    def cancellable(self, cancel: threading.Event) -> Iterator[None]:
+        """Within the block, in this thread, setting ``cancel`` ends every network wait and pause at once
+        with Interrupted, as a stop request does (a prefetch in a background thread whose page is no
+        longer wanted)."""
+        self._local.cancel = cancel
+        try:
+            yield
+        finally:
+            self._local.cancel = None
+
+    def _cancel_event(self) -> threading.Event | None:
+        return getattr(self._local, "cancel", None)
+
     def _pause(self, seconds: float) -> None:
         """Sleep (rate limit or backoff); a stop request ends the pause at once with Interrupted."""
-        if self.stop is not None and self.stop.is_set():
+        cancel = self._cancel_event()
+        if (self.stop is not None and self.stop.is_set()) or (cancel is not None and cancel.is_set()):
             raise Interrupted("stop requested")
         if self._sleep is not None:
             self._sleep(seconds)
+        elif cancel is not None:
+            ends = time.monotonic() + seconds
+            while (left := ends - time.monotonic()) > 0:
+                if cancel.wait(min(left, 0.1)) or (self.stop is not None and self.stop.is_set()):
+                    raise Interrupted("stop requested")
         elif self.stop is not None:
             if self.stop.wait(seconds):
                 raise Interrupted("stop requested")
@@ -351,7 +374,7 @@ class HttpClient:
             self.request_count += 1
             response = None
             body: IO[bytes] | None = None
-            watchdog = _Watchdog(self._deadline(), self.stop)
+            watchdog = _Watchdog(self._deadline(), self.stop, self._cancel_event())
             try:
                 with watchdog:
                     response = self.session.request(

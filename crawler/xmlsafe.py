@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from lxml import etree
 
 from crawler.errors import SourceError
@@ -25,15 +27,37 @@ def parse_xml(body: bytes, source: str, what: str = "response"):
     try:
         root = etree.fromstring(body, parser=_parser())
     except etree.XMLSyntaxError as exc:
-        head = body[:200].lstrip().lower()
-        kind = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "malformed XML"
-        snippet = " ".join(body[:100].decode("utf-8", "replace").split())
-        raise SourceError(
-            source, f"{what} is {kind} ({exc}): {snippet!r}", hint="the base_url and whether the service is up"
-        ) from None
+        raise xml_error(body, source, what, exc) from None
     if root is None:
         raise SourceError(source, f"{what} has no XML root element")
     return root
+
+
+#: How much of the start of a streamed body the checks look at.
+HEAD_BYTES = 65536
+
+
+def xml_error(head: bytes, source: str, what: str, exc: Exception) -> SourceError:
+    """The SourceError for a body that is not well-formed XML (``head``: its first bytes)."""
+    start = head[:200].lstrip().lower()
+    kind = "an HTML page" if start.startswith((b"<!doctype html", b"<html")) else "malformed XML"
+    snippet = " ".join(head[:100].decode("utf-8", "replace").split())
+    return SourceError(source, f"{what} is {kind} ({exc}): {snippet!r}", hint="the base_url and whether the service is up")
+
+
+def iterparse_safe(stream: IO[bytes], **options) -> etree.iterparse:
+    """``lxml.etree.iterparse`` over a binary stream with :func:`parse_xml`'s safe options (no entity
+    expansion, no DTD or network access, huge trees refused); ``options``: events, tag."""
+    return etree.iterparse(
+        stream,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+        **options,
+    )
 
 
 def text_of(element) -> str:

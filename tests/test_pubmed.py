@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import threading
+from types import SimpleNamespace
 
 import pytest
 from werkzeug import Response
 
 from crawler import clock
-from crawler.errors import SourceError
+from crawler.errors import Interrupted, SourceError
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
 from crawler.sources import pubmed
+from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import parse_date
 from tests.conftest import fixture_bytes, rows
 from tests.helpers.ncbi import FakeNcbi, esearch_body
@@ -284,3 +288,111 @@ def test_other_answers_are_rejected_with_a_hint():
         pubmed.parse_efetch(b"<pmc-articleset><article/></pmc-articleset>")
     with pytest.raises(SourceError, match="empty efetch answer"):
         pubmed.parse_efetch(b"")
+
+
+# --------------------------------------------------------------------------- streaming and prefetch
+
+
+def article(pmid: int) -> bytes:
+    return (
+        f"<PubmedArticle><MedlineCitation Status='MEDLINE'><PMID Version='1'>{pmid}</PMID><Article>"
+        f"<ArticleTitle>Ketamine for depression: report {pmid}</ArticleTitle></Article></MedlineCitation>"
+        f"</PubmedArticle>\n"
+    ).encode()
+
+
+def article_set(*articles: bytes) -> bytes:
+    return b'<?xml version="1.0"?>\n<PubmedArticleSet>\n' + b"".join(articles) + b"</PubmedArticleSet>\n"
+
+
+def test_an_answer_malformed_after_many_good_articles_fails_and_saves_nothing_of_it(httpserver, make_config, run_crawl, db):
+    # page 2 is well-formed for 60 articles, then broken, then closed again (so it is no cut-off answer)
+    broken = article_set(*(article(38000000 + i) for i in range(60)), b"<PubmedArticle><MedlineCitation <</PubmedArticle>")
+    FakeNcbi({"crdt": 4}, {0: fixture_bytes("pubmed", "efetch_batch1.xml"), 2: broken}).install(httpserver)
+    report = run_crawl(pubmed_config(make_config, httpserver), only=["pubmed"]).sources[0]
+    assert report.status == "failed"
+    assert report.error.startswith("[pubmed] efetch answer is malformed XML"), report.error
+    assert sorted(r["source_id"] for r in rows(db, "SELECT source_id FROM records")) == ["39000001", "39000002"]
+
+
+def test_iter_efetch_reads_a_stream_article_by_article():
+    body = article_set(*(article(38000000 + i) for i in range(5)))
+    records = pubmed.iter_efetch(io.BytesIO(body))
+    assert next(records).source_id == "38000000"
+    assert [r.source_id for r in records] == [f"3800000{i}" for i in range(1, 5)]
+    assert [r.title for r in pubmed.parse_efetch(body)][:1] == ["Ketamine for depression: report 38000000"]
+
+
+def crawl_context(httpserver, http: HttpClient) -> CrawlContext:
+    settings = {"base_url": httpserver.url_for("/"), "query": QUERY, "batch_size": 2, "min_interval": 0}
+    config = SimpleNamespace(contact_email="tester@example.org", topic={"match_terms": ["ketamine"]})
+    day = dt.date(2026, 11, 20)
+    return CrawlContext(name="pubmed", settings=settings, config=config, http=http, since=day, until=day, first_run=True)
+
+
+def prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("litmon-prefetch")]
+
+
+def test_the_next_page_is_fetched_while_the_current_one_is_processed(httpserver, http_client):
+    pages = {0: article_set(article(1), article(2)), 2: article_set(article(3), article(4)), 4: article_set(article(5))}
+    requested = {start: threading.Event() for start in pages}
+
+    def efetch(request):
+        start = int(request.args["retstart"])
+        requested[start].set()
+        return Response(pages[start], content_type="text/xml")
+
+    httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_data(esearch_body(5), content_type="application/json")
+    httpserver.expect_request("/efetch.fcgi", method="GET").respond_with_handler(efetch)
+    batches = pubmed.fetch_records(crawl_context(httpserver, http_client))
+
+    first = next(batches)  # the crawl now holds page 1 (it would be saving it) ...
+    assert [r.source_id for r in first] == ["1", "2"]
+    assert requested[2].wait(10)  # ... while page 2 is already requested
+    assert not requested[4].is_set()  # one page ahead, no more
+    assert [[r.source_id for r in batch] for batch in batches] == [["3", "4"], ["5"]]
+    assert [int(r.args["retstart"]) for r in requests_to(httpserver, "/efetch.fcgi")] == [0, 2, 4]
+    assert prefetch_threads() == []
+
+
+def test_a_prefetch_no_longer_wanted_is_cancelled(httpserver, http_client):
+    release = threading.Event()
+
+    def efetch(request):
+        if request.args["retstart"] == "2":
+            release.wait(30)  # a page that takes long: the crawl stops before it arrives
+        return Response(article_set(article(1), article(2)), content_type="text/xml")
+
+    httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_data(esearch_body(4), content_type="application/json")
+    httpserver.expect_request("/efetch.fcgi", method="GET").respond_with_handler(efetch)
+    batches = pubmed.fetch_records(crawl_context(httpserver, http_client))
+    try:
+        assert len(next(batches)) == 2
+        batches.close()  # the crawl stopped (a failure while saving, SIGTERM): the pending page is cut
+        assert prefetch_threads() == []
+    finally:
+        release.set()
+
+
+def test_a_stop_request_interrupts_a_prefetch(httpserver):
+    stop = threading.Event()
+    http = HttpClient("tester@example.org", max_retries=0, default_min_interval=0, read_timeout=30, stop=stop)
+    release = threading.Event()
+
+    def efetch(request):
+        if request.args["retstart"] == "2":
+            stop.set()  # SIGTERM arrives while page 2 is in flight
+            release.wait(30)
+        return Response(article_set(article(1), article(2)), content_type="text/xml")
+
+    httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_data(esearch_body(4), content_type="application/json")
+    httpserver.expect_request("/efetch.fcgi", method="GET").respond_with_handler(efetch)
+    batches = pubmed.fetch_records(crawl_context(httpserver, http))
+    try:
+        assert len(next(batches)) == 2
+        with pytest.raises(Interrupted):
+            next(batches)
+        assert prefetch_threads() == []
+    finally:
+        release.set()

@@ -13,13 +13,16 @@ Paging and caps
     (``WebEnv``/``query_key``/``retstart``/``retmax``, XML). PubMed's esearch never returns more
     than 9,999 records of one query, so a window whose count exceeds that is split in halves,
     recursively, until every piece fits (a single day over the cap is fetched up to the cap with
-    a warning).
+    a warning). While one efetch page is parsed and saved, the next is fetched in a background
+    thread (one page ahead, same client and limits); its failure surfaces after the page before it
+    is saved.
 Etiquette
     ``tool``, ``email`` (the configured contact address) and, when ``$<api_key_env>`` is set,
     ``api_key`` go with every request; requests are spaced 0.34 s apart (3/s), 0.1 s with a key
     (10/s). 429s and 5xx are retried by the shared HTTP client, honouring Retry-After.
 Parsing
-    Safe lxml (no entities, no DTD fetch). Mixed content (``<i>``, ``<sup>``, MathML) in titles
+    Safe lxml (no entities, no DTD fetch), incremental: ``iterparse`` over the streamed body, each
+    article freed once it is a Record, so memory does not grow with the answer. Mixed content (``<i>``, ``<sup>``, MathML) in titles
     and abstracts is flattened without losing text; structured abstracts keep their labels;
     ``MedlineDate`` ("2024 Jan-Feb") and ``Season`` give partial dates.
 """
@@ -27,19 +30,26 @@ Parsing
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import IO
+
+from lxml import etree
 
 from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
+from crawler.http import Response
 from crawler.records import Author, Record, make_author
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import decode_json, earliest_date, parse_date
-from crawler.xmlsafe import parse_xml, text_of
+from crawler.xmlsafe import HEAD_BYTES, iterparse_safe, text_of, xml_error
 
 NAME = "pubmed"
 CORPUS_DIR = "pubmed"
@@ -83,14 +93,45 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
         passes.append(("mdat", ctx.since))
     for datetype, since in passes:
         for _window_from, _window_to, search in _search_windows(ctx, params, query, datetype, since, ctx.until):
-            count = search["count"]
-            for start in range(0, min(count, ESEARCH_CAP), batch_size):
-                body = _efetch(ctx, params, search, start, batch_size)
-                problems: list[str] = []
-                records = parse_efetch(body, source=ctx.name, problems=problems)
-                for problem in problems:
-                    ctx.skip(problem)
-                yield records
+            starts = range(0, min(search["count"], ESEARCH_CAP), batch_size)
+            yield from _fetch_pages(ctx, params, search, starts, batch_size)
+
+
+def _fetch_pages(ctx: CrawlContext, params, search, starts: range, batch_size: int) -> Iterator[list[Record]]:
+    """The efetch pages of one search, in order, one batch each. While a page is parsed and saved, the
+    next one is already being fetched in a background thread (through the same client: its per-host
+    spacing, deadlines and stop request apply). A failure of that next page surfaces when the crawl
+    asks for it, after the current page was saved; a page no longer wanted (the crawl stopped) is
+    cancelled at once."""
+    if not starts:
+        return
+    cancel = threading.Event()
+
+    def fetch(start: int) -> Response:
+        with ctx.http.cancellable(cancel):
+            return _efetch(ctx, params, search, start, batch_size)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litmon-prefetch")
+    try:
+        pending = pool.submit(fetch, starts[0])
+        for index in range(len(starts)):
+            response = _await_page(pending)
+            if index + 1 < len(starts):
+                pending = pool.submit(fetch, starts[index + 1])
+            problems: list[str] = []
+            records = parse_efetch(response.stream(), source=ctx.name, problems=problems)
+            response.close()
+            for problem in problems:
+                ctx.skip(problem)
+            yield records
+    finally:
+        cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _await_page(pending: Future) -> Response:
+    """The prefetched efetch answer (its error, if it failed, is raised here: in order)."""
+    return pending.result()
 
 
 def _common_params(ctx: CrawlContext) -> dict[str, str]:
@@ -154,7 +195,7 @@ def _search_windows(ctx, params, query, datetype, window_from, window_to):
     yield window_from, window_to, search
 
 
-def _efetch(ctx, params, search, start, batch_size) -> bytes:
+def _efetch(ctx, params, search, start, batch_size) -> Response:
     response = ctx.http.get(
         ctx.base_url + "efetch.fcgi",
         source=ctx.name,
@@ -168,7 +209,7 @@ def _efetch(ctx, params, search, start, batch_size) -> bytes:
             "retmode": "xml",
         },
     )
-    return response.content
+    return response
 
 
 # --------------------------------------------------------------------------- parsing
@@ -182,30 +223,74 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
     return parse_efetch(body)
 
 
-def parse_efetch(body: bytes, source: str = NAME, problems: list[str] | None = None) -> list[Record]:
+def parse_efetch(body: bytes | IO[bytes], source: str = NAME, problems: list[str] | None = None) -> list[Record]:
     """The articles of an efetch answer; one without a PMID cannot be identified: it is left out and
     described in ``problems`` (the crawl counts it as skipped), or raises when no list is given."""
-    root = parse_xml(body, source, "efetch answer")
-    if root.tag != "PubmedArticleSet":
-        raise SourceError(
-            source,
-            f"efetch answer is <{root.tag}>, expected <PubmedArticleSet>",
-            hint="that efetch is called with db=pubmed and retmode=xml",
-        )
-    records = []
-    for index, article in enumerate(root):
-        pmid = (article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID") or "").strip()
-        if article.tag in ("PubmedArticle", "PubmedBookArticle") and not pmid:
-            problem = f"article #{index + 1} of the efetch answer has no PMID"
-            if problems is None:
-                raise SourceError(source, problem, hint="whether the service is up; it is retried on the next run")
-            problems.append(problem)
-            continue
-        if article.tag == "PubmedArticle":
-            records.append(parse_article(article, source))
-        elif article.tag == "PubmedBookArticle":
-            records.append(parse_book_article(article, source))
-    return records
+    return list(iter_efetch(body, source, problems))
+
+
+#: The children of <PubmedArticleSet> (PubMed's DTD): articles, book articles and deletions.
+ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation")
+
+
+def iter_efetch(body: bytes | IO[bytes], source: str = NAME, problems: list[str] | None = None) -> Iterator[Record]:
+    """The records of an efetch answer, parsed one article at a time as the XML is read (lxml
+    iterparse, with the safe parser's options): each article's elements are freed as soon as it is a
+    Record, so the parser's memory does not grow with the answer. Malformed XML raises a SourceError
+    where it is found (callers that save per answer take the whole list first: nothing of a broken
+    answer is saved)."""
+    stream = io.BytesIO(body) if isinstance(body, bytes) else body
+    stream.seek(0)
+    head = stream.read(HEAD_BYTES)
+    stream.seek(0)
+    if not head.strip() and len(head) < HEAD_BYTES:
+        raise SourceError(source, "empty efetch answer: expected XML", hint="whether the service is up")
+    events = iterparse_safe(stream, events=("start", "end"), tag=("PubmedArticleSet", *ARTICLE_TAGS))
+    root = None
+    index = 0
+    try:
+        for event, element in events:
+            if root is None:
+                if event != "start" or element.tag != "PubmedArticleSet" or element.getparent() is not None:
+                    raise _not_an_article_set(source, element.getroottree().getroot().tag)
+                root = element
+                continue
+            if event == "start" or element.getparent() is not root:
+                continue
+            index += 1
+            record = _article_record(element, index, source, problems)
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del root[0]
+            if record is not None:
+                yield record
+    except etree.XMLSyntaxError as exc:
+        raise xml_error(head, source, "efetch answer", exc) from None
+    if root is None:
+        raise _not_an_article_set(source, events.root.tag if events.root is not None else "nothing")
+
+
+def _not_an_article_set(source: str, tag: str) -> SourceError:
+    return SourceError(
+        source,
+        f"efetch answer is <{tag}>, expected <PubmedArticleSet>",
+        hint="that efetch is called with db=pubmed and retmode=xml",
+    )
+
+
+def _article_record(article, index: int, source: str, problems: list[str] | None) -> Record | None:
+    if article.tag == "DeleteCitation":
+        return None
+    pmid = (article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID") or "").strip()
+    if not pmid:
+        problem = f"article #{index} of the efetch answer has no PMID"
+        if problems is None:
+            raise SourceError(source, problem, hint="whether the service is up; it is retried on the next run")
+        problems.append(problem)
+        return None
+    if article.tag == "PubmedArticle":
+        return parse_article(article, source)
+    return parse_book_article(article, source)
 
 
 def parse_article(article, source: str = NAME) -> Record:
