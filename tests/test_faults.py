@@ -29,26 +29,10 @@ from crawler.http import HttpClient
 from crawler.pipeline import crawl
 from crawler.status import collect_status
 from tests.conftest import BASE_CONFIG, TRAVEL_DAYS, fixture_bytes, rows
-from tests.helpers.ncbi import esearch_body
+from tests.helpers import upstream
 from tests.helpers.slowserver import ResetServer
 
-
-def full_trials(*names: str) -> list[bytes]:
-    """The <fullTrial> elements of ISRCTN fixture answers."""
-    trials = []
-    for name in names:
-        for part in fixture_bytes("isrctn", name).split(b"<fullTrial>")[1:]:
-            trials.append(b"<fullTrial>" + part.split(b"</fullTrial>")[0] + b"</fullTrial>")
-    return trials
-
-
-def isrctn_answer(trials: list[bytes], total: int) -> bytes:
-    head = f'<allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="{total}">'.encode()
-    return head + b"\n".join(trials) + b"</allTrials>"
-
-
 OPENALEX_ENV, OPENALEX_KEY = "LITMON_TEST_OPENALEX_KEY", "test-secret-key-1234"
-EPMC_C1 = "AoIIP4ZawSg0Mzc5MjYxMw=="
 FDA = {"item": "table tbody tr", "title": "td a", "link": "td a", "date": "td:first-child", "kind": "news"}
 
 #: what each test may spend on one fault run; the config below keeps real runs far under it
@@ -79,56 +63,17 @@ def _xml(body: bytes) -> Response:
 
 
 class Sources:
-    """Clean answers of every source (recorded wire fixtures), and each source's config section."""
+    """Clean answers of every source (recorded wire fixtures, shared with bench/weekly.py), and the
+    page in the FDA's former layout, which the suite's page config selects."""
 
-    @staticmethod
-    def pubmed(request):
-        if request.path.endswith("esearch.fcgi"):
-            return _json(esearch_body(2))
-        return _xml(fixture_bytes("pubmed", "efetch_batch1.xml"))
-
-    @staticmethod
-    def europepmc(request):
-        if "retracted publication" in request.args.get("query", ""):
-            return _json(fixture_bytes("europepmc", "core_empty.json"))
-        pages = {"*": "core_page1.json", EPMC_C1: "core_page2.json"}
-        return _json(fixture_bytes("europepmc", pages.get(request.args.get("cursorMark"), "core_empty.json")))
-
-    @staticmethod
-    def clinicaltrials(request):
-        return _json(fixture_bytes("clinicaltrials", "studies_page2.json"))
-
-    @staticmethod
-    def biorxiv(request):
-        parts = request.path.strip("/").split("/")
-        if parts[0] == "details" and parts[1] == "medrxiv":
-            name = {"0": "details_medrxiv_page1.json", "3": "details_medrxiv_page2.json"}.get(parts[4], "empty.json")
-        elif parts[0] == "pubs" and parts[1] == "medrxiv" and parts[4] == "0":
-            name = "pubs_medrxiv.json"
-        else:
-            name = "empty.json"
-        return _json(fixture_bytes("biorxiv", name))
-
-    @staticmethod
-    def crossref(request):
-        first = request.args.get("cursor") == "*" and "from-created-date" in request.args.get("filter", "")
-        return _json(fixture_bytes("crossref", "works_created_page1.json" if first else "works_empty.json"))
-
-    @staticmethod
-    def isrctn(request):
-        trials = full_trials("search_page1.xml", "search_page2.xml")
-        limit, offset = int(request.args.get("limit", "10")), int(request.args.get("offset", "0"))
-        return Response(isrctn_answer(trials[offset : offset + limit], total=len(trials)), content_type="application/xml")
-
-    @staticmethod
-    def openalex(request):
-        first = json.loads(fixture_bytes("openalex", "works_page1.json"))["meta"]["next_cursor"]
-        pages = {"*": "works_page1.json", first: "works_page2.json"}
-        return _json(fixture_bytes("openalex", pages.get(request.args.get("cursor"), "works_empty.json")))
-
-    @staticmethod
-    def feed(request):
-        return Response(fixture_bytes("feeds", "nature_mp_rss10.xml"), content_type="application/rss+xml")
+    pubmed = staticmethod(upstream.pubmed)
+    europepmc = staticmethod(upstream.europepmc)
+    clinicaltrials = staticmethod(upstream.clinicaltrials)
+    biorxiv = staticmethod(upstream.biorxiv)
+    crossref = staticmethod(upstream.crossref)
+    isrctn = staticmethod(upstream.isrctn)
+    openalex = staticmethod(upstream.openalex)
+    feed = staticmethod(upstream.feed("molecular-psychiatry"))  # Nature's RSS 1.0
 
     @staticmethod
     def page(request):

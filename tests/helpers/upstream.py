@@ -58,7 +58,12 @@ def europepmc(request: Request) -> Response:
 
 
 def clinicaltrials(request: Request) -> Response:
-    return _json(fixture_bytes("clinicaltrials", "snapshot_after.json" if WEEK[0] == 2 else "snapshot_before.json"))
+    body = json.loads(fixture_bytes("clinicaltrials", "studies_page2.json"))
+    if WEEK[0] == 2:  # a trial registered in the week joins the one of the first crawl
+        body["studies"] += json.loads(fixture_bytes("clinicaltrials", "snapshot_after.json"))["studies"]
+        body["totalCount"] = len(body["studies"])
+        return _json(json.dumps(body).encode())
+    return _json(fixture_bytes("clinicaltrials", "studies_page2.json"))
 
 
 def biorxiv(request: Request) -> Response:
@@ -79,14 +84,25 @@ def crossref(request: Request) -> Response:
     return _json(fixture_bytes("crossref", "works_updated_page1.json" if WEEK[0] == 2 else "works_empty.json"))
 
 
-def isrctn(request: Request) -> Response:
+def full_trials(*names: str) -> list[bytes]:
+    """The ``<fullTrial>`` elements of ISRCTN fixture answers."""
     trials = []
-    for name in ("search_since_update.xml",) if WEEK[0] == 2 else ("search_page1.xml", "search_page2.xml"):
+    for name in names:
         for part in fixture_bytes("isrctn", name).split(b"<fullTrial>")[1:]:
             trials.append(b"<fullTrial>" + part.split(b"</fullTrial>")[0] + b"</fullTrial>")
+    return trials
+
+
+def isrctn_answer(trials: list[bytes], total: int) -> bytes:
+    """An ISRCTN ``/api/query/format/default`` answer holding ``trials`` of ``total``."""
+    head = f'<allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="{total}">'.encode()
+    return head + b"\n".join(trials) + b"</allTrials>"
+
+
+def isrctn(request: Request) -> Response:
+    trials = full_trials(*(("search_since_update.xml",) if WEEK[0] == 2 else ("search_page1.xml", "search_page2.xml")))
     limit, offset = int(request.args.get("limit", "10")), int(request.args.get("offset", "0"))
-    head = f'<allTrials xmlns="http://www.67bricks.com/isrctn" totalCount="{len(trials)}">'.encode()
-    return Response(head + b"\n".join(trials[offset : offset + limit]) + b"</allTrials>", content_type="application/xml")
+    return Response(isrctn_answer(trials[offset : offset + limit], total=len(trials)), content_type="application/xml")
 
 
 def ctis(request: Request) -> Response:
