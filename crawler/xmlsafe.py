@@ -8,16 +8,19 @@ from lxml import etree
 
 from crawler.errors import SourceError
 
+#: No entity expansion, no DTD or network access, huge trees refused: for whole documents and streams alike.
+SAFE_OPTIONS: dict[str, bool] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_blank_text": False,
+}
+
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-    )
+    return etree.XMLParser(**SAFE_OPTIONS)
 
 
 def parse_xml(body: bytes, source: str, what: str = "response"):
@@ -48,16 +51,7 @@ def xml_error(head: bytes, source: str, what: str, exc: Exception) -> SourceErro
 def iterparse_safe(stream: IO[bytes], **options) -> etree.iterparse:
     """``lxml.etree.iterparse`` over a binary stream with :func:`parse_xml`'s safe options (no entity
     expansion, no DTD or network access, huge trees refused); ``options``: events, tag."""
-    return etree.iterparse(
-        stream,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-        **options,
-    )
+    return etree.iterparse(stream, **SAFE_OPTIONS, **options)
 
 
 def text_of(element) -> str:
