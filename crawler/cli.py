@@ -367,7 +367,7 @@ def status(state, as_json, fail_after, max_lag_hours):
     except FileNotFoundError:
         raise LitmonError(f"no database at {config.database_path} yet — run `litmon run` or `litmon crawl` first") from None
     try:
-        info = status_mod.collect_status(config, db, fail_after=fail_after, max_lag_hours=max_lag_hours)
+        info = status_mod.collect_status(config, db, fail_after=fail_after, max_lag_hours=max_lag_hours, storage_checked=True)
     finally:
         db.close()
     click.echo(json.dumps(info, indent=2) if as_json else status_mod.render_status(info))

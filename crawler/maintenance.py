@@ -157,15 +157,20 @@ def _check_consistency(conn: sqlite3.Connection, result: CheckResult, *, lock_he
             )
 
 
-def check_database(database: Path, *, quick: bool = False, lock_held: bool = False) -> CheckResult:
+def check_database(database: Path, *, quick: bool = False, lock_held: bool = False, storage_checked: bool = False) -> CheckResult:
+    """``PRAGMA integrity_check`` (``quick``: ``quick_check``) and litmon's consistency rules.
+
+    ``storage_checked``: the caller has just run :func:`crawler.dbguard.check_integrity` (a quick check)
+    and found the file sound: only the consistency rules run (a quick check reads every page: on a large
+    file it is the slow part, and once is enough)."""
     database = Path(database)
     if not database.exists():
         raise LitmonError(f"no database at {database} — check [database] path in the config")
     result = CheckResult()
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     try:
-        pragma = "quick_check" if quick else "integrity_check"
-        verdicts = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
+        pragma = "quick_check" if quick or storage_checked else "integrity_check"
+        verdicts = ["ok"] if storage_checked else [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
         if quick and verdicts != ["ok"]:
             verdicts = _drop_false_null_reports(conn, verdicts, result)
         if verdicts != ["ok"]:

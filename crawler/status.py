@@ -44,8 +44,17 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def collect_status(
-    config, db, *, fail_after: int | None = None, max_lag_hours: int | None = None, now: dt.datetime | None = None
+    config,
+    db,
+    *,
+    fail_after: int | None = None,
+    max_lag_hours: int | None = None,
+    now: dt.datetime | None = None,
+    storage_checked: bool = False,
 ) -> dict:
+    """Everything ``litmon status`` reports (see the module docstring). ``storage_checked``: the caller ran
+    :func:`crawler.dbguard.check_integrity` on the file just before, so the database check skips its own
+    ``PRAGMA quick_check`` and runs only the consistency rules."""
     now = now or utcnow()
     fail_after = config.status["fail_after"] if fail_after is None else fail_after
     max_lag_hours = config.status["max_lag_hours"] if max_lag_hours is None else max_lag_hours
@@ -148,7 +157,7 @@ def collect_status(
         for entry in sources:
             if entry["last_run"] and entry["last_run"]["status"] == "running":
                 entry["last_run"]["status"] = "interrupted"
-    db_problems = _database_problems(config, holder is not None)
+    db_problems = _database_problems(config, holder is not None, storage_checked)
     alerts.extend(f"database check failed: {p} — run `litmon check` for details" for p in db_problems[:3])
     alerts.extend(dbguard.unwritable(config.database_path))
     return {
@@ -193,12 +202,12 @@ def _overdue_digests(config, db, now: dt.datetime) -> list[str]:
     return reasons
 
 
-def _database_problems(config, lock_held: bool) -> list[str]:
+def _database_problems(config, lock_held: bool, storage_checked: bool = False) -> list[str]:
     from crawler.errors import LitmonError
     from crawler.maintenance import check_database
 
     try:
-        return check_database(config.database_path, quick=True, lock_held=lock_held).problems
+        return check_database(config.database_path, quick=True, lock_held=lock_held, storage_checked=storage_checked).problems
     except LitmonError as exc:
         return [str(exc)]
 

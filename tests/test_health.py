@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from crawler import clock
+from crawler.cli import main as cli_main
 from crawler.digest import run_digest
 from crawler.status import collect_status, render_status
 from tests.helpers.cli import closed_port, litmon, litmon_env
@@ -149,6 +150,27 @@ def test_a_failing_database_check_is_unhealthy(tmp_path, healthy, db):
     assert "database check failed: 1 records whose work does not exist — run `litmon check` for details" in found
     code, info = cli_status(tmp_path, text)
     assert code == 4 and any(r.startswith("database check failed:") for r in info["reasons"])
+
+
+def test_status_reads_every_page_once(tmp_path, healthy, db, monkeypatch, capsys):
+    """`litmon status` checks the file before reading it; its database check then runs only the consistency
+    rules: one PRAGMA quick_check per status, not two (each reads every page of a large file)."""
+    config, text = healthy
+    path = write_config(tmp_path, text)
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["--config", path, "status", "--json"])
+    assert exited.value.code == 0 and json.loads(capsys.readouterr().out)["verdict"] == "healthy"
+    assert sum("quick_check" in s for s in statements) == 1
+    assert any("FROM records" in s and "works" in s for s in statements)  # the consistency rules still ran
 
 
 def test_after_kill_9_no_run_is_both_running_and_not_running(tmp_path, healthy, db):
