@@ -49,16 +49,21 @@ def normalize_text(text: str | None) -> str:
     return _SPACES.sub(" ", text).strip().lower()
 
 
-def term_pattern(term: str) -> str:
-    """The regular expression of one term (see the module docstring for the syntax)."""
-    if term.startswith("re:"):
-        return term[3:]
+def plain_term_parts(term: str) -> tuple[str, list[str], bool]:
+    """A plain term read: its normalised text without the ``*``, its words, and whether it is a prefix."""
     text = normalize_text(term)
     prefix = text.endswith("*")
     text = text.rstrip("*").strip()
     if not text:
         raise ValueError("empty term")
-    parts = [p for p in re.split(r"[\s\-]+", text) if p]
+    return text, [p for p in re.split(r"[\s\-]+", text) if p], prefix
+
+
+def term_pattern(term: str) -> str:
+    """The regular expression of one term (see the module docstring for the syntax)."""
+    if term.startswith("re:"):
+        return term[3:]
+    text, parts, prefix = plain_term_parts(term)
     body = r"[\s\-]?".join(re.escape(p) for p in parts)
     start = _BOUNDARY if text[0].isalnum() else ""
     end = "" if prefix or not text[-1].isalnum() else r"(?![a-z0-9])"
@@ -212,12 +217,7 @@ def term_forms(term: str) -> tuple[list[str], bool, bool]:
     (``"post-traumatic"``: "post traumatic", "post-traumatic", "posttraumatic"), a word-start check
     when the term begins with a letter or digit, a word-end check unless it is a prefix (``*``) or
     ends with another character."""
-    text = normalize_text(term)
-    prefix = text.endswith("*")
-    text = text.rstrip("*").strip()
-    if not text:
-        raise ValueError("empty term")
-    parts = [p for p in re.split(r"[\s\-]+", text) if p]
+    text, parts, prefix = plain_term_parts(term)
     forms = [parts[0]]
     for part in parts[1:]:
         forms = [form + gap + part for form in forms for gap in (" ", "-", "")]
