@@ -39,6 +39,22 @@ def test_index_follows_inserts_updates_and_merges(db):
     assert indexed == rows(db, "SELECT COUNT(*) AS n FROM works WHERE merged_into IS NULL")[0]["n"] == 1
 
 
+def test_a_classification_change_leaves_the_index_alone_and_a_title_change_reindexes(db):
+    """The index holds titles, abstracts, authors…: an update of a summary's relevance, rank or tags (every
+    reclassify, every weekly run) writes nothing to it; an update of an indexed column re-indexes the row."""
+    ingest.save_batch(db, [viewdb.article("1", "Ketamine infusion for depression", abstract="Sixty adults received ketamine.")])
+    work = viewdb.work_of(db, "pubmed", "1")
+    before = db.conn.total_changes  # counts the rows written by triggers too
+    db.execute("UPDATE work_summaries SET relevance = 'uncertain', rank_score = 7, tags = '[\"trd\"]' WHERE work_id = ?", [work])
+    assert db.conn.total_changes - before == 1  # the summary row alone: no index delete and insert
+    assert hits(db, "infusion") == [work]
+    before = db.conn.total_changes
+    db.execute("UPDATE work_summaries SET title = 'Ketamine tablets for depression' WHERE work_id = ?", [work])
+    assert db.conn.total_changes - before > 1  # the trigger re-indexed the row
+    assert hits(db, "infusion") == [] and hits(db, "tablets") == [work]
+    db.execute("INSERT INTO work_summaries_fts (work_summaries_fts, rank) VALUES ('integrity-check', 1)")  # raises if out of step
+
+
 def test_fts_index_passes_its_integrity_check_after_changes(db):
     viewdb.build(db)
     db.execute("INSERT INTO work_summaries_fts (work_summaries_fts, rank) VALUES ('integrity-check', 1)")  # raises if out of step

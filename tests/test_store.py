@@ -41,6 +41,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m011_page_item_ids",
         "m012_record_data_without_abstract",
         "m013_match_keys_year",
+        "m014_fts_update_trigger_on_indexed_columns",
     ]
     assert {
         "works",

@@ -559,6 +559,23 @@ def m013_match_keys_year(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m014_fts_update_trigger_on_indexed_columns(db: sqlite_utils.Database) -> None:
+    """The search index's update trigger fires only when an indexed column changes. sqlite-utils' trigger
+    re-indexed a work's title, abstract, authors… on every update of its ``work_summaries`` row, and a
+    classification changes only the relevance, rank and tag columns (``litmon reclassify``, a weekly run)."""
+    columns = ", ".join(f'"{c}"' for c in FTS_COLUMNS)
+    old = ", ".join(f'old."{c}"' for c in FTS_COLUMNS)
+    new = ", ".join(f'new."{c}"' for c in FTS_COLUMNS)
+    db.execute('DROP TRIGGER IF EXISTS "work_summaries_au"')
+    db.execute(
+        f'CREATE TRIGGER "work_summaries_au" AFTER UPDATE OF {columns} ON "work_summaries" BEGIN\n'
+        f'  INSERT INTO "work_summaries_fts" ("work_summaries_fts", rowid, {columns}) VALUES(\'delete\', old.rowid, {old});\n'
+        f'  INSERT INTO "work_summaries_fts" (rowid, {columns}) VALUES (new.rowid, {new});\n'
+        "END"
+    )
+
+
 def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
     busy timeout: a write waits up to ``busy_timeout`` seconds for another program's write lock."""
