@@ -356,16 +356,22 @@ def test_the_next_page_is_fetched_while_the_current_one_is_processed(httpserver,
     assert prefetch_threads() == []
 
 
-def test_a_prefetch_no_longer_wanted_is_cancelled(httpserver, http_client):
-    release = threading.Event()
+def serve_two_pages(httpserver, before_second_page) -> None:
+    """A search of 4 PMIDs fetched 2 per page; ``before_second_page`` runs in the server before it answers page 2."""
 
     def efetch(request):
         if request.args["retstart"] == "2":
-            release.wait(30)  # a page that takes long: the crawl stops before it arrives
+            before_second_page()
         return Response(article_set(article(1), article(2)), content_type="text/xml")
 
     httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_data(esearch_body(4), content_type="application/json")
     httpserver.expect_request("/efetch.fcgi", method="GET").respond_with_handler(efetch)
+
+
+def test_a_prefetch_no_longer_wanted_is_cancelled(httpserver, http_client):
+    release = threading.Event()
+
+    serve_two_pages(httpserver, lambda: release.wait(30))  # a page that takes long: the crawl stops before it arrives
     batches = pubmed.fetch_records(crawl_context(httpserver, http_client))
     try:
         assert len(next(batches)) == 2
@@ -380,14 +386,11 @@ def test_a_stop_request_interrupts_a_prefetch(httpserver):
     http = HttpClient("tester@example.org", max_retries=0, default_min_interval=0, read_timeout=30, stop=stop)
     release = threading.Event()
 
-    def efetch(request):
-        if request.args["retstart"] == "2":
-            stop.set()  # SIGTERM arrives while page 2 is in flight
-            release.wait(30)
-        return Response(article_set(article(1), article(2)), content_type="text/xml")
+    def second_page() -> None:
+        stop.set()  # SIGTERM arrives while page 2 is in flight
+        release.wait(30)
 
-    httpserver.expect_request("/esearch.fcgi", method="POST").respond_with_data(esearch_body(4), content_type="application/json")
-    httpserver.expect_request("/efetch.fcgi", method="GET").respond_with_handler(efetch)
+    serve_two_pages(httpserver, second_page)
     batches = pubmed.fetch_records(crawl_context(httpserver, http))
     try:
         assert len(next(batches)) == 2
