@@ -43,7 +43,7 @@ from crawler import clock, store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
 from crawler.focus import focus_doc
 from crawler.records import source_rank
-from crawler.terms import Doc, TermRule, first_character_first, normalize_text, term_pattern
+from crawler.terms import Doc, RuleResult, RuleSet, TermRule, first_character_first, normalize_text, term_pattern
 
 log = logging.getLogger("crawler.classify")
 
@@ -65,6 +65,11 @@ class Vocabulary:
     focus_concept: str = ""
     focus_bonus: int = 0
     hash: str = ""
+    #: every rule but the focus concept (which reads the work with its passing mentions set aside), evaluated together
+    rules: RuleSet = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.rules = RuleSet([c for c in self.concepts if c.name != self.focus_concept] + self.noise + self.tags)
 
 
 @dataclass
@@ -235,11 +240,26 @@ def _concept_pattern(concept: TermRule) -> re.Pattern:
     return _PATTERNS[key]
 
 
+def _evaluated(doc: Doc, vocabulary: Vocabulary) -> dict[int, RuleResult | None]:
+    """id of each rule of ``vocabulary.rules`` -> its result on the work (``None``: nothing to find), once per work."""
+    key = ("classify.rules", id(vocabulary.rules))
+    found = doc.cache.memo.get(key)
+    if found is None:
+        rules = vocabulary.rules
+        found = doc.cache.memo[key] = dict(zip(map(id, rules.rules), rules.evaluate(doc)))
+    return found
+
+
+def _result(rule: TermRule, evaluated: dict[int, RuleResult | None]) -> RuleResult:
+    return evaluated[id(rule)] or RuleResult(rule)
+
+
 def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, list[str]]:
     """(label, score, reasons): weakest concept's strength, focus bonus, minus the largest penalty of noise that applies."""
     reasons: list[str] = []
     strengths = []
     focus = 0
+    evaluated = _evaluated(facts.doc, vocabulary)
     for concept in vocabulary.concepts:
         doc = facts.doc
         if concept.name == vocabulary.focus_concept and concept.terms and facts.record_type != "news":
@@ -247,7 +267,7 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
             doc = focused.doc
             for why in focused.passing:
                 reasons.append(f"concept {concept.name}: passing mention set aside ({why})")
-        result = concept.evaluate(doc)
+        result = _result(concept, evaluated) if id(concept) in evaluated and doc is facts.doc else concept.evaluate(doc)
         strength = result.strength if result.fired else 0  # min_strength, require and unless apply to concepts too
         strengths.append(strength)
         if concept.name == vocabulary.focus_concept:
@@ -279,7 +299,7 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
         )
     penalty = 0
     for noise in vocabulary.noise:
-        result = noise.evaluate(facts.doc)
+        result = _result(noise, evaluated)
         if result.fired:
             penalty = max(penalty, noise.penalty)
             reasons.append(f"noise {noise.name} (penalty {noise.penalty}): {result.evidence()}")
@@ -300,11 +320,10 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
 
 def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
     tags = []
+    evaluated = _evaluated(facts.doc, vocabulary)
     for rule in vocabulary.tags:
-        if not rule.may_match(facts.doc):  # most tags find nothing in a work: not run at all
-            continue
-        result = rule.evaluate(facts.doc)
-        if result.fired:
+        result = evaluated[id(rule)]  # most tags find nothing in a work: not run at all
+        if result is not None and result.fired:
             tags.append(Tag(rule.name, rule.category or "topic", result.evidence()))
     return tags
 

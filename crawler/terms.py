@@ -164,6 +164,140 @@ def _branch_anchors(alternatives: list[list[frozenset[str]]]) -> list[frozenset[
     return list(dict.fromkeys(combined))
 
 
+def regex_extent(pattern: str, flags: int = 0) -> tuple[int, int] | None:
+    """(most characters a match consumes, most characters past where it starts that matching may read),
+    or None when either has no bound (``*``, ``+``, back-references, anything not understood).
+
+    What reads past a match's end: look-aheads, and ``\\b``/``$`` (the next one or two characters)."""
+    try:
+        from re import _constants as codes  # type: ignore[attr-defined]
+        from re import _parser as parser  # type: ignore[attr-defined]
+
+        tree = parser.parse(pattern, flags)
+        return _extent(list(tree), codes)
+    except Exception:  # noqa: BLE001 - unknown: no bound
+        return None
+
+
+def _extent(items, codes) -> tuple[int, int] | None:
+    width = reach = 0
+    for op, arg in items:
+        if op in (codes.LITERAL, codes.NOT_LITERAL, codes.ANY, codes.IN):
+            item = (1, 1)
+        elif op is codes.AT:
+            item = (0, 2)
+        elif op in (codes.SUBPATTERN, codes.ATOMIC_GROUP):
+            inner = _extent(list(arg[-1] if op is codes.SUBPATTERN else arg), codes)
+            if inner is None:
+                return None
+            item = inner
+        elif op is codes.BRANCH:
+            alternatives = [_extent(list(alternative), codes) for alternative in arg[1]]
+            if any(a is None for a in alternatives):
+                return None
+            item = (max(a[0] for a in alternatives), max(a[1] for a in alternatives))  # type: ignore[index]
+        elif op in (codes.MAX_REPEAT, codes.MIN_REPEAT, getattr(codes, "POSSESSIVE_REPEAT", None)):
+            low, high, body = arg
+            inner = _extent(list(body), codes)
+            if inner is None or high is codes.MAXREPEAT or high >= codes.MAXREPEAT:
+                return None
+            item = (high * inner[0], (high - 1) * inner[0] + inner[1]) if high else (0, 0)
+        elif op in (codes.ASSERT, codes.ASSERT_NOT):
+            direction, body = arg
+            inner = _extent(list(body), codes)
+            if inner is None:
+                return None
+            item = (0, inner[1] if direction > 0 else 0)  # a look-behind reads before, never after
+        else:
+            return None
+        reach = max(reach, width + item[1])
+        width += item[0]
+    return width, max(reach, width)
+
+
+class _Windows:
+    """Where a regular expression can match in a text, from where the literal pieces every match contains
+    occur (:func:`regex_anchors`, found by the vocabulary's scan): a match holds one of them whole and is
+    at most ``width`` characters long, so it starts at most ``width`` characters before one's end. The
+    expression is then tried only from those places (:meth:`search`, :meth:`finditer`), reading no
+    further than it could from them: the same matches as on the whole text."""
+
+    def __init__(self, pattern: re.Pattern, alternatives: list[tuple[frozenset[str], ...]]):
+        self.pattern = pattern
+        extent = regex_extent(pattern.pattern, pattern.flags)
+        self.usable = extent is not None and bool(alternatives) and all(alternatives)
+        self.width, self.reach = extent or (0, 0)
+        self.alternatives = alternatives
+        self.anchors = frozenset(a for sets in alternatives for choices in sets for a in choices)
+
+    def spans(self, scan: Scan) -> list[tuple[int, int]] | None:
+        """Merged (first, last) ranges of the positions a match can start at; None: anywhere."""
+        if not self.usable:
+            return None
+        at = scan.anchor_at
+        width = self.width
+        starts: list[tuple[int, int]] = []
+        for sets in self.alternatives:
+            best: tuple[int, frozenset[str]] | None = None
+            for choices in sets:  # the set whose strings occur least often
+                count = 0
+                for anchor in choices:
+                    found = at.get(anchor)
+                    if found:
+                        count += len(found)
+                if best is None or count < best[0]:
+                    best = (count, choices)
+                    if not count:
+                        break
+            if best is None or not best[0]:
+                continue  # this alternative cannot match here
+            for anchor in best[1]:
+                for start in at.get(anchor, ()):
+                    starts.append((max(0, start + len(anchor) - width), start))
+        if not starts:
+            return []
+        starts.sort()
+        merged = [list(starts[0])]
+        for low, high in starts[1:]:
+            last = merged[-1]
+            if low <= last[1] + 1:
+                if high > last[1]:
+                    last[1] = high
+            else:
+                merged.append([low, high])
+        return [(low, high) for low, high in merged]
+
+    def search(self, text: str, scan: Scan) -> re.Match | None:
+        spans = self.spans(scan)
+        if spans is None:
+            return self.pattern.search(text)
+        size, reach, search = len(text), self.reach, self.pattern.search
+        for low, high in spans:
+            match = search(text, low, min(size, high + reach))
+            if match is not None and match.start() <= high:
+                return match
+        return None
+
+    def finditer(self, text: str, scan: Scan) -> list[re.Match]:
+        spans = self.spans(scan)
+        if spans is None:
+            return list(self.pattern.finditer(text))
+        size, reach, search = len(text), self.reach, self.pattern.search
+        found = []
+        position = 0
+        for low, high in spans:
+            while True:
+                begin = max(low, position)
+                if begin > high:
+                    break
+                match = search(text, begin, min(size, high + reach))
+                if match is None or match.start() > high:
+                    break
+                found.append(match)
+                position = match.end() if match.end() > match.start() else match.end() + 1
+        return found
+
+
 class _Gate:
     """Whether one of a list of terms may match, from the anchors a text contains.
 
@@ -224,12 +358,26 @@ def term_forms(term: str) -> tuple[list[str], bool, bool]:
     return list(dict.fromkeys(forms)), text[0].isalnum(), not prefix and text[-1].isalnum()
 
 
-@dataclass
 class Scan:
-    """What one pass of the vocabulary's automaton found in a text."""
+    """What one pass of the vocabulary's automaton found in a text: ``hits``, plain term key -> (start, end) of
+    each occurrence (word checks passed); ``anchors``, the anchors of ``re:`` terms (:func:`regex_anchors`)
+    that occur, and ``anchor_at`` where; ``entries``, every hit as (start, end, key), left to right."""
 
-    hits: dict[int, list[tuple[int, int]]]  # plain term key -> (start, end) of each occurrence, word checks passed
-    anchors: frozenset[str]  # anchors of ``re:`` terms (:func:`regex_anchors`) that occur
+    __slots__ = ("hits", "anchors", "entries", "anchor_at")
+
+    def __init__(
+        self,
+        hits: dict[int, list[tuple[int, int]]],
+        anchors: frozenset[str],
+        entries: list[tuple[int, int, int]] | None = None,
+        anchor_at: dict[str, list[int]] | None = None,
+    ):
+        self.hits = hits
+        self.anchors = anchors
+        if entries is None:
+            entries = sorted((start, end, key) for key, spans in hits.items() for start, end in spans)
+        self.entries = entries
+        self.anchor_at = anchor_at if anchor_at is not None else {}  # anchor -> where each occurrence starts
 
 
 class _Vocabulary:
@@ -279,23 +427,35 @@ class _Vocabulary:
     def scan(self, text: str) -> Scan:
         automaton = self.automaton or self._build()
         hits: dict[int, list[tuple[int, int]]] = {}
-        anchors: list[str] = []
+        anchor_at: dict[str, list[int]] = {}
         if not text or not len(automaton):
             return Scan(hits, frozenset())
         seen = _OTHER_SPACE.sub(" ", text)
         size = len(seen)
         word = _WORD_CHARS
+        entries = []
         for last, (length, anchor, forms) in automaton.iter(seen):
+            start = last - length + 1
             if anchor:
-                anchors.append(anchor)
+                at = anchor_at.get(anchor)
+                if at is None:
+                    anchor_at[anchor] = [start]
+                else:
+                    at.append(start)
             if forms:
-                start, end = last - length + 1, last + 1
+                end = last + 1
                 starts = start == 0 or seen[start - 1] not in word
                 ends = end == size or seen[end] not in word
                 for key, need_start, need_end in forms:
                     if (starts or not need_start) and (ends or not need_end):
-                        hits.setdefault(key, []).append((start, end))
-        return Scan(hits, frozenset(anchors))
+                        spans = hits.get(key)
+                        if spans is None:
+                            hits[key] = [(start, end)]
+                        else:
+                            spans.append((start, end))
+                        entries.append((start, end, key))
+        entries.sort()
+        return Scan(hits, frozenset(anchor_at), entries, anchor_at)
 
 
 _VOCABULARY = _Vocabulary()
@@ -341,6 +501,9 @@ class WorkCache:
         return found
 
 
+_SLOTS = itertools.count()
+
+
 class _Terms:
     """A compiled list of terms, read from the scans of a work's texts.
 
@@ -353,6 +516,7 @@ class _Terms:
 
     def __init__(self, terms: list[str]):
         self.terms = terms
+        self.slot = next(_SLOTS)  # what a RuleSet knows the list by
         self.keys: dict[int, int] = {}  # plain term key -> index of its first term in the list
         regex = [(i, t) for i, t in enumerate(terms) if t.startswith("re:")]
         for index, term in enumerate(terms):
@@ -360,11 +524,13 @@ class _Terms:
                 self.keys.setdefault(_VOCABULARY.key(term), index)
         self.regex: re.Pattern | None = None
         self.gate: _Gate | None = None
+        self.windows: _Windows | None = None
         if regex:
             self.regex = re.compile("|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex), re.I)
-            self.gate = _Gate([regex_anchors(term_pattern(t)) for _, t in regex])
-            gate = self.gate
-            _VOCABULARY.register_anchors(gate.single.union(*gate.subsets, *(c for sets in gate.general for c in sets)))
+            alternatives = [regex_anchors(term_pattern(t)) for _, t in regex]
+            self.gate = _Gate(alternatives)
+            self.windows = _Windows(self.regex, alternatives)
+            _VOCABULARY.register_anchors(self.windows.anchors)
 
     def possible(self, keys: Iterable[int], present: frozenset[str]) -> bool:
         """Whether a term can match somewhere in texts that, together, hold these plain terms and anchors."""
@@ -398,23 +564,17 @@ class _Terms:
     def _regex_runs(self, scan: Scan) -> bool:
         return self.regex is not None and self.gate is not None and (self.gate.always or self.gate(scan.anchors))
 
-    def matches(self, text: str, scan: Scan) -> list[tuple[int, int, int]]:
-        """(start, end, index of the term) of every match in the text: plain terms', then ``re:`` terms'."""
-        found = self._plain(scan)
-        if self.regex is not None and self._regex_runs(scan):
-            found += [(m.start(), m.end(), int(m.lastgroup[1:])) for m in self.regex.finditer(text)]  # type: ignore[index]
-        return found
+    def regex_matches(self, text: str, scan: Scan) -> list[tuple[int, int, int]]:
+        """(start, end, index of the term) of every match of the ``re:`` terms, tried only where they can match."""
+        if self.windows is None or not self._regex_runs(scan):
+            return []
+        return [(m.start(), m.end(), int(m.lastgroup[1:])) for m in self.windows.finditer(text, scan)]  # type: ignore[index]
 
-    def first(self, text: str, scan: Scan) -> tuple[int, int] | None:
-        """(start, end) of the first match, as ``search`` would find it (plain terms first)."""
-        found = self._plain(scan)
-        if found:
-            return found[0][0], found[0][1]
-        if self.regex is not None and self._regex_runs(scan):
-            match = self.regex.search(text)
-            if match:
-                return match.span()
-        return None
+    def regex_first(self, text: str, scan: Scan) -> re.Match | None:
+        """The first match of the ``re:`` terms, as ``search`` finds it, tried only where they can match."""
+        if self.windows is None or not self._regex_runs(scan):
+            return None
+        return self.windows.search(text, scan)
 
     def blank(self, text: str, scan: Scan) -> tuple[str, list[str]]:
         """The text with every match replaced by spaces (plain terms first, then the ``re:`` expression on
@@ -537,13 +697,6 @@ class Doc:
         self.__dict__["_scanned"] = (key, value)
         return value
 
-    def headings(self) -> tuple[str, ...]:
-        """The MeSH headings in lower case (as MeSH entries are matched)."""
-        memo = self.__dict__.get("_headings")
-        if memo is None or len(memo) != len(self.mesh):
-            memo = self.__dict__["_headings"] = tuple(heading.lower() for heading in self.mesh)
-        return memo
-
     def anchors(self) -> frozenset[str]:
         """The anchors of the vocabulary's ``re:`` terms found in any text of the work."""
         return self.scanned()[2]
@@ -554,7 +707,7 @@ def _normal_term(term: str) -> str:
     return normalize_text(term)
 
 
-@dataclass
+@dataclass(slots=True)
 class Hit:
     field: str
     term: str
@@ -570,7 +723,7 @@ class Hit:
         return f"{found} in {self.field}{times}"
 
 
-@dataclass
+@dataclass(slots=True)
 class RuleResult:
     rule: TermRule
     strength: int = 0
@@ -616,105 +769,230 @@ class TermRule:
         lists = [terms for terms in (self._terms, self._exclude) if terms is not None]
         self._keys = frozenset(key for terms in lists for key in terms.keys)  # what makes the rule worth running
         self._gates = [terms.gate for terms in lists if terms.gate is not None]
+        self._alone: RuleSet | None = None
 
     def evaluate(self, doc: Doc) -> RuleResult:
-        result = RuleResult(self)
-        if not self.may_match(doc):
-            return result
+        if self._alone is None:
+            self._alone = RuleSet([self])
+        return self._alone.evaluate(doc)[0] or RuleResult(self)
+
+    def _blanked_fields(self, doc: Doc, fields, result: RuleResult):
+        """The work's texts with this rule's exclusions blanked (once per work, exclusion list and text), each
+        with its scan, and whether any text changed; the words blanked go to ``result.excluded``."""
+        exclude = self._exclude
+        assert exclude is not None
+        blanked, changed = [], False
+        store = doc.cache.blanked
+        excluded = result.excluded
+        for name, items in fields:
+            pairs = []
+            for text, found in items:
+                if not text:
+                    pairs.append((text, found))
+                    continue
+                key = (exclude, text)
+                done = store.get(key)
+                if done is None:
+                    done = store[key] = exclude.blank(text, found)
+                for words in done[1]:
+                    if words not in excluded:
+                        excluded.append(words)
+                if done[0] == text:
+                    pairs.append((text, found))
+                else:  # blanking may make and unmake matches: the blanked text is scanned
+                    pairs.append((done[0], doc.cache.scan(done[0])))
+                    changed = True
+            blanked.append((name, pairs))
+        return blanked, changed
+
+
+def _select(entries: list[tuple[int, int, int]], keymap: dict[int, tuple[tuple[int, int], ...]]) -> dict[int, list]:
+    """What each list of terms matches among a text's hits (``entries``, left to right), for every list at once:
+    list slot -> (start, end, index of the term) of each match. As one expression of the list's terms would:
+    leftmost first, at one position the earliest term in the list (then the shortest), never overlapping."""
+    out: dict[int, list[tuple[int, int, int]]] = {}
+    for start, end, key in entries:
+        targets = keymap.get(key)
+        if targets is None:
+            continue
+        for slot, index in targets:
+            found = out.get(slot)
+            if found is None:
+                out[slot] = [(start, end, index)]
+                continue
+            last_start, last_end, last_index = found[-1]
+            if last_start == start:  # the same position: the earlier term wins
+                if index < last_index or (index == last_index and end < last_end):
+                    found[-1] = (start, end, index)
+            elif start >= last_end:
+                found.append((start, end, index))
+    return out
+
+
+_NO_MATCHES: dict[int, list[tuple[int, int, int]]] = {}
+
+
+class RuleSet:
+    """Rules evaluated together on a work: ``evaluate(doc)`` gives what each rule's :meth:`TermRule.evaluate` gives.
+
+    The rules a work's plain terms, ``re:`` anchors or MeSH headings cannot reach are not run at all (``None``
+    in their place). Each text's hits (one scan of the vocabulary's automaton) are read once for every list
+    of terms of every rule (terms, exclusions, require, unless): one loop per text, not one per rule and
+    field. What a MeSH heading matches is remembered per heading."""
+
+    #: Most MeSH headings whose matches are remembered (a descriptor vocabulary is some 30,000 names).
+    HEADINGS = 50_000
+
+    def __init__(self, rules: list[TermRule]):
+        self.rules = list(rules)
+        keymap: dict[int, list[tuple[int, int]]] = {}
+        seen: set[int] = set()
+        by_key: dict[int, list[int]] = {}
+        self.gated: list[tuple[int, list[_Gate]]] = []
+        for position, rule in enumerate(self.rules):
+            for terms in (rule._terms, rule._exclude, rule._require, rule._unless):
+                if terms is not None and terms.slot not in seen:
+                    seen.add(terms.slot)
+                    for key, index in terms.keys.items():
+                        keymap.setdefault(key, []).append((terms.slot, index))
+            for key in rule._keys:
+                by_key.setdefault(key, []).append(position)
+            if rule._gates:
+                self.gated.append((position, rule._gates))
+        self.keymap = {key: tuple(targets) for key, targets in keymap.items()}
+        self.by_key = {key: tuple(positions) for key, positions in by_key.items()}
+        self.meshed = [(position, rule._mesh) for position, rule in enumerate(self.rules) if rule._mesh is not None]
+        self._headings: dict[str, tuple[tuple[int, int], ...]] = {}
+
+    def _heading(self, heading: str) -> tuple[tuple[int, int], ...]:
+        """(rule position, index of the MeSH entry) of every rule that a heading matches."""
+        found = self._headings.get(heading)
+        if found is None:
+            if len(self._headings) >= self.HEADINGS:
+                self._headings.clear()
+            matched = ((position, mesh.match(heading)) for position, mesh in self.meshed)
+            found = self._headings[heading] = tuple((position, index) for position, index in matched if index is not None)
+        return found
+
+    def evaluate(self, doc: Doc) -> list[RuleResult | None]:
+        """Each rule's result on the work, in rule order; ``None`` for a rule that cannot find anything there."""
+        rules = self.rules
+        results: list[RuleResult | None] = [None] * len(rules)
         fields, keys, present = doc.scanned()
-        # a list of terms none of which the work's texts contain is not run (and exclusions that cannot
-        # match leave the texts as they are)
-        excluding = self._exclude is not None and self._exclude.possible(keys, present)
-        matching = self._terms is not None and self._terms.possible(keys, present)
-        blanked = False
-        if excluding:
-            assert self._exclude is not None
-            kept = []
-            for name, items in fields:
-                pairs = [self._blank(doc, text, found, result) for text, found in items]
-                blanked = blanked or any(pair[0] is not text for pair, (text, _) in zip(pairs, items))
-                kept.append((name, pairs))
-            fields = kept
-        if self._terms is not None and (blanked or matching):
-            for name, items in fields:
-                if items:
-                    self._match_field(name, items, result)
-        if self._mesh is not None:
-            for heading in doc.mesh:
-                index = self._mesh.match(heading)
-                if index is not None:
-                    result.hits.append(Hit("mesh", self.mesh[index], heading))
-                    result.strength = max(result.strength, FIELD_STRENGTH["mesh"])
-        if result.strength and self._require is not None:
-            result.missing_require = not any(self._require.first(text, found) for _, items in fields for text, found in items)
-        if result.strength and self._unless is not None:
-            for name, items in fields:
-                for text, found in items:
-                    span = self._unless.first(text, found)
-                    if span:
-                        result.cancelled_by = f"'{_whole_words(text, *span)}' in {name}"
+        candidates: set[int] = set()
+        by_key = self.by_key
+        for key in keys:
+            positions = by_key.get(key)
+            if positions is not None:
+                candidates.update(positions)
+        for position, gates in self.gated:
+            if position not in candidates:
+                for gate in gates:
+                    if gate(present):
+                        candidates.add(position)
                         break
-                if result.cancelled_by:
-                    break
-        return result
+        mesh_hits: dict[int, list[tuple[str, int]]] = {}
+        if self.meshed and doc.mesh:
+            for heading in doc.mesh:
+                for position, index in self._heading(heading):
+                    mesh_hits.setdefault(position, []).append((heading, index))
+            candidates.update(mesh_hits)
+        if not candidates:
+            return results
+        keymap = self.keymap
+        tables: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
 
-    def may_match(self, doc: Doc) -> bool:
-        """Whether the rule can find anything in the work: when not, :meth:`evaluate` gives an empty result."""
-        _, keys, present = doc.scanned()
-        if not keys.isdisjoint(self._keys):
-            return True
-        for gate in self._gates:
-            if gate(present):
-                return True
-        mesh = self._mesh
-        if mesh is not None and doc.mesh:
-            headings = doc.headings()
-            if not mesh.exact.keys().isdisjoint(headings):
-                return True
-            if mesh.starts:
-                for heading in headings:
-                    if heading.startswith(mesh.starts):
-                        return True
-        return False
+        def table(scan: Scan) -> dict[int, list[tuple[int, int, int]]]:
+            found = tables.get(id(scan))
+            if found is None:
+                found = tables[id(scan)] = _select(scan.entries, keymap) if scan.hits else _NO_MATCHES
+            return found
 
-    def _blank(self, doc: Doc, text: str, found: Scan, result: RuleResult) -> tuple[str, Scan]:
-        """The text with this rule's exclusions blanked (once per work, exclusion list and text), and its scan."""
-        if self._exclude is None or not text:
-            return text, found
-        key = (self._exclude, text)
-        done = doc.cache.blanked.get(key)
-        if done is None:
-            done = doc.cache.blanked[key] = self._exclude.blank(text, found)
-        for words in done[1]:
-            if words not in result.excluded:
-                result.excluded.append(words)
-        if done[0] == text:
-            return text, found
-        return done[0], doc.cache.scan(done[0])  # blanking may make and unmake matches: the blanked text is scanned
+        for position in sorted(candidates):
+            rule = rules[position]
+            result = results[position] = RuleResult(rule)
+            used = fields
+            changed = False
+            if rule._exclude is not None and rule._exclude.possible(keys, present):
+                used, changed = rule._blanked_fields(doc, fields, result)
+            terms = rule._terms
+            if terms is not None and (changed or terms.possible(keys, present)):
+                _match_fields(rule, terms, used, table, result)
+            for heading, index in mesh_hits.get(position, ()):
+                result.hits.append(Hit("mesh", rule.mesh[index], heading))
+                result.strength = max(result.strength, FIELD_STRENGTH["mesh"])
+            if result.strength and rule._require is not None:
+                result.missing_require = _first(rule._require, used, table) is None
+            if result.strength and rule._unless is not None:
+                cancel = _first(rule._unless, used, table)
+                if cancel is not None:
+                    name, text, start, end = cancel
+                    result.cancelled_by = f"'{_whole_words(text, start, end)}' in {name}"
+        return results
 
-    def _match_field(self, name: str, items: list[tuple[str, Scan]], result: RuleResult) -> None:
-        found: dict[str, Hit] = {}
-        best_count = 0
-        terms = self._terms
-        assert terms is not None
+
+def _first(terms: _Terms, fields, table) -> tuple[str, str, int, int] | None:
+    """(field, text, start, end) of the first match of a list in the first text (in field order) it matches."""
+    slot, regex = terms.slot, terms.regex
+    for name, items in fields:
         for text, scan in items:
-            matches = terms.matches(text, scan)
+            plain = table(scan).get(slot)
+            if plain:
+                return name, text, plain[0][0], plain[0][1]
+            if regex is not None:
+                match = terms.regex_first(text, scan)
+                if match:
+                    return name, text, match.start(), match.end()
+    return None
+
+
+def _match_fields(rule: TermRule, terms: _Terms, fields, table, result: RuleResult) -> None:
+    """The rule's hits in each text field (distinct words, with their first term and most mentions in one text)
+    and the strength of the strongest field."""
+    slot, regex = terms.slot, terms.regex
+    strength = result.strength
+    for name, items in fields:
+        if not items:
+            continue
+        found: dict[str, list[int]] | None = None  # words -> [index of the term, count]
+        best = 0
+        abstract = name == "abstract"
+        for text, scan in items:
+            matches = table(scan).get(slot)
+            if regex is not None:
+                more = terms.regex_matches(text, scan)
+                if more:
+                    matches = matches + more if matches else more
             if not matches:
                 continue
+            if found is None:
+                found = {}
+            size = len(text)
             counts: dict[str, int] = {}
             for start, end, index in matches:
-                words = _whole_words(text, start, end)
-                counts[words] = counts.get(words, 0) + 1
-                if words not in found:
-                    found[words] = Hit(name, self.terms[index], words, 0)
+                if end < size and text[end].isalnum():  # a prefix match is shown whole
+                    end += 1
+                    while end < size and text[end].isalnum():
+                        end += 1
+                words = text[start:end]
+                if words in counts:
+                    counts[words] += 1
+                else:
+                    counts[words] = 1
+                    if words not in found:
+                        found[words] = [index, 0]
             for words, count in counts.items():  # the same abstract from two sources is not two mentions
-                found[words].count = max(found[words].count, count if name == "abstract" else 1)
-            best_count = max(best_count, sum(counts.values()))
+                entry = found[words]
+                if not abstract:
+                    count = 1
+                if count > entry[1]:
+                    entry[1] = count
+            if len(matches) > best:
+                best = len(matches)
         if not found:
-            return
-        result.hits.extend(found.values())
-        if name == "abstract":
-            strength = ABSTRACT_MANY if best_count >= 2 else ABSTRACT_ONE
-        else:
-            strength = FIELD_STRENGTH[name]
-        result.strength = max(result.strength, strength)
+            continue
+        result.hits.extend(Hit(name, rule.terms[index], words, count) for words, (index, count) in found.items())
+        field_strength = (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if abstract else FIELD_STRENGTH[name]
+        if field_strength > strength:
+            strength = field_strength
+    result.strength = strength

@@ -6,7 +6,9 @@ per list and text and the blanked text scanned again) must classify exactly as t
 list's regular expressions run on every text. The plain matcher is kept here as the reference
 (:func:`reference_evaluate`); both classify every work of every fixture set, hard cases and random texts.
 The evidence and focus expressions are skipped on texts without their anchors (:class:`crawler.terms.Gated`):
-the reference runs them everywhere.
+the reference runs them everywhere. Rules are evaluated together (:class:`crawler.terms.RuleSet`: one loop over
+each text's hits for every list of terms) and ``re:`` terms are tried only around their anchors
+(:class:`crawler.terms._Windows`): the reference evaluates rule by rule and runs every expression on the whole text.
 """
 
 from __future__ import annotations
@@ -150,6 +152,9 @@ def test_the_fast_matcher_classifies_every_fixture_as_the_plain_one(monkeypatch)
     assert len(works) > 300
     fast = outputs(works, shipped_vocabulary())
     monkeypatch.setattr(terms.TermRule, "evaluate", reference_evaluate)
+    monkeypatch.setattr(terms.RuleSet, "evaluate", lambda self, doc: [reference_evaluate(rule, doc) for rule in self.rules])
+    # every re: term on the whole text, not only around its anchors
+    monkeypatch.setattr(terms._Windows, "spans", lambda self, scan: None)
     # the evidence and focus expressions too: each runs on every text, whatever its anchors
     monkeypatch.setattr(terms.Gated, "runs", lambda self, scan: True)
     monkeypatch.setattr(terms.Gated, "search", lambda self, text, scan: self.pattern.search(text))
@@ -268,3 +273,60 @@ def test_the_fast_matcher_agrees_with_the_reference_on_random_texts():
         doc = dict(titles=[text()], abstracts=[text(), text()], keywords=[text()])
         fast, plain = rule.evaluate(terms.Doc(**doc)), reference_evaluate(rule, terms.Doc(**doc))
         assert outcome(fast) == outcome(plain), (spec, doc)
+
+
+@pytest.mark.parametrize(
+    "pattern, extent",
+    [
+        (r"\b1[0-7][ -]year[ -]old\b", (11, 13)),  # \b reads the character after the match
+        (r"(?<![a-z])ketamine (nasal|intranasal)", (19, 19)),  # a look-behind reads before, never after
+        (r"x(?![^.]{0,40}y)", (1, 42)),  # a look-ahead reads past the match
+        (r"a*b", None),
+        (r"(a)\1", None),
+    ],
+)
+def test_regex_extent_bounds_what_matching_reads(pattern, extent):
+    assert terms.regex_extent(pattern) == extent
+
+
+def test_a_rule_set_gives_each_rule_what_it_gives_alone():
+    vocabulary = shipped_vocabulary()
+    rules = vocabulary.concepts + vocabulary.noise + vocabulary.tags
+    together = terms.RuleSet(rules)
+    fired = 0
+    for records in every_fixture_work():
+        doc = classify.build_facts(records).doc
+        for rule, result in zip(rules, together.evaluate(doc)):
+            alone = reference_evaluate(rule, doc)
+            assert outcome(result or terms.RuleResult(rule)) == outcome(alone), rule.name
+            fired += bool(result and result.fired)
+    assert fired > 500
+
+
+def test_re_terms_tried_around_their_anchors_match_as_on_the_whole_text():
+    """Random bounded expressions with look-arounds and word checks, over random texts: the windows find
+    exactly what ``finditer`` and ``search`` find on the whole text."""
+    rng = random.Random(7)
+    words = ["oral", "ketamine", "nasal", "tablet", "x", "ab", "year", "old", "16", "not", "respond", "."]
+    glue = [" ", " ", "-", "", ". ", "; ", "\n"]
+    pieces = [
+        r"\b(oral|tablet)\b[^.;]{0,12}ketamin",
+        r"ketamin\w{0,3}[^.;]{0,10}(oral|nasal)\b",
+        r"(?<![a-z])nasal (ketamine|x)",
+        r"\b1[0-7][ -]year[ -]old\b",
+        r"not (respond|ab)(?![^.]{0,8}old)",
+        r"year(?=\W{0,2}old)",
+    ]
+    checked = 0
+    for _ in range(300):
+        chosen = rng.sample(pieces, rng.randint(1, 3))
+        listed = terms._terms([f"re:{p}" for p in chosen])
+        assert listed is not None and listed.windows is not None and listed.windows.usable
+        for _ in range(5):
+            text = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 30)))
+            scan = terms._VOCABULARY.scan(text)
+            assert [m.span() for m in listed.windows.finditer(text, scan)] == [m.span() for m in listed.regex.finditer(text)]
+            first, whole = listed.windows.search(text, scan), listed.regex.search(text)
+            assert (first and first.span()) == (whole and whole.span())
+            checked += bool(whole)
+    assert checked > 100
