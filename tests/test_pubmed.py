@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
+import random
 import threading
 from types import SimpleNamespace
 
 import pytest
+from lxml import etree
 from werkzeug import Response
 
 from crawler import clock
@@ -18,8 +21,10 @@ from crawler.pipeline import crawl
 from crawler.sources import pubmed
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import parse_date
+from crawler.xmlsafe import parse_xml
 from tests.conftest import fixture_bytes, rows
 from tests.helpers.ncbi import FakeNcbi, esearch_body
+from tests.helpers.pubmed_reference import reference_record
 
 QUERY = "ketamine[tiab] AND depress*[tiab]"
 
@@ -288,6 +293,195 @@ def test_other_answers_are_rejected_with_a_hint():
         pubmed.parse_efetch(b"<pmc-articleset><article/></pmc-articleset>")
     with pytest.raises(SourceError, match="empty efetch answer"):
         pubmed.parse_efetch(b"")
+
+
+# --------------------------------------------------------------------------- the single pass agrees with the plain reading
+
+#: Every efetch answer of the fixtures: PubMed's own fixtures and the labelled sets' wire files (~300 articles).
+PUBMED_WIRE = [
+    ("pubmed", "efetch_batch1.xml"),
+    ("pubmed", "efetch_batch2.xml"),
+    ("pubmed", "efetch_new.xml"),
+    ("classify/wire", "pubmed_efetch.xml"),
+    ("dedup", "pubmed_efetch.xml"),
+]
+
+
+def fixture_articles() -> list:
+    return [a for folder, name in PUBMED_WIRE for a in parse_xml(fixture_bytes(folder, name), "test") if a.tag == "PubmedArticle"]
+
+
+def outcome(parse, article):
+    """Every field of the Record (types included: a tuple is no list), or that parsing raised."""
+    try:
+        return vars(parse(article))
+    except Exception as exc:  # an article without <Article> raises in both readings
+        return f"raises {type(exc).__name__}"
+
+
+def test_the_single_pass_reads_every_fixture_article_as_the_plain_reading_does():
+    articles = fixture_articles()
+    assert len(articles) >= 300
+    for article in articles:
+        assert outcome(pubmed.parse_article, article) == outcome(reference_record, article)
+    body = b"<PubmedArticleSet>" + b"".join(etree.tostring(a) for a in articles) + b"</PubmedArticleSet>"
+    assert [vars(r) for r in pubmed.parse_efetch(body)] == [vars(reference_record(a)) for a in articles]
+
+
+#: Values a variant puts into name, date, identifier and title fields: odd but possible wire values.
+ODD_VALUES = {
+    "Month": ["01", "1", "12", "13", "0", "Jan", "jan", "March", "Sept.", "Winter", "Fall", "xx", "", " 3 "],
+    "Day": ["1", "01", "31", "30", "29", "32", "0", "x", "", " 7 "],
+    "Year": ["2024", "1799", "2199", "2200", "20x4", "", " 2021 ", "99"],
+    "MedlineDate": ["2024 Jan-Feb", "2023 Winter", "1998 Dec-1999 Jan", "2024 Jan 5", "2019-2020", "Spring 2020", "junk"],
+    "name": [
+        "Smith",
+        "van der Berg",
+        "  Jean-Paul ",
+        "J.-P.",
+        "A. B.",
+        "HK",
+        " ",
+        "Jr",
+        "María\u00a0José",
+        "Osei, H.",
+        "Study Group",
+        "",
+    ],
+    "id": ["10.1000/XYZ.1", " doi:10.1/a ", "PMC123", "pmc 99", "", "junk", "https://doi.org/10.5/B"],
+    "title": ["[Ketamine in depression].", "[x]", "", "  ", "[a] b."],
+    "abstract": [" NCT01234567", " ISRCTN12345678", " EudraCT 2010-012345-12", " 2023-501234-12-00", ""],
+    "type": ["Retraction of Publication", "Preprint", "Published Erratum", "Review", ""],
+}
+
+
+#: The elements litmon reads (those a variant drops or repeats).
+READ_TAGS = frozenset(
+    "PMID DateRevised Journal JournalIssue Volume Issue PubDate Title ISOAbbreviation ISSN ArticleTitle VernacularTitle "
+    "Pagination MedlinePgn ELocationID Abstract AbstractText AuthorList Author LastName ForeName Initials CollectiveName "
+    "Suffix Language PublicationTypeList PublicationType ArticleDate Year Month Day Season MedlineDate MeshHeadingList "
+    "MeshHeading DescriptorName KeywordList Keyword CommentsCorrectionsList CommentsCorrections RefSource PubmedData "
+    "History PubMedPubDate ArticleIdList ArticleId PublicationStatus DataBankList DataBank AccessionNumber".split()
+)
+
+
+def vary(article, rng: random.Random):
+    """A copy of an article with one to six random edits (elements dropped or repeated with other text, whitespace and
+    inline markup added, authors made invalid, odd dates, names, identifiers, titles, types, links)."""
+    article = copy.deepcopy(article)
+    for _ in range(rng.randint(1, 6)):
+        elements = [e for e in article.iter() if isinstance(e.tag, str)]
+        leaves = [e for e in elements if len(e) == 0]
+        read = [e for e in elements if e.tag in READ_TAGS] or elements[1:]
+        edit = rng.randrange(10)
+        if edit == 0:
+            element = rng.choice(read)
+            if element.tag not in ("MedlineCitation", "Article"):
+                element.getparent().remove(element)
+        elif edit == 1:
+            element = rng.choice(read)
+            twin = copy.deepcopy(element)  # a second element of the same name, told apart from the first
+            for leaf in twin.iter():
+                if leaf.text and rng.random() < 0.5:
+                    leaf.text = rng.choice(["2", "Jan", leaf.text + " 2"])
+            element.addnext(twin)
+        elif edit == 2:
+            leaf = rng.choice(leaves)
+            leaf.text = rng.choice(["  ", "\n", "\t "]) + (leaf.text or "") + rng.choice(["", " \n  ", "\u00a0"])
+        elif edit == 3:
+            leaf = rng.choice(leaves)
+            text, cut = leaf.text or "", rng.randrange(len(leaf.text or "") + 1)
+            leaf.text = text[:cut]
+            inline = etree.SubElement(leaf, rng.choice(["i", "sup", "b"]))
+            inline.text, inline.tail = rng.choice(["R", " x ", "2", ""]), text[cut:]
+        elif edit == 4:
+            for author in article.iter("Author"):
+                if rng.random() < 0.3:
+                    author.set("ValidYN", rng.choice(["N", "Y", "n"]))
+        elif edit == 5:
+            for tag in ("Year", "Month", "Day"):
+                for element in article.iter(tag):
+                    if rng.random() < 0.4:
+                        element.text = rng.choice(ODD_VALUES[tag])
+            dates = list(article.iter("PubDate", "ArticleDate", "DateRevised", "PubMedPubDate"))
+            if dates:
+                date = rng.choice(dates)
+                etree.SubElement(date, rng.choice(["MedlineDate", "Season"])).text = rng.choice(ODD_VALUES["MedlineDate"])
+        elif edit == 6:
+            for element in article.iter("LastName", "ForeName", "Initials", "CollectiveName", "Suffix"):
+                if rng.random() < 0.3:
+                    element.text = rng.choice(ODD_VALUES["name"])
+            for authors in article.iter("AuthorList"):
+                person = etree.SubElement(authors, "Author")
+                for tag in rng.sample(
+                    ["LastName", "ForeName", "Initials", "CollectiveName", "Suffix", "LastName"], rng.randint(0, 4)
+                ):
+                    etree.SubElement(person, tag).text = rng.choice(ODD_VALUES["name"])
+        elif edit == 7:
+            for element in article.iter("ArticleId", "ELocationID"):
+                if rng.random() < 0.4:
+                    element.text = rng.choice(ODD_VALUES["id"])
+                if rng.random() < 0.2:
+                    element.set("IdType" if element.tag == "ArticleId" else "EIdType", rng.choice(["doi", "pmc", "pii"]))
+                if rng.random() < 0.2:
+                    element.set("ValidYN", rng.choice(["N", "Y"]))
+        elif edit == 8:
+            for element in article.iter("AbstractText"):
+                if rng.random() < 0.3:
+                    element.set("NlmCategory", rng.choice(["UNASSIGNED", "RESULTS", ""]))
+                if rng.random() < 0.3:
+                    element.set("Label", rng.choice(["", "Conclusions", "TRIAL REGISTRATION"]))
+                element.text = (element.text or "") + rng.choice(ODD_VALUES["abstract"])
+        else:
+            for element in article.iter("CommentsCorrections"):
+                element.set("RefType", rng.choice(["RetractionIn", "ErratumFor", "Cites", "CommentOn", ""]))
+            for element in article.iter("PublicationType"):
+                if rng.random() < 0.3:
+                    element.text = rng.choice(ODD_VALUES["type"])
+            for element in article.iter("ArticleTitle", "VernacularTitle", "Title"):
+                if rng.random() < 0.3:
+                    element.text = rng.choice(ODD_VALUES["title"])
+    return article
+
+
+def index_path(root, element) -> list[int]:
+    """Where an element is below ``root``: its index among its parent's children, then its parent's, ...."""
+    place = []
+    while element is not root:
+        place.append(element.getparent().index(element))
+        element = element.getparent()
+    return place
+
+
+def at_index_path(root, place: list[int]):
+    for index in reversed(place):
+        root = root[index]
+    return root
+
+
+def test_the_single_pass_reads_repeated_and_missing_elements_as_the_plain_reading_does():
+    # each element litmon reads, in a few articles: dropped, and repeated with other text (the first one counts)
+    articles = fixture_articles()
+    for tag in sorted(READ_TAGS):
+        for article in [a for a in articles if next(a.iter(tag), None) is not None][:4]:
+            for place in [index_path(article, e) for e in article.iter(tag)]:
+                dropped, repeated = copy.deepcopy(article), copy.deepcopy(article)
+                element = at_index_path(dropped, place)
+                element.getparent().remove(element)
+                element = at_index_path(repeated, place)
+                twin = copy.deepcopy(element)
+                for leaf in twin.iter():
+                    leaf.text = leaf.text[::-1] if leaf.text and len(leaf.text.strip()) > 1 else "9"
+                element.addnext(twin)
+                for variant in (dropped, repeated):
+                    assert outcome(pubmed.parse_article, variant) == outcome(reference_record, variant), (tag, place)
+
+
+def test_the_single_pass_reads_varied_articles_as_the_plain_reading_does():
+    rng = random.Random(15)
+    articles = fixture_articles()
+    for article in [vary(rng.choice(articles), rng) for _ in range(800)]:
+        assert outcome(pubmed.parse_article, article) == outcome(reference_record, article), etree.tostring(article)[:3000]
 
 
 # --------------------------------------------------------------------------- streaming and prefetch

@@ -30,6 +30,7 @@ Parsing
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import os
 import re
@@ -37,7 +38,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from lxml import etree
 
@@ -294,50 +295,177 @@ def _article_record(article, index: int, source: str, problems: list[str] | None
 
 
 def parse_article(article, source: str = NAME) -> Record:
+    """One ``<PubmedArticle>`` as a Record, read in one pass over the elements litmon keeps (each
+    element's children once, the reference list never): where PubMed's DTD allows an element more
+    than once, the first one counts for a single value and every one for a list, in document order."""
     citation = article.find("MedlineCitation")
     art = citation.find("Article")
-    pmid = citation.findtext("PMID", "").strip()
+    cited = _read_citation(citation)
+    found = _read_article(art)
+    data = _read_pubmed_data(article)
+    pmid_element = cited["pmid"]
+    pmid = ((pmid_element.text or "") if pmid_element is not None else "").strip()
+    types = found["types"]
+    kinds = {t.lower() for t in types}
     record = Record(
-        source=source, source_id=pmid, record_type="article", title=_title(art), url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+        source=source,
+        source_id=pmid,
+        record_type="notice" if kinds & NOTICE_TYPES else "preprint" if "preprint" in kinds else "article",
+        title=_title(found.get("title"), found.get("vernacular")),
+        url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
     )
     if not record.title:
         record.missing.append("title")
     record.add_id("pmid", pmid)
-    for aid in article.findall("PubmedData/ArticleIdList/ArticleId"):
-        kind = aid.get("IdType")
-        if kind == "doi":
-            record.add_id("doi", aid.text)
-        elif kind == "pmc":
-            record.add_id("pmcid", aid.text)
-    for loc in art.findall("ELocationID"):
-        if loc.get("EIdType") == "doi" and loc.get("ValidYN", "Y") == "Y":
-            record.add_id("doi", loc.text)
-    record.abstract_sections = _abstract_sections(art)
+    for scheme, value in data["ids"]:
+        record.add_id(scheme, value)
+    for value in found["elocation_dois"]:
+        record.add_id("doi", value)
+    record.abstract_sections = found["sections"]
     record.abstract = abstracts.flatten(record.abstract_sections)
-    people = _author_fields(art)
-    record.authors = _authors(people)
-    record.structured_authors = _structured_authors(people)
-    record.journal = text_of(art.find("Journal/Title")) or None
-    record.language = art.findtext("Language")
-    record.publication_types = [text_of(p) for p in art.findall("PublicationTypeList/PublicationType")]
-    record.mesh_terms = [text_of(d) for d in citation.findall("MeshHeadingList/MeshHeading/DescriptorName")]
-    record.keywords = [text_of(k) for k in citation.findall("KeywordList/Keyword") if text_of(k)]
-    record.published_on = _publication_date(art)
-    record.entered_on = _history_date(article, "entrez") or _history_date(article, "pubmed")
-    record.updated_on = _date_element(citation.find("DateRevised"))
-    types = {t.lower() for t in record.publication_types}
-    if types & NOTICE_TYPES:
-        record.record_type = "notice"
-    elif "preprint" in types:
-        record.record_type = "preprint"
-    for bank in art.findall("DataBankList/DataBank"):
+    record.authors, record.structured_authors = _people(found["people"])
+    record.journal = found.get("journal") or None
+    record.language = found.get("language")
+    record.publication_types = types
+    record.mesh_terms = cited["mesh"]
+    record.keywords = cited["keywords"]
+    record.published_on = earliest_date(_date_of(found.get("pub_date")), _date_of(found.get("article_date")))
+    record.entered_on = _date_of(data.get("entrez")) or _date_of(data.get("pubmed"))
+    record.updated_on = _date_of(cited.get("revised"))
+    for bank in found["banks"]:
         for number in bank.findall("AccessionNumberList/AccessionNumber"):
             for scheme, value in ids.find_trial_ids(number.text):
                 record.add_link("registered_as", scheme, value, note=f"DataBankList {bank.findtext('DataBankName')}")
     for scheme, value in ids.find_trial_ids(record.abstract):
         record.add_link("registered_as", scheme, value, note="abstract")
+    unresolved = _add_comments_corrections(record, cited["comments"])
+    if unresolved:
+        record.extra["unresolved_comments_corrections"] = unresolved
+    record.extra.update(
+        {
+            "status": citation.get("Status"),
+            "journal_abbreviation": found.get("journal_abbreviation"),
+            "issn": found.get("issn"),
+            "volume": found.get("volume"),
+            "issue": found.get("issue"),
+            "pages": found.get("pages"),
+            "publication_status": data.get("publication_status"),
+            "pmid_version": pmid_element.get("Version"),
+        }
+    )
+    return record
+
+
+def _read_citation(citation) -> dict[str, Any]:
+    """What litmon keeps of ``<MedlineCitation>``: its PMID and DateRevised elements, MeSH descriptors,
+    keywords and CommentsCorrections."""
+    found: dict[str, Any] = {"pmid": None, "mesh": [], "keywords": [], "comments": []}
+    for child in citation:
+        tag = child.tag
+        if tag == "MeshHeadingList":
+            found["mesh"] += [
+                text_of(d) for heading in child if heading.tag == "MeshHeading" for d in heading if d.tag == "DescriptorName"
+            ]
+        elif tag == "KeywordList":
+            found["keywords"] += [t for t in (text_of(k) for k in child if k.tag == "Keyword") if t]
+        elif tag == "PMID":
+            if found["pmid"] is None:
+                found["pmid"] = child
+        elif tag == "DateRevised":
+            found.setdefault("revised", child)
+        elif tag == "CommentsCorrectionsList":
+            found["comments"] += [cc for cc in child if cc.tag == "CommentsCorrections"]
+    return found
+
+
+def _read_article(art) -> dict[str, Any]:
+    """What litmon keeps of ``<Article>`` (or a book's ``<BookDocument>``): journal, title, pages, DOIs,
+    abstract sections, authors' name fields, language, publication types, article date, data banks."""
+    found: dict[str, Any] = {"elocation_dois": [], "sections": [], "people": [], "types": [], "banks": []}
+    for child in art:
+        tag = child.tag
+        if tag == "Journal":
+            _read_journal(child, found)
+        elif tag == "AuthorList":
+            found["people"] += [_name_fields(a) for a in child if a.tag == "Author" and a.get("ValidYN", "Y") != "N"]
+        elif tag == "Abstract":
+            found["sections"] += _abstract_sections(child)
+        elif tag == "ArticleTitle":
+            found.setdefault("title", child)
+        elif tag == "ELocationID":
+            if child.get("EIdType") == "doi" and child.get("ValidYN", "Y") == "Y":
+                found["elocation_dois"].append(child.text)
+        elif tag == "PublicationTypeList":
+            found["types"] += [text_of(p) for p in child if p.tag == "PublicationType"]
+        elif tag == "Pagination":
+            for part in child:
+                if part.tag == "MedlinePgn":
+                    found.setdefault("pages", part.text or "")
+        elif tag == "Language":
+            found.setdefault("language", child.text or "")
+        elif tag == "ArticleDate":
+            found.setdefault("article_date", child)
+        elif tag == "VernacularTitle":
+            found.setdefault("vernacular", child)
+        elif tag == "DataBankList":
+            found["banks"] += [bank for bank in child if bank.tag == "DataBank"]
+    return found
+
+
+def _read_journal(journal, found: dict[str, Any]) -> None:
+    for child in journal:
+        tag = child.tag
+        if tag == "JournalIssue":
+            for part in child:
+                tag = part.tag
+                if tag == "PubDate":
+                    found.setdefault("pub_date", part)
+                elif tag == "Volume":
+                    found.setdefault("volume", part.text or "")
+                elif tag == "Issue":
+                    found.setdefault("issue", part.text or "")
+        elif tag == "Title":
+            found.setdefault("journal", text_of(child))
+        elif tag == "ISOAbbreviation":
+            found.setdefault("journal_abbreviation", child.text or "")
+        elif tag == "ISSN":
+            found.setdefault("issn", child.text or "")
+
+
+def _read_pubmed_data(article, data_tag: str = "PubmedData") -> dict[str, Any]:
+    """What litmon keeps of ``<PubmedData>`` (or ``<PubmedBookData>``): the DOI and PMCID, the first
+    ``entrez`` and ``pubmed`` history dates, the publication status (the reference list is skipped)."""
+    found: dict[str, Any] = {"ids": []}
+    for data in article:
+        if data.tag != data_tag:
+            continue
+        for child in data:
+            tag = child.tag
+            if tag == "History":
+                for node in child:
+                    if node.tag == "PubMedPubDate":
+                        status = node.get("PubStatus")
+                        if status == "entrez" or status == "pubmed":
+                            found.setdefault(status, node)
+            elif tag == "ArticleIdList":
+                for aid in child:
+                    if aid.tag == "ArticleId":
+                        scheme = _ARTICLE_ID_SCHEMES.get(aid.get("IdType"))
+                        if scheme:
+                            found["ids"].append((scheme, aid.text))
+            elif tag == "PublicationStatus":
+                found.setdefault("publication_status", child.text or "")
+    return found
+
+
+#: ArticleId IdType -> identifier scheme (the work's own identifiers litmon keeps)
+_ARTICLE_ID_SCHEMES = {"doi": "doi", "pmc": "pmcid"}
+
+
+def _add_comments_corrections(record: Record, comments: list) -> list[dict]:
+    """Links for the CommentsCorrections litmon follows (:data:`REF_TYPES`); those without a PMID are returned."""
     unresolved = []
-    for cc in citation.findall("CommentsCorrectionsList/CommentsCorrections"):
+    for cc in comments:
         relation = REF_TYPES.get(cc.get("RefType", ""))
         if not relation:
             continue
@@ -346,21 +474,7 @@ def parse_article(article, source: str = NAME) -> Record:
             record.add_link(relation, "pmid", ref_pmid, note=text_of(cc.find("RefSource")) or None)
         else:
             unresolved.append({"relation": relation, "ref_source": text_of(cc.find("RefSource"))})
-    if unresolved:
-        record.extra["unresolved_comments_corrections"] = unresolved
-    record.extra.update(
-        {
-            "status": citation.get("Status"),
-            "journal_abbreviation": art.findtext("Journal/ISOAbbreviation"),
-            "issn": art.findtext("Journal/ISSN"),
-            "volume": art.findtext("Journal/JournalIssue/Volume"),
-            "issue": art.findtext("Journal/JournalIssue/Issue"),
-            "pages": art.findtext("Pagination/MedlinePgn"),
-            "publication_status": article.findtext("PubmedData/PublicationStatus"),
-            "pmid_version": citation.find("PMID").get("Version"),
-        }
-    )
-    return record
+    return unresolved
 
 
 def parse_book_article(article, source: str = NAME) -> Record:
@@ -379,106 +493,130 @@ def parse_book_article(article, source: str = NAME) -> Record:
     for aid in doc.findall("ArticleIdList/ArticleId"):
         if aid.get("IdType") == "doi":
             record.add_id("doi", aid.text)
-    record.abstract_sections = _abstract_sections(doc)
+    found = _read_article(doc)
+    record.abstract_sections = found["sections"]
     record.abstract = abstracts.flatten(record.abstract_sections)
-    people = _author_fields(doc)
-    record.authors = _authors(people)
-    record.structured_authors = _structured_authors(people)
+    record.authors, record.structured_authors = _people(found["people"])
     record.journal = text_of(doc.find("Book/BookTitle")) or None
-    record.published_on = _date_element(doc.find("Book/PubDate"))
-    record.entered_on = _history_date(article, "entrez", "PubmedBookData")
+    record.published_on = _date_of(doc.find("Book/PubDate"))
+    record.entered_on = _date_of(_read_pubmed_data(article, "PubmedBookData").get("entrez"))
     record.publication_types = [text_of(p) for p in doc.findall("PublicationType")]
     return record
 
 
-def _title(art) -> str:
-    title = text_of(art.find("ArticleTitle"))
+#: NLM brackets titles translated into English: "[Ketamine in depression]."
+_BRACKETED_TITLE = re.compile(r"\[(.+)\]\.?")
+
+
+def _title(title_element, vernacular_element) -> str:
+    title = text_of(title_element)
     if not title:
-        title = text_of(art.find("VernacularTitle"))
-    # NLM brackets titles translated into English: "[Ketamine in depression]."
-    match = re.fullmatch(r"\[(.+)\]\.?", title)
-    if match:
-        title = match.group(1)
+        title = text_of(vernacular_element)
+    if title.startswith("["):
+        match = _BRACKETED_TITLE.fullmatch(title)
+        if match:
+            title = match.group(1)
     return title
 
 
-def _abstract_sections(art) -> list[dict]:
-    """``AbstractText`` elements: their ``Label`` and ``NlmCategory`` (UNASSIGNED: from the label)."""
+def _abstract_sections(abstract) -> list[dict]:
+    """The sections of an ``<Abstract>``: each ``AbstractText``, its ``Label`` and ``NlmCategory``
+    (UNASSIGNED: from the label); empty ones left out."""
     found = []
-    for node in art.findall("Abstract/AbstractText"):
-        category = node.get("NlmCategory")
-        found.append(abstracts.section(node.get("Label"), text_of(node), None if category == "UNASSIGNED" else category))
-    return [s for s in found if s]
-
-
-_AUTHOR_FIELDS = ("LastName", "ForeName", "Initials", "CollectiveName", "Suffix")
-
-
-def _author_fields(art) -> list[dict[str, str]]:
-    """Each valid author's name fields (text of the first element of each tag), read once for both
-    the display names and the structured authors."""
-    people = []
-    for author in art.iterfind("AuthorList/Author"):
-        if author.get("ValidYN", "Y") == "N":
-            continue
-        fields: dict[str, str] = {}
-        for child in author:
-            if child.tag in _AUTHOR_FIELDS and child.tag not in fields:
-                fields[child.tag] = text_of(child)
-        people.append(fields)
-    return people
-
-
-def _authors(people: list[dict[str, str]]) -> list[str]:
-    names = []
-    for fields in people:
-        collective = fields.get("CollectiveName", "")
-        if collective:
-            names.append(collective)
-            continue
-        last = fields.get("LastName", "")
-        first = fields.get("ForeName", "") or fields.get("Initials", "")
-        if last:
-            names.append(f"{last} {first}".strip())
-    return names
-
-
-def _structured_authors(people: list[dict[str, str]]) -> list[Author]:
-    """``LastName``/``ForeName``/``Initials``/``Suffix`` or ``CollectiveName`` of each valid author."""
-    found = []
-    for fields in people:
-        person = make_author(
-            family=fields.get("LastName", ""),
-            given=fields.get("ForeName", ""),
-            initials=fields.get("Initials", ""),
-            collective=fields.get("CollectiveName", ""),
-            suffix=fields.get("Suffix", ""),
-        )
-        if person:
-            found.append(person)
+    for node in abstract:
+        if node.tag == "AbstractText":
+            category = node.get("NlmCategory")
+            part = abstracts.section(node.get("Label"), text_of(node), None if category == "UNASSIGNED" else category)
+            if part:
+                found.append(part)
     return found
 
 
-def _publication_date(art) -> str | None:
-    """The earlier of the electronic date (ArticleDate) and the issue date (PubDate)."""
-    return earliest_date(_date_element(art.find("Journal/JournalIssue/PubDate")), _date_element(art.find("ArticleDate")))
+#: An author's name fields, in the order of :func:`_name_fields`' tuple.
+_AUTHOR_FIELDS = ("LastName", "ForeName", "Initials", "CollectiveName", "Suffix")
+_AUTHOR_FIELD_INDEX = {tag: index for index, tag in enumerate(_AUTHOR_FIELDS)}
 
 
-def _date_element(node) -> str | None:
-    """A PubMed date element: Year/Month/Day (Month a number or a name; a Season instead) or MedlineDate."""
+def _name_fields(author) -> tuple[str, ...]:
+    """An ``<Author>``'s (LastName, ForeName, Initials, CollectiveName, Suffix): the text of the first
+    element of each ("" when absent)."""
+    fields = ["", "", "", "", ""]
+    seen = 0
+    for child in author:
+        index = _AUTHOR_FIELD_INDEX.get(child.tag)
+        if index is not None and not seen & (1 << index):
+            seen |= 1 << index
+            fields[index] = text_of(child)
+    return tuple(fields)
+
+
+#: Name fields -> (display name or None, the Author's fields or None): the same people recur across a
+#: topic's articles, so each distinct person is cleaned and parsed once (bounded: cleared when full);
+#: every record gets an Author of its own.
+_PEOPLE: dict[tuple[str, ...], tuple[str | None, tuple[str | None, ...] | None]] = {}
+_PEOPLE_MAX = 50_000
+
+
+def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
+    """The display names ("Family Given", a group's name) and the structured authors of these name fields."""
+    names: list[str] = []
+    authors: list[Author] = []
+    for fields in people:
+        known = _PEOPLE.get(fields)
+        if known is None:
+            if len(_PEOPLE) >= _PEOPLE_MAX:
+                _PEOPLE.clear()
+            known = _PEOPLE[fields] = _person(*fields)
+        name, person = known
+        if name:
+            names.append(name)
+        if person is not None:
+            authors.append(Author(*person))
+    return names, authors
+
+
+def _person(
+    last: str, fore: str, initials: str, collective: str, suffix: str
+) -> tuple[str | None, tuple[str | None, ...] | None]:
+    """A person's display name ("Family Given", a group's name) and the fields of their Author."""
+    name: str | None = collective or (f"{last} {fore or initials}".strip() if last else None)
+    person = make_author(family=last, given=fore, initials=initials, collective=collective, suffix=suffix)
+    if person is None:
+        return name, None
+    return name, (person.family, person.given, person.initials, person.collective, person.suffix)
+
+
+def _date_of(node) -> str | None:
+    """A PubMed date element: Year/Month/Day (Month a number or a name; a Season instead) or MedlineDate
+    (the text of the first element of each)."""
     if node is None:
         return None
-    medline = node.findtext("MedlineDate")
+    year = month = season = day = medline = None
+    for child in node:
+        tag = child.tag
+        if tag == "Year":
+            if year is None:
+                year = child.text or ""
+        elif tag == "Month":
+            if month is None:
+                month = child.text or ""
+        elif tag == "Day":
+            if day is None:
+                day = child.text or ""
+        elif tag == "Season":
+            if season is None:
+                season = child.text or ""
+        elif tag == "MedlineDate" and medline is None:
+            medline = child.text or ""
     if medline:
-        return parse_date(medline)
-    return parse_date((node.findtext("Year"), node.findtext("Month") or node.findtext("Season"), node.findtext("Day")))
+        return _cached_date(medline)
+    return _cached_date((year, month or season, day))
 
 
-def _history_date(article, status: str, data_tag: str = "PubmedData") -> str | None:
-    for node in article.findall(f"{data_tag}/History/PubMedPubDate"):
-        if node.get("PubStatus") == status:
-            return _date_element(node)
-    return None
+@functools.lru_cache(maxsize=8192)
+def _cached_date(value: str | tuple) -> str | None:
+    """:func:`parse_date`, once per distinct date (most articles of a page share their dates)."""
+    return parse_date(value)
 
 
 # --------------------------------------------------------------------------- settings ([sources.pubmed])
