@@ -37,8 +37,12 @@ _NCT_RE = re.compile(r"\bNCT\s?0?(\d{7,8})\b", re.I)
 _ISRCTN_RE = re.compile(r"\bISRCTN\s?(\d{8})\b", re.I)
 _EUDRACT_RE = re.compile(r"\b((?:19|20)\d{2})-(\d{6})-(\d{2})\b")
 _EUCT_RE = re.compile(r"\b((?:19|20)\d{2})-(5\d{5})-(\d{2})-(\d{2})\b")
-#: What every EudraCT and EU CT number contains (a pre-check before the two expressions).
-_EU_NUMBER_HINT = re.compile(r"\d{4}-\d{6}-\d\d")
+#: Pre-checks before the expressions above (most abstracts name no registration at all), each a part of
+#: every match that starts with a literal, so that the regular expression engine skips to it: "nct" and
+#: its number in the lower-cased text ("nct" alone is in "distinct", "adjunctive"); the middle of every
+#: EudraCT and EU CT number.
+_NCT_HINT = re.compile(r"nct\s?0?\d{7}")
+_EU_NUMBER_HINT = re.compile(r"-\d{6}-\d\d")
 
 
 def normalize_doi(value: str | None) -> str | None:
@@ -149,7 +153,7 @@ def find_trial_ids(text: str | None) -> list[tuple[str, str]]:
         return []
     found: list[tuple[str, str]] = []
     lowered = text.lower()  # cheap pre-checks: most abstracts name no registration at all
-    if "nct" in lowered:
+    if "nct" in lowered and _NCT_HINT.search(lowered):
         for m in _NCT_RE.finditer(text):
             found.append(("nct", f"NCT{int(m.group(1)):08d}"))
     if "rctn" in lowered:  # (not "isrctn": a dotted or long s folds to i or s in the expression)
