@@ -64,8 +64,10 @@ from collections.abc import Iterable
 
 from crawler import clock, store
 from crawler.matching import (
+    LINK_YEAR_WINDOW,
     MAX_BLOCK,
     MAX_CANDIDATES,
+    MERGE_YEAR_WINDOW,
     Fingerprint,
     Match,
     blocking_keys,
@@ -107,15 +109,33 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
         cite_keys = citation_keys(fp.kind, row["journal"], row["issn"], people)
         prints[row["id"]] = fp
         cites[row["id"]] = (cite_keys, row["published_on"])
-    store.save_fingerprints(db, [(record_id, fp, blocking_keys(fp) + cites[record_id][0]) for record_id, fp in prints.items()])
+    keys = {record_id: blocking_keys(fp) + cites[record_id][0] for record_id, fp in prints.items()}
+    store.save_fingerprints(db, [(record_id, fp, keys[record_id]) for record_id, fp in prints.items()])
+    # one query for the batch: which records have any other record under their keys and years at all
+    # (a backfill's records mostly have none); the others are looked up and compared one by one
+    searched = store.records_with_key_neighbours(
+        db, [(record_id, keys[record_id], *_key_years(fp)) for record_id, fp in prints.items()]
+    )
     # each record's link candidates come with its merge candidates; a merge changes works, and drops them all
     link_candidates: dict[int, tuple[list[dict], list[str]]] | None = {}
     for record_id, fp in prints.items():
+        if record_id not in searched:  # no candidate under any key: nothing to merge, no preprint link to find
+            if link_candidates is not None and LINK_KINDS.get(fp.kind):
+                link_candidates[record_id] = ([], [])
+            continue
         if merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id), link_candidates):
             link_candidates = None
     affected = store.current_work_ids(db, record_ids)
     resolve_links_of_works(db, sorted(affected), now, link_candidates or {})
     return affected
+
+
+def _key_years(fp: Fingerprint) -> tuple[int, int]:
+    """The years (``match_keys.year``) a candidate of ``fp`` may have, for a merge or a link: the widest window."""
+    if fp.year is None:
+        return 0, 0
+    window = max(MERGE_YEAR_WINDOW, LINK_YEAR_WINDOW)
+    return fp.year - window, fp.year + window
 
 
 def find_matches(

@@ -432,6 +432,29 @@ def test_crawling_the_same_data_twice_changes_nothing(db):
     assert snapshot(db) == before
 
 
+@pytest.mark.parametrize("order", [*corpus.ORDERS, "single_records_shuffled:5"])
+def test_records_without_any_key_neighbour_skip_their_look_up_and_nothing_changes(order, monkeypatch):
+    """One query per batch tells which records share a blocking key with any other record in their years;
+    the others are not looked up one by one. Every table dedup writes is as when every record is looked up."""
+    searched: list[int] = []
+    real = store.records_with_key_neighbours
+
+    def counting(db, wanted):
+        found = real(db, wanted)
+        searched.extend(record_id for record_id, *_ in wanted if record_id in found)
+        return found
+
+    monkeypatch.setattr(store, "records_with_key_neighbours", counting)
+    db = store.memory_db()
+    corpus.load(db, order)
+    skipped = rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] - len(set(searched))
+    assert searched and skipped > 0
+    monkeypatch.setattr(store, "records_with_key_neighbours", lambda db, wanted: {record_id for record_id, *_ in wanted})
+    every = store.memory_db()
+    corpus.load(every, order)
+    assert snapshot(db) == snapshot(every)
+
+
 def test_rebuild_recomputes_the_same_keys_and_links(db):
     corpus.load(db, "by_file")
     before = snapshot(db)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from crawler.store.common import chunks, marks
@@ -54,6 +55,28 @@ def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
         "INSERT OR IGNORE INTO match_keys (key, year, record_id) VALUES (?, ?, ?)",
         [(k, fp.year or 0, record_id) for record_id, fp, keys in items for k in keys],
     )
+
+
+def records_with_key_neighbours(db, wanted: list[tuple[int, list[str], int, int]]) -> set[int]:
+    """Which records share a blocking key with another record in a year range: ``wanted`` holds
+    ``(record_id, keys, first year, last year)`` each (year 0: records without a year). One statement
+    for a whole batch: an ``EXISTS`` per key and record stops at the first other record of the key's
+    group within the years, however large the group. A record not returned has no candidate at all
+    under those keys and years (:func:`find_candidate_groups` would read no row for it)."""
+    pairs = [[record_id, key, first, last] for record_id, keys, first, last in wanted for key in dict.fromkeys(keys)]
+    found: set[int] = set()
+    for chunk in chunks(pairs, 2000):
+        found.update(
+            r[0]
+            for r in db.conn.execute(
+                """SELECT DISTINCT json_extract(p.value, '$[0]') FROM json_each(?) p
+                   WHERE EXISTS (SELECT 1 FROM match_keys m WHERE m.key = json_extract(p.value, '$[1]')
+                                 AND m.year BETWEEN json_extract(p.value, '$[2]') AND json_extract(p.value, '$[3]')
+                                 AND m.record_id != json_extract(p.value, '$[0]'))""",
+                [json.dumps(chunk)],
+            )
+        )
+    return found
 
 
 def find_candidates(
