@@ -4,6 +4,7 @@
     python bench/pipeline.py                     # 10000 and 100000 records
     python bench/pipeline.py 20000 --keep        # one size; keep the SQLite file
     python bench/pipeline.py 10000 --plain       # the `litmon` console script itself, no instrumentation
+    python bench/pipeline.py 10000 --worker off  # one path only ([crawl] fetch_worker); default: off, then auto
 
 A local server (``bench/pubmed_synth.py``) answers ``esearch``/``efetch`` in NCBI's wire format with N
 records of one topic (realistic titles: many share an ending or an opening, as a real topic corpus
@@ -22,7 +23,9 @@ counts), candidates compared per record (calls of ``dedup.compare``), and a per-
 (exclusive wall seconds, CPU (process) time per record, which the load of a shared machine moves far
 less, and statements of HTTP incl. rate-limit waits, parsing, saving, dedup, classification, the
 work_summaries refresh; "other" is the rest). ``--sql-top N`` adds the statements with most time in
-``execute``; ``--profile FILE`` writes a cProfile of the crawl. Instrumentation costs a few percent; ``--plain`` runs the
+``execute``; ``--worker`` sets ``[crawl] fetch_worker`` (default ``both``: one process, then the fetch worker
+beside the writer, back to back; each run prints which path ran, and with the worker its CPU and
+stages apart from the writing process's); ``--profile FILE`` writes a cProfile of the crawl. Instrumentation costs a few percent; ``--plain`` runs the
 console script bare and prints only time, peak RSS and size.
 """
 
@@ -56,6 +59,8 @@ STAGES = [
     ("crawler.store.works", "refresh_work_summaries", "summaries"),
     ("crawler.store.classification", "refresh_work_summaries", "summaries"),
     ("crawler.classify", "classify_records_batch", "classify"),
+    # the fetch worker's classification of each record as a work of its own (in the worker process)
+    ("crawler.fetch_worker", "_classify_alone", "classify"),
 ]
 
 CONFIG = """
@@ -66,6 +71,7 @@ path = "{db}"
 dir = "{outbox}"
 [crawl]
 backfill_from = 2000-01-01
+fetch_worker = "{worker}"
 [sources.pubmed]
 enabled = true
 base_url = "{url}"
@@ -95,7 +101,7 @@ def run_child(config_path: str, out_path: str) -> int:
     import importlib
     import sqlite3
 
-    stats = {"stages": {}, "calls": 0, "executions": 0, "compares": 0, "progress": []}
+    stats = {"stages": {}, "calls": 0, "executions": 0, "compares": 0, "progress": [], "ahead": 0}
     stack: list[list] = []  # [stage, started, nested seconds]
 
     def stage_of() -> str:
@@ -158,6 +164,8 @@ def run_child(config_path: str, out_path: str) -> int:
 
     def timed(stage, func):
         def wrapper(*args, **kwargs):
+            if stage == "save" and kwargs.get("ahead"):
+                stats["ahead"] += len(kwargs["ahead"])  # records the worker classified ahead
             stack.append([stage, time.perf_counter(), 0.0, time.process_time(), 0.0])
             try:
                 return func(*args, **kwargs)
@@ -195,6 +203,25 @@ def run_child(config_path: str, out_path: str) -> int:
 
     dedup.compare = compare
 
+    try:  # the fetch worker (a forked process): its own stages and CPU, written where the parent reads them
+        fetch_worker = importlib.import_module("crawler.fetch_worker")
+    except ImportError:
+        fetch_worker = None
+    if fetch_worker is not None and hasattr(fetch_worker, "_work"):
+        real_work = fetch_worker._work
+
+        def work(*args, **kwargs):
+            stats.update(stages={}, calls=0, executions=0, compares=0, progress=[], ahead=0)
+            stack.clear()
+            try:
+                return real_work(*args, **kwargs)
+            finally:
+                stats["cpu"] = time.process_time()
+                stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                Path(out_path + ".worker").write_text(json.dumps(stats))
+
+        fetch_worker._work = work
+
     from crawler import cli
 
     profile_path = os.environ.get("LITMON_BENCH_PROFILE")
@@ -215,6 +242,8 @@ def run_child(config_path: str, out_path: str) -> int:
         profiler.dump_stats(profile_path)
     stats["seconds"] = time.perf_counter() - started
     stats["cpu"] = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stats["children_cpu"] = children.ru_utime + children.ru_stime
     stats["started"] = started
     stats["exit"] = code
     stats["sql"] = sorted(([sql, *v] for sql, v in by_sql.items()), key=lambda item: -item[2])[:30]
@@ -238,7 +267,7 @@ def by_tenth(progress: list, started: float, total: int) -> list[int]:
     return rates
 
 
-def run_size(n: int, args) -> None:
+def run_size(n: int, args, worker: str) -> None:
     from bench.pubmed_synth import serve_in_thread
 
     server, url = serve_in_thread(n)
@@ -255,6 +284,7 @@ def run_size(n: int, args) -> None:
                 outbox=folder / "outbox",
                 url=url,
                 interval=args.min_interval,
+                worker=worker,
                 batch=f"batch_size = {args.batch}" if args.batch else "",
                 topic=shipped_topic(),
             )
@@ -263,6 +293,9 @@ def run_size(n: int, args) -> None:
         if args.profile:
             env["LITMON_BENCH_PROFILE"] = str(Path(args.profile).resolve())
         out = folder / "stats.json"
+        worker_out = Path(str(out) + ".worker")
+        if worker_out.exists():
+            worker_out.unlink()
         if args.plain:
             command = [str(Path(sys.executable).parent / "litmon"), "--config", str(config), "-q", "crawl", "--source", "pubmed"]
         else:
@@ -283,16 +316,24 @@ def run_size(n: int, args) -> None:
         records = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
         works = conn.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0]
         conn.close()
-        head = f"{records:>7} records ({works} works), load {load[0]:.2f} before"
+        head = f"{records:>7} records ({works} works), [crawl] fetch_worker = {worker}, load {load[0]:.2f} before"
         if args.plain:
             print(f"{head}: {wall:.1f}s, {records / wall:.0f} records/s, peak RSS {rss} MB, database {size:.1f} MB [plain]")
             return
         s = json.loads(out.read_text())
+        w = json.loads(worker_out.read_text()) if worker_out.exists() else None
         tenths = by_tenth(s["progress"], s["started"], records)
         print(
             f"{head}: {s['seconds']:.1f}s, {records / s['seconds']:.0f} records/s (by tenth: {' '.join(map(str, tenths))}), "
             f"peak RSS {s['peak_rss_mb']} MB, database {size:.1f} MB"
         )
+        if w is None:
+            print("        path: one process (fetch, parse, save, dedup, classify in turn)")
+        else:
+            print(
+                f"        path: fetch worker process beside the writer; {s['ahead']} of {records} records classified ahead "
+                f"by the worker ({100 * s['ahead'] / records:.0f} %)"
+            )
         print(
             f"        SQL statements per record {s['calls'] / records:.1f} (executions {s['executions'] / records:.1f}); "
             f"candidates compared per record {s['compares'] / records:.1f}"
@@ -303,7 +344,9 @@ def run_size(n: int, args) -> None:
         other["seconds"] += max(s["seconds"] - accounted, 0.0)
         other["cpu"] += max(s["cpu"] - sum(v.get("cpu", 0.0) for v in s["stages"].values()), 0.0)
         print(
-            f"        CPU time {s['cpu']:.1f}s in all, {1000 * s['cpu'] / records:.2f} ms per record (process time: load-proof)"
+            f"        CPU time {s['cpu'] + s['children_cpu']:.1f}s in all, {1000 * (s['cpu'] + s['children_cpu']) / records:.2f} ms "
+            f"per record (process time: load-proof)"
+            + (f"; writing process {s['cpu']:.1f}s = {1000 * s['cpu'] / records:.2f} ms per record" if w else "")
         )
         for name in ("http", "parse", "save", "dedup", "classify", "summaries", "other"):
             v = stages.get(name)
@@ -313,6 +356,20 @@ def run_size(n: int, args) -> None:
                     f"CPU {v['cpu']:6.2f}s = {1000 * v['cpu'] / records:5.2f} ms/record  "
                     f"statements/record {v['calls'] / records:5.1f} (executions {v['executions'] / records:5.1f})"
                 )
+        if w is not None:
+            spent = sum(v.get("cpu", 0.0) for v in w["stages"].values())
+            w["stages"].setdefault("other", {"seconds": 0.0, "cpu": 0.0, "calls": 0, "executions": 0})["cpu"] += max(
+                w["cpu"] - spent, 0.0
+            )
+            parts = ", ".join(
+                f"{name} {1000 * w['stages'][name]['cpu'] / records:.2f}"
+                for name in ("http", "parse", "classify", "other")
+                if name in w["stages"]
+            )
+            print(
+                f"        worker process: CPU {w['cpu']:.1f}s = {1000 * w['cpu'] / records:.2f} ms/record ({parts}); "
+                f"peak RSS {w['peak_rss_mb']} MB; the stages above are the writing process's"
+            )
         for sql, calls, seconds in s["sql"][: args.sql_top]:
             print(f"        {seconds:7.2f}s {calls:7d}x  {sql}")
         if args.keep:
@@ -325,6 +382,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None, help="[sources.pubmed] batch_size (default: litmon's default)")
     parser.add_argument("--min-interval", type=float, default=0.1, help="seconds between requests (default 0.1: NCBI with a key)")
     parser.add_argument("--plain", action="store_true", help="run the litmon console script without instrumentation")
+    parser.add_argument(
+        "--worker",
+        choices=("auto", "on", "off", "both"),
+        default="both",
+        help="[crawl] fetch_worker of the crawl; both (default): off, then auto, back to back for each size",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database (with --dir)")
     parser.add_argument("--dir", help="work folder (default: a temporary one)")
     parser.add_argument("--sql-top", type=int, default=0, help="also print the N statements with most time in execute (max 30)")
@@ -339,7 +402,8 @@ def main() -> int:
         f"machine: {os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; python {sys.version.split()[0]}"
     )
     for n in args.sizes:
-        run_size(n, args)
+        for worker in ("off", "auto") if args.worker == "both" else (args.worker,):
+            run_size(n, args, worker)
     return 0
 
 

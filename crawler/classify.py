@@ -36,7 +36,7 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crawler import clock, store
@@ -358,36 +358,48 @@ def classify_works(
     dry_run: bool = False,
     today: dt.date | None = None,
     known: dict[int, list[dict[str, Any]]] | None = None,
+    ahead: dict[int, Classification] | None = None,
 ) -> list[Classification]:
     """(Re)classify these works (merged ones: their survivor) and store the results unless dry_run.
 
-    ``known``: work id -> all its records' ``records.data``, already in memory (not read again)."""
+    ``known``: work id -> all its records' ``records.data``, already in memory (not read again).
+    ``ahead``: work id -> its classification, already computed from those records (not computed again)."""
     vocabulary = build_vocabulary(config.topic)
     ids = sorted(set(store.load_current_work_ids(db, list(work_ids))))
     known = known or {}
+    ahead = ahead or {}
     results = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         records = store.load_work_records(db, [w for w in chunk if w not in known])
         records.update((w, known[w]) for w in chunk if w in known)
-        batch = [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
+        batch = [
+            ahead[work_id] if work_id in ahead else classify_records(records[work_id], vocabulary, today, work_id)
+            for work_id in chunk
+            if records.get(work_id)
+        ]
         if not dry_run:
             store.save_classifications(db, batch)
         results.extend(batch)
     return results
 
 
-def classify_batch(db, config, records, *, stored: dict[int, dict[str, Any]] | None = None) -> None:
+def classify_batch(
+    db, config, records, *, stored: dict[int, dict[str, Any]] | None = None, alone: dict[int, Classification] | None = None
+) -> None:
     """The pipeline's hook after a saved batch: classify the works these records belong to.
 
     ``stored``: record id -> the record just written (``records.data`` with its abstract) for the batch's
     new and updated records; a work made only of those is classified from them instead of being read back.
+    ``alone``: record id -> that new record classified as a work of its own, computed ahead (the fetch
+    worker); used for the work it is the only record of, and only then.
     A failure here is logged and never fails the crawl: the records are stored, and the digest
     classifies whatever is still unclassified (``litmon reclassify`` redoes everything).
     """
     try:
         work_ids = store.load_work_ids_of_records(db, [(r.source, r.source_id) for r in records])
-        classify_works(db, config, work_ids, known=_works_in_memory(db, stored or {}))
+        known, ahead = _works_in_memory(db, stored or {}, alone or {})
+        classify_works(db, config, work_ids, known=known, ahead=ahead)
     except Exception as exc:  # noqa: BLE001 - classification must not lose a crawl
         log.error(
             "classification of %d record(s) failed: %s: %s — check: the [topic] vocabulary; run `litmon -v reclassify`",
@@ -398,14 +410,19 @@ def classify_batch(db, config, records, *, stored: dict[int, dict[str, Any]] | N
         )
 
 
-def _works_in_memory(db, stored: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    """work id -> its records' data, for the works all of whose records are in ``stored`` (in id order)."""
+def _works_in_memory(
+    db, stored: dict[int, dict[str, Any]], alone: dict[int, Classification]
+) -> tuple[dict[int, list[dict[str, Any]]], dict[int, Classification]]:
+    """work id -> its records' data, for the works all of whose records are in ``stored`` (in id order);
+    and work id -> its classification, for the works whose only record is one of ``alone``."""
     by_work: dict[int, list[int]] = {}
     sizes: dict[int, int] = {}
     for record_id, (work_id, count) in store.load_record_works(db, list(stored)).items():
         by_work.setdefault(work_id, []).append(record_id)
         sizes[work_id] = count
-    return {w: [stored[r] for r in sorted(ids)] for w, ids in by_work.items() if len(ids) == sizes[w]}
+    known = {w: [stored[r] for r in sorted(ids)] for w, ids in by_work.items() if len(ids) == sizes[w]}
+    ahead = {w: replace(alone[ids[0]], work_id=w) for w, ids in by_work.items() if sizes[w] == 1 and ids[0] in alone}
+    return known, ahead
 
 
 @dataclass

@@ -80,6 +80,13 @@ class CrawlSettings(Section):
     overlap_days: int = setting(
         3, "Each run re-reads this many days before the source's watermark (late-indexed records).", minimum=0, maximum=365
     )
+    fetch_worker: str = setting(
+        "auto",
+        "Fetch and parse a source, and classify its new records, in a second process while this one writes the database:"
+        " auto = for an API source whose window is longer than 31 days (a backfill) on a machine with two cores or more;"
+        " on = for every source (two cores or more); off = never.",
+        choices=("auto", "on", "off"),
+    )
 
 
 @dataclass
@@ -232,6 +239,8 @@ class Config:
     raw: dict[str, Any]
     #: seconds a write waits for another program's SQLite write lock before the run fails ([database] busy_timeout)
     database_busy_timeout: float = 60.0
+    #: [crawl] fetch_worker: auto | on | off (crawler.fetch_worker)
+    fetch_worker: str = "auto"
     #: dotted key -> the file it came from (keys absent here take their declared default)
     origins: dict[str, str] = field(default_factory=dict)
     #: the files layered, from the bottom
@@ -436,6 +445,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
         outbox_dir=Path(sections["outbox"].dir).expanduser(),
         backfill_from=crawl.backfill_from,
         overlap_days=crawl.overlap_days,
+        fetch_worker=crawl.fetch_worker,
         topic=topic_cfg,
         sources=_parse_sources(path, data.get("sources", {})),
         feeds=_parse_named_list(path, data, "feeds"),

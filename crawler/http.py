@@ -260,6 +260,20 @@ class HttpClient:
         self._sleep = sleep
         self.request_count = 0
 
+    def after_fork(self) -> None:
+        """In a forked child (:mod:`crawler.fetch_worker`): connections and locks of its own. The pooled
+        connections inherited from the parent are dropped, never used (a request of the child on the
+        parent's kept-alive socket, or a watchdog's shutdown of it, would break the parent's next request);
+        a lock another thread held at the fork is never released in the child."""
+        global _SOCKETS_LOCK
+        _SOCKETS_LOCK = threading.Lock()
+        _SOCKETS.clear()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        for adapter in self.session.adapters.values():
+            if isinstance(adapter, HTTPAdapter):
+                adapter.poolmanager.clear()  # closes the child's copies of the sockets only
+
     def begin_source(self) -> None:
         """Start the time budget of one source: ``source_timeout`` in all, ``max_backoff_seconds`` of pauses."""
         self._source_deadline = time.monotonic() + self.source_timeout

@@ -7,7 +7,9 @@
 3. :func:`crawler.classify.classify_batch` (re)classifies the works the batch touched (with a
    ``config``; a failed classification is logged and never loses the batch), from the records as
    they were just written (``records.data``, stored values of fields an answer lacked included)
-   when a work holds only records of this batch, otherwise from the stored records.
+   when a work holds only records of this batch, otherwise from the stored records; a work that is
+   exactly one brand-new record takes the classification :mod:`crawler.fetch_worker` computed ahead
+   for that record alone, when there is one (the same result, computed in the other process).
 
 The store never calls dedup or classification: this module is the one place that orders them.
 It also opens the database for the application (:func:`open_db`): migrations, then the data
@@ -34,29 +36,45 @@ BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {
 }
 
 
-def save_batch(db: sqlite_utils.Database, records: Iterable[Record], now: str | None = None, *, config=None) -> dict[str, int]:
+def save_batch(
+    db: sqlite_utils.Database,
+    records: Iterable[Record],
+    now: str | None = None,
+    *,
+    config=None,
+    ahead: dict[int, classify.Classification] | None = None,
+) -> dict[str, int]:
     """Save, deduplicate and (with ``config``) classify one batch in one transaction.
 
     Returns the counts of new, updated and unchanged records. Unchanged records change no work,
     so only new and changed ones are resolved again; every work of the batch is classified.
+    ``ahead``: position in ``records`` -> that record classified as a work of its own, computed ahead
+    (:mod:`crawler.fetch_worker`); used only where it is exactly that: a brand-new record (no stored row)
+    that ends the batch as the only record of its work (no join, no merge). Any other work is classified
+    from its records, as without it.
     """
     now = now or clock.stamp()
     records = list(records)
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     changed: list[int] = []
     stored: dict[int, dict] = {}  # record id -> the record as written (new and updated records)
+    alone: dict[int, classify.Classification] = {}  # record id -> its classification computed ahead
     with db.atomic():
         batch = store.SaveBatch(db, records)  # the batch's look-ups in a few queries, not several per record
-        for record in records:
+        for index, record in enumerate(records):
             status, record_id = store.save_record(db, record, now, stored=stored, batch=batch)
             counts[status] += 1
             if status != "unchanged":
                 changed.append(record_id)
+            if status == "new" and ahead and index in ahead:
+                alone[record_id] = ahead[index]
+            elif status != "new":
+                alone.pop(record_id, None)  # the same record again in this batch: classified from what is stored
         batch.flush()
         failpoints.hit("batch")  # inside the batch's transaction
         dedup.resolve_records(db, changed, now)
         if config is not None and records:
-            classify.classify_batch(db, config, records, stored=stored)
+            classify.classify_batch(db, config, records, stored=stored, alone=alone)
         store.refresh_work_summaries(db)
     return counts
 

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,22 @@ log = logging.getLogger("crawler.lock")
 
 #: seconds a busy lock is retried before giving up, even with wait=0
 GRACE = 0.5
+
+#: the locks this process holds: a forked child (crawler.fetch_worker) closes its copies of them
+_HELD: weakref.WeakSet[RunLock] = weakref.WeakSet()
+
+
+def _drop_in_child() -> None:
+    """In a forked child: close the inherited descriptors of the held locks, never unlock them (the flock
+    belongs to the open file, which the parent keeps), so that the lock ends with the parent alone."""
+    for lock in list(_HELD):
+        if lock._fd is not None:
+            os.close(lock._fd)
+            lock._fd = None
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_in_child)
 
 
 def lock_path(database_path: str | Path) -> Path:
@@ -123,6 +140,7 @@ class RunLock:
         os.pwrite(fd, f"{os.getpid()}\ncommand={self.command}\nsince={since}\n".encode(), 0)
         os.fsync(fd)
         self._fd = fd
+        _HELD.add(self)
         return self
 
     def release(self) -> None:
@@ -134,6 +152,7 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+            _HELD.discard(self)
 
     def __enter__(self) -> RunLock:
         if not self.held:

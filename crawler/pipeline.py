@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sqlite3
@@ -10,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler import clock, failpoints, ingest, store
+from crawler import clock, failpoints, fetch_worker, ingest, store
 from crawler.errors import Interrupted, SourceError, UsageError
 from crawler.http import HttpClient
 from crawler.logs import mask_secrets, register_config_secrets
@@ -229,6 +230,15 @@ def recover_interrupted_runs(db) -> int:
     return len(runs)
 
 
+def _batches(config, module, instance: SourceInstance, ctx: CrawlContext, *, dry_run: bool, stop: threading.Event | None):
+    """The source's batches, each with its records classified ahead as works of their own (or None): from a
+    worker process beside this one where that pays (:mod:`crawler.fetch_worker`), else fetched here in turn."""
+    if fetch_worker.wanted(getattr(config, "fetch_worker", "auto"), instance.kind, (ctx.since, ctx.until)):
+        topic = None if dry_run else config.topic
+        return fetch_worker.batches_in_worker(module, ctx, topic=topic, stop=stop)
+    return contextlib.nullcontext((batch, None) for batch in module.fetch_records(ctx))
+
+
 def crawl_source(
     config,
     db,
@@ -288,21 +298,22 @@ def crawl_source(
     http.begin_source()
     kept = 0
     try:
-        for batch in module.fetch_records(ctx):
-            kept += len(batch)
-            report.counts["fetched"] = kept if ctx.downloaded is None else ctx.downloaded
-            if dry_run:
-                known = store.known_source_ids(db, batch[0].source, [r.source_id for r in batch]) if batch else set()
-                report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
-                report.counts["unchanged"] += sum(1 for r in batch if r.source_id in known)
-            elif batch:
-                for key, value in ingest.save_batch(db, batch, config=config).items():
-                    report.counts[key] += value
-                failpoints.hit("between_batches")
-            if progress:
-                progress(instance.name, report.counts)
-            if stop is not None and stop.is_set():
-                raise Interrupted("stop requested")
+        with _batches(config, module, instance, ctx, dry_run=dry_run, stop=stop) as batches:
+            for batch, ahead in batches:
+                kept += len(batch)
+                report.counts["fetched"] = kept if ctx.downloaded is None else ctx.downloaded
+                if dry_run:
+                    known = store.known_source_ids(db, batch[0].source, [r.source_id for r in batch]) if batch else set()
+                    report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
+                    report.counts["unchanged"] += sum(1 for r in batch if r.source_id in known)
+                elif batch:
+                    for key, value in ingest.save_batch(db, batch, config=config, ahead=ahead).items():
+                        report.counts[key] += value
+                    failpoints.hit("between_batches")
+                if progress:
+                    progress(instance.name, report.counts)
+                if stop is not None and stop.is_set():
+                    raise Interrupted("stop requested")
     except Interrupted:
         report.status = "interrupted"
         report.error = "stopped by a signal after a committed batch; the next run re-reads this window"

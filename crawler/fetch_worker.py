@@ -1,0 +1,409 @@
+"""A source's fetch and parsing in a second process, beside the one that writes the database.
+
+In a backfill the crawling process does everything in turn: fetch (the next page prefetched in a
+thread), parse, save, dedup, classify. With a worker, a forked child runs the source's
+``fetch_records`` (its HTTP requests and parsing) and classifies each parsed record as a work of its
+own, what a brand-new record that joins nothing is classified as; the writing process saves,
+deduplicates and classifies each batch as before, in one transaction, and takes the precomputed
+classification only for a work that turns out to be exactly one brand-new record of the batch
+(:func:`crawler.ingest.save_batch`, ``ahead``). Every stored row is the one the sequential path writes.
+
+How the two talk (two pipes):
+
+* the writer asks for the next batch when it is ready for it; the worker, meanwhile, classifies the
+  batch it holds, record by record, and answers at once with the classifications done so far (the
+  writer classifies the rest): the work spreads itself over both cores, and the worker is never more
+  than one batch ahead (memory stays that of the sequential path);
+* each answer carries what the source changed in its :class:`~crawler.sources.base.CrawlContext`
+  (downloaded count, skipped items, warnings, the search log, state) and the HTTP client's request
+  count, per-host last request times and intervals, so that the run's counts and the rate limits of
+  the next source are exact;
+* the worker's log records are sent to the writer, which hands them to its own loggers in order
+  (the same handlers, the same log); an injected ``sleep`` of the client (tests) is called in the writer;
+* the source's exception (SourceError, a parser bug, Interrupted, RecursionError) is rebuilt in the
+  writer and raised where the sequential path raises it: after the batches before it are saved.
+
+Stopping: SIGTERM/SIGINT in the writer (the ``stop`` event) is passed on as SIGTERM, which ends the
+worker's network waits and pauses at once (its own ``stop``), as in one process. When the writer
+ends the source early (stop, a database error, a second signal), the worker is told to stop, then
+killed if it does not within :data:`STOP_SECONDS`, and always reaped. A worker outlives no writer: it
+dies with it (``PR_SET_PDEATHSIG`` on Linux, and a watch on its parent elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import datetime as dt
+import logging
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+from crawler import classify, clock
+from crawler.errors import SourceError
+from crawler.records import Record
+from crawler.sources.base import CrawlContext
+
+log = logging.getLogger("crawler.fetch_worker")
+
+#: ``[crawl] fetch_worker = "auto"``: a window longer than this (a backfill, a long outage) gets a worker.
+AUTO_MIN_WINDOW_DAYS = 31
+#: Sources that read one document per run: one batch, nothing to overlap.
+SINGLE_DOCUMENT_KINDS = ("feed", "page")
+#: Seconds the worker has to stop when told before it is killed.
+STOP_SECONDS = 10.0
+
+#: the HttpClient attributes a source's requests change, sent back to the writer's client
+_HTTP_STATE = ("request_count", "_last_request", "min_intervals", "_backoff_spent")
+
+Batch = tuple[list[Record], dict[int, classify.Classification] | None]
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def wanted(setting: str, kind: str, window: tuple[dt.date, dt.date]) -> bool:
+    """Whether a source of this kind, crawling this window, runs in a worker (``[crawl] fetch_worker``)."""
+    if setting == "off" or cores() < 2 or "fork" not in mp.get_all_start_methods():
+        return False
+    if setting == "on":
+        return True
+    return kind not in SINGLE_DOCUMENT_KINDS and (window[1] - window[0]).days > AUTO_MIN_WINDOW_DAYS
+
+
+@contextlib.contextmanager
+def batches_in_worker(module, ctx: CrawlContext, *, topic: dict[str, Any] | None, stop: threading.Event | None = None):
+    """Run ``module.fetch_records(ctx)`` in a worker process; yield an iterator of (batch, ahead).
+
+    ``ahead``: position in the batch -> that record classified as a work of its own with ``topic`` (None
+    without a topic, or when the day changed since). The worker is stopped and reaped when the block ends,
+    however it ends."""
+    worker = _Worker(module, ctx, topic, stop)
+    try:
+        yield worker.batches()
+    except (KeyboardInterrupt, SystemExit):
+        worker.kill()  # the second signal: exit now
+        raise
+    finally:
+        worker.close()
+
+
+# --------------------------------------------------------------------------- the writing process's side
+
+
+class _Worker:
+    def __init__(self, module, ctx: CrawlContext, topic, stop: threading.Event | None):
+        self.ctx = ctx
+        self.stop = stop
+        self.signalled = False
+        self.finished = False
+        self.shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
+        fork = mp.get_context("fork")
+        self.asks_out, self.asks = fork.Pipe(duplex=False)  # (reader, writer): the writer asks
+        self.answers, self.answers_in = fork.Pipe(duplex=False)  # the worker answers
+        self.process = fork.Process(
+            target=_work,
+            args=(module, ctx, topic, self.asks_out, self.answers_in, (self.asks, self.answers), os.getpid()),
+            name=f"litmon-fetch-{ctx.name}",
+            daemon=True,
+        )
+        self.process.start()
+        self.asks_out.close()
+        self.answers_in.close()
+        log.debug("[%s] fetching in worker process %s", ctx.name, self.process.pid)
+
+    def batches(self) -> Iterator[Batch]:
+        while True:
+            with contextlib.suppress(OSError):  # a worker that died: its end of the pipe says so (EOF)
+                self.asks.send("next")
+            message = self._answer()
+            kind = message[0]
+            if kind == "batch":
+                _, records, classified, today, delta, http_state = message
+                self._apply(delta, http_state)
+                ahead = None
+                if classified and today == clock.today():  # the rank depends on the day
+                    ahead = {i: c for i, c in enumerate(classified) if c is not None}
+                yield records, ahead
+            elif kind == "end":
+                self.finished = True
+                self._apply(*message[1:])
+                return
+            else:  # "error"
+                self.finished = True
+                _, packed, delta, http_state = message
+                self._apply(delta, http_state)
+                raise _unpack(packed)
+
+    def _answer(self) -> tuple:
+        """The worker's next answer; its log records and pauses are handled on the way."""
+        while True:
+            if self.stop is not None and not self.answers.poll(0.05):
+                if self.stop.is_set() and not self.signalled:
+                    self._signal(signal.SIGTERM)  # its network waits and pauses end at once, as in one process
+                continue
+            try:
+                message = self.answers.recv()
+            except EOFError:
+                self.finished = True
+                raise SourceError(
+                    self.ctx.name,
+                    f"the fetch worker process ended unexpectedly ({_how(self.process)})",
+                    hint='the system log (out of memory?); the next run re-reads this window; [crawl] fetch_worker = "off" '
+                    "crawls in one process",
+                ) from None
+            if message[0] == "log":
+                _handle(message[1])
+            elif message[0] == "pause":
+                self.ctx.http._sleep(message[1])  # type: ignore[misc]
+            else:
+                return message
+
+    def _apply(self, delta: dict[str, Any], http_state: dict[str, Any]) -> None:
+        ctx = self.ctx
+        ctx.downloaded = delta["downloaded"]
+        ctx.holds_watermark = delta["holds_watermark"]
+        ctx.state = delta["state"]
+        ctx.queries[:] = delta["queries"]
+        ctx.warnings.extend(delta["warnings"])
+        ctx.skipped.extend(delta["skipped"])
+        for name, value in http_state.items():
+            setattr(ctx.http, name, value)
+
+    def _signal(self, signum: int) -> None:
+        self.signalled = True
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(self.process.pid, signum)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop the worker (unless it has finished), keep the requests it made in the count, and reap it."""
+        if not self.finished and self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.asks.send("stop")
+            self._signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    if not self.answers.poll(left):
+                        break
+                    message = self.answers.recv()
+                except (EOFError, OSError):
+                    break
+                if message[0] == "log":
+                    _handle(message[1])
+                elif message[0] == "final":
+                    for name, value in message[1].items():
+                        setattr(self.ctx.http, name, value)
+                    break
+        self.process.join(STOP_SECONDS)
+        if self.process.is_alive():
+            self.kill()
+        self.asks.close()
+        self.answers.close()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+
+
+def _how(process) -> str:
+    process.join(1.0)
+    code = process.exitcode
+    if code is None:
+        return "it no longer answers"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _handle(record: logging.LogRecord) -> None:
+    logger = logging.getLogger(record.name)
+    if not logger.disabled:
+        logger.handle(record)
+
+
+# --------------------------------------------------------------------------- the worker process
+
+
+def _work(module, ctx: CrawlContext, topic, asks, answers, parents_ends, parent_pid: int) -> None:
+    for end in parents_ends:  # the writer's ends: EOF on the pipes when the writer is gone
+        end.close()
+    _die_with(parent_pid)
+    lock = threading.Lock()
+
+    def send(message) -> None:
+        with lock:
+            answers.send(message)
+
+    http = ctx.http
+    stop = http.stop if http.stop is not None else threading.Event()
+    http.stop = stop
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the writer decides; a signal ends the waits, as in one process
+        signal.signal(signum, lambda *_: stop.set())
+    _send_logs(send)
+    http.after_fork()
+    if http._sleep is not None:  # injected (tests): the writer's callable sees every pause
+        http._sleep = lambda seconds: send(("pause", seconds))
+    vocabulary = classify.build_vocabulary(topic) if topic is not None else None
+    shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
+    batches = module.fetch_records(ctx)
+    while True:
+        final: tuple | None = None
+        try:
+            records = next(batches)
+        except StopIteration:
+            final = ("end", _delta(ctx, shipped), _http_state(http))
+        except BaseException as exc:  # noqa: BLE001 - every failure is the writer's to report
+            final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http))
+        if final is None:
+            delta = _delta(ctx, shipped)
+            today = clock.today()
+            classified: list[classify.Classification | None] = []
+            while vocabulary is not None and len(classified) < len(records) and not asks.poll():
+                classified.append(_classify_alone(records[len(classified)], vocabulary, today))
+        try:
+            ask = asks.recv()
+        except EOFError:
+            return  # the writer is gone
+        if ask == "stop":
+            send(("final", _http_state(http)))
+            return
+        if final is not None:
+            send(final)
+            return
+        send(("batch", records, classified, today, delta, _http_state(http)))
+
+
+def _classify_alone(record: Record, vocabulary: classify.Vocabulary, today: dt.date) -> classify.Classification | None:
+    try:
+        return classify.classify_records([record], vocabulary, today)
+    except Exception:  # noqa: BLE001 - the writer classifies it again and reports the failure as in one process
+        return None
+
+
+def _delta(ctx: CrawlContext, shipped: dict[str, int]) -> dict[str, Any]:
+    delta = {
+        "downloaded": ctx.downloaded,
+        "holds_watermark": ctx.holds_watermark,
+        "state": copy.deepcopy(ctx.state),
+        "queries": list(ctx.queries),
+        "warnings": ctx.warnings[shipped["warnings"] :],
+        "skipped": ctx.skipped[shipped["skipped"] :],
+    }
+    shipped["warnings"], shipped["skipped"] = len(ctx.warnings), len(ctx.skipped)
+    return delta
+
+
+def _http_state(http) -> dict[str, Any]:
+    state = {name: getattr(http, name) for name in _HTTP_STATE}
+    return {
+        name: dict(value) if isinstance(value, dict) else value for name, value in state.items()
+    }  # a prefetch thread writes them
+
+
+def _die_with(parent_pid: int) -> None:
+    """End this process when the writer ends, however it ends (SIGKILL included)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        watched = False
+    except (OSError, AttributeError):  # not Linux: watch the parent instead
+        watched = True
+    if os.getppid() != parent_pid:  # the writer died before the line above
+        os._exit(1)
+    if watched:
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="litmon-fetch-parent-watch", daemon=True).start()
+
+
+class _LogSender(logging.Handler):
+    def __init__(self, send):
+        super().__init__()
+        self.send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.send(("log", _portable(record)))
+        except Exception:  # noqa: BLE001 - the writer is gone, or a record that cannot travel
+            self.handleError(record)
+
+
+def _send_logs(send) -> None:
+    """Every log record of this process goes to the writer, whose loggers handle it."""
+    sender = _LogSender(send)
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger))]
+    for logger in loggers:
+        had = bool(logger.handlers)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        if had and not logger.propagate:
+            logger.addHandler(sender)
+    logging.getLogger().addHandler(sender)
+
+
+def _portable(record: logging.LogRecord) -> logging.LogRecord:
+    """The record with its message formatted and its traceback as text (what a pipe can carry)."""
+    record = copy.copy(record)
+    record.msg, record.args = record.getMessage(), None
+    if record.exc_info:
+        record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
+    try:
+        pickle.dumps(record.__dict__)
+    except Exception:  # noqa: BLE001 - an extra field that cannot travel travels as its text
+        record.__dict__.update({k: repr(v) for k, v in record.__dict__.items() if not _picklable(v)})
+    return record
+
+
+def _picklable(value) -> bool:
+    try:
+        pickle.dumps(value)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _pack(exc: BaseException) -> tuple:
+    """An exception as something a pipe can carry: its class, args and attributes (without calling its
+    ``__init__``, whose signature may differ), else its class name and text; with the worker's traceback."""
+    text = "".join(traceback.format_exception(exc))
+    for state in ((type(exc), exc.args, vars(exc)), (type(exc), exc.args, {})):
+        try:
+            pickle.loads(pickle.dumps(state))
+            return ("object", state, text)
+        except Exception:  # noqa: BLE001
+            continue
+    return ("text", (type(exc).__name__, str(exc)), text)
+
+
+def _unpack(packed: tuple) -> BaseException:
+    how, state, text = packed
+    if how == "object":
+        cls, args, attributes = state
+        exc = cls.__new__(cls, *args)
+        exc.args = args
+        exc.__dict__.update(attributes)
+    else:
+        name, message = state
+        exc = type(name, (Exception,), {})(message)
+    exc.add_note("raised in the fetch worker process:\n" + text.rstrip())
+    return exc

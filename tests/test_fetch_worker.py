@@ -1,0 +1,518 @@
+"""The fetch worker (crawler/fetch_worker.py): a source's fetch and parsing in a second process.
+
+Every outcome is compared with the same crawl in one process: the stored rows (every table), the
+classifications, the digest, the run's counts, errors and log lines. Faults, signals and a killed
+writer are tested against real loopback servers and real litmon processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing as mp
+import os
+import re
+import signal
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from crawler import classify, clock, fetch_worker, ingest, store
+from crawler.config import parse_config
+from crawler.digest import build_digest
+from crawler.http import HttpClient
+from crawler.pipeline import crawl
+from crawler.records import Record
+from tests.conftest import PINNED_NOW, fixture_bytes, rows
+from tests.helpers import upstream
+from tests.helpers.classify_corpus import shipped_vocabulary
+from tests.helpers.cli import litmon, litmon_env, write_config
+from tests.helpers.ncbi import esearch_body
+from tests.helpers.ops import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for
+from tests.helpers.records import article as pubmed_article
+
+
+@pytest.fixture(autouse=True)
+def two_cores(monkeypatch):
+    """The worker runs on any test machine (on one core, litmon itself falls back to one process)."""
+    monkeypatch.setattr(fetch_worker, "cores", lambda: 2)
+
+
+def config_text(folder: Path, worker: str, sources: str) -> str:
+    return f"""
+contact_email = "tester@example.org"
+extends = "none"
+[database]
+path = "{folder / "litmon.db"}"
+[outbox]
+dir = "{folder / "outbox"}"
+[crawl]
+backfill_from = 2024-01-01
+fetch_worker = "{worker}"
+[http]
+max_retries = 1
+backoff_seconds = 0.01
+default_min_interval = 0
+{sources}
+[topic]
+match_terms = ["ketamin", "esketamin", "arketamin", "spravato"]
+{shipped_vocabulary()}
+"""
+
+
+def make(folder: Path, worker: str, sources: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    return parse_config(config_text(folder, worker, sources), str(folder / "litmon.toml"))
+
+
+class PubMed:
+    """Three records in two efetch pages (batch_size 2); ``week = 2``: the first answer lacks its title
+    (the stored one is kept) and the second has a new abstract (an update); ``fail``: a fault on page 2."""
+
+    def __init__(self):
+        self.week, self.fail = 1, None
+
+    def __call__(self, request):
+        if request.path.endswith("esearch.fcgi"):
+            return Response(esearch_body(3 if request.form["datetype"] == "crdt" else 0), content_type="application/json")
+        start = request.args["retstart"]
+        if start == "2" and self.fail == "502":
+            return Response("<html><body>502 Bad Gateway</body></html>", status=502, content_type="text/html")
+        if start == "2" and self.fail == "malformed":
+            return Response(b"<?xml version='1.0'?><PubmedArticleSet><PubmedArticle><MedlineCitation>", content_type="text/xml")
+        body = fixture_bytes("pubmed", "efetch_batch1.xml" if start == "0" else "efetch_batch2.xml")
+        if self.week == 2 and start == "0":
+            body = re.sub(rb"<ArticleTitle>Intravenous .*?</ArticleTitle>", b"<ArticleTitle></ArticleTitle>", body, flags=re.S)
+            body = body.replace(b"<AbstractText>", b"<AbstractText>Updated: esketamine in adults with depression. ", 1)
+        return Response(body, content_type="text/xml")
+
+
+#: a journal feed item without identifiers: it merges (title, author, year) with the article other sources brought
+FEED = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Journal</title><link>https://journal.example.org/</link>
+<description>Latest articles</description>
+<item><title>Esketamine nasal spray versus quetiapine for treatment-resistant depression</title>
+<link>https://journal.example.org/articles/escape-trd</link><dc:creator>Andreas Reif</dc:creator>
+<pubDate>Thu, 05 Oct 2023 00:00:00 GMT</pubDate><description>Esketamine or quetiapine in treatment-resistant depression.</description></item>
+</channel></rss>"""
+
+
+@pytest.fixture
+def world():
+    """One loopback server per source, answering as upstream does (tests/helpers/upstream)."""
+    pubmed = PubMed()
+    apps = {
+        "pubmed": pubmed,
+        "europepmc": upstream.europepmc,
+        "crossref": upstream.crossref,
+        "clinicaltrials": upstream.clinicaltrials,
+        "isrctn": upstream.isrctn,
+        "biorxiv": upstream.biorxiv,
+        "feed": lambda request: Response(FEED, content_type="application/rss+xml"),
+    }
+    servers = {}
+    for name, app in apps.items():
+        server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        server.start()
+        server.expect_request(re.compile(".*")).respond_with_handler(app)
+        servers[name] = server
+    url = {name: server.url_for("/") for name, server in servers.items()}
+    sources = f"""
+[sources.pubmed]
+enabled = true
+base_url = "{url["pubmed"]}"
+query = "ketamine"
+batch_size = 2
+min_interval = 0
+[sources.europepmc]
+enabled = true
+base_url = "{url["europepmc"]}rest/"
+query = "ketamine AND depression"
+page_size = 3
+min_interval = 0
+[sources.crossref]
+enabled = true
+base_url = "{url["crossref"]}"
+query = "ketamine esketamine depression"
+page_size = 3
+slice_days = 3650
+min_interval = 0
+[sources.clinicaltrials]
+enabled = true
+base_url = "{url["clinicaltrials"]}api/v2/"
+conditions = "depression"
+interventions = "ketamine"
+min_interval = 0
+[sources.isrctn]
+enabled = true
+base_url = "{url["isrctn"]}api/"
+query = "ketamine OR esketamine"
+page_size = 2
+min_interval = 0
+[sources.biorxiv]
+enabled = true
+base_url = "{url["biorxiv"]}"
+servers = ["medrxiv"]
+category = ""
+max_backfill_days = 30
+min_interval = 0
+[[feeds]]
+name = "journal"
+url = "{url["feed"]}journal.rss"
+"""
+    yield pubmed, sources
+    upstream.WEEK[0] = 1
+    for server in servers.values():
+        server.clear()
+        server.stop()
+
+
+def dump(db) -> dict[str, list]:
+    """Every row of every table, in rowid order (but the migrations' own log, stamped with the wall clock)."""
+    tables = [
+        r["name"]
+        for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        if r["name"] != "_sqlite_migrations"
+    ]
+    found = {}
+    for table in tables:
+        try:
+            found[table] = [tuple(r) for r in db.conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+        except sqlite3.OperationalError:  # WITHOUT ROWID tables and FTS shadow tables
+            found[table] = sorted(tuple(r) for r in db.conn.execute(f"SELECT * FROM {table}"))
+    return found
+
+
+def report_of(report) -> list:
+    return [(s.name, s.status, s.counts, s.requests, s.error, s.warnings, s.skipped, s.watermark_held) for s in report.sources]
+
+
+def run_weeks(tmp_path, name: str, worker: str, world):
+    """A first crawl (backfill), a digest, then the week after (updates, a missing title, new records)."""
+    pubmed, sources = world
+    pubmed.week, upstream.WEEK[0] = 1, 1
+    config = make(tmp_path / name, worker, sources)
+    db = ingest.open_db(config.database_path)
+    try:
+        reports = [report_of(crawl(config, db, http=HttpClient.from_config(config)))]
+        digests = [build_digest(db, config).text]
+        clock.advance(days=7)
+        pubmed.week, upstream.WEEK[0] = 2, 2
+        reports.append(report_of(crawl(config, db, http=HttpClient.from_config(config))))
+        digests.append(build_digest(db, config).text)
+        return reports, digests, dump(db)
+    finally:
+        clock.pin(PINNED_NOW)
+        db.close()
+
+
+def test_a_crawl_with_the_worker_stores_exactly_what_one_process_stores(tmp_path, world, monkeypatch):
+    """Two weeks of every paged source: merges across sources and batches, updated records, an answer
+    lacking its title (the stored one is kept); every table, every report and both digests are equal."""
+    alone_reports, alone_digests, alone_rows = run_weeks(tmp_path, "alone", "off", world)
+
+    used: list[int] = []  # records whose classification the worker computed ahead, per batch
+    real_save = ingest.save_batch
+
+    def save_batch(db, records, now=None, *, config=None, ahead=None):
+        used.append(len(ahead or {}))
+        time.sleep(0.2)  # a slow writer: the worker classifies the whole next batch meanwhile
+        return real_save(db, records, now, config=config, ahead=ahead)
+
+    monkeypatch.setattr(ingest, "save_batch", save_batch)
+    worker_reports, worker_digests, worker_rows = run_weeks(tmp_path, "worker", "on", world)
+
+    assert sum(used) > 0, "the worker classified nothing ahead: the comparison would not test it"
+    assert worker_reports == alone_reports
+    assert worker_digests == alone_digests
+    assert worker_rows.keys() == alone_rows.keys()
+    for table in alone_rows:
+        assert worker_rows[table] == alone_rows[table], table
+    # what the comparison covers: merges, updates in the second week, the title kept from the store
+    assert alone_rows["work_merges"]  # the feed item, without identifiers, merged into a work of earlier batches
+    assert sum(counts["updated"] for _, _, counts, *_ in alone_reports[1]) >= 2
+    kept = [
+        r for r in alone_rows["records"] if "39000001" in r and any(isinstance(v, str) and v.startswith("Intravenous") for v in r)
+    ]
+    assert kept, "the record whose second answer lacks its title keeps the stored title"
+
+
+def article(source_id: str, title: str, authors: list[str], **identifiers: str) -> Record:
+    """A PubMed article (with ``pmid``), else a journal feed item without identifiers."""
+    record = pubmed_article(source_id, title, "2025-03-02")
+    record.authors = authors
+    if "pmid" not in identifiers:
+        record.source, record.identifiers = "feed:jad", []
+    for scheme, value in identifiers.items():
+        record.add_id(scheme, value)
+    return record
+
+
+def marked(record_id: str) -> classify.Classification:
+    """A classification no rule gives: where it is stored, the one computed ahead was used."""
+    return classify.Classification(None, "uncertain", 99, [f"ahead:{record_id}"], [], 7, [], "marked")
+
+
+def labels(db) -> dict[str, str]:
+    """source id of each record -> the first reason stored for its work."""
+    found = rows(
+        db,
+        """SELECT r.source_id, wr.reasons FROM records r JOIN works w ON w.id = r.work_id
+           JOIN work_relevance wr ON wr.work_id = w.id ORDER BY r.source_id""",
+    )
+    return {r["source_id"]: json.loads(r["reasons"])[0] for r in found}
+
+
+def test_a_classification_computed_ahead_is_used_only_for_a_new_record_alone_on_its_work(db, make_config):
+    config = make_config()
+    title = "Esketamine nasal spray for treatment-resistant depression in older adults: a randomized trial"
+    first = [
+        article("41000001", title, ["Ito Hugo"], pmid="41000001"),  # new, alone: used
+        article("41000002", "Ketamine for suicidal ideation", ["Ode Ana"], pmid="41000002"),  # new, then again below
+        article("41000002", "Ketamine for suicidal ideation", ["Ode Ana"], pmid="41000002"),
+        article("S0165-1", title, ["Hugo Ito"]),  # no identifier: merges with 41000001 in the same batch
+    ]
+    ingest.save_batch(
+        db, first, "2026-11-20 06:00:00", config=config, ahead={i: marked(r.source_id) for i, r in enumerate(first)}
+    )
+    after_first = labels(db)
+    assert not after_first["41000001"].startswith("ahead:")  # merged with the feed item: classified from both
+    assert not after_first["41000002"].startswith("ahead:")  # the same record twice in the batch
+    assert after_first["41000001"] == after_first["S0165-1"]
+
+    lacking = article("41000003", "", ["Lee Kim"], pmid="41000003")
+    lacking.missing = ["title"]
+    second = [
+        article(
+            "41000004",
+            "Arketamine nasal spray in bipolar depression: an open-label pilot study over twelve weeks",
+            ["Park Min"],
+            pmid="41000004",
+        ),  # new, alone: used
+        lacking,  # new without its title: alone, used (nothing stored to keep)
+        article("41000002", "Ketamine for suicidal ideation: a cohort", ["Ode Ana"], pmid="41000002"),  # updated
+    ]
+    ingest.save_batch(
+        db, second, "2026-11-21 06:00:00", config=config, ahead={i: marked(r.source_id) for i, r in enumerate(second)}
+    )
+    after_second = labels(db)
+    assert after_second["41000004"] == "ahead:41000004"
+    assert after_second["41000003"] == "ahead:41000003"
+    assert not after_second["41000002"].startswith("ahead:")  # an update is classified from what is stored
+
+    joining = dataclasses.replace(second[0], source="europepmc", source_id="MED-41000004")  # the same PMID
+    ingest.save_batch(db, [joining], "2026-11-22 06:00:00", config=config, ahead={0: marked("MED-41000004")})
+    assert not labels(db)["MED-41000004"].startswith("ahead:")  # joined a work stored before
+
+
+def test_classifications_computed_ahead_equal_those_computed_after_saving(db, make_config, tmp_path):
+    """What the worker computes (each record alone, before saving) is what the writer stores without it."""
+    config = make_config()
+    vocabulary = classify.build_vocabulary(config.topic)
+    batch = [
+        article("41000011", "Esketamine nasal spray for treatment-resistant depression", ["Ito Hugo"], pmid="41000011"),
+        article("41000012", "Ketamine infusion and suicidal ideation in adolescents", ["Ode Ana"], pmid="41000012"),
+    ]
+    ahead = {i: classify.classify_records([r], vocabulary, clock.today()) for i, r in enumerate(batch)}
+    ingest.save_batch(db, batch, "2026-11-20 06:00:00", config=config, ahead=ahead)
+    with_ahead = dump(db)
+    other = store.open_db(tmp_path / "other.db")
+    ingest.save_batch(other, batch, "2026-11-20 06:00:00", config=config)
+    assert dump(other) == with_ahead
+    other.close()
+
+
+# --------------------------------------------------------------------------- faults, compared with one process
+
+
+class Broken(Exception):
+    pass
+
+
+@pytest.mark.parametrize("fault", ["502", "malformed", "parser bug"])
+def test_a_fault_gives_the_same_report_rows_and_log_with_the_worker(fault, tmp_path, world, monkeypatch, caplog):
+    pubmed, sources = world
+    if fault == "parser bug":
+        from crawler.sources import pubmed as module
+
+        real = module.parse_article
+
+        def parse_article(article, source="pubmed"):
+            record = real(article, source)
+            if record.source_id == "39000003":
+                raise Broken(f"cannot read {record.source_id}")
+            return record
+
+        monkeypatch.setattr(module, "parse_article", parse_article)
+    else:
+        pubmed.fail = fault
+    outcomes = []
+    for worker in ("off", "on"):
+        config = make(tmp_path / worker, worker, sources)
+        db = ingest.open_db(config.database_path)
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
+        lines = [
+            (r.name, r.levelname, re.sub(r"\d+\.\ds\)", "…s)", r.getMessage()))  # the run's seconds differ
+            for r in caplog.records
+            if r.name.startswith("crawler")
+        ]
+        outcomes.append((report_of(report), lines, dump(db), store.load_source_state(db, "pubmed")["watermark"]))
+        db.close()
+    assert outcomes[1][0] == outcomes[0][0]
+    assert outcomes[1][1] == outcomes[0][1]
+    assert outcomes[1][2] == outcomes[0][2]
+    ((_, status, counts, _, error, *_),) = outcomes[0][0]
+    assert status == "failed" and counts["new"] == 2, error  # the first batch is stored ...
+    assert outcomes[0][3] is None and outcomes[1][3] is None  # ... and the watermark held
+    if fault == "parser bug":
+        assert "unexpected Broken: cannot read 39000003" in error
+
+
+def test_an_interrupt_in_the_writer_rolls_back_like_one_process_and_reaps_the_worker(tmp_path, world):
+    """KeyboardInterrupt (a second SIGINT) while the writer works: the batch in progress is rolled back,
+    the worker is killed and reaped, the stored rows are those of one process."""
+    pubmed, sources = world
+    outcomes = []
+    for worker in ("off", "on"):
+        config = make(tmp_path / worker, worker, sources)
+        db = ingest.open_db(config.database_path)
+
+        def progress(name, counts):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"], progress=progress)
+        assert not [p for p in mp.active_children() if p.name.startswith("litmon-fetch")]
+        outcomes.append(dump(db))
+        db.close()
+    assert outcomes[1] == outcomes[0]
+    assert len(outcomes[0]["records"]) == 2
+
+
+def test_the_worker_forwards_its_log_lines_and_pauses_to_the_writing_process(tmp_path, world, caplog):
+    """A warning the source logs in the worker reaches this process's handlers; an injected sleep sees
+    every pause the worker's client took (NCBI's spacing without a key)."""
+    pubmed, sources = world
+    config = make(tmp_path / "w", "on", sources.replace("min_interval = 0\n", "", 1))
+    db = ingest.open_db(config.database_path)
+    pauses: list[float] = []
+    http = HttpClient("tester@example.org", default_min_interval=0, sleep=pauses.append)
+    with caplog.at_level(logging.INFO):
+        report = crawl(config, db, http=http, only=["pubmed"])
+    db.close()
+    assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == 3
+    assert report.sources[0].requests == 3 and http.request_count == 3  # esearch, efetch ×2: counted here
+    assert pauses and max(pauses) <= 0.34  # 3 requests per second without a key
+    assert any(h.startswith("127.0.0.1:") for h in http._last_request)  # the next source's spacing knows
+    assert any(r.name == "crawler.pipeline" and "[pubmed] ok: 3 fetched" in r.getMessage() for r in caplog.records)
+
+
+def test_the_worker_is_used_only_where_it_pays():
+    import datetime as dt
+
+    year = (dt.date(2025, 1, 1), dt.date(2026, 1, 1))
+    week = (dt.date(2025, 1, 1), dt.date(2025, 1, 11))
+    assert fetch_worker.wanted("auto", "pubmed", year)
+    assert not fetch_worker.wanted("auto", "pubmed", week)  # a weekly run: one batch or two
+    assert not fetch_worker.wanted("auto", "feed", year)  # one document
+    assert fetch_worker.wanted("on", "feed", week)
+    assert not fetch_worker.wanted("off", "pubmed", year)
+
+
+def test_one_core_crawls_in_one_process(monkeypatch):
+    import datetime as dt
+
+    monkeypatch.setattr(fetch_worker, "cores", lambda: 1)
+    assert not fetch_worker.wanted("on", "pubmed", (dt.date(2020, 1, 1), dt.date(2026, 1, 1)))
+
+
+# --------------------------------------------------------------------------- signals and a killed writer: real processes
+
+
+def processes_marked(mark: str) -> list[int]:
+    """The PIDs of live processes whose environment holds ``mark`` (a litmon run and its worker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if mark.encode() in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "State:\tZ" not in status:
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find processes")
+
+
+def start_marked(tmp_path, config: str, *args):
+    mark = f"LITMON_TEST_MARK={uuid.uuid4().hex}"
+    env = litmon_env(LITMON_TEST_MARK=mark.split("=", 1)[1])
+    log = tmp_path / "run.log"
+    return start_litmon("--config", config, *args, cwd=tmp_path, env=env, log_file=log), mark, log
+
+
+def with_worker(text: str) -> str:
+    return text.replace("[crawl]\n", '[crawl]\nfetch_worker = "on"\n', 1)
+
+
+@needs_proc
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_a_stopped_or_killed_run_leaves_no_worker_behind(how, tmp_path, httpserver):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("litmon uses no worker on one core")
+    server = PubMedServer(httpserver)
+    config_path = write_config(tmp_path, pubmed_section(httpserver))
+    Path(config_path).write_text(with_worker(Path(config_path).read_text()))
+    server.hold()
+    run, mark, log = start_marked(tmp_path, config_path, "-v", "crawl")
+    try:
+        wait_for(server.entered.is_set, what="the worker to reach the server")
+        assert len(processes_marked(mark)) == 2  # the writer and its worker
+        assert "fetching in worker process" in log_text(log)
+        run.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        run.communicate(timeout=30)
+    finally:
+        server.release()
+    err = log_text(log)
+    wait_for(lambda: not processes_marked(mark), timeout=10, what="no litmon process to be left")
+    db = tmp_path / "litmon.db"
+    if how == "sigkill":
+        assert run.returncode == -signal.SIGKILL
+        result = litmon("--config", config_path, "crawl", cwd=tmp_path)  # the lock is free, the run recovers
+        assert result.returncode == 0, result.stderr
+        assert "recovered a stale lock" in result.stderr
+        assert query(db, "SELECT COUNT(*) FROM records") == [(3,)]
+        return
+    assert run.returncode == 1, err
+    assert "SIGTERM received: stopping now" in err
+    assert "[pubmed] interrupted: 0 fetched, 0 new" in err
+    assert query(db, "SELECT status FROM source_runs") == [("interrupted",)]
+    assert query(db, "SELECT COUNT(*) FROM source_states") == [(0,)]  # no watermark: the next run re-reads the window
+
+
+@needs_proc
+def test_a_writer_killed_inside_a_batch_takes_its_worker_with_it(tmp_path, httpserver):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("litmon uses no worker on one core")
+    PubMedServer(httpserver)
+    config_path = write_config(tmp_path, pubmed_section(httpserver))
+    Path(config_path).write_text(with_worker(Path(config_path).read_text()))
+    mark = uuid.uuid4().hex
+    killed = litmon(
+        "--config", config_path, "crawl", cwd=tmp_path, env=litmon_env(LITMON_FAILPOINT="batch:2", LITMON_TEST_MARK=mark)
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    wait_for(lambda: not processes_marked(mark), timeout=10, what="the worker to die with its writer")
+    assert query(tmp_path / "litmon.db", "SELECT COUNT(*) FROM records") == [(2,)]  # batch 1 committed, batch 2 rolled back
