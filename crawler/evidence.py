@@ -347,7 +347,12 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         return f"abstract: '{words}'" if words else None
 
     def first(*evidence):
-        return next((e for e in evidence if e), None)
+        """The first evidence found; a callable is called only when what comes before it found nothing."""
+        for item in evidence:
+            value = item() if callable(item) else item
+            if value:
+                return value
+        return None
 
     registration = "trial_registration" in facts.record_types
     if registration:
@@ -361,8 +366,11 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if registration or "news" in found:  # a registry record or a news item is that, whatever it reports
         return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
 
-    comment_text = _search(COMMENT_TEXT, abstract, abstract_scan)
-    comment = first(pt(PT_COMMENT), in_title(COMMENT_TITLE), f"abstract: '{comment_text.group(0)}'" if comment_text else None)
+    # each piece of evidence is looked for only when the ones before it found nothing
+    comment = pt(PT_COMMENT) or in_title(COMMENT_TITLE)
+    if not comment:
+        comment_text = _search(COMMENT_TEXT, abstract, abstract_scan)
+        comment = f"abstract: '{comment_text.group(0)}'" if comment_text else None
     if comment:
         found["commentary"] = comment
     title_guideline = in_title(GUIDELINE_TITLE)
@@ -373,8 +381,9 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     )
     if guideline:
         found["guideline"] = guideline
-    reports_results = bool(_search(RESULTS_TEXT, abstract, abstract_scan)) and not pt(PT_PROTOCOL)
-    protocol = first(pt(PT_PROTOCOL), in_title(PROTOCOL_TITLE), None if reports_results else in_abstract(PROTOCOL_TEXT))
+    protocol = pt(PT_PROTOCOL) or in_title(PROTOCOL_TITLE)
+    if not protocol and not _search(RESULTS_TEXT, abstract, abstract_scan):  # reported results make no protocol
+        protocol = in_abstract(PROTOCOL_TEXT)
     if protocol:
         found["protocol"] = protocol
 
@@ -382,7 +391,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     meta = first(pt(PT_META), None if umbrella else in_title(META_TEXT))
     if not meta and "guideline" not in found and not umbrella:
         words = _search(META_TEXT, abstract, abstract_scan)
-        synthesis = _search(SYNTHESIS_TEXT, abstract, abstract_scan)
+        synthesis = _search(SYNTHESIS_TEXT, abstract, abstract_scan) if words else None
         if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED, doc):
             meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
     if meta:
@@ -390,7 +399,9 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     letter = pt(PT_COMMENT)
     if letter and not pt(PT_META):  # a letter that mentions "our meta-analysis" is a letter
         meta = None
-    systematic = first(pt(PT_SR), in_title(SR_TITLE), None if "guideline" in found or letter else in_abstract(SR_TEXT))
+    systematic = first(
+        pt(PT_SR), lambda: in_title(SR_TITLE), lambda: None if "guideline" in found or letter else in_abstract(SR_TEXT)
+    )
     if systematic:
         found["systematic_review"] = systematic
     if "protocol" in found:  # the protocol of a review or a trial is a protocol
@@ -398,17 +409,18 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         found.pop("systematic_review", None)
     is_synthesis = "meta_analysis" in found or "systematic_review" in found
     if not is_synthesis and "guideline" not in found and "protocol" not in found:
-        review = first(pt(PT_REVIEW), in_title(REVIEW_TITLE), None if "commentary" in found else in_abstract(REVIEW_TEXT))
+        review = first(
+            pt(PT_REVIEW), lambda: in_title(REVIEW_TITLE), lambda: None if "commentary" in found else in_abstract(REVIEW_TEXT)
+        )
         if review and not (pts & (PT_RCT | PT_TRIAL | PT_CASE | PT_OBS)):
             found["review"] = review
 
     animals = "animals" in mesh and "humans" not in mesh
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
     if not preclinical and abstract:
-        hits = PRECLINICAL.findall(abstract) if _GATED[PRECLINICAL].runs(abstract_scan) else []
+        hits = _GATED[PRECLINICAL].finditer(abstract, abstract_scan)
         if len(hits) >= 2 and not _search(HUMAN_STUDY, abstract, abstract_scan):
-            first_hit = PRECLINICAL.search(abstract)
-            preclinical = f"abstract: '{first_hit.group(0) if first_hit else ''}' x{len(hits)}"
+            preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"
     if preclinical and not is_synthesis and "review" not in found:
         found["preclinical"] = preclinical
 
@@ -417,22 +429,22 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     text_ok = not secondary and "commentary" not in found
     case = first(
         pt(PT_CASE),
-        in_title(CASE_TITLE) if not secondary and not _search(REPLY_TITLE, title, title_scan) else None,
-        in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
+        lambda: in_title(CASE_TITLE) if not secondary and not _search(REPLY_TITLE, title, title_scan) else None,
+        lambda: in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
     )
     if case:
         found["case_report"] = case
     rct = pt(PT_RCT) if "protocol" not in found else None
     if not rct and text_ok and "case_report" not in found:
-        rct = first(in_title(RCT_TITLE), in_abstract(RCT_TEXT))
+        rct = first(lambda: in_title(RCT_TITLE), lambda: in_abstract(RCT_TEXT))
     if rct:
         found["rct"] = rct
     elif "protocol" not in found:
         observational_design = text_ok and (_search(OBS_FIRST, title, title_scan) or _own_sentence(OBS_FIRST, abstract, doc=doc))
         trial = first(
             pt(PT_TRIAL),
-            in_title(TRIAL_TITLE) if text_ok and not observational_design else None,
-            in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found and not observational_design else None,
+            lambda: in_title(TRIAL_TITLE) if text_ok and not observational_design else None,
+            lambda: in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found and not observational_design else None,
         )
         if trial:
             found["clinical_trial"] = trial
@@ -440,7 +452,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         observational = pt(PT_OBS)
         if not observational and text_ok:
             hit = sorted(mesh & OBS_MESH)
-            observational = first(f"MeSH '{hit[0]}'" if hit else None, in_title(OBS_TEXT), in_abstract(OBS_TEXT))
+            observational = first(f"MeSH '{hit[0]}'" if hit else None, lambda: in_title(OBS_TEXT), lambda: in_abstract(OBS_TEXT))
         if observational:
             found["observational"] = observational
     return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
@@ -460,9 +472,10 @@ def sample_size(facts: Facts) -> tuple[int | None, str | None]:
     if facts.enrollment:
         return facts.enrollment, f"enrolment {facts.enrollment} (registry)"
     best, where = None, None
-    for pattern in (_N_EQUALS, _N_PEOPLE):
-        for match in pattern.finditer(facts.abstract):
-            value = int(re.sub(r"[ ,]", "", match.group(1)))
+    abstract = facts.abstract
+    for pattern in (_N_EQUALS, _N_PEOPLE) if "=" in abstract else (_N_PEOPLE,):  # "n = 40" needs its "="
+        for match in pattern.finditer(abstract):
+            value = int(match.group(1).replace(" ", "").replace(",", ""))
             if 1900 <= value <= 2100 and pattern is _N_PEOPLE and match.group(0).split()[0] == str(value):
                 continue  # "2024 patients" is rarely a count; a year is likelier
             if value <= 10_000_000 and (best is None or value > best):

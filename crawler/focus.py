@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from crawler.abstracts import category_of, is_label
-from crawler.terms import Doc, Gated, WorkCache
+from crawler.terms import Doc, Gated, Scan
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
 ROLE_OF_CATEGORY = {
@@ -127,15 +127,15 @@ def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.
     )
 
 
-def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern, cache: WorkCache | None = None) -> bool:
+def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern, scan: Scan | None = None) -> bool:
     """Every mention of the concept in this sentence is a comparison, an example or an exclusion.
 
-    With the work's ``cache``, the comparison expression is not run where it cannot match."""
+    With the ``scan`` of the sentence or of a text holding it (what the sentence holds, the text holds too),
+    the expressions are not run where they cannot match."""
     hits = list(concept.finditer(sentence))
     if not hits:
         return False
-    scan = cache.scan(sentence) if cache is not None else None
-    if _gated(_NOT_ABOUT).search(sentence, scan) if scan is not None else _NOT_ABOUT.search(sentence):
+    if (scan is None or _gated(_NOT_ABOUT).runs(scan)) and _NOT_ABOUT.search(sentence):
         return True
     if scan is not None and not _gated(passing).runs(scan):
         return False
@@ -152,20 +152,21 @@ def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
     for abstract in doc.abstracts:
         kept = []
         roles, structured = sentence_roles(abstract)
+        scan = doc.cache.scan(abstract)
         result.structured = result.structured or structured
         for role, sentence in roles:
             if not concept.search(sentence):
                 continue
             if role in ("background", "discussion"):
                 result.passing.append(f"{role} sentence: '{_short(sentence)}'")
-            elif _is_passing(sentence, concept, passing, doc.cache):
+            elif _is_passing(sentence, concept, passing, scan):
                 result.passing.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 kept.append(sentence)
         abstract_focus += sum(len(concept.findall(sentence)) for sentence in kept)
         result.doc.abstracts.append(" ".join(kept))
     for title in doc.titles:
-        if concept.search(title) and _is_passing(title, concept, in_title, doc.cache):
+        if concept.search(title) and _is_passing(title, concept, in_title, doc.cache.scan(title)):
             result.passing.append(f"title names it in a comparison: '{_short(title)}'")
             continue
         other = _STUDY_OF.search(title)

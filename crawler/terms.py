@@ -463,20 +463,26 @@ _VOCABULARY = _Vocabulary()
 
 class Gated:
     """A regular expression that runs only on texts holding the literal pieces every match of it contains
-    (:func:`regex_anchors`), found by the same scan as the vocabulary: ``search(text, scan)`` is
-    ``pattern.search(text)``, skipped where it cannot match."""
+    (:func:`regex_anchors`), found by the same scan as the vocabulary, and there only from where they occur
+    when its matches have a bounded length (:class:`_Windows`): ``search(text, scan)`` is
+    ``pattern.search(text)`` and ``finditer(text, scan)`` ``list(pattern.finditer(text))``, skipped where
+    they cannot match."""
 
     def __init__(self, pattern: re.Pattern):
         self.pattern = pattern
-        self.gate = _Gate([regex_anchors(pattern.pattern)])
-        gate = self.gate
-        _VOCABULARY.register_anchors(gate.single.union(*gate.subsets, *(c for sets in gate.general for c in sets)))
+        anchors = regex_anchors(pattern.pattern)
+        self.gate = _Gate([anchors])
+        self.windows = _Windows(pattern, [anchors])
+        _VOCABULARY.register_anchors(self.windows.anchors)
 
     def runs(self, scan: Scan) -> bool:
         return self.gate(scan.anchors)
 
     def search(self, text: str, scan: Scan) -> re.Match | None:
-        return self.pattern.search(text) if self.gate(scan.anchors) else None
+        return self.windows.search(text, scan) if self.gate(scan.anchors) else None
+
+    def finditer(self, text: str, scan: Scan) -> list[re.Match]:
+        return self.windows.finditer(text, scan) if self.gate(scan.anchors) else []
 
 
 class WorkCache:
