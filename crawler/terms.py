@@ -430,7 +430,8 @@ class _Vocabulary:
         anchor_at: dict[str, list[int]] = {}
         if not text or not len(automaton):
             return Scan(hits, frozenset())
-        seen = _OTHER_SPACE.sub(" ", text)
+        # other whitespace is not printable: a printable text has none to turn into spaces
+        seen = text if text.isprintable() else _OTHER_SPACE.sub(" ", text)
         size = len(seen)
         word = _WORD_CHARS
         entries = []
@@ -914,6 +915,17 @@ class RuleSet:
                 found = tables[id(scan)] = _select(scan.entries, keymap) if scan.hits else _NO_MATCHES
             return found
 
+        # what each list's plain terms match in the work's own texts: slot -> (field, text, matches), in field order
+        by_slot: dict[int, list[tuple[str, str, list[tuple[int, int, int]]]]] = {}
+        for name, items in fields:
+            for text, scan in items:
+                for slot, matches in table(scan).items():
+                    found = by_slot.get(slot)
+                    if found is None:
+                        by_slot[slot] = [(name, text, matches)]
+                    else:
+                        found.append((name, text, matches))
+
         for position in sorted(candidates):
             rule = rules[position]
             result = results[position] = RuleResult(rule)
@@ -923,7 +935,10 @@ class RuleSet:
                 used, changed = rule._blanked_fields(doc, fields, result)
             terms = rule._terms
             if terms is not None and (changed or terms.possible(keys, present)):
-                _match_fields(rule, terms, used, table, result)
+                if used is fields and terms.regex is None:
+                    _match_fields(rule, by_slot.get(terms.slot, ()), result)
+                else:
+                    _match_fields(rule, _field_matches(terms, used, table), result)
             for heading, index in mesh_hits.get(position, ()):
                 result.hits.append(Hit("mesh", rule.mesh[index], heading))
                 result.strength = max(result.strength, FIELD_STRENGTH["mesh"])
@@ -952,53 +967,62 @@ def _first(terms: _Terms, fields, table) -> tuple[str, str, int, int] | None:
     return None
 
 
-def _match_fields(rule: TermRule, terms: _Terms, fields, table, result: RuleResult) -> None:
-    """The rule's hits in each text field (distinct words, with their first term and most mentions in one text)
-    and the strength of the strongest field."""
+def _field_matches(terms: _Terms, fields, table):
+    """(field, text, matches) of each text a list matches, in field order: plain terms first, then ``re:`` terms."""
     slot, regex = terms.slot, terms.regex
-    strength = result.strength
     for name, items in fields:
-        if not items:
-            continue
-        found: dict[str, list[int]] | None = None  # words -> [index of the term, count]
-        best = 0
-        abstract = name == "abstract"
         for text, scan in items:
             matches = table(scan).get(slot)
             if regex is not None:
                 more = terms.regex_matches(text, scan)
                 if more:
                     matches = matches + more if matches else more
-            if not matches:
-                continue
-            if found is None:
-                found = {}
-            size = len(text)
-            counts: dict[str, int] = {}
-            for start, end, index in matches:
-                if end < size and text[end].isalnum():  # a prefix match is shown whole
-                    end += 1
-                    while end < size and text[end].isalnum():
-                        end += 1
-                words = text[start:end]
-                if words in counts:
-                    counts[words] += 1
+            if matches:
+                yield name, text, matches
+
+
+def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
+    """The rule's hits in each text field (distinct words, with their first term and most mentions in one text)
+    and the strength of the strongest field, from (field, text, matches) of the texts it matches, in field order."""
+    strength = result.strength
+    hits = result.hits
+    current: str | None = None
+    found: dict[str, list[int]] = {}  # words -> [index of the term, count]
+    best = 0
+    for name, text, matches in (*texts, (None, "", ())):
+        if name != current:
+            if found:  # the field before is complete
+                hits.extend(Hit(current, rule.terms[index], words, count) for words, (index, count) in found.items())  # type: ignore[arg-type]
+                if current == "abstract":
+                    field_strength = ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE
                 else:
-                    counts[words] = 1
-                    if words not in found:
-                        found[words] = [index, 0]
-            for words, count in counts.items():  # the same abstract from two sources is not two mentions
-                entry = found[words]
-                if not abstract:
-                    count = 1
-                if count > entry[1]:
-                    entry[1] = count
-            if len(matches) > best:
-                best = len(matches)
-        if not found:
-            continue
-        result.hits.extend(Hit(name, rule.terms[index], words, count) for words, (index, count) in found.items())
-        field_strength = (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if abstract else FIELD_STRENGTH[name]
-        if field_strength > strength:
-            strength = field_strength
+                    field_strength = FIELD_STRENGTH[current]  # type: ignore[index]
+                if field_strength > strength:
+                    strength = field_strength
+            if name is None:
+                break
+            current, found, best = name, {}, 0
+        size = len(text)
+        counts: dict[str, int] = {}
+        for start, end, index in matches:
+            if end < size and text[end].isalnum():  # a prefix match is shown whole
+                end += 1
+                while end < size and text[end].isalnum():
+                    end += 1
+            words = text[start:end]
+            if words in counts:
+                counts[words] += 1
+            else:
+                counts[words] = 1
+                if words not in found:
+                    found[words] = [index, 0]
+        abstract = name == "abstract"
+        for words, count in counts.items():  # the same abstract from two sources is not two mentions
+            entry = found[words]
+            if not abstract:
+                count = 1
+            if count > entry[1]:
+                entry[1] = count
+        if len(matches) > best:
+            best = len(matches)
     result.strength = strength
