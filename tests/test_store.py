@@ -236,3 +236,60 @@ def test_a_batch_saved_at_once_is_stored_as_if_saved_record_by_record(tmp_path):
     records, identifiers, works = saved(at_once)
     assert len({r["work_id"] for r in records if r["source_id"] in ("41000001", "41000009", "41000003")}) == 1
     assert [r["last_seen_at"] for r in records] == ["2026-11-21 06:00:00"] * 5
+
+
+def _row_by_row(db, table, columns, rows, *, verb="INSERT", tail=""):
+    """What store.insert_rows replaced: one run of the statement per row."""
+    names = ", ".join(columns)
+    db.conn.executemany(f"{verb} INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}) {tail}", list(rows))
+
+
+def test_rows_written_in_one_statement_are_those_written_row_by_row(tmp_path, make_config, monkeypatch):
+    """Summaries, relevance rows and tags are written by one INSERT … SELECT each (store.insert_rows): every row
+    (ids included), the summary queue and the search index are as when each row was its own statement, through
+    new works, classified batches, a merge, a changed record and a reclassification that replaces tags."""
+    from pathlib import Path
+
+    from crawler import ingest
+    from crawler.sources.pubmed import parse_efetch
+    from crawler.store import classification, summaries
+    from tests.helpers import viewdb
+
+    config = make_config()
+    fixtures = Path(__file__).parent / "fixtures" / "pubmed"
+
+    def build(name):
+        db = ingest.open_db(tmp_path / f"{name}.db")
+        viewdb.build(db)
+        first = parse_efetch((fixtures / "efetch_batch1.xml").read_bytes())
+        second = parse_efetch((fixtures / "efetch_batch2.xml").read_bytes())
+        ingest.save_batch(db, first, config=config)
+        ingest.save_batch(db, second, config=config)
+        first = first + second
+        first[0].title = "Esketamine nasal spray for treatment-resistant depression: a randomised controlled trial"
+        first[1].add_id("doi", "10.1000/one-work")
+        first[2].add_id("doi", "10.1000/one-work")
+        ingest.save_batch(db, first, config=config)
+        work = viewdb.work_of(db, first[0].source, first[0].source_id)
+        viewdb.classify(db, work, "relevant", [("trd", "topic"), ("rct", "evidence"), ("trd", "topic")])
+        tables = {
+            t: rows(db, f"SELECT * FROM {t} ORDER BY rowid")
+            for t in ("works", "work_relevance", "work_tags", "work_summaries", "work_summary_queue")
+        }
+        ranked = [
+            rows(
+                db,
+                "SELECT rowid, bm25(work_summaries_fts) AS r FROM work_summaries_fts WHERE work_summaries_fts MATCH ? ORDER BY r, rowid",
+                [q],
+            )
+            for q in ("ketamine", "depression", "esketamine OR trial", "retraction")
+        ]
+        db.execute("INSERT INTO work_summaries_fts (work_summaries_fts, rank) VALUES ('integrity-check', 1)")
+        db.close()
+        return tables, ranked
+
+    tables, ranked = build("one_statement")
+    assert tables["work_tags"] and tables["work_relevance"] and ranked[0]
+    monkeypatch.setattr(summaries, "insert_rows", _row_by_row)
+    monkeypatch.setattr(classification, "insert_rows", _row_by_row)
+    assert build("row_by_row") == (tables, ranked)

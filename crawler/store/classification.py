@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlite_utils
 
 from crawler import clock
-from crawler.store.common import chunks, dumps, marks
+from crawler.store.common import chunks, dumps, insert_rows, marks
 from crawler.store.summaries import refresh_work_summaries
 
 _SUMMARY_COLUMNS = """relevance = (SELECT label FROM work_relevance r WHERE r.work_id = work_summaries.work_id),
@@ -17,6 +17,9 @@ _SUMMARY_COLUMNS = """relevance = (SELECT label FROM work_relevance r WHERE r.wo
     tags = (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = work_summaries.work_id ORDER BY t.tag)),
     evidence_types = (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t
                       WHERE t.work_id = work_summaries.work_id AND t.category = 'evidence' ORDER BY t.tag))"""
+
+
+_RELEVANCE_COLUMNS = ("work_id", "label", "score", "reasons", "rank_score", "rank_reasons", "vocabulary_hash", "classified_at")
 
 
 def _stored(db, work_ids: list[int]) -> dict[int, tuple]:
@@ -69,24 +72,27 @@ def save_classifications(db, classifications, now: str | None = None) -> int:
             waiting.update(
                 r[0] for r in db.conn.execute(f"SELECT work_id FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
             )
-        db.conn.executemany(
-            """INSERT INTO work_relevance (work_id, label, score, reasons, rank_score, rank_reasons, vocabulary_hash, classified_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT(work_id) DO UPDATE SET label = excluded.label, score = excluded.score, reasons = excluded.reasons,
-               rank_score = excluded.rank_score, rank_reasons = excluded.rank_reasons,
-               vocabulary_hash = excluded.vocabulary_hash, classified_at = excluded.classified_at""",
+        # one statement each for the relevance rows and the tags (a statement per row costs more than the row)
+        insert_rows(
+            db,
+            "work_relevance",
+            _RELEVANCE_COLUMNS,
             [(work_id, *rows[work_id][:6], now) for work_id in changed],
+            tail=f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RELEVANCE_COLUMNS[1:])}",
         )
         retagged = [work_id for work_id in changed if (stored.get(work_id) or (None,) * 7)[6] != rows[work_id][6]]
         for chunk in chunks(retagged):
             db.conn.execute(f"DELETE FROM work_tags WHERE work_id IN ({marks(chunk)})", chunk)
-        db.conn.executemany(
-            "INSERT OR REPLACE INTO work_tags (work_id, tag, category, evidence) VALUES (?, ?, ?, ?)",
+        insert_rows(
+            db,
+            "work_tags",
+            ("work_id", "tag", "category", "evidence"),
             [
                 (work_id, tag, category, evidence)
                 for work_id in retagged
                 for tag, (category, evidence) in rows[work_id][6].items()
             ],
+            verb="INSERT OR REPLACE",
         )
         # the summaries: only the classification's columns of a summary that was up to date change
         direct = [work_id for work_id in changed if work_id not in waiting]

@@ -1,8 +1,8 @@
-"""What every query module of the store shares: JSON columns and chunked ``IN (…)`` lists."""
+"""What every query module of the store shares: JSON columns, chunked ``IN (…)`` lists, rows written by one statement."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from typing import Any, TypeVar
 
 from crawler.records import SOURCE_PRIORITY, json_value
@@ -35,3 +35,24 @@ def source_rank_sql(column: str) -> str:
     kind = f"substr({column}, 1, instr({column} || ':', ':') - 1)"
     whens = " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SOURCE_PRIORITY))
     return f"(CASE {kind} {whens} ELSE {len(SOURCE_PRIORITY)} END)"
+
+
+def insert_rows(
+    db, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, verb: str = "INSERT", tail: str = ""
+) -> None:
+    """``{verb} INTO table (columns) …`` for every row, in one statement: the rows go to a temporary table first.
+
+    An ``executemany`` runs its statement once per row, and each run of a statement that fires triggers
+    opens a savepoint: the search index (FTS5) flushes what it holds at each one, and the per-row set-up
+    dominates small rows with triggers and several indexes (``work_tags``). One ``INSERT … SELECT`` writes
+    the same rows in the same order (``tail``: an ``ON CONFLICT`` clause) with their triggers, in one run."""
+    rows = list(rows)
+    if not rows:
+        return
+    names = ", ".join(columns)
+    staging = f"temp.{table}_rows"
+    db.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}_rows ({names})")
+    db.conn.execute(f"DELETE FROM {staging}")
+    db.conn.executemany(f"INSERT INTO {staging} ({names}) VALUES ({marks(columns)})", rows)
+    db.conn.execute(f"{verb} INTO {table} ({names}) SELECT {names} FROM {staging} WHERE true ORDER BY rowid {tail}")
+    db.conn.execute(f"DELETE FROM {staging}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 from crawler.records import Author
-from crawler.store.common import chunks, marks, source_rank_sql
+from crawler.store.common import chunks, insert_rows, marks, source_rank_sql
 
 #: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD).
 _QUEUE_SOURCES = {
@@ -125,7 +125,7 @@ _SUMMARY_COLUMNS = (
 def refresh_work_summaries(db, batch: int = 2000) -> int:
     """Recompute the summary of every queued work (a merged one loses its row); return how many were queued.
 
-    The rows are computed into a temporary table, then written by one statement: its triggers feed the
+    The rows are written by one statement (:func:`~crawler.store.common.insert_rows`): its triggers feed the
     search index (FTS5), which flushes what it holds in memory at every statement's savepoint, so one
     statement per row would write (and later merge) one index segment per work.
 
@@ -133,12 +133,7 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
     if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'work_summary_queue'").fetchone():
         return 0
     done = 0
-    columns = ", ".join(_SUMMARY_COLUMNS)
-    db.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS work_summaries_new ({columns})")
-    upsert = (
-        f"INSERT INTO work_summaries ({columns}) SELECT {columns} FROM temp.work_summaries_new WHERE true"
-        f" ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
-    )
+    upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
     while True:
         queued = [r[0] for r in db.conn.execute("SELECT work_id FROM work_summary_queue LIMIT ?", [batch]).fetchall()]
         if not queued:
@@ -153,10 +148,7 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
             row["first_author"] = people[0].short if people else None
             row["author_count"] = len(people)
             rows.append([row[c] for c in _SUMMARY_COLUMNS])
-        db.conn.execute("DELETE FROM temp.work_summaries_new")
-        db.conn.executemany(f"INSERT INTO temp.work_summaries_new VALUES ({', '.join('?' * len(_SUMMARY_COLUMNS))})", rows)
-        db.conn.execute(upsert)
-        db.conn.execute("DELETE FROM temp.work_summaries_new")
+        insert_rows(db, "work_summaries", _SUMMARY_COLUMNS, rows, tail=upsert)
         found = {row[0] for row in rows}
         gone = [w for w in queued if w not in found]
         for chunk in chunks(gone):
