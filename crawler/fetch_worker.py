@@ -260,7 +260,7 @@ def _work(module, ctx: CrawlContext, topic, asks, answers, parents_ends, parent_
         http._sleep = lambda seconds: send(("pause", seconds))
     vocabulary = classify.build_vocabulary(topic) if topic is not None else None
     shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
-    batches = module.fetch_records(ctx)
+    batches = iter(module.fetch_records(ctx))
     while True:
         final: tuple | None = None
         try:
