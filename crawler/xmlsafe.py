@@ -19,7 +19,8 @@ SAFE_OPTIONS: dict[str, bool] = {
 }
 
 
-def _parser() -> etree.XMLParser:
+def safe_parser() -> etree.XMLParser:
+    """An lxml parser with :data:`SAFE_OPTIONS` (one per thread: lxml parsers are not shared between threads)."""
     return etree.XMLParser(**SAFE_OPTIONS)
 
 
@@ -28,7 +29,7 @@ def parse_xml(body: bytes, source: str, what: str = "response"):
     if not body or not body.strip():
         raise SourceError(source, f"empty {what}: expected XML", hint="whether the service is up")
     try:
-        root = etree.fromstring(body, parser=_parser())
+        root = etree.fromstring(body, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         raise xml_error(body, source, what, exc) from None
     if root is None:

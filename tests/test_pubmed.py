@@ -517,6 +517,101 @@ def test_iter_efetch_reads_a_stream_article_by_article():
     assert [r.title for r in pubmed.parse_efetch(body)][:1] == ["Ketamine for depression: report 38000000"]
 
 
+def read_through(records) -> tuple[list, str | None]:
+    """The records an iterator yields (every field) and the error it ends with, if any."""
+    got = []
+    try:
+        for record in records:
+            got.append(vars(record))
+    except SourceError as exc:
+        return got, str(exc)
+    return got, None
+
+
+def streamed(body: bytes, problems: list[str]):
+    """The answer read article by article by lxml's iterparse alone (what iter_efetch falls back to)."""
+    return pubmed._iter_efetch_streaming(io.BytesIO(body), body[:65536], "pubmed", problems)
+
+
+def fixture_article_bytes() -> list[bytes]:
+    return [etree.tostring(a) for a in fixture_articles()[:40]]
+
+
+def tricky_answers() -> dict[str, bytes]:
+    """Answers that runs of whole articles cannot all read as they are, and some that they can."""
+    arts = fixture_article_bytes()
+    no_pmid = b"<PubmedArticle><MedlineCitation><Article><ArticleTitle>No PMID</ArticleTitle></Article></MedlineCitation></PubmedArticle>"
+    return {
+        "plain": article_set(*arts),
+        "empty set": b'<?xml version="1.0"?><PubmedArticleSet></PubmedArticleSet>',
+        "self-closed set": b"<PubmedArticleSet/>",
+        "closing tag in a comment": article_set(*arts[:10], b"<!-- </PubmedArticle> -->", *arts[10:]),
+        "closing tag in CDATA": article_set(
+            *arts[:10], arts[10].replace(b"<ArticleTitle>", b"<ArticleTitle><![CDATA[a </PubmedArticle> b]]>"), *arts[11:]
+        ),
+        "malformed in the middle": article_set(*arts[:25], b"<PubmedArticle><MedlineCitation <</PubmedArticle>", *arts[25:]),
+        "cut off": article_set(*arts)[:-40],
+        "text after the end": article_set(*arts) + b"junk",
+        "another root": b"<Other>" + b"".join(arts) + b"</Other>",
+        "articles in a wrapper": b"<PubmedArticleSet><Wrapper>"
+        + b"".join(arts[:5])
+        + b"</Wrapper>"
+        + b"".join(arts[5:9])
+        + b"</PubmedArticleSet>",
+        "nested set": b"<PubmedArticleSet>"
+        + arts[0]
+        + b"<PubmedArticleSet>"
+        + arts[1]
+        + b"</PubmedArticleSet>"
+        + arts[2]
+        + b"</PubmedArticleSet>",
+        "articles without a PMID": article_set(no_pmid, *arts[:20], no_pmid, *arts[20:], no_pmid),
+        "no PMID, then malformed": article_set(no_pmid, *arts[:20], no_pmid, b"<PubmedArticle><", *arts[20:]),
+        "deleted citations": article_set(
+            arts[0], b"<DeleteCitation><PMID>1</PMID></DeleteCitation>", arts[1], b"<DeleteCitation/>"
+        ),
+        "namespace on the root": article_set(*arts[:8])
+        .replace(b"<PubmedArticleSet>", b'<PubmedArticleSet xmlns:mml="http://www.w3.org/1998/Math/MathML">')
+        .replace(b"<ArticleTitle>", b"<ArticleTitle><mml:mi>x</mml:mi> "),
+        "entities declared in the DOCTYPE": b'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY k "ketamine">]>'
+        + article_set(*arts[:8]).replace(b"<ArticleTitle>", b"<ArticleTitle>&k; ").split(b"?>", 1)[1],
+        "closing tag with a space": article_set(*(a.replace(b"</PubmedArticle>", b"</PubmedArticle >") for a in arts)),
+        "Latin-1": b'<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+        + article_set(*arts[:8]).split(b"?>", 1)[1].replace(b"<ArticleTitle>", "<ArticleTitle>Ætiology ".encode("latin-1")),
+        "UTF-16": article_set(*arts[:4])
+        .replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>')
+        .decode()
+        .encode("utf-16"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(tricky_answers()))
+@pytest.mark.parametrize("with_problems", [True, False])
+def test_runs_of_whole_articles_read_every_answer_as_iterparse_does(name, with_problems, monkeypatch):
+    monkeypatch.setattr(pubmed, "RUN_BYTES", 3000)  # many runs of a few articles
+    body = tricky_answers()[name]
+    problems, expected_problems = ([], []) if with_problems else (None, None)
+    records, error = read_through(pubmed.iter_efetch(io.BytesIO(body), problems=problems))
+    expected, expected_error = read_through(streamed(body, expected_problems))
+    assert error == expected_error
+    if error is None:
+        assert (records, problems) == (expected, expected_problems)
+    else:  # both stop where the XML breaks (iterparse drops the articles of the buffer it was reading then)
+        assert records[: len(expected)] == expected
+        assert (problems or [])[: len(expected_problems or [])] == (expected_problems or [])
+
+
+def test_a_well_formed_answer_is_read_in_runs_and_a_broken_one_again_by_iterparse(monkeypatch):
+    monkeypatch.setattr(pubmed, "RUN_BYTES", 3000)
+    skipped = []
+    monkeypatch.setattr(pubmed, "_iter_efetch_streaming", lambda *args, skip: skipped.append(skip) or iter(()))
+    arts = fixture_article_bytes()
+    assert len(pubmed.parse_efetch(article_set(*arts))) == 40
+    assert skipped == []
+    assert len(pubmed.parse_efetch(article_set(*arts[:10], b"<!-- </PubmedArticle> -->", *arts[10:]))) == 9
+    assert skipped == [9]  # the runs read the first nine, iterparse the rest
+
+
 def crawl_context(httpserver, http: HttpClient) -> CrawlContext:
     settings = {"base_url": httpserver.url_for("/"), "query": QUERY, "batch_size": 2, "min_interval": 0}
     config = SimpleNamespace(contact_email="tester@example.org", topic={"match_terms": ["ketamine"]})

@@ -21,8 +21,10 @@ Etiquette
     ``api_key`` go with every request; requests are spaced 0.34 s apart (3/s), 0.1 s with a key
     (10/s). 429s and 5xx are retried by the shared HTTP client, honouring Retry-After.
 Parsing
-    Safe lxml (no entities, no DTD fetch), incremental: ``iterparse`` over the streamed body, each
-    article freed once it is a Record, so memory does not grow with the answer. Mixed content (``<i>``, ``<sup>``, MathML) in titles
+    Safe lxml (no entities, no DTD fetch), incremental: the streamed body is parsed in runs of whole
+    articles (lxml's ``iterparse`` for an answer that cannot be cut so), each run freed once its
+    articles are Records, so memory does not grow with the answer; each article is read in one pass
+    over the elements kept. Mixed content (``<i>``, ``<sup>``, MathML) in titles
     and abstracts is flattened without losing text; structured abstracts keep their labels;
     ``MedlineDate`` ("2024 Jan-Feb") and ``Season`` give partial dates.
 """
@@ -50,7 +52,7 @@ from crawler.records import Author, Record, make_author
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import decode_json, earliest_date, parse_date
-from crawler.xmlsafe import HEAD_BYTES, iterparse_safe, text_of, xml_error
+from crawler.xmlsafe import HEAD_BYTES, iterparse_safe, safe_parser, text_of, xml_error
 
 NAME = "pubmed"
 CORPUS_DIR = "pubmed"
@@ -235,17 +237,91 @@ ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation")
 
 
 def iter_efetch(body: bytes | IO[bytes], source: str = NAME, problems: list[str] | None = None) -> Iterator[Record]:
-    """The records of an efetch answer, parsed one article at a time as the XML is read (lxml
-    iterparse, with the safe parser's options): each article's elements are freed as soon as it is a
-    Record, so the parser's memory does not grow with the answer. Malformed XML raises a SourceError
-    where it is found (callers that save per answer take the whole list first: nothing of a broken
-    answer is saved)."""
+    """The records of an efetch answer, parsed a few hundred kilobytes at a time as the XML is read:
+    the parser's memory does not grow with the answer. Malformed XML raises a SourceError where it is
+    found (callers that save per answer take the whole list first: nothing of a broken answer is saved).
+
+    The body is cut after an article's closing tag into runs of whole articles, and each run is parsed
+    as a document of its own, with the answer's own beginning (XML declaration, DOCTYPE and the
+    ``<PubmedArticleSet>`` start tag) before it: one lxml call per run builds its elements without a
+    Python callback per element (lxml's iterparse costs about a third more). An answer this cannot
+    read as it is (malformed, a closing tag inside a comment, articles deeper in the tree, another
+    root) is read again from its start by lxml's iterparse, article by article, which gives the
+    articles after those already read and the error where the XML breaks."""
     stream = io.BytesIO(body) if isinstance(body, bytes) else body
     stream.seek(0)
     head = stream.read(HEAD_BYTES)
     stream.seek(0)
     if not head.strip() and len(head) < HEAD_BYTES:
         raise SourceError(source, "empty efetch answer: expected XML", hint="whether the service is up")
+    done = [0]  # articles read so far
+    try:
+        for article in _articles_in_runs(stream, head):
+            done[0] += 1
+            record = _article_record(article, done[0], source, problems)
+            if record is not None:
+                yield record
+        return
+    except _NotInRuns:
+        pass
+    stream.seek(0)
+    yield from _iter_efetch_streaming(stream, head, source, problems, skip=done[0])
+
+
+#: Bytes of efetch XML read and parsed at once (about 25 articles); the elements of one run are all
+#: the parser holds.
+RUN_BYTES = 256 * 1024
+#: The start of the first article: what comes before it (declaration, DOCTYPE, root start tag) begins every run.
+_FIRST_ARTICLE = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle|DeleteCitation)[\s/>]")
+_ARTICLE_ENDS = (b"</PubmedArticle>", b"</PubmedBookArticle>", b"</DeleteCitation>")
+_ROOT_END = b"</PubmedArticleSet>"
+
+
+class _NotInRuns(Exception):
+    """The answer cannot be read in runs of whole articles (see :func:`iter_efetch`)."""
+
+
+def _articles_in_runs(stream: IO[bytes], head: bytes) -> Iterator:
+    """The article elements (children of the root of those tags) of an answer, run by run."""
+    first = _FIRST_ARTICLE.search(head)
+    if first is None:
+        raise _NotInRuns()
+    opening = head[: first.start()]
+    parser = safe_parser()
+    stream.seek(first.start())
+    pending = b""
+    while True:
+        block = stream.read(RUN_BYTES)
+        data = pending + block if pending else block
+        if not block:  # the rest: the last articles, if any, and the end of the document
+            yield from _run_articles(opening + data, parser)
+            return
+        cut = 0
+        for end in _ARTICLE_ENDS:
+            at = data.rfind(end)
+            if at >= 0:
+                cut = max(cut, at + len(end))
+        if cut == 0:
+            if len(data) > 8 * RUN_BYTES:  # no article ends here: read it the other way
+                raise _NotInRuns()
+            pending = data
+            continue
+        yield from _run_articles(opening + data[:cut] + _ROOT_END, parser)
+        pending = data[cut:]
+
+
+def _run_articles(document: bytes, parser) -> list:
+    try:
+        root = etree.fromstring(document, parser=parser)
+    except etree.XMLSyntaxError:
+        raise _NotInRuns() from None
+    if root.tag != "PubmedArticleSet":
+        raise _NotInRuns()
+    return [element for element in root if element.tag in ARTICLE_TAGS]
+
+
+def _iter_efetch_streaming(stream: IO[bytes], head: bytes, source: str, problems: list[str] | None, skip: int = 0):
+    """:func:`iter_efetch` with lxml's iterparse (the first ``skip`` articles passed over)."""
     events = iterparse_safe(stream, events=("start", "end"), tag=("PubmedArticleSet", *ARTICLE_TAGS))
     root = None
     index = 0
@@ -259,7 +335,7 @@ def iter_efetch(body: bytes | IO[bytes], source: str = NAME, problems: list[str]
             if event == "start" or element.getparent() is not root:
                 continue
             index += 1
-            record = _article_record(element, index, source, problems)
+            record = _article_record(element, index, source, problems) if index > skip else None
             element.clear(keep_tail=False)
             while element.getprevious() is not None:
                 del root[0]
