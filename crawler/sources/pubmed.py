@@ -597,15 +597,24 @@ def _title(title_element, vernacular_element) -> str:
 
 def _abstract_sections(abstract) -> list[dict]:
     """The sections of an ``<Abstract>``: each ``AbstractText``, its ``Label`` and ``NlmCategory``
-    (UNASSIGNED: from the label); empty ones left out."""
+    (UNASSIGNED: from the label); empty ones left out. The same as :func:`abstracts.section` of each
+    (the text is already folded by text_of), with each distinct heading read once."""
     found = []
     for node in abstract:
         if node.tag == "AbstractText":
-            category = node.get("NlmCategory")
-            part = abstracts.section(node.get("Label"), text_of(node), None if category == "UNASSIGNED" else category)
-            if part:
-                found.append(part)
+            text = text_of(node)
+            if text:
+                label, category = _section_heading(node.get("Label"), node.get("NlmCategory"))
+                found.append({"label": label, "category": category, "text": text})
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _section_heading(label: str | None, category: str | None) -> tuple[str | None, str | None]:
+    """A section's label and category as :func:`abstracts.section` gives them (UNASSIGNED: from the label)."""
+    part = abstracts.section(label, "-", None if category == "UNASSIGNED" else category)
+    assert part is not None
+    return part["label"], part["category"]
 
 
 #: An author's name fields, in the order of :func:`_name_fields`' tuple.
