@@ -1,6 +1,7 @@
 """Evaluate relevance and tags on the labelled set (tests/fixtures/classify) and print the figures.
 
     python bench/classify_eval.py [--config PATH] [--split dev|holdout|holdout2|holdout3|heldout|all] [--errors] [--db N [--workers N]]
+                                  [--synth N]
 
 Relevance: a work "reaches the digest" when it is judged relevant or uncertain; precision and
 recall are computed for that decision (and, stricter, for ``relevant`` alone). Noise classes: how
@@ -10,6 +11,9 @@ relevance recall >= 0.99 at precision >= 0.95; F1 >= 0.9 for every evidence-type
 With ``--db N``, also times ``litmon reclassify`` on a temporary database of N works (copies of the set; each
 copy is its own work, and nothing is cached across works): with one worker per core, in one process, and in
 one process again when nothing changes. Target (issue #15): >= 5,000 works/s.
+With ``--synth N``, also the CPU time of classifying N synthetic PubMed records (``bench/pubmed_synth.py``: every
+abstract names the drug, the indication, safety terms and a design), per record and per stage, the fastest of
+five passes. Goal (issue #15): <= 0.5 ms per record.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler import ingest, store  # noqa: E402
-from crawler.classify import build_vocabulary, classify_records, reclassify  # noqa: E402
+from crawler import clock, ingest, store  # noqa: E402
+from crawler.classify import build_facts, build_vocabulary, classify_records, judge_relevance, reclassify, topic_tags  # noqa: E402
 from crawler.config import load_config  # noqa: E402
-from crawler.evidence import EVIDENCE_TAGS  # noqa: E402
+from crawler.evidence import EVIDENCE_TAGS, evidence_tags, rank_score  # noqa: E402
 from tests.helpers.classify_corpus import NOISE_CLASSES, load_corpus  # noqa: E402
 
 
@@ -170,6 +174,50 @@ def time_database(works, config, count: int, workers: int | None) -> None:
         print(f"  database {path.stat().st_size / 1e6:.1f} MB")
 
 
+def time_synthetic(vocabulary, count: int) -> None:
+    """CPU time of classifying ``count`` synthetic PubMed records (as a backfill hands them over: ``records.data``
+    with the abstract), per record, whole and stage by stage; the fastest of five passes (the machine may be shared)."""
+    from bench.pubmed_synth import efetch_body
+    from crawler.sources import pubmed
+
+    works = [[record.to_dict()] for record in pubmed.parse_efetch(efetch_body(0, count, max(count, 10_000)))]
+    today_date = clock.today()
+    for records in works[:50]:  # compiled expressions and the automaton built before timing
+        classify_records(records, vocabulary, today_date)
+    stages = ("facts", "relevance and every rule", "evidence types", "topic tags", "rank")
+    best = {name: float("inf") for name in ("whole", *stages)}
+    for _ in range(5):
+        started = time.process_time()
+        for records in works:
+            classify_records(records, vocabulary, today_date)
+        best["whole"] = min(best["whole"], time.process_time() - started)
+        spent = dict.fromkeys(stages, 0.0)
+        for records in works:  # the steps of classify_facts, each timed
+            mark = time.process_time()
+            facts = build_facts(records)
+            now = time.process_time()
+            spent["facts"] += now - mark
+            label, _, _ = judge_relevance(facts, vocabulary)
+            mark, now = now, time.process_time()
+            spent["relevance and every rule"] += now - mark
+            tags = evidence_tags(facts)
+            mark, now = now, time.process_time()
+            spent["evidence types"] += now - mark
+            tags += topic_tags(facts, vocabulary)
+            mark, now = now, time.process_time()
+            spent["topic tags"] += now - mark
+            rank_score(facts, tags, label, today_date)
+            spent["rank"] += time.process_time() - now
+        for name in stages:
+            best[name] = min(best[name], spent[name])
+    per = {name: seconds / len(works) * 1000 for name, seconds in best.items()}
+    print(
+        f"\nclassification of {len(works)} synthetic PubMed records (CPU, fastest of 5; load {os.getloadavg()[0]:.1f}):"
+        f" **{per['whole']:.3f} ms per record** ({len(works) / best['whole']:.0f} records per CPU second); by stage: "
+        + ", ".join(f"{name} {per[name]:.3f}" for name in stages)
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -184,6 +232,7 @@ def main(argv=None) -> int:
     parser.add_argument("--errors", action="store_true", help="list every misclassified work with its reasons")
     parser.add_argument("--db", type=int, metavar="N", help="also time reclassify on a temporary database of N works")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes of the first --db run (default: one per core)")
+    parser.add_argument("--synth", type=int, metavar="N", help="also time classifying N synthetic PubMed records, by stage")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     vocabulary = build_vocabulary(config.topic)
@@ -199,6 +248,8 @@ def main(argv=None) -> int:
             chosen = [w for w in works if w.split == split]
         if chosen:
             evaluate(chosen, vocabulary, args.errors, split)
+    if args.synth:
+        time_synthetic(vocabulary, args.synth)
     if args.db:
         time_database(works, config, args.db, args.workers)
     return 0
