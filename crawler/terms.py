@@ -722,12 +722,22 @@ class Hit:
     count: int = 1
 
     def describe(self) -> str:
-        times = f" x{self.count}" if self.count > 1 else ""
-        term = _normal_term(self.term)
-        plain = self.text == term or (term.endswith("*") and self.text.startswith(term.rstrip("*")))
-        shown = self.term if len(self.term) <= 40 else self.term[:37] + "..."
-        found = f"'{self.text}'" if plain else f"'{self.text}' (term '{shown}')"
-        return f"{found} in {self.field}{times}"
+        key = (self.field, self.term, self.text, self.count)
+        described = _DESCRIBED.get(key)
+        if described is None:
+            if len(_DESCRIBED) >= 100_000:
+                _DESCRIBED.clear()
+            times = f" x{self.count}" if self.count > 1 else ""
+            term = _normal_term(self.term)
+            plain = self.text == term or (term.endswith("*") and self.text.startswith(term.rstrip("*")))
+            shown = self.term if len(self.term) <= 40 else self.term[:37] + "..."
+            found = f"'{self.text}'" if plain else f"'{self.text}' (term '{shown}')"
+            described = _DESCRIBED[key] = f"{found} in {self.field}{times}"
+        return described
+
+
+#: What a hit says, by (field, term, words, count): the same words are found in work after work.
+_DESCRIBED: dict[tuple[str, str, str, int], str] = {}
 
 
 @dataclass(slots=True)
