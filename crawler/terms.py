@@ -230,6 +230,9 @@ class _Windows:
         self.alternatives = alternatives
         self.anchors = frozenset(a for sets in alternatives for choices in sets for a in choices)
 
+    #: Texts this short are searched whole: finding the places costs more than it saves (titles, keywords).
+    SHORT = 300
+
     def spans(self, scan: Scan) -> list[tuple[int, int]] | None:
         """Merged (first, last) ranges of the positions a match can start at; None: anywhere."""
         if not self.usable:
@@ -268,7 +271,7 @@ class _Windows:
         return [(low, high) for low, high in merged]
 
     def search(self, text: str, scan: Scan) -> re.Match | None:
-        spans = self.spans(scan)
+        spans = self.spans(scan) if len(text) > self.SHORT else None
         if spans is None:
             return self.pattern.search(text)
         size, reach, search = len(text), self.reach, self.pattern.search
@@ -279,7 +282,7 @@ class _Windows:
         return None
 
     def finditer(self, text: str, scan: Scan) -> list[re.Match]:
-        spans = self.spans(scan)
+        spans = self.spans(scan) if len(text) > self.SHORT else None
         if spans is None:
             return list(self.pattern.finditer(text))
         size, reach, search = len(text), self.reach, self.pattern.search
