@@ -111,15 +111,20 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
         cites[row["id"]] = (cite_keys, row["published_on"])
     keys = {record_id: blocking_keys(fp) + cites[record_id][0] for record_id, fp in prints.items()}
     store.save_fingerprints(db, [(record_id, fp, keys[record_id]) for record_id, fp in prints.items()])
-    # one query for the batch: which records have any other record under their keys and years at all
-    # (a backfill's records mostly have none); the others are looked up and compared one by one
-    searched = store.records_with_key_neighbours(
-        db, [(record_id, keys[record_id], *_key_years(fp)) for record_id, fp in prints.items()]
+    # one query for the batch: which records have another record under their keys and years at all, and
+    # which have one the look-up could keep (a backfill's records mostly have neither: their neighbours
+    # carry other PMIDs); the others are looked up and compared one by one, as before
+    any_row, kept = store.key_neighbours(
+        db,
+        [(record_id, keys[record_id], *_key_years(fp), fp.kind, LINK_KINDS.get(fp.kind, [])) for record_id, fp in prints.items()],
+        MAX_BLOCK,
     )
     # each record's link candidates come with its merge candidates; a merge changes works, and drops them all
     link_candidates: dict[int, tuple[list[dict], list[str]]] | None = {}
     for record_id, fp in prints.items():
-        if record_id not in searched:  # no candidate under any key: nothing to merge, no preprint link to find
+        # after a merge, works and their identifiers changed: only "no row at all" still tells
+        if record_id not in (kept if link_candidates is not None else any_row):
+            # no candidate the look-up would keep: nothing to merge, no preprint link to find
             if link_candidates is not None and LINK_KINDS.get(fp.kind):
                 link_candidates[record_id] = ([], [])
             continue

@@ -257,18 +257,13 @@ def test_a_title_ending_shared_by_many_works_does_not_make_them_candidates(db):
     assert largest <= 2  # a key groups one author's titles, not the topic's
 
 
+def anand_articles(first: int, count: int, title: str, date: str) -> list[Record]:
+    """PubMed articles of one prolific first author, each with its own PMID (``title`` formatted with the number)."""
+    return [article("pubmed", str(first + i), title.format(i), ["Anand Amit"], date, pmid=str(first + i)) for i in range(count)]
+
+
 def test_an_oversized_block_is_cut_and_logged(db, caplog, monkeypatch):
-    batch = [
-        article(
-            "pubmed",
-            str(2000 + i),
-            f"Ketamine and outcome number {i} in depression",
-            ["Anand Amit"],
-            "2024-03-01",
-            pmid=str(2000 + i),
-        )
-        for i in range(25)
-    ]
+    batch = anand_articles(2000, 25, "Ketamine and outcome number {} in depression", "2024-03-01")
     ingest.save_batch(db, batch)
     found, oversized = candidates(db, "2000", skip_conflicting=False, block_limit=10)
     assert oversized and all(key.startswith("a:anand:a:") for key in oversized)
@@ -433,26 +428,47 @@ def test_crawling_the_same_data_twice_changes_nothing(db):
 
 
 @pytest.mark.parametrize("order", [*corpus.ORDERS, "single_records_shuffled:5"])
-def test_records_without_any_key_neighbour_skip_their_look_up_and_nothing_changes(order, monkeypatch):
-    """One query per batch tells which records share a blocking key with any other record in their years;
-    the others are not looked up one by one. Every table dedup writes is as when every record is looked up."""
+def test_records_without_a_keepable_key_neighbour_skip_their_look_up_and_nothing_changes(order, monkeypatch):
+    """One query per batch tells which records share a blocking key with another record in their years, and
+    with one the look-up could keep (own kind on another work without conflicting identifiers, or a link
+    kind); the others are not looked up one by one. Every table dedup writes is as when every record is."""
     searched: list[int] = []
-    real = store.records_with_key_neighbours
+    real = store.key_neighbours
 
-    def counting(db, wanted):
-        found = real(db, wanted)
-        searched.extend(record_id for record_id, *_ in wanted if record_id in found)
-        return found
+    def counting(db, wanted, block_limit):
+        any_row, kept = real(db, wanted, block_limit)
+        assert kept <= any_row | {record_id for record_id, *_ in wanted}
+        searched.extend(record_id for record_id, *_ in wanted if record_id in kept)
+        return any_row, kept
 
-    monkeypatch.setattr(store, "records_with_key_neighbours", counting)
+    monkeypatch.setattr(store, "key_neighbours", counting)
     db = store.memory_db()
     corpus.load(db, order)
     skipped = rows(db, "SELECT COUNT(*) AS n FROM records")[0]["n"] - len(set(searched))
     assert searched and skipped > 0
-    monkeypatch.setattr(store, "records_with_key_neighbours", lambda db, wanted: {record_id for record_id, *_ in wanted})
+    monkeypatch.setattr(store, "key_neighbours", lambda db, wanted, block_limit: ({w[0] for w in wanted},) * 2)
     every = store.memory_db()
     corpus.load(every, order)
     assert snapshot(db) == snapshot(every)
+
+
+def test_a_backfill_of_records_whose_neighbours_carry_other_pmids_looks_none_of_them_up(db, monkeypatch):
+    """Records of one prolific author with the same title opening share blocking keys, but their works carry
+    different PMIDs (two works): the batch query finds that no look-up would keep anything."""
+    looked_up: list[int] = []
+    real = store.find_candidate_groups
+
+    def counting(db, groups, **kwargs):
+        looked_up.append(kwargs["record_id"])
+        return real(db, groups, **kwargs)
+
+    monkeypatch.setattr(store, "find_candidate_groups", counting)
+    batch = anand_articles(100, 6, "Ketamine infusion for treatment-resistant depression, cohort {}", "2024-01-01")
+    ingest.save_batch(db, batch[:3])
+    ingest.save_batch(db, batch[3:])
+    assert rows(db, "SELECT COUNT(*) AS n FROM match_keys WHERE key LIKE 'a:anand%'")[0]["n"] > 6
+    assert looked_up == []
+    assert rows(db, "SELECT COUNT(DISTINCT work_id) AS n FROM records")[0]["n"] == 6
 
 
 def test_rebuild_recomputes_the_same_keys_and_links(db):
