@@ -24,7 +24,8 @@ How the two talk (two pipes):
   writer and raised where the sequential path raises it: after the batches before it are saved.
 
 Stopping: SIGTERM/SIGINT in the writer (the ``stop`` event) is passed on as SIGTERM, which ends the
-worker's network waits and pauses at once (its own ``stop``), as in one process. When the writer
+worker's network waits and pauses at once (its own ``stop``), as in one process; one sent to the
+worker alone stops the run as one sent to the writer does (the writer sets its ``stop``). When the writer
 ends the source early (stop, a database error, a second signal), the worker is told to stop, then
 killed if it does not within :data:`STOP_SECONDS`, and always reaped. A worker outlives no writer: it
 dies with it (``PR_SET_PDEATHSIG`` on Linux, and a watch on its parent elsewhere).
@@ -144,8 +145,12 @@ class _Worker:
                 return
             else:  # "error"
                 self.finished = True
-                _, packed, delta, http_state = message
+                _, packed, delta, http_state, signals = message
                 self._apply(delta, http_state)
+                if signals and self.stop is not None and not self.stop.is_set():
+                    # sent to the worker alone (a kill of its PID): the run stops as if litmon had received it
+                    log.warning("%s received by the fetch worker of %s: stopping the run", signals[0], self.ctx.name)
+                    self.stop.set()
                 raise _unpack(packed)
 
     def _answer(self) -> tuple:
@@ -252,8 +257,14 @@ def _work(module, ctx: CrawlContext, topic, asks, answers, parents_ends, parent_
     http = ctx.http
     stop = http.stop if http.stop is not None else threading.Event()
     http.stop = stop
-    for signum in (signal.SIGTERM, signal.SIGINT):  # the writer decides; a signal ends the waits, as in one process
-        signal.signal(signum, lambda *_: stop.set())
+    received: list[str] = []  # a signal sent to the worker alone stops the whole run, as one sent to litmon
+
+    def on_signal(signum, frame) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()  # every network wait and pause ends at once
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
     _send_logs(send)
     http.after_fork()
     if http._sleep is not None:  # injected (tests): the writer's callable sees every pause
@@ -268,7 +279,7 @@ def _work(module, ctx: CrawlContext, topic, asks, answers, parents_ends, parent_
         except StopIteration:
             final = ("end", _delta(ctx, shipped), _http_state(http))
         except BaseException as exc:  # noqa: BLE001 - every failure is the writer's to report
-            final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http))
+            final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
         if final is None:
             delta = _delta(ctx, shipped)
             today = clock.today()

@@ -468,20 +468,28 @@ def with_worker(text: str) -> str:
 
 
 @needs_proc
-@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+@pytest.mark.parametrize("how", ["sigterm", "sigkill", "sigterm to the worker", "sigkill to the worker"])
 def test_a_stopped_or_killed_run_leaves_no_worker_behind(how, tmp_path, httpserver):
+    """Signals to the writer, or to the worker alone, while the worker waits on the network: the run ends
+    as one litmon process ends on that signal, and no process is left."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("litmon uses no worker on one core")
     server = PubMedServer(httpserver)
-    config_path = write_config(tmp_path, pubmed_section(httpserver))
+    httpserver.expect_request("/journal.rss").respond_with_data(FEED, content_type="application/rss+xml")
+    feed = f'[[feeds]]\nname = "journal"\nurl = "{httpserver.url_for("/journal.rss")}"\n'
+    config_path = write_config(tmp_path, pubmed_section(httpserver) + feed)
     Path(config_path).write_text(with_worker(Path(config_path).read_text()))
     server.hold()
     run, mark, log = start_marked(tmp_path, config_path, "-v", "crawl")
     try:
         wait_for(server.entered.is_set, what="the worker to reach the server")
-        assert len(processes_marked(mark)) == 2  # the writer and its worker
+        processes = processes_marked(mark)
+        assert len(processes) == 2 and run.pid in processes  # the writer and its worker
         assert "fetching in worker process" in log_text(log)
-        run.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        (worker,) = [pid for pid in processes if pid != run.pid]
+        os.kill(worker if "worker" in how else run.pid, signal.SIGTERM if "sigterm" in how else signal.SIGKILL)
+        if how == "sigkill to the worker":
+            server.release()  # the one-threaded server may answer the feed next
         run.communicate(timeout=30)
     finally:
         server.release()
@@ -493,13 +501,21 @@ def test_a_stopped_or_killed_run_leaves_no_worker_behind(how, tmp_path, httpserv
         result = litmon("--config", config_path, "crawl", cwd=tmp_path)  # the lock is free, the run recovers
         assert result.returncode == 0, result.stderr
         assert "recovered a stale lock" in result.stderr
-        assert query(db, "SELECT COUNT(*) FROM records") == [(3,)]
+        assert query(db, "SELECT COUNT(*) FROM records WHERE source = 'pubmed'") == [(3,)]
         return
     assert run.returncode == 1, err
-    assert "SIGTERM received: stopping now" in err
+    assert query(db, "SELECT COUNT(*) FROM source_states WHERE source = 'pubmed' AND watermark IS NOT NULL") == [(0,)]
+    if how == "sigkill to the worker":  # the source fails (as if its fetch had crashed); the others run
+        assert "[pubmed] failed: the fetch worker process ended unexpectedly (killed by SIGKILL)" in err
+        assert query(db, "SELECT source, status FROM source_runs ORDER BY id") == [("pubmed", "failed"), ("feed:journal", "ok")]
+        return
+    if how == "sigterm":
+        assert "SIGTERM received: stopping now" in err
+    else:
+        assert "SIGTERM received by the fetch worker of pubmed: stopping the run" in err
     assert "[pubmed] interrupted: 0 fetched, 0 new" in err
-    assert query(db, "SELECT status FROM source_runs") == [("interrupted",)]
-    assert query(db, "SELECT COUNT(*) FROM source_states") == [(0,)]  # no watermark: the next run re-reads the window
+    assert "not started: stop requested" in err  # the feed, as when one litmon process is stopped
+    assert query(db, "SELECT source, status FROM source_runs") == [("pubmed", "interrupted")]
 
 
 @needs_proc
