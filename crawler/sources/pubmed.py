@@ -635,24 +635,13 @@ def _name_fields(author) -> tuple[str, ...]:
     return tuple(fields)
 
 
-#: Name fields -> (display name or None, the Author's fields or None): the same people recur across a
-#: topic's articles, so each distinct person is cleaned and parsed once (bounded: cleared when full);
-#: every record gets an Author of its own.
-_PEOPLE: dict[tuple[str, ...], tuple[str | None, tuple[str | None, ...] | None]] = {}
-_PEOPLE_MAX = 50_000
-
-
 def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
-    """The display names ("Family Given", a group's name) and the structured authors of these name fields."""
+    """The display names ("Family Given", a group's name) and the structured authors of these name fields
+    (every record gets Author objects of its own)."""
     names: list[str] = []
     authors: list[Author] = []
     for fields in people:
-        known = _PEOPLE.get(fields)
-        if known is None:
-            if len(_PEOPLE) >= _PEOPLE_MAX:
-                _PEOPLE.clear()
-            known = _PEOPLE[fields] = _person(*fields)
-        name, person = known
+        name, person = _person(fields)
         if name:
             names.append(name)
         if person is not None:
@@ -660,10 +649,11 @@ def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
     return names, authors
 
 
-def _person(
-    last: str, fore: str, initials: str, collective: str, suffix: str
-) -> tuple[str | None, tuple[str | None, ...] | None]:
-    """A person's display name ("Family Given", a group's name) and the fields of their Author."""
+@functools.lru_cache(maxsize=4096)
+def _person(fields: tuple[str, ...]) -> tuple[str | None, tuple[str | None, ...] | None]:
+    """A person's display name and the fields of their Author, from their name fields. The same people
+    recur across a topic's articles: the most recent few thousand are cleaned and parsed once."""
+    last, fore, initials, collective, suffix = fields
     name: str | None = collective or (f"{last} {fore or initials}".strip() if last else None)
     person = make_author(family=last, given=fore, initials=initials, collective=collective, suffix=suffix)
     if person is None:
@@ -676,31 +666,18 @@ def _date_of(node) -> str | None:
     (the text of the first element of each)."""
     if node is None:
         return None
-    year = month = season = day = medline = None
+    first: dict = {}
     for child in node:
-        tag = child.tag
-        if tag == "Year":
-            if year is None:
-                year = child.text or ""
-        elif tag == "Month":
-            if month is None:
-                month = child.text or ""
-        elif tag == "Day":
-            if day is None:
-                day = child.text or ""
-        elif tag == "Season":
-            if season is None:
-                season = child.text or ""
-        elif tag == "MedlineDate" and medline is None:
-            medline = child.text or ""
+        first.setdefault(child.tag, child.text or "")
+    medline = first.get("MedlineDate")
     if medline:
         return _cached_date(medline)
-    return _cached_date((year, month or season, day))
+    return _cached_date((first.get("Year"), first.get("Month") or first.get("Season"), first.get("Day")))
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=1024)
 def _cached_date(value: str | tuple) -> str | None:
-    """:func:`parse_date`, once per distinct date (most articles of a page share their dates)."""
+    """:func:`parse_date`, once per distinct date (the articles of a page share many of their dates)."""
     return parse_date(value)
 
 
