@@ -178,11 +178,16 @@ class Author:
         return " ".join(p for p in (self.given or self.initials, self.family, self.suffix) if p)
 
 
+_NAME_WORD_BREAK = re.compile(r"[\s.\-]+")
+_CAPITALS = re.compile(r"[A-Z]{1,3}")
+_NOT_A_LETTER = re.compile(r"[^A-Za-z]")
+
+
 def initials_of(given: str | None) -> str | None:
     """``"Jean-Paul"`` → ``"JP"``; ``"A. B."`` and ``"AB"`` → ``"AB"``; ``"María José"`` → ``"MJ"``."""
     letters = []
-    for word in re.split(r"[\s.\-]+", given or ""):
-        if re.fullmatch(r"[A-Z]{1,3}", word):
+    for word in _NAME_WORD_BREAK.split(given or ""):
+        if _CAPITALS.fullmatch(word):
             letters.append(word)  # already initials: "HK"
         elif word and word[0].isalpha():
             letters.append(word[0].upper())
@@ -286,7 +291,10 @@ def make_author(
 ) -> Author | None:
     """An :class:`Author` from a source's structured fields (blank ones ignored); None if all blank."""
     family, given, collective = _clean_name(family or ""), _clean_name(given or ""), _clean_name(collective or "")
-    initials = re.sub(r"[^A-Za-z]", "", initials or "").upper() or None
+    initials = initials or ""
+    if not (initials.isascii() and initials.isalpha()):  # (most are: "JP")
+        initials = _NOT_A_LETTER.sub("", initials)
+    initials = initials.upper() or None
     if collective and not family:
         return Author(collective=collective)
     if not family and not given:
