@@ -61,5 +61,15 @@ def text_of(element) -> str:
         return ""
     if len(element) == 0:  # no child elements (most fields): its own text is all of it
         text = element.text
-        return " ".join(text.split()) if text else ""
-    return " ".join("".join(element.itertext()).split())
+        return fold_space(text) if text else ""
+    return fold_space("".join(element.itertext()))
+
+
+def fold_space(text: str) -> str:
+    """``" ".join(text.split())``: runs of whitespace as one space, none at either end. A long text that
+    is folded already (most are) comes back as it is, without splitting it into words: a text whose
+    characters are all printable has no whitespace but the space (Python counts every other kind as
+    unprintable), so it is folded if no two spaces meet and none starts or ends it."""
+    if len(text) > 32 and text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+        return text
+    return " ".join(text.split())
