@@ -74,7 +74,7 @@ def key_neighbours(
     would keep, while the works stay as they are (a merge changes works and identifiers: only the
     first set holds after one)."""
     pairs = [
-        [record_id, key, first, last, kind, json.dumps(links)]
+        [record_id, key, first, last, kind, "," + ",".join(links) + ","]
         for record_id, keys, first, last, kind, links in wanted
         for key in dict.fromkeys(keys)
     ]
@@ -91,7 +91,7 @@ def key_neighbours(
                        EXISTS (SELECT 1 FROM match_keys m JOIN record_fingerprints f ON f.record_id = m.record_id
                                JOIN records r ON r.id = m.record_id
                                WHERE {window} AND r.work_id != q.mine
-                                 AND (f.kind IN (SELECT value FROM json_each(q.links))
+                                 AND (instr(q.links, ',' || f.kind || ',') > 0
                                       OR (f.kind = q.kind AND NOT EXISTS (
                                           SELECT 1 FROM identifiers ci JOIN identifiers mi ON mi.scheme = ci.scheme AND mi.work_id = q.mine
                                           WHERE ci.work_id = r.work_id
