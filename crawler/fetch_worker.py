@@ -92,7 +92,17 @@ def batches_in_worker(module, ctx: CrawlContext, *, topic: dict[str, Any] | None
     ``ahead``: position in the batch -> that record classified as a work of its own with ``topic`` (None
     without a topic, or when the day changed since). The worker is stopped and reaped when the block ends,
     however it ends."""
-    worker = _Worker(module, ctx, topic, stop)
+    try:
+        worker = _Worker(module, ctx, topic, stop)
+    except OSError as exc:  # no process to be had (EAGAIN, ENOMEM): the work is done here, as without a worker
+        log.warning(
+            "[%s] could not start the fetch worker (%s); fetching in this process — check: the memory and process "
+            'limits of litmon\'s user, or set [crawl] fetch_worker = "off"',
+            ctx.name,
+            exc,
+        )
+        yield ((batch, None) for batch in module.fetch_records(ctx))
+        return
     try:
         yield worker.batches()
     except (KeyboardInterrupt, SystemExit):
@@ -121,7 +131,12 @@ class _Worker:
             name=f"litmon-fetch-{ctx.name}",
             daemon=True,
         )
-        self.process.start()
+        try:
+            self.process.start()
+        except BaseException:
+            for end in (self.asks_out, self.asks, self.answers, self.answers_in):
+                end.close()
+            raise
         self.asks_out.close()
         self.answers_in.close()
         log.debug("[%s] fetching in worker process %s", ctx.name, self.process.pid)

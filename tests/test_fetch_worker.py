@@ -415,6 +415,27 @@ def test_the_worker_forwards_its_log_lines_and_pauses_to_the_writing_process(tmp
     assert any(r.name == "crawler.pipeline" and "[pubmed] ok: 3 fetched" in r.getMessage() for r in caplog.records)
 
 
+def test_a_worker_that_cannot_start_leaves_the_crawl_to_this_process(tmp_path, world, monkeypatch, caplog):
+    """fork() failing (EAGAIN: the user's process limit; ENOMEM) is not a failed source: the same crawl runs
+    here, stores what one process stores, and the log says why and what to check; no pipe is left open."""
+    alone_reports, alone_digests, alone_rows = run_weeks(tmp_path, "alone", "off", world)
+
+    def no_process(self):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(mp.get_context("fork").Process, "start", no_process)
+    open_before = len(os.listdir("/proc/self/fd"))
+    with caplog.at_level(logging.WARNING):
+        worker_reports, worker_digests, worker_rows = run_weeks(tmp_path, "worker", "on", world)
+
+    assert worker_reports == alone_reports
+    assert worker_digests == alone_digests
+    assert worker_rows == alone_rows
+    warned = [r.getMessage() for r in caplog.records if "could not start the fetch worker" in r.getMessage()]
+    assert any(m.startswith("[pubmed] could not start the fetch worker (") and "fetch_worker" in m for m in warned), warned
+    assert len(os.listdir("/proc/self/fd")) <= open_before
+
+
 def test_the_worker_is_used_only_where_it_pays():
     import datetime as dt
 
