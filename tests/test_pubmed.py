@@ -688,3 +688,21 @@ def test_a_stop_request_interrupts_a_prefetch(httpserver):
         assert prefetch_threads() == []
     finally:
         release.set()
+
+
+def test_an_article_without_its_article_element_is_skipped_with_its_pmid_named():
+    """A <PubmedArticle> whose MedlineCitation has a PMID but no <Article> (outside PubMed's DTD) is a
+    counted skip naming the PMID, read in runs or by iterparse; the articles around it are kept."""
+    arts = fixture_article_bytes()[:12]
+    bare = b"<PubmedArticle><MedlineCitation><PMID Version='1'>39999999</PMID></MedlineCitation></PubmedArticle>"
+    body = article_set(*arts[:5], bare, *arts[5:])
+    expected = [r.source_id for r in pubmed.parse_efetch(article_set(*arts), problems=[])]
+    for read in (
+        lambda problems: pubmed.iter_efetch(io.BytesIO(body), problems=problems),
+        lambda problems: streamed(body, problems),
+    ):
+        problems: list[str] = []
+        assert [r.source_id for r in read(problems)] == expected
+        assert problems == ["article #6 of the efetch answer (PMID 39999999) has no <Article> element"]
+    with pytest.raises(SourceError, match=r"PMID 39999999\) has no <Article> element"):
+        pubmed.parse_efetch(body)

@@ -359,8 +359,12 @@ def _article_record(article, index: int, source: str, problems: list[str] | None
     if article.tag == "DeleteCitation":
         return None
     pmid = (article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID") or "").strip()
+    problem = None
     if not pmid:
         problem = f"article #{index} of the efetch answer has no PMID"
+    elif article.tag == "PubmedArticle" and article.find("MedlineCitation/Article") is None:
+        problem = f"article #{index} of the efetch answer (PMID {pmid}) has no <Article> element"
+    if problem:
         if problems is None:
             raise SourceError(source, problem, hint="whether the service is up; it is retried on the next run")
         problems.append(problem)
