@@ -218,3 +218,60 @@ def test_a_batch_classified_as_it_is_saved_has_its_relevance_and_tags_in_the_sum
     (summary,) = rows(db, "SELECT relevance, tags FROM work_summaries")
     assert summary["relevance"] == "relevant" and "rct" in json.loads(summary["tags"])
     assert rows(db, "SELECT COUNT(*) AS n FROM work_summary_queue") == [{"n": 0}]
+
+
+def _odd_records() -> list[Record]:
+    """Records whose lists repeat and hold empty values, and whose flags come from their own rows (publication type,
+    stated links, trial snapshots): each alone on its work, where its summary is read from that one record."""
+    twice = viewdb.article(
+        "39000101",
+        "Ketamine twice listed",
+        keywords=["ketamine", "", "depression", "ketamine"],
+        mesh_terms=["Ketamine", "Ketamine", ""],
+        publication_types=["Journal Article", "Retracted Publication", "Journal Article", ""],
+        journal="",
+        language="",
+        extra={"volume": "", "pages": "12"},
+    )
+    corrected = viewdb.article("39000102", "Esketamine with an erratum", abstract="")
+    corrected.add_link("erratum_in", "pmid", "39000199")
+    concern = viewdb.article("39000103", "Esketamine under concern")
+    concern.add_link("expression_of_concern_in", "pmid", "39000198")
+    withdrawn = viewdb.article("39000104", "Ketamine withdrawn by its authors")
+    withdrawn.add_link("retraction_in", "pmid", "39000197")
+    done = Record(source="clinicaltrials", source_id="NCT05000002", record_type="trial_registration", title="Ketamine trial done")
+    done.add_id("nct", "NCT05000002")
+    done.trial = {"overall_status": "COMPLETED", "enrollment": 80, "has_results": True}
+    return [twice, corrected, concern, withdrawn, done]
+
+
+def _summaries_of(db, one: bool | None) -> list[list]:
+    from crawler.store import summaries
+
+    return summaries.summary_rows(db, summaries._summary_select(one), [10**9])
+
+
+@pytest.mark.parametrize("corpus", ["views", "dedup", "classify"])
+def test_a_work_of_one_record_is_summarised_as_the_subqueries_over_its_records_would(db, make_config, corpus):
+    """A queued work of exactly one record (most new works) is summarised from that record's row; every column equals
+    what the subqueries over all of a work's records give (the other works' way), on the views' database, the dedup
+    corpus (works merged from several sources) and the labelled set's records, classified with the shipped vocabulary."""
+    from tests.helpers import classify_corpus, dedup_corpus
+
+    config = make_config(classify_corpus.shipped_vocabulary())
+    if corpus == "views":
+        viewdb.build(db)
+        ingest.save_batch(db, _odd_records(), config=config)
+    elif corpus == "dedup":
+        for batch in dedup_corpus.ordered_batches("by_file"):
+            ingest.save_batch(db, batch, config=config)
+    else:
+        ingest.save_batch(db, list(classify_corpus.parse_wire().values()), config=config)
+    db.execute("INSERT OR IGNORE INTO work_summary_queue (work_id) SELECT id FROM works")
+    alone, others, reference = _summaries_of(db, True), _summaries_of(db, False), _summaries_of(db, None)
+    assert sorted(alone + others) == sorted(reference)
+    assert len(alone) >= 10 and (len(others) >= 5 or corpus != "dedup")
+    if corpus == "views":  # each flag and a trial status read from the one record's own rows
+        assert all(any(row[i] for row in alone) for i in range(-6, 0))
+    db.execute("DELETE FROM work_summary_queue")
+    assert [list(r.values()) for r in rows(db, "SELECT * FROM work_summaries ORDER BY work_id")] == sorted(reference)

@@ -55,64 +55,88 @@ def rebuild_work_summaries(db) -> int:
 
 _best_rank = source_rank_sql("r.source")
 
+#: The queued works of one pass: the first ``?`` of the queue, in work id order.
+_QUEUED = "SELECT work_id FROM work_summary_queue ORDER BY work_id LIMIT ?"
 
-def _best(column: str, empty: str = "''") -> str:
+
+def _best(column: str, one: bool) -> str:
+    """The first non-empty value of a column over the work's records, best source first (``one``: of its one record ``r``)."""
+    if one:
+        return f"NULLIF(r.{column}, '')"
     return (
-        f"(SELECT r.{column} FROM records r WHERE r.work_id = w.id AND COALESCE(r.{column}, {empty}) != {empty}"
+        f"(SELECT r.{column} FROM records r WHERE r.work_id = w.id AND COALESCE(r.{column}, '') != ''"
         f" ORDER BY {_best_rank}, r.id LIMIT 1)"
     )
 
 
-def _distinct_list(column: str, separator: str = "; ") -> str:
-    return (
-        f"(SELECT group_concat(v, '{separator}') FROM (SELECT DISTINCT j.value AS v FROM records r, json_each(r.{column}) j"
-        f" WHERE r.work_id = w.id AND j.value != '' ORDER BY r.id, j.key))"
+def _of_records(one: bool, rows: str = "", on: str = "", where: str = "") -> str:
+    """``FROM … [WHERE …]`` over the work's records (``r``) and ``rows`` of each (a table joined ``on`` its record, or a
+    table-valued function): every record of ``w``, or (``one``) the work's one record ``r`` of the outer query."""
+    if one:
+        conditions = [c for c in (on, where) if c]
+        return " ".join(([f"FROM {rows}"] if rows else []) + ([f"WHERE {' AND '.join(conditions)}"] if conditions else []))
+    joined = f"records r JOIN {rows} ON {on}" if on else f"records r, {rows}" if rows else "records r"
+    return f"FROM {joined} WHERE " + " AND ".join(c for c in ("r.work_id = w.id", where) if c)
+
+
+def _distinct_list(column: str, one: bool, separator: str = "; ") -> str:
+    rows = _of_records(one, f"json_each(r.{column}) j", where="j.value != ''")
+    return f"(SELECT group_concat(v, '{separator}') FROM (SELECT DISTINCT j.value AS v {rows} ORDER BY {'j.key' if one else 'r.id, j.key'}))"
+
+
+def _summary_select(one: bool | None) -> str:
+    """The summaries of the queued works: of those with exactly one record (``one``: read from that record, joined
+    as ``r``, as most new works are), or of all the others (``False``: each field a subquery over the work's
+    records), or (``None``) of all of them the second way: the reference the first is tested against."""
+    each = "" if one else "r.id, "
+    count = "" if one is None else f" AND (SELECT COUNT(*) FROM records o WHERE o.work_id = w.id) {'=' if one else '!='} 1"
+    one = bool(one)
+    retracted = (
+        "(lower(r.publication_types) LIKE '%\"retracted publication\"%'"
+        " OR EXISTS (SELECT 1 FROM record_links rl WHERE rl.record_id = r.id AND rl.relation = 'retraction_in'))"
     )
-
-
-_SUMMARY_SELECT = f"""
-SELECT w.id AS work_id, w.record_type, w.title, {_best("abstract")} AS abstract, w.authors AS authors_json,
-       {_best("journal")} AS journal, {_best("journal_abbreviation")} AS journal_abbreviation,
-       {_best("volume")} AS volume, {_best("issue")} AS issue, {_best("pages")} AS pages,
+    results = "s.has_results = 1 AND s.id = (SELECT MAX(s2.id) FROM trial_snapshots s2 WHERE s2.source = s.source AND s2.trial_id = s.trial_id)"
+    return f"""
+SELECT w.id AS work_id, w.record_type, w.title, {_best("abstract", one)} AS abstract, w.authors AS authors_json,
+       {_best("journal", one)} AS journal, {_best("journal_abbreviation", one)} AS journal_abbreviation,
+       {_best("volume", one)} AS volume, {_best("issue", one)} AS issue, {_best("pages", one)} AS pages,
        w.published_on, CASE WHEN w.published_on GLOB '[0-9][0-9][0-9][0-9]*' THEN CAST(substr(w.published_on, 1, 4) AS INTEGER) END AS year,
-       w.entered_on, w.first_seen_at, w.updated_at, {_best("url")} AS url,
+       w.entered_on, w.first_seen_at, w.updated_at, {_best("url", one)} AS url,
        (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'doi' ORDER BY i.id LIMIT 1) AS doi,
        (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'pmid' ORDER BY i.id LIMIT 1) AS pmid,
        (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme = 'pmcid' ORDER BY i.id LIMIT 1) AS pmcid,
        (SELECT i.value FROM identifiers i WHERE i.work_id = w.id AND i.scheme IN ('nct', 'isrctn', 'euct', 'eudract')
         ORDER BY i.scheme = 'nct' DESC, i.id LIMIT 1) AS trial_id,
-       {_distinct_list("keywords")} AS keywords,
-       {_distinct_list("mesh_terms")} AS mesh_terms,
-       COALESCE((SELECT json_group_array(v) FROM (SELECT DISTINCT j.value AS v FROM records r, json_each(r.publication_types) j
-                 WHERE r.work_id = w.id ORDER BY r.id, j.key)), '[]') AS publication_types,
-       {_best("language")} AS language,
-       (SELECT group_concat(source, ',') FROM (SELECT DISTINCT r.source FROM records r WHERE r.work_id = w.id ORDER BY r.source)) AS sources,
-       (SELECT COUNT(*) FROM records r WHERE r.work_id = w.id) AS record_count,
+       {_distinct_list("keywords", one)} AS keywords,
+       {_distinct_list("mesh_terms", one)} AS mesh_terms,
+       COALESCE((SELECT json_group_array(v) FROM (SELECT DISTINCT j.value AS v {_of_records(one, "json_each(r.publication_types) j")}
+                 ORDER BY {each}j.key)), '[]') AS publication_types,
+       {_best("language", one)} AS language,
+       {"r.source" if one else "(SELECT group_concat(source, ',') FROM (SELECT DISTINCT r.source FROM records r WHERE r.work_id = w.id ORDER BY r.source))"} AS sources,
+       {"1" if one else "(SELECT COUNT(*) FROM records r WHERE r.work_id = w.id)"} AS record_count,
        rel.label AS relevance, rel.rank_score,
        (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = w.id ORDER BY t.tag)) AS tags,
        (SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = w.id AND t.category = 'evidence' ORDER BY t.tag)) AS evidence_types,
-       (SELECT s.status FROM records r JOIN trial_snapshots s ON s.record_id = r.id WHERE r.work_id = w.id
-        ORDER BY s.id DESC LIMIT 1) AS trial_status,
+       (SELECT s.status {_of_records(one, "trial_snapshots s", "s.record_id = r.id")} ORDER BY s.id DESC LIMIT 1) AS trial_status,
        w.record_type = 'preprint' AS is_preprint,
        (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'retraction_of')
-        OR EXISTS (SELECT 1 FROM records r WHERE r.work_id = w.id AND (lower(r.publication_types) LIKE '%"retracted publication"%'
-                   OR EXISTS (SELECT 1 FROM record_links rl WHERE rl.record_id = r.id AND rl.relation = 'retraction_in')))) AS is_retracted,
+        OR EXISTS (SELECT 1 {_of_records(one, where=retracted)})) AS is_retracted,
        (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'correction_of')
-        OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
-                   WHERE r.work_id = w.id AND rl.relation IN ('erratum_in', 'correction_in'))) AS is_corrected,
+        OR EXISTS (SELECT 1 {_of_records(one, "record_links rl", "rl.record_id = r.id", "rl.relation IN ('erratum_in', 'correction_in')")})) AS is_corrected,
        (EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'expression_of_concern_of')
-        OR EXISTS (SELECT 1 FROM records r JOIN record_links rl ON rl.record_id = r.id
-                   WHERE r.work_id = w.id AND rl.relation = 'expression_of_concern_in')) AS has_expression_of_concern,
-       (EXISTS (SELECT 1 FROM records r JOIN trial_snapshots s ON s.record_id = r.id
-                WHERE r.work_id = w.id AND s.has_results = 1
-                  AND s.id = (SELECT MAX(s2.id) FROM trial_snapshots s2 WHERE s2.source = s.source AND s2.trial_id = s.trial_id))
+        OR EXISTS (SELECT 1 {_of_records(one, "record_links rl", "rl.record_id = r.id", "rl.relation = 'expression_of_concern_in'")})) AS has_expression_of_concern,
+       (EXISTS (SELECT 1 {_of_records(one, "trial_snapshots s", "s.record_id = r.id", results)})
         OR EXISTS (SELECT 1 FROM work_links l WHERE l.to_work_id = w.id AND l.link_type = 'registered_as'
                    AND (l.evidence LIKE '% result_publication %'
                         OR EXISTS (SELECT 1 FROM records r JOIN record_fingerprints f ON f.record_id = r.id
                                    WHERE r.work_id = l.from_work_id AND f.kind = 'article')))) AS has_results
-FROM works w LEFT JOIN work_relevance rel ON rel.work_id = w.id
-WHERE w.merged_into IS NULL AND w.id IN (SELECT work_id FROM work_summary_queue LIMIT ?)
+FROM works w {"JOIN records r ON r.work_id = w.id " if one else ""}LEFT JOIN work_relevance rel ON rel.work_id = w.id
+WHERE w.merged_into IS NULL AND w.id IN ({_QUEUED}){count}
 """
+
+
+#: The summaries of the queued works of one record, and of all the others.
+_SUMMARY_SELECTS = (_summary_select(True), _summary_select(False))
 
 _SUMMARY_COLUMNS = (
     "work_id record_type title abstract authors first_author author_count journal journal_abbreviation volume issue pages "
@@ -125,6 +149,8 @@ _SUMMARY_COLUMNS = (
 def refresh_work_summaries(db, batch: int = 2000) -> int:
     """Recompute the summary of every queued work (a merged one loses its row); return how many were queued.
 
+    A work of exactly one record (most works of a backfill) is read from that record's row joined to it, the
+    others by a subquery per field over all their records (best source first): a third less work per summary.
     The rows are written by one statement (:func:`~crawler.store.common.insert_rows`): its triggers feed the
     search index (FTS5), which flushes what it holds in memory at every statement's savepoint, so one
     statement per row would write (and later merge) one index segment per work.
@@ -135,19 +161,10 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
     done = 0
     upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
     while True:
-        queued = [r[0] for r in db.conn.execute("SELECT work_id FROM work_summary_queue LIMIT ?", [batch]).fetchall()]
+        queued = [r[0] for r in db.conn.execute(_QUEUED, [batch]).fetchall()]
         if not queued:
             return done
-        cursor = db.conn.execute(_SUMMARY_SELECT, [batch])
-        names = [d[0] for d in cursor.description]
-        rows = []
-        for values in cursor:
-            row = dict(zip(names, values))
-            people = [Author.from_dict(a) for a in json.loads(row.pop("authors_json") or "[]")]
-            row["authors"] = ", ".join(a.short for a in people if a.short) or None
-            row["first_author"] = people[0].short if people else None
-            row["author_count"] = len(people)
-            rows.append([row[c] for c in _SUMMARY_COLUMNS])
+        rows = sorted((row for select in _SUMMARY_SELECTS for row in summary_rows(db, select, [batch])), key=lambda row: row[0])
         insert_rows(db, "work_summaries", _SUMMARY_COLUMNS, rows, tail=upsert)
         found = {row[0] for row in rows}
         gone = [w for w in queued if w not in found]
@@ -156,6 +173,21 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
         for chunk in chunks(queued):
             db.conn.execute(f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
         done += len(queued)
+
+
+def summary_rows(db, select: str, params: list) -> list[list]:
+    """The ``work_summaries`` rows (values in column order) of what ``select`` gives (one of ``_SUMMARY_SELECTS``)."""
+    cursor = db.conn.execute(select, params)
+    names = [d[0] for d in cursor.description]
+    rows = []
+    for values in cursor:
+        row = dict(zip(names, values))
+        people = [Author.from_dict(a) for a in json.loads(row.pop("authors_json") or "[]")]
+        row["authors"] = ", ".join(a.short for a in people if a.short) or None
+        row["first_author"] = people[0].short if people else None
+        row["author_count"] = len(people)
+        rows.append([row[c] for c in _SUMMARY_COLUMNS])
+    return rows
 
 
 #: The views of the stable interface (name -> CREATE VIEW), documented in docs/schema.md.
