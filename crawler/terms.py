@@ -362,25 +362,46 @@ def term_forms(term: str) -> tuple[list[str], bool, bool]:
 
 
 class Scan:
-    """What one pass of the vocabulary's automaton found in a text: ``hits``, plain term key -> (start, end) of
-    each occurrence (word checks passed); ``anchors``, the anchors of ``re:`` terms (:func:`regex_anchors`)
-    that occur, and ``anchor_at`` where; ``entries``, every hit as (start, end, key), left to right."""
+    """What one pass of the vocabulary's automaton found in a text: ``entries``, every occurrence of a plain term
+    (word checks passed) as (start, end, key), left to right; ``keys``, the plain term keys found; ``anchors``,
+    the anchors of ``re:`` terms (:func:`regex_anchors`) that occur, and ``anchor_at`` where (worked out when
+    first read: only the windows of a long text need it); ``hits``, key -> (start, end) of each occurrence."""
 
-    __slots__ = ("hits", "anchors", "entries", "anchor_at")
+    __slots__ = ("entries", "keys", "anchors", "_found", "_anchor_at")
 
     def __init__(
         self,
-        hits: dict[int, list[tuple[int, int]]],
+        entries: list[tuple[int, int, int]],
         anchors: frozenset[str],
-        entries: list[tuple[int, int, int]] | None = None,
-        anchor_at: dict[str, list[int]] | None = None,
+        found: list[tuple[int, str]] | None = None,
     ):
-        self.hits = hits
-        self.anchors = anchors
-        if entries is None:
-            entries = sorted((start, end, key) for key, spans in hits.items() for start, end in spans)
         self.entries = entries
-        self.anchor_at = anchor_at if anchor_at is not None else {}  # anchor -> where each occurrence starts
+        self.keys = {key for _, _, key in entries}
+        self.anchors = anchors
+        self._found = found  # (last character, anchor) of each anchor occurrence, as the automaton gave them
+        self._anchor_at: dict[str, list[int]] | None = None
+
+    @property
+    def anchor_at(self) -> dict[str, list[int]]:
+        """anchor -> where each of its occurrences starts, in the order of their ends."""
+        at = self._anchor_at
+        if at is None:
+            at = self._anchor_at = {}
+            for last, anchor in self._found or ():
+                starts = at.get(anchor)
+                if starts is None:
+                    at[anchor] = [last - len(anchor) + 1]
+                else:
+                    starts.append(last - len(anchor) + 1)
+        return at
+
+    @property
+    def hits(self) -> dict[int, list[tuple[int, int]]]:
+        """plain term key -> (start, end) of each of its occurrences, left to right."""
+        hits: dict[int, list[tuple[int, int]]] = {}
+        for start, end, key in self.entries:
+            hits.setdefault(key, []).append((start, end))
+        return hits
 
 
 class _Vocabulary:
@@ -421,7 +442,17 @@ class _Vocabulary:
     def _build(self):
         automaton = ahocorasick.Automaton()
         for literal in set(self.forms) | self.anchors:
-            automaton.add_word(literal, (len(literal), literal in self.anchors and literal, tuple(self.forms.get(literal, ()))))
+            entries = self.forms.get(literal)
+            found: tuple | None = None
+            if entries:
+                # the keys of a form with the word checks they need: (needs a word start, needs a word end, keys)
+                flags = {(start, end) for _, start, end in entries}
+                if len(flags) == 1:
+                    ((start, end),) = flags
+                    found = (start, end, tuple(key for key, _, _ in entries))
+                else:  # the same letters for terms with different checks: each checked apart
+                    found = (None, None, tuple(entries))
+            automaton.add_word(literal, (len(literal), literal if literal in self.anchors else None, found))
         if len(automaton):
             automaton.make_automaton()
         self.automaton = automaton
@@ -429,37 +460,34 @@ class _Vocabulary:
 
     def scan(self, text: str) -> Scan:
         automaton = self.automaton or self._build()
-        hits: dict[int, list[tuple[int, int]]] = {}
-        anchor_at: dict[str, list[int]] = {}
         if not text or not len(automaton):
-            return Scan(hits, frozenset())
+            return Scan([], frozenset())
         # other whitespace is not printable: a printable text has none to turn into spaces
         seen = text if text.isprintable() else _OTHER_SPACE.sub(" ", text)
         size = len(seen)
         word = _WORD_CHARS
-        entries = []
-        for last, (length, anchor, forms) in automaton.iter(seen):
+        entries: list[tuple[int, int, int]] = []
+        anchors: list[tuple[int, str]] = []
+        for last, (length, anchor, form) in automaton.iter(seen):
+            if anchor is not None:
+                anchors.append((last, anchor))
+            if form is None:
+                continue
             start = last - length + 1
-            if anchor:
-                at = anchor_at.get(anchor)
-                if at is None:
-                    anchor_at[anchor] = [start]
-                else:
-                    at.append(start)
-            if forms:
-                end = last + 1
+            need_start, need_end, keys = form
+            if need_start is None:  # checks that differ from one term to the other
                 starts = start == 0 or seen[start - 1] not in word
-                ends = end == size or seen[end] not in word
-                for key, need_start, need_end in forms:
-                    if (starts or not need_start) and (ends or not need_end):
-                        spans = hits.get(key)
-                        if spans is None:
-                            hits[key] = [(start, end)]
-                        else:
-                            spans.append((start, end))
-                        entries.append((start, end, key))
+                ends = last + 1 == size or seen[last + 1] not in word
+                entries.extend((start, last + 1, key) for key, s, e in keys if (starts or not s) and (ends or not e))
+                continue
+            if need_start and start and seen[start - 1] in word:
+                continue
+            if need_end and last + 1 < size and seen[last + 1] in word:
+                continue
+            for key in keys:
+                entries.append((start, last + 1, key))
         entries.sort()
-        return Scan(hits, frozenset(anchor_at), entries, anchor_at)
+        return Scan(entries, frozenset([anchor for _, anchor in anchors]), anchors)
 
 
 _VOCABULARY = _Vocabulary()
@@ -550,19 +578,10 @@ class _Terms:
 
     def _plain(self, scan: Scan) -> list[tuple[int, int, int]]:
         """(start, end, index) of what the plain terms match, left to right."""
-        hits = scan.hits
-        if not hits:
-            return []
-        common = self.keys.keys() & hits.keys()
-        if not common:
-            return []
         keys = self.keys
-        if len(common) == 1:
-            key = next(iter(common))
-            index = keys[key]
-            found = sorted((start, index, end) for start, end in hits[key])
-        else:
-            found = sorted((start, keys[key], end) for key in common for start, end in hits[key])
+        if keys.keys().isdisjoint(scan.keys):
+            return []
+        found = sorted([(start, keys[key], end) for start, end, key in scan.entries if key in keys])
         matches = []
         position = 0
         for start, index, end in found:
@@ -701,7 +720,7 @@ class Doc:
         anchors: set[str] = set()
         for _, items in fields:
             for _, found in items:
-                keys.update(found.hits)
+                keys.update(found.keys)
                 anchors.update(found.anchors)
         value = (fields, keys, frozenset(anchors))
         self.__dict__["_scanned"] = (key, value)
@@ -925,7 +944,7 @@ class RuleSet:
         def table(scan: Scan) -> dict[int, list[tuple[int, int, int]]]:
             found = tables.get(id(scan))
             if found is None:
-                found = tables[id(scan)] = _select(scan.entries, keymap) if scan.hits else _NO_MATCHES
+                found = tables[id(scan)] = _select(scan.entries, keymap) if scan.entries else _NO_MATCHES
             return found
 
         # what each list's plain terms match in the work's own texts: slot -> (field, text, matches), in field order

@@ -219,6 +219,8 @@ def outcome(result) -> tuple:
         (dict(terms=["foo bar"], exclude=["re:x"]), dict(titles=["fooxbar", "foo-bar"])),
         # an excluded phrase takes its terms with it; the exclusion is named once
         (dict(terms=["oral"], exclude=["oral health"]), dict(abstracts=["oral health. oral health and oral use"])),
+        # the same letters for a whole word and a prefix: each with its own word checks
+        (dict(terms=["ab", "ab*", "-b"]), dict(titles=["ab abc xab -b a-b"], abstracts=["abab ab-b"])),
         # at one position the earliest term wins, and matches never overlap
         (dict(terms=["ab", "a*", "abc"]), dict(titles=["abc abcd ab a"])),
         (dict(terms=["a*", "ab", "b c"]), dict(titles=["abc ab c a-b"], keywords=["ab", "b-c"])),
