@@ -460,9 +460,11 @@ def evidence_tags(facts: Facts) -> list[Tag]:
 
 # --------------------------------------------------------------------------- sample size
 
-_N_EQUALS = re.compile(r"\bn\s*=\s*(\d{1,3}(?:[ ,]\d{3})+|\d+)")
+# Each written to start with what its first character must be, the word-start check after it (``\bn`` is
+# ``n(?<!\wn)``): the expression engine then skips every position where that character is not.
+_N_EQUALS = re.compile(r"n(?<!\wn)\s*=\s*(\d{1,3}(?:[ ,]\d{3})+|\d+)")
 _N_PEOPLE = re.compile(
-    r"\b(\d{1,3}(?:,\d{3})+|\d+)\s+(?:[a-z-]+\s+){0,3}?(patients|participants|adults|subjects|individuals|people|"
+    r"(\d(?<!\w\d)(?:\d{0,2}(?:,\d{3})+|\d*))\s+(?:[a-z-]+\s+){0,3}?(patients|participants|adults|subjects|individuals|people|"
     r"veterans|women|men|adolescents|children|outpatients|inpatients|persons|users|cases|respondents)\b"
 )
 

@@ -584,3 +584,50 @@ def test_reclassify_in_worker_processes_writes_what_one_process_writes(tmp_path,
     assert len(pids.read_text().split()) == 3
     assert together == alone
     assert alone[0].works == 5 and all(alone[1])
+
+
+def test_sample_size_expressions_match_as_written_with_a_word_start():
+    """The sample-size expressions start with their first character (the engine skips every other position), the
+    word-start check after it: the same matches and groups as written with ``\\b`` first, on random texts."""
+    import random
+    import re
+
+    from crawler import evidence
+
+    written = {
+        evidence._N_EQUALS: re.compile(r"\bn\s*=\s*(\d{1,3}(?:[ ,]\d{3})+|\d+)"),
+        evidence._N_PEOPLE: re.compile(
+            r"\b(\d{1,3}(?:,\d{3})+|\d+)\s+(?:[a-z-]+\s+){0,3}?(patients|participants|adults|subjects|individuals|people|"
+            r"veterans|women|men|adolescents|children|outpatients|inpatients|persons|users|cases|respondents)\b"
+        ),
+    }
+    rng = random.Random(3)
+    pieces = [
+        "1",
+        "23",
+        "456",
+        ",",
+        ", ",
+        " ",
+        "n",
+        "an",
+        "=",
+        " = ",
+        "_",
+        "x",
+        "\u00e9",
+        "\u0663",
+        "-",
+        " patients",
+        " men",
+        " old women",
+    ]
+    pieces += ["12 patients", "1,234 adults", "n = 40", "n=1 200", "x7 people", "2024 cases", "5,12 men"]
+    matched = 0
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        for fast, plain in written.items():
+            found = [(m.span(), m.groups()) for m in fast.finditer(text)]
+            assert found == [(m.span(), m.groups()) for m in plain.finditer(text)], text
+            matched += bool(found)
+    assert matched > 500
