@@ -62,6 +62,38 @@ def test_summaries_follow_later_changes_of_tags_links_and_merges(built):
     ]
 
 
+def test_every_classification_leaves_each_summary_as_a_full_recomputation_makes_it(built, make_config):
+    """No trigger queues a work whose relevance or tags change (m015): save_classifications updates its summary, or
+    queues it when it has none or other changes wait. After each way, every summary equals what recomputing all gives."""
+    db, ids = built
+
+    def consistent():
+        assert rows(db, "SELECT COUNT(*) AS n FROM work_summary_queue") == [{"n": 0}]
+        before = rows(db, "SELECT * FROM work_summaries ORDER BY work_id")
+        store.rebuild_work_summaries(db)
+        assert rows(db, "SELECT * FROM work_summaries ORDER BY work_id") == before
+        return {r["work_id"]: r for r in before}
+
+    viewdb.classify(db, ids["review"], "uncertain", [("commentary", "evidence"), ("ptsd", "indication")], rank=2)
+    assert consistent()[ids["review"]]["tags"] == '["commentary","ptsd"]'  # a summary brought up to date in place
+    viewdb.classify(db, ids["review"], "uncertain", [("commentary", "evidence"), ("ptsd", "indication")], rank=2)
+    viewdb.classify(db, ids["review"], "relevant", [], rank=3)  # tags removed
+    assert consistent()[ids["review"]]["evidence_types"] == "[]"
+    db.execute("DELETE FROM work_summaries WHERE work_id = ?", [ids["notice"]])  # a work without a summary yet
+    viewdb.classify(db, ids["notice"], "not_relevant", [("notice", "evidence")], rank=-5)
+    assert consistent()[ids["notice"]]["relevance"] == "not_relevant"
+    changed = viewdb.article("39000002", "Ketamine for depression: a meta-analysis of suicidal ideation outcomes, updated")
+    ingest.save_batch(db, [changed], config=make_config())  # a work whose summary waits for its new title
+    assert consistent()[ids["review"]]["title"].endswith("updated")
+    feed = Record(source="feed:nejm", source_id="x1", record_type="article", title="Ketamine editorial")
+    ingest.save_batch(db, [feed], config=make_config())
+    loser = viewdb.work_of(db, "feed:nejm", "x1")
+    feed.add_id("doi", "10.1056/NEJMoa2304145")
+    ingest.save_batch(db, [feed], config=make_config())  # merged: the loser's classification and summary go
+    assert loser not in consistent()
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_relevance WHERE work_id = ?", [loser]) == [{"n": 0}]
+
+
 def test_trials_view_gives_the_latest_normalised_status_and_history_its_changes(built):
     db, ids = built
     (trial,) = rows(db, "SELECT * FROM trials_view")

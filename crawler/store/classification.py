@@ -94,15 +94,15 @@ def save_classifications(db, classifications, now: str | None = None) -> int:
             ],
             verb="INSERT OR REPLACE",
         )
-        # the summaries: only the classification's columns of a summary that was up to date change
+        # the summaries (no trigger queues them, m015): only the classification's columns of a summary that was up
+        # to date change; a work without a summary row (none made yet) is queued for the full one
         direct = [work_id for work_id in changed if work_id not in waiting]
         for chunk in chunks([work_id for work_id in direct if work_id in shown]):
             db.conn.execute(f"UPDATE work_summaries SET {_SUMMARY_COLUMNS} WHERE work_id IN ({marks(chunk)})", chunk)
         for chunk in chunks(direct):
-            # a work without a summary row (none made yet) stays queued for the full one
             db.conn.execute(
-                f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})"
-                " AND work_id IN (SELECT work_id FROM work_summaries)",
+                f"INSERT INTO work_summary_queue (work_id) SELECT id FROM works WHERE id IN ({marks(chunk)})"
+                " AND id NOT IN (SELECT work_id FROM work_summaries)",
                 chunk,
             )
         for table in ("work_relevance", "work_tags"):

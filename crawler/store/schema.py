@@ -576,6 +576,16 @@ def m014_fts_update_trigger_on_indexed_columns(db: sqlite_utils.Database) -> Non
     )
 
 
+@migrations()
+def m015_classification_queues_its_summaries(db: sqlite_utils.Database) -> None:
+    """No queue triggers on ``work_relevance`` and ``work_tags``: the store's one writer of them
+    (``save_classifications``) updates or queues the summaries of the works it changes itself. Each tag row's
+    trigger cost as much as the row (a backfill writes about eight per work), for works queued already."""
+    for table in ("work_relevance", "work_tags"):
+        for event in ("insert", "update", "delete"):
+            db.execute(f"DROP TRIGGER IF EXISTS {table}_queue_{event}")
+
+
 def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
     busy timeout: a write waits up to ``busy_timeout`` seconds for another program's write lock."""

@@ -2,9 +2,11 @@
 
 ``work_summaries`` holds each current work's best fields, identifiers, tags, relevance, normalised
 trial status and flags, so that views, search and exports read one indexed table instead of running
-a dozen subqueries per row. Triggers (created by migration m009) put every work whose data changes
-into ``work_summary_queue``; :func:`refresh_work_summaries`, called at the end of each ingest batch,
-``save_records`` and ``save_classifications`` in their transaction, recomputes the queued works.
+a dozen subqueries per row. Triggers (created by migration m010) put every work whose data changes
+into ``work_summary_queue`` (``save_classifications`` queues or updates the works whose relevance or tags
+it changes itself: m015 dropped those two tables' triggers); :func:`refresh_work_summaries`, called at the
+end of each ingest batch, ``save_records`` and ``save_classifications`` in their transaction, recomputes
+the queued works.
 ``work_summaries_fts`` (FTS5, sqlite-utils conventions: a content table kept in step by triggers)
 indexes title, abstract, authors, journal, keywords and MeSH.
 """
@@ -16,7 +18,8 @@ import json
 from crawler.records import Author
 from crawler.store.common import chunks, insert_rows, marks, source_rank_sql
 
-#: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD).
+#: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD): m010's
+#: triggers (m015 dropped those of work_relevance and work_tags).
 _QUEUE_SOURCES = {
     "works": ["{row}.id"],
     "records": ["{row}.work_id"],
