@@ -210,8 +210,14 @@ def author_surnames(name: str | None, source: str = "") -> tuple[str, ...]:
     """
     if not name:
         return ()
+    if type(name) is str:  # memoised: one author's name recurs across a topic's records
+        return _author_surnames(name, source.split(":")[0])
+    return _author_surnames.__wrapped__(name, source.split(":")[0])
+
+
+@functools.lru_cache(maxsize=16384)
+def _author_surnames(name: str, kind: str) -> tuple[str, ...]:
     text = _strip_accents(" ".join(str(name).split()))
-    kind = source.split(":")[0]
     if "," in text:
         family = text.split(",", 1)[0]
     else:
@@ -249,6 +255,13 @@ def author_words(name: str | None) -> tuple[str, ...]:
     """Every word of an author's name, lower-case ASCII; initials ("JA", "J.-P.") as single letters."""
     if not name:
         return ()
+    if type(name) is str:  # memoised, as author_surnames
+        return _author_words(name)
+    return _author_words.__wrapped__(name)
+
+
+@functools.lru_cache(maxsize=16384)
+def _author_words(name: str) -> tuple[str, ...]:
     words: list[str] = []
     for part in _strip_accents(" ".join(str(name).split())).replace(",", " ").split():
         if _INITIALS_RE.match(part) or (part.isupper() and len(part) <= 3):
@@ -424,11 +437,21 @@ def author_list_key(people: Iterable[dict]) -> str | None:
     for person in people or []:
         if not isinstance(person, dict) or person.get("collective") or not person.get("family"):
             continue
-        family = re.sub(r"[^a-z0-9]+", "", _strip_accents(person["family"]).lower())
-        initial = _strip_accents((person.get("initials") or person.get("given") or "")[:1]).lower()
-        if family:
-            persons.append(f"{family} {initial}".strip())
+        family, first = person["family"], (person.get("initials") or person.get("given") or "")[:1]
+        key = _person_key(family, first) if type(family) is str and type(first) is str else _person_key.__wrapped__(family, first)
+        if key:
+            persons.append(key)
     return ";".join(persons) if len(persons) >= CITATION_MIN_AUTHORS else None
+
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=16384)
+def _person_key(family: str, initial: str) -> str:
+    """One person of :func:`author_list_key`: "osei h" (empty without a family name)."""
+    family = _NOT_ALNUM.sub("", _strip_accents(family).lower())
+    return f"{family} {_strip_accents(initial).lower()}".strip() if family else ""
 
 
 def citation_keys(kind: str, journal: str | None, issn: str | None, people: Iterable[dict]) -> list[str]:

@@ -436,18 +436,34 @@ HASH_IGNORED_EXTRA = ("open_access", "free_full_text_url")
 
 #: ``json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)`` without building an encoder per call.
 _ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+#: A text as JSON (what ``_ENCODE`` does with one).
+_ENCODE_TEXT = json.encoder.encode_basestring
+#: The C encoder that ``_ENCODE`` builds anew for each list or dict, built once: the same text, without the
+#: circular-reference check (a value that fails is encoded again by ``_ENCODE``, which raises what it raises).
+_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ITERENCODE = _C_MAKE_ENCODER(None, str, _ENCODE_TEXT, None, ": ", ", ", True, False, True) if _C_MAKE_ENCODER else None
 #: Object keys as JSON (``"title": ``), computed once per key.
 _KEY_PREFIX: dict[str, str] = {}
 
 
 def json_value(value: Any) -> str:
     """A value as JSON the way records are stored and hashed: keys sorted, Unicode kept, dates as strings."""
-    return "null" if value is None else _ENCODE(value)
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _ENCODE_TEXT(value)
+    if _ITERENCODE is not None and (kind is list or kind is dict):
+        try:
+            return "".join(_ITERENCODE(value, 0))
+        except Exception:  # noqa: BLE001 - encoded again below: the same error as without the shortcut
+            pass
+    return _ENCODE(value)
 
 
 def json_parts(data: dict[str, Any]) -> dict[str, str]:
     """Each value of a record dict as JSON (:func:`json_value`), to be joined into several documents."""
-    return {key: "null" if value is None else _ENCODE(value) for key, value in data.items()}
+    return {key: json_value(value) for key, value in data.items()}
 
 
 def join_json_parts(parts: dict[str, str], keys) -> str:

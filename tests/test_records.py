@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 
@@ -11,7 +12,7 @@ import sqlite_utils
 
 from crawler import store
 from crawler.abstracts import sections_from_text
-from crawler.records import Author, Record, format_authors, join_json_parts, json_parts, make_author, parse_author
+from crawler.records import Author, Record, format_authors, join_json_parts, json_parts, json_value, make_author, parse_author
 from crawler.sources import biorxiv, clinicaltrials, crossref, europepmc, feeds, openalex, pubmed
 from tests.conftest import fixture_bytes, rows
 
@@ -196,3 +197,29 @@ def test_to_dict_and_content_hash_are_what_asdict_gave_on_every_source(module, s
             data["trial"]["overall_status"] = "changed"
         assert "added" not in record.extra and "X" not in record.authors
         assert not record.trial or record.trial.get("overall_status") != "changed"
+
+
+def test_json_value_writes_what_json_dumps_writes():
+    """The encoder built once gives json.dumps's text for every kind of value, and its errors."""
+    values = [
+        None,
+        'Ketamine \u2013 \u00e9sketamine "quoted" \\ \n\t\u0000 \U0001f600',
+        [1, 2.5, float("nan"), float("inf"), -float("inf"), True, False, None, 10**30],
+        {"b": [1, {"z": None, "a": ("tuple", 2)}], "a": "x", "c": {}},
+        {1: "int key", 2.5: "float key", False: "bool key"},
+        [dt.date(2025, 3, 2), {"when": dt.datetime(2025, 3, 2, 9, 30)}],
+        ("a", "tuple"),
+        [[[[["deep"]]]]],
+        [],
+        7,
+    ]
+    for value in values:
+        assert json_value(value) == json.dumps(value, sort_keys=True, ensure_ascii=False, default=str), value
+    assert json_parts({"x": values[3], "y": None}) == {"x": json_value(values[3]), "y": "null"}
+    circular: list = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match="Circular reference"):
+        json_value(circular)
+    with pytest.raises(TypeError):
+        json_value({"a": 1, None: 2, 3: 4})  # keys that cannot be sorted: as json.dumps
+    assert json_value(["after", "the errors"]) == '["after", "the errors"]'
