@@ -3,13 +3,16 @@
 
     python bench/ingest_drive.py 10000 100000     # each size on a fresh SQLite file
     python bench/ingest_drive.py 20000 --cache /tmp/records-20000.pickle
+    python bench/ingest_drive.py 10000 --prepared  # each record prepared ahead, as the fetch worker does
 
 The records are ``bench/pubmed_synth.py``'s (the corpus ``bench/pipeline.py`` serves), parsed by
 litmon's efetch parser once, before anything is timed (``--cache`` keeps them in a pickle between
 runs), then saved in batches of 500 (efetch's page) with the shipped vocabulary, as a crawl does. No
 HTTP, no parsing in the measured part: what is left is the one writing process (save, dedup,
 classification, the ``work_summaries`` refresh and its search index), whose cost per record must stay
-flat as the tables grow.
+flat as the tables grow. With ``--prepared``, each record's ``ingest.prepare_record`` (its row values, hash,
+fingerprint and keys) is computed before the timed part and handed to ``save_batch``, as the fetch worker's
+batches are: what is left is the writing process's own work with the worker.
 
 Printed per size: the load average, CPU (process) time per record of each stage, per tenth of the
 run and in all, and the database size. Stages are exclusive (a stage's time excludes the stages it
@@ -84,6 +87,7 @@ def drive(n: int, args) -> None:
     from crawler.config import parse_config
 
     records = load_records(n, args.cache)
+    prepared = [ingest.prepare_record(r) for r in records] if args.prepared else None
     config = parse_config(f'contact_email = "bench@example.org"\n{shipped_topic()}\n')
     totals: dict[str, float] = {}
     instrument(totals)
@@ -98,7 +102,8 @@ def drive(n: int, args) -> None:
         started, cpu_last = time.perf_counter(), cpu_started
         for start in range(0, n, BATCH):
             batch = records[start : start + BATCH]
-            ingest.save_batch(db, batch, now="2026-11-23 09:00:00", config=config)
+            ready = prepared[start : start + BATCH] if prepared is not None else None
+            ingest.save_batch(db, batch, now="2026-11-23 09:00:00", config=config, prepared=ready)
             done = start + len(batch)
             if done >= mark or done == n:
                 now_cpu = time.process_time()
@@ -116,6 +121,7 @@ def drive(n: int, args) -> None:
     print(
         f"{n} records: save_batch CPU {cpu:.1f}s = {1000 * cpu / n:.2f} ms/record ({n / cpu:.0f} records per CPU second), "
         f"wall {wall:.1f}s; load {load[0]:.2f} → {end_load[0]:.2f}; database {size:.1f} MB"
+        + ("; records prepared ahead" if prepared is not None else "")
     )
     print("        CPU ms per record   " + " ".join(f"{name:>9}" for name in (*SHOWN, "writer", "all")))
     for i, part in enumerate(tenths):
@@ -139,6 +145,9 @@ def main() -> int:
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000], help="record counts (default 10000 100000)")
     parser.add_argument("--cache", help="pickle of the parsed records, reused between runs (made if missing)")
     parser.add_argument("--dir", help="folder of the database (default: a temporary one, removed)")
+    parser.add_argument(
+        "--prepared", action="store_true", help="prepare each record before the timed part, as the fetch worker does"
+    )
     args = parser.parse_args()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPUs, load {load}; python {sys.version.split()[0]}")

@@ -70,14 +70,15 @@ from crawler.matching import (
     MERGE_YEAR_WINDOW,
     Fingerprint,
     Match,
+    MatchInputs,
     blocking_keys,
     citation_keys,
     compare,
     dates_agree,
-    fingerprint,
     identifiers_conflict,
     link_type_of,
     lookup_keys,
+    match_inputs,
     numbers_differ,
     year_window,
 )
@@ -87,15 +88,19 @@ log = logging.getLogger("crawler.dedup")
 # --------------------------------------------------------------------------- orchestration
 
 
-def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
+def resolve_records(db, record_ids: Iterable[int], now: str, inputs: dict[int, MatchInputs] | None = None) -> set[int]:
     """Fingerprint the saved records, merge works they match, re-resolve the links of every work
-    they touch; return the affected (surviving) work ids. Runs in the caller's transaction."""
+    they touch; return the affected (surviving) work ids. Runs in the caller's transaction.
+
+    ``inputs``: record id -> :func:`crawler.matching.record_match_inputs` of the record as just saved (the
+    same values as from its stored row, which is then not read)."""
     record_ids = list(dict.fromkeys(record_ids))
     if not record_ids:
         return set()
-    prints, cites = {}, {}
-    for row in store.load_match_records(db, record_ids):
-        fp = fingerprint(
+    inputs = inputs or {}
+    unread = [record_id for record_id in record_ids if record_id not in inputs]
+    read = {
+        row["id"]: match_inputs(
             row["source"],
             row["record_type"],
             row["title"],
@@ -104,12 +109,19 @@ def resolve_records(db, record_ids: Iterable[int], now: str) -> set[int]:
             row["entered_on"],
             row["publication_types"],
             row["relations"],
+            row["journal"],
+            row["issn"],
+            json.loads(row["structured_authors"] or "[]"),
         )
-        people = json.loads(row["structured_authors"] or "[]")
-        cite_keys = citation_keys(fp.kind, row["journal"], row["issn"], people)
-        prints[row["id"]] = fp
-        cites[row["id"]] = (cite_keys, row["published_on"])
-    keys = {record_id: blocking_keys(fp) + cites[record_id][0] for record_id, fp in prints.items()}
+        for row in (store.load_match_records(db, unread) if unread else [])
+    }
+    prints, cites, keys = {}, {}, {}
+    for record_id in record_ids:
+        found = inputs.get(record_id) or read.get(record_id)
+        if found is not None:
+            prints[record_id] = found.fingerprint
+            cites[record_id] = (found.cite_keys, found.published_on)
+            keys[record_id] = found.keys
     store.save_fingerprints(db, [(record_id, fp, keys[record_id]) for record_id, fp in prints.items()])
     # one query for the batch: which records have another record under their keys and years at all, and
     # which have one the look-up could keep (a backfill's records mostly have neither: their neighbours

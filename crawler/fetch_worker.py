@@ -48,7 +48,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from crawler import classify, clock
+from crawler import classify, clock, ingest
 from crawler.errors import SourceError
 from crawler.records import Record
 from crawler.sources.base import CrawlContext
@@ -65,7 +65,7 @@ STOP_SECONDS = 10.0
 #: the HttpClient attributes a source's requests change, sent back to the writer's client
 _HTTP_STATE = ("request_count", "_last_request", "min_intervals", "_backoff_spent")
 
-Batch = tuple[list[Record], dict[int, classify.Classification] | None]
+Batch = tuple[list[Record], dict[int, classify.Classification] | None, list[ingest.Prepared | None] | None]
 
 
 def cores() -> int:
@@ -86,14 +86,23 @@ def wanted(setting: str, kind: str, window: tuple[dt.date, dt.date]) -> bool:
 
 
 @contextlib.contextmanager
-def batches_in_worker(module, ctx: CrawlContext, *, topic: dict[str, Any] | None, stop: threading.Event | None = None):
-    """Run ``module.fetch_records(ctx)`` in a worker process; yield an iterator of (batch, ahead).
+def batches_in_worker(
+    module,
+    ctx: CrawlContext,
+    *,
+    topic: dict[str, Any] | None,
+    stop: threading.Event | None = None,
+    prepare: bool = True,
+):
+    """Run ``module.fetch_records(ctx)`` in a worker process; yield an iterator of (batch, ahead, prepared).
 
     ``ahead``: position in the batch -> that record classified as a work of its own with ``topic`` (None
-    without a topic, or when the day changed since). The worker is stopped and reaped when the block ends,
-    however it ends."""
+    without a topic, or when the day changed since). ``prepared`` (with ``prepare``; else None): each
+    record's :func:`crawler.ingest.prepare_record` (None for one that failed: the writer computes it, and
+    reports the failure, as in one process). The worker is stopped and reaped when the block ends, however
+    it ends."""
     try:
-        worker = _Worker(module, ctx, topic, stop)
+        worker = _Worker(module, ctx, topic, stop, prepare)
     except OSError as exc:  # no process to be had (EAGAIN, ENOMEM): the work is done here, as without a worker
         log.warning(
             "[%s] could not start the fetch worker (%s); fetching in this process — check: the memory and process "
@@ -101,7 +110,7 @@ def batches_in_worker(module, ctx: CrawlContext, *, topic: dict[str, Any] | None
             ctx.name,
             exc,
         )
-        yield ((batch, None) for batch in module.fetch_records(ctx))
+        yield ((batch, None, None) for batch in module.fetch_records(ctx))
         return
     try:
         yield worker.batches()
@@ -116,7 +125,7 @@ def batches_in_worker(module, ctx: CrawlContext, *, topic: dict[str, Any] | None
 
 
 class _Worker:
-    def __init__(self, module, ctx: CrawlContext, topic, stop: threading.Event | None):
+    def __init__(self, module, ctx: CrawlContext, topic, stop: threading.Event | None, prepare: bool):
         self.ctx = ctx
         self.stop = stop
         self.signalled = False
@@ -127,7 +136,7 @@ class _Worker:
         self.answers, self.answers_in = fork.Pipe(duplex=False)  # the worker answers
         self.process = fork.Process(
             target=_work,
-            args=(module, ctx, topic, self.asks_out, self.answers_in, (self.asks, self.answers), os.getpid()),
+            args=(module, ctx, topic, prepare, self.asks_out, self.answers_in, (self.asks, self.answers), os.getpid()),
             name=f"litmon-fetch-{ctx.name}",
             daemon=True,
         )
@@ -148,12 +157,12 @@ class _Worker:
             message = self._answer()
             kind = message[0]
             if kind == "batch":
-                _, records, classified, today, delta, http_state = message
+                _, records, classified, prepared, today, delta, http_state = message
                 self._apply(delta, http_state)
                 ahead = None
                 if classified and today == clock.today():  # the rank depends on the day
                     ahead = {i: c for i, c in enumerate(classified) if c is not None}
-                yield records, ahead
+                yield records, ahead, prepared
             elif kind == "end":
                 self.finished = True
                 self._apply(*message[1:])
@@ -259,7 +268,7 @@ def _handle(record: logging.LogRecord) -> None:
 # --------------------------------------------------------------------------- the worker process
 
 
-def _work(module, ctx: CrawlContext, topic, asks, answers, parents_ends, parent_pid: int) -> None:
+def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parents_ends, parent_pid: int) -> None:
     for end in parents_ends:  # the writer's ends: EOF on the pipes when the writer is gone
         end.close()
     _die_with(parent_pid)
@@ -297,10 +306,11 @@ def _work(module, ctx: CrawlContext, topic, asks, answers, parents_ends, parent_
             final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
         if final is None:
             delta = _delta(ctx, shipped)
+            dicts, prepared = _prepare(records) if prepare else (records, None)
             today = clock.today()
             classified: list[classify.Classification | None] = []
             while vocabulary is not None and len(classified) < len(records) and not asks.poll():
-                classified.append(_classify_alone(records[len(classified)], vocabulary, today))
+                classified.append(_classify_alone(dicts[len(classified)], vocabulary, today))
         try:
             ask = asks.recv()
         except EOFError:
@@ -311,10 +321,27 @@ def _work(module, ctx: CrawlContext, topic, asks, answers, parents_ends, parent_
         if final is not None:
             send(final)
             return
-        send(("batch", records, classified, today, delta, _http_state(http)))
+        send(("batch", records, classified, prepared, today, delta, _http_state(http)))
 
 
-def _classify_alone(record: Record, vocabulary: classify.Vocabulary, today: dt.date) -> classify.Classification | None:
+def _prepare(records: list[Record]) -> tuple[list, list[ingest.Prepared | None]]:
+    """Each record's ``to_dict()`` (what the classifier reads of it; the record itself when that fails) and
+    :func:`crawler.ingest.prepare_record` (None when it fails: the writer computes it again, and reports the
+    failure as in one process)."""
+    dicts: list = []
+    prepared: list[ingest.Prepared | None] = []
+    for record in records:
+        try:
+            data = record.to_dict()
+            prepared.append(ingest.prepare_record(record, data))
+            dicts.append(data)
+        except Exception:  # noqa: BLE001
+            prepared.append(None)
+            dicts.append(record)
+    return dicts, prepared
+
+
+def _classify_alone(record, vocabulary: classify.Vocabulary, today: dt.date) -> classify.Classification | None:
     try:
         return classify.classify_records([record], vocabulary, today)
     except Exception:  # noqa: BLE001 - the writer classifies it again and reports the failure as in one process

@@ -24,6 +24,7 @@ from pathlib import Path
 import sqlite_utils
 
 from crawler import classify, clock, dedup, failpoints, store
+from crawler.matching import MatchInputs, record_match_inputs
 from crawler.records import Record
 
 #: migration name -> the backfill it needs, run after the migrations of that open, in their transaction
@@ -36,6 +37,17 @@ BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {
 }
 
 
+#: A record's :func:`prepare_record`: its row (:func:`crawler.store.prepare_record`) and dedup's inputs.
+Prepared = tuple[store.PreparedRow, MatchInputs | None]
+
+
+def prepare_record(record: Record, data: dict | None = None) -> Prepared:
+    """What saving and deduplicating ``record`` computes without the database, computed ahead (the fetch
+    worker does, for :func:`save_batch`'s ``prepared``): its ``records`` row and its fingerprint and keys.
+    ``data``: the record's ``to_dict()``, when the caller has it."""
+    return store.prepare_record(record, data), record_match_inputs(record)
+
+
 def save_batch(
     db: sqlite_utils.Database,
     records: Iterable[Record],
@@ -43,6 +55,7 @@ def save_batch(
     *,
     config=None,
     ahead: dict[int, classify.Classification] | None = None,
+    prepared: list[Prepared | None] | None = None,
 ) -> dict[str, int]:
     """Save, deduplicate and (with ``config``) classify one batch in one transaction.
 
@@ -51,7 +64,8 @@ def save_batch(
     ``ahead``: position in ``records`` -> that record classified as a work of its own, computed ahead
     (:mod:`crawler.fetch_worker`); used only where it is exactly that: a brand-new record (no stored row)
     that ends the batch as the only record of its work (no join, no merge). Any other work is classified
-    from its records, as without it.
+    from its records, as without it. ``prepared``: position in ``records`` -> :func:`prepare_record` of that
+    record, computed ahead (or None); not used for a record with ``missing`` fields (it may take stored values).
     """
     now = now or clock.stamp()
     records = list(records)
@@ -59,20 +73,28 @@ def save_batch(
     changed: list[int] = []
     stored: dict[int, dict] = {}  # record id -> the record as written (new and updated records)
     alone: dict[int, classify.Classification] = {}  # record id -> its classification computed ahead
+    inputs: dict[int, MatchInputs] = {}  # record id -> dedup's inputs, prepared ahead from the record as saved
     with db.atomic():
         batch = store.SaveBatch(db, records)  # the batch's look-ups in a few queries, not several per record
         for index, record in enumerate(records):
-            status, record_id = store.save_record(db, record, now, stored=stored, batch=batch)
+            ready = prepared[index] if prepared is not None and not record.missing else None
+            status, record_id = store.save_record(
+                db, record, now, stored=stored, batch=batch, prepared=ready[0] if ready is not None else None
+            )
             counts[status] += 1
             if status != "unchanged":
                 changed.append(record_id)
+                if ready is not None and ready[1] is not None:
+                    inputs[record_id] = ready[1]
+                else:  # dedup reads it from the row
+                    inputs.pop(record_id, None)
             if status == "new" and ahead and index in ahead:
                 alone[record_id] = ahead[index]
             elif status != "new":
                 alone.pop(record_id, None)  # the same record again in this batch: classified from what is stored
         batch.flush()
         failpoints.hit("batch")  # inside the batch's transaction
-        dedup.resolve_records(db, changed, now)
+        dedup.resolve_records(db, changed, now, inputs)
         if config is not None and records:
             classify.classify_batch(db, config, records, stored=stored, alone=alone)
         store.refresh_work_summaries(db)

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
@@ -468,6 +469,70 @@ def citation_keys(kind: str, journal: str | None, issn: str | None, people: Iter
         "c:" + hashlib.blake2b(f"{journal}|{authors}".encode(), digest_size=8).hexdigest()
         for journal in journal_keys(journal, issn)
     ]
+
+
+class MatchInputs(NamedTuple):
+    """What dedup needs of a saved record before any look-up: its fingerprint, its indexed keys (blocking
+    keys, then citation keys), its citation keys and its publication date (for a citation match)."""
+
+    fingerprint: Fingerprint
+    keys: list[str]
+    cite_keys: list[str]
+    published_on: str | None
+
+
+def match_inputs(
+    source: str,
+    record_type: str,
+    title: str | None,
+    authors: list[str] | str | None,
+    published_on: str | None,
+    entered_on: str | None,
+    publication_types: list[str] | str | None,
+    relations: Iterable[str] | str | None,
+    journal: str | None,
+    issn: str | None,
+    people: list[dict],
+) -> MatchInputs:
+    """:class:`MatchInputs` of a record's stored values (``people``: its structured authors as dicts)."""
+    fp = fingerprint(source, record_type, title, authors, published_on, entered_on, publication_types, relations)
+    cite_keys = citation_keys(fp.kind, journal, issn, people)
+    return MatchInputs(fp, blocking_keys(fp) + cite_keys, cite_keys, published_on)
+
+
+#: ``{type(value)}`` of texts, and of texts and None
+_TEXT, _TEXT_OR_NONE = {str}, {str, type(None)}
+
+
+def record_match_inputs(record) -> MatchInputs | None:
+    """:func:`match_inputs` of a :class:`crawler.records.Record` as it is stored (what dedup would read back from
+    its row), without reading it back; None when a value would not read back as it is (a value that is not text,
+    stored as its JSON or SQL form): dedup then reads the row."""
+    extra = record.extra
+    if type(extra) is not dict or type(record.authors) is not list or type(record.publication_types) is not list:
+        return None
+    issn = extra.get("issn")
+    people = [a.to_dict() for a in record.structured_authors]
+    if not (
+        {type(record.title), type(record.published_on), type(record.entered_on), type(record.journal), type(issn)}
+        <= _TEXT_OR_NONE
+        and {*map(type, record.authors), *map(type, record.publication_types)} <= _TEXT
+        and all({*map(type, p.values())} <= _TEXT for p in people)
+    ):
+        return None
+    return match_inputs(
+        record.source,
+        record.record_type,
+        record.title,
+        record.authors,
+        record.published_on,
+        record.entered_on,
+        record.publication_types,
+        [link.relation for link in record.links],
+        record.journal,
+        issn,
+        people,
+    )
 
 
 _NUMERAL = re.compile(r"^(\d+[a-z]?|[ivx]{1,4})$")

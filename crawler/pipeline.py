@@ -231,12 +231,13 @@ def recover_interrupted_runs(db) -> int:
 
 
 def _batches(config, module, instance: SourceInstance, ctx: CrawlContext, *, dry_run: bool, stop: threading.Event | None):
-    """The source's batches, each with its records classified ahead as works of their own (or None): from a
+    """The source's batches, each with its records classified ahead as works of their own and prepared for saving
+    (or None, None: :func:`crawler.ingest.save_batch`'s ``ahead`` and ``prepared``): from a
     worker process beside this one where that pays (:mod:`crawler.fetch_worker`), else fetched here in turn."""
     if fetch_worker.wanted(getattr(config, "fetch_worker", "auto"), instance.kind, (ctx.since, ctx.until)):
         topic = None if dry_run else config.topic
-        return fetch_worker.batches_in_worker(module, ctx, topic=topic, stop=stop)
-    return contextlib.nullcontext((batch, None) for batch in module.fetch_records(ctx))
+        return fetch_worker.batches_in_worker(module, ctx, topic=topic, stop=stop, prepare=not dry_run)
+    return contextlib.nullcontext((batch, None, None) for batch in module.fetch_records(ctx))
 
 
 def crawl_source(
@@ -299,7 +300,7 @@ def crawl_source(
     kept = 0
     try:
         with _batches(config, module, instance, ctx, dry_run=dry_run, stop=stop) as batches:
-            for batch, ahead in batches:
+            for batch, ahead, prepared in batches:
                 kept += len(batch)
                 report.counts["fetched"] = kept if ctx.downloaded is None else ctx.downloaded
                 if dry_run:
@@ -307,7 +308,7 @@ def crawl_source(
                     report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
                     report.counts["unchanged"] += sum(1 for r in batch if r.source_id in known)
                 elif batch:
-                    for key, value in ingest.save_batch(db, batch, config=config, ahead=ahead).items():
+                    for key, value in ingest.save_batch(db, batch, config=config, ahead=ahead, prepared=prepared).items():
                         report.counts[key] += value
                     failpoints.hit("between_batches")
                 if progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,22 @@ def run_crawl(db, http_client):
 
 def rows(db, sql, params=()):
     return [dict(r) for r in db.query(sql, params)]
+
+
+def dump_tables(db) -> dict[str, list]:
+    """Every row of every table, in rowid order (but the migrations' own log, stamped with the wall clock)."""
+    tables = [
+        r["name"]
+        for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        if r["name"] != "_sqlite_migrations"
+    ]
+    found = {}
+    for table in tables:
+        try:
+            found[table] = [tuple(r) for r in db.conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+        except sqlite3.OperationalError:  # WITHOUT ROWID tables and FTS shadow tables
+            found[table] = sorted(tuple(r) for r in db.conn.execute(f"SELECT * FROM {table}"))
+    return found
 
 
 #: The instant every test runs at unless it moves the clock itself (``clock.pin``/``clock.advance``).

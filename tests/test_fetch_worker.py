@@ -14,7 +14,6 @@ import multiprocessing as mp
 import os
 import re
 import signal
-import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +29,7 @@ from crawler.http import HttpClient
 from crawler.pipeline import crawl
 from crawler.records import Record
 from tests.conftest import PINNED_NOW, fixture_bytes, rows
+from tests.conftest import dump_tables as dump
 from tests.helpers import upstream
 from tests.helpers.classify_corpus import shipped_vocabulary
 from tests.helpers.cli import litmon, litmon_env, write_config
@@ -173,22 +173,6 @@ url = "{url["feed"]}journal.rss"
         server.stop()
 
 
-def dump(db) -> dict[str, list]:
-    """Every row of every table, in rowid order (but the migrations' own log, stamped with the wall clock)."""
-    tables = [
-        r["name"]
-        for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        if r["name"] != "_sqlite_migrations"
-    ]
-    found = {}
-    for table in tables:
-        try:
-            found[table] = [tuple(r) for r in db.conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
-        except sqlite3.OperationalError:  # WITHOUT ROWID tables and FTS shadow tables
-            found[table] = sorted(tuple(r) for r in db.conn.execute(f"SELECT * FROM {table}"))
-    return found
-
-
 def report_of(report) -> list:
     return [(s.name, s.status, s.counts, s.requests, s.error, s.warnings, s.skipped, s.watermark_held) for s in report.sources]
 
@@ -218,17 +202,20 @@ def test_a_crawl_with_the_worker_stores_exactly_what_one_process_stores(tmp_path
     alone_reports, alone_digests, alone_rows = run_weeks(tmp_path, "alone", "off", world)
 
     used: list[int] = []  # records whose classification the worker computed ahead, per batch
+    prepared_ahead: list[int] = []  # records the worker prepared for saving, per batch
     real_save = ingest.save_batch
 
-    def save_batch(db, records, now=None, *, config=None, ahead=None):
+    def save_batch(db, records, now=None, *, config=None, ahead=None, prepared=None):
         used.append(len(ahead or {}))
+        prepared_ahead.append(sum(1 for p in prepared or [] if p is not None))
         time.sleep(0.2)  # a slow writer: the worker classifies the whole next batch meanwhile
-        return real_save(db, records, now, config=config, ahead=ahead)
+        return real_save(db, records, now, config=config, ahead=ahead, prepared=prepared)
 
     monkeypatch.setattr(ingest, "save_batch", save_batch)
     worker_reports, worker_digests, worker_rows = run_weeks(tmp_path, "worker", "on", world)
 
     assert sum(used) > 0, "the worker classified nothing ahead: the comparison would not test it"
+    assert sum(prepared_ahead) > 0, "the worker prepared nothing: the comparison would not test it"
     assert worker_reports == alone_reports
     assert worker_digests == alone_digests
     assert worker_rows.keys() == alone_rows.keys()

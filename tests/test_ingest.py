@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import pickle
 
 import pytest
 import sqlite_utils
 
 from crawler import dedup, ingest, store
+from crawler.matching import record_match_inputs
 from crawler.records import Record
-from tests.conftest import rows
+from tests.conftest import dump_tables, rows
 
 TITLE = "Esketamine nasal spray for treatment-resistant depression in older adults: a randomized trial"
 
@@ -219,3 +222,84 @@ def test_records_data_holds_the_abstract_once_and_older_files_drop_their_copy(tm
     (stored,) = store.load_work_records(db, [2])[2]
     assert stored == json.loads(json.dumps(record.to_dict()))  # the whole record, abstract included
     assert stored_classifications(db)[2] == reclassified_from_stored(db, make_config())[2]  # (work 1 saved without config)
+
+
+# --------------------------------------------------------------------------- records prepared ahead (the fetch worker)
+
+
+def edge_batches() -> list[list[Record]]:
+    """Records whose preparation ahead is not simply valid: stored values kept, a record updated twice in
+    one batch, values that do not read back as they are (an ISSN list, a date object), links that make a notice."""
+    first = article("pubmed", "41000101", ["Ito Hugo", "Ode Ana"], pmid="41000101")
+    first.journal, first.extra = "J Affect Disord", {"issn": "0165-0327"}
+    lacking = article("pubmed", "41000101", ["Ito Hugo", "Ode Ana"], pmid="41000101")
+    lacking.title, lacking.missing, lacking.extra = "(untitled)", ["title"], {"issn": "0165-0327", "volume": "12"}
+    twice = article("feed:jad", "S0165-9", ["Hugo Ito"])
+    again = article("feed:jad", "S0165-9", ["Hugo Ito", "Ana Ode"])
+    again.title = TITLE + " (corrected)"
+    listed = article("crossref", "10.1000/issn-list", ["Ode Ana", "Ito Hugo"], doi="10.1000/issn-list")
+    listed.journal, listed.extra = "J Affect Disord", {"issn": ["0165-0327", "1573-2517"], "volume": 3}
+    notice = article("pubmed", "41000102", ["Ito Hugo"], pmid="41000102")
+    notice.title = "Erratum: " + TITLE
+    notice.add_link("erratum_for", "pmid", "41000101")
+    dated = article("feed:jad", "S0165-10", ["Ana Ode"])
+    dated.published_on = __import__("datetime").date(2025, 3, 2)  # stored as its text: read back from the row
+    return [[first, twice, notice], [lacking, again, twice, listed, dated]]
+
+
+def save_both_ways(batches: list[list[Record]], first, second, config) -> int:
+    """Save ``batches`` into ``first`` computing everything from the records and rows as before (dedup reads
+    each record's stored row), and into ``second`` with each record prepared ahead on a copy that crossed a
+    pickle (as the fetch worker's do); return how many records went to dedup with prepared inputs."""
+    for batch in copy.deepcopy(batches):
+        ingest.save_batch(first, batch, "2026-11-20 06:00:00", config=config)
+    used = 0
+    for batch in batches:
+        batch = pickle.loads(pickle.dumps(batch))
+        prepared = [ingest.prepare_record(record) for record in pickle.loads(pickle.dumps(batch))]
+        used += sum(1 for p, r in zip(prepared, batch, strict=True) if p[1] is not None and not r.missing)
+        assert [p[1] for p in prepared] == [record_match_inputs(r) for r in batch]
+        ingest.save_batch(second, batch, "2026-11-20 06:00:00", config=config, prepared=prepared)
+    return used
+
+
+def test_records_prepared_ahead_are_stored_as_records_saved_without(tmp_path, make_config):
+    """Every row of every table is the same whether a record's row values, hash, fingerprint and keys were
+    computed ahead (on a copy, in another process) or by the writer from the record and its stored row: the
+    dedup corpus in each arrival order, and records whose preparation must be redone or read back."""
+    from tests.helpers import dedup_corpus
+
+    config = make_config()
+    cases = {order: dedup_corpus.ordered_batches(order) for order in dedup_corpus.ORDERS}
+    cases["edge"] = edge_batches()
+    for name, batches in cases.items():
+        first, second = store.open_db(tmp_path / f"{name}-1.db"), store.open_db(tmp_path / f"{name}-2.db")
+        used = save_both_ways(batches, first, second, config)
+        assert used >= sum(map(len, batches)) // 2, name  # most records took the prepared values
+        before, after = dump_tables(first), dump_tables(second)
+        assert after.keys() == before.keys()
+        for table in before:
+            assert after[table] == before[table], (name, table)
+        assert before["record_fingerprints"] and before["match_keys"]
+        if name == "edge":  # what it covers: the stored title kept, an update within a batch, a notice
+            assert rows(second, "SELECT title FROM records WHERE source_id = '41000101'") == [{"title": TITLE}]
+            assert rows(second, "SELECT title FROM records WHERE source_id = 'S0165-9'") == [{"title": TITLE}]  # changed back
+            assert rows(second, "SELECT kind FROM record_fingerprints ORDER BY record_id")[2] == {"kind": "notice"}
+        first.close()
+        second.close()
+
+
+def test_the_classified_corpus_is_stored_alike_prepared_ahead(tmp_path, make_config):
+    """The classification corpus's records (every source's wire format) in one batch each source."""
+    from tests.helpers.classify_corpus import parse_wire
+
+    by_source: dict[str, list[Record]] = {}
+    for (kind, _), record in parse_wire().items():
+        by_source.setdefault(kind, []).append(record)
+    batches = list(by_source.values())
+    first, second = store.open_db(tmp_path / "1.db"), store.open_db(tmp_path / "2.db")
+    used = save_both_ways(batches, first, second, make_config())
+    assert used >= sum(map(len, batches)) // 2
+    assert dump_tables(second) == dump_tables(first)
+    first.close()
+    second.close()

@@ -106,6 +106,7 @@ from crawler.store.summaries import FTS_COLUMNS, VIEWS, rebuild_work_summaries, 
 from crawler.store.works import (
     KEEPABLE_FIELDS,
     UNTITLED,
+    PreparedRow,
     SaveBatch,
     citation_value,
     count_records_by_source,
@@ -128,6 +129,7 @@ from crawler.store.works import (
     load_work_records,
     load_works_first_seen,
     merge_works,
+    prepare_record,
     refresh_work,
     refresh_work_authors,
     save_record,
@@ -136,6 +138,7 @@ from crawler.store.works import (
 
 __all__ = [
     "KEEPABLE_FIELDS",
+    "PreparedRow",
     "SaveBatch",
     "refresh_work_summaries",
     "rebuild_work_summaries",
@@ -225,6 +228,7 @@ __all__ = [
     "migrate",
     "migrations",
     "open_db",
+    "prepare_record",
     "recover_pending_deliveries",
     "refresh_work",
     "refresh_work_authors",

@@ -141,8 +141,84 @@ def _stored_row(db, record: Record) -> tuple[int, int, str] | None:
     ).fetchone()
 
 
+#: The ``records`` columns :func:`save_record` writes from the record alone, in the order of :func:`record_values`.
+RECORD_COLUMNS = (
+    "record_type",
+    "title",
+    "abstract",
+    "authors",
+    "structured_authors",
+    "journal",
+    *CITATION_FIELDS,
+    "published_on",
+    "entered_on",
+    "updated_on",
+    "url",
+    "publication_types",
+    "mesh_terms",
+    "keywords",
+    "language",
+    "version",
+    "data",
+    "content_hash",
+)
+_STRUCTURED_AUTHORS = RECORD_COLUMNS.index("structured_authors")
+_INSERT_RECORD = (
+    f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(RECORD_COLUMNS)})"
+    f" VALUES (?, ?, ?, ?, ?, ?, {marks(RECORD_COLUMNS)})"
+)
+_UPDATE_RECORD = (
+    f"UPDATE records SET {', '.join(f'{k} = ?' for k in RECORD_COLUMNS)}, last_seen_at = ?, changed_at = ? WHERE id = ?"
+)
+
+#: What :func:`prepare_record` computes: (content hash, the values of :data:`RECORD_COLUMNS`).
+PreparedRow = tuple[str, tuple]
+
+
+def prepare_record(record: Record, data: dict[str, Any] | None = None) -> PreparedRow:
+    """The record's content hash and ``records`` row values (:data:`RECORD_COLUMNS`): everything saving it
+    computes without the database, so that it can be computed ahead (in the fetch worker) and handed to
+    :func:`save_record` as ``prepared``. Valid while the record is not changed (a record with
+    ``missing`` fields may take stored values: :func:`save_record` recomputes it then). ``data``: the
+    record's :meth:`~crawler.records.Record.to_dict`, when the caller has it."""
+    data = data if data is not None else record.to_dict()
+    parts = json_parts(data)
+    digest = record.content_hash(data, parts)
+    return digest, record_values(record, parts, digest)
+
+
+def record_values(record: Record, parts: dict[str, str], digest: str) -> tuple:
+    """The values of :data:`RECORD_COLUMNS` (``parts``: the record's :func:`json_parts`, ``digest`` its hash)."""
+    return (
+        record.record_type,
+        record.title,
+        record.abstract,
+        parts["authors"],
+        dumps([a.to_dict() for a in record.structured_authors]),
+        record.journal,
+        *[citation_value(record.extra.get(name)) for name in CITATION_FIELDS],
+        record.published_on,
+        record.entered_on,
+        record.updated_on,
+        record.url,
+        parts["publication_types"],
+        parts["mesh_terms"],
+        parts["keywords"],
+        record.language,
+        record.version,
+        join_json_parts(parts, [k for k in parts if k != "abstract"]),  # data: the abstract has its own column
+        digest,
+    )
+
+
 def save_record(
-    db, record: Record, now: str, *, stored: dict[int, dict[str, Any]] | None = None, batch: SaveBatch | None = None
+    db,
+    record: Record,
+    now: str,
+    *,
+    stored: dict[int, dict[str, Any]] | None = None,
+    batch: SaveBatch | None = None,
+    prepared: PreparedRow | None = None,
 ) -> tuple[str, int]:
     """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id).
 
@@ -151,13 +227,19 @@ def save_record(
     new or updated record as written (``records.data`` with its abstract, stored values included) is put there
     under its id, so the batch can be classified without reading it back. With ``batch``
     (:class:`SaveBatch`, made for the records being saved), look-ups come from it and some writes are
-    queued in it: call its ``flush`` before reading the rows."""
+    queued in it: call its ``flush`` before reading the rows. ``prepared``: :func:`prepare_record` of this
+    record, computed ahead (not computed again; ignored when stored fields are kept)."""
     row = batch.row_of(record) if batch is not None else _stored_row(db, record)
     if row is not None and record.missing:
         _keep_stored_fields(db, row[0], record)
-    data = record.to_dict()
-    parts = json_parts(data)  # each field encoded once, for records.data, the hash and the JSON columns
-    digest = record.content_hash(data, parts)
+        prepared = None  # the record may have changed since
+    data: dict[str, Any] | None = None
+    if prepared is not None:
+        digest, values = prepared
+    else:
+        data = record.to_dict()
+        parts = json_parts(data)  # each field encoded once, for records.data, the hash and the JSON columns
+        digest = record.content_hash(data, parts)
     if row is not None and row[2] == digest:
         record_id = row[0]
         if batch is not None:
@@ -166,50 +248,25 @@ def save_record(
             db.conn.execute("UPDATE records SET last_seen_at = ? WHERE id = ?", [now, record_id])
         _save_trial_snapshot(db, record_id, record, now)
         return "unchanged", record_id
-    values = {
-        "record_type": record.record_type,
-        "title": record.title,
-        "abstract": record.abstract,
-        "authors": parts["authors"],
-        "structured_authors": dumps([a.to_dict() for a in record.structured_authors]),
-        "journal": record.journal,
-        **{name: citation_value(record.extra.get(name)) for name in CITATION_FIELDS},
-        "published_on": record.published_on,
-        "entered_on": record.entered_on,
-        "updated_on": record.updated_on,
-        "url": record.url,
-        "publication_types": parts["publication_types"],
-        "mesh_terms": parts["mesh_terms"],
-        "keywords": parts["keywords"],
-        "language": record.language,
-        "version": record.version,
-        "data": join_json_parts(parts, [k for k in parts if k != "abstract"]),  # the abstract has its own column
-        "content_hash": digest,
-    }
+    if prepared is None:
+        values = record_values(record, parts, digest)
     alone = False  # a new record on a work of its own, sharing no identifier with any stored work
     if row is None:
         existing = batch.works_with(record.identifiers) if batch is not None else _works_with_identifiers(db, record.identifiers)
         alone = not existing
         if batch is not None and not alone:
             batch.drop()
-        work_id = existing[0] if existing else _create_work(db, record, values["structured_authors"] or "[]", now)
-        cursor = db.conn.execute(
-            f"INSERT INTO records (source, source_id, work_id, first_seen_at, last_seen_at, changed_at, {', '.join(values)})"
-            f" VALUES (?, ?, ?, ?, ?, ?, {marks(values)})",
-            [record.source, record.source_id, work_id, now, now, now, *values.values()],
-        )
+        work_id = existing[0] if existing else _create_work(db, record, values[_STRUCTURED_AUTHORS] or "[]", now)
+        cursor = db.conn.execute(_INSERT_RECORD, [record.source, record.source_id, work_id, now, now, now, *values])
         record_id, status = cursor.lastrowid, "new"
     else:
         if batch is not None:
             batch.drop()
         record_id, work_id, _ = row
-        sets = ", ".join(f"{k} = ?" for k in values)
-        db.conn.execute(
-            f"UPDATE records SET {sets}, last_seen_at = ?, changed_at = ? WHERE id = ?", [*values.values(), now, now, record_id]
-        )
+        db.conn.execute(_UPDATE_RECORD, [*values, now, now, record_id])
         status = "updated"
     if stored is not None:
-        stored[record_id] = data
+        stored[record_id] = data if data is not None else record.to_dict()
     if alone and batch is not None and batch.valid:
         batch.saved_alone(record, record_id, work_id, digest)
         _save_trial_snapshot(db, record_id, record, now)
