@@ -22,8 +22,10 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -237,26 +239,25 @@ class _Windows:
         """Merged (first, last) ranges of the positions a match can start at; None: anywhere."""
         if not self.usable:
             return None
-        at = scan.anchor_at
-        width = self.width
-        starts: list[tuple[int, int]] = []
+        present = scan.anchors
+        if present.isdisjoint(self.anchors):
+            return []
+        counts = scan.anchor_counts
+        chosen: set[str] = set()
         for sets in self.alternatives:
             best: tuple[int, frozenset[str]] | None = None
             for choices in sets:  # the set whose strings occur least often
-                count = 0
-                for anchor in choices:
-                    found = at.get(anchor)
-                    if found:
-                        count += len(found)
+                occurring = choices & present
+                count = sum(map(counts.__getitem__, occurring)) if occurring else 0
                 if best is None or count < best[0]:
-                    best = (count, choices)
+                    best = (count, occurring)
                     if not count:
                         break
             if best is None or not best[0]:
                 continue  # this alternative cannot match here
-            for anchor in best[1]:
-                for start in at.get(anchor, ()):
-                    starts.append((max(0, start + len(anchor) - width), start))
+            chosen |= best[1]
+        width = self.width
+        starts = [(max(0, last + 1 - width), last + 1 - len(anchor)) for last, anchor in scan.found if anchor in chosen]
         if not starts:
             return []
         starts.sort()
@@ -364,10 +365,10 @@ def term_forms(term: str) -> tuple[list[str], bool, bool]:
 class Scan:
     """What one pass of the vocabulary's automaton found in a text: ``entries``, every occurrence of a plain term
     (word checks passed) as (start, end, key), left to right; ``keys``, the plain term keys found; ``anchors``,
-    the anchors of ``re:`` terms (:func:`regex_anchors`) that occur, and ``anchor_at`` where (worked out when
-    first read: only the windows of a long text need it); ``hits``, key -> (start, end) of each occurrence."""
+    the anchors of ``re:`` terms (:func:`regex_anchors`) that occur, ``found`` where (each occurrence's last
+    character and anchor) and ``anchor_counts`` how often; ``hits``, key -> (start, end) of each occurrence."""
 
-    __slots__ = ("entries", "keys", "anchors", "_found", "_anchor_at")
+    __slots__ = ("entries", "keys", "anchors", "found", "_counts")
 
     def __init__(
         self,
@@ -378,22 +379,16 @@ class Scan:
         self.entries = entries
         self.keys = {key for _, _, key in entries}
         self.anchors = anchors
-        self._found = found  # (last character, anchor) of each anchor occurrence, as the automaton gave them
-        self._anchor_at: dict[str, list[int]] | None = None
+        self.found = found or []  # (last character, anchor) of each anchor occurrence, as the automaton gave them
+        self._counts: dict[str, int] | None = None
 
     @property
-    def anchor_at(self) -> dict[str, list[int]]:
-        """anchor -> where each of its occurrences starts, in the order of their ends."""
-        at = self._anchor_at
-        if at is None:
-            at = self._anchor_at = {}
-            for last, anchor in self._found or ():
-                starts = at.get(anchor)
-                if starts is None:
-                    at[anchor] = [last - len(anchor) + 1]
-                else:
-                    starts.append(last - len(anchor) + 1)
-        return at
+    def anchor_counts(self) -> dict[str, int]:
+        """anchor -> how many times it occurs (counted when first read: only the windows of a long text need it)."""
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = Counter(map(itemgetter(1), self.found))
+        return counts
 
     @property
     def hits(self) -> dict[int, list[tuple[int, int]]]:
