@@ -32,7 +32,10 @@ ROLE_OF_CATEGORY = {
 }
 
 _LABEL = re.compile(r"^([a-z][a-z ,'/&-]{2,40}?)\s*:\s+")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[a-z0-9(\[])|\n+")
+#: Where sentences part: whitespace after ``.``, ``!`` or ``?`` before a lower-case letter, a digit or a bracket
+#: (``(?<=[.!?])\s+(?=[a-z0-9(\[])``), or line breaks (``\n+``); written to start with the whitespace every
+#: separator starts with, so that the expression engine tries only the whitespace, not every position.
+_SENTENCE = re.compile(r"\s(?:(?<=[.!?]\s)\s*(?=[a-z0-9(\[])|(?<=\n)\n*)")
 #: A sentence that states this work's aim or design: what follows it is no longer background.
 _AIM = re.compile(
     r"\b(we|(this|these|the present|our) ([a-z-]+ ){0,3}?(study|trial|analysis|report|paper|article|work|review|letter|case|cohort|survey)|"

@@ -631,3 +631,49 @@ def test_sample_size_expressions_match_as_written_with_a_word_start():
             assert found == [(m.span(), m.groups()) for m in plain.finditer(text)], text
             matched += bool(found)
     assert matched > 500
+
+
+def test_sentence_separators_split_as_written():
+    """Focus and evidence split abstracts with expressions that start with the whitespace every separator starts
+    with (the engine tries only whitespace): the same pieces as the expressions as first written, on random texts
+    of sentence ends, brackets, line breaks and other whitespace."""
+    import random
+    import re
+
+    from crawler import evidence, focus
+
+    written = {
+        focus._SENTENCE: re.compile(r"(?<=[.!?])\s+(?=[a-z0-9(\[])|\n+"),
+        evidence._SENTENCE: re.compile(r"(?<=[.!?;])\s+(?=[a-z0-9(])|\n+"),
+    }
+    rng = random.Random(1)
+    pieces = [
+        "a",
+        "b",
+        "1",
+        ".",
+        "!",
+        "?",
+        ";",
+        " ",
+        "  ",
+        "\n",
+        "\n\n",
+        "\t",
+        "(",
+        "[",
+        "X",
+        "\u00a0",
+        "\u2028",
+        ". ",
+        ".\n",
+        "; ",
+    ]
+    parted = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 15)))
+        for fast, plain in written.items():
+            split = fast.split(text)
+            assert split == plain.split(text), repr(text)
+            parted += len(split) > 1
+    assert parted > 10000
