@@ -94,9 +94,10 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
     role: str | None = None
     aim_seen = structured = labelled = False
     for sentence in sentences(text):
-        match = _LABEL.match(sentence)
-        if match and is_label(match.group(1)):
-            role = ROLE_OF_CATEGORY.get(category_of(match.group(1)) or "", "other")
+        match = _LABEL.match(sentence) if ":" in sentence else None  # a label ends with a colon
+        label_role = _label_role(match.group(1)) if match else None
+        if match is not None and label_role is not None:
+            role = label_role
             structured = labelled = True
             sentence = sentence[match.end() :]
         if role == "other":  # trial registration, funding: not about the study's subject
@@ -115,6 +116,13 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
     if not structured:
         return [("unknown" if r == "background?" else r, s) for r, s in out], False
     return [("background" if r == "background?" else r, s) for r, s in out], labelled
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_role(label: str) -> str | None:
+    """The role of the sentences under a section label, None when the words are no known label (remembered:
+    the same few labels head abstract after abstract)."""
+    return ROLE_OF_CATEGORY.get(category_of(label) or "", "other") if is_label(label) else None
 
 
 @functools.lru_cache(maxsize=64)
