@@ -66,12 +66,12 @@ def save_classifications(db, classifications, now: str | None = None) -> int:
     with db.atomic():
         stored = _stored(db, list(rows))
         changed = [work_id for work_id, row in rows.items() if stored.get(work_id) != row]
-        shown = {work_id for work_id in changed if _shown(stored.get(work_id)) != _shown(rows[work_id])}
         waiting: set[int] = set()
         for chunk in chunks(changed):
             waiting.update(
                 r[0] for r in db.conn.execute(f"SELECT work_id FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
             )
+        direct = [work_id for work_id in changed if work_id not in waiting]  # the others are summarised in full
         # one statement each for the relevance rows and the tags (a statement per row costs more than the row)
         insert_rows(
             db,
@@ -96,8 +96,8 @@ def save_classifications(db, classifications, now: str | None = None) -> int:
         )
         # the summaries (no trigger queues them, m015): only the classification's columns of a summary that was up
         # to date change; a work without a summary row (none made yet) is queued for the full one
-        direct = [work_id for work_id in changed if work_id not in waiting]
-        for chunk in chunks([work_id for work_id in direct if work_id in shown]):
+        shown = [work_id for work_id in direct if _shown(stored.get(work_id)) != _shown(rows[work_id])]
+        for chunk in chunks(shown):
             db.conn.execute(f"UPDATE work_summaries SET {_SUMMARY_COLUMNS} WHERE work_id IN ({marks(chunk)})", chunk)
         for chunk in chunks(direct):
             db.conn.execute(

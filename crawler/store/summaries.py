@@ -179,17 +179,18 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
 
 
 def summary_rows(db, select: str, params: list) -> list[list]:
-    """The ``work_summaries`` rows (values in column order) of what ``select`` gives (one of ``_SUMMARY_SELECTS``)."""
+    """The ``work_summaries`` rows (values in column order) of what ``select`` gives (one of ``_SUMMARY_SELECTS``):
+    its columns in that order, with ``authors_json`` where the three author columns go."""
     cursor = db.conn.execute(select, params)
     names = [d[0] for d in cursor.description]
+    at = names.index("authors_json")
+    if names[:at] + ["authors", "first_author", "author_count"] + names[at + 1 :] != _SUMMARY_COLUMNS:
+        raise ValueError(f"the summary SELECT's columns are not those of work_summaries: {names}")
     rows = []
     for values in cursor:
-        row = dict(zip(names, values))
-        people = [Author.from_dict(a) for a in json.loads(row.pop("authors_json") or "[]")]
-        row["authors"] = ", ".join(a.short for a in people if a.short) or None
-        row["first_author"] = people[0].short if people else None
-        row["author_count"] = len(people)
-        rows.append([row[c] for c in _SUMMARY_COLUMNS])
+        people = [Author.from_dict(a).short for a in json.loads(values[at] or "[]")]
+        authors = ", ".join(short for short in people if short) or None
+        rows.append([*values[:at], authors, people[0] if people else None, len(people), *values[at + 1 :]])
     return rows
 
 
