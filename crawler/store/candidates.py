@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from crawler.store.common import chunks, marks
@@ -60,53 +59,102 @@ def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
 def key_neighbours(
     db, wanted: list[tuple[int, list[str], int, int, str, list[str]]], block_limit: int
 ) -> tuple[set[int], set[int]]:
-    """For a whole batch in one statement, which records have other records under their blocking keys:
+    """For a whole batch in a few statements, which records have other records under their blocking keys:
     ``wanted`` holds ``(record_id, keys, first year, last year, kind, link kinds)`` each (year 0: records
     without a year). Returns two sets of record ids:
 
-    * those sharing a key with any other record within the years (an ``EXISTS`` that stops at the
-      first row of the key's group, however large the group);
+    * those sharing a key with any other record within the years;
     * those of them with a row that :func:`find_candidate_groups` could keep: of the record's kind on a
       work that is not the record's own and carries no conflicting identifier (two PMIDs, two DOIs…), or
       of one of its link kinds; and those with a key group over ``block_limit`` rows (cut and logged).
 
     A record outside the first set has no candidate at all; outside the second, none that the look-up
     would keep, while the works stay as they are (a merge changes works and identifiers: only the
-    first set holds after one)."""
-    pairs = [
-        [record_id, key, first, last, kind, "," + ",".join(links) + ","]
-        for record_id, keys, first, last, kind, links in wanted
-        for key in dict.fromkeys(keys)
-    ]
+    first set holds after one).
+
+    Each key's group is read once, within the years and up to ``block_limit + 1`` rows (its record ids);
+    the works and kinds of the distinct neighbours, then the identifiers of the works to compare, are read
+    with one query per chunk each, and the identifier test (a scheme both works carry, no identifier in
+    common: the look-up's) is made here, once per pair of works rather than once per key and row."""
+    conn = db.conn
     any_row: set[int] = set()
     kept: set[int] = set()
-    window = "m.key = q.key AND m.year BETWEEN q.lo AND q.hi AND m.record_id != q.rid"
-    for chunk in chunks(pairs, 2000):
-        for record_id, found, eligible, size in db.conn.execute(
-            f"""WITH p AS (SELECT json_extract(value, '$[0]') AS rid, json_extract(value, '$[1]') AS key,
-                                  json_extract(value, '$[2]') AS lo, json_extract(value, '$[3]') AS hi,
-                                  json_extract(value, '$[4]') AS kind, json_extract(value, '$[5]') AS links FROM json_each(?)),
-                     q AS (SELECT p.*, (SELECT work_id FROM records WHERE id = p.rid) AS mine FROM p)
-                SELECT q.rid, EXISTS (SELECT 1 FROM match_keys m WHERE {window}),
-                       EXISTS (SELECT 1 FROM match_keys m JOIN record_fingerprints f ON f.record_id = m.record_id
-                               JOIN records r ON r.id = m.record_id
-                               WHERE {window} AND r.work_id != q.mine
-                                 AND (instr(q.links, ',' || f.kind || ',') > 0
-                                      OR (f.kind = q.kind AND NOT EXISTS (
-                                          SELECT 1 FROM identifiers ci JOIN identifiers mi ON mi.scheme = ci.scheme AND mi.work_id = q.mine
-                                          WHERE ci.work_id = r.work_id
-                                            AND NOT EXISTS (SELECT 1 FROM identifiers cj JOIN identifiers m2
-                                                            ON m2.scheme = cj.scheme AND m2.value = cj.value
-                                                            WHERE cj.work_id = r.work_id AND m2.work_id = q.mine))))),
-                       (SELECT COUNT(*) FROM (SELECT 1 FROM match_keys m WHERE {window} LIMIT ?))
-                FROM q""",
-            [json.dumps(chunk), block_limit + 1],
+    near: dict[int, set[str]] = {}
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS key_neighbour_pairs (record_id, key, first_year, last_year)")
+    conn.execute("DELETE FROM temp.key_neighbour_pairs")
+    conn.executemany(
+        "INSERT INTO temp.key_neighbour_pairs VALUES (?, ?, ?, ?)",
+        [(record_id, key, first, last) for record_id, keys, first, last, _, _ in wanted for key in dict.fromkeys(keys)],
+    )
+    for record_id, found in conn.execute(
+        """SELECT p.record_id, (SELECT group_concat(record_id) FROM (SELECT m.record_id FROM match_keys m
+                  WHERE m.key = p.key AND m.year BETWEEN p.first_year AND p.last_year AND m.record_id != p.record_id LIMIT ?))
+           FROM temp.key_neighbour_pairs p""",
+        [block_limit + 1],
+    ):
+        if found is None:
+            continue
+        any_row.add(record_id)
+        ids = found.split(",")
+        if len(ids) > block_limit:
+            kept.add(record_id)
+        else:
+            near.setdefault(record_id, set()).update(ids)
+    conn.execute("DELETE FROM temp.key_neighbour_pairs")
+    near = {record_id: ids for record_id, ids in near.items() if record_id not in kept}
+    if not near:
+        return any_row, kept
+    work: dict[int, int] = {}
+    kind: dict[int, str] = {}
+    for chunk in chunks(sorted({int(i) for ids in near.values() for i in ids} | set(near))):
+        for record_id, work_id, record_kind in conn.execute(
+            f"""SELECT r.id, r.work_id, f.kind FROM records r LEFT JOIN record_fingerprints f ON f.record_id = r.id
+                WHERE r.id IN ({marks(chunk)})""",
+            chunk,
         ):
-            if found:
-                any_row.add(record_id)
-            if eligible or size > block_limit:
+            work[record_id] = work_id
+            if record_kind is not None:
+                kind[record_id] = record_kind
+    # the neighbour's work, when only the identifier test can tell whether the look-up keeps it
+    to_test: dict[int, set[int]] = {}
+    wanted_of = {record_id: (own_kind, "," + ",".join(links) + ",") for record_id, _, _, _, own_kind, links in wanted}
+    for record_id, ids in near.items():
+        mine = work.get(record_id)
+        own_kind, links = wanted_of[record_id]
+        for other in map(int, ids):
+            other_kind, other_work = kind.get(other), work.get(other)
+            if other_kind is None or other_work is None or mine is None or other_work == mine:
+                continue
+            if f",{other_kind}," in links:
                 kept.add(record_id)
+                break
+            if other_kind == own_kind:
+                to_test.setdefault(record_id, set()).add(other_work)
+    to_test = {record_id: works for record_id, works in to_test.items() if record_id not in kept}
+    if to_test:
+        identifiers = _work_identifiers(db, {w for works in to_test.values() for w in works} | {work[r] for r in to_test})
+        none: frozenset = frozenset()
+        for record_id, works in to_test.items():
+            mine_ids = identifiers.get(work[record_id], none)
+            mine_schemes = {scheme for scheme, _ in mine_ids}
+            for other_work in works:
+                other_ids = identifiers.get(other_work, none)
+                # kept unless a conflict: a scheme both carry, and no identifier in common
+                if not any(scheme in mine_schemes for scheme, _ in other_ids) or not mine_ids.isdisjoint(other_ids):
+                    kept.add(record_id)
+                    break
     return any_row, kept
+
+
+def _work_identifiers(db, work_ids: set[int]) -> dict[int, frozenset[tuple[str, str]]]:
+    """Each work's identifiers as ``(scheme, value)`` pairs (a work without any is left out)."""
+    found: dict[int, set[tuple[str, str]]] = {}
+    for chunk in chunks(sorted(work_ids)):
+        for work_id, scheme, value in db.conn.execute(
+            f"SELECT work_id, scheme, value FROM identifiers WHERE work_id IN ({marks(chunk)})", chunk
+        ):
+            found.setdefault(work_id, set()).add((scheme, value))
+    return {work_id: frozenset(pairs) for work_id, pairs in found.items()}
 
 
 def find_candidates(
