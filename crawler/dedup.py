@@ -440,9 +440,9 @@ def _fuzzy_preprint_links(
 ) -> dict[tuple[int, int, str, str], int]:
     links: dict[tuple[int, int, str, str], int] = {}
     for row in fingerprints:
+        if row["kind"] not in ("preprint", "article") or (read or {}).get(row["record_id"]) == ([], []):
+            continue  # no link kind, or no candidate read (nothing to compare, no cut group to log)
         fp = Fingerprint.from_row(row)
-        if fp.kind not in ("preprint", "article"):
-            continue
         for cand, match in find_matches(db, row["record_id"], fp, "link", candidates_read=(read or {}).get(row["record_id"])):
             if cand["work_id"] == work_id:
                 continue
