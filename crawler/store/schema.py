@@ -586,6 +586,12 @@ def m015_classification_queues_its_summaries(db: sqlite_utils.Database) -> None:
             db.execute(f"DROP TRIGGER IF EXISTS {table}_queue_{event}")
 
 
+#: SQLite's page cache per connection, in KiB (allocated as pages are read, up to this): SQLite's default of 2 MiB
+#: is smaller than one backfill batch's pages once the blocking keys and records of a corpus outgrow it, and each
+#: page read again is a system call and a copy (a dirty page evicted mid-transaction is written twice)
+CACHE_KIB = 64 * 1024
+
+
 def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
     busy timeout: a write waits up to ``busy_timeout`` seconds for another program's write lock."""
@@ -603,6 +609,7 @@ def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float
     db = sqlite_utils.Database(path)
     db.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     db.conn.execute("PRAGMA foreign_keys = ON")
+    db.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     if str(path) != ":memory:":
         db.enable_wal()
     return db
