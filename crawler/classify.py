@@ -363,7 +363,7 @@ def classify_works(
     """(Re)classify these works (merged ones: their survivor) and store the results unless dry_run.
 
     ``known``: work id -> all its records' ``records.data``, already in memory (not read again).
-    ``ahead``: work id -> its classification, already computed from those records (not computed again)."""
+    ``ahead``: work id -> its classification, already computed from those records (not computed again, nor read)."""
     vocabulary = build_vocabulary(config.topic)
     ids = sorted(set(store.load_current_work_ids(db, list(work_ids))))
     known = known or {}
@@ -371,12 +371,12 @@ def classify_works(
     results = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        records = store.load_work_records(db, [w for w in chunk if w not in known])
+        records = store.load_work_records(db, [w for w in chunk if w not in known and w not in ahead])
         records.update((w, known[w]) for w in chunk if w in known)
         batch = [
             ahead[work_id] if work_id in ahead else classify_records(records[work_id], vocabulary, today, work_id)
             for work_id in chunk
-            if records.get(work_id)
+            if work_id in ahead or records.get(work_id)
         ]
         if not dry_run:
             store.save_classifications(db, batch)
@@ -414,14 +414,15 @@ def _works_in_memory(
     db, stored: dict[int, dict[str, Any]], alone: dict[int, Classification]
 ) -> tuple[dict[int, list[dict[str, Any]]], dict[int, Classification]]:
     """work id -> its records' data, for the works all of whose records are in ``stored`` (in id order);
-    and work id -> its classification, for the works whose only record is one of ``alone``."""
+    and work id -> its classification, for the works whose only record is one of ``alone`` (whose data is
+    not read: ``stored`` may make it when read, :class:`crawler.store.WrittenRecords`)."""
     by_work: dict[int, list[int]] = {}
     sizes: dict[int, int] = {}
     for record_id, (work_id, count) in store.load_record_works(db, list(stored)).items():
         by_work.setdefault(work_id, []).append(record_id)
         sizes[work_id] = count
-    known = {w: [stored[r] for r in sorted(ids)] for w, ids in by_work.items() if len(ids) == sizes[w]}
     ahead = {w: replace(alone[ids[0]], work_id=w) for w, ids in by_work.items() if sizes[w] == 1 and ids[0] in alone}
+    known = {w: [stored[r] for r in sorted(ids)] for w, ids in by_work.items() if len(ids) == sizes[w] and w not in ahead}
     return known, ahead
 
 

@@ -71,7 +71,7 @@ def save_batch(
     records = list(records)
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     changed: list[int] = []
-    stored: dict[int, dict] = {}  # record id -> the record as written (new and updated records)
+    stored = store.WrittenRecords()  # record id -> the record as written (new and updated records)
     alone: dict[int, classify.Classification] = {}  # record id -> its classification computed ahead
     inputs: dict[int, MatchInputs] = {}  # record id -> dedup's inputs, prepared ahead from the record as saved
     with db.atomic():

@@ -10,7 +10,7 @@ import pickle
 import pytest
 import sqlite_utils
 
-from crawler import dedup, ingest, store
+from crawler import classify, clock, dedup, ingest, store
 from crawler.matching import record_match_inputs
 from crawler.records import Record
 from tests.conftest import dump_tables, rows
@@ -250,16 +250,20 @@ def edge_batches() -> list[list[Record]]:
 def save_both_ways(batches: list[list[Record]], first, second, config) -> int:
     """Save ``batches`` into ``first`` computing everything from the records and rows as before (dedup reads
     each record's stored row), and into ``second`` with each record prepared ahead on a copy that crossed a
-    pickle (as the fetch worker's do); return how many records went to dedup with prepared inputs."""
+    pickle, and every other one classified ahead (as the fetch worker's); return how many records went to
+    dedup with prepared inputs."""
     for batch in copy.deepcopy(batches):
         ingest.save_batch(first, batch, "2026-11-20 06:00:00", config=config)
     used = 0
+    vocabulary = classify.build_vocabulary(config.topic)
     for batch in batches:
         batch = pickle.loads(pickle.dumps(batch))
         prepared = [ingest.prepare_record(record) for record in pickle.loads(pickle.dumps(batch))]
         used += sum(1 for p, r in zip(prepared, batch, strict=True) if p[1] is not None and not r.missing)
         assert [p[1] for p in prepared] == [record_match_inputs(r) for r in batch]
-        ingest.save_batch(second, batch, "2026-11-20 06:00:00", config=config, prepared=prepared)
+        # and classified ahead, as the worker does: such a record's data is then never made
+        ahead = {i: classify.classify_records([r], vocabulary, clock.today()) for i, r in enumerate(batch) if i % 2}
+        ingest.save_batch(second, batch, "2026-11-20 06:00:00", config=config, prepared=prepared, ahead=ahead)
     return used
 
 

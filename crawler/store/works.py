@@ -141,6 +141,28 @@ def _stored_row(db, record: Record) -> tuple[int, int, str] | None:
     ).fetchone()
 
 
+class WrittenRecords(dict):
+    """record id -> the record as written (its ``to_dict()``: ``records.data`` with its abstract), for
+    :func:`save_record`'s ``stored``. A record saved from prepared values is kept as it is and made into its dict
+    when first read (a new record whose work takes a classification computed ahead is never read)."""
+
+    def __getitem__(self, record_id: int) -> dict[str, Any]:
+        value = dict.__getitem__(self, record_id)
+        if type(value) is not dict:
+            value = value.to_dict()
+            dict.__setitem__(self, record_id, value)
+        return value
+
+    def get(self, record_id, default=None):
+        return self[record_id] if record_id in self else default
+
+    def values(self):
+        return [self[record_id] for record_id in self]
+
+    def items(self):
+        return [(record_id, self[record_id]) for record_id in self]
+
+
 #: The ``records`` columns :func:`save_record` writes from the record alone, in the order of :func:`record_values`.
 RECORD_COLUMNS = (
     "record_type",
@@ -225,7 +247,7 @@ def save_record(
     A record whose answer lacked a required field (``record.missing``) never overwrites the stored
     value of that field: the stored one is kept, and a warning names the record. With ``stored``, a
     new or updated record as written (``records.data`` with its abstract, stored values included) is put there
-    under its id, so the batch can be classified without reading it back. With ``batch``
+    under its id (in a :class:`WrittenRecords`, when read), so the batch can be classified without reading it back. With ``batch``
     (:class:`SaveBatch`, made for the records being saved), look-ups come from it and some writes are
     queued in it: call its ``flush`` before reading the rows. ``prepared``: :func:`prepare_record` of this
     record, computed ahead (not computed again; ignored when stored fields are kept)."""
@@ -266,7 +288,12 @@ def save_record(
         db.conn.execute(_UPDATE_RECORD, [*values, now, now, record_id])
         status = "updated"
     if stored is not None:
-        stored[record_id] = data if data is not None else record.to_dict()
+        if data is not None:
+            stored[record_id] = data
+        elif isinstance(stored, WrittenRecords):
+            dict.__setitem__(stored, record_id, record)  # made into its dict if read
+        else:
+            stored[record_id] = record.to_dict()
     if alone and batch is not None and batch.valid:
         batch.saved_alone(record, record_id, work_id, digest)
         _save_trial_snapshot(db, record_id, record, now)
