@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import itertools
 import ssl
 from email import policy
 
@@ -11,7 +12,7 @@ import pytest
 import trustme
 
 from crawler import store
-from crawler.digest import digest_due, run_digest
+from crawler.digest import build_message, digest_due, run_digest
 from tests.conftest import rows
 from tests.helpers.records import article
 from tests.helpers.smtp import email_section
@@ -228,3 +229,36 @@ def test_transient_failure_is_retried_then_delivered(make_config, db, smtp_serve
     assert [d.status for d in result.deliveries] == ["sent"]
     assert handler.attempts == 3 and len(handler.messages) == 1
     assert rows(db, "SELECT status FROM digest_deliveries") == [{"status": "sent"}]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        # the subject of a first run with every source down (the dash fell where Python's folder wrote an empty word)
+        "[litmon] Ketamine and esketamine for depression: 0 new — 17 sources failed (2026-11-29 to 2026-12-06)",
+        # CPython gh-136052's own example: an empty encoded word before the fold
+        "Re: some few filler words here RE: Routeraustausch und übriggebliebene Glasfaser",
+        *(f"[litmon] {'x' * n} Ketamine: 3 new — 1 source failed (2026-11-29 to 2026-12-06) élan" for n in range(0, 80, 7)),
+    ],
+)
+def test_non_ascii_subject_is_folded_into_valid_encoded_words(make_config, subject):
+    """Every subject outside ASCII is written as self-contained RFC 2047 words (no empty one, none glued to the
+    next, every line within 78 characters) in both wire forms, and reads back as the same text."""
+    message = build_message(make_config(), subject, "text", "<p>html</p>", "a@example.org")
+    for wire in (bytes(message), message.as_bytes(policy=message.policy.clone(linesep="\r\n"))):
+        head = wire.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("ascii")
+        subject_lines = head.split("Subject: ", 1)[1].split("\n")
+        folded = [subject_lines[0], *itertools.takewhile(lambda line: line.startswith(" "), subject_lines[1:])]
+        assert all(len(line) <= 78 - len("Subject: ") * (index == 0) for index, line in enumerate(folded)), folded
+        raw = " ".join(line.strip() for line in folded)
+        assert "?q??=" not in raw.lower() and "?b??=" not in raw.lower() and "?==?" not in raw, raw
+        assert email.message_from_bytes(wire, policy=policy.default)["Subject"] == subject
+
+
+def test_ascii_subject_is_written_as_it_is(make_config):
+    subject = "[litmon] Ketamine and esketamine for depression: 2 new (2026-11-29 to 2026-12-06)"
+    message = build_message(make_config(), subject, "text", "<p>html</p>", "a@example.org")
+    wire = bytes(message)
+    head = wire.split(b"\n\n", 1)[0].decode("ascii")
+    assert "Subject: [litmon] Ketamine and esketamine" in head and "=?" not in head  # readable, not encoded
+    assert email.message_from_bytes(wire, policy=policy.default)["Subject"] == subject

@@ -14,6 +14,7 @@ import smtplib
 import ssl
 import time
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
@@ -23,6 +24,21 @@ from crawler.digest.render import ATTACHMENT_NAME
 from crawler.errors import DeliveryError, UsageError
 
 log = logging.getLogger("crawler.digest")
+
+
+class EncodedSubject(str):
+    """A subject outside ASCII, folded into RFC 2047 encoded words by :mod:`email.header` instead of the default
+    policy's folder. That folder can write an empty encoded word (``=?utf-8?q??=``, CPython gh-136052) or two
+    encoded words with no space between them (gh-144156) when a fold falls next to a non-ASCII character (the
+    digest subject's dash): some mail clients then show the raw text, and Yahoo refuses the message as an
+    invalid Subject header. ``email.header`` writes self-contained words of at most 75 characters, each on its
+    own folded line; readers decode them to the same text."""
+
+    name = "Subject"
+
+    def fold(self, *, policy) -> str:
+        encoded = Header(str(self), "utf-8", maxlinelen=min(policy.max_line_length or 78, 78), header_name=self.name)
+        return f"{self.name}: {encoded.encode(linesep=policy.linesep)}{policy.linesep}"
 
 
 @dataclass
@@ -42,7 +58,7 @@ def build_message(
 ) -> EmailMessage:
     """The digest e-mail: text and HTML alternatives, the items as a RIS attachment, list headers."""
     message = EmailMessage()
-    message["Subject"] = digest_subject
+    message["Subject"] = digest_subject if digest_subject.isascii() else EncodedSubject(digest_subject)
     message["From"] = config.email.sender
     if recipient and recipient != "outbox":
         message["To"] = recipient
