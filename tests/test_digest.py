@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import itertools
+import re
 import ssl
 from email import policy
 
@@ -12,6 +13,7 @@ import pytest
 import trustme
 
 from crawler import store
+from crawler.config import load_config
 from crawler.digest import build_message, digest_due, run_digest
 from tests.conftest import rows
 from tests.helpers.records import article
@@ -231,6 +233,16 @@ def test_transient_failure_is_retried_then_delivered(make_config, db, smtp_serve
     assert rows(db, "SELECT status FROM digest_deliveries") == [{"status": "sent"}]
 
 
+def _head_lines(wire: bytes) -> list[str]:
+    return wire.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("ascii").split("\n")
+
+
+def _folded(lines: list[str], name: str) -> list[str]:
+    """The lines of one header: its own line and the folded lines after it."""
+    start = next(index for index, line in enumerate(lines) if line.startswith(f"{name}:"))
+    return [lines[start], *itertools.takewhile(lambda line: line.startswith(" "), lines[start + 1 :])]
+
+
 @pytest.mark.parametrize(
     "subject",
     [
@@ -241,18 +253,26 @@ def test_transient_failure_is_retried_then_delivered(make_config, db, smtp_serve
         *(f"[litmon] {'x' * n} Ketamine: 3 new — 1 source failed (2026-11-29 to 2026-12-06) élan" for n in range(0, 80, 7)),
     ],
 )
-def test_non_ascii_subject_is_folded_into_valid_encoded_words(make_config, subject):
-    """Every subject outside ASCII is written as self-contained RFC 2047 words (no empty one, none glued to the
-    next, every line within 78 characters) in both wire forms, and reads back as the same text."""
-    message = build_message(make_config(), subject, "text", "<p>html</p>", "a@example.org")
+def test_non_ascii_subject_and_list_name_are_folded_into_valid_encoded_words(make_config, subject):
+    """A subject and a list name (the topic's) outside ASCII are written as self-contained RFC 2047 words (no
+    empty one, none glued to the next, every encoded line within 78 characters) in both wire forms, and read back
+    as the same text."""
+    config = make_config()
+    config.topic["name"] = subject.removeprefix("[litmon] ")  # a topic named outside ASCII: the List-Id's phrase
+    message = build_message(config, subject, "text", "<p>html</p>", "a@example.org")
     for wire in (bytes(message), message.as_bytes(policy=message.policy.clone(linesep="\r\n"))):
-        head = wire.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("ascii")
-        subject_lines = head.split("Subject: ", 1)[1].split("\n")
-        folded = [subject_lines[0], *itertools.takewhile(lambda line: line.startswith(" "), subject_lines[1:])]
-        assert all(len(line) <= 78 - len("Subject: ") * (index == 0) for index, line in enumerate(folded)), folded
-        raw = " ".join(line.strip() for line in folded)
-        assert "?q??=" not in raw.lower() and "?b??=" not in raw.lower() and "?==?" not in raw, raw
-        assert email.message_from_bytes(wire, policy=policy.default)["Subject"] == subject
+        lines = _head_lines(wire)
+        for name in ("Subject", "List-Id"):
+            folded = _folded(lines, name)
+            encoded = [line for line in folded if "=?" in line]
+            assert encoded and all(len(line) <= 78 for line in encoded), folded
+            raw = " ".join(line.strip() for line in folded)
+            assert "?q??=" not in raw.lower() and "?b??=" not in raw.lower() and "?==?" not in raw, raw
+        received = email.message_from_bytes(wire, policy=policy.default)
+        assert received["Subject"] == subject
+        assert received["List-Id"].startswith(f"{config.topic['name']} <") and received["List-Id"].endswith(
+            ".litmon.example.org>"
+        )
 
 
 def test_ascii_subject_is_written_as_it_is(make_config):
@@ -262,3 +282,20 @@ def test_ascii_subject_is_written_as_it_is(make_config):
     head = wire.split(b"\n\n", 1)[0].decode("ascii")
     assert "Subject: [litmon] Ketamine and esketamine" in head and "=?" not in head  # readable, not encoded
     assert email.message_from_bytes(wire, policy=policy.default)["Subject"] == subject
+
+
+def test_list_unsubscribe_is_written_as_it_is(make_config, db):
+    """RFC 2369's <mailto:…> on its header line, as it is: Python's folder had turned the shipped topic's
+    (longer than a line, nothing to fold at) into RFC 2047 encoded words, which mail clients do not offer."""
+    config = make_config()
+    config.topic["name"] = load_config(None).topic["name"]  # the shipped topic's name: its header is longer than a line
+    store.save_records(db, [article("101", "Recent esketamine trial", "2026-11-20")], now="2026-11-23 06:00:00")
+
+    result = run_digest(config, db, now=NOW)
+
+    wire = open(result.deliveries[0].path, "rb").read()
+    folded = _folded(_head_lines(wire), "List-Unsubscribe")
+    slug = re.sub(r"[^a-z0-9]+", "-", config.topic["name"].lower()).strip("-")
+    expected = f"<mailto:{config.contact_email}?subject=unsubscribe%20{slug}>"
+    assert "".join(folded) == f"List-Unsubscribe: {expected}"  # unfolded: as it is, no encoded word
+    assert parse_eml(result.deliveries[0].path)["List-Unsubscribe"] == expected

@@ -26,19 +26,55 @@ from crawler.errors import DeliveryError, UsageError
 log = logging.getLogger("crawler.digest")
 
 
-class EncodedSubject(str):
-    """A subject outside ASCII, folded into RFC 2047 encoded words by :mod:`email.header` instead of the default
-    policy's folder. That folder can write an empty encoded word (``=?utf-8?q??=``, CPython gh-136052) or two
-    encoded words with no space between them (gh-144156) when a fold falls next to a non-ASCII character (the
-    digest subject's dash): some mail clients then show the raw text, and Yahoo refuses the message as an
-    invalid Subject header. ``email.header`` writes self-contained words of at most 75 characters, each on its
-    own folded line; readers decode them to the same text."""
+class EncodedHeader(str):
+    """A header value outside ASCII, its text (a subject, or a list's name before its id) folded into
+    RFC 2047 encoded words by :mod:`email.header` instead of the default policy's folder. That folder can write an
+    empty encoded word (``=?utf-8?q??=``, CPython gh-136052) or two encoded words with no space between them
+    (gh-144156) when a fold falls next to a non-ASCII character (the digest subject's dash): some mail clients
+    then show the raw text, and Yahoo refuses the message as an invalid header. ``email.header`` writes
+    self-contained words of at most 75 characters, each on its own folded line, with only the characters RFC 2047
+    allows in a phrase; ``address`` (``<…>``) follows on a line of its own. Readers decode it to the same text,
+    which is also this string's value."""
 
-    name = "Subject"
+    name: str
+    text: str
+    address: str
+
+    def __new__(cls, name: str, text: str, address: str = "") -> EncodedHeader:
+        value = super().__new__(cls, f"{text} <{address}>" if address else text)
+        value.name, value.text, value.address = name, text, address
+        return value
 
     def fold(self, *, policy) -> str:
-        encoded = Header(str(self), "utf-8", maxlinelen=min(policy.max_line_length or 78, 78), header_name=self.name)
-        return f"{self.name}: {encoded.encode(linesep=policy.linesep)}{policy.linesep}"
+        encoded = Header(self.text, "utf-8", maxlinelen=min(policy.max_line_length or 78, 78), header_name=self.name)
+        tail = f"{policy.linesep} <{self.address}>" if self.address else ""
+        return f"{self.name}: {encoded.encode(linesep=policy.linesep)}{tail}{policy.linesep}"
+
+
+class VerbatimHeader(str):
+    """An ASCII header value written as it is, on one line (at most ~170 characters here, within the 998 of
+    RFC 5322). The default policy's folder turns a value longer than a line with no space to fold at into RFC 2047
+    encoded words: for ``List-Unsubscribe`` (RFC 2369 wants its ``<mailto:…>`` as it is) that hid the
+    unsubscribe address from mail clients."""
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> VerbatimHeader:
+        if not value.isascii() or "\n" in value or "\r" in value:
+            raise ValueError(f"{name}: a verbatim header value must be ASCII on one line, got {value!r}")
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+def header_value(name: str, text: str, address: str = "") -> str:
+    """``text`` (with ``<address>`` after it) as a header value: as it is in ASCII, else :class:`EncodedHeader`."""
+    if text.isascii():
+        return f"{text} <{address}>" if address else text
+    return EncodedHeader(name, text, address)
 
 
 @dataclass
@@ -58,7 +94,7 @@ def build_message(
 ) -> EmailMessage:
     """The digest e-mail: text and HTML alternatives, the items as a RIS attachment, list headers."""
     message = EmailMessage()
-    message["Subject"] = digest_subject if digest_subject.isascii() else EncodedSubject(digest_subject)
+    message["Subject"] = header_value("Subject", digest_subject)
     message["From"] = config.email.sender
     if recipient and recipient != "outbox":
         message["To"] = recipient
@@ -66,8 +102,10 @@ def build_message(
     domain = config.email.sender.rsplit("@", 1)[-1].strip("> ") or "litmon.local"
     message["Message-ID"] = make_msgid("litmon", domain=domain)
     slug = re.sub(r"[^a-z0-9]+", "-", config.topic["name"].lower()).strip("-")[:60] or "digest"
-    message["List-Id"] = f"{config.topic['name']} <{slug}.litmon.{domain}>"
-    message["List-Unsubscribe"] = f"<mailto:{config.contact_email}?subject=unsubscribe%20{slug}>"
+    message["List-Id"] = header_value("List-Id", config.topic["name"], f"{slug}.litmon.{domain}")
+    unsubscribe = f"<mailto:{config.contact_email}?subject=unsubscribe%20{slug}>"
+    # as it is: a URL longer than a line must not become encoded words (mail clients would not offer it)
+    message["List-Unsubscribe"] = VerbatimHeader("List-Unsubscribe", unsubscribe) if unsubscribe.isascii() else unsubscribe
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
