@@ -412,6 +412,7 @@ class _Vocabulary:
         self.anchors: set[str] = set()
         self.automaton: Any = None
         self.generation = 0
+        self.longest = 0  # characters of the longest literal in the automaton
 
     def key(self, term: str) -> int:
         pattern = term_pattern(term)
@@ -450,6 +451,7 @@ class _Vocabulary:
             automaton.add_word(literal, (len(literal), literal if literal in self.anchors else None, found))
         if len(automaton):
             automaton.make_automaton()
+        self.longest = max(map(len, set(self.forms) | self.anchors), default=0)
         self.automaton = automaton
         return automaton
 
@@ -483,6 +485,49 @@ class _Vocabulary:
                 entries.append((start, last + 1, key))
         entries.sort()
         return Scan(entries, frozenset([anchor for _, anchor in anchors]), anchors)
+
+    def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:
+        """The scan of ``text``, which differs from the text of ``scan`` (same length) only inside ``ranges``
+        ((start, end) of each changed piece, e.g. blanked exclusions): what ``scan(text)`` finds, but only the
+        neighbourhood of each range is scanned again.
+
+        An occurrence (start, end) can be found or lost only if it overlaps a range [a, b) or its word checks read
+        a character in it: start <= b and end >= a. Such occurrences are at most ``longest`` characters from the
+        range, so a window of the new text one character wider still holds them, with the characters their word
+        checks read; every other occurrence of ``scan`` is kept as it was."""
+        if self.automaton is None or not ranges:  # rules compiled since the first scan: scan it all
+            return self.scan(text)
+        reach = self.longest + 1
+        groups: list[list[int]] = []
+        for low, high in sorted(ranges):  # ranges whose windows touch are one group
+            if groups and low - reach <= groups[-1][1] + reach:
+                groups[-1][1] = max(groups[-1][1], high)
+            else:
+                groups.append([low, high])
+        size = len(text)
+        entries = scan.entries
+        found = scan.found
+        for low, high in groups:
+            entries = [entry for entry in entries if entry[0] > high or entry[1] < low]
+            found = [item for item in found if item[0] + 1 - len(item[1]) > high or item[0] + 1 < low]
+        entries = list(entries)
+        found = list(found)
+        for low, high in groups:
+            start = max(0, low - reach)
+            window = self.scan(text[start : min(size, high + reach)])
+            entries.extend(
+                (first + start, last + start, key)
+                for first, last, key in window.entries
+                if first + start <= high and last + start >= low
+            )
+            found.extend(
+                (last + start, anchor)
+                for last, anchor in window.found
+                if last + start + 1 - len(anchor) <= high and last + start + 1 >= low
+            )
+        entries.sort()
+        found.sort(key=itemgetter(0))
+        return Scan(entries, frozenset([anchor for _, anchor in found]), found)
 
 
 _VOCABULARY = _Vocabulary()
@@ -521,7 +566,7 @@ class WorkCache:
     def __init__(self) -> None:
         self.generation = _VOCABULARY.generation
         self.scans: dict[str, Scan] = {}
-        self.blanked: dict[tuple[Any, str], tuple[str, list[str]]] = {}
+        self.blanked: dict[tuple[Any, str], tuple[str, list[str], list[tuple[int, int]]]] = {}
         self.memo: dict[Any, Any] = {}
 
     def scan(self, text: str) -> Scan:
@@ -531,6 +576,15 @@ class WorkCache:
         found = self.scans.get(text)
         if found is None:
             found = self.scans[text] = _VOCABULARY.scan(text)
+        return found
+
+    def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:
+        """The scan of ``text``, derived from ``scan`` (of a text it differs from only inside ``ranges``)."""
+        if self.generation != _VOCABULARY.generation:
+            return self.scan(text)
+        found = self.scans.get(text)
+        if found is None:
+            found = self.scans[text] = _VOCABULARY.rescan(text, scan, ranges)
         return found
 
 
@@ -600,10 +654,11 @@ class _Terms:
             return None
         return self.windows.search(text, scan)
 
-    def blank(self, text: str, scan: Scan) -> tuple[str, list[str]]:
+    def blank(self, text: str, scan: Scan) -> tuple[str, list[str], list[tuple[int, int]]]:
         """The text with every match replaced by spaces (plain terms first, then the ``re:`` expression on
-        the result), and the words blanked, in order."""
+        the result), the words blanked, in order, and (start, end) of each piece blanked."""
         found: list[str] = []
+        ranges: list[tuple[int, int]] = []
         plain = self._plain(scan)
         if plain:
             pieces, position = [], 0
@@ -612,6 +667,7 @@ class _Terms:
                 if words not in found:
                     found.append(words)
                 pieces += [text[position:start], " " * (end - start)]
+                ranges.append((start, end))
                 position = end
             blanked = "".join(pieces) + text[position:]
         else:
@@ -622,10 +678,11 @@ class _Terms:
                 words = _whole_words(match.string, match.start(), match.end())
                 if words not in found:
                     found.append(words)
+                ranges.append(match.span())
                 return " " * len(match.group(0))
 
             blanked = self.regex.sub(blank, blanked)
-        return blanked, found
+        return blanked, found, ranges
 
 
 _COMPILED: dict[tuple[str, ...], _Terms] = {}
@@ -833,8 +890,8 @@ class TermRule:
                         excluded.append(words)
                 if done[0] == text:
                     pairs.append((text, found))
-                else:  # blanking may make and unmake matches: the blanked text is scanned
-                    pairs.append((done[0], doc.cache.scan(done[0])))
+                else:  # blanking may make and unmake matches: the blanked text's scan, derived from the text's
+                    pairs.append((done[0], doc.cache.rescan(done[0], found, done[2])))
                     changed = True
             blanked.append((name, pairs))
         return blanked, changed

@@ -334,3 +334,74 @@ def test_re_terms_tried_around_their_anchors_match_as_on_the_whole_text(monkeypa
             assert (first and first.span()) == (whole and whole.span())
             checked += bool(whole)
     assert checked > 100
+
+
+def same_scan(derived, scanned) -> None:
+    assert derived.entries == scanned.entries
+    assert sorted(derived.found) == sorted(scanned.found)
+    assert derived.anchors == scanned.anchors and derived.keys == scanned.keys
+
+
+def test_a_blanked_texts_scan_derived_from_the_texts_is_what_a_new_scan_finds():
+    """Random pieces of random texts made of the shipped vocabulary's words blanked: the scan derived from the
+    text's (only around the pieces) finds what scanning the blanked text finds, word checks at the edges included."""
+    shipped_vocabulary()  # its terms and anchors in the automaton
+    rng = random.Random(21)
+    words = [
+        "oral",
+        "antidepressant",
+        "ketamine",
+        "esketamine",
+        "respiratory",
+        "depression",
+        "ion",
+        "nasal",
+        "spray",
+        "post",
+        "traumatic",
+        "stress",
+        "i.v.",
+        "(r)",
+        "ketamin",
+        "not",
+        "respond",
+        "to",
+        "two",
+        "year",
+        "old",
+        "x",
+        "é",
+    ]
+    glue = [" ", " ", "-", "", ". ", "; ", "\t", "\n"]
+    checked = 0
+    for _ in range(400):
+        text = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 60)))
+        ranges = []
+        for _ in range(rng.randint(1, 4)):
+            start = rng.randrange(len(text))
+            ranges.append((start, min(len(text), start + rng.randint(1, 25))))
+        blanked = list(text)
+        for start, end in ranges:
+            blanked[start:end] = " " * (end - start)
+        blanked_text = "".join(blanked)
+        same_scan(
+            terms._VOCABULARY.rescan(blanked_text, terms._VOCABULARY.scan(text), ranges), terms._VOCABULARY.scan(blanked_text)
+        )
+        checked += bool(terms._VOCABULARY.scan(text).entries)
+    assert checked > 300
+
+
+def test_every_exclusion_list_blanked_in_every_fixture_text_derives_the_same_scan():
+    vocabulary = shipped_vocabulary()
+    lists = {rule._exclude for rule in vocabulary.concepts + vocabulary.noise + vocabulary.tags if rule._exclude is not None}
+    blanked = 0
+    for records in every_fixture_work():
+        doc = classify.build_facts(records).doc
+        for text in doc.titles + doc.abstracts + doc.keywords + doc.trial:
+            scan = terms._VOCABULARY.scan(text)
+            for exclude in lists:
+                new_text, _, ranges = exclude.blank(text, scan)
+                if new_text != text:
+                    same_scan(terms._VOCABULARY.rescan(new_text, scan, ranges), terms._VOCABULARY.scan(new_text))
+                    blanked += 1
+    assert blanked >= 15
