@@ -22,16 +22,19 @@ included) and statement executions per record (SQLite's trace: every row of an `
 counts), candidates compared per record (calls of ``dedup.compare``), and a per-stage breakdown
 (exclusive wall seconds, CPU (process) time per record, which the load of a shared machine moves far
 less, and statements of HTTP incl. rate-limit waits, parsing, saving, dedup, classification, the
-work_summaries refresh; "other" is the rest). ``--sql-top N`` adds the statements with most time in
+work_summaries refresh; with the fetch worker, the hand-over too: the worker's "prepare" (each
+record's row values and dedup's inputs) and "send" (pickling and writing each batch), the writer's "receive";
+"other" is the rest), and the cyclic garbage collector's CPU time within them. ``--sql-top N`` adds the statements with most time in
 ``execute``; ``--worker`` sets ``[crawl] fetch_worker`` (default ``both``: one process, then the fetch worker
 beside the writer, back to back; each run prints which path ran, and with the worker its CPU and
-stages apart from the writing process's); ``--profile FILE`` writes a cProfile of the crawl. Instrumentation costs a few percent; ``--plain`` runs the
+stages apart from the writing process's); ``--profile FILE`` writes a cProfile of the crawl (and of the fetch worker to FILE.worker). Instrumentation costs a few percent; ``--plain`` runs the
 console script bare and prints only time, peak RSS and size.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -61,6 +64,12 @@ STAGES = [
     ("crawler.classify", "classify_records_batch", "classify"),
     # the fetch worker's classification of each record as a work of its own (in the worker process)
     ("crawler.fetch_worker", "_classify_alone", "classify"),
+    # the hand-over: the worker prepares each record's row and dedup's inputs, and pickles and sends each batch;
+    # the writer receives (unpickles) it and makes its objects back
+    ("crawler.fetch_worker", "_prepare", "prepare"),
+    ("multiprocessing.connection", "Connection.send", "send"),
+    ("multiprocessing.connection", "Connection.recv", "receive"),
+    ("crawler.fetch_worker", "receive_batch", "receive"),
 ]
 
 CONFIG = """
@@ -101,7 +110,18 @@ def run_child(config_path: str, out_path: str) -> int:
     import importlib
     import sqlite3
 
-    stats = {"stages": {}, "calls": 0, "executions": 0, "compares": 0, "progress": [], "ahead": 0}
+    stats = {"stages": {}, "calls": 0, "executions": 0, "compares": 0, "progress": [], "ahead": 0, "gc": [0.0, 0, 0]}
+    collecting: list[float] = []
+
+    def on_collection(phase, info) -> None:  # the cyclic garbage collector's CPU time (inside the stages)
+        if phase == "start":
+            collecting[:] = [time.process_time()]
+        elif collecting:
+            stats["gc"][0] += time.process_time() - collecting[0]
+            stats["gc"][1] += 1
+            stats["gc"][2] += info["generation"] == 2
+
+    gc.callbacks.append(on_collection)
     stack: list[list] = []  # [stage, started, nested seconds]
 
     def stage_of() -> str:
@@ -189,11 +209,14 @@ def run_child(config_path: str, out_path: str) -> int:
 
     for module_name, attr, stage in STAGES:
         try:
-            module = importlib.import_module(module_name)
+            owner = importlib.import_module(module_name)
         except ImportError:
             continue
-        if hasattr(module, attr):
-            setattr(module, attr, timed(stage, getattr(module, attr)))
+        *path, name = attr.split(".")  # a class's method: "Connection.send"
+        for part in path:
+            owner = getattr(owner, part, None)
+        if owner is not None and hasattr(owner, name):
+            setattr(owner, name, timed(stage, getattr(owner, name)))
     dedup = importlib.import_module("crawler.dedup")
     real_compare = dedup.compare
 
@@ -203,6 +226,7 @@ def run_child(config_path: str, out_path: str) -> int:
 
     dedup.compare = compare
 
+    profiling: list = []  # the writing process's profiler (--profile)
     try:  # the fetch worker (a forked process): its own stages and CPU, written where the parent reads them
         fetch_worker = importlib.import_module("crawler.fetch_worker")
     except ImportError:
@@ -211,11 +235,22 @@ def run_child(config_path: str, out_path: str) -> int:
         real_work = fetch_worker._work
 
         def work(*args, **kwargs):
-            stats.update(stages={}, calls=0, executions=0, compares=0, progress=[], ahead=0)
+            stats.update(stages={}, calls=0, executions=0, compares=0, progress=[], ahead=0, gc=[0.0, 0, 0])
             stack.clear()
+            worker_profile = os.environ.get("LITMON_BENCH_PROFILE")
+            if worker_profile:  # the writer's profiler, forked with it, would never be written: one of its own
+                import cProfile
+
+                if profiling:
+                    profiling[0].disable()
+                worker_profiler = cProfile.Profile()
+                worker_profiler.enable()
             try:
                 return real_work(*args, **kwargs)
             finally:
+                if worker_profile:
+                    worker_profiler.disable()
+                    worker_profiler.dump_stats(worker_profile + ".worker")
                 stats["cpu"] = time.process_time()
                 stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
                 Path(out_path + ".worker").write_text(json.dumps(stats))
@@ -230,6 +265,7 @@ def run_child(config_path: str, out_path: str) -> int:
         import cProfile
 
         profiler = cProfile.Profile()
+        profiling.append(profiler)
         profiler.enable()
     started = time.perf_counter()
     try:
@@ -348,7 +384,7 @@ def run_size(n: int, args, worker: str) -> None:
             f"per record (process time: load-proof)"
             + (f"; writing process {s['cpu']:.1f}s = {1000 * s['cpu'] / records:.2f} ms per record" if w else "")
         )
-        for name in ("http", "parse", "save", "dedup", "classify", "summaries", "other"):
+        for name in ("http", "parse", "receive", "save", "dedup", "classify", "summaries", "other"):
             v = stages.get(name)
             if v:
                 print(
@@ -356,6 +392,11 @@ def run_size(n: int, args, worker: str) -> None:
                     f"CPU {v['cpu']:6.2f}s = {1000 * v['cpu'] / records:5.2f} ms/record  "
                     f"statements/record {v['calls'] / records:5.1f} (executions {v['executions'] / records:5.1f})"
                 )
+        print(
+            f"        garbage collector (inside the stages): CPU {1000 * s['gc'][0] / records:.2f} ms/record in the writing process "
+            f"({s['gc'][1]} collections, {s['gc'][2]} full)"
+            + (f", {1000 * w['gc'][0] / records:.2f} in the worker ({w['gc'][1]}, {w['gc'][2]} full)" if w else "")
+        )
         if w is not None:
             spent = sum(v.get("cpu", 0.0) for v in w["stages"].values())
             w["stages"].setdefault("other", {"seconds": 0.0, "cpu": 0.0, "calls": 0, "executions": 0})["cpu"] += max(
@@ -363,7 +404,7 @@ def run_size(n: int, args, worker: str) -> None:
             )
             parts = ", ".join(
                 f"{name} {1000 * w['stages'][name]['cpu'] / records:.2f}"
-                for name in ("http", "parse", "classify", "other")
+                for name in ("http", "parse", "prepare", "classify", "send", "other")
                 if name in w["stages"]
             )
             print(
@@ -391,7 +432,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database (with --dir)")
     parser.add_argument("--dir", help="work folder (default: a temporary one)")
     parser.add_argument("--sql-top", type=int, default=0, help="also print the N statements with most time in execute (max 30)")
-    parser.add_argument("--profile", help="write a cProfile of the crawl (instrumented child) to this file")
+    parser.add_argument(
+        "--profile",
+        help="write a cProfile of the crawl (instrumented child) to this file, and of the fetch worker to FILE.worker",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
