@@ -21,7 +21,12 @@ How the two talk (two pipes):
 * the worker's log records are sent to the writer, which hands them to its own loggers in order
   (the same handlers, the same log); an injected ``sleep`` of the client (tests) is called in the writer;
 * the source's exception (SourceError, a parser bug, Interrupted, RecursionError) is rebuilt in the
-  writer and raised where the sequential path raises it: after the batches before it are saved.
+  writer and raised where the sequential path raises it: after the batches before it are saved;
+* a batch travels as plain values in one pickle (:func:`ship_batch`, :func:`receive_batch`): each prepared
+  record as its ``to_dict()`` with its row values and dedup's inputs as tuples, each classification as a
+  tuple; the writer makes the objects back without running their constructors (a ``Record`` from its dict,
+  which it also keeps as the record as written). A record with ``missing`` fields, or one that could not be
+  prepared, travels whole: the writer prepares it, as in one process.
 
 Stopping: SIGTERM/SIGINT in the writer (the ``stop`` event) is passed on as SIGTERM, which ends the
 worker's network waits and pauses at once (its own ``stop``), as in one process; one sent to the
@@ -36,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import dataclasses
 import datetime as dt
 import logging
 import multiprocessing as mp
@@ -50,6 +56,8 @@ from typing import Any
 
 from crawler import classify, clock, ingest
 from crawler.errors import SourceError
+from crawler.evidence import Tag
+from crawler.matching import Fingerprint, MatchInputs
 from crawler.records import Record
 from crawler.sources.base import CrawlContext
 
@@ -157,12 +165,9 @@ class _Worker:
             message = self._answer()
             kind = message[0]
             if kind == "batch":
-                _, records, classified, prepared, today, delta, http_state = message
+                _, shipped, classified, today, delta, http_state = message
                 self._apply(delta, http_state)
-                ahead = None
-                if classified and today == clock.today():  # the rank depends on the day
-                    ahead = {i: c for i, c in enumerate(classified) if c is not None}
-                yield records, ahead, prepared
+                yield receive_batch(shipped, classified if today == clock.today() else None)  # the rank depends on the day
             elif kind == "end":
                 self.finished = True
                 self._apply(*message[1:])
@@ -321,7 +326,7 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
         if final is not None:
             send(final)
             return
-        send(("batch", records, classified, prepared, today, delta, _http_state(http)))
+        send(("batch", *ship_batch(records, prepared, classified), today, delta, _http_state(http)))
 
 
 def _prepare(records: list[Record]) -> tuple[list, list[ingest.Prepared | None]]:
@@ -339,6 +344,75 @@ def _prepare(records: list[Record]) -> tuple[list, list[ingest.Prepared | None]]
             prepared.append(None)
             dicts.append(record)
     return dicts, prepared
+
+
+# --------------------------------------------------------------------------- a batch as plain values
+
+_CLASSIFICATION_FIELDS = tuple(f.name for f in dataclasses.fields(classify.Classification))
+_TAGS = _CLASSIFICATION_FIELDS.index("tags")
+_TAG_FIELDS = tuple(f.name for f in dataclasses.fields(Tag))
+_FINGERPRINT_FIELDS = tuple(f.name for f in dataclasses.fields(Fingerprint))
+
+
+def ship_batch(
+    records: list[Record], prepared: list[ingest.Prepared | None] | None, classified: list[classify.Classification | None]
+) -> tuple[list, list]:
+    """A batch as the worker sends it: plain values, which pickle and unpickle several times faster than the
+    objects. Each record: a tuple (its ``to_dict()``, whether its sections were derived, its content hash, its
+    row values, dedup's inputs as a tuple or None) when it was prepared and lacks no field, else the record
+    itself (the writer prepares it). Each classification: a tuple of its fields, its tags as tuples (None: the
+    writer classifies that record)."""
+    shipped: list = []
+    for index, record in enumerate(records):
+        ready = prepared[index] if prepared is not None else None
+        if ready is None or record.missing:
+            shipped.append(record)
+            continue
+        (digest, values), inputs, data = ready
+        match = None if inputs is None else (tuple(map(inputs.fingerprint.__getattribute__, _FINGERPRINT_FIELDS)), *inputs[1:])
+        shipped.append((data, not record.abstract_sections, digest, values, match))
+    return shipped, [None if c is None else _classification_values(c) for c in classified]
+
+
+def receive_batch(shipped: list, classified: list | None) -> Batch:
+    """:func:`ship_batch`'s values made back into the batch (records, ahead, prepared) that
+    :func:`crawler.ingest.save_batch` takes; ``classified`` None: none is used (the day changed)."""
+    records: list[Record] = []
+    prepared: list[ingest.Prepared | None] = []
+    for item in shipped:
+        if type(item) is not tuple:
+            records.append(item)
+            prepared.append(None)
+            continue
+        data, derived_sections, digest, values, match = item
+        records.append(Record.from_dict(data, derived_sections=derived_sections))
+        inputs = None
+        if match is not None:
+            inputs = MatchInputs(_made(Fingerprint, _FINGERPRINT_FIELDS, match[0]), *match[1:])
+        prepared.append(((digest, values), inputs, data))
+    ahead = None
+    if classified:
+        ahead = {i: _classification(values) for i, values in enumerate(classified) if values is not None}
+    return records, ahead, prepared
+
+
+def _classification_values(classification: classify.Classification) -> tuple:
+    values = [getattr(classification, name) for name in _CLASSIFICATION_FIELDS]
+    values[_TAGS] = [tuple(getattr(tag, name) for name in _TAG_FIELDS) for tag in values[_TAGS]]
+    return tuple(values)
+
+
+def _classification(values: tuple) -> classify.Classification:
+    classification = _made(classify.Classification, _CLASSIFICATION_FIELDS, values)
+    classification.tags = [_made(Tag, _TAG_FIELDS, tag) for tag in values[_TAGS]]
+    return classification
+
+
+def _made(cls, names: tuple[str, ...], values):
+    """An instance of the dataclass ``cls`` with these field values, as its ``__init__`` stored them (not run again)."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(zip(names, values))
+    return instance
 
 
 def _classify_alone(record, vocabulary: classify.Vocabulary, today: dt.date) -> classify.Classification | None:

@@ -37,15 +37,17 @@ BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {
 }
 
 
-#: A record's :func:`prepare_record`: its row (:func:`crawler.store.prepare_record`) and dedup's inputs.
-Prepared = tuple[store.PreparedRow, MatchInputs | None]
+#: A record's :func:`prepare_record`: its row (:func:`crawler.store.prepare_record`), dedup's inputs and its
+#: ``to_dict()`` (the record as written, which classifying it reads).
+Prepared = tuple[store.PreparedRow, MatchInputs | None, dict]
 
 
 def prepare_record(record: Record, data: dict | None = None) -> Prepared:
     """What saving and deduplicating ``record`` computes without the database, computed ahead (the fetch
-    worker does, for :func:`save_batch`'s ``prepared``): its ``records`` row and its fingerprint and keys.
-    ``data``: the record's ``to_dict()``, when the caller has it."""
-    return store.prepare_record(record, data), record_match_inputs(record)
+    worker does, for :func:`save_batch`'s ``prepared``): its ``records`` row, its fingerprint and keys, and its
+    ``to_dict()`` (``data``, when the caller has it)."""
+    data = data if data is not None else record.to_dict()
+    return store.prepare_record(record, data), record_match_inputs(record), data
 
 
 def save_batch(
@@ -79,7 +81,13 @@ def save_batch(
         for index, record in enumerate(records):
             ready = prepared[index] if prepared is not None and not record.missing else None
             status, record_id = store.save_record(
-                db, record, now, stored=stored, batch=batch, prepared=ready[0] if ready is not None else None
+                db,
+                record,
+                now,
+                stored=stored,
+                batch=batch,
+                prepared=ready[0] if ready is not None else None,
+                written=ready[2] if ready is not None else None,
             )
             counts[status] += 1
             if status != "unchanged":

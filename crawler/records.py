@@ -411,6 +411,24 @@ class Record:
             data["abstract_sections"] = sections_from_text(self.abstract)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, derived_sections: bool = False) -> Record:
+        """The record whose :meth:`to_dict` is ``data`` (a record's own, e.g. one that crossed a pipe): each field
+        set as it is, without ``__post_init__`` (the record was checked when made), its authors and links made
+        back into :class:`Author` and :class:`Link`. The record shares ``data``'s lists and dicts (copy what you
+        change). ``derived_sections``: the record had no ``abstract_sections`` (``data``'s were derived from its
+        abstract), and gets none back. ``missing`` is empty (it is not in ``data``). A value ``to_dict``
+        converts (a dataclass in ``extra``) comes back as what it made of it."""
+        record = object.__new__(cls)
+        fields = record.__dict__
+        fields.update(data)
+        if derived_sections:
+            fields["abstract_sections"] = []
+        fields["structured_authors"] = [_author_of(a) for a in data["structured_authors"]]
+        fields["links"] = [_link_of(link) for link in data["links"]] if data["links"] else []
+        fields["missing"] = []
+        return record
+
     def content_hash(self, data: dict[str, Any] | None = None, parts: dict[str, str] | None = None) -> str:
         """A stable hash of everything parsed, used to tell whether a record changed (``data``: this
         record's :meth:`to_dict`, and ``parts`` its :func:`json_parts`, when the caller already has them).
@@ -425,6 +443,19 @@ class Record:
             parts["extra"] = json_value({k: v for k, v in extra.items() if k not in HASH_IGNORED_EXTRA})
         payload = join_json_parts(parts, [k for k in parts if k not in HASH_IGNORED_FIELDS])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _author_of(data: dict[str, Any]) -> Author:
+    """An :class:`Author` from its dict in :meth:`Record.to_dict` (every field present), made as it was."""
+    author = object.__new__(Author)
+    author.__dict__.update(data)
+    return author
+
+
+def _link_of(data: dict[str, Any]) -> Link:
+    link = object.__new__(Link)
+    link.__dict__.update(data)
+    return link
 
 
 #: Fields of :meth:`Record.to_dict` outside the content hash: structured authors come from the same wire

@@ -12,6 +12,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import re
 import signal
 import time
@@ -540,3 +541,99 @@ def test_a_writer_killed_inside_a_batch_takes_its_worker_with_it(tmp_path, https
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     wait_for(lambda: not processes_marked(mark), timeout=10, what="the worker to die with its writer")
     assert query(tmp_path / "litmon.db", "SELECT COUNT(*) FROM records") == [(2,)]  # batch 1 committed, batch 2 rolled back
+
+
+# --------------------------------------------------------------------------- a batch as plain values (ship_batch)
+
+
+class Text(str):
+    """A text subclass, as lxml's smart strings are."""
+
+
+def hostile_records() -> list[Record]:
+    """Titles and values a hostile or broken answer carries: markup, controls, bidi marks, astral characters,
+    a huge title, a text subclass (what lxml returns), a record lacking its title, nested extra values."""
+    marked_up = pubmed_article("41000201", "<script>alert('x')</script> Ketamine &amp; depression\x00\x1b[31m", "2025-03-02")
+    bidi = pubmed_article("41000202", "Esketamine \u202eevisserped\u202c \U0001f9e0 nasal spray \ud7ff", "2025-03-02")
+    huge = pubmed_article("41000203", "ketamine " * 4000, "2025-03-02")
+    huge.abstract = "Depression. " * 2000
+    smart = pubmed_article("41000204", Text("Ketamine for depression: a smart string"), "2025-03-02")
+    smart.extra = {"issn": "0165-0327", "nested": {"a": [1, 2.5, None, True], "b": ("x", "y")}, "volume": 7}
+    lacking = pubmed_article("41000201", "(untitled)", "2025-03-02")
+    lacking.missing = ["title"]
+    return [marked_up, bidi, huge, smart, lacking]
+
+
+def batches_to_ship() -> dict[str, list[list[Record]]]:
+    """Every source's wire format (trial registrations, notices, preprints), the dedup corpus in two arrival
+    orders (merges, retractions), records whose preparation must be redone (tests/test_ingest.py), hostile ones."""
+    from tests.helpers import dedup_corpus
+    from tests.helpers.classify_corpus import parse_wire
+    from tests.helpers.records import edge_batches
+
+    by_source: dict[str, list[Record]] = {}
+    for (kind, _), record in parse_wire().items():
+        by_source.setdefault(kind, []).append(record)
+    cases = {"every source": list(by_source.values()), "edge": edge_batches(), "hostile": [hostile_records()]}
+    for order in dedup_corpus.ORDERS[:2]:
+        cases[f"dedup corpus {order}"] = dedup_corpus.ordered_batches(order)
+    return cases
+
+
+def through_the_pipe(batch: list[Record], vocabulary) -> fetch_worker.Batch:
+    """``batch`` as the worker prepares, classifies (two records of three) and ships it in one pickle, and as the
+    writer receives it."""
+    copy = pickle.loads(pickle.dumps(batch))  # the worker's own records
+    dicts, prepared = fetch_worker._prepare(copy)
+    classified = [fetch_worker._classify_alone(d, vocabulary, clock.today()) if i % 3 else None for i, d in enumerate(dicts)]
+    shipped, values = pickle.loads(pickle.dumps(fetch_worker.ship_batch(copy, prepared, classified)))
+    return fetch_worker.receive_batch(shipped, values)
+
+
+def test_a_shipped_batch_is_received_as_the_worker_prepared_it(make_config):
+    """Records, prepared values and classifications come out of the pipe equal to what they were, as objects of
+    their own types (dataclass equality compares them); a record lacking a field travels whole, without prepared values."""
+    vocabulary = classify.build_vocabulary(make_config(shipped_vocabulary()).topic)
+    rebuilt = 0
+    for name, batches in batches_to_ship().items():
+        for batch in batches:
+            records, ahead, prepared = through_the_pipe(batch, vocabulary)
+            assert records == batch, name
+            assert [r.to_dict() for r in records] == [r.to_dict() for r in batch]
+            alone = {i: fetch_worker._classify_alone(r, vocabulary, clock.today()) for i, r in enumerate(batch) if i % 3}
+            assert ahead == {i: c for i, c in alone.items() if c is not None}  # (None: the classification failed)
+            assert all(type(c) is classify.Classification for c in ahead.values())
+            for record, ready in zip(batch, prepared, strict=True):
+                if record.missing:
+                    assert ready is None
+                else:
+                    assert ready == ingest.prepare_record(record), (name, record.source_id)
+                    assert ready[2] is not None and type(ready[1]) is type(ingest.prepare_record(record)[1])
+                    rebuilt += 1
+    assert rebuilt > 500
+
+
+def test_rows_written_from_a_shipped_batch_equal_the_rows_written_in_one_process(tmp_path, make_config):
+    """Every row of every table, saving each batch in one process and as the writer receives it from the worker."""
+    config = make_config(shipped_vocabulary())
+    vocabulary = classify.build_vocabulary(config.topic)
+    for name, batches in batches_to_ship().items():
+        alone, received = store.open_db(tmp_path / f"{name}-1.db"), store.open_db(tmp_path / f"{name}-2.db")
+        used = {"prepared": 0, "ahead": 0, "whole": 0}
+        for batch in batches:
+            ingest.save_batch(alone, pickle.loads(pickle.dumps(batch)), "2026-11-20 06:00:00", config=config)
+            records, ahead, prepared = through_the_pipe(batch, vocabulary)
+            ingest.save_batch(received, records, "2026-11-20 06:00:00", config=config, ahead=ahead, prepared=prepared)
+            used["prepared"] += sum(1 for p in prepared if p is not None)
+            used["whole"] += sum(1 for p in prepared if p is None)
+            used["ahead"] += len(ahead or {})
+        assert used["prepared"] and used["ahead"], name
+        before, after = dump(alone), dump(received)
+        assert after.keys() == before.keys()
+        for table in before:
+            assert after[table] == before[table], (name, table)
+        assert before["records"] and before["work_relevance"]
+        if name == "edge":
+            assert used["whole"] == 1  # the record lacking its title
+        alone.close()
+        received.close()

@@ -14,24 +14,9 @@ from crawler import classify, clock, dedup, ingest, store
 from crawler.matching import record_match_inputs
 from crawler.records import Record
 from tests.conftest import dump_tables, rows
-
-TITLE = "Esketamine nasal spray for treatment-resistant depression in older adults: a randomized trial"
-
-
-def article(source: str, source_id: str, authors: list[str], **identifiers: str) -> Record:
-    record = Record(
-        source=source,
-        source_id=source_id,
-        record_type="article",
-        title=TITLE,
-        abstract="Esketamine nasal spray reduced depressive symptoms in adults with treatment-resistant depression.",
-        authors=authors,
-        published_on="2025-03-02",
-        entered_on="2025-03-02",
-    )
-    for scheme, value in identifiers.items():
-        record.add_id(scheme, value)
-    return record
+from tests.helpers.records import INGEST_TITLE as TITLE
+from tests.helpers.records import edge_batches
+from tests.helpers.records import sourced_article as article
 
 
 def test_a_batch_is_saved_deduplicated_and_classified(db, make_config):
@@ -225,26 +210,6 @@ def test_records_data_holds_the_abstract_once_and_older_files_drop_their_copy(tm
 
 
 # --------------------------------------------------------------------------- records prepared ahead (the fetch worker)
-
-
-def edge_batches() -> list[list[Record]]:
-    """Records whose preparation ahead is not simply valid: stored values kept, a record updated twice in
-    one batch, values that do not read back as they are (an ISSN list, a date object), links that make a notice."""
-    first = article("pubmed", "41000101", ["Ito Hugo", "Ode Ana"], pmid="41000101")
-    first.journal, first.extra = "J Affect Disord", {"issn": "0165-0327"}
-    lacking = article("pubmed", "41000101", ["Ito Hugo", "Ode Ana"], pmid="41000101")
-    lacking.title, lacking.missing, lacking.extra = "(untitled)", ["title"], {"issn": "0165-0327", "volume": "12"}
-    twice = article("feed:jad", "S0165-9", ["Hugo Ito"])
-    again = article("feed:jad", "S0165-9", ["Hugo Ito", "Ana Ode"])
-    again.title = TITLE + " (corrected)"
-    listed = article("crossref", "10.1000/issn-list", ["Ode Ana", "Ito Hugo"], doi="10.1000/issn-list")
-    listed.journal, listed.extra = "J Affect Disord", {"issn": ["0165-0327", "1573-2517"], "volume": 3}
-    notice = article("pubmed", "41000102", ["Ito Hugo"], pmid="41000102")
-    notice.title = "Erratum: " + TITLE
-    notice.add_link("erratum_for", "pmid", "41000101")
-    dated = article("feed:jad", "S0165-10", ["Ana Ode"])
-    dated.published_on = __import__("datetime").date(2025, 3, 2)  # stored as its text: read back from the row
-    return [[first, twice, notice], [lacking, again, twice, listed, dated]]
 
 
 def save_both_ways(batches: list[list[Record]], first, second, config) -> int:

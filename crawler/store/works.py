@@ -241,6 +241,7 @@ def save_record(
     stored: dict[int, dict[str, Any]] | None = None,
     batch: SaveBatch | None = None,
     prepared: PreparedRow | None = None,
+    written: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
     """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id).
 
@@ -250,7 +251,8 @@ def save_record(
     under its id (in a :class:`WrittenRecords`, when read), so the batch can be classified without reading it back. With ``batch``
     (:class:`SaveBatch`, made for the records being saved), look-ups come from it and some writes are
     queued in it: call its ``flush`` before reading the rows. ``prepared``: :func:`prepare_record` of this
-    record, computed ahead (not computed again; ignored when stored fields are kept)."""
+    record, computed ahead (not computed again; ignored when stored fields are kept); ``written``: with it, the
+    record's ``to_dict()`` made ahead too (what ``stored`` gets, instead of making it again)."""
     row = batch.row_of(record) if batch is not None else _stored_row(db, record)
     if row is not None and record.missing:
         _keep_stored_fields(db, row[0], record)
@@ -258,6 +260,7 @@ def save_record(
     data: dict[str, Any] | None = None
     if prepared is not None:
         digest, values = prepared
+        data = written
     else:
         data = record.to_dict()
         parts = json_parts(data)  # each field encoded once, for records.data, the hash and the JSON columns
