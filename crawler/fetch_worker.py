@@ -43,6 +43,7 @@ import copy
 import ctypes
 import dataclasses
 import datetime as dt
+import gc
 import logging
 import multiprocessing as mp
 import os
@@ -148,9 +149,14 @@ class _Worker:
             name=f"litmon-fetch-{ctx.name}",
             daemon=True,
         )
+        # what this process holds now (modules, the configuration, the vocabulary, memos) stays while the source
+        # runs: left out of the garbage collector's full collections in both processes until it ends (and the pages
+        # the worker shares are not copied when a collection would touch them): Python's advice before a fork
+        gc.freeze()
         try:
             self.process.start()
         except BaseException:
+            gc.unfreeze()
             for end in (self.asks_out, self.asks, self.answers, self.answers_in):
                 end.close()
             raise
@@ -247,6 +253,7 @@ class _Worker:
             self.kill()
         self.asks.close()
         self.answers.close()
+        gc.unfreeze()
 
     def kill(self) -> None:
         if self.process.is_alive():
