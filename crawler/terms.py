@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -242,13 +241,13 @@ class _Windows:
         present = scan.anchors
         if present.isdisjoint(self.anchors):
             return []
-        counts = scan.anchor_counts
+        positions = scan.positions
         chosen: set[str] = set()
         for sets in self.alternatives:
             best: tuple[int, frozenset[str]] | None = None
             for choices in sets:  # the set whose strings occur least often
                 occurring = choices & present
-                count = sum(map(counts.__getitem__, occurring)) if occurring else 0
+                count = sum([len(positions[anchor]) for anchor in occurring]) if occurring else 0
                 if best is None or count < best[0]:
                     best = (count, occurring)
                     if not count:
@@ -257,7 +256,10 @@ class _Windows:
                 continue  # this alternative cannot match here
             chosen |= best[1]
         width = self.width
-        starts = [(max(0, last + 1 - width), last + 1 - len(anchor)) for last, anchor in scan.found if anchor in chosen]
+        starts: list[tuple[int, int]] = []
+        for anchor in chosen:
+            size = len(anchor)
+            starts += [(last + 1 - width if last + 1 > width else 0, last + 1 - size) for last in positions[anchor]]
         if not starts:
             return []
         starts.sort()
@@ -366,9 +368,9 @@ class Scan:
     """What one pass of the vocabulary's automaton found in a text: ``entries``, every occurrence of a plain term
     (word checks passed) as (start, end, key), left to right; ``keys``, the plain term keys found; ``anchors``,
     the anchors of ``re:`` terms (:func:`regex_anchors`) that occur, ``found`` where (each occurrence's last
-    character and anchor) and ``anchor_counts`` how often; ``hits``, key -> (start, end) of each occurrence."""
+    character and anchor) and ``positions`` by anchor; ``hits``, key -> (start, end) of each occurrence."""
 
-    __slots__ = ("entries", "keys", "anchors", "found", "_counts")
+    __slots__ = ("entries", "keys", "anchors", "found", "_positions")
 
     def __init__(
         self,
@@ -380,15 +382,22 @@ class Scan:
         self.keys = {key for _, _, key in entries}
         self.anchors = anchors
         self.found = found or []  # (last character, anchor) of each anchor occurrence, as the automaton gave them
-        self._counts: dict[str, int] | None = None
+        self._positions: dict[str, list[int]] | None = None
 
     @property
-    def anchor_counts(self) -> dict[str, int]:
-        """anchor -> how many times it occurs (counted when first read: only the windows of a long text need it)."""
-        counts = self._counts
-        if counts is None:
-            counts = self._counts = Counter(map(itemgetter(1), self.found))
-        return counts
+    def positions(self) -> dict[str, list[int]]:
+        """anchor -> the last character of each of its occurrences, left to right (made when first read: only the
+        windows of a long text need it)."""
+        positions = self._positions
+        if positions is None:
+            positions = self._positions = {}
+            for last, anchor in self.found:
+                known = positions.get(anchor)
+                if known is None:
+                    positions[anchor] = [last]
+                else:
+                    known.append(last)
+        return positions
 
     @property
     def hits(self) -> dict[int, list[tuple[int, int]]]:
@@ -952,8 +961,11 @@ class RuleSet:
                 self.gated.append((position, rule._gates))
         self.keymap = {key: tuple(targets) for key, targets in keymap.items()}
         self.by_key = {key: tuple(positions) for key, positions in by_key.items()}
+        self.key_set = frozenset(self.by_key)
         self.meshed = [(position, rule._mesh) for position, rule in enumerate(self.rules) if rule._mesh is not None]
         self._headings: dict[str, tuple[tuple[int, int], ...]] = {}
+        #: what the evaluation of each rule reads, by position
+        self.plans = [(rule, rule._terms, rule._exclude, rule._require, rule._unless) for rule in self.rules]
 
     def _heading(self, heading: str) -> tuple[tuple[int, int], ...]:
         """(rule position, index of the MeSH entry) of every rule that a heading matches."""
@@ -967,15 +979,11 @@ class RuleSet:
 
     def evaluate(self, doc: Doc) -> list[RuleResult | None]:
         """Each rule's result on the work, in rule order; ``None`` for a rule that cannot find anything there."""
-        rules = self.rules
-        results: list[RuleResult | None] = [None] * len(rules)
+        results: list[RuleResult | None] = [None] * len(self.rules)
         fields, keys, present = doc.scanned()
-        candidates: set[int] = set()
         by_key = self.by_key
-        for key in keys:
-            positions = by_key.get(key)
-            if positions is not None:
-                candidates.update(positions)
+        found_keys = self.key_set.intersection(keys)
+        candidates: set[int] = set().union(*map(by_key.__getitem__, found_keys)) if found_keys else set()
         for position, gates in self.gated:
             if position not in candidates:
                 for gate in gates:
@@ -986,12 +994,31 @@ class RuleSet:
         if self.meshed and doc.mesh:
             for heading in doc.mesh:
                 for position, index in self._heading(heading):
-                    mesh_hits.setdefault(position, []).append((heading, index))
+                    found = mesh_hits.get(position)
+                    if found is None:
+                        mesh_hits[position] = [(heading, index)]
+                    else:
+                        found.append((heading, index))
             candidates.update(mesh_hits)
         if not candidates:
             return results
         keymap = self.keymap
+        # what each list's plain terms match in each text (by the id of its scan): slot -> (start, end, index) of each
         tables: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
+        # and in the work's own texts: slot -> (field, text, matches), in field order
+        by_slot: dict[int, list[tuple[str, str, list[tuple[int, int, int]]]]] = {}
+        for name, items in fields:
+            for text, scan in items:
+                entries = scan.entries
+                if not entries:
+                    continue
+                selected = tables[id(scan)] = _select(entries, keymap)
+                for slot, matches in selected.items():
+                    found_texts = by_slot.get(slot)
+                    if found_texts is None:
+                        by_slot[slot] = [(name, text, matches)]
+                    else:
+                        found_texts.append((name, text, matches))
 
         def table(scan: Scan) -> dict[int, list[tuple[int, int, int]]]:
             found = tables.get(id(scan))
@@ -999,41 +1026,41 @@ class RuleSet:
                 found = tables[id(scan)] = _select(scan.entries, keymap) if scan.entries else _NO_MATCHES
             return found
 
-        # what each list's plain terms match in the work's own texts: slot -> (field, text, matches), in field order
-        by_slot: dict[int, list[tuple[str, str, list[tuple[int, int, int]]]]] = {}
-        for name, items in fields:
-            for text, scan in items:
-                for slot, matches in table(scan).items():
-                    found = by_slot.get(slot)
-                    if found is None:
-                        by_slot[slot] = [(name, text, matches)]
-                    else:
-                        found.append((name, text, matches))
-
+        plans = self.plans
         for position in sorted(candidates):
-            rule = rules[position]
+            rule, terms, exclude, require, unless = plans[position]
             result = results[position] = RuleResult(rule)
             used = fields
-            changed = False
-            if rule._exclude is not None and rule._exclude.possible(keys, present):
+            if exclude is not None and exclude.possible(keys, present):
                 used, changed = rule._blanked_fields(doc, fields, result)
-            terms = rule._terms
-            if terms is not None and (changed or terms.possible(keys, present)):
-                if used is fields and terms.regex is None:
-                    _match_fields(rule, by_slot.get(terms.slot, ()), result)
-                else:
+            else:
+                changed = False
+            if terms is not None:
+                if used is fields and terms.regex is None:  # a list's plain matches in the work's own texts
+                    texts = by_slot.get(terms.slot)
+                    if texts is not None:
+                        _match_fields(rule, texts, result)
+                elif changed or terms.possible(keys, present):
                     _match_fields(rule, _field_matches(terms, used, table), result)
-            for heading, index in mesh_hits.get(position, ()):
-                result.hits.append(Hit("mesh", rule.mesh[index], heading))
-                result.strength = max(result.strength, FIELD_STRENGTH["mesh"])
-            if result.strength and rule._require is not None:
-                result.missing_require = _first(rule._require, used, table) is None
-            if result.strength and rule._unless is not None:
-                cancel = _first(rule._unless, used, table)
-                if cancel is not None:
-                    name, text, start, end = cancel
-                    result.cancelled_by = f"'{_whole_words(text, start, end)}' in {name}"
+            headings = mesh_hits.get(position)
+            if headings is not None:
+                hits = result.hits
+                for heading, index in headings:
+                    hits.append(Hit("mesh", rule.mesh[index], heading))
+                if result.strength < _MESH_STRENGTH:
+                    result.strength = _MESH_STRENGTH
+            if result.strength:
+                if require is not None:
+                    result.missing_require = _first(require, used, table) is None
+                if unless is not None:
+                    cancel = _first(unless, used, table)
+                    if cancel is not None:
+                        name, text, start, end = cancel
+                        result.cancelled_by = f"'{_whole_words(text, start, end)}' in {name}"
         return results
+
+
+_MESH_STRENGTH = FIELD_STRENGTH["mesh"]
 
 
 def _first(terms: _Terms, fields, table) -> tuple[str, str, int, int] | None:
@@ -1053,16 +1080,19 @@ def _first(terms: _Terms, fields, table) -> tuple[str, str, int, int] | None:
 
 def _field_matches(terms: _Terms, fields, table):
     """(field, text, matches) of each text a list matches, in field order: plain terms first, then ``re:`` terms."""
-    slot, regex = terms.slot, terms.regex
+    slot, windows, gate = terms.slot, terms.windows, terms.gate
+    plain = bool(terms.keys)
+    found = []
     for name, items in fields:
         for text, scan in items:
-            matches = table(scan).get(slot)
-            if regex is not None:
-                more = terms.regex_matches(text, scan)
+            matches = table(scan).get(slot) if plain else None
+            if windows is not None and gate is not None and (gate.always or (scan.anchors and gate(scan.anchors))):
+                more = [(m.start(), m.end(), int(m.lastgroup[1:])) for m in windows.finditer(text, scan)]  # type: ignore[index]
                 if more:
                     matches = matches + more if matches else more
             if matches:
-                yield name, text, matches
+                found.append((name, text, matches))
+    return found
 
 
 def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
@@ -1070,43 +1100,57 @@ def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
     and the strength of the strongest field, from (field, text, matches) of the texts it matches, in field order."""
     strength = result.strength
     hits = result.hits
-    current: str | None = None
+    terms = rule.terms
+    current = ""
     found: dict[str, list[int]] = {}  # words -> [index of the term, count]
     best = 0
-    for name, text, matches in (*texts, (None, "", ())):
+    for name, text, matches in texts:
         if name != current:
             if found:  # the field before is complete
-                hits.extend(Hit(current, rule.terms[index], words, count) for words, (index, count) in found.items())  # type: ignore[arg-type]
-                if current == "abstract":
-                    field_strength = ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE
-                else:
-                    field_strength = FIELD_STRENGTH[current]  # type: ignore[index]
+                hits += [Hit(current, terms[index], words, count) for words, (index, count) in found.items()]
+                field_strength = (
+                    (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if current == "abstract" else FIELD_STRENGTH[current]
+                )
                 if field_strength > strength:
                     strength = field_strength
-            if name is None:
-                break
             current, found, best = name, {}, 0
         size = len(text)
-        counts: dict[str, int] = {}
-        for start, end, index in matches:
-            if end < size and text[end].isalnum():  # a prefix match is shown whole
-                end += 1
-                while end < size and text[end].isalnum():
+        if name == "abstract":  # mentions counted in each text; the same abstract from two sources is not two mentions
+            counts: dict[str, list[int]] = {}
+            for start, end, index in matches:
+                if end < size and text[end].isalnum():  # a prefix match is shown whole
                     end += 1
-            words = text[start:end]
-            if words in counts:
-                counts[words] += 1
+                    while end < size and text[end].isalnum():
+                        end += 1
+                words = text[start:end]
+                entry = counts.get(words)
+                if entry is None:
+                    counts[words] = [index, 1]
+                else:
+                    entry[1] += 1
+            if not found:
+                found = counts
             else:
-                counts[words] = 1
+                for words, entry in counts.items():
+                    known = found.get(words)
+                    if known is None:
+                        found[words] = entry
+                    elif entry[1] > known[1]:
+                        known[1] = entry[1]
+        else:
+            for start, end, index in matches:
+                if end < size and text[end].isalnum():
+                    end += 1
+                    while end < size and text[end].isalnum():
+                        end += 1
+                words = text[start:end]
                 if words not in found:
-                    found[words] = [index, 0]
-        abstract = name == "abstract"
-        for words, count in counts.items():  # the same abstract from two sources is not two mentions
-            entry = found[words]
-            if not abstract:
-                count = 1
-            if count > entry[1]:
-                entry[1] = count
+                    found[words] = [index, 1]
         if len(matches) > best:
             best = len(matches)
+    if found:
+        hits += [Hit(current, terms[index], words, count) for words, (index, count) in found.items()]
+        field_strength = (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if current == "abstract" else FIELD_STRENGTH[current]
+        if field_strength > strength:
+            strength = field_strength
     result.strength = strength

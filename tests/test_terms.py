@@ -237,6 +237,16 @@ def outcome(result) -> tuple:
             dict(titles=["nasal ketamine"], abstracts=["nasal racemic ketamine, not esketamine"]),
         ),
         (dict(terms=["pain"], unless=["patients with", "re:pain(ful)?"]), dict(abstracts=["painful pain in patients with pain"])),
+        # several texts in a field: words named once per field, with their first term and most mentions in one abstract
+        (
+            dict(terms=["ab*", "abc", "x"], mesh=["Abc"]),
+            dict(
+                titles=["x abc", "abc abd"],
+                abstracts=["abc x abc", "abc abc abc x x", "abd"],
+                keywords=["abc", "abc abc", "x"],
+                mesh=["abc"],
+            ),
+        ),
         # MeSH: exact names and prefixes, the first entry that matches is named
         (
             dict(mesh=["Depressive Disorder*", "Depressive Disorder, Major"]),
