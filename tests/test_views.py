@@ -62,36 +62,83 @@ def test_summaries_follow_later_changes_of_tags_links_and_merges(built):
     ]
 
 
+def _consistent(db) -> dict[int, dict]:
+    """The summaries, by work id, after checking that nothing waits in the queue and that recomputing all changes none."""
+    assert rows(db, "SELECT COUNT(*) AS n FROM work_summary_queue") == [{"n": 0}]
+    before = rows(db, "SELECT * FROM work_summaries ORDER BY work_id")
+    store.rebuild_work_summaries(db)
+    assert rows(db, "SELECT * FROM work_summaries ORDER BY work_id") == before
+    return {r["work_id"]: r for r in before}
+
+
 def test_every_classification_leaves_each_summary_as_a_full_recomputation_makes_it(built, make_config):
     """No trigger queues a work whose relevance or tags change (m015): save_classifications updates its summary, or
     queues it when it has none or other changes wait. After each way, every summary equals what recomputing all gives."""
     db, ids = built
 
-    def consistent():
-        assert rows(db, "SELECT COUNT(*) AS n FROM work_summary_queue") == [{"n": 0}]
-        before = rows(db, "SELECT * FROM work_summaries ORDER BY work_id")
-        store.rebuild_work_summaries(db)
-        assert rows(db, "SELECT * FROM work_summaries ORDER BY work_id") == before
-        return {r["work_id"]: r for r in before}
-
     viewdb.classify(db, ids["review"], "uncertain", [("commentary", "evidence"), ("ptsd", "indication")], rank=2)
-    assert consistent()[ids["review"]]["tags"] == '["commentary","ptsd"]'  # a summary brought up to date in place
+    assert _consistent(db)[ids["review"]]["tags"] == '["commentary","ptsd"]'  # a summary brought up to date in place
     viewdb.classify(db, ids["review"], "uncertain", [("commentary", "evidence"), ("ptsd", "indication")], rank=2)
     viewdb.classify(db, ids["review"], "relevant", [], rank=3)  # tags removed
-    assert consistent()[ids["review"]]["evidence_types"] == "[]"
+    assert _consistent(db)[ids["review"]]["evidence_types"] == "[]"
     db.execute("DELETE FROM work_summaries WHERE work_id = ?", [ids["notice"]])  # a work without a summary yet
     viewdb.classify(db, ids["notice"], "not_relevant", [("notice", "evidence")], rank=-5)
-    assert consistent()[ids["notice"]]["relevance"] == "not_relevant"
+    assert _consistent(db)[ids["notice"]]["relevance"] == "not_relevant"
     changed = viewdb.article("39000002", "Ketamine for depression: a meta-analysis of suicidal ideation outcomes, updated")
     ingest.save_batch(db, [changed], config=make_config())  # a work whose summary waits for its new title
-    assert consistent()[ids["review"]]["title"].endswith("updated")
+    assert _consistent(db)[ids["review"]]["title"].endswith("updated")
     feed = Record(source="feed:nejm", source_id="x1", record_type="article", title="Ketamine editorial")
     ingest.save_batch(db, [feed], config=make_config())
     loser = viewdb.work_of(db, "feed:nejm", "x1")
     feed.add_id("doi", "10.1056/NEJMoa2304145")
     ingest.save_batch(db, [feed], config=make_config())  # merged: the loser's classification and summary go
-    assert loser not in consistent()
+    assert loser not in _consistent(db)
     assert rows(db, "SELECT COUNT(*) AS n FROM work_relevance WHERE work_id = ?", [loser]) == [{"n": 0}]
+
+
+def test_every_save_leaves_each_summary_as_a_full_recomputation_makes_it(built, make_config, tmp_path):
+    """No insert trigger queues the work of a new work, record or identifier row (m016): the store queues it. After
+    each way of saving (new records alone in a batch and one by one, a record joining a work by identifier, an updated
+    record with a new identifier, a trial record, a merge), every summary equals what recomputing all gives; a file
+    of the schema before m016, with its triggers, saves the same summaries."""
+    db, ids = built
+    assert not rows(
+        db,
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_queue_insert'"
+        " AND tbl_name IN ('works', 'records', 'identifiers')",
+    )
+
+    def saves(target, config):
+        fresh = [viewdb.article(str(40000000 + i), f"Ketamine infusion study {i}", authors=[f"Okafor C{i}"]) for i in range(3)]
+        ingest.save_batch(target, fresh, config=config)  # new works of their own, queued at the batch's flush
+        store.save_records(target, [viewdb.article("40000009", "Esketamine and sleep", authors=["Lind M"])])
+        joined = Record(source="europepmc", source_id="MED/40000001", record_type="article", title="Ketamine infusion study 1")
+        joined.add_id("pmid", "40000001")
+        joined.add_id("doi", "10.1000/joined")
+        after = viewdb.article("40000010", "Ketamine and anhedonia", authors=["Berg A"])
+        ingest.save_batch(target, [joined, after])  # a new record on a stored work, then one of its own (unclassified)
+        updated = viewdb.article("40000002", "Ketamine infusion study 2, corrected", authors=["Okafor C2"])
+        updated.add_id("doi", "10.1000/updated")
+        ingest.save_batch(target, [updated], config=config)  # an updated record with a new identifier
+        ingest.save_batch(target, [viewdb.trial("completed", 80)], config=config)
+        feed = Record(source="feed:nejm", source_id="x9", record_type="article", title="Ketamine editorial")
+        ingest.save_batch(target, [feed], config=config)
+        feed.add_id("doi", "10.1000/updated")
+        ingest.save_batch(target, [feed], config=config)  # joins, and merges, the updated record's work
+
+    saves(db, make_config())
+    summaries = _consistent(db)
+    assert summaries[viewdb.work_of(db, "pubmed", "40000001")]["sources"] == "europepmc,pubmed"
+    assert summaries[viewdb.work_of(db, "pubmed", "40000002")]["doi"] == "10.1000/updated"
+    assert summaries[viewdb.work_of(db, "pubmed", "40000002")]["record_count"] == 2
+    assert summaries[viewdb.work_of(db, "pubmed", "40000009")]["title"] == "Esketamine and sleep"
+    assert summaries[viewdb.work_of(db, "pubmed", "40000010")]["title"] == "Ketamine and anhedonia"
+    # the same saves on a file migrated only to m015 (the insert triggers queue too): the same summaries
+    old = store.connect(tmp_path / "m015.db")
+    store.migrations.apply(old, stop_before="m016_store_queues_new_rows")
+    viewdb.build(old)
+    saves(old, make_config())
+    assert rows(old, "SELECT * FROM work_summaries ORDER BY work_id") == list(summaries.values())
 
 
 def test_trials_view_gives_the_latest_normalised_status_and_history_its_changes(built):

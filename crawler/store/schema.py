@@ -586,6 +586,16 @@ def m015_classification_queues_its_summaries(db: sqlite_utils.Database) -> None:
             db.execute(f"DROP TRIGGER IF EXISTS {table}_queue_{event}")
 
 
+@migrations()
+def m016_store_queues_new_rows(db: sqlite_utils.Database) -> None:
+    """No queue triggers on inserts into ``works``, ``records`` and ``identifiers``: the store inserts those rows in
+    one place each (:func:`crawler.store.save_record`) and queues their work's summary itself, once per work and
+    batch. Each row's trigger ran a sub-program (a frame, a cursor, a look-up of the queue) for a work the batch had
+    queued already: about five per new record. Their update and delete triggers stay."""
+    for table in ("works", "records", "identifiers"):
+        db.execute(f"DROP TRIGGER IF EXISTS {table}_queue_insert")
+
+
 #: SQLite's page cache per connection, in KiB (allocated as pages are read, up to this): SQLite's default of 2 MiB
 #: is smaller than one backfill batch's pages once the blocking keys and records of a corpus outgrow it, and each
 #: page read again is a system call and a copy (a dirty page evicted mid-transaction is written twice)

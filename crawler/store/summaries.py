@@ -4,8 +4,9 @@
 trial status and flags, so that views, search and exports read one indexed table instead of running
 a dozen subqueries per row. Triggers (created by migration m010) put every work whose data changes
 into ``work_summary_queue`` (``save_classifications`` queues or updates the works whose relevance or tags
-it changes itself: m015 dropped those two tables' triggers); :func:`refresh_work_summaries`, called at the
-end of each ingest batch, ``save_records`` and ``save_classifications`` in their transaction, recomputes
+it changes itself: m015 dropped those two tables' triggers; ``save_record`` queues the works of the rows it
+inserts into ``works``, ``records`` and ``identifiers``: m016 dropped their insert triggers);
+:func:`refresh_work_summaries`, called at the end of each ingest batch, ``save_records`` and ``save_classifications`` in their transaction, recomputes
 the queued works.
 ``work_summaries_fts`` (FTS5, sqlite-utils conventions: a content table kept in step by triggers)
 indexes title, abstract, authors, journal, keywords and MeSH.
@@ -14,6 +15,7 @@ indexes title, abstract, authors, journal, keywords and MeSH.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from crawler.records import Author
 from crawler.store.common import chunks, insert_rows, marks, source_rank_sql
@@ -48,6 +50,19 @@ def queue_triggers() -> list[str]:
                 f"WHERE v IS NOT NULL AND v NOT IN (SELECT work_id FROM work_summary_queue); END"
             )
     return statements
+
+
+def queue_summaries(db, work_ids: Iterable[int]) -> None:
+    """Queue these works' summaries: what the insert triggers of ``works``, ``records`` and ``identifiers`` did before
+    m016 (the store's one writer of those rows calls it, once per work, before anything reads the queue). Does nothing
+    on a file older than m010 (no queue: its backfill summarises everything once the migration ran)."""
+    rows = [(work_id,) for work_id in work_ids]
+    if rows and _has_queue(db):
+        db.conn.executemany("INSERT OR IGNORE INTO work_summary_queue (work_id) VALUES (?)", rows)
+
+
+def _has_queue(db) -> bool:
+    return db.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'work_summary_queue'").fetchone() is not None
 
 
 def rebuild_work_summaries(db) -> int:
@@ -159,7 +174,7 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
     statement per row would write (and later merge) one index segment per work.
 
     Does nothing on a file older than m007 (its backfill summarises everything once the migration ran)."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'work_summary_queue'").fetchone():
+    if not _has_queue(db):
         return 0
     done = 0
     upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"

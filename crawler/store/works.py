@@ -26,7 +26,7 @@ from crawler.records import (
 )
 from crawler.store.candidates import repoint_work_links
 from crawler.store.common import chunks, dumps, marks, source_rank_sql
-from crawler.store.summaries import refresh_work_summaries
+from crawler.store.summaries import queue_summaries, refresh_work_summaries
 
 log = logging.getLogger("crawler.store")
 
@@ -73,6 +73,7 @@ class SaveBatch:
         self._identifiers: list[tuple] = []
         self._links: list[tuple] = []
         self._seen: list[tuple[str, int]] = []
+        self._queued: list[int] = []  # the works of new records saved alone, whose summaries are queued at flush
         by_source: dict[str, set[str]] = {}
         by_scheme: dict[str, set[str]] = {}
         for record in records:
@@ -104,8 +105,9 @@ class SaveBatch:
         return sorted({w for pair in identifiers for w in self.works.get(tuple(pair), ())})  # type: ignore[arg-type]
 
     def saved_alone(self, record: Record, record_id: int, work_id: int, digest: str) -> None:
-        """A new record on a new work of its own: remember it; queue its identifiers and links."""
+        """A new record on a new work of its own: remember it; queue its identifiers, links and summary."""
         self.rows[(record.source, record.source_id)] = (record_id, work_id, digest)
+        self._queued.append(work_id)
         for scheme, value in record.identifiers:
             self.works.setdefault((scheme, value), set()).add(work_id)
         self._identifiers.extend((record_id, work_id, scheme, value) for scheme, value in record.identifiers)
@@ -131,7 +133,9 @@ class SaveBatch:
             )
         if self._seen:
             self.db.conn.executemany("UPDATE records SET last_seen_at = ? WHERE id = ?", self._seen)
-        self._identifiers, self._links, self._seen = [], [], []
+        if self._queued:
+            queue_summaries(self.db, self._queued)
+        self._identifiers, self._links, self._seen, self._queued = [], [], [], []
 
 
 def _stored_row(db, record: Record) -> tuple[int, int, str] | None:
@@ -301,6 +305,8 @@ def save_record(
         batch.saved_alone(record, record_id, work_id, digest)
         _save_trial_snapshot(db, record_id, record, now)
         return status, record_id
+    if status == "new" or record.identifiers:  # the summary of a work gaining rows (no insert trigger queues it: m016)
+        queue_summaries(db, [work_id])
     if status != "new":  # a new record's id has no rows yet (foreign keys: none are left behind)
         db.conn.execute("DELETE FROM identifiers WHERE record_id = ?", [record_id])
         db.conn.execute("DELETE FROM record_links WHERE record_id = ?", [record_id])
