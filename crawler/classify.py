@@ -263,7 +263,7 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
     for concept in vocabulary.concepts:
         doc = facts.doc
         if concept.name == vocabulary.focus_concept and concept.terms and facts.record_type != "news":
-            focused = focus_doc(facts.doc, _concept_pattern(concept))
+            focused = focus_doc(facts.doc, _concept_pattern(concept), concept)
             doc = focused.doc
             for why in focused.passing:
                 reasons.append(f"concept {concept.name}: passing mention set aside ({why})")

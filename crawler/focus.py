@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crawler.abstracts import category_of, is_label
-from crawler.terms import Doc, Gated, Scan
+from crawler.terms import Doc, Gated, Scan, TermRule
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
 ROLE_OF_CATEGORY = {
@@ -77,8 +78,84 @@ class FocusResult:
     structured: bool = False  # the abstract has labelled sections
 
 
+#: Where sentences part in a text without line breaks (most: normalised text has none): the whitespace after
+#: ``.``, ``!`` or ``?`` before a lower-case letter, a digit or a bracket (group 1), as :data:`_SENTENCE` finds
+#: it; written to start with the punctuation, rarer than whitespace, so that the expression engine tries fewer places.
+_SENTENCE_END = re.compile(r"[.!?](\s+)(?=[a-z0-9(\[])")
+
+#: (start, end) of what the concept matches, in a sentence or a title.
+Hits = list[tuple[int, int]]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int, str]]:
+    """Each sentence of a text (as :func:`sentences` gives it) with where it stands in the text: (start, end, sentence)."""
+    if "\n" in text:
+        parts = [m.span() for m in _SENTENCE.finditer(text)]
+    else:  # no line break: every separator is whitespace after a sentence end
+        parts = [m.span(1) for m in _SENTENCE_END.finditer(text)]
+    parts.append((len(text), len(text)))
+    spans = []
+    position = 0
+    for low, high in parts:
+        piece = text[position:low]
+        if piece:
+            sentence = piece.strip()
+            if sentence:
+                start = position + len(piece) - len(piece.lstrip())
+                spans.append((start, start + len(sentence), sentence))
+        position = high
+    return spans
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    return [sentence for _, _, sentence in sentence_spans(text)]
+
+
+class _Straddles(Exception):
+    """A match of the concept in a whole text runs from one sentence into another (or into a section label)."""
+
+
+#: The concept's matches in one sentence, from the sentence's (start, end) in its text (after its label) and its words.
+HitsIn = Callable[[int, int, str], Hits]
+
+
+def _walk(text: str, hits_in: HitsIn | None) -> tuple[list[tuple[str, str, Hits]], bool, bool]:
+    """(role, sentence, the concept's matches in it) of each sentence of an abstract that the concept matches (every
+    sentence without ``hits_in``), whether the abstract is structured (labels or an aim/design sentence) and whether
+    it has labels. Roles as :func:`sentence_roles` describes them; a sentence no match needs is read only as far as
+    the roles of the sentences after it need (its label; before the first aim/design sentence, whether it is one)."""
+    out: list[tuple[str, str, Hits]] = []
+    role: str | None = None
+    aim_seen = structured = labelled = False
+    for start, end, sentence in sentence_spans(text):
+        match = _LABEL.match(sentence) if ":" in sentence else None  # a label ends with a colon
+        label_role = _label_role(match.group(1)) if match else None
+        if match is not None and label_role is not None:
+            role = label_role
+            structured = labelled = True
+            sentence = sentence[match.end() :]
+            start += match.end()
+        hits: Hits = [] if hits_in is None else hits_in(start, end, sentence)
+        if hits_in is not None and not hits:
+            if not role and not aim_seen and not _DISCUSSION.search(sentence) and _AIM.search(sentence):
+                aim_seen = structured = True
+            continue
+        if role == "other":  # trial registration, funding: not about the study's subject
+            out.append(("background", sentence, hits))
+        elif role:
+            out.append((role if role != "background" or not _AIM.search(sentence) else "objective", sentence, hits))
+        elif _DISCUSSION.search(sentence):
+            out.append(("discussion", sentence, hits))
+        elif aim_seen:
+            out.append(("results", sentence, hits))
+        elif _AIM.search(sentence):
+            aim_seen = structured = True
+            out.append(("objective", sentence, hits))
+        else:
+            out.append(("background?", sentence, hits))
+    if not structured:
+        return [("unknown" if r == "background?" else r, s, h) for r, s, h in out], False, False
+    return [("background" if r == "background?" else r, s, h) for r, s, h in out], True, labelled
 
 
 def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
@@ -88,34 +165,10 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
     to the next label. In unlabelled text, sentences before the first one that states the work's aim or
     design are background; sentences about future or other work are discussion. Without any label or
     aim/design sentence (narrative reviews, letters, news) the roles stay unknown. The flag says whether
-    the abstract had labels or an aim/design sentence.
+    the abstract had labels.
     """
-    out: list[tuple[str, str]] = []
-    role: str | None = None
-    aim_seen = structured = labelled = False
-    for sentence in sentences(text):
-        match = _LABEL.match(sentence) if ":" in sentence else None  # a label ends with a colon
-        label_role = _label_role(match.group(1)) if match else None
-        if match is not None and label_role is not None:
-            role = label_role
-            structured = labelled = True
-            sentence = sentence[match.end() :]
-        if role == "other":  # trial registration, funding: not about the study's subject
-            out.append(("background", sentence))
-        elif role:
-            out.append((role if role != "background" or not _AIM.search(sentence) else "objective", sentence))
-        elif _DISCUSSION.search(sentence):
-            out.append(("discussion", sentence))
-        elif aim_seen:
-            out.append(("results", sentence))
-        elif _AIM.search(sentence):
-            aim_seen = structured = True
-            out.append(("objective", sentence))
-        else:
-            out.append(("background?", sentence))
-    if not structured:
-        return [("unknown" if r == "background?" else r, s) for r, s in out], False
-    return [("background" if r == "background?" else r, s) for r, s in out], labelled
+    roles, _, labelled = _walk(text, None)
+    return [(role, sentence) for role, sentence, _ in roles], labelled
 
 
 @functools.lru_cache(maxsize=4096)
@@ -138,63 +191,103 @@ def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.
     )
 
 
-def _is_passing(sentence: str, concept: re.Pattern, passing: re.Pattern, scan: Scan | None = None) -> bool:
-    """Every mention of the concept in this sentence is a comparison, an example or an exclusion.
+def _is_passing(sentence: str, hits: Hits, passing: re.Pattern, scan: Scan | None = None) -> bool:
+    """Every mention of the concept in this sentence (``hits``, at least one) is a comparison, an example or an exclusion.
 
     With the ``scan`` of the sentence or of a text holding it (what the sentence holds, the text holds too),
     the expressions are not run where they cannot match."""
-    hits = list(concept.finditer(sentence))
-    if not hits:
-        return False
     if (scan is None or _gated(_NOT_ABOUT).runs(scan)) and _NOT_ABOUT.search(sentence):
         return True
     if scan is not None and not _gated(passing).runs(scan):
         return False
     covered = [m.span() for m in passing.finditer(sentence)]
-    return all(any(a <= hit.start() < b for a, b in covered) for hit in hits)
+    return all(any(a <= start < b for a, b in covered) for start, _ in hits)
 
 
-def focus_doc(doc: Doc, concept: re.Pattern) -> FocusResult:
-    """``doc`` with the passing mentions of ``concept`` (a compiled pattern of its terms) blanked out."""
+def _plain_terms(rule: TermRule | None):
+    """The rule's compiled terms when they are all plain (their matches are then read from a text's scan), else None."""
+    terms = rule._terms if rule is not None else None
+    return terms if terms is not None and terms.regex is None else None
+
+
+def _scan_hits(matches: list[tuple[int, int, int]]) -> HitsIn:
+    """The concept's matches sentence by sentence, from its matches in the whole text (left to right): the same
+    as in each sentence alone as long as none runs from a sentence into another (then :class:`_Straddles`)."""
+    position = 0
+
+    def hits_in(start: int, end: int, sentence: str) -> Hits:
+        nonlocal position
+        found: Hits = []
+        while position < len(matches):
+            low, high, _ = matches[position]
+            if low >= end:
+                break
+            if low < start:  # before the sentence (a separator, a label): must end there
+                if high > start:
+                    raise _Straddles
+            elif high > end:
+                raise _Straddles
+            else:
+                found.append((low - start, high - start))
+            position += 1
+        return found
+
+    return hits_in
+
+
+def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> FocusResult:
+    """``doc`` with the passing mentions of ``concept`` (a compiled pattern of its terms) blanked out.
+
+    ``rule``: the concept's rule, whose terms ``concept`` is one expression of (:func:`crawler.classify`); when
+    they are all plain terms, their matches are read from each text's scan instead of running ``concept``."""
     passing = _passing_pattern(concept.pattern)
     in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
+    for pattern in (_NOT_ABOUT, passing, in_title):  # their anchors in the vocabulary before any text is scanned here
+        _gated(pattern)
     result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh), cache=doc.cache))
+    terms = _plain_terms(rule)
+
+    def by_expression(start: int, end: int, sentence: str) -> Hits:
+        return [m.span() for m in concept.finditer(sentence)]
+
+    def hits_of(text: str, scan: Scan) -> Hits:
+        return [(low, high) for low, high, _ in terms._plain(scan)] if terms is not None else by_expression(0, 0, text)
+
     abstract_focus = 0
     for abstract in doc.abstracts:
         kept = []
-        roles, structured = sentence_roles(abstract)
         scan = doc.cache.scan(abstract)
-        result.structured = result.structured or structured
-        for role, sentence in roles:
-            if not concept.search(sentence):
-                continue
+        try:
+            roles, structured, labelled = _walk(abstract, by_expression if terms is None else _scan_hits(terms._plain(scan)))
+        except _Straddles:
+            roles, structured, labelled = _walk(abstract, by_expression)
+        result.structured = result.structured or labelled
+        for role, sentence, hits in roles:
             if role in ("background", "discussion"):
                 result.passing.append(f"{role} sentence: '{_short(sentence)}'")
-            elif _is_passing(sentence, concept, passing, scan):
+            elif _is_passing(sentence, hits, passing, scan):
                 result.passing.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 kept.append(sentence)
-        abstract_focus += sum(len(concept.findall(sentence)) for sentence in kept)
+                abstract_focus += len(hits)
         result.doc.abstracts.append(" ".join(kept))
     for title in doc.titles:
-        if concept.search(title) and _is_passing(title, concept, in_title, doc.cache.scan(title)):
+        scan = doc.cache.scan(title)
+        hits = hits_of(title, scan)
+        if hits and _is_passing(title, hits, in_title, scan):
             result.passing.append(f"title names it in a comparison: '{_short(title)}'")
             continue
-        other = _STUDY_OF.search(title)
-        if (
-            concept.search(title)
-            and result.structured
-            and not abstract_focus
-            and other
-            and not concept.search(title[other.end() : other.end() + 40])
-        ):
-            # "... not observed in a negative trial of scopolamine": the title says the study is of something
-            # else, and the structured abstract names the drug only in background or discussion
-            result.passing.append(f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'")
-            continue
+        if hits and result.structured and not abstract_focus:
+            other = _STUDY_OF.search(title)
+            if other and not concept.search(title[other.end() : other.end() + 40]):
+                # "... not observed in a negative trial of scopolamine": the title says the study is of something
+                # else, and the structured abstract names the drug only in background or discussion
+                result.passing.append(
+                    f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'"
+                )
+                continue
         result.doc.titles.append(title)
-    named_elsewhere = any(concept.search(t) for t in result.doc.titles + doc.keywords + doc.trial + doc.mesh)
-    if abstract_focus == 1 and not named_elsewhere:
+    if abstract_focus == 1 and not any(concept.search(t) for t in result.doc.titles + doc.keywords + doc.trial + doc.mesh):
         # one mention in an abstract whose title, keywords and MeSH never name it: an aside
         result.passing.append("a single mention in an abstract about something else")
         result.doc.abstracts = []

@@ -676,4 +676,8 @@ def test_sentence_separators_split_as_written():
             split = fast.split(text)
             assert split == plain.split(text), repr(text)
             parted += len(split) > 1
+        # the sentences, found from the punctuation when the text has no line break, with where they stand
+        parts = written[focus._SENTENCE].split(text)
+        assert focus.sentences(text) == [s.strip() for s in parts if s and s.strip()], repr(text)
+        assert all(text[start:end] == s for start, end, s in focus.sentence_spans(text)), repr(text)
     assert parted > 10000
