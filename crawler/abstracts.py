@@ -193,6 +193,26 @@ def sections_from_text(text: str | None) -> list[dict]:
     return sections_from_blocks(blocks)
 
 
+def pieces(text: str, separator: re.Pattern, sentence_end: re.Pattern) -> list[tuple[int, str]]:
+    """The pieces of ``separator.split(text)`` that are not blank, each with where it starts in the text.
+
+    ``sentence_end``: an expression whose group 1 is, in a text without line breaks, where ``separator`` matches
+    (written to start with a sentence's last character, rarer than the whitespace a separator starts with)."""
+    if "\n" in text:
+        parts = [m.span() for m in separator.finditer(text)]
+    else:
+        parts = [m.span(1) for m in sentence_end.finditer(text)]
+    parts.append((len(text), len(text)))
+    found = []
+    position = 0
+    for low, high in parts:
+        piece = text[position:low]
+        if piece and not piece.isspace():
+            found.append((position, piece))
+        position = high
+    return found
+
+
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
 

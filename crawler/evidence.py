@@ -33,6 +33,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from crawler.abstracts import pieces
 from crawler.terms import Doc, Gated, Scan
 
 EVIDENCE_TAGS = (
@@ -179,7 +180,7 @@ SR_TEXT = re.compile(
     r"\bsearched (pubmed|medline|embase|psycinfo|cochrane|web of science|scopus|the literature|[a-z]+ databases|databases|electronic databases)"
 )
 REVIEW_TITLE = re.compile(
-    r"(?<!chart )(?<!record )(?<!records )(?<!case )(?<!peer )\breview\b|\boverview\b|\bstate[\s-]of[\s-]the[\s-]art\b|\ban update\b|\bupdate on\b|\bnarrative\b|"
+    r"\breview\b(?<!chart review)(?<!record review)(?<!records review)(?<!case review)(?<!peer review)|\boverview\b|\bstate[\s-]of[\s-]the[\s-]art\b|\ban update\b|\bupdate on\b|\bnarrative\b|"
     r"\bcurrent (evidence|status|perspectives|understanding|knowledge)\b|\bwhat (do|we) (we )?know\b|\bprimer\b|"
     r"\bclinical (guide|overview)\b|\bevidence and (future|clinical)\b|\bpast, present\b|\bthe road ahead\b|"
     r": (a |an )?(narrative |critical |brief |mini[\s-]|literature |clinical )?review\b|\bwhere (are we|do we stand)\b|\ba new era\b|"
@@ -216,7 +217,11 @@ CASE_OWN = re.compile(
     r"\bwe (report|describe|present)\b[^.]{0,40}\b(case|patient|woman|man|girl|boy|veteran)s?\b|\bour (patient|case)s?\b|"
     r"\b(a|an) \d{1,3}[\s-]year[\s-]old\b|\b(patients?|cases?) (in|from|at|seen in|treated in|treated at) our\b"
 )
-REPLY_TITLE = re.compile(r"^(re|reply|response|in reply|comment on)\b|\b(reply|in response to|comment on)\b|^drs? .* reply\b")
+#: A reply's title; looked for in three parts (two at the start), the middle one skipped on titles without its words.
+_REPLY_START = re.compile(r"(re|reply|response|in reply|comment on)\b")
+_REPLY_WORDS = re.compile(r"\b(reply|in response to|comment on)\b")
+_REPLY_DOCTORS = re.compile(r"drs? .* reply\b")
+REPLY_TITLE = re.compile(f"^{_REPLY_START.pattern}|{_REPLY_WORDS.pattern}|^{_REPLY_DOCTORS.pattern}")
 #: Words that make a study observational even when it says "open-label" (a naturalistic open-label cohort).
 OBS_FIRST = re.compile(r"\b(observational|naturalistic|real[\s-]world|retrospective(ly)?|registry|chart review)\b")
 OBS_TEXT = re.compile(
@@ -247,10 +252,13 @@ HUMAN_STUDY = re.compile(
     r"\b(patients|participants|volunteers|adults with|women|men|individuals|people|veterans|clinical trial|humans)\b"
 )
 COMMENT_TEXT = re.compile(r"^(to the editor|the authors reply|in reply)\b|\bthis (editorial|commentary|viewpoint)\b")
-COMMENT_TITLE = re.compile(
-    r"^(editorial|commentary|comment|letter|reply|response|in reply|re)\b|\b(commentary|editorial|viewpoint|"
-    r"letter to the editor|reply to|in reply|in response to|comment on|a response)\b"
+#: A comment's title: what starts it, else the first words anywhere that name one (the same match as
+#: :data:`COMMENT_TITLE`, whose first alternative can match only at the start; the second is skipped on titles without its words).
+_COMMENT_START = re.compile(r"(editorial|commentary|comment|letter|reply|response|in reply|re)\b")
+_COMMENT_WORDS = re.compile(
+    r"\b(commentary|editorial|viewpoint|letter to the editor|reply to|in reply|in response to|comment on|a response)\b"
 )
+COMMENT_TITLE = re.compile(f"^{_COMMENT_START.pattern}|{_COMMENT_WORDS.pattern}")
 GUIDELINE_TITLE = re.compile(
     r"\bguidelines?\b|\bconsensus\b|\bposition (statement|paper)\b|\bpractice parameter\b|\btask force\b|"
     r"\bclinical practice recommendations?\b|\brecommendations (for|from|of|on)\b"
@@ -283,6 +291,8 @@ _GATED = {
         CASE_TEXT,
         CASE_OWN,
         REPLY_TITLE,
+        _REPLY_WORDS,
+        _COMMENT_WORDS,
         OBS_FIRST,
         OBS_TEXT,
         PRECLINICAL,
@@ -296,32 +306,78 @@ _GATED = {
 }
 
 
+def _reply_title(title: str, scan: Scan) -> bool:
+    """Whether :data:`REPLY_TITLE` matches the title."""
+    return bool(_REPLY_START.match(title) or _search(_REPLY_WORDS, title, scan) or _REPLY_DOCTORS.match(title))
+
+
 def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
     """``pattern.search(text)``, not run where the text lacks what every match contains."""
     return _GATED[pattern].search(text, scan)
 
 
+#: Where sentences part in a text without line breaks (most: normalised text has none): the whitespace (group 1)
+#: after ``.``, ``!``, ``?`` or ``;`` before a lower-case letter, a digit or a bracket, as :data:`_SENTENCE` finds
+#: it; written to start with the punctuation, rarer than whitespace, so that the expression engine tries fewer places.
+_SENTENCE_END = re.compile(r"[.!?;](\s+)(?=[a-z0-9(])")
+
+#: For each expression read sentence by sentence, one that matches in the whole text wherever the first matches in a
+#: sentence (a sentence stands between whitespace): itself when its match at a place depends only on the characters
+#: it matches and the one on each side (no look-around but word boundaries and look-aheads for more, no ``^``);
+#: else the same without what may fail in the text and not in a sentence. No sentence ending before the first match
+#: of it in the text can hold a match.
+_PROBES = {
+    pattern: pattern for pattern in (SR_TEXT, CASE_TEXT, CASE_OWN, OBS_TEXT, OBS_FIRST, TRIAL_TEXT, META_TEXT, PROTOCOL_TEXT)
+}
+_PROBES[RCT_TEXT] = re.compile(
+    RCT_TEXT.pattern.replace(r"(?![^.]{0,40}\b(animals?|mice|rats?)\b)", "", 1)
+)  # not "randomised rats"
+_PROBES[REVIEW_TEXT] = re.compile(REVIEW_TEXT.pattern.replace("^purpose", r"\bpurpose", 1))  # a sentence's start
+_GATED.update((probe, Gated(probe)) for probe in _PROBES.values() if probe not in _GATED)
+
+
+def sentence_spans(text: str) -> list[tuple[int, str]]:
+    """(where it starts, sentence) of each sentence of a text, as :func:`sentences` gives them."""
+    return pieces(text, _SENTENCE, _SENTENCE_END)
+
+
 def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE.split(text) if s.strip()]
+    return [sentence for _, sentence in sentence_spans(text)]
 
 
-def _sentences(doc: Doc, text: str) -> list[str]:
-    """The sentences of a text, split once per work."""
+def _sentences(doc: Doc, text: str) -> list[tuple[int, str]]:
+    """The sentences of a text with where they start, split once per work."""
     key = ("evidence.sentences", text)
     found = doc.cache.memo.get(key)
     if found is None:
-        found = doc.cache.memo[key] = sentences(text)
+        found = doc.cache.memo[key] = sentence_spans(text)
     return found
 
 
 def _own_sentence(pattern: re.Pattern, text: str, negated: re.Pattern | None = None, doc: Doc | None = None) -> str | None:
     """The first words matching ``pattern`` in a sentence about this work (not about other work, not negated).
 
-    With the work's ``doc``, sentences are split once per work, and a text that lacks what every match
-    of ``pattern`` contains is not split at all (a sentence holds no more than its text)."""
-    if doc is not None and not _GATED[pattern].runs(doc.cache.scan(text)):
-        return None
-    for sentence in sentences(text) if doc is None else _sentences(doc, text):
+    With the work's ``doc``, sentences are split once per work, a text that lacks what every match of ``pattern``
+    contains is not split at all (a sentence holds no more than its text), and the sentences before the first match of
+    its probe in the whole text (:data:`_PROBES`) are not read."""
+    begin = 0
+    if doc is None:
+        spans = sentence_spans(text)
+    else:
+        scan = doc.cache.scan(text)
+        gated = _GATED[pattern]
+        if not gated.runs(scan):
+            return None
+        probe = _PROBES.get(pattern)
+        if probe is not None:
+            first = _GATED[probe].search(text, scan)
+            if first is None:
+                return None
+            begin = first.start()
+        spans = _sentences(doc, text)
+    for start, sentence in spans:
+        if start + len(sentence) <= begin:
+            continue
         match = pattern.search(sentence)
         if match and not _OTHER_WORK.search(sentence) and not (negated and negated.search(sentence)):
             return match.group(0)
@@ -369,7 +425,10 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
 
     # each piece of evidence is looked for only when the ones before it found nothing
-    comment = pt(PT_COMMENT) or in_title(COMMENT_TITLE)
+    comment = pt(PT_COMMENT)
+    if not comment:  # in_title(COMMENT_TITLE)
+        words = _COMMENT_START.match(title) or _search(_COMMENT_WORDS, title, title_scan)
+        comment = f"title: '{words.group(0)}'" if words else None
     if not comment:
         comment_text = _search(COMMENT_TEXT, abstract, abstract_scan)
         comment = f"abstract: '{comment_text.group(0)}'" if comment_text else None
@@ -384,7 +443,8 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if guideline:
         found["guideline"] = guideline
     protocol = pt(PT_PROTOCOL) or in_title(PROTOCOL_TITLE)
-    if not protocol and not _search(RESULTS_TEXT, abstract, abstract_scan):  # reported results make no protocol
+    # reported results make no protocol (looked for only where the protocol words may be)
+    if not protocol and _GATED[PROTOCOL_TEXT].runs(abstract_scan) and not _search(RESULTS_TEXT, abstract, abstract_scan):
         protocol = in_abstract(PROTOCOL_TEXT)
     if protocol:
         found["protocol"] = protocol
@@ -419,9 +479,9 @@ def evidence_tags(facts: Facts) -> list[Tag]:
 
     animals = "animals" in mesh and "humans" not in mesh
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
-    if not preclinical and abstract:
+    if not preclinical and abstract and not _search(HUMAN_STUDY, abstract, abstract_scan):  # people: no animal study
         hits = _GATED[PRECLINICAL].finditer(abstract, abstract_scan)
-        if len(hits) >= 2 and not _search(HUMAN_STUDY, abstract, abstract_scan):
+        if len(hits) >= 2:
             preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"
     if preclinical and not is_synthesis and "review" not in found:
         found["preclinical"] = preclinical
@@ -431,7 +491,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     text_ok = not secondary and "commentary" not in found
     case = first(
         pt(PT_CASE),
-        lambda: in_title(CASE_TITLE) if not secondary and not _search(REPLY_TITLE, title, title_scan) else None,
+        lambda: in_title(CASE_TITLE) if not secondary and not _reply_title(title, title_scan) else None,
         lambda: in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
     )
     if case:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crawler.abstracts import category_of, is_label
+from crawler.abstracts import category_of, is_label, pieces
 from crawler.terms import Doc, Gated, Scan, TermRule
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
@@ -89,21 +89,11 @@ Hits = list[tuple[int, int]]
 
 def sentence_spans(text: str) -> list[tuple[int, int, str]]:
     """Each sentence of a text (as :func:`sentences` gives it) with where it stands in the text: (start, end, sentence)."""
-    if "\n" in text:
-        parts = [m.span() for m in _SENTENCE.finditer(text)]
-    else:  # no line break: every separator is whitespace after a sentence end
-        parts = [m.span(1) for m in _SENTENCE_END.finditer(text)]
-    parts.append((len(text), len(text)))
     spans = []
-    position = 0
-    for low, high in parts:
-        piece = text[position:low]
-        if piece:
-            sentence = piece.strip()
-            if sentence:
-                start = position + len(piece) - len(piece.lstrip())
-                spans.append((start, start + len(sentence), sentence))
-        position = high
+    for position, piece in pieces(text, _SENTENCE, _SENTENCE_END):
+        sentence = piece.strip()
+        start = position + len(piece) - len(piece.lstrip())
+        spans.append((start, start + len(sentence), sentence))
     return spans
 
 

@@ -680,4 +680,7 @@ def test_sentence_separators_split_as_written():
         parts = written[focus._SENTENCE].split(text)
         assert focus.sentences(text) == [s.strip() for s in parts if s and s.strip()], repr(text)
         assert all(text[start:end] == s for start, end, s in focus.sentence_spans(text)), repr(text)
+        parts = written[evidence._SENTENCE].split(text)
+        assert evidence.sentences(text) == [s for s in parts if s.strip()], repr(text)
+        assert all(text[start : start + len(s)] == s for start, s in evidence.sentence_spans(text)), repr(text)
     assert parted > 10000
