@@ -24,7 +24,6 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -366,38 +365,23 @@ def term_forms(term: str) -> tuple[list[str], bool, bool]:
 
 class Scan:
     """What one pass of the vocabulary's automaton found in a text: ``entries``, every occurrence of a plain term
-    (word checks passed) as (start, end, key), left to right; ``keys``, the plain term keys found; ``anchors``,
-    the anchors of ``re:`` terms (:func:`regex_anchors`) that occur, ``found`` where (each occurrence's last
-    character and anchor) and ``positions`` by anchor; ``hits``, key -> (start, end) of each occurrence."""
+    (word checks passed) as (start, end, key), left to right; ``keys``, the plain term keys found; ``positions``,
+    anchor of ``re:`` terms (:func:`regex_anchors`) -> the last character of each of its occurrences, left to right;
+    ``anchors``, the anchors that occur; ``found``, (last character, anchor) of each occurrence; ``hits``, key ->
+    (start, end) of each occurrence."""
 
-    __slots__ = ("entries", "keys", "anchors", "found", "_positions")
+    __slots__ = ("entries", "keys", "anchors", "positions")
 
-    def __init__(
-        self,
-        entries: list[tuple[int, int, int]],
-        anchors: frozenset[str],
-        found: list[tuple[int, str]] | None = None,
-    ):
+    def __init__(self, entries: list[tuple[int, int, int]], positions: dict[str, list[int]] | None = None):
         self.entries = entries
         self.keys = {key for _, _, key in entries}
-        self.anchors = anchors
-        self.found = found or []  # (last character, anchor) of each anchor occurrence, as the automaton gave them
-        self._positions: dict[str, list[int]] | None = None
+        self.positions = positions or {}
+        self.anchors = frozenset(self.positions)
 
     @property
-    def positions(self) -> dict[str, list[int]]:
-        """anchor -> the last character of each of its occurrences, left to right (made when first read: only the
-        windows of a long text need it)."""
-        positions = self._positions
-        if positions is None:
-            positions = self._positions = {}
-            for last, anchor in self.found:
-                known = positions.get(anchor)
-                if known is None:
-                    positions[anchor] = [last]
-                else:
-                    known.append(last)
-        return positions
+    def found(self) -> list[tuple[int, str]]:
+        """(last character, anchor) of each anchor occurrence, left to right."""
+        return sorted((last, anchor) for anchor, lasts in self.positions.items() for last in lasts)
 
     @property
     def hits(self) -> dict[int, list[tuple[int, int]]]:
@@ -467,16 +451,20 @@ class _Vocabulary:
     def scan(self, text: str) -> Scan:
         automaton = self.automaton or self._build()
         if not text or not len(automaton):
-            return Scan([], frozenset())
+            return Scan([])
         # other whitespace is not printable: a printable text has none to turn into spaces
         seen = text if text.isprintable() else _OTHER_SPACE.sub(" ", text)
         size = len(seen)
         word = _WORD_CHARS
         entries: list[tuple[int, int, int]] = []
-        anchors: list[tuple[int, str]] = []
+        positions: dict[str, list[int]] = {}
         for last, (length, anchor, form) in automaton.iter(seen):
             if anchor is not None:
-                anchors.append((last, anchor))
+                known = positions.get(anchor)
+                if known is None:
+                    positions[anchor] = [last]
+                else:
+                    known.append(last)
             if form is None:
                 continue
             start = last - length + 1
@@ -493,7 +481,7 @@ class _Vocabulary:
             for key in keys:
                 entries.append((start, last + 1, key))
         entries.sort()
-        return Scan(entries, frozenset([anchor for _, anchor in anchors]), anchors)
+        return Scan(entries, positions)
 
     def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:
         """The scan of ``text``, which differs from the text of ``scan`` (same length) only inside ``ranges``
@@ -515,13 +503,17 @@ class _Vocabulary:
                 groups.append([low, high])
         size = len(text)
         entries = scan.entries
-        found = scan.found
+        positions = scan.positions
         for low, high in groups:
             entries = [entry for entry in entries if entry[0] > high or entry[1] < low]
-            found = [item for item in found if item[0] + 1 - len(item[1]) > high or item[0] + 1 < low]
-        entries = list(entries)
-        found = list(found)
-        for low, high in groups:
+            kept: dict[str, list[int]] = {}
+            for anchor, lasts in positions.items():  # an anchor ends at last + 1 and starts len(anchor) before
+                away = high + len(anchor) - 1
+                lasts = [last for last in lasts if last > away or last + 1 < low]
+                if lasts:
+                    kept[anchor] = lasts
+            positions = kept
+        for low, high in groups:  # (the lists above are new: the scan's own are left as they are)
             start = max(0, low - reach)
             window = self.scan(text[start : min(size, high + reach)])
             entries.extend(
@@ -529,14 +521,14 @@ class _Vocabulary:
                 for first, last, key in window.entries
                 if first + start <= high and last + start >= low
             )
-            found.extend(
-                (last + start, anchor)
-                for last, anchor in window.found
-                if last + start + 1 - len(anchor) <= high and last + start + 1 >= low
-            )
+            for anchor, lasts in window.positions.items():
+                near = high - start + len(anchor) - 1
+                added = [last + start for last in lasts if last <= near and last + start + 1 >= low]
+                if added:
+                    known = positions.get(anchor)
+                    positions[anchor] = sorted(known + added) if known else added
         entries.sort()
-        found.sort(key=itemgetter(0))
-        return Scan(entries, frozenset([anchor for _, anchor in found]), found)
+        return Scan(entries, positions)
 
 
 _VOCABULARY = _Vocabulary()
