@@ -143,14 +143,19 @@ def normalize_title(title: str | None) -> str:
     """
     if not title:
         return ""
-    text = TAG_RE.sub("", str(title))
+    text = str(title)
+    if "<" in text:  # (a tag starts with one: most titles have none)
+        text = TAG_RE.sub("", text)
     text = html.unescape(html.unescape(text))
-    text = TAG_RE.sub("", text)
+    if "<" in text:
+        text = TAG_RE.sub("", text)
     text = remove_retraction_mark(text)  # an Elsevier-style retracted article keeps its title behind the mark
     if not text.isascii():
         text = _strip_accents("".join(GREEK.get(ch, ch) for ch in text))
     text = text.lower()
-    text = _ABBREVIATION_RE.sub(r"\1", _QUOTES_RE.sub("", text).replace("&", " and "))
+    text = _QUOTES_RE.sub("", text).replace("&", " and ")
+    if "." in text:  # (an abbreviation ends with one)
+        text = _ABBREVIATION_RE.sub(r"\1", text)
     text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text.strip())
     tokens = [SYNONYMS.get(t, t) for t in _NON_ALNUM_RE.sub(" ", text).split()]
     cleaned: list[str] = []
@@ -291,9 +296,12 @@ def author_keys(surnames: tuple[str, ...], words: tuple[str, ...]) -> list[str]:
     return keys
 
 
+_YEAR_RE = re.compile(r"^\d{4}")
+
+
 def year_of(*dates: str | None) -> int | None:
     for date in dates:
-        if date and re.match(r"^\d{4}", str(date)):
+        if date and _YEAR_RE.match(str(date)):
             return int(str(date)[:4])
     return None
 
@@ -419,6 +427,13 @@ CITATION_KINDS = ("article", "comment", "protocol")
 
 def journal_keys(journal: str | None, issn: str | None = None) -> list[str]:
     """The journal as keys: each ISSN, and the title folded ("The lancet. Psychiatry" = "The Lancet Psychiatry")."""
+    if type(journal) in _TEXT_OR_NONE and type(issn) in _TEXT_OR_NONE:  # memoised: a topic's records share journals
+        return list(_journal_keys(journal, issn))
+    return list(_journal_keys.__wrapped__(journal, issn))
+
+
+@functools.lru_cache(maxsize=4096)
+def _journal_keys(journal: str | None, issn: str | None) -> tuple[str, ...]:
     keys = []
     for value in re.split(r"[;,\s]+", issn or ""):
         value = re.sub(r"[^0-9Xx]", "", value).upper()
@@ -429,7 +444,7 @@ def journal_keys(journal: str | None, issn: str | None = None) -> list[str]:
         title = title[1:]
     if title:
         keys.append("title " + " ".join(title))
-    return keys
+    return tuple(keys)
 
 
 def author_list_key(people: Iterable[dict]) -> str | None:

@@ -41,10 +41,41 @@ HARD_CASES = sorted(c for c in LABELS["cases"] if not c.startswith("ordinary"))
         ("Anxiety & depression in Montréal", "anxiety and depression in montreal"),
         ("RETRACTED: Ketamine and BDNF", "ketamine and bdnf"),
         ("Ketamine vs. ECT", "ketamine versus ect"),
+        ("Ketamine vs ECT", "ketamine versus ect"),
+        ("&lt;i&gt;Ketamine&lt;/i&gt; vs. ECT", "ketamine versus ect"),  # markup written as entities
+        ("Ketamine &amp;lt;b&amp;gt;and&amp;lt;/b&amp;gt; ECT", "ketamine and ect"),  # markup escaped twice
     ],
 )
 def test_titles_normalise_case_markup_entities_greek_dashes_quotes_and_trailing_period(raw, expected):
     assert matching.normalize_title(raw) == expected
+
+
+def test_journal_keys_are_memoised_as_new_lists_with_the_same_keys():
+    """A topic's records share journals: the keys are remembered, and each caller gets a list of its own."""
+
+    class Text(str):
+        pass
+
+    cases = [
+        ("The Lancet. Psychiatry", "2215-0366; 2215-0374"),
+        ("J Affect Disord", "0165-0327"),
+        (None, "0165-0327"),
+        ("Journal of Psychopharmacology (Oxford, England)", None),
+        (Text("The lancet Psychiatry"), Text("2215-0366")),
+        ("", ""),
+    ]
+    for journal, issn in cases * 2:
+        keys = matching.journal_keys(journal, issn)
+        assert keys == list(matching._journal_keys.__wrapped__(journal, issn))
+        keys.append("changed by a caller")
+        assert "changed by a caller" not in matching.journal_keys(journal, issn)
+    assert matching.journal_keys("The Lancet. Psychiatry", "2215-0366; 2215-0374") == [
+        "issn 22150366",
+        "issn 22150374",
+        "title lancet psychiatry",
+    ]
+    with pytest.raises(TypeError):
+        matching.journal_keys("J Affect Disord", ["0165-0327"])  # not text: as before, not remembered
 
 
 def test_every_doi_form_normalises_to_one_value():
