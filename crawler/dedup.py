@@ -388,7 +388,9 @@ def resolve_links_of_works(
     ``link_candidates``: record id -> its preprint-link candidates, already read (still valid)."""
     stated = store.stated_links_touching_works(db, work_ids)
     with_preprint_links = store.works_with_stated_preprint_links(db, work_ids)
-    prints = store.load_fingerprints_of_works(db, work_ids)
+    # only what _fuzzy_preprint_links compares: preprints and articles, without the records whose candidates read none
+    empty = [record_id for record_id, read in (link_candidates or {}).items() if read == ([], [])]
+    prints = store.load_fingerprints_of_works(db, work_ids, kinds=("preprint", "article"), skip=empty)
     links = store.WorkLinks(db, work_ids)
     known = set(work_ids)
 

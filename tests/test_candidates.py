@@ -101,3 +101,37 @@ def test_key_neighbours_keeps_a_record_whose_neighbour_the_look_up_could_keep_an
     )
     doi, preprint = record_id(db, "crossref", "10.1001/x.1"), record_id(db, "biorxiv", "10.1101/x.1")
     assert answer[200][1] == {doi, preprint}
+
+
+@pytest.mark.parametrize("order", corpus.ORDERS)
+def test_fingerprints_of_works_of_some_kinds_leave_out_exactly_the_other_kinds_and_the_skipped_records(order, monkeypatch):
+    """Dedup's link resolution reads only the preprint and article fingerprints it compares, without the records whose
+    candidates it read as none: the same rows, in the same order, as filtering every fingerprint of the works. Checked
+    at each call the corpus makes, and on every work with a third of its records skipped."""
+    real = store.load_fingerprints_of_works
+    calls = {"n": 0, "skipped": 0}
+
+    def compared(db, work_ids, kinds=None, skip=()):
+        answer = real(db, work_ids, kinds, skip)
+        full, left = real(db, work_ids), set(skip)
+        expected = {w: [r for r in rows if r["kind"] in kinds and r["record_id"] not in left] for w, rows in full.items()}
+        assert answer == {w: rows for w, rows in expected.items() if rows}
+        calls["n"] += 1
+        calls["skipped"] += sum(len(rows) for rows in full.values()) - sum(len(rows) for rows in answer.values())
+        return answer
+
+    monkeypatch.setattr(store, "load_fingerprints_of_works", compared)
+    db = store.memory_db()
+    corpus.load(db, order)
+    assert calls["n"] > 0 and calls["skipped"] > 0, calls
+    works = [r[0] for r in db.conn.execute("SELECT id FROM works ORDER BY id")]
+    every = real(db, works)
+    assert {row["kind"] for rows in every.values() for row in rows} > {"preprint", "article"}
+    skip = [row["record_id"] for rows in every.values() for row in rows[::3]]
+    answer = real(db, works, ("preprint", "article"), skip)
+    assert answer == {
+        w: kept
+        for w, rows in every.items()
+        if (kept := [r for r in rows if r["kind"] in ("preprint", "article") and r["record_id"] not in set(skip)])
+    }
+    assert 0 < sum(map(len, answer.values())) < sum(map(len, every.values()))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from crawler.store.common import chunks, marks
@@ -372,15 +374,23 @@ def works_with_stated_preprint_links(db, work_ids: list[int]) -> set[int]:
     return found
 
 
-def load_fingerprints_of_works(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """:func:`load_fingerprints_of_work` for many works at once: work id -> its fingerprints (record order)."""
+def load_fingerprints_of_works(
+    db, work_ids: list[int], kinds: Sequence[str] | None = None, skip: Iterable[int] = ()
+) -> dict[int, list[dict[str, Any]]]:
+    """:func:`load_fingerprints_of_work` for many works at once: work id -> its fingerprints (record order); with
+    ``kinds``, only fingerprints of those kinds, and none of the records in ``skip``."""
     found: dict[int, list[dict[str, Any]]] = {}
+    where, extra = "", []
+    if kinds is not None:
+        where = f" AND f.kind IN ({marks(kinds)}) AND f.record_id NOT IN (SELECT value FROM json_each(?))"
+        extra = [*kinds, json.dumps(sorted(set(skip)))]
     for chunk in chunks(work_ids):
         for row in _rows(
             db,
             f"""SELECT r.work_id, f.record_id, f.kind, f.title_key, f.first_author, f.author_words, f.year FROM records r
-                JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id IN ({marks(chunk)}) ORDER BY f.record_id""",
-            chunk,
+                JOIN record_fingerprints f ON f.record_id = r.id WHERE r.work_id IN ({marks(chunk)}){where}
+                ORDER BY f.record_id""",
+            [*chunk, *extra],
         ):
             found.setdefault(row.pop("work_id"), []).append(row)
     return found
