@@ -172,48 +172,78 @@ def _preprint_server(record: dict) -> str | None:
     return None
 
 
-def build_facts(records: Iterable) -> Facts:
-    """What the rules read, from a work's records (best source first)."""
-    items = sorted((_as_dict(r) for r in records), key=_source_rank)
-    doc = Doc()
+#: Normalised short texts (keywords, MeSH headings, trial fields) by the text as given: the same come back work after work.
+_NORMAL: dict[str, str] = {}
 
-    def add(target: list[str], value) -> None:
-        text = normalize_text(value) if isinstance(value, str) else ""
+
+def _normal(value) -> str:
+    """:func:`crawler.terms.normalize_text` of a short text, remembered ("" for what is not a string)."""
+    if not isinstance(value, str):
+        return ""
+    found = _NORMAL.get(value)
+    if found is None:
+        if len(_NORMAL) >= 50_000:
+            _NORMAL.clear()
+        found = _NORMAL[value] = normalize_text(value)
+    return found
+
+
+def _add(target: list[str], text: str) -> None:
+    if text and text not in target:
+        target.append(text)
+
+
+def _add_all(target: list[str], values) -> None:
+    """Each value's normalised text, once (blank texts and what is not a string are left out)."""
+    for value in values or ():
+        text = _normal(value)
         if text and text not in target:
             target.append(text)
 
+
+def build_facts(records: Iterable) -> Facts:
+    """What the rules read, from a work's records (best source first)."""
+    items = [_as_dict(r) for r in records]
+    if len(items) > 1:
+        items.sort(key=_source_rank)
+    doc = Doc()
+    titles, abstracts, trial = doc.titles, doc.abstracts, doc.trial
     facts = Facts(doc=doc)
+    publication_types = facts.publication_types
     for record in items:
-        extra = record.get("extra") or {}
-        add(doc.titles, record.get("title"))
+        get = record.get
+        extra = get("extra") or {}
+        title = get("title")
+        _add(titles, normalize_text(title) if isinstance(title, str) else "")
         for key in ("official_title", "scientific_title"):
-            add(doc.titles, extra.get(key))
-        add(doc.abstracts, record.get("abstract"))
-        for value in _strings(record.get("keywords")):
-            add(doc.keywords, value)
-        for value in _strings(record.get("mesh_terms")):
-            add(doc.mesh, value)
-        for value in _strings(record.get("publication_types")):
-            if value.strip().lower() not in facts.publication_types:
-                facts.publication_types.append(value.strip().lower())
-        for value in _strings(extra.get("conditions")):
-            add(doc.trial, value)
-        for item in extra.get("interventions") or []:
-            if not isinstance(item, dict):
-                continue
-            for key in ("name", "drugNames"):
-                add(doc.trial, item.get(key))
-            for value in _strings(item.get("other_names")):
-                add(doc.trial, value)
-            add(doc.abstracts, item.get("description"))
-        facts.record_types.add(record.get("record_type") or "other")
-        facts.sources.add(str(record.get("source", "")).split(":")[0])
+            value = extra.get(key)
+            _add(titles, normalize_text(value) if isinstance(value, str) else "")
+        abstract = get("abstract")
+        _add(abstracts, normalize_text(abstract) if isinstance(abstract, str) else "")
+        _add_all(doc.keywords, get("keywords"))
+        _add_all(doc.mesh, get("mesh_terms"))
+        for value in _strings(get("publication_types")):
+            value = value.strip().lower()
+            if value not in publication_types:
+                publication_types.append(value)
+        if extra:
+            _add_all(trial, extra.get("conditions"))
+            for item in extra.get("interventions") or []:
+                if not isinstance(item, dict):
+                    continue
+                for key in ("name", "drugNames"):
+                    _add(trial, _normal(item.get(key)))
+                _add_all(trial, item.get("other_names"))
+                description = item.get("description")
+                _add(abstracts, normalize_text(description) if isinstance(description, str) else "")
+        facts.record_types.add(get("record_type") or "other")
+        facts.sources.add(str(get("source", "")).split(":")[0])
         facts.preprint_server = facts.preprint_server or _preprint_server(record)
-        if record.get("trial") and not facts.trial:
+        if get("trial") and not facts.trial:
             facts.trial = dict(record["trial"])
-        if any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in record.get("links") or []):
+        if any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in get("links") or []):
             facts.registered = True
-        if not facts.published_on and record.get("published_on"):
+        if not facts.published_on and get("published_on"):
             facts.published_on = record["published_on"]
     facts.record_type = next((t for t in RECORD_TYPE_ORDER if t in facts.record_types), "other")
     enrollment = facts.trial.get("enrollment") if facts.trial else None

@@ -684,3 +684,98 @@ def test_sentence_separators_split_as_written():
         assert evidence.sentences(text) == [s for s in parts if s.strip()], repr(text)
         assert all(text[start : start + len(s)] == s for start, s in evidence.sentence_spans(text)), repr(text)
     assert parted > 10000
+
+
+def _reference_facts(records):
+    """build_facts as first written (every text normalised as it comes, through one helper)."""
+    from crawler.classify import RECORD_TYPE_ORDER, _as_dict, _preprint_server, _source_rank, _strings
+    from crawler.evidence import Facts
+    from crawler.terms import normalize_text
+
+    items = sorted((_as_dict(r) for r in records), key=_source_rank)
+    doc = Doc()
+
+    def add(target, value):
+        text = normalize_text(value) if isinstance(value, str) else ""
+        if text and text not in target:
+            target.append(text)
+
+    facts = Facts(doc=doc)
+    for record in items:
+        extra = record.get("extra") or {}
+        add(doc.titles, record.get("title"))
+        for key in ("official_title", "scientific_title"):
+            add(doc.titles, extra.get(key))
+        add(doc.abstracts, record.get("abstract"))
+        for value in _strings(record.get("keywords")):
+            add(doc.keywords, value)
+        for value in _strings(record.get("mesh_terms")):
+            add(doc.mesh, value)
+        for value in _strings(record.get("publication_types")):
+            if value.strip().lower() not in facts.publication_types:
+                facts.publication_types.append(value.strip().lower())
+        for value in _strings(extra.get("conditions")):
+            add(doc.trial, value)
+        for item in extra.get("interventions") or []:
+            if not isinstance(item, dict):
+                continue
+            for key in ("name", "drugNames"):
+                add(doc.trial, item.get(key))
+            for value in _strings(item.get("other_names")):
+                add(doc.trial, value)
+            add(doc.abstracts, item.get("description"))
+        facts.record_types.add(record.get("record_type") or "other")
+        facts.sources.add(str(record.get("source", "")).split(":")[0])
+        facts.preprint_server = facts.preprint_server or _preprint_server(record)
+        if record.get("trial") and not facts.trial:
+            facts.trial = dict(record["trial"])
+        if any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in record.get("links") or []):
+            facts.registered = True
+        if not facts.published_on and record.get("published_on"):
+            facts.published_on = record["published_on"]
+    facts.record_type = next((t for t in RECORD_TYPE_ORDER if t in facts.record_types), "other")
+    enrollment = facts.trial.get("enrollment") if facts.trial else None
+    if not enrollment:
+        enrollment = next(
+            ((r.get("extra") or {}).get("target_enrolment") for r in items if (r.get("extra") or {}).get("target_enrolment")),
+            None,
+        )
+    facts.enrollment = enrollment if isinstance(enrollment, int) and enrollment > 0 else None
+    return facts
+
+
+def test_build_facts_as_first_written(corpus):
+    """build_facts reads short texts through a memo and each record's fields once: the same facts as first written,
+    on the labelled set (one and two records per work) and on records with blank, odd and repeated values."""
+    from dataclasses import asdict
+
+    from crawler.classify import build_facts
+
+    def facts_of(facts):
+        return asdict(facts) | {
+            "doc": (facts.doc.titles, facts.doc.abstracts, facts.doc.keywords, facts.doc.trial, facts.doc.mesh)
+        }
+
+    works = [work.records for work in corpus.values()]
+    works += [a.records + b.records for a, b in zip(list(corpus.values())[::2], list(corpus.values())[1::2])]
+    odd = {
+        "source": "ctgov",
+        "source_id": "NCT1",
+        "record_type": "trial_registration",
+        "title": "  Ketamine  Trial ",
+        "keywords": ["", "  ", "TRD", "trd", 7, None, "Caf\u00e9\u00a0au lait", "\u200b"],
+        "mesh_terms": "Ketamine",
+        "publication_types": [" Review ", "review", "", 3],
+        "extra": {
+            "official_title": "Ketamine trial",
+            "conditions": ["Depression", "depression", "\u3000"],
+            "interventions": [
+                {"name": "Ketamine", "drugNames": ["x"], "other_names": ["Ketalar", ""], "description": "IV  drug"},
+                "x",
+            ],
+            "target_enrolment": 40,
+        },
+    }
+    works += [[odd], [odd, {"source": "pubmed", "source_id": "1", "title": "Ketamine trial", "keywords": ("TRD",)}]]
+    for records in works:
+        assert facts_of(build_facts(records)) == facts_of(_reference_facts(records)), records
