@@ -354,3 +354,26 @@ def test_a_work_of_one_record_is_summarised_as_the_subqueries_over_its_records_w
         assert all(any(row[i] for row in alone) for i in range(-6, 0))
     db.execute("DELETE FROM work_summary_queue")
     assert [list(r.values()) for r in rows(db, "SELECT * FROM work_summaries ORDER BY work_id")] == sorted(reference)
+
+
+def test_summary_names_are_the_authors_short_names():
+    """The summary's names (``summaries.short_name``) equal ``Author.from_dict(a).short``: on every author the dedup
+    corpus's records store (PubMed, Europe PMC, Crossref, bioRxiv, feeds…) and on every mix of present, empty and
+    missing fields, a given name without initials and a group included."""
+    import itertools
+
+    from crawler.records import Author
+    from crawler.store.summaries import short_name
+    from tests.helpers import dedup_corpus
+
+    stored = [a.to_dict() for _, batch in dedup_corpus.parse_batches() for r in batch for a in r.structured_authors]
+    assert len(stored) > 500 and any("collective" in a for a in stored)
+    keys = ("family", "given", "initials", "collective", "suffix")
+    values = (None, "", " ", "Jean-Paul", "van der Berg", "JP")
+    mixes = [
+        {k: v for k, v in zip(keys, combo, strict=True) if v is not None or k == "given"}
+        for combo in itertools.product(values, repeat=len(keys))
+    ]
+    for author in stored + mixes:
+        assert short_name(author) == Author.from_dict(author).short, author
+    assert short_name({"family": "Osei", "given": "Hana Kwame"}) == "Osei HK"

@@ -203,10 +203,22 @@ def summary_rows(db, select: str, params: list) -> list[list]:
         raise ValueError(f"the summary SELECT's columns are not those of work_summaries: {names}")
     rows = []
     for values in cursor:
-        people = [Author.from_dict(a).short for a in json.loads(values[at] or "[]")]
+        people = [short_name(a) for a in json.loads(values[at] or "[]")]
         authors = ", ".join(short for short in people if short) or None
         rows.append([*values[:at], authors, people[0] if people else None, len(people), *values[at + 1 :]])
     return rows
+
+
+def short_name(author: dict) -> str:
+    """``Author.from_dict(author).short`` (the summary's names, about five per work) without making the Author, unless
+    it computes something: the initials of a given name stored without them."""
+    initials = author.get("initials")
+    if author.get("given") and not initials:
+        return Author.from_dict(author).short
+    collective = author.get("collective")
+    if collective:
+        return collective
+    return " ".join(part for part in (author.get("family"), initials, author.get("suffix")) if part)
 
 
 #: The views of the stable interface (name -> CREATE VIEW), documented in docs/schema.md.
