@@ -198,10 +198,13 @@ def pieces(text: str, separator: re.Pattern, sentence_end: re.Pattern) -> list[t
 
     ``sentence_end``: an expression whose group 1 is, in a text without line breaks, where ``separator`` matches
     (written to start with a sentence's last character, rarer than the whitespace a separator starts with)."""
-    if "\n" in text:
-        parts = [m.span() for m in separator.finditer(text)]
-    else:
+    if not text or text.isspace():
+        return []
+    if "\n" not in text:  # no piece is blank: each holds a sentence end, or starts where a separator ends
         parts = [m.span(1) for m in sentence_end.finditer(text)]
+        starts = [0, *(high for _, high in parts)]
+        return [(start, text[start:end]) for start, end in zip(starts, [*(low for low, _ in parts), len(text)])]
+    parts = [m.span() for m in separator.finditer(text)]
     parts.append((len(text), len(text)))
     found = []
     position = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -89,8 +90,12 @@ Hits = list[tuple[int, int]]
 
 def sentence_spans(text: str) -> list[tuple[int, int, str]]:
     """Each sentence of a text (as :func:`sentences` gives it) with where it stands in the text: (start, end, sentence)."""
+    found = pieces(text, _SENTENCE, _SENTENCE_END)
+    if "\n" not in text and not text[:1].isspace() and not text[-1:].isspace():
+        # (normalised text) each piece already starts with a letter, digit or bracket and ends with a sentence end
+        return [(start, start + len(piece), piece) for start, piece in found]
     spans = []
-    for position, piece in pieces(text, _SENTENCE, _SENTENCE_END):
+    for position, piece in found:
         sentence = piece.strip()
         start = position + len(piece) - len(piece.lstrip())
         spans.append((start, start + len(sentence), sentence))
@@ -109,15 +114,21 @@ class _Straddles(Exception):
 HitsIn = Callable[[int, int, str], Hits]
 
 
-def _walk(text: str, hits_in: HitsIn | None) -> tuple[list[tuple[str, str, Hits]], bool, bool]:
-    """(role, sentence, the concept's matches in it) of each sentence of an abstract that the concept matches (every
-    sentence without ``hits_in``), whether the abstract is structured (labels or an aim/design sentence) and whether
-    it has labels. Roles as :func:`sentence_roles` describes them; a sentence no match needs is read only as far as
-    the roles of the sentences after it need (its label; before the first aim/design sentence, whether it is one)."""
+def _walk(
+    spans: list[tuple[int, int, str]], hits_in: HitsIn | None, wanted: set[int] | None = None
+) -> tuple[list[tuple[str, str, Hits]], bool, bool]:
+    """(role, sentence, the concept's matches in it) of each sentence of an abstract (:func:`sentence_spans`) that
+    the concept matches (every sentence without ``hits_in``), whether the abstract is structured (labels or an
+    aim/design sentence) and whether it has labels. Roles as :func:`sentence_roles` describes them; a sentence no
+    match needs is read only as far as the roles of the sentences after it need (its label; before the first
+    aim/design sentence, whether it is one). ``wanted``: the indices of every sentence that a match reaches into or
+    that holds a colon; the others are not read once roles no longer depend on them."""
     out: list[tuple[str, str, Hits]] = []
     role: str | None = None
     aim_seen = structured = labelled = False
-    for start, end, sentence in sentence_spans(text):
+    for index, (start, end, sentence) in enumerate(spans):
+        if wanted is not None and (role or aim_seen) and index not in wanted:
+            continue
         match = _LABEL.match(sentence) if ":" in sentence else None  # a label ends with a colon
         label_role = _label_role(match.group(1)) if match else None
         if match is not None and label_role is not None:
@@ -157,7 +168,7 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
     aim/design sentence (narrative reviews, letters, news) the roles stay unknown. The flag says whether
     the abstract had labels.
     """
-    roles, _, labelled = _walk(text, None)
+    roles, _, labelled = _walk(sentence_spans(text), None)
     return [(role, sentence) for role, sentence, _ in roles], labelled
 
 
@@ -181,17 +192,23 @@ def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.
     )
 
 
-def _is_passing(sentence: str, hits: Hits, passing: re.Pattern, scan: Scan | None = None) -> bool:
+def _is_passing(sentence: str, hits: Hits, passing: re.Pattern, runs: tuple[bool, bool] = (True, True)) -> bool:
     """Every mention of the concept in this sentence (``hits``, at least one) is a comparison, an example or an exclusion.
 
-    With the ``scan`` of the sentence or of a text holding it (what the sentence holds, the text holds too),
-    the expressions are not run where they cannot match."""
-    if (scan is None or _gated(_NOT_ABOUT).runs(scan)) and _NOT_ABOUT.search(sentence):
+    ``runs``: whether the exclusion words and ``passing`` may match in the text holding the sentence (:func:`_runs`):
+    what the sentence holds, the text holds too, so they are not run where they cannot match."""
+    not_about, aside = runs
+    if not_about and _NOT_ABOUT.search(sentence):
         return True
-    if scan is not None and not _gated(passing).runs(scan):
+    if not aside:
         return False
     covered = [m.span() for m in passing.finditer(sentence)]
     return all(any(a <= start < b for a, b in covered) for start, _ in hits)
+
+
+def _runs(scan: Scan, passing: re.Pattern) -> tuple[bool, bool]:
+    """Whether the exclusion words and ``passing`` may match in a text, from its scan."""
+    return _gated(_NOT_ABOUT).runs(scan), _gated(passing).runs(scan)
 
 
 def _plain_terms(rule: TermRule | None):
@@ -225,6 +242,19 @@ def _scan_hits(matches: list[tuple[int, int, int]]) -> HitsIn:
     return hits_in
 
 
+def _wanted(text: str, spans: list[tuple[int, int, str]], matches: list[tuple[int, int, int]]) -> set[int]:
+    """The indices of the sentences (``spans`` of ``text``) that a match reaches into or that hold a colon."""
+    starts = [start for start, _, _ in spans]
+    wanted: set[int] = set()
+    for low, high, _ in matches:
+        wanted.update(range(max(bisect_right(starts, low) - 1, 0), bisect_right(starts, high - 1)))
+    colon = text.find(":")
+    while colon >= 0:
+        wanted.add(bisect_right(starts, colon) - 1)
+        colon = text.find(":", colon + 1)
+    return wanted
+
+
 def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> FocusResult:
     """``doc`` with the passing mentions of ``concept`` (a compiled pattern of its terms) blanked out.
 
@@ -247,15 +277,20 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
     for abstract in doc.abstracts:
         kept = []
         scan = doc.cache.scan(abstract)
+        spans = sentence_spans(abstract)
         try:
-            roles, structured, labelled = _walk(abstract, by_expression if terms is None else _scan_hits(terms._plain(scan)))
+            if terms is None:
+                raise _Straddles
+            matches = terms._plain(scan)
+            roles, structured, labelled = _walk(spans, _scan_hits(matches), _wanted(abstract, spans, matches))
         except _Straddles:
-            roles, structured, labelled = _walk(abstract, by_expression)
+            roles, structured, labelled = _walk(spans, by_expression)
         result.structured = result.structured or labelled
+        runs = _runs(scan, passing) if roles else (True, True)
         for role, sentence, hits in roles:
             if role in ("background", "discussion"):
                 result.passing.append(f"{role} sentence: '{_short(sentence)}'")
-            elif _is_passing(sentence, hits, passing, scan):
+            elif _is_passing(sentence, hits, passing, runs):
                 result.passing.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 kept.append(sentence)
@@ -264,7 +299,7 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
     for title in doc.titles:
         scan = doc.cache.scan(title)
         hits = hits_of(title, scan)
-        if hits and _is_passing(title, hits, in_title, scan):
+        if hits and _is_passing(title, hits, in_title, _runs(scan, in_title)):
             result.passing.append(f"title names it in a comparison: '{_short(title)}'")
             continue
         if hits and result.structured and not abstract_focus:
