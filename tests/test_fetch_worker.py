@@ -405,31 +405,34 @@ def test_the_worker_forwards_its_log_lines_and_pauses_to_the_writing_process(tmp
     assert any(r.name == "crawler.pipeline" and "[pubmed] ok: 3 fetched" in r.getMessage() for r in caplog.records)
 
 
-def test_what_the_writer_holds_is_frozen_for_the_garbage_collector_only_while_the_worker_runs(tmp_path, world, monkeypatch):
+def test_the_garbage_collector_is_tuned_for_a_backfill_only_while_the_worker_runs(tmp_path, world, monkeypatch):
     """The objects both processes hold when the worker starts are left out of full collections while it runs
-    (gc.freeze, Python's advice before a fork), and given back to the collector when the source ends, however
-    it ends: a long-running service collects them again."""
+    (gc.freeze, Python's advice before a fork), and the youngest generation is collected less often; both are
+    undone when the source ends, however it ends: a long-running service collects as before."""
     pubmed, sources = world
     config = make(tmp_path / "w", "on", sources)
     db = ingest.open_db(config.database_path)
-    frozen_before = gc.get_freeze_count()
+    frozen_before, threshold_before = gc.get_freeze_count(), gc.get_threshold()
     frozen_while: list[int] = []
+    threshold_while: set[tuple] = set()
     real_save = ingest.save_batch
 
     def save_batch(*args, **kwargs):
         frozen_while.append(gc.get_freeze_count())
+        threshold_while.add(gc.get_threshold())
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "save_batch", save_batch)
     report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
     assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == 3
     assert frozen_while and min(frozen_while) > frozen_before + 1000
-    assert gc.get_freeze_count() == frozen_before
+    assert threshold_while == {(fetch_worker.GC_THRESHOLD, *threshold_before[1:])}
+    assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
     monkeypatch.setattr(ingest, "save_batch", lambda *args, **kwargs: 1 / 0)  # a source that ends in an error
     report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"], since=dt.date(2024, 1, 1))
     db.close()
     assert report.sources[0].status == "failed"
-    assert gc.get_freeze_count() == frozen_before
+    assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
 
 
 def test_a_worker_that_cannot_start_leaves_the_crawl_to_this_process(tmp_path, world, monkeypatch, caplog):
@@ -441,7 +444,7 @@ def test_a_worker_that_cannot_start_leaves_the_crawl_to_this_process(tmp_path, w
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(mp.get_context("fork").Process, "start", no_process)
-    open_before, frozen_before = len(os.listdir("/proc/self/fd")), gc.get_freeze_count()
+    open_before, frozen_before, threshold_before = len(os.listdir("/proc/self/fd")), gc.get_freeze_count(), gc.get_threshold()
     with caplog.at_level(logging.WARNING):
         worker_reports, worker_digests, worker_rows = run_weeks(tmp_path, "worker", "on", world)
 
@@ -451,7 +454,7 @@ def test_a_worker_that_cannot_start_leaves_the_crawl_to_this_process(tmp_path, w
     warned = [r.getMessage() for r in caplog.records if "could not start the fetch worker" in r.getMessage()]
     assert any(m.startswith("[pubmed] could not start the fetch worker (") and "fetch_worker" in m for m in warned), warned
     assert len(os.listdir("/proc/self/fd")) <= open_before
-    assert gc.get_freeze_count() == frozen_before
+    assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
 
 
 def test_the_worker_is_used_only_where_it_pays():
