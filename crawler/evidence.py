@@ -270,9 +270,10 @@ GUIDELINE_STRONG = re.compile(r"\bguidelines?\b|\bconsensus statement\b|\bpositi
 
 UMBRELLA_TITLE = re.compile(r"umbrella review|review of (systematic reviews|meta-analyses)")
 
-#: Each expression with the literal pieces every match of it contains: skipped on texts without them.
+#: Each expression (by its id: hashing a compiled expression hashes its whole code, every time) with the literal
+#: pieces every match of it contains: skipped on texts without them. The expressions live as long as the module.
 _GATED = {
-    pattern: Gated(pattern)
+    id(pattern): Gated(pattern)
     for pattern in (
         RCT_TEXT,
         RCT_TITLE,
@@ -313,7 +314,7 @@ def _reply_title(title: str, scan: Scan) -> bool:
 
 def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
     """``pattern.search(text)``, not run where the text lacks what every match contains."""
-    return _GATED[pattern].search(text, scan)
+    return _GATED[id(pattern)].search(text, scan)
 
 
 #: Where sentences part in a text without line breaks (most: normalised text has none): the whitespace (group 1)
@@ -326,14 +327,25 @@ _SENTENCE_END = re.compile(r"[.!?;](\s+)(?=[a-z0-9(])")
 #: it matches and the one on each side (no look-around but word boundaries and look-aheads for more, no ``^``);
 #: else the same without what may fail in the text and not in a sentence. No sentence ending before the first match
 #: of it in the text can hold a match.
-_PROBES = {
-    pattern: pattern for pattern in (SR_TEXT, CASE_TEXT, CASE_OWN, OBS_TEXT, OBS_FIRST, TRIAL_TEXT, META_TEXT, PROTOCOL_TEXT)
-}
-_PROBES[RCT_TEXT] = re.compile(
+#: (By the expression's id.)
+_READ_BY_SENTENCE = (
+    SR_TEXT,
+    CASE_TEXT,
+    CASE_OWN,
+    OBS_TEXT,
+    OBS_FIRST,
+    TRIAL_TEXT,
+    META_TEXT,
+    PROTOCOL_TEXT,
+    RCT_TEXT,
+    REVIEW_TEXT,
+)
+_PROBES = {id(pattern): pattern for pattern in _READ_BY_SENTENCE[:-2]}
+_PROBES[id(RCT_TEXT)] = re.compile(
     RCT_TEXT.pattern.replace(r"(?![^.]{0,40}\b(animals?|mice|rats?)\b)", "", 1)
 )  # not "randomised rats"
-_PROBES[REVIEW_TEXT] = re.compile(REVIEW_TEXT.pattern.replace("^purpose", r"\bpurpose", 1))  # a sentence's start
-_GATED.update((probe, Gated(probe)) for probe in _PROBES.values() if probe not in _GATED)
+_PROBES[id(REVIEW_TEXT)] = re.compile(REVIEW_TEXT.pattern.replace("^purpose", r"\bpurpose", 1))  # a sentence's start
+_GATED.update((id(probe), Gated(probe)) for probe in _PROBES.values() if id(probe) not in _GATED)
 
 
 def sentence_spans(text: str) -> list[tuple[int, str]]:
@@ -365,12 +377,12 @@ def _own_sentence(pattern: re.Pattern, text: str, negated: re.Pattern | None = N
         spans = sentence_spans(text)
     else:
         scan = doc.cache.scan(text)
-        gated = _GATED[pattern]
+        gated = _GATED[id(pattern)]
         if not gated.runs(scan):
             return None
-        probe = _PROBES.get(pattern)
+        probe = _PROBES.get(id(pattern))
         if probe is not None:
-            first = _GATED[probe].search(text, scan)
+            first = _GATED[id(probe)].search(text, scan)
             if first is None:
                 return None
             begin = first.start()
@@ -444,7 +456,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         found["guideline"] = guideline
     protocol = pt(PT_PROTOCOL) or in_title(PROTOCOL_TITLE)
     # reported results make no protocol (looked for only where the protocol words may be)
-    if not protocol and _GATED[PROTOCOL_TEXT].runs(abstract_scan) and not _search(RESULTS_TEXT, abstract, abstract_scan):
+    if not protocol and _GATED[id(PROTOCOL_TEXT)].runs(abstract_scan) and not _search(RESULTS_TEXT, abstract, abstract_scan):
         protocol = in_abstract(PROTOCOL_TEXT)
     if protocol:
         found["protocol"] = protocol
@@ -480,7 +492,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     animals = "animals" in mesh and "humans" not in mesh
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
     if not preclinical and abstract and not _search(HUMAN_STUDY, abstract, abstract_scan):  # people: no animal study
-        hits = _GATED[PRECLINICAL].finditer(abstract, abstract_scan)
+        hits = _GATED[id(PRECLINICAL)].finditer(abstract, abstract_scan)
         if len(hits) >= 2:
             preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"
     if preclinical and not is_synthesis and "review" not in found:

@@ -179,9 +179,18 @@ def _label_role(label: str) -> str | None:
     return ROLE_OF_CATEGORY.get(category_of(label) or "", "other") if is_label(label) else None
 
 
-@functools.lru_cache(maxsize=64)
+#: id of an expression -> (it, its Gated): by id, since hashing a compiled expression hashes its whole code, every
+#: time; the expression is held here, so its id is not reused while it is.
+_GATES: dict[int, tuple[re.Pattern, Gated]] = {}
+
+
 def _gated(pattern: re.Pattern) -> Gated:
-    return Gated(pattern)
+    found = _GATES.get(id(pattern))
+    if found is None:
+        if len(_GATES) >= 64:
+            _GATES.clear()
+        found = _GATES[id(pattern)] = (pattern, Gated(pattern))
+    return found[1]
 
 
 @functools.lru_cache(maxsize=64)

@@ -84,16 +84,17 @@ def _text(rng: random.Random, size: int) -> str:
 
 def test_sentences_read_from_the_first_match_of_their_probe_as_everywhere():
     assert (
-        evidence._PROBES[evidence.RCT_TEXT] is not evidence.RCT_TEXT and "(?!" not in evidence._PROBES[evidence.RCT_TEXT].pattern
+        evidence._PROBES[id(evidence.RCT_TEXT)] is not evidence.RCT_TEXT
+        and "(?!" not in evidence._PROBES[id(evidence.RCT_TEXT)].pattern
     )
-    assert evidence._PROBES[evidence.REVIEW_TEXT].pattern.startswith(r"\bpurpose of review")
+    assert evidence._PROBES[id(evidence.REVIEW_TEXT)].pattern.startswith(r"\bpurpose of review")
     rng = random.Random(11)
-    found = dict.fromkeys(evidence._PROBES, 0)
+    found = dict.fromkeys(evidence._READ_BY_SENTENCE, 0)
     skipped = 0
     for _ in range(1500):
         text = _text(rng, 14)
         doc = Doc(abstracts=[text])
-        for pattern in evidence._PROBES:
+        for pattern in evidence._READ_BY_SENTENCE:
             negated = evidence.META_NEGATED if pattern is evidence.META_TEXT else None
             expected = _reference_own_sentence(pattern, text, negated)
             assert evidence._own_sentence(pattern, text, negated, doc) == expected, (pattern.pattern[:40], text)
