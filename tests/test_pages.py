@@ -201,6 +201,19 @@ def test_bot_page_or_empty_body_names_the_page():
         pages.parse_page(b"", "page:fda-dsc", settings)
 
 
+def test_a_feed_where_the_page_should_be_is_one_error_naming_the_page_and_no_library_warning():
+    """A [[pages]] url that answers with XML (here a real feed) fails with the selectors' error, which names the page;
+    BeautifulSoup's XMLParsedAsHTMLWarning (a stderr line naming no source) is not let out."""
+    import warnings
+
+    settings = {**FDA, "url": "https://www.fda.gov/dsc"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(SourceError, match=r"^\[page:fda-dsc\] the selectors in \[\[pages\]\] fda-dsc matched nothing"):
+            pages.parse_page(fixture_bytes("feeds", "fda_press_rss2.xml"), "page:fda-dsc", settings)
+    assert [str(w.message) for w in caught] == []
+
+
 def test_links_relative_to_the_page_url_and_stable_ids():
     settings = {**FDA, "url": "https://www.fda.gov/drugs/drug-safety-and-availability/drug-safety-communications"}
     first = pages.parse_page(fixture_bytes("pages", "fda_dsc_listing.html"), "page:fda-dsc", settings, fetched_on="2024-03-09")

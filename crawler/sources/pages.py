@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
 from soupsieve import SelectorSyntaxError
 
 from crawler import clock
@@ -122,7 +123,12 @@ def parse_page(
     fetched_on = fetched_on or clock.today().isoformat()
     first_seen = first_seen or {}
     where = f"[[pages]] {settings.get('name') or source.split(':', 1)[-1]}"
-    soup = BeautifulSoup(body or b"", "lxml")
+    with warnings.catch_warnings():
+        # a page that answers with an XML document (a feed, an error document) is read as HTML like any other: its
+        # selectors then match nothing and the source fails with an error naming the page; BeautifulSoup's own
+        # warning would only add a line naming no source to the operator's log
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(body or b"", "lxml")
     base = page_base(soup, page_url)
     items = select(soup, settings["item"], "item", source, where, page_url)
     if not items:
