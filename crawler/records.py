@@ -122,6 +122,13 @@ _SUFFIXES = frozenset("jr jr. sr sr. ii iii iv 2nd 3rd".split())
 _INITIALS_TOKEN = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.[\s-]*){1,3}|[A-Z][a-z]?\.)$")
 
 
+def vancouver_name(family: str | None, initials: str | None, suffix: str | None, collective: str | None) -> str:
+    """An author in Vancouver style, as in a reference list or a digest: "Osei H" (a group: its name)."""
+    if collective:
+        return collective
+    return " ".join(p for p in (family, initials, suffix) if p)
+
+
 @dataclass
 class Author:
     """One author: a person (``family``, ``given``, ``initials``) or a group (``collective``).
@@ -157,9 +164,7 @@ class Author:
     @property
     def short(self) -> str:
         """Vancouver style, as in a reference list or a digest: "Osei H" (a group: its name)."""
-        if self.collective:
-            return self.collective
-        return " ".join(p for p in (self.family, self.initials, self.suffix) if p)
+        return vancouver_name(self.family, self.initials, self.suffix, self.collective)
 
     @property
     def inverted(self) -> str:

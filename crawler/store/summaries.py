@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from crawler.records import Author
+from crawler.records import Author, vancouver_name
 from crawler.store.common import chunks, insert_rows, marks, source_rank_sql
 
 #: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD): m010's
@@ -215,10 +215,7 @@ def short_name(author: dict) -> str:
     initials = author.get("initials")
     if author.get("given") and not initials:
         return Author.from_dict(author).short
-    collective = author.get("collective")
-    if collective:
-        return collective
-    return " ".join(part for part in (author.get("family"), initials, author.get("suffix")) if part)
+    return vancouver_name(author.get("family"), initials, author.get("suffix"), author.get("collective"))
 
 
 #: The views of the stable interface (name -> CREATE VIEW), documented in docs/schema.md.
