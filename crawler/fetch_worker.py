@@ -70,8 +70,9 @@ AUTO_MIN_WINDOW_DAYS = 31
 SINGLE_DOCUMENT_KINDS = ("feed", "page")
 #: Seconds the worker has to stop when told before it is killed.
 STOP_SECONDS = 10.0
-#: Allocations between two collections of the garbage collector's youngest generation in both processes while a
-#: worker runs (Python's default: 700). A batch's records, rows and classifications live until the batch is saved:
+#: Allocations between two collections of the garbage collector's youngest generation while a source's batches are
+#: read: in both processes while a worker runs, in the crawling process alone without one (:func:`collector_for_batches`)
+#: (Python's default: 700). A batch's records, rows and classifications live until the batch is saved:
 #: collected every 700 allocations, they were walked ~900 times per 10,000 records in the worker.
 GC_THRESHOLD = 20_000
 
@@ -123,7 +124,8 @@ def batches_in_worker(
             ctx.name,
             exc,
         )
-        yield ((batch, None, None) for batch in module.fetch_records(ctx))
+        with collector_for_batches():
+            yield ((batch, None, None) for batch in module.fetch_records(ctx))
         return
     try:
         yield worker.batches()
@@ -132,6 +134,32 @@ def batches_in_worker(
         raise
     finally:
         worker.close()
+
+
+@contextlib.contextmanager
+def collector_for_batches():
+    """The garbage collector tuned for a source's batches in this process, as while a worker runs: what the process
+    holds now (modules, the configuration, the vocabulary, memos) left out of full collections (``gc.freeze``) and the
+    youngest generation collected every :data:`GC_THRESHOLD` allocations; both restored when the block ends, however
+    it ends (a long-running service collects as before)."""
+    threshold = _tune_collector()
+    try:
+        yield
+    finally:
+        _restore_collector(threshold)
+
+
+def _tune_collector() -> tuple[int, ...]:
+    """Freeze what this process holds and raise the youngest generation's threshold; return the threshold before."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+    return threshold
+
+
+def _restore_collector(threshold: tuple[int, ...]) -> None:
+    gc.set_threshold(*threshold)
+    gc.unfreeze()
 
 
 # --------------------------------------------------------------------------- the writing process's side
@@ -157,9 +185,7 @@ class _Worker:
         # runs: left out of the garbage collector's full collections in both processes until it ends (and the pages
         # the worker shares are not copied when a collection would touch them): Python's advice before a fork;
         # and the youngest generation is collected every GC_THRESHOLD allocations, not 700
-        self.gc_threshold = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(GC_THRESHOLD, *self.gc_threshold[1:])
+        self.gc_threshold = _tune_collector()
         try:
             self.process.start()
         except BaseException:
@@ -263,8 +289,7 @@ class _Worker:
         self._restore_gc()
 
     def _restore_gc(self) -> None:
-        gc.set_threshold(*self.gc_threshold)
-        gc.unfreeze()
+        _restore_collector(self.gc_threshold)
 
     def kill(self) -> None:
         if self.process.is_alive():

@@ -233,11 +233,18 @@ def recover_interrupted_runs(db) -> int:
 def _batches(config, module, instance: SourceInstance, ctx: CrawlContext, *, dry_run: bool, stop: threading.Event | None):
     """The source's batches, each with its records classified ahead as works of their own and prepared for saving
     (or None, None: :func:`crawler.ingest.save_batch`'s ``ahead`` and ``prepared``): from a
-    worker process beside this one where that pays (:mod:`crawler.fetch_worker`), else fetched here in turn."""
+    worker process beside this one where that pays (:mod:`crawler.fetch_worker`), else fetched here in turn (the
+    garbage collector tuned for the batches as in both processes of the worker path)."""
     if fetch_worker.wanted(getattr(config, "fetch_worker", "auto"), instance.kind, (ctx.since, ctx.until)):
         topic = None if dry_run else config.topic
         return fetch_worker.batches_in_worker(module, ctx, topic=topic, stop=stop, prepare=not dry_run)
-    return contextlib.nullcontext((batch, None, None) for batch in module.fetch_records(ctx))
+    return _batches_here(module, ctx)
+
+
+@contextlib.contextmanager
+def _batches_here(module, ctx: CrawlContext):
+    with fetch_worker.collector_for_batches():
+        yield ((batch, None, None) for batch in module.fetch_records(ctx))
 
 
 def crawl_source(

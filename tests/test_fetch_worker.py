@@ -435,6 +435,36 @@ def test_the_garbage_collector_is_tuned_for_a_backfill_only_while_the_worker_run
     assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
 
 
+def test_the_garbage_collector_is_tuned_for_a_source_crawled_in_one_process_too(tmp_path, world, monkeypatch):
+    """Without a worker (``fetch_worker = "off"``), the crawling process tunes its collector for the source's batches
+    as the worker path does (frozen objects, a higher youngest-generation threshold), and restores both when the
+    source ends, an error included."""
+    pubmed, sources = world
+    config = make(tmp_path / "o", "off", sources)
+    db = ingest.open_db(config.database_path)
+    frozen_before, threshold_before = gc.get_freeze_count(), gc.get_threshold()
+    frozen_while: list[int] = []
+    threshold_while: set[tuple] = set()
+    real_save = ingest.save_batch
+
+    def save_batch(*args, **kwargs):
+        frozen_while.append(gc.get_freeze_count())
+        threshold_while.add(gc.get_threshold())
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "save_batch", save_batch)
+    report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
+    assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == 3
+    assert frozen_while and min(frozen_while) > frozen_before + 1000
+    assert threshold_while == {(fetch_worker.GC_THRESHOLD, *threshold_before[1:])}
+    assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
+    monkeypatch.setattr(ingest, "save_batch", lambda *args, **kwargs: 1 / 0)  # a source that ends in an error
+    report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"], since=dt.date(2024, 1, 1))
+    db.close()
+    assert report.sources[0].status == "failed"
+    assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
+
+
 def test_a_worker_that_cannot_start_leaves_the_crawl_to_this_process(tmp_path, world, monkeypatch, caplog):
     """fork() failing (EAGAIN: the user's process limit; ENOMEM) is not a failed source: the same crawl runs
     here, stores what one process stores, and the log says why and what to check; no pipe is left open."""
