@@ -247,15 +247,16 @@ def _row_by_row(db, table, columns, rows, *, verb="INSERT", tail=""):
 
 
 def test_rows_written_in_one_statement_are_those_written_row_by_row(tmp_path, make_config, monkeypatch):
-    """Summaries, relevance rows and tags are written by one INSERT … SELECT each (store.insert_rows): every row
-    (ids included), the summary queue and the search index are as when each row was its own statement, through
+    """Summaries, relevance rows and tags are written by one INSERT … SELECT each (the summaries computed in it, the
+    classification's rows by store.insert_rows): every row (ids included), the summary queue and the search index are
+    as when each row was its own statement (the summaries' rows computed in Python, as before), through
     new works, classified batches, a merge, a changed record and a reclassification that replaces tags."""
     from pathlib import Path
 
     from crawler import ingest
     from crawler.sources.pubmed import parse_efetch
     from crawler.store import classification, summaries
-    from tests.helpers import viewdb
+    from tests.helpers import summaries_reference, viewdb
 
     config = make_config()
     fixtures = Path(__file__).parent / "fixtures" / "pubmed"
@@ -292,6 +293,6 @@ def test_rows_written_in_one_statement_are_those_written_row_by_row(tmp_path, ma
 
     tables, ranked = build("one_statement")
     assert tables["work_tags"] and tables["work_relevance"] and ranked[0]
-    monkeypatch.setattr(summaries, "insert_rows", _row_by_row)
+    monkeypatch.setattr(summaries, "write_summaries", summaries_reference.write_summaries_row_by_row)
     monkeypatch.setattr(classification, "insert_rows", _row_by_row)
     assert build("row_by_row") == (tables, ranked)

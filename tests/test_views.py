@@ -326,8 +326,9 @@ def _odd_records() -> list[Record]:
 
 def _summaries_of(db, one: bool | None) -> list[list]:
     from crawler.store import summaries
+    from tests.helpers.summaries_reference import summary_rows
 
-    return summaries.summary_rows(db, summaries._summary_select(one), [10**9])
+    return summary_rows(db, summaries._summary_select(one), [10**9])
 
 
 @pytest.mark.parametrize("corpus", ["views", "dedup", "classify"])

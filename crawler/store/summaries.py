@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 
 from crawler.records import Author, vancouver_name
-from crawler.store.common import chunks, insert_rows, marks, source_rank_sql
+from crawler.store.common import chunks, marks, source_rank_sql
 
 #: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD): m010's
 #: triggers (m015 dropped those of work_relevance and work_tags).
@@ -163,50 +163,87 @@ _SUMMARY_COLUMNS = (
     "is_corrected has_expression_of_concern has_results"
 ).split()
 
+#: The SQL functions (registered on the connection by :func:`refresh_work_summaries`) that give the summary's author
+#: columns from ``works.authors`` (:func:`author_columns`).
+_NAMES_FUNCTION, _FIRST_FUNCTION = "litmon_summary_authors", "litmon_summary_first_author"
+
+
+def _summary_insert() -> str:
+    """One statement writing the summaries of the queued works (both SELECTs, work id order): the author columns
+    by the functions above, ``author_count`` by SQLite; no row goes through Python."""
+    authors = (
+        f"{_NAMES_FUNCTION}(w.authors) AS authors, {_FIRST_FUNCTION}(w.authors) AS first_author,"
+        " COALESCE(json_array_length(NULLIF(w.authors, '')), 0) AS author_count"
+    )
+    selects = []
+    for select in _SUMMARY_SELECTS:
+        if select.count("w.authors AS authors_json") != 1:
+            raise ValueError("the summary SELECT's author column moved")
+        selects.append(select.replace("w.authors AS authors_json", authors))
+    names = ", ".join(_SUMMARY_COLUMNS)
+    upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
+    return (
+        f"INSERT INTO work_summaries ({names}) SELECT {names} FROM ({' UNION ALL '.join(selects)}) WHERE true"
+        f" ORDER BY work_id {upsert}"
+    )
+
+
+_SUMMARY_INSERT = _summary_insert()
+
+#: The queued works of one pass that have no current work any more (merged, or gone): their summaries are removed.
+_GONE = f"""DELETE FROM work_summaries WHERE work_id IN (SELECT q.work_id FROM ({_QUEUED}) q LEFT JOIN works w ON w.id = q.work_id
+    WHERE w.id IS NULL OR w.merged_into IS NOT NULL)"""
+
 
 def refresh_work_summaries(db, batch: int = 2000) -> int:
     """Recompute the summary of every queued work (a merged one loses its row); return how many were queued.
 
     A work of exactly one record (most works of a backfill) is read from that record's row joined to it, the
     others by a subquery per field over all their records (best source first): a third less work per summary.
-    The rows are written by one statement (:func:`~crawler.store.common.insert_rows`): its triggers feed the
-    search index (FTS5), which flushes what it holds in memory at every statement's savepoint, so one
-    statement per row would write (and later merge) one index segment per work.
+    The rows are written by one ``INSERT … SELECT`` (the author columns computed by Python functions that SQLite
+    calls): its triggers feed the search index (FTS5), which flushes what it holds in memory at every statement's
+    savepoint, so one statement per row would write (and later merge) one index segment per work.
 
     Does nothing on a file older than m007 (its backfill summarises everything once the migration ran)."""
     if not _has_queue(db):
         return 0
     done = 0
-    upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
+    _register_functions(db.conn)
     while True:
         queued = [r[0] for r in db.conn.execute(_QUEUED, [batch]).fetchall()]
         if not queued:
             return done
-        rows = sorted((row for select in _SUMMARY_SELECTS for row in summary_rows(db, select, [batch])), key=lambda row: row[0])
-        insert_rows(db, "work_summaries", _SUMMARY_COLUMNS, rows, tail=upsert)
-        found = {row[0] for row in rows}
-        gone = [w for w in queued if w not in found]
-        for chunk in chunks(gone):
-            db.conn.execute(f"DELETE FROM work_summaries WHERE work_id IN ({marks(chunk)})", chunk)
+        write_summaries(db, batch)
         for chunk in chunks(queued):
             db.conn.execute(f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
         done += len(queued)
 
 
-def summary_rows(db, select: str, params: list) -> list[list]:
-    """The ``work_summaries`` rows (values in column order) of what ``select`` gives (one of ``_SUMMARY_SELECTS``):
-    its columns in that order, with ``authors_json`` where the three author columns go."""
-    cursor = db.conn.execute(select, params)
-    names = [d[0] for d in cursor.description]
-    at = names.index("authors_json")
-    if names[:at] + ["authors", "first_author", "author_count"] + names[at + 1 :] != _SUMMARY_COLUMNS:
-        raise ValueError(f"the summary SELECT's columns are not those of work_summaries: {names}")
-    rows = []
-    for values in cursor:
-        people = [short_name(a) for a in json.loads(values[at] or "[]")]
-        authors = ", ".join(short for short in people if short) or None
-        rows.append([*values[:at], authors, people[0] if people else None, len(people), *values[at + 1 :]])
-    return rows
+def write_summaries(db, batch: int) -> None:
+    """The summaries of the first ``batch`` queued works, written (one statement); those of works gone removed."""
+    db.conn.execute(_SUMMARY_INSERT, [batch, batch])
+    db.conn.execute(_GONE, [batch])
+
+
+def _register_functions(conn) -> None:
+    """The author columns' SQL functions on this connection. Both read the same ``works.authors`` text in a row: the
+    last one's names are kept for the second call."""
+    last: list = [None, (None, None)]
+
+    def columns(text):
+        if text != last[0]:
+            last[0], last[1] = text, author_columns(text)
+        return last[1]
+
+    conn.create_function(_NAMES_FUNCTION, 1, lambda text: columns(text)[0], deterministic=True)
+    conn.create_function(_FIRST_FUNCTION, 1, lambda text: columns(text)[1], deterministic=True)
+
+
+def author_columns(text: str | None) -> tuple[str | None, str | None]:
+    """The summary's ``authors`` (the short names, comma-separated, None when none) and ``first_author`` (the first
+    author's short name, None without authors) of ``works.authors``."""
+    people = [short_name(a) for a in json.loads(text or "[]")]
+    return ", ".join(short for short in people if short) or None, people[0] if people else None
 
 
 def short_name(author: dict) -> str:
