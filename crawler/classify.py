@@ -160,14 +160,15 @@ _PREPRINT_SERVERS = ("medrxiv", "biorxiv", "research square", "ssrn", "preprints
 def _preprint_server(record: dict) -> str | None:
     """Why a record from any source is a preprint: a medRxiv/bioRxiv DOI outside a journal, a Europe PMC
     preprint (PPR) record, or a preprint server as its journal/publisher."""
-    journal = str(record.get("journal") or "").strip().lower()
-    extra = record.get("extra") or {}
-    if extra.get("europepmc_source") == "PPR":
+    journal = record.get("journal")
+    journal = str(journal).strip().lower() if journal else ""
+    extra = record.get("extra")
+    if extra and extra.get("europepmc_source") == "PPR":
         return "Europe PMC preprint record (PPR)"
-    if journal and any(journal.startswith(server) for server in _PREPRINT_SERVERS):
-        return f"preprint server '{record.get('journal')}'"
-    for scheme, value in record.get("identifiers") or []:
-        if scheme == "doi" and _PREPRINT_DOI.match(str(value)) and not journal:
+    if journal:  # a DOI tells only a record without a journal
+        return f"preprint server '{record.get('journal')}'" if journal.startswith(_PREPRINT_SERVERS) else None
+    for scheme, value in record.get("identifiers") or ():
+        if scheme == "doi" and _PREPRINT_DOI.match(str(value)):
             return f"medRxiv/bioRxiv DOI {value}"
     return None
 
@@ -210,25 +211,29 @@ def build_facts(records: Iterable) -> Facts:
     titles, abstracts, trial = doc.titles, doc.abstracts, doc.trial
     facts = Facts(doc=doc)
     publication_types = facts.publication_types
+    record_types, sources = facts.record_types, facts.sources
+    target_enrolment = None
     for record in items:
         get = record.get
         extra = get("extra") or {}
         title = get("title")
         _add(titles, normalize_text(title) if isinstance(title, str) else "")
-        for key in ("official_title", "scientific_title"):
-            value = extra.get(key)
-            _add(titles, normalize_text(value) if isinstance(value, str) else "")
+        if extra:
+            for key in ("official_title", "scientific_title"):
+                value = extra.get(key)
+                _add(titles, normalize_text(value) if isinstance(value, str) else "")
         abstract = get("abstract")
         _add(abstracts, normalize_text(abstract) if isinstance(abstract, str) else "")
         _add_all(doc.keywords, get("keywords"))
         _add_all(doc.mesh, get("mesh_terms"))
-        for value in _strings(get("publication_types")):
-            value = value.strip().lower()
-            if value not in publication_types:
-                publication_types.append(value)
+        for value in get("publication_types") or ():
+            if isinstance(value, str) and value.strip():
+                value = value.strip().lower()
+                if value not in publication_types:
+                    publication_types.append(value)
         if extra:
             _add_all(trial, extra.get("conditions"))
-            for item in extra.get("interventions") or []:
+            for item in extra.get("interventions") or ():
                 if not isinstance(item, dict):
                     continue
                 for key in ("name", "drugNames"):
@@ -236,22 +241,24 @@ def build_facts(records: Iterable) -> Facts:
                 _add_all(trial, item.get("other_names"))
                 description = item.get("description")
                 _add(abstracts, normalize_text(description) if isinstance(description, str) else "")
-        facts.record_types.add(get("record_type") or "other")
-        facts.sources.add(str(get("source", "")).split(":")[0])
-        facts.preprint_server = facts.preprint_server or _preprint_server(record)
-        if get("trial") and not facts.trial:
+            if target_enrolment is None:
+                target_enrolment = extra.get("target_enrolment") or None
+        record_types.add(get("record_type") or "other")
+        source = get("source", "")
+        sources.add((source if isinstance(source, str) else str(source)).split(":")[0])
+        if facts.preprint_server is None:
+            facts.preprint_server = _preprint_server(record)
+        if not facts.trial and get("trial"):
             facts.trial = dict(record["trial"])
-        if any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in get("links") or []):
+        links = get("links")
+        if links and any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in links):
             facts.registered = True
         if not facts.published_on and get("published_on"):
             facts.published_on = record["published_on"]
-    facts.record_type = next((t for t in RECORD_TYPE_ORDER if t in facts.record_types), "other")
+    facts.record_type = next((t for t in RECORD_TYPE_ORDER if t in record_types), "other")
     enrollment = facts.trial.get("enrollment") if facts.trial else None
     if not enrollment:
-        enrollment = next(
-            ((r.get("extra") or {}).get("target_enrolment") for r in items if (r.get("extra") or {}).get("target_enrolment")),
-            None,
-        )
+        enrollment = target_enrolment
     facts.enrollment = enrollment if isinstance(enrollment, int) and enrollment > 0 else None
     return facts
 
@@ -329,7 +336,10 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
         )
     penalty = 0
     for noise in vocabulary.noise:
-        result = _result(noise, evaluated)
+        found = evaluated[id(noise)]
+        if found is None and noise.min_strength > 0:  # nothing found: neither applied nor cancelled
+            continue
+        result = found or RuleResult(noise)
         if result.fired:
             penalty = max(penalty, noise.penalty)
             reasons.append(f"noise {noise.name} (penalty {noise.penalty}): {result.evidence()}")

@@ -686,9 +686,25 @@ def test_sentence_separators_split_as_written():
     assert parted > 10000
 
 
+def _reference_preprint_server(record: dict) -> str | None:
+    """classify._preprint_server as first written."""
+    from crawler.classify import _PREPRINT_DOI, _PREPRINT_SERVERS
+
+    journal = str(record.get("journal") or "").strip().lower()
+    extra = record.get("extra") or {}
+    if extra.get("europepmc_source") == "PPR":
+        return "Europe PMC preprint record (PPR)"
+    if journal and any(journal.startswith(server) for server in _PREPRINT_SERVERS):
+        return f"preprint server '{record.get('journal')}'"
+    for scheme, value in record.get("identifiers") or []:
+        if scheme == "doi" and _PREPRINT_DOI.match(str(value)) and not journal:
+            return f"medRxiv/bioRxiv DOI {value}"
+    return None
+
+
 def _reference_facts(records):
     """build_facts as first written (every text normalised as it comes, through one helper)."""
-    from crawler.classify import RECORD_TYPE_ORDER, _as_dict, _preprint_server, _source_rank, _strings
+    from crawler.classify import RECORD_TYPE_ORDER, _as_dict, _source_rank, _strings
     from crawler.evidence import Facts
     from crawler.terms import normalize_text
 
@@ -726,7 +742,7 @@ def _reference_facts(records):
             add(doc.abstracts, item.get("description"))
         facts.record_types.add(record.get("record_type") or "other")
         facts.sources.add(str(record.get("source", "")).split(":")[0])
-        facts.preprint_server = facts.preprint_server or _preprint_server(record)
+        facts.preprint_server = facts.preprint_server or _reference_preprint_server(record)
         if record.get("trial") and not facts.trial:
             facts.trial = dict(record["trial"])
         if any(isinstance(link, dict) and link.get("relation") == "registered_as" for link in record.get("links") or []):
@@ -777,5 +793,19 @@ def test_build_facts_as_first_written(corpus):
         },
     }
     works += [[odd], [odd, {"source": "pubmed", "source_id": "1", "title": "Ketamine trial", "keywords": ("TRD",)}]]
+    preprints = [
+        {"journal": journal, "extra": extra, "identifiers": identifiers}
+        for journal in (None, "", "  ", "medRxiv", "bioRxiv (Cold Spring Harbor)", "The Lancet", 0)
+        for extra in (None, {}, {"europepmc_source": "PPR"}, {"europepmc_source": "MED"})
+        for identifiers in (
+            None,
+            [],
+            [("doi", "10.1101/2024.01.02.24300001")],
+            [("pmid", "1"), ("doi", "10.1101/123456v2")],
+            [("doi", "10.1/x")],
+        )
+    ]
+    works += [[record] for record in preprints]
     for records in works:
         assert facts_of(build_facts(records)) == facts_of(_reference_facts(records)), records
+    assert sum(build_facts([record]).preprint_server is not None for record in preprints) > 50
