@@ -193,15 +193,53 @@ def sections_from_text(text: str | None) -> list[dict]:
     return sections_from_blocks(blocks)
 
 
-def pieces(text: str, separator: re.Pattern, sentence_end: re.Pattern) -> list[tuple[int, str]]:
+#: Every character ``str.isspace`` (and ``\s``) finds in ASCII text but the plain space.
+_OTHER_ASCII_SPACE = ("\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def sentence_ends(text: str, marks: str, following: frozenset[str]) -> list[int] | None:
+    """Where an expression ``[<marks>](\\s+)(?=[<following>])`` matches its group 1, left to right, when each is one
+    plain space: found by splitting the text at each mark and a space (the expression engine would try the text
+    character by character); None when some whitespace after a mark is not one plain space, or the text holds other
+    whitespace than the plain space (left to the expression).
+
+    ``marks``: the characters that end a sentence; ``following``: the characters a sentence may start with (no space)."""
+    if any(space in text for space in _OTHER_ASCII_SPACE) if text.isascii() else not text.isprintable():
+        return None  # (a printable text holds no whitespace but the plain space)
+    ends: list[int] = []
+    several = False
+    for mark in marks:
+        if mark not in text:
+            continue
+        several = several or bool(ends)
+        chunks = text.split(mark + " ")
+        at = len(chunks[0])  # where the mark before each next chunk stands
+        for index in range(1, len(chunks)):
+            chunk = chunks[index]
+            start = chunk[:1]
+            if start in following:
+                ends.append(at + 1)
+            elif start == " ":  # more than one space: the expression reads them all
+                return None
+            at += 2 + len(chunk)
+    if several:
+        ends.sort()
+    return ends
+
+
+def pieces(
+    text: str, separator: re.Pattern, sentence_end: re.Pattern, marks: str = "", following: frozenset[str] = frozenset()
+) -> list[tuple[int, str]]:
     """The pieces of ``separator.split(text)`` that are not blank, each with where it starts in the text.
 
     ``sentence_end``: an expression whose group 1 is, in a text without line breaks, where ``separator`` matches
-    (written to start with a sentence's last character, rarer than the whitespace a separator starts with)."""
+    (written to start with a sentence's last character, rarer than the whitespace a separator starts with); ``marks``
+    and ``following``: the same as :func:`sentence_ends` reads it, tried first when given."""
     if not text or text.isspace():
         return []
     if "\n" not in text:  # no piece is blank: each holds a sentence end, or starts where a separator ends
-        parts = [m.span(1) for m in sentence_end.finditer(text)]
+        ends = sentence_ends(text, marks, following) if marks else None
+        parts = [(end, end + 1) for end in ends] if ends is not None else [m.span(1) for m in sentence_end.finditer(text)]
         starts = [0, *(high for _, high in parts)]
         return [(start, text[start:end]) for start, end in zip(starts, [*(low for low, _ in parts), len(text)])]
     parts = [m.span() for m in separator.finditer(text)]

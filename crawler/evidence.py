@@ -307,9 +307,10 @@ _GATED = {
 }
 
 
-def _reply_title(title: str, scan: Scan) -> bool:
-    """Whether :data:`REPLY_TITLE` matches the title."""
-    return bool(_REPLY_START.match(title) or _search(_REPLY_WORDS, title, scan) or _REPLY_DOCTORS.match(title))
+def _reply_title(title: str, scan: Scan, search=None) -> bool:
+    """Whether :data:`REPLY_TITLE` matches the title (``search``: the title's :meth:`_Read.search`, if made)."""
+    words = search(_REPLY_WORDS) if search is not None else _search(_REPLY_WORDS, title, scan)
+    return bool(_REPLY_START.match(title) or words or _REPLY_DOCTORS.match(title))
 
 
 def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
@@ -317,10 +318,36 @@ def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
     return _GATED[id(pattern)].search(text, scan)
 
 
+class _Read:
+    """A text of a work with its scan, read by the expressions above: which of their literal pieces it holds is found
+    once (:data:`_ANCHORS`), and an expression is not even asked where the text holds none of them."""
+
+    __slots__ = ("text", "scan", "present")
+
+    def __init__(self, text: str, scan: Scan):
+        self.text, self.scan = text, scan
+        self.present = scan.anchors & _ANCHORS
+
+    def runs(self, pattern: re.Pattern) -> bool:
+        """Whether ``pattern`` may match in the text (its gate on what the text holds)."""
+        gate = _GATED[id(pattern)].gate
+        return gate.always or (bool(self.present) and gate(self.present))
+
+    def search(self, pattern: re.Pattern) -> re.Match | None:
+        """``_search(pattern, text, scan)``."""
+        gated = _GATED[id(pattern)]
+        gate = gated.gate
+        if gate.always or (self.present and gate(self.present)):
+            return gated.windows.search(self.text, self.scan)
+        return None
+
+
 #: Where sentences part in a text without line breaks (most: normalised text has none): the whitespace (group 1)
 #: after ``.``, ``!``, ``?`` or ``;`` before a lower-case letter, a digit or a bracket, as :data:`_SENTENCE` finds
 #: it; written to start with the punctuation, rarer than whitespace, so that the expression engine tries fewer places.
 _SENTENCE_END = re.compile(r"[.!?;](\s+)(?=[a-z0-9(])")
+#: What a sentence starts with after :data:`_SENTENCE_END` (its look-ahead), for :func:`crawler.abstracts.sentence_ends`.
+_FOLLOWING = frozenset("abcdefghijklmnopqrstuvwxyz0123456789(")
 
 #: For each expression read sentence by sentence, one that matches in the whole text wherever the first matches in a
 #: sentence (a sentence stands between whitespace): itself when its match at a place depends only on the characters
@@ -346,11 +373,14 @@ _PROBES[id(RCT_TEXT)] = re.compile(
 )  # not "randomised rats"
 _PROBES[id(REVIEW_TEXT)] = re.compile(REVIEW_TEXT.pattern.replace("^purpose", r"\bpurpose", 1))  # a sentence's start
 _GATED.update((id(probe), Gated(probe)) for probe in _PROBES.values() if id(probe) not in _GATED)
+#: Every literal piece an expression above may need: a gate reads only its own, so it says the same on what of these a
+#: text holds as on everything the text holds.
+_ANCHORS = frozenset(anchor for gated in _GATED.values() for anchor in gated.windows.anchors)
 
 
 def sentence_spans(text: str) -> list[tuple[int, str]]:
     """(where it starts, sentence) of each sentence of a text, as :func:`sentences` gives them."""
-    return pieces(text, _SENTENCE, _SENTENCE_END)
+    return pieces(text, _SENTENCE, _SENTENCE_END, ".!?;", _FOLLOWING)
 
 
 def sentences(text: str) -> list[str]:
@@ -366,23 +396,25 @@ def _sentences(doc: Doc, text: str) -> list[tuple[int, str]]:
     return found
 
 
-def _own_sentence(pattern: re.Pattern, text: str, negated: re.Pattern | None = None, doc: Doc | None = None) -> str | None:
+def _own_sentence(
+    pattern: re.Pattern, text: str, negated: re.Pattern | None = None, doc: Doc | None = None, read: _Read | None = None
+) -> str | None:
     """The first words matching ``pattern`` in a sentence about this work (not about other work, not negated).
 
     With the work's ``doc``, sentences are split once per work, a text that lacks what every match of ``pattern``
     contains is not split at all (a sentence holds no more than its text), and the sentences before the first match of
-    its probe in the whole text (:data:`_PROBES`) are not read."""
+    its probe in the whole text (:data:`_PROBES`) are not read. ``read``: the text with its scan, if made."""
     begin = 0
     if doc is None:
         spans = sentence_spans(text)
     else:
-        scan = doc.cache.scan(text)
-        gated = _GATED[id(pattern)]
-        if not gated.runs(scan):
+        if read is None:
+            read = _Read(text, doc.cache.scan(text))
+        if not read.runs(pattern):
             return None
         probe = _PROBES.get(id(pattern))
         if probe is not None:
-            first = _GATED[id(probe)].search(text, scan)
+            first = read.search(probe)
             if first is None:
                 return None
             begin = first.start()
@@ -405,24 +437,18 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     title_scan, abstract_scan = doc.cache.scan(title), doc.cache.scan(abstract)
 
     def pt(names: set[str]) -> str | None:
-        hit = sorted(pts & names)
-        return f"publication type '{hit[0]}'" if hit else None
+        return None if pts.isdisjoint(names) else f"publication type '{min(pts & names)}'"
+
+    in_title_text, in_abstract_text = _Read(title, title_scan), _Read(abstract, abstract_scan)
+    title_search, abstract_search = in_title_text.search, in_abstract_text.search
 
     def in_title(pattern: re.Pattern) -> str | None:
-        match = _search(pattern, title, title_scan)
+        match = title_search(pattern)
         return f"title: '{match.group(0)}'" if match else None
 
     def in_abstract(pattern: re.Pattern) -> str | None:
-        words = _own_sentence(pattern, abstract, doc=doc)
+        words = _own_sentence(pattern, abstract, doc=doc, read=in_abstract_text)
         return f"abstract: '{words}'" if words else None
-
-    def first(*evidence):
-        """The first evidence found; a callable is called only when what comes before it found nothing."""
-        for item in evidence:
-            value = item() if callable(item) else item
-            if value:
-                return value
-        return None
 
     registration = "trial_registration" in facts.record_types
     if registration:
@@ -436,46 +462,42 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     if registration or "news" in found:  # a registry record or a news item is that, whatever it reports
         return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
 
-    # each piece of evidence is looked for only when the ones before it found nothing
+    # each piece of evidence is looked for only when the ones before it found nothing (``a or b or c``)
     comment = pt(PT_COMMENT)
     if not comment:  # in_title(COMMENT_TITLE)
-        words = _COMMENT_START.match(title) or _search(_COMMENT_WORDS, title, title_scan)
+        words = _COMMENT_START.match(title) or title_search(_COMMENT_WORDS)
         comment = f"title: '{words.group(0)}'" if words else None
     if not comment:
-        comment_text = _search(COMMENT_TEXT, abstract, abstract_scan)
+        comment_text = abstract_search(COMMENT_TEXT)
         comment = f"abstract: '{comment_text.group(0)}'" if comment_text else None
     if comment:
         found["commentary"] = comment
     title_guideline = in_title(GUIDELINE_TITLE)
-    if title_guideline and comment and "task force" in title_guideline and not _search(GUIDELINE_STRONG, title, title_scan):
+    if title_guideline and comment and "task force" in title_guideline and not title_search(GUIDELINE_STRONG):
         title_guideline = None  # a commentary on (or by) a task force is no guideline
-    guideline = first(
-        pt(PT_GUIDELINE), None if pt(PT_COMMENT) and not _search(GUIDELINE_STRONG, title, title_scan) else title_guideline
-    )
+    guideline = pt(PT_GUIDELINE) or (None if pt(PT_COMMENT) and not title_search(GUIDELINE_STRONG) else title_guideline)
     if guideline:
         found["guideline"] = guideline
     protocol = pt(PT_PROTOCOL) or in_title(PROTOCOL_TITLE)
     # reported results make no protocol (looked for only where the protocol words may be)
-    if not protocol and _GATED[id(PROTOCOL_TEXT)].runs(abstract_scan) and not _search(RESULTS_TEXT, abstract, abstract_scan):
+    if not protocol and in_abstract_text.runs(PROTOCOL_TEXT) and not abstract_search(RESULTS_TEXT):
         protocol = in_abstract(PROTOCOL_TEXT)
     if protocol:
         found["protocol"] = protocol
 
-    umbrella = _search(UMBRELLA_TITLE, title, title_scan)
-    meta = first(pt(PT_META), None if umbrella else in_title(META_TEXT))
+    umbrella = title_search(UMBRELLA_TITLE)
+    meta = pt(PT_META) or (None if umbrella else in_title(META_TEXT))
     if not meta and "guideline" not in found and not umbrella:
-        words = _search(META_TEXT, abstract, abstract_scan)
-        synthesis = _search(SYNTHESIS_TEXT, abstract, abstract_scan) if words else None
-        if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED, doc):
+        words = abstract_search(META_TEXT)
+        synthesis = abstract_search(SYNTHESIS_TEXT) if words else None
+        if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED, doc, in_abstract_text):
             meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
     if meta:
         found["meta_analysis"] = meta
     letter = pt(PT_COMMENT)
     if letter and not pt(PT_META):  # a letter that mentions "our meta-analysis" is a letter
         meta = None
-    systematic = first(
-        pt(PT_SR), lambda: in_title(SR_TITLE), lambda: None if "guideline" in found or letter else in_abstract(SR_TEXT)
-    )
+    systematic = pt(PT_SR) or in_title(SR_TITLE) or (None if "guideline" in found or letter else in_abstract(SR_TEXT))
     if systematic:
         found["systematic_review"] = systematic
     if "protocol" in found:  # the protocol of a review or a trial is a protocol
@@ -483,15 +505,13 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         found.pop("systematic_review", None)
     is_synthesis = "meta_analysis" in found or "systematic_review" in found
     if not is_synthesis and "guideline" not in found and "protocol" not in found:
-        review = first(
-            pt(PT_REVIEW), lambda: in_title(REVIEW_TITLE), lambda: None if "commentary" in found else in_abstract(REVIEW_TEXT)
-        )
+        review = pt(PT_REVIEW) or in_title(REVIEW_TITLE) or (None if "commentary" in found else in_abstract(REVIEW_TEXT))
         if review and not (pts & (PT_RCT | PT_TRIAL | PT_CASE | PT_OBS)):
             found["review"] = review
 
     animals = "animals" in mesh and "humans" not in mesh
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
-    if not preclinical and abstract and not _search(HUMAN_STUDY, abstract, abstract_scan):  # people: no animal study
+    if not preclinical and abstract and not abstract_search(HUMAN_STUDY):  # people: no animal study
         hits = _GATED[id(PRECLINICAL)].finditer(abstract, abstract_scan)
         if len(hits) >= 2:
             preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"
@@ -501,24 +521,26 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     secondary = is_synthesis or "review" in found or "protocol" in found or "guideline" in found or "preclinical" in found
     # a commentary's text is about other work: only its publication types (and a described case) tell its design
     text_ok = not secondary and "commentary" not in found
-    case = first(
-        pt(PT_CASE),
-        lambda: in_title(CASE_TITLE) if not secondary and not _reply_title(title, title_scan) else None,
-        lambda: in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None,
+    case = (
+        pt(PT_CASE)
+        or (in_title(CASE_TITLE) if not secondary and not _reply_title(title, title_scan, title_search) else None)
+        or (in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None)
     )
     if case:
         found["case_report"] = case
     rct = pt(PT_RCT) if "protocol" not in found else None
     if not rct and text_ok and "case_report" not in found:
-        rct = first(lambda: in_title(RCT_TITLE), lambda: in_abstract(RCT_TEXT))
+        rct = in_title(RCT_TITLE) or in_abstract(RCT_TEXT)
     if rct:
         found["rct"] = rct
     elif "protocol" not in found:
-        observational_design = text_ok and (_search(OBS_FIRST, title, title_scan) or _own_sentence(OBS_FIRST, abstract, doc=doc))
-        trial = first(
-            pt(PT_TRIAL),
-            lambda: in_title(TRIAL_TITLE) if text_ok and not observational_design else None,
-            lambda: in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found and not observational_design else None,
+        observational_design = text_ok and (
+            title_search(OBS_FIRST) or _own_sentence(OBS_FIRST, abstract, doc=doc, read=in_abstract_text)
+        )
+        trial = (
+            pt(PT_TRIAL)
+            or (in_title(TRIAL_TITLE) if text_ok and not observational_design else None)
+            or (in_abstract(TRIAL_TEXT) if text_ok and "case_report" not in found and not observational_design else None)
         )
         if trial:
             found["clinical_trial"] = trial
@@ -526,7 +548,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
         observational = pt(PT_OBS)
         if not observational and text_ok:
             hit = sorted(mesh & OBS_MESH)
-            observational = first(f"MeSH '{hit[0]}'" if hit else None, lambda: in_title(OBS_TEXT), lambda: in_abstract(OBS_TEXT))
+            observational = (f"MeSH '{hit[0]}'" if hit else None) or in_title(OBS_TEXT) or in_abstract(OBS_TEXT)
         if observational:
             found["observational"] = observational
     return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]

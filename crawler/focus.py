@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import functools
 import re
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crawler.abstracts import category_of, is_label, pieces
+from crawler.abstracts import category_of, is_label, pieces, sentence_ends
 from crawler.terms import Doc, Gated, Scan, TermRule
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
@@ -83,6 +82,8 @@ class FocusResult:
 #: ``.``, ``!`` or ``?`` before a lower-case letter, a digit or a bracket (group 1), as :data:`_SENTENCE` finds
 #: it; written to start with the punctuation, rarer than whitespace, so that the expression engine tries fewer places.
 _SENTENCE_END = re.compile(r"[.!?](\s+)(?=[a-z0-9(\[])")
+#: What a sentence starts with after :data:`_SENTENCE_END` (its look-ahead), for :func:`crawler.abstracts.sentence_ends`.
+_FOLLOWING = frozenset("abcdefghijklmnopqrstuvwxyz0123456789([")
 
 #: (start, end) of what the concept matches, in a sentence or a title.
 Hits = list[tuple[int, int]]
@@ -90,6 +91,18 @@ Hits = list[tuple[int, int]]
 
 def sentence_spans(text: str) -> list[tuple[int, int, str]]:
     """Each sentence of a text (as :func:`sentences` gives it) with where it stands in the text: (start, end, sentence)."""
+    if text[:1].isalnum() and not text[-1:].isspace():
+        ends = sentence_ends(text, ".!?", _FOLLOWING)
+        if ends is not None:
+            # (normalised text) the pieces as :func:`crawler.abstracts.pieces` finds them, which already start with a
+            # letter, digit or bracket (after a separator, or the text's start) and end with a sentence end or the text's end
+            spans = []
+            start = 0
+            for end in ends:
+                spans.append((start, end, text[start:end]))
+                start = end + 1
+            spans.append((start, len(text), text[start:]))
+            return spans
     found = pieces(text, _SENTENCE, _SENTENCE_END)
     if "\n" not in text and not text[:1].isspace() and not text[-1:].isspace():
         # (normalised text) each piece already starts with a letter, digit or bracket and ends with a sentence end
@@ -115,29 +128,53 @@ HitsIn = Callable[[int, int, str], Hits]
 
 
 def _walk(
-    spans: list[tuple[int, int, str]], hits_in: HitsIn | None, wanted: set[int] | None = None
+    spans: list[tuple[int, int, str]], hits_in: HitsIn | None, matches: list[tuple[int, int, int]] | None = None
 ) -> tuple[list[tuple[str, str, Hits]], bool, bool]:
     """(role, sentence, the concept's matches in it) of each sentence of an abstract (:func:`sentence_spans`) that
-    the concept matches (every sentence without ``hits_in``), whether the abstract is structured (labels or an
-    aim/design sentence) and whether it has labels. Roles as :func:`sentence_roles` describes them; a sentence no
-    match needs is read only as far as the roles of the sentences after it need (its label; before the first
-    aim/design sentence, whether it is one). ``wanted``: the indices of every sentence that a match reaches into or
-    that holds a colon; the others are not read once roles no longer depend on them."""
+    the concept matches (every sentence without ``hits_in`` nor ``matches``), whether the abstract is structured
+    (labels or an aim/design sentence) and whether it has labels. Roles as :func:`sentence_roles` describes them; a
+    sentence no match needs is read only as far as the roles of the sentences after it need (its label; before the
+    first aim/design sentence, whether it is one).
+
+    ``matches``: the concept's matches in the whole text, left to right, read sentence by sentence: the same as in each
+    sentence alone as long as none runs from a sentence into another or into a label (then :class:`_Straddles`); else
+    ``hits_in`` gives them sentence by sentence."""
     out: list[tuple[str, str, Hits]] = []
     role: str | None = None
     aim_seen = structured = labelled = False
-    for index, (start, end, sentence) in enumerate(spans):
-        if wanted is not None and (role or aim_seen) and index not in wanted:
+    by_sentence = hits_in is not None or matches is not None
+    position, count = 0, len(matches) if matches is not None else 0
+    for start, end, sentence in spans:
+        colon = ":" in sentence  # a label ends with a colon
+        if matches is not None and not colon and (position == count or matches[position][0] >= end):
+            # no label and no match here: read only for whether it is the first aim or design sentence
+            if not role and not aim_seen and not _DISCUSSION.search(sentence) and _AIM.search(sentence):
+                aim_seen = structured = True
             continue
-        match = _LABEL.match(sentence) if ":" in sentence else None  # a label ends with a colon
+        match = _LABEL.match(sentence) if colon else None
         label_role = _label_role(match.group(1)) if match else None
         if match is not None and label_role is not None:
             role = label_role
             structured = labelled = True
             sentence = sentence[match.end() :]
             start += match.end()
-        hits: Hits = [] if hits_in is None else hits_in(start, end, sentence)
-        if hits_in is not None and not hits:
+        if matches is not None:
+            hits: Hits = []
+            while position < count:
+                low, high, _ = matches[position]
+                if low >= end:
+                    break
+                if low < start:  # before the sentence (a separator, a label): must end there
+                    if high > start:
+                        raise _Straddles
+                elif high > end:
+                    raise _Straddles
+                else:
+                    hits.append((low - start, high - start))
+                position += 1
+        else:
+            hits = [] if hits_in is None else hits_in(start, end, sentence)
+        if by_sentence and not hits:
             if not role and not aim_seen and not _DISCUSSION.search(sentence) and _AIM.search(sentence):
                 aim_seen = structured = True
             continue
@@ -226,42 +263,21 @@ def _plain_terms(rule: TermRule | None):
     return terms if terms is not None and terms.regex is None else None
 
 
-def _scan_hits(matches: list[tuple[int, int, int]]) -> HitsIn:
-    """The concept's matches sentence by sentence, from its matches in the whole text (left to right): the same
-    as in each sentence alone as long as none runs from a sentence into another (then :class:`_Straddles`)."""
-    position = 0
-
-    def hits_in(start: int, end: int, sentence: str) -> Hits:
-        nonlocal position
-        found: Hits = []
-        while position < len(matches):
-            low, high, _ = matches[position]
-            if low >= end:
-                break
-            if low < start:  # before the sentence (a separator, a label): must end there
-                if high > start:
-                    raise _Straddles
-            elif high > end:
-                raise _Straddles
-            else:
-                found.append((low - start, high - start))
-            position += 1
-        return found
-
-    return hits_in
+#: id of a concept's expression -> (it, the expressions of its passing mentions in text and in a title, and the
+#: Gated of the exclusion words and of those two): made once per expression, and first, so that their anchors are
+#: in the vocabulary before any text is scanned here.
+_SETUPS: dict[int, tuple[re.Pattern, re.Pattern, re.Pattern, Gated, Gated, Gated]] = {}
 
 
-def _wanted(text: str, spans: list[tuple[int, int, str]], matches: list[tuple[int, int, int]]) -> set[int]:
-    """The indices of the sentences (``spans`` of ``text``) that a match reaches into or that hold a colon."""
-    starts = [start for start, _, _ in spans]
-    wanted: set[int] = set()
-    for low, high, _ in matches:
-        wanted.update(range(max(bisect_right(starts, low) - 1, 0), bisect_right(starts, high - 1)))
-    colon = text.find(":")
-    while colon >= 0:
-        wanted.add(bisect_right(starts, colon) - 1)
-        colon = text.find(":", colon + 1)
-    return wanted
+def _setup(concept: re.Pattern) -> tuple[re.Pattern, re.Pattern, re.Pattern, Gated, Gated, Gated]:
+    found = _SETUPS.get(id(concept))
+    if found is None:
+        if len(_SETUPS) >= 64:
+            _SETUPS.clear()
+        passing = _passing_pattern(concept.pattern)
+        in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
+        found = _SETUPS[id(concept)] = (concept, passing, in_title, _gated(_NOT_ABOUT), _gated(passing), _gated(in_title))
+    return found
 
 
 def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> FocusResult:
@@ -269,61 +285,57 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
 
     ``rule``: the concept's rule, whose terms ``concept`` is one expression of (:func:`crawler.classify`); when
     they are all plain terms, their matches are read from each text's scan instead of running ``concept``."""
-    passing = _passing_pattern(concept.pattern)
-    in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
-    for pattern in (_NOT_ABOUT, passing, in_title):  # their anchors in the vocabulary before any text is scanned here
-        _gated(pattern)
+    _, passing, in_title, not_about_gated, passing_gated, in_title_gated = _setup(concept)
     result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh), cache=doc.cache))
     terms = _plain_terms(rule)
-
-    def by_expression(start: int, end: int, sentence: str) -> Hits:
-        return [m.span() for m in concept.finditer(sentence)]
-
-    def hits_of(text: str, scan: Scan) -> Hits:
-        return [(low, high) for low, high, _ in terms._plain(scan)] if terms is not None else by_expression(0, 0, text)
-
+    cache = doc.cache
+    passed = result.passing
     abstract_focus = 0
     for abstract in doc.abstracts:
         kept = []
-        scan = doc.cache.scan(abstract)
+        scan = cache.scan(abstract)
         spans = sentence_spans(abstract)
         try:
             if terms is None:
                 raise _Straddles
-            matches = terms._plain(scan)
-            roles, structured, labelled = _walk(spans, _scan_hits(matches), _wanted(abstract, spans, matches))
+            roles, structured, labelled = _walk(spans, None, terms._plain(scan))
         except _Straddles:
-            roles, structured, labelled = _walk(spans, by_expression)
-        result.structured = result.structured or labelled
-        runs = _runs(scan, passing) if roles else (True, True)
+            roles, structured, labelled = _walk(
+                spans, lambda start, end, sentence: [m.span() for m in concept.finditer(sentence)]
+            )
+        if labelled:
+            result.structured = True
+        runs = (not_about_gated.runs(scan), passing_gated.runs(scan)) if roles else (True, True)
         for role, sentence, hits in roles:
-            if role in ("background", "discussion"):
-                result.passing.append(f"{role} sentence: '{_short(sentence)}'")
+            if role == "background" or role == "discussion":
+                passed.append(f"{role} sentence: '{_short(sentence)}'")
             elif _is_passing(sentence, hits, passing, runs):
-                result.passing.append(f"comparison or aside: '{_short(sentence)}'")
+                passed.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 kept.append(sentence)
                 abstract_focus += len(hits)
         result.doc.abstracts.append(" ".join(kept))
+    titles = result.doc.titles
     for title in doc.titles:
-        scan = doc.cache.scan(title)
-        hits = hits_of(title, scan)
-        if hits and _is_passing(title, hits, in_title, _runs(scan, in_title)):
-            result.passing.append(f"title names it in a comparison: '{_short(title)}'")
+        scan = cache.scan(title)
+        if terms is not None:
+            hits = [(low, high) for low, high, _ in terms._plain(scan)]
+        else:
+            hits = [m.span() for m in concept.finditer(title)]
+        if hits and _is_passing(title, hits, in_title, (not_about_gated.runs(scan), in_title_gated.runs(scan))):
+            passed.append(f"title names it in a comparison: '{_short(title)}'")
             continue
         if hits and result.structured and not abstract_focus:
             other = _STUDY_OF.search(title)
             if other and not concept.search(title[other.end() : other.end() + 40]):
                 # "... not observed in a negative trial of scopolamine": the title says the study is of something
                 # else, and the structured abstract names the drug only in background or discussion
-                result.passing.append(
-                    f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'"
-                )
+                passed.append(f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'")
                 continue
-        result.doc.titles.append(title)
-    if abstract_focus == 1 and not any(concept.search(t) for t in result.doc.titles + doc.keywords + doc.trial + doc.mesh):
+        titles.append(title)
+    if abstract_focus == 1 and not any(concept.search(t) for t in titles + doc.keywords + doc.trial + doc.mesh):
         # one mention in an abstract whose title, keywords and MeSH never name it: an aside
-        result.passing.append("a single mention in an abstract about something else")
+        passed.append("a single mention in an abstract about something else")
         result.doc.abstracts = []
     return result
 

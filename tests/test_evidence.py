@@ -11,8 +11,11 @@ from __future__ import annotations
 import random
 import re
 
-from crawler import evidence
+from crawler import abstracts, evidence, focus
+from crawler.classify import build_facts
 from crawler.terms import Doc
+from tests.helpers import dedup_corpus
+from tests.helpers.classify_corpus import load_corpus
 
 _WRITTEN_SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[a-z0-9(])|\n+")
 
@@ -165,3 +168,213 @@ def test_title_expressions_in_parts_as_written():
         counts[1] += bool(comment)
         counts[2] += evidence._reply_title(title, scan)
     assert min(counts) > 2000, counts
+
+
+def test_sentence_ends_found_by_splitting_as_the_expressions_find_them():
+    """In a text whose whitespace is single plain spaces (normalised text), the sentence ends are found by splitting at
+    each mark and its space: the same places as the expressions' group 1; any other text is left to the expressions."""
+    glue = [*GLUE, "  ", ".  ", "\t", ". \u00a0", "\u00e9", "!", "?", ";", " [", "[", "e.g. ", "(1). ", "? 2", "!x"]
+    expressions = {focus._SENTENCE_END: (".!?", focus._FOLLOWING), evidence._SENTENCE_END: (".!?;", evidence._FOLLOWING)}
+    rng = random.Random(11)
+    fast = 0
+    for _ in range(6000):
+        text = "".join(rng.choice(WORDS) + rng.choice(glue) for _ in range(rng.randint(0, 20)))
+        if rng.random() < 0.7:
+            text = " ".join(text.split())
+        for expression, (marks, following) in expressions.items():
+            ends = abstracts.sentence_ends(text, marks, following)
+            if ends is not None:
+                assert [(end, end + 1) for end in ends] == [m.span(1) for m in expression.finditer(text)], repr(text)
+                fast += 1
+            assert ends is not None or "  " in text or not text.isprintable(), repr(text)
+        written = [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[a-z0-9(\[])|\n+", text) if s and s.strip()]
+        assert [sentence for _, _, sentence in focus.sentence_spans(text)] == written, repr(text)
+        assert all(text[start:end] == sentence for start, end, sentence in focus.sentence_spans(text)), repr(text)
+        assert [sentence for _, sentence in evidence.sentence_spans(text)] == [
+            s for s in _WRITTEN_SENTENCE.split(text) if s.strip()
+        ]
+    assert fast > 6000
+
+
+def _reference_evidence_tags(facts: evidence.Facts) -> list[evidence.Tag]:
+    """evidence_tags as written before the checks were chained with ``or`` and read through ``_Read`` (verbatim)."""
+    found: dict[str, str] = {}
+    pts = set(facts.publication_types)
+    title, abstract, mesh = facts.title, facts.abstract, facts.mesh
+    doc = facts.doc
+    title_scan, abstract_scan = doc.cache.scan(title), doc.cache.scan(abstract)
+
+    def pt(names: set[str]) -> str | None:
+        hit = sorted(pts & names)
+        return f"publication type '{hit[0]}'" if hit else None
+
+    def in_title(pattern: re.Pattern) -> str | None:
+        match = evidence._search(pattern, title, title_scan)
+        return f"title: '{match.group(0)}'" if match else None
+
+    def in_abstract(pattern: re.Pattern) -> str | None:
+        words = evidence._own_sentence(pattern, abstract, doc=doc)
+        return f"abstract: '{words}'" if words else None
+
+    def first(*evidence):
+        """The first evidence found; a callable is called only when what comes before it found nothing."""
+        for item in evidence:
+            value = item() if callable(item) else item
+            if value:
+                return value
+        return None
+
+    registration = "trial_registration" in facts.record_types
+    if registration:
+        found["trial_registration"] = f"record type trial_registration ({', '.join(sorted(s for s in facts.sources))})"
+    if facts.record_type == "preprint" or pts & evidence.PT_PREPRINT or facts.preprint_server:
+        found["preprint"] = (
+            "record type preprint"
+            if facts.record_type == "preprint"
+            else pt(evidence.PT_PREPRINT) or facts.preprint_server or "preprint"
+        )
+    if facts.record_type == "news" or pts & evidence.PT_NEWS:
+        found["news"] = "record type news" if facts.record_type == "news" else (pt(evidence.PT_NEWS) or "")
+    if registration or "news" in found:  # a registry record or a news item is that, whatever it reports
+        return [evidence.Tag(name, "evidence", found[name]) for name in evidence.EVIDENCE_TAGS if name in found]
+
+    # each piece of evidence is looked for only when the ones before it found nothing
+    comment = pt(evidence.PT_COMMENT)
+    if not comment:  # in_title(COMMENT_TITLE)
+        words = evidence._COMMENT_START.match(title) or evidence._search(evidence._COMMENT_WORDS, title, title_scan)
+        comment = f"title: '{words.group(0)}'" if words else None
+    if not comment:
+        comment_text = evidence._search(evidence.COMMENT_TEXT, abstract, abstract_scan)
+        comment = f"abstract: '{comment_text.group(0)}'" if comment_text else None
+    if comment:
+        found["commentary"] = comment
+    title_guideline = in_title(evidence.GUIDELINE_TITLE)
+    if (
+        title_guideline
+        and comment
+        and "task force" in title_guideline
+        and not evidence._search(evidence.GUIDELINE_STRONG, title, title_scan)
+    ):
+        title_guideline = None  # a commentary on (or by) a task force is no guideline
+    guideline = first(
+        pt(evidence.PT_GUIDELINE),
+        None
+        if pt(evidence.PT_COMMENT) and not evidence._search(evidence.GUIDELINE_STRONG, title, title_scan)
+        else title_guideline,
+    )
+    if guideline:
+        found["guideline"] = guideline
+    protocol = pt(evidence.PT_PROTOCOL) or in_title(evidence.PROTOCOL_TITLE)
+    # reported results make no protocol (looked for only where the protocol words may be)
+    if (
+        not protocol
+        and evidence._GATED[id(evidence.PROTOCOL_TEXT)].runs(abstract_scan)
+        and not evidence._search(evidence.RESULTS_TEXT, abstract, abstract_scan)
+    ):
+        protocol = in_abstract(evidence.PROTOCOL_TEXT)
+    if protocol:
+        found["protocol"] = protocol
+
+    umbrella = evidence._search(evidence.UMBRELLA_TITLE, title, title_scan)
+    meta = first(pt(evidence.PT_META), None if umbrella else in_title(evidence.META_TEXT))
+    if not meta and "guideline" not in found and not umbrella:
+        words = evidence._search(evidence.META_TEXT, abstract, abstract_scan)
+        synthesis = evidence._search(evidence.SYNTHESIS_TEXT, abstract, abstract_scan) if words else None
+        if words and synthesis and evidence._own_sentence(evidence.META_TEXT, abstract, evidence.META_NEGATED, doc):
+            meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
+    if meta:
+        found["meta_analysis"] = meta
+    letter = pt(evidence.PT_COMMENT)
+    if letter and not pt(evidence.PT_META):  # a letter that mentions "our meta-analysis" is a letter
+        meta = None
+    systematic = first(
+        pt(evidence.PT_SR),
+        lambda: in_title(evidence.SR_TITLE),
+        lambda: None if "guideline" in found or letter else in_abstract(evidence.SR_TEXT),
+    )
+    if systematic:
+        found["systematic_review"] = systematic
+    if "protocol" in found:  # the protocol of a review or a trial is a protocol
+        found.pop("meta_analysis", None)
+        found.pop("systematic_review", None)
+    is_synthesis = "meta_analysis" in found or "systematic_review" in found
+    if not is_synthesis and "guideline" not in found and "protocol" not in found:
+        review = first(
+            pt(evidence.PT_REVIEW),
+            lambda: in_title(evidence.REVIEW_TITLE),
+            lambda: None if "commentary" in found else in_abstract(evidence.REVIEW_TEXT),
+        )
+        if review and not (pts & (evidence.PT_RCT | evidence.PT_TRIAL | evidence.PT_CASE | evidence.PT_OBS)):
+            found["review"] = review
+
+    animals = "animals" in mesh and "humans" not in mesh
+    preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(evidence.PRECLINICAL)
+    if (
+        not preclinical and abstract and not evidence._search(evidence.HUMAN_STUDY, abstract, abstract_scan)
+    ):  # people: no animal study
+        hits = evidence._GATED[id(evidence.PRECLINICAL)].finditer(abstract, abstract_scan)
+        if len(hits) >= 2:
+            preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"
+    if preclinical and not is_synthesis and "review" not in found:
+        found["preclinical"] = preclinical
+
+    secondary = is_synthesis or "review" in found or "protocol" in found or "guideline" in found or "preclinical" in found
+    # a commentary's text is about other work: only its publication types (and a described case) tell its design
+    text_ok = not secondary and "commentary" not in found
+    case = first(
+        pt(evidence.PT_CASE),
+        lambda: in_title(evidence.CASE_TITLE) if not secondary and not evidence._reply_title(title, title_scan) else None,
+        lambda: (
+            in_abstract(evidence.CASE_TEXT if text_ok else evidence.CASE_OWN)
+            if text_ok or (not secondary and pt(evidence.PT_COMMENT))
+            else None
+        ),
+    )
+    if case:
+        found["case_report"] = case
+    rct = pt(evidence.PT_RCT) if "protocol" not in found else None
+    if not rct and text_ok and "case_report" not in found:
+        rct = first(lambda: in_title(evidence.RCT_TITLE), lambda: in_abstract(evidence.RCT_TEXT))
+    if rct:
+        found["rct"] = rct
+    elif "protocol" not in found:
+        observational_design = text_ok and (
+            evidence._search(evidence.OBS_FIRST, title, title_scan)
+            or evidence._own_sentence(evidence.OBS_FIRST, abstract, doc=doc)
+        )
+        trial = first(
+            pt(evidence.PT_TRIAL),
+            lambda: in_title(evidence.TRIAL_TITLE) if text_ok and not observational_design else None,
+            lambda: (
+                in_abstract(evidence.TRIAL_TEXT) if text_ok and "case_report" not in found and not observational_design else None
+            ),
+        )
+        if trial:
+            found["clinical_trial"] = trial
+    if not ({"rct", "clinical_trial", "case_report"} & set(found)):
+        observational = pt(evidence.PT_OBS)
+        if not observational and text_ok:
+            hit = sorted(mesh & evidence.OBS_MESH)
+            observational = first(
+                f"MeSH '{hit[0]}'" if hit else None, lambda: in_title(evidence.OBS_TEXT), lambda: in_abstract(evidence.OBS_TEXT)
+            )
+        if observational:
+            found["observational"] = observational
+    return [evidence.Tag(name, "evidence", found[name]) for name in evidence.EVIDENCE_TAGS if name in found]
+
+
+def test_evidence_tags_as_first_written():
+    """The evidence checks chained with ``or`` and asked only where a text holds their literal pieces give the tags and
+    evidence of the function as written before, on the labelled set, the dedup corpus and synthetic PubMed records."""
+    from bench.pubmed_synth import efetch_body
+    from crawler.sources import pubmed
+
+    works = [work.records for work in load_corpus()]
+    works += [[record] for _, batch in dedup_corpus.parse_batches() for record in batch]
+    works += [[record] for record in pubmed.parse_efetch(efetch_body(0, 300, 10_000))]
+    tagged = set()
+    for records in works:
+        got = evidence.evidence_tags(build_facts(records))
+        assert got == _reference_evidence_tags(build_facts(records)), records[0]
+        tagged.update(tag.tag for tag in got)
+    assert tagged == set(evidence.EVIDENCE_TAGS)  # every evidence type was set somewhere
