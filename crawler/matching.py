@@ -519,15 +519,17 @@ def match_inputs(
 _TEXT, _TEXT_OR_NONE = {str}, {str, type(None)}
 
 
-def record_match_inputs(record) -> MatchInputs | None:
+def record_match_inputs(record, people: list[dict] | None = None) -> MatchInputs | None:
     """:func:`match_inputs` of a :class:`crawler.records.Record` as it is stored (what dedup would read back from
     its row), without reading it back; None when a value would not read back as it is (a value that is not text,
-    stored as its JSON or SQL form): dedup then reads the row."""
+    stored as its JSON or SQL form): dedup then reads the row. ``people``: the record's structured authors'
+    ``to_dict()``, when the caller has them (not changed here)."""
     extra = record.extra
     if type(extra) is not dict or type(record.authors) is not list or type(record.publication_types) is not list:
         return None
     issn = extra.get("issn")
-    people = [a.to_dict() for a in record.structured_authors]
+    if people is None:
+        people = [a.to_dict() for a in record.structured_authors]
     if not (
         {type(record.title), type(record.published_on), type(record.entered_on), type(record.journal), type(issn)}
         <= _TEXT_OR_NONE

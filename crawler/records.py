@@ -499,18 +499,32 @@ def json_value(value: Any) -> str:
 
 def json_parts(data: dict[str, Any]) -> dict[str, str]:
     """Each value of a record dict as JSON (:func:`json_value`), to be joined into several documents."""
-    return {key: json_value(value) for key, value in data.items()}
+    parts = {}
+    for key, value in data.items():  # texts and None (most values) without a call of json_value each
+        kind = type(value)
+        parts[key] = _ENCODE_TEXT(value) if kind is str else "null" if value is None else json_value(value)
+    return parts
+
+
+#: ``keys`` of :func:`join_json_parts` -> each key with its ``"key": `` prefix, sorted (a record's keys are
+#: always the same few sets).
+_KEY_ORDERS: dict[tuple, list[tuple[str, str]]] = {}
 
 
 def join_json_parts(parts: dict[str, str], keys) -> str:
     """The JSON object of ``keys`` from :func:`json_parts`: the same text as :func:`json_value` of that dict."""
-    pieces = []
-    for key in sorted(keys):
-        prefix = _KEY_PREFIX.get(key)
-        if prefix is None:
-            prefix = _KEY_PREFIX.setdefault(key, _ENCODE(key) + ": ")
-        pieces.append(prefix + parts[key])
-    return "{" + ", ".join(pieces) + "}"
+    keys = tuple(keys)
+    order = _KEY_ORDERS.get(keys)
+    if order is None:
+        order = []
+        for key in sorted(keys):
+            prefix = _KEY_PREFIX.get(key)
+            if prefix is None:
+                prefix = _KEY_PREFIX.setdefault(key, _ENCODE(key) + ": ")
+            order.append((key, prefix))
+        if len(_KEY_ORDERS) < 64:
+            _KEY_ORDERS[keys] = order
+    return "{" + ", ".join([prefix + parts[key] for key, prefix in order]) + "}"
 
 
 #: Values ``_plain`` returns as they are (immutable).
@@ -526,6 +540,8 @@ def _plain(value: Any) -> Any:
         return {k: v if type(v) in _ATOMS else _plain(v) for k, v in value.items()}
     if kind is list:
         return [v if type(v) in _ATOMS else _plain(v) for v in value]
+    if kind is tuple:  # (an identifier's pair)
+        return tuple([v if type(v) in _ATOMS else _plain(v) for v in value])
     if isinstance(value, dict):
         return kind((k, _plain(v)) for k, v in value.items())
     if isinstance(value, list):

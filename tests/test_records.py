@@ -223,3 +223,16 @@ def test_json_value_writes_what_json_dumps_writes():
     with pytest.raises(TypeError):
         json_value({"a": 1, None: 2, 3: 4})  # keys that cannot be sorted: as json.dumps
     assert json_value(["after", "the errors"]) == '["after", "the errors"]'
+
+
+def test_json_parts_are_joined_in_key_order_whatever_order_the_keys_come_in():
+    """join_json_parts remembers each key set's sorted order: the same keys in another order, a subset, or a set
+    seen before give json.dumps's text each time."""
+    data = {"title": "T", "abstract": None, "authors": ["A B"], "extra": {"z": 1, "a": [2]}, "year": 2024, "\u00e9": "x"}
+    parts = json_parts(data)
+    assert parts == {k: json_value(v) for k, v in data.items()}
+    key_sets = [list(data), list(reversed(data)), ["year", "title"], ["title", "year"], list(data), ["\u00e9"], []]
+    for keys in key_sets * 2:
+        expected = json.dumps({k: data[k] for k in keys}, sort_keys=True, ensure_ascii=False)
+        assert join_json_parts(parts, keys) == expected
+        assert join_json_parts(parts, iter(keys)) == expected
