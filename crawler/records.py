@@ -200,6 +200,9 @@ def initials_of(given: str | None) -> str | None:
 
 
 def _clean_name(text: str) -> str:
+    if type(text) is str and text.isascii() and text.isprintable() and "  " not in text:
+        # (most names) NFC and the no-break space change nothing, and its only white space is single spaces
+        return text.strip(" ,;")
     return " ".join(unicodedata.normalize("NFC", str(text or "")).replace("\u00a0", " ").split()).strip(" ,;")
 
 

@@ -6,10 +6,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import random
+import unicodedata
 
 import pytest
 import sqlite_utils
 
+from crawler import records as records_module
 from crawler import store
 from crawler.abstracts import sections_from_text
 from crawler.records import Author, Record, format_authors, join_json_parts, json_parts, json_value, make_author, parse_author
@@ -223,6 +226,22 @@ def test_json_value_writes_what_json_dumps_writes():
     with pytest.raises(TypeError):
         json_value({"a": 1, None: 2, 3: 4})  # keys that cannot be sorted: as json.dumps
     assert json_value(["after", "the errors"]) == '["after", "the errors"]'
+
+
+def _clean_name_reference(text) -> str:
+    """records._clean_name before its fast path for plain ASCII names (the reference it must equal)."""
+    return " ".join(unicodedata.normalize("NFC", str(text or "")).replace("\u00a0", " ").split()).strip(" ,;")
+
+
+def test_a_name_is_cleaned_as_before_whatever_its_characters():
+    """_clean_name's shortcut for printable ASCII names without double spaces gives what the full cleaning gives:
+    every mix of letters, spaces, tabs, commas, semicolons, no-break spaces and decomposed accents."""
+    rng = random.Random(15)
+    alphabet = ["a", "B", "z", " ", "  ", "\t", "\n", ",", ";", ".", "-", "\u00a0", "e\u0301", "\u00e9", "\u2009", "\x00", "'"]
+    texts = ["", " ", "Smith", " Smith ", ", Smith;", "van der Berg", "Smith , Jr", "  A  B  ", "O'Brien", "Jean-Paul", None, 42]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    for text in texts:
+        assert records_module._clean_name(text) == _clean_name_reference(text), repr(text)
 
 
 def test_json_parts_are_joined_in_key_order_whatever_order_the_keys_come_in():

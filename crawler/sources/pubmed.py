@@ -52,7 +52,7 @@ from crawler.records import Author, Record, make_author
 from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import decode_json, earliest_date, parse_date
-from crawler.xmlsafe import HEAD_BYTES, iterparse_safe, safe_parser, text_of, xml_error
+from crawler.xmlsafe import HEAD_BYTES, fold_space, iterparse_safe, safe_parser, text_of, xml_error
 
 NAME = "pubmed"
 CORPUS_DIR = "pubmed"
@@ -635,7 +635,11 @@ def _name_fields(author) -> tuple[str, ...]:
         index = _AUTHOR_FIELD_INDEX.get(child.tag)
         if index is not None and not seen & (1 << index):
             seen |= 1 << index
-            fields[index] = text_of(child)
+            if len(child):  # mixed content
+                fields[index] = text_of(child)
+            else:  # text_of's own first case, inline (most fields)
+                text = child.text
+                fields[index] = fold_space(text) if text else ""
     return tuple(fields)
 
 
@@ -670,13 +674,22 @@ def _date_of(node) -> str | None:
     (the text of the first element of each)."""
     if node is None:
         return None
-    first: dict = {}
+    year = month = season = day = medline = None  # the text of the first element of each ("" when it has none)
     for child in node:
-        first.setdefault(child.tag, child.text or "")
-    medline = first.get("MedlineDate")
+        tag = child.tag
+        if tag == "Year":
+            year = (child.text or "") if year is None else year
+        elif tag == "Month":
+            month = (child.text or "") if month is None else month
+        elif tag == "Day":
+            day = (child.text or "") if day is None else day
+        elif tag == "MedlineDate":
+            medline = (child.text or "") if medline is None else medline
+        elif tag == "Season":
+            season = (child.text or "") if season is None else season
     if medline:
         return _cached_date(medline)
-    return _cached_date((first.get("Year"), first.get("Month") or first.get("Season"), first.get("Day")))
+    return _cached_date((year, month or season, day))
 
 
 @functools.lru_cache(maxsize=1024)
