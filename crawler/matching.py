@@ -154,10 +154,13 @@ def normalize_title(title: str | None) -> str:
         text = _strip_accents("".join(GREEK.get(ch, ch) for ch in text))
     text = text.lower()
     text = _QUOTES_RE.sub("", text).replace("&", " and ")
-    if "." in text:  # (an abbreviation ends with one)
+    if "." in text and _dot_before_space(text):  # (an abbreviation ends with one, and a space follows)
         text = _ABBREVIATION_RE.sub(r"\1", text)
-    text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text.strip())
-    tokens = [SYNONYMS.get(t, t) for t in _NON_ALNUM_RE.sub(" ", text).split()]
+    text = text.strip()
+    if not text.isascii() or _may_separate(text):  # (a plain title without a subtitle has no separator)
+        text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text)
+    words = text.translate(_ASCII_NON_ALNUM).split() if text.isascii() else _NON_ALNUM_RE.sub(" ", text).split()
+    tokens = [SYNONYMS.get(t, t) for t in words]
     cleaned: list[str] = []
     for token in tokens:
         if token == SEPARATOR and (not cleaned or cleaned[-1] == SEPARATOR):
@@ -166,6 +169,33 @@ def normalize_title(title: str | None) -> str:
     while cleaned and cleaned[-1] == SEPARATOR:
         cleaned.pop()
     return " ".join(cleaned)
+
+
+#: ``_NON_ALNUM_RE.sub(" ", text)`` of an ASCII text, a character at a time (the same words once split).
+_ASCII_NON_ALNUM = {i: " " for i in range(128) if chr(i) not in "abcdefghijklmnopqrstuvwxyz0123456789|"}
+
+
+def _dot_before_space(text: str) -> bool:
+    """Whether a "." is followed by white space (what :data:`_ABBREVIATION_RE` needs to match)."""
+    at = text.find(".")
+    while at >= 0:
+        if text[at + 1 : at + 2].isspace():
+            return True
+        at = text.find(".", at + 1)
+    return False
+
+
+def _may_separate(text: str) -> bool:
+    """Whether :data:`_SEPARATOR_RE` may match in this ASCII text: it has a ":", "?", "!" or ";", a "." followed by
+    white space, or a "-" after white space (no separator without one of them)."""
+    if ":" in text or "?" in text or "!" in text or ";" in text or ("." in text and _dot_before_space(text)):
+        return True
+    at = text.find("-")
+    while at >= 0:
+        if at and text[at - 1].isspace():
+            return True
+        at = text.find("-", at + 1)
+    return False
 
 
 def content_tokens(title_key: str) -> list[str]:
@@ -191,13 +221,33 @@ def record_kind(record_type: str, title: str | None, publication_types: Iterable
     raw = title or ""
     if notice_kind(raw) or relations & NOTICE_RELATIONS:
         return "notice"
-    if _COMMENT_TITLE_RE.search(raw) or "comment" in types or relations & COMMENT_RELATIONS:
+    if _comment_title(raw) or "comment" in types or relations & COMMENT_RELATIONS:
         return "comment"
-    if _PROTOCOL_TITLE_RE.search(raw) or "clinical trial protocol" in types:
+    if _protocol_title(raw) or "clinical trial protocol" in types:
         return "protocol"
     if record_type == "preprint":
         return "preprint"
     return "article"
+
+
+def _comment_title(title: str) -> bool:
+    """``_COMMENT_TITLE_RE.search(title)``. In an ASCII title without "reply", "response" or "comment" (any case),
+    its second branch cannot match anywhere, and its first is anchored at the start: only the start is tried."""
+    if title.isascii():
+        low = title.lower()
+        if "reply" not in low and "response" not in low and "comment" not in low:
+            return _COMMENT_TITLE_RE.match(title) is not None
+    return _COMMENT_TITLE_RE.search(title) is not None
+
+
+def _protocol_title(title: str) -> bool:
+    """``_PROTOCOL_TITLE_RE.search(title)``; an ASCII title without "protocol", "rationale" or "statistical" (any case)
+    cannot match (the expression's case-insensitive letters match only themselves in ASCII)."""
+    if title.isascii():
+        low = title.lower()
+        if "protocol" not in low and "rationale" not in low and "statistical" not in low:
+            return False
+    return _PROTOCOL_TITLE_RE.search(title) is not None
 
 
 def _strip_accents(text: str) -> str:

@@ -1,0 +1,222 @@
+"""crawler.matching's pure side: title keys and record kinds are what they were before their shortcuts.
+
+A fingerprint's title key and kind are stored (``record_fingerprints``) and compared with those of every later
+record: the shortcuts that skip an expression where it cannot match must give the same text, the same kind.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+
+import pytest
+
+from crawler import matching
+from crawler.matching import (
+    _ABBREVIATION_RE,
+    _COMMENT_TITLE_RE,
+    _NON_ALNUM_RE,
+    _PROTOCOL_TITLE_RE,
+    _QUOTES_RE,
+    _SEPARATOR_RE,
+    COMMENT_RELATIONS,
+    GREEK,
+    NOTICE_RELATIONS,
+    SEPARATOR,
+    SYNONYMS,
+    _strip_accents,
+)
+from crawler.sources.parsing import TAG_RE, notice_kind, remove_retraction_mark
+from tests.helpers import dedup_corpus
+
+
+def normalize_title_reference(title: str | None) -> str:
+    """matching.normalize_title before its shortcuts (each expression run on every title)."""
+    if not title:
+        return ""
+    text = str(title)
+    if "<" in text:
+        text = TAG_RE.sub("", text)
+    text = html.unescape(html.unescape(text))
+    if "<" in text:
+        text = TAG_RE.sub("", text)
+    text = remove_retraction_mark(text)
+    if not text.isascii():
+        text = _strip_accents("".join(GREEK.get(ch, ch) for ch in text))
+    text = text.lower()
+    text = _QUOTES_RE.sub("", text).replace("&", " and ")
+    if "." in text:
+        text = _ABBREVIATION_RE.sub(r"\1", text)
+    text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text.strip())
+    tokens = [SYNONYMS.get(t, t) for t in _NON_ALNUM_RE.sub(" ", text).split()]
+    # no separator first, none after another, none last (the same tokens as the old loop kept)
+    kept = [t for i, t in enumerate(tokens) if t != SEPARATOR or (i and tokens[i - 1] != SEPARATOR)]
+    return re.sub(r"(?: \|)+$", "", " ".join(kept))
+
+
+def record_kind_reference(record_type, title, publication_types=(), relations=()) -> str:
+    """matching.record_kind before its shortcuts (each expression searched over the whole title), the first
+    kind whose test holds."""
+    types = {str(t).strip().lower() for t in publication_types}
+    stated = set(relations)
+    raw = title or ""
+    tests = (
+        (record_type in ("trial_registration", "news", "notice"), record_type),
+        (bool(notice_kind(raw) or stated & NOTICE_RELATIONS), "notice"),
+        (bool(_COMMENT_TITLE_RE.search(raw) or "comment" in types or stated & COMMENT_RELATIONS), "comment"),
+        (bool(_PROTOCOL_TITLE_RE.search(raw) or "clinical trial protocol" in types), "protocol"),
+        (record_type == "preprint", "preprint"),
+    )
+    return next((kind for holds, kind in tests if holds), "article")
+
+
+#: Pieces of hostile and ordinary titles: every character the expressions look at, in each case and spacing.
+PIECES = [
+    "Ketamine",
+    "esketamine",
+    "in",
+    "TRD",
+    "vs.",
+    "Vs. ",
+    "et al.",
+    "No. 3",
+    "fig.",
+    "e.g.",
+    "approx.",
+    "dr.",
+    "st.",
+    ":",
+    " : ",
+    "?",
+    "!",
+    ";",
+    "; ",
+    ".",
+    ". ",
+    ".\t",
+    ".\x1c",
+    "-",
+    " - ",
+    " -",
+    "\t-",
+    "\x1f-- ",
+    "\u2013",
+    " \u2014 ",
+    " \u2212 ",
+    "\u00a0-\u00a0",
+    "\u2009",
+    "treatment-resistant",
+    "a",
+    "the",
+    "&",
+    "&amp;",
+    "&amp;amp;",
+    "&lt;i&gt;",
+    "<i>",
+    "</i>",
+    "<sup>2</sup>",
+    "'",
+    "\u2019s",
+    "\u201crandomised\u201d",
+    "`",
+    '"',
+    "|",
+    "TNF-\u03b1",
+    "\u0392",
+    "caf\u00e9",
+    "e\u0301",
+    "\u00df",
+    "\u4e2d\u6587",
+    "\u017f",
+    "\u212a",
+    "\u0130",
+    "\u0131",
+    "  ",
+    " ",
+    "\n",
+    "Reply",
+    "reply to",
+    "REPLY",
+    "response",
+    "Response to",
+    "(reply)",
+    "[Response]",
+    " comment",
+    "Comment on",
+    "comments to",
+    "Commentary on",
+    "Re:",
+    "re :",
+    "In reply",
+    "Author's reply",
+    "authors reply",
+    "Author response",
+    "Letter to the editor regarding",
+    "protocol",
+    "PROTOCOL",
+    "protocols",
+    "rationale and design",
+    "Rationale and study design",
+    "design and rationale",
+    "statistical analysis plan",
+    "Statistical  Analysis\tPlan",
+    "[Retracted]",
+    "RETRACTED:",
+    "Erratum:",
+    "Correction to",
+    "Expression of concern:",
+    "(",
+    ")",
+    "[",
+    "]",
+    "2024",
+    "12-month",
+]
+
+
+def _random_titles(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    titles = []
+    for _ in range(count):
+        pieces = [rng.choice(PIECES) for _ in range(rng.randint(1, 9))]
+        joiners = [rng.choice((" ", "", " ", "  ", "\t")) for _ in pieces]
+        titles.append("".join(p + j for p, j in zip(pieces, joiners, strict=True)).strip(rng.choice(("", " "))))
+    return titles
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_title_keys_and_kinds_equal_the_reference_on_random_hostile_titles(seed):
+    for title in _random_titles(3000, seed):
+        assert matching.normalize_title(title) == normalize_title_reference(title), repr(title)
+        for record_type in ("article", "preprint"):
+            assert matching.record_kind(record_type, title) == record_kind_reference(record_type, title), repr(title)
+
+
+def test_title_keys_and_kinds_equal_the_reference_on_the_dedup_corpus():
+    """Every record of the labelled deduplication corpus (every source's wire format)."""
+    seen = 0
+    for _name, records in dedup_corpus.parse_batches():
+        for record in records:
+            seen += 1
+            title, types, relations = record.title, record.publication_types, [link.relation for link in record.links]
+            assert matching.normalize_title(title) == normalize_title_reference(title), repr(title)
+            expected = record_kind_reference(record.record_type, title, types, relations)
+            assert matching.record_kind(record.record_type, title, types, relations) == expected, repr(title)
+    assert seen > 100
+
+
+def test_each_shortcut_still_finds_what_the_expression_finds():
+    """Titles that need the expression: a subtitle, an abbreviation, a comment or protocol title in any case."""
+    assert matching.normalize_title("Ketamine vs. placebo - a trial: results") == "ketamine versus placebo | a trial | results"
+    assert matching.normalize_title("Ketamine-assisted therapy; a review") == "ketamine assisted therapy | a review"
+    assert matching.normalize_title("Is it? Yes") == "is it | yes"
+    assert matching.normalize_title("Ketamine \u2013 a review") == "ketamine | a review"
+    assert matching.normalize_title("Plain ketamine title.") == "plain ketamine title"
+    assert matching.record_kind("article", "Reply to Smith et al.") == "comment"
+    assert matching.record_kind("article", "Ketamine and depression (Reply)") == "comment"
+    assert matching.record_kind("article", "Re: ketamine") == "comment"
+    assert matching.record_kind("article", "Ketamine for TRD: STUDY PROTOCOL") == "protocol"
+    assert matching.record_kind("article", "Ketamine trial: rationale and design") == "protocol"
+    assert matching.record_kind("article", "Ketamine for TRD") == "article"
+    assert re.fullmatch(r"[a-z0-9| ]*", matching.normalize_title("Ketamine, (S)-ketamine & R/S mixtures [sic]."))
