@@ -325,6 +325,8 @@ class _Gate:
         self.single = frozenset(single)
         self.subsets = [required for required in subsets if not required & self.single]  # implied by single otherwise
         self.general = general
+        #: every anchor the decision reads: it depends only on which of these a text holds
+        self.anchors = frozenset(a for anchor_sets in alternatives for choices in anchor_sets for a in choices)
 
     def __call__(self, present: frozenset[str]) -> bool:
         if self.always or not present.isdisjoint(self.single):
@@ -558,6 +560,27 @@ class Gated:
         return self.windows.finditer(text, scan) if self.gate(scan.anchors) else []
 
 
+#: Texts at most this long (keywords, trial conditions and interventions, short titles) have their scans remembered
+#: from work to work: the same few come back in work after work. Scans are never changed once made.
+SHORT_TEXT = 64
+#: Most short texts remembered (then forgotten all at once).
+SHORT_SCANS = 50_000
+#: short text -> its scan, made at the vocabulary generation held beside it
+_SHORT: dict[str, Scan] = {}
+_SHORT_GENERATION = [-1]
+
+
+def _short_scan(text: str) -> Scan:
+    """The scan of a short text, remembered while the vocabulary stays as it is."""
+    if _SHORT_GENERATION[0] != _VOCABULARY.generation or len(_SHORT) >= SHORT_SCANS:
+        _SHORT.clear()
+        _SHORT_GENERATION[0] = _VOCABULARY.generation
+    found = _SHORT.get(text)
+    if found is None:
+        found = _SHORT[text] = _VOCABULARY.scan(text)
+    return found
+
+
 class WorkCache:
     """What is computed once per work and shared by every rule, relevance, tags, evidence and focus: each
     text's scan, each text blanked by each exclusion list, and anything else keyed by ``memo``."""
@@ -576,7 +599,7 @@ class WorkCache:
             self.scans.clear()
         found = self.scans.get(text)
         if found is None:
-            found = self.scans[text] = _VOCABULARY.scan(text)
+            found = self.scans[text] = _short_scan(text) if len(text) <= SHORT_TEXT else _VOCABULARY.scan(text)
         return found
 
     def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:
@@ -922,6 +945,7 @@ def _select(entries: list[tuple[int, int, int]], keymap: dict[int, tuple[tuple[i
 
 
 _NO_MATCHES: dict[int, list[tuple[int, int, int]]] = {}
+_NOTHING: frozenset[int] = frozenset()
 
 
 class RuleSet:
@@ -951,7 +975,13 @@ class RuleSet:
                 by_key.setdefault(key, []).append(position)
             if rule._gates:
                 self.gated.append((position, rule._gates))
+        gates = {id(gate): gate for rule in self.rules for gate in rule._gates}
+        self.gates = list(gates.values())
+        #: every anchor a gate of the rule set reads, and what the gates decide for the anchors of it a work holds
+        self.gate_anchors = frozenset().union(*(gate.anchors for gate in self.gates))
+        self._decided: dict[frozenset[str], tuple[frozenset[int], frozenset[int]]] = {}
         self.keymap = {key: tuple(targets) for key, targets in keymap.items()}
+        self.listed = frozenset(self.keymap)
         self.by_key = {key: tuple(positions) for key, positions in by_key.items()}
         self.key_set = frozenset(self.by_key)
         self.meshed = [(position, rule._mesh) for position, rule in enumerate(self.rules) if rule._mesh is not None]
@@ -969,6 +999,19 @@ class RuleSet:
             found = self._headings[heading] = tuple((position, index) for position, index in matched if index is not None)
         return found
 
+    def _gates_passed(self, present: frozenset[str]) -> tuple[frozenset[int], frozenset[int]]:
+        """(positions of the rules that one of their gates lets run, ids of the gates that pass) for a work holding
+        these anchors: remembered by the anchors the gates read (a few combinations come back work after work)."""
+        relevant = present & self.gate_anchors
+        found = self._decided.get(relevant)
+        if found is None:
+            if len(self._decided) >= 4096:
+                self._decided.clear()
+            passing = frozenset(id(gate) for gate in self.gates if gate(relevant))
+            positions = frozenset(position for position, gates in self.gated if any(id(gate) in passing for gate in gates))
+            found = self._decided[relevant] = (positions, passing)
+        return found
+
     def evaluate(self, doc: Doc) -> list[RuleResult | None]:
         """Each rule's result on the work, in rule order; ``None`` for a rule that cannot find anything there."""
         results: list[RuleResult | None] = [None] * len(self.rules)
@@ -976,12 +1019,8 @@ class RuleSet:
         by_key = self.by_key
         found_keys = self.key_set.intersection(keys)
         candidates: set[int] = set().union(*map(by_key.__getitem__, found_keys)) if found_keys else set()
-        for position, gates in self.gated:
-            if position not in candidates:
-                for gate in gates:
-                    if gate(present):
-                        candidates.add(position)
-                        break
+        gated, passing = self._gates_passed(present) if self.gated else (_NOTHING, _NOTHING)
+        candidates |= gated
         mesh_hits: dict[int, list[tuple[str, int]]] = {}
         if self.meshed and doc.mesh:
             for heading in doc.mesh:
@@ -999,12 +1038,12 @@ class RuleSet:
         tables: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
         # and in the work's own texts: slot -> (field, text, matches), in field order
         by_slot: dict[int, list[tuple[str, str, list[tuple[int, int, int]]]]] = {}
+        listed = self.listed
         for name, items in fields:
             for text, scan in items:
-                entries = scan.entries
-                if not entries:
+                if listed.isdisjoint(scan.keys):  # no plain term of any list of the rule set here (nor any entry)
                     continue
-                selected = tables[id(scan)] = _select(entries, keymap)
+                selected = tables[id(scan)] = _select(scan.entries, keymap)
                 for slot, matches in selected.items():
                     found_texts = by_slot.get(slot)
                     if found_texts is None:
@@ -1023,7 +1062,7 @@ class RuleSet:
             rule, terms, exclude, require, unless = plans[position]
             result = results[position] = RuleResult(rule)
             used = fields
-            if exclude is not None and exclude.possible(keys, present):
+            if exclude is not None and (not exclude.keys.keys().isdisjoint(found_keys) or id(exclude.gate) in passing):
                 used, changed = rule._blanked_fields(doc, fields, result)
             else:
                 changed = False
@@ -1032,7 +1071,7 @@ class RuleSet:
                     texts = by_slot.get(terms.slot)
                     if texts is not None:
                         _match_fields(rule, texts, result)
-                elif changed or terms.possible(keys, present):
+                elif changed or not terms.keys.keys().isdisjoint(found_keys) or id(terms.gate) in passing:
                     _match_fields(rule, _field_matches(terms, used, table), result)
             headings = mesh_hits.get(position)
             if headings is not None:

@@ -415,3 +415,31 @@ def test_every_exclusion_list_blanked_in_every_fixture_text_derives_the_same_sca
                     same_scan(terms._VOCABULARY.rescan(new_text, scan, ranges), terms._VOCABULARY.scan(new_text))
                     blanked += 1
     assert blanked >= 15
+
+
+def test_a_short_texts_scan_is_remembered_from_work_to_work_until_rules_change():
+    text = "zqxkeyword"
+    first = terms.WorkCache().scan(text)
+    assert terms.WorkCache().scan(text) is first  # another work: the same scan, not a new pass
+    assert not first.entries
+    rule = terms.TermRule("late", terms=["zqxkeyword"])  # compiled later: short texts are looked at again
+    assert rule.evaluate(terms.Doc(keywords=[text])).fired
+    assert terms.WorkCache().scan(text) is not first
+    long_text = "x " * terms.SHORT_TEXT
+    assert terms.WorkCache().scan(long_text) is not terms.WorkCache().scan(long_text)  # long texts: once per work
+
+
+def test_the_gates_decided_once_per_set_of_anchors_are_what_each_gate_decides():
+    """Random sets of anchors: what the rule set remembers per set of anchors is what each gate says of it."""
+    vocabulary = shipped_vocabulary()
+    rules = vocabulary.rules
+    anchors = sorted(rules.gate_anchors | {"ketamin", "oral", "unrelated"})
+    rng = random.Random(11)
+    passed = 0
+    for _ in range(400):
+        present = frozenset(rng.sample(anchors, rng.randint(0, min(6, len(anchors)))))
+        positions, gates = rules._gates_passed(present)
+        assert gates == frozenset(id(gate) for gate in rules.gates if gate(present))
+        assert positions == {position for position, own in rules.gated if any(gate(present) for gate in own)}
+        passed += bool(positions)
+    assert passed > 50
