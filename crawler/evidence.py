@@ -565,14 +565,47 @@ _N_PEOPLE = re.compile(
 )
 
 
+#: The words a count of people ends with (every match of :data:`_N_PEOPLE` holds one), found by the vocabulary's scan.
+_PEOPLE = Gated(_N_PEOPLE)
+_N_PEOPLE_ASCII = re.compile(_N_PEOPLE.pattern, re.ASCII)
+
+
+def _people_counts(text: str, scan: Scan) -> list[re.Match]:
+    """``list(_N_PEOPLE.finditer(text))``, ``scan`` being the text's: the expression is tried only in the sentences
+    that hold a word for people. What a match holds (digits, commas, whitespace, lower-case words and hyphens, that
+    word) holds no full stop, so each match lies between the full stops around one of these words (the expression
+    engine would otherwise try every digit of the text)."""
+    positions = scan.positions
+    firsts = sorted([last + 1 - len(word) for word in _PEOPLE.windows.anchors & scan.anchors for last in positions[word]])
+    found: list[re.Match] = []
+    position = 0
+    # (in ASCII text, \d, \s and \w mean what they mean in ASCII: the same matches, with faster character tests)
+    search, before, after = (_N_PEOPLE_ASCII if text.isascii() else _N_PEOPLE).search, text.rfind, text.find
+    for first in firsts:
+        if first < position:
+            continue
+        end = after(".", first)
+        end = len(text) if end < 0 else end
+        match = search(text, max(position, before(".", position, first) + 1), end)
+        if match is None:
+            position = end
+        else:
+            found.append(match)
+            position = match.end()
+    return found
+
+
 def sample_size(facts: Facts) -> tuple[int | None, str | None]:
     """The largest number of people the work reports or plans (registry enrolment first)."""
     if facts.enrollment:
         return facts.enrollment, f"enrolment {facts.enrollment} (registry)"
     best, where = None, None
     abstract = facts.abstract
-    for pattern in (_N_EQUALS, _N_PEOPLE) if "=" in abstract else (_N_PEOPLE,):  # "n = 40" needs its "="
-        for match in pattern.finditer(abstract):
+    people = _people_counts(abstract, facts.doc.cache.scan(abstract))
+    for pattern, matches in (
+        ((_N_EQUALS, _N_EQUALS.finditer(abstract)), (_N_PEOPLE, people)) if "=" in abstract else ((_N_PEOPLE, people),)
+    ):
+        for match in matches:  # ("n = 40" needs its "=")
             value = int(match.group(1).replace(" ", "").replace(",", ""))
             if 1900 <= value <= 2100 and pattern is _N_PEOPLE and match.group(0).split()[0] == str(value):
                 continue  # "2024 patients" is rarely a count; a year is likelier

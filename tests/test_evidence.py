@@ -378,3 +378,52 @@ def test_evidence_tags_as_first_written():
         assert got == _reference_evidence_tags(build_facts(records)), records[0]
         tagged.update(tag.tag for tag in got)
     assert tagged == set(evidence.EVIDENCE_TAGS)  # every evidence type was set somewhere
+
+
+def test_counts_of_people_read_sentence_by_sentence_as_everywhere():
+    """The count-of-people expression is tried only in the sentences that hold a word for people (from the scan), in
+    ASCII text with ASCII character tests: the same matches as the expression run over the whole text, on random texts
+    of numbers, words for people, full stops, other whitespace and non-ASCII digits and letters."""
+    from crawler.terms import WorkCache
+
+    pieces = ["12 ", "1,234 ", "2,024 ", "2024 ", "7", " ", "  ", "\t", "\u00a0", "\u0663\u0664 ", "\u00e9", "x", "-", ","]
+    pieces += ["patients", "men", "women", "treatment", "old ", "adults ", "inpatients", "subjects", ". ", ".", "n = 40 ", "the "]
+    rng = random.Random(5)
+    matched = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
+        expected = [(m.span(), m.groups()) for m in evidence._N_PEOPLE.finditer(text)]
+        assert [(m.span(), m.groups()) for m in evidence._people_counts(text, WorkCache().scan(text))] == expected, repr(text)
+        matched += len(expected) > 1
+    assert matched > 500
+
+
+def _reference_sample_size(facts: evidence.Facts) -> tuple[int | None, str | None]:
+    """sample_size as first written (verbatim)."""
+    if facts.enrollment:
+        return facts.enrollment, f"enrolment {facts.enrollment} (registry)"
+    best, where = None, None
+    abstract = facts.abstract
+    for pattern in (evidence._N_EQUALS, evidence._N_PEOPLE) if "=" in abstract else (evidence._N_PEOPLE,):
+        for match in pattern.finditer(abstract):
+            value = int(match.group(1).replace(" ", "").replace(",", ""))
+            if 1900 <= value <= 2100 and pattern is evidence._N_PEOPLE and match.group(0).split()[0] == str(value):
+                continue
+            if value <= 10_000_000 and (best is None or value > best):
+                best, where = value, f"abstract: '{match.group(0)}'"
+    return best, where
+
+
+def test_sample_size_as_first_written():
+    from bench.pubmed_synth import efetch_body
+    from crawler.sources import pubmed
+
+    works = [work.records for work in load_corpus()]
+    works += [[record] for _, batch in dedup_corpus.parse_batches() for record in batch]
+    works += [[record] for record in pubmed.parse_efetch(efetch_body(0, 300, 10_000))]
+    sized = 0
+    for records in works:
+        facts = build_facts(records)
+        assert evidence.sample_size(facts) == _reference_sample_size(facts), records[0]
+        sized += evidence.sample_size(facts)[0] is not None
+    assert sized > 300
