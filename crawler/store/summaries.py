@@ -163,23 +163,22 @@ _SUMMARY_COLUMNS = (
     "is_corrected has_expression_of_concern has_results"
 ).split()
 
-#: The SQL functions (registered on the connection by :func:`refresh_work_summaries`) that give the summary's author
-#: columns from ``works.authors`` (:func:`author_columns`).
-_NAMES_FUNCTION, _FIRST_FUNCTION = "litmon_summary_authors", "litmon_summary_first_author"
+#: The author columns of the queued works' summaries (:func:`author_columns`, computed in Python before the summary
+#: statement, which joins them: a Python function called by SQLite would hold the statement to the GIL at every row).
+_AUTHORS = "work_summary_authors"
 
 
 def _summary_insert() -> str:
-    """One statement writing the summaries of the queued works (both SELECTs, work id order): the author columns
-    by the functions above, ``author_count`` by SQLite; no row goes through Python."""
-    authors = (
-        f"{_NAMES_FUNCTION}(w.authors) AS authors, {_FIRST_FUNCTION}(w.authors) AS first_author,"
-        " COALESCE(json_array_length(NULLIF(w.authors, '')), 0) AS author_count"
-    )
+    """One statement writing the summaries of the queued works (both SELECTs, work id order): the author names from
+    :data:`_AUTHORS`, ``author_count`` by SQLite; no summary row goes through Python."""
+    authors = "a.authors, a.first_author, COALESCE(json_array_length(NULLIF(w.authors, '')), 0) AS author_count"
+    joined = "LEFT JOIN work_relevance rel ON rel.work_id = w.id"
     selects = []
     for select in _SUMMARY_SELECTS:
-        if select.count("w.authors AS authors_json") != 1:
-            raise ValueError("the summary SELECT's author column moved")
-        selects.append(select.replace("w.authors AS authors_json", authors))
+        if select.count("w.authors AS authors_json") != 1 or select.count(joined) != 1:
+            raise ValueError("the summary SELECT's author column or joins moved")
+        select = select.replace("w.authors AS authors_json", authors)
+        selects.append(select.replace(joined, f"{joined} LEFT JOIN temp.{_AUTHORS} a ON a.work_id = w.id"))
     names = ", ".join(_SUMMARY_COLUMNS)
     upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
     return (
@@ -189,6 +188,9 @@ def _summary_insert() -> str:
 
 
 _SUMMARY_INSERT = _summary_insert()
+
+#: The authors of the queued current works, whose summary names :func:`write_summaries` computes.
+_QUEUED_AUTHORS = f"SELECT w.id, w.authors FROM works w WHERE w.merged_into IS NULL AND w.id IN ({_QUEUED})"
 
 #: The queued works of one pass that have no current work any more (merged, or gone): their summaries are removed.
 _GONE = f"""DELETE FROM work_summaries WHERE work_id IN (SELECT q.work_id FROM ({_QUEUED}) q LEFT JOIN works w ON w.id = q.work_id
@@ -200,15 +202,14 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
 
     A work of exactly one record (most works of a backfill) is read from that record's row joined to it, the
     others by a subquery per field over all their records (best source first): a third less work per summary.
-    The rows are written by one ``INSERT … SELECT`` (the author columns computed by Python functions that SQLite
-    calls): its triggers feed the search index (FTS5), which flushes what it holds in memory at every statement's
-    savepoint, so one statement per row would write (and later merge) one index segment per work.
+    The rows are written by one ``INSERT … SELECT`` (the author names computed in Python first): its triggers feed
+    the search index (FTS5), which flushes what it holds in memory at every statement's savepoint, so one statement
+    per row would write (and later merge) one index segment per work.
 
     Does nothing on a file older than m007 (its backfill summarises everything once the migration ran)."""
     if not _has_queue(db):
         return 0
     done = 0
-    _register_functions(db.conn)
     while True:
         queued = [r[0] for r in db.conn.execute(_QUEUED, [batch]).fetchall()]
         if not queued:
@@ -221,22 +222,13 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
 
 def write_summaries(db, batch: int) -> None:
     """The summaries of the first ``batch`` queued works, written (one statement); those of works gone removed."""
+    names = [(work_id, *author_columns(text)) for work_id, text in db.conn.execute(_QUEUED_AUTHORS, [batch])]
+    db.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS} (work_id INTEGER PRIMARY KEY, authors, first_author)")
+    db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
+    db.conn.executemany(f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author) VALUES (?, ?, ?)", names)
     db.conn.execute(_SUMMARY_INSERT, [batch, batch])
+    db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
     db.conn.execute(_GONE, [batch])
-
-
-def _register_functions(conn) -> None:
-    """The author columns' SQL functions on this connection. Both read the same ``works.authors`` text in a row: the
-    last one's names are kept for the second call."""
-    last: list = [None, (None, None)]
-
-    def columns(text):
-        if text != last[0]:
-            last[0], last[1] = text, author_columns(text)
-        return last[1]
-
-    conn.create_function(_NAMES_FUNCTION, 1, lambda text: columns(text)[0], deterministic=True)
-    conn.create_function(_FIRST_FUNCTION, 1, lambda text: columns(text)[1], deterministic=True)
 
 
 def author_columns(text: str | None) -> tuple[str | None, str | None]:
