@@ -77,7 +77,7 @@ STOP_SECONDS = 10.0
 GC_THRESHOLD = 20_000
 
 #: the HttpClient attributes a source's requests change, sent back to the writer's client
-_HTTP_STATE = ("request_count", "_last_request", "min_intervals", "_backoff_spent")
+_HTTP_STATE = ("request_count", "_last_request", "min_intervals", "_backoff_spent", "_slept")
 
 Batch = tuple[list[Record], dict[int, classify.Classification] | None, list[ingest.Prepared | None] | None]
 

@@ -218,6 +218,10 @@ class _Watchdog:
 
 
 class HttpClient:
+    """``sleep``, when given (tests), is called instead of sleeping for every pause, and the spacing of requests to a
+    host is then measured on the pauses alone, as if each request took no time: the pauses asked for do not depend on
+    how fast the machine answers (a loaded machine's slow loopback requests would otherwise leave none)."""
+
     def __init__(
         self,
         contact_email: str,
@@ -258,6 +262,7 @@ class HttpClient:
         self._lock = threading.Lock()
         self._local = threading.local()  # per thread: the cancel event of a prefetch (cancellable)
         self._sleep = sleep
+        self._slept = 0.0  # seconds paused through an injected sleep: the spacing's clock when one is given
         self.request_count = 0
 
     def after_fork(self) -> None:
@@ -299,6 +304,7 @@ class HttpClient:
         if (self.stop is not None and self.stop.is_set()) or (cancel is not None and cancel.is_set()):
             raise Interrupted("stop requested")
         if self._sleep is not None:
+            self._slept += seconds
             self._sleep(seconds)
         elif cancel is not None:
             ends = time.monotonic() + seconds
@@ -357,10 +363,13 @@ class HttpClient:
         interval = self.min_intervals.get(host, self.default_min_interval)
         with self._lock:
             last = self._last_request.get(host)
-            now = time.monotonic()
+            now = self._spacing_clock()
             if last is not None and now - last < interval:
                 self._pause(interval - (now - last))
-            self._last_request[host] = time.monotonic()
+            self._last_request[host] = self._spacing_clock()
+
+    def _spacing_clock(self) -> float:
+        return self._slept if self._sleep is not None else time.monotonic()
 
     def _retry_delay(self, attempt: int, response: requests.Response | None) -> float:
         if response is not None:

@@ -400,7 +400,7 @@ def test_the_worker_forwards_its_log_lines_and_pauses_to_the_writing_process(tmp
     db.close()
     assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == 3
     assert report.sources[0].requests == 3 and http.request_count == 3  # esearch, efetch ×2: counted here
-    assert pauses and max(pauses) <= 0.34  # 3 requests per second without a key
+    assert pauses == [0.34, 0.34]  # 3 requests per second without a key: a pause before each but the first
     assert any(h.startswith("127.0.0.1:") for h in http._last_request)  # the next source's spacing knows
     assert any(r.name == "crawler.pipeline" and "[pubmed] ok: 3 fetched" in r.getMessage() for r in caplog.records)
 

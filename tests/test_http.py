@@ -269,8 +269,24 @@ def test_min_interval_spaces_requests_to_one_host(httpserver, sleeps):
     assert sleeps == []  # nothing to wait for before the first request
 
     http.get(httpserver.url_for("/page"), source="test")
-    (delay,) = sleeps
-    assert 0 < delay <= 30
+    assert sleeps == [30]
+
+
+def test_with_an_injected_sleep_the_spacing_does_not_depend_on_how_fast_requests_are(httpserver, sleeps):
+    """Tests inject ``sleep``: the spacing is then measured on the pauses alone, so a request slower than the
+    interval (a loaded machine) still leaves the pause the interval asks for before the next one."""
+    import threading
+
+    def slow(request):
+        threading.Event().wait(0.3)  # longer than the interval
+        return Response("ok")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    http = client(sleeps)
+    http.set_min_interval(httpserver.url_for("/"), 0.2)
+    for _ in range(3):
+        http.get(httpserver.url_for("/slow"), source="test")
+    assert sleeps == [0.2, 0.2]
 
 
 def test_min_interval_is_per_host(httpserver, chunked_server, sleeps):
