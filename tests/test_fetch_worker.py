@@ -405,42 +405,14 @@ def test_the_worker_forwards_its_log_lines_and_pauses_to_the_writing_process(tmp
     assert any(r.name == "crawler.pipeline" and "[pubmed] ok: 3 fetched" in r.getMessage() for r in caplog.records)
 
 
-def test_the_garbage_collector_is_tuned_for_a_backfill_only_while_the_worker_runs(tmp_path, world, monkeypatch):
-    """The objects both processes hold when the worker starts are left out of full collections while it runs
-    (gc.freeze, Python's advice before a fork), and the youngest generation is collected less often; both are
-    undone when the source ends, however it ends: a long-running service collects as before."""
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_the_garbage_collector_is_tuned_for_a_source_s_batches_only_while_they_are_read(tmp_path, world, monkeypatch, mode):
+    """With a worker, the objects both processes hold when it starts are left out of full collections while it runs
+    (gc.freeze, Python's advice before a fork), and the youngest generation is collected less often; without one
+    (``fetch_worker = "off"``), the crawling process tunes its collector the same way for the source's batches.
+    Both are undone when the source ends, however it ends: a long-running service collects as before."""
     pubmed, sources = world
-    config = make(tmp_path / "w", "on", sources)
-    db = ingest.open_db(config.database_path)
-    frozen_before, threshold_before = gc.get_freeze_count(), gc.get_threshold()
-    frozen_while: list[int] = []
-    threshold_while: set[tuple] = set()
-    real_save = ingest.save_batch
-
-    def save_batch(*args, **kwargs):
-        frozen_while.append(gc.get_freeze_count())
-        threshold_while.add(gc.get_threshold())
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(ingest, "save_batch", save_batch)
-    report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
-    assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == 3
-    assert frozen_while and min(frozen_while) > frozen_before + 1000
-    assert threshold_while == {(fetch_worker.GC_THRESHOLD, *threshold_before[1:])}
-    assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
-    monkeypatch.setattr(ingest, "save_batch", lambda *args, **kwargs: 1 / 0)  # a source that ends in an error
-    report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"], since=dt.date(2024, 1, 1))
-    db.close()
-    assert report.sources[0].status == "failed"
-    assert gc.get_freeze_count() == frozen_before and gc.get_threshold() == threshold_before
-
-
-def test_the_garbage_collector_is_tuned_for_a_source_crawled_in_one_process_too(tmp_path, world, monkeypatch):
-    """Without a worker (``fetch_worker = "off"``), the crawling process tunes its collector for the source's batches
-    as the worker path does (frozen objects, a higher youngest-generation threshold), and restores both when the
-    source ends, an error included."""
-    pubmed, sources = world
-    config = make(tmp_path / "o", "off", sources)
+    config = make(tmp_path / mode, mode, sources)
     db = ingest.open_db(config.database_path)
     frozen_before, threshold_before = gc.get_freeze_count(), gc.get_threshold()
     frozen_while: list[int] = []
