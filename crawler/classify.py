@@ -189,6 +189,15 @@ def _normal(value) -> str:
     return found
 
 
+def _normalized(text: str) -> str:
+    """:func:`crawler.terms.normalize_text` of a title or an abstract: most are ASCII with single plain spaces between
+    words already (every other ASCII whitespace character is not printable), and then only need lower case (splitting
+    and joining a long text again costs several times more)."""
+    if text.isascii() and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text.lower()
+    return normalize_text(text)
+
+
 def _add(target: list[str], text: str) -> None:
     if text and text not in target:
         target.append(text)
@@ -217,13 +226,13 @@ def build_facts(records: Iterable) -> Facts:
         get = record.get
         extra = get("extra") or {}
         title = get("title")
-        _add(titles, normalize_text(title) if isinstance(title, str) else "")
+        _add(titles, _normalized(title) if isinstance(title, str) else "")
         if extra:
             for key in ("official_title", "scientific_title"):
                 value = extra.get(key)
-                _add(titles, normalize_text(value) if isinstance(value, str) else "")
+                _add(titles, _normalized(value) if isinstance(value, str) else "")
         abstract = get("abstract")
-        _add(abstracts, normalize_text(abstract) if isinstance(abstract, str) else "")
+        _add(abstracts, _normalized(abstract) if isinstance(abstract, str) else "")
         _add_all(doc.keywords, get("keywords"))
         _add_all(doc.mesh, get("mesh_terms"))
         for value in get("publication_types") or ():
@@ -240,7 +249,7 @@ def build_facts(records: Iterable) -> Facts:
                     _add(trial, _normal(item.get(key)))
                 _add_all(trial, item.get("other_names"))
                 description = item.get("description")
-                _add(abstracts, normalize_text(description) if isinstance(description, str) else "")
+                _add(abstracts, _normalized(description) if isinstance(description, str) else "")
             if target_enrolment is None:
                 target_enrolment = extra.get("target_enrolment") or None
         record_types.add(get("record_type") or "other")

@@ -809,3 +809,22 @@ def test_build_facts_as_first_written(corpus):
     for records in works:
         assert facts_of(build_facts(records)) == facts_of(_reference_facts(records)), records
     assert sum(build_facts([record]).preprint_server is not None for record in preprints) > 50
+
+
+def test_titles_and_abstracts_normalised_as_normalize_text_does():
+    """build_facts lower-cases an ASCII text with single plain spaces between words as it is; every other text goes
+    through normalize_text: the same result on random texts of every kind of space, dash, quote and control character."""
+    import random
+
+    from crawler.classify import _normalized
+    from crawler.terms import normalize_text
+
+    rng = random.Random(23)
+    pieces = ["Ketamine", "TRD", "a", "x-1", " ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x00", "\x7f"]
+    pieces += ["\u00a0", "\u2009", "\u2013", "\u2019", "É", "é", "ß", ".", ":", "(", "\u3000", "\u2028", "\x85"]
+    fast = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert _normalized(text) == normalize_text(text), repr(text)
+        fast += text.isascii() and text.isprintable() and "  " not in text
+    assert fast > 500
