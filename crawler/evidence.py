@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 
 from crawler.abstracts import pieces
-from crawler.terms import Doc, Gated, Scan
+from crawler.terms import Doc, Gated, Scan, regex_anchors
 
 EVIDENCE_TAGS = (
     "rct",
@@ -270,17 +270,30 @@ GUIDELINE_STRONG = re.compile(r"\bguidelines?\b|\bconsensus statement\b|\bpositi
 
 UMBRELLA_TITLE = re.compile(r"umbrella review|review of (systematic reviews|meta-analyses)")
 
+
+def sparse_gated(pattern: re.Pattern) -> Gated:
+    """A :class:`crawler.terms.Gated` of ``pattern`` that registers few, long pieces with the vocabulary's scan: of the
+    sets of pieces every match contains (:func:`crawler.terms.regex_anchors`: a match holds one piece of each set),
+    only the set whose shortest piece is the longest (then the smallest set). What it says stays true of every match;
+    every text's scan pays for every piece registered, and short pieces (" to", "was") occur in most texts."""
+    sets = regex_anchors(pattern.pattern)
+    if len(sets) > 1:
+        sets = (max(sets, key=lambda pieces: (min(map(len, pieces)), -len(pieces))),)
+    return Gated(pattern, sets)
+
+
 #: Each expression (by its id: hashing a compiled expression hashes its whole code, every time) with the literal
 #: pieces every match of it contains: skipped on texts without them. The expressions live as long as the module.
+#: Not here, run on the whole text: those read only after a rarer match (:data:`SYNTHESIS_TEXT` after a meta-analysis,
+#: :data:`CASE_OWN` in a letter), whose pieces every text's scan would pay for.
 _GATED = {
-    id(pattern): Gated(pattern)
+    id(pattern): sparse_gated(pattern)
     for pattern in (
         RCT_TEXT,
         RCT_TITLE,
         TRIAL_TEXT,
         TRIAL_TITLE,
         META_TEXT,
-        SYNTHESIS_TEXT,
         SR_TITLE,
         SR_TEXT,
         REVIEW_TITLE,
@@ -290,7 +303,6 @@ _GATED = {
         PROTOCOL_TEXT,
         CASE_TITLE,
         CASE_TEXT,
-        CASE_OWN,
         REPLY_TITLE,
         _REPLY_WORDS,
         _COMMENT_WORDS,
@@ -307,6 +319,16 @@ _GATED = {
 }
 
 
+def _occurrences(pattern: re.Pattern, scan: Scan) -> int:
+    """How many times the pieces of which every match of ``pattern`` holds one occur in the text of ``scan`` (no fewer
+    than the matches, which do not overlap). ``pattern`` is gated by one set of pieces (checked where it is used)."""
+    positions = scan.positions
+    return sum([len(positions[piece]) for piece in _GATED[id(pattern)].windows.anchors & scan.anchors])
+
+
+assert len(_GATED[id(PRECLINICAL)].windows.alternatives[0]) == 1  # (_occurrences)
+
+
 def _reply_title(title: str, scan: Scan, search=None) -> bool:
     """Whether :data:`REPLY_TITLE` matches the title (``search``: the title's :meth:`_Read.search`, if made)."""
     words = search(_REPLY_WORDS) if search is not None else _search(_REPLY_WORDS, title, scan)
@@ -314,8 +336,9 @@ def _reply_title(title: str, scan: Scan, search=None) -> bool:
 
 
 def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
-    """``pattern.search(text)``, not run where the text lacks what every match contains."""
-    return _GATED[id(pattern)].search(text, scan)
+    """``pattern.search(text)``, not run where the text lacks what every match contains (when that is known)."""
+    gated = _GATED.get(id(pattern))
+    return pattern.search(text) if gated is None else gated.search(text, scan)
 
 
 class _Read:
@@ -329,8 +352,11 @@ class _Read:
         self.present = scan.anchors & _ANCHORS
 
     def runs(self, pattern: re.Pattern) -> bool:
-        """Whether ``pattern`` may match in the text (its gate on what the text holds)."""
-        gate = _GATED[id(pattern)].gate
+        """Whether ``pattern`` may match in the text (its gate on what the text holds; always, without one)."""
+        gated = _GATED.get(id(pattern))
+        if gated is None:
+            return True
+        gate = gated.gate
         return gate.always or (bool(self.present) and gate(self.present))
 
     def search(self, pattern: re.Pattern) -> re.Match | None:
@@ -358,7 +384,6 @@ _FOLLOWING = frozenset("abcdefghijklmnopqrstuvwxyz0123456789(")
 _READ_BY_SENTENCE = (
     SR_TEXT,
     CASE_TEXT,
-    CASE_OWN,
     OBS_TEXT,
     OBS_FIRST,
     TRIAL_TEXT,
@@ -372,7 +397,7 @@ _PROBES[id(RCT_TEXT)] = re.compile(
     RCT_TEXT.pattern.replace(r"(?![^.]{0,40}\b(animals?|mice|rats?)\b)", "", 1)
 )  # not "randomised rats"
 _PROBES[id(REVIEW_TEXT)] = re.compile(REVIEW_TEXT.pattern.replace("^purpose", r"\bpurpose", 1))  # a sentence's start
-_GATED.update((id(probe), Gated(probe)) for probe in _PROBES.values() if id(probe) not in _GATED)
+_GATED.update((id(probe), sparse_gated(probe)) for probe in _PROBES.values() if id(probe) not in _GATED)
 #: Every literal piece an expression above may need: a gate reads only its own, so it says the same on what of these a
 #: text holds as on everything the text holds.
 _ANCHORS = frozenset(anchor for gated in _GATED.values() for anchor in gated.windows.anchors)
@@ -489,7 +514,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     meta = pt(PT_META) or (None if umbrella else in_title(META_TEXT))
     if not meta and "guideline" not in found and not umbrella:
         words = abstract_search(META_TEXT)
-        synthesis = abstract_search(SYNTHESIS_TEXT) if words else None
+        synthesis = SYNTHESIS_TEXT.search(abstract) if words else None
         if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED, doc, in_abstract_text):
             meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
     if meta:
@@ -511,7 +536,8 @@ def evidence_tags(facts: Facts) -> list[Tag]:
 
     animals = "animals" in mesh and "humans" not in mesh
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
-    if not preclinical and abstract and not abstract_search(HUMAN_STUDY):  # people: no animal study
+    # two animal-study words are needed (each match holds one of the pieces: two matches, two of them); people: no animal study
+    if not preclinical and abstract and _occurrences(PRECLINICAL, abstract_scan) >= 2 and not abstract_search(HUMAN_STUDY):
         hits = _GATED[id(PRECLINICAL)].finditer(abstract, abstract_scan)
         if len(hits) >= 2:
             preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crawler.abstracts import category_of, is_label, pieces, sentence_ends
+from crawler.evidence import sparse_gated
 from crawler.terms import Doc, Gated, Scan, TermRule
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
@@ -226,7 +227,7 @@ def _gated(pattern: re.Pattern) -> Gated:
     if found is None:
         if len(_GATES) >= 64:
             _GATES.clear()
-        found = _GATES[id(pattern)] = (pattern, Gated(pattern))
+        found = _GATES[id(pattern)] = (pattern, sparse_gated(pattern))
     return found[1]
 
 

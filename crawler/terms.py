@@ -543,9 +543,10 @@ class Gated:
     ``pattern.search(text)`` and ``finditer(text, scan)`` ``list(pattern.finditer(text))``, skipped where
     they cannot match."""
 
-    def __init__(self, pattern: re.Pattern):
+    def __init__(self, pattern: re.Pattern, anchors: tuple[frozenset[str], ...] | None = None):
+        """``anchors``: what every match contains, if not :func:`regex_anchors` (fewer or longer pieces, still true)."""
         self.pattern = pattern
-        anchors = regex_anchors(pattern.pattern)
+        anchors = regex_anchors(pattern.pattern) if anchors is None else anchors
         self.gate = _Gate([anchors])
         self.windows = _Windows(pattern, [anchors])
         _VOCABULARY.register_anchors(self.windows.anchors)

@@ -427,3 +427,45 @@ def test_sample_size_as_first_written():
         assert evidence.sample_size(facts) == _reference_sample_size(facts), records[0]
         sized += evidence.sample_size(facts)[0] is not None
     assert sized > 300
+
+
+def test_sparse_gates_find_what_the_expressions_find():
+    """Each evidence and focus expression registers one set of the pieces its matches contain (the one with the
+    longest shortest piece), which every match holds; read through it, an expression finds what it finds everywhere
+    (short texts whole, long ones from the pieces' places). The expressions read only after a rarer match are not gated."""
+    from crawler.classify import _concept_pattern, build_vocabulary
+    from crawler.config import load_config
+    from crawler.terms import WorkCache, regex_anchors
+
+    vocabulary = build_vocabulary(load_config("config/litmon.toml").topic)
+    concept = next(c for c in vocabulary.concepts if c.name == vocabulary.focus_concept)
+    focus._setup(_concept_pattern(concept))
+    gates = [gated for gated in evidence._GATED.values()] + [gated for _, gated in focus._GATES.values()]
+    assert len(gates) > 30
+    assert id(evidence.SYNTHESIS_TEXT) not in evidence._GATED and id(evidence.CASE_OWN) not in evidence._GATED
+    pieces = set()
+    for gated in gates:
+        sets = gated.windows.alternatives[0]
+        assert len(sets) <= 1 and set(sets) <= set(regex_anchors(gated.pattern.pattern))
+        pieces.update(*sets)
+    words = WORDS + sorted(pieces) + ["ketamine", "esketamine", "such as", "compared to", "than", "was recently approved"]
+    rng = random.Random(17)
+    matched = several = 0
+    for _ in range(700):
+        text = "".join(rng.choice(words) + rng.choice(GLUE) for _ in range(rng.randint(1, 90))).strip().lower()
+        scan = WorkCache().scan(text)
+        for gated in gates:
+            expected = list(gated.pattern.finditer(text))
+            assert [m.span() for m in gated.finditer(text, scan)] == [m.span() for m in expected], (
+                gated.pattern.pattern[:40],
+                text,
+            )
+            found = gated.search(text, scan)
+            assert (found and found.span()) == (expected[0].span() if expected else None)
+            for chosen in gated.windows.alternatives[0]:
+                assert all(any(piece in m.group(0) for piece in chosen) for m in expected)
+            matched += bool(expected)
+        animals = len(evidence.PRECLINICAL.findall(text))
+        assert evidence._occurrences(evidence.PRECLINICAL, scan) >= animals  # two animal-study words: looked for
+        several += animals >= 2
+    assert matched > 3000 and several > 50
