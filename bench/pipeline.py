@@ -18,8 +18,10 @@ source uses ``batch_size`` from ``--batch`` (default: the shipped default) and `
 Printed per size: records/s overall and per tenth of the run (flat = linear), wall seconds, peak
 RSS of the crawling process, database size, SQL statements per record (calls into SQLite:
 ``execute``/``executemany``/``executescript`` each count once, ``db.query``'s SAVEPOINT/RELEASE
-included) and statement executions per record (SQLite's trace: every row of an ``executemany``
-counts), candidates compared per record (calls of ``dedup.compare``), and a per-stage breakdown
+included) and statement executions per record (every row of an ``executemany`` counts; the programs
+triggers run do not: counting them took SQLite's trace callback, which in CPython expands the whole
+statement's SQL with its bound values at every row and trigger program, and so inflated the stages that
+bind long texts or fire triggers, "summaries" most), candidates compared per record (calls of ``dedup.compare``), and a per-stage breakdown
 (exclusive wall seconds, CPU (process) time per record, which the load of a shared machine moves far
 less, and statements of HTTP incl. rate-limit waits, parsing, saving, dedup, classification, the
 work_summaries refresh; with the fetch worker, the hand-over too: the worker's "prepare" (each
@@ -127,17 +129,24 @@ def run_child(config_path: str, out_path: str) -> int:
     def stage_of() -> str:
         return stack[-1][0] if stack else "other"
 
-    def bump(stage: str, seconds: float = 0.0, calls: int = 0, cpu: float = 0.0) -> None:
+    def bump(stage: str, seconds: float = 0.0, calls: int = 0, cpu: float = 0.0, executions: int = 0) -> None:
         entry = stats["stages"].setdefault(stage, {"seconds": 0.0, "cpu": 0.0, "calls": 0, "executions": 0})
         entry["seconds"] += seconds
         entry["cpu"] += cpu
         entry["calls"] += calls
+        entry["executions"] += executions
+
+    def many(run, sql, rows, *args, **kwargs):
+        """``executemany``: one call, one execution per row (the rows made a list to be counted)."""
+        rows = rows if isinstance(rows, (list, tuple)) else list(rows)
+        return timed_sql(run, sql, rows, *args, executions=len(rows), **kwargs)
 
     by_sql: dict[str, list] = {}  # statement (first 100 characters) -> [calls, seconds in execute/executemany]
 
-    def timed_sql(run, sql, *args, **kwargs):
+    def timed_sql(run, sql, *args, executions: int = 1, **kwargs):
         stats["calls"] += 1
-        bump(stage_of(), calls=1)
+        stats["executions"] += executions
+        bump(stage_of(), calls=1, executions=executions)
         started = time.perf_counter()
         try:
             return run(sql, *args, **kwargs)
@@ -151,11 +160,12 @@ def run_child(config_path: str, out_path: str) -> int:
             return timed_sql(super().execute, *args, **kwargs)
 
         def executemany(self, *args, **kwargs):
-            return timed_sql(super().executemany, *args, **kwargs)
+            return many(super().executemany, *args, **kwargs)
 
         def executescript(self, *args, **kwargs):
             stats["calls"] += 1
-            bump(stage_of(), calls=1)
+            stats["executions"] += 1
+            bump(stage_of(), calls=1, executions=1)
             return super().executescript(*args, **kwargs)
 
         def cursor(self, *args, **kwargs):
@@ -166,19 +176,13 @@ def run_child(config_path: str, out_path: str) -> int:
             return timed_sql(super().execute, *args, **kwargs)
 
         def executemany(self, *args, **kwargs):
-            return timed_sql(super().executemany, *args, **kwargs)
+            return many(super().executemany, *args, **kwargs)
 
     real_connect = sqlite3.connect
 
-    def on_statement(_sql):
-        stats["executions"] += 1
-        stats["stages"].setdefault(stage_of(), {"seconds": 0.0, "cpu": 0.0, "calls": 0, "executions": 0})["executions"] += 1
-
     def connect(*args, **kwargs):
         kwargs.setdefault("factory", CountingConnection)
-        conn = real_connect(*args, **kwargs)
-        conn.set_trace_callback(on_statement)
-        return conn
+        return real_connect(*args, **kwargs)
 
     sqlite3.connect = connect
 
