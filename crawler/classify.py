@@ -320,11 +320,11 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
             focus = strength
         if result.excluded:
             reasons.append(f"concept {concept.name}: ignored {', '.join(repr(e) for e in result.excluded)}")
-        if not result.hits and doc is not facts.doc and focused.passing:
+        if not result.matched and doc is not facts.doc and focused.passing:
             reasons.append(
                 f"concept {concept.name} = 0: named only in passing (background, comparison or discussion), not the subject"
             )
-        elif not result.hits:
+        elif not result.matched:
             reasons.append(f"concept {concept.name} = 0: no term found")
         elif strength:
             reasons.append(f"concept {concept.name} = {strength}: {result.evidence()}")

@@ -821,32 +821,75 @@ class Hit:
     count: int = 1
 
     def describe(self) -> str:
-        key = (self.field, self.term, self.text, self.count)
-        described = _DESCRIBED.get(key)
-        if described is None:
-            if len(_DESCRIBED) >= 100_000:
-                _DESCRIBED.clear()
-            times = f" x{self.count}" if self.count > 1 else ""
-            term = _normal_term(self.term)
-            plain = self.text == term or (term.endswith("*") and self.text.startswith(term.rstrip("*")))
-            shown = self.term if len(self.term) <= 40 else self.term[:37] + "..."
-            found = f"'{self.text}'" if plain else f"'{self.text}' (term '{shown}')"
-            described = _DESCRIBED[key] = f"{found} in {self.field}{times}"
-        return described
+        return _describe((self.field, self.term, self.text, self.count))
 
 
 #: What a hit says, by (field, term, words, count): the same words are found in work after work.
 _DESCRIBED: dict[tuple[str, str, str, int], str] = {}
 
 
-@dataclass(slots=True)
+def _describe(found: tuple[str, str, str, int]) -> str:
+    """:meth:`Hit.describe` of the hit (field, term, words, count), remembered."""
+    described = _DESCRIBED.get(found)
+    if described is None:
+        if len(_DESCRIBED) >= 100_000:
+            _DESCRIBED.clear()
+        name, term_text, text, count = found
+        times = f" x{count}" if count > 1 else ""
+        term = _normal_term(term_text)
+        plain = text == term or (term.endswith("*") and text.startswith(term.rstrip("*")))
+        shown = term_text if len(term_text) <= 40 else term_text[:37] + "..."
+        words = f"'{text}'" if plain else f"'{text}' (term '{shown}')"
+        described = _DESCRIBED[found] = f"{words} in {name}{times}"
+    return described
+
+
 class RuleResult:
-    rule: TermRule
-    strength: int = 0
-    hits: list[Hit] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)
-    cancelled_by: str | None = None
-    missing_require: bool = False
+    """What a rule found in a work: ``strength``, ``hits`` (what was found where), the words its exclusions blanked,
+    what cancelled it (``unless``) and whether a ``require`` term was missing.
+
+    The evaluation records each hit as (field, term, words, count) in ``found``; the :class:`Hit` objects are made
+    only when ``hits`` is read (most results are only ever shown as :meth:`evidence`)."""
+
+    __slots__ = ("rule", "strength", "found", "_hits", "excluded", "cancelled_by", "missing_require")
+
+    def __init__(
+        self,
+        rule: TermRule,
+        strength: int = 0,
+        hits: list[Hit] | None = None,
+        excluded: list[str] | None = None,
+        cancelled_by: str | None = None,
+        missing_require: bool = False,
+    ):
+        self.rule = rule
+        self.strength = strength
+        self.found: list[tuple[str, str, str, int]] = []
+        self._hits: list[Hit] | None = hits
+        self.excluded: list[str] = [] if excluded is None else excluded
+        self.cancelled_by = cancelled_by
+        self.missing_require = missing_require
+
+    @property
+    def hits(self) -> list[Hit]:
+        hits, found = self._hits, self.found
+        if hits is None:
+            hits = self._hits = [Hit(*each) for each in found]
+        elif found:  # (hits given, then more recorded)
+            hits += [Hit(*each) for each in found]
+        if found:
+            self.found = []
+        return hits
+
+    @hits.setter
+    def hits(self, hits: list[Hit]) -> None:
+        self._hits = hits
+        self.found = []
+
+    @property
+    def matched(self) -> bool:
+        """Whether anything was found (``bool(hits)``, without making the :class:`Hit` objects)."""
+        return bool(self.found) or bool(self._hits)
 
     @property
     def fired(self) -> bool:
@@ -854,7 +897,26 @@ class RuleResult:
 
     def evidence(self) -> str:
         """The hits as one line: ``'nasal spray' in title; 'esketamine nasal spray' in abstract x2``."""
+        if self._hits is None:
+            described = _DESCRIBED.get
+            return "; ".join([described(found) or _describe(found) for found in self.found])
         return "; ".join(hit.describe() for hit in self.hits)
+
+    def _fields(self) -> tuple:
+        return (self.rule, self.strength, self.hits, self.excluded, self.cancelled_by, self.missing_require)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"RuleResult(rule={self.rule!r}, strength={self.strength!r}, hits={self.hits!r}, excluded={self.excluded!r}, "
+            f"cancelled_by={self.cancelled_by!r}, missing_require={self.missing_require!r})"
+        )
 
 
 @dataclass
@@ -1076,9 +1138,9 @@ class RuleSet:
                     _match_fields(rule, _field_matches(terms, used, table), result)
             headings = mesh_hits.get(position)
             if headings is not None:
-                hits = result.hits
+                recorded = result.found
                 for heading, index in headings:
-                    hits.append(Hit("mesh", rule.mesh[index], heading))
+                    recorded.append(("mesh", rule.mesh[index], heading, 1))
                 if result.strength < _MESH_STRENGTH:
                     result.strength = _MESH_STRENGTH
             if result.strength:
@@ -1131,7 +1193,7 @@ def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
     """The rule's hits in each text field (distinct words, with their first term and most mentions in one text)
     and the strength of the strongest field, from (field, text, matches) of the texts it matches, in field order."""
     strength = result.strength
-    hits = result.hits
+    hits = result.found
     terms = rule.terms
     current = ""
     found: dict[str, list[int]] = {}  # words -> [index of the term, count]
@@ -1139,7 +1201,7 @@ def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
     for name, text, matches in texts:
         if name != current:
             if found:  # the field before is complete
-                hits += [Hit(current, terms[index], words, count) for words, (index, count) in found.items()]
+                hits += [(current, terms[index], words, count) for words, (index, count) in found.items()]
                 field_strength = (
                     (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if current == "abstract" else FIELD_STRENGTH[current]
                 )
@@ -1181,7 +1243,7 @@ def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
         if len(matches) > best:
             best = len(matches)
     if found:
-        hits += [Hit(current, terms[index], words, count) for words, (index, count) in found.items()]
+        hits += [(current, terms[index], words, count) for words, (index, count) in found.items()]
         field_strength = (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if current == "abstract" else FIELD_STRENGTH[current]
         if field_strength > strength:
             strength = field_strength

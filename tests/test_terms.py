@@ -202,6 +202,20 @@ def test_rules_added_later_see_their_anchors(monkeypatch):
     assert second.evaluate(terms.Doc(titles=["zyxwvut and qponmlk"])).fired
 
 
+def test_a_results_hits_are_made_when_read_and_stay_a_list():
+    rule = terms.TermRule("a", terms=["ketamin*", "nasal"], mesh=["Ketamine"])
+    result = rule.evaluate(terms.Doc(titles=["nasal ketamine"], abstracts=["ketamine, ketamines."], mesh=["Ketamine"]))
+    assert result.matched and result.evidence() == "'nasal' in title; 'ketamine' in title; 'ketamine' in abstract; " + (
+        "'ketamines' in abstract; 'Ketamine' (term 'Ketamine') in mesh"
+    )
+    assert result.hits[1] == terms.Hit("title", "ketamin*", "ketamine")
+    result.hits.append(terms.Hit("keywords", "nasal", "nasal"))  # the list read is the result's own
+    result.hits[0].count = 2
+    assert result.evidence().startswith("'nasal' in title x2;") and result.evidence().endswith("; 'nasal' in keywords")
+    assert result == result and result != terms.RuleResult(rule) and not terms.RuleResult(rule).matched
+    assert "hits=[Hit(field='title'" in repr(result)
+
+
 def outcome(result) -> tuple:
     """Everything a rule's result says: strength, evidence, exclusions, cancellation, a missing requirement."""
     return (result.strength, result.evidence(), result.excluded, result.cancelled_by, result.missing_require)
@@ -312,6 +326,10 @@ def test_a_rule_set_gives_each_rule_what_it_gives_alone():
         for rule, result in zip(rules, together.evaluate(doc)):
             alone = reference_evaluate(rule, doc)
             assert outcome(result or terms.RuleResult(rule)) == outcome(alone), rule.name
+            if result is not None:  # evidence read from the recorded hits, then the Hit objects made from them
+                evidence, matched = result.evidence(), result.matched
+                assert result.hits == alone.hits and matched == bool(alone.hits), rule.name
+                assert evidence == "; ".join(hit.describe() for hit in result.hits), rule.name
             fired += bool(result and result.fired)
     assert fired > 500
 
