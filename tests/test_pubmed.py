@@ -542,6 +542,12 @@ def tricky_answers() -> dict[str, bytes]:
     """Answers that runs of whole articles cannot all read as they are, and some that they can."""
     arts = fixture_article_bytes()
     no_pmid = b"<PubmedArticle><MedlineCitation><Article><ArticleTitle>No PMID</ArticleTitle></Article></MedlineCitation></PubmedArticle>"
+    book = (
+        b"<PubmedBookArticle><BookDocument><PMID>7</PMID><ArticleTitle>A chapter</ArticleTitle></BookDocument>"
+        b'<PubmedBookData><History><PubMedPubDate PubStatus="entrez"><Year>2020</Year></PubMedPubDate></History>'
+        b"</PubmedBookData></PubmedBookArticle>"
+    )
+    deleted = b"<DeleteCitation><PMID>1</PMID></DeleteCitation>"
     return {
         "plain": article_set(*arts),
         "empty set": b'<?xml version="1.0"?><PubmedArticleSet></PubmedArticleSet>',
@@ -570,6 +576,14 @@ def tricky_answers() -> dict[str, bytes]:
         "no PMID, then malformed": article_set(no_pmid, *arts[:20], no_pmid, b"<PubmedArticle><", *arts[20:]),
         "deleted citations": article_set(
             arts[0], b"<DeleteCitation><PMID>1</PMID></DeleteCitation>", arts[1], b"<DeleteCitation/>"
+        ),
+        # a run ends after whichever of the three closing tags comes last in its bytes
+        "books and deletions between the articles": article_set(
+            *(
+                part
+                for index, art in enumerate(arts)
+                for part in (art, [book, deleted, book + deleted, deleted + book, b""][index % 5])
+            )
         ),
         "namespace on the root": article_set(*arts[:8])
         .replace(b"<PubmedArticleSet>", b'<PubmedArticleSet xmlns:mml="http://www.w3.org/1998/Math/MathML">')

@@ -297,10 +297,10 @@ def _articles_in_runs(stream: IO[bytes], head: bytes) -> Iterator:
             yield from _run_articles(opening + data, parser)
             return
         cut = 0
-        for end in _ARTICLE_ENDS:
-            at = data.rfind(end)
+        for end in _ARTICLE_ENDS:  # only after the last end found so far: each search stops there, not at the start
+            at = data.rfind(end, cut)
             if at >= 0:
-                cut = max(cut, at + len(end))
+                cut = at + len(end)
         if cut == 0:
             if len(data) > 8 * RUN_BYTES:  # no article ends here: read it the other way
                 raise _NotInRuns()
