@@ -68,8 +68,12 @@ def normalize_pmid(value) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
-    text = re.sub(r"^(?:pmid:?|pubmed:?)\s*", "", text, flags=re.I)
+    if not text.isdigit():  # (a bare number, as most are, has no prefix to remove)
+        text = _PMID_PREFIX_RE.sub("", text)
     return str(int(text)) if text.isdigit() and int(text) > 0 else None
+
+
+_PMID_PREFIX_RE = re.compile(r"^(?:pmid:?|pubmed:?)\s*", re.I)
 
 
 def normalize_pmcid(value) -> str | None:
