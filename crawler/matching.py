@@ -105,8 +105,10 @@ GREEK = {
 GREEK.update({k.upper(): v for k, v in list(GREEK.items()) if k.upper() != k})
 
 _QUOTES_RE = re.compile(r"['\u2018\u2019\u201a\u201b\u2032\u00b4`\"\u201c\u201d\u201e\u2033]")
-# a subtitle separator: colon, ?, !, ". " inside the title, or a dash with spaces around it
-_SEPARATOR_RE = re.compile(r"\s*(?::|\?|!|(?<=\w\w)\.\s|;\s|\s[-\u2010-\u2015\u2212]+\s)\s*")
+# a subtitle separator: colon, ?, !, ". " inside the title, or a dash with spaces around it. (The lookahead: every
+# match starts with one of those characters or white space, so the expression is tried no further at any other
+# position; and the "." is matched before the look back at the two word characters before it, not after.)
+_SEPARATOR_RE = re.compile(r"(?=[\s:?!.;])\s*(?::|\?|!|\.(?<=\w\w\.)\s|;\s|\s[-\u2010-\u2015\u2212]+\s)\s*")
 _ABBREVIATION_RE = re.compile(r"\b(vs|st|dr|al|no|vol|fig|eg|ie|approx)\.(?=\s)")
 _NON_ALNUM_RE = re.compile(r"[^a-z0-9|]+")
 _COMMENT_TITLE_RE = re.compile(

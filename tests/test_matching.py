@@ -19,7 +19,6 @@ from crawler.matching import (
     _NON_ALNUM_RE,
     _PROTOCOL_TITLE_RE,
     _QUOTES_RE,
-    _SEPARATOR_RE,
     COMMENT_RELATIONS,
     GREEK,
     NOTICE_RELATIONS,
@@ -29,6 +28,9 @@ from crawler.matching import (
 )
 from crawler.sources.parsing import TAG_RE, notice_kind, remove_retraction_mark
 from tests.helpers import dedup_corpus
+
+#: The subtitle separator as it was written before its lookahead (tried at every position of the title).
+_SEPARATOR_RE = re.compile(r"\s*(?::|\?|!|(?<=\w\w)\.\s|;\s|\s[-\u2010-\u2015\u2212]+\s)\s*")
 
 
 def normalize_title_reference(title: str | None) -> str:
@@ -191,6 +193,22 @@ def test_title_keys_and_kinds_equal_the_reference_on_random_hostile_titles(seed)
         assert matching.normalize_title(title) == normalize_title_reference(title), repr(title)
         for record_type in ("article", "preprint"):
             assert matching.record_kind(record_type, title) == record_kind_reference(record_type, title), repr(title)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_subtitle_separator_matches_what_it_matched_before_its_lookahead(seed):
+    """The same matches, at the same places, as the expression without its lookahead and with its look back first:
+    on raw random titles (any case, every white space and word character around the separators, not lower-cased)."""
+    rng = random.Random(seed)
+    extra = ["\u3000", "\x1c", "\x0b", "_", "\u00e9", "\u0661", "\u00b2", "..", "a.", "_.", "\u00e9\u00e9. ", " ? ", "\n:\n"]
+    titles = _random_titles(3000, seed) + [
+        "".join(rng.choice(PIECES + extra) for _ in range(rng.randint(1, 12))) for _ in range(3000)
+    ]
+    for title in titles:
+        for text in (title, title.lower()):
+            new = [m.span() for m in matching._SEPARATOR_RE.finditer(text)]
+            assert new == [m.span() for m in _SEPARATOR_RE.finditer(text)], repr(text)
+            assert matching._SEPARATOR_RE.sub(" | ", text) == _SEPARATOR_RE.sub(" | ", text), repr(text)
 
 
 def test_title_keys_and_kinds_equal_the_reference_on_the_dedup_corpus():
