@@ -138,3 +138,56 @@ def test_a_batch_written_in_one_statement_indexes_as_a_rebuilt_index_would(db):
     db.execute("INSERT INTO work_summaries_fts (work_summaries_fts, rank) VALUES ('integrity-check', 1)")  # raises if out of step
     db.execute("INSERT INTO work_summaries_fts (work_summaries_fts) VALUES ('rebuild')")
     assert ranked() == before
+
+
+def test_the_index_merging_16_segments_at_a_time_matches_and_ranks_as_with_4(db, tmp_path):
+    """m017 sets the index's FTS5 ``automerge`` to 16 (SQLite's default: 4). The same batches (40 commits: 40 segments,
+    merged at different points), new works, updated ones and a merge, saved into a file of the schema before m017 and
+    into one of the newest: every query gives the same rows with the same bm25 scores and snippets, and both indexes
+    pass their integrity check; the older file, migrated, gets the setting and still ranks the same."""
+    old = store.connect(tmp_path / "m016.db")
+    store.migrations.apply(old, stop_before="m017_search_index_merges_fewer_segments")
+    titles = ["Ketamine infusion for depression", "Esketamine nasal spray in adolescents", "Ketamine and suicidal ideation"]
+
+    def saves(target):
+        batch = [
+            viewdb.article(str(n), f"{titles[n % 3]} {n}", abstract=f"Trial {n} of ketamine with {n % 7} arms; scores fell.")
+            for n in range(1, 121)
+        ]
+        for start in range(0, 120, 4):
+            ingest.save_batch(target, batch[start : start + 4])
+        batch[5].title = "Oral ketamine tablets for depression"
+        batch[6].add_id("doi", "10.1000/shared")
+        batch[7].add_id("doi", "10.1000/shared")
+        for start in range(0, 60, 6):
+            ingest.save_batch(target, batch[start : start + 6])
+
+    queries = ["ketamine", "infusion", "esketamine OR tablets", '"suicidal ideation"', "depression NOT adolescents", "arms"]
+
+    def ranked(target):
+        found = [
+            rows(
+                target,
+                "SELECT rowid, bm25(work_summaries_fts, 10.0, 1.0) AS r, snippet(work_summaries_fts, -1, '[', ']', '…', 12) AS s"
+                " FROM work_summaries_fts WHERE work_summaries_fts MATCH ? ORDER BY r, rowid",
+                [q],
+            )
+            for q in queries
+        ]
+        target.execute("INSERT INTO work_summaries_fts (work_summaries_fts, rank) VALUES ('integrity-check', 1)")  # raises
+        return found
+
+    def automerge(target):
+        return rows(target, "SELECT v FROM work_summaries_fts_config WHERE k = 'automerge'")
+
+    saves(old)
+    saves(db)
+    assert automerge(old) == [] and automerge(db) == [{"v": 16}]
+    expected = ranked(old)
+    assert len(expected[0]) == 119 and expected[2] and expected[3]
+    assert ranked(db) == expected
+    structure = "SELECT block FROM work_summaries_fts_data WHERE id = 10"  # FTS5's record of the segments
+    assert rows(db, structure) != rows(old, structure)  # the indexes are cut differently
+    store.migrate(old)
+    assert automerge(old) == [{"v": 16}]
+    assert ranked(old) == expected
