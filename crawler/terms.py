@@ -450,6 +450,18 @@ class _Vocabulary:
         self.automaton = automaton
         return automaton
 
+    def subset(self, keys: frozenset[int], anchors: frozenset[str]) -> _Vocabulary:
+        """A vocabulary of only these plain term keys and anchors: its scan of a text finds what this one's finds of
+        them (the same entries of these keys, the same positions of these anchors), and nothing else."""
+        sub = _Vocabulary()
+        for form, entries in self.forms.items():
+            kept = [entry for entry in entries if entry[0] in keys]
+            if kept:
+                sub.forms[form] = kept
+        sub.anchors = self.anchors & anchors
+        sub.generation = self.generation
+        return sub
+
     def scan(self, text: str) -> Scan:
         automaton = self.automaton or self._build()
         if not text or not len(automaton):
@@ -1051,6 +1063,12 @@ class RuleSet:
         self._headings: dict[str, tuple[tuple[int, int], ...]] = {}
         #: what the evaluation of each rule reads, by position
         self.plans = [(rule, rule._terms, rule._exclude, rule._require, rule._unless) for rule in self.rules]
+        #: a single rule without exclusions (TermRule.evaluate) reads texts no one has scanned yet (a focused abstract)
+        #: with an automaton of its own terms and anchors (:meth:`_scanned`)
+        self.alone = len(self.rules) == 1 and self.rules[0]._exclude is None
+        lists = [terms for _, *read in self.plans for terms in read if terms is not None and terms.windows is not None]
+        self.own_anchors = frozenset(anchor for terms in lists for anchor in terms.windows.anchors)
+        self.own: _Vocabulary | None = None
 
     def _heading(self, heading: str) -> tuple[tuple[int, int], ...]:
         """(rule position, index of the MeSH entry) of every rule that a heading matches."""
@@ -1075,10 +1093,45 @@ class RuleSet:
             found = self._decided[relevant] = (positions, passing)
         return found
 
+    def _scanned(self, doc: Doc) -> _Scanned:
+        """:meth:`Doc.scanned` for a single rule: a text of the work already scanned whole (or short) is read from its
+        scan, any other is scanned for the rule's own terms and anchors alone (a far smaller automaton, remembered for
+        the work). The rule reads nothing else of a scan, so it finds the same."""
+        own = self.own
+        if own is None or own.generation != _VOCABULARY.generation:
+            own = self.own = _VOCABULARY.subset(self.listed, self.own_anchors)
+        cache = doc.cache
+        if cache.generation != _VOCABULARY.generation:
+            cache.scan("")  # (forgets the scans made before rules were compiled)
+        whole = cache.scans
+        memo = cache.memo.get(("terms.own", id(self)))
+        if memo is None or memo[0] is not own:
+            memo = cache.memo[("terms.own", id(self))] = (own, {})
+        scans: dict[str, Scan] = memo[1]
+        fields = []
+        keys: set[int] = set()
+        anchors: set[str] = set()
+        for name, attribute in _FIELDS:
+            items = []
+            for text in getattr(doc, attribute):
+                found = whole.get(text)
+                if found is None:
+                    if len(text) <= SHORT_TEXT:
+                        found = cache.scan(text)
+                    else:
+                        found = scans.get(text)
+                        if found is None:
+                            found = scans[text] = own.scan(text)
+                items.append((text, found))
+                keys.update(found.keys)
+                anchors.update(found.anchors)
+            fields.append((name, items))
+        return fields, keys, frozenset(anchors)
+
     def evaluate(self, doc: Doc) -> list[RuleResult | None]:
         """Each rule's result on the work, in rule order; ``None`` for a rule that cannot find anything there."""
         results: list[RuleResult | None] = [None] * len(self.rules)
-        fields, keys, present = doc.scanned()
+        fields, keys, present = self._scanned(doc) if self.alone else doc.scanned()
         by_key = self.by_key
         found_keys = self.key_set.intersection(keys)
         candidates: set[int] = set().union(*map(by_key.__getitem__, found_keys)) if found_keys else set()

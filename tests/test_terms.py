@@ -461,3 +461,45 @@ def test_the_gates_decided_once_per_set_of_anchors_are_what_each_gate_decides():
         assert positions == {position for position, own in rules.gated if any(gate(present) for gate in own)}
         passed += bool(positions)
     assert passed > 50
+
+
+def test_a_vocabulary_of_some_terms_finds_what_the_whole_one_finds_of_them():
+    vocabulary = shipped_vocabulary()
+    whole = terms._VOCABULARY
+    rng = random.Random(11)
+    drug = next(concept for concept in vocabulary.concepts if concept.name == vocabulary.focus_concept)
+    all_keys, all_anchors = sorted({key for forms in whole.forms.values() for key, _, _ in forms}), sorted(whole.anchors)
+    choices = [(frozenset(drug._terms.keys), frozenset())]
+    choices += [(frozenset(rng.sample(all_keys, 40)), frozenset(rng.sample(all_anchors, 30))) for _ in range(5)]
+    docs = [classify.build_facts(records).doc for records in every_fixture_work()]
+    texts = [text for doc in docs for text in doc.titles + doc.abstracts]
+    words = [form for form in whole.forms][:200] + all_anchors[:100] + ["x", "-", ". ", "(", "é"]
+    texts += [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(300)]
+    for keys, anchors in choices:
+        some = whole.subset(keys, anchors)
+        for text in texts:
+            full, own = whole.scan(text), some.scan(text)
+            assert own.entries == [entry for entry in full.entries if entry[2] in keys], text
+            assert own.positions == {anchor: lasts for anchor, lasts in full.positions.items() if anchor in anchors}, text
+
+
+def test_a_single_rule_reads_texts_scanned_by_no_one_with_its_own_automaton():
+    """TermRule.evaluate on texts no rule set has scanned (a focused abstract) scans them for the rule's own terms
+    and anchors alone, and finds what the reference finds; texts already scanned whole are read from their scans."""
+    shipped_vocabulary()  # every shipped term and anchor in the vocabulary
+    rule = terms.TermRule(
+        "r",
+        terms=["ketamin*", "nasal spray", "re:(oral|sublingual) [a-z]+ketamine"],
+        require=["depress*"],
+        unless=["re:rats?\\b"],
+    )
+    abstract = "oral esketamine and ketamine nasal spray for depression in adults. " * 6  # longer than a short text
+    for texts in (dict(abstracts=[abstract]), dict(abstracts=[abstract + "in rats."], titles=["ketamine"])):
+        alone = terms.Doc(**texts)
+        result = rule.evaluate(alone)
+        assert abstract not in alone.cache.scans  # not scanned for the whole vocabulary
+        assert outcome(result) == outcome(reference_evaluate(rule, terms.Doc(**texts)))
+        scanned = terms.Doc(**texts)
+        scanned.scanned()  # every text scanned whole first: the rule reads those scans
+        assert outcome(rule.evaluate(scanned)) == outcome(result) and result.strength >= 2
+    assert rule.evaluate(terms.Doc(abstracts=[abstract + "in rats."])).cancelled_by == "'rats' in abstract"
