@@ -600,13 +600,23 @@ def _people_counts(text: str, scan: Scan) -> list[re.Match]:
     """``list(_N_PEOPLE.finditer(text))``, ``scan`` being the text's: the expression is tried only in the sentences
     that hold a word for people. What a match holds (digits, commas, whitespace, lower-case words and hyphens, that
     word) holds no full stop, so each match lies between the full stops around one of these words (the expression
-    engine would otherwise try every digit of the text)."""
+    engine would otherwise try every digit of the text), and holds whitespace right before the word."""
     positions = scan.positions
-    firsts = sorted([last + 1 - len(word) for word in _PEOPLE.windows.anchors & scan.anchors for last in positions[word]])
+    # the word follows whitespace (``\s+`` or ``[a-z-]+\s+`` before it): "men" in "treatment" is no count's word
+    firsts = sorted(
+        [
+            first
+            for word in _PEOPLE.windows.anchors & scan.anchors
+            for last in positions[word]
+            if (first := last + 1 - len(word)) and text[first - 1].isspace()
+        ]
+    )
     found: list[re.Match] = []
     position = 0
-    # (in ASCII text, \d, \s and \w mean what they mean in ASCII: the same matches, with faster character tests)
-    search, before, after = (_N_PEOPLE_ASCII if text.isascii() else _N_PEOPLE).search, text.rfind, text.find
+    # (in ASCII text, \d and \w mean what they mean in ASCII, and so does \s without the separators \x1c-\x1f, which
+    # only Unicode calls whitespace: the same matches, with faster character tests)
+    ascii = text.isascii() and not ("\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text)
+    search, before, after = (_N_PEOPLE_ASCII if ascii else _N_PEOPLE).search, text.rfind, text.find
     for first in firsts:
         if first < position:
             continue

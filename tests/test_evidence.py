@@ -383,10 +383,29 @@ def test_evidence_tags_as_first_written():
 def test_counts_of_people_read_sentence_by_sentence_as_everywhere():
     """The count-of-people expression is tried only in the sentences that hold a word for people (from the scan), in
     ASCII text with ASCII character tests: the same matches as the expression run over the whole text, on random texts
-    of numbers, words for people, full stops, other whitespace and non-ASCII digits and letters."""
+    of numbers, words for people (also inside other words, after whitespace or not), full stops, other whitespace and
+    non-ASCII digits and letters."""
     from crawler.terms import WorkCache
 
-    pieces = ["12 ", "1,234 ", "2,024 ", "2024 ", "7", " ", "  ", "\t", "\u00a0", "\u0663\u0664 ", "\u00e9", "x", "-", ","]
+    pieces = [
+        "12 ",
+        "1,234 ",
+        "2,024 ",
+        "2024 ",
+        "7",
+        " ",
+        "  ",
+        "\t",
+        "\u00a0",
+        "\u0663\u0664 ",
+        "\u00e9",
+        "x",
+        "-",
+        ",",
+        "\x1c",
+        "\u2028",
+        "amen",
+    ]
     pieces += ["patients", "men", "women", "treatment", "old ", "adults ", "inpatients", "subjects", ". ", ".", "n = 40 ", "the "]
     rng = random.Random(5)
     matched = 0
