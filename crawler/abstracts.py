@@ -194,7 +194,7 @@ def sections_from_text(text: str | None) -> list[dict]:
 
 
 #: Every character ``str.isspace`` (and ``\s``) finds in ASCII text but the plain space.
-_OTHER_ASCII_SPACE = ("\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
+OTHER_ASCII_SPACE = ("\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 def sentence_ends(text: str, marks: str, following: frozenset[str]) -> list[int] | None:
@@ -204,7 +204,7 @@ def sentence_ends(text: str, marks: str, following: frozenset[str]) -> list[int]
     whitespace than the plain space (left to the expression).
 
     ``marks``: the characters that end a sentence; ``following``: the characters a sentence may start with (no space)."""
-    if any(space in text for space in _OTHER_ASCII_SPACE) if text.isascii() else not text.isprintable():
+    if any(space in text for space in OTHER_ASCII_SPACE) if text.isascii() else not text.isprintable():
         return None  # (a printable text holds no whitespace but the plain space)
     ends: list[int] = []
     several = False

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crawler import clock, store
+from crawler.abstracts import OTHER_ASCII_SPACE
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
 from crawler.focus import focus_doc
 from crawler.records import source_rank
@@ -191,11 +192,19 @@ def _normal(value) -> str:
 
 def _normalized(text: str) -> str:
     """:func:`crawler.terms.normalize_text` of a title or an abstract: most are ASCII with single plain spaces between
-    words already (every other ASCII whitespace character is not printable), and then only need lower case (splitting
-    and joining a long text again costs several times more)."""
-    if text.isascii() and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
-        return text.lower()
+    words, or a blank line between paragraphs (a structured abstract's sections), and then only need that line made a
+    space and lower case (splitting and joining a long text again costs several times more)."""
+    if not text.isascii():
+        return normalize_text(text)
+    joined = text.replace("\n\n", " ") if "\n" in text else text
+    if "  " not in joined and joined[:1] != " " and joined[-1:] != " " and not _other_space(joined):
+        return joined.lower()  # (each run of whitespace was one space or one blank line: now one space)
     return normalize_text(text)
+
+
+def _other_space(text: str) -> bool:
+    """Whether an ASCII text holds whitespace (as ``str.split`` finds it) other than the plain space."""
+    return any(space in text for space in OTHER_ASCII_SPACE)
 
 
 def _add(target: list[str], text: str) -> None:
