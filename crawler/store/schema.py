@@ -596,7 +596,6 @@ def m016_store_queues_new_rows(db: sqlite_utils.Database) -> None:
         db.execute(f"DROP TRIGGER IF EXISTS {table}_queue_insert")
 
 
-
 #: FTS5's ``automerge`` for the search index (SQLite's default 4; 16 is the most it takes): how many segments of one size
 #: wait before they are merged into one larger segment.
 FTS_AUTOMERGE = 16
