@@ -505,8 +505,28 @@ def json_parts(data: dict[str, Any]) -> dict[str, str]:
     parts = {}
     for key, value in data.items():  # texts and None (most values) without a call of json_value each
         kind = type(value)
-        parts[key] = _ENCODE_TEXT(value) if kind is str else "null" if value is None else json_value(value)
+        if kind is str:
+            parts[key] = _ENCODE_TEXT(value) if len(value) <= _LONG_TEXT else _long_text_json(value)
+        else:
+            parts[key] = "null" if value is None else json_value(value)
     return parts
+
+
+#: Characters from which :func:`_long_text_json` looks for the ones JSON escapes at once.
+_LONG_TEXT = 128
+#: Each byte of an ASCII text -> 0 for the ones JSON escapes (C0 controls, '"', '\\') but the newline, 2 for the
+#: newline, 1 for the others.
+_ESCAPED_BYTES = bytes(2 if byte == 10 else 0 if byte < 32 or byte in (34, 92) else 1 for byte in range(256))
+
+
+def _long_text_json(text: str) -> str:
+    """``_ENCODE_TEXT(text)``: an ASCII text without a character to escape but the newline (an abstract's paragraphs)
+    in a few passes over its bytes, a third of the instructions of the encoder's, which looks at each character."""
+    if text.isascii():
+        marks = text.encode("ascii").translate(_ESCAPED_BYTES)
+        if b"\x00" not in marks:
+            return '"' + (text.replace("\n", "\\n") if b"\x02" in marks else text) + '"'
+    return _ENCODE_TEXT(text)
 
 
 #: ``keys`` of :func:`join_json_parts` -> each key with its ``"key": `` prefix, sorted (a record's keys are

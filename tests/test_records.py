@@ -255,3 +255,35 @@ def test_json_parts_are_joined_in_key_order_whatever_order_the_keys_come_in():
         expected = json.dumps({k: data[k] for k in keys}, sort_keys=True, ensure_ascii=False)
         assert join_json_parts(parts, keys) == expected
         assert join_json_parts(parts, iter(keys)) == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_long_text_is_encoded_as_json_encodes_it(seed):
+    """json_parts encodes a long ASCII text (an abstract) in a few passes over its bytes: the same JSON as json.dumps,
+    whatever characters to escape it holds (newlines, quotes, backslashes, C0 controls, DEL, text beyond ASCII)."""
+    rng = random.Random(seed)
+    pieces = [
+        "Ketamine ",
+        "a",
+        " ",
+        "\n",
+        "\n\n",
+        '"',
+        "\\",
+        "\t",
+        "\r",
+        "\x00",
+        "\x1f",
+        "\x7f",
+        "/",
+        "'",
+        "é",
+        "\u2028",
+        "\ud800",
+    ]
+    pieces.append("Results: the MADRS score fell within 24 hours. " * 3)
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        expected = json.dumps(text, ensure_ascii=False)
+        assert json_parts({"abstract": text})["abstract"] == expected, repr(text)
+        assert json_value(text) == expected
