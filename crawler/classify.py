@@ -509,34 +509,43 @@ def reclassify(
     all_ids = store.load_current_work_ids(db)
     before = store.load_classification_summary(db)
     chunks = [all_ids[start : start + CHUNK] for start in range(0, len(all_ids), CHUNK)]
-    for batch in _classified_chunks(db, config, chunks, today, workers):
+    for rows in _classified_chunks(db, config, chunks, today, workers):
         if not dry_run:
-            store.save_classifications(db, batch)
-        for result in batch:
+            store.save_classification_rows(db, rows)
+        for work_id, label, *_, tags in rows:
             report.works += 1
-            report.labels[result.label] += 1
-            stored = before.get(result.work_id) if result.work_id is not None else None
+            report.labels[label] += 1
+            stored = before.get(work_id) if work_id is not None else None
             old_label, old_tags = stored if stored else (None, set[str]())
-            if old_label != result.label:
-                report.changed.append((result.work_id, old_label, result.label))
-            if old_tags != set(result.tag_names):
+            if old_label != label:
+                report.changed.append((work_id, old_label, label))
+            if old_tags != tags.keys():
                 report.tags_changed += 1
     return report
 
 
 def _classified_chunks(db, config, chunks: list[list[int]], today: dt.date, workers: int | None):
-    """The classifications of each chunk of current works, in order: in worker processes when that pays."""
+    """The classifications of each chunk of current works, in order, as rows to store (``store.classification_row``):
+    in worker processes when that pays."""
     path = store.database_file(db)
     workers = min(workers or _cores(), len(chunks))
+    vocabulary = build_vocabulary(config.topic)
     if workers < 2 or not path or sum(map(len, chunks)) < PARALLEL_MIN_WORKS or "fork" not in mp.get_all_start_methods():
-        vocabulary = build_vocabulary(config.topic)
         for chunk in chunks:
-            records = store.load_work_records(db, chunk)
-            yield [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
+            yield _classified_rows(store.load_work_records(db, chunk), chunk, vocabulary, today)
         return
-    # forked workers start at once with the compiled vocabulary; each reads its chunk's records itself
+    # forked workers start at once with the compiled vocabulary (built above); each reads its chunk's records itself
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         yield from pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in chunks])
+
+
+def _classified_rows(records: dict[int, list[dict[str, Any]]], chunk: list[int], vocabulary: Vocabulary, today: dt.date):
+    """The rows to store of the works of ``chunk`` that have records, in order."""
+    return [
+        store.classification_row(classify_records(records[work_id], vocabulary, today, work_id))
+        for work_id in chunk
+        if records.get(work_id)
+    ]
 
 
 def _cores() -> int:
@@ -550,15 +559,13 @@ def _cores() -> int:
 _WORKER_DB: dict[str, Any] = {}
 
 
-def _classify_chunk(task) -> list[Classification]:
-    """In a worker process: classify one chunk of works, reading their records from the database file."""
+def _classify_chunk(task) -> list[tuple]:
+    """In a worker process: classify one chunk of works, reading their records from the database file; the rows to store."""
     path, topic, chunk, today = task
     db = _WORKER_DB.get(path)
     if db is None:
         db = _WORKER_DB[path] = store.open_reader(path)
-    vocabulary = build_vocabulary(topic)
-    records = store.load_work_records(db, chunk)
-    return [classify_records(records[work_id], vocabulary, today, work_id) for work_id in chunk if records.get(work_id)]
+    return _classified_rows(store.load_work_records(db, chunk), chunk, build_vocabulary(topic), today)
 
 
 def classify_unclassified(db, config) -> tuple[int, int]:

@@ -176,3 +176,66 @@ def test_readme_sql_examples_run(vocabulary_config, db):
     assert results[1][-1]["reason"].endswith(": relevant")
     assert {r["tag"] for r in results[2]} >= {"rct", "intranasal_esketamine", "trd"}
     assert results[3] == [{"noise_class": "anaesthesia", "works": 1}]
+
+
+# --------------------------------------------------------------------------- reclassify
+
+
+def test_reclassify_stores_what_the_backfill_path_stores(tmp_path, monkeypatch):
+    """``litmon reclassify`` stores rows encoded where the work is classified (in worker processes:
+    ``store.classification_row``); the crawl's path stores ``Classification`` objects. On the labelled set, first
+    classified, then with a changed vocabulary (labels and tags change), then again with nothing changed, one process,
+    workers and the crawl's path leave every table identical (the search index's included), give the same searches,
+    and the two reclassify runs the same reports."""
+    import shutil
+
+    from crawler.config import parse_config, shipped_config_text
+    from crawler.store.search import search_works
+    from tests.conftest import dump_tables
+    from tests.helpers.classify_corpus import load_corpus
+
+    db = store.open_db(tmp_path / "crawl.db")
+    store.save_records(db, [record for work in load_corpus() for record in work.records])
+    works = len(store.load_current_work_ids(db))
+    db.close()
+    for name in ("one.db", "workers.db"):
+        shutil.copy(tmp_path / "crawl.db", tmp_path / name)
+    shipped = parse_config(shipped_config_text(), "shipped")
+    changed = parse_config(
+        shipped_config_text()
+        .replace("exclude_terms = []", 'exclude_terms = ["randomized"]')
+        .replace('terms = ["dissociat*", "cadss",', 'terms = ["cadss",'),
+        "changed",
+    )
+    assert changed.topic != shipped.topic
+    monkeypatch.setattr(classify, "CHUNK", 7)
+    monkeypatch.setattr(classify, "PARALLEL_MIN_WORKS", 0)
+
+    def run(name, config, workers):
+        db = store.open_db(tmp_path / name)
+        if workers is None:  # the crawl's path
+            report = None
+            classify.classify_works(db, config, store.load_current_work_ids(db))
+        else:
+            report = classify.reclassify(db, config, workers=workers)
+        found = (
+            dump_tables(db),
+            [
+                [(r["work_id"], r["relevance"], r["snippet"]) for r in search_works(db, q, limit=None)]
+                for q in ("ketamine", "suicid*")
+            ],
+        )
+        db.close()
+        return report, found
+
+    reports = []
+    for config in (shipped, changed, changed):
+        crawl = run("crawl.db", config, None)[1]
+        alone, one = run("one.db", config, 1)
+        together, workers = run("workers.db", config, 2)
+        assert one == crawl and workers == crawl
+        assert together == alone and alone is not None and alone.works == works
+        reports.append(alone)
+    assert reports[0].tags_changed == works and reports[1].changed and reports[1].tags_changed  # all new, then changes
+    assert reports[2].changed == [] and reports[2].tags_changed == 0  # the last run changed nothing
+    assert crawl[0]["work_tags"] and crawl[1][0]

@@ -37,6 +37,7 @@ from crawler.store.candidates import (
     works_with_stated_preprint_links,
 )
 from crawler.store.classification import (
+    classification_row,
     count_stale_classifications,
     database_file,
     load_classification_summary,
@@ -44,6 +45,7 @@ from crawler.store.classification import (
     load_tags,
     load_unclassified_work_ids,
     open_reader,
+    save_classification_rows,
     save_classifications,
 )
 from crawler.store.digests import (
@@ -159,6 +161,7 @@ __all__ = [
     "connect",
     "count_records_by_source",
     "count_rows",
+    "classification_row",
     "count_stale_classifications",
     "database_file",
     "open_reader",
@@ -235,6 +238,7 @@ __all__ = [
     "refresh_work",
     "refresh_work_authors",
     "repoint_work_links",
+    "save_classification_rows",
     "save_classifications",
     "save_delivery",
     "save_digest",

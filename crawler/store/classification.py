@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 import sqlite_utils
@@ -40,9 +41,32 @@ def _stored(db, work_ids: list[int]) -> dict[int, tuple]:
     return stored
 
 
+def classification_row(classification) -> tuple:
+    """A classification as ``save_classification_rows`` stores it, encoded (the work made this in a worker process, the
+    writing process only runs the SQL): (work_id, label, score, reasons JSON, rank_score, rank_reasons JSON,
+    vocabulary_hash, {tag: (category, evidence)} in the classification's order)."""
+    c = classification
+    return (
+        c.work_id,
+        c.label,
+        c.score,
+        dumps(c.reasons),
+        c.rank_score,
+        dumps(c.rank_reasons),
+        c.vocabulary_hash,
+        {t.tag: (t.category, t.evidence) for t in c.tags},
+    )
+
+
 def save_classifications(db, classifications, now: str | None = None) -> int:
     """Store the relevance row and the tags of each classified work whose classification changed (one transaction);
-    return how many changed.
+    return how many changed. See :func:`save_classification_rows`."""
+    return save_classification_rows(db, [classification_row(c) for c in classifications], now)
+
+
+def save_classification_rows(db, classification_rows: Iterable[tuple], now: str | None = None) -> int:
+    """Store the relevance row and the tags of each classified work (:func:`classification_row`) whose classification
+    changed (one transaction); return how many changed.
 
     A work classified as it is stored keeps its rows as they are (``classified_at`` included) and its summary.
     A changed work's summary gets its new relevance, rank and tags; a work whose summary was already waiting
@@ -50,19 +74,7 @@ def save_classifications(db, classifications, now: str | None = None) -> int:
     removed: the survivor carries the classification.
     """
     now = now or clock.stamp()
-    latest = {c.work_id: c for c in classifications}  # one row per work: the last classification given
-    rows = {
-        work_id: (
-            c.label,
-            c.score,
-            dumps(c.reasons),
-            c.rank_score,
-            dumps(c.rank_reasons),
-            c.vocabulary_hash,
-            {t.tag: (t.category, t.evidence) for t in c.tags},
-        )
-        for work_id, c in latest.items()
-    }
+    rows = {row[0]: row[1:] for row in classification_rows}  # one row per work: the last classification given
     with db.atomic():
         stored = _stored(db, list(rows))
         changed = [work_id for work_id, row in rows.items() if stored.get(work_id) != row]
