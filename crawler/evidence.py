@@ -33,7 +33,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from crawler.abstracts import pieces
+from crawler.abstracts import ascii_form, pieces, reads_as_ascii
 from crawler.terms import Doc, Gated, Scan, regex_anchors
 
 EVIDENCE_TAGS = (
@@ -329,10 +329,12 @@ def _occurrences(pattern: re.Pattern, scan: Scan) -> int:
 assert len(_GATED[id(PRECLINICAL)].windows.alternatives[0]) == 1  # (_occurrences)
 
 
-def _reply_title(title: str, scan: Scan, search=None) -> bool:
-    """Whether :data:`REPLY_TITLE` matches the title (``search``: the title's :meth:`_Read.search`, if made)."""
-    words = search(_REPLY_WORDS) if search is not None else _search(_REPLY_WORDS, title, scan)
-    return bool(_REPLY_START.match(title) or words or _REPLY_DOCTORS.match(title))
+def _reply_title(title: str, scan: Scan, read: _Read | None = None) -> bool:
+    """Whether :data:`REPLY_TITLE` matches the title (``read``: the title read, if made)."""
+    if read is None:
+        read = _Read(title, scan)
+    start, doctors = (_ASCII[id(_REPLY_START)], _ASCII[id(_REPLY_DOCTORS)]) if read.ascii else (_REPLY_START, _REPLY_DOCTORS)
+    return bool(start.match(title) or read.search(_REPLY_WORDS) or doctors.match(title))
 
 
 def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
@@ -343,13 +345,16 @@ def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
 
 class _Read:
     """A text of a work with its scan, read by the expressions above: which of their literal pieces it holds is found
-    once (:data:`_ANCHORS`), and an expression is not even asked where the text holds none of them."""
+    once (:data:`_ANCHORS`), and an expression is not even asked where the text holds none of them. In a text that
+    :func:`crawler.abstracts.reads_as_ascii`, the expressions run in their ASCII form (the same matches, faster)."""
 
-    __slots__ = ("text", "scan", "present")
+    __slots__ = ("text", "scan", "present", "ascii", "gated")
 
     def __init__(self, text: str, scan: Scan):
         self.text, self.scan = text, scan
         self.present = scan.anchors & _ANCHORS
+        self.ascii = reads_as_ascii(text)
+        self.gated = _GATED_ASCII if self.ascii else _GATED
 
     def runs(self, pattern: re.Pattern) -> bool:
         """Whether ``pattern`` may match in the text (its gate on what the text holds; always, without one)."""
@@ -361,7 +366,7 @@ class _Read:
 
     def search(self, pattern: re.Pattern) -> re.Match | None:
         """``_search(pattern, text, scan)``."""
-        gated = _GATED[id(pattern)]
+        gated = self.gated[id(pattern)]
         gate = gated.gate
         if gate.always or (self.present and gate(self.present)):
             return gated.windows.search(self.text, self.scan)
@@ -401,6 +406,23 @@ _GATED.update((id(probe), sparse_gated(probe)) for probe in _PROBES.values() if 
 #: Every literal piece an expression above may need: a gate reads only its own, so it says the same on what of these a
 #: text holds as on everything the text holds.
 _ANCHORS = frozenset(anchor for gated in _GATED.values() for anchor in gated.windows.anchors)
+#: The same expressions in their ASCII form (:func:`crawler.abstracts.ascii_form`), gated by the same pieces, for texts
+#: that :func:`crawler.abstracts.reads_as_ascii`.
+_GATED_ASCII = {key: Gated(ascii_form(gated.pattern), gated.windows.alternatives[0]) for key, gated in _GATED.items()}
+#: Each expression run straight on a text or a sentence here (by its id) -> its ASCII form.
+_ASCII = {
+    id(pattern): ascii_form(pattern)
+    for pattern in (
+        *(gated.pattern for gated in _GATED.values()),
+        _OTHER_WORK,
+        META_NEGATED,
+        SYNTHESIS_TEXT,
+        CASE_OWN,
+        _COMMENT_START,
+        _REPLY_START,
+        _REPLY_DOCTORS,
+    )
+}
 
 
 def sentence_spans(text: str) -> list[tuple[int, str]]:
@@ -444,11 +466,15 @@ def _own_sentence(
                 return None
             begin = first.start()
         spans = _sentences(doc, text)
+    other_work = _OTHER_WORK
+    if read.ascii if read is not None else reads_as_ascii(text):  # (its sentences too)
+        pattern, other_work = _ASCII.get(id(pattern), pattern), _ASCII[id(_OTHER_WORK)]
+        negated = _ASCII.get(id(negated), negated) if negated is not None else None
     for start, sentence in spans:
         if start + len(sentence) <= begin:
             continue
         match = pattern.search(sentence)
-        if match and not _OTHER_WORK.search(sentence) and not (negated and negated.search(sentence)):
+        if match and not other_work.search(sentence) and not (negated and negated.search(sentence)):
             return match.group(0)
     return None
 
@@ -490,7 +516,9 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     # each piece of evidence is looked for only when the ones before it found nothing (``a or b or c``)
     comment = pt(PT_COMMENT)
     if not comment:  # in_title(COMMENT_TITLE)
-        words = _COMMENT_START.match(title) or title_search(_COMMENT_WORDS)
+        words = (_ASCII[id(_COMMENT_START)] if in_title_text.ascii else _COMMENT_START).match(title) or title_search(
+            _COMMENT_WORDS
+        )
         comment = f"title: '{words.group(0)}'" if words else None
     if not comment:
         comment_text = abstract_search(COMMENT_TEXT)
@@ -514,7 +542,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     meta = pt(PT_META) or (None if umbrella else in_title(META_TEXT))
     if not meta and "guideline" not in found and not umbrella:
         words = abstract_search(META_TEXT)
-        synthesis = SYNTHESIS_TEXT.search(abstract) if words else None
+        synthesis = (_ASCII[id(SYNTHESIS_TEXT)] if in_abstract_text.ascii else SYNTHESIS_TEXT).search(abstract) if words else None
         if words and synthesis and _own_sentence(META_TEXT, abstract, META_NEGATED, doc, in_abstract_text):
             meta = f"abstract: '{words.group(0)}' with '{synthesis.group(0)}'"
     if meta:
@@ -538,7 +566,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
     # two animal-study words are needed (each match holds one of the pieces: two matches, two of them); people: no animal study
     if not preclinical and abstract and _occurrences(PRECLINICAL, abstract_scan) >= 2 and not abstract_search(HUMAN_STUDY):
-        hits = _GATED[id(PRECLINICAL)].finditer(abstract, abstract_scan)
+        hits = in_abstract_text.gated[id(PRECLINICAL)].finditer(abstract, abstract_scan)
         if len(hits) >= 2:
             preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"
     if preclinical and not is_synthesis and "review" not in found:
@@ -549,7 +577,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     text_ok = not secondary and "commentary" not in found
     case = (
         pt(PT_CASE)
-        or (in_title(CASE_TITLE) if not secondary and not _reply_title(title, title_scan, title_search) else None)
+        or (in_title(CASE_TITLE) if not secondary and not _reply_title(title, title_scan, in_title_text) else None)
         or (in_abstract(CASE_TEXT if text_ok else CASE_OWN) if text_ok or (not secondary and pt(PT_COMMENT)) else None)
     )
     if case:

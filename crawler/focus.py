@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from crawler.abstracts import category_of, is_label, pieces, sentence_ends
+from crawler.abstracts import ascii_form, category_of, is_label, pieces, reads_as_ascii, sentence_ends
 from crawler.evidence import sparse_gated
 from crawler.terms import Doc, Gated, Scan, TermRule
 
@@ -70,6 +70,11 @@ _NOT_ABOUT = re.compile(
 
 
 _STUDY_OF = re.compile(r"\b(?:trials?|study|studies) of\b")
+#: (the label, the aim or design words, the discussion words, the exclusion words, "study of") as read in any text, and
+#: in their ASCII form (:func:`crawler.abstracts.ascii_form`: the same matches in a text that
+#: :func:`crawler.abstracts.reads_as_ascii`, faster)
+_READ = (_LABEL, _AIM, _DISCUSSION, _NOT_ABOUT, _STUDY_OF)
+_READ_ASCII = tuple(map(ascii_form, _READ))
 
 
 @dataclass
@@ -129,7 +134,10 @@ HitsIn = Callable[[int, int, str], Hits]
 
 
 def _walk(
-    spans: list[tuple[int, int, str]], hits_in: HitsIn | None, matches: list[tuple[int, int, int]] | None = None
+    spans: list[tuple[int, int, str]],
+    hits_in: HitsIn | None,
+    matches: list[tuple[int, int, int]] | None = None,
+    ascii: bool = False,
 ) -> tuple[list[tuple[str, str, Hits]], bool, bool]:
     """(role, sentence, the concept's matches in it) of each sentence of an abstract (:func:`sentence_spans`) that
     the concept matches (every sentence without ``hits_in`` nor ``matches``), whether the abstract is structured
@@ -139,7 +147,9 @@ def _walk(
 
     ``matches``: the concept's matches in the whole text, left to right, read sentence by sentence: the same as in each
     sentence alone as long as none runs from a sentence into another or into a label (then :class:`_Straddles`); else
-    ``hits_in`` gives them sentence by sentence."""
+    ``hits_in`` gives them sentence by sentence. ``ascii``: whether the text :func:`crawler.abstracts.reads_as_ascii`."""
+    label, aim, discussion = (_READ_ASCII if ascii else _READ)[:3]
+    label_match, aim_search, discussion_search = label.match, aim.search, discussion.search
     out: list[tuple[str, str, Hits]] = []
     role: str | None = None
     aim_seen = structured = labelled = False
@@ -149,10 +159,10 @@ def _walk(
         colon = ":" in sentence  # a label ends with a colon
         if matches is not None and not colon and (position == count or matches[position][0] >= end):
             # no label and no match here: read only for whether it is the first aim or design sentence
-            if not role and not aim_seen and not _DISCUSSION.search(sentence) and _AIM.search(sentence):
+            if not role and not aim_seen and not discussion_search(sentence) and aim_search(sentence):
                 aim_seen = structured = True
             continue
-        match = _LABEL.match(sentence) if colon else None
+        match = label_match(sentence) if colon else None
         label_role = _label_role(match.group(1)) if match else None
         if match is not None and label_role is not None:
             role = label_role
@@ -176,18 +186,18 @@ def _walk(
         else:
             hits = [] if hits_in is None else hits_in(start, end, sentence)
         if by_sentence and not hits:
-            if not role and not aim_seen and not _DISCUSSION.search(sentence) and _AIM.search(sentence):
+            if not role and not aim_seen and not discussion_search(sentence) and aim_search(sentence):
                 aim_seen = structured = True
             continue
         if role == "other":  # trial registration, funding: not about the study's subject
             out.append(("background", sentence, hits))
         elif role:
-            out.append((role if role != "background" or not _AIM.search(sentence) else "objective", sentence, hits))
-        elif _DISCUSSION.search(sentence):
+            out.append((role if role != "background" or not aim_search(sentence) else "objective", sentence, hits))
+        elif discussion_search(sentence):
             out.append(("discussion", sentence, hits))
         elif aim_seen:
             out.append(("results", sentence, hits))
-        elif _AIM.search(sentence):
+        elif aim_search(sentence):
             aim_seen = structured = True
             out.append(("objective", sentence, hits))
         else:
@@ -206,7 +216,7 @@ def sentence_roles(text: str) -> tuple[list[tuple[str, str]], bool]:
     aim/design sentence (narrative reviews, letters, news) the roles stay unknown. The flag says whether
     the abstract had labels.
     """
-    roles, _, labelled = _walk(sentence_spans(text), None)
+    roles, _, labelled = _walk(sentence_spans(text), None, None, reads_as_ascii(text))
     return [(role, sentence) for role, sentence, _ in roles], labelled
 
 
@@ -239,13 +249,20 @@ def _passing_pattern(concept_pattern: str, before: str = _PASSING_BEFORE) -> re.
     )
 
 
-def _is_passing(sentence: str, hits: Hits, passing: re.Pattern, runs: tuple[bool, bool] = (True, True)) -> bool:
+def _is_passing(
+    sentence: str,
+    hits: Hits,
+    passing: re.Pattern,
+    runs: tuple[bool, bool] = (True, True),
+    not_about_words: re.Pattern = _NOT_ABOUT,
+) -> bool:
     """Every mention of the concept in this sentence (``hits``, at least one) is a comparison, an example or an exclusion.
 
     ``runs``: whether the exclusion words and ``passing`` may match in the text holding the sentence (:func:`_runs`):
-    what the sentence holds, the text holds too, so they are not run where they cannot match."""
+    what the sentence holds, the text holds too, so they are not run where they cannot match. ``not_about_words``: the
+    exclusion words (:data:`_NOT_ABOUT` or its ASCII form)."""
     not_about, aside = runs
-    if not_about and _NOT_ABOUT.search(sentence):
+    if not_about and not_about_words.search(sentence):
         return True
     if not aside:
         return False
@@ -265,20 +282,33 @@ def _plain_terms(rule: TermRule | None):
 
 
 #: id of a concept's expression -> (it, the expressions of its passing mentions in text and in a title, and the
-#: Gated of the exclusion words and of those two): made once per expression, and first, so that their anchors are
-#: in the vocabulary before any text is scanned here.
-_SETUPS: dict[int, tuple[re.Pattern, re.Pattern, re.Pattern, Gated, Gated, Gated]] = {}
+#: Gated of the exclusion words and of those two; then the three expressions' ASCII forms): made once per expression,
+#: and first, so that their anchors are in the vocabulary before any text is scanned here.
+_SETUPS: dict[int, tuple] = {}
 
 
-def _setup(concept: re.Pattern) -> tuple[re.Pattern, re.Pattern, re.Pattern, Gated, Gated, Gated]:
+def _setup(concept: re.Pattern) -> tuple:
     found = _SETUPS.get(id(concept))
     if found is None:
         if len(_SETUPS) >= 64:
             _SETUPS.clear()
         passing = _passing_pattern(concept.pattern)
         in_title = _passing_pattern(concept.pattern, _TITLE_BEFORE)
-        found = _SETUPS[id(concept)] = (concept, passing, in_title, _gated(_NOT_ABOUT), _gated(passing), _gated(in_title))
+        found = _SETUPS[id(concept)] = (
+            concept,
+            passing,
+            in_title,
+            _gated(_NOT_ABOUT),
+            _gated(passing),
+            _gated(in_title),
+            (ascii_form(concept), ascii_form(passing), ascii_form(in_title)),
+        )
     return found
+
+
+def _spans_in(finditer: Callable[[str], Iterator[re.Match]], start: int, end: int, sentence: str) -> Hits:
+    """(start, end) of each match of an expression (its ``finditer``) in a sentence (:data:`HitsIn`)."""
+    return [m.span() for m in finditer(sentence)]
 
 
 def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> FocusResult:
@@ -286,7 +316,8 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
 
     ``rule``: the concept's rule, whose terms ``concept`` is one expression of (:func:`crawler.classify`); when
     they are all plain terms, their matches are read from each text's scan instead of running ``concept``."""
-    _, passing, in_title, not_about_gated, passing_gated, in_title_gated = _setup(concept)
+    _, passing_any, in_title_any, not_about_gated, passing_gated, in_title_gated, ascii_forms = _setup(concept)
+    concept_any = concept
     result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh), cache=doc.cache))
     terms = _plain_terms(rule)
     cache = doc.cache
@@ -296,21 +327,23 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
         kept = []
         scan = cache.scan(abstract)
         spans = sentence_spans(abstract)
+        # (each expression in its ASCII form where the text allows: the same matches, faster)
+        ascii = reads_as_ascii(abstract)
+        concept, passing = (ascii_forms[0], ascii_forms[1]) if ascii else (concept_any, passing_any)
         try:
             if terms is None:
                 raise _Straddles
-            roles, structured, labelled = _walk(spans, None, terms._plain(scan))
+            roles, structured, labelled = _walk(spans, None, terms._plain(scan), ascii)
         except _Straddles:
-            roles, structured, labelled = _walk(
-                spans, lambda start, end, sentence: [m.span() for m in concept.finditer(sentence)]
-            )
+            roles, structured, labelled = _walk(spans, functools.partial(_spans_in, concept.finditer), None, ascii)
         if labelled:
             result.structured = True
         runs = (not_about_gated.runs(scan), passing_gated.runs(scan)) if roles else (True, True)
+        not_about = (_READ_ASCII if ascii else _READ)[3]
         for role, sentence, hits in roles:
             if role == "background" or role == "discussion":
                 passed.append(f"{role} sentence: '{_short(sentence)}'")
-            elif _is_passing(sentence, hits, passing, runs):
+            elif _is_passing(sentence, hits, passing, runs, not_about):
                 passed.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 kept.append(sentence)
@@ -319,22 +352,24 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
     titles = result.doc.titles
     for title in doc.titles:
         scan = cache.scan(title)
+        ascii = reads_as_ascii(title)
+        concept, in_title, read = (ascii_forms[0], ascii_forms[2], _READ_ASCII) if ascii else (concept_any, in_title_any, _READ)
         if terms is not None:
             hits = [(low, high) for low, high, _ in terms._plain(scan)]
         else:
             hits = [m.span() for m in concept.finditer(title)]
-        if hits and _is_passing(title, hits, in_title, (not_about_gated.runs(scan), in_title_gated.runs(scan))):
+        if hits and _is_passing(title, hits, in_title, (not_about_gated.runs(scan), in_title_gated.runs(scan)), read[3]):
             passed.append(f"title names it in a comparison: '{_short(title)}'")
             continue
         if hits and result.structured and not abstract_focus:
-            other = _STUDY_OF.search(title)
+            other = read[4].search(title)
             if other and not concept.search(title[other.end() : other.end() + 40]):
                 # "... not observed in a negative trial of scopolamine": the title says the study is of something
                 # else, and the structured abstract names the drug only in background or discussion
                 passed.append(f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'")
                 continue
         titles.append(title)
-    if abstract_focus == 1 and not any(concept.search(t) for t in titles + doc.keywords + doc.trial + doc.mesh):
+    if abstract_focus == 1 and not any(concept_any.search(t) for t in titles + doc.keywords + doc.trial + doc.mesh):
         # one mention in an abstract whose title, keywords and MeSH never name it: an aside
         passed.append("a single mention in an abstract about something else")
         result.doc.abstracts = []

@@ -488,3 +488,61 @@ def test_sparse_gates_find_what_the_expressions_find():
         assert evidence._occurrences(evidence.PRECLINICAL, scan) >= animals  # two animal-study words: looked for
         several += animals >= 2
     assert matched > 3000 and several > 50
+
+
+def test_ascii_forms_find_what_the_expressions_find_in_ascii_text():
+    """Every evidence and focus expression runs in its ASCII form (``re.ASCII``) on a text that reads as ASCII: the same
+    matches as the expression itself on random ASCII texts of the words they look for, digits, underscores, capitals,
+    punctuation and every kind of ASCII whitespace. The separators \\x1c-\\x1f (whitespace to Unicode, not to ASCII) and
+    any other character keep the expression itself."""
+    from crawler.classify import _concept_pattern, build_vocabulary
+    from crawler.config import load_config
+
+    vocabulary = build_vocabulary(load_config("config/litmon.toml").topic)
+    concept = _concept_pattern(next(c for c in vocabulary.concepts if c.name == vocabulary.focus_concept))
+    setup = focus._setup(concept)
+    expressions = [*evidence._ASCII.items(), *zip(map(id, focus._READ), focus._READ_ASCII)]
+    expressions += [(id(pattern), form) for pattern, form in zip((concept, setup[1], setup[2]), setup[6])]
+    originals = {id(p): p for p in [*(g.pattern for g in evidence._GATED.values()), *evidence._PROBES.values()]}
+    originals.update((id(p), p) for p in (evidence._OTHER_WORK, evidence.META_NEGATED, evidence.SYNTHESIS_TEXT))
+    originals.update((id(p), p) for p in (evidence.CASE_OWN, evidence._COMMENT_START, evidence._REPLY_START))
+    originals.update((id(p), p) for p in (evidence._REPLY_DOCTORS, *focus._READ, concept, setup[1], setup[2]))
+    pairs = [(originals[key], form) for key, form in expressions]
+    assert len(pairs) > 40 and all(form.flags & re.ASCII and form.pattern == pattern.pattern for pattern, form in pairs)
+    assert all(gated.pattern.flags & re.ASCII for gated in evidence._GATED_ASCII.values())
+    words = WORDS + ["such as", "than", "esketamine", "n = 12", "p < 0.05", "95% ci", "methods:", "objective:", "x_y", "Trial"]
+    glue = GLUE + ["\t", "\r\n", "\x0b", "\x0c", "  ", "_", "9", ": ", ", ", "-"]
+    rng = random.Random(23)
+    matched = 0
+    for _ in range(600):
+        text = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 40)))
+        text = text.lower() if rng.random() < 0.8 else text
+        assert abstracts.reads_as_ascii(text)
+        for pattern, form in pairs:
+            expected = [(m.span(), m.groups()) for m in pattern.finditer(text)]
+            assert [(m.span(), m.groups()) for m in form.finditer(text)] == expected, (pattern.pattern[:40], text)
+            matched += bool(expected)
+    assert matched > 5000
+    separator = "ketamine was randomized\x1cin rats"
+    assert not abstracts.reads_as_ascii(separator) and not abstracts.reads_as_ascii("kétamine")
+    assert re.search(r"\s", "\x1c") and not abstracts.ascii_form(re.compile(r"\s")).search("\x1c")  # why they are refused
+    assert abstracts.ascii_form(re.compile("kétamine")).flags & re.ASCII == 0  # a pattern that is not ASCII stays itself
+
+
+def test_evidence_outside_ascii_read_as_before():
+    """Texts that do not read as ASCII (a separator \x1c, an accented letter, a dash, a no-break space) are read with
+    the expressions themselves: the evidence types as first written."""
+    rng = random.Random(29)
+    tagged = 0
+    for _ in range(400):
+        sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(rng.randint(1, 8))]
+        odd = rng.choice(["\x1c", "\x1f", "é", "–", "\u00a0", " "])
+        abstract = ". ".join(sentences).replace(" ", odd, rng.randint(0, 3)) + "."
+        title = rng.choice(WORDS) + odd + rng.choice(WORDS) + rng.choice([": a randomized trial", " review", " in rats", ""])
+        record = {"title": title, "abstract": abstract, "source": "pubmed", "record_type": "article"}
+        facts = build_facts([record])
+        facts.doc.abstracts[0] = abstract  # (as given: normalising would make the separators spaces)
+        facts.doc.titles[0] = title
+        assert evidence.evidence_tags(facts) == _reference_evidence_tags(facts), (title, abstract)
+        tagged += bool(evidence.evidence_tags(facts))
+    assert tagged > 200

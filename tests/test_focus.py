@@ -202,3 +202,24 @@ def test_sentence_roles_read_only_where_the_concept_is():
     assert result.doc.abstracts == ["we randomised 40 adults to ketamine. ketamine helped."]
     assert result.passing == ["discussion sentence: 'further research is needed on ketamine.'"]
     assert _outcome(result) == _reference(Doc(abstracts=[text]), pattern)
+
+
+def test_focus_outside_ascii_as_sentence_by_sentence(drug):
+    """Texts that do not read as ASCII (a separator \x1c, an accented letter, a dash, a no-break space) are read with
+    the expressions themselves, ASCII texts with their ASCII forms: the same as the rule as first written."""
+    rule, pattern = drug
+    pieces = ["ketamine", "esketamine", "methods: ", "we randomised 40 adults", "future studies are needed", "such as"]
+    pieces += ["unlike", "rather than", "patients were excluded", "a trial of", "depression", ". ", " ", "(", "1"]
+    rng = random.Random(11)
+    odd_texts = set_aside = 0
+    for _ in range(1500):
+        odd = rng.choice(["\x1c", "\x1f", "é", "–", "\u00a0", " "])
+        abstract = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 25))).replace(" ", odd, rng.randint(0, 2))
+        title = " ".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))).replace(" ", odd, rng.randint(0, 1)).strip()
+        doc = Doc(titles=[title] if title else [], abstracts=[abstract])
+        expected = _reference(doc, pattern)
+        assert _outcome(focus.focus_doc(doc, pattern, rule)) == expected, (title, abstract)
+        assert _outcome(focus.focus_doc(doc, pattern)) == expected, (title, abstract)
+        odd_texts += not abstract.isascii() or "\x1c" in abstract or "\x1f" in abstract
+        set_aside += bool(expected[2])
+    assert odd_texts > 500 and set_aside > 300
