@@ -28,6 +28,7 @@ Results go to ``work_relevance`` and ``work_tags`` through :mod:`crawler.store`.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
@@ -506,10 +507,10 @@ def reclassify(
     the results, in the same order and with the same writes as alone."""
     report = ReclassifyReport()
     today = today or clock.today()
-    all_ids = store.load_current_work_ids(db)
-    before = store.load_classification_summary(db)
-    chunks = [all_ids[start : start + CHUNK] for start in range(0, len(all_ids), CHUNK)]
-    for rows in _classified_chunks(db, config, chunks, today, workers):
+    before: dict[int, tuple[str, set[str]]] | None = None
+    for rows in _classified_chunks(db, config, store.load_current_work_ids(db), today, workers):
+        if before is None:  # what is stored, read once the workers have started (and before anything is written)
+            before = store.load_classification_summary(db)
         if not dry_run:
             store.save_classification_rows(db, rows)
         for work_id, label, *_, tags in rows:
@@ -524,19 +525,39 @@ def reclassify(
     return report
 
 
-def _classified_chunks(db, config, chunks: list[list[int]], today: dt.date, workers: int | None):
-    """The classifications of each chunk of current works, in order, as rows to store (``store.classification_row``):
-    in worker processes when that pays."""
+def _classified_chunks(db, config, ids: list[int], today: dt.date, workers: int | None):
+    """The classifications of the works ``ids``, a chunk at a time in order, as rows to store
+    (``store.classification_row``): in worker processes when that pays."""
     path = store.database_file(db)
-    workers = min(workers or _cores(), len(chunks))
+    workers = min(workers or _cores(), -(-len(ids) // CHUNK))
     vocabulary = build_vocabulary(config.topic)
-    if workers < 2 or not path or sum(map(len, chunks)) < PARALLEL_MIN_WORKS or "fork" not in mp.get_all_start_methods():
-        for chunk in chunks:
+    if workers < 2 or not path or len(ids) < PARALLEL_MIN_WORKS or "fork" not in mp.get_all_start_methods():
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
             yield _classified_rows(store.load_work_records(db, chunk), chunk, vocabulary, today)
         return
-    # forked workers start at once with the compiled vocabulary (built above); each reads its chunk's records itself
+    # Forked workers start at once with the compiled vocabulary (built above); each reads its chunk's records itself.
+    # What this process holds is frozen for the fork: the workers' collector never walks the inherited objects.
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        yield from pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in chunks])
+        gc.freeze()
+        try:
+            classified = pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in _chunks(ids, workers)])
+        finally:
+            gc.unfreeze()
+        yield from classified
+
+
+def _chunks(ids: list[int], workers: int) -> list[list[int]]:
+    """``ids`` in chunks for ``workers`` processes: of CHUNK works, then smaller towards the end of a long run (each
+    at most a share of what is left), so that the workers end together rather than one idling through the last chunk."""
+    if len(ids) < 4 * workers * CHUNK:
+        return [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
+    chunks, start, least = [], 0, max(CHUNK // 8, 1)
+    while start < len(ids):
+        size = max(least, min(CHUNK, -(-(len(ids) - start) // (2 * workers))))
+        chunks.append(ids[start : start + size])
+        start += size
+    return chunks
 
 
 def _classified_rows(records: dict[int, list[dict[str, Any]]], chunk: list[int], vocabulary: Vocabulary, today: dt.date):
