@@ -239,3 +239,33 @@ def test_reclassify_stores_what_the_backfill_path_stores(tmp_path, monkeypatch):
     assert reports[0].tags_changed == works and reports[1].changed and reports[1].tags_changed  # all new, then changes
     assert reports[2].changed == [] and reports[2].tags_changed == 0  # the last run changed nothing
     assert crawl[0]["work_tags"] and crawl[1][0]
+
+
+def test_a_changed_summary_lists_tag_names_as_a_full_summary_does(tmp_path):
+    """A changed work's summary columns are written from its classification; tag names that JSON must escape (a quote,
+    a backslash, control characters: the SQL writes those) and names outside ASCII read as a full summary writes them,
+    in the same order."""
+    import json
+
+    from crawler.evidence import Tag
+    from crawler.store.summaries import rebuild_work_summaries
+
+    db = store.open_db(tmp_path / "odd.db")
+    store.save_records(db, [article(str(n), f"Ketamine for depression {n}", "Patients were randomly assigned.") for n in (1, 2)])
+    names = {1: ["rct", "ké", "z_plain", "dissociation"], 2: ['quo"te', "back\\slash", "tab\there", "nul\x00", "rct"]}
+    results = [
+        classify.Classification(
+            work_id, "relevant", 3, ["r"], [Tag(n, "evidence" if n == "rct" else "drug", "e") for n in tags], 7, [], "h"
+        )
+        for work_id, tags in names.items()
+    ]
+    assert store.save_classifications(db, results) == 2
+
+    def summaries():
+        return db.execute("SELECT work_id, relevance, rank_score, tags, evidence_types FROM work_summaries ORDER BY 1").fetchall()
+
+    written = summaries()
+    assert [sorted(json.loads(row[3])) for row in written] == [sorted(names[1]), sorted(names[2])]
+    assert [json.loads(row[4]) for row in written] == [["rct"], ["rct"]]
+    assert rebuild_work_summaries(db) == 2
+    assert summaries() == written

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -109,7 +110,12 @@ def save_classification_rows(db, classification_rows: Iterable[tuple], now: str 
         # the summaries (no trigger queues them, m015): only the classification's columns of a summary that was up
         # to date change; a work without a summary row (none made yet) is queued for the full one
         shown = [work_id for work_id in direct if _shown(stored.get(work_id)) != _shown(rows[work_id])]
-        for chunk in chunks(shown):
+        values = [(*_summary_values(rows[work_id]), work_id) for work_id in shown]
+        db.conn.executemany(
+            "UPDATE work_summaries SET relevance = ?, rank_score = ?, tags = ?, evidence_types = ? WHERE work_id = ?",
+            [v for v in values if v[2] is not None],
+        )
+        for chunk in chunks([v[-1] for v in values if v[2] is None]):
             db.conn.execute(f"UPDATE work_summaries SET {_SUMMARY_COLUMNS} WHERE work_id IN ({marks(chunk)})", chunk)
         for chunk in chunks(direct):
             db.conn.execute(
@@ -121,6 +127,26 @@ def save_classification_rows(db, classification_rows: Iterable[tuple], now: str 
             db.conn.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
         refresh_work_summaries(db)
     return len(changed)
+
+
+#: A tag name that SQLite's ``json_group_array`` writes as it is, between quotes.
+_PLAIN_JSON = re.compile(r'[^"\\\x00-\x1f]*')
+
+
+def _summary_values(row: tuple) -> tuple:
+    """A changed work's summary columns (relevance, rank_score, tags, evidence_types) from its classification, as
+    ``_SUMMARY_COLUMNS`` reads them back from the rows just written: the tag names sorted, in ``json_group_array``'s
+    JSON. Tags and evidence types are None where a name needs escapes in JSON (the SQL writes those)."""
+    label, _, _, rank_score, _, _, tags = row
+    names = sorted(tags)
+    if not all(_PLAIN_JSON.fullmatch(name) for name in names):
+        return label, rank_score, None, None
+    evidence = [name for name in names if tags[name][0] == "evidence"]
+    return label, rank_score, _json_array(names), _json_array(evidence)
+
+
+def _json_array(names: list[str]) -> str:
+    return '["' + '","'.join(names) + '"]' if names else "[]"
 
 
 def _shown(row: tuple | None) -> tuple | None:
