@@ -27,6 +27,7 @@ Results go to ``work_relevance`` and ``work_tags`` through :mod:`crawler.store`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -531,20 +532,35 @@ def _classified_chunks(db, config, ids: list[int], today: dt.date, workers: int 
     path = store.database_file(db)
     workers = min(workers or _cores(), -(-len(ids) // CHUNK))
     vocabulary = build_vocabulary(config.topic)
-    if workers < 2 or not path or len(ids) < PARALLEL_MIN_WORKS or "fork" not in mp.get_all_start_methods():
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            yield _classified_rows(store.load_work_records(db, chunk), chunk, vocabulary, today)
-        return
-    # Forked workers start at once with the compiled vocabulary (built above); each reads its chunk's records itself.
-    # What this process holds is frozen for the fork: the workers' collector never walks the inherited objects.
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        gc.freeze()
-        try:
-            classified = pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in _chunks(ids, workers)])
-        finally:
-            gc.unfreeze()
-        yield from classified
+    with _collector_for_chunks():
+        if workers < 2 or not path or len(ids) < PARALLEL_MIN_WORKS or "fork" not in mp.get_all_start_methods():
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                yield _classified_rows(store.load_work_records(db, chunk), chunk, vocabulary, today)
+            return
+        # forked workers start at once with the compiled vocabulary (built above) and this process's collector settings;
+        # each reads its chunk's records itself
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            yield from pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in _chunks(ids, workers)])
+
+
+#: The youngest generation's threshold of the garbage collector while works are classified (Python's default: 700).
+GC_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def _collector_for_chunks():
+    """The garbage collector tuned for classifying chunks, in this process and the workers forked from it: what the
+    process holds now (modules, the vocabulary) left out of full collections (``gc.freeze``), the youngest generation
+    collected every :data:`GC_THRESHOLD` allocations; both restored when the block ends, however it ends."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _chunks(ids: list[int], workers: int) -> list[list[int]]:

@@ -269,3 +269,24 @@ def test_a_changed_summary_lists_tag_names_as_a_full_summary_does(tmp_path):
     assert [json.loads(row[4]) for row in written] == [["rct"], ["rct"]]
     assert rebuild_work_summaries(db) == 2
     assert summaries() == written
+
+
+def test_reclassify_restores_the_garbage_collector(tmp_path, monkeypatch):
+    """reclassify tunes the collector while it classifies (one process or workers) and leaves it as it found it: a
+    long-running service collects as before."""
+    import gc
+
+    from crawler.config import parse_config, shipped_config_text
+
+    db = store.open_db(tmp_path / "gc.db")
+    store.save_records(db, [article(str(n), f"Ketamine for depression {n}", "An open-label study.") for n in range(4)])
+    config = parse_config(shipped_config_text(), "shipped")
+    monkeypatch.setattr(classify, "CHUNK", 1)
+    monkeypatch.setattr(classify, "PARALLEL_MIN_WORKS", 0)
+    before = gc.get_threshold(), gc.get_freeze_count()
+    seen = []
+    monkeypatch.setattr(store, "save_classification_rows", lambda db, rows: seen.append(gc.get_threshold()))
+    for workers in (1, 2):
+        assert classify.reclassify(db, config, workers=workers).works == 4
+        assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    assert seen and all(threshold[0] == classify.GC_THRESHOLD for threshold in seen)
