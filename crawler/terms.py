@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ ABSTRACT_ONE, ABSTRACT_MANY = 1, 2
 TEXT_FIELDS = ("title", "trial", "keywords", "abstract")
 
 _BOUNDARY = r"(?<![a-z0-9])"
+_THIRD = operator.itemgetter(2)
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\u00ad]")
 _SPACES = re.compile(r"[\s\u00a0\u2000-\u200b\u202f]+")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
@@ -351,6 +353,24 @@ _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _OTHER_SPACE = re.compile(r"[^\S ]")
 
 
+def _has_other_space(text: str) -> bool:
+    """Whether a text holds whitespace other than a plain space (what :data:`_OTHER_SPACE` finds). An ASCII text is
+    looked through for each of the nine such characters (each a fast character search, not a per-character loop)."""
+    if text.isascii():
+        return (
+            "\n" in text
+            or "\t" in text
+            or "\r" in text
+            or "\x0b" in text
+            or "\x0c" in text
+            or "\x1c" in text
+            or "\x1d" in text
+            or "\x1e" in text
+            or "\x1f" in text
+        )
+    return not text.isprintable() and _OTHER_SPACE.search(text) is not None
+
+
 def term_forms(term: str) -> tuple[list[str], bool, bool]:
     """The literal forms a plain term matches, and whether a match must start and end at a word boundary.
 
@@ -372,11 +392,14 @@ class Scan:
     ``anchors``, the anchors that occur; ``found``, (last character, anchor) of each occurrence; ``hits``, key ->
     (start, end) of each occurrence."""
 
-    __slots__ = ("entries", "keys", "anchors", "positions")
+    __slots__ = ("entries", "keys", "anchors", "positions", "selected")
 
     def __init__(self, entries: list[tuple[int, int, int]], positions: dict[str, list[int]] | None = None):
+        #: what :func:`_select` made of the entries for a rule set's lists: (its key map, the lists' matches), the last
+        #: one asked (short texts' scans are shared by many works; a work's texts are read by one rule set or two)
+        self.selected: tuple[Any, dict[int, list[tuple[int, int, int]]]] | None = None
         self.entries = entries
-        self.keys = {key for _, _, key in entries}
+        self.keys = set(map(_THIRD, entries))
         self.positions = positions or {}
         self.anchors = frozenset(self.positions)
 
@@ -466,8 +489,7 @@ class _Vocabulary:
         automaton = self.automaton or self._build()
         if not text or not len(automaton):
             return Scan([])
-        # other whitespace is not printable: a printable text has none to turn into spaces
-        seen = text if text.isprintable() else _OTHER_SPACE.sub(" ", text)
+        seen = _OTHER_SPACE.sub(" ", text) if _has_other_space(text) else text
         size = len(seen)
         word = _WORD_CHARS
         entries: list[tuple[int, int, int]] = []
@@ -1159,7 +1181,12 @@ class RuleSet:
             for text, scan in items:
                 if listed.isdisjoint(scan.keys):  # no plain term of any list of the rule set here (nor any entry)
                     continue
-                selected = tables[id(scan)] = _select(scan.entries, keymap)
+                known = scan.selected
+                if known is not None and known[0] is keymap:
+                    selected = tables[id(scan)] = known[1]
+                else:
+                    selected = tables[id(scan)] = _select(scan.entries, keymap)
+                    scan.selected = (keymap, selected)
                 for slot, matches in selected.items():
                     found_texts = by_slot.get(slot)
                     if found_texts is None:
@@ -1254,16 +1281,21 @@ def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
     for name, text, matches in texts:
         if name != current:
             if found:  # the field before is complete
-                hits += [(current, terms[index], words, count) for words, (index, count) in found.items()]
-                field_strength = (
-                    (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if current == "abstract" else FIELD_STRENGTH[current]
-                )
-                if field_strength > strength:
-                    strength = field_strength
-            current, found, best = name, {}, 0
+                for words, (index, count) in found.items():
+                    hits.append((current, terms[index], words, count))
+                if current == "abstract":
+                    if best >= 2:
+                        if ABSTRACT_MANY > strength:
+                            strength = ABSTRACT_MANY
+                    elif ABSTRACT_ONE > strength:
+                        strength = ABSTRACT_ONE
+                elif FIELD_STRENGTH[current] > strength:
+                    strength = FIELD_STRENGTH[current]
+                found = {}
+            current, best = name, 0
         size = len(text)
         if name == "abstract":  # mentions counted in each text; the same abstract from two sources is not two mentions
-            counts: dict[str, list[int]] = {}
+            counts: dict[str, list[int]] = {} if found else found  # (the first abstract's counts are the field's)
             for start, end, index in matches:
                 if end < size and text[end].isalnum():  # a prefix match is shown whole
                     end += 1
@@ -1275,9 +1307,7 @@ def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
                     counts[words] = [index, 1]
                 else:
                     entry[1] += 1
-            if not found:
-                found = counts
-            else:
+            if counts is not found:
                 for words, entry in counts.items():
                     known = found.get(words)
                     if known is None:
@@ -1296,8 +1326,12 @@ def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
         if len(matches) > best:
             best = len(matches)
     if found:
-        hits += [(current, terms[index], words, count) for words, (index, count) in found.items()]
-        field_strength = (ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE) if current == "abstract" else FIELD_STRENGTH[current]
+        for words, (index, count) in found.items():
+            hits.append((current, terms[index], words, count))
+        if current == "abstract":
+            field_strength = ABSTRACT_MANY if best >= 2 else ABSTRACT_ONE
+        else:
+            field_strength = FIELD_STRENGTH[current]
         if field_strength > strength:
             strength = field_strength
     result.strength = strength

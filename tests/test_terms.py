@@ -503,3 +503,40 @@ def test_a_single_rule_reads_texts_scanned_by_no_one_with_its_own_automaton():
         scanned.scanned()  # every text scanned whole first: the rule reads those scans
         assert outcome(rule.evaluate(scanned)) == outcome(result) and result.strength >= 2
     assert rule.evaluate(terms.Doc(abstracts=[abstract + "in rats."])).cancelled_by == "'rats' in abstract"
+
+
+def test_other_whitespace_is_found_as_the_expression_finds_it():
+    """The scan turns whitespace other than a space into spaces; whether a text holds any is decided without the
+    expression for ASCII texts: the same answer for every character and for random texts."""
+    for code in range(0x110000):
+        character = chr(code)
+        assert terms._has_other_space(character) == (terms._OTHER_SPACE.search(character) is not None), hex(code)
+    rng = random.Random(9)
+    pieces = ["a", "b", " ", "-", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x00", "\u00a0", "\u2028", "é", "\x85"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert terms._has_other_space(text) == (terms._OTHER_SPACE.search(text) is not None), repr(text)
+    rule = terms.TermRule("spaced", terms=["foo bar"])
+    for gap in ("\n", "\t", "\x1e", "\u2003", "\u00a0"):
+        assert rule.evaluate(terms.Doc(abstracts=[f"x foo{gap}bar"])).strength == 1, repr(gap)
+
+
+def test_a_short_texts_matches_remembered_on_its_scan_serve_every_rule_set():
+    """Each rule set's matches among a scan's entries are remembered on the scan (short texts' scans are shared
+    between works): two rule sets reading the same texts in turn, work after work, each find what each rule finds
+    alone."""
+    vocabulary = shipped_vocabulary()
+    rules = vocabulary.concepts + vocabulary.noise + vocabulary.tags
+    sets = [terms.RuleSet(rules[::2]), terms.RuleSet(rules[1::2]), terms.RuleSet(rules)]
+    works = every_fixture_work()[:300]
+    compared = 0
+    for _ in range(2):
+        for records in works:
+            doc = classify.build_facts(records).doc
+            for rule_set in sets:
+                for rule, result in zip(rule_set.rules, rule_set.evaluate(doc)):
+                    assert outcome(result or terms.RuleResult(rule)) == outcome(reference_evaluate(rule, doc)), rule.name
+                    compared += result is not None
+    assert compared > 500
+    keyword = terms.WorkCache().scan("esketamine")
+    assert keyword.selected is not None and keyword.selected[0] in [rule_set.keymap for rule_set in sets]
