@@ -297,3 +297,35 @@ def test_rows_written_in_one_statement_are_those_written_row_by_row(tmp_path, ma
     monkeypatch.setattr(summaries, "write_summaries", summaries_reference.write_summaries_row_by_row)
     monkeypatch.setattr(classification, "insert_rows", _row_by_row)
     assert build("row_by_row") == (tables, ranked)
+
+
+def test_records_are_read_back_as_json_reads_them(tmp_path):
+    """load_work_records reads ``records.data`` with orjson where it reads as json does: an integer beyond 64 bits
+    stays an exact int, NaN, infinities and a lone surrogate escape (which orjson refuses) read as json reads them."""
+    import json
+    import math
+
+    from crawler.store.common import loads
+
+    texts = [
+        '{"a": 1, "b": [1.5, -0.0, 5e-324, "\\u00e9\\ud83d\\ude00", null, true], "c": {"d": "x\\ty"}}',
+        '{"n": 123456789012345678901234567890, "m": -18446744073709551617, "k": 18446744073709551615}',
+        '{"nan": NaN, "inf": Infinity, "ninf": -Infinity, "big": 1e400}',
+        '{"s": "\\ud800", "t": "ok"}',
+        '{"id": "12345678901234567890123"}',
+    ]
+    for text in texts:
+        expected, found = json.loads(text), loads(text.encode())
+        assert repr(found) == repr(expected)
+        assert [type(v) for v in found.values()] == [type(v) for v in expected.values()]
+    assert loads(texts[1].encode())["n"] == 123456789012345678901234567890
+    assert math.isnan(loads(texts[2].encode())["nan"])
+
+    db = store.open_db(tmp_path / "x.db")
+    record = Record(source="pubmed", source_id="1", record_type="article", title="Ketamine", abstract="An abstract.")
+    record.extra["enrollment"] = 10**30
+    store.save_records(db, [record])
+    (work_id,) = store.load_current_work_ids(db)
+    (read,) = store.load_work_records(db, [work_id])[work_id]
+    assert read["extra"]["enrollment"] == 10**30 and read["title"] == "Ketamine" and read["abstract"] == "An abstract."
+    assert read == {**json.loads(db.execute("SELECT data FROM records").fetchone()[0]), "abstract": "An abstract."}

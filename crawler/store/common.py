@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from typing import Any, TypeVar
+
+import orjson
 
 from crawler.records import SOURCE_PRIORITY, json_value
 
@@ -16,6 +19,26 @@ CHUNK = 500
 def dumps(value: Any) -> str:
     """A JSON column's text: stable key order, Unicode kept, dates as strings."""
     return json_value(value)
+
+
+#: Every byte a digit stays ``0``, every other byte becomes a space (:func:`loads`).
+_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+#: A run of digits that may be an integer orjson reads as a float (beyond 64 bits; 2**64 has 20 digits).
+_LONG_NUMBER = b"0" * 20
+
+
+def loads(data: bytes) -> Any:
+    """A JSON column's value, from its UTF-8 text (``CAST(column AS BLOB)``), as ``json.loads`` reads it.
+
+    orjson reads a record's ``data`` in about half the time. It reads an integer beyond 64 bits as a float and refuses
+    NaN, Infinity and lone surrogate escapes, which json reads: text with a run of 20 digits anywhere, or that orjson
+    refuses, is read by json."""
+    if _LONG_NUMBER not in data.translate(_DIGITS):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 def chunks(values: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:

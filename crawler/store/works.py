@@ -7,7 +7,6 @@ records, best source first (:data:`crawler.records.SOURCE_PRIORITY`).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -25,7 +24,7 @@ from crawler.records import (
     source_rank,
 )
 from crawler.store.candidates import repoint_work_links
-from crawler.store.common import chunks, dumps, marks, source_rank_sql
+from crawler.store.common import chunks, dumps, loads, marks, source_rank_sql
 from crawler.store.summaries import queue_summaries, refresh_work_summaries
 
 log = logging.getLogger("crawler.store")
@@ -564,9 +563,9 @@ def load_work_records(db, work_ids: list[int]) -> dict[int, list[dict[str, Any]]
     result: dict[int, list[dict[str, Any]]] = {}
     for chunk in chunks(work_ids):
         for work_id, data, abstract in db.conn.execute(
-            f"SELECT work_id, data, abstract FROM records WHERE work_id IN ({marks(chunk)}) ORDER BY id", chunk
+            f"SELECT work_id, CAST(data AS BLOB), abstract FROM records WHERE work_id IN ({marks(chunk)}) ORDER BY id", chunk
         ):
-            record = json.loads(data)
+            record = loads(data)
             record["abstract"] = abstract
             result.setdefault(work_id, []).append(record)
     return result
