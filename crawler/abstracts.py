@@ -216,14 +216,23 @@ def reads_as_ascii(text: str) -> bool:
     return text.isascii() and not ("\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text)
 
 
-def sentence_ends(text: str, marks: str, following: frozenset[str]) -> list[int] | None:
+#: Key prefix, in a work's memo (:class:`crawler.terms.WorkCache`), of the sentence ends the focus rule found in a text by
+#: splitting (:func:`sentence_ends` with the marks ``.!?`` before a lower-case letter, a digit or a bracket): the evidence
+#: types split the same text from them (:func:`crawler.evidence.sentence_spans`).
+FOCUS_ENDS = "focus.sentence_ends"
+
+
+def sentence_ends(text: str, marks: str, following: frozenset[str], spaces_checked: bool = False) -> list[int] | None:
     """Where an expression ``[<marks>](\\s+)(?=[<following>])`` matches its group 1, left to right, when each is one
     plain space: found by splitting the text at each mark and a space (the expression engine would try the text
     character by character); None when some whitespace after a mark is not one plain space, or the text holds other
     whitespace than the plain space (left to the expression).
 
-    ``marks``: the characters that end a sentence; ``following``: the characters a sentence may start with (no space)."""
-    if any(space in text for space in OTHER_ASCII_SPACE) if text.isascii() else not text.isprintable():
+    ``marks``: the characters that end a sentence; ``following``: the characters a sentence may start with (no space).
+    ``spaces_checked``: the text is known to hold no whitespace but the plain space (it gave a list before)."""
+    if spaces_checked:
+        pass
+    elif any(space in text for space in OTHER_ASCII_SPACE) if text.isascii() else not text.isprintable():
         return None  # (a printable text holds no whitespace but the plain space)
     ends: list[int] = []
     several = False

@@ -33,7 +33,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from crawler.abstracts import ascii_form, pieces, reads_as_ascii
+from crawler.abstracts import FOCUS_ENDS, ascii_form, pieces, reads_as_ascii, sentence_ends
 from crawler.terms import Doc, Gated, Scan, regex_anchors
 
 EVIDENCE_TAGS = (
@@ -435,12 +435,31 @@ def sentences(text: str) -> list[str]:
 
 
 def _sentences(doc: Doc, text: str) -> list[tuple[int, str]]:
-    """The sentences of a text with where they start, split once per work."""
+    """The sentences of a text with where they start, split once per work (from the focus rule's sentence ends, when it
+    found them by splitting)."""
+    memo = doc.cache.memo
     key = ("evidence.sentences", text)
-    found = doc.cache.memo.get(key)
+    found = memo.get(key)
     if found is None:
-        found = doc.cache.memo[key] = sentence_spans(text)
+        ends = memo.get((FOCUS_ENDS, text))
+        found = memo[key] = sentence_spans(text) if ends is None else _spans_from_ends(text, ends)
     return found
+
+
+def _spans_from_ends(text: str, ends: list[int]) -> list[tuple[int, str]]:
+    """:func:`sentence_spans` of a text from the focus rule's sentence ends in it (:data:`crawler.abstracts.FOCUS_ENDS`:
+    ``.!?`` and one plain space before a lower-case letter, a digit or a bracket, the text holding no other whitespace):
+    these sentences do not end before a square bracket, and end at a semicolon too (each mark is split apart in
+    :func:`crawler.abstracts.sentence_ends`, so the ends of ``.!?`` are the same, but those before "[")."""
+    if "[" in text:
+        ends = [end for end in ends if text[end + 1] != "["]
+    if "; " in text:
+        more = sentence_ends(text, ";", _FOLLOWING, spaces_checked=True)
+        if more is None:  # (several spaces after a semicolon: the expression reads them)
+            return sentence_spans(text)
+        ends = sorted(ends + more)
+    starts = [0, *(end + 1 for end in ends)]
+    return [(start, text[start:end]) for start, end in zip(starts, [*ends, len(text)])]
 
 
 def _own_sentence(

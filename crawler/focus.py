@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from crawler.abstracts import ascii_form, category_of, is_label, pieces, reads_as_ascii, sentence_ends
+from crawler.abstracts import FOCUS_ENDS, ascii_form, category_of, is_label, pieces, reads_as_ascii, sentence_ends
 from crawler.evidence import sparse_gated
 from crawler.terms import Doc, Gated, Scan, TermRule
 
@@ -95,11 +95,16 @@ _FOLLOWING = frozenset("abcdefghijklmnopqrstuvwxyz0123456789([")
 Hits = list[tuple[int, int]]
 
 
-def sentence_spans(text: str) -> list[tuple[int, int, str]]:
-    """Each sentence of a text (as :func:`sentences` gives it) with where it stands in the text: (start, end, sentence)."""
+def sentence_spans(text: str, memo: dict | None = None) -> list[tuple[int, int, str]]:
+    """Each sentence of a text (as :func:`sentences` gives it) with where it stands in the text: (start, end, sentence).
+
+    ``memo``: a work's memo, which keeps the sentence ends when they are found by splitting (under
+    :data:`crawler.abstracts.FOCUS_ENDS`), for the evidence types to split the same text from them."""
     if text[:1].isalnum() and not text[-1:].isspace():
         ends = sentence_ends(text, ".!?", _FOLLOWING)
         if ends is not None:
+            if memo is not None:
+                memo[FOCUS_ENDS, text] = ends
             # (normalised text) the pieces as :func:`crawler.abstracts.pieces` finds them, which already start with a
             # letter, digit or bracket (after a separator, or the text's start) and end with a sentence end or the text's end
             spans = []
@@ -326,7 +331,7 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
     for abstract in doc.abstracts:
         kept = []
         scan = cache.scan(abstract)
-        spans = sentence_spans(abstract)
+        spans = sentence_spans(abstract, cache.memo)
         # (each expression in its ASCII form where the text allows: the same matches, faster)
         ascii = reads_as_ascii(abstract)
         concept, passing = (ascii_forms[0], ascii_forms[1]) if ascii else (concept_any, passing_any)

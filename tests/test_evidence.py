@@ -546,3 +546,24 @@ def test_evidence_outside_ascii_read_as_before():
         assert evidence.evidence_tags(facts) == _reference_evidence_tags(facts), (title, abstract)
         tagged += bool(evidence.evidence_tags(facts))
     assert tagged > 200
+
+
+def test_sentences_from_the_focus_rules_ends_as_split_alone():
+    """The evidence types split an abstract from the sentence ends the focus rule found in it (kept in the work's memo):
+    the same sentences as split alone, on random texts with semicolons, square brackets, several spaces and line breaks;
+    a text the focus rule did not split (line breaks, other whitespace) is split alone."""
+    rng = random.Random(31)
+    derived = semicolons = 0
+    for _ in range(4000):
+        text = "".join(
+            rng.choice(WORDS) + rng.choice(GLUE + ["; ", ";  ", ". [", "; [", ";(", " [1]. ", ".  "])
+            for _ in range(rng.randint(1, 30))
+        )
+        text = text.strip() if rng.random() < 0.9 else text
+        doc = Doc(abstracts=[text])
+        focus.sentence_spans(text, doc.cache.memo)
+        if (abstracts.FOCUS_ENDS, text) in doc.cache.memo:
+            derived += 1
+            semicolons += "; " in text
+        assert evidence._sentences(doc, text) == evidence.sentence_spans(text), text
+    assert derived > 600 and semicolons > 300
