@@ -29,6 +29,8 @@ from typing import Any
 
 import ahocorasick
 
+from crawler.abstracts import ascii_form, reads_as_ascii
+
 #: field -> strength of a match there (abstracts: 1 for one mention, 2 for several)
 FIELD_STRENGTH = {"title": 3, "mesh": 3, "trial": 3, "keywords": 2}
 ABSTRACT_ONE, ABSTRACT_MANY = 1, 2
@@ -217,6 +219,14 @@ def _extent(items, codes) -> tuple[int, int] | None:
     return width, max(reach, width)
 
 
+def _reads_as_ascii(text: str, scan: Scan) -> bool:
+    """:func:`crawler.abstracts.reads_as_ascii` of a text, remembered on its scan."""
+    known = scan.ascii
+    if known is None or known[0] is not text:
+        known = scan.ascii = (text, reads_as_ascii(text))
+    return known[1]
+
+
 class _Windows:
     """Where a regular expression can match in a text, from where the literal pieces every match contains
     occur (:func:`regex_anchors`, found by the vocabulary's scan): a match holds one of them whole and is
@@ -226,6 +236,8 @@ class _Windows:
 
     def __init__(self, pattern: re.Pattern, alternatives: list[tuple[frozenset[str], ...]]):
         self.pattern = pattern
+        #: the same expression for texts that read as ASCII (:func:`crawler.abstracts.ascii_form`)
+        self.ascii = ascii_form(pattern)
         extent = regex_extent(pattern.pattern, pattern.flags)
         self.usable = extent is not None and bool(alternatives) and all(alternatives)
         self.width, self.reach = extent or (0, 0)
@@ -275,10 +287,11 @@ class _Windows:
         return [(low, high) for low, high in merged]
 
     def search(self, text: str, scan: Scan) -> re.Match | None:
+        pattern = self.ascii if self.ascii is not self.pattern and _reads_as_ascii(text, scan) else self.pattern
         spans = self.spans(scan) if len(text) > self.SHORT else None
         if spans is None:
-            return self.pattern.search(text)
-        size, reach, search = len(text), self.reach, self.pattern.search
+            return pattern.search(text)
+        size, reach, search = len(text), self.reach, pattern.search
         for low, high in spans:
             match = search(text, low, min(size, high + reach))
             if match is not None and match.start() <= high:
@@ -286,10 +299,11 @@ class _Windows:
         return None
 
     def finditer(self, text: str, scan: Scan) -> list[re.Match]:
+        pattern = self.ascii if self.ascii is not self.pattern and _reads_as_ascii(text, scan) else self.pattern
         spans = self.spans(scan) if len(text) > self.SHORT else None
         if spans is None:
-            return list(self.pattern.finditer(text))
-        size, reach, search = len(text), self.reach, self.pattern.search
+            return list(pattern.finditer(text))
+        size, reach, search = len(text), self.reach, pattern.search
         found = []
         position = 0
         for low, high in spans:
@@ -392,12 +406,13 @@ class Scan:
     ``anchors``, the anchors that occur; ``found``, (last character, anchor) of each occurrence; ``hits``, key ->
     (start, end) of each occurrence."""
 
-    __slots__ = ("entries", "keys", "anchors", "positions", "selected")
+    __slots__ = ("entries", "keys", "anchors", "positions", "selected", "ascii")
 
     def __init__(self, entries: list[tuple[int, int, int]], positions: dict[str, list[int]] | None = None):
         #: what :func:`_select` made of the entries for a rule set's lists: (its key map, the lists' matches), the last
         #: one asked (short texts' scans are shared by many works; a work's texts are read by one rule set or two)
         self.selected: tuple[Any, dict[int, list[tuple[int, int, int]]]] | None = None
+        self.ascii: tuple[str, bool] | None = None  # (the text, whether it reads as ASCII): _reads_as_ascii
         self.entries = entries
         self.keys = set(map(_THIRD, entries))
         self.positions = positions or {}
@@ -740,7 +755,10 @@ class _Terms:
                 ranges.append(match.span())
                 return " " * len(match.group(0))
 
-            blanked = self.regex.sub(blank, blanked)
+            regex = self.regex
+            if self.windows is not None and self.windows.ascii is not regex and _reads_as_ascii(text, scan):
+                regex = self.windows.ascii  # (blanked with spaces, the text still reads as ASCII)
+            blanked = regex.sub(blank, blanked)
         return blanked, found, ranges
 
 

@@ -540,3 +540,30 @@ def test_a_short_texts_matches_remembered_on_its_scan_serve_every_rule_set():
     assert compared > 500
     keyword = terms.WorkCache().scan("esketamine")
     assert keyword.selected is not None and keyword.selected[0] in [rule_set.keymap for rule_set in sets]
+
+
+def test_re_terms_run_in_their_ascii_form_find_what_they_find_on_every_text():
+    """On a text that reads as ASCII the re: terms (matching, blanking, require, unless) run compiled with re.ASCII:
+    the same as the reference on random texts, ASCII or not (letters and digits beyond ASCII, the separators
+    \\x1c-\\x1f that Unicode calls whitespace), long enough to be tried in windows."""
+    rng = random.Random(21)
+    words = ["ketamine", "oral", "12", "x", "ab", "é", "ß", "\u0663", "Über", "K"]
+    glue = [" ", " ", "-", "", ". ", "\x1c", "\x1f", "_", "\u00a0"]
+    expressions = [r"re:\bketamine\W+oral\b", r"re:\d+\s*x\b", r"re:\w+ab\b", r"re:oral(?=\s|$)", r"re:\bk\w*"]
+
+    def text():
+        body = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 80)))
+        return body if rng.random() < 0.5 else body.encode("ascii", "ignore").decode().lower()
+
+    checked = 0
+    for _ in range(300):
+        spec: dict = {"terms": rng.sample(expressions, 2)}
+        for key in ("exclude", "require", "unless"):
+            if rng.random() < 0.3:
+                spec[key] = [rng.choice(expressions)]
+        rule = terms.TermRule("ascii", **spec)
+        doc = dict(titles=[text()], abstracts=[text(), text()])
+        fast, plain = rule.evaluate(terms.Doc(**doc)), reference_evaluate(rule, terms.Doc(**doc))
+        assert outcome(fast) == outcome(plain), (spec, doc)
+        checked += bool(plain.strength)
+    assert checked > 50
