@@ -305,7 +305,7 @@ def _author_surnames(name: str, kind: str) -> tuple[str, ...]:
                 family = parts[0] if parts[0].lower() not in _PARTICLES else " ".join(parts[:2])
             else:
                 family = f"{parts[0]} {parts[-1]}"
-    words = [w for w in re.split(r"[^a-z]+", family.lower()) if len(w) >= 2 and w not in _PARTICLES]
+    words = [w for w in _NOT_LOWER_RE.split(family.lower()) if len(w) >= 2 and w not in _PARTICLES]
     return tuple(dict.fromkeys(words))
 
 
@@ -325,8 +325,12 @@ def _author_words(name: str) -> tuple[str, ...]:
         if _INITIALS_RE.match(part) or (part.isupper() and len(part) <= 3):
             words.extend(ch.lower() for ch in part if ch.isalpha())
         else:
-            words.extend(w for w in re.split(r"[^a-z]+", part.lower()) if w and w not in _PARTICLES)
+            words.extend(w for w in _NOT_LOWER_RE.split(part.lower()) if w and w not in _PARTICLES)
     return tuple(dict.fromkeys(words))
+
+
+#: Compiled once (``re.split`` of a pattern's text looks it up in re's cache at each call).
+_NOT_LOWER_RE = re.compile(r"[^a-z]+")
 
 
 def given_initials(words: tuple[str, ...], surnames: set[str]) -> set[str]:
@@ -398,8 +402,11 @@ def fingerprint(
         authors = json.loads(authors or "[]")
     if isinstance(publication_types, str):
         publication_types = json.loads(publication_types or "[]")
-    people = [a for a in authors or [] if a and str(a).strip()]
-    first = next((a for a in people if not _COLLECTIVE_RE.search(str(a))), None)
+    first = None  # the first person among the authors (not blank, not a group)
+    for a in authors or ():
+        if a and str(a).strip() and not _COLLECTIVE_RE.search(str(a)):
+            first = a
+            break
     if isinstance(relations, str):
         relations = relations.split(",")
     return Fingerprint(
@@ -458,7 +465,8 @@ def _blocking_keys(fp: Fingerprint) -> tuple[str, ...]:
     if not words:
         return ()
     compact = _compact(words)
-    head = _compact([_key_word(w) for w in content_tokens(fp.title_key.split(f" {SEPARATOR} ")[0])]) or compact
+    before = fp.title_key.split(f" {SEPARATOR} ")[0]  # the title before its subtitle (all of it without one)
+    head = compact if before == fp.title_key else _compact([_key_word(w) for w in content_tokens(before)]) or compact
     keys = []
     for author in author_keys(fp.surnames, fp.author_words)[:3]:
         for letters in (compact[:KEY_LETTERS], compact[-KEY_LETTERS:], head[-KEY_LETTERS:]):
@@ -484,14 +492,18 @@ def journal_keys(journal: str | None, issn: str | None = None) -> list[str]:
     return list(_journal_keys.__wrapped__(journal, issn))
 
 
+_ISSN_SEPARATORS_RE = re.compile(r"[;,\s]+")
+_NOT_ISSN_RE = re.compile(r"[^0-9Xx]")
+
+
 @functools.lru_cache(maxsize=4096)
 def _journal_keys(journal: str | None, issn: str | None) -> tuple[str, ...]:
     keys = []
-    for value in re.split(r"[;,\s]+", issn or ""):
-        value = re.sub(r"[^0-9Xx]", "", value).upper()
+    for value in _ISSN_SEPARATORS_RE.split(issn or ""):
+        value = _NOT_ISSN_RE.sub("", value).upper()
         if len(value) == 8:
             keys.append(f"issn {value}")
-    title = re.sub(r"[^a-z0-9]+", " ", _strip_accents(journal or "").lower()).split()
+    title = _NOT_ALNUM.sub(" ", _strip_accents(journal or "").lower()).split()
     if title and title[0] == "the":
         title = title[1:]
     if title:
@@ -585,8 +597,8 @@ def record_match_inputs(record, people: list[dict] | None = None) -> MatchInputs
     if not (
         {type(record.title), type(record.published_on), type(record.entered_on), type(record.journal), type(issn)}
         <= _TEXT_OR_NONE
-        and {*map(type, record.authors), *map(type, record.publication_types)} <= _TEXT
-        and all({*map(type, p.values())} <= _TEXT for p in people)
+        and {*map(type, record.authors), *map(type, record.publication_types), *(type(v) for p in people for v in p.values())}
+        <= _TEXT
     ):
         return None
     return match_inputs(

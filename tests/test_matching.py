@@ -238,3 +238,55 @@ def test_each_shortcut_still_finds_what_the_expression_finds():
     assert matching.record_kind("article", "Ketamine trial: rationale and design") == "protocol"
     assert matching.record_kind("article", "Ketamine for TRD") == "article"
     assert re.fullmatch(r"[a-z0-9| ]*", matching.normalize_title("Ketamine, (S)-ketamine & R/S mixtures [sic]."))
+
+
+def _blocking_keys_reference(fp) -> tuple[str, ...]:
+    """matching._blocking_keys before its shortcut (the title before its subtitle read again when it has none)."""
+    if fp.kind not in matching.FUZZY_MERGE_KINDS:
+        return ()
+    words = [matching._key_word(w) for w in matching.content_tokens(fp.title_key)]
+    if not words:
+        return ()
+    compact = "".join(words)
+    before = fp.title_key.split(f" {SEPARATOR} ")[0]
+    head = "".join(matching._key_word(w) for w in matching.content_tokens(before)) or compact
+    keys = []
+    for author in matching.author_keys(fp.surnames, fp.author_words)[:3]:
+        for letters in (compact[: matching.KEY_LETTERS], compact[-matching.KEY_LETTERS :], head[-matching.KEY_LETTERS :]):
+            keys.append(f"a:{author}:{letters}")
+    if len(words) >= matching.MIN_TOKENS_WITHOUT_AUTHOR and fp.year is not None:
+        keys.append("t:" + matching.hashlib.blake2b(compact.encode(), digest_size=8).hexdigest())
+    return tuple(dict.fromkeys(keys))
+
+
+#: Author strings, including blank ones, groups and names that are not text.
+_AUTHOR_PIECES = [
+    "Anand Amit",
+    "Osei H",
+    "",
+    " ",
+    "\t",
+    "STAR*D Investigators",
+    "Ketamine Study Group",
+    "van der Berg J",
+    7,
+    None,
+]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_fingerprints_and_blocking_keys_equal_the_reference(seed):
+    """A fingerprint's first author (the first not blank and not a group) and the blocking keys, on random hostile
+    titles and author lists, and on raw title keys with and without a subtitle."""
+    rng = random.Random(seed)
+    for title in _random_titles(1500, seed):
+        authors = [rng.choice(_AUTHOR_PIECES) for _ in range(rng.randint(0, 4))]
+        people = [a for a in authors if a and str(a).strip()]
+        first = next((a for a in people if not matching._COLLECTIVE_RE.search(str(a))), None)
+        fp = matching.fingerprint("pubmed", "article", title, authors, "2024-01-02")
+        assert fp.surnames == matching.author_surnames(first, "pubmed"), repr(authors)
+        assert fp.author_words == matching.author_words(first), repr(authors)
+        assert matching._blocking_keys(fp) == _blocking_keys_reference(fp), repr(title)
+        for key in (fp.title_key, f"{fp.title_key} | x", f"| {fp.title_key}", fp.title_key.replace(" ", "  ")):
+            raw = matching.Fingerprint(fp.kind, key, fp.surnames, fp.year, fp.author_words)
+            assert matching._blocking_keys(raw) == _blocking_keys_reference(raw), repr(key)
