@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 
 from crawler.abstracts import ascii_form, reads_as_ascii
 
@@ -444,6 +444,8 @@ class _Vocabulary:
         self.forms: dict[str, list[tuple[int, bool, bool]]] = {}
         self.anchors: set[str] = set()
         self.automaton: Any = None
+        #: by literal index in the automaton: (the literal if it is an anchor, its plain term keys with their word checks)
+        self.values: list[tuple[str | None, tuple | None]] = []
         self.generation = 0
         self.longest = 0  # characters of the longest literal in the automaton
 
@@ -469,8 +471,9 @@ class _Vocabulary:
         self.generation += 1
 
     def _build(self):
-        automaton = ahocorasick.Automaton()
-        for literal in set(self.forms) | self.anchors:
+        literals = sorted(set(self.forms) | self.anchors)
+        values = []
+        for literal in literals:
             entries = self.forms.get(literal)
             found: tuple | None = None
             if entries:
@@ -481,10 +484,20 @@ class _Vocabulary:
                     found = (start, end, tuple(key for key, _, _ in entries))
                 else:  # the same letters for terms with different checks: each checked apart
                     found = (None, None, tuple(entries))
-            automaton.add_word(literal, (len(literal), literal if literal in self.anchors else None, found))
-        if len(automaton):
-            automaton.make_automaton()
-        self.longest = max(map(len, set(self.forms) | self.anchors), default=0)
+            values.append((literal if literal in self.anchors else None, found))
+        self.values = values
+        # a DFA (ahocorasick-rs): every occurrence, overlaps included, as (literal index, start, end) in one call
+        automaton = (
+            ahocorasick_rs.AhoCorasick(
+                literals,
+                matchkind=ahocorasick_rs.MatchKind.Standard,
+                store_patterns=False,
+                implementation=ahocorasick_rs.Implementation.DFA,
+            )
+            if literals
+            else False
+        )
+        self.longest = max(map(len, literals), default=0)
         self.automaton = automaton
         return automaton
 
@@ -501,15 +514,20 @@ class _Vocabulary:
         return sub
 
     def scan(self, text: str) -> Scan:
-        automaton = self.automaton or self._build()
-        if not text or not len(automaton):
+        automaton = self.automaton
+        if automaton is None:
+            automaton = self._build()
+        if not text or not automaton:
             return Scan([])
         seen = _OTHER_SPACE.sub(" ", text) if _has_other_space(text) else text
         size = len(seen)
         word = _WORD_CHARS
         entries: list[tuple[int, int, int]] = []
         positions: dict[str, list[int]] = {}
-        for last, (length, anchor, form) in automaton.iter(seen):
+        values = self.values
+        for index, start, end in automaton.find_matches_as_indexes(seen, overlapping=True):
+            anchor, form = values[index]
+            last = end - 1
             if anchor is not None:
                 known = positions.get(anchor)
                 if known is None:
@@ -518,7 +536,6 @@ class _Vocabulary:
                     known.append(last)
             if form is None:
                 continue
-            start = last - length + 1
             need_start, need_end, keys = form
             if need_start is None:  # checks that differ from one term to the other
                 starts = start == 0 or seen[start - 1] not in word

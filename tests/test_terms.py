@@ -567,3 +567,44 @@ def test_re_terms_run_in_their_ascii_form_find_what_they_find_on_every_text():
         assert outcome(fast) == outcome(plain), (spec, doc)
         checked += bool(plain.strength)
     assert checked > 50
+
+
+def brute_force_scan(vocabulary, text):
+    """What the vocabulary's scan must find, every literal looked for on its own with str.find (overlaps included)."""
+    seen = terms._OTHER_SPACE.sub(" ", text)
+    word = terms._WORD_CHARS
+    entries, positions = [], {}
+    for literal in set(vocabulary.forms) | vocabulary.anchors:
+        at = seen.find(literal)
+        while at >= 0:
+            end = at + len(literal)
+            if literal in vocabulary.anchors:
+                positions.setdefault(literal, []).append(end - 1)
+            starts = at == 0 or seen[at - 1] not in word
+            ends = end == len(seen) or seen[end] not in word
+            for key, need_start, need_end in vocabulary.forms.get(literal, ()):
+                if (starts or not need_start) and (ends or not need_end):
+                    entries.append((at, end, key))
+            at = seen.find(literal, at + 1)
+    return sorted(entries), {anchor: sorted(lasts) for anchor, lasts in positions.items()}
+
+
+def test_the_automaton_finds_every_occurrence_of_every_literal():
+    """The vocabulary's one pass (an Aho-Corasick automaton) finds what looking for each of its literals alone finds,
+    overlapping occurrences included, on every fixture title and abstract and on random texts of its literals."""
+    shipped_vocabulary()
+    vocabulary = terms._VOCABULARY
+    texts = []
+    for records in every_fixture_work()[:400]:
+        doc = classify.build_facts(records).doc
+        texts += doc.titles + doc.abstracts + doc.keywords
+    rng = random.Random(33)
+    literals = sorted(set(vocabulary.forms) | vocabulary.anchors)
+    glue = ["", " ", "-", "x", "\n", "é", "1"]
+    texts += ["".join(rng.choice(literals) + rng.choice(glue) for _ in range(rng.randint(1, 20))) for _ in range(300)]
+    hits = 0
+    for text in texts:
+        scan = vocabulary.scan(text)
+        assert (scan.entries, scan.positions) == brute_force_scan(vocabulary, text), text
+        hits += len(scan.entries)
+    assert hits > 5000
