@@ -152,14 +152,19 @@ class Author:
         return cls(**{k: data.get(k) for k in ("family", "given", "initials", "collective", "suffix")})
 
     def to_dict(self) -> dict[str, Any]:
-        pairs = (
-            ("family", self.family),
-            ("given", self.given),
-            ("initials", self.initials),
-            ("collective", self.collective),
-            ("suffix", self.suffix),
-        )
-        return {k: v for k, v in pairs if v}
+        """The fields that are set (not None nor empty), in field order."""
+        data = {}
+        if self.family:
+            data["family"] = self.family
+        if self.given:
+            data["given"] = self.given
+        if self.initials:
+            data["initials"] = self.initials
+        if self.collective:
+            data["collective"] = self.collective
+        if self.suffix:
+            data["suffix"] = self.suffix
+        return data
 
     @property
     def short(self) -> str:
