@@ -47,8 +47,7 @@ def prepare_record(record: Record, data: dict | None = None) -> Prepared:
     worker does, for :func:`save_batch`'s ``prepared``): its ``records`` row, its fingerprint and keys, and its
     ``to_dict()`` (``data``, when the caller has it)."""
     data = data if data is not None else record.to_dict()
-    people = [author.to_dict() for author in record.structured_authors]  # read by both (neither changes them)
-    return store.prepare_record(record, data, people), record_match_inputs(record, people), data
+    return store.prepare_record(record, data), record_match_inputs(record, data["structured_authors"]), data
 
 
 def save_batch(

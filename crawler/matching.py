@@ -586,8 +586,9 @@ _TEXT, _TEXT_OR_NONE = {str}, {str, type(None)}
 def record_match_inputs(record, people: list[dict] | None = None) -> MatchInputs | None:
     """:func:`match_inputs` of a :class:`crawler.records.Record` as it is stored (what dedup would read back from
     its row), without reading it back; None when a value would not read back as it is (a value that is not text,
-    stored as its JSON or SQL form): dedup then reads the row. ``people``: the record's structured authors'
-    ``to_dict()``, when the caller has them (not changed here)."""
+    stored as its JSON or SQL form): dedup then reads the row. ``people``: the record's structured authors as dicts,
+    when the caller has them (not changed here): each one's ``to_dict()``, or their dicts in the record's
+    ``to_dict()`` (blank fields there too: none counts, as in the stored column, which has only the others)."""
     extra = record.extra
     if type(extra) is not dict or type(record.authors) is not list or type(record.publication_types) is not list:
         return None
@@ -597,7 +598,11 @@ def record_match_inputs(record, people: list[dict] | None = None) -> MatchInputs
     if not (
         {type(record.title), type(record.published_on), type(record.entered_on), type(record.journal), type(issn)}
         <= _TEXT_OR_NONE
-        and {*map(type, record.authors), *map(type, record.publication_types), *(type(v) for p in people for v in p.values())}
+        and {
+            *map(type, record.authors),
+            *map(type, record.publication_types),
+            *(type(v) for p in people for v in p.values() if v),
+        }
         <= _TEXT
     ):
         return None

@@ -512,9 +512,84 @@ def json_parts(data: dict[str, Any]) -> dict[str, str]:
         kind = type(value)
         if kind is str:
             parts[key] = _ENCODE_TEXT(value) if len(value) <= _LONG_TEXT else _long_text_json(value)
+        elif kind is list and key == "structured_authors":
+            parts[key] = _authors_dicts_json(value)
         else:
             parts[key] = "null" if value is None else json_value(value)
     return parts
+
+
+#: An author's fields (family, given, initials, collective, suffix), each a text or None -> (its dict in
+#: :meth:`Record.to_dict` as JSON, its :meth:`Author.to_dict` as JSON): one author recurs across a topic's records.
+_AUTHOR_JSON: dict[tuple, tuple[str, str]] = {}
+#: Authors :data:`_AUTHOR_JSON` holds at most (emptied when full: ~3 MB).
+AUTHOR_JSON_SIZE = 8192
+#: :data:`_AUTHOR_JSON`'s fields in the order of their keys in the JSON (sorted): their positions in the tuple.
+_AUTHOR_JSON_ORDER = tuple(
+    (f'"{key}": ', index) for key, index in (("collective", 3), ("family", 0), ("given", 1), ("initials", 2), ("suffix", 4))
+)
+
+
+def _author_json(fields: tuple) -> tuple[str, str] | None:
+    """:data:`_AUTHOR_JSON`'s value for these fields (remembered), None when one is neither a text nor None (such an
+    author is encoded by :func:`json_value`)."""
+    try:
+        known = _AUTHOR_JSON.get(fields)  # its keys hold texts and None only: only those are equal to them
+    except TypeError:  # a list in a field
+        return None
+    if known is not None:
+        return known
+    every, given = [], []  # "key": value, of every field / of the fields Author.to_dict keeps (not None nor empty)
+    for prefix, index in _AUTHOR_JSON_ORDER:
+        value = fields[index]
+        if value is None:
+            every.append(prefix + "null")
+        elif type(value) is str:
+            pair = prefix + _ENCODE_TEXT(value)
+            every.append(pair)
+            if value:
+                given.append(pair)
+        else:
+            return None
+    known = ("{" + ", ".join(every) + "}", "{" + ", ".join(given) + "}")
+    if len(_AUTHOR_JSON) >= AUTHOR_JSON_SIZE:
+        _AUTHOR_JSON.clear()
+    _AUTHOR_JSON[fields] = known
+    return known
+
+
+def _authors_dicts_json(people: list) -> str:
+    """:func:`json_value` of a record dict's ``structured_authors`` (each author's dict with its five keys), from
+    :data:`_AUTHOR_JSON`; a list of other values is encoded by :func:`json_value`."""
+    texts = []
+    for person in people:
+        if type(person) is not dict or len(person) != 5:
+            return json_value(people)
+        try:
+            fields = (person["family"], person["given"], person["initials"], person["collective"], person["suffix"])
+        except KeyError:
+            return json_value(people)
+        known = _author_json(fields)
+        if known is None:
+            return json_value(people)
+        texts.append(known[0])
+    return "[" + ", ".join(texts) + "]"
+
+
+def authors_json(authors: list[Author]) -> str:
+    """``json_value([author.to_dict() for author in authors])`` (the ``structured_authors`` column), each author's
+    JSON remembered in :data:`_AUTHOR_JSON`."""
+    texts = []
+    for author in authors:
+        known = (
+            _author_json((author.family, author.given, author.initials, author.collective, author.suffix))
+            if type(author) is Author
+            else None
+        )
+        if known is None:
+            return json_value([author.to_dict() for author in authors])
+        texts.append(known[1])
+    return "[" + ", ".join(texts) + "]"
 
 
 #: Characters from which :func:`_long_text_json` looks for the ones JSON escapes at once.

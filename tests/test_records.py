@@ -300,3 +300,35 @@ def test_an_authors_dict_holds_its_set_fields_in_field_order():
         expected = {k: v for k, v in zip(names, values, strict=True) if v}
         assert author.to_dict() == expected
         assert list(author.to_dict()) == list(expected)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_authors_json_is_what_json_dumps_writes_of_their_dicts(seed, monkeypatch):
+    """The structured authors' JSON, remembered per author: the ``structured_authors`` column (each author's set
+    fields) and the record dict's part (every field, None included) are json.dumps's text of the dicts, whatever
+    the fields hold (escapes, text beyond ASCII, empty, None, values that are not text, a str subclass), the same
+    author seen again, the memo emptied when full, and a list that is not five-key author dicts."""
+    monkeypatch.setattr(records_module, "AUTHOR_JSON_SIZE", 40)
+
+    class Text(str):
+        pass
+
+    rng = random.Random(seed)
+    values = [None, "", "Osei", "H", "Jr", "é", 'Q "x" \\ \n\t\x00 \u2028 \ud800', "Grupo de Estudio", 7, 0, Text("S")]
+    names = ("family", "given", "initials", "collective", "suffix")
+    dumps = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)  # noqa: E731
+    for _ in range(1500):
+        authors = []
+        for _ in range(rng.randint(0, 4)):
+            author = object.__new__(Author)  # any field values, as a source may leave them
+            author.__dict__.update(zip(names, (rng.choice(values) for _ in names), strict=True))
+            authors.append(author)
+        record = Record(source="pubmed", source_id="1", record_type="article", title="T", structured_authors=authors)
+        data = record.to_dict()
+        assert records_module.authors_json(authors) == dumps([a.to_dict() for a in authors])
+        assert json_parts(data)["structured_authors"] == dumps(data["structured_authors"])
+    odd = [[{"family": "A"}], [{"family": "A", "given": None, "initials": None, "collective": None, "x": None}], ["A"], [None]]
+    odd.append([{"family": "A", "given": None, "initials": None, "collective": None, "suffix": [1]}])
+    for value in odd:
+        assert json_parts({"structured_authors": value})["structured_authors"] == dumps(value)
+    assert 0 < len(records_module._AUTHOR_JSON) <= 40

@@ -18,13 +18,14 @@ from crawler.records import (
     CITATION_FIELDS,
     TRIAL_FIELDS,
     Record,
+    authors_json,
     join_json_parts,
     json_parts,
     normalise_trial_status,
     source_rank,
 )
 from crawler.store.candidates import repoint_work_links
-from crawler.store.common import chunks, dumps, loads, marks, source_rank_sql
+from crawler.store.common import chunks, loads, marks, source_rank_sql
 from crawler.store.summaries import queue_summaries, refresh_work_summaries
 
 log = logging.getLogger("crawler.store")
@@ -200,28 +201,26 @@ _UPDATE_RECORD = (
 PreparedRow = tuple[str, tuple]
 
 
-def prepare_record(record: Record, data: dict[str, Any] | None = None, people: list[dict] | None = None) -> PreparedRow:
+def prepare_record(record: Record, data: dict[str, Any] | None = None) -> PreparedRow:
     """The record's content hash and ``records`` row values (:data:`RECORD_COLUMNS`): everything saving it
     computes without the database, so that it can be computed ahead (in the fetch worker) and handed to
     :func:`save_record` as ``prepared``. Valid while the record is not changed (a record with
     ``missing`` fields may take stored values: :func:`save_record` recomputes it then). ``data``: the
-    record's :meth:`~crawler.records.Record.to_dict`, when the caller has it; ``people``: its structured authors'
-    ``to_dict()``, likewise."""
+    record's :meth:`~crawler.records.Record.to_dict`, when the caller has it."""
     data = data if data is not None else record.to_dict()
     parts = json_parts(data)
     digest = record.content_hash(data, parts)
-    return digest, record_values(record, parts, digest, people)
+    return digest, record_values(record, parts, digest)
 
 
-def record_values(record: Record, parts: dict[str, str], digest: str, people: list[dict] | None = None) -> tuple:
-    """The values of :data:`RECORD_COLUMNS` (``parts``: the record's :func:`json_parts`, ``digest`` its hash,
-    ``people``: its structured authors' ``to_dict()`` when the caller has them)."""
+def record_values(record: Record, parts: dict[str, str], digest: str) -> tuple:
+    """The values of :data:`RECORD_COLUMNS` (``parts``: the record's :func:`json_parts`, ``digest`` its hash)."""
     return (
         record.record_type,
         record.title,
         record.abstract,
         parts["authors"],
-        dumps(people if people is not None else [a.to_dict() for a in record.structured_authors]),
+        authors_json(record.structured_authors),
         record.journal,
         *[citation_value(record.extra.get(name)) for name in CITATION_FIELDS],
         record.published_on,
