@@ -248,6 +248,22 @@ PRECLINICAL_WORDS = (
     r"chronic (unpredictable|mild|restraint|variable) stress|learned helplessness|knockout)\b"
 )
 PRECLINICAL = re.compile(PRECLINICAL_WORDS)
+#: Words that tell a study of people (:data:`HUMAN_STUDY` finds them as whole words).
+HUMAN_WORDS = frozenset(
+    (
+        "patients",
+        "participants",
+        "volunteers",
+        "adults with",
+        "women",
+        "men",
+        "individuals",
+        "people",
+        "veterans",
+        "clinical trial",
+        "humans",
+    )
+)
 HUMAN_STUDY = re.compile(
     r"\b(patients|participants|volunteers|adults with|women|men|individuals|people|veterans|clinical trial|humans)\b"
 )
@@ -327,6 +343,32 @@ def _occurrences(pattern: re.Pattern, scan: Scan) -> int:
 
 
 assert len(_GATED[id(PRECLINICAL)].windows.alternatives[0]) == 1  # (_occurrences)
+assert _GATED[id(HUMAN_STUDY)].windows.alternatives == [(HUMAN_WORDS,)]  # (_holds_word)
+
+
+def _holds_word(text: str, scan: Scan, words: frozenset[str]) -> bool:
+    """Whether ``text`` holds one of ``words`` as a whole word (``scan`` being the text's, ``words`` anchors every text's
+    scan finds): what ``\\b(word|word...)\\b`` finds for words that start and end with a letter, read from where the
+    scan found them (searching the text, or its windows, costs several times more)."""
+    positions = scan.positions
+    size = len(text)
+    for word in words & scan.anchors:
+        length = len(word)
+        for last in positions[word]:
+            first = last + 1 - length
+            if (
+                (first and _word_character(text[first - 1]))
+                or (last + 1 < size and _word_character(text[last + 1]))
+                or text[first : last + 1] != word  # (the scan reads any whitespace as a space)
+            ):
+                continue
+            return True
+    return False
+
+
+def _word_character(character: str) -> bool:
+    """Whether an expression's ``\\w`` matches this character (Unicode: a letter, digit or number, or "_")."""
+    return character.isalnum() or character == "_"
 
 
 def _reply_title(title: str, scan: Scan, read: _Read | None = None) -> bool:
@@ -584,7 +626,12 @@ def evidence_tags(facts: Facts) -> list[Tag]:
     animals = "animals" in mesh and "humans" not in mesh
     preclinical = "MeSH 'Animals' without 'Humans'" if animals else in_title(PRECLINICAL)
     # two animal-study words are needed (each match holds one of the pieces: two matches, two of them); people: no animal study
-    if not preclinical and abstract and _occurrences(PRECLINICAL, abstract_scan) >= 2 and not abstract_search(HUMAN_STUDY):
+    if (
+        not preclinical
+        and abstract
+        and _occurrences(PRECLINICAL, abstract_scan) >= 2
+        and not _holds_word(abstract, abstract_scan, HUMAN_WORDS)
+    ):
         hits = in_abstract_text.gated[id(PRECLINICAL)].finditer(abstract, abstract_scan)
         if len(hits) >= 2:
             preclinical = f"abstract: '{hits[0].group(0)}' x{len(hits)}"

@@ -417,6 +417,24 @@ def test_counts_of_people_read_sentence_by_sentence_as_everywhere():
     assert matched > 500
 
 
+def test_words_for_people_read_from_the_scan_as_the_expression_finds_them():
+    """Whether an abstract holds a word for people (no animal study then) is read from where the scan found the words:
+    the same as the expression's search, on random texts of the words, words inside other words, underscores, digits,
+    hyphens, other whitespace inside "adults with" and "clinical trial", non-ASCII letters and digits."""
+    from crawler.terms import WorkCache
+
+    pieces = [*evidence.HUMAN_WORDS, "adults\twith", "clinical\ntrial", "clinical  trial", "trials", "x", "_", "7", "-", " ", " "]
+    pieces += ["\u00e9", "\u0663", "\u00a0", "\x1c", ".", "treatment", "amen", "in rats", "mice"]
+    rng = random.Random(37)
+    held = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        expected = evidence.HUMAN_STUDY.search(text) is not None
+        assert evidence._holds_word(text, WorkCache().scan(text), evidence.HUMAN_WORDS) is expected, repr(text)
+        held += expected
+    assert 2000 < held < 18000
+
+
 def _reference_sample_size(facts: evidence.Facts) -> tuple[int | None, str | None]:
     """sample_size as first written (verbatim)."""
     if facts.enrollment:
