@@ -29,6 +29,7 @@ other work ("future randomised trials are needed", "previous meta-analyses showe
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -477,31 +478,44 @@ def sentences(text: str) -> list[str]:
 
 
 def _sentences(doc: Doc, text: str) -> list[tuple[int, str]]:
-    """The sentences of a text with where they start, split once per work (from the focus rule's sentence ends, when it
-    found them by splitting)."""
+    """The sentences of a text with where they start (:func:`sentence_spans`), from :func:`_bounds`."""
+    starts, stops = _bounds(doc, text)
+    return [(start, text[start:stop]) for start, stop in zip(starts, stops)]
+
+
+def _bounds(doc: Doc, text: str) -> tuple[list[int], list[int]]:
+    """Where each sentence of a text (:func:`sentence_spans`) starts, and where it stops: found once per work (from the
+    focus rule's sentence ends, when it found them by splitting); a sentence is sliced from the text only when read."""
     memo = doc.cache.memo
     key = ("evidence.sentences", text)
     found = memo.get(key)
     if found is None:
         ends = memo.get((FOCUS_ENDS, text))
-        found = memo[key] = sentence_spans(text) if ends is None else _spans_from_ends(text, ends)
+        if ends is not None:
+            ends = _ends_from_focus(text, ends)
+        if ends is None:
+            spans = sentence_spans(text)
+            found = [start for start, _ in spans], [start + len(sentence) for start, sentence in spans]
+        else:
+            found = [0, *[end + 1 for end in ends]], [*ends, len(text)]
+        memo[key] = found
     return found
 
 
-def _spans_from_ends(text: str, ends: list[int]) -> list[tuple[int, str]]:
-    """:func:`sentence_spans` of a text from the focus rule's sentence ends in it (:data:`crawler.abstracts.FOCUS_ENDS`:
-    ``.!?`` and one plain space before a lower-case letter, a digit or a bracket, the text holding no other whitespace):
-    these sentences do not end before a square bracket, and end at a semicolon too (each mark is split apart in
-    :func:`crawler.abstracts.sentence_ends`, so the ends of ``.!?`` are the same, but those before "[")."""
+def _ends_from_focus(text: str, ends: list[int]) -> list[int] | None:
+    """Where the sentences of :func:`sentence_spans` end in a text, from the focus rule's sentence ends in it
+    (:data:`crawler.abstracts.FOCUS_ENDS`: ``.!?`` and one plain space before a lower-case letter, a digit or a bracket,
+    the text holding no other whitespace): these sentences do not end before a square bracket, and end at a semicolon
+    too (each mark is split apart in :func:`crawler.abstracts.sentence_ends`, so the ends of ``.!?`` are the same, but
+    those before "["). None: the text is left to :func:`sentence_spans` (several spaces after a semicolon)."""
     if "[" in text:
         ends = [end for end in ends if text[end + 1] != "["]
     if "; " in text:
         more = sentence_ends(text, ";", _FOLLOWING, spaces_checked=True)
         if more is None:  # (several spaces after a semicolon: the expression reads them)
-            return sentence_spans(text)
+            return None
         ends = sorted(ends + more)
-    starts = [0, *(end + 1 for end in ends)]
-    return [(start, text[start:end]) for start, end in zip(starts, [*ends, len(text)])]
+    return ends
 
 
 def _own_sentence(
@@ -509,31 +523,77 @@ def _own_sentence(
 ) -> str | None:
     """The first words matching ``pattern`` in a sentence about this work (not about other work, not negated).
 
-    With the work's ``doc``, sentences are split once per work, a text that lacks what every match of ``pattern``
-    contains is not split at all (a sentence holds no more than its text), and the sentences before the first match of
-    its probe in the whole text (:data:`_PROBES`) are not read. ``read``: the text with its scan, if made."""
-    begin = 0
+    With the work's ``doc``, sentences are found once per work and sliced only when read, a text that lacks what every
+    match of ``pattern`` contains is not split at all (a sentence holds no more than its text), and only the sentences
+    that hold one of these pieces whole (where the text's scan found them) are read; else (no such pieces) the sentences
+    before the first match of its probe in the whole text (:data:`_PROBES`) are not read. ``read``: the text with its
+    scan, if made."""
     if doc is None:
         spans = sentence_spans(text)
+        starts, stops = [start for start, _ in spans], [start + len(sentence) for start, sentence in spans]
+        read = None
     else:
         if read is None:
             read = _Read(text, doc.cache.scan(text))
         if not read.runs(pattern):
             return None
+        gated = _GATED.get(id(pattern))
+        sets = gated.windows.alternatives[0] if gated is not None else ()
+        if sets:
+            return _own_sentence_of_pieces(pattern, text, negated, read, sets[0], _bounds(doc, text))
+        begin = 0
         probe = _PROBES.get(id(pattern))
         if probe is not None:
             first = read.search(probe)
             if first is None:
                 return None
             begin = first.start()
-        spans = _sentences(doc, text)
-    other_work = _OTHER_WORK
-    if read.ascii if read is not None else reads_as_ascii(text):  # (its sentences too)
-        pattern, other_work = _ASCII.get(id(pattern), pattern), _ASCII[id(_OTHER_WORK)]
-        negated = _ASCII.get(id(negated), negated) if negated is not None else None
-    for start, sentence in spans:
-        if start + len(sentence) <= begin:
-            continue
+        starts, stops = _bounds(doc, text)
+        if begin:
+            at = bisect.bisect_right(stops, begin)  # (the sentences that stop before it hold no match)
+            starts, stops = starts[at:], stops[at:]
+    pattern, other_work, negated = _in_form(pattern, negated, read.ascii if read is not None else reads_as_ascii(text))
+    for start, stop in zip(starts, stops):
+        sentence = text[start:stop]
+        match = pattern.search(sentence)
+        if match and not other_work.search(sentence) and not (negated and negated.search(sentence)):
+            return match.group(0)
+    return None
+
+
+def _in_form(pattern: re.Pattern, negated: re.Pattern | None, ascii: bool) -> tuple[re.Pattern, re.Pattern, re.Pattern | None]:
+    """``pattern``, :data:`_OTHER_WORK` and ``negated`` in their ASCII forms for a text that reads as ASCII (its
+    sentences too), else as they are."""
+    if not ascii:
+        return pattern, _OTHER_WORK, negated
+    return _ASCII.get(id(pattern), pattern), _ASCII[id(_OTHER_WORK)], _ASCII.get(id(negated), negated) if negated else None
+
+
+def _own_sentence_of_pieces(
+    pattern: re.Pattern,
+    text: str,
+    negated: re.Pattern | None,
+    read: _Read,
+    pieces: frozenset[str],
+    bounds: tuple[list[int], list[int]],
+) -> str | None:
+    """:func:`_own_sentence` with the work's ``doc``, ``pieces`` being a set of which every match of ``pattern`` holds one:
+    a sentence that holds none whole cannot match, so only those that do are read, in order."""
+    positions = read.scan.positions
+    found = [(last + 1 - len(piece), last + 1) for piece in pieces & read.scan.anchors for last in positions[piece]]
+    if not found:
+        return None
+    found.sort()
+    starts, stops = bounds
+    count = len(stops)
+    pattern, other_work, negated = _in_form(pattern, negated, read.ascii)
+    done = -1
+    for low, high in found:
+        at = bisect.bisect_right(stops, low)  # the sentence that stops after the piece starts
+        if at == count or at <= done or starts[at] > low or high > stops[at]:
+            continue  # (past the last sentence, a sentence read already, or not inside a sentence)
+        done = at
+        sentence = text[starts[at] : stops[at]]
         match = pattern.search(sentence)
         if match and not other_work.search(sentence) and not (negated and negated.search(sentence)):
             return match.group(0)

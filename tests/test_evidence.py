@@ -86,6 +86,9 @@ def _text(rng: random.Random, size: int) -> str:
 
 
 def test_sentences_read_from_the_first_match_of_their_probe_as_everywhere():
+    """With the work's doc, only the sentences holding a piece every match holds (or, without such pieces, those from
+    the first match of the expression's probe) are read: the same words as every sentence read, on random texts, with
+    the sentences split alone or from the focus rule's ends."""
     assert (
         evidence._PROBES[id(evidence.RCT_TEXT)] is not evidence.RCT_TEXT
         and "(?!" not in evidence._PROBES[id(evidence.RCT_TEXT)].pattern
@@ -97,10 +100,13 @@ def test_sentences_read_from_the_first_match_of_their_probe_as_everywhere():
     for _ in range(1500):
         text = _text(rng, 14)
         doc = Doc(abstracts=[text])
+        split = Doc(abstracts=[text])  # (its sentences from the focus rule's ends, when it splits the text)
+        focus.sentence_spans(text, split.cache.memo)
         for pattern in evidence._READ_BY_SENTENCE:
             negated = evidence.META_NEGATED if pattern is evidence.META_TEXT else None
             expected = _reference_own_sentence(pattern, text, negated)
             assert evidence._own_sentence(pattern, text, negated, doc) == expected, (pattern.pattern[:40], text)
+            assert evidence._own_sentence(pattern, text, negated, split) == expected, (pattern.pattern[:40], text)
             assert evidence._own_sentence(pattern, text, negated) == expected, (pattern.pattern[:40], text)
             found[pattern] += expected is not None
             skipped += expected is None and bool(pattern.search(text))  # a match only where the sentence is other work
