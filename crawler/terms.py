@@ -219,12 +219,117 @@ def _extent(items, codes) -> tuple[int, int] | None:
     return width, max(reach, width)
 
 
+#: Most strings :func:`regex_starts` spells out (beyond, it stops where it is).
+MAX_STARTS = 256
+
+
+def regex_starts(pattern: str, flags: int = 0) -> list[str] | None:
+    """Strings one of which begins every match of a regular expression (lower case, spelled out from its literal
+    beginning: ``(es|ar)?ketamin`` gives ``esketamin``, ``arketamin``, ``ketamin``), or None when nothing is known
+    (an expression that may begin with a class, any character or an empty match). Look-arounds and ``\\b`` read
+    no character of the match: they are passed over (still true, less selective)."""
+    try:
+        from re import _constants as codes  # type: ignore[attr-defined]
+        from re import _parser as parser  # type: ignore[attr-defined]
+
+        tree = parser.parse(pattern, flags)
+    except Exception:  # noqa: BLE001 - unknown
+        return None
+    starts, _ = _starts_sequence(list(tree), codes)
+    return None if "" in starts else sorted(starts)
+
+
+def _starts_sequence(items, codes) -> tuple[set[str], bool]:
+    """(strings one of which begins every match of the sequence, whether they are every match whole)."""
+    starts = {""}
+    for op, arg in items:
+        item, whole = _starts_item(op, arg, codes)
+        longer = {start + more for start in starts for more in item}
+        if len(longer) > MAX_STARTS:
+            return starts, False
+        starts = longer
+        if not whole:
+            return starts, False
+    return starts, True
+
+
+def _starts_item(op, arg, codes) -> tuple[set[str], bool]:
+    if op is codes.LITERAL:
+        return {chr(arg).lower()}, True
+    if op in (codes.AT, codes.ASSERT, codes.ASSERT_NOT):  # reads no character of the match
+        return {""}, True
+    if op is codes.SUBPATTERN:
+        return _starts_sequence(list(arg[-1]), codes)
+    if op is codes.BRANCH:
+        found: set[str] = set()
+        every = True
+        for alternative in arg[1]:
+            starts, whole = _starts_sequence(list(alternative), codes)
+            found |= starts
+            every = every and whole
+        return found, every
+    if op in (codes.MAX_REPEAT, codes.MIN_REPEAT, getattr(codes, "POSSESSIVE_REPEAT", None)):
+        low, high, body = arg
+        starts, whole = _starts_sequence(list(body), codes)
+        if high == 1:
+            return (starts | {""} if low == 0 else starts), whole
+        return (starts if low >= 1 else {""}), False
+    if op is codes.IN:  # a few characters listed: each spelled out
+        chars: set[str] = set()
+        for kind, value in arg:
+            if kind is codes.LITERAL:
+                chars.add(chr(value).lower())
+            elif kind is codes.RANGE and value[1] - value[0] < 16:
+                chars.update(chr(code).lower() for code in range(value[0], value[1] + 1))
+            else:
+                return {""}, False
+        return chars, True
+    return {""}, False
+
+
 def _reads_as_ascii(text: str, scan: Scan) -> bool:
     """:func:`crawler.abstracts.reads_as_ascii` of a text, remembered on its scan."""
     known = scan.ascii
     if known is None or known[0] is not text:
         known = scan.ascii = (text, reads_as_ascii(text))
     return known[1]
+
+
+def _reads_as_lower_ascii(text: str, scan: Scan) -> bool:
+    """Whether a text reads as ASCII and holds no upper-case letter, remembered on its scan: there an expression
+    compiled with ``re.IGNORECASE`` matches a literal only where the literal's lower-case letters are."""
+    known = scan.lower
+    if known is None or known[0] is not text:
+        known = scan.lower = (text, _reads_as_ascii(text, scan) and text.lower() == text)
+    return known[1]
+
+
+#: A group of strings that begin matches (:func:`_start_groups`): (anchor, characters from where one of them begins to the
+#: last character of each occurrence of the anchor it holds) for each anchor they all hold.
+_Group = tuple[tuple[str, tuple[int, ...]], ...]
+
+#: Characters the vocabulary's scan reads as a space (:func:`_has_other_space`): no anchor of a start holds one.
+_SCAN_SPACES = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")
+
+
+def _start_groups(starts: list[str] | None, anchors: frozenset[str]) -> list[tuple[frozenset[str], _Group]] | None:
+    """How to find where the matches of an expression can begin, from the strings that begin them (:func:`regex_starts`)
+    and its anchors: groups of strings that hold the same anchors, each group as (anchor, how many characters each of
+    its occurrences ends after where a string of the group begins) for each anchor; a string that holds none is its own
+    anchor. None when such a string is too short to be one, or an anchor holds a character the scan reads as a space."""
+    if not starts:
+        return None
+    groups: dict[tuple[str, ...], dict[str, set[int]]] = {}
+    for start in starts:
+        inside = tuple(sorted(anchor for anchor in anchors if anchor in start)) or (start,)
+        if len(inside[0]) < MIN_ANCHOR or not _SCAN_SPACES.isdisjoint("".join(inside)):
+            return None
+        found = groups.setdefault(inside, {})
+        for anchor in inside:
+            found.setdefault(anchor, set()).add(start.index(anchor) + len(anchor) - 1)
+    return [
+        (frozenset(group), tuple((anchor, tuple(sorted(backs))) for anchor, backs in group.items())) for group in groups.values()
+    ]
 
 
 class _Windows:
@@ -234,7 +339,8 @@ class _Windows:
     expression is then tried only from those places (:meth:`search`, :meth:`finditer`), reading no
     further than it could from them: the same matches as on the whole text."""
 
-    def __init__(self, pattern: re.Pattern, alternatives: list[tuple[frozenset[str], ...]]):
+    def __init__(self, pattern: re.Pattern, alternatives: list[tuple[frozenset[str], ...]], starts: bool = False):
+        """``starts``: where the expression's matches can begin is also worked out (:meth:`starts_in`)."""
         self.pattern = pattern
         #: the same expression for texts that read as ASCII (:func:`crawler.abstracts.ascii_form`)
         self.ascii = ascii_form(pattern)
@@ -243,6 +349,39 @@ class _Windows:
         self.width, self.reach = extent or (0, 0)
         self.alternatives = alternatives
         self.anchors = frozenset(a for sets in alternatives for choices in sets for a in choices)
+        #: groups of ways to find where a match can begin: see :meth:`starts_in`; None: not known
+        self.starts: list[tuple[frozenset[str], _Group]] | None = None
+        if starts and self.ascii is not pattern:
+            self.starts = _start_groups(regex_starts(pattern.pattern, pattern.flags), self.anchors)
+            if self.starts is not None:
+                self.anchors |= {anchor for required, _ in self.starts for anchor in required}
+
+    def starts_in(self, scan: Scan) -> list[int]:
+        """Every position where a match can begin in the scanned text, in order, if it is lower case ASCII: the
+        expression's matches begin with one of a few strings (:func:`regex_starts`), each holding an anchor a known
+        number of characters from its start. Each group of strings is found from whichever of its anchors occurs
+        least often in the text (none at all: no string of the group occurs)."""
+        positions, present = scan.positions, scan.anchors
+        found: list[int] = []
+        for required, group in self.starts:  # type: ignore[union-attr]
+            if not required <= present:
+                continue
+            if len(group) == 1:
+                anchor, backs = group[0]
+                chosen = positions[anchor]
+            else:
+                fewest = None
+                for anchor, steps in group:
+                    lasts = positions[anchor]
+                    if fewest is None or len(lasts) * len(steps) < fewest:
+                        chosen, backs, fewest = lasts, steps, len(lasts) * len(steps)
+            for back in backs:
+                found += map(back.__rsub__, chosen)
+        if len(found) > 1:
+            found = sorted(set(found))
+        if found and found[0] < 0:  # (an anchor too near the text's start for that string)
+            found = [start for start in found if start >= 0]
+        return found
 
     #: Texts this short are searched whole: finding the places costs more than it saves (titles, keywords).
     SHORT = 300
@@ -287,6 +426,13 @@ class _Windows:
         return [(low, high) for low, high in merged]
 
     def search(self, text: str, scan: Scan) -> re.Match | None:
+        if self.starts is not None and _reads_as_lower_ascii(text, scan):
+            attempt = self.ascii.match
+            for start in self.starts_in(scan):
+                first = attempt(text, start)
+                if first is not None:
+                    return first
+            return None
         pattern = self.ascii if self.ascii is not self.pattern and _reads_as_ascii(text, scan) else self.pattern
         spans = self.spans(scan) if len(text) > self.SHORT else None
         if spans is None:
@@ -299,6 +445,17 @@ class _Windows:
         return None
 
     def finditer(self, text: str, scan: Scan) -> list[re.Match]:
+        if self.starts is not None and _reads_as_lower_ascii(text, scan):
+            attempt = self.ascii.match
+            matches = []
+            position = 0
+            for start in self.starts_in(scan):  # (a match is never empty: it begins with a string)
+                if start >= position:
+                    matched = attempt(text, start)
+                    if matched is not None:
+                        matches.append(matched)
+                        position = matched.end()
+            return matches
         pattern = self.ascii if self.ascii is not self.pattern and _reads_as_ascii(text, scan) else self.pattern
         spans = self.spans(scan) if len(text) > self.SHORT else None
         if spans is None:
@@ -406,13 +563,14 @@ class Scan:
     ``anchors``, the anchors that occur; ``found``, (last character, anchor) of each occurrence; ``hits``, key ->
     (start, end) of each occurrence."""
 
-    __slots__ = ("entries", "keys", "anchors", "positions", "selected", "ascii")
+    __slots__ = ("entries", "keys", "anchors", "positions", "selected", "ascii", "lower")
 
     def __init__(self, entries: list[tuple[int, int, int]], positions: dict[str, list[int]] | None = None):
         #: what :func:`_select` made of the entries for a rule set's lists: (its key map, the lists' matches), the last
         #: one asked (short texts' scans are shared by many works; a work's texts are read by one rule set or two)
         self.selected: tuple[Any, dict[int, list[tuple[int, int, int]]]] | None = None
         self.ascii: tuple[str, bool] | None = None  # (the text, whether it reads as ASCII): _reads_as_ascii
+        self.lower: tuple[str, bool] | None = None  # (the text, whether it reads as lower-case ASCII): _reads_as_lower_ascii
         self.entries = entries
         self.keys = set(map(_THIRD, entries))
         self.positions = positions or {}
@@ -707,7 +865,7 @@ class _Terms:
             self.regex = re.compile("|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex), re.I)
             alternatives = [regex_anchors(term_pattern(t)) for _, t in regex]
             self.gate = _Gate(alternatives)
-            self.windows = _Windows(self.regex, alternatives)
+            self.windows = _Windows(self.regex, alternatives, starts=True)
             _VOCABULARY.register_anchors(self.windows.anchors)
 
     def possible(self, keys: Iterable[int], present: frozenset[str]) -> bool:

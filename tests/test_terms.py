@@ -316,6 +316,58 @@ def test_regex_extent_bounds_what_matching_reads(pattern, extent):
     assert terms.regex_extent(pattern) == extent
 
 
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        (r"(?<![a-z])ketamine (nasal|intranasal)", ["ketamine intranasal", "ketamine nasal"]),  # look-behinds read none
+        (r"\b(es|ar)?ketamin\w*", ["arketamin", "esketamin", "ketamin"]),  # then a class that repeats: stops there
+        (r"fail(ed|ing)? 2 ", ["fail 2 ", "failed 2 ", "failing 2 "]),
+        (r"\b1[0-2][ -]y", ["10 y", "10-y", "11 y", "11-y", "12 y", "12-y"]),  # a few characters listed, spelled out
+        (r"[a-z]+ketamine", None),  # may begin with any letter
+        (r"(ketamine)?", None),  # may be empty
+        (r"\bk\w*", ["k"]),
+    ],
+)
+def test_regex_starts_are_what_every_match_begins_with(pattern, expected):
+    assert terms.regex_starts(pattern, re.I) == expected
+
+
+def test_re_terms_tried_where_they_can_begin_match_as_on_the_whole_text():
+    """Where the matches of a list's re: terms can begin, from its anchors' occurrences (the strings that begin them,
+    and the anchors each holds), then the expression tried only there: what ``finditer`` and ``search`` find on the
+    whole text, on random texts of the pieces (lower case ASCII; upper case and other letters are read whole), with
+    anchors at the very start of the text and strings that begin before it."""
+    rng = random.Random(11)
+    words = ["oral", "ketamine", "esketamine", "nasal", "intranasal", "x", "ab", "year", "old", "16", "12", "not", "respond"]
+    words += ["failed", "fail", "to", "2", "two", "tablets", "psychotherapy", "Ketamine", "ÿ", "."]
+    glue = [" ", " ", "-", "", ". ", "; ", "\n"]
+    pieces = [
+        r"\b(oral|tablets?)\b[^.;]{0,12}(es)?ketamin",
+        r"(es|ar)?ketamin\w{0,3}[^.;]{0,10}(oral|nasal)\b",
+        r"(?<![a-z])(intra)?nasal (ketamine|x)",
+        r"\b1[0-7][ -]year[ -]old\b",
+        r"(failed to|not) (respond|ab)(?![^.]{0,8}old)",
+        r"fail(ed|ing)? (to )?(two|2)\b",
+        r"\b(es)?ketamin\w*(\W+\w+){0,4}?\W+psychotherap",  # no bound on its length: no windows, still starts
+    ]
+    checked = started = 0
+    for _ in range(300):
+        chosen = rng.sample(pieces, rng.randint(1, 3))
+        listed = terms._terms([f"re:{p}" for p in chosen])
+        assert listed is not None and listed.windows is not None and listed.windows.starts is not None
+        for _ in range(5):
+            text = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 40)))
+            if rng.random() < 0.7:
+                text = text.lower().replace("ÿ", "y")
+            scan = terms._VOCABULARY.scan(text)
+            assert [m.span() for m in listed.windows.finditer(text, scan)] == [m.span() for m in listed.regex.finditer(text)]
+            first, whole = listed.windows.search(text, scan), listed.regex.search(text)
+            assert (first and first.span()) == (whole and whole.span())
+            checked += bool(whole)
+            started += terms._reads_as_lower_ascii(text, scan)
+    assert checked > 200 and started > 500
+
+
 def test_a_rule_set_gives_each_rule_what_it_gives_alone():
     vocabulary = shipped_vocabulary()
     rules = vocabulary.concepts + vocabulary.noise + vocabulary.tags
