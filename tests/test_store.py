@@ -62,6 +62,20 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
     } <= set(db.table_names())
 
 
+def test_the_temporary_staging_pages_are_not_zeroed_but_the_files_pages_keep_sqlites_setting(tmp_path):
+    """secure_delete off for the temporary database only (the store's staging rows, emptied every batch): the
+    database file keeps the setting SQLite was built with (Debian's zeroes freed pages), also after staging rows."""
+    import sqlite3
+
+    built_with = sqlite3.connect(":memory:").execute("PRAGMA main.secure_delete").fetchone()[0]
+    db = store.open_db(tmp_path / "x.db")
+    store.save_records(db, [make_record("pubmed", "1", pmid="1")])  # stages rows in temporary tables
+    assert db.execute("SELECT COUNT(*) FROM temp.sqlite_master WHERE type = 'table'").fetchone()[0] > 0
+    assert db.execute("PRAGMA temp.secure_delete").fetchone()[0] == 0
+    assert db.execute("PRAGMA main.secure_delete").fetchone()[0] == built_with
+    db.close()
+
+
 def test_saving_the_same_records_twice_changes_nothing(db):
     batch = [make_record("pubmed", "1", pmid="1", doi="10.1000/A"), make_record("pubmed", "2", pmid="2")]
     assert store.save_records(db, batch) == {"new": 2, "updated": 0, "unchanged": 0}
