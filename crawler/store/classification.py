@@ -131,6 +131,8 @@ def save_classification_rows(db, classification_rows: Iterable[tuple], now: str 
 
 #: A tag name that SQLite's ``json_group_array`` writes as it is, between quotes.
 _PLAIN_JSON = re.compile(r'[^"\\\x00-\x1f]*')
+#: Tag names seen to match :data:`_PLAIN_JSON` (the vocabulary's few names, checked once each rather than at every work).
+_PLAIN_NAMES: set[str] = set()
 
 
 def _summary_values(row: tuple) -> tuple:
@@ -139,8 +141,10 @@ def _summary_values(row: tuple) -> tuple:
     JSON. Tags and evidence types are None where a name needs escapes in JSON (the SQL writes those)."""
     label, _, _, rank_score, _, _, tags = row
     names = sorted(tags)
-    if not all(_PLAIN_JSON.fullmatch(name) for name in names):
-        return label, rank_score, None, None
+    if not _PLAIN_NAMES.issuperset(names):
+        if not all(_PLAIN_JSON.fullmatch(name) for name in names):
+            return label, rank_score, None, None
+        _PLAIN_NAMES.update(names)
     evidence = [name for name in names if tags[name][0] == "evidence"]
     return label, rank_score, _json_array(names), _json_array(evidence)
 
