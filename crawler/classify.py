@@ -538,10 +538,12 @@ def _classified_chunks(db, config, ids: list[int], today: dt.date, workers: int 
                 chunk = ids[start : start + CHUNK]
                 yield _classified_rows(store.load_work_records(db, chunk), chunk, vocabulary, today)
             return
-        # forked workers start at once with the compiled vocabulary (built above) and this process's collector settings;
-        # each reads its chunk's records itself
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            yield from pool.map(_classify_chunk, [(path, config.topic, chunk, today) for chunk in _chunks(ids, workers)])
+        # forked workers start at once with the compiled vocabulary (built above; handed over by the fork, not pickled with
+        # each chunk) and this process's collector settings; each reads its chunk's records itself
+        with ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("fork"), initializer=_start_worker, initargs=(path, vocabulary)
+        ) as pool:
+            yield from pool.map(_classify_chunk, [(chunk, today) for chunk in _chunks(ids, workers)])
 
 
 #: The youngest generation's threshold of the garbage collector while works are classified (Python's default: 700).
@@ -593,16 +595,20 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-_WORKER_DB: dict[str, Any] = {}
+#: In a worker process of reclassify: its read-only connection to the database file and the vocabulary (``_start_worker``).
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(path: str, vocabulary: Vocabulary) -> None:
+    """In a new (forked) worker process: open the database file to read, and keep the vocabulary the fork handed over."""
+    _WORKER["db"] = store.open_reader(path)
+    _WORKER["vocabulary"] = vocabulary
 
 
 def _classify_chunk(task) -> list[tuple]:
     """In a worker process: classify one chunk of works, reading their records from the database file; the rows to store."""
-    path, topic, chunk, today = task
-    db = _WORKER_DB.get(path)
-    if db is None:
-        db = _WORKER_DB[path] = store.open_reader(path)
-    return _classified_rows(store.load_work_records(db, chunk), chunk, build_vocabulary(topic), today)
+    chunk, today = task
+    return _classified_rows(store.load_work_records(_WORKER["db"], chunk), chunk, _WORKER["vocabulary"], today)
 
 
 def classify_unclassified(db, config) -> tuple[int, int]:
