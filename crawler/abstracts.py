@@ -242,8 +242,7 @@ def sentence_ends(text: str, marks: str, following: frozenset[str], spaces_check
         several = several or bool(ends)
         chunks = text.split(mark + " ")
         at = len(chunks[0])  # where the mark before each next chunk stands
-        for index in range(1, len(chunks)):
-            chunk = chunks[index]
+        for chunk in chunks[1:]:
             start = chunk[:1]
             if start in following:
                 ends.append(at + 1)

@@ -42,11 +42,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crawler import clock, store
-from crawler.abstracts import OTHER_ASCII_SPACE
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
 from crawler.focus import focus_doc
 from crawler.records import source_rank
 from crawler.terms import Doc, RuleResult, RuleSet, TermRule, first_character_first, normalize_text, term_pattern
+from crawler.terms import _has_other_space as _other_space
 
 log = logging.getLogger("crawler.classify")
 
@@ -202,11 +202,6 @@ def _normalized(text: str) -> str:
     if "  " not in joined and joined[:1] != " " and joined[-1:] != " " and not _other_space(joined):
         return joined.lower()  # (each run of whitespace was one space or one blank line: now one space)
     return normalize_text(text)
-
-
-def _other_space(text: str) -> bool:
-    """Whether an ASCII text holds whitespace (as ``str.split`` finds it) other than the plain space."""
-    return any(space in text for space in OTHER_ASCII_SPACE)
 
 
 def _add(target: list[str], text: str) -> None:

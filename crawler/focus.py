@@ -157,7 +157,7 @@ def _walk(
     label_match, aim_search, discussion_search = label.match, aim.search, discussion.search
     out: list[tuple[str, str, Hits]] = []
     role: str | None = None
-    aim_seen = structured = labelled = False
+    aim_seen = structured = labelled = guessed = False
     by_sentence = hits_in is not None or matches is not None
     position, count = 0, len(matches) if matches is not None else 0
     for start, end, sentence in spans:
@@ -207,6 +207,9 @@ def _walk(
             out.append(("objective", sentence, hits))
         else:
             out.append(("background?", sentence, hits))
+            guessed = True
+    if not guessed:  # (no role to settle)
+        return out, structured, labelled
     if not structured:
         return [("unknown" if r == "background?" else r, s, h) for r, s, h in out], False, False
     return [("background" if r == "background?" else r, s, h) for r, s, h in out], True, labelled
