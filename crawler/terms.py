@@ -1465,6 +1465,22 @@ def _field_matches(terms: _Terms, fields, table):
 def _match_fields(rule: TermRule, texts, result: RuleResult) -> None:
     """The rule's hits in each text field (distinct words, with their first term and most mentions in one text)
     and the strength of the strongest field, from (field, text, matches) of the texts it matches, in field order."""
+    if len(texts) < 2:  # (most often: one text, one match)
+        if not texts:
+            return
+        ((name, text, matches),) = texts
+        if len(matches) == 1:
+            ((start, end, index),) = matches
+            size = len(text)
+            if end < size and text[end].isalnum():  # a prefix match is shown whole
+                end += 1
+                while end < size and text[end].isalnum():
+                    end += 1
+            result.found.append((name, rule.terms[index], text[start:end], 1))
+            field_strength = FIELD_STRENGTH.get(name, ABSTRACT_ONE)  # (one mention in an abstract)
+            if field_strength > result.strength:
+                result.strength = field_strength
+            return
     strength = result.strength
     hits = result.found
     terms = rule.terms

@@ -360,10 +360,7 @@ def test_re_terms_tried_where_they_can_begin_match_as_on_the_whole_text():
             if rng.random() < 0.7:
                 text = text.lower().replace("ÿ", "y")
             scan = terms._VOCABULARY.scan(text)
-            assert [m.span() for m in listed.windows.finditer(text, scan)] == [m.span() for m in listed.regex.finditer(text)]
-            first, whole = listed.windows.search(text, scan), listed.regex.search(text)
-            assert (first and first.span()) == (whole and whole.span())
-            checked += bool(whole)
+            checked += found_as_on_the_whole_text(listed, text, scan)
             started += terms._reads_as_lower_ascii(text, scan)
     assert checked > 200 and started > 500
 
@@ -408,12 +405,17 @@ def test_re_terms_tried_around_their_anchors_match_as_on_the_whole_text(monkeypa
         assert listed is not None and listed.windows is not None and listed.windows.usable
         for _ in range(5):
             text = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 30)))
-            scan = terms._VOCABULARY.scan(text)
-            assert [m.span() for m in listed.windows.finditer(text, scan)] == [m.span() for m in listed.regex.finditer(text)]
-            first, whole = listed.windows.search(text, scan), listed.regex.search(text)
-            assert (first and first.span()) == (whole and whole.span())
-            checked += bool(whole)
+            checked += found_as_on_the_whole_text(listed, text, terms._VOCABULARY.scan(text))
     assert checked > 100
+
+
+def found_as_on_the_whole_text(listed, text: str, scan) -> bool:
+    """Whether a list's re: terms match ``text`` at all, after checking that its windows find (``finditer``, ``search``)
+    what the expression finds on the whole text."""
+    assert [m.span() for m in listed.windows.finditer(text, scan)] == [m.span() for m in listed.regex.finditer(text)]
+    first, whole = listed.windows.search(text, scan), listed.regex.search(text)
+    assert (first and first.span()) == (whole and whole.span())
+    return bool(whole)
 
 
 def same_scan(derived, scanned) -> None:
