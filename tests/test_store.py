@@ -327,6 +327,7 @@ def test_records_are_read_back_as_json_reads_them(tmp_path):
         '{"nan": NaN, "inf": Infinity, "ninf": -Infinity, "big": 1e400}',
         '{"s": "\\ud800", "t": "ok"}',
         '{"id": "12345678901234567890123"}',
+        '{"low": -9223372036854775809, "least": -9223372036854775808, "most": 9999999999999999999}',
     ]
     for text in texts:
         expected, found = json.loads(text), loads(text.encode())

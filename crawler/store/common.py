@@ -23,15 +23,16 @@ def dumps(value: Any) -> str:
 
 #: Every byte a digit stays ``0``, every other byte becomes a space (:func:`loads`).
 _DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
-#: A run of digits that may be an integer orjson reads as a float (beyond 64 bits; 2**64 has 20 digits).
-_LONG_NUMBER = b"0" * 20
+#: A run of digits that may be an integer orjson reads as a float (beyond 64 bits: 2**64 has 20 digits, and an integer
+#: below -2**63 already 19, such as -9223372036854775809).
+_LONG_NUMBER = b"0" * 19
 
 
 def loads(data: bytes) -> Any:
     """A JSON column's value, from its UTF-8 text (``CAST(column AS BLOB)``), as ``json.loads`` reads it.
 
     orjson reads a record's ``data`` in about half the time. It reads an integer beyond 64 bits as a float and refuses
-    NaN, Infinity and lone surrogate escapes, which json reads: text with a run of 20 digits anywhere, or that orjson
+    NaN, Infinity and lone surrogate escapes, which json reads: text with a run of 19 digits anywhere, or that orjson
     refuses, is read by json."""
     if _LONG_NUMBER not in data.translate(_DIGITS):
         try:
