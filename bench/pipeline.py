@@ -9,7 +9,10 @@
 A local server (``bench/pubmed_synth.py``) answers ``esearch``/``efetch`` in NCBI's wire format with N
 records of one topic (realistic titles: many share an ending or an opening, as a real topic corpus
 does), created evenly from 2000 to 2026, so the first crawl backfills all of them, splitting windows
-over esearch's 9,999 cap exactly as against NCBI. Each size crawls a fresh SQLite file in a child
+over esearch's 9,999 cap exactly as against NCBI. The records are rendered into a file before the crawl
+starts (not timed), and the server sends their bytes: NCBI's servers run on machines of their own, while
+generating the XML on each request (``--live-server``, as before session 11) took ~0.4 ms of CPU per record
+from the same cores as the crawl. Each size crawls a fresh SQLite file in a child
 process running ``litmon --config … crawl --source pubmed`` (the CLI's own entry point, so the run
 lock, the pipeline, the store, dedup and classification all run as in production). The pubmed
 source uses ``batch_size`` from ``--batch`` (default: the shipped default) and ``min_interval``
@@ -72,7 +75,11 @@ STAGES = [
     ("multiprocessing.connection", "Connection.send", "send"),
     ("multiprocessing.connection", "Connection.recv", "receive"),
     ("crawler.fetch_worker", "receive_batch", "receive"),
+    # the writing process waiting for the worker's next batch (in the worker, "receive" is its wait for the writer's ask)
+    ("crawler.fetch_worker", "_Worker._answer", "wait"),
 ]
+#: stages whose spans (start, end) are kept: the waits of both processes, for the report's idle figures
+SPANS = ("wait", "receive", "http")
 
 CONFIG = """
 contact_email = "bench@example.org"
@@ -112,7 +119,16 @@ def run_child(config_path: str, out_path: str) -> int:
     import importlib
     import sqlite3
 
-    stats = {"stages": {}, "calls": 0, "executions": 0, "compares": 0, "progress": [], "ahead": 0, "gc": [0.0, 0, 0]}
+    stats = {
+        "stages": {},
+        "calls": 0,
+        "executions": 0,
+        "compares": 0,
+        "progress": [],
+        "ahead": 0,
+        "gc": [0.0, 0, 0],
+        "spans": {},
+    }
     collecting: list[float] = []
 
     def on_collection(phase, info) -> None:  # the cyclic garbage collector's CPU time (inside the stages)
@@ -200,6 +216,8 @@ def run_child(config_path: str, out_path: str) -> int:
                 if stack:
                     stack[-1][2] += spent
                     stack[-1][4] += cpu
+                if name in SPANS and not any(s[0] == name for s in stack):
+                    stats["spans"].setdefault(name, []).append((started, started + spent))
                 if name == "save" and not any(s[0] == "save" for s in stack):
                     stats["progress"].append((time.perf_counter(), _count(args)))
 
@@ -239,7 +257,7 @@ def run_child(config_path: str, out_path: str) -> int:
         real_work = fetch_worker._work
 
         def work(*args, **kwargs):
-            stats.update(stages={}, calls=0, executions=0, compares=0, progress=[], ahead=0, gc=[0.0, 0, 0])
+            stats.update(stages={}, calls=0, executions=0, compares=0, progress=[], ahead=0, gc=[0.0, 0, 0], spans={})
             stack.clear()
             worker_profile = os.environ.get("LITMON_BENCH_PROFILE")
             if worker_profile:  # the writer's profiler, forked with it, would never be written: one of its own
@@ -256,6 +274,7 @@ def run_child(config_path: str, out_path: str) -> int:
                     worker_profiler.disable()
                     worker_profiler.dump_stats(worker_profile + ".worker")
                 stats["cpu"] = time.process_time()
+                stats["ended"] = time.perf_counter()
                 stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
                 Path(out_path + ".worker").write_text(json.dumps(stats))
 
@@ -307,13 +326,36 @@ def by_tenth(progress: list, started: float, total: int) -> list[int]:
     return rates
 
 
-def run_size(n: int, args, worker: str) -> None:
-    from bench.pubmed_synth import serve_in_thread
+def waits(s: dict, w: dict, records: int) -> str:
+    """Where the two processes waited (wall seconds: the host's load lengthens them): the writing process for the
+    worker's batches (the first one apart: the worker's start, its first page and parsing), the worker for the
+    writer's asks (the last wait apart: after its last batch, until the writer is done) and for efetch pages; and
+    how busy the two cores were (both processes' CPU over twice the crawl's wall time)."""
+    spans = s["spans"].get("wait", [])
+    waited = sum(b - a for a, b in spans)
+    first = spans[0][1] - s["started"] if spans else 0.0  # from the crawl's start to the first batch
+    asks = w["spans"].get("receive", [])
+    asked = sum(b - a for a, b in asks)
+    last = asks[-1][1] - asks[-1][0] if asks else 0.0
+    pages = sum(b - a for a, b in w["spans"].get("http", []))
+    busy = (s["cpu"] + w["cpu"]) / (2 * s["seconds"])
+    return (
+        f"waits (wall): writer {waited:.2f}s for the worker's batches ({len(spans)} waits; the first batch came "
+        f"{first:.2f}s after the start), worker {asked:.2f}s for the writer's asks (the last {last:.2f}s) and "
+        f"{pages:.2f}s for pages; both cores busy {100 * busy:.0f} % of the wall time"
+    )
 
-    server, url = serve_in_thread(n)
+
+def run_size(n: int, args, worker: str) -> None:
+    from bench.pubmed_synth import RenderedCorpus, serve_in_thread
+
     with tempfile.TemporaryDirectory(prefix="litmon-pipeline-") as folder:
         folder = Path(args.dir or folder)
         folder.mkdir(parents=True, exist_ok=True)
+        rendered = None
+        if not args.live_server:  # the records rendered before the crawl: serving them costs the cores next to nothing
+            rendered = RenderedCorpus(n, folder / f"efetch-{n}.xml")
+        server, url = serve_in_thread(n, rendered)
         db = folder / f"pipeline-{n}.db"
         for p in folder.glob(f"pipeline-{n}.db*"):
             p.unlink()
@@ -341,11 +383,14 @@ def run_size(n: int, args, worker: str) -> None:
         else:
             command = [sys.executable, __file__, "--child", str(config), str(out)]
         load = os.getloadavg()
-        started = time.perf_counter()
+        started, serving = time.perf_counter(), time.process_time()
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
+        serving = time.process_time() - serving  # this process only serves while the crawl runs: the server's CPU
         rss = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
         server.shutdown()
+        if rendered is not None:
+            rendered.close()
         if proc.returncode != 0:
             print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"crawl of {n} records exited {proc.returncode}")
@@ -356,7 +401,11 @@ def run_size(n: int, args, worker: str) -> None:
         records = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
         works = conn.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0]
         conn.close()
-        head = f"{records:>7} records ({works} works), [crawl] fetch_worker = {worker}, load {load[0]:.2f} before"
+        head = (
+            f"{records:>7} records ({works} works), [crawl] fetch_worker = {worker}, load {load[0]:.2f} before"
+            + f"; the server's CPU {1000 * serving / max(records, 1):.2f} ms per record"
+            + (" (generating each answer)" if args.live_server else " (sending pre-rendered answers)")
+        )
         if args.plain:
             print(f"{head}: {wall:.1f}s, {records / wall:.0f} records/s, peak RSS {rss} MB, database {size:.1f} MB [plain]")
             return
@@ -415,6 +464,8 @@ def run_size(n: int, args, worker: str) -> None:
                 f"        worker process: CPU {w['cpu']:.1f}s = {1000 * w['cpu'] / records:.2f} ms/record ({parts}); "
                 f"peak RSS {w['peak_rss_mb']} MB; the stages above are the writing process's"
             )
+        if w is not None:
+            print("        " + waits(s, w, records))
         for sql, calls, seconds in s["sql"][: args.sql_top]:
             print(f"        {seconds:7.2f}s {calls:7d}x  {sql}")
         if args.keep:
@@ -432,6 +483,12 @@ def main() -> int:
         choices=("auto", "on", "off", "both"),
         default="both",
         help="[crawl] fetch_worker of the crawl; both (default): off, then auto, back to back for each size",
+    )
+    parser.add_argument(
+        "--live-server",
+        action="store_true",
+        help="the server generates each efetch answer when asked (~0.4 ms of CPU per record on the same cores, as "
+        "before session 11) instead of sending the records rendered before the crawl",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database (with --dir)")
     parser.add_argument("--dir", help="work folder (default: a temporary one)")

@@ -13,15 +13,22 @@ half the records carry a reference list, as efetch returns them. Every record ha
 
 The server answers ``esearch.fcgi`` (POST, JSON, ``usehistory=y``) with the number of records
 whose create date (``crdt``) falls in ``mindate..maxdate`` and ``efetch.fcgi`` (GET, XML) with the
-``retstart``/``retmax`` slice of that window, as NCBI's History server does.
+``retstart``/``retmax`` slice of that window, as NCBI's History server does. Given a
+:class:`RenderedCorpus` (``bench/pipeline.py`` makes one before the crawl starts), the server sends
+the records' bytes as they were rendered once into a file, as NCBI's servers, on their own machines,
+cost the crawl nothing: generating the XML on each request took ~0.4 ms of CPU per record on the
+machine under test, ~15 % of what the crawl itself spends, on the same cores.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing as mp
+import os
 import random
 import threading
+from array import array
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
@@ -318,12 +325,52 @@ def efetch_body(start: int, stop: int, total: int) -> bytes:
     return (HEADER + "".join(article_xml(i, total) for i in range(start, stop)) + "</PubmedArticleSet>\n").encode()
 
 
+def _rendered_chunk(bounds: tuple[int, int, int]) -> tuple[bytes, list[int]]:
+    """Records start..stop-1 as bytes, with each one's length."""
+    start, stop, total = bounds
+    articles = [article_xml(i, total).encode() for i in range(start, stop)]
+    return b"".join(articles), [len(a) for a in articles]
+
+
+class RenderedCorpus:
+    """Records 0..total-1 rendered once into ``path`` (in order, with their offsets): :meth:`body` reads a slice of
+    the file, byte for byte :func:`efetch_body`'s answer, without generating anything."""
+
+    CHUNK = 500
+
+    def __init__(self, total: int, path: str | os.PathLike, processes: int | None = None):
+        self.total = total
+        self.offsets = array("q", [0])
+        chunks = [(start, min(start + self.CHUNK, total), total) for start in range(0, total, self.CHUNK)]
+        self.file = open(path, "w+b")  # noqa: SIM115 - open while the corpus is served; closed by close()
+        with mp.get_context("fork").Pool(processes or os.cpu_count() or 1) as pool:
+            for text, lengths in pool.imap(_rendered_chunk, chunks):
+                for length in lengths:
+                    self.offsets.append(self.offsets[-1] + length)
+                self.file.write(text)
+        self.file.flush()
+
+    def body(self, start: int, stop: int) -> bytes:
+        """Records start..stop-1 as an efetch answer (the same bytes as ``efetch_body(start, stop, total)``)."""
+        offset = self.offsets[start]
+        articles = os.pread(self.file.fileno(), self.offsets[stop] - offset, offset)
+        return HEADER.encode() + articles + b"</PubmedArticleSet>\n"
+
+    def close(self) -> None:
+        """Close and delete the file."""
+        self.file.close()
+        os.unlink(self.file.name)
+
+
 def _day(value: str) -> dt.date:
     return dt.date(*map(int, value.split("/")))
 
 
-def make_server(total: int, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """An E-utilities stand-in holding ``total`` records (serve with ``serve_forever``)."""
+def make_server(
+    total: int, host: str = "127.0.0.1", port: int = 0, rendered: RenderedCorpus | None = None
+) -> ThreadingHTTPServer:
+    """An E-utilities stand-in holding ``total`` records (serve with ``serve_forever``); with ``rendered``, efetch
+    answers are read from it, else generated on each request."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -372,12 +419,13 @@ def make_server(total: int, host: str = "127.0.0.1", port: int = 0) -> Threading
             _, lo, hi = args["WebEnv"].split("_")
             start = int(lo) + int(args.get("retstart", 0))
             stop = min(int(hi), start + int(args.get("retmax", 20)))
-            self._send(efetch_body(start, stop, total), "text/xml; charset=UTF-8")
+            body = rendered.body(start, stop) if rendered is not None else efetch_body(start, stop, total)
+            self._send(body, "text/xml; charset=UTF-8")
 
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def serve_in_thread(total: int) -> tuple[ThreadingHTTPServer, str]:
-    server = make_server(total)
+def serve_in_thread(total: int, rendered: RenderedCorpus | None = None) -> tuple[ThreadingHTTPServer, str]:
+    server = make_server(total, rendered=rendered)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
