@@ -128,6 +128,7 @@ def run_child(config_path: str, out_path: str) -> int:
         "ahead": 0,
         "gc": [0.0, 0, 0],
         "spans": {},
+        "late": 0,
     }
     collecting: list[float] = []
 
@@ -248,6 +249,16 @@ def run_child(config_path: str, out_path: str) -> int:
 
     dedup.compare = compare
 
+    worker_class = getattr(importlib.import_module("crawler.fetch_worker"), "_Worker", None)
+    if worker_class is not None and hasattr(worker_class, "_late"):  # classified by the worker after the last batch
+        real_late = worker_class._late
+
+        def late(self):
+            more = real_late(self)
+            stats["late"] += len(more)
+            return more
+
+        worker_class._late = late
     profiling: list = []  # the writing process's profiler (--profile)
     try:  # the fetch worker (a forked process): its own stages and CPU, written where the parent reads them
         fetch_worker = importlib.import_module("crawler.fetch_worker")
@@ -419,9 +430,11 @@ def run_size(n: int, args, worker: str) -> None:
         if w is None:
             print("        path: one process (fetch, parse, save, dedup, classify in turn)")
         else:
+            ahead = s["ahead"] + s.get("late", 0)
             print(
-                f"        path: fetch worker process beside the writer; {s['ahead']} of {records} records classified ahead "
-                f"by the worker ({100 * s['ahead'] / records:.0f} %)"
+                f"        path: fetch worker process beside the writer; {ahead} of {records} records classified ahead "
+                f"by the worker ({100 * ahead / records:.0f} %; {s.get('late', 0)} of them late, while the writer saved "
+                "the last batch)"
             )
         print(
             f"        SQL statements per record {s['calls'] / records:.1f} (executions {s['executions'] / records:.1f}); "

@@ -13,7 +13,9 @@ How the two talk (two pipes):
 * the writer asks for the next batch when it is ready for it; the worker, meanwhile, classifies the
   batch it holds, record by record, and answers at once with the classifications done so far (the
   writer classifies the rest): the work spreads itself over both cores, and the worker is never more
-  than one batch ahead (memory stays that of the sequential path);
+  than one batch ahead (memory stays that of the sequential path); once the source has no batch left, the
+  worker goes on classifying the last batch it sent while the writer saves it, and sends what it finishes
+  ("late", a few records at a time), which the writer takes when it comes to classifying that batch;
 * each answer carries what the source changed in its :class:`~crawler.sources.base.CrawlContext`
   (downloaded count, skipped items, warnings, the search log, state) and the HTTP client's request
   count, per-host last request times and intervals, so that the run's counts and the rate limits of
@@ -52,7 +54,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from crawler import classify, clock, ingest
@@ -80,6 +82,12 @@ GC_THRESHOLD = 20_000
 _HTTP_STATE = ("request_count", "_last_request", "min_intervals", "_backoff_spent", "_slept")
 
 Batch = tuple[list[Record], dict[int, classify.Classification] | None, list[ingest.Prepared | None] | None]
+#: What :func:`batches_in_worker` yields: a :data:`Batch` and the callable that gives the classifications the worker
+#: finished after sending it (:func:`crawler.ingest.save_batch`'s ``more_ahead``), or None.
+Late = Callable[[], dict[int, classify.Classification]]
+#: Records the worker classifies between two messages of classifications of a batch it sent ("late"): after the
+#: source's last batch, while the writer saves it (a record takes ~1 ms).
+LATE_CHUNK = 16
 
 
 def cores() -> int:
@@ -108,12 +116,13 @@ def batches_in_worker(
     stop: threading.Event | None = None,
     prepare: bool = True,
 ):
-    """Run ``module.fetch_records(ctx)`` in a worker process; yield an iterator of (batch, ahead, prepared).
+    """Run ``module.fetch_records(ctx)`` in a worker process; yield an iterator of (batch, ahead, prepared, late).
 
     ``ahead``: position in the batch -> that record classified as a work of its own with ``topic`` (None
     without a topic, or when the day changed since). ``prepared`` (with ``prepare``; else None): each
     record's :func:`crawler.ingest.prepare_record` (None for one that failed: the writer computes it, and
-    reports the failure, as in one process). The worker is stopped and reaped when the block ends, however
+    reports the failure, as in one process). ``late``: a callable (or None) giving more of ``ahead``, those the
+    worker classified since, without waiting (:func:`crawler.ingest.save_batch`'s ``more_ahead``). The worker is stopped and reaped when the block ends, however
     it ends."""
     try:
         worker = _Worker(module, ctx, topic, stop, prepare)
@@ -125,7 +134,7 @@ def batches_in_worker(
             exc,
         )
         with collector_for_batches():
-            yield ((batch, None, None) for batch in module.fetch_records(ctx))
+            yield ((batch, None, None, None) for batch in module.fetch_records(ctx))
         return
     try:
         yield worker.batches()
@@ -172,6 +181,8 @@ class _Worker:
         self.signalled = False
         self.finished = False
         self.shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
+        self.pending: tuple | None = None  # an answer read while "late" classifications were taken
+        self.late_today: dt.date | None = None  # the day the batch last received was classified ahead on
         fork = mp.get_context("fork")
         self.asks_out, self.asks = fork.Pipe(duplex=False)  # (reader, writer): the writer asks
         self.answers, self.answers_in = fork.Pipe(duplex=False)  # the worker answers
@@ -197,7 +208,7 @@ class _Worker:
         self.answers_in.close()
         log.debug("[%s] fetching in worker process %s", ctx.name, self.process.pid)
 
-    def batches(self) -> Iterator[Batch]:
+    def batches(self) -> Iterator[tuple[list[Record], Any, Any, Late | None]]:
         while True:
             with contextlib.suppress(OSError):  # a worker that died: its end of the pipe says so (EOF)
                 self.asks.send("next")
@@ -206,7 +217,9 @@ class _Worker:
             if kind == "batch":
                 _, shipped, classified, today, delta, http_state = message
                 self._apply(delta, http_state)
-                yield receive_batch(shipped, classified if today == clock.today() else None)  # the rank depends on the day
+                self.late_today = today
+                # the rank depends on the day
+                yield (*receive_batch(shipped, classified if today == clock.today() else None), self._late)
             elif kind == "end":
                 self.finished = True
                 self._apply(*message[1:])
@@ -221,8 +234,36 @@ class _Worker:
                     self.stop.set()
                 raise _unpack(packed)
 
+    def _late(self) -> dict[int, classify.Classification]:
+        """The classifications of the batch last received that the worker has sent since ("late"), without waiting:
+        position -> classification (none when the day changed since)."""
+        more: dict[int, classify.Classification] = {}
+        while self.pending is None:
+            try:
+                if not self.answers.poll():
+                    break
+                message = self.answers.recv()
+            except (EOFError, OSError):  # the worker died: the next answer says so
+                break
+            kind = message[0]
+            if kind == "late":
+                if self.late_today == clock.today():
+                    _, start, values = message
+                    more.update((start + offset, _classification(v)) for offset, v in enumerate(values) if v is not None)
+            elif kind == "log":
+                _handle(message[1])
+            elif kind == "pause":
+                self.ctx.http._sleep(message[1])  # type: ignore[misc]
+            else:
+                self.pending = message
+        return more
+
     def _answer(self) -> tuple:
-        """The worker's next answer; its log records and pauses are handled on the way."""
+        """The worker's next answer; its log records and pauses are handled on the way (and "late"
+        classifications that came after the writer took them, left)."""
+        if self.pending is not None:
+            message, self.pending = self.pending, None
+            return message
         while True:
             if self.stop is not None and not self.answers.poll(0.05):
                 if self.stop.is_set() and not self.signalled:
@@ -242,7 +283,7 @@ class _Worker:
                 _handle(message[1])
             elif message[0] == "pause":
                 self.ctx.http._sleep(message[1])  # type: ignore[misc]
-            else:
+            elif message[0] != "late":
                 return message
 
     def _apply(self, delta: dict[str, Any], http_state: dict[str, Any]) -> None:
@@ -344,6 +385,7 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
     vocabulary = classify.build_vocabulary(topic) if topic is not None else None
     shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
     batches = iter(module.fetch_records(ctx))
+    last: tuple[list, int, dt.date] | None = None  # the batch last sent, to classify further once there is no batch left
     while True:
         final: tuple | None = None
         try:
@@ -352,6 +394,8 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             final = ("end", _delta(ctx, shipped), _http_state(http))
         except BaseException as exc:  # noqa: BLE001 - every failure is the writer's to report
             final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
+        if final is not None and last is not None and vocabulary is not None and not stop.is_set():
+            _classify_late(*last, vocabulary, asks, send)
         if final is None:
             delta = _delta(ctx, shipped)
             dicts, prepared = _prepare(records) if prepare else (records, None)
@@ -370,6 +414,20 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             send(final)
             return
         send(("batch", *ship_batch(records, prepared, classified), today, delta, _http_state(http)))
+        last = (dicts, len(classified), today)
+
+
+def _classify_late(dicts: list, start: int, today: dt.date, vocabulary: classify.Vocabulary, asks, send) -> None:
+    """Classify the records of the batch last sent from ``start`` on, until the writer asks for something (it has
+    saved that batch) or none is left; send them ``LATE_CHUNK`` at a time as ("late", first position, values)."""
+    index = start
+    while index < len(dicts) and not asks.poll():
+        first, values = index, list[tuple | None]()
+        while index < len(dicts) and len(values) < LATE_CHUNK:
+            classification = _classify_alone(dicts[index], vocabulary, today)
+            values.append(None if classification is None else _classification_values(classification))
+            index += 1
+        send(("late", first, values))
 
 
 def _prepare(records: list[Record]) -> tuple[list, list[ingest.Prepared | None]]:

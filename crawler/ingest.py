@@ -58,6 +58,7 @@ def save_batch(
     config=None,
     ahead: dict[int, classify.Classification] | None = None,
     prepared: list[Prepared | None] | None = None,
+    more_ahead: Callable[[], dict[int, classify.Classification]] | None = None,
 ) -> dict[str, int]:
     """Save, deduplicate and (with ``config``) classify one batch in one transaction.
 
@@ -66,15 +67,18 @@ def save_batch(
     ``ahead``: position in ``records`` -> that record classified as a work of its own, computed ahead
     (:mod:`crawler.fetch_worker`); used only where it is exactly that: a brand-new record (no stored row)
     that ends the batch as the only record of its work (no join, no merge). Any other work is classified
-    from its records, as without it. ``prepared``: position in ``records`` -> :func:`prepare_record` of that
-    record, computed ahead (or None); not used for a record with ``missing`` fields (it may take stored values).
+    from its records, as without it. ``more_ahead``: called once, after the batch is saved and deduplicated, before
+    it is classified: more such classifications (by position), computed while the batch was saved. ``prepared``:
+    position in ``records`` -> :func:`prepare_record` of that record, computed ahead (or None); not used for a
+    record with ``missing`` fields (it may take stored values).
     """
     now = now or clock.stamp()
     records = list(records)
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     changed: list[int] = []
     stored = store.WrittenRecords()  # record id -> the record as written (new and updated records)
-    alone: dict[int, classify.Classification] = {}  # record id -> its classification computed ahead
+    new_at: dict[int, int] = {}  # record id -> its position in the batch, for the brand-new records
+    track = bool(ahead) or more_ahead is not None  # whether classifications computed ahead can be used
     inputs: dict[int, MatchInputs] = {}  # record id -> dedup's inputs, prepared ahead from the record as saved
     with db.atomic():
         batch = store.SaveBatch(db, records)  # the batch's look-ups in a few queries, not several per record
@@ -96,14 +100,18 @@ def save_batch(
                     inputs[record_id] = ready[1]
                 else:  # dedup reads it from the row
                     inputs.pop(record_id, None)
-            if status == "new" and ahead and index in ahead:
-                alone[record_id] = ahead[index]
-            elif status != "new":
-                alone.pop(record_id, None)  # the same record again in this batch: classified from what is stored
+            if track and status == "new":
+                new_at[record_id] = index
+            elif track:
+                new_at.pop(record_id, None)  # the same record again in this batch: classified from what is stored
         batch.flush()
         failpoints.hit("batch")  # inside the batch's transaction
         dedup.resolve_records(db, changed, now, inputs)
         if config is not None and records:
+            if more_ahead is not None:
+                ahead = {**(ahead or {}), **more_ahead()}
+            # record id -> its classification computed ahead
+            alone = {record_id: ahead[index] for record_id, index in new_at.items() if index in ahead} if ahead else {}
             classify.classify_batch(db, config, records, stored=stored, alone=alone)
         store.refresh_work_summaries(db)
     return counts

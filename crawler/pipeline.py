@@ -231,8 +231,9 @@ def recover_interrupted_runs(db) -> int:
 
 
 def _batches(config, module, instance: SourceInstance, ctx: CrawlContext, *, dry_run: bool, stop: threading.Event | None):
-    """The source's batches, each with its records classified ahead as works of their own and prepared for saving
-    (or None, None: :func:`crawler.ingest.save_batch`'s ``ahead`` and ``prepared``): from a
+    """The source's batches, each with its records classified ahead as works of their own and prepared for saving,
+    and the callable that gives those classified later (or None, None, None: :func:`crawler.ingest.save_batch`'s
+    ``ahead``, ``prepared`` and ``more_ahead``): from a
     worker process beside this one where that pays (:mod:`crawler.fetch_worker`), else fetched here in turn (the
     garbage collector tuned for the batches as in both processes of the worker path)."""
     if fetch_worker.wanted(getattr(config, "fetch_worker", "auto"), instance.kind, (ctx.since, ctx.until)):
@@ -244,7 +245,7 @@ def _batches(config, module, instance: SourceInstance, ctx: CrawlContext, *, dry
 @contextlib.contextmanager
 def _batches_here(module, ctx: CrawlContext):
     with fetch_worker.collector_for_batches():
-        yield ((batch, None, None) for batch in module.fetch_records(ctx))
+        yield ((batch, None, None, None) for batch in module.fetch_records(ctx))
 
 
 def crawl_source(
@@ -307,7 +308,7 @@ def crawl_source(
     kept = 0
     try:
         with _batches(config, module, instance, ctx, dry_run=dry_run, stop=stop) as batches:
-            for batch, ahead, prepared in batches:
+            for batch, ahead, prepared, late in batches:
                 kept += len(batch)
                 report.counts["fetched"] = kept if ctx.downloaded is None else ctx.downloaded
                 if dry_run:
@@ -315,7 +316,8 @@ def crawl_source(
                     report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
                     report.counts["unchanged"] += sum(1 for r in batch if r.source_id in known)
                 elif batch:
-                    for key, value in ingest.save_batch(db, batch, config=config, ahead=ahead, prepared=prepared).items():
+                    counts = ingest.save_batch(db, batch, config=config, ahead=ahead, prepared=prepared, more_ahead=late)
+                    for key, value in counts.items():
                         report.counts[key] += value
                     failpoints.hit("between_batches")
                 if progress:

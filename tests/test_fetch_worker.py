@@ -208,11 +208,11 @@ def test_a_crawl_with_the_worker_stores_exactly_what_one_process_stores(tmp_path
     prepared_ahead: list[int] = []  # records the worker prepared for saving, per batch
     real_save = ingest.save_batch
 
-    def save_batch(db, records, now=None, *, config=None, ahead=None, prepared=None):
+    def save_batch(db, records, now=None, *, config=None, ahead=None, prepared=None, more_ahead=None):
         used.append(len(ahead or {}))
         prepared_ahead.append(sum(1 for p in prepared or [] if p is not None))
         time.sleep(0.2)  # a slow writer: the worker classifies the whole next batch meanwhile
-        return real_save(db, records, now, config=config, ahead=ahead, prepared=prepared)
+        return real_save(db, records, now, config=config, ahead=ahead, prepared=prepared, more_ahead=more_ahead)
 
     monkeypatch.setattr(ingest, "save_batch", save_batch)
     worker_reports, worker_digests, worker_rows = run_weeks(tmp_path, "worker", "on", world)
@@ -231,6 +231,36 @@ def test_a_crawl_with_the_worker_stores_exactly_what_one_process_stores(tmp_path
         r for r in alone_rows["records"] if "39000001" in r and any(isinstance(v, str) and v.startswith("Intravenous") for v in r)
     ]
     assert kept, "the record whose second answer lacks its title keeps the stored title"
+
+
+def test_the_last_batch_classified_late_by_the_worker_stores_what_one_process_stores(tmp_path, world, monkeypatch):
+    """The writer asks at once and saves slowly: each source's last batch reaches it unclassified, and the worker,
+    with no batch left, classifies it while the writer saves; the writer takes those classifications ("late")
+    before classifying the batch. Every table, every report and both digests are those of one process."""
+    alone_reports, alone_digests, alone_rows = run_weeks(tmp_path, "alone", "off", world)
+
+    late: list[int] = []  # records classified late by the worker, per batch
+    real_save = ingest.save_batch
+
+    def save_batch(db, records, now=None, *, config=None, ahead=None, prepared=None, more_ahead=None):
+        def slow_then_late():
+            time.sleep(0.3)  # saving takes a while: the worker classifies the rest of the batch meanwhile
+            more = more_ahead()
+            late.append(len(more))
+            return more
+
+        later = slow_then_late if more_ahead is not None else None
+        return real_save(db, records, now, config=config, ahead=ahead, prepared=prepared, more_ahead=later)
+
+    monkeypatch.setattr(ingest, "save_batch", save_batch)
+    worker_reports, worker_digests, worker_rows = run_weeks(tmp_path, "worker", "on", world)
+
+    assert sum(late) > 0, "the worker classified nothing late: the comparison would not test it"
+    assert worker_reports == alone_reports
+    assert worker_digests == alone_digests
+    assert worker_rows.keys() == alone_rows.keys()
+    for table in alone_rows:
+        assert worker_rows[table] == alone_rows[table], table
 
 
 def article(source_id: str, title: str, authors: list[str], **identifiers: str) -> Record:
