@@ -524,15 +524,16 @@ def _classify_alone(record, vocabulary: classify.Vocabulary, today: dt.date) -> 
 
 
 def _delta(ctx: CrawlContext, shipped: dict[str, int]) -> dict[str, Any]:
+    warnings, skipped = len(ctx.warnings), len(ctx.skipped)  # a prefetch thread may add a warning meanwhile
     delta = {
         "downloaded": ctx.downloaded,
         "holds_watermark": ctx.holds_watermark,
         "state": copy.deepcopy(ctx.state),
         "queries": list(ctx.queries),
-        "warnings": ctx.warnings[shipped["warnings"] :],
-        "skipped": ctx.skipped[shipped["skipped"] :],
+        "warnings": ctx.warnings[shipped["warnings"] : warnings],
+        "skipped": ctx.skipped[shipped["skipped"] : skipped],
     }
-    shipped["warnings"], shipped["skipped"] = len(ctx.warnings), len(ctx.skipped)
+    shipped["warnings"], shipped["skipped"] = warnings, skipped
     return delta
 
 

@@ -94,33 +94,41 @@ def fetch_records(ctx: CrawlContext) -> Iterator[list[Record]]:
     passes = [("crdt", ctx.since)]
     if not ctx.first_run:
         passes.append(("mdat", ctx.since))
-    for datetype, since in passes:
-        for _window_from, _window_to, search in _search_windows(ctx, params, query, datetype, since, ctx.until):
-            starts = range(0, min(search["count"], ESEARCH_CAP), batch_size)
-            yield from _fetch_pages(ctx, params, search, starts, batch_size)
+
+    def pages() -> Iterator[tuple[dict, int]]:
+        """(search, start) of every efetch page, window after window; each window's esearch when it comes."""
+        for datetype, since in passes:
+            for _window_from, _window_to, search in _search_windows(ctx, params, query, datetype, since, ctx.until):
+                for start in range(0, min(search["count"], ESEARCH_CAP), batch_size):
+                    yield search, start
+
+    yield from _fetch_pages(ctx, params, pages(), batch_size)
 
 
-def _fetch_pages(ctx: CrawlContext, params, search, starts: range, batch_size: int) -> Iterator[list[Record]]:
-    """The efetch pages of one search, in order, one batch each. While a page is parsed and saved, the
+def _fetch_pages(ctx: CrawlContext, params, pages: Iterator[tuple[dict, int]], batch_size: int) -> Iterator[list[Record]]:
+    """The efetch pages of every search, in order, one batch each. While a page is parsed and saved, the
     next one is already being fetched in a background thread (through the same client: its per-host
-    spacing, deadlines and stop request apply). A failure of that next page surfaces when the crawl
-    asks for it, after the current page was saved; a page no longer wanted (the crawl stopped) is
-    cancelled at once."""
-    if not starts:
-        return
+    spacing, deadlines and stop request apply), and so is the next window's esearch before it, when the
+    page was its window's last (``pages`` is advanced in that thread only). A failure of that next page
+    (or search) surfaces when the crawl asks for it, after the current page was saved; a page no longer
+    wanted (the crawl stopped) is cancelled at once."""
     cancel = threading.Event()
 
-    def fetch(start: int) -> Response:
+    def fetch() -> Response | None:
         with ctx.http.cancellable(cancel):
-            return _efetch(ctx, params, search, start, batch_size)
+            page = next(pages, None)
+            if page is None:
+                return None
+            return _efetch(ctx, params, page[0], page[1], batch_size)
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litmon-prefetch")
     try:
-        pending = pool.submit(fetch, starts[0])
-        for index in range(len(starts)):
+        pending = pool.submit(fetch)
+        while True:
             response = _await_page(pending)
-            if index + 1 < len(starts):
-                pending = pool.submit(fetch, starts[index + 1])
+            if response is None:
+                return
+            pending = pool.submit(fetch)
             problems: list[str] = []
             records = parse_efetch(response.stream(), source=ctx.name, problems=problems)
             response.close()
@@ -132,8 +140,8 @@ def _fetch_pages(ctx: CrawlContext, params, search, starts: range, batch_size: i
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _await_page(pending: Future) -> Response:
-    """The prefetched efetch answer (its error, if it failed, is raised here: in order)."""
+def _await_page(pending: Future) -> Response | None:
+    """The prefetched efetch answer, None after the last (its error, if it failed, is raised here: in order)."""
     return pending.result()
 
 
