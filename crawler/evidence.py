@@ -405,13 +405,13 @@ class _Read:
         if gated is None:
             return True
         gate = gated.gate
-        return gate.always or (bool(self.present) and gate(self.present))
+        return gate.always or (bool(self.present) and not gate.blocked(self.present))
 
     def search(self, pattern: re.Pattern) -> re.Match | None:
         """``_search(pattern, text, scan)``."""
         gated = self.gated[id(pattern)]
         gate = gated.gate
-        if gate.always or (self.present and gate(self.present)):
+        if gate.always or (self.present and not gate.blocked(self.present)):
             return gated.windows.search(self.text, self.scan)
         return None
 

@@ -517,6 +517,22 @@ def test_the_gates_decided_once_per_set_of_anchors_are_what_each_gate_decides():
     assert passed > 50
 
 
+def test_what_a_gate_blocks_is_what_it_does_not_pass():
+    """Random sets of anchors: ``blocked`` (one call of C for a gate of single words) is the negation of the gate."""
+    vocabulary = shipped_vocabulary()
+    gates = list({id(gate): gate for rule in vocabulary.rules.rules for gate in rule._gates}.values())
+    gates += [terms._Gate([(frozenset({"ab", "cd"}),)]), terms._Gate([()]), terms._Gate([])]
+    anchors = sorted({anchor for gate in gates for anchor in gate.anchors} | {"unrelated"})
+    rng = random.Random(5)
+    simple = 0
+    for gate in gates:
+        simple += gate.blocked != gate._blocked
+        for _ in range(200):
+            present = frozenset(rng.sample(anchors, rng.randint(0, min(8, len(anchors)))))
+            assert gate.blocked(present) == gate._blocked(present) == (not gate(present))
+    assert simple >= 2
+
+
 def test_a_vocabulary_of_some_terms_finds_what_the_whole_one_finds_of_them():
     vocabulary = shipped_vocabulary()
     whole = terms._VOCABULARY
