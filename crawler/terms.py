@@ -1183,6 +1183,20 @@ class TermRule:
         self._keys = frozenset(key for terms in lists for key in terms.keys)  # what makes the rule worth running
         self._gates = [terms.gate for terms in lists if terms.gate is not None]
         self._alone: RuleSet | None = None
+        #: when the texts blanked by the exclusions are read only by the ``re:`` terms, behind a gate that does not always
+        #: pass: that gate, and the anchors it reads that blanking can make (they hold a space; blanking writes spaces)
+        terms = self._terms
+        self._blanked_gate: tuple[_Gate, frozenset[str]] | None = None
+        if (
+            self._exclude is not None
+            and terms is not None
+            and not terms.keys
+            and terms.gate is not None
+            and not terms.gate.always
+            and self._require is None
+            and self._unless is None
+        ):
+            self._blanked_gate = (terms.gate, frozenset(anchor for anchor in terms.gate.anchors if " " in anchor))
 
     def evaluate(self, doc: Doc) -> RuleResult:
         if self._alone is None:
@@ -1213,10 +1227,45 @@ class TermRule:
                 if done[0] == text:
                     pairs.append((text, found))
                 else:  # blanking may make and unmake matches: the blanked text's scan, derived from the text's
-                    pairs.append((done[0], doc.cache.rescan(done[0], found, done[2])))
+                    if self._blanked_gate is not None and _gate_blocked_after(self._blanked_gate, found, done[0], done[2]):
+                        pairs.append((done[0], _EMPTY_SCAN))  # (nothing there reads more than the gate: not scanned)
+                    else:
+                        pairs.append((done[0], doc.cache.rescan(done[0], found, done[2])))
                     changed = True
             blanked.append((name, pairs))
         return blanked, changed
+
+
+#: The scan of a text that holds nothing (what :meth:`TermRule._blanked_fields` gives a blanked text it need not scan).
+_EMPTY_SCAN = Scan([])
+
+
+def _gate_blocked_after(
+    blanked_gate: tuple[_Gate, frozenset[str]], scan: Scan, blanked: str, ranges: list[tuple[int, int]]
+) -> bool:
+    """Whether a gate blocks ``blanked``, the text of ``scan`` with the pieces ``ranges`` ((start, end) of each) blanked
+    with spaces, without scanning it: of the anchors the gate reads, the blanked text holds those that occur in the text
+    outside every range, and those that hold a space (blanking may make them) found near a range; nothing else."""
+    gate, spaced = blanked_gate
+    positions = scan.positions
+    present = set()
+    for anchor in gate.anchors & scan.anchors:
+        size = len(anchor)
+        for last in positions[anchor]:
+            first = last + 1 - size
+            for low, high in ranges:
+                if first < high and last >= low:  # overlaps this range: blanked (unless it holds a space: see below)
+                    break
+            else:
+                present.add(anchor)
+                break
+    if spaced:
+        other = _has_other_space(blanked)  # (the scan would read such whitespace as a space: not looked for here)
+        for anchor in spaced - present:
+            size = len(anchor)
+            if other or any(blanked.find(anchor, max(0, low - size + 1), high + size - 1) >= 0 for low, high in ranges):
+                present.add(anchor)
+    return gate.blocked(frozenset(present))
 
 
 def _select(entries: list[tuple[int, int, int]], keymap: dict[int, tuple[tuple[int, int], ...]]) -> dict[int, list]:

@@ -533,6 +533,39 @@ def test_what_a_gate_blocks_is_what_it_does_not_pass():
     assert simple >= 2
 
 
+def test_a_gate_blocked_on_blanked_text_without_its_scan_is_blocked_on_its_scan():
+    """A rule whose blanked texts only its ``re:`` terms read skips their scan where its gate blocks them, from the
+    text's own scan: the real scan of the blanked text (random texts around the exclusions and the gate's anchors,
+    spaces included) is then always blocked too, and the rule's results are those of a rule that scans them."""
+    oral = next(rule for rule in shipped_vocabulary().tags if rule.name == "oral")
+    gate = terms._Gate([(frozenset({"oral", "per os"}), frozenset({"ketamin"}))])
+    terms._VOCABULARY.register_anchors(gate.anchors)  # (the shipped vocabulary's already: the scans report them)
+    rng = random.Random(7)
+    exclude = terms._terms(["oral antidepress*", "per", "re:\\bos x\\b", "oral ad"])
+    assert exclude is not None
+    words = ["oral", "antidepressant", "per", "os", "x", "ketamine", "per os", "oral ad", "-", "é", ".", "\t"]
+    skipped = 0
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+        if rng.random() < 0.3:
+            text = text.replace(" ", "", 1)
+        scan = terms._VOCABULARY.scan(text)
+        blanked, _, ranges = exclude.blank(text, scan)
+        if blanked == text:
+            continue
+        spaced = frozenset(anchor for anchor in gate.anchors if " " in anchor)
+        if terms._gate_blocked_after((gate, spaced), scan, blanked, ranges):
+            skipped += 1
+            assert gate.blocked(terms._VOCABULARY.scan(blanked).anchors), (text, blanked)
+    assert skipped > 100
+    assert oral._blanked_gate is not None
+    scanning = terms.TermRule("oral_scanned", terms=oral.terms, exclude=oral.exclude, require=["zz-none-zz"])
+    assert scanning._blanked_gate is None
+    for text in ("oral antidepressant and ketamine", "oral antidepressant, oral ketamine", "ketamine per os", "oral ad ketamine"):
+        found, scanned = oral.evaluate(terms.Doc(abstracts=[text])), scanning.evaluate(terms.Doc(abstracts=[text]))
+        assert (found.strength, found.found, found.excluded) == (scanned.strength, scanned.found, scanned.excluded), text
+
+
 def test_a_vocabulary_of_some_terms_finds_what_the_whole_one_finds_of_them():
     vocabulary = shipped_vocabulary()
     whole = terms._VOCABULARY
