@@ -1341,6 +1341,17 @@ class RuleSet:
         lists = [terms for _, *read in self.plans for terms in read if terms is not None and terms.windows is not None]
         self.own_anchors = frozenset(anchor for terms in lists for anchor in terms.windows.anchors)
         self.own: _Vocabulary | None = None
+        #: a single rule of plain terms alone (and MeSH entries), e.g. the focus concept on a focused abstract: its
+        #: evaluation reads each text's matches of its one list, without what the general one sets up (:meth:`_plain`)
+        only = self.rules[0] if len(self.rules) == 1 else None
+        self.plain = (
+            self.alone
+            and only is not None
+            and only._terms is not None
+            and only._terms.regex is None
+            and only._require is None
+            and only._unless is None
+        )
 
     def _heading(self, heading: str) -> tuple[tuple[int, int], ...]:
         """(rule position, index of the MeSH entry) of every rule that a heading matches."""
@@ -1365,21 +1376,70 @@ class RuleSet:
             found = self._decided[relevant] = (positions, passing)
         return found
 
-    def _scanned(self, doc: Doc) -> _Scanned:
-        """:meth:`Doc.scanned` for a single rule: a text of the work already scanned whole (or short) is read from its
-        scan, any other is scanned for the rule's own terms and anchors alone (a far smaller automaton, remembered for
-        the work). The rule reads nothing else of a scan, so it finds the same."""
+    def _own_scans(self, doc: Doc) -> tuple[_Vocabulary, dict[str, Scan], dict[str, Scan]]:
+        """For a single rule (:meth:`_scanned`): its own vocabulary, the work's scans of whole texts and the work's scans
+        made with its own vocabulary."""
         own = self.own
         if own is None or own.generation != _VOCABULARY.generation:
             own = self.own = _VOCABULARY.subset(self.listed, self.own_anchors)
         cache = doc.cache
         if cache.generation != _VOCABULARY.generation:
             cache.scan("")  # (forgets the scans made before rules were compiled)
-        whole = cache.scans
         memo = cache.memo.get(("terms.own", id(self)))
         if memo is None or memo[0] is not own:
             memo = cache.memo[("terms.own", id(self))] = (own, {})
-        scans: dict[str, Scan] = memo[1]
+        return own, cache.scans, memo[1]
+
+    def _plain(self, doc: Doc) -> list[RuleResult | None]:
+        """:meth:`evaluate` of a single rule of plain terms alone (``self.plain``): the same result, read from the
+        matches of its one list in each text (scanned as :meth:`_scanned` scans them) and its MeSH entries."""
+        rule = self.rules[0]
+        slot = rule._terms.slot
+        own, whole, scans = self._own_scans(doc)
+        cache = doc.cache
+        keymap, listed = self.keymap, self.listed
+        texts = []
+        for name, attribute in _FIELDS:
+            for text in getattr(doc, attribute):
+                found = whole.get(text)
+                if found is None:
+                    if len(text) <= SHORT_TEXT:
+                        found = cache.scan(text)
+                    else:
+                        found = scans.get(text)
+                        if found is None:
+                            found = scans[text] = own.scan(text)
+                if listed.isdisjoint(found.keys):
+                    continue
+                known = found.selected
+                if known is not None and known[0] is keymap:
+                    selected = known[1]
+                else:
+                    selected = _select(found.entries, keymap)
+                    found.selected = (keymap, selected)
+                matches = selected.get(slot)
+                if matches:
+                    texts.append((name, text, matches))
+        headings = [(heading, index) for heading in doc.mesh for _, index in self._heading(heading)] if self.meshed else None
+        if not texts and not headings:
+            return [None]
+        result = RuleResult(rule)
+        if texts:
+            _match_fields(rule, texts, result)
+        if headings:
+            recorded = result.found
+            for heading, index in headings:
+                recorded.append(("mesh", rule.mesh[index], heading, 1))
+            if result.strength < _MESH_STRENGTH:
+                result.strength = _MESH_STRENGTH
+        return [result]
+
+    def _scanned(self, doc: Doc) -> _Scanned:
+        """:meth:`Doc.scanned` for a single rule: a text of the work already scanned whole (or short) is read from its
+        scan, any other is scanned for the rule's own terms and anchors alone (a far smaller automaton, remembered for
+        the work). The rule reads nothing else of a scan, so it finds the same."""
+        own, whole, scans = self._own_scans(doc)
+        cache = doc.cache
         fields = []
         keys: set[int] = set()
         anchors: set[str] = set()
@@ -1402,6 +1462,8 @@ class RuleSet:
 
     def evaluate(self, doc: Doc) -> list[RuleResult | None]:
         """Each rule's result on the work, in rule order; ``None`` for a rule that cannot find anything there."""
+        if self.plain:
+            return self._plain(doc)
         results: list[RuleResult | None] = [None] * len(self.rules)
         fields, keys, present = self._scanned(doc) if self.alone else doc.scanned()
         by_key = self.by_key

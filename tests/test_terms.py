@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler import classify, terms
+from crawler import classify, focus, terms
 from crawler.config import load_config
 from tests.helpers import dedup_corpus
 from tests.helpers.classify_corpus import load_corpus
@@ -564,6 +564,44 @@ def test_a_gate_blocked_on_blanked_text_without_its_scan_is_blocked_on_its_scan(
     for text in ("oral antidepressant and ketamine", "oral antidepressant, oral ketamine", "ketamine per os", "oral ad ketamine"):
         found, scanned = oral.evaluate(terms.Doc(abstracts=[text])), scanning.evaluate(terms.Doc(abstracts=[text]))
         assert (found.strength, found.found, found.excluded) == (scanned.strength, scanned.found, scanned.excluded), text
+
+
+def test_a_single_rule_of_plain_terms_alone_finds_what_the_general_evaluation_finds():
+    """The evaluation of a rule of plain terms alone (the focus concept on a focused abstract) is what the general one gives:
+    the fixture works, focused and not, and random texts, with MeSH headings; rules with and without MeSH entries."""
+    vocabulary = shipped_vocabulary()
+    drug = next(concept for concept in vocabulary.concepts if concept.name == vocabulary.focus_concept)
+    rng = random.Random(3)
+    words = ["ketamine", "esketamine", "ketamines", "xketamine", "hnk", "nasal", "spray", "-", ".", "depression", "é"]
+    rules = [
+        drug,
+        terms.TermRule("plain_mesh", terms=["nasal spray", "ketamin*", "spray"], mesh=["Ketamine", "Depress*"]),
+        terms.TermRule("plain", terms=["depression", "hnk", "esketamine nasal spray"]),
+    ]
+    docs = []
+    for records in every_fixture_work():
+        facts = classify.build_facts(records)
+        docs += [facts.doc, focus.focus_doc(facts.doc, classify._concept_pattern(drug), drug).doc]
+    for _ in range(300):
+        text = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))  # noqa: E731
+        docs.append(
+            terms.Doc(
+                titles=[text()],
+                abstracts=[text() for _ in range(rng.randint(0, 2))],
+                keywords=[text()[:20]],
+                mesh=rng.sample(["Ketamine", "Depression", "Humans", "Depressive Disorder"], rng.randint(0, 3)),
+            )
+        )
+    found = 0
+    for rule in rules:
+        plain, general = terms.RuleSet([rule]), terms.RuleSet([rule])
+        general.plain = False
+        assert plain.plain
+        for doc in docs:
+            result = plain.evaluate(doc)
+            assert result == general.evaluate(doc), (rule.name, doc)
+            found += result[0] is not None
+    assert found > 500
 
 
 def test_a_vocabulary_of_some_terms_finds_what_the_whole_one_finds_of_them():
