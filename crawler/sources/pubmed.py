@@ -366,6 +366,8 @@ def _not_an_article_set(source: str, tag: str) -> SourceError:
 def _article_record(article, index: int, source: str, problems: list[str] | None) -> Record | None:
     if article.tag == "DeleteCitation":
         return None
+    if article.tag == "PubmedArticle" and _has_pmid_and_article(article):
+        return parse_article(article, source)
     pmid = (article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID") or "").strip()
     problem = None
     if not pmid:
@@ -382,12 +384,40 @@ def _article_record(article, index: int, source: str, problems: list[str] | None
     return parse_book_article(article, source)
 
 
+def _has_pmid_and_article(article) -> bool:
+    """Whether the first ``<MedlineCitation>`` of a ``<PubmedArticle>`` has a ``<PMID>`` with text (the first one)
+    and then an ``<Article>`` (most articles): then the PMID and ``<Article>`` look-ups of :func:`_article_record`
+    find those, without an ElementPath search each (~4-7 µs a call)."""
+    citation = _first_child(article, "MedlineCitation")
+    if citation is None:
+        return False
+    pmid = None
+    for child in citation:
+        tag = child.tag
+        if tag == "PMID":
+            if pmid is None:
+                pmid = child
+        elif tag == "Article":
+            return pmid is not None and bool((pmid.text or "").strip())
+    return False
+
+
+def _first_child(element, tag: str):
+    """``element.find(tag)`` for a plain tag: its first child of that tag (None without one)."""
+    for child in element:
+        if child.tag == tag:
+            return child
+    return None
+
+
 def parse_article(article, source: str = NAME) -> Record:
     """One ``<PubmedArticle>`` as a Record, read in one pass over the elements litmon keeps (each
     element's children once, the reference list never): where PubMed's DTD allows an element more
     than once, the first one counts for a single value and every one for a list, in document order."""
-    citation = article.find("MedlineCitation")
-    art = citation.find("Article")
+    citation = _first_child(article, "MedlineCitation")
+    if citation is None:  # the error that looking up its <Article> in no <MedlineCitation> raised
+        raise AttributeError("'NoneType' object has no attribute 'find'")
+    art = _first_child(citation, "Article")
     cited = _read_citation(citation)
     found = _read_article(art)
     data = _read_pubmed_data(article)
