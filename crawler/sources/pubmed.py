@@ -474,6 +474,11 @@ def parse_article(article, source: str = NAME) -> Record:
     return record
 
 
+#: The ``<DescriptorName>`` children of a ``<MeshHeadingList>``'s ``<MeshHeading>`` children, in document order: one
+#: call in C (a third fewer instructions than the same walk in Python, which makes each heading's qualifiers too).
+_MESH_DESCRIPTORS = etree.XPath("MeshHeading/DescriptorName")
+
+
 def _read_citation(citation) -> dict[str, Any]:
     """What litmon keeps of ``<MedlineCitation>``: its PMID and DateRevised elements, MeSH descriptors,
     keywords and CommentsCorrections."""
@@ -481,9 +486,7 @@ def _read_citation(citation) -> dict[str, Any]:
     for child in citation:
         tag = child.tag
         if tag == "MeshHeadingList":
-            found["mesh"] += [
-                text_of(d) for heading in child if heading.tag == "MeshHeading" for d in heading if d.tag == "DescriptorName"
-            ]
+            found["mesh"] += [text_of(d) for d in _MESH_DESCRIPTORS(child)]
         elif tag == "KeywordList":
             found["keywords"] += [t for t in (text_of(k) for k in child if k.tag == "Keyword") if t]
         elif tag == "PMID":
