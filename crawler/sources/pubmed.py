@@ -417,9 +417,8 @@ def parse_article(article, source: str = NAME) -> Record:
     citation = _first_child(article, "MedlineCitation")
     if citation is None:  # the error that looking up its <Article> in no <MedlineCitation> raised
         raise AttributeError("'NoneType' object has no attribute 'find'")
-    art = _first_child(citation, "Article")
     cited = _read_citation(citation)
-    found = _read_article(art)
+    found = _read_article(cited["article"])
     data = _read_pubmed_data(article)
     pmid_element = cited["pmid"]
     pmid = ((pmid_element.text or "") if pmid_element is not None else "").strip()
@@ -480,11 +479,15 @@ _MESH_DESCRIPTORS = etree.XPath("MeshHeading/DescriptorName")
 
 
 def _read_citation(citation) -> dict[str, Any]:
-    """What litmon keeps of ``<MedlineCitation>``: its PMID and DateRevised elements, MeSH descriptors,
+    """What litmon keeps of ``<MedlineCitation>``: its PMID, Article and DateRevised elements, MeSH descriptors,
     keywords and CommentsCorrections."""
-    found: dict[str, Any] = {"pmid": None, "mesh": [], "keywords": [], "comments": []}
+    found: dict[str, Any] = {"pmid": None, "article": None, "mesh": [], "keywords": [], "comments": []}
     for child in citation:
         tag = child.tag
+        if tag == "Article":
+            if found["article"] is None:
+                found["article"] = child
+            continue
         if tag == "MeshHeadingList":
             found["mesh"] += [text_of(d) for d in _MESH_DESCRIPTORS(child)]
         elif tag == "KeywordList":
