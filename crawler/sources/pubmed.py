@@ -297,13 +297,14 @@ def _articles_in_runs(stream: IO[bytes], head: bytes) -> Iterator:
     opening = head[: first.start()]
     parser = safe_parser()
     stream.seek(first.start())
-    pending = b""
+    data = bytearray()  # what is read and not parsed yet (the bytes after the last article end: its start is dropped
+    # in place); each run is copied once, into its document
     while True:
         block = stream.read(RUN_BYTES)
-        data = pending + block if pending else block
         if not block:  # the rest: the last articles, if any, and the end of the document
             yield from _run_articles(opening + data, parser)
             return
+        data += block
         cut = 0
         for end in _ARTICLE_ENDS:  # only after the last end found so far: each search stops there, not at the start
             at = data.rfind(end, cut)
@@ -312,10 +313,11 @@ def _articles_in_runs(stream: IO[bytes], head: bytes) -> Iterator:
         if cut == 0:
             if len(data) > 8 * RUN_BYTES:  # no article ends here: read it the other way
                 raise _NotInRuns()
-            pending = data
             continue
-        yield from _run_articles(opening + data[:cut] + _ROOT_END, parser)
-        pending = data[cut:]
+        with memoryview(data) as view:
+            articles = _run_articles(b"".join((opening, view[:cut], _ROOT_END)), parser)
+        del data[:cut]
+        yield from articles
 
 
 def _run_articles(document: bytes, parser) -> list:
