@@ -14,8 +14,9 @@ How the two talk (two pipes):
   batch it holds, record by record, and answers at once with the classifications done so far (the
   writer classifies the rest): the work spreads itself over both cores, and the worker is never more
   than one batch ahead (memory stays that of the sequential path); once the source has no batch left, the
-  worker goes on classifying the last batch it sent while the writer saves it, and sends what it finishes
-  ("late", a few records at a time), which the writer takes when it comes to classifying that batch;
+  worker goes on classifying the last batch it sent while the writer saves it and says so ("late-ready"); the
+  writer, when it comes to classifying that batch, asks for those done ("late") and the worker answers at once
+  (the writer never waits for a worker that is reading a page: it asks only after "late-ready");
 * each answer carries what the source changed in its :class:`~crawler.sources.base.CrawlContext`
   (downloaded count, skipped items, warnings, the search log, state) and the HTTP client's request
   count, per-host last request times and intervals, so that the run's counts and the rate limits of
@@ -85,9 +86,6 @@ Batch = tuple[list[Record], dict[int, classify.Classification] | None, list[inge
 #: What :func:`batches_in_worker` yields: a :data:`Batch` and the callable that gives the classifications the worker
 #: finished after sending it (:func:`crawler.ingest.save_batch`'s ``more_ahead``), or None.
 Late = Callable[[], dict[int, classify.Classification]]
-#: Records the worker classifies between two messages of classifications of a batch it sent ("late"): after the
-#: source's last batch, while the writer saves it (a record takes ~1 ms).
-LATE_CHUNK = 16
 
 
 def cores() -> int:
@@ -235,28 +233,47 @@ class _Worker:
                 raise _unpack(packed)
 
     def _late(self) -> dict[int, classify.Classification]:
-        """The classifications of the batch last received that the worker has sent since ("late"), without waiting:
-        position -> classification (none when the day changed since)."""
-        more: dict[int, classify.Classification] = {}
-        while self.pending is None:
+        """The classifications of the batch last received that the worker made after sending it ("late"): position ->
+        classification (none when the day changed since). Asked for only when the worker has said that it is making
+        them ("late-ready": it has no batch left), which it answers at once; else nothing, without waiting."""
+        ready = False
+        while self.pending is None and not ready:
             try:
                 if not self.answers.poll():
                     break
                 message = self.answers.recv()
             except (EOFError, OSError):  # the worker died: the next answer says so
                 break
-            kind = message[0]
-            if kind == "late":
-                if self.late_today == clock.today():
-                    _, start, values = message
-                    more.update((start + offset, _classification(v)) for offset, v in enumerate(values) if v is not None)
-            elif kind == "log":
-                _handle(message[1])
-            elif kind == "pause":
-                self.ctx.http._sleep(message[1])  # type: ignore[misc]
-            else:
-                self.pending = message
-        return more
+            ready = self._aside(message) == "late-ready"
+        if not ready:
+            return {}
+        with contextlib.suppress(OSError):
+            self.asks.send("late")
+        while self.pending is None:
+            try:
+                message = self.answers.recv()
+            except (EOFError, OSError):
+                break
+            if self._aside(message) == "late":
+                _, start, values = message
+                if self.late_today != clock.today():  # the rank depends on the day
+                    break
+                return {start + offset: _classification(v) for offset, v in enumerate(values) if v is not None}
+        return {}
+
+    def _aside(self, message: tuple) -> str | None:
+        """A message read while taking late classifications: log records and pauses handled, an answer kept for
+        :meth:`_answer`; returns the kind of a "late-ready" or "late" message."""
+        kind = message[0]
+        if kind in ("late-ready", "late"):
+            return kind
+        if kind == "log":
+            _handle(message[1])
+        elif kind == "pause":
+            self.ctx.http._sleep(message[1])  # type: ignore[misc]
+        else:
+            self.pending = message
+        return None
 
     def _answer(self) -> tuple:
         """The worker's next answer; its log records and pauses are handled on the way (and "late"
@@ -283,7 +300,7 @@ class _Worker:
                 _handle(message[1])
             elif message[0] == "pause":
                 self.ctx.http._sleep(message[1])  # type: ignore[misc]
-            elif message[0] != "late":
+            elif message[0] not in ("late-ready", "late"):  # what the writer did not take
                 return message
 
     def _apply(self, delta: dict[str, Any], http_state: dict[str, Any]) -> None:
@@ -394,8 +411,12 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             final = ("end", _delta(ctx, shipped), _http_state(http))
         except BaseException as exc:  # noqa: BLE001 - every failure is the writer's to report
             final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
+        ask: str | None = None
         if final is not None and last is not None and vocabulary is not None and not stop.is_set():
-            _classify_late(*last, vocabulary, asks, send)
+            try:
+                ask = _classify_late(*last, vocabulary, asks, send)
+            except EOFError:
+                return  # the writer is gone
         if final is None:
             delta = _delta(ctx, shipped)
             dicts, prepared = _prepare(records) if prepare else (records, None)
@@ -404,7 +425,7 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             while vocabulary is not None and len(classified) < len(records) and not asks.poll():
                 classified.append(_classify_alone(dicts[len(classified)], vocabulary, today))
         try:
-            ask = asks.recv()
+            ask = ask if ask is not None else asks.recv()
         except EOFError:
             return  # the writer is gone
         if ask == "stop":
@@ -417,17 +438,22 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
         last = (dicts, len(classified), today)
 
 
-def _classify_late(dicts: list, start: int, today: dt.date, vocabulary: classify.Vocabulary, asks, send) -> None:
-    """Classify the records of the batch last sent from ``start`` on, until the writer asks for something (it has
-    saved that batch) or none is left; send them ``LATE_CHUNK`` at a time as ("late", first position, values)."""
-    index = start
-    while index < len(dicts) and not asks.poll():
-        first, values = index, list[tuple | None]()
-        while index < len(dicts) and len(values) < LATE_CHUNK:
-            classification = _classify_alone(dicts[index], vocabulary, today)
-            values.append(None if classification is None else _classification_values(classification))
-            index += 1
-        send(("late", first, values))
+def _classify_late(dicts: list, start: int, today: dt.date, vocabulary: classify.Vocabulary, asks, send) -> str | None:
+    """With no batch left: classify the records of the batch last sent from ``start`` on, having told the writer
+    ("late-ready"), until it asks. Asked for them ("late": it has saved and deduplicated that batch), send those done
+    as ("late", ``start``, values) and return None; return any other ask (the writer did not want them). Kept here,
+    not sent as they are done: the writer reads nothing while it saves, and a full pipe would stop the worker."""
+    send(("late-ready",))
+    values: list[tuple | None] = []
+    while True:
+        if start + len(values) >= len(dicts) or asks.poll():
+            ask = asks.recv()
+            if ask != "late":
+                return ask
+            send(("late", start, values))
+            return None
+        classification = _classify_alone(dicts[start + len(values)], vocabulary, today)
+        values.append(None if classification is None else _classification_values(classification))
 
 
 def _prepare(records: list[Record]) -> tuple[list, list[ingest.Prepared | None]]:
