@@ -749,3 +749,21 @@ def test_the_automaton_finds_every_occurrence_of_every_literal():
         assert (scan.entries, scan.positions) == brute_force_scan(vocabulary, text), text
         hits += len(scan.entries)
     assert hits > 5000
+
+
+def test_a_plain_term_or_mesh_entry_always_makes_a_valid_expression():
+    """The config checks compile only `re:` terms: a plain term's words and a MeSH entry are escaped, so any text
+    gives an expression that compiles (or the term is refused as empty)."""
+    rng = random.Random(15)
+    alphabet = "ab-* .()[]{}?+|^$\\/'\"#&%:;,<>=!~`@é\u00a0\t0123456789"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert re.compile(terms.mesh_pattern(text), re.I)
+        if text.startswith("re:"):
+            continue
+        try:
+            pattern = terms.term_pattern(text)
+        except ValueError:
+            assert not text.replace("*", "").strip(" \t\u00a0-"), text
+            continue
+        assert re.compile(pattern, re.I), text
