@@ -1376,9 +1376,10 @@ class RuleSet:
             found = self._decided[relevant] = (positions, passing)
         return found
 
-    def _own_scans(self, doc: Doc) -> tuple[_Vocabulary, dict[str, Scan], dict[str, Scan]]:
-        """For a single rule (:meth:`_scanned`): its own vocabulary, the work's scans of whole texts and the work's scans
-        made with its own vocabulary."""
+    def _field_scans(self, doc: Doc) -> list[tuple[str, list[tuple[str, Scan]]]]:
+        """For a single rule (:meth:`_scanned`, :meth:`_plain`): each field's texts with their scans. A text of the work
+        already scanned whole (or short) is read from its scan, any other is scanned for the rule's own terms and
+        anchors alone (a far smaller automaton, remembered for the work)."""
         own = self.own
         if own is None or own.generation != _VOCABULARY.generation:
             own = self.own = _VOCABULARY.subset(self.listed, self.own_anchors)
@@ -1388,18 +1389,11 @@ class RuleSet:
         memo = cache.memo.get(("terms.own", id(self)))
         if memo is None or memo[0] is not own:
             memo = cache.memo[("terms.own", id(self))] = (own, {})
-        return own, cache.scans, memo[1]
-
-    def _plain(self, doc: Doc) -> list[RuleResult | None]:
-        """:meth:`evaluate` of a single rule of plain terms alone (``self.plain``): the same result, read from the
-        matches of its one list in each text (scanned as :meth:`_scanned` scans them) and its MeSH entries."""
-        rule = self.rules[0]
-        slot = rule._terms.slot
-        own, whole, scans = self._own_scans(doc)
-        cache = doc.cache
-        keymap, listed = self.keymap, self.listed
-        texts = []
+        whole: dict[str, Scan] = cache.scans
+        scans: dict[str, Scan] = memo[1]
+        fields = []
         for name, attribute in _FIELDS:
+            items = []
             for text in getattr(doc, attribute):
                 found = whole.get(text)
                 if found is None:
@@ -1409,6 +1403,19 @@ class RuleSet:
                         found = scans.get(text)
                         if found is None:
                             found = scans[text] = own.scan(text)
+                items.append((text, found))
+            fields.append((name, items))
+        return fields
+
+    def _plain(self, doc: Doc) -> list[RuleResult | None]:
+        """:meth:`evaluate` of a single rule of plain terms alone (``self.plain``): the same result, read from the
+        matches of its one list in each text (scanned as :meth:`_scanned` scans them) and its MeSH entries."""
+        rule = self.rules[0]
+        slot = rule._terms.slot
+        keymap, listed = self.keymap, self.listed
+        texts = []
+        for name, items in self._field_scans(doc):
+            for text, found in items:
                 if listed.isdisjoint(found.keys):
                     continue
                 known = found.selected
@@ -1435,29 +1442,15 @@ class RuleSet:
         return [result]
 
     def _scanned(self, doc: Doc) -> _Scanned:
-        """:meth:`Doc.scanned` for a single rule: a text of the work already scanned whole (or short) is read from its
-        scan, any other is scanned for the rule's own terms and anchors alone (a far smaller automaton, remembered for
-        the work). The rule reads nothing else of a scan, so it finds the same."""
-        own, whole, scans = self._own_scans(doc)
-        cache = doc.cache
-        fields = []
+        """:meth:`Doc.scanned` for a single rule (its texts scanned by :meth:`_field_scans`). The rule reads nothing else
+        of a scan, so it finds the same."""
+        fields = self._field_scans(doc)
         keys: set[int] = set()
         anchors: set[str] = set()
-        for name, attribute in _FIELDS:
-            items = []
-            for text in getattr(doc, attribute):
-                found = whole.get(text)
-                if found is None:
-                    if len(text) <= SHORT_TEXT:
-                        found = cache.scan(text)
-                    else:
-                        found = scans.get(text)
-                        if found is None:
-                            found = scans[text] = own.scan(text)
-                items.append((text, found))
+        for _, items in fields:
+            for _, found in items:
                 keys.update(found.keys)
                 anchors.update(found.anchors)
-            fields.append((name, items))
         return fields, keys, frozenset(anchors)
 
     def evaluate(self, doc: Doc) -> list[RuleResult | None]:
