@@ -76,35 +76,6 @@ def test_the_temporary_staging_pages_are_not_zeroed_but_the_files_pages_keep_sql
     db.close()
 
 
-def test_a_new_file_has_16_kib_pages_and_an_existing_file_keeps_its_own(tmp_path):
-    """New files are made with SQLite pages of PAGE_SIZE (a record's row fits in one); a file made before, with 4 KiB
-    pages, keeps them (the size of a written file cannot change in WAL mode) and is read and written as before."""
-    import sqlite3
-
-    assert store.schema.PAGE_SIZE == 16384
-    db = store.open_db(tmp_path / "new.db")
-    store.save_records(db, [make_record("pubmed", "1", pmid="1")])
-    assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    db.close()
-    db = store.open_db(tmp_path / "new.db")
-    assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
-    db.close()
-
-    old = sqlite3.connect(tmp_path / "old.db")  # a file of an earlier litmon: SQLite's default page size
-    old.execute("PRAGMA page_size = 4096")
-    old.execute("CREATE TABLE before_litmon (x)")
-    old.commit()
-    old.close()
-    db = store.open_db(tmp_path / "old.db")
-    store.save_records(db, [make_record("pubmed", "1", pmid="1"), make_record("pubmed", "2", pmid="2")])
-    assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert rows(db, "SELECT source_id FROM records ORDER BY id") == [{"source_id": "1"}, {"source_id": "2"}]
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    db.close()
-
-
 def test_saving_the_same_records_twice_changes_nothing(db):
     batch = [make_record("pubmed", "1", pmid="1", doi="10.1000/A"), make_record("pubmed", "2", pmid="2")]
     assert store.save_records(db, batch) == {"new": 2, "updated": 0, "unchanged": 0}

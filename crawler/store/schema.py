@@ -615,11 +615,6 @@ def m017_search_index_merges_fewer_segments(db: sqlite_utils.Database) -> None:
 #: page read again is a system call and a copy (a dirty page evicted mid-transaction is written twice)
 CACHE_KIB = 64 * 1024
 
-#: The page size of a new database file, in bytes (SQLite's default 4,096; a file keeps the size it was created with):
-#: a record's row (~5 KB with its ``data``) fits in one page instead of a page and an overflow page, and a backfill's
-#: commits write a quarter as many pages (each written twice, to the WAL and at its checkpoint, by a system call each)
-PAGE_SIZE = 16384
-
 
 def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
@@ -643,8 +638,6 @@ def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float
     # SECURE_DELETE (Debian's) zeroes each page freed there, for no reader; the file's own pages keep the setting
     db.conn.execute("PRAGMA temp.secure_delete = OFF")
     if str(path) != ":memory:":
-        # a no-op on a file that has pages already (its size is fixed once written, and in WAL mode for good)
-        db.conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         db.enable_wal()
     return db
 
