@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 from werkzeug import Response
 
-from crawler import clock
+from crawler import clock, store
 from crawler.errors import Interrupted, SourceError
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
@@ -721,3 +721,89 @@ def test_an_article_without_its_article_element_is_skipped_with_its_pmid_named()
         assert problems == ["article #6 of the efetch answer (PMID 39999999) has no <Article> element"]
     with pytest.raises(SourceError, match=r"PMID 39999999\) has no <Article> element"):
         pubmed.parse_efetch(body)
+
+
+def malformed_answers() -> dict[str, tuple[bytes, str]]:
+    """efetch_batch1.xml with an article outside PubMed's DTD between its two (as article #2, PMID 39000005, built
+    from the second one in the same wire format), and the problem it is reported as."""
+    body = fixture_bytes("pubmed", "efetch_batch1.xml").decode()
+    start = body.index("<PubmedArticle>", body.index("</PubmedArticle>"))
+    article = body[start : body.index("</PubmedArticle>", start) + len("</PubmedArticle>\n")].replace("39000002", "39000005")
+    citation = article[article.index("  <MedlineCitation") : article.index("  <PubmedData>")]
+    pmid_line = '    <PMID Version="1">39000005</PMID>\n'
+    article_element = citation[citation.index("    <Article") : citation.index("    </Article>\n") + len("    </Article>\n")]
+    assert pmid_line in citation and article_element in citation
+    variants = {
+        "no <MedlineCitation>": (
+            article.replace(citation, ""),
+            "article #2 of the efetch answer has no <MedlineCitation> element",
+        ),
+        "two <MedlineCitation>s, no PMID in the first": (
+            article.replace(citation, citation.replace(pmid_line, "") + citation),
+            "article #2 of the efetch answer has no PMID in the first of its 2 <MedlineCitation> elements",
+        ),
+        "two <MedlineCitation>s, no <Article> in the first": (
+            article.replace(citation, citation.replace(article_element, "") + citation),
+            "article #2 of the efetch answer (PMID 39000005) has no <Article> element in the first of its 2 <MedlineCitation> elements",
+        ),
+    }
+    return {name: ((body[:start] + bad + body[start:]).encode(), problem) for name, (bad, problem) in variants.items()}
+
+
+@pytest.mark.parametrize("name", sorted(malformed_answers()))
+def test_an_article_without_a_readable_medline_citation_is_skipped_and_named(name, monkeypatch):
+    """A <PubmedArticle> without <MedlineCitation>, or whose first one has no PMID or no <Article> while a second one
+    has (outside PubMed's DTD, which allows one), is left out and reported like an article without a PMID: the
+    articles around it are read, in runs or by iterparse; without a problems list the answer fails naming it."""
+    body, problem = malformed_answers()[name]
+    expected = [vars(r) for r in pubmed.parse_efetch(fixture_bytes("pubmed", "efetch_batch1.xml"))]
+    assert [r["source_id"] for r in expected] == ["39000001", "39000002"]
+    for run_bytes in (pubmed.RUN_BYTES, 1500):  # one run, or a run per article
+        monkeypatch.setattr(pubmed, "RUN_BYTES", run_bytes)
+        for read in (
+            lambda problems: pubmed.iter_efetch(io.BytesIO(body), problems=problems),
+            lambda problems: streamed(body, problems),
+        ):
+            problems: list[str] = []
+            assert [vars(r) for r in read(problems)] == expected
+            assert problems == [problem]
+        with pytest.raises(SourceError) as raised:
+            pubmed.parse_efetch(body)
+        assert str(raised.value) == f"[pubmed] {problem} — check: whether the service is up; it is retried on the next run"
+
+
+def test_a_crawl_skips_an_article_with_two_medline_citations_and_keeps_the_others(httpserver, make_config, run_crawl, db):
+    body, problem = malformed_answers()["two <MedlineCitation>s, no PMID in the first"]
+    FakeNcbi({"crdt": 3}, {0: body, 2: fixture_bytes("pubmed", "efetch_batch2.xml")}).install(httpserver)
+    report = run_crawl(pubmed_config(make_config, httpserver), only=["pubmed"])
+
+    [source] = report.sources
+    assert source.status == "ok", source.error
+    assert source.counts["skipped"] == 1 and source.skipped == [problem]
+    assert source.watermark_held and f"1 skipped ({problem})" in source.summary()
+    stored = rows(db, "SELECT source_id, title FROM records WHERE source = 'pubmed' ORDER BY source_id")
+    assert [r["source_id"] for r in stored] == ["39000001", "39000002", "39000003"]
+    run = rows(db, "SELECT status, skipped, skipped_reasons FROM source_runs ORDER BY id DESC LIMIT 1")[0]
+    assert (run["status"], run["skipped"], json.loads(run["skipped_reasons"])) == ("ok", 1, [problem])
+    assert store.load_source_state(db, "pubmed")["watermark"] is None  # held: the window is read again next run
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("", "article #2 of the efetch answer has no <BookDocument> element"),
+        (
+            "<BookDocument><ArticleTitle>A</ArticleTitle></BookDocument><BookDocument><PMID>8</PMID></BookDocument>",
+            "article #2 of the efetch answer has no PMID in the first of its 2 <BookDocument> elements",
+        ),
+    ],
+)
+def test_a_book_article_is_read_from_its_first_book_document(document, problem):
+    """A <PubmedBookArticle> without a <BookDocument>, or whose first one has no PMID, is skipped and named (a PMID
+    elsewhere in it once let it through: an error, or a record without an id)."""
+    body = fixture_bytes("pubmed", "efetch_batch1.xml").decode()
+    start = body.index("<PubmedArticle>", body.index("</PubmedArticle>"))
+    book = f'<PubmedBookArticle>\n  <MedlineCitation><PMID Version="1">39000006</PMID></MedlineCitation>{document}\n</PubmedBookArticle>\n'
+    problems: list[str] = []
+    records = pubmed.parse_efetch((body[:start] + book + body[start:]).encode(), problems=problems)
+    assert [r.source_id for r in records] == ["39000001", "39000002"] and problems == [problem]

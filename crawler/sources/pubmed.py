@@ -235,8 +235,9 @@ def parse_file(body: bytes, filename: str) -> list[Record]:
 
 
 def parse_efetch(body: bytes | IO[bytes], source: str = NAME, problems: list[str] | None = None) -> list[Record]:
-    """The articles of an efetch answer; one without a PMID cannot be identified: it is left out and
-    described in ``problems`` (the crawl counts it as skipped), or raises when no list is given."""
+    """The articles of an efetch answer; one that cannot be identified or read (no ``<MedlineCitation>``, no PMID or
+    no ``<Article>`` in its first one) is left out and described in ``problems`` (the crawl counts it as skipped),
+    or raises a SourceError naming it when no list is given."""
     return list(iter_efetch(body, source, problems))
 
 
@@ -366,30 +367,48 @@ def _not_an_article_set(source: str, tag: str) -> SourceError:
 
 
 def _article_record(article, index: int, source: str, problems: list[str] | None) -> Record | None:
-    if article.tag == "DeleteCitation":
+    tag = article.tag
+    if tag == "DeleteCitation":
         return None
-    if article.tag == "PubmedArticle" and _has_pmid_and_article(article):
-        return parse_article(article, source)
-    pmid = (article.findtext("MedlineCitation/PMID") or article.findtext("BookDocument/PMID") or "").strip()
-    problem = None
-    if not pmid:
-        problem = f"article #{index} of the efetch answer has no PMID"
-    elif article.tag == "PubmedArticle" and article.find("MedlineCitation/Article") is None:
-        problem = f"article #{index} of the efetch answer (PMID {pmid}) has no <Article> element"
+    if tag == "PubmedArticle":
+        if _has_pmid_and_article(article):
+            return parse_article(article, source)
+        problem = _article_problem(article, index, "MedlineCitation", "Article")
+    else:
+        problem = _article_problem(article, index, "BookDocument", None)
     if problem:
         if problems is None:
             raise SourceError(source, problem, hint="whether the service is up; it is retried on the next run")
         problems.append(problem)
         return None
-    if article.tag == "PubmedArticle":
+    if tag == "PubmedArticle":
         return parse_article(article, source)
     return parse_book_article(article, source)
 
 
+def _article_problem(article, index: int, citation_tag: str, article_tag: str | None) -> str | None:
+    """Why :func:`parse_article` (or :func:`parse_book_article`) cannot read an article, from what it reads: the
+    first ``<MedlineCitation>`` (``<BookDocument>``), its first ``<PMID>`` (with text) and its first ``<Article>``;
+    None when it can. An article outside PubMed's DTD this way is left out and reported like one without a PMID,
+    whatever a later ``<MedlineCitation>`` holds."""
+    citations = [child for child in article if child.tag == citation_tag]
+    if not citations:
+        return f"article #{index} of the efetch answer has no <{citation_tag}> element"
+    citation = citations[0]
+    where = f" in the first of its {len(citations)} <{citation_tag}> elements" if len(citations) > 1 else ""
+    pmid = _first_child(citation, "PMID")
+    text = ((pmid.text or "") if pmid is not None else "").strip()
+    if not text:
+        return f"article #{index} of the efetch answer has no PMID{where}"
+    if article_tag is not None and _first_child(citation, article_tag) is None:
+        return f"article #{index} of the efetch answer (PMID {text}) has no <{article_tag}> element{where}"
+    return None
+
+
 def _has_pmid_and_article(article) -> bool:
     """Whether the first ``<MedlineCitation>`` of a ``<PubmedArticle>`` has a ``<PMID>`` with text (the first one)
-    and then an ``<Article>`` (most articles): then the PMID and ``<Article>`` look-ups of :func:`_article_record`
-    find those, without an ElementPath search each (~4-7 µs a call)."""
+    and then an ``<Article>`` (most articles): then :func:`_article_problem`'s checks would find nothing, and are
+    not made."""
     citation = _first_child(article, "MedlineCitation")
     if citation is None:
         return False
