@@ -335,10 +335,11 @@ def test_an_unwritable_outbox_is_a_failed_delivery_naming_the_folder(shared_dir)
 
 @pytest.fixture
 def small_disk():
-    """A 2 MB tmpfs (really full when full), or skip when this machine does not let us mount one."""
+    """An 8 MB tmpfs (really full when full; room for a small database of 16 KiB pages and its WAL), or skip when this
+    machine does not let us mount one."""
     mountpoint = Path(tempfile.mkdtemp(prefix="litmon-full-", dir="/tmp"))
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mountpoint)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mountpoint)], capture_output=True, text=True
     )
     if mounted.returncode != 0:
         mountpoint.rmdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlite_utils
 
 from crawler import clock, store
@@ -74,6 +75,82 @@ def test_the_temporary_staging_pages_are_not_zeroed_but_the_files_pages_keep_sql
     assert db.execute("PRAGMA temp.secure_delete").fetchone()[0] == 0
     assert db.execute("PRAGMA main.secure_delete").fetchone()[0] == built_with
     db.close()
+
+
+def test_a_new_file_has_16_kib_pages_and_an_existing_file_keeps_its_own(tmp_path):
+    """New files are made with SQLite pages of PAGE_SIZE (a record's row fits in one); a file made before, with 4 KiB
+    pages, keeps them (the size of a written file cannot change in WAL mode) and is read and written as before."""
+    import sqlite3
+
+    assert store.schema.PAGE_SIZE == 16384
+    db = store.open_db(tmp_path / "new.db")
+    store.save_records(db, [make_record("pubmed", "1", pmid="1")])
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    db = store.open_db(tmp_path / "new.db")
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
+    db.close()
+
+    old = sqlite3.connect(tmp_path / "old.db")  # a file of an earlier litmon: SQLite's default page size
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("CREATE TABLE before_litmon (x)")
+    old.commit()
+    old.close()
+    db = store.open_db(tmp_path / "old.db")
+    store.save_records(db, [make_record("pubmed", "1", pmid="1"), make_record("pubmed", "2", pmid="2")])
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert rows(db, "SELECT source_id FROM records ORDER BY id") == [{"source_id": "1"}, {"source_id": "2"}]
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+#: Run in a fresh interpreter: opens a database file with a page cache of 2 MiB, writes ~24 MB to it (or reads
+#: them back from an existing file) and prints the bytes SQLite's own allocator holds then (its page cache included)
+CACHE_BOUND_SCRIPT = """
+import ctypes, sqlite3, sys
+from crawler.store import schema
+schema.CACHE_KIB = 2048
+db = schema.connect(sys.argv[1])
+libs = {line.split()[-1] for line in open("/proc/self/maps") if "libsqlite3" in line}
+if len(libs) != 1:
+    print("unknown")
+    raise SystemExit
+sqlite = ctypes.CDLL(libs.pop())
+sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+if sys.argv[2] == "write":
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+    for batch in range(16):
+        with db.conn:
+            db.conn.executemany("INSERT INTO t (body) VALUES (?)", ((f"{batch:02} {i:03} " * 400,) for i in range(500)))
+else:
+    assert sum(len(body) for (body,) in db.execute("SELECT body FROM t")) > 20_000_000
+print(db.execute("PRAGMA page_size").fetchone()[0], sqlite.sqlite3_memory_used())
+"""
+
+
+def test_the_page_cache_stays_within_its_size_in_kib_in_a_new_file_of_16_kib_pages(tmp_path):
+    """The cache's size is given in KiB (CACHE_KIB). SQLite turns it into a number of pages at the page size of the
+    moment and keeps that number when a new file's page size is set later: set before the page size, a cache of
+    64 MiB held 16,000 pages of 16 KiB (256 MiB: a 100k backfill's writing process at 374 MB of memory). Here with a
+    cache of 2 MiB: after writing 24 MB, SQLite holds less than 4 MiB in all (it held 8 MiB of pages with the pragmas
+    in the other order); a file reopened (its page size read at opening) is bounded too."""
+    import subprocess
+    import sys
+
+    for step in ("write", "read"):
+        run = subprocess.run(
+            [sys.executable, "-c", CACHE_BOUND_SCRIPT, str(tmp_path / "big.db"), step],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, run.stderr
+        if run.stdout.strip() == "unknown":
+            pytest.skip("SQLite is not a shared library of its own here: its memory use cannot be read")
+        page_size, used = map(int, run.stdout.split())
+        assert page_size == 16384
+        assert used < 4 * 1024 * 1024, f"{step}: SQLite holds {used} bytes with a cache of 2 MiB"
 
 
 def test_saving_the_same_records_twice_changes_nothing(db):

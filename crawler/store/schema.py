@@ -615,6 +615,11 @@ def m017_search_index_merges_fewer_segments(db: sqlite_utils.Database) -> None:
 #: page read again is a system call and a copy (a dirty page evicted mid-transaction is written twice)
 CACHE_KIB = 64 * 1024
 
+#: The page size of a new database file, in bytes (SQLite's default 4,096; a file keeps the size it was created with):
+#: a record's row (~5 KB with its ``data``) fits in one page instead of a page and an overflow page, and a backfill's
+#: commits write a quarter as many pages (each written twice, to the WAL and at its checkpoint, by a system call each)
+PAGE_SIZE = 16384
+
 
 def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
@@ -633,11 +638,17 @@ def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float
     db = sqlite_utils.Database(path)
     db.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     db.conn.execute("PRAGMA foreign_keys = ON")
+    memory = str(path) == ":memory:"
+    if not memory:
+        # before the cache's size: SQLite (3.40) turns a size in KiB into a number of pages at the page size of the
+        # moment, and keeps that number when a new file's page size changes (64 MiB of 4 KiB pages would become
+        # 16,000 pages of 16 KiB, 256 MiB); a no-op on a file that has pages already (its size was read at opening)
+        db.conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     db.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     # the temporary database holds only the store's staging rows, emptied at every batch: SQLite built with
     # SECURE_DELETE (Debian's) zeroes each page freed there, for no reader; the file's own pages keep the setting
     db.conn.execute("PRAGMA temp.secure_delete = OFF")
-    if str(path) != ":memory:":
+    if not memory:
         db.enable_wal()
     return db
 
