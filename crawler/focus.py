@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from crawler.abstracts import FOCUS_ENDS, ascii_form, category_of, is_label, pieces, reads_as_ascii, sentence_ends
 from crawler.evidence import sparse_gated
-from crawler.terms import Doc, Gated, Scan, TermRule
+from crawler.terms import MATCHED, Doc, Gated, Scan, TermRule
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
 ROLE_OF_CATEGORY = {
@@ -152,7 +152,8 @@ def _walk(
 
     ``matches``: the concept's matches in the whole text, left to right, read sentence by sentence: the same as in each
     sentence alone as long as none runs from a sentence into another or into a label (then :class:`_Straddles`); else
-    ``hits_in`` gives them sentence by sentence. ``ascii``: whether the text :func:`crawler.abstracts.reads_as_ascii`."""
+    ``hits_in`` gives them sentence by sentence. ``ascii``: whether the text :func:`crawler.abstracts.reads_as_ascii`.
+    From ``matches``, each hit is (start, end, index of the term), as in ``matches``."""
     label, aim, discussion = (_READ_ASCII if ascii else _READ)[:3]
     label_match, aim_search, discussion_search = label.match, aim.search, discussion.search
     out: list[tuple[str, str, Hits]] = []
@@ -177,7 +178,7 @@ def _walk(
         if matches is not None:
             hits: Hits = []
             while position < count:
-                low, high, _ = matches[position]
+                low, high, index = matches[position]
                 if low >= end:
                     break
                 if low < start:  # before the sentence (a separator, a label): must end there
@@ -186,7 +187,7 @@ def _walk(
                 elif high > end:
                     raise _Straddles
                 else:
-                    hits.append((low - start, high - start))
+                    hits.append((low - start, high - start, index))  # type: ignore[arg-type]
                 position += 1
         else:
             hits = [] if hits_in is None else hits_in(start, end, sentence)
@@ -275,7 +276,7 @@ def _is_passing(
     if not aside:
         return False
     covered = [m.span() for m in passing.finditer(sentence)]
-    return all(any(a <= start < b for a, b in covered) for start, _ in hits)
+    return all(any(a <= hit[0] < b for a, b in covered) for hit in hits)
 
 
 def _runs(scan: Scan, passing: re.Pattern) -> tuple[bool, bool]:
@@ -338,10 +339,17 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
         # (each expression in its ASCII form where the text allows: the same matches, faster)
         ascii = reads_as_ascii(abstract)
         concept, passing = (ascii_forms[0], ascii_forms[1]) if ascii else (concept_any, passing_any)
+        # the matches of the rule's terms in the focused abstract, from the sentences kept: a sentence stands between
+        # whitespace (or an end of the text) in the abstract, and between spaces (or an end) once joined, which reads
+        # the same to a term that holds no whitespace (the word checks and the words shown read no further)
+        found: list[tuple[int, int, int]] | None = None
+        at = 0
         try:
             if terms is None:
                 raise _Straddles
             roles, structured, labelled = _walk(spans, None, terms._plain(scan), ascii)
+            if terms.unspaced:
+                found = []
         except _Straddles:
             roles, structured, labelled = _walk(spans, functools.partial(_spans_in, concept.finditer), None, ascii)
         if labelled:
@@ -354,9 +362,15 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
             elif _is_passing(sentence, hits, passing, runs, not_about):
                 passed.append(f"comparison or aside: '{_short(sentence)}'")
             else:
+                if found is not None:
+                    found += [(low + at, high + at, index) for low, high, index in hits]  # type: ignore[misc]
+                    at += len(sentence) + 1  # where the next sentence kept stands once joined
                 kept.append(sentence)
                 abstract_focus += len(hits)
-        result.doc.abstracts.append(" ".join(kept))
+        focused = " ".join(kept)
+        result.doc.abstracts.append(focused)
+        if found is not None:  # (for the rule's evaluation on the focused doc: crawler.terms.MATCHED)
+            cache.memo[MATCHED, terms.slot, focused] = found
     titles = result.doc.titles
     for title in doc.titles:
         scan = cache.scan(title)

@@ -869,6 +869,12 @@ class _Terms:
         self.regex: re.Pattern | None = None
         self.gate: _Gate | None = None
         self.windows: _Windows | None = None
+        #: whether no form of its plain terms holds a space (the scan reads any whitespace as one): then no match of
+        #: them holds whitespace, and texts joined with spaces hold the matches of each text and no other
+        keys = set(self.keys)
+        self.unspaced = not any(
+            " " in form for form, entries in _VOCABULARY.forms.items() if any(entry[0] in keys for entry in entries)
+        )
         if regex:
             self.regex = re.compile("|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex), re.I)
             alternatives = [regex_anchors(term_pattern(t)) for _, t in regex]
@@ -992,6 +998,12 @@ def _whole_words(text: str, start: int, end: int) -> str:
 
 #: Text fields in the order rules read them: (field name in reasons, Doc attribute).
 _FIELDS = (("title", "titles"), ("trial", "trial"), ("keywords", "keywords"), ("abstract", "abstracts"))
+
+#: Key prefix, in a work's memo (:class:`WorkCache`), of what a list of terms matches in a text of the work when it is
+#: known without scanning the text (a focused abstract: :func:`crawler.focus.focus_doc`): ``(MATCHED, the list's slot,
+#: text)`` -> (start, end, index of the term) of each match, left to right, as :meth:`_Terms._plain` gives them. A rule
+#: of plain terms alone reads it instead of scanning the text (:meth:`RuleSet._plain`).
+MATCHED = "terms.matched"
 
 #: A work's texts, each with its scan, by field; the plain term keys and anchors found in any of them.
 _Scanned = tuple[list[tuple[str, list[tuple[str, Scan]]]], set[int], frozenset[str]]
@@ -1292,6 +1304,8 @@ def _select(entries: list[tuple[int, int, int]], keymap: dict[int, tuple[tuple[i
 
 
 _NO_MATCHES: dict[int, list[tuple[int, int, int]]] = {}
+#: In :meth:`RuleSet._field_scans`, in place of the scan of a text whose matches are given (:data:`MATCHED`).
+_KNOWN = Scan([])
 _NOTHING: frozenset[int] = frozenset()
 
 
@@ -1376,10 +1390,11 @@ class RuleSet:
             found = self._decided[relevant] = (positions, passing)
         return found
 
-    def _field_scans(self, doc: Doc) -> list[tuple[str, list[tuple[str, Scan]]]]:
+    def _field_scans(self, doc: Doc, slot: int | None = None) -> list[tuple[str, list[tuple[str, Scan]]]]:
         """For a single rule (:meth:`_scanned`, :meth:`_plain`): each field's texts with their scans. A text of the work
         already scanned whole (or short) is read from its scan, any other is scanned for the rule's own terms and
-        anchors alone (a far smaller automaton, remembered for the work)."""
+        anchors alone (a far smaller automaton, remembered for the work). With a list's ``slot``, a longer text where what
+        the list matches is given (:data:`MATCHED`) is not scanned: :data:`_KNOWN` in place of its scan."""
         own = self.own
         if own is None or own.generation != _VOCABULARY.generation:
             own = self.own = _VOCABULARY.subset(self.listed, self.own_anchors)
@@ -1399,6 +1414,8 @@ class RuleSet:
                 if found is None:
                     if len(text) <= SHORT_TEXT:
                         found = cache.scan(text)
+                    elif slot is not None and (MATCHED, slot, text) in cache.memo:
+                        found = _KNOWN
                     else:
                         found = scans.get(text)
                         if found is None:
@@ -1409,13 +1426,20 @@ class RuleSet:
 
     def _plain(self, doc: Doc) -> list[RuleResult | None]:
         """:meth:`evaluate` of a single rule of plain terms alone (``self.plain``): the same result, read from the
-        matches of its one list in each text (scanned as :meth:`_scanned` scans them) and its MeSH entries."""
+        matches of its one list in each text (scanned as :meth:`_scanned` scans them, or given: :data:`MATCHED`) and its
+        MeSH entries."""
         rule = self.rules[0]
         slot = rule._terms.slot
         keymap, listed = self.keymap, self.listed
         texts = []
-        for name, items in self._field_scans(doc):
+        memo = doc.cache.memo
+        for name, items in self._field_scans(doc, slot):
             for text, found in items:
+                if found is _KNOWN:
+                    matched = memo[MATCHED, slot, text]
+                    if matched:
+                        texts.append((name, text, matched))
+                    continue
                 if listed.isdisjoint(found.keys):
                     continue
                 known = found.selected

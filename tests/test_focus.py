@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from crawler import focus
+from crawler import focus, terms
 from crawler.classify import _concept_pattern, build_facts, build_vocabulary
 from crawler.config import parse_config, shipped_config_text
 from crawler.terms import Doc, TermRule, normalize_text
@@ -223,3 +223,32 @@ def test_focus_outside_ascii_as_sentence_by_sentence(drug):
         odd_texts += not abstract.isascii() or "\x1c" in abstract or "\x1f" in abstract
         set_aside += bool(expected[2])
     assert odd_texts > 500 and set_aside > 300
+
+
+def test_the_rule_on_the_focused_doc_reads_the_focused_abstract_as_scanned(drug):
+    """The concept's rule on the focused doc reads what its terms match in a focused abstract from the focus rule's
+    sentences (when no term holds a space: ``terms.MATCHED``): the same result as a fresh doc of the same texts, whose
+    focused abstract is scanned. Random abstracts with labels, glued words, prefixes, other whitespace, non-ASCII
+    letters and words that cross a sentence end; a rule with a spaced term scans as before."""
+    shipped, _ = drug
+    spaced = TermRule("spaced", terms=["ketamin*", "esketamine", "ketamine infusion*", "e.g. ketamine", "hnk"])
+    pieces = ["ketamine", "esketamine", "ketamines", "ketamine infusions", "e.g. ketamine", "hnk", "hnks", "xketamine"]
+    pieces += ["methods: ", "results: ", "background: ", "conclusions: ", "we randomised 40 adults", "such as", "unlike"]
+    pieces += ["future studies are needed", "depression", "é", "ketaminé", ". ", "? ", "; ", " ", " ", "\t", "\n", "(", "1"]
+    rng = random.Random(21)
+    given = {"drug": 0, "spaced": 0}
+    for _ in range(1500):
+        abstract = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        abstract = normalize_text(abstract) if rng.random() < 0.7 else abstract
+        title = normalize_text(" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))))
+        doc = Doc(titles=[title] if title else [], abstracts=[abstract], keywords=["hnk"] if rng.random() < 0.2 else [])
+        for rule in (shipped, spaced):
+            focused = focus.focus_doc(
+                Doc(titles=list(doc.titles), abstracts=list(doc.abstracts), keywords=list(doc.keywords)),
+                _concept_pattern(rule),
+                rule,
+            ).doc
+            fresh = Doc(titles=list(focused.titles), abstracts=list(focused.abstracts), keywords=list(focused.keywords))
+            assert rule.evaluate(focused) == rule.evaluate(fresh), (rule.name, title, abstract)
+            given[rule.name] += any(key[0] == terms.MATCHED for key in focused.cache.memo if isinstance(key, tuple))
+    assert given["drug"] > 1000 and not given["spaced"]
