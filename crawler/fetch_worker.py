@@ -175,6 +175,7 @@ def _restore_collector(threshold: tuple[int, ...]) -> None:
 class _Worker:
     def __init__(self, module, ctx: CrawlContext, topic, stop: threading.Event | None, prepare: bool):
         self.ctx = ctx
+        self.topic = topic
         self.stop = stop
         self.signalled = False
         self.finished = False
@@ -207,9 +208,14 @@ class _Worker:
         log.debug("[%s] fetching in worker process %s", ctx.name, self.process.pid)
 
     def batches(self) -> Iterator[tuple[list[Record], Any, Any, Late | None]]:
+        warm = self.topic is not None
         while True:
             with contextlib.suppress(OSError):  # a worker that died: its end of the pipe says so (EOF)
                 self.asks.send("next")
+            if warm:  # this process's classifier made ready while the worker fetches and parses the first page
+                warm = False
+                with contextlib.suppress(Exception):  # (a failure is reported where a batch's classification fails)
+                    classify.warm_up(classify.build_vocabulary(self.topic))
             message = self._answer()
             kind = message[0]
             if kind == "batch":
@@ -399,7 +405,10 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
     http.after_fork()
     if http._sleep is not None:  # injected (tests): the writer's callable sees every pause
         http._sleep = lambda seconds: send(("pause", seconds))
-    vocabulary = classify.build_vocabulary(topic) if topic is not None else None
+    # the classifier made ready in a thread while this one waits for the first searches and page: the writer asks
+    # for the first batch at once, so none of it is classified ahead, and the vocabulary is first wanted for the second
+    warming = _Warming(topic) if topic is not None else None
+    vocabulary: classify.Vocabulary | None = None
     shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
     batches = iter(module.fetch_records(ctx))
     last: tuple[list, int, dt.date] | None = None  # the batch last sent, to classify further once there is no batch left
@@ -411,6 +420,8 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             final = ("end", _delta(ctx, shipped), _http_state(http))
         except BaseException as exc:  # noqa: BLE001 - every failure is the writer's to report
             final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
+        if warming is not None and (final is not None or not asks.poll()):
+            vocabulary, warming = warming.result(), None
         ask: str | None = None
         if final is not None and last is not None and vocabulary is not None and not stop.is_set():
             try:
@@ -436,6 +447,33 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             return
         send(("batch", *ship_batch(records, prepared, classified), today, delta, _http_state(http)))
         last = (dicts, len(classified), today)
+
+
+class _Warming(threading.Thread):
+    """The vocabulary of ``topic`` built and warmed (:func:`crawler.classify.warm_up`) in a thread of its own."""
+
+    def __init__(self, topic: dict[str, Any]) -> None:
+        super().__init__(name="litmon-warm-up", daemon=True)
+        self.topic = topic
+        self.vocabulary: classify.Vocabulary | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.vocabulary = classify.build_vocabulary(self.topic)
+        except BaseException as exc:  # noqa: BLE001 - raised where the vocabulary is wanted, as without the thread
+            self.error = exc
+            return
+        with contextlib.suppress(Exception):  # a classification that fails is reported with the record it fails on
+            classify.warm_up(self.vocabulary)
+
+    def result(self) -> classify.Vocabulary:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.vocabulary is not None
+        return self.vocabulary
 
 
 def _classify_late(dicts: list, start: int, today: dt.date, vocabulary: classify.Vocabulary, asks, send) -> str | None:

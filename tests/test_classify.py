@@ -8,6 +8,10 @@ validation, and the targets of issue #5 over the whole labelled set.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -847,3 +851,32 @@ def test_titles_and_abstracts_normalised_as_normalize_text_does():
         assert _normalized(text) == normalize_text(text), repr(text)
         fast += "\n\n" in text and text.replace("\n\n", " ").isprintable() and "  " not in text.replace("\n\n", " ")
     assert fast > 300
+
+
+WARM_UP_SCRIPT = """
+import dataclasses, json, sys
+from crawler.classify import build_vocabulary, classify_records, warm_up
+from crawler.config import parse_config, shipped_config_text
+from tests.test_classify import TODAY
+from tests.helpers.classify_corpus import load_corpus
+vocabulary = build_vocabulary(parse_config(shipped_config_text(), "shipped").topic)
+if sys.argv[1] == "warm":
+    warm_up(vocabulary)
+results = {w.key: dataclasses.asdict(classify_records(w.records, vocabulary, TODAY)) for w in load_corpus()}
+print(json.dumps(results, sort_keys=True, default=str))
+"""
+
+
+def test_a_warmed_up_classifier_classifies_as_a_cold_one():
+    """warm_up (run by the fetch worker and the writer while they wait for the first page) changes no classification:
+    the labelled set classified in a fresh process after it equals the set classified in a fresh process without it."""
+    root = Path(__file__).resolve().parent.parent
+    outputs = {
+        how: subprocess.run(
+            [sys.executable, "-c", WARM_UP_SCRIPT, how], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+        for how in ("cold", "warm")
+    }
+    cold = json.loads(outputs["cold"])
+    assert len(cold) > 100 and any(result["tags"] for result in cold.values())
+    assert outputs["warm"] == outputs["cold"]
