@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from crawler import cron
-from crawler.config import parse_config
+from crawler.config import ScheduleSettings, parse_config
 from crawler.errors import ConfigError
 from tests.conftest import BASE_CONFIG
 from tests.helpers.cli import litmon
@@ -60,3 +60,13 @@ def test_crontab_weekday_numbers_mean_what_cron_means():
     )
     weekly = cron.parse_cron("0 7 * * mon", "UTC")
     assert cron.previous_fire_time(weekly, monday_morning) == dt.datetime(2026, 2, 23, 7, 0, tzinfo=dt.UTC)
+
+
+def test_the_declared_defaults_are_valid_schedules():
+    """The config does not re-read a schedule left at its declared defaults (it would import APScheduler at every
+    start): they must parse."""
+    defaults = ScheduleSettings()
+    tz = cron.parse_timezone(defaults.timezone)
+    for key in ("crawl", "digest"):
+        trigger = cron.parse_cron(getattr(defaults, key), tz)
+        assert cron.next_fire_time(trigger, dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC)) is not None
