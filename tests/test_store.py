@@ -390,6 +390,45 @@ def test_rows_written_in_one_statement_are_those_written_row_by_row(tmp_path, ma
     assert build("row_by_row") == (tables, ranked)
 
 
+def test_a_one_record_works_lists_are_those_the_subqueries_over_its_records_give(db):
+    """A work of one record takes its keywords, MeSH terms and publication types from Python (list_columns: the
+    distinct values in the order they first come), or from SQL where a list holds JSON escapes or anything but texts:
+    every summary column equals what the subqueries over all of a work's records give, for lists with repeats, empty
+    texts, quotes, backslashes, controls, non-ASCII, numbers, nulls, nesting, an object, a text and spaces."""
+    from crawler.store import summaries
+    from tests.helpers.summaries_reference import summary_rows
+
+    lists = [
+        '["b", "a", "", "b", "c", "a"]',
+        "[]",
+        ' [ "x" , "y" ] ',
+        "null",
+        '[""]',
+        '["", ""]',
+        '["été", "naïve", "été", "日本"]',
+        '["say \\"hi\\"", "back\\\\slash", "tab\\there", "\\u00e9", "é"]',
+        '[1, "1", 2.5, null, true, "x"]',
+        '{"a": "b"}',
+        '"text"',
+        '[["nested"], "x"]',
+        '["a; b", "a", "a; b"]',
+    ]
+    store.save_records(db, [make_record("pubmed", str(i), pmid=str(i)) for i in range(len(lists))])
+    for i, text in enumerate(lists):
+        values = [text, lists[(i + 1) % len(lists)], lists[(i + 2) % len(lists)]]
+        db.execute("UPDATE records SET keywords = ?, mesh_terms = ?, publication_types = ? WHERE source_id = ?", [*values, str(i)])
+    db.execute("INSERT OR IGNORE INTO work_summary_queue (work_id) SELECT id FROM works")
+    expected = summary_rows(db, summaries._summary_select(None), [10**9])
+    assert store.refresh_work_summaries(db) == len(lists)
+    found = [list(row) for row in db.execute("SELECT * FROM work_summaries ORDER BY work_id")]
+    assert found == sorted(expected)
+    assert [row[summaries._SUMMARY_COLUMNS.index("keywords")] for row in found[:3]] == ["b; a; c", None, "x; y"]
+    assert summaries.list_columns(*lists[:3]) == (1, "b; a; c", None, '["x","y"]')
+    assert summaries.list_columns(lists[6], lists[4], lists[5]) == (1, "été; naïve; 日本", None, '[""]')
+    assert summaries.list_columns(lists[7], "[]", "[]")[0] == 0  # JSON escapes: SQL reads them
+    assert summaries.list_columns("[]", lists[3], "[]")[0] == 0  # not a list of texts
+
+
 def test_records_are_read_back_as_json_reads_them(tmp_path):
     """load_work_records reads ``records.data`` with orjson where it reads as json does: an integer beyond 64 bits
     stays an exact int, NaN, infinities and a lone surrogate escape (which orjson refuses) read as json reads them."""

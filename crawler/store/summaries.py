@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+import orjson
+
 from crawler.records import Author, vancouver_name
 from crawler.store.common import chunks, marks, source_rank_sql
 
@@ -102,11 +104,18 @@ def _distinct_list(column: str, one: bool, separator: str = "; ") -> str:
     return f"(SELECT group_concat(v, '{separator}') FROM (SELECT DISTINCT j.value AS v {rows} ORDER BY {'j.key' if one else 'r.id, j.key'}))"
 
 
+def _type_list(one: bool) -> str:
+    rows = _of_records(one, "json_each(r.publication_types) j")
+    return (
+        f"COALESCE((SELECT json_group_array(v) FROM (SELECT DISTINCT j.value AS v {rows}\n"
+        f"                 ORDER BY {'j.key' if one else 'r.id, j.key'})), '[]')"
+    )
+
+
 def _summary_select(one: bool | None) -> str:
     """The summaries of the queued works: of those with exactly one record (``one``: read from that record, joined
     as ``r``, as most new works are), or of all the others (``False``: each field a subquery over the work's
     records), or (``None``) of all of them the second way: the reference the first is tested against."""
-    each = "" if one else "r.id, "
     count = "" if one is None else f" AND (SELECT COUNT(*) FROM records o WHERE o.work_id = w.id) {'=' if one else '!='} 1"
     one = bool(one)
     retracted = (
@@ -127,8 +136,7 @@ SELECT w.id AS work_id, w.record_type, w.title, {_best("abstract", one)} AS abst
         ORDER BY i.scheme = 'nct' DESC, i.id LIMIT 1) AS trial_id,
        {_distinct_list("keywords", one)} AS keywords,
        {_distinct_list("mesh_terms", one)} AS mesh_terms,
-       COALESCE((SELECT json_group_array(v) FROM (SELECT DISTINCT j.value AS v {_of_records(one, "json_each(r.publication_types) j")}
-                 ORDER BY {each}j.key)), '[]') AS publication_types,
+       {_type_list(one)} AS publication_types,
        {_best("language", one)} AS language,
        {"r.source" if one else "(SELECT group_concat(source, ',') FROM (SELECT DISTINCT r.source FROM records r WHERE r.work_id = w.id ORDER BY r.source))"} AS sources,
        {"1" if one else "(SELECT COUNT(*) FROM records r WHERE r.work_id = w.id)"} AS record_count,
@@ -170,14 +178,27 @@ _AUTHORS = "work_summary_authors"
 
 def _summary_insert() -> str:
     """One statement writing the summaries of the queued works (both SELECTs, work id order): the author names from
-    :data:`_AUTHORS`, ``author_count`` by SQLite; no summary row goes through Python."""
+    :data:`_AUTHORS`, ``author_count`` by SQLite, and a one-record work's three lists from :data:`_AUTHORS` where
+    :func:`list_columns` computed them; no summary row goes through Python."""
     authors = "a.authors, a.first_author, COALESCE(json_array_length(NULLIF(w.authors, '')), 0) AS author_count"
     joined = "LEFT JOIN work_relevance rel ON rel.work_id = w.id"
+    lists = {
+        f"{_distinct_list('keywords', True)} AS keywords": "keywords",
+        f"{_distinct_list('mesh_terms', True)} AS mesh_terms": "mesh_terms",
+        f"{_type_list(True)} AS publication_types": "publication_types",
+    }
     selects = []
-    for select in _SUMMARY_SELECTS:
+    for one, select in zip((True, False), _SUMMARY_SELECTS):
         if select.count("w.authors AS authors_json") != 1 or select.count(joined) != 1:
             raise ValueError("the summary SELECT's author column or joins moved")
         select = select.replace("w.authors AS authors_json", authors)
+        for expression, column in lists.items() if one else ():
+            if select.count(expression) != 1:
+                raise ValueError(f"the one-record summary SELECT's {column} moved")
+            # the subquery runs only for a work whose lists Python left to SQL (CASE evaluates the branch it takes)
+            select = select.replace(
+                expression, f"CASE WHEN a.lists THEN a.{column} ELSE {expression[: -len(column) - 4]} END AS {column}"
+            )
         selects.append(select.replace(joined, f"{joined} LEFT JOIN temp.{_AUTHORS} a ON a.work_id = w.id"))
     names = ", ".join(_SUMMARY_COLUMNS)
     upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
@@ -189,8 +210,11 @@ def _summary_insert() -> str:
 
 _SUMMARY_INSERT = _summary_insert()
 
-#: The authors of the queued current works, whose summary names :func:`write_summaries` computes.
-_QUEUED_AUTHORS = f"SELECT w.id, w.authors FROM works w WHERE w.merged_into IS NULL AND w.id IN ({_QUEUED})"
+#: The authors of the queued current works, whose summary names :func:`write_summaries` computes, and the three
+#: lists of the one record of a work that has one (NULLs for the others: ``r.id`` tells them apart).
+_QUEUED_AUTHORS = f"""SELECT w.id, w.authors, r.id, r.keywords, r.mesh_terms, r.publication_types FROM works w
+    LEFT JOIN records r ON r.work_id = w.id AND (SELECT COUNT(*) FROM records o WHERE o.work_id = w.id) = 1
+    WHERE w.merged_into IS NULL AND w.id IN ({_QUEUED})"""
 
 #: The queued works of one pass that have no current work any more (merged, or gone): their summaries are removed.
 _GONE = f"""DELETE FROM work_summaries WHERE work_id IN (SELECT q.work_id FROM ({_QUEUED}) q LEFT JOIN works w ON w.id = q.work_id
@@ -222,13 +246,57 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
 
 def write_summaries(db, batch: int) -> None:
     """The summaries of the first ``batch`` queued works, written (one statement); those of works gone removed."""
-    names = [(work_id, *author_columns(text)) for work_id, text in db.conn.execute(_QUEUED_AUTHORS, [batch])]
-    db.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS} (work_id INTEGER PRIMARY KEY, authors, first_author)")
+    names = [
+        (work_id, *author_columns(text), *(list_columns(*lists) if record_id is not None else _SQL_LISTS))
+        for work_id, text, record_id, *lists in db.conn.execute(_QUEUED_AUTHORS, [batch])
+    ]
+    db.conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS}"
+        " (work_id INTEGER PRIMARY KEY, authors, first_author, lists, keywords, mesh_terms, publication_types)"
+    )
     db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
-    db.conn.executemany(f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author) VALUES (?, ?, ?)", names)
+    db.conn.executemany(
+        f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author, lists, keywords, mesh_terms, publication_types)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        names,
+    )
     db.conn.execute(_SUMMARY_INSERT, [batch, batch])
     db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
     db.conn.execute(_GONE, [batch])
+
+
+#: :func:`list_columns` of lists it leaves to SQL.
+_SQL_LISTS = (0, None, None, None)
+
+
+def list_columns(keywords: str | None, mesh_terms: str | None, publication_types: str | None) -> tuple:
+    """(1, the summary's ``keywords``, ``mesh_terms``, ``publication_types``) of a work of one record, from that
+    record's three JSON columns, as the one-record SELECT's subqueries give them (each list's distinct values in the
+    order they first come, the empty ones left out of the first two; ``group_concat``'s NULL for none, and
+    ``json_group_array``'s JSON, which writes a text without escapes as it is) without their two temporary b-trees
+    each (a ``DISTINCT`` and an ``ORDER BY``). ``(0, None, None, None)`` (SQL computes them) when a column holds a
+    JSON escape or anything but a list of texts. No Python runs per value: the checks and lists are C's."""
+    try:
+        if "\\" in keywords or "\\" in mesh_terms or "\\" in publication_types:  # type: ignore[operator]
+            return _SQL_LISTS
+        words, terms, types = _loads(keywords), _loads(mesh_terms), _loads(publication_types)  # type: ignore[arg-type]
+        if type(words) is not list or type(terms) is not list or type(types) is not list:
+            return _SQL_LISTS
+        "".join(words), "".join(terms), "".join(types)  # TypeError: a value that is not a text
+    except (TypeError, ValueError):  # a NULL column (no record), JSON that orjson refuses, a value not a text
+        return _SQL_LISTS
+    words, terms = dict.fromkeys(words), dict.fromkeys(terms)
+    words.pop("", None)
+    terms.pop("", None)
+    return (
+        1,
+        "; ".join(words) or None,
+        "; ".join(terms) or None,
+        '["' + '","'.join(dict.fromkeys(types)) + '"]' if types else "[]",
+    )
+
+
+_loads = orjson.loads
 
 
 def author_columns(text: str | None) -> tuple[str | None, str | None]:
