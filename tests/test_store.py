@@ -416,7 +416,9 @@ def test_a_one_record_works_lists_are_those_the_subqueries_over_its_records_give
     store.save_records(db, [make_record("pubmed", str(i), pmid=str(i)) for i in range(len(lists))])
     for i, text in enumerate(lists):
         values = [text, lists[(i + 1) % len(lists)], lists[(i + 2) % len(lists)]]
-        db.execute("UPDATE records SET keywords = ?, mesh_terms = ?, publication_types = ? WHERE source_id = ?", [*values, str(i)])
+        db.execute(
+            "UPDATE records SET keywords = ?, mesh_terms = ?, publication_types = ? WHERE source_id = ?", [*values, str(i)]
+        )
     db.execute("INSERT OR IGNORE INTO work_summary_queue (work_id) SELECT id FROM works")
     expected = summary_rows(db, summaries._summary_select(None), [10**9])
     assert store.refresh_work_summaries(db) == len(lists)
@@ -460,3 +462,21 @@ def test_records_are_read_back_as_json_reads_them(tmp_path):
     (read,) = store.load_work_records(db, [work_id])[work_id]
     assert read["extra"]["enrollment"] == 10**30 and read["title"] == "Ketamine" and read["abstract"] == "An abstract."
     assert read == {**json.loads(db.execute("SELECT data FROM records").fetchone()[0]), "abstract": "An abstract."}
+
+
+def test_a_list_of_texts_is_encoded_as_json_value_encodes_it():
+    """store.common.dumps_texts (a classification's reasons) writes what json_value writes: texts with and without
+    escapes (quotes, backslashes, controls, separators inside a text), non-ASCII, surrogates, values not texts."""
+    import random
+
+    from crawler.records import json_value
+    from crawler.store.common import dumps_texts
+
+    pieces = ['"', "\\", ",", " ", "a", "é", "\n", "\x00", "\x1f", "\x7f", "\u2028", "日", "😀", '","', '\\"', '", "', "x y"]
+    rnd = random.Random(15)
+    lists = [
+        ["".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5))) for _ in range(rnd.randint(0, 4))] for _ in range(20000)
+    ]
+    lists += [[], [""], ["", ""], ["\ud800"], ["a", "\udfff"], [1, "a"], [None], [["x"]], ("a",), "abc", {"a": "b"}]
+    lists += [["concept drug: passing mention set aside (background sentence: 'ketamine...')", "focus: trd"]]
+    assert [dumps_texts(values) for values in lists] == [json_value(values) for values in lists]

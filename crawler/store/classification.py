@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlite_utils
 
 from crawler import clock
-from crawler.store.common import chunks, dumps, insert_rows, marks
+from crawler.store.common import chunks, dumps_texts, insert_rows, marks
 from crawler.store.summaries import refresh_work_summaries
 
 _SUMMARY_COLUMNS = """relevance = (SELECT label FROM work_relevance r WHERE r.work_id = work_summaries.work_id),
@@ -55,9 +55,9 @@ def classification_row(classification) -> tuple:
         c.work_id,
         c.label,
         c.score,
-        dumps(c.reasons),
+        dumps_texts(c.reasons),
         c.rank_score,
-        dumps(c.rank_reasons),
+        dumps_texts(c.rank_reasons),
         c.vocabulary_hash,
         {t.tag: (t.category, t.evidence) for t in c.tags},
     )
