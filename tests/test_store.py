@@ -480,3 +480,42 @@ def test_a_list_of_texts_is_encoded_as_json_value_encodes_it():
     lists += [[], [""], ["", ""], ["\ud800"], ["a", "\udfff"], [1, "a"], [None], [["x"]], ("a",), "abc", {"a": "b"}]
     lists += [["concept drug: passing mention set aside (background sentence: 'ketamine...')", "focus: trd"]]
     assert [dumps_texts(values) for values in lists] == [json_value(values) for values in lists]
+
+
+def test_a_classified_works_summary_takes_its_tags_as_the_rows_just_written_give_them(db, monkeypatch):
+    """save_classification_rows hands the summary refresh each classified work's tag columns (made from its row, as
+    the work_tags rows just written give them back): equal to what the subqueries over work_tags give, for works
+    waiting in the queue and works without a summary yet, with names sorted by code point, names that need JSON
+    escapes (left to SQL), evidence and other tags, and works without tags."""
+    from crawler.store import classification, summaries
+    from tests.helpers.summaries_reference import summary_rows
+
+    store.save_records(db, [make_record("pubmed", str(i), title=f"Ketamine {i}", pmid=str(i)) for i in range(6)])
+    work_ids = [row["id"] for row in live_works(db)]
+    tags = [
+        {"trd": ("topic", "t"), "rct": ("evidence", "r"), "Z": ("topic", "z"), "é": ("evidence", "e"), "日本": ("topic", "j")},
+        {'quote"d': ("evidence", "q"), "trd": ("topic", "t")},
+        {},
+        {"back\\slash": ("topic", "b")},
+        {"meta-analysis": ("evidence", "m"), "😀": ("evidence", "s"), "a": ("topic", "a")},
+        {"trd": ("topic", "t")},
+    ]
+    db.execute("INSERT OR IGNORE INTO work_summary_queue (work_id) SELECT id FROM works WHERE id % 2 = 0")
+    db.execute("DELETE FROM work_summaries WHERE work_id = ?", [work_ids[1]])  # no summary yet: queued in full
+    given = []
+    write = summaries.write_summaries
+
+    def spy(db, batch, tags=None):
+        given.extend((work_id, tags(work_id)) for work_id in work_ids if tags is not None)
+        write(db, batch, tags)
+
+    monkeypatch.setattr(summaries, "write_summaries", spy)
+    rows_ = [(w, "relevant", 3, "[]", 2, "[]", "v1", t) for w, t in zip(work_ids, tags)]
+    assert classification.save_classification_rows(db, rows_) == 6
+    assert dict(given)[work_ids[0]] == ('["Z","rct","trd","é","日本"]', '["rct","é"]')
+    assert dict(given)[work_ids[1]] is None and dict(given)[work_ids[3]] is None  # escapes: SQL's
+    assert dict(given)[work_ids[2]] == ("[]", "[]")
+    found = [list(row) for row in db.execute("SELECT * FROM work_summaries ORDER BY work_id")]
+    db.execute("INSERT OR IGNORE INTO work_summary_queue (work_id) SELECT id FROM works")
+    assert found == sorted(summary_rows(db, summaries._summary_select(None), [10**9]))
+    assert len(found) == 6

@@ -121,7 +121,15 @@ def save_classification_rows(db, classification_rows: Iterable[tuple], now: str 
             )
         for table in ("work_relevance", "work_tags"):
             db.conn.execute(f"DELETE FROM {table} WHERE work_id IN (SELECT id FROM works WHERE merged_into IS NOT NULL)")
-        refresh_work_summaries(db)
+
+        def tags(work_id: int) -> tuple[str, str] | None:
+            """A classified work's tag columns, from its row: its ``work_tags`` rows are those now (written above, or
+            equal to them); None for the others, and where a name needs escapes (the SQL reads those)."""
+            row = rows.get(work_id)
+            values = _summary_values(row) if row is not None else None
+            return None if values is None or values[2] is None else (values[2], values[3])
+
+        refresh_work_summaries(db, tags=tags)  # the queued works' summaries in full (those of works waiting among them)
     return len(changed)
 
 

@@ -15,7 +15,7 @@ indexes title, abstract, authors, journal, keywords and MeSH.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 
@@ -176,6 +176,13 @@ _SUMMARY_COLUMNS = (
 _AUTHORS = "work_summary_authors"
 
 
+#: The summary's tag columns (a subquery each, in both SELECTs).
+_TAG_LISTS = {
+    "tags": "(SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = w.id ORDER BY t.tag))",
+    "evidence_types": "(SELECT json_group_array(tag) FROM (SELECT t.tag FROM work_tags t WHERE t.work_id = w.id AND t.category = 'evidence' ORDER BY t.tag))",
+}
+
+
 def _summary_insert() -> str:
     """One statement writing the summaries of the queued works (both SELECTs, work id order): the author names from
     :data:`_AUTHORS`, ``author_count`` by SQLite, and a one-record work's three lists from :data:`_AUTHORS` where
@@ -192,6 +199,13 @@ def _summary_insert() -> str:
         if select.count("w.authors AS authors_json") != 1 or select.count(joined) != 1:
             raise ValueError("the summary SELECT's author column or joins moved")
         select = select.replace("w.authors AS authors_json", authors)
+        for column, expression in _TAG_LISTS.items():
+            if select.count(f"{expression} AS {column}") != 1:
+                raise ValueError(f"the summary SELECT's {column} moved")
+            # the work's tags as its classification was just written, when the caller gave them (:func:`write_summaries`)
+            select = select.replace(
+                f"{expression} AS {column}", f"CASE WHEN a.tagged THEN a.{column} ELSE {expression} END AS {column}"
+            )
         for expression, column in lists.items() if one else ():
             if select.count(expression) != 1:
                 raise ValueError(f"the one-record summary SELECT's {column} moved")
@@ -221,7 +235,7 @@ _GONE = f"""DELETE FROM work_summaries WHERE work_id IN (SELECT q.work_id FROM (
     WHERE w.id IS NULL OR w.merged_into IS NOT NULL)"""
 
 
-def refresh_work_summaries(db, batch: int = 2000) -> int:
+def refresh_work_summaries(db, batch: int = 2000, tags: Callable[[int], tuple[str, str] | None] | None = None) -> int:
     """Recompute the summary of every queued work (a merged one loses its row); return how many were queued.
 
     A work of exactly one record (most works of a backfill) is read from that record's row joined to it, the
@@ -229,6 +243,9 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
     The rows are written by one ``INSERT … SELECT`` (the author names computed in Python first): its triggers feed
     the search index (FTS5), which flushes what it holds in memory at every statement's savepoint, so one statement
     per row would write (and later merge) one index segment per work.
+
+    ``tags``: a work id -> the work's ``tags`` and ``evidence_types`` columns as its ``work_tags`` rows give them now
+    (or None: the SQL reads them), from a caller that has just written those rows (:func:`save_classification_rows`).
 
     Does nothing on a file older than m007 (its backfill summarises everything once the migration ran)."""
     if not _has_queue(db):
@@ -238,31 +255,42 @@ def refresh_work_summaries(db, batch: int = 2000) -> int:
         queued = [r[0] for r in db.conn.execute(_QUEUED, [batch]).fetchall()]
         if not queued:
             return done
-        write_summaries(db, batch)
+        write_summaries(db, batch, tags)
         for chunk in chunks(queued):
             db.conn.execute(f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
         done += len(queued)
 
 
-def write_summaries(db, batch: int) -> None:
-    """The summaries of the first ``batch`` queued works, written (one statement); those of works gone removed."""
+def write_summaries(db, batch: int, tags: Callable[[int], tuple[str, str] | None] | None = None) -> None:
+    """The summaries of the first ``batch`` queued works, written (one statement); those of works gone removed.
+    ``tags``: as :func:`refresh_work_summaries`'s."""
     names = [
-        (work_id, *author_columns(text), *(list_columns(*lists) if record_id is not None else _SQL_LISTS))
+        (
+            work_id,
+            *author_columns(text),
+            *(list_columns(*lists) if record_id is not None else _SQL_LISTS),
+            *_tagged(tags(work_id) if tags is not None else None),
+        )
         for work_id, text, record_id, *lists in db.conn.execute(_QUEUED_AUTHORS, [batch])
     ]
     db.conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS}"
-        " (work_id INTEGER PRIMARY KEY, authors, first_author, lists, keywords, mesh_terms, publication_types)"
+        f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS} (work_id INTEGER PRIMARY KEY, authors, first_author,"
+        " lists, keywords, mesh_terms, publication_types, tagged, tags, evidence_types)"
     )
     db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
     db.conn.executemany(
-        f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author, lists, keywords, mesh_terms, publication_types)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author, lists, keywords, mesh_terms, publication_types,"
+        " tagged, tags, evidence_types) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         names,
     )
     db.conn.execute(_SUMMARY_INSERT, [batch, batch])
     db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
     db.conn.execute(_GONE, [batch])
+
+
+def _tagged(arrays: tuple[str, str] | None) -> tuple:
+    """The staged ``tagged``, ``tags``, ``evidence_types`` of a work whose tag columns were given (or not: SQL's)."""
+    return (0, None, None) if arrays is None else (1, *arrays)
 
 
 #: :func:`list_columns` of lists it leaves to SQL.

@@ -27,8 +27,9 @@ def summary_rows(db, select: str, params: list) -> list[list]:
     return rows
 
 
-def write_summaries_row_by_row(db, batch: int) -> None:
-    """:func:`crawler.store.summaries.write_summaries` as it was, each row its own run of the upsert."""
+def write_summaries_row_by_row(db, batch: int, tags=None) -> None:
+    """:func:`crawler.store.summaries.write_summaries` as it was, each row its own run of the upsert (every column read
+    by SQL: ``tags``, the tag columns a caller knows, is not used)."""
     columns = summaries._SUMMARY_COLUMNS
     queued = [r[0] for r in db.conn.execute(summaries._QUEUED, [batch]).fetchall()]
     rows = sorted((row for select in summaries._SUMMARY_SELECTS for row in summary_rows(db, select, [batch])), key=lambda r: r[0])
