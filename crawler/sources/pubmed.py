@@ -686,31 +686,42 @@ def _section_heading(label: str | None, category: str | None) -> tuple[str | Non
     return part["label"], part["category"]
 
 
-#: An author's name fields, in the order of :func:`_name_fields`' tuple.
-_AUTHOR_FIELDS = ("LastName", "ForeName", "Initials", "CollectiveName", "Suffix")
-_AUTHOR_FIELD_INDEX = {tag: index for index, tag in enumerate(_AUTHOR_FIELDS)}
-
-
 def _name_fields(author) -> tuple[str, ...]:
     """An ``<Author>``'s (LastName, ForeName, Initials, CollectiveName, Suffix): the text of the first
     element of each ("" when absent)."""
-    fields = ["", "", "", "", ""]
-    seen = 0
+    last = fore = initials = collective = suffix = None  # None: no such element yet
     for child in author:
-        index = _AUTHOR_FIELD_INDEX.get(child.tag)
-        if index is not None and not seen & (1 << index):
-            seen |= 1 << index
-            if len(child):  # mixed content
-                fields[index] = text_of(child)
-            else:  # text_of's own first case, inline (most fields)
-                text = child.text
-                fields[index] = fold_space(text) if text else ""
-    return tuple(fields)
+        tag = child.tag
+        if tag == "LastName":
+            if last is None:
+                last = _field_text(child)
+        elif tag == "ForeName":
+            if fore is None:
+                fore = _field_text(child)
+        elif tag == "Initials":
+            if initials is None:
+                initials = _field_text(child)
+        elif tag == "CollectiveName":
+            if collective is None:
+                collective = _field_text(child)
+        elif tag == "Suffix":
+            if suffix is None:
+                suffix = _field_text(child)
+    return (last or "", fore or "", initials or "", collective or "", suffix or "")
+
+
+def _field_text(element) -> str:
+    """:func:`text_of` an element (its own text folded when it has no children, as most fields)."""
+    if len(element):  # mixed content
+        return text_of(element)
+    text = element.text
+    return fold_space(text) if text else ""
 
 
 def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
     """The display names ("Family Given", a group's name) and the structured authors of these name fields
-    (every record gets Author objects of its own)."""
+    (every record gets Author objects of its own: each made from the fields :func:`_person` remembers, as
+    ``Author(*fields)`` makes it, without running ``Author.__init__`` again)."""
     names: list[str] = []
     authors: list[Author] = []
     for fields in people:
@@ -718,20 +729,26 @@ def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
         if name:
             names.append(name)
         if person is not None:
-            authors.append(Author(*person))
+            author = _new_object(Author)
+            author.__dict__.update(person)
+            authors.append(author)
     return names, authors
 
 
+_new_object = object.__new__
+
+
 @functools.lru_cache(maxsize=4096)
-def _person(fields: tuple[str, ...]) -> tuple[str | None, tuple[str | None, ...] | None]:
-    """A person's display name and the fields of their Author, from their name fields. The same people
-    recur across a topic's articles: the most recent few thousand are cleaned and parsed once."""
+def _person(fields: tuple[str, ...]) -> tuple[str | None, dict[str, str | None] | None]:
+    """A person's display name and their Author's fields (the ``__dict__`` of the Author :func:`make_author` makes:
+    not to be changed), from their name fields. The same people recur across a topic's articles: the most recent
+    few thousand are cleaned and parsed once."""
     last, fore, initials, collective, suffix = fields
     name: str | None = collective or (f"{last} {fore or initials}".strip() if last else None)
     person = make_author(family=last, given=fore, initials=initials, collective=collective, suffix=suffix)
     if person is None:
         return name, None
-    return name, (person.family, person.given, person.initials, person.collective, person.suffix)
+    return name, dict(vars(person))
 
 
 def _date_of(node) -> str | None:
