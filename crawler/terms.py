@@ -1071,24 +1071,29 @@ class Hit:
         return _describe((self.field, self.term, self.text, self.count))
 
 
-#: What a hit says, by (field, term, words, count): the same words are found in work after work.
-_DESCRIBED: dict[tuple[str, str, str, int], str] = {}
+class _Described(dict[tuple[str, str, str, int], str]):
+    """What a hit says, by (field, term, words, count): the same words are found in work after work. Made when first
+    asked (``_DESCRIBED[found]``, in C for every hit but the first of its kind), then remembered."""
 
-
-def _describe(found: tuple[str, str, str, int]) -> str:
-    """:meth:`Hit.describe` of the hit (field, term, words, count), remembered."""
-    described = _DESCRIBED.get(found)
-    if described is None:
-        if len(_DESCRIBED) >= 100_000:
-            _DESCRIBED.clear()
+    def __missing__(self, found: tuple[str, str, str, int]) -> str:
+        if len(self) >= 100_000:
+            self.clear()
         name, term_text, text, count = found
         times = f" x{count}" if count > 1 else ""
         term = _normal_term(term_text)
         plain = text == term or (term.endswith("*") and text.startswith(term.rstrip("*")))
         shown = term_text if len(term_text) <= 40 else term_text[:37] + "..."
         words = f"'{text}'" if plain else f"'{text}' (term '{shown}')"
-        described = _DESCRIBED[found] = f"{words} in {name}{times}"
-    return described
+        described = self[found] = f"{words} in {name}{times}"
+        return described
+
+
+_DESCRIBED = _Described()
+
+
+def _describe(found: tuple[str, str, str, int]) -> str:
+    """:meth:`Hit.describe` of the hit (field, term, words, count), remembered."""
+    return _DESCRIBED[found]
 
 
 class RuleResult:
@@ -1145,8 +1150,7 @@ class RuleResult:
     def evidence(self) -> str:
         """The hits as one line: ``'nasal spray' in title; 'esketamine nasal spray' in abstract x2``."""
         if self._hits is None:
-            described = _DESCRIBED.get
-            return "; ".join([described(found) or _describe(found) for found in self.found])
+            return "; ".join(map(_DESCRIBED.__getitem__, self.found))
         return "; ".join(hit.describe() for hit in self.hits)
 
     def _fields(self) -> tuple:
@@ -1304,6 +1308,23 @@ def _select(entries: list[tuple[int, int, int]], keymap: dict[int, tuple[tuple[i
 
 
 _NO_MATCHES: dict[int, list[tuple[int, int, int]]] = {}
+
+
+class _Tables(dict[Scan, dict[int, list[tuple[int, int, int]]]]):
+    """What each list of a rule set's terms matches in each text read (:meth:`RuleSet.evaluate`), by the text's scan:
+    slot -> (start, end, index) of each match (:func:`_select`), found when first asked (``tables[scan]``)."""
+
+    __slots__ = ("keymap",)
+
+    def __init__(self, keymap: dict[int, tuple[tuple[int, int], ...]]):
+        super().__init__()
+        self.keymap = keymap
+
+    def __missing__(self, scan: Scan) -> dict[int, list[tuple[int, int, int]]]:
+        found = self[scan] = _select(scan.entries, self.keymap) if scan.entries else _NO_MATCHES
+        return found
+
+
 #: In :meth:`RuleSet._field_scans`, in place of the scan of a text whose matches are given (:data:`MATCHED`).
 _KNOWN = Scan([])
 _NOTHING: frozenset[int] = frozenset()
@@ -1451,7 +1472,16 @@ class RuleSet:
                 matches = selected.get(slot)
                 if matches:
                     texts.append((name, text, matches))
-        headings = [(heading, index) for heading in doc.mesh for _, index in self._heading(heading)] if self.meshed else None
+        headings: list[tuple[str, int]] | None = None
+        if self.meshed and doc.mesh:
+            known_headings = self._headings
+            headings = []
+            for heading in doc.mesh:
+                entries = known_headings.get(heading)
+                if entries is None:
+                    entries = self._heading(heading)
+                if entries:
+                    headings += [(heading, index) for _, index in entries]
         if not texts and not headings:
             return [None]
         result = RuleResult(rule)
@@ -1490,8 +1520,12 @@ class RuleSet:
         candidates |= gated
         mesh_hits: dict[int, list[tuple[str, int]]] = {}
         if self.meshed and doc.mesh:
+            known_headings = self._headings
             for heading in doc.mesh:
-                for position, index in self._heading(heading):
+                entries = known_headings.get(heading)
+                if entries is None:
+                    entries = self._heading(heading)
+                for position, index in entries:
                     found = mesh_hits.get(position)
                     if found is None:
                         mesh_hits[position] = [(heading, index)]
@@ -1501,8 +1535,8 @@ class RuleSet:
         if not candidates:
             return results
         keymap = self.keymap
-        # what each list's plain terms match in each text (by the id of its scan): slot -> (start, end, index) of each
-        tables: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
+        # what each list's plain terms match in each text (by its scan): slot -> (start, end, index) of each
+        tables = _Tables(keymap)
         # and in the work's own texts: slot -> (field, text, matches), in field order
         by_slot: dict[int, list[tuple[str, str, list[tuple[int, int, int]]]]] = {}
         listed = self.listed
@@ -1512,9 +1546,9 @@ class RuleSet:
                     continue
                 known = scan.selected
                 if known is not None and known[0] is keymap:
-                    selected = tables[id(scan)] = known[1]
+                    selected = tables[scan] = known[1]
                 else:
-                    selected = tables[id(scan)] = _select(scan.entries, keymap)
+                    selected = tables[scan] = _select(scan.entries, keymap)
                     scan.selected = (keymap, selected)
                 for slot, matches in selected.items():
                     found_texts = by_slot.get(slot)
@@ -1522,12 +1556,6 @@ class RuleSet:
                         by_slot[slot] = [(name, text, matches)]
                     else:
                         found_texts.append((name, text, matches))
-
-        def table(scan: Scan) -> dict[int, list[tuple[int, int, int]]]:
-            found = tables.get(id(scan))
-            if found is None:
-                found = tables[id(scan)] = _select(scan.entries, keymap) if scan.entries else _NO_MATCHES
-            return found
 
         plans = self.plans
         for position in sorted(candidates):
@@ -1544,7 +1572,7 @@ class RuleSet:
                     if texts is not None:
                         _match_fields(rule, texts, result)
                 elif changed or not terms.keys.keys().isdisjoint(found_keys) or id(terms.gate) in passing:
-                    _match_fields(rule, _field_matches(terms, used, table), result)
+                    _match_fields(rule, _field_matches(terms, used, tables), result)
             headings = mesh_hits.get(position)
             if headings is not None:
                 recorded = result.found
@@ -1554,9 +1582,9 @@ class RuleSet:
                     result.strength = _MESH_STRENGTH
             if result.strength:
                 if require is not None:
-                    result.missing_require = _first(require, used, table) is None
+                    result.missing_require = _first(require, used, tables) is None
                 if unless is not None:
-                    cancel = _first(unless, used, table)
+                    cancel = _first(unless, used, tables)
                     if cancel is not None:
                         name, text, start, end = cancel
                         result.cancelled_by = f"'{_whole_words(text, start, end)}' in {name}"
@@ -1566,12 +1594,12 @@ class RuleSet:
 _MESH_STRENGTH = FIELD_STRENGTH["mesh"]
 
 
-def _first(terms: _Terms, fields, table) -> tuple[str, str, int, int] | None:
+def _first(terms: _Terms, fields, tables: _Tables) -> tuple[str, str, int, int] | None:
     """(field, text, start, end) of the first match of a list in the first text (in field order) it matches."""
     slot, regex = terms.slot, terms.regex
     for name, items in fields:
         for text, scan in items:
-            plain = table(scan).get(slot)
+            plain = tables[scan].get(slot)
             if plain:
                 return name, text, plain[0][0], plain[0][1]
             if regex is not None:
@@ -1581,14 +1609,14 @@ def _first(terms: _Terms, fields, table) -> tuple[str, str, int, int] | None:
     return None
 
 
-def _field_matches(terms: _Terms, fields, table):
+def _field_matches(terms: _Terms, fields, tables: _Tables):
     """(field, text, matches) of each text a list matches, in field order: plain terms first, then ``re:`` terms."""
     slot, windows, gate = terms.slot, terms.windows, terms.gate
     plain = bool(terms.keys)
     found = []
     for name, items in fields:
         for text, scan in items:
-            matches = table(scan).get(slot) if plain else None
+            matches = tables[scan].get(slot) if plain else None
             if windows is not None and gate is not None and (gate.always or (scan.anchors and not gate.blocked(scan.anchors))):
                 more = [(m.start(), m.end(), int(m.lastgroup[1:])) for m in windows.finditer(text, scan)]  # type: ignore[index]
                 if more:
