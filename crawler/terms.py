@@ -693,27 +693,27 @@ class _Vocabulary:
         values = self.values
         for index, start, end in automaton.find_matches_as_indexes(seen, overlapping=True):
             anchor, form = values[index]
-            last = end - 1
             if anchor is not None:
                 known = positions.get(anchor)
                 if known is None:
-                    positions[anchor] = [last]
+                    positions[anchor] = [end - 1]
                 else:
-                    known.append(last)
-            if form is None:
-                continue
+                    known.append(end - 1)
+                if form is None:
+                    continue
+            # (a literal that is no anchor is a form)
             need_start, need_end, keys = form
             if need_start is None:  # checks that differ from one term to the other
                 starts = start == 0 or seen[start - 1] not in word
-                ends = last + 1 == size or seen[last + 1] not in word
-                entries.extend((start, last + 1, key) for key, s, e in keys if (starts or not s) and (ends or not e))
+                ends = end == size or seen[end] not in word
+                entries.extend((start, end, key) for key, s, e in keys if (starts or not s) and (ends or not e))
                 continue
             if need_start and start and seen[start - 1] in word:
                 continue
-            if need_end and last + 1 < size and seen[last + 1] in word:
+            if need_end and end < size and seen[end] in word:
                 continue
             for key in keys:
-                entries.append((start, last + 1, key))
+                entries.append((start, end, key))
         entries.sort()
         return Scan(entries, positions)
 
@@ -893,7 +893,10 @@ class _Terms:
         keys = self.keys
         if keys.keys().isdisjoint(scan.keys):
             return []
-        found = sorted([(start, keys[key], end) for start, end, key in scan.entries if key in keys])
+        # (the entries of other terms left out in C: most of a text's are)
+        entries = scan.entries
+        ours = itertools.compress(entries, map(keys.__contains__, map(_THIRD, entries)))
+        found = sorted([(start, keys[key], end) for start, end, key in ours])
         matches = []
         position = 0
         for start, index, end in found:
