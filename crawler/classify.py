@@ -236,8 +236,11 @@ def _add(target: list[str], text: str) -> None:
 
 def _add_all(target: list[str], values) -> None:
     """Each value's normalised text, once (blank texts and what is not a string are left out)."""
+    known = _NORMAL.get
     for value in values or ():
-        text = _normal(value)
+        text = known(value) if value.__class__ is str else None  # (_normal's, without a call when remembered)
+        if text is None:
+            text = _normal(value)
         if text and text not in target:
             target.append(text)
 
@@ -323,7 +326,8 @@ def _evaluated(doc: Doc, vocabulary: Vocabulary) -> dict[int, RuleResult | None]
     found = doc.cache.memo.get(key)
     if found is None:
         rules = vocabulary.rules
-        found = doc.cache.memo[key] = dict(zip(map(id, rules.rules), rules.evaluate(doc)))
+        results = doc.cache.memo["classify.results", id(rules)] = rules.evaluate(doc)
+        found = doc.cache.memo[key] = dict(zip(map(id, rules.rules), results))
     return found
 
 
@@ -399,11 +403,20 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
 
 
 def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
-    tags = []
-    evaluated = _evaluated(facts.doc, vocabulary)
-    for rule in vocabulary.tags:
-        result = evaluated[id(rule)]  # most tags find nothing in a work: not run at all
-        if result is not None and result.fired:
+    tags: list[Tag] = []
+    if not vocabulary.tags:
+        return tags
+    _evaluated(facts.doc, vocabulary)
+    # the tags are the last rules of vocabulary.rules: their results, in the same order
+    results = facts.doc.cache.memo["classify.results", id(vocabulary.rules)][-len(vocabulary.tags) :]
+    for rule, result in zip(vocabulary.tags, results):  # most tags find nothing in a work: not run at all (None)
+        # (result.fired)
+        if (
+            result is not None
+            and result.strength >= rule.min_strength
+            and result.cancelled_by is None
+            and not result.missing_require
+        ):
             tags.append(Tag(rule.name, rule.category or "topic", result.evidence()))
     return tags
 
