@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import sqlite3
@@ -97,6 +98,14 @@ def dump_tables(db) -> dict[str, list]:
 
 #: The instant every test runs at unless it moves the clock itself (``clock.pin``/``clock.advance``).
 PINNED_NOW = dt.datetime(2026, 11, 23, 9, 0, 0, tzinfo=dt.UTC)
+
+
+#: The loopback servers (pytest_httpserver's werkzeug) log each request they answer. Left to itself, werkzeug gives its
+#: logger a handler bound to the ``sys.stderr`` of the moment it first logs (a stream pytest captures and later closes),
+#: and a request answered after that (a held request released as its test ends, a worker's prefetch cut short) printed
+#: a "--- Logging error ---" traceback into CI's output. With a handler of its own, werkzeug adds none: its records go to
+#: the root logger, which pytest captures (shown with a failing test's log).
+logging.getLogger("werkzeug").addHandler(logging.NullHandler())
 
 
 #: ``LITMON_TEST_TRAVEL_DAYS=N`` moves the machine's wall clock N days ahead for the whole session
