@@ -120,6 +120,12 @@ PARTICLES = frozenset("van von der den de del della dei di da le la du dos das d
 NAME_ORDER = {"pubmed": "family_first", "europepmc": "family_first", "biorxiv": "family_first"}
 _SUFFIXES = frozenset("jr jr. sr sr. ii iii iv 2nd 3rd".split())
 _INITIALS_TOKEN = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.[\s-]*){1,3}|[A-Z][a-z]?\.)$")
+#: A cleaned given name (:func:`_clean_name`: its words one space apart) whose every word is an :data:`_INITIALS_TOKEN`
+#: ("H", "HK", "H. K.", "J.-P."), in one match: a word holds no white space, so ``[\s-]*`` is ``-*`` inside one.
+#: (``all()`` over a generator of per-word matches cost ~9k instructions per new author, most of it closing the
+#: generator that ``all()`` leaves unfinished: measured with callgrind on PubMed's synthetic authors.)
+_INITIALS_WORD = r"(?:[A-Z]{1,3}|(?:[A-Z]\.-*){1,3}|[A-Z][a-z]?\.)"
+_INITIALS_ONLY = re.compile(rf"{_INITIALS_WORD}(?: {_INITIALS_WORD})*")
 
 
 def vancouver_name(family: str | None, initials: str | None, suffix: str | None, collective: str | None) -> str:
@@ -314,7 +320,7 @@ def make_author(
         return None
     if not family:
         return parse_author(given)
-    only_initials = bool(given) and all(_INITIALS_TOKEN.match(w) for w in given.split())
+    only_initials = _INITIALS_ONLY.fullmatch(given) is not None
     return Author(
         family=family,
         given=None if only_initials else (given or None),

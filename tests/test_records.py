@@ -70,6 +70,32 @@ def test_make_author_keeps_collective_names_and_reads_initials_only_given_names(
     assert make_author() is None
 
 
+@pytest.mark.parametrize(
+    "given, kept",
+    [
+        ("H. K.", None),
+        ("HK", None),
+        ("J.-P.", None),
+        ("A B C", None),
+        ("Jo.", None),
+        ("H.K.  ", None),
+        ("Jo", "Jo"),
+        ("Sanjay J", "Sanjay J"),
+        ("J Sanjay", "J Sanjay"),
+        ("ABCD", "ABCD"),
+        ("AB-", "AB-"),
+        ("Ab. C", None),
+        ("A. -", "A. -"),
+        ("\u00c9. J.", "\u00c9. J."),
+    ],
+)
+def test_a_given_name_of_initials_only_is_read_as_initials_word_by_word(given, kept):
+    """Every word an initials token ("H", "HK", "H.", "J.-P.", "Jo.") makes the given name initials only: no given
+    name is kept (the initials are then made of it); one other word keeps it whole."""
+    author = make_author(family="Osei", given=given)
+    assert author is not None and author.given == kept
+
+
 def test_a_record_made_with_names_only_gets_them_parsed_and_round_trips_through_its_dict():
     record = Record(source="feed:x", source_id="1", record_type="article", title="T", authors=["Anand A", "Lee, Bo"])
     assert [a.short for a in record.structured_authors] == ["Anand A", "Lee B"]

@@ -720,8 +720,8 @@ def _field_text(element) -> str:
 
 def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
     """The display names ("Family Given", a group's name) and the structured authors of these name fields
-    (every record gets Author objects of its own: each made from the fields :func:`_person` remembers, as
-    ``Author(*fields)`` makes it, without running ``Author.__init__`` again)."""
+    (every record gets Author objects of its own: each a copy of the one :func:`_person` remembers, made without
+    running ``Author.__init__`` again)."""
     names: list[str] = []
     authors: list[Author] = []
     for fields in people:
@@ -730,7 +730,7 @@ def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
             names.append(name)
         if person is not None:
             author = _new_object(Author)
-            author.__dict__.update(person)
+            author.__dict__.update(person.__dict__)
             authors.append(author)
     return names, authors
 
@@ -739,16 +739,13 @@ _new_object = object.__new__
 
 
 @functools.lru_cache(maxsize=4096)
-def _person(fields: tuple[str, ...]) -> tuple[str | None, dict[str, str | None] | None]:
-    """A person's display name and their Author's fields (the ``__dict__`` of the Author :func:`make_author` makes:
-    not to be changed), from their name fields. The same people recur across a topic's articles: the most recent
-    few thousand are cleaned and parsed once."""
+def _person(fields: tuple[str, ...]) -> tuple[str | None, Author | None]:
+    """A person's display name and the Author :func:`make_author` makes of their name fields (kept here to be copied:
+    not to be changed or handed out). The same people recur across a topic's articles: the most recent few thousand
+    are cleaned and parsed once."""
     last, fore, initials, collective, suffix = fields
     name: str | None = collective or (f"{last} {fore or initials}".strip() if last else None)
-    person = make_author(family=last, given=fore, initials=initials, collective=collective, suffix=suffix)
-    if person is None:
-        return name, None
-    return name, dict(vars(person))
+    return name, make_author(family=last, given=fore, initials=initials, collective=collective, suffix=suffix)
 
 
 def _date_of(node) -> str | None:
