@@ -43,6 +43,10 @@ def test_fold_space_is_split_and_join_for_any_text():
                 text = text[:at] + rng.choice([" ", " ", "\t", "\u00a0"] + SPACES + OTHERS) + text[at:]
         assert fold_space(text) == " ".join(text.split()), repr(text)
     assert len(SPACES) == 29
+    # a short text of letters and digits only is returned as it is: no character is both
+    assert not [c for c in map(chr, range(0x110000)) if c.isspace() and c.isalnum()]
+    for text in ("Osei", "HK", "2024", "\u00c9mile", "\u0663\u0664", "x\u00b2", "Ketamine", "Osei\u00a0H", "H K", ""):
+        assert fold_space(text) == " ".join(text.split()), repr(text)
 
 
 def test_text_of_flattens_mixed_content_and_folds_whitespace():
