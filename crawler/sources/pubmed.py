@@ -458,7 +458,8 @@ def parse_article(article, source: str = NAME) -> Record:
     for scheme, value in data["ids"]:
         record.add_id(scheme, value)
     for value in found["elocation_dois"]:
-        record.add_id("doi", value)
+        if ("doi", value) not in data["ids"]:  # else the same text as an ArticleId's (most are): added already
+            record.add_id("doi", value)
     record.abstract_sections = found["sections"]
     record.abstract = abstracts.flatten(record.abstract_sections)
     record.authors, record.structured_authors = _people(found["people"])
