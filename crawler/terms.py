@@ -846,6 +846,23 @@ class WorkCache:
 
 
 _SLOTS = itertools.count()
+#: Every compiled list (:class:`_Terms`), and [the key map of all of them] (:func:`_keymap`; None: made on the next use).
+_LISTS: list[_Terms] = []
+_KEYMAP: list[dict[int, tuple[tuple[int, int], ...]] | None] = [None]
+
+
+def _keymap() -> dict[int, tuple[tuple[int, int], ...]]:
+    """Plain term key -> (slot, index of its first term there) of every compiled list that holds it: what
+    :func:`_select` reads, for all lists at once. A new object when a list is compiled (scans' selections made before
+    are then made again: :func:`_selected`)."""
+    keymap = _KEYMAP[0]
+    if keymap is None:
+        targets: dict[int, list[tuple[int, int]]] = {}
+        for terms in _LISTS:
+            for key, index in terms.keys.items():
+                targets.setdefault(key, []).append((terms.slot, index))
+        keymap = _KEYMAP[0] = {key: tuple(found) for key, found in targets.items()}
+    return keymap
 
 
 class _Terms:
@@ -881,6 +898,8 @@ class _Terms:
             self.gate = _Gate(alternatives)
             self.windows = _Windows(self.regex, alternatives, starts=True)
             _VOCABULARY.register_anchors(self.windows.anchors)
+        _LISTS.append(self)
+        _KEYMAP[0] = None
 
     def possible(self, keys: Iterable[int], present: frozenset[str]) -> bool:
         """Whether a term can match somewhere in texts that, together, hold these plain terms and anchors."""
@@ -889,21 +908,11 @@ class _Terms:
         return self.gate is not None and self.gate(present)
 
     def _plain(self, scan: Scan) -> list[tuple[int, int, int]]:
-        """(start, end, index) of what the plain terms match, left to right."""
-        keys = self.keys
-        if keys.keys().isdisjoint(scan.keys):
+        """(start, end, index) of what the plain terms match, left to right (read from the scan's selection for every
+        list, :func:`_selected`: not to be changed)."""
+        if self.keys.keys().isdisjoint(scan.keys):
             return []
-        # (the entries of other terms left out in C: most of a text's are)
-        entries = scan.entries
-        ours = itertools.compress(entries, map(keys.__contains__, map(_THIRD, entries)))
-        found = sorted([(start, keys[key], end) for start, end, key in ours])
-        matches = []
-        position = 0
-        for start, index, end in found:
-            if start >= position:
-                matches.append((start, end, index))
-                position = end
-        return matches
+        return _selected(scan).get(self.slot) or []
 
     def _regex_runs(self, scan: Scan) -> bool:
         return self.regex is not None and self.gate is not None and (self.gate.always or not self.gate.blocked(scan.anchors))
@@ -1313,18 +1322,29 @@ def _select(entries: list[tuple[int, int, int]], keymap: dict[int, tuple[tuple[i
 _NO_MATCHES: dict[int, list[tuple[int, int, int]]] = {}
 
 
+def _selected(scan: Scan) -> dict[int, list[tuple[int, int, int]]]:
+    """What every compiled list matches among a scan's entries (:func:`_select` with :func:`_keymap`), made once per
+    scan and remembered on it: every rule set, the focus rule and the exclusions read the same (a short text's scan
+    serves work after work)."""
+    keymap = _KEYMAP[0]
+    if keymap is None:
+        keymap = _keymap()
+    known = scan.selected
+    if known is not None and known[0] is keymap:
+        return known[1]
+    selected = _select(scan.entries, keymap) if scan.entries else _NO_MATCHES
+    scan.selected = (keymap, selected)
+    return selected
+
+
 class _Tables(dict[Scan, dict[int, list[tuple[int, int, int]]]]):
-    """What each list of a rule set's terms matches in each text read (:meth:`RuleSet.evaluate`), by the text's scan:
-    slot -> (start, end, index) of each match (:func:`_select`), found when first asked (``tables[scan]``)."""
+    """What each list of terms matches in each text read (:meth:`RuleSet.evaluate`), by the text's scan: slot ->
+    (start, end, index) of each match (:func:`_selected`), found when first asked (``tables[scan]``)."""
 
-    __slots__ = ("keymap",)
-
-    def __init__(self, keymap: dict[int, tuple[tuple[int, int], ...]]):
-        super().__init__()
-        self.keymap = keymap
+    __slots__ = ()
 
     def __missing__(self, scan: Scan) -> dict[int, list[tuple[int, int, int]]]:
-        found = self[scan] = _select(scan.entries, self.keymap) if scan.entries else _NO_MATCHES
+        found = self[scan] = _selected(scan)
         return found
 
 
@@ -1365,8 +1385,8 @@ class RuleSet:
         #: every anchor a gate of the rule set reads, and what the gates decide for the anchors of it a work holds
         self.gate_anchors = frozenset().union(*(gate.anchors for gate in self.gates))
         self._decided: dict[frozenset[str], tuple[frozenset[int], frozenset[int]]] = {}
-        self.keymap = {key: tuple(targets) for key, targets in keymap.items()}
-        self.listed = frozenset(self.keymap)
+        #: the plain term keys of the rule set's lists (what each list matches is read from every list's: _selected)
+        self.listed = frozenset(keymap)
         self.by_key = {key: tuple(positions) for key, positions in by_key.items()}
         self.key_set = frozenset(self.by_key)
         self.meshed = [(position, rule._mesh) for position, rule in enumerate(self.rules) if rule._mesh is not None]
@@ -1390,6 +1410,11 @@ class RuleSet:
             and only._require is None
             and only._unless is None
         )
+
+    @property
+    def keymap(self) -> dict[int, tuple[tuple[int, int], ...]]:
+        """What :func:`_select` reads for the rule set's lists (and every other compiled list's): :func:`_keymap`."""
+        return _keymap()
 
     def _heading(self, heading: str) -> tuple[tuple[int, int], ...]:
         """(rule position, index of the MeSH entry) of every rule that a heading matches."""
@@ -1454,7 +1479,7 @@ class RuleSet:
         MeSH entries."""
         rule = self.rules[0]
         slot = rule._terms.slot
-        keymap, listed = self.keymap, self.listed
+        listed = self.listed
         texts = []
         memo = doc.cache.memo
         for name, items in self._field_scans(doc, slot):
@@ -1466,13 +1491,7 @@ class RuleSet:
                     continue
                 if listed.isdisjoint(found.keys):
                     continue
-                known = found.selected
-                if known is not None and known[0] is keymap:
-                    selected = known[1]
-                else:
-                    selected = _select(found.entries, keymap)
-                    found.selected = (keymap, selected)
-                matches = selected.get(slot)
+                matches = _selected(found).get(slot)
                 if matches:
                     texts.append((name, text, matches))
         headings: list[tuple[str, int]] | None = None
@@ -1537,9 +1556,8 @@ class RuleSet:
             candidates.update(mesh_hits)
         if not candidates:
             return results
-        keymap = self.keymap
         # what each list's plain terms match in each text (by its scan): slot -> (start, end, index) of each
-        tables = _Tables(keymap)
+        tables = _Tables()
         # and in the work's own texts: slot -> (field, text, matches), in field order
         by_slot: dict[int, list[tuple[str, str, list[tuple[int, int, int]]]]] = {}
         listed = self.listed
@@ -1547,12 +1565,7 @@ class RuleSet:
             for text, scan in items:
                 if listed.isdisjoint(scan.keys):  # no plain term of any list of the rule set here (nor any entry)
                     continue
-                known = scan.selected
-                if known is not None and known[0] is keymap:
-                    selected = tables[scan] = known[1]
-                else:
-                    selected = tables[scan] = _select(scan.entries, keymap)
-                    scan.selected = (keymap, selected)
+                selected = tables[scan] = _selected(scan)
                 for slot, matches in selected.items():
                     found_texts = by_slot.get(slot)
                     if found_texts is None:

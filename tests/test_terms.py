@@ -683,6 +683,45 @@ def test_a_short_texts_matches_remembered_on_its_scan_serve_every_rule_set():
     assert keyword.selected is not None and keyword.selected[0] in [rule_set.keymap for rule_set in sets]
 
 
+def own_selection(listed, scan) -> list[tuple[int, int, int]]:
+    """What one list matches among a scan's entries, from them alone: leftmost first, at one position the earliest term in
+    the list (then the shortest), never overlapping."""
+    found = sorted((start, listed.keys[key], end) for start, end, key in scan.entries if key in listed.keys)
+    matches, position = [], 0
+    for start, index, end in found:
+        if start >= position:
+            matches.append((start, end, index))
+            position = end
+    return matches
+
+
+def test_one_selection_per_scan_gives_every_list_what_it_matches_alone():
+    """A scan's entries are selected once for every compiled list (every rule set, the focus rule's concept and the
+    exclusions read that one selection): each list finds there what its own selection finds, whichever reader made it,
+    on every fixture text and on texts scanned again after more rules were compiled."""
+    vocabulary = shipped_vocabulary()
+    lists = [listed for listed in terms._LISTS if listed.keys]
+    checked = 0
+    for records in every_fixture_work()[:400]:
+        facts = classify.build_facts(records)
+        classify.classify_facts(facts, vocabulary)  # (the rule sets and the focus rule made the texts' selections)
+        for text in facts.doc.titles + facts.doc.abstracts + facts.doc.keywords:
+            scan = facts.doc.cache.scan(text)
+            for listed in lists:
+                expected = own_selection(listed, scan)
+                assert listed._plain(scan) == expected, (listed.terms, text)
+                checked += bool(expected)
+    assert checked > 1000
+    before = terms._keymap()
+    extra = terms.TermRule("extra", terms=["ketamine*", "depress*", "oral"])
+    assert terms._keymap() is not before  # (a list compiled since: every scan's selection is made again)
+    text = classify.normalize_text("Oral ketamine for depression, and depressed mood: ketamine orally")
+    scan = terms.WorkCache().scan(text)
+    for listed in [*lists, extra._terms]:
+        assert listed._plain(scan) == own_selection(listed, scan), listed.terms
+    assert extra._terms._plain(scan) == [(0, 4, 2), (5, 13, 0), (18, 25, 1), (34, 41, 1), (50, 58, 0)]
+
+
 def test_re_terms_run_in_their_ascii_form_find_what_they_find_on_every_text():
     """On a text that reads as ASCII the re: terms (matching, blanking, require, unless) run compiled with re.ASCII:
     the same as the reference on random texts, ASCII or not (letters and digits beyond ASCII, the separators
