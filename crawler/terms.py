@@ -894,7 +894,7 @@ class _Terms:
         )
         if regex:
             self.regex = re.compile("|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in regex), re.I)
-            alternatives = [regex_anchors(term_pattern(t)) for _, t in regex]
+            alternatives = [_known_inside(regex_anchors(term_pattern(t))) for _, t in regex]
             self.gate = _Gate(alternatives)
             self.windows = _Windows(self.regex, alternatives, starts=True)
             _VOCABULARY.register_anchors(self.windows.anchors)
@@ -961,6 +961,29 @@ class _Terms:
                 regex = self.windows.ascii  # (blanked with spaces, the text still reads as ASCII)
             blanked = regex.sub(blank, blanked)
         return blanked, found, ranges
+
+
+def _known_inside(sets: tuple[frozenset[str], ...]) -> tuple[frozenset[str], ...]:
+    """Anchors (:func:`regex_anchors`) with each string that an anchor the vocabulary's automaton already looks for
+    begins, one or two characters shorter, replaced by that anchor: every match still holds one string of each set (the
+    shorter begins the longer), the shorter occurs about as often, and the scan finds no more occurrences for them. (The shipped
+    ``re:(?<![a-z])ketamine (nasal|intranasal)`` reads ``ketamin``, not ``ketamine ``: ~10 occurrences fewer per
+    synthetic record, each touched by the scan's loop; a shorter piece found elsewhere in the string, "men" in
+    "treatment", would pass texts the longer blocks: measured +20 % instructions.)"""
+    known = _VOCABULARY.anchors
+    if not known:
+        return sets
+    replaced = []
+    for choices in sets:
+        chosen = set()
+        for piece in choices:
+            if piece not in known:
+                inside = [piece[:end] for end in range(max(MIN_ANCHOR, len(piece) - 2), len(piece)) if piece[:end] in known]
+                if inside:
+                    piece = max(inside, key=len)
+            chosen.add(piece)
+        replaced.append(frozenset(chosen))
+    return tuple(replaced)
 
 
 _COMPILED: dict[tuple[str, ...], _Terms] = {}

@@ -722,6 +722,32 @@ def test_one_selection_per_scan_gives_every_list_what_it_matches_alone():
     assert extra._terms._plain(scan) == [(0, 4, 2), (5, 13, 0), (18, 25, 1), (34, 41, 1), (50, 58, 0)]
 
 
+def test_a_re_terms_anchor_begun_by_a_known_anchor_is_read_from_it():
+    """A re: term's piece that an anchor the scan already finds begins, one or two characters shorter, is read from that
+    anchor (the shipped "ketamine " and "ketamine" from "ketamin"): gates and windows then find what the expression finds
+    on the whole text, on random texts around those words."""
+    shipped_vocabulary()
+    assert "ketamin" in terms._VOCABULARY.anchors
+    assert {"ketamine", "ketamine "}.isdisjoint(terms._VOCABULARY.anchors)
+    assert terms._known_inside((frozenset({"ketamine ", "troche"}), frozenset({"nasal"}))) == (
+        frozenset({"ketamin", "troche"}),
+        frozenset({"nasal"}),
+    )
+    assert terms._known_inside((frozenset({"ketamine-a"}),)) == (frozenset({"ketamine-a"}),)  # (3 characters longer)
+    nasal = [each for each in terms._LISTS if each.windows is not None and any("ketamine (nasal" in t for t in each.terms)]
+    assert nasal and all("ketamin" in each.windows.anchors for each in nasal)
+    rng = random.Random(15)
+    words = ["ketamine", "ketamine ", "ketamin", "esketamine", "nasal", "intranasal", "racemic", "spray", ".", " ", "x"]
+    found = 0
+    for _ in range(2000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+        text = text * (40 if rng.random() < 0.2 else 1)  # (long texts are tried in windows)
+        scan = terms._VOCABULARY.scan(text)
+        for each in nasal:
+            found += found_as_on_the_whole_text(each, text, scan)
+    assert found > 300
+
+
 def test_re_terms_run_in_their_ascii_form_find_what_they_find_on_every_text():
     """On a text that reads as ASCII the re: terms (matching, blanking, require, unless) run compiled with re.ASCII:
     the same as the reference on random texts, ASCII or not (letters and digits beyond ASCII, the separators
