@@ -390,6 +390,42 @@ def test_rows_written_in_one_statement_are_those_written_row_by_row(tmp_path, ma
     assert build("row_by_row") == (tables, ranked)
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 63, 64, 65, 128, 129, 300])
+def test_rows_written_many_to_a_statement_are_those_an_executemany_writes(count):
+    """store.common.insert_values (64 rows per statement, the rest one by one) writes what an executemany of the same
+    statement writes, in the same order: row ids, ignored duplicates, and upserts of a row an earlier row of the same
+    statement wrote (or one written before)."""
+    import random
+    import sqlite3
+
+    from crawler.store.common import insert_values
+
+    random.seed(count)
+    rows = [(random.randrange(40), random.choice(["a", "b", None, "é", "x" * 300]), random.random()) for _ in range(count)]
+    statements = [
+        ("INSERT INTO t (k, v, f)", ""),
+        ("INSERT OR IGNORE INTO u (k, v, f)", ""),
+        ("INSERT OR REPLACE INTO u (k, v, f)", ""),
+        ("INSERT INTO u (k, v, f)", "ON CONFLICT(k) DO UPDATE SET v = excluded.v || '+' || u.v, f = excluded.f"),
+    ]
+
+    def written(write):
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k, v, f)")
+        conn.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, k UNIQUE, v, f)")
+        found = []
+        for head, tail in statements:
+            conn.execute("INSERT INTO u (k, v, f) VALUES (3, 'before', 0.5)")
+            write(conn, head, tail)
+            found.append([list(conn.execute(f"SELECT * FROM {table} ORDER BY id")) for table in ("t", "u")])
+            conn.execute("DELETE FROM u")
+        return found
+
+    expected = written(lambda conn, head, tail: conn.executemany(f"{head} VALUES (?, ?, ?) {tail}", rows))
+    assert written(lambda conn, head, tail: insert_values(conn, head, rows, tail)) == expected
+    assert count < 40 or any(len(tables[1]) < count for tables in expected)  # duplicates were met
+
+
 def test_a_one_record_works_lists_are_those_the_subqueries_over_its_records_give(db):
     """A work of one record takes its keywords, MeSH terms and publication types from Python (list_columns: the
     distinct values in the order they first come), or from SQL where a list holds JSON escapes or anything but texts:

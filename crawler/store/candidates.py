@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from crawler.store.common import chunks, marks
+from crawler.store.common import chunks, insert_values, marks
 
 
 def _rows(db, sql: str, params=()) -> list[dict[str, Any]]:
@@ -44,16 +44,18 @@ def save_fingerprint(db, record_id: int, fp, keys: list[str]) -> None:
 
 def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
     """Replace the fingerprints and blocking keys of records: ``(record_id, fingerprint, keys)`` each."""
-    db.conn.executemany(
-        """INSERT INTO record_fingerprints (record_id, kind, title_key, first_author, author_words, year) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT(record_id) DO UPDATE SET kind = excluded.kind, title_key = excluded.title_key,
-           first_author = excluded.first_author, author_words = excluded.author_words, year = excluded.year""",
+    insert_values(
+        db.conn,
+        "INSERT INTO record_fingerprints (record_id, kind, title_key, first_author, author_words, year)",
         [(record_id, fp.kind, fp.title_key, fp.first_author, " ".join(fp.author_words), fp.year) for record_id, fp, _ in items],
+        """ON CONFLICT(record_id) DO UPDATE SET kind = excluded.kind, title_key = excluded.title_key,
+           first_author = excluded.first_author, author_words = excluded.author_words, year = excluded.year""",
     )
     for chunk in chunks([record_id for record_id, _, _ in items]):
         db.conn.execute(f"DELETE FROM match_keys WHERE record_id IN ({marks(chunk)})", chunk)
-    db.conn.executemany(
-        "INSERT OR IGNORE INTO match_keys (key, year, record_id) VALUES (?, ?, ?)",
+    insert_values(
+        db.conn,
+        "INSERT OR IGNORE INTO match_keys (key, year, record_id)",
         [(k, fp.year or 0, record_id) for record_id, fp, keys in items for k in keys],
     )
 
@@ -84,8 +86,9 @@ def key_neighbours(
     near: dict[int, set[str]] = {}
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS key_neighbour_pairs (record_id, key, first_year, last_year)")
     conn.execute("DELETE FROM temp.key_neighbour_pairs")
-    conn.executemany(
-        "INSERT INTO temp.key_neighbour_pairs VALUES (?, ?, ?, ?)",
+    insert_values(
+        conn,
+        "INSERT INTO temp.key_neighbour_pairs",
         [(record_id, key, first, last) for record_id, keys, first, last, _, _ in wanted for key in dict.fromkeys(keys)],
     )
     for record_id, found in conn.execute(
@@ -501,6 +504,4 @@ def load_fingerprint_rows(db) -> list[dict[str, Any]]:
 
 def save_match_keys(db, keys: list[tuple[str, int | None, int]]) -> None:
     """Add blocking keys ``(key, year, record_id)`` (year None: unknown)."""
-    db.conn.executemany(
-        "INSERT OR IGNORE INTO match_keys (key, year, record_id) VALUES (?, ?, ?)", [(k, y or 0, r) for k, y, r in keys]
-    )
+    insert_values(db.conn, "INSERT OR IGNORE INTO match_keys (key, year, record_id)", [(k, y or 0, r) for k, y, r in keys])

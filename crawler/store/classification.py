@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlite_utils
 
 from crawler import clock
-from crawler.store.common import chunks, dumps_texts, insert_rows, marks
+from crawler.store.common import chunks, dumps_texts, insert_rows, insert_values, marks
 from crawler.store.summaries import refresh_work_summaries
 
 _SUMMARY_COLUMNS = """relevance = (SELECT label FROM work_relevance r WHERE r.work_id = work_summaries.work_id),
@@ -22,9 +22,10 @@ _SUMMARY_COLUMNS = """relevance = (SELECT label FROM work_relevance r WHERE r.wo
 
 
 _RELEVANCE_COLUMNS = ("work_id", "label", "score", "reasons", "rank_score", "rank_reasons", "vocabulary_hash", "classified_at")
+#: The relevance rows' upsert (:func:`~crawler.store.common.insert_values`: the statement's start and its conflict clause).
 _UPSERT_RELEVANCE = (
-    f"INSERT INTO work_relevance ({', '.join(_RELEVANCE_COLUMNS)}) VALUES ({marks(_RELEVANCE_COLUMNS)})"
-    f" ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RELEVANCE_COLUMNS[1:])}"
+    f"INSERT INTO work_relevance ({', '.join(_RELEVANCE_COLUMNS)})",
+    f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _RELEVANCE_COLUMNS[1:])}",
 )
 
 
@@ -89,9 +90,10 @@ def save_classification_rows(db, classification_rows: Iterable[tuple], now: str 
                 r[0] for r in db.conn.execute(f"SELECT work_id FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
             )
         direct = [work_id for work_id in changed if work_id not in waiting]  # the others are summarised in full
-        # the relevance rows by a statement run per row (no trigger, one index: less than staging them), the tags by one
-        # statement (three indexes: a statement run per row costs more than the row)
-        db.conn.executemany(_UPSERT_RELEVANCE, [(work_id, *rows[work_id][:6], now) for work_id in changed])
+        # the relevance rows by statements of many rows each (no trigger, one index: less than staging them), the tags
+        # by one statement (three indexes: a statement run per row costs more than the row)
+        head, tail = _UPSERT_RELEVANCE
+        insert_values(db.conn, head, [(work_id, *rows[work_id][:6], now) for work_id in changed], tail)
         retagged = [work_id for work_id in changed if (stored.get(work_id) or (None,) * 7)[6] != rows[work_id][6]]
         for chunk in chunks(retagged):
             db.conn.execute(f"DELETE FROM work_tags WHERE work_id IN ({marks(chunk)})", chunk)
@@ -148,9 +150,8 @@ def _update_summaries(db, values: list[tuple]) -> None:
         "CREATE TEMP TABLE IF NOT EXISTS work_summary_columns (work_id INTEGER PRIMARY KEY, relevance, rank_score, tags, evidence_types)"
     )
     db.conn.execute("DELETE FROM temp.work_summary_columns")
-    db.conn.executemany(
-        "INSERT OR REPLACE INTO temp.work_summary_columns (relevance, rank_score, tags, evidence_types, work_id) VALUES (?, ?, ?, ?, ?)",
-        values,
+    insert_values(
+        db.conn, "INSERT OR REPLACE INTO temp.work_summary_columns (relevance, rank_score, tags, evidence_types, work_id)", values
     )
     db.conn.execute(_SUMMARIES_FROM_STAGING)
     db.conn.execute("DELETE FROM temp.work_summary_columns")

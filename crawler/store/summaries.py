@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 import orjson
 
 from crawler.records import Author, vancouver_name
-from crawler.store.common import chunks, marks, source_rank_sql
+from crawler.store.common import chunks, insert_values, marks, source_rank_sql
 
 #: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD): m010's
 #: triggers (m015 dropped those of work_relevance and work_tags).
@@ -60,7 +60,7 @@ def queue_summaries(db, work_ids: Iterable[int]) -> None:
     on a file older than m010 (no queue: its backfill summarises everything once the migration ran)."""
     rows = [(work_id,) for work_id in work_ids]
     if rows and _has_queue(db):
-        db.conn.executemany("INSERT OR IGNORE INTO work_summary_queue (work_id) VALUES (?)", rows)
+        insert_values(db.conn, "INSERT OR IGNORE INTO work_summary_queue (work_id)", rows)
 
 
 def _has_queue(db) -> bool:
@@ -278,9 +278,10 @@ def write_summaries(db, batch: int, tags: Callable[[int], tuple[str, str] | None
         " lists, keywords, mesh_terms, publication_types, tagged, tags, evidence_types)"
     )
     db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
-    db.conn.executemany(
+    insert_values(
+        db.conn,
         f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author, lists, keywords, mesh_terms, publication_types,"
-        " tagged, tags, evidence_types) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " tagged, tags, evidence_types)",
         names,
     )
     db.conn.execute(_SUMMARY_INSERT, [batch, batch])
