@@ -38,13 +38,20 @@ _LABEL = re.compile(r"^([a-z][a-z ,'/&-]{2,40}?)\s*:\s+")
 #: (``(?<=[.!?])\s+(?=[a-z0-9(\[])``), or line breaks (``\n+``); written to start with the whitespace every
 #: separator starts with, so that the expression engine tries only the whitespace, not every position.
 _SENTENCE = re.compile(r"\s(?:(?<=[.!?]\s)\s*(?=[a-z0-9(\[])|(?<=\n)\n*)")
-#: A sentence that states this work's aim or design: what follows it is no longer background.
+#: A sentence that states this work's aim or design: what follows it is no longer background. Only whether it matches is
+#: read. The words are grouped by their first letter (we, was/were ..., this/these/the present ..., the aim ..., to
+#: evaluate ..., our ..., objectives, here we, an age, aimed, sought, subjects ..., participants, patients ...): at each
+#: word start the expression engine tests one letter per group instead of entering every alternative (the same
+#: sentences match; a synthetic record's one search: 8.1 -> 5.1 µs).
+_AIM_NOUNS = r"(?:study|trial|analysis|report|paper|article|work|review|letter|case|cohort|survey)"
+_AIM_DONE = r"(?:randomi[sz]ed|randomly|enrolled|recruited|treated|included|assigned|allocated|analy[sz]ed|given|administered)"
+_AIM_TO = r"(?:evaluate|assess|investigate|examine|determine|compare|test|explore|describe|characteri[sz]e)"
 _AIM = re.compile(
-    r"\b(we|(this|these|the present|our) ([a-z-]+ ){0,3}?(study|trial|analysis|report|paper|article|work|review|letter|case|cohort|survey)|"
-    r"here(,)? we|the (aim|objective|purpose|goal)s? (of|was|were|is)|our (aim|objective)|\d{1,3}[\s-]year[\s-]old|"
-    r"to (evaluate|assess|investigate|examine|determine|compare|test|explore|describe|characteri[sz]e)|objectives?|aimed|sought|"
-    r"(was|were) (randomi[sz]ed|randomly|enrolled|recruited|treated|included|assigned|allocated|analy[sz]ed|given|administered)|"
-    r"participants|patients (with|received|were)|subjects (with|received|were))\b"
+    rf"\b(?:w(?:e|as {_AIM_DONE}|ere {_AIM_DONE})|"
+    rf"t(?:h(?:is|ese|e present) (?:[a-z-]+ ){{0,3}}?{_AIM_NOUNS}|he (?:aim|objective|purpose|goal)s? (?:of|was|were|is)|o {_AIM_TO})|"
+    rf"o(?:ur (?:[a-z-]+ ){{0,3}}?{_AIM_NOUNS}|ur (?:aim|objective)|bjectives?)|"
+    rf"here,? we|\d{{1,3}}[\s-]year[\s-]old|aimed|s(?:ought|ubjects (?:with|received|were))|"
+    rf"p(?:articipants|atients (?:with|received|were)))\b"
 )
 #: Sentences about other work or future work (discussion), wherever they stand.
 _DISCUSSION = re.compile(

@@ -252,3 +252,74 @@ def test_the_rule_on_the_focused_doc_reads_the_focused_abstract_as_scanned(drug)
             assert rule.evaluate(focused) == rule.evaluate(fresh), (rule.name, title, abstract)
             given[rule.name] += any(key[0] == terms.MATCHED for key in focused.cache.memo if isinstance(key, tuple))
     assert given["drug"] > 1000 and not given["spaced"]
+
+
+#: The aim and design words as one plain alternation (what crawler.focus._AIM groups by first letter).
+_AIM_AS_WRITTEN = re.compile(
+    r"\b(we|(this|these|the present|our) ([a-z-]+ ){0,3}?(study|trial|analysis|report|paper|article|work|review|letter|case|cohort|survey)|"
+    r"here(,)? we|the (aim|objective|purpose|goal)s? (of|was|were|is)|our (aim|objective)|\d{1,3}[\s-]year[\s-]old|"
+    r"to (evaluate|assess|investigate|examine|determine|compare|test|explore|describe|characteri[sz]e)|objectives?|aimed|sought|"
+    r"(was|were) (randomi[sz]ed|randomly|enrolled|recruited|treated|included|assigned|allocated|analy[sz]ed|given|administered)|"
+    r"participants|patients (with|received|were)|subjects (with|received|were))\b"
+)
+
+
+def test_the_aim_words_grouped_by_first_letter_match_the_sentences_the_plain_alternation_matches():
+    """Every sentence of the fixture abstracts, and random sentences of their words and the aim words (glued, with
+    commas, digits, hyphens and letters beyond ASCII), match _AIM (and its ASCII form) exactly when the plain alternation
+    does."""
+    sentences = set()
+    for work in load_corpus():
+        for record in work.records:
+            abstract = record.to_dict()["abstract"] if hasattr(record, "to_dict") else record.get("abstract")
+            sentences.update(focus.sentences(normalize_text(abstract or "")))
+    rng = random.Random(12)
+    words = sorted({word for sentence in sentences for word in sentence.split()})
+    aim = [
+        "we",
+        "were",
+        "was",
+        "randomized",
+        "this",
+        "these",
+        "the present",
+        "our",
+        "study",
+        "aim",
+        "aims",
+        "the",
+        "of",
+        "objective",
+        "objectives",
+        "to",
+        "evaluate",
+        "12-year-old",
+        "1 year old",
+        "here,",
+        "here",
+        "sought",
+        "aimed",
+        "patients",
+        "with",
+        "subjects",
+        "received",
+        "participants",
+        "goal",
+        "purpose",
+        "is",
+        "-",
+        ",",
+        "é",
+        "weé",
+        "ours",
+    ]
+    sentences.update(" ".join(rng.choice(words + aim * 20) for _ in range(rng.randint(1, 15))) for _ in range(20000))
+    matched = 0
+    ascii_aim = focus._READ_ASCII[1]
+    for sentence in sentences:
+        expected = _AIM_AS_WRITTEN.search(sentence) is not None
+        assert (focus._AIM.search(sentence) is not None) == expected, sentence
+        if focus.reads_as_ascii(sentence):
+            assert (ascii_aim.search(sentence) is not None) == expected, sentence
+        matched += expected
+    assert 2000 < matched < len(sentences) - 2000
