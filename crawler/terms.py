@@ -23,6 +23,7 @@ import functools
 import itertools
 import operator
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -849,20 +850,24 @@ _SLOTS = itertools.count()
 #: Every compiled list (:class:`_Terms`), and [the key map of all of them] (:func:`_keymap`; None: made on the next use).
 _LISTS: list[_Terms] = []
 _KEYMAP: list[dict[int, tuple[tuple[int, int], ...]] | None] = [None]
+#: Held while a list is added or the key map made: a key map made while another thread compiles a list is never kept
+#: (it would lack that list; e.g. the fetch worker builds its vocabulary in a thread of its own)
+_KEYMAP_LOCK = threading.Lock()
 
 
 def _keymap() -> dict[int, tuple[tuple[int, int], ...]]:
     """Plain term key -> (slot, index of its first term there) of every compiled list that holds it: what
     :func:`_select` reads, for all lists at once. A new object when a list is compiled (scans' selections made before
     are then made again: :func:`_selected`)."""
-    keymap = _KEYMAP[0]
-    if keymap is None:
-        targets: dict[int, list[tuple[int, int]]] = {}
-        for terms in _LISTS:
-            for key, index in terms.keys.items():
-                targets.setdefault(key, []).append((terms.slot, index))
-        keymap = _KEYMAP[0] = {key: tuple(found) for key, found in targets.items()}
-    return keymap
+    with _KEYMAP_LOCK:
+        keymap = _KEYMAP[0]
+        if keymap is None:
+            targets: dict[int, list[tuple[int, int]]] = {}
+            for terms in _LISTS:
+                for key, index in terms.keys.items():
+                    targets.setdefault(key, []).append((terms.slot, index))
+            keymap = _KEYMAP[0] = {key: tuple(found) for key, found in targets.items()}
+        return keymap
 
 
 class _Terms:
@@ -898,8 +903,9 @@ class _Terms:
             self.gate = _Gate(alternatives)
             self.windows = _Windows(self.regex, alternatives, starts=True)
             _VOCABULARY.register_anchors(self.windows.anchors)
-        _LISTS.append(self)
-        _KEYMAP[0] = None
+        with _KEYMAP_LOCK:
+            _LISTS.append(self)
+            _KEYMAP[0] = None
 
     def possible(self, keys: Iterable[int], present: frozenset[str]) -> bool:
         """Whether a term can match somewhere in texts that, together, hold these plain terms and anchors."""

@@ -832,3 +832,26 @@ def test_a_plain_term_or_mesh_entry_always_makes_a_valid_expression():
             assert not text.replace("*", "").strip(" \t\u00a0-"), text
             continue
         assert re.compile(pattern, re.I), text
+
+
+def test_lists_compiled_in_another_thread_are_in_every_later_selection():
+    """Lists compiled in one thread while another selects scans (the fetch worker builds its vocabulary in a thread of
+    its own): once both are done, every list finds in a new scan what its own selection finds."""
+    import threading
+
+    shipped_vocabulary()
+    text = classify.normalize_text("Oral ketamine for depression; zyx0 zyx1 zyx2 zyx3 zyx4 zyx5 zyx6 zyx7 zyx8 zyx9")
+    compiled = []
+
+    def compile_lists():
+        for number in range(40):
+            compiled.append(terms.TermRule(f"threaded{number}", terms=[f"zyx{number % 10}", f"thread{number}*"]))
+
+    worker = threading.Thread(target=compile_lists)
+    worker.start()
+    while worker.is_alive():
+        terms._selected(terms._VOCABULARY.scan(text))
+    worker.join()
+    scan = terms._VOCABULARY.scan(text)
+    for rule in compiled:
+        assert rule._terms._plain(scan) == own_selection(rule._terms, scan) != [], rule.name
