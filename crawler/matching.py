@@ -162,7 +162,9 @@ def normalize_title(title: str | None) -> str:
     if not text.isascii() or _may_separate(text):  # (a plain title without a subtitle has no separator)
         text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text)
     words = text.translate(_ASCII_NON_ALNUM).split() if text.isascii() else _NON_ALNUM_RE.sub(" ", text).split()
-    tokens = [SYNONYMS.get(t, t) for t in words]
+    tokens = [SYNONYMS.get(t, t) for t in words] if not SYNONYMS.keys().isdisjoint(words) else words
+    if SEPARATOR not in tokens:  # (most titles: no subtitle) nothing to drop below
+        return " ".join(tokens)
     cleaned: list[str] = []
     for token in tokens:
         if token == SEPARATOR and (not cleaned or cleaned[-1] == SEPARATOR):
