@@ -53,9 +53,10 @@ def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
     )
     for chunk in chunks([record_id for record_id, _, _ in items]):
         db.conn.execute(f"DELETE FROM match_keys WHERE record_id IN ({marks(chunk)})", chunk)
-    insert_values(
-        db.conn,
-        "INSERT OR IGNORE INTO match_keys (key, year, record_id)",
+    # one run per row: a statement of many rows that may abort (foreign keys) saves each page it changes first, and
+    # a batch's keys land on pages all over the key's index (64 rows: ~64 pages of 16 KiB, spilled to a temporary file)
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO match_keys (key, year, record_id) VALUES (?, ?, ?)",
         [(k, fp.year or 0, record_id) for record_id, fp, keys in items for k in keys],
     )
 

@@ -90,8 +90,8 @@ def save_classification_rows(db, classification_rows: Iterable[tuple], now: str 
                 r[0] for r in db.conn.execute(f"SELECT work_id FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
             )
         direct = [work_id for work_id in changed if work_id not in waiting]  # the others are summarised in full
-        # the relevance rows and the tags by statements of many rows each (a statement run per row costs more than a
-        # small row: store.common.insert_values)
+        # the relevance rows by statements of many rows each (no trigger, one index: less than staging them), the tags
+        # by one statement (three indexes: a statement run per row costs more than the row)
         head, tail = _UPSERT_RELEVANCE
         insert_values(db.conn, head, [(work_id, *rows[work_id][:6], now) for work_id in changed], tail)
         retagged = [work_id for work_id in changed if (stored.get(work_id) or (None,) * 7)[6] != rows[work_id][6]]

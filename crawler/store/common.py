@@ -116,12 +116,19 @@ def source_rank_sql(column: str) -> str:
 def insert_rows(
     db, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, verb: str = "INSERT", tail: str = ""
 ) -> None:
-    """``{verb} INTO table (columns) …`` for every row, in order (``tail``: an ``ON CONFLICT`` clause), by
-    :func:`insert_values`: 64 rows to a statement.
+    """``{verb} INTO table (columns) …`` for every row, in one statement: the rows go to a temporary table first.
 
-    For a table without triggers that write to the search index (``work_tags``): FTS5 flushes what it holds at each
-    statement's end, so rows whose triggers feed it are best written by one statement (``INSERT … SELECT``). The rows
-    were staged in a temporary table and written by one ``INSERT … SELECT`` before: writing them directly saves the
-    staging's writes and reads (a backfill writes about eight tags per work)."""
+    An ``executemany`` runs its statement once per row, and each run of a statement that fires triggers
+    opens a savepoint: the search index (FTS5) flushes what it holds at each one, and the per-row set-up
+    dominates small rows with triggers and several indexes (``work_tags``). One ``INSERT … SELECT`` writes
+    the same rows in the same order (``tail``: an ``ON CONFLICT`` clause) with their triggers, in one run."""
     rows = list(rows)
-    insert_values(db.conn, f"{verb} INTO {table} ({', '.join(columns)})", rows, tail)
+    if not rows:
+        return
+    names = ", ".join(columns)
+    staging = f"temp.{table}_rows"
+    db.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}_rows ({names})")
+    db.conn.execute(f"DELETE FROM {staging}")
+    insert_values(db.conn, f"INSERT INTO {staging} ({names})", rows)
+    db.conn.execute(f"{verb} INTO {table} ({names}) SELECT {names} FROM {staging} WHERE true ORDER BY rowid {tail}")
+    db.conn.execute(f"DELETE FROM {staging}")

@@ -123,8 +123,9 @@ class SaveBatch:
 
     def flush(self) -> None:
         if self._identifiers:
-            insert_values(
-                self.db.conn, "INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value)", self._identifiers
+            # one run per row, as the blocking keys (store.candidates.save_fingerprints): values all over the index
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)", self._identifiers
             )
         if self._links:
             insert_values(
