@@ -25,7 +25,7 @@ from crawler.records import (
     source_rank,
 )
 from crawler.store.candidates import repoint_work_links
-from crawler.store.common import chunks, insert_values, loads, marks, source_rank_sql
+from crawler.store.common import chunks, loads, marks, source_rank_sql
 from crawler.store.summaries import queue_summaries, refresh_work_summaries
 
 log = logging.getLogger("crawler.store")
@@ -128,8 +128,9 @@ class SaveBatch:
                 "INSERT OR IGNORE INTO identifiers (record_id, work_id, scheme, value) VALUES (?, ?, ?, ?)", self._identifiers
             )
         if self._links:
-            insert_values(
-                self.db.conn, "INSERT OR IGNORE INTO record_links (record_id, relation, scheme, value, note)", self._links
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO record_links (record_id, relation, scheme, value, note) VALUES (?, ?, ?, ?, ?)",
+                self._links,
             )
         if self._seen:
             self.db.conn.executemany("UPDATE records SET last_seen_at = ? WHERE id = ?", self._seen)
