@@ -426,6 +426,26 @@ def test_rows_written_many_to_a_statement_are_those_an_executemany_writes(count)
     assert count < 40 or any(len(tables[1]) < count for tables in expected)  # duplicates were met
 
 
+def test_rows_written_many_to_a_statement_stay_within_the_connections_limit_on_bound_values():
+    """insert_values puts fewer rows in a statement when 64 of them would bind more values than the connection allows
+    (SQLite before 3.32 allows 999): 100 rows of 20 columns are all written, in order."""
+    import sqlite3
+
+    from crawler.store.common import insert_values
+
+    columns = [f"c{i}" for i in range(20)]
+    rows = [tuple(r * 100 + i for i in range(20)) for r in range(100)]
+    conn = sqlite3.connect(":memory:")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    conn.execute(f"CREATE TABLE w (id INTEGER PRIMARY KEY, {', '.join(columns)})")
+    insert_values(conn, f"INSERT INTO w ({', '.join(columns)})", rows)
+    assert conn.execute(f"SELECT {', '.join(columns)} FROM w ORDER BY id").fetchall() == rows
+    with pytest.raises(sqlite3.OperationalError, match="too many SQL variables"):  # what 64 rows a statement would do
+        conn.execute(
+            f"INSERT INTO w ({', '.join(columns)}) VALUES " + ", ".join(["(" + ", ".join("?" * 20) + ")"] * 64), [0] * 1280
+        )
+
+
 def test_a_one_record_works_lists_are_those_the_subqueries_over_its_records_give(db):
     """A work of one record takes its keywords, MeSH terms and publication types from Python (list_columns: the
     distinct values in the order they first come), or from SQL where a list holds JSON escapes or anything but texts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from itertools import chain
 from typing import Any, TypeVar
@@ -81,7 +82,7 @@ VALUES_ROWS = 64
 
 def insert_values(conn, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
     """``{head} VALUES (?, …) {tail}`` for every row, in order, as an ``executemany`` runs it, in a sixty-fourth of the
-    statement runs: :data:`VALUES_ROWS` rows per statement (``VALUES (?, ?), (?, ?), …``; the rest, fewer, one by one).
+    statement runs: :data:`VALUES_ROWS` rows per statement at most (``VALUES (?, ?), (?, ?), …``; the rest, fewer, one by one).
 
     Each run of a statement costs the same few thousand instructions whatever it writes: Python's ``sqlite3`` releases
     and takes the GIL (a mutex and a condition variable) around each step and reset, and enters SQLite's connection
@@ -89,17 +90,22 @@ def insert_values(conn, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
     in their order, each with the statement's conflict clause (``tail``: an upsert's ``ON CONFLICT`` applies to a row
     that an earlier row of the same statement wrote, as to one written before). Every row has as many values.
 
-    Measured (callgrind, the writing process of a backfill, ~25 rows per record through eight statements): 1,294k →
-    1,191k instructions per record, SQLite's and libc's (mutexes) share; the rows written are the same."""
+    Fewer rows go to a statement when that many would pass the connection's limit on bound values (999 in
+    SQLite before 3.32, 32,766 since). Not for a table with foreign keys: a statement of many rows there keeps a
+    statement journal that spills to a temporary file (the writer measured 3.7x the page writes).
+
+    Measured (callgrind, the writing process of a backfill: staging, summary-queue, relevance and fingerprint rows):
+    1,294k → 1,238k instructions per record, SQLite's and libc's (mutexes) share; the rows written are the same."""
     if not rows:
         return
     width = len(rows[0])
+    per_statement = max(1, min(VALUES_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // max(1, width)))
     row = f"({marks(range(width))})"
-    full = len(rows) - len(rows) % VALUES_ROWS
+    full = len(rows) - len(rows) % per_statement
     if full:
-        sql = f"{head} VALUES {', '.join([row] * VALUES_ROWS)} {tail}"
+        sql = f"{head} VALUES {', '.join([row] * per_statement)} {tail}"
         values = list(chain.from_iterable(rows[:full] if full < len(rows) else rows))
-        step = VALUES_ROWS * width
+        step = per_statement * width
         for start in range(0, len(values), step):
             conn.execute(sql, values[start : start + step])
     if full < len(rows):
