@@ -689,7 +689,10 @@ def _section_heading(label: str | None, category: str | None) -> tuple[str | Non
 
 def _name_fields(author) -> tuple[str, ...]:
     """An ``<Author>``'s (LastName, ForeName, Initials, CollectiveName, Suffix): the text of the first
-    element of each ("" when absent)."""
+    element of each ("" when absent).
+
+    The five tags' branches are written out on purpose: a loop over a tag -> field dict gave the same fields on 2,001
+    authors but took 25-35 % longer (timeit, best of 5, alternated; ~4 authors per record)."""
     last = fore = initials = collective = suffix = None  # None: no such element yet
     for child in author:
         tag = child.tag
