@@ -46,6 +46,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,9 +80,13 @@ STAGES = [
     ("crawler.fetch_worker", "receive_batch", "receive"),
     # the writing process waiting for the worker's next batch (in the worker, "receive" is its wait for the writer's ask)
     ("crawler.fetch_worker", "_Worker._answer", "wait"),
+    # the worker waiting for the writer to ask for the batch a thread of its own holds, with the next one ready too
+    ("crawler.fetch_worker", "_Answering.result", "receive"),
+    # when the writer started the worker (the span's end)
+    ("crawler.fetch_worker", "_Worker.__init__", "start"),
 ]
 #: stages whose spans (start, end) are kept: the waits of both processes, for the report's idle figures
-SPANS = ("wait", "receive", "http")
+SPANS = ("wait", "receive", "http", "start")
 
 CONFIG = """
 contact_email = "bench@example.org"
@@ -207,6 +212,10 @@ def run_child(config_path: str, out_path: str) -> int:
 
     def timed(stage, func):
         def wrapper(*args, **kwargs):
+            if threading.current_thread() is not threading.main_thread():
+                # a thread's calls (the prefetch's searches, the worker's answering thread) overlap the main thread's
+                # stages: timed there, they would be nested in them and counted as waits of the process
+                return func(*args, **kwargs)
             if stage == "save" and kwargs.get("ahead"):
                 stats["ahead"] += len(kwargs["ahead"])  # records the worker classified ahead
             stack.append([stage, time.perf_counter(), 0.0, time.process_time(), 0.0])
@@ -359,6 +368,28 @@ def waits(s: dict, w: dict, records: int) -> str:
     )
 
 
+def idle(s: dict, w: dict) -> str:
+    """The idle time of the two cores by interval (wall seconds): the writer alone before the worker starts; the
+    writer waiting for the first batch; the writer waiting for later batches, without their transfer and unpickling
+    (the worker then parses or prepares a batch not yet asked for, or pickles one); the worker waiting for the
+    writer's asks before its last batch (all of its batch classified ahead); the end, from the worker's last answer
+    to the crawl's end (the writer alone)."""
+    end = s["started"] + s["seconds"]
+    forked = s["spans"].get("start", [(s["started"], s["started"])])[0][1]
+    spans = s["spans"].get("wait", [])
+    first = spans[0][1] - forked if spans else 0.0
+    received = s["spans"].get("receive", [])
+    later = sum(b - a for a, b in spans[1:]) - sum(b - a for a, b in received if any(x <= a and b <= y for x, y in spans[1:]))
+    asks = w["spans"].get("receive", [])
+    mid = sum(b - a for a, b in asks[:-1])
+    tail = end - w.get("ended", end)
+    return (
+        f"idle (wall): writer alone before the worker {forked - s['started']:.2f}s; writer waiting for the first batch "
+        f"{first:.2f}s, for later ones {later:.2f}s (transfer and unpickling left out); worker waiting for asks "
+        f"before its last batch {mid:.2f}s; writer alone after the worker's end {tail:.2f}s"
+    )
+
+
 def run_size(n: int, args, worker: str) -> None:
     from bench.pubmed_synth import RenderedCorpus, serve_in_thread
 
@@ -481,6 +512,7 @@ def run_size(n: int, args, worker: str) -> None:
             )
         if w is not None:
             print("        " + waits(s, w, records))
+            print("        " + idle(s, w))
         for sql, calls, seconds in s["sql"][: args.sql_top]:
             print(f"        {seconds:7.2f}s {calls:7d}x  {sql}")
         if args.keep:
