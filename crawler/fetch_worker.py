@@ -12,8 +12,10 @@ How the two talk (two pipes):
 
 * the writer asks for the next batch when it is ready for it; the worker, meanwhile, classifies the
   batch it holds, record by record, and answers at once with the classifications done so far (the
-  writer classifies the rest): the work spreads itself over both cores, and the worker is never more
-  than one batch ahead (memory stays that of the sequential path); once the source has no batch left, the
+  writer classifies the rest): the work spreads itself over both cores. When it has classified the whole
+  batch before the writer asks for it, a thread of its own answers that ask while the worker reads and
+  classifies the next batch: the worker then holds two batches, never more (one batch's memory more than the
+  sequential path), and waits only when both are ready; once the source has no batch left, the
   worker goes on classifying the last batch it sent while the writer saves it and says so ("late-ready"); the
   writer, when it comes to classifying that batch, asks for those done ("late") and the worker answers at once
   (the writer never waits for a worker that is reading a page: it asks only after "late-ready");
@@ -413,6 +415,9 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
     shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
     batches = iter(module.fetch_records(ctx))
     last: tuple[list, int, dt.date] | None = None  # the batch last sent, to classify further once there is no batch left
+    # the batch last made, classified in full before the writer asked for it: a thread sends it when the writer asks,
+    # while this one reads the next batch (the worker then holds two batches, never more)
+    answering: _Answering | None = None
     while True:
         final: tuple | None = None
         try:
@@ -421,24 +426,39 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             final = ("end", _delta(ctx, shipped), _http_state(http))
         except BaseException as exc:  # noqa: BLE001 - every failure is the writer's to report
             final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
-        if warming is not None and (final is not None or not asks.poll()):
-            vocabulary, warming = warming.result(), None
         ask: str | None = None
-        if final is not None and last is not None and vocabulary is not None and not stop.is_set():
-            try:
-                ask = _classify_late(*last, vocabulary, asks, send)
-            except EOFError:
-                return  # the writer is gone
-        if final is None:
-            delta = _delta(ctx, shipped)
-            dicts, prepared = _prepare(records) if prepare else (records, None)
-            # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
-            packed = _packed(ship_batch(records, prepared, [])[0])
-            today = clock.today()
-            classified: list[classify.Classification | None] = []
-            while vocabulary is not None and len(classified) < len(records) and not asks.poll():
-                classified.append(_classify_alone(dicts[len(classified)], vocabulary, today))
         try:
+            if answering is not None and final is not None:  # the batch before goes first
+                ask, answering = answering.result(), None
+            if warming is not None and (final is not None or not asks.poll()):  # (never while a thread answers)
+                vocabulary, warming = warming.result(), None
+            if ask is None and final is not None and last is not None and vocabulary is not None and not stop.is_set():
+                ask = _classify_late(*last, vocabulary, asks, send)
+            if final is None:
+                delta = _delta(ctx, shipped)
+                dicts, prepared = _prepare(records) if prepare else (records, None)
+                # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
+                packed = _packed(ship_batch(records, prepared, [])[0])
+                today = clock.today()
+                classified: list[classify.Classification | None] = []
+                while vocabulary is not None and len(classified) < len(records):
+                    if answering is None:
+                        if asks.poll():
+                            break
+                    elif not answering.is_alive():  # the writer asked for the batch before (or said stop)
+                        ask, answering = answering.result(), None
+                        if ask is not None:
+                            break
+                        continue
+                    classified.append(_classify_alone(dicts[len(classified)], vocabulary, today))
+                if answering is not None:  # this batch is ready too: wait until the writer asks for the one before
+                    ask, answering = answering.result(), None
+            if ask is None and final is None and (vocabulary is None or len(classified) == len(records)) and not asks.poll():
+                # nothing left to do for this batch before the writer asks for it: read the next one meanwhile
+                values = [None if c is None else _classification_values(c) for c in classified]
+                answering = _Answering(asks, send, ("batch", packed, values, today, delta, _http_state(http)))
+                last = (dicts, len(classified), today)
+                continue
             ask = ask if ask is not None else asks.recv()
         except EOFError:
             return  # the writer is gone
@@ -451,6 +471,38 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
         values = [None if c is None else _classification_values(c) for c in classified]
         send(("batch", packed, values, today, delta, _http_state(http)))
         last = (dicts, len(classified), today)
+
+
+class _Answering(threading.Thread):
+    """A batch's answer, sent by a thread of its own when the writer asks for it (while the worker reads the next)."""
+
+    def __init__(self, asks, send: Callable[[tuple], None], message: tuple) -> None:
+        super().__init__(name="litmon-answer", daemon=True)
+        self.asks = asks
+        self.send = send
+        self.message: tuple | None = message
+        self.ask: str | None = None  # an ask other than "next", left to the worker's loop
+        self.gone = False  # the writer is gone
+        self.start()
+
+    def run(self) -> None:
+        try:
+            ask = self.asks.recv()
+            if ask == "next":
+                assert self.message is not None
+                self.send(self.message)
+            else:
+                self.ask = ask
+        except (EOFError, OSError):
+            self.gone = True
+        self.message = None  # (the batch's bytes freed as soon as they are sent)
+
+    def result(self) -> str | None:
+        """None once the batch is sent; the ask taken instead ("stop"); EOFError when the writer is gone."""
+        self.join()
+        if self.gone:
+            raise EOFError
+        return self.ask
 
 
 class _Warming(threading.Thread):

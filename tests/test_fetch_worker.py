@@ -36,7 +36,7 @@ from tests.conftest import dump_tables as dump
 from tests.helpers import upstream
 from tests.helpers.classify_corpus import shipped_vocabulary
 from tests.helpers.cli import litmon, litmon_env, write_config
-from tests.helpers.ncbi import esearch_body
+from tests.helpers.ncbi import FakeNcbi, esearch_body
 from tests.helpers.ops import PubMedServer, log_text, pubmed_section, query, start_litmon, wait_for
 from tests.helpers.records import article as pubmed_article
 
@@ -261,6 +261,53 @@ def test_the_last_batch_classified_late_by_the_worker_stores_what_one_process_st
     assert worker_rows.keys() == alone_rows.keys()
     for table in alone_rows:
         assert worker_rows[table] == alone_rows[table], table
+
+
+def test_the_worker_reads_the_next_batch_while_the_writer_saves_but_holds_two_at_most(tmp_path, httpserver, monkeypatch):
+    """A slow writer: the worker, having classified the whole batch it holds before the writer asks for it, reads and
+    classifies the next page meanwhile (a thread of its own answers the ask), but holds two batches at most: while
+    the writer saves batch k, no efetch page after k + 3 (k + 1 and k + 2 held, k + 3 prefetched) was asked for.
+    Every table and the report are those of one process."""
+    from bench.pubmed_synth import efetch_body
+
+    total = 8
+    FakeNcbi({"crdt": total}, {i: efetch_body(i, i + 1, total) for i in range(total)}).install(httpserver)
+    sources = f"""
+[sources.pubmed]
+enabled = true
+base_url = "{httpserver.url_for("/")}"
+query = "ketamine"
+batch_size = 1
+min_interval = 0
+"""
+
+    def fetched() -> int:
+        return sum(1 for request, _ in httpserver.log if request.path.endswith("efetch.fcgi"))
+
+    real_save = ingest.save_batch
+    outcomes = []
+    for worker in ("off", "on"):
+        saved: list[int] = []  # efetch pages asked for while each batch was saved, beyond that batch
+
+        def save_batch(db, records, now=None, *, saved=saved, worker=worker, **kwargs):
+            batch = len(saved) + 1
+            if worker == "on":
+                wait_for(lambda: fetched() >= min(batch + 3, total), 10, f"the worker reading ahead of batch {batch}")
+                time.sleep(0.2)  # it would read further now if it did not stop at two batches
+            saved.append(fetched() - batch)
+            return real_save(db, records, now, **kwargs)
+
+        httpserver.clear_log()
+        monkeypatch.setattr(ingest, "save_batch", save_batch)
+        config = make(tmp_path / worker, worker, sources)
+        db = ingest.open_db(config.database_path)
+        report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
+        outcomes.append((report_of(report), dump(db)))
+        db.close()
+        assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == total, report.sources[0].error
+        if worker == "on":
+            assert max(saved) == 3 and all(ahead <= 3 for ahead in saved), saved
+    assert outcomes[1] == outcomes[0]
 
 
 def article(source_id: str, title: str, authors: list[str], **identifiers: str) -> Record:
