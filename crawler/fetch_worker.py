@@ -440,8 +440,9 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
                 # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
                 packed = _packed(ship_batch(records, prepared, [])[0])
                 today = clock.today()
-                classified: list[classify.Classification | None] = []
-                while vocabulary is not None and len(classified) < len(records):
+                # each classification as the values it travels as, made as it is computed (not once asked)
+                values: list[tuple | None] = []
+                while vocabulary is not None and len(values) < len(records):
                     if answering is None:
                         if asks.poll():
                             break
@@ -450,14 +451,13 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
                         if ask is not None:
                             break
                         continue
-                    classified.append(_classify_alone(dicts[len(classified)], vocabulary, today))
+                    values.append(_values_alone(dicts[len(values)], vocabulary, today))
                 if answering is not None:  # this batch is ready too: wait until the writer asks for the one before
                     ask, answering = answering.result(), None
-            if ask is None and final is None and (vocabulary is None or len(classified) == len(records)) and not asks.poll():
+            if ask is None and final is None and (vocabulary is None or len(values) == len(records)) and not asks.poll():
                 # nothing left to do for this batch before the writer asks for it: read the next one meanwhile
-                values = [None if c is None else _classification_values(c) for c in classified]
                 answering = _Answering(asks, send, ("batch", packed, values, today, delta, _http_state(http)))
-                last = (dicts, len(classified), today)
+                last = (dicts, len(values), today)
                 continue
             ask = ask if ask is not None else asks.recv()
         except EOFError:
@@ -468,9 +468,8 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
         if final is not None:
             send(final)
             return
-        values = [None if c is None else _classification_values(c) for c in classified]
         send(("batch", packed, values, today, delta, _http_state(http)))
-        last = (dicts, len(classified), today)
+        last = (dicts, len(values), today)
 
 
 class _Answering(threading.Thread):
@@ -546,8 +545,7 @@ def _classify_late(dicts: list, start: int, today: dt.date, vocabulary: classify
                 return ask
             send(("late", start, values))
             return None
-        classification = _classify_alone(dicts[start + len(values)], vocabulary, today)
-        values.append(None if classification is None else _classification_values(classification))
+        values.append(_values_alone(dicts[start + len(values)], vocabulary, today))
 
 
 def _prepare(records: list[Record]) -> tuple[list, list[ingest.Prepared | None]]:
@@ -650,6 +648,12 @@ def _classify_alone(record, vocabulary: classify.Vocabulary, today: dt.date) -> 
         return classify.classify_records([record], vocabulary, today)
     except Exception:  # noqa: BLE001 - the writer classifies it again and reports the failure as in one process
         return None
+
+
+def _values_alone(record, vocabulary: classify.Vocabulary, today: dt.date) -> tuple | None:
+    """:func:`_classify_alone`'s classification as the values it travels as (None: the writer classifies it)."""
+    classification = _classify_alone(record, vocabulary, today)
+    return None if classification is None else _classification_values(classification)
 
 
 def _delta(ctx: CrawlContext, shipped: dict[str, int]) -> dict[str, Any]:
