@@ -439,10 +439,11 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
                 dicts, prepared = _prepare(records) if prepare else (records, None)
                 # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
                 packed = _packed(ship_batch(records, prepared, [])[0])
+                del records, prepared  # (only their dicts are classified: the rest is not held while the next is read)
                 today = clock.today()
                 # each classification as the values it travels as, made as it is computed (not once asked)
                 values: list[tuple | None] = []
-                while vocabulary is not None and len(values) < len(records):
+                while vocabulary is not None and len(values) < len(dicts):
                     if answering is None:
                         if asks.poll():
                             break
@@ -454,10 +455,11 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
                     values.append(_values_alone(dicts[len(values)], vocabulary, today))
                 if answering is not None:  # this batch is ready too: wait until the writer asks for the one before
                     ask, answering = answering.result(), None
-            if ask is None and final is None and (vocabulary is None or len(values) == len(records)) and not asks.poll():
+            if ask is None and final is None and (vocabulary is None or len(values) == len(dicts)) and not asks.poll():
                 # nothing left to do for this batch before the writer asks for it: read the next one meanwhile
                 answering = _Answering(asks, send, ("batch", packed, values, today, delta, _http_state(http)))
-                last = (dicts, len(values), today)
+                last = ([], 0, today)  # nothing of it left to classify late: its dicts are not kept
+                del dicts, packed, values  # (the thread holds the answer until it is sent)
                 continue
             ask = ask if ask is not None else asks.recv()
         except EOFError:
@@ -470,6 +472,7 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             return
         send(("batch", packed, values, today, delta, _http_state(http)))
         last = (dicts, len(values), today)
+        del packed, values  # (not held while the next batch is read)
 
 
 class _Answering(threading.Thread):
