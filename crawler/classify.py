@@ -70,9 +70,15 @@ class Vocabulary:
     hash: str = ""
     #: every rule but the focus concept (which reads the work with its passing mentions set aside), evaluated together
     rules: RuleSet = field(init=False, repr=False, compare=False)
+    #: id of each rule of ``rules`` -> its position there (where :func:`_evaluated` gives its result)
+    positions: dict[int, int] = field(init=False, repr=False, compare=False)
+    #: the key of the rule set's results in a work's memo (one object: found by identity)
+    memo_key: tuple[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.rules = RuleSet([c for c in self.concepts if c.name != self.focus_concept] + self.noise + self.tags)
+        self.positions = {id(rule): position for position, rule in enumerate(self.rules.rules)}
+        self.memo_key = ("classify.results", id(self.rules))
 
 
 @dataclass
@@ -320,19 +326,14 @@ def _concept_pattern(concept: TermRule) -> re.Pattern:
     return _PATTERNS[key]
 
 
-def _evaluated(doc: Doc, vocabulary: Vocabulary) -> dict[int, RuleResult | None]:
-    """id of each rule of ``vocabulary.rules`` -> its result on the work (``None``: nothing to find), once per work."""
-    key = ("classify.rules", id(vocabulary.rules))
-    found = doc.cache.memo.get(key)
+def _evaluated(doc: Doc, vocabulary: Vocabulary) -> list[RuleResult | None]:
+    """The result of each rule of ``vocabulary.rules`` on the work, in its order (``None``: nothing to find; a rule's
+    position is ``vocabulary.positions[id(rule)]``), once per work."""
+    memo = doc.cache.memo
+    found = memo.get(vocabulary.memo_key)
     if found is None:
-        rules = vocabulary.rules
-        results = doc.cache.memo["classify.results", id(rules)] = rules.evaluate(doc)
-        found = doc.cache.memo[key] = dict(zip(map(id, rules.rules), results))
+        found = memo[vocabulary.memo_key] = vocabulary.rules.evaluate(doc)
     return found
-
-
-def _result(rule: TermRule, evaluated: dict[int, RuleResult | None]) -> RuleResult:
-    return evaluated[id(rule)] or RuleResult(rule)
 
 
 def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, list[str]]:
@@ -341,6 +342,7 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
     strengths = []
     focus = 0
     evaluated = _evaluated(facts.doc, vocabulary)
+    positions = vocabulary.positions
     for concept in vocabulary.concepts:
         doc = facts.doc
         if concept.name == vocabulary.focus_concept and concept.terms and facts.record_type != "news":
@@ -348,7 +350,8 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
             doc = focused.doc
             for why in focused.passing:
                 reasons.append(f"concept {concept.name}: passing mention set aside ({why})")
-        result = _result(concept, evaluated) if id(concept) in evaluated and doc is facts.doc else concept.evaluate(doc)
+        position = positions.get(id(concept)) if doc is facts.doc else None
+        result = (evaluated[position] or RuleResult(concept)) if position is not None else concept.evaluate(doc)
         strength = result.strength if result.fired else 0  # min_strength, require and unless apply to concepts too
         strengths.append(strength)
         if concept.name == vocabulary.focus_concept:
@@ -380,7 +383,7 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
         )
     penalty = 0
     for noise in vocabulary.noise:
-        found = evaluated[id(noise)]
+        found = evaluated[positions[id(noise)]]
         if found is None and noise.min_strength > 0:  # nothing found: neither applied nor cancelled
             continue
         result = found or RuleResult(noise)
@@ -406,9 +409,8 @@ def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
     tags: list[Tag] = []
     if not vocabulary.tags:
         return tags
-    _evaluated(facts.doc, vocabulary)
     # the tags are the last rules of vocabulary.rules: their results, in the same order
-    results = facts.doc.cache.memo["classify.results", id(vocabulary.rules)][-len(vocabulary.tags) :]
+    results = _evaluated(facts.doc, vocabulary)[-len(vocabulary.tags) :]
     for rule, result in zip(vocabulary.tags, results):  # most tags find nothing in a work: not run at all (None)
         # (result.fired)
         if (
