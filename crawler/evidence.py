@@ -387,16 +387,17 @@ def _search(pattern: re.Pattern, text: str, scan: Scan) -> re.Match | None:
 
 
 class _Read:
-    """A text of a work with its scan, read by the expressions above: which of their literal pieces it holds is found
-    once (:data:`_ANCHORS`), and an expression is not even asked where the text holds none of them. In a text that
-    :func:`crawler.abstracts.reads_as_ascii`, the expressions run in their ASCII form (the same matches, faster)."""
+    """A text of a work with its scan, read by the expressions above: an expression is not even asked where the text
+    holds none of its literal pieces (its gate reads the pieces the scan found). In a text that
+    :func:`crawler.abstracts.reads_as_ascii` (remembered on its scan), the expressions run in their ASCII form (the same
+    matches, faster)."""
 
     __slots__ = ("text", "scan", "present", "ascii", "gated")
 
     def __init__(self, text: str, scan: Scan):
         self.text, self.scan = text, scan
-        self.present = scan.anchors & _ANCHORS
-        self.ascii = reads_as_ascii(text)
+        self.present = scan.anchors  # (each gate reads only its own pieces: the same decision as on those of _ANCHORS)
+        self.ascii = scan.reads_as_ascii(text)
         self.gated = _GATED_ASCII if self.ascii else _GATED
 
     def runs(self, pattern: re.Pattern) -> bool:

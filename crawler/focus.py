@@ -344,7 +344,7 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
         scan = cache.scan(abstract)
         spans = sentence_spans(abstract, cache.memo)
         # (each expression in its ASCII form where the text allows: the same matches, faster)
-        ascii = reads_as_ascii(abstract)
+        ascii = scan.reads_as_ascii(abstract)
         concept, passing = (ascii_forms[0], ascii_forms[1]) if ascii else (concept_any, passing_any)
         # the matches of the rule's terms in the focused abstract, from the sentences kept: a sentence stands between
         # whitespace (or an end of the text) in the abstract, and between spaces (or an end) once joined, which reads
@@ -381,7 +381,7 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
     titles = result.doc.titles
     for title in doc.titles:
         scan = cache.scan(title)
-        ascii = reads_as_ascii(title)
+        ascii = scan.reads_as_ascii(title)
         concept, in_title, read = (ascii_forms[0], ascii_forms[2], _READ_ASCII) if ascii else (concept_any, in_title_any, _READ)
         if terms is not None:
             hits = [(low, high) for low, high, _ in terms._plain(scan)]

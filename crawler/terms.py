@@ -289,7 +289,7 @@ def _starts_item(op, arg, codes) -> tuple[set[str], bool]:
 
 
 def _reads_as_ascii(text: str, scan: Scan) -> bool:
-    """:func:`crawler.abstracts.reads_as_ascii` of a text, remembered on its scan."""
+    """:func:`crawler.abstracts.reads_as_ascii` of a text, remembered on its scan (:meth:`Scan.reads_as_ascii`)."""
     known = scan.ascii
     if known is None or known[0] is not text:
         known = scan.ascii = (text, reads_as_ascii(text))
@@ -585,6 +585,14 @@ class Scan:
         self.positions = positions or {}
         self.anchors = frozenset(self.positions)
 
+    def reads_as_ascii(self, text: str) -> bool:
+        """:func:`crawler.abstracts.reads_as_ascii` of ``text``, the text scanned, remembered (known from the scan itself
+        for most texts: :meth:`_Vocabulary.scan`)."""
+        known = self.ascii
+        if known is None or known[0] is not text:
+            known = self.ascii = (text, reads_as_ascii(text))
+        return known[1]
+
     @property
     def found(self) -> list[tuple[int, str]]:
         """(last character, anchor) of each anchor occurrence, left to right."""
@@ -686,7 +694,8 @@ class _Vocabulary:
             automaton = self._build()
         if not text or not automaton:
             return Scan([])
-        seen = _OTHER_SPACE.sub(" ", text) if _has_other_space(text) else text
+        other = _has_other_space(text)
+        seen = _OTHER_SPACE.sub(" ", text) if other else text
         size = len(seen)
         word = _WORD_CHARS
         entries: list[tuple[int, int, int]] = []
@@ -716,7 +725,10 @@ class _Vocabulary:
             for key in keys:
                 entries.append((start, end, key))
         entries.sort()
-        return Scan(entries, positions)
+        scan = Scan(entries, positions)
+        if not other and text.isascii():  # it reads as ASCII: no separator \x1c-\x1f (_has_other_space looked for them)
+            scan.ascii = (text, True)
+        return scan
 
     def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:
         """The scan of ``text``, which differs from the text of ``scan`` (same length) only inside ``ranges``

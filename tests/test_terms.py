@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from crawler import classify, focus, terms
+from crawler.abstracts import reads_as_ascii
 from crawler.config import load_config
 from tests.helpers import dedup_corpus
 from tests.helpers.classify_corpus import load_corpus
@@ -499,6 +500,24 @@ def test_a_short_texts_scan_is_remembered_from_work_to_work_until_rules_change()
     assert terms.WorkCache().scan(text) is not first
     long_text = "x " * terms.SHORT_TEXT
     assert terms.WorkCache().scan(long_text) is not terms.WorkCache().scan(long_text)  # long texts: once per work
+
+
+def test_whether_a_scanned_text_reads_as_ascii_is_what_reads_as_ascii_says():
+    """The scan knows it for most texts (ASCII, no whitespace but the plain space); the rest are asked on first use."""
+    shipped_vocabulary()
+    rng = random.Random(7)
+    words = ["ketamine", "oral", "nasal", "depression", "Ketamine", "naïve", "x", "2", "–", "é"]
+    glue = [" ", " ", "-", "", ". ", "\n", "\t", "\x1c", "\x1f", "\u00a0", "  "]
+    known = kinds = 0
+    seen = set()
+    for _ in range(2000):
+        text = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 12)))
+        scan = terms._VOCABULARY.scan(text)
+        known += scan.ascii is not None
+        assert scan.reads_as_ascii(text) == terms._reads_as_ascii(text, scan) == reads_as_ascii(text)
+        seen.add(reads_as_ascii(text))
+        kinds += 1
+    assert seen == {True, False} and 100 < known < kinds
 
 
 def test_the_gates_decided_once_per_set_of_anchors_are_what_each_gate_decides():
