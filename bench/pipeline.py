@@ -74,8 +74,10 @@ STAGES = [
     # the writer receives (unpickles) it and makes its objects back
     ("crawler.fetch_worker", "_prepare", "prepare"),
     ("multiprocessing.connection", "Connection.send", "send"),
+    ("multiprocessing.connection", "Connection.send_bytes", "send"),
     ("crawler.fetch_worker", "_packed", "send"),
     ("multiprocessing.connection", "Connection.recv", "receive"),
+    ("multiprocessing.connection", "Connection.recv_bytes", "receive"),
     ("crawler.fetch_worker", "_unpacked", "receive"),
     ("crawler.fetch_worker", "receive_batch", "receive"),
     # the writing process waiting for the worker's next batch (in the worker, "receive" is its wait for the writer's ask)

@@ -28,7 +28,8 @@ How the two talk (two pipes):
 * the source's exception (SourceError, a parser bug, Interrupted, RecursionError) is rebuilt in the
   writer and raised where the sequential path raises it: after the batches before it are saved;
 * a batch travels as plain values (:func:`ship_batch`, :func:`receive_batch`), its records pickled as soon as they
-  are prepared (the writer does not wait for that when it asks), its classifications when asked: each prepared
+  are prepared (the writer does not wait for that when it asks) and sent as bytes after the answer's message, its
+  classifications when asked: each prepared
   record as its ``to_dict()`` with its row values and dedup's inputs as tuples, each classification as a
   tuple; the writer makes the objects back without running their constructors (a ``Record`` from its dict,
   which it also keeps as the record as written). A record with ``missing`` fields, or one that could not be
@@ -223,10 +224,13 @@ class _Worker:
             kind = message[0]
             if kind == "batch":
                 _, packed, classified, today, delta, http_state = message
+                del message  # (the records' pickle is not held while the batch is saved)
                 self._apply(delta, http_state)
                 self.late_today = today
                 # the rank depends on the day
-                yield (*receive_batch(_unpacked(packed), classified if today == clock.today() else None), self._late)
+                batch = receive_batch(_unpacked(packed), classified if today == clock.today() else None)
+                del packed
+                yield (*batch, self._late)
             elif kind == "end":
                 self.finished = True
                 self._apply(*message[1:])
@@ -250,7 +254,7 @@ class _Worker:
             try:
                 if not self.answers.poll():
                     break
-                message = self.answers.recv()
+                message = self._recv()
             except (EOFError, OSError):  # the worker died: the next answer says so
                 break
             ready = self._aside(message) == "late-ready"
@@ -260,7 +264,7 @@ class _Worker:
             self.asks.send("late")
         while self.pending is None:
             try:
-                message = self.answers.recv()
+                message = self._recv()
             except (EOFError, OSError):
                 break
             if self._aside(message) == "late":
@@ -269,6 +273,13 @@ class _Worker:
                     break
                 return {start + offset: _classification(v) for offset, v in enumerate(values) if v is not None}
         return {}
+
+    def _recv(self) -> tuple:
+        """The worker's next message; a batch's records' pickle, which follows it as bytes, put back in it."""
+        message = self.answers.recv()
+        if message[0] == "batch":
+            message = (message[0], self.answers.recv_bytes(), *message[1:])
+        return message
 
     def _aside(self, message: tuple) -> str | None:
         """A message read while taking late classifications: log records and pauses handled, an answer kept for
@@ -296,7 +307,7 @@ class _Worker:
                     self._signal(signal.SIGTERM)  # its network waits and pauses end at once, as in one process
                 continue
             try:
-                message = self.answers.recv()
+                message = self._recv()
             except EOFError:
                 self.finished = True
                 raise SourceError(
@@ -339,7 +350,7 @@ class _Worker:
                 try:
                     if not self.answers.poll(left):
                         break
-                    message = self.answers.recv()
+                    message = self._recv()
                 except (EOFError, OSError):
                     break
                 if message[0] == "log":
@@ -391,7 +402,11 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
 
     def send(message) -> None:
         with lock:
-            answers.send(message)
+            if message[0] == "batch":  # its records' pickle follows it as it is (not copied into this message's pickle)
+                answers.send((message[0], *message[2:]))
+                answers.send_bytes(message[1])
+            else:
+                answers.send(message)
 
     http = ctx.http
     stop = http.stop if http.stop is not None else threading.Event()
