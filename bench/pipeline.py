@@ -372,22 +372,28 @@ def waits(s: dict, w: dict, records: int) -> str:
 
 def idle(s: dict, w: dict) -> str:
     """The idle time of the two cores by interval (wall seconds): the writer alone before the worker starts; the
-    writer waiting for the first batch; the writer waiting for later batches, without their transfer and unpickling
+    writer waiting for the first batch (after its classifier's warm-up, which is not idle: it is printed apart), without
+    its transfer and unpickling; the writer waiting for later batches, likewise
     (the worker then parses or prepares a batch not yet asked for, or pickles one); the worker waiting for the
     writer's asks before its last batch (all of its batch classified ahead); the end, from the worker's last answer
     to the crawl's end (the writer alone)."""
     end = s["started"] + s["seconds"]
     forked = s["spans"].get("start", [(s["started"], s["started"])])[0][1]
     spans = s["spans"].get("wait", [])
-    first = spans[0][1] - forked if spans else 0.0
     received = s["spans"].get("receive", [])
-    later = sum(b - a for a, b in spans[1:]) - sum(b - a for a, b in received if any(x <= a and b <= y for x, y in spans[1:]))
+
+    def waited(within: list) -> float:
+        return sum(b - a for a, b in within) - sum(b - a for a, b in received if any(x <= a and b <= y for x, y in within))
+
+    warm = spans[0][0] - forked if spans else 0.0
+    first, later = waited(spans[:1]), waited(spans[1:])
     asks = w["spans"].get("receive", [])
     mid = sum(b - a for a, b in asks[:-1])
     tail = end - w.get("ended", end)
     return (
         f"idle (wall): writer alone before the worker {forked - s['started']:.2f}s; writer waiting for the first batch "
-        f"{first:.2f}s, for later ones {later:.2f}s (transfer and unpickling left out); worker waiting for asks "
+        f"{first:.2f}s (after {warm:.2f}s of warm-up), for later ones {later:.2f}s (transfer and unpickling left out); "
+        "worker waiting for asks "
         f"before its last batch {mid:.2f}s; writer alone after the worker's end {tail:.2f}s"
     )
 
