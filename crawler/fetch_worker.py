@@ -443,13 +443,13 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
         ask: str | None = None
         try:
-            if answering is not None and final is not None:  # the batch before goes first
-                ask, answering = answering.result(), None
+            if answering is not None and (final is not None or not answering.is_alive()):  # the batch before goes first
+                ask, answering = answering.result(), None  # (None: sent; "stop" while this batch was read: not prepared)
             if warming is not None and (final is not None or not asks.poll()):  # (never while a thread answers)
                 vocabulary, warming = warming.result(), None
             if ask is None and final is not None and last is not None and vocabulary is not None and not stop.is_set():
                 ask = _classify_late(*last, vocabulary, asks, send)
-            if final is None:
+            if final is None and ask is None:
                 delta = _delta(ctx, shipped)
                 dicts, prepared = _prepare(records) if prepare else (records, None)
                 # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
