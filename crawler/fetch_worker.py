@@ -29,11 +29,13 @@ How the two talk (two pipes):
   writer and raised where the sequential path raises it: after the batches before it are saved;
 * a batch travels as plain values (:func:`ship_batch`, :func:`receive_batch`), its records pickled as soon as they
   are prepared (the writer does not wait for that when it asks) and sent as bytes after the answer's message, its
-  classifications when asked: each prepared
-  record as its ``to_dict()`` with its row values and dedup's inputs as tuples, each classification as a
-  tuple; the writer makes the objects back without running their constructors (a ``Record`` from its dict,
-  which it also keeps as the record as written). A record with ``missing`` fields, or one that could not be
-  prepared, travels whole: the writer prepares it, as in one process.
+  classifications when asked: each prepared record as its row values and dedup's inputs as tuples, with the few
+  fields the row does not hold as they are (source, identifiers, links, ``trial``, ``extra``), each classification
+  as a tuple; the writer makes the objects back without running their constructors: a ``Record`` with the fields it
+  saves, whose lists (sent marshalled) and ``to_dict()`` (the record as written, which classifying it in this
+  process reads) are made only when read (:class:`_Written`). A record whose lists marshal refuses travels with its
+  ``to_dict()``; one with ``missing`` fields, or one that could not be prepared, travels whole: the writer prepares
+  it, as in one process.
 
 Stopping: SIGTERM/SIGINT in the writer (the ``stop`` event) is passed on as SIGTERM, which ends the
 worker's network waits and pauses at once (its own ``stop``), as in one process; one sent to the
@@ -52,6 +54,7 @@ import dataclasses
 import datetime as dt
 import gc
 import logging
+import marshal
 import multiprocessing as mp
 import os
 import pickle
@@ -60,14 +63,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from crawler import classify, clock, ingest
 from crawler.errors import SourceError
 from crawler.evidence import Tag
 from crawler.matching import Fingerprint, MatchInputs
-from crawler.records import Record
+from crawler.records import FIELDS_MADE_WHEN_READ, Link, Record
 from crawler.sources.base import CrawlContext
+from crawler.store.works import RECORD_COLUMNS
 
 log = logging.getLogger("crawler.fetch_worker")
 
@@ -595,9 +600,10 @@ def ship_batch(
     records: list[Record], prepared: list[ingest.Prepared | None] | None, classified: list[classify.Classification | None]
 ) -> tuple[list, list]:
     """A batch as the worker sends it: plain values, which pickle and unpickle several times faster than the
-    objects. Each record: a tuple (its ``to_dict()``, whether its sections were derived, its content hash, its
-    row values, dedup's inputs as a tuple or None) when it was prepared and lacks no field, else the record
-    itself (the writer prepares it). Each classification: a tuple of its fields, its tags as tuples (None: the
+    objects. Each record: a tuple (the fields its row lacks, its lists marshalled, as a tuple, or its ``to_dict()``
+    when marshal refuses a value of those lists; whether its sections were derived, its content hash, its row values,
+    dedup's inputs as a tuple or None) when it was prepared and lacks no field, else the record itself (the writer
+    prepares it). Each classification: a tuple of its fields, its tags as tuples (None: the
     writer classifies that record)."""
     shipped: list = []
     for index, record in enumerate(records):
@@ -607,7 +613,14 @@ def ship_batch(
             continue
         (digest, values), inputs, data = ready
         match = None if inputs is None else (tuple(map(inputs.fingerprint.__getattribute__, _FINGERPRINT_FIELDS)), *inputs[1:])
-        shipped.append((data, not record.abstract_sections, digest, values, match))
+        try:  # the lists the writer makes back only when it reads them
+            lists = marshal.dumps(itemgetter(*FIELDS_MADE_WHEN_READ)(data))
+        except ValueError:  # a value marshal does not write exactly as it is (a text subclass, a date): the dict is sent
+            shipped.append((data, not record.abstract_sections, digest, values, match))
+            continue
+        links = [(link["relation"], link["scheme"], link["value"], link["note"]) for link in data["links"]]
+        fields = (data["source"], data["source_id"], data["identifiers"], links, data["trial"], data["extra"], lists)
+        shipped.append((fields, not record.abstract_sections, digest, values, match))
     return shipped, [None if c is None else _classification_values(c) for c in classified]
 
 
@@ -618,6 +631,63 @@ def _packed(shipped: list) -> bytes:
 
 def _unpacked(packed: bytes) -> list:
     return pickle.loads(packed)
+
+
+#: Positions in a ``records`` row's values (:data:`crawler.store.RECORD_COLUMNS`) of the fields :class:`_Written` reads.
+_COLUMN = {name: index for index, name in enumerate(RECORD_COLUMNS)}
+
+
+class _Written:
+    """A received record as written (its ``to_dict()``), made when first read (:class:`crawler.store.WrittenRecords`
+    reads it only to classify the record's work in this process): from its row's values, the fields sent as they are
+    and its lists (:data:`crawler.records.FIELDS_MADE_WHEN_READ`) sent marshalled (``marshal`` gives back exactly
+    the values it takes: types, dict key order; it refuses the others)."""
+
+    __slots__ = ("fields", "values", "derived_sections", "data")
+
+    def __init__(self, fields: tuple, values: tuple, derived_sections: bool) -> None:
+        self.fields = fields  # source, source_id, identifiers, links as tuples, trial, extra, the lists marshalled
+        self.values = values
+        self.derived_sections = derived_sections
+        self.data: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.data is not None:
+            return self.data
+        source, source_id, identifiers, links, trial, extra, lists = self.fields
+        authors, people, sections, publication_types, mesh_terms, keywords = marshal.loads(lists)
+        values = self.values
+        self.data = {
+            "source": source,
+            "source_id": source_id,
+            "record_type": values[_RECORD_TYPE],
+            "title": values[_TITLE],
+            "url": values[_URL],
+            "abstract": values[_ABSTRACT],
+            "authors": authors,
+            "structured_authors": people,
+            "abstract_sections": sections,
+            "journal": values[_JOURNAL],
+            "published_on": values[_PUBLISHED_ON],
+            "entered_on": values[_ENTERED_ON],
+            "updated_on": values[_UPDATED_ON],
+            "identifiers": identifiers,
+            "publication_types": publication_types,
+            "mesh_terms": mesh_terms,
+            "keywords": keywords,
+            "language": values[_LANGUAGE],
+            "version": values[_VERSION],
+            "links": [{"relation": r, "scheme": s, "value": v, "note": n} for r, s, v, n in links],
+            "trial": trial,
+            "extra": extra,
+        }
+        return self.data
+
+
+_RECORD_TYPE, _TITLE, _ABSTRACT, _JOURNAL = (_COLUMN[name] for name in ("record_type", "title", "abstract", "journal"))
+_PUBLISHED_ON, _ENTERED_ON, _UPDATED_ON, _URL = (_COLUMN[name] for name in ("published_on", "entered_on", "updated_on", "url"))
+_LANGUAGE, _VERSION, _DATA = (_COLUMN[name] for name in ("language", "version", "data"))
+_LINK_FIELDS = ("relation", "scheme", "value", "note")
 
 
 def receive_batch(shipped: list, classified: list | None) -> Batch:
@@ -631,7 +701,32 @@ def receive_batch(shipped: list, classified: list | None) -> Batch:
             prepared.append(None)
             continue
         data, derived_sections, digest, values, match = item
-        records.append(Record.from_dict(data, derived_sections=derived_sections))
+        if type(data) is tuple:  # the fields the row does not hold; the rest made from the row when read
+            written = _Written(data, values, derived_sections)
+            source, source_id, identifiers, links, trial, extra, _ = data
+            fields = {
+                "source": source,
+                "source_id": source_id,
+                "record_type": values[_RECORD_TYPE],
+                "title": values[_TITLE],
+                "url": values[_URL],
+                "abstract": values[_ABSTRACT],
+                "journal": values[_JOURNAL],
+                "published_on": values[_PUBLISHED_ON],
+                "entered_on": values[_ENTERED_ON],
+                "updated_on": values[_UPDATED_ON],
+                "identifiers": identifiers,
+                "language": values[_LANGUAGE],
+                "version": values[_VERSION],
+                "links": [_made(Link, _LINK_FIELDS, link) for link in links] if links else [],
+                "trial": trial,
+                "extra": extra,
+                "missing": [],
+            }
+            records.append(Record.made_when_read(fields, written))
+            data = written
+        else:
+            records.append(Record.from_dict(data, derived_sections=derived_sections))
         inputs = None
         if match is not None:
             inputs = MatchInputs(_made(Fingerprint, _FINGERPRINT_FIELDS, match[0]), *match[1:])

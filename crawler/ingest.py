@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -38,8 +39,9 @@ BACKFILLS: dict[str, Callable[[sqlite_utils.Database], object]] = {
 
 
 #: A record's :func:`prepare_record`: its row (:func:`crawler.store.prepare_record`), dedup's inputs and its
-#: ``to_dict()`` (the record as written, which classifying it reads).
-Prepared = tuple[store.PreparedRow, MatchInputs | None, dict]
+#: ``to_dict()`` (the record as written, which classifying it reads), or an object whose ``to_dict()`` makes it when
+#: read (:mod:`crawler.fetch_worker`'s received records: :func:`crawler.store.save_record`'s ``written``).
+Prepared = tuple[store.PreparedRow, MatchInputs | None, Any]
 
 
 def prepare_record(record: Record, data: dict | None = None) -> Prepared:

@@ -28,7 +28,7 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from crawler import identifiers as ids
 from crawler.abstracts import sections_from_text
@@ -448,6 +448,18 @@ class Record:
         fields["missing"] = []
         return record
 
+    @classmethod
+    def made_when_read(cls, fields: dict[str, Any], written: WrittenLater) -> Record:
+        """A record with ``fields`` (every field but those of :data:`FIELDS_MADE_WHEN_READ`) whose other fields are
+        made when one is first read, from ``written.to_dict()`` (the record as written, a dict :meth:`from_dict`
+        would take) and shared with it, as :meth:`from_dict` shares them; ``written.derived_sections`` as its
+        ``derived_sections``. The fetch worker's records (:mod:`crawler.fetch_worker`): the writer reads only the
+        fields it saves of most of them."""
+        record = object.__new__(_RecordMadeWhenRead)
+        fields["_written"] = written
+        record.__dict__ = fields
+        return record
+
     def content_hash(self, data: dict[str, Any] | None = None, parts: dict[str, str] | None = None) -> str:
         """A stable hash of everything parsed, used to tell whether a record changed (``data``: this
         record's :meth:`to_dict`, and ``parts`` its :func:`json_parts`, when the caller already has them).
@@ -462,6 +474,49 @@ class Record:
             parts["extra"] = json_value({k: v for k, v in extra.items() if k not in HASH_IGNORED_EXTRA})
         payload = join_json_parts(parts, [k for k in parts if k not in HASH_IGNORED_FIELDS])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+#: The fields of a record made by :meth:`Record.made_when_read` that are made when first read.
+FIELDS_MADE_WHEN_READ = ("authors", "structured_authors", "abstract_sections", "publication_types", "mesh_terms", "keywords")
+
+
+class _RecordMadeWhenRead(Record):
+    """A :class:`Record` made by :meth:`Record.made_when_read`: its lists are made when one is first read, and then it
+    is a plain :class:`Record` (its class set back). A class apart, so that a plain Record has no ``__getattr__``:
+    with one, CPython 3.11 specialises no attribute read of any Record (308 instructions more per read, callgrind:
+    dozens of reads per record in parsing, preparing and saving it)."""
+
+    def __getattr__(self, name: str) -> Any:
+        """Only for an attribute the record lacks: a field of :data:`FIELDS_MADE_WHEN_READ`, made now."""
+        if name not in FIELDS_MADE_WHEN_READ or "_written" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return self._made().__dict__[name]
+
+    def __eq__(self, other: object) -> bool:
+        return self._made() == other  # (dataclass equality compares records of the same class only)
+
+    def _made(self) -> Record:
+        """This record with every field made (all of them, from the record as written, and shared with it)."""
+        fields = self.__dict__
+        written = fields.pop("_written", None)
+        if written is not None:
+            data = written.to_dict()
+            fields["authors"] = data["authors"]
+            fields["structured_authors"] = [_author_of(a) for a in data["structured_authors"]]
+            fields["abstract_sections"] = [] if written.derived_sections else data["abstract_sections"]
+            fields["publication_types"] = data["publication_types"]
+            fields["mesh_terms"] = data["mesh_terms"]
+            fields["keywords"] = data["keywords"]
+        self.__class__ = Record  # type: ignore[assignment]
+        return self
+
+
+class WrittenLater(Protocol):
+    """The record as written, made when read (:meth:`Record.made_when_read`)."""
+
+    derived_sections: bool
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def _author_of(data: dict[str, Any]) -> Author:

@@ -7,6 +7,7 @@ writer are tested against real loopback servers and real litmon processes.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import gc
@@ -719,10 +720,89 @@ def test_a_shipped_batch_is_received_as_the_worker_prepared_it(make_config):
                 if record.missing:
                     assert ready is None
                 else:
-                    assert ready == ingest.prepare_record(record), (name, record.source_id)
+                    expected = ingest.prepare_record(record)
+                    assert (*ready[:2], written(ready)) == expected, (name, record.source_id)
+                    assert exactly(written(ready)) == exactly(expected[2]), (name, record.source_id)  # key order too
                     assert ready[2] is not None and type(ready[1]) is type(ingest.prepare_record(record)[1])
                     rebuilt += 1
+            assert [exactly(r) for r in records] == [exactly(r) for r in batch], name
     assert rebuilt > 500
+
+
+def written(ready: ingest.Prepared) -> dict:
+    """A received record's ``to_dict()`` as the writer reads it (:class:`crawler.store.WrittenRecords`)."""
+    return ready[2] if type(ready[2]) is dict else ready[2].to_dict()
+
+
+def exactly(value) -> object:
+    """``value`` with the type of everything in it and the order of every dict's keys (what ``==`` does not compare)."""
+    if dataclasses.is_dataclass(value):  # (its type once its fields are read: a received record's is then Record)
+        fields = [(f.name, exactly(getattr(value, f.name))) for f in dataclasses.fields(value)]
+        return (type(value), fields)
+    kind = type(value)
+    if isinstance(value, dict):
+        return (kind, [(exactly(k), exactly(v)) for k, v in value.items()])
+    if isinstance(value, list | tuple):
+        return (kind, [exactly(v) for v in value])
+    return (kind, repr(value))
+
+
+def not_plain_in_json() -> list[Record]:
+    """Records whose ``to_dict()`` JSON would not give back as it was, and that marshal does not take (a text subclass
+    in a list, a section in a dict subclass) or gives back exactly (an author's field or a section's value that is
+    not a text, a section's keys in another order, a lone surrogate, None in a list of texts); and values JSON would
+    not give back (NaN, integers beyond 64 bits, a date, a tuple) in the fields sent as they are (``extra``,
+    ``trial``)."""
+    made = [pubmed_article(str(41000300 + i), f"Ketamine for depression {i}", "2025-03-02") for i in range(9)]
+    made[0].keywords = ["ketamine", Text("esketamine")]
+    made[1].structured_authors[0].given = 7  # type: ignore[assignment]
+    made[2].abstract_sections = [{"text": "Ketamine helped.", "label": "Results", "category": "RESULTS"}]
+    made[3].abstract_sections = [{"label": "Results", "category": "RESULTS", "text": "Ketamine helped.", "n": 12}]
+    made[4].abstract_sections = [collections.OrderedDict(label="Results", category="RESULTS", text="Ketamine helped.")]
+    made[5].abstract_sections = [{"label": "Results \ud800", "category": None, "text": "Ketamine helped."}]
+    made[6].extra = {"nan": float("nan"), "big": 2**70, "tuple": (1, "x"), "date": dt.date(2025, 3, 2)}
+    made[7].trial = {"overall_status": "RECRUITING", "start_date": dt.date(2025, 3, 2), "enrollment": 10**30}
+    made[8].publication_types = ["Journal Article", None]  # type: ignore[list-item]
+    return made
+
+
+def test_a_record_whose_dict_json_would_not_give_back_arrives_as_it_was(make_config):
+    """The writer makes a received record's lists and dict from its row and its lists marshalled (most records): a
+    record with a value marshal refuses is sent with its dict, and every record arrives equal, of the same types and
+    key order, as a record and as written."""
+    vocabulary = classify.build_vocabulary(make_config(shipped_vocabulary()).topic)
+    batch = not_plain_in_json()
+    copy = pickle.loads(pickle.dumps(batch))
+    shipped, _ = fetch_worker.ship_batch(copy, fetch_worker._prepare(copy)[1], [])
+    sent_whole = [type(item[0]) is dict for item in shipped]
+    assert sent_whole == [True, False, False, False, True, False, False, False, False]
+    records, _, prepared = through_the_pipe(batch, vocabulary)
+    for record, ready in zip(batch, prepared, strict=True):
+        expected = ingest.prepare_record(record)
+        assert exactly(written(ready)) == exactly(expected[2]), record.source_id
+        assert (*ready[:2], written(ready)) == expected or record.source_id == "41000306"  # NaN is not equal to itself
+    assert [exactly(r) for r in records] == [exactly(r) for r in batch]
+
+
+def test_a_received_record_makes_its_lists_from_its_row_only_when_read(make_config):
+    """A record received with its row only holds the fields the save reads until another is read: then it makes
+    them, and its dict, once (the same dict the writer's classification reads)."""
+    vocabulary = classify.build_vocabulary(make_config(shipped_vocabulary()).topic)
+    batch = [pubmed_article("41000401", "Ketamine for depression", "2025-03-02", doi="10.1000/k.1")]
+    batch[0].keywords = ["ketamine"]
+    batch[0].add_link("comment_in", "pmid", "41000402", "a note")
+    records, _, prepared = through_the_pipe(batch, vocabulary)
+    record = records[0]
+    assert "keywords" not in vars(record) and "structured_authors" not in vars(record) and isinstance(record, Record)
+    assert record.identifiers == batch[0].identifiers and record.links == batch[0].links and record.missing == []
+    data = prepared[0][2].to_dict()
+    assert prepared[0][2].to_dict() is data and data == batch[0].to_dict()
+    assert record.keywords == ["ketamine"] and record.keywords is data["keywords"]
+    assert record.structured_authors == batch[0].structured_authors and record.abstract_sections == []
+    assert record == batch[0] and "_written" not in vars(record) and type(record) is Record  # a plain Record now
+    assert not hasattr(Record, "__getattr__")  # (a plain Record's attribute reads stay specialised by CPython)
+    with pytest.raises(AttributeError):
+        record.nothing  # noqa: B018
 
 
 def test_rows_written_from_a_shipped_batch_equal_the_rows_written_in_one_process(tmp_path, make_config):

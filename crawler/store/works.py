@@ -246,7 +246,7 @@ def save_record(
     stored: dict[int, dict[str, Any]] | None = None,
     batch: SaveBatch | None = None,
     prepared: PreparedRow | None = None,
-    written: dict[str, Any] | None = None,
+    written: Any = None,
 ) -> tuple[str, int]:
     """Insert or update one record (its identifiers, links, trial snapshot, work): (new|updated|unchanged, record id).
 
@@ -257,12 +257,13 @@ def save_record(
     (:class:`SaveBatch`, made for the records being saved), look-ups come from it and some writes are
     queued in it: call its ``flush`` before reading the rows. ``prepared``: :func:`prepare_record` of this
     record, computed ahead (not computed again; ignored when stored fields are kept); ``written``: with it, the
-    record's ``to_dict()`` made ahead too (what ``stored`` gets, instead of making it again)."""
+    record's ``to_dict()`` made ahead too (what ``stored`` gets, instead of making it again), or an object whose
+    ``to_dict()`` makes it (a :class:`WrittenRecords` keeps it as it is: made if read)."""
     row = batch.row_of(record) if batch is not None else _stored_row(db, record)
     if row is not None and record.missing:
         _keep_stored_fields(db, row[0], record)
         prepared = None  # the record may have changed since
-    data: dict[str, Any] | None = None
+    data: Any = None
     if prepared is not None:
         digest, values = prepared
         data = written
@@ -296,8 +297,8 @@ def save_record(
         db.conn.execute(_UPDATE_RECORD, [*values, now, now, record_id])
         status = "updated"
     if stored is not None:
-        if data is not None:
-            stored[record_id] = data
+        if data is not None:  # (a WrittenRecords makes a dict of what is not one when read)
+            stored[record_id] = data if type(data) is dict or isinstance(stored, WrittenRecords) else data.to_dict()
         elif isinstance(stored, WrittenRecords):
             dict.__setitem__(stored, record_id, record)  # made into its dict if read
         else:
