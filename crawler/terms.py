@@ -1389,8 +1389,6 @@ class _Tables(dict[Scan, dict[int, list[tuple[int, int, int]]]]):
         return found
 
 
-#: In :meth:`RuleSet._field_scans`, in place of the scan of a text whose matches are given (:data:`MATCHED`).
-_KNOWN = Scan([])
 _NOTHING: frozenset[int] = frozenset()
 
 
@@ -1440,6 +1438,8 @@ class RuleSet:
         lists = [terms for _, *read in self.plans for terms in read if terms is not None and terms.windows is not None]
         self.own_anchors = frozenset(anchor for terms in lists for anchor in terms.windows.anchors)
         self.own: _Vocabulary | None = None
+        #: the key of the work's scans by ``own`` in a work's memo (one object: found by identity)
+        self.own_key = ("terms.own", id(self))
         #: a single rule of plain terms alone (and MeSH entries), e.g. the focus concept on a focused abstract: its
         #: evaluation reads each text's matches of its one list, without what the general one sets up (:meth:`_plain`)
         only = self.rules[0] if len(self.rules) == 1 else None
@@ -1480,22 +1480,27 @@ class RuleSet:
             found = self._decided[relevant] = (positions, passing)
         return found
 
-    def _field_scans(self, doc: Doc, slot: int | None = None) -> list[tuple[str, list[tuple[str, Scan]]]]:
-        """For a single rule (:meth:`_scanned`, :meth:`_plain`): each field's texts with their scans. A text of the work
-        already scanned whole (or short) is read from its scan, any other is scanned for the rule's own terms and
-        anchors alone (a far smaller automaton, remembered for the work). With a list's ``slot``, a longer text where what
-        the list matches is given (:data:`MATCHED`) is not scanned: :data:`_KNOWN` in place of its scan."""
+    def _own(self, doc: Doc) -> tuple[_Vocabulary, dict[str, Scan]]:
+        """The automaton of the rule set's own terms and anchors (:meth:`_field_scans`), and its scans of the work's texts
+        (remembered for the work). Forgets the work's scans made before rules were compiled."""
         own = self.own
         if own is None or own.generation != _VOCABULARY.generation:
             own = self.own = _VOCABULARY.subset(self.listed, self.own_anchors)
         cache = doc.cache
         if cache.generation != _VOCABULARY.generation:
             cache.scan("")  # (forgets the scans made before rules were compiled)
-        memo = cache.memo.get(("terms.own", id(self)))
+        memo = cache.memo.get(self.own_key)
         if memo is None or memo[0] is not own:
-            memo = cache.memo[("terms.own", id(self))] = (own, {})
+            memo = cache.memo[self.own_key] = (own, {})
+        return own, memo[1]
+
+    def _field_scans(self, doc: Doc) -> list[tuple[str, list[tuple[str, Scan]]]]:
+        """For a single rule (:meth:`_scanned`): each field's texts with their scans. A text of the work already scanned
+        whole (or short) is read from its scan, any other is scanned for the rule's own terms and anchors alone (a far
+        smaller automaton, remembered for the work)."""
+        own, scans = self._own(doc)
+        cache = doc.cache
         whole: dict[str, Scan] = cache.scans
-        scans: dict[str, Scan] = memo[1]
         fields = []
         for name, attribute in _FIELDS:
             items = []
@@ -1504,8 +1509,6 @@ class RuleSet:
                 if found is None:
                     if len(text) <= SHORT_TEXT:
                         found = cache.scan(text)
-                    elif slot is not None and (MATCHED, slot, text) in cache.memo:
-                        found = _KNOWN
                     else:
                         found = scans.get(text)
                         if found is None:
@@ -1516,20 +1519,32 @@ class RuleSet:
 
     def _plain(self, doc: Doc) -> list[RuleResult | None]:
         """:meth:`evaluate` of a single rule of plain terms alone (``self.plain``): the same result, read from the
-        matches of its one list in each text (scanned as :meth:`_scanned` scans them, or given: :data:`MATCHED`) and its
-        MeSH entries."""
+        matches of its one list in each text (scanned as :meth:`_field_scans` scans them, or, for a longer text not
+        scanned whole, given: :data:`MATCHED`) and its MeSH entries. (The texts are read as they are found, without the
+        lists :meth:`_field_scans` makes.)"""
         rule = self.rules[0]
         slot = rule._terms.slot
         listed = self.listed
         texts = []
-        memo = doc.cache.memo
-        for name, items in self._field_scans(doc, slot):
-            for text, found in items:
-                if found is _KNOWN:
-                    matched = memo[MATCHED, slot, text]
-                    if matched:
-                        texts.append((name, text, matched))
-                    continue
+        own, scans = self._own(doc)
+        cache = doc.cache
+        memo = cache.memo
+        whole: dict[str, Scan] = cache.scans
+        for name, attribute in _FIELDS:
+            for text in getattr(doc, attribute):
+                found = whole.get(text)
+                if found is None:
+                    if len(text) <= SHORT_TEXT:
+                        found = cache.scan(text)
+                    else:
+                        matched = memo.get((MATCHED, slot, text))
+                        if matched is not None:  # (what the list matches there is given)
+                            if matched:
+                                texts.append((name, text, matched))
+                            continue
+                        found = scans.get(text)
+                        if found is None:
+                            found = scans[text] = own.scan(text)
                 if listed.isdisjoint(found.keys):
                     continue
                 matches = _selected(found).get(slot)
