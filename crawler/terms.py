@@ -494,7 +494,8 @@ class _Gate:
                 single |= anchor_sets[0]
             elif anchor_sets and all(len(choices) == 1 for choices in anchor_sets):
                 subsets.add(frozenset().union(*anchor_sets))
-            elif anchor_sets:
+            elif anchor_sets and not any(frozenset(anchor_sets) == frozenset(known) for known in general):
+                # (a term whose sets another's are, in another order, needs the same: ``a…b|b…a`` is checked once)
                 general.append(anchor_sets)
         self.single = frozenset(single)
         self.subsets = [required for required in subsets if not required & self.single]  # implied by single otherwise

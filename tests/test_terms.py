@@ -552,6 +552,28 @@ def test_what_a_gate_blocks_is_what_it_does_not_pass():
     assert simple >= 2
 
 
+def test_a_gate_decides_what_each_of_its_terms_says():
+    """A gate passes a set of anchors when one term's every set meets it: on the shipped lists' ``re:`` terms (whose
+    alternatives hold the same sets in another order, checked once) and random sets of their anchors."""
+    shipped_vocabulary()
+    rng = random.Random(3)
+    lists = [listed for listed in terms._LISTS if listed.gate is not None and listed.gate.general]
+    assert lists
+    checked = passed = 0
+    for listed in lists:
+        alternatives = [
+            terms._known_inside(terms.regex_anchors(terms.term_pattern(term))) for term in listed.terms if term.startswith("re:")
+        ]
+        anchors = sorted({anchor for sets in alternatives for choices in sets for anchor in choices} | {"unrelated"})
+        for _ in range(300):
+            present = frozenset(rng.sample(anchors, rng.randint(0, min(6, len(anchors)))))
+            expected = any(all(not present.isdisjoint(choices) for choices in sets) for sets in alternatives)
+            assert listed.gate(present) == expected
+            checked += 1
+            passed += expected
+    assert checked >= 900 and passed > 100
+
+
 def test_a_gate_blocked_on_blanked_text_without_its_scan_is_blocked_on_its_scan():
     """A rule whose blanked texts only its ``re:`` terms read skips their scan where its gate blocks them, from the
     text's own scan: the real scan of the blanked text (random texts around the exclusions and the gate's anchors,
