@@ -102,13 +102,14 @@ _FOLLOWING = frozenset("abcdefghijklmnopqrstuvwxyz0123456789([")
 Hits = list[tuple[int, int]]
 
 
-def sentence_spans(text: str, memo: dict | None = None) -> list[tuple[int, int, str]]:
+def sentence_spans(text: str, memo: dict | None = None, spaces_checked: bool = False) -> list[tuple[int, int, str]]:
     """Each sentence of a text (as :func:`sentences` gives it) with where it stands in the text: (start, end, sentence).
 
     ``memo``: a work's memo, which keeps the sentence ends when they are found by splitting (under
-    :data:`crawler.abstracts.FOCUS_ENDS`), for the evidence types to split the same text from them."""
+    :data:`crawler.abstracts.FOCUS_ENDS`), for the evidence types to split the same text from them. ``spaces_checked``:
+    the text is known to hold no whitespace but the plain space (its scan found none: not looked for again)."""
     if text[:1].isalnum() and not text[-1:].isspace():
-        ends = sentence_ends(text, ".!?", _FOLLOWING)
+        ends = sentence_ends(text, ".!?", _FOLLOWING, spaces_checked)
         if ends is not None:
             if memo is not None:
                 memo[FOCUS_ENDS, text] = ends
@@ -342,7 +343,7 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
     for abstract in doc.abstracts:
         kept = []
         scan = cache.scan(abstract)
-        spans = sentence_spans(abstract, cache.memo)
+        spans = sentence_spans(abstract, cache.memo, scan.plain)
         # (each expression in its ASCII form where the text allows: the same matches, faster)
         ascii = scan.reads_as_ascii(abstract)
         concept, passing = (ascii_forms[0], ascii_forms[1]) if ascii else (concept_any, passing_any)

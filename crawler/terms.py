@@ -573,7 +573,7 @@ class Scan:
     ``anchors``, the anchors that occur; ``found``, (last character, anchor) of each occurrence; ``hits``, key ->
     (start, end) of each occurrence."""
 
-    __slots__ = ("entries", "keys", "anchors", "positions", "selected", "ascii", "lower")
+    __slots__ = ("entries", "keys", "anchors", "positions", "selected", "ascii", "lower", "plain")
 
     def __init__(self, entries: list[tuple[int, int, int]], positions: dict[str, list[int]] | None = None):
         #: what :func:`_select` made of the entries for a rule set's lists: (its key map, the lists' matches), the last
@@ -581,6 +581,8 @@ class Scan:
         self.selected: tuple[Any, dict[int, list[tuple[int, int, int]]]] | None = None
         self.ascii: tuple[str, bool] | None = None  # (the text, whether it reads as ASCII): _reads_as_ascii
         self.lower: tuple[str, bool] | None = None  # (the text, whether it reads as lower-case ASCII): _reads_as_lower_ascii
+        #: the text holds no whitespace but the plain space (known from the vocabulary's scan; False: not known)
+        self.plain = False
         self.entries = entries
         self.keys = set(map(_THIRD, entries))
         self.positions = positions or {}
@@ -727,8 +729,10 @@ class _Vocabulary:
                 entries.append((start, end, key))
         entries.sort()
         scan = Scan(entries, positions)
-        if not other and text.isascii():  # it reads as ASCII: no separator \x1c-\x1f (_has_other_space looked for them)
-            scan.ascii = (text, True)
+        if not other:
+            scan.plain = True
+            if text.isascii():  # it reads as ASCII: no separator \x1c-\x1f (_has_other_space looked for them)
+                scan.ascii = (text, True)
         return scan
 
     def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:

@@ -323,3 +323,22 @@ def test_the_aim_words_grouped_by_first_letter_match_the_sentences_the_plain_alt
             assert (ascii_aim.search(sentence) is not None) == expected, sentence
         matched += expected
     assert 2000 < matched < len(sentences) - 2000
+
+
+def test_a_texts_sentences_are_the_same_when_its_scan_found_no_other_whitespace():
+    """``sentence_spans`` told that the text holds no whitespace but the plain space (its scan's ``plain``) splits it as
+    it does when it looks for itself: on every labelled work's abstract and 3,000 random texts (printable or not,
+    ASCII or not, with tabs, line breaks, no-break spaces and double spaces after the marks)."""
+    terms._VOCABULARY.scan("x")  # (the automaton made)
+    texts = [text for work in load_corpus() for text in build_facts(work.records).doc.abstracts]
+    rng = random.Random(17)
+    words = ["ketamine", "was", "given", "2", "(a)", "[1]", "é", "\u200b", "\u00ad", "x", "ab"]
+    glue = [" ", " ", ". ", "! ", "? ", ".  ", ". (", "; ", "\t", "\n", "\u00a0", ".\u00a0", ""]
+    for _ in range(3_000):
+        texts.append("".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 25))))
+    plain = 0
+    for text in texts:
+        scan = terms._VOCABULARY.scan(text)
+        assert focus.sentence_spans(text, None, scan.plain) == focus.sentence_spans(text)
+        plain += scan.plain
+    assert 300 < plain < len(texts)
