@@ -32,7 +32,10 @@ record's row values and dedup's inputs) and "send" (pickling and writing each ba
 "other" is the rest), and the cyclic garbage collector's CPU time within them. ``--sql-top N`` adds the statements with most time in
 ``execute``; ``--worker`` sets ``[crawl] fetch_worker`` (default ``both``: one process, then the fetch worker
 beside the writer, back to back; each run prints which path ran, and with the worker its CPU and
-stages apart from the writing process's); ``--profile FILE`` writes a cProfile of the crawl (and of the fetch worker to FILE.worker). Instrumentation costs a few percent; ``--plain`` runs the
+stages apart from the writing process's, a ``waits`` line and an ``idle`` line: the two cores' idle time by interval,
+the writer alone before the worker starts, waiting for the first batch after its warm-up and for the later ones, the
+worker waiting for asks before its last batch, the writer alone at the end; calls made in a thread, such as the
+prefetch's searches, are not timed as stages); ``--profile FILE`` writes a cProfile of the crawl (and of the fetch worker to FILE.worker). Instrumentation costs a few percent; ``--plain`` runs the
 console script bare and prints only time, peak RSS and size.
 """
 
