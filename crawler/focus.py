@@ -98,8 +98,9 @@ _SENTENCE_END = re.compile(r"[.!?](\s+)(?=[a-z0-9(\[])")
 #: What a sentence starts with after :data:`_SENTENCE_END` (its look-ahead), for :func:`crawler.abstracts.sentence_ends`.
 _FOLLOWING = frozenset("abcdefghijklmnopqrstuvwxyz0123456789([")
 
-#: (start, end) of what the concept matches, in a sentence or a title.
-Hits = list[tuple[int, int]]
+#: (start, end) of what the concept matches, in a sentence or a title; (start, end, index) where the matches come
+#: from the rule's terms (:func:`_walk` with ``matches``).
+Hits = list[tuple[int, ...]]
 
 
 def sentence_spans(text: str, memo: dict | None = None, spaces_checked: bool = False) -> list[tuple[int, int, str]]:
@@ -195,7 +196,7 @@ def _walk(
                 elif high > end:
                     raise _Straddles
                 else:
-                    hits.append((low - start, high - start, index))  # type: ignore[arg-type]
+                    hits.append((low - start, high - start, index))
                 position += 1
         else:
             hits = [] if hits_in is None else hits_in(start, end, sentence)
@@ -371,7 +372,7 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
                 passed.append(f"comparison or aside: '{_short(sentence)}'")
             else:
                 if found is not None:
-                    found += [(low + at, high + at, index) for low, high, index in hits]  # type: ignore[misc]
+                    found += [(low + at, high + at, index) for low, high, index in hits]
                     at += len(sentence) + 1  # where the next sentence kept stands once joined
                 kept.append(sentence)
                 abstract_focus += len(hits)
