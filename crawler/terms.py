@@ -1080,6 +1080,11 @@ class Doc:
     trial: list[str] = field(default_factory=list)  # trial conditions and interventions
     mesh: list[str] = field(default_factory=list)
     cache: WorkCache = field(default_factory=WorkCache, repr=False, compare=False)
+    #: what :meth:`scanned` found, with the sizes of the text lists it was found for
+    _scanned: tuple[tuple[int, ...], _Scanned] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._scanned = None
 
     def texts(self, name: str) -> list[str]:
         return {
@@ -1092,7 +1097,7 @@ class Doc:
 
     def scanned(self) -> _Scanned:
         """Each text field's texts with their scans, and what was found in any (remembered while the texts stay)."""
-        memo = self.__dict__.get("_scanned")
+        memo = self._scanned
         key = (_VOCABULARY.generation, len(self.titles), len(self.trial), len(self.keywords), len(self.abstracts))
         if memo is not None and memo[0] == key:  # texts are added while a Doc is built, not changed once it is read
             return memo[1]
@@ -1105,7 +1110,7 @@ class Doc:
                 keys.update(found.keys)
                 anchors.update(found.anchors)
         value = (fields, keys, frozenset(anchors))
-        self.__dict__["_scanned"] = (key, value)
+        self._scanned = (key, value)
         return value
 
     def anchors(self) -> frozenset[str]:
