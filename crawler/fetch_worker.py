@@ -704,6 +704,8 @@ def receive_batch(shipped: list, classified: list | None) -> Batch:
         if type(data) is tuple:  # the fields the row does not hold; the rest made from the row when read
             written = _Written(data, values, derived_sections)
             source, source_id, identifiers, links, trial, extra, _ = data
+            # the row's columns, as _Written.to_dict reads them: not shared, since to_dict's dict keeps to_dict()'s key
+            # order (the lists between them) and this one is a Record's fields, made for every record received
             fields = {
                 "source": source,
                 "source_id": source_id,
