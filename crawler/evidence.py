@@ -396,7 +396,7 @@ class _Read:
 
     def __init__(self, text: str, scan: Scan):
         self.text, self.scan = text, scan
-        self.present = scan.anchors  # (each gate reads only its own pieces: the same decision as on those of _ANCHORS)
+        self.present = scan.anchors  # every piece the scan found (a gate reads only its own)
         self.ascii = scan.reads_as_ascii(text)
         self.gated = _GATED_ASCII if self.ascii else _GATED
 
@@ -447,9 +447,6 @@ _PROBES[id(RCT_TEXT)] = re.compile(
 )  # not "randomised rats"
 _PROBES[id(REVIEW_TEXT)] = re.compile(REVIEW_TEXT.pattern.replace("^purpose", r"\bpurpose", 1))  # a sentence's start
 _GATED.update((id(probe), sparse_gated(probe)) for probe in _PROBES.values() if id(probe) not in _GATED)
-#: Every literal piece an expression above may need: a gate reads only its own, so it says the same on what of these a
-#: text holds as on everything the text holds.
-_ANCHORS = frozenset(anchor for gated in _GATED.values() for anchor in gated.windows.anchors)
 #: The same expressions in their ASCII form (:func:`crawler.abstracts.ascii_form`), gated by the same pieces, for texts
 #: that :func:`crawler.abstracts.reads_as_ascii`.
 _GATED_ASCII = {key: Gated(ascii_form(gated.pattern), gated.windows.alternatives[0]) for key, gated in _GATED.items()}
