@@ -5,6 +5,7 @@
     python bench/pipeline.py 20000 --keep        # one size; keep the SQLite file
     python bench/pipeline.py 10000 --plain       # the `litmon` console script itself, no instrumentation
     python bench/pipeline.py 10000 --worker off  # one path only ([crawl] fetch_worker); default: off, then auto
+    python bench/pipeline.py 10000 --first-of 100000 --worker auto  # the first tenth of a 100k backfill alone
 
 A local server (``bench/pubmed_synth.py``) answers ``esearch``/``efetch`` in NCBI's wire format with N
 records of one topic (realistic titles: many share an ending or an opening, as a real topic corpus
@@ -17,6 +18,10 @@ process running ``litmon --config … crawl --source pubmed`` (the CLI's own ent
 lock, the pipeline, the store, dedup and classification all run as in production). The pubmed
 source uses ``batch_size`` from ``--batch`` (default: the shipped default) and ``min_interval``
 0.1 s (NCBI's 10 requests/s with an API key); ``--min-interval`` changes it.
+
+With ``--first-of T``, the server holds only the first N records of a T-record corpus, with their create dates in it
+(T/N times as many records per year as an N-record corpus, as dedup's year windows see them): the start of a T-record
+backfill, to compare with an N-record one without running T.
 
 Printed per size: records/s overall and per tenth of the run (flat = linear), wall seconds, peak
 RSS of the crawling process, database size, SQL statements per record (calls into SQLite:
@@ -35,7 +40,11 @@ beside the writer, back to back; each run prints which path ran, and with the wo
 stages apart from the writing process's, a ``waits`` line and an ``idle`` line: the two cores' idle time by interval,
 the writer alone before the worker starts, waiting for the first batch after its warm-up and for the later ones, the
 worker waiting for asks before its last batch, the writer alone at the end; calls made in a thread, such as the
-prefetch's searches, are not timed as stages); ``--profile FILE`` writes a cProfile of the crawl (and of the fetch worker to FILE.worker). Instrumentation costs a few percent; ``--plain`` runs the
+prefetch's searches, are not timed as stages); ``--profile FILE`` writes a cProfile of the crawl (and of the fetch worker to FILE.worker). Each process's work
+per record by tenth of the run follows (the writer's by batch saved, the worker's by batch prepared; the first tenth
+holds the start): CPU ms of user and system time and of each stage, and the reads and writes the system counted for
+it (``/proc/self/io``: system calls and KiB, files and pipes alike), which show the SQLite pages each batch writes
+growing with the file. Instrumentation costs a few percent; ``--plain`` runs the
 console script bare and prints only time, peak RSS and size.
 """
 
@@ -235,10 +244,28 @@ def run_child(config_path: str, out_path: str) -> int:
                     stack[-1][4] += cpu
                 if name in SPANS and not any(s[0] == name for s in stack):
                     stats["spans"].setdefault(name, []).append((started, started + spent))
-                if name == "save" and not any(s[0] == "save" for s in stack):
-                    stats["progress"].append((time.perf_counter(), _count(args)))
+                if name in ("save", "prepare") and not any(s[0] == name for s in stack):
+                    # each batch saved (the writer) or prepared (the worker): the time, and the CPU so far in all and
+                    # by stage, for the figures by tenth
+                    times = os.times()
+                    stages = {stage: v["cpu"] for stage, v in stats["stages"].items()}
+                    stats["progress"].append((time.perf_counter(), _count(args), times.user, times.system, stages, _io()))
 
         return wrapper
+
+    def _io() -> dict[str, float]:
+        """The process's reads and writes so far, files and pipes alike (Linux's /proc/self/io: system calls and
+        KiB); empty elsewhere."""
+        try:
+            fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+        except (OSError, ValueError):
+            return {}
+        return {
+            "reads": int(fields["syscr"]),
+            "writes": int(fields["syscw"]),
+            "KiB read": int(fields["rchar"]) / 1024,
+            "KiB written": int(fields["wchar"]) / 1024,
+        }
 
     def _count(args) -> int:
         for a in args:
@@ -344,13 +371,46 @@ def run_child(config_path: str, out_path: str) -> int:
 def by_tenth(progress: list, started: float, total: int) -> list[int]:
     """Records/s over each tenth of the records saved."""
     rates, done, mark, last_t, last_done = [], 0, total / 10, started, 0
-    for t, n in progress:
+    for t, n, *_ in progress:
         done += n
-        if done >= mark or (t, n) == tuple(progress[-1]):
+        if done >= mark or (t, n) == tuple(progress[-1][:2]):
             rates.append(round((done - last_done) / max(t - last_t, 1e-9)))
             last_t, last_done = t, done
             mark = done + total / 10
     return rates
+
+
+def by_tenth_per_record(progress: list, total: int, stages: tuple[str, ...]) -> list[str]:
+    """A process's work per record over each tenth of the records (its batches saved, or prepared by the worker):
+    CPU ms of user and system time and of each stage (process time), and its reads and writes (system calls and KiB,
+    files and pipes alike, where the system tells); flat = the same work per record along the run."""
+    rows: list[tuple[float, float, dict, dict]] = []
+    done, mark, last = 0, total / 10, (0, 0.0, 0.0, {}, {})
+    for _, n, user, system, cpu, io in progress:
+        done += n
+        if done >= mark or (user, system) == tuple(progress[-1][2:4]):
+            count = max(done - last[0], 1)
+            rows.append(
+                (
+                    1000 * (user - last[1]) / count,
+                    1000 * (system - last[2]) / count,
+                    {k: 1000 * (v - last[3].get(k, 0.0)) / count for k, v in cpu.items()},
+                    {k: (v - last[4].get(k, 0)) / count for k, v in io.items()},
+                )
+            )
+            last = (done, user, system, cpu, io)
+            mark = done + total / 10
+    lines = [
+        "CPU ms: user " + " ".join(f"{row[0]:.2f}" for row in rows),
+        "system " + " ".join(f"{row[1]:.2f}" for row in rows),
+    ]
+    for stage in stages:
+        if any(stage in row[2] for row in rows):
+            lines.append(f"{stage} " + " ".join(f"{row[2].get(stage, 0.0):.2f}" for row in rows))
+    for name in ("reads", "KiB read", "writes", "KiB written"):
+        if rows and name in rows[0][3]:
+            lines.append(f"{name} " + " ".join(f"{row[3][name]:.1f}" for row in rows))
+    return lines
 
 
 def waits(s: dict, w: dict, records: int) -> str:
@@ -409,8 +469,8 @@ def run_size(n: int, args, worker: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         rendered = None
         if not args.live_server:  # the records rendered before the crawl: serving them costs the cores next to nothing
-            rendered = RenderedCorpus(n, folder / f"efetch-{n}.xml")
-        server, url = serve_in_thread(n, rendered)
+            rendered = RenderedCorpus(n, folder / f"efetch-{n}.xml", dates_of=args.first_of)
+        server, url = serve_in_thread(n, rendered, dates_of=args.first_of)
         db = folder / f"pipeline-{n}.db"
         for p in folder.glob(f"pipeline-{n}.db*"):
             p.unlink()
@@ -457,7 +517,9 @@ def run_size(n: int, args, worker: str) -> None:
         works = conn.execute("SELECT COUNT(*) FROM works WHERE merged_into IS NULL").fetchone()[0]
         conn.close()
         head = (
-            f"{records:>7} records ({works} works), [crawl] fetch_worker = {worker}, load {load[0]:.2f} before"
+            f"{records:>7} records ({works} works"
+            + (f"; the first of {args.first_of}" if args.first_of else "")
+            + f"), [crawl] fetch_worker = {worker}, load {load[0]:.2f} before"
             + f"; the server's CPU {1000 * serving / max(records, 1):.2f} ms per record"
             + (" (generating each answer)" if args.live_server else " (sending pre-rendered answers)")
         )
@@ -521,6 +583,15 @@ def run_size(n: int, args, worker: str) -> None:
                 f"        worker process: CPU {w['cpu']:.1f}s = {1000 * w['cpu'] / records:.2f} ms/record ({parts}); "
                 f"peak RSS {w['peak_rss_mb']} MB; the stages above are the writing process's"
             )
+        print(
+            "        per record by tenth, writing process (the first from the crawl's start): "
+            + "; ".join(by_tenth_per_record(s["progress"], records, ("receive", "save", "dedup", "classify", "summaries")))
+        )
+        if w is not None and w["progress"]:
+            print(
+                "        per record by tenth, worker (the first from its start): "
+                + "; ".join(by_tenth_per_record(w["progress"], records, ("parse", "prepare", "classify", "send")))
+            )
         if w is not None:
             print("        " + waits(s, w, records))
             print("        " + idle(s, w))
@@ -547,6 +618,13 @@ def main() -> int:
         action="store_true",
         help="the server generates each efetch answer when asked (~0.4 ms of CPU per record on the same cores, as "
         "before session 11) instead of sending the records rendered before the crawl",
+    )
+    parser.add_argument(
+        "--first-of",
+        type=int,
+        metavar="T",
+        help="serve the first N records of a corpus of T (their create dates as in it: T/N times denser), the start of "
+        "a T-record backfill",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database (with --dir)")
     parser.add_argument("--dir", help="work folder (default: a temporary one)")

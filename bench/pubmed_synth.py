@@ -17,7 +17,8 @@ whose create date (``crdt``) falls in ``mindate..maxdate`` and ``efetch.fcgi`` (
 :class:`RenderedCorpus` (``bench/pipeline.py`` makes one before the crawl starts), the server sends
 the records' bytes as they were rendered once into a file, as NCBI's servers, on their own machines,
 cost the crawl nothing: generating the XML on each request took ~0.4 ms of CPU per record on the
-machine under test, ~15 % of what the crawl itself spends, on the same cores.
+machine under test, ~15 % of what the crawl itself spends, on the same cores. ``dates_of`` serves the first ``total``
+records of a larger corpus, with its create dates (the start of its backfill).
 """
 
 from __future__ import annotations
@@ -338,10 +339,11 @@ class RenderedCorpus:
 
     CHUNK = 500
 
-    def __init__(self, total: int, path: str | os.PathLike, processes: int | None = None):
+    def __init__(self, total: int, path: str | os.PathLike, processes: int | None = None, dates_of: int | None = None):
         self.total = total
         self.offsets = array("q", [0])
-        chunks = [(start, min(start + self.CHUNK, total), total) for start in range(0, total, self.CHUNK)]
+        dates_of = max(dates_of or total, total)
+        chunks = [(start, min(start + self.CHUNK, total), dates_of) for start in range(0, total, self.CHUNK)]
         self.file = open(path, "w+b")  # noqa: SIM115 - open while the corpus is served; closed by close()
         with mp.get_context("fork").Pool(processes or os.cpu_count() or 1) as pool:
             for text, lengths in pool.imap(_rendered_chunk, chunks):
@@ -367,10 +369,15 @@ def _day(value: str) -> dt.date:
 
 
 def make_server(
-    total: int, host: str = "127.0.0.1", port: int = 0, rendered: RenderedCorpus | None = None
+    total: int, host: str = "127.0.0.1", port: int = 0, rendered: RenderedCorpus | None = None, dates_of: int | None = None
 ) -> ThreadingHTTPServer:
     """An E-utilities stand-in holding ``total`` records (serve with ``serve_forever``); with ``rendered``, efetch
-    answers are read from it, else generated on each request."""
+    answers are read from it, else generated on each request. ``dates_of``: the records are the first ``total`` of a
+    corpus of that many (the same records, with that corpus's create dates: the start of a larger backfill)."""
+    dates_of = max(dates_of or total, total)
+
+    def first_index(day: dt.date) -> int:
+        return min(first_index_on_or_after(day, dates_of), total)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -391,8 +398,8 @@ def make_server(
             if not self.path.endswith("esearch.fcgi"):
                 self.send_error(404)
                 return
-            lo = first_index_on_or_after(_day(form["mindate"]), total)
-            hi = first_index_on_or_after(_day(form["maxdate"]) + dt.timedelta(days=1), total)
+            lo = first_index(_day(form["mindate"]))
+            hi = first_index(_day(form["maxdate"]) + dt.timedelta(days=1))
             if form.get("datetype") != "crdt":
                 lo = hi = 0
             payload = {
@@ -419,13 +426,15 @@ def make_server(
             _, lo, hi = args["WebEnv"].split("_")
             start = int(lo) + int(args.get("retstart", 0))
             stop = min(int(hi), start + int(args.get("retmax", 20)))
-            body = rendered.body(start, stop) if rendered is not None else efetch_body(start, stop, total)
+            body = rendered.body(start, stop) if rendered is not None else efetch_body(start, stop, dates_of)
             self._send(body, "text/xml; charset=UTF-8")
 
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def serve_in_thread(total: int, rendered: RenderedCorpus | None = None) -> tuple[ThreadingHTTPServer, str]:
-    server = make_server(total, rendered=rendered)
+def serve_in_thread(
+    total: int, rendered: RenderedCorpus | None = None, dates_of: int | None = None
+) -> tuple[ThreadingHTTPServer, str]:
+    server = make_server(total, rendered=rendered, dates_of=dates_of)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
