@@ -92,14 +92,18 @@ def key_neighbours(
         "INSERT INTO temp.key_neighbour_pairs",
         [(record_id, key, first, last) for record_id, keys, first, last, _, _ in wanted for key in dict.fromkeys(keys)],
     )
+    # only the pairs with a neighbour come back (a backfill's keys mostly have none): a row fetched costs a few thousand
+    # instructions. The inner query's LIMIT keeps SQLite from flattening it, which would run the correlated subquery
+    # twice per row kept (once in the WHERE, once in the result).
     for record_id, found in conn.execute(
-        """SELECT p.record_id, (SELECT group_concat(record_id) FROM (SELECT m.record_id FROM match_keys m
-                  WHERE m.key = p.key AND m.year BETWEEN p.first_year AND p.last_year AND m.record_id != p.record_id LIMIT ?))
-           FROM temp.key_neighbour_pairs p""",
+        """SELECT record_id, found FROM (
+               SELECT p.record_id, (SELECT group_concat(record_id) FROM (SELECT m.record_id FROM match_keys m
+                      WHERE m.key = p.key AND m.year BETWEEN p.first_year AND p.last_year AND m.record_id != p.record_id
+                      LIMIT ?)) AS found
+               FROM temp.key_neighbour_pairs p LIMIT -1)
+           WHERE found IS NOT NULL""",
         [block_limit + 1],
     ):
-        if found is None:
-            continue
         any_row.add(record_id)
         ids = found.split(",")
         if len(ids) > block_limit:
