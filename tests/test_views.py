@@ -378,3 +378,26 @@ def test_summary_names_are_the_authors_short_names():
     for author in stored + mixes:
         assert short_name(author) == Author.from_dict(author).short, author
     assert short_name({"family": "Osei", "given": "Hana Kwame"}) == "Osei HK"
+
+
+def test_summary_author_columns_read_the_column_as_json_loads_does():
+    """``author_columns`` reads ``works.authors`` as its UTF-8 bytes (orjson where it reads them as ``json.loads``): the
+    same names and first author as from ``json.loads`` of the text, for non-ASCII names, escapes, a lone surrogate
+    (which orjson refuses), a group, empty fields and an empty or missing column."""
+    import json
+
+    from crawler.store.summaries import author_columns, short_name
+
+    texts = [
+        None,
+        "",
+        "[]",
+        json.dumps([{"family": "Øster", "initials": "Å"}, {"family": "Osei", "given": "Hana Kwame"}], ensure_ascii=False),
+        '[{"family": "O\\u2019Brien", "initials": "K", "suffix": "Jr"}]',
+        '[{"family": "X\\ud800", "initials": "A"}, {"collective": "STAR*D Investigators"}]',
+        '[{"family": "", "initials": ""}, {"family": "Lee", "initials": "A"}]',
+    ]
+    for text in texts:
+        people = [short_name(a) for a in json.loads(text or "[]")]
+        expected = (", ".join(p for p in people if p) or None, people[0] if people else None)
+        assert author_columns(None if text is None else text.encode()) == expected, text
