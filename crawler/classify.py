@@ -454,13 +454,16 @@ def classify_works(
     today: dt.date | None = None,
     known: dict[int, list[dict[str, Any]]] | None = None,
     ahead: dict[int, Classification] | None = None,
+    current: bool = False,
 ) -> list[Classification]:
     """(Re)classify these works (merged ones: their survivor) and store the results unless dry_run.
 
     ``known``: work id -> all its records' ``records.data``, already in memory (not read again).
-    ``ahead``: work id -> its classification, already computed from those records (not computed again, nor read)."""
+    ``ahead``: work id -> its classification, already computed from those records (not computed again, nor read).
+    ``current``: ``work_ids`` are current works, sorted, each once (:func:`crawler.store.load_current_work_ids` gave
+    them): not looked up again."""
     vocabulary = build_vocabulary(config.topic)
-    ids = sorted(set(store.load_current_work_ids(db, list(work_ids))))
+    ids = list(work_ids) if current else sorted(set(store.load_current_work_ids(db, list(work_ids))))
     known = known or {}
     ahead = ahead or {}
     results = []
@@ -494,7 +497,7 @@ def classify_batch(
     try:
         work_ids = store.load_work_ids_of_records(db, [(r.source, r.source_id) for r in records])
         known, ahead = _works_in_memory(db, stored or {}, alone or {})
-        classify_works(db, config, work_ids, known=known, ahead=ahead)
+        classify_works(db, config, work_ids, known=known, ahead=ahead, current=True)
     except Exception as exc:  # noqa: BLE001 - classification must not lose a crawl
         log.error(
             "classification of %d record(s) failed: %s: %s — check: the [topic] vocabulary; run `litmon -v reclassify`",

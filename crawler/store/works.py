@@ -530,7 +530,7 @@ def load_current_work_ids(db, work_ids: list[int] | None = None) -> list[int]:
 
 
 def load_work_ids_of_records(db, keys: list[tuple[str, str]]) -> list[int]:
-    """The current works that the records (source, source_id) belong to."""
+    """The current works that the records (source, source_id) belong to (sorted, each once)."""
     by_source: dict[str, list[str]] = {}
     for source, source_id in keys:
         by_source.setdefault(source, []).append(str(source_id))
