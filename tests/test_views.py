@@ -382,7 +382,7 @@ def test_summary_names_are_the_authors_short_names():
 
 def test_summary_author_columns_read_the_column_as_json_loads_does():
     """``author_columns`` reads ``works.authors`` as its UTF-8 bytes (orjson where it reads them as ``json.loads``): the
-    same names and first author as from ``json.loads`` of the text, for non-ASCII names, escapes, a lone surrogate
+    same names, first author and count as from ``json.loads`` of the text, for non-ASCII names, escapes, a lone surrogate
     (which orjson refuses), a group, empty fields and an empty or missing column."""
     import json
 
@@ -399,5 +399,5 @@ def test_summary_author_columns_read_the_column_as_json_loads_does():
     ]
     for text in texts:
         people = [short_name(a) for a in json.loads(text or "[]")]
-        expected = (", ".join(p for p in people if p) or None, people[0] if people else None)
+        expected = (", ".join(p for p in people if p) or None, people[0] if people else None, len(people))
         assert author_columns(None if text is None else text.encode()) == expected, text

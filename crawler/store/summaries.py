@@ -184,9 +184,9 @@ _TAG_LISTS = {
 
 def _summary_insert() -> str:
     """One statement writing the summaries of the queued works (both SELECTs, work id order): the author names from
-    :data:`_AUTHORS`, ``author_count`` by SQLite, and a one-record work's three lists from :data:`_AUTHORS` where
+    :data:`_AUTHORS` with their count, and a one-record work's three lists from :data:`_AUTHORS` where
     :func:`list_columns` computed them; no summary row goes through Python."""
-    authors = "a.authors, a.first_author, COALESCE(json_array_length(NULLIF(w.authors, '')), 0) AS author_count"
+    authors = "a.authors, a.first_author, a.author_count"
     joined = "LEFT JOIN work_relevance rel ON rel.work_id = w.id"
     lists = {
         f"{_distinct_list('keywords', True)} AS keywords": "keywords",
@@ -273,13 +273,13 @@ def write_summaries(db, batch: int, tags: Callable[[int], tuple[str, str] | None
         for work_id, text, record_id, *lists in db.conn.execute(_QUEUED_AUTHORS, [batch])
     ]
     db.conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS} (work_id INTEGER PRIMARY KEY, authors, first_author,"
+        f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS} (work_id INTEGER PRIMARY KEY, authors, first_author, author_count,"
         " lists, keywords, mesh_terms, publication_types, tagged, tags, evidence_types)"
     )
     db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
     insert_values(
         db.conn,
-        f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author, lists, keywords, mesh_terms, publication_types,"
+        f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author, author_count, lists, keywords, mesh_terms, publication_types,"
         " tagged, tags, evidence_types)",
         names,
     )
@@ -327,12 +327,14 @@ def list_columns(keywords: str | None, mesh_terms: str | None, publication_types
 _loads = orjson.loads
 
 
-def author_columns(text: bytes | None) -> tuple[str | None, str | None]:
-    """The summary's ``authors`` (the short names, comma-separated, None when none) and ``first_author`` (the first
-    author's short name, None without authors) of ``works.authors`` (its UTF-8 bytes: :func:`~crawler.store.common.loads`
-    reads them as ``json.loads``, in about half its instructions). No Python frame per name but :func:`short_name`'s."""
+def author_columns(text: bytes | None) -> tuple[str | None, str | None, int]:
+    """The summary's ``authors`` (the short names, comma-separated, None when none), ``first_author`` (the first
+    author's short name, None without authors) and ``author_count`` of ``works.authors`` (its UTF-8 bytes:
+    :func:`~crawler.store.common.loads` reads them as ``json.loads``, in about half its instructions). No Python frame
+    per name but :func:`short_name`'s. The count is ``json_array_length`` of the column (0 for none), which SQLite
+    would compute by parsing the JSON again: the column is a list whenever its names can be made."""
     people = list(map(short_name, loads(text or b"[]")))
-    return ", ".join(filter(None, people)) or None, people[0] if people else None
+    return ", ".join(filter(None, people)) or None, people[0] if people else None, len(people)
 
 
 def short_name(author: dict) -> str:
