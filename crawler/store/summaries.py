@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import orjson
 
 from crawler.records import Author
-from crawler.store.common import chunks, insert_values, loads, marks, source_rank_sql
+from crawler.store.common import insert_values, loads, source_rank_sql
 
 #: Tables whose changes touch a work, and how to find the work from a row (``{row}`` is NEW or OLD): m010's
 #: triggers (m015 dropped those of work_relevance and work_tags).
@@ -229,6 +229,10 @@ _QUEUED_AUTHORS = f"""SELECT w.id, CAST(w.authors AS BLOB), r.id, r.keywords, r.
     LEFT JOIN records r ON r.work_id = w.id AND (SELECT COUNT(*) FROM records o WHERE o.work_id = w.id) = 1
     WHERE w.merged_into IS NULL AND w.id IN ({_QUEUED})"""
 
+#: How many works one pass summarises; the queue rows of the works it summarised (the works are not read into Python).
+_QUEUED_COUNT = f"SELECT COUNT(*) FROM ({_QUEUED})"
+_SUMMARISED = f"DELETE FROM work_summary_queue WHERE work_id IN ({_QUEUED})"
+
 #: The queued works of one pass that have no current work any more (merged, or gone): their summaries are removed.
 _GONE = f"""DELETE FROM work_summaries WHERE work_id IN (SELECT q.work_id FROM ({_QUEUED}) q LEFT JOIN works w ON w.id = q.work_id
     WHERE w.id IS NULL OR w.merged_into IS NOT NULL)"""
@@ -251,13 +255,12 @@ def refresh_work_summaries(db, batch: int = 2000, tags: Callable[[int], tuple[st
         return 0
     done = 0
     while True:
-        queued = [r[0] for r in db.conn.execute(_QUEUED, [batch]).fetchall()]
+        (queued,) = db.conn.execute(_QUEUED_COUNT, [batch]).fetchone()
         if not queued:
             return done
         write_summaries(db, batch, tags)
-        for chunk in chunks(queued):
-            db.conn.execute(f"DELETE FROM work_summary_queue WHERE work_id IN ({marks(chunk)})", chunk)
-        done += len(queued)
+        db.conn.execute(_SUMMARISED, [batch])  # the same works: writing summaries queues none
+        done += queued
 
 
 def write_summaries(db, batch: int, tags: Callable[[int], tuple[str, str] | None] | None = None) -> None:
