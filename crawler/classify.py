@@ -38,7 +38,7 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from crawler import clock, store
@@ -519,9 +519,19 @@ def _works_in_memory(
     for record_id, (work_id, count) in store.load_record_works(db, list(stored)).items():
         by_work.setdefault(work_id, []).append(record_id)
         sizes[work_id] = count
-    ahead = {w: replace(alone[ids[0]], work_id=w) for w, ids in by_work.items() if sizes[w] == 1 and ids[0] in alone}
+    ahead = {w: _of_work(alone[ids[0]], w) for w, ids in by_work.items() if sizes[w] == 1 and ids[0] in alone}
     known = {w: [stored[r] for r in sorted(ids)] for w, ids in by_work.items() if len(ids) == sizes[w] and w not in ahead}
     return known, ahead
+
+
+def _of_work(classification: Classification, work_id: int) -> Classification:
+    """``dataclasses.replace(classification, work_id=work_id)``: a copy with the same values of its fields. Copied as
+    its ``__dict__`` (a Classification has nothing but its fields, no ``__post_init__``): a fourth of ``replace``'s
+    time, which calls ``__init__`` with every field by keyword (~1.5 µs per work classified ahead)."""
+    copied = object.__new__(Classification)
+    copied.__dict__.update(classification.__dict__)
+    copied.work_id = work_id
+    return copied
 
 
 @dataclass

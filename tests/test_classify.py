@@ -880,3 +880,19 @@ def test_a_warmed_up_classifier_classifies_as_a_cold_one():
     cold = json.loads(outputs["cold"])
     assert len(cold) > 100 and any(result["tags"] for result in cold.values())
     assert outputs["warm"] == outputs["cold"]
+
+
+def test_a_classification_computed_ahead_is_given_its_work_as_dataclasses_replace_would():
+    """A work's classification computed ahead (for its one record) is a copy with the work's id: equal to
+    ``dataclasses.replace``'s, with its fields in the same order, the original left as it was."""
+    import dataclasses
+
+    from crawler.classify import _of_work
+
+    vocabulary = build_vocabulary(parse_config(shipped_config_text()).topic)
+    record = Record(source="pubmed", source_id="1", record_type="article", title="Ketamine for depression: an RCT")
+    original = classify_records([record.to_dict()], vocabulary, TODAY, None)
+    copied = _of_work(original, 42)
+    assert copied == dataclasses.replace(original, work_id=42) and type(copied) is type(original)
+    assert list(vars(copied).items()) == list(vars(dataclasses.replace(original, work_id=42)).items())
+    assert original.work_id is None and copied.tags == original.tags
