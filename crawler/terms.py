@@ -40,8 +40,12 @@ TEXT_FIELDS = ("title", "trial", "keywords", "abstract")
 _BOUNDARY = r"(?<![a-z0-9])"
 _THIRD = operator.itemgetter(2)
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\u00ad]")
-_SPACES = re.compile(r"[\s\u00a0\u2000-\u200b\u202f]+")
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+#: The curly quotes made straight (each by ``str.replace``: ``str.translate`` with a table reads a text that is not
+#: ASCII one character at a time through the table, ~0.1 ms for an abstract of 1,300 characters, ten times as long)
+_QUOTES = (("\u2018", "'"), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"'))
+#: What a run of spaces is besides the whitespace ``str.split`` splits on (``str.isspace``, which is what ``\s``
+#: matches in an expression, with U+00A0, U+2000-U+200A and U+202F): the zero-width space
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 def normalize_text(text: str | None) -> str:
@@ -50,8 +54,14 @@ def normalize_text(text: str | None) -> str:
         return ""
     if text.isascii():  # no dash, quote or space to unify but ASCII whitespace (what str.split splits on)
         return " ".join(text.split()).lower()
-    text = _DASHES.sub("-", text.translate(_QUOTES))
-    return _SPACES.sub(" ", text).strip().lower()
+    for quote, straight in _QUOTES:
+        if quote in text:
+            text = text.replace(quote, straight)
+    text = _DASHES.sub("-", text)
+    if _ZERO_WIDTH_SPACE in text:
+        text = text.replace(_ZERO_WIDTH_SPACE, " ")
+    # every run of whitespace one space, none at either end (an expression's runs replaced cost three times as long)
+    return " ".join(text.split()).lower()
 
 
 def plain_term_parts(term: str) -> tuple[str, list[str], bool]:

@@ -895,3 +895,28 @@ def test_lists_compiled_in_another_thread_are_in_every_later_selection():
     scan = terms._VOCABULARY.scan(text)
     for rule in compiled:
         assert rule._terms._plain(scan) == own_selection(rule._terms, scan) != [], rule.name
+
+
+def _reference_normalize_text(text: str | None) -> str:
+    """normalize_text as expressions: curly quotes straight (a table), dashes one kind, each run of whitespace (what
+    ``\\s`` matches, no-break and zero-width spaces included) one space, none at the ends, lower case."""
+    if not text:
+        return ""
+    text = re.sub(r"[\u2010-\u2015\u2212\u00ad]", "-", text.translate(str.maketrans("\u2018\u2019\u201c\u201d", "''\"\"")))
+    return re.sub(r"[\s\u00a0\u2000-\u200b\u202f]+", " ", text).strip().lower()
+
+
+def test_normalize_text_as_its_expressions_on_every_labelled_text_and_random_ones():
+    """normalize_text (quotes replaced one by one, runs of whitespace split and joined) gives what the expressions give:
+    every title and abstract of the labelled set, and random texts of every whitespace character there is, the dashes,
+    quotes and zero-width space, letters that change length in lower case, and random code points."""
+    texts = [t for work in load_corpus() for r in work.records for t in (r.title, r.abstract) if t]
+    rng = random.Random(31)
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    alphabet = [*spaces, *map(chr, range(0x2000, 0x2031)), *"\u00ad\u2212aZ-'\"\u0130\u00df"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20))) for _ in range(20_000)]
+    texts += ["".join(chr(rng.randint(0, 0x10FFFF)) for _ in range(rng.randint(0, 30))) for _ in range(5_000)]
+    assert sum(not t.isascii() for t in texts) > 20_000
+    for text in texts:
+        assert terms.normalize_text(text) == _reference_normalize_text(text), repr(text)
+    assert terms.normalize_text(None) == ""
