@@ -575,3 +575,32 @@ def test_a_classified_works_summary_takes_its_tags_as_the_rows_just_written_give
     db.execute("INSERT OR IGNORE INTO work_summary_queue (work_id) SELECT id FROM works")
     assert found == sorted(summary_rows(db, summaries._summary_select(None), [10**9]))
     assert len(found) == 6
+
+
+def test_whether_a_summary_shows_the_same_classification_is_read_as_from_the_sorted_names():
+    """save_classification_rows rewrites a summary's classification columns when label, rank score, tag names or
+    evidence types differ from the stored ones: told without sorting, as the sorted lists tell it, on random pairs of
+    stored and new rows (tags added, dropped, moved in or out of the evidence category, reordered) and no stored row."""
+    import random
+
+    from crawler.store.classification import _shows_same
+
+    def shown(row):
+        tags = row[6]
+        return row[0], row[3], sorted(tags), sorted(tag for tag, (category, _) in tags.items() if category == "evidence")
+
+    rnd = random.Random(7)
+    names = ["rct", "trd", "mdd", "oral", "é", "a", "b"]
+
+    def row():
+        tags = {
+            name: (rnd.choice(["evidence", "drug", "topic"]), rnd.choice("xy")) for name in rnd.sample(names, rnd.randint(0, 4))
+        }
+        return (rnd.choice(["relevant", "uncertain"]), 3, "[]", rnd.choice([1, 2]), "[]", "v", tags)
+
+    pairs = [(row(), row()) for _ in range(20_000)]
+    pairs += [(a, (*a[:6], dict(reversed(a[6].items())))) for a, _ in pairs[:2_000]]  # the same tags in another order
+    pairs += [(None, b) for _, b in pairs[:100]]
+    same = [_shows_same(a, b) for a, b in pairs]
+    assert same == [a is not None and shown(a) == shown(b) for a, b in pairs]
+    assert 2_000 < sum(same) < len(pairs) - 2_000

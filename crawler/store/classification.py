@@ -110,7 +110,7 @@ def save_classification_rows(db, classification_rows: Iterable[tuple], now: str 
         )
         # the summaries (no trigger queues them, m015): only the classification's columns of a summary that was up
         # to date change; a work without a summary row (none made yet) is queued for the full one
-        shown = [work_id for work_id in direct if _shown(stored.get(work_id)) != _shown(rows[work_id])]
+        shown = [work_id for work_id in direct if not _shows_same(stored.get(work_id), rows[work_id])]
         values = [(*_summary_values(rows[work_id]), work_id) for work_id in shown]
         _update_summaries(db, [v for v in values if v[2] is not None])
         for chunk in chunks([v[-1] for v in values if v[2] is None]):
@@ -181,12 +181,15 @@ def _json_array(names: list[str]) -> str:
     return '["' + '","'.join(names) + '"]' if names else "[]"
 
 
-def _shown(row: tuple | None) -> tuple | None:
-    """What a work's summary shows of its classification: label, rank score, tag names, evidence types."""
-    if row is None:
-        return None
-    tags = row[6]
-    return row[0], row[3], sorted(tags), sorted(tag for tag, (category, _) in tags.items() if category == "evidence")
+def _shows_same(stored: tuple | None, row: tuple) -> bool:
+    """Whether a work's summary shows the same of its stored classification as of ``row``: label, rank score, tag
+    names and evidence types (the same names, each an evidence type in both or in neither; nothing sorted)."""
+    if stored is None or stored[0] != row[0] or stored[3] != row[3]:
+        return False
+    old, new = stored[6], row[6]
+    return old.keys() == new.keys() and all(
+        (old[tag][0] == "evidence") == (category == "evidence") for tag, (category, _) in new.items()
+    )
 
 
 def load_unclassified_work_ids(db) -> list[int]:
