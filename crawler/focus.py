@@ -20,9 +20,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import ahocorasick_rs
+
 from crawler.abstracts import FOCUS_ENDS, ascii_form, category_of, is_label, pieces, reads_as_ascii, sentence_ends
 from crawler.evidence import sparse_gated
-from crawler.terms import MATCHED, Doc, Gated, Scan, TermRule
+from crawler.terms import MATCHED, Doc, Gated, Scan, TermRule, regex_anchors
 
 #: NLM category of a section label (crawler.abstracts) -> the role of its sentences here.
 ROLE_OF_CATEGORY = {
@@ -284,8 +286,31 @@ def _is_passing(
         return True
     if not aside:
         return False
-    covered = [m.span() for m in passing.finditer(sentence)]
+    # (most sentences that name the concept hold none of the aside words: the expression, tried at each position with
+    # the concept's terms inlined, cost ~54 µs per 140-character sentence of the labelled set, an automaton's look for
+    # the pieces ~1.4 µs; 58 % of the sentences it was run on have none)
+    if all(finder.find_matches_as_indexes(sentence) for finder in _piece_finders(passing)):
+        covered = [m.span() for m in passing.finditer(sentence)]
+    else:
+        covered = []  # (no match can hold a piece of each set)
     return all(any(a <= hit[0] < b for a, b in covered) for hit in hits)
+
+
+#: id of an expression -> (it, an automaton for each set of literal pieces one of which every match of it contains
+#: (:func:`crawler.terms.regex_anchors`)): by id, as :data:`_GATES`.
+_PIECES: dict[int, tuple[re.Pattern, tuple[ahocorasick_rs.AhoCorasick, ...]]] = {}
+
+
+def _piece_finders(pattern: re.Pattern) -> tuple[ahocorasick_rs.AhoCorasick, ...]:
+    """What finds, in a text, the pieces of each set one of which every match of ``pattern`` contains: a text where one
+    of them finds nothing holds no match (none at all when nothing is known of the matches)."""
+    found = _PIECES.get(id(pattern))
+    if found is None:
+        if len(_PIECES) >= 64:
+            _PIECES.clear()
+        finders = tuple(ahocorasick_rs.AhoCorasick(sorted(pieces)) for pieces in regex_anchors(pattern.pattern) if pieces)
+        found = _PIECES[id(pattern)] = (pattern, finders)
+    return found[1]
 
 
 def _runs(scan: Scan, passing: re.Pattern) -> tuple[bool, bool]:

@@ -342,3 +342,30 @@ def test_a_texts_sentences_are_the_same_when_its_scan_found_no_other_whitespace(
         assert focus.sentence_spans(text, None, scan.plain) == focus.sentence_spans(text)
         plain += scan.plain
     assert 300 < plain < len(texts)
+
+
+def test_a_sentence_without_the_aside_words_pieces_holds_no_passing_mention(drug):
+    """_is_passing runs the passing expressions only on sentences that hold a piece of every set of literal pieces their
+    matches contain: on every sentence of the labelled set and 20,000 random sentences of aside words, concept terms and
+    filler, each expression (abstract, title, and their ASCII forms) matches only sentences the pieces let through, and
+    the pieces rule out most of the labelled sentences that name the concept."""
+    _, pattern = drug
+    expressions = [focus._passing_pattern(pattern.pattern), focus._passing_pattern(pattern.pattern, focus._TITLE_BEFORE)]
+    expressions += [focus.ascii_form(expression) for expression in expressions]
+    labelled = [s for work in load_corpus() for r in work.records for s in focus.sentences(normalize_text(r.abstract))]
+    rng = random.Random(41)
+    words = ["ketamine", "esketamine", "such as", "like", "unlike", "than", "including", "prior", "e.g.", "-like", "-type"]
+    words += ["was", "recently approved", "compared with", "rather than", "the", "patients", "depression", ",", "(", "é", "2"]
+    randoms = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(20_000)]
+    ruled_out = named = 0
+    for expression in expressions:
+        finders = focus._piece_finders(expression)
+        assert finders and focus._piece_finders(expression) is finders
+        for sentences in (labelled, randoms):
+            for sentence in sentences:
+                let_through = all(finder.find_matches_as_indexes(sentence) for finder in finders)
+                assert let_through or expression.search(sentence) is None, sentence
+                if sentences is labelled and pattern.search(sentence):
+                    named += 1
+                    ruled_out += not let_through
+    assert ruled_out > named / 3
