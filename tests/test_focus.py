@@ -369,3 +369,21 @@ def test_a_sentence_without_the_aside_words_pieces_holds_no_passing_mention(drug
                     named += 1
                     ruled_out += not let_through
     assert ruled_out > named / 3
+
+
+def test_the_discussion_words_are_searched_only_where_their_pieces_are_and_found_as_everywhere():
+    """_walk searches the discussion words (and their ASCII form) only in sentences holding a piece of every set their
+    matches hold: the same matches as the expression on every labelled sentence and 20,000 random ones of the
+    discussion words and filler, most labelled sentences ruled out by the pieces alone."""
+    labelled = [s for work in load_corpus() for r in work.records for s in focus.sentences(normalize_text(r.abstract))]
+    rng = random.Random(43)
+    words = ["future", "further", "studies", "research", "trials", "is", "are", "needed", "warranted", "should", "be"]
+    words += ["now", "remains", "unclear", "to", "more", "work", "investigation", "the", "ketamine", ",", "é"]
+    randoms = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 10))) for _ in range(20_000)]
+    for expression in (focus._DISCUSSION, focus.ascii_form(focus._DISCUSSION)):
+        finders = focus._piece_finders(expression)
+        assert len(finders) > 1
+        found = [focus._search_holding_pieces(expression.search, finders, s) for s in labelled + randoms]
+        assert [m and m.span() for m in found] == [m and m.span() for m in map(expression.search, labelled + randoms)]
+        assert sum(not focus._holds_pieces(s, finders[:1]) for s in labelled) > 0.8 * len(labelled)
+        assert sum(m is not None for m in found) > 1_000
