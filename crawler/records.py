@@ -27,7 +27,9 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
+from operator import itemgetter
 from typing import Any, Protocol
 
 from crawler import identifiers as ids
@@ -467,11 +469,15 @@ class Record:
         ``structured_authors`` is left out: it is read from the same wire fields as ``authors``, so a
         change of authors already shows, and a better name parser does not mark every record updated."""
         data = data if data is not None else self.to_dict()
-        parts = dict(parts if parts is not None else json_parts(data))
+        parts = parts if parts is not None else json_parts(data)
         extra = data.get("extra") or {}
-        if data.get("extra") is None or any(k in extra for k in HASH_IGNORED_EXTRA):
+        if data.get("extra") is None or (
+            not extra.keys().isdisjoint(HASH_IGNORED_EXTRA)
+            if type(extra) is dict
+            else any(k in extra for k in HASH_IGNORED_EXTRA)
+        ):
             # where a free full text is: not a change of the work (a new field must not mark every record updated)
-            parts["extra"] = json_value({k: v for k, v in extra.items() if k not in HASH_IGNORED_EXTRA})
+            parts = {**parts, "extra": json_value({k: v for k, v in extra.items() if k not in HASH_IGNORED_EXTRA})}
         payload = join_json_parts(parts, [k for k in parts if k not in HASH_IGNORED_FIELDS])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -670,25 +676,33 @@ def _long_text_json(text: str) -> str:
     return _ENCODE_TEXT(text)
 
 
-#: ``keys`` of :func:`join_json_parts` -> each key with its ``"key": `` prefix, sorted (a record's keys are
-#: always the same few sets).
-_KEY_ORDERS: dict[tuple, list[tuple[str, str]]] = {}
+#: ``keys`` of :func:`join_json_parts` -> (their parts in sorted key order, from one C call; the object's text with a
+#: ``%s`` for each part): a record's keys are always the same few sets.
+_JOINS: dict[tuple, tuple[Callable[[dict[str, str]], Any], str]] = {}
 
 
 def join_json_parts(parts: dict[str, str], keys) -> str:
-    """The JSON object of ``keys`` from :func:`json_parts`: the same text as :func:`json_value` of that dict."""
+    """The JSON object of ``keys`` from :func:`json_parts`: the same text as :func:`json_value` of that dict.
+
+    Made by one ``%`` of a template (``{"abstract": %s, "authors": %s, …}``) with the parts taken by an ``itemgetter``:
+    one new text per call, where joining ``"key": `` and each part made one per key and then the whole (−5k
+    instructions per synthetic record and join, two joins per record: callgrind)."""
     keys = tuple(keys)
-    order = _KEY_ORDERS.get(keys)
-    if order is None:
-        order = []
-        for key in sorted(keys):
+    join = _JOINS.get(keys)
+    if join is None:
+        ordered = sorted(keys)
+        prefixes = []
+        for key in ordered:
             prefix = _KEY_PREFIX.get(key)
             if prefix is None:
                 prefix = _KEY_PREFIX.setdefault(key, _ENCODE(key) + ": ")
-            order.append((key, prefix))
-        if len(_KEY_ORDERS) < 64:
-            _KEY_ORDERS[keys] = order
-    return "{" + ", ".join([prefix + parts[key] for key, prefix in order]) + "}"
+            prefixes.append(prefix.replace("%", "%%") + "%s")
+        getter = itemgetter(*ordered) if len(ordered) > 1 else lambda parts: tuple(map(parts.__getitem__, ordered))
+        join = (getter, "{" + ", ".join(prefixes) + "}")
+        if len(_JOINS) < 64:
+            _JOINS[keys] = join
+    getter, template = join
+    return template % getter(parts)
 
 
 #: Values ``_plain`` returns as they are (immutable).

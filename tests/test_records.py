@@ -273,10 +273,18 @@ def test_a_name_is_cleaned_as_before_whatever_its_characters():
 def test_json_parts_are_joined_in_key_order_whatever_order_the_keys_come_in():
     """join_json_parts remembers each key set's sorted order: the same keys in another order, a subset, or a set
     seen before give json.dumps's text each time."""
-    data = {"title": "T", "abstract": None, "authors": ["A B"], "extra": {"z": 1, "a": [2]}, "year": 2024, "\u00e9": "x"}
+    data = {
+        "title": "T",
+        "abstract": None,
+        "authors": ["A B"],
+        "extra": {"z": 1, "a": [2]},
+        "year": 2024,
+        "\u00e9": "x",
+        "%s": "%",
+    }
     parts = json_parts(data)
     assert parts == {k: json_value(v) for k, v in data.items()}
-    key_sets = [list(data), list(reversed(data)), ["year", "title"], ["title", "year"], list(data), ["\u00e9"], []]
+    key_sets = [list(data), list(reversed(data)), ["year", "title"], ["title", "year"], list(data), ["\u00e9"], ["%s"], []]
     for keys in key_sets * 2:
         expected = json.dumps({k: data[k] for k in keys}, sort_keys=True, ensure_ascii=False)
         assert join_json_parts(parts, keys) == expected
