@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import random
@@ -321,6 +322,43 @@ def test_a_long_text_is_encoded_as_json_encodes_it(seed):
         expected = json.dumps(text, ensure_ascii=False)
         assert json_parts({"abstract": text})["abstract"] == expected, repr(text)
         assert json_value(text) == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_abstract_s_sections_are_encoded_as_json_encodes_them(seed):
+    """json_parts encodes the abstract's sections without looking at each character of a text found in a clean
+    abstract: the same JSON as json.dumps for sections whose texts are in the abstract or not, with or without
+    characters to escape (in the text, in the abstract elsewhere), labels and categories None or texts, sections of
+    another shape or with values that are not texts, and abstracts that are not texts or come after their sections."""
+    rng = random.Random(seed)
+    pieces = ["Ketamine ", "a", " ", "\n", '"', "\\", "\t", "\x00", "\x7f", "é", "\u2028", "\ud800", "MADRS fell. " * 5]
+    labels = [None, "METHODS", "Results", 'Odd "label"\n', "", 7]
+    dumps = functools.partial(json.dumps, sort_keys=True, ensure_ascii=False)
+    for _ in range(3000):
+        sections = []
+        for _ in range(rng.randint(0, 5)):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+            section = {"label": rng.choice(labels), "category": rng.choice(labels[:4]), "text": text}
+            if rng.random() < 0.05:
+                section = rng.choice([{"text": text}, {**section, "extra": 1}, {**section, "text": 3}, [text], text])
+            elif rng.random() < 0.1:
+                section = {"text": section["text"], "category": section["category"], "label": section["label"]}
+            sections.append(section)
+        texts = [s["text"] for s in sections if isinstance(s, dict) and type(s.get("text")) is str]
+        abstract = rng.choice(
+            [
+                "\n\n".join(texts),
+                "\n\n".join(f"X: {t}" for t in texts) + rng.choice(["", '"', "\t", "\n"]),
+                "\n\n".join(texts[:1]),
+                None,
+                "",
+                "other",
+            ]
+        )
+        data = {"abstract": abstract, "abstract_sections": sections}
+        expected = dumps(sections)
+        assert json_parts(data)["abstract_sections"] == expected, repr(data)
+        assert json_parts(dict(reversed(data.items())))["abstract_sections"] == expected, repr(data)
 
 
 def test_an_authors_dict_holds_its_set_fields_in_field_order():
