@@ -303,6 +303,9 @@ def parse_authors(names, *, order: str | None = None) -> list[Author]:
     return [a for a in (parse_author(n, order=order) for n in names or []) if a]
 
 
+_new_object = object.__new__
+
+
 def make_author(
     family: str | None = None,
     given: str | None = None,
@@ -311,7 +314,10 @@ def make_author(
     suffix: str | None = None,
 ) -> Author | None:
     """An :class:`Author` from a source's structured fields (blank ones ignored); None if all blank."""
-    family, given, collective = _clean_name(family or ""), _clean_name(given or ""), _clean_name(collective or "")
+    # (a blank field, as a collective name and a suffix mostly are, is "" without a call of _clean_name)
+    family = _clean_name(family) if family else ""
+    given = _clean_name(given) if given else ""
+    collective = _clean_name(collective) if collective else ""
     initials = initials or ""
     if not (initials.isascii() and initials.isalpha()):  # (most are: "JP")
         initials = _NOT_A_LETTER.sub("", initials)
@@ -323,12 +329,16 @@ def make_author(
     if not family:
         return parse_author(given)
     only_initials = _INITIALS_ONLY.fullmatch(given) is not None
-    return Author(
-        family=family,
-        given=None if only_initials else (given or None),
-        initials=initials or initials_of(given),
-        suffix=_clean_name(suffix or "") or None,
-    )
+    # Author(family=…, given=…, initials=…, suffix=…) without running __init__ and __post_init__ (~4k instructions of
+    # a new PubMed author's ~20k, callgrind): __post_init__ would change nothing, initials being set here whenever
+    # given is (or None when initials_of(given) finds none, what it would set again). Fields set in their order.
+    author = _new_object(Author)
+    author.family = family
+    author.given = None if only_initials else (given or None)
+    author.initials = initials or initials_of(given)
+    author.collective = None
+    author.suffix = (_clean_name(suffix) or None) if suffix else None
+    return author
 
 
 def format_authors(authors, limit: int = 3, etal: str = "et al.") -> str:
