@@ -127,6 +127,11 @@ _COLLECTIVE_RE = re.compile(
     r"working|trialists|study|writing|panel|initiative)\b",
     re.I,
 )
+#: Every word :data:`_COLLECTIVE_RE` matches starts with one of these (in lower case).
+_COLLECTIVE_STEMS = (
+    "group", "investigator", "consortium", "collaborat", "network", "team", "committee", "society", "association",
+    "working", "trialists", "study", "writing", "panel", "initiative",
+)  # fmt: skip
 _INITIALS_RE = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.-?){1,3}|[A-Z]\.?[a-z]?\.)$")
 _PARTICLES = frozenset("van von der den de del della di da le la du dos das ten ter mc st".split())
 #: Name formats of each source's author strings ("given family" or "family given/initials").
@@ -155,13 +160,18 @@ def normalize_title(title: str | None) -> str:
     if not text.isascii():
         text = _strip_accents("".join(GREEK.get(ch, ch) for ch in text))
     text = text.lower()
-    text = _QUOTES_RE.sub("", text).replace("&", " and ")
+    if not text.isascii() or "'" in text or '"' in text or "`" in text:  # (the only quotes an ASCII title can hold)
+        text = _QUOTES_RE.sub("", text)
+    text = text.replace("&", " and ")
     if "." in text and _dot_before_space(text):  # (an abbreviation ends with one, and a space follows)
         text = _ABBREVIATION_RE.sub(r"\1", text)
     text = text.strip()
     if not text.isascii() or _may_separate(text):  # (a plain title without a subtitle has no separator)
         text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text)
-    words = text.translate(_ASCII_NON_ALNUM).split() if text.isascii() else _NON_ALNUM_RE.sub(" ", text).split()
+    if text.isascii():
+        words = text.encode("ascii").translate(_ASCII_NON_ALNUM).decode("ascii").split()
+    else:
+        words = _NON_ALNUM_RE.sub(" ", text).split()
     tokens = [SYNONYMS.get(t, t) for t in words] if not SYNONYMS.keys().isdisjoint(words) else words
     if SEPARATOR not in tokens:  # (most titles: no subtitle) nothing to drop below
         return " ".join(tokens)
@@ -175,8 +185,9 @@ def normalize_title(title: str | None) -> str:
     return " ".join(cleaned)
 
 
-#: ``_NON_ALNUM_RE.sub(" ", text)`` of an ASCII text, a character at a time (the same words once split).
-_ASCII_NON_ALNUM = {i: " " for i in range(128) if chr(i) not in "abcdefghijklmnopqrstuvwxyz0123456789|"}
+#: ``_NON_ALNUM_RE.sub(" ", text)`` of an ASCII text's bytes, a byte at a time (the same words once split): a table
+#: of bytes.translate, a tenth of the instructions of str.translate's, which looks each character up in a dict.
+_ASCII_NON_ALNUM = bytes(byte if chr(byte) in "abcdefghijklmnopqrstuvwxyz0123456789|" else 32 for byte in range(256))
 
 
 def _dot_before_space(text: str) -> bool:
@@ -200,6 +211,17 @@ def _may_separate(text: str) -> bool:
             return True
         at = text.find("-", at + 1)
     return False
+
+
+def _collective(name: str) -> bool:
+    """Whether ``_COLLECTIVE_RE`` finds a group's word in an author's name. In an ASCII name, it can find one only
+    where the lower-cased name holds one of :data:`_COLLECTIVE_STEMS` (most names hold none: the expression, tried at
+    every position of the name, is not run)."""
+    if name.isascii():
+        lowered = name.lower()
+        if not any(map(lowered.__contains__, _COLLECTIVE_STEMS)):
+            return False
+    return _COLLECTIVE_RE.search(name) is not None
 
 
 def content_tokens(title_key: str) -> list[str]:
@@ -406,7 +428,7 @@ def fingerprint(
         publication_types = json.loads(publication_types or "[]")
     first = None  # the first person among the authors (not blank, not a group)
     for a in authors or ():
-        if a and str(a).strip() and not _COLLECTIVE_RE.search(str(a)):
+        if a and str(a).strip() and not _collective(str(a)):
             first = a
             break
     if isinstance(relations, str):

@@ -290,3 +290,34 @@ def test_fingerprints_and_blocking_keys_equal_the_reference(seed):
         for key in (fp.title_key, f"{fp.title_key} | x", f"| {fp.title_key}", fp.title_key.replace(" ", "  ")):
             raw = matching.Fingerprint(fp.kind, key, fp.surnames, fp.year, fp.author_words)
             assert matching._blocking_keys(raw) == _blocking_keys_reference(raw), repr(key)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_group_s_name_is_found_where_the_expression_finds_one(seed):
+    """matching._collective (no search of an ASCII name without one of the group words' stems) says what the
+    expression says: on random names made of those words in any case, parts of them, word characters around them,
+    and text beyond ASCII."""
+    rng = random.Random(seed)
+    pieces = [
+        *matching._COLLECTIVE_STEMS,
+        *(stem.upper() for stem in matching._COLLECTIVE_STEMS),
+        "Investigators",
+        "COLLABORATIVE",
+        "Collaborators",
+        "Teams",
+        "Stud",
+        "grou",
+        "Osei",
+        "H",
+        " ",
+        "-",
+        "_",
+        "*",
+        "1",
+        "\u00e9",
+        "\u017f",  # a long s: "ſtudy" matches "study" when the case is ignored
+        "\u212a",
+    ]
+    for _ in range(20000):
+        name = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 5)))
+        assert matching._collective(name) == (matching._COLLECTIVE_RE.search(name) is not None), repr(name)
