@@ -49,14 +49,16 @@ def normalize_doi(value: str | None) -> str | None:
     if not value:
         return None
     text = unquote(str(value).strip())
-    text = _DOI_PREFIX_RE.sub("", text).strip()
-    match = _DOI_RE.search(text)
+    if not text.startswith("10."):  # (a bare DOI, as most are, has no prefix: each of them starts with "d" or "h")
+        text = _DOI_PREFIX_RE.sub("", text)
+    match = _DOI_RE.search(text.strip())
     if not match:
         return None
     doi = match.group(0).lower().rstrip(".,;:)]}'\"")
-    preprint = _PREPRINT_VERSION_RE.match(doi)
-    if preprint:
-        doi = preprint.group(1)
+    if doi.startswith(PREPRINT_DOI_PREFIXES):  # (only those can end in a version)
+        preprint = _PREPRINT_VERSION_RE.match(doi)
+        if preprint:
+            doi = preprint.group(1)
     return doi
 
 
@@ -79,8 +81,12 @@ _PMID_PREFIX_RE = re.compile(r"^(?:pmid:?|pubmed:?)\s*", re.I)
 def normalize_pmcid(value) -> str | None:
     if not value:
         return None
-    match = re.fullmatch(r"\s*(?:pmcid:?\s*)?(?:PMC)?(\d+)(?:\.\d+)?\s*", str(value), re.I)
+    match = _PMCID_RE.fullmatch(str(value))
     return f"PMC{int(match.group(1))}" if match else None
+
+
+#: Compiled once (``re.fullmatch`` of a pattern's text looks it up in re's cache at each call).
+_PMCID_RE = re.compile(r"\s*(?:pmcid:?\s*)?(?:PMC)?(\d+)(?:\.\d+)?\s*", re.I)
 
 
 def normalize_nct(value) -> str | None:

@@ -43,3 +43,46 @@ def test_the_pre_checks_never_hide_a_number():
     for _ in range(20000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
         assert ids.find_trial_ids(text) == all_trial_ids(text), text
+
+
+def _normalize_doi_reference(value):
+    """ids.normalize_doi before its shortcuts (the prefix and the preprint version looked for in every DOI)."""
+    if not value:
+        return None
+    text = ids._DOI_PREFIX_RE.sub("", ids.unquote(str(value).strip())).strip()
+    match = ids._DOI_RE.search(text)
+    if not match:
+        return None
+    doi = match.group(0).lower().rstrip(".,;:)]}'\"")
+    preprint = ids._PREPRINT_VERSION_RE.match(doi)
+    return preprint.group(1) if preprint else doi
+
+
+def test_a_doi_is_normalised_as_before_its_shortcuts():
+    """Bare DOIs (no prefix to remove, no preprint version to look for) and every other kind, on random pieces."""
+    rng = random.Random(7)
+    pieces = [
+        "10.",
+        "1101/",
+        "64898/",
+        "1001/jama.2024.1",
+        "5859/j.syn",
+        "v2",
+        "V3",
+        "v",
+        "doi:",
+        "DOI: ",
+        "https://doi.org/",
+        "http://dx.doi.org/",
+        "doi.org/",
+        "%20",
+        "%2F",
+        " ",
+        ".",
+        ")",
+        "\u00e9",
+        "x",
+    ]
+    for _ in range(20000):
+        value = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        assert ids.normalize_doi(value) == _normalize_doi_reference(value), repr(value)
