@@ -648,7 +648,10 @@ def _authors_dicts_json(people: list) -> str:
             fields = (person["family"], person["given"], person["initials"], person["collective"], person["suffix"])
         except KeyError:
             return json_value(people)
-        known = _author_json(fields)
+        try:  # (the look-up of _author_json, without a call of it for an author seen lately: most are)
+            known = _AUTHOR_JSON.get(fields) or _author_json(fields)
+        except TypeError:  # a list in a field
+            known = None
         if known is None:
             return json_value(people)
         texts.append(known[0])
@@ -660,11 +663,13 @@ def authors_json(authors: list[Author]) -> str:
     JSON remembered in :data:`_AUTHOR_JSON`."""
     texts = []
     for author in authors:
-        known = (
-            _author_json((author.family, author.given, author.initials, author.collective, author.suffix))
-            if type(author) is Author
-            else None
-        )
+        known = None
+        if type(author) is Author:
+            fields = (author.family, author.given, author.initials, author.collective, author.suffix)
+            try:  # (the look-up of _author_json, without a call of it for an author seen lately: most are)
+                known = _AUTHOR_JSON.get(fields) or _author_json(fields)
+            except TypeError:  # a list in a field
+                known = None
         if known is None:
             return json_value([author.to_dict() for author in authors])
         texts.append(known[1])
