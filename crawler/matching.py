@@ -166,8 +166,12 @@ def normalize_title(title: str | None) -> str:
     if "." in text and _dot_before_space(text):  # (an abbreviation ends with one, and a space follows)
         text = _ABBREVIATION_RE.sub(r"\1", text)
     text = text.strip()
-    if not text.isascii() or _may_separate(text):  # (a plain title without a subtitle has no separator)
+    if not text.isascii():
         text = _SEPARATOR_RE.sub(f" {SEPARATOR} ", text)
+    else:  # the expression is tried at every position it is searched from: only from where a match can start
+        start = _separator_start(text)
+        if start >= 0:  # (a plain title without a subtitle has no separator)
+            text = text[:start] + _SEPARATOR_RE.sub(f" {SEPARATOR} ", text[start:])
     if text.isascii():
         words = text.encode("ascii").translate(_ASCII_NON_ALNUM).decode("ascii").split()
     else:
@@ -200,17 +204,32 @@ def _dot_before_space(text: str) -> bool:
     return False
 
 
-def _may_separate(text: str) -> bool:
-    """Whether :data:`_SEPARATOR_RE` may match in this ASCII text: it has a ":", "?", "!" or ";", a "." followed by
-    white space, or a "-" after white space (no separator without one of them)."""
-    if ":" in text or "?" in text or "!" in text or ";" in text or ("." in text and _dot_before_space(text)):
-        return True
+def _separator_start(text: str) -> int:
+    """Where :data:`_SEPARATOR_RE` may first match in this ASCII text, two characters early (-1: nowhere).
+
+    Each match holds a ":", "?", "!" or ";", a "." followed by white space, or a "-" after white space, and starts at
+    the white space before it, if any: the expression searched from two characters before that white space finds
+    what it finds in the whole text (its look back at the two characters before a "." sees them; no match starts
+    there, at a character that is neither white space nor one of those)."""
+    ends = [at for at in (text.find(":"), text.find("?"), text.find("!"), text.find(";")) if at >= 0]
+    at = text.find(".")
+    while at >= 0:
+        if text[at + 1 : at + 2].isspace():
+            ends.append(at)
+            break
+        at = text.find(".", at + 1)
     at = text.find("-")
     while at >= 0:
         if at and text[at - 1].isspace():
-            return True
+            ends.append(at)
+            break
         at = text.find("-", at + 1)
-    return False
+    if not ends:
+        return -1
+    start = min(ends)
+    while start and text[start - 1].isspace():
+        start -= 1
+    return max(start - 2, 0)
 
 
 def _collective(name: str) -> bool:
