@@ -15,7 +15,7 @@ import sqlite_utils
 
 from crawler import records as records_module
 from crawler import store
-from crawler.abstracts import sections_from_text
+from crawler.abstracts import flatten, sections_from_text
 from crawler.records import Author, Record, format_authors, join_json_parts, json_parts, json_value, make_author, parse_author
 from crawler.sources import biorxiv, clinicaltrials, crossref, europepmc, feeds, openalex, pubmed
 from tests.conftest import fixture_bytes, rows
@@ -345,8 +345,14 @@ def test_an_abstract_s_sections_are_encoded_as_json_encodes_them(seed):
                 section = {"text": section["text"], "category": section["category"], "label": section["label"]}
             sections.append(section)
         texts = [s["text"] for s in sections if isinstance(s, dict) and type(s.get("text")) is str]
+        try:
+            flat = flatten(sections)  # (as a source's abstract is made from its sections)
+        except (AttributeError, TypeError):
+            flat = None
         abstract = rng.choice(
             [
+                flat,
+                flat,
                 "\n\n".join(texts),
                 "\n\n".join(f"X: {t}" for t in texts) + rng.choice(["", '"', "\t", "\n"]),
                 "\n\n".join(texts[:1]),
