@@ -212,7 +212,20 @@ def _summary_insert() -> str:
             select = select.replace(
                 expression, f"CASE WHEN a.lists THEN a.{column} ELSE {expression[: -len(column) - 4]} END AS {column}"
             )
-        selects.append(select.replace(joined, f"{joined} LEFT JOIN temp.{_AUTHORS} a ON a.work_id = w.id"))
+        # the one record of a work that has one, as the staged row names it (read with the authors, in this
+        # transaction): no COUNT(*) of the work's records in each SELECT, and that record found by its id
+        count = f" AND (SELECT COUNT(*) FROM records o WHERE o.work_id = w.id) {'=' if one else '!='} 1"
+        record = "JOIN records r ON r.work_id = w.id "
+        if select.count(count) != 1 or select.count(record) != (1 if one else 0):
+            raise ValueError("the summary SELECT's record join or count moved")
+        if one:
+            select = select.replace(count, "").replace(
+                record, f"JOIN temp.{_AUTHORS} a ON a.work_id = w.id JOIN records r ON r.id = a.record_id "
+            )
+        else:
+            select = select.replace(count, " AND a.record_id IS NULL")
+            select = select.replace(joined, f"{joined} LEFT JOIN temp.{_AUTHORS} a ON a.work_id = w.id")
+        selects.append(select)
     names = ", ".join(_SUMMARY_COLUMNS)
     upsert = f"ON CONFLICT(work_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SUMMARY_COLUMNS[1:])}"
     return (
@@ -269,6 +282,7 @@ def write_summaries(db, batch: int, tags: Callable[[int], tuple[str, str] | None
     names = [
         (
             work_id,
+            record_id,
             *author_columns(text),
             *(list_columns(*lists) if record_id is not None else _SQL_LISTS),
             *_tagged(tags(work_id) if tags is not None else None),
@@ -276,13 +290,13 @@ def write_summaries(db, batch: int, tags: Callable[[int], tuple[str, str] | None
         for work_id, text, record_id, *lists in db.conn.execute(_QUEUED_AUTHORS, [batch])
     ]
     db.conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS} (work_id INTEGER PRIMARY KEY, authors, first_author, author_count,"
+        f"CREATE TEMP TABLE IF NOT EXISTS {_AUTHORS} (work_id INTEGER PRIMARY KEY, record_id, authors, first_author, author_count,"
         " lists, keywords, mesh_terms, publication_types, tagged, tags, evidence_types)"
     )
     db.conn.execute(f"DELETE FROM temp.{_AUTHORS}")
     insert_values(
         db.conn,
-        f"INSERT INTO temp.{_AUTHORS} (work_id, authors, first_author, author_count, lists, keywords, mesh_terms, publication_types,"
+        f"INSERT INTO temp.{_AUTHORS} (work_id, record_id, authors, first_author, author_count, lists, keywords, mesh_terms, publication_types,"
         " tagged, tags, evidence_types)",
         names,
     )
