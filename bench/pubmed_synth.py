@@ -8,7 +8,8 @@ an ending ("… in treatment-resistant depression", "…: a randomized controlle
 opening ("Esketamine nasal spray …"); first authors follow a Zipf law (a few prolific groups
 write many papers); abstracts are structured, ~1,500 characters, with the topic's vocabulary;
 half the records carry a reference list, as efetch returns them. Every record has its own PMID
-(and usually a DOI): they are all different works, as PubMed's are. Everything is deterministic
+(and usually a DOI, with its journal's publisher prefix and in publication order within the journal, as real ones):
+they are all different works, as PubMed's are. Everything is deterministic
 (record ``i`` is always the same XML).
 
 The server answers ``esearch.fcgi`` (POST, JSON, ``usehistory=y``) with the number of records
@@ -126,6 +127,22 @@ JOURNALS = [
     ("BMC Psychiatry", "BMC psychiatry", "1471-244X"),
     ("Transl Psychiatry", "Translational psychiatry", "2158-3188"),
 ]
+#: each journal's DOIs: its publisher's prefix and a journal code, as real DOIs are made (a corpus's DOIs come from a
+#: few publishers and, within a journal, in publication order, so a DOI index grows at a few places, not everywhere)
+DOI_STEMS = {
+    "J Affect Disord": "10.1016/j.jad",
+    "JAMA Psychiatry": "10.1001/jamapsychiatry",
+    "Am J Psychiatry": "10.1176/appi.ajp",
+    "Biol Psychiatry": "10.1016/j.biopsych",
+    "Mol Psychiatry": "10.1038/s41380",
+    "Neuropsychopharmacology": "10.1038/s41386",
+    "Lancet Psychiatry": "10.1016/S2215-0366",
+    "Front Psychiatry": "10.3389/fpsyt",
+    "Psychiatry Res": "10.1016/j.psychres",
+    "J Clin Psychiatry": "10.4088/JCP",
+    "BMC Psychiatry": "10.1186/s12888",
+    "Transl Psychiatry": "10.1038/s41398",
+}
 SENTENCES = {
     "BACKGROUND": [
         "Ketamine, an N-methyl-D-aspartate receptor antagonist, has rapid antidepressant effects in treatment-resistant depression.",
@@ -262,7 +279,8 @@ def article_xml(i: int, total: int) -> str:
     )
     pubtypes = "".join(f'<PublicationType UI="D016428">{p}</PublicationType>' for p in rng.choice(PUBTYPES))
     volume, page = rng.randint(1, 400), rng.randint(1, 2000)
-    doi = f"10.{rng.randint(1000, 9999)}/j.syn.{year}.{i:07d}"
+    rng.randint(1000, 9999)  # drawn as when DOIs had random prefixes: the records' other fields stay as they were
+    doi = f"{DOI_STEMS[abbr]}.{year}.{i:07d}"
     elocation = f'<ELocationID EIdType="doi" ValidYN="Y">{doi}</ELocationID>' if rng.random() < 0.9 else ""
     refs = ""
     if rng.random() < 0.5:
