@@ -88,6 +88,11 @@ def test_make_author_keeps_collective_names_and_reads_initials_only_given_names(
         ("Ab. C", None),
         ("A. -", "A. -"),
         ("\u00c9. J.", "\u00c9. J."),
+        ("Jon", "Jon"),
+        ("Abc.", "Abc."),
+        ("HKl", "HKl"),
+        ("Ab.", None),
+        ("A.b", "A.b"),
     ],
 )
 def test_a_given_name_of_initials_only_is_read_as_initials_word_by_word(given, kept):
