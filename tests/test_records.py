@@ -415,3 +415,20 @@ def test_authors_json_is_what_json_dumps_writes_of_their_dicts(seed, monkeypatch
     for value in odd:
         assert json_parts({"structured_authors": value})["structured_authors"] == dumps(value)
     assert 0 < len(records_module._AUTHOR_JSON) <= 40
+
+
+def test_a_record_s_sections_are_copied_as_asdict_copies_them():
+    """to_dict copies a section of atoms with dict.copy, any other as before: equal to asdict's, never shared."""
+    sections = [
+        {"label": "Methods", "category": "METHODS", "text": "x"},
+        {"label": None, "category": None, "text": "y", "n": 3, "ok": True, "p": 0.5},
+        {"label": "L", "nested": ["a", {"b": 1}]},
+        "a text",
+    ]
+    record = Record(source="pubmed", source_id="1", record_type="article", title="T", abstract_sections=sections)
+    data = record.to_dict()
+    assert data["abstract_sections"] == _asdict_reference(record)["abstract_sections"] == sections
+    assert [list(s) for s in data["abstract_sections"][:3]] == [list(s) for s in sections[:3]]
+    data["abstract_sections"][0]["text"] = "changed"
+    data["abstract_sections"][2]["nested"][1]["b"] = 2
+    assert sections[0]["text"] == "x" and sections[2]["nested"][1]["b"] == 1
