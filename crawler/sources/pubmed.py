@@ -719,7 +719,11 @@ def _field_text(element) -> str:
     if len(element):  # mixed content
         return text_of(element)
     text = element.text
-    return fold_space(text) if text else ""
+    if not text:
+        return ""
+    # (a short text of letters and digits, as most surnames and initials are, is folded already: fold_space's first
+    # test, without a call of it)
+    return text if len(text) <= 32 and text.isalnum() else fold_space(text)
 
 
 def _people(people: list[tuple[str, ...]]) -> tuple[list[str], list[Author]]:
