@@ -321,3 +321,16 @@ def test_a_group_s_name_is_found_where_the_expression_finds_one(seed):
     for _ in range(20000):
         name = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 5)))
         assert matching._collective(name) == (matching._COLLECTIVE_RE.search(name) is not None), repr(name)
+
+
+def test_a_person_key_is_what_the_expression_made_of_an_ascii_family_name():
+    """matching._person_key deletes the characters of an ASCII family name outside a-z and 0-9 from its bytes: the
+    same key as the expression, on random names of every ASCII character and some beyond."""
+    rng = random.Random(3)
+    alphabet = [chr(c) for c in range(128)] + ["\u00e9", "\u00d8", "\u0141", "e\u0301", "\u00df"]
+    for _ in range(20000):
+        family = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+        initial = rng.choice(["", "J", "j", "\u00c9", " "])
+        reference = matching._NOT_ALNUM.sub("", matching._strip_accents(family).lower())
+        expected = f"{reference} {matching._strip_accents(initial).lower()}".strip() if reference else ""
+        assert matching._person_key.__wrapped__(family, initial) == expected, repr(family)
