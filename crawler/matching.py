@@ -211,22 +211,25 @@ def _separator_start(text: str) -> int:
     the white space before it, if any: the expression searched from two characters before that white space finds
     what it finds in the whole text (its look back at the two characters before a "." sees them; no match starts
     there, at a character that is neither white space nor one of those)."""
-    ends = [at for at in (text.find(":"), text.find("?"), text.find("!"), text.find(";")) if at >= 0]
-    at = text.find(".")
+    start = len(text)  # the first of them found so far (each later search stops there)
+    for mark in ":?!;":
+        at = text.find(mark, 0, start)
+        if at >= 0:
+            start = at
+    at = text.find(".", 0, start)
     while at >= 0:
         if text[at + 1 : at + 2].isspace():
-            ends.append(at)
+            start = at
             break
-        at = text.find(".", at + 1)
-    at = text.find("-")
+        at = text.find(".", at + 1, start)
+    at = text.find("-", 0, start)
     while at >= 0:
         if at and text[at - 1].isspace():
-            ends.append(at)
+            start = at
             break
-        at = text.find("-", at + 1)
-    if not ends:
+        at = text.find("-", at + 1, start)
+    if start == len(text):
         return -1
-    start = min(ends)
     while start and text[start - 1].isspace():
         start -= 1
     return max(start - 2, 0)
