@@ -689,7 +689,7 @@ def _sections_json(sections: list, abstract: Any, abstract_json: str | None) -> 
     clean = type(abstract) is str and abstract_json is not None and len(abstract_json) == len(abstract) + 2 + abstract.count("\n")
     try:
         whole = clean and abstract == flatten(sections)
-    except (AttributeError, TypeError):  # not a list of sections: json_value below
+    except Exception:  # noqa: BLE001 - a shortcut only: sections flatten cannot read are encoded below, as before
         whole = False
     texts = []
     for section in sections:
