@@ -180,12 +180,24 @@ SR_TEXT = re.compile(
     r"\bsystematic(ally)? (literature )?(review|search|searched)|\bprisma\b|\bscoping review\b|\bumbrella review\b|"
     r"\bsearched (pubmed|medline|embase|psycinfo|cochrane|web of science|scopus|the literature|[a-z]+ databases|databases|electronic databases)"
 )
-REVIEW_TITLE = re.compile(
+#: Words of a title that calls the work a review, as written (what the scan's anchors are taken from: see :data:`_GATED`).
+_REVIEW_TITLE_WORDS = (
     r"\breview\b(?<!chart review)(?<!record review)(?<!records review)(?<!case review)(?<!peer review)|\boverview\b|\bstate[\s-]of[\s-]the[\s-]art\b|\ban update\b|\bupdate on\b|\bnarrative\b|"
     r"\bcurrent (evidence|status|perspectives|understanding|knowledge)\b|\bwhat (do|we) (we )?know\b|\bprimer\b|"
     r"\bclinical (guide|overview)\b|\bevidence and (future|clinical)\b|\bpast, present\b|\bthe road ahead\b|"
     r": (a |an )?(narrative |critical |brief |mini[\s-]|literature |clinical )?review\b|\bwhere (are we|do we stand)\b|\ba new era\b|"
     r"\bsynthesi[sz]ing the evidence\b|\bexpert opinion\b|\bexpert review\b"
+)
+#: The same words behind one word boundary and grouped by their first letter, in the same order within a letter: the
+#: same match (span and text) in every title, but the engine tests one letter per position instead of entering ~20
+#: alternatives behind their own boundaries (58 -> 4.5 us per title of the two 10k bench files, timeit).
+REVIEW_TITLE = re.compile(
+    r"\b(?:review\b(?<!chart review)(?<!record review)(?<!records review)(?<!case review)(?<!peer review)|overview\b|"
+    r"s(?:tate[\s-]of[\s-]the[\s-]art\b|ynthesi[sz]ing the evidence\b)|a(?:n update\b| new era\b)|update on\b|narrative\b|"
+    r"c(?:urrent (?:evidence|status|perspectives|understanding|knowledge)\b|linical (?:guide|overview)\b)|"
+    r"w(?:hat (?:do|we) (?:we )?know\b|here (?:are we|do we stand)\b)|primer\b|evidence and (?:future|clinical)\b|"
+    r"past, present\b|the road ahead\b|expert (?:opinion|review)\b)"
+    r"|: (?:a |an )?(?:narrative |critical |brief |mini[\s-]|literature |clinical )?review\b"
 )
 REVIEW_TEXT = re.compile(
     r"^purpose of review\b|\bwe review\b|\b(this|the present|our|in this) (narrative |brief |mini[\s-]|critical |comprehensive |clinical )?review\b|"
@@ -313,7 +325,6 @@ _GATED = {
         META_TEXT,
         SR_TITLE,
         SR_TEXT,
-        REVIEW_TITLE,
         REVIEW_TEXT,
         PROTOCOL_TITLE,
         RESULTS_TEXT,
@@ -334,6 +345,9 @@ _GATED = {
         UMBRELLA_TITLE,
     )
 }
+# the grouped REVIEW_TITLE gated by the pieces of its words as written (one set): those of the grouped form are shorter
+# (suffixes such as "ere ", "know", "tate"), and every text's scan would look for them
+_GATED[id(REVIEW_TITLE)] = Gated(REVIEW_TITLE, regex_anchors(_REVIEW_TITLE_WORDS))
 
 
 def _occurrences(pattern: re.Pattern, scan: Scan) -> int:
