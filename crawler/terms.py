@@ -631,34 +631,45 @@ class _Vocabulary:
         self.keys: dict[str, int] = {}
         self.forms: dict[str, list[tuple[int, bool, bool]]] = {}
         self.anchors: set[str] = set()
-        self.automaton: Any = None
-        #: by literal index in the automaton: (the literal if it is an anchor, its plain term keys with their word checks)
-        self.values: list[tuple[str | None, tuple | None]] = []
+        #: (the automaton; by literal index in it: the literal if it is an anchor, its plain term keys with their word
+        #: checks; characters of its longest literal), or None: built on the next scan. One object, so that a scan
+        #: never reads an automaton with another build's values
+        self.built: tuple[Any, list[tuple[str | None, tuple | None]], int] | None = None
         self.generation = 0
-        self.longest = 0  # characters of the longest literal in the automaton
 
     def key(self, term: str) -> int:
         pattern = term_pattern(term)
         key = self.keys.get(pattern)
         if key is None:
-            key = self.keys[pattern] = len(self.keys)
-            forms, start, end = term_forms(term)
-            for form in forms:
-                self.forms.setdefault(form, []).append((key, start, end))
-            self._changed()
+            with _AUTOMATON_LOCK:
+                key = self.keys.get(pattern)
+                if key is None:
+                    key = self.keys[pattern] = len(self.keys)
+                    forms, start, end = term_forms(term)
+                    for form in forms:
+                        self.forms.setdefault(form, []).append((key, start, end))
+                    self._changed()
         return key
 
     def register_anchors(self, anchors: Iterable[str]) -> None:
-        new = set(anchors) - self.anchors
-        if new:
-            self.anchors |= new
-            self._changed()
+        with _AUTOMATON_LOCK:
+            new = set(anchors) - self.anchors
+            if new:
+                self.anchors |= new
+                self._changed()
 
     def _changed(self) -> None:
-        self.automaton = None  # rebuilt on the next scan; what was found before is stale
+        self.built = None  # rebuilt on the next scan; what was found before is stale
         self.generation += 1
 
-    def _build(self):
+    def _build(self) -> tuple[Any, list[tuple[str | None, tuple | None]], int]:
+        with _AUTOMATON_LOCK:  # nothing is added while it is built, so what it is built of is what it is kept for
+            built = self.built
+            if built is None:
+                built = self.built = self._made()
+            return built
+
+    def _made(self) -> tuple[Any, list[tuple[str | None, tuple | None]], int]:
         literals = sorted(set(self.forms) | self.anchors)
         values = []
         for literal in literals:
@@ -673,7 +684,6 @@ class _Vocabulary:
                 else:  # the same letters for terms with different checks: each checked apart
                     found = (None, None, tuple(entries))
             values.append((literal if literal in self.anchors else None, found))
-        self.values = values
         # a DFA (ahocorasick-rs): every occurrence, overlaps included, as (literal index, start, end) in one call
         automaton = (
             ahocorasick_rs.AhoCorasick(
@@ -685,9 +695,7 @@ class _Vocabulary:
             if literals
             else False
         )
-        self.longest = max(map(len, literals), default=0)
-        self.automaton = automaton
-        return automaton
+        return automaton, values, max(map(len, literals), default=0)
 
     def subset(self, keys: frozenset[int], anchors: frozenset[str]) -> _Vocabulary:
         """A vocabulary of only these plain term keys and anchors: its scan of a text finds what this one's finds of
@@ -702,9 +710,10 @@ class _Vocabulary:
         return sub
 
     def scan(self, text: str) -> Scan:
-        automaton = self.automaton
-        if automaton is None:
-            automaton = self._build()
+        built = self.built
+        if built is None:
+            built = self._build()
+        automaton, values, _ = built
         if not text or not automaton:
             return Scan([])
         other = _has_other_space(text)
@@ -713,7 +722,6 @@ class _Vocabulary:
         word = _WORD_CHARS
         entries: list[tuple[int, int, int]] = []
         positions: dict[str, list[int]] = {}
-        values = self.values
         for index, start, end in automaton.find_matches_as_indexes(seen, overlapping=True):
             anchor, form = values[index]
             if anchor is not None:
@@ -754,9 +762,10 @@ class _Vocabulary:
         a character in it: start <= b and end >= a. Such occurrences are at most ``longest`` characters from the
         range, so a window of the new text one character wider still holds them, with the characters their word
         checks read; every other occurrence of ``scan`` is kept as it was."""
-        if self.automaton is None or not ranges:  # rules compiled since the first scan: scan it all
+        built = self.built
+        if built is None or not ranges:  # rules compiled since the first scan: scan it all
             return self.scan(text)
-        reach = self.longest + 1
+        reach = built[2] + 1
         groups: list[list[int]] = []
         for low, high in sorted(ranges):  # ranges whose windows touch are one group
             if groups and low - reach <= groups[-1][1] + reach:
@@ -793,6 +802,10 @@ class _Vocabulary:
         return Scan(entries, positions)
 
 
+#: Held while a vocabulary's terms or anchors are added and while its automaton is built: an automaton built while
+#: another thread compiles a rule would otherwise be kept without that rule's literals, for good (the fetch worker
+#: builds its vocabulary in a thread of its own)
+_AUTOMATON_LOCK = threading.Lock()
 _VOCABULARY = _Vocabulary()
 
 
