@@ -17,7 +17,9 @@ import random
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -893,7 +895,6 @@ def test_a_plain_term_or_mesh_entry_always_makes_a_valid_expression():
 def test_lists_compiled_in_another_thread_are_in_every_later_selection():
     """Lists compiled in one thread while another selects scans (the fetch worker builds its vocabulary in a thread of
     its own): once both are done, every list finds in a new scan what its own selection finds."""
-    import threading
 
     shipped_vocabulary()
     text = classify.normalize_text("Oral ketamine for depression; zyx0 zyx1 zyx2 zyx3 zyx4 zyx5 zyx6 zyx7 zyx8 zyx9")
@@ -911,6 +912,79 @@ def test_lists_compiled_in_another_thread_are_in_every_later_selection():
     scan = terms._VOCABULARY.scan(text)
     for rule in compiled:
         assert rule._terms._plain(scan) == own_selection(rule._terms, scan) != [], rule.name
+
+
+class _WatchedLock:
+    """A lock that says when a thread finds it held and is about to wait for it (``waiting``)."""
+
+    def __init__(self, waiting: threading.Event):
+        self._lock = threading.Lock()
+        self.waiting = waiting
+
+    def __enter__(self):
+        if not self._lock.acquire(blocking=False):
+            self.waiting.set()
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+
+@pytest.mark.parametrize("added", ["term", "anchor"])
+def test_what_is_added_while_the_automaton_is_built_is_in_every_later_scan(monkeypatch, added):
+    """A term or anchor added by one thread while another builds the automaton (after the build read what to hold,
+    before it is kept) is found by every later scan. The interleaving is made on purpose: the build waits inside the
+    automaton's constructor until the other thread has added its literal, or is waiting for the vocabulary's lock to
+    add it. (Without the lock the build, finished, kept an automaton that lacked the literal for good.)"""
+    vocabulary = terms._Vocabulary()  # its own, so no other test's rules count
+    first = vocabulary.key("zyxold")
+    moved_on, building = threading.Event(), threading.Event()
+    monkeypatch.setattr(terms, "_AUTOMATON_LOCK", _WatchedLock(moved_on), raising=False)
+    made = terms.ahocorasick_rs.AhoCorasick
+    calls = []
+
+    def held_automaton(*args, **kwargs):
+        calls.append(threading.current_thread())
+        if len(calls) == 1:  # the first build: let the other thread add while it is under way
+            building.set()
+            assert moved_on.wait(60), "the other thread neither added nor waited for the lock"
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(
+        terms,
+        "ahocorasick_rs",
+        SimpleNamespace(
+            AhoCorasick=held_automaton,
+            MatchKind=terms.ahocorasick_rs.MatchKind,
+            Implementation=terms.ahocorasick_rs.Implementation,
+        ),
+    )
+    found: dict[str, terms.Scan] = {}
+    keys = []
+
+    def add() -> None:
+        if added == "term":
+            keys.append(vocabulary.key("zyxnew"))
+        else:
+            vocabulary.register_anchors(["zyxnew"])
+        moved_on.set()
+
+    builder = threading.Thread(target=lambda: found.setdefault("during", vocabulary.scan("zyxold zyxnew")))
+    adder = threading.Thread(target=add)
+    builder.start()
+    assert building.wait(60), "the first scan did not build the automaton"
+    adder.start()
+    builder.join(60)
+    adder.join(60)
+    assert not builder.is_alive() and not adder.is_alive()
+    assert found["during"].keys == {first}  # the scan begun before: what was there when it began
+    scan = vocabulary.scan("zyxold zyxnew")
+    if added == "term":
+        assert scan.keys == {first, *keys}
+    else:
+        assert scan.keys == {first} and scan.positions == {"zyxnew": [12]}
+    assert len(calls) == 2  # built again, once, for the literal added
 
 
 def _reference_normalize_text(text: str | None) -> str:
