@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -893,6 +894,26 @@ _KEYMAP: list[dict[int, tuple[tuple[int, int], ...]] | None] = [None]
 #: Held while a list is added or the key map made: a key map made while another thread compiles a list is never kept
 #: (it would lack that list; e.g. the fetch worker builds its vocabulary in a thread of its own)
 _KEYMAP_LOCK = threading.Lock()
+
+
+def _take_locks_before_fork() -> None:
+    """Both locks taken by the thread that forks, so that no other thread holds one at the fork: a child would inherit
+    it held for good (by a thread it does not have: litmon forks its fetch worker and ``litmon reclassify``'s workers)
+    and the vocabulary or the list of lists half changed. Only computation runs under them (no fork, no wait), so
+    this waits at most for one build of the automaton."""
+    _AUTOMATON_LOCK.acquire()
+    _KEYMAP_LOCK.acquire()
+
+
+def _release_locks_after_fork() -> None:
+    """In the parent and the child (each its own copy of the locks, taken by the forking thread)."""
+    _KEYMAP_LOCK.release()
+    _AUTOMATON_LOCK.release()
+
+
+os.register_at_fork(
+    before=_take_locks_before_fork, after_in_parent=_release_locks_after_fork, after_in_child=_release_locks_after_fork
+)
 
 
 def _keymap() -> dict[int, tuple[tuple[int, int], ...]]:

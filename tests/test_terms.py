@@ -13,6 +13,7 @@ each text's hits for every list of terms) and ``re:`` terms are tried only aroun
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -921,14 +922,23 @@ class _WatchedLock:
         self._lock = threading.Lock()
         self.waiting = waiting
 
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(blocking=False):
+            return True
+        if not blocking:
+            return False
+        self.waiting.set()
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
     def __enter__(self):
-        if not self._lock.acquire(blocking=False):
-            self.waiting.set()
-            self._lock.acquire()
+        self.acquire()
         return self
 
     def __exit__(self, *exc):
-        self._lock.release()
+        self.release()
 
 
 @pytest.mark.parametrize("added", ["term", "anchor"])
@@ -985,6 +995,40 @@ def test_what_is_added_while_the_automaton_is_built_is_in_every_later_scan(monke
     else:
         assert scan.keys == {first} and scan.positions == {"zyxnew": [12]}
     assert len(calls) == 2  # built again, once, for the literal added
+
+
+@pytest.mark.parametrize("name", ["_AUTOMATON_LOCK", "_KEYMAP_LOCK"])
+def test_a_lock_another_thread_holds_when_the_process_forks_is_free_in_the_child(monkeypatch, name):
+    """A thread holds one of the module's locks when another forks (litmon forks its fetch worker and reclassify's
+    workers while other threads may compile rules): the child can take the lock, and compile and match a rule. The
+    thread holds the lock until the fork wants it, or until the fork is done without it (then the child's copy is held
+    by a thread the child does not have, for good: the child fails to take it within 5 s)."""
+    wanted, held = threading.Event(), threading.Event()
+    lock = _WatchedLock(wanted)
+    monkeypatch.setattr(terms, name, lock)
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            assert wanted.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(60)
+    pid = os.fork()
+    if pid == 0:  # the child: only ever leaves through os._exit (never back into pytest)
+        code = 1
+        try:
+            if lock.acquire(timeout=5):
+                lock.release()
+                rule = terms.TermRule("forked", terms=["zyxforked"])
+                code = 0 if rule.evaluate(terms.Doc(titles=["a zyxforked title"])).matched else 2
+        finally:
+            os._exit(code)
+    wanted.set()
+    holder.join(60)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child could not take the lock (1) or match the rule (2)"
 
 
 def _reference_normalize_text(text: str | None) -> str:
