@@ -485,8 +485,9 @@ def test_sparse_gates_find_what_the_expressions_find():
 
     vocabulary = build_vocabulary(load_config("config/litmon.toml").topic)
     concept = next(c for c in vocabulary.concepts if c.name == vocabulary.focus_concept)
-    focus._setup(_concept_pattern(concept))
-    gates = [gated for gated in evidence._GATED.values()] + [gated for _, gated in focus._GATES.values()]
+    setup = focus._setup(_concept_pattern(concept))
+    # (the focus gates of this concept: focus._GATES also holds those of concepts other tests used, or was emptied)
+    gates = [gated for gated in evidence._GATED.values()] + list(setup[3:6])
     assert len(gates) > 30
     assert id(evidence.SYNTHESIS_TEXT) not in evidence._GATED and id(evidence.CASE_OWN) not in evidence._GATED
     pieces = set()

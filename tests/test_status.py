@@ -8,6 +8,7 @@ import logging
 
 from werkzeug import Response
 
+from crawler import logs
 from crawler.logs import JsonFormatter, SecretFilter, register_secret_env
 from tests.helpers.cli import closed_port, litmon, litmon_env
 from tests.helpers.ncbi import esearch_body
@@ -129,6 +130,7 @@ def test_api_keys_never_reach_logs_database_or_status(tmp_path, httpserver):
 
 def test_secret_filter_masks_env_values_params_and_tracebacks(monkeypatch):
     monkeypatch.setenv("LITMON_SMTP_PASSWORD", "hunter2-smtp-password")
+    monkeypatch.setattr(logs, "_secret_values", set(logs._secret_values))  # (masked in this test only)
     register_secret_env("LITMON_SMTP_PASSWORD")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -13,6 +13,7 @@ each text's hits for every list of terms) and ``re:`` terms are tried only aroun
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -31,6 +32,13 @@ from tests.helpers import dedup_corpus
 from tests.helpers.classify_corpus import load_corpus
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config" / "litmon.toml"
+_UNSEEN = itertools.count()
+
+
+def unseen_word(stem: str) -> str:
+    """A word no rule compiled in this process holds (the vocabulary is process-wide: a test that compiles a term to
+    see what changes then sees it change whichever tests ran before it, itself included)."""
+    return f"{stem}{next(_UNSEEN)}"
 
 
 class PlainTerms:
@@ -201,11 +209,12 @@ def test_a_word_start_term_still_needs_a_word_start():
 
 
 def test_rules_added_later_see_their_anchors(monkeypatch):
-    first = terms.TermRule("a", terms=["zyxwvut"])
-    doc = terms.Doc(titles=["zyxwvut and qponmlk"])
+    earlier, later = unseen_word("zyxwvut"), unseen_word("qponmlk")
+    first = terms.TermRule("a", terms=[earlier])
+    doc = terms.Doc(titles=[f"{earlier} and {later}"])
     assert first.evaluate(doc).fired
-    second = terms.TermRule("b", terms=["qponmlk"])  # new anchors: what was found before is looked for again
-    assert second.evaluate(terms.Doc(titles=["zyxwvut and qponmlk"])).fired
+    second = terms.TermRule("b", terms=[later])  # new anchors: what was found before is looked for again
+    assert second.evaluate(terms.Doc(titles=[f"{earlier} and {later}"])).fired
 
 
 def test_a_results_hits_are_made_when_read_and_stay_a_list():
@@ -495,12 +504,16 @@ def test_every_exclusion_list_blanked_in_every_fixture_text_derives_the_same_sca
     assert blanked >= 15
 
 
-def test_a_short_texts_scan_is_remembered_from_work_to_work_until_rules_change():
-    text = "zqxkeyword"
+def test_a_short_texts_scan_is_remembered_from_work_to_work_until_rules_change(monkeypatch):
+    # short texts' scans as in a new process (forgotten all at once when SHORT_SCANS are held: the tests before may have
+    # left one fewer) and a word no rule holds yet
+    monkeypatch.setattr(terms, "_SHORT", {})
+    monkeypatch.setattr(terms, "_SHORT_GENERATION", [-1])
+    text = unseen_word("zqxkeyword")
     first = terms.WorkCache().scan(text)
     assert terms.WorkCache().scan(text) is first  # another work: the same scan, not a new pass
     assert not first.entries
-    rule = terms.TermRule("late", terms=["zqxkeyword"])  # compiled later: short texts are looked at again
+    rule = terms.TermRule("late", terms=[text])  # compiled later: short texts are looked at again
     assert rule.evaluate(terms.Doc(keywords=[text])).fired
     assert terms.WorkCache().scan(text) is not first
     long_text = "x " * terms.SHORT_TEXT
@@ -758,7 +771,7 @@ def test_one_selection_per_scan_gives_every_list_what_it_matches_alone():
                 checked += bool(expected)
     assert checked > 1000
     before = terms._keymap()
-    extra = terms.TermRule("extra", terms=["ketamine*", "depress*", "oral"])
+    extra = terms.TermRule("extra", terms=["ketamine*", "depress*", "oral", unseen_word("zqxextra")])  # (a new list)
     assert terms._keymap() is not before  # (a list compiled since: every scan's selection is made again)
     text = classify.normalize_text("Oral ketamine for depression, and depressed mood: ketamine orally")
     scan = terms.WorkCache().scan(text)
