@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sqlite3
 
 import pytest
 
-from crawler import clock
+from crawler import clock, logs
 from crawler.cli import main as cli_main
 from crawler.digest import run_digest
 from crawler.status import collect_status, render_status
@@ -152,7 +153,26 @@ def test_a_failing_database_check_is_unhealthy(tmp_path, healthy, db):
     assert code == 4 and any(r.startswith("database check failed:") for r in info["reasons"])
 
 
-def test_status_reads_every_page_once(tmp_path, healthy, db, monkeypatch, capsys):
+@pytest.fixture
+def logging_put_back(monkeypatch):
+    """What the command line's logging set-up changes for the whole process put back once the test ends: the root
+    logger's handlers and level, urllib3's and apscheduler's levels, the secrets masked. Left as they were, the root
+    logger kept a handler writing to this test's captured stderr, closed when the test ends: every record that reached
+    the root logger in a later test (a loopback server's request log) printed "--- Logging error ---" instead."""
+    monkeypatch.setattr(logs, "_secret_values", set(logs._secret_values))
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in (None, "urllib3", "apscheduler")}
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_status_reads_every_page_once(tmp_path, healthy, db, monkeypatch, capsys, logging_put_back):
     """`litmon status` checks the file before reading it; its database check then runs only the consistency
     rules: one PRAGMA quick_check per status, not two (each reads every page of a large file)."""
     config, text = healthy
