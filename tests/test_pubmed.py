@@ -24,6 +24,7 @@ from crawler.sources.parsing import parse_date
 from crawler.xmlsafe import parse_xml
 from tests.conftest import fixture_bytes, rows
 from tests.helpers.ncbi import FakeNcbi, esearch_body
+from tests.helpers.ops import wait_for
 from tests.helpers.pubmed_reference import reference_record
 
 QUERY = "ketamine[tiab] AND depress*[tiab]"
@@ -672,17 +673,27 @@ def serve_two_pages(httpserver, before_second_page) -> None:
     httpserver.expect_request("/efetch.fcgi", method="GET").respond_with_handler(efetch)
 
 
-def test_a_prefetch_no_longer_wanted_is_cancelled(httpserver, http_client):
-    release = threading.Event()
+def release_held_page(httpserver, release: threading.Event, held: threading.Event) -> None:
+    """Let the server answer the page it holds (if it was asked for it), and wait until it has (logged it): a request
+    answered after the test would be logged in the next test's log (the server outlives the test)."""
+    release.set()
+    if held.is_set():
+        wait_for(lambda: len(requests_to(httpserver, "/efetch.fcgi")) >= 2, 30, "the held page answered")
 
-    serve_two_pages(httpserver, lambda: release.wait(30))  # a page that takes long: the crawl stops before it arrives
+
+def test_a_prefetch_no_longer_wanted_is_cancelled(httpserver, http_client):
+    release, held = threading.Event(), threading.Event()
+
+    # a page that takes long: the crawl stops before it arrives
+    serve_two_pages(httpserver, lambda: (held.set(), release.wait(30)))
     batches = pubmed.fetch_records(crawl_context(httpserver, http_client))
     try:
         assert len(next(batches)) == 2
+        assert held.wait(10)  # the next page is in flight
         batches.close()  # the crawl stopped (a failure while saving, SIGTERM): the pending page is cut
         assert prefetch_threads() == []
     finally:
-        release.set()
+        release_held_page(httpserver, release, held)
 
 
 def test_a_stop_request_interrupts_a_prefetch(httpserver):
@@ -702,7 +713,7 @@ def test_a_stop_request_interrupts_a_prefetch(httpserver):
             next(batches)
         assert prefetch_threads() == []
     finally:
-        release.set()
+        release_held_page(httpserver, release, held=stop)  # (set by the server when it holds page 2)
 
 
 def test_an_article_without_its_article_element_is_skipped_with_its_pmid_named():
