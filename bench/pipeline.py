@@ -72,6 +72,7 @@ STAGES = [
     ("crawler.sources.pubmed", "_await_page", "http"),
     ("crawler.sources.pubmed", "_esearch", "http"),
     ("crawler.sources.pubmed", "parse_efetch", "parse"),
+    ("crawler.sources.pubmed", "_read", "parse"),  # the first answer, read in two parts by the fetch worker
     ("crawler.ingest", "save_batch", "save"),
     ("crawler.dedup", "resolve_records", "dedup"),
     ("crawler.classify", "classify_batch", "classify"),

@@ -18,6 +18,7 @@ import os
 import pickle
 import re
 import signal
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -262,6 +263,55 @@ def test_the_last_batch_classified_late_by_the_worker_stores_what_one_process_st
     assert worker_rows.keys() == alone_rows.keys()
     for table in alone_rows:
         assert worker_rows[table] == alone_rows[table], table
+
+
+def test_the_first_answer_handed_over_in_two_batches_stores_what_one_process_stores(tmp_path, world, monkeypatch):
+    """The worker hands the first answer's first records over as a batch of their own (the writer starts sooner), the
+    rest of that answer as the next: other transactions than one process's, the same rows. Every table, every report
+    and both digests are those of one process (merges across sources and batches, updates, a title kept)."""
+    alone_reports, alone_digests, alone_rows = run_weeks(tmp_path, "alone", "off", world)
+
+    sizes: list[tuple[str, int]] = []  # each batch saved: its source and size
+    real_save = ingest.save_batch
+
+    def save_batch(db, records, now=None, **kwargs):
+        sizes.append((records[0].source, len(records)))
+        return real_save(db, records, now, **kwargs)
+
+    monkeypatch.setattr(ingest, "save_batch", save_batch)
+    monkeypatch.setattr(fetch_worker, "FIRST_BATCH", 1)  # PubMed's answers hold two records here
+    worker_reports, worker_digests, worker_rows = run_weeks(tmp_path, "worker", "on", world)
+
+    pubmed = [size for source, size in sizes if source == "pubmed"]
+    assert pubmed == [1, 1, 1, 1, 1, 1], pubmed  # each week: the first answer in two, then the second (one record)
+    assert worker_reports == alone_reports
+    assert worker_digests == alone_digests
+    assert worker_rows.keys() == alone_rows.keys()
+    segments = ("work_summaries_fts_data", "work_summaries_fts_idx")  # how FTS5 splits its index: by transaction
+    for table in alone_rows:
+        if table not in segments:
+            assert worker_rows[table] == alone_rows[table], table
+    # the search index itself: every term's every occurrence, and what a search finds, in bm25's order
+    assert search_index(tmp_path / "worker") == search_index(tmp_path / "alone")
+
+
+def search_index(folder: Path) -> tuple[list, list]:
+    conn = sqlite3.connect(folder / "litmon.db")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.instances USING fts5vocab(main, work_summaries_fts, instance)")
+        instances = conn.execute("SELECT * FROM temp.instances ORDER BY 1, 2, 3, 4").fetchall()
+        found = [
+            conn.execute(
+                "SELECT rowid, bm25(work_summaries_fts) FROM work_summaries_fts WHERE work_summaries_fts MATCH ? "
+                "ORDER BY bm25(work_summaries_fts), rowid",
+                (query,),
+            ).fetchall()
+            for query in ("ketamine", "esketamine OR depression", "title:ketamine")
+        ]
+    finally:
+        conn.close()
+    assert instances and all(found)
+    return instances, found
 
 
 def test_the_worker_reads_the_next_batch_while_the_writer_saves_but_holds_two_at_most(tmp_path, httpserver, monkeypatch):

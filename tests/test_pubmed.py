@@ -716,6 +716,50 @@ def test_a_stop_request_interrupts_a_prefetch(httpserver):
         release_held_page(httpserver, release, held=stop)  # (set by the server when it holds page 2)
 
 
+BARE = b"<PubmedArticle><MedlineCitation><PMID Version='1'>{}</PMID></MedlineCitation></PubmedArticle>\n"
+
+
+def test_the_first_answer_is_handed_on_in_two_batches_when_asked(httpserver, http_client):
+    """With ``first_batch`` (the fetch worker's), the run's first answer comes as two batches: its first records as
+    soon as they are read, then the rest; the later answers whole. The same records in the same order, the same
+    requests, and each skipped article reported with the batch it was read in."""
+    pages = {
+        0: article_set(article(1), BARE.replace(b"{}", b"91"), article(2), article(3), BARE.replace(b"{}", b"92"), article(4)),
+        5: article_set(article(5), article(6)),
+    }
+    FakeNcbi({"crdt": 7}, pages).install(httpserver)
+    ctx = crawl_context(httpserver, http_client)
+    ctx.settings["batch_size"] = 5
+    ctx.first_batch = 2
+    batches = []
+    for batch in pubmed.fetch_records(ctx):
+        batches.append(([r.source_id for r in batch], len(ctx.skipped)))
+    assert batches == [(["1", "2"], 1), (["3", "4"], 2), (["5", "6"], 2)]
+    assert [int(r.args["retstart"]) for r in requests_to(httpserver, "/efetch.fcgi")] == [0, 5]
+    expected = [vars(r) for page in pages.values() for r in pubmed.parse_efetch(page, problems=[])]
+    for first in (None, 2, 3, 4, 9):  # an answer of no more than first_batch records is one batch, as without it
+        ctx = crawl_context(httpserver, http_client)
+        ctx.settings["batch_size"], ctx.first_batch = 5, first
+        read = list(pubmed.fetch_records(ctx))
+        assert [vars(r) for batch in read for r in batch] == expected
+        assert [len(batch) for batch in read] == ([first, 4 - first, 2] if first in (2, 3) else [4, 2])
+        assert len(ctx.skipped) == 2
+
+
+def test_a_first_answer_broken_after_its_first_batch_fails_after_that_batch(httpserver, http_client, monkeypatch):
+    """The first records of the first answer are read whole before the rest: they are handed on, and the answer's
+    error comes with the next batch (as a broken answer after a good one)."""
+    monkeypatch.setattr(pubmed, "RUN_BYTES", 3000)  # many runs of a few articles: the break is found after the first
+    broken = article_set(*(article(38000000 + i) for i in range(60)), b"<PubmedArticle><MedlineCitation <</PubmedArticle>")
+    FakeNcbi({"crdt": 61}, {0: broken}).install(httpserver)
+    ctx = crawl_context(httpserver, http_client)
+    ctx.settings["batch_size"], ctx.first_batch = 100, 3
+    batches = pubmed.fetch_records(ctx)
+    assert [r.source_id for r in next(batches)] == ["38000000", "38000001", "38000002"]
+    with pytest.raises(SourceError, match="efetch answer is malformed XML"):
+        next(batches)
+
+
 def test_an_article_without_its_article_element_is_skipped_with_its_pmid_named():
     """A <PubmedArticle> whose MedlineCitation has a PMID but no <Article> (outside PubMed's DTD) is a
     counted skip naming the PMID, read in runs or by iterparse; the articles around it are kept."""

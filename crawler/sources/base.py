@@ -67,6 +67,11 @@ class CrawlContext:
     skipped: list[str] = field(default_factory=list)
     #: Whether a skipped item may still be readable on a later run: the watermark is then held.
     holds_watermark: bool = False
+    #: Records of the run's first answer that a source reading answers of many records may hand on as a batch of
+    #: their own as soon as they are read, the rest of that answer following as the next batch (PubMed does): set
+    #: by the fetch worker (:data:`crawler.fetch_worker.FIRST_BATCH`), whose writer has nothing to do until a first
+    #: batch comes. None: each answer is one batch.
+    first_batch: int | None = None
 
     @property
     def base_url(self) -> str:

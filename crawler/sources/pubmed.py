@@ -15,7 +15,8 @@ Paging and caps
     recursively, until every piece fits (a single day over the cap is fetched up to the cap with
     a warning). While one efetch page is parsed and saved, the next is fetched in a background
     thread (one page ahead, same client and limits); its failure surfaces after the page before it
-    is saved.
+    is saved. In a fetch worker the first answer's first records come as a batch of their own
+    (``CrawlContext.first_batch``), the rest of it as the next.
 Etiquette
     ``tool``, ``email`` (the configured contact address) and, when ``$<api_key_env>`` is set,
     ``api_key`` go with every request; requests are spaced 0.34 s apart (3/s), 0.1 s with a key
@@ -34,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import itertools
 import os
 import re
 import threading
@@ -122,6 +124,7 @@ def _fetch_pages(ctx: CrawlContext, params, pages: Iterator[tuple[dict, int]], b
             return _efetch(ctx, params, page[0], page[1], batch_size)
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litmon-prefetch")
+    first = ctx.first_batch
     try:
         pending = pool.submit(fetch)
         while True:
@@ -129,6 +132,10 @@ def _fetch_pages(ctx: CrawlContext, params, pages: Iterator[tuple[dict, int]], b
             if response is None:
                 return
             pending = pool.submit(fetch)
+            if first is not None:
+                limit, first = first, None
+                yield from _answer_in_two(ctx, response, limit)
+                continue
             problems: list[str] = []
             records = parse_efetch(response.stream(), source=ctx.name, problems=problems)
             response.close()
@@ -138,6 +145,33 @@ def _fetch_pages(ctx: CrawlContext, params, pages: Iterator[tuple[dict, int]], b
     finally:
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _answer_in_two(ctx: CrawlContext, response: Response, limit: int) -> Iterator[list[Record]]:
+    """The run's first answer as two batches (:attr:`~crawler.sources.base.CrawlContext.first_batch`): its first
+    ``limit`` records as soon as they are read, then the rest (one batch, as any answer, when it holds no more). An
+    answer that breaks after its first ``limit`` records keeps them: they were read whole, and are saved as the batches
+    before a broken answer are."""
+    problems: list[str] = []
+    reading = iter_efetch(response.stream(), source=ctx.name, problems=problems)
+    records = _read(reading, limit)
+    whole = len(records) < limit  # (else more may follow)
+    if not whole:
+        for problem in problems:
+            ctx.skip(problem)
+        problems.clear()
+        yield records
+        records = _read(reading)
+    response.close()
+    for problem in problems:
+        ctx.skip(problem)
+    if whole or records:
+        yield records
+
+
+def _read(reading: Iterator[Record], limit: int | None = None) -> list[Record]:
+    """The next ``limit`` records (all of them with None) of an answer being read (:func:`iter_efetch`)."""
+    return list(itertools.islice(reading, limit))
 
 
 def _await_page(pending: Future) -> Response | None:
