@@ -202,6 +202,7 @@ class _Worker:
         self.shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
         self.pending: tuple | None = None  # an answer read while "late" classifications were taken
         self.late_today: dt.date | None = None  # the day the batch last received was classified ahead on
+        self.received = 0  # batches received: the worker's "late-ready" and "late" name the batch they are of
         fork = mp.get_context("fork")
         self.asks_out, self.asks = fork.Pipe(duplex=False)  # (reader, writer): the writer asks
         self.answers, self.answers_in = fork.Pipe(duplex=False)  # the worker answers
@@ -243,6 +244,7 @@ class _Worker:
                 del message  # (the records' pickle is not held while the batch is saved)
                 self._apply(delta, http_state)
                 self.late_today = today
+                self.received += 1
                 # the rank depends on the day
                 batch = receive_batch(_unpacked(packed), classified if today == clock.today() else None)
                 del packed
@@ -264,7 +266,8 @@ class _Worker:
     def _late(self) -> dict[int, classify.Classification]:
         """The classifications of the batch last received that the worker made after sending it ("late"): position ->
         classification (none when the day changed since). Asked for only when the worker has said that it is making
-        them ("late-ready": it has no batch left), which it answers at once; else nothing, without waiting."""
+        them ("late-ready" of this batch: it had nothing else left to do), which it answers at once; else nothing,
+        without waiting."""
         ready = False
         while self.pending is None and not ready:
             try:
@@ -273,7 +276,7 @@ class _Worker:
                 message = self._recv()
             except (EOFError, OSError):  # the worker died: the next answer says so
                 break
-            ready = self._aside(message) == "late-ready"
+            ready = self._aside(message) == "late-ready" and message[1] == self.received  # (not one left of a batch before)
         if not ready:
             return {}
         with contextlib.suppress(OSError):
@@ -283,8 +286,8 @@ class _Worker:
                 message = self._recv()
             except (EOFError, OSError):
                 break
-            if self._aside(message) == "late":
-                _, start, values = message
+            if self._aside(message) == "late" and message[1] == self.received:
+                _, _, start, values = message
                 if self.late_today != clock.today():  # the rank depends on the day
                     break
                 return {start + offset: _classification(v) for offset, v in enumerate(values) if v is not None}
@@ -446,7 +449,10 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
     shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
     ctx.first_batch = FIRST_BATCH  # (this process's copy: the writer waits for the first batch)
     batches = iter(module.fetch_records(ctx))
-    last: tuple[list, int, dt.date] | None = None  # the batch last sent, to classify further once there is no batch left
+    # the batch last sent (the one the writer holds): its dicts, how many of them were classified when it was sent, its
+    # day and number; the worker classifies the rest of it when it has nothing else to do ("late": _answered, _classify_late)
+    last: _Sent | None = None
+    made = 0  # batches made: the number of each, which "late-ready" and "late" name
     # the batch last made, classified in full before the writer asked for it: a thread sends it when the writer asks,
     # while this one reads the next batch (the worker then holds two batches, never more)
     answering: _Answering | None = None
@@ -461,12 +467,14 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
         ask: str | None = None
         try:
             if answering is not None and (final is not None or not answering.is_alive()):  # the batch before goes first
-                ask, answering = answering.result(), None  # (None: sent; "stop" while this batch was read: not prepared)
+                # (None: sent; "stop" while this batch was read: not prepared)
+                (ask, last), answering = _answered(answering, last, vocabulary, send), None
             if warming is not None and (final is not None or not asks.poll()):  # (never while a thread answers)
                 vocabulary, warming = warming.result(), None
             if ask is None and final is not None and last is not None and vocabulary is not None and not stop.is_set():
-                ask = _classify_late(*last, vocabulary, asks, send)
+                ask = _classify_late(last, vocabulary, asks, send)
             if final is None and ask is None:
+                made += 1
                 delta = _delta(ctx, shipped)
                 dicts, prepared = _prepare(records) if prepare else (records, None)
                 # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
@@ -480,18 +488,17 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
                         if asks.poll():
                             break
                     elif not answering.is_alive():  # the writer asked for the batch before (or said stop)
-                        ask, answering = answering.result(), None
+                        (ask, last), answering = _answered(answering, last, vocabulary, send), None
                         if ask is not None:
                             break
                         continue
                     values.append(_values_alone(dicts[len(values)], vocabulary, today))
                 if answering is not None:  # this batch is ready too: wait until the writer asks for the one before
-                    ask, answering = answering.result(), None
+                    (ask, last), answering = _answered(answering, last, vocabulary, send), None
             if ask is None and final is None and (vocabulary is None or len(values) == len(dicts)) and not asks.poll():
                 # nothing left to do for this batch before the writer asks for it: read the next one meanwhile
-                answering = _Answering(asks, send, ("batch", packed, values, today, delta, _http_state(http)))
-                last = ([], 0, today)  # nothing of it left to classify late: its dicts are not kept
-                del dicts, packed, values  # (the thread holds the answer until it is sent)
+                answering = _Answering(asks, send, ("batch", packed, values, today, delta, _http_state(http)), made)
+                del dicts, packed, values  # (the thread holds the answer until it is sent; its dicts are not kept)
                 continue
             ask = ask if ask is not None else asks.recv()
         except EOFError:
@@ -503,18 +510,20 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             send(final)
             return
         send(("batch", packed, values, today, delta, _http_state(http)))
-        last = (dicts, len(values), today)
+        last = _Sent(dicts, len(values), today, made)
         del packed, values  # (not held while the next batch is read)
 
 
 class _Answering(threading.Thread):
     """A batch's answer, sent by a thread of its own when the writer asks for it (while the worker reads the next)."""
 
-    def __init__(self, asks, send: Callable[[tuple], None], message: tuple) -> None:
+    def __init__(self, asks, send: Callable[[tuple], None], message: tuple, number: int) -> None:
         super().__init__(name="litmon-answer", daemon=True)
         self.asks = asks
         self.send = send
         self.message: tuple | None = message
+        self.number = number  # the batch's number
+        self.today: dt.date = message[3]
         self.ask: str | None = None  # an ask other than "next", left to the worker's loop
         self.gone = False  # the writer is gone
         self.start()
@@ -525,18 +534,59 @@ class _Answering(threading.Thread):
             if ask == "next":
                 assert self.message is not None
                 self.send(self.message)
+                self.message = None  # (the batch's bytes freed as soon as they are sent)
             else:
                 self.ask = ask
         except (EOFError, OSError):
             self.gone = True
-        self.message = None  # (the batch's bytes freed as soon as they are sent)
+        if self.ask != "late":  # (then kept: sent when the writer next asks, by :meth:`again`)
+            self.message = None
 
     def result(self) -> str | None:
-        """None once the batch is sent; the ask taken instead ("stop"); EOFError when the writer is gone."""
+        """None once the batch is sent; the ask taken instead ("stop", "late"); EOFError when the writer is gone."""
         self.join()
         if self.gone:
             raise EOFError
         return self.ask
+
+    def again(self) -> _Answering:
+        """A thread sending this batch when the writer next asks for it (after it asked for "late" classifications)."""
+        assert self.message is not None
+        return _Answering(self.asks, self.send, self.message, self.number)
+
+
+@dataclasses.dataclass
+class _Sent:
+    """The batch the writer holds, as the worker keeps it to classify the rest of it ("late")."""
+
+    dicts: list
+    start: int  # how many were classified when it was sent
+    today: dt.date
+    number: int
+
+
+def _answered(
+    answering: _Answering, last: _Sent | None, vocabulary: classify.Vocabulary | None, send
+) -> tuple[str | None, _Sent | None]:
+    """``answering``'s result (it waits for the writer's next ask), the worker meanwhile classifying the rest of the
+    batch the writer holds (``last``), having told it ("late-ready"), as with no batch left (:func:`_classify_late`):
+    the writer, the slower of the two then, takes them once it has saved and deduplicated that batch ("late"). Returns
+    the ask (None once the thread sent its batch) and the batch the writer then holds."""
+    values: list[tuple | None] = []
+    if last is not None and vocabulary is not None and last.start < len(last.dicts) and answering.is_alive():
+        send(("late-ready", last.number))
+        while answering.is_alive() and last.start + len(values) < len(last.dicts):
+            values.append(_values_alone(last.dicts[last.start + len(values)], vocabulary, last.today))
+    ask = answering.result()
+    if ask == "late":
+        assert last is not None
+        send(("late", last.number, last.start, values))  # the writer classifies the rest itself
+        last = _Sent([], 0, last.today, last.number)
+        answering = answering.again()
+        ask = answering.result()
+    if ask is None:  # sent: classified in full, nothing of it to classify late
+        last = _Sent([], 0, answering.today, answering.number)
+    return ask, last
 
 
 class _Warming(threading.Thread):
@@ -566,21 +616,23 @@ class _Warming(threading.Thread):
         return self.vocabulary
 
 
-def _classify_late(dicts: list, start: int, today: dt.date, vocabulary: classify.Vocabulary, asks, send) -> str | None:
-    """With no batch left: classify the records of the batch last sent from ``start`` on, having told the writer
-    ("late-ready"), until it asks. Asked for them ("late": it has saved and deduplicated that batch), send those done
-    as ("late", ``start``, values) and return None; return any other ask (the writer did not want them). Kept here,
-    not sent as they are done: the writer reads nothing while it saves, and a full pipe would stop the worker."""
-    send(("late-ready",))
+def _classify_late(last: _Sent, vocabulary: classify.Vocabulary, asks, send) -> str | None:
+    """With no batch left: classify the records of the batch last sent from its ``start`` on, having told the writer
+    ("late-ready" and the batch's number), until it asks. Asked for them ("late": it has saved and deduplicated that
+    batch), send those done as ("late", number, ``start``, values) and return None; return any other ask (the writer
+    did not want them). Kept here, not sent as they are done: the writer reads nothing while it saves, and a full pipe
+    would stop the worker."""
+    send(("late-ready", last.number))
+    dicts, start = last.dicts, last.start
     values: list[tuple | None] = []
     while True:
         if start + len(values) >= len(dicts) or asks.poll():
             ask = asks.recv()
             if ask != "late":
                 return ask
-            send(("late", start, values))
+            send(("late", last.number, start, values))
             return None
-        values.append(_values_alone(dicts[start + len(values)], vocabulary, today))
+        values.append(_values_alone(dicts[start + len(values)], vocabulary, last.today))
 
 
 def _prepare(records: list[Record]) -> tuple[list, list[ingest.Prepared | None]]:

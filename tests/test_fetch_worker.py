@@ -361,6 +361,61 @@ min_interval = 0
     assert outcomes[1] == outcomes[0]
 
 
+def test_the_worker_holding_two_batches_classifies_the_writer_s_batch_late(tmp_path, httpserver, monkeypatch):
+    """A slow writer: the first batch reaches it unclassified (it asks at once); while it saves that batch, the worker
+    reads and classifies the next two, and then, with nothing else to do, the rest of the batch the writer holds
+    ("late"), which the writer takes after saving and deduplicating it. Every table and the report are one process's."""
+    from bench.pubmed_synth import efetch_body
+
+    total = 8
+    FakeNcbi({"crdt": total}, {i: efetch_body(i, i + 2, total) for i in range(0, total, 2)}).install(httpserver)
+    sources = f"""
+[sources.pubmed]
+enabled = true
+base_url = "{httpserver.url_for("/")}"
+query = "ketamine"
+batch_size = 2
+min_interval = 0
+"""
+
+    def fetched() -> int:
+        return sum(1 for request, _ in httpserver.log if request.path.endswith("efetch.fcgi"))
+
+    real_save = ingest.save_batch
+    outcomes = []
+    for worker in ("off", "on"):
+        taken: list[tuple[int, int]] = []  # per batch: classified ahead when received, and late
+
+        def save_batch(db, records, now=None, *, taken=taken, worker=worker, ahead=None, more_ahead=None, **kwargs):
+            if worker == "on" and not taken:
+                # the worker reads and classifies batches 2 and 3 (and prefetches page 4) while this one waits
+                wait_for(lambda: fetched() >= 4, 10, "the worker reading two batches ahead")
+                time.sleep(0.5)  # then it classifies this batch's records, having nothing else to do
+            late: list[int] = []
+
+            def later():
+                more = more_ahead()
+                late.append(len(more))
+                return more
+
+            counts = real_save(db, records, now, ahead=ahead, more_ahead=later if more_ahead else None, **kwargs)
+            taken.append((len(ahead or {}), sum(late)))
+            return counts
+
+        httpserver.clear_log()
+        monkeypatch.setattr(ingest, "save_batch", save_batch)
+        config = make(tmp_path / worker, worker, sources)
+        db = ingest.open_db(config.database_path)
+        report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
+        outcomes.append((report_of(report), dump(db)))
+        db.close()
+        assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == total, report.sources[0].error
+        if worker == "on":
+            assert taken[0] == (0, 2), taken  # the first batch: none ahead, both records late
+            assert taken[1] == (2, 0), taken  # the second: classified in full before the writer asked
+    assert outcomes[1] == outcomes[0]
+
+
 def article(source_id: str, title: str, authors: list[str], **identifiers: str) -> Record:
     """A PubMed article (with ``pmid``), else a journal feed item without identifiers."""
     record = pubmed_article(source_id, title, "2025-03-02")
