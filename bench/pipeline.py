@@ -294,7 +294,7 @@ def run_child(config_path: str, out_path: str) -> int:
     dedup.compare = compare
 
     worker_class = getattr(importlib.import_module("crawler.fetch_worker"), "_Worker", None)
-    if worker_class is not None and hasattr(worker_class, "_late"):  # classified by the worker after the last batch
+    if worker_class is not None and hasattr(worker_class, "_late"):  # classified by the worker after their batch was sent
         real_late = worker_class._late
 
         def late(self):
@@ -541,7 +541,7 @@ def run_size(n: int, args, worker: str) -> None:
             print(
                 f"        path: fetch worker process beside the writer; {ahead} of {records} records classified ahead "
                 f"by the worker ({100 * ahead / records:.0f} %; {s.get('late', 0)} of them late, while the writer saved "
-                "the last batch)"
+                "their batch)"
             )
         print(
             f"        SQL statements per record {s['calls'] / records:.1f} (executions {s['executions'] / records:.1f}); "
