@@ -19,10 +19,10 @@ How the two talk (two pipes):
   writer classifies the rest): the work spreads itself over both cores. When it has classified the whole
   batch before the writer asks for it, a thread of its own answers that ask while the worker reads and
   classifies the next batch: the worker then holds two batches, never more (one batch's memory more than the
-  sequential path), and waits only when both are ready; once the source has no batch left, the
-  worker goes on classifying the last batch it sent while the writer saves it and says so ("late-ready"); the
+  sequential path); when both are ready, or the source has no batch left, the worker goes on classifying the
+  batch it sent last while the writer saves it and says so ("late-ready", with that batch's number); the
   writer, when it comes to classifying that batch, asks for those done ("late") and the worker answers at once
-  (the writer never waits for a worker that is reading a page: it asks only after "late-ready");
+  (the writer never waits for a worker that is reading a page: it asks only after that batch's "late-ready");
 * each answer carries what the source changed in its :class:`~crawler.sources.base.CrawlContext`
   (downloaded count, skipped items, warnings, the search log, state) and the HTTP client's request
   count, per-host last request times and intervals, so that the run's counts and the rate limits of
