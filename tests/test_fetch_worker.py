@@ -390,7 +390,7 @@ min_interval = 0
             if worker == "on" and not taken:
                 # the worker reads and classifies batches 2 and 3 (and prefetches page 4) while this one waits
                 wait_for(lambda: fetched() >= 4, 10, "the worker reading two batches ahead")
-                time.sleep(0.5)  # then it classifies this batch's records, having nothing else to do
+                time.sleep(1.0)  # then it classifies this batch's records, having nothing else to do
             late: list[int] = []
 
             def later():
@@ -411,7 +411,8 @@ min_interval = 0
         db.close()
         assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == total, report.sources[0].error
         if worker == "on":
-            assert taken[0] == (0, 2), taken  # the first batch: none ahead, both records late
+            # the first batch: asked for at once, so sent before (most of) it was classified; the rest late
+            assert taken[0][1] > 0 and sum(taken[0]) == 2, taken
             assert taken[1] == (2, 0), taken  # the second: classified in full before the writer asked
     assert outcomes[1] == outcomes[0]
 
