@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import socket
 import sqlite3
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from pytest_httpserver import HTTPServer
 
 from crawler import clock, store
 from crawler.config import parse_config
@@ -106,6 +111,21 @@ PINNED_NOW = dt.datetime(2026, 11, 23, 9, 0, 0, tzinfo=dt.UTC)
 #: a "--- Logging error ---" traceback into CI's output. With a handler of its own, werkzeug adds none: its records go to
 #: the root logger, which pytest captures (shown with a failing test's log).
 logging.getLogger("werkzeug").addHandler(logging.NullHandler())
+
+
+@pytest.fixture
+def httpserver(make_httpserver: HTTPServer) -> Iterator[HTTPServer]:
+    """pytest_httpserver's loopback server (one for the session, cleared for each test), done with every request of
+    the test before the next test starts. A request a test held in its handler (a page that takes long, released as
+    the test ends) was otherwise answered while the next test ran: added to that test's ``httpserver.log`` after its
+    clear (an efetch page 2 among the next test's requests) and logged outside any test. The server answers one
+    request at a time, so its answer to one more request means it is done with those before."""
+    server = make_httpserver
+    server.clear()
+    yield server
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # (never through a proxy of the environment)
+    with contextlib.suppress(urllib.error.HTTPError):  # (no handler for it: a 500)
+        direct.open(server.url_for("/settled"), timeout=60).close()
 
 
 #: ``LITMON_TEST_TRAVEL_DAYS=N`` moves the machine's wall clock N days ahead for the whole session
