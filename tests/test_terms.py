@@ -977,11 +977,7 @@ def test_what_is_added_while_the_automaton_is_built_is_in_every_later_scan(monke
     monkeypatch.setattr(
         terms,
         "ahocorasick_rs",
-        SimpleNamespace(
-            AhoCorasick=held_automaton,
-            MatchKind=terms.ahocorasick_rs.MatchKind,
-            Implementation=terms.ahocorasick_rs.Implementation,
-        ),
+        SimpleNamespace(**{**vars(terms.ahocorasick_rs), "AhoCorasick": held_automaton}),  # (the rest as it is)
     )
     found: dict[str, terms.Scan] = {}
     keys = []
