@@ -426,6 +426,26 @@ def test_counts_of_people_read_sentence_by_sentence_as_everywhere():
     assert matched > 500
 
 
+def test_counts_of_people_searched_no_further_than_the_last_word_for_people_of_a_sentence():
+    """Each sentence's search ends after its last word for people (and the character after it): a count before a later
+    word, a word run on into letters ("patientsx" is no word), a sentence with no full stop, several sentences."""
+    from crawler.terms import WorkCache
+
+    texts = [
+        "patients and 40 adults were included.",
+        "40 patientsx and 12 men.",
+        "of the patients, 12 older adults and 7 women",
+        "patients. 30 men were enrolled; 2 women. 1,200 subjects",
+        "the 3 adults with depression and 4 patients",
+        "12 very old sick patients and 40 patients. patients only",
+        "12 patients-like 3 adultsy",
+    ]
+    for text in texts:
+        expected = [(m.span(), m.groups()) for m in evidence._N_PEOPLE.finditer(text)]
+        assert expected, text
+        assert [(m.span(), m.groups()) for m in evidence._people_counts(text, WorkCache().scan(text))] == expected, text
+
+
 def test_words_for_people_read_from_the_scan_as_the_expression_finds_them():
     """Whether an abstract holds a word for people (no animal study then) is read from where the scan found the words:
     the same as the expression's search, on random texts of the words, words inside other words, underscores, digits,
