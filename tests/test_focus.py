@@ -371,6 +371,27 @@ def test_a_sentence_without_the_aside_words_pieces_holds_no_passing_mention(drug
     assert ruled_out > named / 3
 
 
+def test_the_aim_words_are_searched_only_where_their_pieces_are_and_found_as_everywhere():
+    """_walk searches the aim and design words (and their ASCII form) only in sentences holding one of their pieces
+    (_AIM_PIECES): the same matches as the expression on every labelled sentence and 20,000 random ones of the aim
+    words, their parts and filler (other whitespace, an age, hyphens, commas), a third of the labelled sentences ruled
+    out by the pieces alone."""
+    labelled = [s for work in load_corpus() for r in work.records for s in focus.sentences(normalize_text(r.abstract))]
+    rng = random.Random(47)
+    words = ["we", "were", "was", "randomized", "randomised", "randomly", "analysed", "analyzed", "given", "this", "these"]
+    words += ["the present", "the", "study", "trial", "open-label", "our", "objective", "objectives", "aim", "aims", "goal"]
+    words += ["purpose", "of", "is", "to", "evaluate", "characterise", "compare", "here,", "here", "12-year-old", "12"]
+    words += ["year", "old", "aimed", "sought", "subjects", "participants", "patients", "with", "received", "however"]
+    words += ["between", "w", "e", "ketamine", ",", "-", "\t", "\u00a0", "é", "3\u00a0year\u00a0old"]
+    randoms = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 10))) for _ in range(20_000)]
+    randoms += ["".join(rng.choice(words) for _ in range(rng.randint(1, 6))) for _ in range(5_000)]
+    for expression in (focus._AIM, focus.ascii_form(focus._AIM)):
+        found = [focus._search_holding_pieces(expression.search, focus._AIM_FINDERS, s) for s in labelled + randoms]
+        assert [m and m.span() for m in found] == [m and m.span() for m in map(expression.search, labelled + randoms)]
+        assert sum(not focus._holds_pieces(s, focus._AIM_FINDERS) for s in labelled) > len(labelled) / 3
+        assert sum(m is not None for m in found) > 5_000
+
+
 def test_the_discussion_words_are_searched_only_where_their_pieces_are_and_found_as_everywhere():
     """_walk searches the discussion words (and their ASCII form) only in sentences holding a piece of every set their
     matches hold: the same matches as the expression on every labelled sentence and 20,000 random ones of the
