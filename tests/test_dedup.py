@@ -7,6 +7,7 @@ feeds, parsed by litmon's own parsers and saved in several arrival orders.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 
@@ -497,7 +498,13 @@ def test_a_backfill_of_records_whose_neighbours_carry_other_pmids_looks_none_of_
     batch = anand_articles(100, 6, "Ketamine infusion for treatment-resistant depression, cohort {}", "2024-01-01")
     ingest.save_batch(db, batch[:3])
     ingest.save_batch(db, batch[3:])
-    assert rows(db, "SELECT COUNT(*) AS n FROM match_keys WHERE key LIKE 'a:anand%'")[0]["n"] > 6
+    anand = {
+        store.key_hash(key)
+        for row in store.load_fingerprint_rows(db)
+        for key in matching.blocking_keys(matching.Fingerprint.from_row(row))
+        if key.startswith("a:anand")
+    }
+    assert rows(db, f"SELECT COUNT(*) AS n FROM match_keys WHERE key IN ({','.join(map(str, anand))})")[0]["n"] > 6
     assert looked_up == []
     assert rows(db, "SELECT COUNT(DISTINCT work_id) AS n FROM records")[0]["n"] == 6
 
@@ -925,6 +932,54 @@ def test_citation_identity_merges_a_translated_title_and_nothing_that_differs(db
     assert store.load_current_work_ids(db, [ids_["5"]]) != store.load_current_work_ids(db, [ids_["10.1007/x6"]])
 
 
+def test_a_blocking_key_is_stored_as_its_documented_64_bit_hash():
+    """``match_keys.key``: the 8-byte BLAKE2b digest of the key, a signed big-endian integer (docs/schema.md), the same
+    in every process and Python version."""
+    assert store.key_hash("a:ito:h:k") == -5884880848234054421
+    for key in ("a:ito:h:k", "t:0123456789abcdef", "a:müller:j:ketaminedepr", ""):
+        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+        assert store.key_hash(key) == int.from_bytes(digest, "big", signed=True)
+        assert -(2**63) <= store.key_hash(key) < 2**63
+
+
+def test_migration_stores_each_blocking_key_as_its_hash_and_dedup_finds_the_same_candidates(tmp_path, monkeypatch):
+    """m018: a file at m017 holds its blocking keys as text. Opened, each row holds its key's hash and is otherwise the
+    same row, and every record's candidates (and cut keys) are the ones it had."""
+    path = tmp_path / "old.db"
+    db = store.open_db(path)
+    corpus.load(db, "by_file")
+    record_ids = [r["record_id"] for r in rows(db, "SELECT record_id FROM record_fingerprints ORDER BY record_id")]
+    before = {record_id: corpus.merge_candidates(db, record_id, skip_conflicting=False) for record_id in record_ids}
+    small = {record_id: corpus.merge_candidates(db, record_id, block_limit=1) for record_id in record_ids}
+    assert sum(bool(found) for found, _ in before.values()) > 10 and any(cut for _, cut in small.values())
+    hashed = rows(db, "SELECT record_id, key, year FROM match_keys ORDER BY record_id, key, year")
+    text_keys: list[tuple[str, int | None, int]] = []
+    monkeypatch.setattr(store, "save_match_keys", lambda db, keys: text_keys.extend(keys))
+    dedup.rebuild_keys(db)
+    monkeypatch.undo()
+    old_rows = sorted({(record_id, key, year or 0) for key, year, record_id in text_keys})
+    assert len(old_rows) == len(hashed)
+    with db.atomic():  # the file as m017 left it
+        db.execute("DROP TABLE match_keys")
+        db.execute(
+            """CREATE TABLE match_keys (record_id INTEGER NOT NULL REFERENCES records(id), key TEXT NOT NULL,
+               year INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (key, year, record_id)) WITHOUT ROWID"""
+        )
+        db.execute("CREATE INDEX match_keys_record ON match_keys(record_id)")
+        db.conn.executemany("INSERT INTO match_keys (record_id, key, year) VALUES (?, ?, ?)", old_rows)
+        db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm018_match_keys_hashed'")
+    assert rows(db, "SELECT typeof(key) AS t FROM match_keys GROUP BY 1") == [{"t": "text"}]
+    db.close()
+    db = store.open_db(path)
+    assert rows(db, "SELECT record_id, key, year FROM match_keys ORDER BY record_id, key, year") == hashed
+    assert hashed == sorted(
+        ({"record_id": r, "key": store.key_hash(k), "year": y} for r, k, y in old_rows),
+        key=lambda row: (row["record_id"], row["key"], row["year"]),
+    )
+    assert {record_id: corpus.merge_candidates(db, record_id, skip_conflicting=False) for record_id in record_ids} == before
+    assert {record_id: corpus.merge_candidates(db, record_id, block_limit=1) for record_id in record_ids} == small
+
+
 def test_migration_gives_stored_blocking_keys_their_records_year(tmp_path):
     """m013: match_keys rows stored before it take their record's year (0 when unknown), and candidates
     are then read by key and year window."""
@@ -947,9 +1002,9 @@ def test_migration_gives_stored_blocking_keys_their_records_year(tmp_path):
     old.conn.commit()
     old.close()
     db = store.open_db(path)
-    assert rows(db, "SELECT record_id, key, year FROM match_keys ORDER BY record_id") == [
-        {"record_id": 1, "key": "a:ito:h:k", "year": 2024},
-        {"record_id": 2, "key": "a:ito:h:k", "year": 0},
+    assert rows(db, "SELECT record_id, key, year FROM match_keys ORDER BY record_id") == [  # m018 then hashed the key
+        {"record_id": 1, "key": store.key_hash("a:ito:h:k"), "year": 2024},
+        {"record_id": 2, "key": store.key_hash("a:ito:h:k"), "year": 0},
     ]
     found = lambda years: [  # noqa: E731
         c["record_id"]

@@ -46,6 +46,7 @@ def test_schema_is_migrated_once_and_uses_wal(tmp_path):
         "m015_classification_queues_its_summaries",
         "m016_store_queues_new_rows",
         "m017_search_index_merges_fewer_segments",
+        "m018_match_keys_hashed",
     ]
     assert {
         "works",

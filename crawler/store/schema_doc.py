@@ -136,7 +136,11 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "match_keys": (
         "blocking key of a record (candidates for fuzzy matching share one)",
         {
-            "key": "`a:<surname>:<initial>:<first or last title letters>`, `t:<hash of the title>`, `c:<hash of journal and ordered authors>`",
+            "key": "the blocking key's 64-bit hash: the 8-byte BLAKE2b digest of the key's UTF-8 text, as a signed big-endian"
+            " integer; in Python `int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), 'big', signed=True)`"
+            " (`crawler.store.key_hash`). Keys are `a:<surname>:<initial>:<first or last title letters>`,"
+            " `t:<hash of the title>`, `c:<hash of journal and ordered authors>`; a record's own keys come from"
+            " `crawler.matching.blocking_keys` and `citation_keys`",
             "year": "the record's year (0 when unknown): candidates are read by key and year window",
         },
     ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from crawler.store.candidates import key_hash
 from crawler.store.common import chunks
 
 
@@ -28,7 +29,7 @@ def key_neighbours(
     would keep, while the works stay as they are (a merge changes works and identifiers: only the
     first set holds after one)."""
     pairs = [
-        [record_id, key, first, last, kind, "," + ",".join(links) + ","]
+        [record_id, key_hash(key), first, last, kind, "," + ",".join(links) + ","]
         for record_id, keys, first, last, kind, links in wanted
         for key in dict.fromkeys(keys)
     ]
