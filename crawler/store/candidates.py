@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import struct
 from collections.abc import Iterable, Sequence
 from hashlib import blake2b
 from typing import Any
@@ -27,7 +28,16 @@ def key_hash(key: str) -> int:
 
     Memoised: a batch hashes a record's keys when it saves them, then again to find their neighbours and candidates
     (~1.2 µs a hash, ~0.1 µs a hit)."""
-    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    hasher = _BLAKE2B_8.copy()
+    hasher.update(key.encode())
+    return _INT64(hasher.digest())[0]
+
+
+#: An 8-byte BLAKE2b hasher fed nothing, copied for each key, and a big-endian int64 reader: the same value as
+#: ``int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)`` for 4.9k instructions a key
+#: instead of 6.8k (callgrind, 2,000 keys): ``blake2b()`` parses its twelve keyword parameters at every call.
+_BLAKE2B_8 = blake2b(digest_size=8)
+_INT64 = struct.Struct(">q").unpack
 
 
 def all_record_ids(db) -> list[int]:
