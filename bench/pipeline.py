@@ -51,6 +51,7 @@ console script bare and prints only time, peak RSS and size.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gc
 import json
 import os
@@ -643,6 +644,10 @@ def main() -> int:
     print(
         f"machine: {os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; python {sys.version.split()[0]}"
     )
+    # the crawl imports this tree's crawler/ (PYTHONPATH): its byte code written first, as an installed litmon has it.
+    # Without it (PYTHONDONTWRITEBYTECODE set, a fresh clone) every crawl compiled the modules at its start: +52 % of
+    # the instructions before the fetch worker's fork, ~0.3 s of one core (docs/performance.md, fifteenth pass)
+    compileall.compile_dir(ROOT / "crawler", quiet=1)
     for n in args.sizes:
         for worker in ("off", "auto") if args.worker == "both" else (args.worker,):
             run_size(n, args, worker)
