@@ -71,6 +71,11 @@ match_terms = ["ketamin", "esketamin", "arketamin", "spravato"]
 """
 
 
+def _efetches(httpserver) -> int:
+    """efetch requests the loopback PubMed has had."""
+    return sum(1 for request, _ in httpserver.log if request.path.endswith("efetch.fcgi"))
+
+
 def make(folder: Path, worker: str, sources: str):
     folder.mkdir(parents=True, exist_ok=True)
     return parse_config(config_text(folder, worker, sources), str(folder / "litmon.toml"))
@@ -332,9 +337,6 @@ batch_size = 1
 min_interval = 0
 """
 
-    def fetched() -> int:
-        return sum(1 for request, _ in httpserver.log if request.path.endswith("efetch.fcgi"))
-
     real_save = ingest.save_batch
     outcomes = []
     for worker in ("off", "on"):
@@ -343,9 +345,9 @@ min_interval = 0
         def save_batch(db, records, now=None, *, saved=saved, worker=worker, **kwargs):
             batch = len(saved) + 1
             if worker == "on":
-                wait_for(lambda: fetched() >= min(batch + 3, total), 10, f"the worker reading ahead of batch {batch}")
+                wait_for(lambda: _efetches(httpserver) >= min(batch + 3, total), 10, f"the worker reading ahead of batch {batch}")
                 time.sleep(0.2)  # it would read further now if it did not stop at two batches
-            saved.append(fetched() - batch)
+            saved.append(_efetches(httpserver) - batch)
             return real_save(db, records, now, **kwargs)
 
         httpserver.clear_log()
@@ -369,17 +371,7 @@ def test_the_worker_holding_two_batches_classifies_the_writer_s_batch_late(tmp_p
 
     total = 8
     FakeNcbi({"crdt": total}, {i: efetch_body(i, i + 2, total) for i in range(0, total, 2)}).install(httpserver)
-    sources = f"""
-[sources.pubmed]
-enabled = true
-base_url = "{httpserver.url_for("/")}"
-query = "ketamine"
-batch_size = 2
-min_interval = 0
-"""
-
-    def fetched() -> int:
-        return sum(1 for request, _ in httpserver.log if request.path.endswith("efetch.fcgi"))
+    sources = pubmed_section(httpserver)  # batches of 2
 
     real_save = ingest.save_batch
     outcomes = []
@@ -389,7 +381,7 @@ min_interval = 0
         def save_batch(db, records, now=None, *, taken=taken, worker=worker, ahead=None, more_ahead=None, **kwargs):
             if worker == "on" and not taken:
                 # the worker reads and classifies batches 2 and 3 (and prefetches page 4) while this one waits
-                wait_for(lambda: fetched() >= 4, 10, "the worker reading two batches ahead")
+                wait_for(lambda: _efetches(httpserver) >= 4, 10, "the worker reading two batches ahead")
                 time.sleep(1.0)  # then it classifies this batch's records, having nothing else to do
             late: list[int] = []
 
