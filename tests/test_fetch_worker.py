@@ -183,6 +183,20 @@ url = "{url["feed"]}journal.rss"
         server.stop()
 
 
+def _crawl_pubmed_saving_with(save_batch, httpserver, monkeypatch, tmp_path: Path, worker: str, sources: str, total: int):
+    """A PubMed crawl of a fresh file with ``[crawl] fetch_worker = worker``, each batch saved by ``save_batch``: its
+    report and every table (all ``total`` records new)."""
+    httpserver.clear_log()
+    monkeypatch.setattr(ingest, "save_batch", save_batch)
+    config = make(tmp_path / worker, worker, sources)
+    db = ingest.open_db(config.database_path)
+    report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
+    outcome = (report_of(report), dump(db))
+    db.close()
+    assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == total, report.sources[0].error
+    return outcome
+
+
 def report_of(report) -> list:
     return [(s.name, s.status, s.counts, s.requests, s.error, s.warnings, s.skipped, s.watermark_held) for s in report.sources]
 
@@ -350,14 +364,7 @@ min_interval = 0
             saved.append(_efetches(httpserver) - batch)
             return real_save(db, records, now, **kwargs)
 
-        httpserver.clear_log()
-        monkeypatch.setattr(ingest, "save_batch", save_batch)
-        config = make(tmp_path / worker, worker, sources)
-        db = ingest.open_db(config.database_path)
-        report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
-        outcomes.append((report_of(report), dump(db)))
-        db.close()
-        assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == total, report.sources[0].error
+        outcomes.append(_crawl_pubmed_saving_with(save_batch, httpserver, monkeypatch, tmp_path, worker, sources, total))
         if worker == "on":
             assert max(saved) == 3 and all(ahead <= 3 for ahead in saved), saved
     assert outcomes[1] == outcomes[0]
@@ -394,14 +401,7 @@ def test_the_worker_holding_two_batches_classifies_the_writer_s_batch_late(tmp_p
             taken.append((len(ahead or {}), sum(late)))
             return counts
 
-        httpserver.clear_log()
-        monkeypatch.setattr(ingest, "save_batch", save_batch)
-        config = make(tmp_path / worker, worker, sources)
-        db = ingest.open_db(config.database_path)
-        report = crawl(config, db, http=HttpClient.from_config(config), only=["pubmed"])
-        outcomes.append((report_of(report), dump(db)))
-        db.close()
-        assert report.sources[0].status == "ok" and report.sources[0].counts["new"] == total, report.sources[0].error
+        outcomes.append(_crawl_pubmed_saving_with(save_batch, httpserver, monkeypatch, tmp_path, worker, sources, total))
         if worker == "on":
             # the first batch: asked for at once, so sent before (most of) it was classified; the rest late
             assert taken[0][1] > 0 and sum(taken[0]) == 2, taken
