@@ -115,20 +115,24 @@ def resolve_records(db, record_ids: Iterable[int], now: str, inputs: dict[int, M
         )
         for row in (store.load_match_records(db, unread) if unread else [])
     }
-    prints, cites, keys = {}, {}, {}
+    prints, cites, keys, hashes = {}, {}, {}, {}
     for record_id in record_ids:
         found = inputs.get(record_id) or read.get(record_id)
         if found is not None:
             prints[record_id] = found.fingerprint
             cites[record_id] = (found.cite_keys, found.published_on)
             keys[record_id] = found.keys
-    store.save_fingerprints(db, [(record_id, fp, keys[record_id]) for record_id, fp in prints.items()])
+            hashes[record_id] = found.key_hashes  # (hashed where the inputs were made: the fetch worker, for most)
+    store.save_fingerprints(db, [(record_id, fp, hashes[record_id]) for record_id, fp in prints.items()])
     # one query for the batch: which records have another record under their keys and years at all, and
     # which have one the look-up could keep (a backfill's records mostly have neither: their neighbours
     # carry other PMIDs); the others are looked up and compared one by one, as before
     any_row, kept = store.key_neighbours(
         db,
-        [(record_id, keys[record_id], *_key_years(fp), fp.kind, LINK_KINDS.get(fp.kind, [])) for record_id, fp in prints.items()],
+        [
+            (record_id, hashes[record_id], *_key_years(fp), fp.kind, LINK_KINDS.get(fp.kind, []))
+            for record_id, fp in prints.items()
+        ],
         MAX_BLOCK,
     )
     # each record's link candidates come with its merge candidates; a merge changes works, and drops them all
@@ -140,7 +144,8 @@ def resolve_records(db, record_ids: Iterable[int], now: str, inputs: dict[int, M
             if link_candidates is not None and LINK_KINDS.get(fp.kind):
                 link_candidates[record_id] = ([], [])
             continue
-        if merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id), link_candidates):
+        hashed = dict(zip(keys[record_id], hashes[record_id]))
+        if merge_fuzzy_matches(db, record_id, fp, now, cites.get(record_id), link_candidates, hashed):
             link_candidates = None
     affected = store.current_work_ids(db, record_ids)
     resolve_links_of_works(db, sorted(affected), now, link_candidates or {})
@@ -250,11 +255,13 @@ def find_merge_matches(
     fp: Fingerprint,
     cite: tuple[list[str], str | None] | None,
     link_candidates: dict[int, tuple[list[dict], list[str]]] | None = None,
+    hashed: dict[str, int] | None = None,
 ) -> list[tuple[dict, Match]]:
     """:func:`find_matches` for a merge followed by :func:`find_citation_matches`, with the candidates of
     both read in one query (the same candidates, limits and order as two queries). With
     ``link_candidates``, the record's candidates for a preprint link (:func:`find_matches` with "link")
-    are read by the same query and put there under its id (valid until a work is merged)."""
+    are read by the same query and put there under its id (valid until a work is merged). ``hashed``: each of
+    the record's keys -> its hash (:attr:`crawler.matching.MatchInputs.key_hashes`), when the caller has them."""
     keys = lookup_keys(fp)
     cite_keys, published_on = cite if cite else ([], None)
     cite_keys = cite_keys if published_on else []
@@ -273,6 +280,7 @@ def find_merge_matches(
         limit=MAX_CANDIDATES,
         block_limit=MAX_BLOCK,
         filters=filters,
+        hashed=hashed,
     )
     (by_title, oversized), (by_citation, _) = results[0], results[1]
     if link_kinds and link_candidates is not None:
@@ -310,6 +318,7 @@ def merge_fuzzy_matches(
     now: str,
     cite: tuple[list[str], str | None] | None = None,
     link_candidates: dict[int, tuple[list[dict], list[str]]] | None = None,
+    hashed: dict[str, int] | None = None,
 ) -> list[int]:
     """Merge the record's work with every work it matches; return the works merged into it.
 
@@ -317,8 +326,9 @@ def merge_fuzzy_matches(
     (typically a feed title without its subtitle): it is merged with neither, whichever of the
     three arrives last. ``cite``: the record's citation keys and publication date, for matches by
     journal, date and ordered authors whatever the titles say (:func:`find_citation_matches`).
+    ``hashed``: the record's keys' hashes, by key (:func:`find_merge_matches`).
     """
-    found = find_merge_matches(db, record_id, fp, cite, link_candidates)
+    found = find_merge_matches(db, record_id, fp, cite, link_candidates, hashed)
     if not found:
         return []
     mine = store.current_work_ids(db, [record_id]).pop()

@@ -22,6 +22,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from crawler.sources.parsing import TAG_RE, notice_kind, remove_retraction_mark
+from crawler.store.candidates import key_hash
 
 #: Kinds that may be merged on title + author + year (two records of the same kind).
 FUZZY_MERGE_KINDS = ("article", "preprint", "comment", "protocol")
@@ -605,12 +606,15 @@ def citation_keys(kind: str, journal: str | None, issn: str | None, people: Iter
 
 class MatchInputs(NamedTuple):
     """What dedup needs of a saved record before any look-up: its fingerprint, its indexed keys (blocking
-    keys, then citation keys), its citation keys and its publication date (for a citation match)."""
+    keys, then citation keys), its citation keys, its publication date (for a citation match) and its indexed
+    keys' hashes as stored (:func:`crawler.store.key_hash` of each key, in order: made where the keys are, so that
+    a record prepared by the fetch worker reaches the writing process with its keys hashed)."""
 
     fingerprint: Fingerprint
     keys: list[str]
     cite_keys: list[str]
     published_on: str | None
+    key_hashes: list[int]
 
 
 def match_inputs(
@@ -629,7 +633,8 @@ def match_inputs(
     """:class:`MatchInputs` of a record's stored values (``people``: its structured authors as dicts)."""
     fp = fingerprint(source, record_type, title, authors, published_on, entered_on, publication_types, relations)
     cite_keys = citation_keys(fp.kind, journal, issn, people)
-    return MatchInputs(fp, blocking_keys(fp) + cite_keys, cite_keys, published_on)
+    keys = blocking_keys(fp) + cite_keys
+    return MatchInputs(fp, keys, cite_keys, published_on, list(map(key_hash, keys)))
 
 
 #: ``{type(value)}`` of texts, and of texts and None

@@ -258,6 +258,61 @@ def test_records_prepared_ahead_are_stored_as_records_saved_without(tmp_path, ma
         second.close()
 
 
+def test_the_keys_of_records_prepared_ahead_are_not_hashed_again_by_the_writer(tmp_path, monkeypatch):
+    """A record prepared ahead (in the fetch worker's process) brings its keys' hashes, each its key's
+    ``store.key_hash``: the writing process saves those keys and looks up their neighbours and candidates without
+    hashing one of them (only a candidate's keys, to check whether it matches other works too), and stores the
+    same rows as a writer that hashes every key (the dedup corpus: merges, candidates looked up)."""
+    from crawler.store import candidates
+    from tests.helpers import dedup_corpus
+
+    batches = dedup_corpus.ordered_batches(dedup_corpus.ORDERS[0])
+    first, second = store.open_db(tmp_path / "1.db"), store.open_db(tmp_path / "2.db")
+    for batch in copy.deepcopy(batches):
+        ingest.save_batch(first, batch, "2026-11-20 06:00:00")
+    prepared = [[ingest.prepare_record(record) for record in pickle.loads(pickle.dumps(batch))] for batch in batches]
+    inputs = [ready[1] for ready_batch in prepared for ready in ready_batch if ready[1] is not None]
+    assert all(found.key_hashes == [store.key_hash(key) for key in found.keys] for found in inputs)
+    shipped = {key for found in inputs for key in found.keys}
+    assert len(shipped) > 100
+    hashed: list[str] = []  # the keys the writer hashes
+
+    class Hashing:
+        def __init__(self, hasher) -> None:
+            self.hasher = hasher
+
+        def copy(self):
+            return Hashing(self.hasher.copy())
+
+        def update(self, data: bytes) -> None:
+            hashed.append(data.decode())
+            self.hasher.update(data)
+
+        def digest(self) -> bytes:
+            return self.hasher.digest()
+
+    ambiguity_checked: set[str] = set()  # the keys of candidates checked for other matches (dedup._is_ambiguous)
+    find_matches = dedup.find_matches
+
+    def checking(db, record_id, fp, *args, **kwargs):
+        ambiguity_checked.update(dedup.lookup_keys(fp))
+        return find_matches(db, record_id, fp, *args, **kwargs)
+
+    monkeypatch.setattr(dedup, "find_matches", checking)
+    monkeypatch.setattr(candidates, "_BLAKE2B_8", Hashing(candidates._BLAKE2B_8))
+    store.key_hash.cache_clear()  # the writer's memo holds none of the keys hashed ahead
+    try:
+        for batch, ready_batch in zip(batches, prepared, strict=True):
+            ingest.save_batch(second, pickle.loads(pickle.dumps(batch)), "2026-11-20 06:00:00", prepared=ready_batch)
+    finally:
+        store.key_hash.cache_clear()
+    assert shipped & set(hashed) <= ambiguity_checked
+    assert len(shipped - ambiguity_checked) > 100
+    assert dump_tables(second) == dump_tables(first)
+    first.close()
+    second.close()
+
+
 def test_the_classified_corpus_is_stored_alike_prepared_ahead(tmp_path, make_config):
     """The classification corpus's records (every source's wire format) in one batch each source."""
     from tests.helpers.classify_corpus import parse_wire

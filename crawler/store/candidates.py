@@ -62,11 +62,12 @@ def load_match_records(db, record_ids: list[int]) -> list[dict[str, Any]]:
 
 def save_fingerprint(db, record_id: int, fp, keys: list[str]) -> None:
     """Replace a record's fingerprint (``record_fingerprints``) and blocking keys (``match_keys``)."""
-    save_fingerprints(db, [(record_id, fp, keys)])
+    save_fingerprints(db, [(record_id, fp, list(map(key_hash, keys)))])
 
 
-def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
-    """Replace the fingerprints and blocking keys of records: ``(record_id, fingerprint, keys)`` each."""
+def save_fingerprints(db, items: list[tuple[int, Any, list[int]]]) -> None:
+    """Replace the fingerprints and blocking keys of records: ``(record_id, fingerprint, key hashes)`` each (the
+    :func:`key_hash` of each key: :attr:`crawler.matching.MatchInputs.key_hashes`, made where the keys are)."""
     insert_values(
         db.conn,
         "INSERT INTO record_fingerprints (record_id, kind, title_key, first_author, author_words, year)",
@@ -80,16 +81,16 @@ def save_fingerprints(db, items: list[tuple[int, Any, list[str]]]) -> None:
     # a batch's keys land on pages all over the key's index (64 rows: ~64 pages of 16 KiB, spilled to a temporary file)
     db.conn.executemany(
         "INSERT OR IGNORE INTO match_keys (key, year, record_id) VALUES (?, ?, ?)",
-        [(key_hash(k), fp.year or 0, record_id) for record_id, fp, keys in items for k in keys],
+        [(key, fp.year or 0, record_id) for record_id, fp, hashes in items for key in hashes],
     )
 
 
 def key_neighbours(
-    db, wanted: list[tuple[int, list[str], int, int, str, list[str]]], block_limit: int
+    db, wanted: list[tuple[int, list[int], int, int, str, list[str]]], block_limit: int
 ) -> tuple[set[int], set[int]]:
     """For a whole batch in a few statements, which records have other records under their blocking keys:
-    ``wanted`` holds ``(record_id, keys, first year, last year, kind, link kinds)`` each (year 0: records
-    without a year). Returns two sets of record ids:
+    ``wanted`` holds ``(record_id, key hashes, first year, last year, kind, link kinds)`` each (the :func:`key_hash`
+    of each key; year 0: records without a year). Returns two sets of record ids:
 
     * those sharing a key with any other record within the years;
     * those of them with a row that :func:`find_candidate_groups` could keep: of the record's kind on a
@@ -113,7 +114,7 @@ def key_neighbours(
     insert_values(
         conn,
         "INSERT INTO temp.key_neighbour_pairs",
-        [(record_id, key_hash(key), first, last) for record_id, keys, first, last, _, _ in wanted for key in dict.fromkeys(keys)],
+        [(record_id, key, first, last) for record_id, hashes, first, last, _, _ in wanted for key in dict.fromkeys(hashes)],
     )
     # only the pairs with a neighbour come back (a backfill's keys mostly have none): a row fetched costs a few thousand
     # instructions. The inner query's LIMIT keeps SQLite from flattening it, which would run the correlated subquery
@@ -233,12 +234,14 @@ def find_candidate_groups(
     limit: int,
     block_limit: int,
     filters: list[tuple[list[str], tuple[int, int] | None, bool]] | None = None,
+    hashed: dict[str, int] | None = None,
 ) -> list[tuple[list[dict[str, Any]], list[str]]]:
     """:func:`find_candidates` for several groups of keys (e.g. title keys and citation keys) in one query:
     each group's candidates (ranked and cut at ``limit`` within the group) and its cut keys, as separate
     calls would give them. ``filters`` gives each group its own ``(kinds, years, skip_conflicting)``
     (default: the ones given for all). Each key's group is read within the year window (``match_keys.year``),
-    so its size is that of an author's few years, whatever the corpus spans."""
+    so its size is that of an author's few years, whatever the corpus spans. ``hashed``: key -> its
+    :func:`key_hash`, for every key of ``groups``, when the caller has them (a record's own keys, hashed with them)."""
     filters = filters or [(kinds, years, skip_conflicting)] * len(groups)
     all_keys = list(dict.fromkeys(key for keys, (kinds_i, _, _) in zip(groups, filters, strict=True) if kinds_i for key in keys))
     if not all_keys:
@@ -252,7 +255,8 @@ def find_candidate_groups(
     else:  # the widest window of the filters: each filter checks its own below
         block_years = "AND year BETWEEN ? AND ?"
         year_params = [min(w[0] for w in windows if w), max(w[1] for w in windows if w)]
-    hashed = {key: key_hash(key) for keys in groups for key in keys}  # each key hashed once (a hit costs ~200 instructions)
+    if hashed is None:
+        hashed = {key: key_hash(key) for keys in groups for key in keys}  # each key hashed once (a hit costs ~200 instructions)
     key_of: dict[int, str] = {}  # stored key (a hash) -> the key it stands for (the first, should two keys share one)
     for key in all_keys:
         key_of.setdefault(hashed[key], key)

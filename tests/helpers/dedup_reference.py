@@ -13,11 +13,11 @@ from crawler.store.common import chunks
 
 
 def key_neighbours(
-    db, wanted: list[tuple[int, list[str], int, int, str, list[str]]], block_limit: int
+    db, wanted: list[tuple[int, list[str] | list[int], int, int, str, list[str]]], block_limit: int
 ) -> tuple[set[int], set[int]]:
     """For a whole batch in one statement, which records have other records under their blocking keys:
-    ``wanted`` holds ``(record_id, keys, first year, last year, kind, link kinds)`` each (year 0: records
-    without a year). Returns two sets of record ids:
+    ``wanted`` holds ``(record_id, keys, first year, last year, kind, link kinds)`` each (keys as texts, or as
+    stored: their hashes, as the current function takes them; year 0: records without a year). Returns two sets of record ids:
 
     * those sharing a key with any other record within the years (an ``EXISTS`` that stops at the
       first row of the key's group, however large the group);
@@ -29,7 +29,7 @@ def key_neighbours(
     would keep, while the works stay as they are (a merge changes works and identifiers: only the
     first set holds after one)."""
     pairs = [
-        [record_id, key_hash(key), first, last, kind, "," + ",".join(links) + ","]
+        [record_id, key if type(key) is int else key_hash(key), first, last, kind, "," + ",".join(links) + ","]
         for record_id, keys, first, last, kind, links in wanted
         for key in dict.fromkeys(keys)
     ]
