@@ -635,7 +635,7 @@ class _Vocabulary:
         #: (the automaton; by literal index in it: the literal if it is an anchor, its plain term keys with their word
         #: checks; characters of its longest literal; the same automaton for ASCII texts, read as bytes), or None: built
         #: on the next scan. One object, so that a scan never reads an automaton with another build's values
-        self.built: tuple[Any, list[tuple[str | None, tuple | None]], int, Any] | None = None
+        self.built: tuple[Any, list[tuple[str | None, bool | None, bool, Any]], int, Any] | None = None
         self.generation = 0
 
     def key(self, term: str) -> int:
@@ -663,28 +663,32 @@ class _Vocabulary:
         self.built = None  # rebuilt on the next scan; what was found before is stale
         self.generation += 1
 
-    def _build(self) -> tuple[Any, list[tuple[str | None, tuple | None]], int, Any]:
+    def _build(self) -> tuple[Any, list[tuple[str | None, bool | None, bool, Any]], int, Any]:
         with _AUTOMATON_LOCK:  # nothing is added while it is built, so what it is built of is what it is kept for
             built = self.built
             if built is None:
                 built = self.built = self._made()
             return built
 
-    def _made(self) -> tuple[Any, list[tuple[str | None, tuple | None]], int, Any]:
+    def _made(self) -> tuple[Any, list[tuple[str | None, bool | None, bool, Any]], int, Any]:
         literals = sorted(set(self.forms) | self.anchors)
-        values = []
+        values: list[tuple[str | None, bool | None, bool, Any]] = []
         for literal in literals:
             entries = self.forms.get(literal)
-            found: tuple | None = None
-            if entries:
-                # the keys of a form with the word checks they need: (needs a word start, needs a word end, keys)
-                flags = {(start, end) for _, start, end in entries}
-                if len(flags) == 1:
-                    ((start, end),) = flags
-                    found = (start, end, tuple(key for key, _, _ in entries))
-                else:  # the same letters for terms with different checks: each checked apart
-                    found = (None, None, tuple(entries))
-            values.append((literal if literal in self.anchors else None, found))
+            # (the literal if it is an anchor, needs a word start, needs a word end, what it is a form of): what it is a
+            # form of is None (no form: an anchor only), its one key, or a tuple of its keys; or, with None for "needs a
+            # word start", the same letters for terms with different checks, each checked apart: (key, start, end) each
+            anchor = literal if literal in self.anchors else None
+            if not entries:
+                values.append((anchor, False, False, None))
+                continue
+            flags = {(start, end) for _, start, end in entries}
+            if len(flags) == 1:
+                ((start, end),) = flags
+                keys = tuple(key for key, _, _ in entries)
+                values.append((anchor, start, end, keys[0] if len(keys) == 1 else keys))
+            else:
+                values.append((anchor, None, False, tuple(entries)))
         # a DFA (ahocorasick-rs): every occurrence, overlaps included, as (literal index, start, end) in one call
         automaton = (
             ahocorasick_rs.AhoCorasick(
@@ -731,7 +735,9 @@ class _Vocabulary:
             return Scan([])
         other = _has_other_space(text)
         seen = _OTHER_SPACE.sub(" ", text) if other else text
-        size = len(seen)
+        # the text and a space: the character before an occurrence at ``start`` is ``after[start - 1]`` (the space at
+        # the text's start) and the one after it ``after[end]`` (the space at its end), without testing for either end
+        after = seen + " "
         word = _WORD_CHARS
         entries: list[tuple[int, int, int]] = []
         positions: dict[str, list[int]] = {}
@@ -739,29 +745,32 @@ class _Vocabulary:
             found = in_bytes.find_matches_as_indexes(seen.encode(), overlapping=True)
         else:
             found = automaton.find_matches_as_indexes(seen, overlapping=True)
+        # (~50 occurrences per synthetic record, ~13 % of its classification's bytecodes: the values flat, one key
+        # without a loop, and the ends' checks without tests of the text's ends, measured with callgrind)
         for index, start, end in found:
-            anchor, form = values[index]
+            anchor, need_start, need_end, keys = values[index]
             if anchor is not None:
                 known = positions.get(anchor)
                 if known is None:
                     positions[anchor] = [end - 1]
                 else:
                     known.append(end - 1)
-                if form is None:
+                if keys is None:
                     continue
-            # (a literal that is no anchor is a form)
-            need_start, need_end, keys = form
             if need_start is None:  # checks that differ from one term to the other
-                starts = start == 0 or seen[start - 1] not in word
-                ends = end == size or seen[end] not in word
+                starts = after[start - 1] not in word
+                ends = after[end] not in word
                 entries.extend((start, end, key) for key, s, e in keys if (starts or not s) and (ends or not e))
                 continue
-            if need_start and start and seen[start - 1] in word:
+            if need_start and after[start - 1] in word:
                 continue
-            if need_end and end < size and seen[end] in word:
+            if need_end and after[end] in word:
                 continue
-            for key in keys:
-                entries.append((start, end, key))
+            if keys.__class__ is int:
+                entries.append((start, end, keys))
+            else:
+                for key in keys:
+                    entries.append((start, end, key))
         entries.sort()
         scan = Scan(entries, positions)
         if not other:

@@ -560,6 +560,46 @@ def test_an_ascii_texts_occurrences_found_by_the_bytes_automaton_are_the_texts_o
     assert 1_000 < ascii < len(texts)
 
 
+def test_a_scan_finds_each_form_where_its_word_checks_pass_and_each_anchor_where_it_occurs():
+    """Every entry and anchor position of a scan, against each literal looked for with ``str.find`` and its word checks
+    read from the text (a character before or after the text is no word character): on every labelled work's texts and
+    3,000 random ones with terms at the very start and end, run on into letters and digits, several forms of one key."""
+    shipped_vocabulary()
+    vocabulary = terms._VOCABULARY
+    texts = [text for work in load_corpus() for r in work.records for text in (r.title, r.abstract) if text]
+    rng = random.Random(59)
+    words = ["ketamine", "esketamine", "oral", "nasal", "intranasal", "treatment-resistant", "depression", "patients"]
+    words += ["men", "rat", "s-ketamine", "k-hole", "x", "2", "é", "–", "a", "9"]
+    glue = [" ", "", "", "-", ". ", ", ", "\t", "\u00a0"]
+    texts += ["".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 12))) for _ in range(3_000)]
+    word = terms._WORD_CHARS
+    entries_found = 0
+    for text in texts:
+        text = text.lower()
+        seen = terms._OTHER_SPACE.sub(" ", text)
+        entries, positions = [], {}
+        for literal in set(vocabulary.forms) | vocabulary.anchors:
+            at = seen.find(literal)
+            while at >= 0:
+                end = at + len(literal)
+                if literal in vocabulary.anchors:
+                    positions.setdefault(literal, []).append(end - 1)
+                starts = at == 0 or seen[at - 1] not in word
+                ends = end == len(seen) or seen[end] not in word
+                for key, start_check, end_check in vocabulary.forms.get(literal, ()):
+                    if (starts or not start_check) and (ends or not end_check):
+                        entries.append((at, end, key))
+                at = seen.find(literal, at + 1)
+        scan = vocabulary.scan(text)
+        assert sorted(scan.entries) == sorted(entries), text
+        assert scan.entries == sorted(scan.entries)
+        assert {anchor: sorted(lasts) for anchor, lasts in scan.positions.items()} == {
+            anchor: sorted(lasts) for anchor, lasts in positions.items()
+        }, text
+        entries_found += len(entries)
+    assert entries_found > 10_000
+
+
 def test_the_gates_decided_once_per_set_of_anchors_are_what_each_gate_decides():
     """Random sets of anchors: what the rule set remembers per set of anchors is what each gate says of it."""
     vocabulary = shipped_vocabulary()
