@@ -49,6 +49,22 @@ def test_fold_space_is_split_and_join_for_any_text():
         assert fold_space(text) == " ".join(text.split()), repr(text)
 
 
+def test_fold_space_of_a_long_text_with_one_odd_character_anywhere():
+    """A long text (ASCII, searched for white space; or not, checked printable) with any one ASCII character, white
+    space or character outside ASCII at its start, end or middle, alone or doubled."""
+    folded = "Ketamine reduced depressive symptoms within hours in adults"
+    for odd in [chr(c) for c in range(128)] + SPACES + OTHERS:
+        for text in (
+            odd + folded,
+            folded + odd,
+            folded[:20] + odd + folded[20:],
+            folded[:20] + odd * 2 + folded[20:],
+            folded[:19] + odd + folded[19:],
+            folded.replace(" ", odd),
+        ):
+            assert fold_space(text) == " ".join(text.split()), repr(text)
+
+
 def test_text_of_flattens_mixed_content_and_folds_whitespace():
     element = etree.fromstring("<T>  Effect of <i>R</i>-ketamine\u00a0on\n  TNF-<sup>\u03b1</sup>  </T>")
     assert text_of(element) == "Effect of R-ketamine on TNF-\u03b1"
