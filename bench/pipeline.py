@@ -101,6 +101,8 @@ STAGES = [
     # when the writer started the worker (the span's end)
     ("crawler.fetch_worker", "_Worker.__init__", "start"),
 ]
+#: modules of STAGES instrumented when litmon imports them, not before (it imports them after the fetch worker's fork)
+LATE_MODULES = ("crawler.classify",)
 #: stages whose spans (start, end) are kept: the waits of both processes, for the report's idle figures
 SPANS = ("wait", "receive", "http", "start")
 
@@ -139,7 +141,10 @@ def shipped_topic() -> str:
 
 
 def run_child(config_path: str, out_path: str) -> int:
+    began = time.perf_counter()  # (litmon's modules are imported from here on, before the crawl's start)
     import importlib
+    import importlib.abc
+    import importlib.util
     import sqlite3
 
     stats = {
@@ -275,16 +280,48 @@ def run_child(config_path: str, out_path: str) -> int:
                 return len(a)
         return 0
 
-    for module_name, attr, stage in STAGES:
+    def instrument(module_name: str) -> None:
+        for name_of_module, attr, stage in STAGES:
+            if name_of_module != module_name:
+                continue
+            owner = sys.modules[module_name]
+            *path, name = attr.split(".")  # a class's method: "Connection.send"
+            for part in path:
+                owner = getattr(owner, part, None)
+            if owner is not None and hasattr(owner, name):
+                setattr(owner, name, timed(stage, getattr(owner, name)))
+
+    class InstrumentWhenImported(importlib.abc.MetaPathFinder):
+        """The stages of a module litmon imports late (the classifier: after the fetch worker's fork, in each
+        process) wrapped when it is imported: importing it here would move its import before the fork."""
+
+        def find_spec(self, fullname, path, target=None):
+            if fullname not in LATE_MODULES:
+                return None
+            sys.meta_path.remove(self)  # (the module's own finder answers, once)
+            try:
+                spec = importlib.util.find_spec(fullname)
+            finally:
+                sys.meta_path.insert(0, self)
+            if spec is not None and spec.loader is not None:
+                execute = spec.loader.exec_module
+
+                def exec_module(module) -> None:
+                    execute(module)
+                    instrument(fullname)
+
+                spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+            return spec
+
+    for module_name in dict.fromkeys(module for module, _, _ in STAGES):
+        if module_name in LATE_MODULES and module_name not in sys.modules:
+            continue
         try:
-            owner = importlib.import_module(module_name)
+            importlib.import_module(module_name)
         except ImportError:
             continue
-        *path, name = attr.split(".")  # a class's method: "Connection.send"
-        for part in path:
-            owner = getattr(owner, part, None)
-        if owner is not None and hasattr(owner, name):
-            setattr(owner, name, timed(stage, getattr(owner, name)))
+        instrument(module_name)
+    sys.meta_path.insert(0, InstrumentWhenImported())
     dedup = importlib.import_module("crawler.dedup")
     real_compare = dedup.compare
 
@@ -347,6 +384,7 @@ def run_child(config_path: str, out_path: str) -> int:
         profiling.append(profiler)
         profiler.enable()
     started = time.perf_counter()
+    stats["imports"] = started - began  # litmon's modules imported before the crawl's start (the CLI's, the stages')
     try:
         cli.main(["--config", config_path, "-q", "crawl", "--source", "pubmed"])
         code = 0
@@ -456,7 +494,8 @@ def idle(s: dict, w: dict) -> str:
     mid = sum(b - a for a, b in asks[:-1])
     tail = end - w.get("ended", end)
     return (
-        f"idle (wall): writer alone before the worker {forked - s['started']:.2f}s; writer waiting for the first batch "
+        f"idle (wall): writer alone before the worker {forked - s['started']:.2f}s (and {s.get('imports', 0.0):.2f}s of imports "
+        f"before the crawl's start); writer waiting for the first batch "
         f"{first:.2f}s (after {warm:.2f}s of warm-up), for later ones {later:.2f}s (transfer and unpickling left out); "
         "worker waiting for asks "
         f"before its last batch {mid:.2f}s; writer alone after the worker's end {tail:.2f}s"
