@@ -179,12 +179,15 @@ def run(state, dry_run, force_digest):
     one feed pages nobody) and the digest, if due, went out; 1 when a source failed fail_after runs in
     a row or has never succeeded, a delivery failed, or the run was interrupted.
     """
-    from crawler import digest as digest_mod
     from crawler import pipeline
 
     config = state.config
     with state.writing("run", dry_run) as (db, stop):
         report = pipeline.crawl(config, db, dry_run=dry_run, trigger="run", progress=_progress_printer(), stop=stop)
+        # imported after the crawl: the digest's modules (jinja2 among them) are not wanted before the fetch
+        # worker's fork, where this process runs alone
+        from crawler import digest as digest_mod
+
         crossed = _print_crawl_report(report, config.status["fail_after"])
         failed = bool(crossed)
         if report.interrupted or stop.is_set():

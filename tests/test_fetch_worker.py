@@ -654,6 +654,46 @@ def test_one_core_crawls_in_one_process(monkeypatch):
     assert not fetch_worker.wanted("on", "pubmed", (dt.date(2020, 1, 1), dt.date(2026, 1, 1)))
 
 
+#: A run's start in a fresh litmon process, stopped at the worker's fork: prints the digest's modules it has imported by
+#: then.
+START_UNTIL_THE_FORK = """
+import json, os, sys
+from crawler import cli, fetch_worker
+fetch_worker.cores = lambda: 2  # (a worker on any test machine)
+def at_fork():
+    wanted = ("crawler.digest", "jinja2")
+    sys.stdout.write(json.dumps([name for name in wanted if name in sys.modules]))
+    sys.stdout.flush()
+    os._exit(0)
+os.register_at_fork(before=at_fork)
+cli.main(["--config", sys.argv[1], "-q", "run"])
+"""
+
+
+def test_a_run_imports_the_digest_after_its_crawl_not_before_the_worker_s_fork(tmp_path):
+    """Until the worker's fork the writing process runs alone: `litmon run` imports the digest's modules (jinja2 among
+    them), which the worker never needs, after its crawl."""
+    import subprocess
+    import sys
+
+    from tests.conftest import skip_subprocess_when_travelling
+    from tests.helpers.cli import closed_port
+
+    skip_subprocess_when_travelling()
+    pubmed = f'[sources.pubmed]\nenabled = true\nbase_url = "http://127.0.0.1:{closed_port()}/"\nquery = "ketamine"\n'
+    config = write_config(tmp_path, shipped_vocabulary() + pubmed)
+    result = subprocess.run(
+        [sys.executable, "-c", START_UNTIL_THE_FORK, config],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=litmon_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []  # (no output: no fork)
+
+
 # --------------------------------------------------------------------------- signals and a killed writer: real processes
 
 
