@@ -432,3 +432,27 @@ def test_a_record_s_sections_are_copied_as_asdict_copies_them():
     data["abstract_sections"][0]["text"] = "changed"
     data["abstract_sections"][2]["nested"][1]["b"] = 2
     assert sections[0]["text"] == "x" and sections[2]["nested"][1]["b"] == 1
+
+
+def test_a_record_s_extra_and_identifiers_are_copied_as_asdict_copies_them():
+    """to_dict copies an extra of atoms with dict.copy and keeps an identifier's pair of atoms (a tuple), any other
+    as before: equal to asdict's (keys in their order, types kept), never sharing what can change."""
+    extras = [
+        {"status": "MEDLINE", "volume": None, "n": 3, "ok": True, "p": 0.5},
+        {"status": "x", "unresolved_comments_corrections": [{"relation": "comment_in", "ref_source": "J"}]},
+        {"nested": {"a": ("b", 1)}, "date": dt.date(2024, 3, 5)},
+        {},
+    ]
+    for extra in extras:
+        record = Record(source="pubmed", source_id="1", record_type="article", title="T", extra=extra)
+        record.identifiers = [("pmid", "1"), ("doi", "10.1/x"), ("odd", ["a", 1]), ("n", 2, None)]
+        data = record.to_dict()
+        reference = _asdict_reference(record)
+        assert data["extra"] == reference["extra"] == extra and list(data["extra"]) == list(extra)
+        assert data["extra"] is not extra
+        assert data["identifiers"] == reference["identifiers"] == record.identifiers
+        assert [type(pair) for pair in data["identifiers"]] == [tuple] * 4
+        assert data["identifiers"][2][1] is not record.identifiers[2][1]  # (a list in a pair: copied)
+        if "unresolved_comments_corrections" in extra:
+            data["extra"]["unresolved_comments_corrections"][0]["relation"] = "changed"
+            assert extra["unresolved_comments_corrections"][0]["relation"] == "comment_in"
