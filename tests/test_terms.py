@@ -538,18 +538,24 @@ def test_whether_a_scanned_text_reads_as_ascii_is_what_reads_as_ascii_says():
     assert seen == {True, False} and 100 < known < kinds
 
 
+def labelled_and_random_texts(seed: int, more_words: list[str], glue: list[str], longest: int) -> list[str]:
+    """Every labelled work's titles and abstracts, then 3,000 random texts of up to ``longest`` words: the shipped
+    vocabulary's usual terms and ``more_words``, each followed by one of ``glue``."""
+    texts = [text for work in load_corpus() for r in work.records for text in (r.title, r.abstract) if text]
+    rng = random.Random(seed)
+    words = ["ketamine", "esketamine", "oral", "nasal", "intranasal", "treatment-resistant", "depression", "patients"]
+    words += ["men", "rat", *more_words]
+    return texts + ["".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, longest))) for _ in range(3_000)]
+
+
 def test_an_ascii_texts_occurrences_found_by_the_bytes_automaton_are_the_texts_own():
     """A text that is ASCII (after other whitespace is made a space) is scanned by the automaton of the literals' bytes:
     every occurrence, in the same order, as the text's own automaton finds it (offsets in characters), on every labelled
     work's texts and 3,000 random ones of terms, anchors, their pieces and punctuation."""
     shipped_vocabulary()
     automaton, _, _, in_bytes = terms._VOCABULARY._build()
-    texts = [text for work in load_corpus() for r in work.records for text in (r.title, r.abstract) if text]
-    rng = random.Random(53)
-    words = ["ketamine", "esketamine", "oral", "nasal", "intranasal", "treatment-resistant", "depression", "patients"]
-    words += ["men", "rat", "s-ketamine", "(r)-ketamine", "i.m.", "k-hole", "x", "2", "é", "–"]
-    glue = [" ", "", "-", ". ", ", ", "\t", "\n", "\u00a0"]
-    texts += ["".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 30))) for _ in range(3_000)]
+    words = ["s-ketamine", "(r)-ketamine", "i.m.", "k-hole", "x", "2", "é", "–"]
+    texts = labelled_and_random_texts(53, words, [" ", "", "-", ". ", ", ", "\t", "\n", "\u00a0"], 30)
     ascii = 0
     for text in texts:
         seen = terms._OTHER_SPACE.sub(" ", text.lower())
@@ -566,12 +572,8 @@ def test_a_scan_finds_each_form_where_its_word_checks_pass_and_each_anchor_where
     3,000 random ones with terms at the very start and end, run on into letters and digits, several forms of one key."""
     shipped_vocabulary()
     vocabulary = terms._VOCABULARY
-    texts = [text for work in load_corpus() for r in work.records for text in (r.title, r.abstract) if text]
-    rng = random.Random(59)
-    words = ["ketamine", "esketamine", "oral", "nasal", "intranasal", "treatment-resistant", "depression", "patients"]
-    words += ["men", "rat", "s-ketamine", "k-hole", "x", "2", "é", "–", "a", "9"]
-    glue = [" ", "", "", "-", ". ", ", ", "\t", "\u00a0"]
-    texts += ["".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 12))) for _ in range(3_000)]
+    words = ["s-ketamine", "k-hole", "x", "2", "é", "–", "a", "9"]
+    texts = labelled_and_random_texts(59, words, [" ", "", "", "-", ". ", ", ", "\t", "\u00a0"], 12)
     entries_found = 0
     for text in texts:
         text = text.lower()
