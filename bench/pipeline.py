@@ -101,7 +101,8 @@ STAGES = [
     # when the writer started the worker (the span's end)
     ("crawler.fetch_worker", "_Worker.__init__", "start"),
 ]
-#: modules of STAGES instrumented when litmon imports them, not before (it imports them after the fetch worker's fork)
+#: modules of STAGES instrumented when litmon imports them, not before: importing one here would put it before the fetch
+#: worker's fork whatever litmon does (a litmon that imports it after the fork is then measured as it runs)
 LATE_MODULES = ("crawler.classify",)
 #: stages whose spans (start, end) are kept: the waits of both processes, for the report's idle figures
 SPANS = ("wait", "receive", "http", "start")
@@ -292,8 +293,8 @@ def run_child(config_path: str, out_path: str) -> int:
                 setattr(owner, name, timed(stage, getattr(owner, name)))
 
     class InstrumentWhenImported(importlib.abc.MetaPathFinder):
-        """The stages of a module litmon imports late (the classifier: after the fetch worker's fork, in each
-        process) wrapped when it is imported: importing it here would move its import before the fork."""
+        """The stages of a module of LATE_MODULES wrapped when litmon imports it (before or after the fetch worker's
+        fork, wherever litmon does): importing it here would move its import before the fork."""
 
         def find_spec(self, fullname, path, target=None):
             if fullname not in LATE_MODULES:
