@@ -73,7 +73,7 @@ from typing import Any
 from crawler import classify, clock, ingest
 from crawler.errors import SourceError
 from crawler.evidence import Tag
-from crawler.matching import Fingerprint, MatchInputs
+from crawler.matching import Fingerprint, MatchInputs, import_rapidfuzz
 from crawler.records import FIELDS_MADE_WHEN_READ, Link, Record
 from crawler.sources.base import CrawlContext
 from crawler.store.works import RECORD_COLUMNS
@@ -233,8 +233,9 @@ class _Worker:
         while True:
             with contextlib.suppress(OSError):  # a worker that died: its end of the pipe says so (EOF)
                 self.asks.send("next")
-            if warm:  # this process's classifier made ready while the worker fetches and parses the first page
+            if warm:  # this process's classifier and dedup made ready while the worker fetches and parses the first page
                 warm = False
+                import_rapidfuzz()  # (dedup's title comparisons: not imported before the fork)
                 with contextlib.suppress(Exception):  # (a failure is reported where a batch's classification fails)
                     classify.warm_up(classify.build_vocabulary(self.topic))
             message = self._answer()

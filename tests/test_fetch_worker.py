@@ -654,14 +654,14 @@ def test_one_core_crawls_in_one_process(monkeypatch):
     assert not fetch_worker.wanted("on", "pubmed", (dt.date(2020, 1, 1), dt.date(2026, 1, 1)))
 
 
-#: A run's start in a fresh litmon process, stopped at the worker's fork: prints the digest's modules it has imported by
-#: then.
+#: A run's start in a fresh litmon process, stopped at the worker's fork: prints the modules only the writing process
+#: needs after the fork (the digest's, dedup's rapidfuzz) that it has imported by then.
 START_UNTIL_THE_FORK = """
 import json, os, sys
 from crawler import cli, fetch_worker
 fetch_worker.cores = lambda: 2  # (a worker on any test machine)
 def at_fork():
-    wanted = ("crawler.digest", "jinja2")
+    wanted = ("crawler.digest", "jinja2", "rapidfuzz")
     sys.stdout.write(json.dumps([name for name in wanted if name in sys.modules]))
     sys.stdout.flush()
     os._exit(0)
@@ -672,7 +672,7 @@ cli.main(["--config", sys.argv[1], "-q", "run"])
 
 def test_a_run_imports_the_digest_after_its_crawl_not_before_the_worker_s_fork(tmp_path):
     """Until the worker's fork the writing process runs alone: `litmon run` imports the digest's modules (jinja2 among
-    them), which the worker never needs, after its crawl."""
+    them), which the worker never needs, after its crawl, and rapidfuzz where dedup first compares titles."""
     import subprocess
     import sys
 
