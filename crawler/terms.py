@@ -115,6 +115,33 @@ def mesh_pattern(entry: str) -> str:
 MIN_ANCHOR = 3
 
 
+def _codes() -> Any:
+    from re import _constants as codes  # type: ignore[attr-defined]
+
+    return codes
+
+
+#: Most parsed expressions :func:`_parsed` keeps (an analysed expression is one of the classifier's, a few hundred at most).
+PARSED = 512
+
+
+@functools.lru_cache(maxsize=PARSED)
+def _parsed(pattern: str, flags: int) -> Any:
+    """The regular expression module's parse of an expression (its tree of codes), or None when it cannot be parsed:
+    what :func:`regex_anchors`, :func:`regex_extent` and :func:`regex_starts` read. Made once per expression and flags:
+    importing :mod:`crawler.evidence` analysed each of its expressions three times (its anchors, then the extent of it
+    and of its ASCII form), and parsing was most of the ~0.2 G instructions of that analysis. The analyses only read
+    the tree, so it is shared. (The tree depends on the flags only through ``re.VERBOSE``: ``re.IGNORECASE``,
+    ``re.ASCII`` and ``re.UNICODE`` are read when compiling it.)"""
+    try:
+        from re import _parser as parser  # type: ignore[attr-defined]
+
+        return parser.parse(pattern, flags)
+    except Exception:  # noqa: BLE001 - unreadable
+        return None
+
+
+@functools.lru_cache(maxsize=PARSED)
 def regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
     """Literal pieces that every match of a regular expression contains, as sets that must each be met.
 
@@ -124,14 +151,10 @@ def regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
     (terms are matched against lower-cased text). Computed from the parsed expression, so that a
     rule written as ``re:`` skips every text that cannot match it, as plain terms do.
     """
-    try:
-        from re import _constants as codes  # type: ignore[attr-defined]
-        from re import _parser as parser  # type: ignore[attr-defined]
-
-        tree = parser.parse(pattern, re.IGNORECASE)
-    except Exception:  # noqa: BLE001 - an unreadable expression is simply always run
+    tree = _parsed(pattern, 0)  # (the flags make no difference to the tree: the letters' case is the compiler's)
+    if tree is None:  # an unreadable expression is simply always run
         return ()
-    return tuple(_sequence_anchors(list(tree), codes))
+    return tuple(_sequence_anchors(list(tree), _codes()))
 
 
 def _sequence_anchors(items, codes) -> list[frozenset[str]]:
@@ -180,17 +203,17 @@ def _branch_anchors(alternatives: list[list[frozenset[str]]]) -> list[frozenset[
     return list(dict.fromkeys(combined))
 
 
+@functools.lru_cache(maxsize=PARSED)
 def regex_extent(pattern: str, flags: int = 0) -> tuple[int, int] | None:
     """(most characters a match consumes, most characters past where it starts that matching may read),
     or None when either has no bound (``*``, ``+``, back-references, anything not understood).
 
     What reads past a match's end: look-aheads, and ``\\b``/``$`` (the next one or two characters)."""
+    tree = _parsed(pattern, flags)
+    if tree is None:
+        return None
     try:
-        from re import _constants as codes  # type: ignore[attr-defined]
-        from re import _parser as parser  # type: ignore[attr-defined]
-
-        tree = parser.parse(pattern, flags)
-        return _extent(list(tree), codes)
+        return _extent(list(tree), _codes())
     except Exception:  # noqa: BLE001 - unknown: no bound
         return None
 
@@ -240,14 +263,10 @@ def regex_starts(pattern: str, flags: int = 0) -> list[str] | None:
     beginning: ``(es|ar)?ketamin`` gives ``esketamin``, ``arketamin``, ``ketamin``), or None when nothing is known
     (an expression that may begin with a class, any character or an empty match). Look-arounds and ``\\b`` read
     no character of the match: they are passed over (still true, less selective)."""
-    try:
-        from re import _constants as codes  # type: ignore[attr-defined]
-        from re import _parser as parser  # type: ignore[attr-defined]
-
-        tree = parser.parse(pattern, flags)
-    except Exception:  # noqa: BLE001 - unknown
+    tree = _parsed(pattern, flags)
+    if tree is None:  # unknown
         return None
-    starts, _ = _starts_sequence(list(tree), codes)
+    starts, _ = _starts_sequence(list(tree), _codes())
     return None if "" in starts else sorted(starts)
 
 
@@ -356,7 +375,9 @@ class _Windows:
         self.pattern = pattern
         #: the same expression for texts that read as ASCII (:func:`crawler.abstracts.ascii_form`)
         self.ascii = ascii_form(pattern)
-        extent = regex_extent(pattern.pattern, pattern.flags)
+        # (only re.VERBOSE of the flags changes what the expression is read as: an expression and its ASCII form share one
+        # analysis, made once)
+        extent = regex_extent(pattern.pattern, pattern.flags & re.VERBOSE)
         self.usable = extent is not None and bool(alternatives) and all(alternatives)
         self.width, self.reach = extent or (0, 0)
         self.alternatives = alternatives
@@ -364,7 +385,7 @@ class _Windows:
         #: groups of ways to find where a match can begin: see :meth:`starts_in`; None: not known
         self.starts: list[tuple[frozenset[str], _Group]] | None = None
         if starts and self.ascii is not pattern:
-            self.starts = _start_groups(regex_starts(pattern.pattern, pattern.flags), self.anchors)
+            self.starts = _start_groups(regex_starts(pattern.pattern, pattern.flags & re.VERBOSE), self.anchors)
             if self.starts is not None:
                 self.anchors |= {anchor for required, _ in self.starts for anchor in required}
 

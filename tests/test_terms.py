@@ -331,6 +331,26 @@ def test_regex_extent_bounds_what_matching_reads(pattern, extent):
     assert terms.regex_extent(pattern) == extent
 
 
+def test_an_expression_is_read_alike_whatever_its_flags_but_verbose():
+    """The analyses share one parse of an expression and of its ASCII form (``_parsed``), and ``regex_anchors`` parses
+    without ``re.IGNORECASE``: true while the flags but ``re.VERBOSE`` make no difference to the parsed tree (the
+    classifier's expressions, each parsed afresh with each flag)."""
+    from re import _parser as parser  # type: ignore[attr-defined]
+
+    from crawler import evidence
+
+    patterns = {gated.pattern.pattern for gated in evidence._GATED.values()}
+    patterns |= {
+        value.pattern for module in (evidence, focus) for value in vars(module).values() if isinstance(value, re.Pattern)
+    }
+    assert len(patterns) > 40
+    for pattern in sorted(patterns):
+        trees = {repr(parser.parse(pattern, flags).data) for flags in (0, re.I, re.A, re.U, re.I | re.A)}
+        assert len(trees) == 1, pattern
+        assert terms.regex_extent(pattern, re.A) == terms.regex_extent(pattern) == terms.regex_extent(pattern, re.U)
+        assert terms.regex_starts(pattern, re.I) == terms.regex_starts(pattern)
+
+
 @pytest.mark.parametrize(
     "pattern, expected",
     [
