@@ -59,8 +59,10 @@ class State:
             click.echo(text)
 
     @contextlib.contextmanager
-    def writing(self, command: str, dry_run: bool = False):
-        """Hold the run lock (unless dry run) and yield (db, stop): stop is set by SIGTERM/SIGINT."""
+    def writing(self, command: str, dry_run: bool = False, first=None):
+        """Hold the run lock (unless dry run) and yield (db, stop): stop is set by SIGTERM/SIGINT. ``first`` (a
+        :class:`crawler.pipeline.FirstSource`, not in a dry run): the first source's fetch worker forked before the
+        database is opened, stopped when the block ends unless the crawl took it."""
         config = self.config
         stop = threading.Event()
         if dry_run:
@@ -79,14 +81,15 @@ class State:
             with _stop_on_signals(stop):
                 try:
                     dbguard.ensure_sound(config.database_path)  # never write into a damaged file
-                    db = self.open_db()
-                    try:
-                        from crawler.pipeline import recover_interrupted_runs
+                    with first.running(stop) if first is not None else contextlib.nullcontext():
+                        db = self.open_db()
+                        try:
+                            from crawler.pipeline import recover_interrupted_runs
 
-                        recover_interrupted_runs(db)
-                        yield db, stop
-                    finally:
-                        db.close()
+                            recover_interrupted_runs(db)
+                            yield db, stop
+                        finally:
+                            db.close()
                 except (sqlite3.Error, OSError) as exc:
                     error = dbguard.explain(exc, config.database_path, busy_seconds=config.database_busy_timeout)
                     dbguard.record_failure(config.database_path, command, str(error))
@@ -182,8 +185,10 @@ def run(state, dry_run, force_digest):
     from crawler import pipeline
 
     config = state.config
-    with state.writing("run", dry_run) as (db, stop):
-        report = pipeline.crawl(config, db, dry_run=dry_run, trigger="run", progress=_progress_printer(), stop=stop)
+    progress = _progress_printer()
+    first = None if dry_run else pipeline.FirstSource(config, progress=progress)
+    with state.writing("run", dry_run, first) as (db, stop):
+        report = pipeline.crawl(config, db, dry_run=dry_run, trigger="run", progress=progress, stop=stop, first=first)
         # imported after the crawl: the digest's modules (jinja2 among them) are not wanted before the fetch
         # worker's fork, where this process runs alone
         from crawler import digest as digest_mod
@@ -223,17 +228,13 @@ def crawl(state, sources, since, dry_run):
     from crawler import pipeline
 
     config = state.config
-    pipeline.select_sources(config, list(sources) or None)  # an unknown name is a usage error (2) before anything
-    with state.writing("crawl", dry_run) as (db, stop):
+    only, since = list(sources) or None, since.date() if since else None
+    pipeline.select_sources(config, only)  # an unknown name is a usage error (2) before anything
+    progress = _progress_printer()
+    first = None if dry_run else pipeline.FirstSource(config, only=only, since=since, progress=progress)
+    with state.writing("crawl", dry_run, first) as (db, stop):
         report = pipeline.crawl(
-            config,
-            db,
-            only=list(sources) or None,
-            since=since.date() if since else None,
-            dry_run=dry_run,
-            trigger="crawl",
-            progress=_progress_printer(),
-            stop=stop,
+            config, db, only=only, since=since, dry_run=dry_run, trigger="crawl", progress=progress, stop=stop, first=first
         )
     _print_crawl_report(report)
     sys.exit(EXIT_FAILED if report.failed or report.interrupted else EXIT_OK)

@@ -8,6 +8,10 @@ deduplicates and classifies each batch as before, in one transaction, and takes 
 classification only for a work that turns out to be exactly one brand-new record of the batch
 (:func:`crawler.ingest.save_batch`, ``ahead``). Every stored row is the one the sequential path writes.
 
+The worker of the first source of ``litmon crawl`` and ``litmon run`` is forked before the database is opened, with
+the state read from the file beforehand (:class:`crawler.pipeline.FirstSource`): until the fork the crawling process
+runs alone, and opening and migrating the database is the writer's alone.
+
 The writer has nothing to do until the first batch comes: the worker hands the first :data:`FIRST_BATCH` records of
 the source's first answer over as a batch of their own as soon as they are read, the rest of that answer as the next
 (PubMed; :attr:`~crawler.sources.base.CrawlContext.first_batch`). The rows are the same; one more transaction.

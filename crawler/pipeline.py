@@ -161,17 +161,22 @@ def crawl(
     trigger: str = "cli",
     progress: Any = None,
     stop: threading.Event | None = None,
+    first: FirstSource | None = None,
 ) -> CrawlReport:
     """Crawl the enabled (or named) sources into ``db``; one failing source never stops the others.
 
     When ``stop`` is set (SIGTERM/SIGINT) the source being crawled ends after its current batch
     (every stored batch is committed; the watermark does not move) and the others are not started.
+    ``first``: the first source's fetch worker, forked before ``db`` was opened (:class:`FirstSource`; made with the
+    same ``only`` and ``since``), taken by that source; stopped when this ends if it was not.
     """
     register_config_secrets(config)  # API keys never reach a log line or the database
     if getattr(config, "placeholder_contact", False):
         from crawler.configshow import placeholder_warning
 
         log.warning("%s", placeholder_warning(config))
+    if first is not None and first.http is not None:
+        http = first.http  # (the one the worker was forked with: its requests and pauses are counted in it)
     http = http or HttpClient(config.contact_email, **config.http)
     if stop is not None:
         http.stop = stop  # every pause and network wait ends at once on SIGTERM/SIGINT
@@ -179,17 +184,134 @@ def crawl(
     instances = select_sources(config, only)
     run_id = None if dry_run else store.start_crawl_run(db, trigger)
     for instance in instances:
-        if stop is not None and stop.is_set():
+        # (a source whose worker was forked before the database was opened has started: it ends as interrupted)
+        if stop is not None and stop.is_set() and not (first is not None and first.forked_for(instance.name)):
             skipped = SourceReport(instance.name, "interrupted", error="not started: stop requested")
             skipped.log()
             report.sources.append(skipped)
             continue
         report.sources.append(
-            crawl_source(config, db, http, instance, run_id=run_id, since=since, dry_run=dry_run, progress=progress, stop=stop)
+            crawl_source(
+                config, db, http, instance, run_id=run_id, since=since, dry_run=dry_run, progress=progress, stop=stop, first=first
+            )
         )
+    if first is not None:
+        first.close()  # a worker that no source took (a stop before the first source): stopped and reaped
     if run_id is not None:
         store.finish_crawl_run(db, run_id, "interrupted" if report.interrupted else "failed" if report.failed else "ok")
     return report
+
+
+class FirstSource:
+    """A run's first source fetched in its worker process from before the database is opened (``litmon crawl`` and
+    ``litmon run``, when that source gets a worker: :func:`crawler.fetch_worker.wanted`).
+
+    Until the worker's fork the crawling process runs alone; the worker needs only the configuration, the HTTP
+    client and the source's saved state (watermark, state), which :func:`crawler.store.peek_source_state` reads
+    before the file is opened for writing (none when the file does not exist: a first run). So the worker is forked
+    first (:meth:`running`, after the run lock is taken and the file found sound), and this process opens and
+    migrates the database, recovers interrupted runs and records the crawl run while the worker sends its first
+    requests. The first source takes the worker (:meth:`take`) only if the state it then reads from the opened
+    database is the one the worker was given; else the worker is stopped and the source forks its own, as without
+    this. One that no source takes (the database could not be opened, a stop before the first source) is stopped and
+    reaped (:meth:`close`, and when :meth:`running`'s block ends, however it ends). Nothing is forked when the saved
+    state cannot be read so (a migration pending, a lock, an unreadable file): the run goes as without this.
+    """
+
+    def __init__(self, config, *, only: list[str] | None = None, since: dt.date | None = None, progress: Any = None):
+        self.config = config
+        self.only = only
+        self.since = since
+        self.progress = progress
+        #: the HTTP client the worker was forked with (None: no worker was forked); the run's client
+        self.http: HttpClient | None = None
+        self._forked: _Forked | None = None
+        self._stack: contextlib.ExitStack | None = None
+
+    @contextlib.contextmanager
+    def running(self, stop: threading.Event | None):
+        """Within the block, the first source's worker forked, if that source gets one and its saved state can be
+        read; stopped and reaped when the block ends unless a source took it."""
+        with contextlib.ExitStack() as stack:
+            self._stack = stack
+            try:
+                self._fork(stop)
+                yield self
+            finally:
+                self._forked = self._stack = None
+
+    def _fork(self, stop: threading.Event | None) -> None:
+        config = self.config
+        if stop is not None and stop.is_set():
+            return
+        instances = select_sources(config, self.only)
+        if not instances:
+            return
+        instance = instances[0]
+        try:
+            module = instance.module()
+        except ImportError:
+            return  # (the source reports it)
+        check = getattr(module, "check_enabled", None)
+        if check is not None and check(instance.settings, config):
+            return
+        saved = store.peek_source_state(config.database_path, instance.name)
+        if saved is None:
+            return
+        http = HttpClient(config.contact_email, **config.http)
+        http.stop = stop
+        ctx = _context(config, http, instance, saved, since=self.since, progress=self.progress)
+        if not fetch_worker.wanted(getattr(config, "fetch_worker", "auto"), instance.kind, (ctx.since, ctx.until)):
+            return
+        requests_before = _begin_source(http, instance)
+        assert self._stack is not None
+        batches = self._stack.enter_context(
+            fetch_worker.batches_in_worker(module, ctx, topic=config.topic, stop=stop, prepare=True)
+        )
+        self.http = http
+        self._forked = _Forked(instance.name, saved, ctx, requests_before, batches)
+
+    def forked_for(self, name: str) -> bool:
+        """Whether a worker of source ``name`` was forked and no source has taken it yet."""
+        return self._forked is not None and self._forked.name == name
+
+    def take(self, name: str, saved: dict[str, Any]) -> _Forked | None:
+        """The worker forked for source ``name``, if it was given the state ``saved`` (read from the opened database);
+        else None (a worker given another state is stopped and reaped first). Its batches: :meth:`batches`."""
+        forked = self._forked
+        if forked is None or forked.name != name:
+            return None
+        if forked.saved != saved:
+            log.debug("[%s] the state read before opening the database differs: the worker forked first is stopped", name)
+            self.close()
+            return None
+        return forked
+
+    @contextlib.contextmanager
+    def batches(self):
+        """The taken worker's batches (as :func:`crawler.fetch_worker.batches_in_worker` yields them), the worker
+        stopped and reaped when the block ends, however it ends."""
+        assert self._forked is not None and self._stack is not None
+        forked, self._forked = self._forked, None
+        with self._stack.pop_all():
+            yield forked.batches
+
+    def close(self) -> None:
+        """Stop and reap a worker that no source took."""
+        if self._forked is not None and self._stack is not None:
+            self._forked = None
+            self._stack.close()
+
+
+@dataclass
+class _Forked:
+    """The first source's worker as :class:`FirstSource` forked it."""
+
+    name: str
+    saved: dict[str, Any]  # the state it was given
+    ctx: CrawlContext
+    requests_before: int  # the HTTP client's request count before it
+    batches: Any  # :func:`crawler.fetch_worker.batches_in_worker`'s iterator
 
 
 def recover_interrupted_runs(db) -> int:
@@ -242,6 +364,43 @@ def _batches(config, module, instance: SourceInstance, ctx: CrawlContext, *, dry
     return _batches_here(module, ctx)
 
 
+def _context(config, http: HttpClient, instance: SourceInstance, saved: dict[str, Any], *, since, progress) -> CrawlContext:
+    """The source's context for this run: its window (from ``since``, else the backfill's start on a first run, else
+    the saved watermark less the overlap, until today) and its saved state."""
+    until = today_utc()
+    first_run = saved["watermark"] is None
+    if since is not None:
+        window_from = since
+    elif first_run:
+        window_from = config.backfill_from
+        cap = instance.settings.get("max_backfill_days")
+        if cap:  # sources without search (bioRxiv) cap their backfill
+            window_from = max(window_from, until - dt.timedelta(days=int(cap)))
+    else:
+        window_from = dt.date.fromisoformat(saved["watermark"][:10]) - dt.timedelta(days=config.overlap_days)
+    window_from = min(window_from, until)
+    return CrawlContext(
+        name=instance.name,
+        settings=instance.settings,
+        config=config,
+        http=http,
+        since=window_from,
+        until=until,
+        first_run=first_run and since is None,
+        state=dict(saved["state"]),
+        progress=progress,
+    )
+
+
+def _begin_source(http: HttpClient, instance: SourceInstance) -> int:
+    """The source's rate limit set and its time budget started in the client; returns the request count before it."""
+    if instance.settings.get("min_interval") is not None and instance.settings.get("base_url"):
+        http.set_min_interval(instance.settings["base_url"], float(instance.settings["min_interval"]))
+    requests_before = http.request_count
+    http.begin_source()
+    return requests_before
+
+
 @contextlib.contextmanager
 def _batches_here(module, ctx: CrawlContext):
     with fetch_worker.collector_for_batches():
@@ -259,6 +418,7 @@ def crawl_source(
     dry_run: bool = False,
     progress: Any = None,
     stop: threading.Event | None = None,
+    first: FirstSource | None = None,
 ) -> SourceReport:
     started = time.monotonic()
     report = SourceReport(instance.name, "ok")
@@ -276,38 +436,23 @@ def crawl_source(
         return report
 
     saved = store.load_source_state(db, instance.name)
-    until = today_utc()
-    first_run = saved["watermark"] is None
-    if since is not None:
-        window_from = since
-    elif first_run:
-        window_from = config.backfill_from
-        cap = instance.settings.get("max_backfill_days")
-        if cap:  # sources without search (bioRxiv) cap their backfill
-            window_from = max(window_from, until - dt.timedelta(days=int(cap)))
+    forked = None if first is None or dry_run else first.take(instance.name, saved)
+    if forked is not None:  # its worker, forked with this state before the database was opened
+        ctx, requests_before = forked.ctx, forked.requests_before
     else:
-        window_from = dt.date.fromisoformat(saved["watermark"][:10]) - dt.timedelta(days=config.overlap_days)
-    window_from = min(window_from, until)
-    report.window = (window_from.isoformat(), until.isoformat())
-    ctx = CrawlContext(
-        name=instance.name,
-        settings=instance.settings,
-        config=config,
-        http=http,
-        since=window_from,
-        until=until,
-        first_run=first_run and since is None,
-        state=dict(saved["state"]),
-        progress=progress,
-    )
-    if instance.settings.get("min_interval") is not None and instance.settings.get("base_url"):
-        http.set_min_interval(instance.settings["base_url"], float(instance.settings["min_interval"]))
+        ctx = _context(config, http, instance, saved, since=since, progress=progress)
+    until = ctx.until
+    report.window = (ctx.since.isoformat(), until.isoformat())
     source_run_id = None if dry_run or run_id is None else store.start_source_run(db, run_id, instance.name, *report.window)
-    requests_before = http.request_count
-    http.begin_source()
+    if forked is None:
+        requests_before = _begin_source(http, instance)
     kept = 0
     try:
-        with _batches(config, module, instance, ctx, dry_run=dry_run, stop=stop) as batches:
+        with (
+            first.batches()
+            if first is not None and forked is not None
+            else _batches(config, module, instance, ctx, dry_run=dry_run, stop=stop)
+        ) as batches:
             for batch, ahead, prepared, late in batches:
                 kept += len(batch)
                 report.counts["fetched"] = kept if ctx.downloaded is None else ctx.downloaded

@@ -31,7 +31,7 @@ from crawler import classify, clock, fetch_worker, ingest, store
 from crawler.config import parse_config
 from crawler.digest import build_digest
 from crawler.http import HttpClient
-from crawler.pipeline import crawl
+from crawler.pipeline import FirstSource, crawl
 from crawler.records import Record
 from tests.conftest import PINNED_NOW, fixture_bytes, rows
 from tests.conftest import dump_tables as dump
@@ -967,3 +967,213 @@ def test_rows_written_from_a_shipped_batch_equal_the_rows_written_in_one_process
             assert used["whole"] == 1  # the record lacking its title
         alone.close()
         received.close()
+
+
+# --------------------------------------------------------------------------- the first source forked before opening
+
+
+def run_weeks_forked_first(tmp_path, name: str, world, monkeypatch, change_state=None):
+    """:func:`run_weeks` as ``litmon crawl`` runs it: the first source's worker forked before the database is opened
+    (:class:`crawler.pipeline.FirstSource`), each week. Returns the reports, digests and rows, and the fetch workers
+    alive when the database was opened each week. ``change_state(db)``: run after opening, before the crawl."""
+    pubmed, sources = world
+    pubmed.week, upstream.WEEK[0] = 1, 1
+    config = make(tmp_path / name, "on", sources)
+    at_open: list[list[str]] = []
+    real_open = ingest.open_db
+
+    def open_db(*args, **kwargs):
+        at_open.append([process.name for process in mp.active_children()])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "open_db", open_db)
+    reports, digests = [], []
+    try:
+        for week in (1, 2):
+            if week == 2:
+                clock.advance(days=7)
+                pubmed.week, upstream.WEEK[0] = 2, 2
+            first = FirstSource(config)
+            with first.running(None):
+                db = ingest.open_db(config.database_path)
+                try:
+                    if change_state is not None and week == 2:
+                        change_state(db)
+                    reports.append(report_of(crawl(config, db, first=first)))
+                    digests.append(build_digest(db, config).text)
+                    rows = dump(db)
+                finally:
+                    db.close()
+            assert not mp.active_children()  # every worker reaped
+        return reports, digests, rows, at_open
+    finally:
+        clock.pin(PINNED_NOW)
+
+
+def test_the_first_source_forked_before_the_database_is_opened_stores_what_one_process_stores(tmp_path, world, monkeypatch):
+    """A backfill of a fresh file (no file: a first run's state) and the week after (the state read read-only from
+    the current file): the first source's worker runs while the database is opened; every table, report and digest
+    is that of one process."""
+    alone_reports, alone_digests, alone_rows = run_weeks(tmp_path, "alone", "off", world)
+    reports, digests, rows_, at_open = run_weeks_forked_first(tmp_path, "first", world, monkeypatch)
+    assert at_open == [["litmon-fetch-pubmed"], ["litmon-fetch-pubmed"]]
+    assert reports == alone_reports
+    assert digests == alone_digests
+    assert rows_ == alone_rows
+
+
+def test_a_state_changed_when_the_database_is_opened_stops_the_worker_forked_first(tmp_path, world, monkeypatch):
+    """The state the first source reads from the opened database is not the one its worker was forked with: that
+    worker is stopped and reaped, and the source crawls with a worker of its own from the state read, as without."""
+    moved = "2024-06-01"
+
+    def change_state(db):
+        saved = store.load_source_state(db, "pubmed")
+        store.save_source_success(db, "pubmed", moved, saved["state"])
+
+    alone_reports, alone_digests, alone_rows = run_weeks_changed(tmp_path, "alone", world, change_state)
+    reports, digests, rows_, at_open = run_weeks_forked_first(tmp_path, "first", world, monkeypatch, change_state)
+    assert at_open == [["litmon-fetch-pubmed"], ["litmon-fetch-pubmed"]]
+    assert reports == alone_reports
+    assert digests == alone_digests
+    assert rows_ == alone_rows
+    windows = [r for r in alone_rows["source_runs"] if "pubmed" in r]
+    assert any("2024-05-" in str(r) for r in windows), windows  # the second week's window starts from the moved watermark
+
+
+def run_weeks_changed(tmp_path, name: str, world, change_state):
+    """:func:`run_weeks` in one process with ``change_state(db)`` before the second week's crawl."""
+    pubmed, sources = world
+    pubmed.week, upstream.WEEK[0] = 1, 1
+    config = make(tmp_path / name, "off", sources)
+    db = ingest.open_db(config.database_path)
+    try:
+        reports = [report_of(crawl(config, db, http=HttpClient.from_config(config)))]
+        digests = [build_digest(db, config).text]
+        clock.advance(days=7)
+        pubmed.week, upstream.WEEK[0] = 2, 2
+        change_state(db)
+        reports.append(report_of(crawl(config, db, http=HttpClient.from_config(config))))
+        digests.append(build_digest(db, config).text)
+        return reports, digests, dump(db)
+    finally:
+        clock.pin(PINNED_NOW)
+        db.close()
+
+
+def test_the_state_is_read_before_opening_only_from_a_file_of_the_current_schema(tmp_path):
+    """:func:`crawler.store.peek_source_state`: a first run's state without a file (none is made); the stored state
+    of a current file, read without writing it; nothing (None: the caller reads it once the file is opened and
+    migrated) from a file with a migration pending, one that is no database, or one another program locks."""
+    import sqlite_utils
+
+    path = tmp_path / "litmon.db"
+    assert store.peek_source_state(path, "pubmed") == {"watermark": None, "state": {}, "consecutive_failures": 0}
+    assert not path.exists()
+    db = ingest.open_db(path)
+    store.save_source_success(db, "pubmed", "2026-11-01", {"pass": "mdat"})
+    assert store.peek_source_state(path, "pubmed") == store.load_source_state(db, "pubmed")
+    assert store.peek_source_state(path, "europepmc") == store.load_source_state(db, "europepmc")
+    db.close()
+    before = path.read_bytes()
+    assert store.peek_source_state(path, "pubmed")["state"] == {"pass": "mdat"}
+    assert path.read_bytes() == before
+
+    old = tmp_path / "old.db"
+    store.migrations.apply(sqlite_utils.Database(old), stop_before="m011_page_item_ids")
+    sqlite3.connect(old).execute(
+        "INSERT INTO source_states (source, state, updated_at) VALUES ('pubmed', '{}', 'x')"
+    ).connection.commit()
+    assert store.peek_source_state(old, "pubmed") is None
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 512)
+    assert store.peek_source_state(tmp_path / "junk.db", "pubmed") is None
+    rollback = tmp_path / "rollback.db"
+    db = ingest.open_db(rollback)
+    db.execute("PRAGMA journal_mode = DELETE")
+    db.close()
+    holder = sqlite3.connect(rollback, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert store.peek_source_state(rollback, "pubmed") is None  # (without waiting)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+#: ``litmon crawl`` in a fresh process that says on stderr when it forks (the fetch worker)
+CRAWL_SAYING_FORKS = """
+import os, sys
+from crawler import cli, fetch_worker
+fetch_worker.cores = lambda: 2  # (a worker on any test machine)
+os.register_at_fork(before=lambda: (sys.stderr.write("FORKED\\n"), sys.stderr.flush()))
+cli.main(["--config", sys.argv[1], "crawl", "--source", "pubmed"])
+"""
+
+
+def crawl_saying_forks(tmp_path, config: str, mark: str):
+    import subprocess
+    import sys
+
+    from tests.conftest import skip_subprocess_when_travelling
+
+    skip_subprocess_when_travelling()
+    return subprocess.run(
+        [sys.executable, "-c", CRAWL_SAYING_FORKS, config],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=litmon_env(LITMON_TEST_MARK=mark),
+    )
+
+
+@needs_proc
+def test_a_database_that_cannot_be_written_after_the_worker_is_forked_stops_it(tmp_path, httpserver):
+    """The file reads (the state is read before opening) but cannot be written: another program holds its write lock
+    past ``[database] busy_timeout``. The worker, forked first, is stopped and reaped; the run fails with the error,
+    exit code and files of a run that forks nothing (``fetch_worker = "off"``); the database is as it was."""
+    PubMedServer(httpserver)
+    results = {}
+    for worker in ("off", "on"):
+        folder = tmp_path / worker
+        folder.mkdir()
+        config_path = write_config(folder, pubmed_section(httpserver))
+        text = Path(config_path).read_text().replace("[crawl]\n", f'[crawl]\nfetch_worker = "{worker}"\n', 1)
+        Path(config_path).write_text(text.replace("[database]\n", "[database]\nbusy_timeout = 0.2\n", 1))
+        ingest.open_db(folder / "litmon.db").close()  # a current file
+        before = dump(ingest.open_db(folder / "litmon.db"))
+        holder = sqlite3.connect(folder / "litmon.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another program writing
+        mark = uuid.uuid4().hex
+        try:
+            result = crawl_saying_forks(folder, config_path, mark)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        wait_for(lambda mark=mark: not processes_marked(mark), timeout=10, what="no litmon process to be left")
+        after = dump(ingest.open_db(folder / "litmon.db"))
+        results[worker] = result
+        assert after == before
+        assert result.returncode == 1, result.stderr
+        assert "database is locked" in result.stderr or "locked" in result.stderr
+    assert "FORKED" not in results["off"].stderr
+    assert "FORKED" in results["on"].stderr  # the worker was forked before the database was opened
+    assert results["on"].stderr.replace("FORKED\n", "").replace(str(tmp_path / "on"), "X") == results["off"].stderr.replace(
+        str(tmp_path / "off"), "X"
+    )
+
+
+@needs_proc
+def test_a_run_that_finds_the_lock_held_forks_nothing(tmp_path, httpserver):
+    """Another run holds the run lock: nothing is forked, the same message and exit code 3 as ever."""
+    from crawler.lock import RunLock, lock_path
+
+    PubMedServer(httpserver)
+    config_path = write_config(tmp_path, pubmed_section(httpserver))
+    Path(config_path).write_text(with_worker(Path(config_path).read_text()))
+    with RunLock(lock_path(tmp_path / "litmon.db"), "crawl"):
+        result = crawl_saying_forks(tmp_path, config_path, uuid.uuid4().hex)
+    assert result.returncode == 3, result.stderr
+    assert "another litmon run is in progress" in result.stderr
+    assert "FORKED" not in result.stderr
+    assert not (tmp_path / "litmon.db").exists()

@@ -48,6 +48,11 @@ def test_a_killed_run_leaves_a_stale_lock_that_the_next_run_recovers(tmp_path, h
     victim = start_litmon("--config", config, "crawl", cwd=tmp_path)
     try:
         wait_for(server.entered.is_set, what="the crawl to reach the server")
+        # (its fetch worker, forked before the database is opened, may reach the server before the run's rows exist)
+        wait_for(
+            lambda: query(tmp_path / "litmon.db", "SELECT status FROM source_runs") == [("running",)],
+            what="the crawl to record its source run",
+        )
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
     finally:

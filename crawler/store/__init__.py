@@ -102,6 +102,7 @@ from crawler.store.schema import (
     migrate,
     migrations,
     open_db,
+    peek_source_state,
     timestamp_columns,
 )
 from crawler.store.search import FTS_WEIGHTS, HIGHLIGHT, fts_query, load_export_works, search_works
@@ -166,6 +167,7 @@ __all__ = [
     "count_stale_classifications",
     "database_file",
     "open_reader",
+    "peek_source_state",
     "current_work_ids",
     "find_candidate_groups",
     "find_candidates",

@@ -12,7 +12,9 @@ A migration that needs a data backfill computed by a later stage (m002: fuzzy id
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -20,6 +22,7 @@ from sqlite_utils.migrations import Migrations
 from crawler.records import CITATION_FIELDS, NAME_ORDER, normalise_trial_status, parse_authors
 from crawler.store.candidates import key_hash
 from crawler.store.common import dumps, source_rank_sql
+from crawler.store.runs import load_source_state
 from crawler.store.summaries import FTS_COLUMNS, VIEWS, queue_triggers
 from crawler.store.works import citation_value, refresh_work_authors
 
@@ -688,3 +691,28 @@ def memory_db() -> sqlite_utils.Database:
     db = connect(None)
     migrate(db)
     return db
+
+
+def peek_source_state(path: str | Path, source: str) -> dict[str, Any] | None:
+    """A source's saved state as :func:`crawler.store.load_source_state` gives it, read before the file is opened
+    for writing and migrated (a fetch worker forked first: :class:`crawler.pipeline.FirstSource`), through a
+    read-only connection that waits for no lock. The state of a source never crawled when the file does not exist (a
+    first run: the file is made when opened). None when it cannot tell: the file cannot be read, another program
+    holds a lock, or a migration is pending (its tables may not have their current shape: they are not read) — the
+    caller then reads the state once the file is opened, as without this."""
+    path = Path(path)
+    if not path.exists():
+        return {"watermark": None, "state": {}, "consecutive_failures": 0}
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0)
+    except (sqlite3.Error, OSError, ValueError):
+        return None
+    try:
+        db = sqlite_utils.Database(conn)
+        if migrations.pending(db):
+            return None
+        return load_source_state(db, source)
+    except (sqlite3.Error, ValueError):  # (ValueError: a state that is not JSON; opening the file reports it)
+        return None
+    finally:
+        conn.close()
