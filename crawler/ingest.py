@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from crawler import classify, clock, dedup, failpoints, store
 from crawler.matching import MatchInputs, record_match_inputs
 from crawler.records import Record
+
+if TYPE_CHECKING:  # (imported where a connection is made: not before the fetch worker's fork)
+    import sqlite_utils
 
 #: migration name -> the backfill it needs, run after the migrations of that open, in their transaction
 #: (m002_dedup: fingerprint and resolve records stored before fuzzy identity existed; m009: recompute

@@ -655,13 +655,13 @@ def test_one_core_crawls_in_one_process(monkeypatch):
 
 
 #: A run's start in a fresh litmon process, stopped at the worker's fork: prints the modules only the writing process
-#: needs after the fork (the digest's, dedup's rapidfuzz) that it has imported by then.
+#: needs after the fork (the digest's, dedup's rapidfuzz, the store's sqlite_utils) that it has imported by then.
 START_UNTIL_THE_FORK = """
 import json, os, sys
 from crawler import cli, fetch_worker
 fetch_worker.cores = lambda: 2  # (a worker on any test machine)
 def at_fork():
-    wanted = ("crawler.digest", "jinja2", "rapidfuzz")
+    wanted = ("crawler.digest", "jinja2", "rapidfuzz", "sqlite_utils")
     sys.stdout.write(json.dumps([name for name in wanted if name in sys.modules]))
     sys.stdout.flush()
     os._exit(0)
@@ -672,7 +672,8 @@ cli.main(["--config", sys.argv[1], "-q", "run"])
 
 def test_a_run_imports_the_digest_after_its_crawl_not_before_the_worker_s_fork(tmp_path):
     """Until the worker's fork the writing process runs alone: `litmon run` imports the digest's modules (jinja2 among
-    them), which the worker never needs, after its crawl, and rapidfuzz where dedup first compares titles."""
+    them), which the worker never needs, after its crawl, rapidfuzz where dedup first compares titles, and sqlite_utils
+    where the database is opened (the first source's worker is forked before)."""
     import subprocess
     import sys
 

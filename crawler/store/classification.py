@@ -7,12 +7,14 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from crawler import clock
 from crawler.store.common import chunks, dumps_texts, insert_rows, insert_values, marks
 from crawler.store.summaries import refresh_work_summaries
+
+if TYPE_CHECKING:  # (imported where a connection is made: not before the fetch worker's fork)
+    import sqlite_utils
 
 _SUMMARY_COLUMNS = """relevance = (SELECT label FROM work_relevance r WHERE r.work_id = work_summaries.work_id),
     rank_score = (SELECT rank_score FROM work_relevance r WHERE r.work_id = work_summaries.work_id),
@@ -239,4 +241,6 @@ def database_file(db) -> str:
 
 def open_reader(path: str) -> sqlite_utils.Database:
     """A read-only connection to a database file, for a worker process that reads records while another writes."""
+    import sqlite_utils
+
     return sqlite_utils.Database(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=60))

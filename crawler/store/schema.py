@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crawler.records import CITATION_FIELDS, NAME_ORDER, normalise_trial_status, parse_authors
 from crawler.store.candidates import key_hash
@@ -26,7 +24,49 @@ from crawler.store.runs import load_source_state
 from crawler.store.summaries import FTS_COLUMNS, VIEWS, queue_triggers
 from crawler.store.works import citation_value, refresh_work_authors
 
-migrations = Migrations("litmon")
+if TYPE_CHECKING:  # (imported where a connection is made: not before the fetch worker's fork)
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
+
+_Migration = TypeVar("_Migration", bound=Callable[..., None])
+
+
+class _LitmonMigrations:
+    """litmon's migrations: sqlite_utils' ``Migrations("litmon")``, made when first used (``pending``, ``apply``,
+    ``applied``: :meth:`__getattr__`). Registering one (``@migrations()``) imports nothing: importing the store does
+    not import sqlite_utils (~0.2 G instructions, with dateutil), which the first source's fetch worker never uses:
+    a run imports it where it connects to the database, after that worker's fork (:class:`crawler.pipeline.FirstSource`)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.functions: list[Callable[..., None]] = []
+        self._made: Migrations | None = None
+
+    def __call__(self) -> Callable[[_Migration], _Migration]:
+        def register(function: _Migration) -> _Migration:
+            self.functions.append(function)
+            if self._made is not None:
+                self._made()(function)
+            return function
+
+        return register
+
+    def names(self) -> list[str]:
+        """Every migration's name, in order."""
+        return [function.__name__ for function in self.functions]
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._made is None:
+            from sqlite_utils.migrations import Migrations
+
+            made = Migrations(self.name)
+            for function in self.functions:
+                made()(function)
+            self._made = made
+        return getattr(self._made, attribute)
+
+
+migrations = _LitmonMigrations("litmon")
 
 
 @migrations()
@@ -651,6 +691,8 @@ PAGE_SIZE = 16384
 def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float = 30.0) -> sqlite_utils.Database:
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
     busy timeout: a write waits up to ``busy_timeout`` seconds for another program's write lock."""
+    import sqlite_utils
+
     if path is None:
         db = sqlite_utils.Database(memory=True)
         db.conn.execute("PRAGMA foreign_keys = ON")
@@ -708,10 +750,13 @@ def peek_source_state(path: str | Path, source: str) -> dict[str, Any] | None:
     except (sqlite3.Error, OSError, ValueError):
         return None
     try:
-        db = sqlite_utils.Database(conn)
-        if migrations.pending(db):
+        # the migrations applied, as sqlite_utils records them (read here without importing it: the fork comes first)
+        applied = {
+            name for (name,) in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [migrations.name])
+        }
+        if not applied.issuperset(migrations.names()):
             return None
-        return load_source_state(db, source)
+        return load_source_state(conn, source)
     except (sqlite3.Error, ValueError):  # (ValueError: a state that is not JSON; opening the file reports it)
         return None
     finally:

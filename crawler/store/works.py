@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from crawler import clock
 from crawler.records import (
@@ -27,6 +25,9 @@ from crawler.records import (
 from crawler.store.candidates import repoint_work_links
 from crawler.store.common import chunks, loads, marks, source_rank_sql
 from crawler.store.summaries import queue_summaries, refresh_work_summaries
+
+if TYPE_CHECKING:  # (imported where a connection is made: not before the fetch worker's fork)
+    import sqlite_utils
 
 log = logging.getLogger("crawler.store")
 
