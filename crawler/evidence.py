@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from crawler.abstracts import FOCUS_ENDS, ascii_form, pieces, reads_as_ascii, sentence_ends
-from crawler.terms import Doc, Gated, Scan, regex_anchors
+from crawler.terms import Doc, Gated, Scan, analyses_of, regex_anchors
 
 EVIDENCE_TAGS = (
     "rct",
@@ -781,6 +783,13 @@ _PEOPLE = Gated(_N_PEOPLE)
 _N_PEOPLE_ASCII = re.compile(_N_PEOPLE.pattern, re.ASCII)
 
 
+def analyses_to_keep() -> dict[str, Any]:
+    """What :data:`crawler.terms.KEPT_ANALYSES` keeps: the analyses of the expressions gated above, made afresh
+    (``python -m crawler.evidence`` prints it)."""
+    gated = (*_GATED.values(), *_GATED_ASCII.values(), _PEOPLE)
+    return analyses_of({each.pattern.pattern for each in gated} | {_REVIEW_TITLE_WORDS})
+
+
 def _people_counts(text: str, scan: Scan) -> list[re.Match]:
     """``list(_N_PEOPLE.finditer(text))``, ``scan`` being the text's: the expression is tried only in the sentences
     that hold a word for people. What a match holds (digits, commas, whitespace, lower-case words and hyphens, that
@@ -935,3 +944,7 @@ def rank_score(facts: Facts, tags: list[Tag], label: str, today: dt.date) -> tup
     if LABEL_POINTS[label]:
         reasons.append(f"relevance {label} {LABEL_POINTS[label]:+d}")
     return score, reasons
+
+
+if __name__ == "__main__":  # python -m crawler.evidence > crawler/regex_analyses.json
+    print(json.dumps(analyses_to_keep(), indent=1, sort_keys=True))

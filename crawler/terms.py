@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import operator
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -141,6 +143,44 @@ def _parsed(pattern: str, flags: int) -> Any:
         return None
 
 
+#: The analyses of litmon's own expressions (:mod:`crawler.evidence`'s), made once and kept in this file beside the module
+#: (``python -m crawler.evidence > crawler/regex_analyses.json`` writes it; a test checks it against the expressions):
+#: importing :mod:`crawler.evidence` made them at every start (~0.1 G instructions, ~5 % of a backfill's start), in every
+#: process that classifies. An expression the file does not hold is analysed as before.
+KEPT_ANALYSES = os.path.join(os.path.dirname(__file__), "regex_analyses.json")
+
+
+def _kept_analyses() -> tuple[dict[str, tuple[frozenset[str], ...]], dict[str, tuple[int, int] | None]]:
+    """(expression -> :func:`regex_anchors`, expression -> :func:`regex_extent` without flags) as kept in
+    :data:`KEPT_ANALYSES`; nothing when the file is missing, unreadable or was made by another version of Python (whose
+    parser may read an expression otherwise: there each is analysed afresh)."""
+    try:
+        with open(KEPT_ANALYSES, encoding="utf-8") as file:
+            kept = json.load(file)
+    except (OSError, ValueError):  # (while it is being written, it is empty)
+        return {}, {}
+    if tuple(kept["python"]) != sys.version_info[:2]:
+        return {}, {}
+    anchors = {pattern: tuple(frozenset(pieces) for pieces in sets) for pattern, sets in kept["anchors"].items()}
+    extents = {pattern: None if extent is None else (extent[0], extent[1]) for pattern, extent in kept["extents"].items()}
+    return anchors, extents
+
+
+_KEPT_ANCHORS, _KEPT_EXTENTS = _kept_analyses()
+
+
+def analyses_of(patterns: Iterable[str]) -> dict[str, Any]:
+    """:func:`regex_anchors` and :func:`regex_extent` (without flags) of each expression, made afresh, as
+    :data:`KEPT_ANALYSES` keeps them (each set of pieces sorted)."""
+    patterns = sorted(set(patterns))
+    extents = {pattern: _regex_extent(pattern, 0) for pattern in patterns}
+    return {
+        "python": list(sys.version_info[:2]),
+        "anchors": {pattern: [sorted(pieces) for pieces in _regex_anchors(pattern)] for pattern in patterns},
+        "extents": {pattern: None if extent is None else list(extent) for pattern, extent in extents.items()},
+    }
+
+
 @functools.lru_cache(maxsize=PARSED)
 def regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
     """Literal pieces that every match of a regular expression contains, as sets that must each be met.
@@ -151,6 +191,11 @@ def regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
     (terms are matched against lower-cased text). Computed from the parsed expression, so that a
     rule written as ``re:`` skips every text that cannot match it, as plain terms do.
     """
+    kept = _KEPT_ANCHORS.get(pattern)
+    return _regex_anchors(pattern) if kept is None else kept
+
+
+def _regex_anchors(pattern: str) -> tuple[frozenset[str], ...]:
     tree = _parsed(pattern, 0)  # (the flags make no difference to the tree: the letters' case is the compiler's)
     if tree is None:  # an unreadable expression is simply always run
         return ()
@@ -209,6 +254,12 @@ def regex_extent(pattern: str, flags: int = 0) -> tuple[int, int] | None:
     or None when either has no bound (``*``, ``+``, back-references, anything not understood).
 
     What reads past a match's end: look-aheads, and ``\\b``/``$`` (the next one or two characters)."""
+    if not flags and pattern in _KEPT_EXTENTS:
+        return _KEPT_EXTENTS[pattern]
+    return _regex_extent(pattern, flags)
+
+
+def _regex_extent(pattern: str, flags: int) -> tuple[int, int] | None:
     tree = _parsed(pattern, flags)
     if tree is None:
         return None

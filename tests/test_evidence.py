@@ -616,3 +616,37 @@ def test_sentences_from_the_focus_rules_ends_as_split_alone():
             semicolons += "; " in text
         assert evidence._sentences(doc, text) == evidence.sentence_spans(text), text
     assert derived > 600 and semicolons > 300
+
+
+def test_the_kept_analyses_of_the_expressions_are_current():
+    """crawler/regex_analyses.json keeps what importing this module would work out of its gated expressions
+    (crawler.terms.regex_anchors and regex_extent): made afresh here, they must be what it holds, and importing the
+    classifier in a new process then parses none of them. On another version of Python than the file's, it is not used."""
+    import json
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    from crawler import terms
+
+    with open(terms.KEPT_ANALYSES, encoding="utf-8") as file:
+        kept = json.load(file)
+    fresh = evidence.analyses_to_keep()
+    if kept["python"] != fresh["python"]:
+        assert terms._KEPT_ANCHORS == {} and terms._KEPT_EXTENTS == {}
+        return
+    assert kept == fresh, "crawler/regex_analyses.json is out of date: python -m crawler.evidence > crawler/regex_analyses.json"
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "regex_analyses.json" in project["tool"]["setuptools"]["package-data"]["crawler"]  # (installed beside terms.py)
+    assert len(kept["anchors"]) > 25
+    # (each analysis as the module makes it: sets of pieces in order, the pieces of each set)
+    for pattern, sets in kept["anchors"].items():
+        assert terms.regex_anchors(pattern) == tuple(frozenset(pieces) for pieces in sets)
+    parsed = subprocess.run(
+        [sys.executable, "-c", "import crawler.classify, crawler.terms; print(crawler.terms._parsed.cache_info().misses)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert parsed.stdout.strip() == "0", "importing the classifier analysed an expression the file does not keep"
