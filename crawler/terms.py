@@ -152,18 +152,40 @@ KEPT_ANALYSES = os.path.join(os.path.dirname(__file__), "regex_analyses.json")
 
 def _kept_analyses() -> tuple[dict[str, tuple[frozenset[str], ...]], dict[str, tuple[int, int] | None]]:
     """(expression -> :func:`regex_anchors`, expression -> :func:`regex_extent` without flags) as kept in
-    :data:`KEPT_ANALYSES`; nothing when the file is missing, unreadable or was made by another version of Python (whose
-    parser may read an expression otherwise: there each is analysed afresh)."""
+    :data:`KEPT_ANALYSES`; nothing when the file is missing, unreadable, not of the shape :func:`analyses_of` gives or
+    was made by another version of Python (whose parser may read an expression otherwise): each expression is then
+    analysed afresh. Never raises: a start is never stopped by this file."""
     try:
         with open(KEPT_ANALYSES, encoding="utf-8") as file:
             kept = json.load(file)
     except (OSError, ValueError):  # (while it is being written, it is empty)
         return {}, {}
-    if tuple(kept["python"]) != sys.version_info[:2]:
+    if not _of_kept_shape(kept) or kept["python"] != list(sys.version_info[:2]):
         return {}, {}
     anchors = {pattern: tuple(frozenset(pieces) for pieces in sets) for pattern, sets in kept["anchors"].items()}
     extents = {pattern: None if extent is None else (extent[0], extent[1]) for pattern, extent in kept["extents"].items()}
     return anchors, extents
+
+
+def _of_kept_shape(kept: Any) -> bool:
+    """Whether a file's content is of the shape :func:`analyses_of` gives: ``python`` two integers, ``anchors`` lists of
+    lists of strings, ``extents`` None or two integers (by expression)."""
+
+    def integers(value: Any) -> bool:
+        return isinstance(value, list) and len(value) == 2 and all(type(number) is int for number in value)
+
+    return (
+        isinstance(kept, dict)
+        and integers(kept.get("python"))
+        and isinstance(kept.get("anchors"), dict)
+        and isinstance(kept.get("extents"), dict)
+        and all(
+            isinstance(sets, list)
+            and all(isinstance(pieces, list) and all(isinstance(piece, str) for piece in pieces) for pieces in sets)
+            for sets in kept["anchors"].values()
+        )
+        and all(extent is None or integers(extent) for extent in kept["extents"].values())
+    )
 
 
 _KEPT_ANCHORS, _KEPT_EXTENTS = _kept_analyses()

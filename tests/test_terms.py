@@ -331,6 +331,41 @@ def test_regex_extent_bounds_what_matching_reads(pattern, extent):
     assert terms.regex_extent(pattern) == extent
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "{",
+        "null",
+        "[]",
+        "{}",
+        '{"python": [3, 11]}',
+        '{"python": "3.11", "anchors": {}, "extents": {}}',
+        '{"python": [3], "anchors": {}, "extents": {}}',
+        '{"python": [3, 11], "anchors": [], "extents": {}}',
+        '{"python": [3, 11], "anchors": {"ketamin": ["ketamin"]}, "extents": {}}',  # a set that is a string
+        '{"python": [3, 11], "anchors": {"ketamin": [[7]]}, "extents": {}}',
+        '{"python": [3, 11], "anchors": {}, "extents": {"ketamin": [7]}}',
+        '{"python": [3, 11], "anchors": {}, "extents": {"ketamin": ["7", "7"]}}',
+        '{"python": [3, 11], "anchors": {}, "extents": {"ketamin": [7.0, 7]}}',
+        '{"python": [2, 7], "anchors": {"ketamin": [["ketamin"]]}, "extents": {"ketamin": [7, 7]}}',  # another Python
+    ],
+)
+def test_a_kept_analyses_file_of_another_shape_is_not_read(tmp_path, monkeypatch, content):
+    """crawler/regex_analyses.json is read only when it has the shape terms.analyses_of gives and this Python made it;
+    otherwise nothing is kept (each expression is analysed afresh) and nothing is raised: it is read at import."""
+    path = tmp_path / "regex_analyses.json"
+    path.write_text(content.replace("[3, 11]", str(list(sys.version_info[:2]))), encoding="utf-8")
+    monkeypatch.setattr(terms, "KEPT_ANALYSES", str(path))
+    assert terms._kept_analyses() == ({}, {})
+    path.write_text(
+        f'{{"python": {list(sys.version_info[:2])}, "anchors": {{"ketamin": [["ketamin"]]}}, "extents": {{"ketamin": [7, 7]}}}}'
+    )
+    assert terms._kept_analyses() == ({"ketamin": (frozenset({"ketamin"}),)}, {"ketamin": (7, 7)})
+    monkeypatch.setattr(terms, "KEPT_ANALYSES", str(tmp_path / "missing.json"))
+    assert terms._kept_analyses() == ({}, {})
+
+
 def test_an_expression_is_read_alike_whatever_its_flags_but_verbose():
     """The analyses share one parse of an expression and of its ASCII form (``_parsed``), and ``regex_anchors`` parses
     without ``re.IGNORECASE``: true while the flags but ``re.VERBOSE`` make no difference to the parsed tree (the
