@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import ahocorasick_rs
@@ -74,7 +74,24 @@ _AIM_PIECES = (
     + ["was " + word for word in _words_begun(_AIM_DONE)]
     + ["to " + word for word in _words_begun(_AIM_TO)]
 )
-_AIM_FINDERS = (ahocorasick_rs.AhoCorasick(sorted(_AIM_PIECES)),)
+
+
+class _Finders(tuple[ahocorasick_rs.AhoCorasick, ...]):
+    """An automaton (ahocorasick-rs) for each of some sets of literal pieces (:func:`_holds_pieces`), and ``in_bytes``:
+    the same for the pieces' bytes, which reads an ASCII text's bytes."""
+
+    in_bytes: tuple[ahocorasick_rs.BytesAhoCorasick, ...]
+
+
+def _finders(sets: Iterable[Iterable[str]]) -> _Finders:
+    """The :class:`_Finders` of these sets of pieces, in this order."""
+    ordered = [sorted(pieces) for pieces in sets]
+    finders = _Finders(ahocorasick_rs.AhoCorasick(pieces) for pieces in ordered)
+    finders.in_bytes = tuple(ahocorasick_rs.BytesAhoCorasick([piece.encode() for piece in pieces]) for pieces in ordered)
+    return finders
+
+
+_AIM_FINDERS = _finders([_AIM_PIECES])
 #: Sentences about other work or future work (discussion), wherever they stand.
 _DISCUSSION = re.compile(
     r"\b(future (studies|research|trials|work|investigations?)|further (studies|research|trials|investigation)|"
@@ -324,10 +341,10 @@ def _is_passing(
 
 #: id of an expression -> (it, an automaton for each set of literal pieces one of which every match of it contains
 #: (:func:`crawler.terms.regex_anchors`)): by id, as :data:`_GATES`.
-_PIECES: dict[int, tuple[re.Pattern, tuple[ahocorasick_rs.AhoCorasick, ...]]] = {}
+_PIECES: dict[int, tuple[re.Pattern, _Finders]] = {}
 
 
-def _piece_finders(pattern: re.Pattern) -> tuple[ahocorasick_rs.AhoCorasick, ...]:
+def _piece_finders(pattern: re.Pattern) -> _Finders:
     """What finds, in a text, the pieces of each set one of which every match of ``pattern`` contains: a text where one
     of them finds nothing holds no match (none at all when nothing is known of the matches). The set whose shortest
     piece is the longest comes first (then the smaller): the one most texts lack, which most often settles it alone."""
@@ -336,12 +353,21 @@ def _piece_finders(pattern: re.Pattern) -> tuple[ahocorasick_rs.AhoCorasick, ...
         if len(_PIECES) >= 64:
             _PIECES.clear()
         sets = sorted((p for p in regex_anchors(pattern.pattern) if p), key=lambda p: (-min(map(len, p)), len(p), sorted(p)))
-        found = _PIECES[id(pattern)] = (pattern, tuple(ahocorasick_rs.AhoCorasick(sorted(pieces)) for pieces in sets))
+        found = _PIECES[id(pattern)] = (pattern, _finders(sets))
     return found[1]
 
 
 def _holds_pieces(text: str, finders: tuple[ahocorasick_rs.AhoCorasick, ...]) -> bool:
     """Whether each of ``finders`` (:func:`_piece_finders`) finds a piece in ``text``: else no match can be there."""
+    if finders.__class__ is _Finders and text.isascii():
+        # (an ASCII text read as bytes, by the automata of the pieces' bytes: the same pieces found, without the str
+        # automaton's conversion of each offset back to characters, ~1.8k of its ~5.7k instructions per call on the
+        # labelled set's sentences; measured with callgrind)
+        data = text.encode()
+        for in_bytes in finders.in_bytes:
+            if not in_bytes.find_matches_as_indexes(data):
+                return False
+        return True
     for finder in finders:
         if not finder.find_matches_as_indexes(text):
             return False
