@@ -431,3 +431,32 @@ def test_the_pieces_are_found_in_an_ascii_text_read_as_bytes_as_in_the_text(drug
             assert focus._holds_pieces(sentence, finders) == in_text, sentence
             held += in_text
     assert held > 10_000 and sum(s.isascii() for s in randoms) > 5_000
+
+
+def test_a_passing_mention_is_told_from_the_first_matches_as_from_them_all(drug):
+    """_is_passing stops reading the passing expression's matches once every mention lies in one, or one lies in none:
+    the same answer as every match's span read, on every labelled sentence naming the concept (its mentions as found)
+    and 20,000 random sentences of aside words and concept terms with mentions at random places, for the expressions of
+    abstracts and titles."""
+    _, pattern = drug
+    expressions = [focus._passing_pattern(pattern.pattern), focus._passing_pattern(pattern.pattern, focus._TITLE_BEFORE)]
+    labelled = [s for work in load_corpus() for r in work.records for s in focus.sentences(normalize_text(r.abstract))]
+    cases = [(s, [m.span() for m in pattern.finditer(s)]) for s in labelled]
+    rng = random.Random(59)
+    words = ["ketamine", "esketamine", "such as", "like", "unlike", "than", "including", "prior", "-like", "the", "and"]
+    words += ["compared with", "rather than", "patients", "was recently approved", "ketamine-like", ",", "(", "é"]
+    for _ in range(20_000):
+        sentence = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+        found = [m.span() for m in pattern.finditer(sentence)]
+        picked = [hit for hit in found if rng.random() < 0.7] or found[:1]
+        cases.append((sentence, picked or [(rng.randrange(len(sentence)), len(sentence))]))
+    told = {True: 0, False: 0}
+    for expression in expressions:
+        for sentence, hits in cases:
+            if not hits:
+                continue
+            covered = [m.span() for m in expression.finditer(sentence)]
+            expected = all(any(a <= hit[0] < b for a, b in covered) for hit in hits)
+            assert focus._is_passing(sentence, hits, expression, (False, True)) == expected, (sentence, hits)
+            told[expected] += 1
+    assert told[True] > 2_000 and told[False] > 2_000
