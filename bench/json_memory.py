@@ -46,7 +46,7 @@ def high_water_mark():
 
 url, mode, traced = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 client = HttpClient("bench@example.org", max_response_mb=100, default_min_interval=0, response_timeout=600)
-config = SimpleNamespace(contact_email="bench@example.org", topic={"match_terms": ["ketamine"]})
+config = SimpleNamespace(contact_email="bench@example.org", topic=SimpleNamespace(match_terms=("ketamine",)))
 day = dt.date(2026, 11, 20)
 ctx = CrawlContext(
     name="crossref", settings={"base_url": url, "query": "ketamine", "page_size": 1000, "min_interval": 0},

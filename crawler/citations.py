@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from crawler import identifiers as ids
 from crawler.records import Author, format_authors, parse_authors
+
+if TYPE_CHECKING:
+    from crawler.config import Topic
 
 #: Labels of litmon's own evidence-type tags.
 EVIDENCE_LABELS = {
@@ -129,11 +133,11 @@ def free_full_text(records: list[dict], identifiers: list[tuple[str, str]]) -> s
     return None
 
 
-def tag_label(tag: str, topic: dict | None = None) -> str:
+def tag_label(tag: str, topic: Topic | None = None) -> str:
     """The human label of a tag: ``[topic.tags.<tag>] label``, litmon's evidence labels, else the key in words."""
-    spec = ((topic or {}).get("tags") or {}).get(tag) or {}
-    if spec.get("label"):
-        return spec["label"]
+    rule = topic.tags.get(tag) if topic is not None else None
+    if rule is not None and rule.label:
+        return rule.label
     if tag in EVIDENCE_LABELS:
         return EVIDENCE_LABELS[tag]
     words = tag.replace("_", " ")

@@ -38,8 +38,8 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from crawler import clock, store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
@@ -48,6 +48,9 @@ from crawler.records import source_rank
 from crawler.terms import Doc, RuleResult, RuleSet, TermRule, first_character_first, normalize_text, term_pattern
 from crawler.terms import _has_other_space as _other_space
 
+if TYPE_CHECKING:
+    from crawler.config import Topic, TopicRule
+
 log = logging.getLogger("crawler.classify")
 
 #: Bump when a rule in code changes, so that ``vocabulary_hash`` tells stale classifications.
@@ -55,7 +58,6 @@ CLASSIFIER_VERSION = 3
 LABELS = ("relevant", "uncertain", "not_relevant")
 #: A work's record type, as in store.refresh_work: the first present wins.
 RECORD_TYPE_ORDER = ("article", "notice", "trial_registration", "preprint", "news", "other")
-RULE_KEYS = ("terms", "mesh", "exclude", "require", "unless", "min_strength")
 
 
 @dataclass
@@ -102,44 +104,61 @@ class Classification:
 _CACHE: dict[str, Vocabulary] = {}
 
 
-def _rule(name: str, spec: dict[str, Any], **extra) -> TermRule:
-    return TermRule(name=name, **{k: spec[k] for k in RULE_KEYS if k in spec}, **extra)
+def _rule(name: str, rule: TopicRule, **extra) -> TermRule:
+    """One ``[topic.<group>.<name>]`` rule compiled (TermRule holds lists: the rule's tuples copied)."""
+    return TermRule(
+        name,
+        list(rule.terms),
+        list(rule.mesh),
+        list(rule.exclude),
+        list(rule.require),
+        list(rule.unless),
+        rule.min_strength,
+        **extra,
+    )
 
 
-def vocabulary_hash(topic: dict[str, Any]) -> str:
-    payload = {key: topic.get(key) for key in ("concepts", "noise", "tags", "relevance", "exclude_terms")}
-    # a tag's display label does not change any classification
-    payload["tags"] = {name: {k: v for k, v in spec.items() if k != "label"} for name, spec in (topic.get("tags") or {}).items()}
-    if not topic.get("concepts"):
-        payload["match_terms"] = topic.get("match_terms")
+def vocabulary_hash(topic: Topic) -> str:
+    """The hash of what classifies (``work_relevance.vocabulary_hash``): the JSON text of the topic's rule tables as
+    they were read when ``[topic]`` was a dict (every key of each table, the term lists as arrays, keys sorted), so a
+    hash stored before the topic became typed stays current."""
+    payload: dict[str, Any] = {
+        "concepts": {name: rule.as_dict() for name, rule in topic.concepts.items()},
+        "noise": {name: rule.as_dict() for name, rule in topic.noise.items()},
+        # a tag's display label does not change any classification
+        "tags": {name: {k: v for k, v in rule.as_dict().items() if k != "label"} for name, rule in topic.tags.items()},
+        "relevance": asdict(topic.relevance),
+        "exclude_terms": topic.exclude_terms,
+    }
+    if not topic.concepts:
+        payload["match_terms"] = topic.match_terms
     payload["version"] = CLASSIFIER_VERSION
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def build_vocabulary(topic: dict[str, Any]) -> Vocabulary:
+def build_vocabulary(topic: Topic) -> Vocabulary:
     """Compile ``[topic]`` (as parsed by crawler.config) into rules; cached by content."""
     digest = vocabulary_hash(topic)
     if digest in _CACHE:
         return _CACHE[digest]
-    concepts_cfg = topic.get("concepts") or {}
-    if concepts_cfg:
-        concepts = [_rule(name, spec) for name, spec in concepts_cfg.items()]
+    if topic.concepts:
+        concepts = [_rule(name, rule) for name, rule in topic.concepts.items()]
     else:  # no vocabulary: the filter terms are the one concept (word-start match, as for feeds)
-        concepts = [TermRule("topic", terms=[t if t.endswith("*") else t + "*" for t in topic.get("match_terms", [])])]
-    noise = [_rule(name, spec, penalty=spec.get("penalty", 1)) for name, spec in (topic.get("noise") or {}).items()]
-    if topic.get("exclude_terms"):
-        noise.append(TermRule("exclude_terms", terms=list(topic["exclude_terms"]), penalty=100))
-    tags = [_rule(name, spec, category=spec.get("category", "topic")) for name, spec in (topic.get("tags") or {}).items()]
-    relevance = topic.get("relevance") or {}
+        concepts = [TermRule("topic", terms=[t if t.endswith("*") else t + "*" for t in topic.match_terms])]
+    noise = [_rule(name, rule, penalty=rule.penalty) for name, rule in topic.noise.items()]
+    if topic.exclude_terms:
+        noise.append(TermRule("exclude_terms", terms=list(topic.exclude_terms), penalty=100))
+    tags = [_rule(name, rule, category=rule.category) for name, rule in topic.tags.items()]
+    relevance = topic.relevance
     vocabulary = Vocabulary(
         concepts,
         noise,
         tags,
-        relevance.get("relevant_score", 2),
-        relevance.get("uncertain_score", 1),
-        relevance.get("focus_concept", "") if concepts_cfg else "",
-        relevance.get("focus_bonus", 0),
+        relevance.relevant_score,
+        relevance.uncertain_score,
+        relevance.focus_concept if topic.concepts else "",
+        relevance.focus_bonus,
         digest,
     )
     _CACHE[digest] = vocabulary

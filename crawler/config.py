@@ -9,6 +9,7 @@ key and what is expected.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import logging
@@ -18,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from crawler.errors import ConfigError
 from crawler.settings import (
@@ -186,6 +187,90 @@ class RootSettings(Section):
     )
 
 
+# --------------------------------------------------------------------------- [topic] (its own form, not a Section)
+# The topic is read by its own parser below (_parse_topic: its messages and checks predate the Section declarations)
+# into these frozen values. Their term lists are tuples; the rule groups are dicts (name -> rule, in the file's order)
+# that nothing changes after parsing. crawler.classify compiles a Topic into its rules (build_vocabulary).
+
+
+@dataclass(frozen=True)
+class TopicRelevance:
+    """``[topic.relevance]``: the score thresholds and the focus concept (see crawler.classify.judge_relevance)."""
+
+    #: a work scoring at least this is relevant
+    relevant_score: int = 2
+    #: a work scoring at least this (and less than relevant_score) is uncertain; else not relevant
+    uncertain_score: int = 1
+    #: the name of a [topic.concepts.*] table, or "" for none
+    focus_concept: str = ""
+    #: added to the score when the focus concept is in a title, MeSH or trial field and every concept is present
+    focus_bonus: int = 1
+
+
+@dataclass(frozen=True)
+class TopicRule:
+    """The term lists every ``[topic.<group>.<name>]`` table has (crawler.terms.TermRule reads them)."""
+
+    #: terms (``re:`` for an expression, ``*`` for a word start) that make the rule match
+    terms: tuple[str, ...] = ()
+    #: MeSH headings (``*``: the heading and those below it)
+    mesh: tuple[str, ...] = ()
+    #: phrases blanked out before matching
+    exclude: tuple[str, ...] = ()
+    #: at least one of these must also appear
+    require: tuple[str, ...] = ()
+    #: the rule does not apply when one of these appears
+    unless: tuple[str, ...] = ()
+    #: the weakest match that counts (1 to 3)
+    min_strength: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """Key -> value, as the table's keys are named (every key, given or not)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+class TopicConcept(TopicRule):
+    """``[topic.concepts.<name>]``: what a relevant work is about (every concept must be present).
+
+    (No fields of its own: TopicRule's methods serve it as they are; a dataclass decorator here would make the same
+    methods again, ~4 M instructions at each start.)"""
+
+
+@dataclass(frozen=True)
+class TopicNoise(TopicRule):
+    """``[topic.noise.<name>]``: a context that catches the topic's words without being about it."""
+
+    min_strength: int = 2
+    #: taken off the score when the noise applies (0 to 100)
+    penalty: int = 1
+
+
+@dataclass(frozen=True)
+class TopicTag(TopicRule):
+    """``[topic.tags.<name>]``: a topic tag of a work."""
+
+    #: lower-case letters, digits and '_' (shipped: drug, indication, safety)
+    category: str = "topic"
+    #: shown in digests; "" = the name in words
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Topic:
+    """``[topic]``: the name, the terms that filter feeds and preprints locally, and the vocabulary."""
+
+    #: shown in digests (subject, List-Id)
+    name: str = "Literature monitor"
+    #: lower-cased; required non-empty by the parser
+    match_terms: tuple[str, ...] = ()
+    #: lower-cased; a noise class of penalty 100
+    exclude_terms: tuple[str, ...] = ()
+    relevance: TopicRelevance = field(default_factory=TopicRelevance)
+    concepts: dict[str, TopicConcept] = field(default_factory=dict)
+    noise: dict[str, TopicNoise] = field(default_factory=dict)
+    tags: dict[str, TopicTag] = field(default_factory=dict)
+
+
 #: [table] name -> declaration, in the order of the shipped file and the reference.
 SECTIONS: dict[str, type] = {
     "database": DatabaseSettings,
@@ -227,7 +312,7 @@ class Config:
     outbox_dir: Path
     backfill_from: dt.date
     overlap_days: int
-    topic: dict[str, Any]
+    topic: Topic
     sources: dict[str, dict[str, Any]]
     feeds: list[dict[str, Any]]
     pages: list[dict[str, Any]]
@@ -521,21 +606,19 @@ def _check_email(path: str, data: dict[str, Any], email: EmailSettings, contact:
     return filtered
 
 
-def _parse_topic(path: str, data: dict[str, Any]) -> dict[str, Any]:
+def _parse_topic(path: str, data: dict[str, Any]) -> Topic:
     """``[topic]``: the name, the terms that filter feeds and preprints locally, and the vocabulary."""
     topic = _Reader(path, data.get("topic", {}), "topic.")
     _reject_unknown(path, topic, TOPIC_KEYS)
-    topic_cfg = {
-        "name": topic.str("name", "Literature monitor", header=True),
-        "match_terms": [t.lower() for t in topic.str_list("match_terms")],
-        "exclude_terms": [t.lower() for t in topic.str_list("exclude_terms")],
-    }
-    if not topic_cfg["match_terms"]:
+    name = topic.str("name", Topic.name, header=True)
+    match_terms = tuple(t.lower() for t in topic.str_list("match_terms"))
+    exclude_terms = tuple(t.lower() for t in topic.str_list("exclude_terms"))
+    if not match_terms:
         raise ConfigError(
             path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally"
         )
-    topic_cfg.update(_parse_vocabulary(path, topic))
-    return topic_cfg
+    relevance, concepts, noise, tags = _parse_vocabulary(path, topic)
+    return Topic(name, match_terms, exclude_terms, relevance, concepts, noise, tags)
 
 
 def source_declarations() -> dict[str, type]:
@@ -673,36 +756,49 @@ _RULE_LIST_KEYS = ("terms", "mesh", "exclude", "require", "unless")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def _parse_vocabulary(path: str, topic: _Reader) -> dict[str, Any]:
+def _parse_vocabulary(
+    path: str, topic: _Reader
+) -> tuple[TopicRelevance, dict[str, TopicConcept], dict[str, TopicNoise], dict[str, TopicTag]]:
     """``[topic.relevance]``, ``[topic.concepts.*]``, ``[topic.noise.*]``, ``[topic.tags.*]`` (see crawler.classify)."""
-    relevance = topic.table_("relevance")
-    _reject_unknown(path, relevance, ("relevant_score", "uncertain_score", "focus_concept", "focus_bonus"))
-    result: dict[str, Any] = {
-        "relevance": {
-            "relevant_score": relevance.int("relevant_score", 2),
-            "uncertain_score": relevance.int("uncertain_score", 1),
-            "focus_concept": relevance.str("focus_concept", ""),
-            "focus_bonus": relevance.int("focus_bonus", 1, 0, 10),
-        }
-    }
-    if result["relevance"]["uncertain_score"] > result["relevance"]["relevant_score"]:
-        raise relevance.fail("uncertain_score", f"an integer <= relevant_score ({result['relevance']['relevant_score']})")
-    for group in _RULE_GROUPS:
-        table = topic.table_(group)
-        result[group] = {name: _parse_rule(path, group, name, table.table_(name)) for name in table.table}
-    focus = result["relevance"]["focus_concept"]
-    if focus and focus not in result["concepts"]:
-        names = ", ".join(result["concepts"]) or "none: [topic.concepts.*] is empty"
-        raise relevance.fail("focus_concept", f'the name of a [topic.concepts.*] table ({names}) or ""')
-    return result
+    table = topic.table_("relevance")
+    _reject_unknown(path, table, ("relevant_score", "uncertain_score", "focus_concept", "focus_bonus"))
+    relevance = TopicRelevance(
+        relevant_score=table.int("relevant_score", TopicRelevance.relevant_score),
+        uncertain_score=table.int("uncertain_score", TopicRelevance.uncertain_score),
+        focus_concept=table.str("focus_concept", TopicRelevance.focus_concept),
+        focus_bonus=table.int("focus_bonus", TopicRelevance.focus_bonus, 0, 10),
+    )
+    if relevance.uncertain_score > relevance.relevant_score:
+        raise table.fail("uncertain_score", f"an integer <= relevant_score ({relevance.relevant_score})")
+    concepts = _parse_rules(path, topic, "concepts", TopicConcept)
+    noise = _parse_rules(path, topic, "noise", TopicNoise)
+    tags = _parse_rules(path, topic, "tags", TopicTag)
+    focus = relevance.focus_concept
+    if focus and focus not in concepts:
+        names = ", ".join(concepts) or "none: [topic.concepts.*] is empty"
+        raise table.fail("focus_concept", f'the name of a [topic.concepts.*] table ({names}) or ""')
+    return relevance, concepts, noise, tags
+
+
+_Rule = TypeVar("_Rule", bound=TopicRule)
+
+
+def _parse_rules(path: str, topic: _Reader, group: str, kind: type[_Rule]) -> dict[str, _Rule]:
+    """The ``[topic.<group>.*]`` tables, name -> rule, in the file's order."""
+    table = topic.table_(group)
+    return {name: kind(**_parse_rule(path, group, name, table.table_(name))) for name in table.table}
 
 
 #: The rule tables of [topic]: each group's keys beyond the term lists, and its default min_strength.
-_RULE_GROUPS = {"concepts": ((), 1), "noise": (("penalty",), 2), "tags": (("category", "label"), 1)}
+_RULE_GROUPS = {
+    "concepts": ((), TopicConcept.min_strength),
+    "noise": (("penalty",), TopicNoise.min_strength),
+    "tags": (("category", "label"), TopicTag.min_strength),
+}
 
 
 def _parse_rule(path: str, group: str, name: str, rule: _Reader) -> dict[str, Any]:
-    """One ``[topic.<group>.<name>]`` table: its term lists, checked, and the group's own keys."""
+    """One ``[topic.<group>.<name>]`` table: its term lists, checked, and the group's own keys (the rule's fields)."""
     from crawler.evidence import EVIDENCE_TAGS
 
     extra_keys, min_default = _RULE_GROUPS[group]
@@ -720,12 +816,13 @@ def _parse_rule(path: str, group: str, name: str, rule: _Reader) -> dict[str, An
         raise ConfigError(path, rule.key("terms"), "expected at least one term (or a mesh entry)")
     for key in _RULE_LIST_KEYS:
         _check_terms(path, rule, key, spec[key])
+        spec[key] = tuple(spec[key])
     spec["min_strength"] = rule.int("min_strength", min_default, 1, 3)
     if group == "noise":
-        spec["penalty"] = rule.int("penalty", 1, 0, 100)
+        spec["penalty"] = rule.int("penalty", TopicNoise.penalty, 0, 100)
     if group == "tags":
-        spec["category"] = rule.str("category", "topic")
-        spec["label"] = rule.str("label", "")  # shown in digests; "" = the name in words
+        spec["category"] = rule.str("category", TopicTag.category)
+        spec["label"] = rule.str("label", TopicTag.label)  # shown in digests; "" = the name in words
         if not _NAME_RE.match(spec["category"]):
             raise rule.fail("category", "a name of lower-case letters, digits and '_' (e.g. drug, indication, safety)")
     return spec

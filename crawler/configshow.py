@@ -81,14 +81,17 @@ def _section_rows(config: Config) -> list[dict[str, Any]]:
 def _topic_rows(config: Config) -> list[dict[str, Any]]:
     """[topic]'s plain keys, then one row per rule group listing its rule names."""
     topic = config.topic
-    rows = [_row(config, "topic", key, topic.get(key), f"topic.{key}") for key in ("name", "match_terms", "exclude_terms")]
-    for group in ("concepts", "noise", "tags"):
+    rows = [
+        _row(config, "topic", key, value, f"topic.{key}")
+        for key, value in (("name", topic.name), ("match_terms", topic.match_terms), ("exclude_terms", topic.exclude_terms))
+    ]
+    for group, rules in (("concepts", topic.concepts), ("noise", topic.noise), ("tags", topic.tags)):
         origins = {config.origins.get(k) for k in config.origins if k.startswith(f"topic.{group}.")}
         rows.append(
             {
                 "table": "topic",
                 "key": group,
-                "value": sorted(topic.get(group) or {}),
+                "value": sorted(rules),
                 "from": ", ".join(sorted(o for o in origins if o)) or DEFAULT_ORIGIN,
             }
         )

@@ -72,7 +72,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler import classify, clock, ingest
 from crawler.errors import SourceError
@@ -81,6 +81,9 @@ from crawler.matching import Fingerprint, MatchInputs, import_rapidfuzz
 from crawler.records import FIELDS_MADE_WHEN_READ, Link, Record
 from crawler.sources.base import CrawlContext
 from crawler.store.works import RECORD_COLUMNS
+
+if TYPE_CHECKING:
+    from crawler.config import Topic
 
 log = logging.getLogger("crawler.fetch_worker")
 
@@ -134,7 +137,7 @@ def batches_in_worker(
     module,
     ctx: CrawlContext,
     *,
-    topic: dict[str, Any] | None,
+    topic: Topic | None,
     stop: threading.Event | None = None,
     prepare: bool = True,
 ):
@@ -597,7 +600,7 @@ def _answered(
 class _Warming(threading.Thread):
     """The vocabulary of ``topic`` built and warmed (:func:`crawler.classify.warm_up`) in a thread of its own."""
 
-    def __init__(self, topic: dict[str, Any]) -> None:
+    def __init__(self, topic: Topic) -> None:
         super().__init__(name="litmon-warm-up", daemon=True)
         self.topic = topic
         self.vocabulary: classify.Vocabulary | None = None

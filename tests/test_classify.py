@@ -8,14 +8,16 @@ validation, and the targets of issue #5 over the whole labelled set.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from crawler.classify import _classify_chunk, build_vocabulary, classify_records
+from crawler.classify import CLASSIFIER_VERSION, _classify_chunk, build_vocabulary, classify_records, vocabulary_hash
 from crawler.config import parse_config, shipped_config_text
 from crawler.errors import ConfigError
 from crawler.evidence import EVIDENCE_TAGS
@@ -425,6 +427,90 @@ def test_vocabulary_hash_follows_the_vocabulary():
     one = build_vocabulary(parse_config(base + '[topic.concepts.drug]\nterms = ["ketamin*"]\n', "t").topic)
     two = build_vocabulary(parse_config(base + '[topic.concepts.drug]\nterms = ["ketamin*", "spravato"]\n', "t").topic)
     assert one.hash != two.hash and len(one.hash) == 16
+
+
+#: A [topic] with every key of every table given (labels too), for the hash checks below.
+EVERY_TOPIC_KEY = """\
+contact_email = "a@example.org"
+extends = "none"
+[topic]
+name = "Every key"
+match_terms = ["Ketamin", "spravato"]
+exclude_terms = ["Rat*"]
+[topic.relevance]
+relevant_score = 3
+uncertain_score = 1
+focus_concept = "drug"
+focus_bonus = 0
+[topic.concepts.drug]
+terms = ["ketamin*"]
+mesh = ["Ketamine"]
+min_strength = 2
+[topic.concepts.condition]
+terms = ["depress*"]
+exclude = ["respiratory depression"]
+[topic.noise.pain]
+terms = ["pain"]
+unless = ["depress*"]
+penalty = 3
+[topic.tags.oral]
+terms = ["oral"]
+require = ["tablet*"]
+category = "drug"
+label = "By mouth"
+"""
+
+
+def hash_of_the_dict(data: dict) -> str:
+    """``work_relevance.vocabulary_hash`` as litmon computed it while [topic] was parsed into a dict (up to 7af8116):
+    ``data`` is the file's TOML, each table's missing keys given their defaults as that parser did."""
+    topic = data["topic"]
+    defaults = {
+        "concepts": {"min_strength": 1},
+        "noise": {"min_strength": 2, "penalty": 1},
+        "tags": {"min_strength": 1, "category": "topic"},
+    }
+    lists = {key: [] for key in ("terms", "mesh", "exclude", "require", "unless")}
+    groups = {
+        group: {name: {**lists, **defaults[group], **rule} for name, rule in topic.get(group, {}).items()}
+        for group in ("concepts", "noise", "tags")
+    }
+    relevance = {"relevant_score": 2, "uncertain_score": 1, "focus_concept": "", "focus_bonus": 1, **topic.get("relevance", {})}
+    payload = {
+        "concepts": groups["concepts"],
+        "noise": groups["noise"],
+        # a tag's display label was left out
+        "tags": {name: {k: v for k, v in spec.items() if k != "label"} for name, spec in groups["tags"].items()},
+        "relevance": relevance,
+        "exclude_terms": [t.lower() for t in topic.get("exclude_terms", [])],
+        "version": CLASSIFIER_VERSION,
+    }
+    if not groups["concepts"]:
+        payload["match_terms"] = [t.lower() for t in topic["match_terms"]]
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        shipped_config_text(),
+        EVERY_TOPIC_KEY,
+        EVERY_TOPIC_KEY.split("[topic.relevance]")[0],  # no concepts: match_terms is the one concept
+    ],
+    ids=["shipped", "every-key", "no-concepts"],
+)
+def test_vocabulary_hash_is_the_one_stored_before_the_topic_was_typed(text):
+    """An analyst's database keeps its classifications current across the change of [topic] into a typed value: the
+    hash of the shipped config (and of a topic giving every key) is the one the dict-based parser's topic gave."""
+    expected = hash_of_the_dict(tomllib.loads(text))
+    assert vocabulary_hash(parse_config(text, "t").topic) == expected
+    assert build_vocabulary(parse_config(text, "t").topic).hash == expected
+
+
+def test_a_tag_label_changes_no_vocabulary_hash():
+    changed = EVERY_TOPIC_KEY.replace('label = "By mouth"', 'label = "Oral"')
+    assert vocabulary_hash(parse_config(changed, "t").topic) == vocabulary_hash(parse_config(EVERY_TOPIC_KEY, "t").topic)
 
 
 @pytest.mark.parametrize(

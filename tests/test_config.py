@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -12,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from crawler.config import API_SOURCES, load_config, parse_config, shipped_config_text
+from crawler.config import (
+    API_SOURCES,
+    Topic,
+    TopicConcept,
+    TopicNoise,
+    TopicRelevance,
+    TopicTag,
+    load_config,
+    parse_config,
+    shipped_config_text,
+)
 from crawler.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +162,7 @@ def test_shipped_default_feeds_pages_and_delivery():
     assert config.email.security == "starttls"
     assert config.backfill_from == dt.date(2000, 1, 1)
     assert config.overlap_days == 3
-    assert "ketamin" in config.topic["match_terms"]
+    assert "ketamin" in config.topic.match_terms
 
 
 #: (table, key) pairs that make up the configuration interface; each must be explained in the shipped file.
@@ -608,6 +619,30 @@ smtp_host = "127.0.0.1"
 recipients = ["team@uni.example"]
 security = "none"
 """
+
+
+def test_the_topic_is_a_typed_frozen_value_with_the_declared_defaults():
+    """[topic] reads into a Topic: terms lower-cased into tuples, each rule table's keys not given at their declared
+    defaults (noise: min_strength 2, penalty 1; tags: category "topic", no label), the tables in the file's order."""
+    extra = (
+        '[topic.concepts.drug]\nterms = ["ketamin*"]\n[topic.concepts.condition]\nmesh = ["Depression"]\n'
+        '[topic.noise.pain]\nterms = ["pain"]\n[topic.tags.oral]\nterms = ["oral"]\nrequire = ["tablet*"]\n'
+    )
+    topic = parse_config(minimal(extra=extra), "t").topic
+
+    assert isinstance(topic, Topic) and topic.name == "Literature monitor"
+    assert topic.match_terms == ("ketamin",) and topic.exclude_terms == ()
+    assert topic.relevance == TopicRelevance(relevant_score=2, uncertain_score=1, focus_concept="", focus_bonus=1)
+    assert list(topic.concepts) == ["drug", "condition"]
+    assert topic.concepts["drug"] == TopicConcept(terms=("ketamin*",), min_strength=1)
+    assert topic.concepts["condition"] == TopicConcept(mesh=("Depression",))
+    assert topic.noise == {"pain": TopicNoise(terms=("pain",), min_strength=2, penalty=1)}
+    assert topic.tags == {"oral": TopicTag(terms=("oral",), require=("tablet*",), min_strength=1, category="topic", label="")}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        topic.name = "Another"  # type: ignore[misc]
+    shipped = parse_config(shipped_config_text(), "shipped").topic
+    assert shipped.relevance.focus_concept == "drug" and shipped.noise["anaesthesia"].penalty == 2
+    assert shipped.tags and all(isinstance(rule, TopicTag) and rule.label for rule in shipped.tags.values())
 
 
 def test_a_five_line_file_is_layered_over_the_shipped_defaults(tmp_path, clean_env):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import itertools
@@ -258,7 +259,8 @@ def test_non_ascii_subject_and_list_name_are_folded_into_valid_encoded_words(mak
     empty one, none glued to the next, every encoded line within 78 characters) in both wire forms, and read back
     as the same text."""
     config = make_config()
-    config.topic["name"] = subject.removeprefix("[litmon] ")  # a topic named outside ASCII: the List-Id's phrase
+    # a topic named outside ASCII: the List-Id's phrase
+    config.topic = dataclasses.replace(config.topic, name=subject.removeprefix("[litmon] "))
     message = build_message(config, subject, "text", "<p>html</p>", "a@example.org")
     for wire in (bytes(message), message.as_bytes(policy=message.policy.clone(linesep="\r\n"))):
         lines = _head_lines(wire)
@@ -270,9 +272,7 @@ def test_non_ascii_subject_and_list_name_are_folded_into_valid_encoded_words(mak
             assert "?q??=" not in raw.lower() and "?b??=" not in raw.lower() and "?==?" not in raw, raw
         received = email.message_from_bytes(wire, policy=policy.default)
         assert received["Subject"] == subject
-        assert received["List-Id"].startswith(f"{config.topic['name']} <") and received["List-Id"].endswith(
-            ".litmon.example.org>"
-        )
+        assert received["List-Id"].startswith(f"{config.topic.name} <") and received["List-Id"].endswith(".litmon.example.org>")
 
 
 def test_ascii_subject_is_written_as_it_is(make_config):
@@ -288,14 +288,15 @@ def test_list_unsubscribe_is_written_as_it_is(make_config, db):
     """RFC 2369's <mailto:…> on its header line, as it is: Python's folder had turned the shipped topic's
     (longer than a line, nothing to fold at) into RFC 2047 encoded words, which mail clients do not offer."""
     config = make_config()
-    config.topic["name"] = load_config(None).topic["name"]  # the shipped topic's name: its header is longer than a line
+    # the shipped topic's name: its header is longer than a line
+    config.topic = dataclasses.replace(config.topic, name=load_config(None).topic.name)
     store.save_records(db, [article("101", "Recent esketamine trial", "2026-11-20")], now="2026-11-23 06:00:00")
 
     result = run_digest(config, db, now=NOW)
 
     wire = open(result.deliveries[0].path, "rb").read()
     folded = _folded(_head_lines(wire), "List-Unsubscribe")
-    slug = re.sub(r"[^a-z0-9]+", "-", config.topic["name"].lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", config.topic.name.lower()).strip("-")
     expected = f"<mailto:{config.contact_email}?subject=unsubscribe%20{slug}>"
     assert "".join(folded) == f"List-Unsubscribe: {expected}"  # unfolded: as it is, no encoded word
     assert parse_eml(result.deliveries[0].path)["List-Unsubscribe"] == expected

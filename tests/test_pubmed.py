@@ -15,6 +15,7 @@ from lxml import etree
 from werkzeug import Response
 
 from crawler import clock, store
+from crawler.config import Topic
 from crawler.errors import Interrupted, SourceError
 from crawler.http import HttpClient
 from crawler.pipeline import crawl
@@ -630,7 +631,7 @@ def test_a_well_formed_answer_is_read_in_runs_and_a_broken_one_again_by_iterpars
 
 def crawl_context(httpserver, http: HttpClient) -> CrawlContext:
     settings = {"base_url": httpserver.url_for("/"), "query": QUERY, "batch_size": 2, "min_interval": 0}
-    config = SimpleNamespace(contact_email="tester@example.org", topic={"match_terms": ["ketamine"]})
+    config = SimpleNamespace(contact_email="tester@example.org", topic=Topic(match_terms=("ketamine",)))
     day = dt.date(2026, 11, 20)
     return CrawlContext(name="pubmed", settings=settings, config=config, http=http, since=day, until=day, first_run=True)
 

@@ -196,7 +196,7 @@ def build(selection: Selection, config, recipient: dict) -> Digest:
     failed = len(digest.failed_sources)
     outage = f" — {failed} source{'s' if failed != 1 else ''} failed" if failed else ""
     digest.subject = (
-        f"{config.digest['subject_prefix']} {config.topic['name']}: {new} new"
+        f"{config.digest['subject_prefix']} {config.topic.name}: {new} new"
         f"{f', {upd} update(s)' if upd else ''}{outage} ({period.start[:10]} to {period.end[:10]})"
     ).strip()
     return digest

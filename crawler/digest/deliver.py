@@ -101,8 +101,8 @@ def build_message(
     message["Date"] = formatdate(clock.now().timestamp(), usegmt=True)  # the one clock, like every stored time
     domain = config.email.sender.rsplit("@", 1)[-1].strip("> ") or "litmon.local"
     message["Message-ID"] = make_msgid("litmon", domain=domain)
-    slug = re.sub(r"[^a-z0-9]+", "-", config.topic["name"].lower()).strip("-")[:60] or "digest"
-    message["List-Id"] = header_value("List-Id", config.topic["name"], f"{slug}.litmon.{domain}")
+    slug = re.sub(r"[^a-z0-9]+", "-", config.topic.name.lower()).strip("-")[:60] or "digest"
+    message["List-Id"] = header_value("List-Id", config.topic.name, f"{slug}.litmon.{domain}")
     unsubscribe = f"<mailto:{config.contact_email}?subject=unsubscribe%20{slug}>"
     # as it is: a URL longer than a line must not become encoded words (mail clients would not offer it)
     message["List-Unsubscribe"] = VerbatimHeader("List-Unsubscribe", unsubscribe) if unsubscribe.isascii() else unsubscribe

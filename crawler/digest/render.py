@@ -44,7 +44,7 @@ def _render(digest: Digest, config) -> None:
     counts = [(title, len(items)) for key, title, items in digest.sections if key != "health"]
     context = {
         "digest": digest,
-        "topic": config.topic["name"],
+        "topic": config.topic.name,
         "counts": counts,
         "count": len(digest.items),
         "clinical_labels": CLINICAL_ORDER,

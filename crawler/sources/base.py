@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +116,7 @@ class CrawlContext:
 
     def matches_topic(self, *texts: str | None) -> bool:
         """Whether any text mentions one of the topic's match_terms (local filtering)."""
-        return matches_terms(self.config.topic["match_terms"], *texts)
+        return matches_terms(self.config.topic.match_terms, *texts)
 
 
 def _iso(value) -> str | None:
@@ -127,7 +128,7 @@ def _iso(value) -> str | None:
 _TERM_CACHE: dict[tuple[str, ...], re.Pattern] = {}
 
 
-def matches_terms(terms: list[str], *texts: str | None) -> bool:
+def matches_terms(terms: Sequence[str], *texts: str | None) -> bool:
     """Case-insensitive match of any term at a word start ("ketamin" matches "ketamine";
     "esketamine" does not match "ketamine" unless listed). A trailing ``*`` is explicit."""
     key = tuple(terms)
