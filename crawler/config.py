@@ -525,7 +525,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     ] + filtered
     schedule: ScheduleSettings = sections["schedule"]
     _check_schedule(path, schedule)
-    topic_cfg = _parse_topic(path, data)
+    topic_cfg = _parse_topic(path, data, origins)
     crawl: CrawlSettings = sections["crawl"]
     return Config(
         path=path,
@@ -611,8 +611,9 @@ def _check_email(path: str, data: dict[str, Any], email: EmailSettings, contact:
     return filtered
 
 
-def _parse_topic(path: str, data: dict[str, Any]) -> Topic:
-    """``[topic]``: the name, the terms that filter feeds and preprints locally, and the vocabulary."""
+def _parse_topic(path: str, data: dict[str, Any], origins: dict[str, str]) -> Topic:
+    """``[topic]``: the name, the terms that filter feeds and preprints locally, and the vocabulary (``origins``: where
+    each key came from, see :func:`_parse_rule`)."""
     topic = _Reader(path, data.get("topic", {}), "topic.")
     _reject_unknown(path, topic, TOPIC_KEYS)
     name = topic.str("name", Topic.name, header=True)
@@ -622,7 +623,9 @@ def _parse_topic(path: str, data: dict[str, Any]) -> Topic:
         raise ConfigError(
             path, "topic.match_terms", "expected a non-empty list of terms used to filter feeds and preprints locally"
         )
-    relevance, concepts, noise, tags = _parse_vocabulary(path, topic)
+    # the term lists the shipped file gives are known to be valid (tests/test_config.py checks each term of it)
+    shipped = frozenset(key for key, label in origins.items() if label == SHIPPED_LABEL and key.startswith("topic."))
+    relevance, concepts, noise, tags = _parse_vocabulary(path, topic, shipped)
     return Topic(name, match_terms, exclude_terms, relevance, concepts, noise, tags)
 
 
@@ -762,7 +765,7 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def _parse_vocabulary(
-    path: str, topic: _Reader
+    path: str, topic: _Reader, shipped: frozenset[str]
 ) -> tuple[TopicRelevance, dict[str, TopicConcept], dict[str, TopicNoise], dict[str, TopicTag]]:
     """``[topic.relevance]``, ``[topic.concepts.*]``, ``[topic.noise.*]``, ``[topic.tags.*]`` (see crawler.classify)."""
     table = topic.table_("relevance")
@@ -775,9 +778,9 @@ def _parse_vocabulary(
     )
     if relevance.uncertain_score > relevance.relevant_score:
         raise table.fail("uncertain_score", f"an integer <= relevant_score ({relevance.relevant_score})")
-    concepts = _parse_rules(path, topic, "concepts", TopicConcept)
-    noise = _parse_rules(path, topic, "noise", TopicNoise)
-    tags = _parse_rules(path, topic, "tags", TopicTag)
+    concepts = _parse_rules(path, topic, "concepts", TopicConcept, shipped)
+    noise = _parse_rules(path, topic, "noise", TopicNoise, shipped)
+    tags = _parse_rules(path, topic, "tags", TopicTag, shipped)
     focus = relevance.focus_concept
     if focus and focus not in concepts:
         names = ", ".join(concepts) or "none: [topic.concepts.*] is empty"
@@ -788,10 +791,10 @@ def _parse_vocabulary(
 _Rule = TypeVar("_Rule", bound=TopicRule)
 
 
-def _parse_rules(path: str, topic: _Reader, group: str, kind: type[_Rule]) -> dict[str, _Rule]:
+def _parse_rules(path: str, topic: _Reader, group: str, kind: type[_Rule], shipped: frozenset[str]) -> dict[str, _Rule]:
     """The ``[topic.<group>.*]`` tables, name -> rule, in the file's order."""
     table = topic.table_(group)
-    return {name: kind(**_parse_rule(path, group, name, table.table_(name))) for name in table.table}
+    return {name: kind(**_parse_rule(path, group, name, table.table_(name), shipped)) for name in table.table}
 
 
 #: The rule tables of [topic]: each group's keys beyond the term lists, and its default min_strength.
@@ -802,8 +805,12 @@ _RULE_GROUPS = {
 }
 
 
-def _parse_rule(path: str, group: str, name: str, rule: _Reader) -> dict[str, Any]:
-    """One ``[topic.<group>.<name>]`` table: its term lists, checked, and the group's own keys (the rule's fields)."""
+def _parse_rule(path: str, group: str, name: str, rule: _Reader, shipped: frozenset[str]) -> dict[str, Any]:
+    """One ``[topic.<group>.<name>]`` table: its term lists, checked, and the group's own keys (the rule's fields).
+
+    A term list of the shipped file (its dotted key in ``shipped``) is not checked again: a test checks every term of
+    it, and checking them took ~18 M instructions at each start (its ``re:`` terms compiled one by one, ~1.3 M each),
+    as the schedule's defaults are not read again (:func:`_check_schedule`)."""
     from crawler.evidence import EVIDENCE_TAGS
 
     extra_keys, min_default = _RULE_GROUPS[group]
@@ -820,7 +827,8 @@ def _parse_rule(path: str, group: str, name: str, rule: _Reader) -> dict[str, An
     if not spec["terms"] and not spec["mesh"]:
         raise ConfigError(path, rule.key("terms"), "expected at least one term (or a mesh entry)")
     for key in _RULE_LIST_KEYS:
-        _check_terms(path, rule, key, spec[key])
+        if spec[key] and rule.key(key) not in shipped:
+            _check_terms(path, rule, key, spec[key])
         spec[key] = tuple(spec[key])
     spec["min_strength"] = rule.int("min_strength", min_default, 1, 3)
     if group == "noise":
@@ -840,15 +848,15 @@ def _reject_unknown(path: str, reader: _Reader, allowed: tuple[str, ...]) -> Non
 
 
 def _check_terms(path: str, reader: _Reader, key: str, terms: list[str]) -> None:
-    from crawler.terms import mesh_pattern, term_pattern
+    from crawler.terms import plain_term_parts, term_pattern
 
+    if key == "mesh":  # a MeSH entry is compared as text (crawler.terms.mesh_pattern escapes it): any string is one
+        return
     for index, term in enumerate(terms):
         try:
-            if key == "mesh":
-                mesh_pattern(term)
-            elif term.startswith("re:"):
+            if term.startswith("re:"):
                 re.compile(term_pattern(term), re.I)
-            else:  # words escaped and joined: always a valid expression (compiling each cost ~0.15 s per start)
-                term_pattern(term)
+            else:  # words escaped and joined: always a valid expression (compiling each cost ~0.15 s per start), once
+                plain_term_parts(term)  # its words are found (an empty term is refused)
         except (re.error, ValueError) as exc:
             raise ConfigError(path, f"{reader.key(key)}[{index}]", f"invalid term {term!r}: {exc}") from None

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from crawler import config as config_module
 from crawler.config import (
     API_SOURCES,
+    SHIPPED_LABEL,
     Topic,
     TopicConcept,
     TopicNoise,
@@ -643,6 +645,35 @@ def test_the_topic_is_a_typed_frozen_value_with_the_declared_defaults():
     shipped = parse_config(shipped_config_text(), "shipped").topic
     assert shipped.relevance.focus_concept == "drug" and shipped.noise["anaesthesia"].penalty == 2
     assert shipped.tags and all(isinstance(rule, TopicTag) and rule.label for rule in shipped.tags.values())
+
+
+def test_the_term_lists_are_checked_unless_the_shipped_file_gives_them(monkeypatch):
+    """Every term of the shipped vocabulary is valid (checked here: a copy of the file under another name is checked
+    in full); at load, only the term lists a file of one's own gives are checked, with the same messages."""
+    checked = []
+    check = config_module._check_terms
+    monkeypatch.setattr(
+        config_module,
+        "_check_terms",
+        lambda path, reader, key, terms: checked.append(reader.key(key)) or check(path, reader, key, terms),
+    )
+    shipped = parse_config(shipped_config_text(), "copy of the shipped file.toml").topic
+    rules = {**shipped.concepts, **shipped.noise, **shipped.tags}
+    given = [
+        (name, key)
+        for name, rule in rules.items()
+        for key in ("terms", "mesh", "exclude", "require", "unless")
+        if getattr(rule, key)
+    ]
+    assert len(checked) == len(given) > 50 and any(t.startswith("re:") for rule in rules.values() for t in rule.terms)
+    checked.clear()
+    parse_config(shipped_config_text(), SHIPPED_LABEL)
+    assert checked == []
+    own = 'contact_email = "tester@example.org"\n[topic.tags.oral]\nterms = ["oral*"]\n'
+    assert parse_config(own, "litmon.toml").topic.tags["oral"].require == shipped.tags["oral"].require
+    assert checked == ["topic.tags.oral.terms"]
+    with pytest.raises(ConfigError, match=r"litmon.toml: topic.tags.oral.terms\[1\]: invalid term 're:\(oral'"):
+        parse_config(own.replace('"oral*"]', '"oral*", "re:(oral"]'), "litmon.toml")
 
 
 def test_a_five_line_file_is_layered_over_the_shipped_defaults(tmp_path, clean_env):
