@@ -1030,9 +1030,15 @@ def _release_locks_after_fork() -> None:
     _AUTOMATON_LOCK.release()
 
 
-os.register_at_fork(
-    before=_take_locks_before_fork, after_in_parent=_release_locks_after_fork, after_in_child=_release_locks_after_fork
-)
+# Once per process: a reload of this module runs this again in the same namespace, and a second pair of hooks would
+# wait at each fork for the locks the first pair took. The hooks call the functions the namespace holds when it forks.
+if not globals().get("_FORK_HOOKS_REGISTERED"):
+    os.register_at_fork(
+        before=lambda: _take_locks_before_fork(),
+        after_in_parent=lambda: _release_locks_after_fork(),
+        after_in_child=lambda: _release_locks_after_fork(),
+    )
+    _FORK_HOOKS_REGISTERED = True
 
 
 def _keymap() -> dict[int, tuple[tuple[int, int], ...]]:

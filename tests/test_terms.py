@@ -1143,6 +1143,29 @@ def test_a_lock_another_thread_holds_when_the_process_forks_is_free_in_the_child
     assert os.waitstatus_to_exitcode(status) == 0, "the child could not take the lock (1) or match the rule (2)"
 
 
+def test_a_reloaded_module_registers_its_fork_hooks_once():
+    """crawler.terms reloaded (importlib.reload runs it again in the same namespace) keeps one pair of fork hooks: a
+    second pair would wait at the fork for the locks the first took, for good. In a process of its own (this one's
+    module is left as it is): reloaded twice, it forks, and the child compiles and matches a rule."""
+    script = (
+        "import importlib, os\n"
+        "from crawler import terms\n"
+        "importlib.reload(terms)\n"
+        "importlib.reload(terms)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    rule = terms.TermRule('forked', terms=['zyxforked'])\n"
+        "    os._exit(0 if rule.evaluate(terms.Doc(titles=['a zyxforked title'])).matched else 2)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "assert terms._AUTOMATON_LOCK.acquire(timeout=5) and terms._KEYMAP_LOCK.acquire(timeout=5)\n"
+        "raise SystemExit(os.waitstatus_to_exitcode(status))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=SHIPPED_CONFIG.parent.parent, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def _reference_normalize_text(text: str | None) -> str:
     """normalize_text as expressions: curly quotes straight (a table), dashes one kind, each run of whitespace (what
     ``\\s`` matches, no-break and zero-width spaces included) one space, none at the ends, lower case."""
