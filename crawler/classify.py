@@ -38,7 +38,7 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crawler import clock, store
@@ -123,11 +123,12 @@ def vocabulary_hash(topic: Topic) -> str:
     they were read when ``[topic]`` was a dict (every key of each table, the term lists as arrays, keys sorted), so a
     hash stored before the topic became typed stays current."""
     payload: dict[str, Any] = {
-        "concepts": {name: rule.as_dict() for name, rule in topic.concepts.items()},
-        "noise": {name: rule.as_dict() for name, rule in topic.noise.items()},
+        # each rule's own dict (its fields, read here, not copied: the hash is made for each saved batch)
+        "concepts": {name: vars(rule) for name, rule in topic.concepts.items()},
+        "noise": {name: vars(rule) for name, rule in topic.noise.items()},
         # a tag's display label does not change any classification
-        "tags": {name: {k: v for k, v in rule.as_dict().items() if k != "label"} for name, rule in topic.tags.items()},
-        "relevance": asdict(topic.relevance),
+        "tags": {name: {k: v for k, v in vars(rule).items() if k != "label"} for name, rule in topic.tags.items()},
+        "relevance": vars(topic.relevance),
         "exclude_terms": topic.exclude_terms,
     }
     if not topic.concepts:

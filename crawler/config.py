@@ -9,7 +9,6 @@ key and what is expected.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import importlib
 import logging
@@ -223,10 +222,6 @@ class TopicRule:
     unless: tuple[str, ...] = ()
     #: the weakest match that counts (1 to 3)
     min_strength: int = 1
-
-    def as_dict(self) -> dict[str, Any]:
-        """Key -> value, as the table's keys are named (every key, given or not)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 class TopicConcept(TopicRule):
