@@ -201,8 +201,9 @@ def report_of(report) -> list:
     return [(s.name, s.status, s.counts, s.requests, s.error, s.warnings, s.skipped, s.watermark_held) for s in report.sources]
 
 
-def run_weeks(tmp_path, name: str, worker: str, world):
-    """A first crawl (backfill), a digest, then the week after (updates, a missing title, new records)."""
+def run_weeks(tmp_path, name: str, worker: str, world, change_state=None):
+    """A first crawl (backfill), a digest, then the week after (updates, a missing title, new records);
+    ``change_state(db)`` before the second week's crawl, if given."""
     pubmed, sources = world
     pubmed.week, upstream.WEEK[0] = 1, 1
     config = make(tmp_path / name, worker, sources)
@@ -212,6 +213,8 @@ def run_weeks(tmp_path, name: str, worker: str, world):
         digests = [build_digest(db, config).text]
         clock.advance(days=7)
         pubmed.week, upstream.WEEK[0] = 2, 2
+        if change_state is not None:
+            change_state(db)
         reports.append(report_of(crawl(config, db, http=HttpClient.from_config(config))))
         digests.append(build_digest(db, config).text)
         return reports, digests, dump(db)
@@ -1032,7 +1035,7 @@ def test_a_state_changed_when_the_database_is_opened_stops_the_worker_forked_fir
         saved = store.load_source_state(db, "pubmed")
         store.save_source_success(db, "pubmed", moved, saved["state"])
 
-    alone_reports, alone_digests, alone_rows = run_weeks_changed(tmp_path, "alone", world, change_state)
+    alone_reports, alone_digests, alone_rows = run_weeks(tmp_path, "alone", "off", world, change_state)
     reports, digests, rows_, at_open = run_weeks_forked_first(tmp_path, "first", world, monkeypatch, change_state)
     assert at_open == [["litmon-fetch-pubmed"], ["litmon-fetch-pubmed"]]
     assert reports == alone_reports
@@ -1040,26 +1043,6 @@ def test_a_state_changed_when_the_database_is_opened_stops_the_worker_forked_fir
     assert rows_ == alone_rows
     windows = [r for r in alone_rows["source_runs"] if "pubmed" in r]
     assert any("2024-05-" in str(r) for r in windows), windows  # the second week's window starts from the moved watermark
-
-
-def run_weeks_changed(tmp_path, name: str, world, change_state):
-    """:func:`run_weeks` in one process with ``change_state(db)`` before the second week's crawl."""
-    pubmed, sources = world
-    pubmed.week, upstream.WEEK[0] = 1, 1
-    config = make(tmp_path / name, "off", sources)
-    db = ingest.open_db(config.database_path)
-    try:
-        reports = [report_of(crawl(config, db, http=HttpClient.from_config(config)))]
-        digests = [build_digest(db, config).text]
-        clock.advance(days=7)
-        pubmed.week, upstream.WEEK[0] = 2, 2
-        change_state(db)
-        reports.append(report_of(crawl(config, db, http=HttpClient.from_config(config))))
-        digests.append(build_digest(db, config).text)
-        return reports, digests, dump(db)
-    finally:
-        clock.pin(PINNED_NOW)
-        db.close()
 
 
 def test_the_state_is_read_before_opening_only_from_a_file_of_the_current_schema(tmp_path):
