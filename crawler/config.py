@@ -625,19 +625,20 @@ def _parse_topic(path: str, data: dict[str, Any], origins: dict[str, str]) -> To
 
 
 def source_declarations() -> dict[str, type]:
-    """[sources.<name>] -> the ``Settings`` its module declares."""
-    from crawler.sources import MODULES
+    """[sources.<name>] -> the ``Settings`` its module declares (in ``crawler.sources.settings``: the source modules
+    themselves are not imported)."""
+    from crawler.sources import SETTINGS
 
-    return {name: importlib.import_module(MODULES[name]).Settings for name in API_SOURCES}
+    return {name: importlib.import_module(SETTINGS[name]).Settings for name in API_SOURCES}
 
 
 def list_declarations() -> dict[str, type]:
-    """[[feeds]] and [[pages]] -> the ``Settings`` their modules declare."""
-    from crawler.sources import MODULES
+    """[[feeds]] and [[pages]] -> the ``Settings`` their modules declare (as :func:`source_declarations`)."""
+    from crawler.sources import SETTINGS
 
     return {
-        "feeds": importlib.import_module(MODULES["feed"]).Settings,
-        "pages": importlib.import_module(MODULES["page"]).Settings,
+        "feeds": importlib.import_module(SETTINGS["feed"]).Settings,
+        "pages": importlib.import_module(SETTINGS["page"]).Settings,
     }
 
 

@@ -204,7 +204,7 @@ def placeholder_warning(config: Config) -> str:
 REFERENCE_HEADER = """# Configuration reference
 
 Generated from the settings declarations in the code (`crawler/config.py`, and `Settings` in each
-`crawler/sources/*.py` module) by `python -m crawler.configshow > docs/config.md`; a test keeps this file
+`crawler/sources/settings/*.py` module) by `python -m crawler.configshow > docs/config.md`; a test keeps this file
 in sync. The shipped `config/litmon.toml` sets the values litmon runs with by default; your own file is
 layered over it (README, "Configuration"). Types are checked when the configuration is loaded: a wrong
 type, an out-of-range value or an unknown key stops litmon with exit code 2 and a suggestion.

@@ -1,8 +1,9 @@
 """Typed settings: how a config section declares its keys, and how a TOML table is checked against it.
 
 Each section of the configuration is a dataclass whose fields are made with :func:`setting` (a
-default, a type from the annotation, a help text and optional bounds). Source modules declare their
-own ``[sources.<name>]`` keys this way (``Settings`` in the module), next to the code that uses them.
+default, a type from the annotation, a help text and optional bounds). Each source declares its own
+``[sources.<name>]`` keys this way (``Settings`` in ``crawler/sources/settings/<module>.py``, which its module
+re-exports), apart from its fetching and parsing code: loading the configuration imports none of that code.
 :func:`read_section` checks a table against a declaration when the config is loaded, so a bad value
 stops litmon at startup (exit 2) instead of mid-crawl; an unknown key is an error that suggests the
 closest declared key. ``docs/config.md`` is generated from the same declarations

@@ -744,6 +744,40 @@ def test_the_configuration_reference_is_generated_from_the_declarations():
     assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == text
 
 
+#: Loads the shipped configuration (every source's table, feeds and pages) in a fresh process and prints the source
+#: modules imported by then.
+LOAD_IN_A_NEW_PROCESS = """
+import json, sys
+from crawler.config import SHIPPED_LABEL, parse_config, shipped_config_text
+from crawler.sources import MODULES
+parse_config(shipped_config_text(), SHIPPED_LABEL)
+sys.stdout.write(json.dumps(sorted(name for name in MODULES.values() if name in sys.modules)))
+"""
+
+
+def test_loading_the_configuration_imports_no_source_module():
+    """Every table is checked against its source's declaration (``crawler.sources.settings``), which imports none of
+    the sources' fetching and parsing code: a `litmon crawl --source pubmed` imports the pubmed module alone."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_NEW_PROCESS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_each_source_module_declares_the_settings_its_table_is_checked_against():
+    import importlib
+
+    from crawler.config import list_declarations, source_declarations
+    from crawler.sources import MODULES, SETTINGS
+
+    assert set(SETTINGS) == set(MODULES)
+    declared = {**source_declarations(), "feed": list_declarations()["feeds"], "page": list_declarations()["pages"]}
+    for kind, module in MODULES.items():
+        assert importlib.import_module(module).Settings is declared[kind], kind
+
+
 def test_config_show_names_where_each_value_came_from_and_masks_secrets(tmp_path, clean_env, monkeypatch):
     path = tmp_path / "litmon.toml"
     path.write_text(

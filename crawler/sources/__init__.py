@@ -21,6 +21,9 @@ MODULES = {
     "page": "crawler.sources.pages",
 }
 
+#: config name -> the module declaring the keys of its table (``Settings``), importable without the source's module.
+SETTINGS = {kind: module.replace("crawler.sources.", "crawler.sources.settings.", 1) for kind, module in MODULES.items()}
+
 
 @dataclass
 class SourceInstance:

@@ -74,17 +74,15 @@ from typing import Any
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Author, Record, parse_authors
-from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import TAG_RE, decode_json, parse_date
+from crawler.sources.settings.biorxiv import DEFAULT_MAX_BACKFILL_DAYS, DEFAULT_MAX_PAGES, DEFAULT_SERVERS
+from crawler.sources.settings.biorxiv import Settings as Settings  # the keys of its table, declared apart
 
 NAME = "biorxiv"
 CORPUS_DIR = "biorxiv"
 SERVERS = ("biorxiv", "medrxiv")
 SERVER_LABELS = {"biorxiv": "bioRxiv", "medrxiv": "medRxiv"}
-DEFAULT_SERVERS = ["medrxiv", "biorxiv"]
-DEFAULT_MAX_BACKFILL_DAYS = 30
-DEFAULT_MAX_PAGES = 1000
 
 #: ``messages[0].status`` values meaning "nothing in this window / past the end", not an error.
 _EMPTY_STATUS_RE = re.compile(r"^\s*no\s+(?:posts|articles|papers|records|results)\s+found", re.I)
@@ -584,16 +582,3 @@ def collapse(value: str | None) -> str:
 
 def compact(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v not in (None, "", [], {})}
-
-
-# --------------------------------------------------------------------------- settings ([sources.biorxiv])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.biorxiv]``: checked when the config is loaded (crawler.settings)."""
-
-    servers: str | list[str] = setting(DEFAULT_SERVERS, "Servers to read (medrxiv, biorxiv); postings are filtered locally.")
-    category: str = setting("", 'Category filter, e.g. "psychiatry and clinical psychology" (empty = all).')
-    max_backfill_days: int = setting(DEFAULT_MAX_BACKFILL_DAYS, "The first crawl reads at most this many days back.", minimum=1)
-    max_pages: int = setting(DEFAULT_MAX_PAGES, "Safety cap on pages read per server and endpoint in one run.", minimum=1)

@@ -53,32 +53,17 @@ from crawler import abstracts
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import TRIAL_FIELDS, Record
-from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import JsonStream, parse_date, parse_int
+from crawler.sources.settings.clinicaltrials import DEFAULT_FIELDS, MAX_PAGE_SIZE
+from crawler.sources.settings.clinicaltrials import Settings as Settings  # the keys of its table, declared apart
 
 NAME = "clinicaltrials"
 CORPUS_DIR = "ctgov"
-MAX_PAGE_SIZE = 1000
 DEFAULT_MIN_INTERVAL = 1.2
 V1_RETIRED_ON = "2024-06-25"
 STUDY_URL = "https://clinicaltrials.gov/study/{}"
 
-#: Pieces requested with ``fields`` (module and field piece names of the v2 data structure).
-DEFAULT_FIELDS = (
-    "NCTId",
-    "HasResults",
-    "IdentificationModule",
-    "StatusModule",
-    "SponsorCollaboratorsModule",
-    "BriefSummary",
-    "ConditionsModule",
-    "DesignModule",
-    "ArmsInterventionsModule",
-    "ReferencesModule",
-    "ConditionBrowseModule",
-    "InterventionBrowseModule",
-)
 
 #: Top-level keys of the retired classic (v1) API answers.
 V1_KEYS = ("FullStudiesResponse", "StudyFieldsResponse", "FieldValuesResponse", "FullStudy", "StudyStructure")
@@ -470,21 +455,3 @@ def clean_list(values) -> list[str]:
         if text and text not in result:
             result.append(text)
     return result
-
-
-# --------------------------------------------------------------------------- settings ([sources.clinicaltrials])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.clinicaltrials]``: checked when the config is loaded (crawler.settings)."""
-
-    conditions: str | list[str] = setting(
-        [], "Terms for the condition search area (Essie syntax); a list is joined with OR, a string is sent as it is."
-    )
-    interventions: str | list[str] = setting([], "Terms for the intervention search area, as for `conditions`.")
-    page_size: int = setting(MAX_PAGE_SIZE, "Studies per request.", minimum=1)
-    fields: str | list[str] = setting(
-        list(DEFAULT_FIELDS), 'Fields to request ("" = everything, results included).', shown="the modules litmon parses"
-    )
-    sort: str = setting("", 'Sort order, e.g. "LastUpdatePostDate:asc" (empty: unsorted).')

@@ -75,7 +75,6 @@ import html.entities
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -86,7 +85,6 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response
 from crawler.records import Author, Record, make_author
-from crawler.settings import SourceSettings, setting
 from crawler.sources.parsing import (
     STREAM_BATCH,
     TAG_RE,
@@ -100,6 +98,8 @@ from crawler.sources.parsing import (
     strip_tags,
     tidy_spacing,
 )
+from crawler.sources.settings.crossref import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, DEFAULT_SLICE_DAYS, DEFAULT_TYPES
+from crawler.sources.settings.crossref import Settings as Settings  # the keys of its table, declared apart
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,6 @@ NAME = "crossref"
 CORPUS_DIR = "crossref"
 
 MAX_ROWS = 1000
-DEFAULT_PAGE_SIZE = 1000
-DEFAULT_MAX_PAGES = 5
-DEFAULT_SLICE_DAYS = 365
-DEFAULT_TYPES = ("journal-article", "posted-content")
 
 #: Fields requested with ``select=`` (all in Crossref's list of selectable fields; ``subtype``,
 #: ``institution`` and ``language`` are not selectable, so they are only read when present).
@@ -1007,17 +1003,3 @@ def normalize_trial_number(value: str, registry: str = "") -> tuple[str, str] | 
         if norm:
             return candidate, norm
     return None
-
-
-# --------------------------------------------------------------------------- settings ([sources.crossref])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.crossref]``: checked when the config is loaded (crawler.settings)."""
-
-    query: str | list[str] = setting("", "Words for query.bibliographic; results are filtered locally with [topic] match_terms.")
-    types: str | list[str] = setting(DEFAULT_TYPES, "Crossref work types to read.")
-    page_size: int = setting(DEFAULT_PAGE_SIZE, "Rows per request.", minimum=1)
-    max_pages: int = setting(DEFAULT_MAX_PAGES, "Pages read per window slice at most.", minimum=1)
-    slice_days: int = setting(DEFAULT_SLICE_DAYS, "Long windows are cut into slices of this many days.", minimum=1)

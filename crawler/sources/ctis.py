@@ -59,22 +59,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response
 from crawler.records import Record
-from crawler.settings import SourceSettings, setting
 from crawler.sources import parsing
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import decode_json, looks_like_html, parse_int
+from crawler.sources.settings.ctis import DEFAULT_MAX_RESULTS, DEFAULT_PAGE_SIZE
+from crawler.sources.settings.ctis import Settings as Settings  # the keys of its table, declared apart
 
 NAME = "ctis"
 CORPUS_DIR = None  # no recorded CTIS answers in /work/shared/corpus; see tests/fixtures/ctis
-DEFAULT_PAGE_SIZE = 100
-DEFAULT_MAX_RESULTS = 5000
 BATCH_SIZE = 50
 RECORD_URL = "https://euclinicaltrials.eu/search-for-clinical-trials/?lang=en&EUCT={}"
 #: `litmon doctor`: one search page holds the whole (topic) result list, so its 2nd request is a retrieve.
@@ -374,17 +372,3 @@ def _unique(values: list[str]) -> list[str]:
         if value and value not in result:
             result.append(value)
     return result
-
-
-# --------------------------------------------------------------------------- settings ([sources.ctis])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.ctis]``: checked when the config is loaded (crawler.settings)."""
-
-    query: str | list[str] = setting("", 'Words of the portal\'s "contain any of these terms" search.')
-    page_size: int = setting(DEFAULT_PAGE_SIZE, "Trials per search page.", minimum=1)
-    max_results: int = setting(
-        DEFAULT_MAX_RESULTS, "A query matching more trials than this fails instead (too broad).", minimum=1
-    )

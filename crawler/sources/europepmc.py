@@ -63,7 +63,6 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Author, Record, make_author
 from crawler.records import parse_authors as parse_names
-from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import (
     STREAM_BATCH,
@@ -75,14 +74,17 @@ from crawler.sources.parsing import (
     parse_int,
     strip_tags,
 )
+from crawler.sources.settings.europepmc import (
+    DEFAULT_MAX_RECORDS,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_RECHECK_FILTER,
+    MAX_PAGE_SIZE,
+)
+from crawler.sources.settings.europepmc import Settings as Settings  # the keys of its table, declared apart
 from crawler.xmlsafe import parse_xml
 
 NAME = "europepmc"
 CORPUS_DIR = "europepmc"
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 1000
-DEFAULT_MAX_RECORDS = 100_000
-DEFAULT_RECHECK_FILTER = 'PUB_TYPE:"retracted publication"'
 ARTICLE_URL = "https://europepmc.org/article/{src}/{id}"
 
 #: Europe PMC record source -> identifier scheme of its id
@@ -607,21 +609,3 @@ def _text(value: Any) -> str:
 
 def _unique(values) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
-
-
-# --------------------------------------------------------------------------- settings ([sources.europepmc])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.europepmc]``: checked when the config is loaded (crawler.settings)."""
-
-    query: str = setting("", "Europe PMC query syntax; the crawler adds the FIRST_IDATE window. Includes preprints (SRC:PPR).")
-    page_size: int = setting(DEFAULT_PAGE_SIZE, f"Results per request (at most {MAX_PAGE_SIZE} are asked for).", minimum=1)
-    recheck_filter: str = setting(
-        DEFAULT_RECHECK_FILTER, 'Second pass each run re-reading the topic\'s works of this filter ("" = off).'
-    )
-    max_records: int = setting(
-        DEFAULT_MAX_RECORDS, "Fail instead of crawling when the query matches more than this (a mistyped query).", minimum=1
-    )
-    synonym: bool = setting(False, "Send synonym=true: Europe PMC expands the query with MeSH synonyms.")

@@ -65,9 +65,9 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response
 from crawler.records import Record
-from crawler.settings import Section, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import has_tags, looks_like_html, mentions_notice, notice_kind, parse_date, strip_tags
+from crawler.sources.settings.feeds import Settings as Settings  # the keys of its table, declared apart
 
 CORPUS_DIR = "feeds"
 
@@ -571,19 +571,3 @@ def clean_url(url: str | None) -> str | None:
         if pairs and len(pairs) == len(parse_qsl(parts.query, keep_blank_values=True)):
             query = parts.query  # nothing removed: keep it byte for byte
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
-# --------------------------------------------------------------------------- settings ([[feeds]])
-
-
-@dataclass
-class Settings(Section):
-    """One ``[[feeds]]`` table: checked when the config is loaded (crawler.settings)."""
-
-    name: str = setting("", "Short name: letters, digits, '-', '_', '.'; the source is called feed:<name>.", required=True)
-    url: str = setting("", "The RSS 1.0/2.0 or Atom feed; fetched with conditional GET.", kind="url", required=True)
-    enabled: bool = setting(True, "false skips this feed.")
-    filter: bool = setting(True, "Keep only entries matching [topic] match_terms (false keeps every entry).")
-    kind: str = setting(
-        "article", "news: regulatory or press items (no identifier taken from their links).", choices=("article", "news")
-    )

@@ -56,21 +56,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from crawler import clock
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Record
-from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import parse_date, parse_int
+from crawler.sources.settings.isrctn import DEFAULT_MAX_RESULTS, DEFAULT_PAGE_SIZE
+from crawler.sources.settings.isrctn import Settings as Settings  # the keys of its table, declared apart
 from crawler.xmlsafe import parse_xml, text_of
 
 NAME = "isrctn"
 CORPUS_DIR = None  # no recorded ISRCTN responses in /work/shared/corpus; see tests/fixtures/isrctn
-DEFAULT_PAGE_SIZE = 100
-DEFAULT_MAX_RESULTS = 5000
 RECORD_URL = "https://www.isrctn.com/{}"
 
 _PLACEHOLDER_RE = re.compile(
@@ -430,17 +428,3 @@ def _text(parent, path: str) -> str | None:
     if not text or _PLACEHOLDER_RE.match(text):
         return None
     return text
-
-
-# --------------------------------------------------------------------------- settings ([sources.isrctn])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.isrctn]``: checked when the config is loaded (crawler.settings)."""
-
-    query: str = setting("", "ISRCTN search query; the crawler adds `lastEdited GE <since>`.")
-    page_size: int = setting(DEFAULT_PAGE_SIZE, "Trials per request; paging stops at totalCount.", minimum=1)
-    max_results: int = setting(
-        DEFAULT_MAX_RESULTS, "A window with more trials than this fails instead of being stored in part.", minimum=1
-    )

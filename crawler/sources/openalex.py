@@ -45,22 +45,18 @@ import html
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
 from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.records import Record, parse_author
-from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import JsonStream, decode_json, parse_date, parse_int, strip_tags
+from crawler.sources.settings.openalex import DEFAULT_LOOKBACK_DAYS, DEFAULT_MAX_PAGES, MAX_PER_PAGE, WINDOW_FILTERS
+from crawler.sources.settings.openalex import Settings as Settings  # the keys of its table, declared apart
 
 NAME = "openalex"
 CORPUS_DIR = "openalex"
-MAX_PER_PAGE = 100
-DEFAULT_MAX_PAGES = 200
-DEFAULT_LOOKBACK_DAYS = 90
-WINDOW_FILTERS = {"publication": "publication_date", "created": "created_date", "updated": "updated_date"}
 
 RECORD_TYPES = {
     "preprint": "preprint",
@@ -330,24 +326,3 @@ def _source_name(location) -> str | None:
 def _trailing_number(value) -> str | None:
     match = _TRAILING_NUMBER_RE.search(str(value or ""))
     return match.group(1) if match else None
-
-
-# --------------------------------------------------------------------------- settings ([sources.openalex])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.openalex]``: checked when the config is loaded (crawler.settings)."""
-
-    query: str = setting("", "OpenAlex search expression.")
-    api_key_env: str = setting("OPENALEX_API_KEY", "Name of the environment variable holding the OpenAlex API key.")
-    page_size: int = setting(MAX_PER_PAGE, "Works per request.", minimum=1)
-    max_pages: int = setting(
-        DEFAULT_MAX_PAGES, "Pages read per run at most (billed against the key's daily allowance).", minimum=1
-    )
-    window_filter: str = setting(
-        "publication", "Date the window applies to (created/updated need a paid plan).", choices=tuple(WINDOW_FILTERS)
-    )
-    publication_lookback_days: int = setting(
-        DEFAULT_LOOKBACK_DAYS, "With window_filter = publication, start the window this many days earlier.", minimum=0
-    )

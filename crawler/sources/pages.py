@@ -40,14 +40,12 @@ import hashlib
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from crawler import clock
 from crawler.errors import SourceError
 from crawler.records import Record
-from crawler.settings import Section, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.feeds import (
     clean_text,
@@ -59,6 +57,7 @@ from crawler.sources.feeds import (
     remember_validators,
 )
 from crawler.sources.parsing import parse_date
+from crawler.sources.settings.pages import Settings as Settings  # the keys of its table, declared apart
 
 #: No recorded corpus exists for configured pages (each site's markup differs); see tests/fixtures/pages.
 CORPUS_DIR = None
@@ -296,23 +295,3 @@ def page_base(soup, page_url: str) -> str:
 def page_title_note(soup) -> str:
     title = clean_text(soup.title.get_text()) if soup.title is not None else ""
     return f" (the page served is titled {title[:80]!r})" if title else ""
-
-
-# --------------------------------------------------------------------------- settings ([[pages]])
-
-
-@dataclass
-class Settings(Section):
-    """One ``[[pages]]`` table: checked when the config is loaded (crawler.settings)."""
-
-    name: str = setting("", "Short name: letters, digits, '-', '_', '.'; the source is called page:<name>.", required=True)
-    url: str = setting("", "The listing page; relative links are resolved against it.", kind="url", required=True)
-    item: str = setting("", "CSS selector of each entry on the page.", required=True)
-    title: str = setting("", "CSS selector of the title inside an entry.", required=True)
-    link: str = setting("", "CSS selector, inside an entry, of the element with the href.", required=True)
-    date: str = setting("", "CSS selector of the date inside an entry (optional).")
-    date_pattern: str = setting("", "Regular expression picking the date out of the selected text (optional).", kind="regex")
-    summary: str = setting("", "CSS selector of a summary inside an entry (optional).")
-    enabled: bool = setting(True, "false skips this page.")
-    filter: bool = setting(True, "Keep only entries matching [topic] match_terms (false keeps every entry).")
-    kind: str = setting("article", "news: regulatory or press items.", choices=("article", "news"))

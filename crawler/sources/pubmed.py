@@ -41,7 +41,6 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import IO, Any
 
 from lxml import etree
@@ -51,15 +50,15 @@ from crawler import identifiers as ids
 from crawler.errors import SourceError
 from crawler.http import Response
 from crawler.records import Author, Record, make_author
-from crawler.settings import SourceSettings, setting
 from crawler.sources.base import CrawlContext
 from crawler.sources.parsing import decode_json, earliest_date, parse_date
+from crawler.sources.settings.pubmed import DEFAULT_BATCH
+from crawler.sources.settings.pubmed import Settings as Settings  # the keys of its table, declared apart
 from crawler.xmlsafe import HEAD_BYTES, fold_space, iterparse_safe, safe_parser, text_of, xml_error
 
 NAME = "pubmed"
 CORPUS_DIR = "pubmed"
 ESEARCH_CAP = 9999
-DEFAULT_BATCH = 500
 
 
 #: CommentsCorrections RefType -> link relation (RefTypes not listed, e.g. Cites, are ignored)
@@ -817,18 +816,3 @@ def _date_of(node) -> str | None:
 def _cached_date(value: str | tuple) -> str | None:
     """:func:`parse_date`, once per distinct date (the articles of a page share many of their dates)."""
     return parse_date(value)
-
-
-# --------------------------------------------------------------------------- settings ([sources.pubmed])
-
-
-@dataclass
-class Settings(SourceSettings):
-    """``[sources.pubmed]``: checked when the config is loaded (crawler.settings)."""
-
-    query: str = setting("", "PubMed query syntax; the crawler adds the date window (crdt for new records, mdat for changes).")
-    api_key_env: str = setting(
-        "NCBI_API_KEY", "Name of the environment variable holding an NCBI API key (10 requests/s instead of 3)."
-    )
-    tool: str = setting("litmon", "E-utilities `tool` parameter (no spaces).")
-    batch_size: int = setting(DEFAULT_BATCH, "PMIDs per efetch request.", minimum=1, maximum=10000)
