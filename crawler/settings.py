@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import datetime as dt
 import difflib
+import functools
 import re
 import types
 import typing
@@ -117,7 +118,9 @@ def unknown_key(path: str, key: str, where: str, candidates: Iterable[str], *, p
     return ConfigError(path, f"{prefix}{key}", f"unknown key `{key}` {place}{hint}")
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """The declaration's annotations, evaluated once per class (not again for each ``[[feeds]]`` table): read only."""
     return typing.get_type_hints(cls)
 
 
