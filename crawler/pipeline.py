@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import sqlite3
 import threading
@@ -420,18 +421,13 @@ def crawl_source(
     stop: threading.Event | None = None,
     first: FirstSource | None = None,
 ) -> SourceReport:
+    """Crawl one source: its window read (by the worker forked first when it was given this state), each batch saved
+    (counted only in a dry run), the run's outcome recorded in its source run and its state; never raises for the
+    source's own failures (the report says them), only for the database's."""
     started = time.monotonic()
     report = SourceReport(instance.name, "ok")
-    try:
-        module = instance.module()
-    except ImportError as exc:
-        report.status, report.error = "failed", f"source module unavailable: {exc}"
-        report.log()
-        return report
-    check = getattr(module, "check_enabled", None)
-    reason = check(instance.settings, config) if check else None
-    if reason:
-        report.status, report.error = "disabled", reason
+    module = _module_to_crawl(config, instance, report)
+    if module is None:
         report.log()
         return report
 
@@ -441,30 +437,51 @@ def crawl_source(
         ctx, requests_before = forked.ctx, forked.requests_before
     else:
         ctx = _context(config, http, instance, saved, since=since, progress=progress)
-    until = ctx.until
-    report.window = (ctx.since.isoformat(), until.isoformat())
+    report.window = (ctx.since.isoformat(), ctx.until.isoformat())
     source_run_id = None if dry_run or run_id is None else store.start_source_run(db, run_id, instance.name, *report.window)
     if forked is None:
         requests_before = _begin_source(http, instance)
+    if first is not None and forked is not None:
+        open_batches = first.batches
+    else:
+        open_batches = functools.partial(_batches, config, module, instance, ctx, dry_run=dry_run, stop=stop)
+    kept = _read_batches(config, db, instance, ctx, open_batches, report, dry_run=dry_run, progress=progress, stop=stop)
+    _sum_up(report, ctx, saved, kept=kept, requests=http.request_count - requests_before, seconds=time.monotonic() - started)
+    if source_run_id is not None:  # None only in a dry run
+        _record_outcome(db, instance, ctx, saved, report, source_run_id)
+    report.log()
+    return report
+
+
+def _module_to_crawl(config, instance: SourceInstance, report: SourceReport):
+    """The source's module, or None with ``report`` saying why it is not crawled (failed: not importable; disabled:
+    its ``check_enabled`` gave a reason)."""
+    try:
+        module = instance.module()
+    except ImportError as exc:
+        report.status, report.error = "failed", f"source module unavailable: {exc}"
+        return None
+    check = getattr(module, "check_enabled", None)
+    reason = check(instance.settings, config) if check else None
+    if reason:
+        report.status, report.error = "disabled", reason
+        return None
+    return module
+
+
+def _read_batches(
+    config, db, instance: SourceInstance, ctx: CrawlContext, open_batches, report: SourceReport, *, dry_run: bool, progress, stop
+) -> int:
+    """Each batch saved, or counted in a dry run, until the last or a stop; how the source failed, if it did, in
+    ``report``. Returns the records read. ``open_batches()`` gives the context manager of the batches: it is called
+    and entered here, so a source that fails to start fails as a source, as one failing mid-way."""
     kept = 0
     try:
-        with (
-            first.batches()
-            if first is not None and forked is not None
-            else _batches(config, module, instance, ctx, dry_run=dry_run, stop=stop)
-        ) as batches:
-            for batch, ahead, prepared, late in batches:
+        with open_batches() as each:
+            for batch, ahead, prepared, late in each:
                 kept += len(batch)
                 report.counts["fetched"] = kept if ctx.downloaded is None else ctx.downloaded
-                if dry_run:
-                    known = store.known_source_ids(db, batch[0].source, [r.source_id for r in batch]) if batch else set()
-                    report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
-                    report.counts["unchanged"] += sum(1 for r in batch if r.source_id in known)
-                elif batch:
-                    counts = ingest.save_batch(db, batch, config=config, ahead=ahead, prepared=prepared, more_ahead=late)
-                    for key, value in counts.items():
-                        report.counts[key] += value
-                    failpoints.hit("between_batches")
+                _take_batch(config, db, batch, report, ahead=ahead, prepared=prepared, late=late, dry_run=dry_run)
                 if progress:
                     progress(instance.name, report.counts)
                 if stop is not None and stop.is_set():
@@ -484,16 +501,38 @@ def crawl_source(
         report.reason, report.hint = mask_secrets(exc.reason), exc.hint
     except Exception as exc:  # a parser bug must not stop the other sources
         log.debug("unexpected error in %s", instance.name, exc_info=True)
-        report.status, report.error = (
-            "failed",
-            mask_secrets(
-                f"[{instance.name}] unexpected {type(exc).__name__}: {exc} — check: report this as a bug with the log (-v)"
-            ),
-        )
-        report.reason, report.hint = (
-            mask_secrets(f"unexpected {type(exc).__name__}: {exc}"),
-            "report this as a bug with the log (-v)",
-        )
+        _report_a_bug(report, instance, exc)
+    return kept
+
+
+def _take_batch(config, db, batch: list, report: SourceReport, *, ahead, prepared, late, dry_run: bool) -> None:
+    """One batch saved and its counts added to ``report``'s; in a dry run only counted (new or unchanged)."""
+    if dry_run:
+        known = store.known_source_ids(db, batch[0].source, [r.source_id for r in batch]) if batch else set()
+        report.counts["new"] += sum(1 for r in batch if r.source_id not in known)
+        report.counts["unchanged"] += sum(1 for r in batch if r.source_id in known)
+    elif batch:
+        counts = ingest.save_batch(db, batch, config=config, ahead=ahead, prepared=prepared, more_ahead=late)
+        for key, value in counts.items():
+            report.counts[key] += value
+        failpoints.hit("between_batches")
+
+
+def _report_a_bug(report: SourceReport, instance: SourceInstance, exc: Exception) -> None:
+    """An unexpected error of the source's code: failed, asking for a bug report."""
+    report.status, report.error = (
+        "failed",
+        mask_secrets(f"[{instance.name}] unexpected {type(exc).__name__}: {exc} — check: report this as a bug with the log (-v)"),
+    )
+    report.reason, report.hint = (
+        mask_secrets(f"unexpected {type(exc).__name__}: {exc}"),
+        "report this as a bug with the log (-v)",
+    )
+
+
+def _sum_up(report: SourceReport, ctx: CrawlContext, saved: dict[str, Any], *, kept: int, requests: int, seconds: float) -> None:
+    """What the report says beside the batches' counts: failures in a row, items skipped, pages read, requests,
+    warnings and time."""
     if report.status == "failed":
         report.failures_in_a_row = saved["consecutive_failures"] + 1
         report.never_succeeded = saved["watermark"] is None
@@ -504,27 +543,31 @@ def crawl_source(
     if ctx.downloaded is not None:  # pages read that yielded nothing still count as fetched
         report.counts["fetched"] = ctx.downloaded
         report.counts["kept"] = kept
-    report.requests = http.request_count - requests_before
+    report.requests = requests
     report.warnings = ctx.warnings
-    report.seconds = time.monotonic() - started
-    if source_run_id is not None:  # None only in a dry run
-        store.finish_source_run(
-            db,
-            source_run_id,
-            status=report.status,
-            counts=report.counts,
-            requests=report.requests,
-            warnings=report.warnings,
-            error=report.error,
-            queries=ctx.queries,
-            skipped=report.skipped,
-        )
-        if report.status == "ok" and report.watermark_held:
-            # skipped items may be readable next time: record the success but keep the watermark and state
-            store.save_source_success(db, instance.name, saved["watermark"], saved["state"])
-        elif report.status == "ok":
-            store.save_source_success(db, instance.name, until.isoformat(), ctx.state)
-        elif report.status == "failed":
-            store.save_source_failure(db, instance.name, report.error or "unknown error")
-    report.log()
-    return report
+    report.seconds = seconds
+
+
+def _record_outcome(
+    db, instance: SourceInstance, ctx: CrawlContext, saved: dict[str, Any], report: SourceReport, source_run_id: int
+) -> None:
+    """The source run finished with the report's outcome; the source's state: on success the window's end as its
+    watermark (kept as it was when items were skipped that may be readable next time), on failure the error."""
+    store.finish_source_run(
+        db,
+        source_run_id,
+        status=report.status,
+        counts=report.counts,
+        requests=report.requests,
+        warnings=report.warnings,
+        error=report.error,
+        queries=ctx.queries,
+        skipped=report.skipped,
+    )
+    if report.status == "ok" and report.watermark_held:
+        # skipped items may be readable next time: record the success but keep the watermark and state
+        store.save_source_success(db, instance.name, saved["watermark"], saved["state"])
+    elif report.status == "ok":
+        store.save_source_success(db, instance.name, ctx.until.isoformat(), ctx.state)
+    elif report.status == "failed":
+        store.save_source_failure(db, instance.name, report.error or "unknown error")
