@@ -39,6 +39,94 @@ def _parse(ts: str | None) -> dt.datetime | None:
     return clock.parse_stamp(ts)
 
 
+def _source_entry(instance, st: dict, run: dict, records: int, now: dt.datetime) -> dict:
+    """A source's part of the status: its state, its records and its last run."""
+    success = _parse(st.get("last_success_at"))
+    return {
+        "source": instance.name,
+        "enabled": instance.enabled,
+        "watermark": st.get("watermark"),
+        "last_success_at": st.get("last_success_at"),
+        "last_failure_at": st.get("last_failure_at"),
+        "last_error": mask_secrets(st["last_error"]) if st.get("last_error") else None,
+        "consecutive_failures": st.get("consecutive_failures", 0),
+        "lag_seconds": int((now - success).total_seconds()) if success else None,
+        "records": records,
+        "last_run": {k: run.get(k) for k in _LAST_RUN_KEYS} if run else None,
+    }
+
+
+#: What the status shows of a source's last run.
+_LAST_RUN_KEYS = ("status", "started_at", "finished_at", "fetched", "kept", "new", "updated", "unchanged", "skipped", "requests")
+
+
+def _failure_alerts(entry: dict, st: dict, *, fail_after: int, max_lag_hours: int) -> list[str]:
+    """An enabled source's alert, if any: never succeeded, failed ``fail_after`` runs in a row, or no success for more
+    than ``max_lag_hours``."""
+    name, failures, lag = entry["source"], entry["consecutive_failures"], entry["lag_seconds"]
+    error = short_error(entry["last_error"])
+    if failures and not st.get("last_success_at"):
+        return [f"{name}: has never succeeded ({failures} attempt(s); last error: {error})"]
+    if fail_after and failures >= fail_after:
+        return [f"{name}: failed {failures} runs in a row (last error: {error})"]
+    if max_lag_hours and lag is not None and lag > max_lag_hours * 3600:
+        return [f"{name}: no successful crawl for {_duration(lag)} (limit {max_lag_hours} h)"]
+    return []
+
+
+def _skipped_items(entry: dict, st: dict, run: dict, alerts: list[str], notices: list[str]) -> None:
+    """Items the source's last run skipped: an alert when its watermark is held for them, else a notice."""
+    if not (run and run.get("skipped")):
+        return
+    reasons = json.loads(run.get("skipped_reasons") or "[]")
+    # a held watermark stayed below the run's window end: the source reads the window again until the
+    # items come back whole, and says so until then (an alert). A feed or page (read whole every run)
+    # and items that can never be read (docs/reliability.md) let it move on: nothing is at risk that a
+    # re-read could save, so they are shown as a notice and the verdict stays healthy (no daily page
+    # for a feed that always carries one untitled entry)
+    held = run.get("status") == "ok" and (st.get("watermark") or "") < (run.get("window_to") or "")
+    what = f"{entry['source']}: {run['skipped']} item(s) skipped in the last run ({'; '.join(reasons[:3])}); "
+    if held:
+        alerts.append(what + "the watermark is held, so the next run reads them again")
+    else:
+        notices.append(what + "re-reading cannot recover them (see the reason); fix them at the source, or ignore")
+
+
+def _delivery_alerts(config, recipients: list[dict], *, running: bool) -> list[str]:
+    """The configured recipients' last deliveries that need a look; one left sending or retrying while no process
+    runs (``running``: the run lock is held) is marked interrupted in ``recipients``."""
+    alerts = []
+    configured = {r["address"] for r in recipients_of(config)}
+    for r in recipients:
+        if r["recipient"] not in configured:
+            continue  # a former recipient: its old failures no longer page anyone
+        if r["last_status"] in ("sending", "retrying") and not running:  # left by a killed process
+            r["last_status"] = "interrupted"
+            alerts.append(
+                f"digest #{r['last_digest_id']} to {r['recipient']}: the process was killed while delivering it — the next "
+                "run settles it (an outbox file that exists counts as written; an SMTP message becomes unknown)"
+            )
+        elif r["last_status"] == "unknown":
+            alerts.append(f"digest #{r['last_digest_id']} to {r['recipient']}: delivery unknown — {r['error']}")
+        elif r["last_status"] == "failed":
+            alerts.append(
+                f"digest #{r['last_digest_id']} to {r['recipient']}: the last delivery failed ({r['last_attempt_at']}) "
+                f"and was not retried successfully — {short_error(r['error'])}"
+            )
+    return alerts
+
+
+def _interrupted_if_running(last_crawl: dict | None, sources: list[dict]) -> dict | None:
+    """While no process runs: the last crawl run, and the sources' last runs (in ``sources``), still marked running
+    shown as interrupted (left by a killed process)."""
+    if last_crawl and last_crawl["status"] == "running":
+        last_crawl = dict(last_crawl, status="interrupted", note="left 'running' by a process that no longer runs")
+    for entry in sources:
+        if entry["last_run"] and entry["last_run"]["status"] == "running":
+            entry["last_run"]["status"] = "interrupted"
+    return last_crawl
+
+
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
@@ -58,67 +146,20 @@ def collect_status(
     now = now or utcnow()
     fail_after = config.status["fail_after"] if fail_after is None else fail_after
     max_lag_hours = config.status["max_lag_hours"] if max_lag_hours is None else max_lag_hours
-    sources, alerts, notices = [], [], []
+    sources: list[dict] = []
+    alerts: list[str] = []
+    notices: list[str] = []
     states = store.load_source_states(db)
     counts = store.count_records_by_source(db)
     last_runs = store.load_last_source_runs(db)
     for instance in source_instances(config):
         st = states.get(instance.name, {})
         run = last_runs.get(instance.name, {})
-        success = _parse(st.get("last_success_at"))
-        lag = int((now - success).total_seconds()) if success else None
-        failures = st.get("consecutive_failures", 0)
-        entry = {
-            "source": instance.name,
-            "enabled": instance.enabled,
-            "watermark": st.get("watermark"),
-            "last_success_at": st.get("last_success_at"),
-            "last_failure_at": st.get("last_failure_at"),
-            "last_error": mask_secrets(st["last_error"]) if st.get("last_error") else None,
-            "consecutive_failures": failures,
-            "lag_seconds": lag,
-            "records": counts.get(instance.name, 0),
-            "last_run": {
-                k: run.get(k)
-                for k in (
-                    "status",
-                    "started_at",
-                    "finished_at",
-                    "fetched",
-                    "kept",
-                    "new",
-                    "updated",
-                    "unchanged",
-                    "skipped",
-                    "requests",
-                )
-            }
-            if run
-            else None,
-        }
+        entry = _source_entry(instance, st, run, counts.get(instance.name, 0), now)
         sources.append(entry)
-        if not instance.enabled:
-            continue
-        error = short_error(entry["last_error"])
-        if failures and not st.get("last_success_at"):
-            alerts.append(f"{instance.name}: has never succeeded ({failures} attempt(s); last error: {error})")
-        elif fail_after and failures >= fail_after:
-            alerts.append(f"{instance.name}: failed {failures} runs in a row (last error: {error})")
-        elif max_lag_hours and lag is not None and lag > max_lag_hours * 3600:
-            alerts.append(f"{instance.name}: no successful crawl for {_duration(lag)} (limit {max_lag_hours} h)")
-        if run and run.get("skipped"):
-            reasons = json.loads(run.get("skipped_reasons") or "[]")
-            # a held watermark stayed below the run's window end: the source reads the window again until the
-            # items come back whole, and says so until then (an alert). A feed or page (read whole every run)
-            # and items that can never be read (docs/reliability.md) let it move on: nothing is at risk that a
-            # re-read could save, so they are shown as a notice and the verdict stays healthy (no daily page
-            # for a feed that always carries one untitled entry)
-            held = run.get("status") == "ok" and (st.get("watermark") or "") < (run.get("window_to") or "")
-            what = f"{instance.name}: {run['skipped']} item(s) skipped in the last run ({'; '.join(reasons[:3])}); "
-            if held:
-                alerts.append(what + "the watermark is held, so the next run reads them again")
-            else:
-                notices.append(what + "re-reading cannot recover them (see the reason); fix them at the source, or ignore")
+        if instance.enabled:
+            alerts.extend(_failure_alerts(entry, st, fail_after=fail_after, max_lag_hours=max_lag_hours))
+            _skipped_items(entry, st, run, alerts, notices)
 
     path = str(config.database_path)
     last_digest = store.load_last_digest(db)
@@ -132,31 +173,11 @@ def collect_status(
             f"`litmon {failure.get('command')}` at {failure.get('at')} failed: {mask_secrets(failure.get('error') or '')}"
         )
     holder = lock.probe(lock.lock_path(config.database_path))
-    configured = {r["address"] for r in recipients_of(config)}
-    for r in recipients:
-        if r["recipient"] not in configured:
-            continue  # a former recipient: its old failures no longer page anyone
-        if r["last_status"] in ("sending", "retrying") and holder is None:  # left by a killed process
-            r["last_status"] = "interrupted"
-            alerts.append(
-                f"digest #{r['last_digest_id']} to {r['recipient']}: the process was killed while delivering it — the next "
-                "run settles it (an outbox file that exists counts as written; an SMTP message becomes unknown)"
-            )
-        elif r["last_status"] == "unknown":
-            alerts.append(f"digest #{r['last_digest_id']} to {r['recipient']}: delivery unknown — {r['error']}")
-        elif r["last_status"] == "failed":
-            alerts.append(
-                f"digest #{r['last_digest_id']} to {r['recipient']}: the last delivery failed ({r['last_attempt_at']}) "
-                f"and was not retried successfully — {short_error(r['error'])}"
-            )
+    alerts.extend(_delivery_alerts(config, recipients, running=holder is not None))
     alerts.extend(_overdue_digests(config, db, now))
     last_crawl = store.load_last_crawl_run(db)
     if holder is None:  # nothing runs: a run still marked running was left by a killed process
-        if last_crawl and last_crawl["status"] == "running":
-            last_crawl = dict(last_crawl, status="interrupted", note="left 'running' by a process that no longer runs")
-        for entry in sources:
-            if entry["last_run"] and entry["last_run"]["status"] == "running":
-                entry["last_run"]["status"] = "interrupted"
+        last_crawl = _interrupted_if_running(last_crawl, sources)
     db_problems = _database_problems(config, holder is not None, storage_checked)
     alerts.extend(f"database check failed: {p} — run `litmon check` for details" for p in db_problems[:3])
     alerts.extend(dbguard.unwritable(config.database_path))
