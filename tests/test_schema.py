@@ -1,6 +1,9 @@
-"""The schema's migrations as litmon runs them (crawler/store/schema.py): a script split into its statements."""
+"""Connections and migrations as litmon makes and runs them (crawler/store/schema.py): scripts split into statements
+in one pass, no sqlite_utils plugins."""
 
 from __future__ import annotations
+
+import sqlite3
 
 import pytest
 import sqlite_utils
@@ -74,3 +77,32 @@ def test_the_migrations_run_their_scripts_through_split_statements(monkeypatch):
     db = schema.connect(None)
     assert schema.migrate(db) == schema.migrations.names()
     assert db.execute("SELECT COUNT(*) FROM works").fetchone() == (0,)
+
+
+class _Plugin:
+    """An installed sqlite_utils plugin that adds an SQL function to every connection sqlite_utils prepares."""
+
+    @sqlite_utils.hookimpl
+    def prepare_connection(self, conn):
+        conn.create_function("from_a_plugin", 0, lambda: 1)
+
+
+def test_litmon_s_connections_run_no_sqlite_utils_plugin(tmp_path, monkeypatch):
+    """connect() neither looks for sqlite_utils plugins (every installed distribution's entry points) nor lets one
+    prepare its connection: litmon's SQL uses none, and a plugin could change what a connection does."""
+    import sqlite_utils.plugins
+
+    def refuse() -> None:
+        raise AssertionError("sqlite_utils looked for plugins")
+
+    plugin = _Plugin()
+    sqlite_utils.plugins.pm.register(plugin)
+    try:
+        prepared = sqlite_utils.Database(memory=True)
+        assert prepared.execute("SELECT from_a_plugin()").fetchone() == (1,)
+        monkeypatch.setattr(sqlite_utils.db, "ensure_plugins_loaded", refuse)
+        for db in (schema.connect(None), schema.connect(tmp_path / "litmon.db")):
+            with pytest.raises(sqlite3.OperationalError, match="no such function"):
+                db.execute("SELECT from_a_plugin()")
+    finally:
+        sqlite_utils.plugins.pm.unregister(plugin)

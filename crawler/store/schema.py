@@ -693,8 +693,10 @@ def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float
     """Open the file (None: an in-memory database) without migrating: WAL journal, foreign keys on, and a
     busy timeout: a write waits up to ``busy_timeout`` seconds for another program's write lock."""
     Database = _database_type()
+    # (no sqlite_utils plugins: litmon's SQL uses none, and looking for them reads every installed distribution's entry
+    # points, ~35 M instructions per connection)
     if path is None:
-        db = Database(memory=True)
+        db = Database(memory=True, execute_plugins=False)
         db.conn.execute("PRAGMA foreign_keys = ON")
         return db
     path = Path(path)
@@ -704,7 +706,7 @@ def connect(path: str | Path | None, *, create: bool = True, busy_timeout: float
         path.parent.mkdir(parents=True, exist_ok=True)
     if not create and not path.exists():
         raise FileNotFoundError(path)
-    db = Database(path)
+    db = Database(path, execute_plugins=False)
     db.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     db.conn.execute("PRAGMA foreign_keys = ON")
     memory = str(path) == ":memory:"
