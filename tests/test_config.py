@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -776,6 +777,46 @@ def test_each_source_module_declares_the_settings_its_table_is_checked_against()
     declared = {**source_declarations(), "feed": list_declarations()["feeds"], "page": list_declarations()["pages"]}
     for kind, module in MODULES.items():
         assert importlib.import_module(module).Settings is declared[kind], kind
+
+
+def test_the_kept_parse_of_the_shipped_file_is_current():
+    """crawler/default_config.json keeps what tomllib reads of the shipped file, so a start does not parse it again."""
+    from crawler.config import KEPT_PARSE, kept_parse
+
+    kept = (ROOT / "crawler" / KEPT_PARSE).read_text(encoding="utf-8")
+    assert kept == kept_parse(shipped_config_text()), (
+        "crawler/default_config.json is out of date: python -m crawler.config > crawler/default_config.json"
+    )
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert KEPT_PARSE in project["tool"]["setuptools"]["package-data"]["crawler"]  # (installed beside the TOML file)
+
+
+def test_the_shipped_file_is_read_from_its_kept_parse_not_parsed_again(tmp_path, monkeypatch):
+    from crawler.config import shipped_config_data
+
+    shipped = shipped_config_text()
+    parsed = []
+    parse = tomllib.loads
+    monkeypatch.setattr(config_module.tomllib, "loads", lambda text: parsed.append(text) or parse(text))
+    data = shipped_config_data()
+    config = parse_config(FIVE_LINES, str(tmp_path / "litmon.toml"))
+    assert shipped not in parsed and parsed == [FIVE_LINES]
+    monkeypatch.undo()
+    assert data == tomllib.loads(shipped) and data["crawl"]["backfill_from"] == dt.date(2000, 1, 1)
+    assert config == parse_config(FIVE_LINES, str(tmp_path / "litmon.toml"))
+
+
+def test_a_kept_parse_made_from_another_text_or_unreadable_is_not_read(monkeypatch):
+    from crawler.config import shipped_config_data
+
+    changed = shipped_config_text().replace('\ncontact_email = "', '\ncontact_email = "changed-', 1)
+    monkeypatch.setattr(config_module, "shipped_config_text", lambda: changed)
+    assert shipped_config_data()["contact_email"].startswith("changed-")
+    monkeypatch.undo()
+    monkeypatch.setattr(config_module, "KEPT_PARSE", "no_such_file.json")
+    assert shipped_config_data() == tomllib.loads(shipped_config_text())
+    monkeypatch.setattr(config_module, "KEPT_PARSE", "default_config.toml")  # (not JSON)
+    assert shipped_config_data() == tomllib.loads(shipped_config_text())
 
 
 def test_config_show_names_where_each_value_came_from_and_masks_secrets(tmp_path, clean_env, monkeypatch):
