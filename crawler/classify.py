@@ -45,7 +45,16 @@ from crawler import clock, store
 from crawler.evidence import Facts, Tag, evidence_tags, rank_score
 from crawler.focus import focus_doc
 from crawler.records import source_rank
-from crawler.terms import Doc, RuleResult, RuleSet, TermRule, first_character_first, normalize_text, term_pattern
+from crawler.terms import (
+    Doc,
+    RuleResult,
+    RuleSet,
+    TermRule,
+    WorkCache,
+    first_character_first,
+    normalize_text,
+    term_pattern,
+)
 from crawler.terms import _has_other_space as _other_space
 
 if TYPE_CHECKING:
@@ -276,7 +285,7 @@ def build_facts(records: Iterable) -> Facts:
     items = [_as_dict(r) for r in records]
     if len(items) > 1:
         items.sort(key=_source_rank)
-    doc = Doc()
+    doc = Doc(cache=WorkCache(normalised=True))  # (every text below is normalised)
     titles, abstracts, trial = doc.titles, doc.abstracts, doc.trial
     facts = Facts(doc=doc)
     publication_types = facts.publication_types

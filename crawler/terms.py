@@ -820,14 +820,17 @@ class _Vocabulary:
         sub.generation = self.generation
         return sub
 
-    def scan(self, text: str) -> Scan:
+    def scan(self, text: str, normalised: bool = False) -> Scan:
+        """What the automaton finds in ``text``. ``normalised``: the text is known to be in :func:`normalize_text`'s form,
+        or made of such texts (:attr:`WorkCache.normalised`): lower case, no whitespace but the plain space (not looked
+        for again: ~9 searches of the text for a character, and its lower-cased copy when an expression asks)."""
         built = self.built
         if built is None:
             built = self._build()
         automaton, values, _, in_bytes = built
         if not text or not automaton:
             return Scan([])
-        other = _has_other_space(text)
+        other = not normalised and _has_other_space(text)
         seen = _OTHER_SPACE.sub(" ", text) if other else text
         # the text and a space: the character before an occurrence at ``start`` is ``after[start - 1]`` (the space at
         # the text's start) and the one after it ``after[end]`` (the space at its end), without testing for either end
@@ -871,6 +874,7 @@ class _Vocabulary:
             scan.plain = True
             if text.isascii():  # it reads as ASCII: no separator \x1c-\x1f (_has_other_space looked for them)
                 scan.ascii = (text, True)
+                scan.lower = (text, True) if normalised else None  # (lower case too: _reads_as_lower_ascii)
         return scan
 
     def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:
@@ -979,13 +983,18 @@ class WorkCache:
     """What is computed once per work and shared by every rule, relevance, tags, evidence and focus: each
     text's scan, each text blanked by each exclusion list, and anything else keyed by ``memo``."""
 
-    __slots__ = ("generation", "scans", "blanked", "memo")
+    __slots__ = ("generation", "scans", "blanked", "memo", "normalised")
 
-    def __init__(self) -> None:
+    def __init__(self, normalised: bool = False) -> None:
         self.generation = _VOCABULARY.generation
         self.scans: dict[str, Scan] = {}
         self.blanked: dict[tuple[Any, str], tuple[str, list[str], list[tuple[int, int]]]] = {}
         self.memo: dict[Any, Any] = {}
+        #: every text scanned here is in :func:`normalize_text`'s form (lower case, no whitespace but the plain space) or
+        #: made of such texts by slicing, joining with spaces or " | " and blanking with spaces (the texts of a work's
+        #: :class:`Doc` as :func:`crawler.classify.build_facts` makes them, and what every rule derives from them): its
+        #: long texts' scans then know it without looking (:meth:`_Vocabulary.scan`)
+        self.normalised = normalised
 
     def scan(self, text: str) -> Scan:
         if self.generation != _VOCABULARY.generation:  # rules compiled since: look again
@@ -993,7 +1002,7 @@ class WorkCache:
             self.scans.clear()
         found = self.scans.get(text)
         if found is None:
-            found = self.scans[text] = _short_scan(text) if len(text) <= SHORT_TEXT else _VOCABULARY.scan(text)
+            found = self.scans[text] = _short_scan(text) if len(text) <= SHORT_TEXT else _VOCABULARY.scan(text, self.normalised)
         return found
 
     def rescan(self, text: str, scan: Scan, ranges: list[tuple[int, int]]) -> Scan:

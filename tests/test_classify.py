@@ -901,6 +901,38 @@ def test_build_facts_as_first_written(corpus):
     assert sum(build_facts([record]).preprint_server is not None for record in preprints) > 50
 
 
+def test_every_text_of_a_works_doc_is_normalised(corpus):
+    """What build_facts puts in a work's Doc is in normalize_text's form, as its cache says (its scans then need not look
+    for other whitespace, nor lower-case the text to know its case): on the labelled set, one and two records per work,
+    and records with blank, odd and repeated values."""
+    from crawler.classify import build_facts
+    from crawler.terms import normalize_text
+
+    works = [work.records for work in corpus.values()]
+    works += [a.records + b.records for a, b in zip(list(corpus.values())[::2], list(corpus.values())[1::2])]
+    odd = {
+        "source": "ctgov",
+        "title": " \tKetamine\u00a0 Trial\x1c ",
+        "abstract": "Background:\n\nKETAMINE\u2009works.\r\nMethods: \u201cIV\u201d\u200bdrug\x0b\x85.",
+        "keywords": ["TRD\t", "É–x"],
+        "mesh_terms": ["Ketamine", " Depression\n"],
+        "extra": {
+            "official_title": "Ketamine\u2028trial",
+            "conditions": ["Depression\x1f", "\u3000"],
+            "interventions": [{"name": "Ketamine\r", "other_names": ["Ketalar"], "description": "IV\n\n drug"}],
+        },
+    }
+    works += [[odd], [odd, {"source": "pubmed", "title": "Ketamine\n\ntrial", "abstract": "One. Two\n\nthree"}]]
+    texts = 0
+    for records in works:
+        doc = build_facts(records).doc
+        assert doc.cache.normalised
+        for text in doc.titles + doc.abstracts + doc.keywords + doc.trial + doc.mesh:
+            assert normalize_text(text) == text, text
+            texts += 1
+    assert texts > 1_000
+
+
 def test_titles_and_abstracts_normalised_as_normalize_text_does():
     """build_facts lower-cases an ASCII text with single plain spaces between words (or blank lines between paragraphs,
     made spaces) as it is; every other text goes through normalize_text: the same result on random texts of every kind

@@ -593,6 +593,30 @@ def test_whether_a_scanned_text_reads_as_ascii_is_what_reads_as_ascii_says():
     assert seen == {True, False} and 100 < known < kinds
 
 
+def test_a_normalised_texts_scan_is_what_a_scan_that_looks_at_its_spaces_and_case_finds():
+    """A work's cache whose texts are normalised (:attr:`crawler.terms.WorkCache.normalised`) scans them without looking
+    for whitespace other than the plain space, and knows an ASCII one is lower case: the same entries, anchors, spaces,
+    ASCII and lower case as a scan that looks, on every labelled work's texts and 3,000 random ones normalised (ASCII
+    or not), and a scan that looks finds them so."""
+    shipped_vocabulary()
+    words = ["Ketamine", "É", "é", "–", "\u2019", "x", "2", "TRD"]
+    glue = [" ", "", "-", ". ", "\t", "\n", "\n\n", "\u00a0", "\x1c", "  "]
+    lower = 0
+    for text in labelled_and_random_texts(61, words, glue, 30):
+        text = terms.normalize_text(text)
+        if len(text) <= terms.SHORT_TEXT:
+            text = (text + " ") * (terms.SHORT_TEXT // max(len(text), 1) + 1)  # (a long text: not a short one's shared scan)
+            text = text.strip()
+        looked, known = terms._VOCABULARY.scan(text), terms.WorkCache(normalised=True).scan(text)
+        same_scan(known, looked)
+        assert known.plain is looked.plain is True
+        assert known.ascii == looked.ascii and terms._reads_as_ascii(text, known) == reads_as_ascii(text)
+        expected = reads_as_ascii(text) and text.lower() == text
+        assert terms._reads_as_lower_ascii(text, known) is terms._reads_as_lower_ascii(text, looked) is expected, text
+        lower += expected
+    assert lower > 1_000
+
+
 def labelled_and_random_texts(seed: int, more_words: list[str], glue: list[str], longest: int) -> list[str]:
     """Every labelled work's titles and abstracts, then 3,000 random texts of up to ``longest`` words: the shipped
     vocabulary's usual terms and ``more_words``, each followed by one of ``glue``."""
