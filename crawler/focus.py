@@ -76,9 +76,27 @@ _AIM_PIECES = (
 )
 
 
-class _Finders(tuple[ahocorasick_rs.AhoCorasick, ...]):
-    """An automaton (ahocorasick-rs) for each of some sets of literal pieces (:func:`_holds_pieces`), the sets
-    (``pieces``), and ``in_bytes``: the same for the pieces' bytes, which reads an ASCII text's bytes, made when first
+class _StrFinder:
+    """An automaton (ahocorasick-rs) of some literal pieces, made when first asked to search (:meth:`find_matches_as_indexes`,
+    as the automaton's): only a text outside ASCII asks it (an ASCII one is read as bytes, :func:`_holds_pieces`), so a
+    process that reads none never builds one (~13M instructions for the aim, discussion and passing pieces' sets)."""
+
+    __slots__ = ("pieces", "automaton")
+
+    def __init__(self, pieces: list[str]):
+        self.pieces = pieces
+        self.automaton: ahocorasick_rs.AhoCorasick | None = None
+
+    def find_matches_as_indexes(self, text: str) -> list[tuple[int, int, int]]:
+        automaton = self.automaton
+        if automaton is None:  # (two threads may both make it: the same automaton)
+            automaton = self.automaton = ahocorasick_rs.AhoCorasick(self.pieces)
+        return automaton.find_matches_as_indexes(text)
+
+
+class _Finders(tuple[_StrFinder, ...]):
+    """A finder (:class:`_StrFinder`) for each of some sets of literal pieces (:func:`_holds_pieces`), the sets
+    (``pieces``), and ``in_bytes``: automata of the pieces' bytes, which read an ASCII text's bytes, made when first
     needed (None before: ~1.3M instructions for the aim words' alone, not paid at import)."""
 
     pieces: list[list[str]]
@@ -88,7 +106,7 @@ class _Finders(tuple[ahocorasick_rs.AhoCorasick, ...]):
 def _finders(sets: Iterable[Iterable[str]]) -> _Finders:
     """The :class:`_Finders` of these sets of pieces, in this order."""
     ordered = [sorted(pieces) for pieces in sets]
-    finders = _Finders(ahocorasick_rs.AhoCorasick(pieces) for pieces in ordered)
+    finders = _Finders(_StrFinder(pieces) for pieces in ordered)
     finders.pieces = ordered
     finders.in_bytes = None
     return finders
@@ -380,7 +398,7 @@ def _piece_finders(pattern: re.Pattern) -> _Finders:
     return found[1]
 
 
-def _holds_pieces(text: str, finders: tuple[ahocorasick_rs.AhoCorasick, ...]) -> bool:
+def _holds_pieces(text: str, finders: tuple[_StrFinder, ...]) -> bool:
     """Whether each of ``finders`` (:func:`_piece_finders`) finds a piece in ``text``: else no match can be there."""
     if finders.__class__ is _Finders and text.isascii():
         # (an ASCII text read as bytes, by the automata of the pieces' bytes: the same pieces found, without the str
@@ -398,7 +416,7 @@ def _holds_pieces(text: str, finders: tuple[ahocorasick_rs.AhoCorasick, ...]) ->
 
 
 def _search_holding_pieces(
-    search: Callable[[str], re.Match | None], finders: tuple[ahocorasick_rs.AhoCorasick, ...], text: str
+    search: Callable[[str], re.Match | None], finders: tuple[_StrFinder, ...], text: str
 ) -> re.Match | None:
     """``search(text)`` of an expression, not run where the pieces its matches hold are missing (:func:`_holds_pieces`)."""
     return search(text) if _holds_pieces(text, finders) else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 
+import ahocorasick_rs
 import pytest
 
 from crawler import focus, terms
@@ -431,6 +432,20 @@ def test_the_pieces_are_found_in_an_ascii_text_read_as_bytes_as_in_the_text(drug
             held += in_text
         assert finders.in_bytes is not None and len(finders.in_bytes) == len(finders)
     assert held > 10_000 and sum(s.isascii() for s in randoms) > 5_000
+
+
+def test_the_pieces_str_automata_are_made_only_when_a_text_outside_ascii_asks():
+    """A finder's automaton of the pieces as text is made when a text outside ASCII first asks it (an ASCII text is read
+    by the automata of the pieces' bytes): none after ASCII texts alone, then the same answers as a new automaton's."""
+    finders = focus._finders([["ketamin", "esketamin"], ["such as", "unlike"]])
+    ascii_texts = ["unlike esketamine", "such as ketamine", "ketamine alone", ""]
+    assert [focus._holds_pieces(text, finders) for text in ascii_texts] == [True, True, False, False]
+    assert finders.in_bytes is not None and all(finder.automaton is None for finder in finders)
+    texts = ["unlike esketamine \u00e9", "na\u00efve ketamine", "such as ketamine \u2013 2", *ascii_texts]
+    expected = [all(ahocorasick_rs.AhoCorasick(p).find_matches_as_indexes(t) for p in finders.pieces) for t in texts]
+    assert [focus._holds_pieces(text, finders) for text in texts] == expected == [True, False, True, True, True, False, False]
+    assert all(finder.automaton is not None for finder in finders)
+    assert [focus._holds_pieces(text, finders[:1]) for text in texts] == [True, True, True, True, True, True, False]
 
 
 def test_a_passing_mention_is_told_from_the_first_matches_as_from_them_all(drug):
