@@ -508,6 +508,33 @@ def test_vocabulary_hash_is_the_one_stored_before_the_topic_was_typed(text):
     assert build_vocabulary(parse_config(text, "t").topic).hash == expected
 
 
+def test_a_topics_vocabulary_hash_is_made_once_and_again_when_its_rule_groups_change(monkeypatch):
+    """vocabulary_hash is made once per topic (the pipeline asks for it with every saved batch): asked again, the same
+    hash without making it; a rule group changed in place (a rule added, replaced or removed) gives the hash a topic
+    parsed with that change has; another topic of the same text, the same hash."""
+    from dataclasses import replace
+
+    from crawler import classify
+
+    made = []
+    monkeypatch.setattr(classify, "_hash_of", lambda topic, made_by=classify._hash_of: made.append(1) or made_by(topic))
+    monkeypatch.setattr(classify, "_HASHED", {})
+    topic = parse_config(EVERY_TOPIC_KEY, "t").topic
+    first = vocabulary_hash(topic)
+    assert first == hash_of_the_dict(tomllib.loads(EVERY_TOPIC_KEY)) and len(made) == 1
+    assert vocabulary_hash(topic) == first and build_vocabulary(topic).hash == first and len(made) == 1
+    pain = topic.noise["pain"]
+    topic.noise["pain"] = replace(pain, penalty=4)
+    assert vocabulary_hash(topic) == hash_of_the_dict(tomllib.loads(EVERY_TOPIC_KEY.replace("penalty = 3", "penalty = 4")))
+    assert len(made) == 2
+    topic.noise["pain"] = pain
+    assert vocabulary_hash(topic) == first and len(made) == 3
+    del topic.tags["oral"]
+    without = EVERY_TOPIC_KEY.split("[topic.tags.oral]")[0]
+    assert vocabulary_hash(topic) == hash_of_the_dict(tomllib.loads(without)) != first
+    assert vocabulary_hash(parse_config(EVERY_TOPIC_KEY, "t").topic) == first and len(made) == 5
+
+
 def test_a_tag_label_changes_no_vocabulary_hash():
     changed = EVERY_TOPIC_KEY.replace('label = "By mouth"', 'label = "Oral"')
     assert vocabulary_hash(parse_config(changed, "t").topic) == vocabulary_hash(parse_config(EVERY_TOPIC_KEY, "t").topic)
