@@ -540,6 +540,77 @@ def fixture_article_bytes() -> list[bytes]:
     return [etree.tostring(a) for a in fixture_articles()[:40]]
 
 
+#: A reference list as PubMed sends one (litmon reads nothing of it: its DOI is not the article's).
+REFERENCES = (
+    b"<ReferenceList><Title>References</Title><Reference><Citation>Osei H. A cited trial. 2020.</Citation>"
+    b'<ArticleIdList><ArticleId IdType="doi">10.1000/cited.1</ArticleId></ArticleIdList></Reference></ReferenceList>'
+)
+
+
+def with_references(art: bytes, lists: bytes) -> bytes:
+    """An article with ``lists`` at the end of its ``<PubmedData>``."""
+    assert art.count(b"</PubmedData>") == 1
+    return art.replace(b"</PubmedData>", lists + b"</PubmedData>")
+
+
+def reference_answers() -> dict[str, bytes]:
+    """Answers with reference lists: where runs leave them out of the bytes they parse ("reference lists …
+    cut") and where they must not ("… kept": the articles would not be read as they are without them)."""
+    arts = [a for a in fixture_article_bytes() if b"</PubmedData>" in a and b"<ReferenceList" not in a]
+    book = (
+        b"<PubmedBookArticle><BookDocument><PMID>7</PMID><ArticleTitle>A chapter</ArticleTitle>" + REFERENCES + b"\n"
+        b"</BookDocument><PubmedBookData><History><PubMedPubDate PubStatus='entrez'><Year>2020</Year></PubMedPubDate>"
+        b"</History></PubmedBookData></PubmedBookArticle>"
+    )
+    spaced = b"\n    " + REFERENCES + b"\n  "
+    mark = b"<ArticleTitle>"
+    assert all(mark in a for a in arts)
+    return {
+        "reference lists cut": article_set(
+            *(with_references(a, [REFERENCES, spaced, REFERENCES + spaced + REFERENCES, b""][i % 4]) for i, a in enumerate(arts)),
+            book,
+        ),
+        "reference lists kept: nested": article_set(
+            *(with_references(a, REFERENCES.replace(b"</ReferenceList>", REFERENCES + b"</ReferenceList>")) for a in arts)
+        ),
+        "reference lists kept: with attributes, a space in the end tag": article_set(
+            *(with_references(a, REFERENCES.replace(b"<ReferenceList>", b'<ReferenceList Type="cited">')) for a in arts[:5]),
+            *(with_references(a, REFERENCES.replace(b"</ReferenceList>", b"</ReferenceList >")) for a in arts[5:]),
+        ),
+        "reference lists kept: another element after them": article_set(
+            *(with_references(a, REFERENCES + b"<ObjectList><Object Type='x'/></ObjectList>") for a in arts)
+        ),
+        "reference lists kept: inside an abstract and a title": article_set(
+            *(a.replace(mark, mark + b"Before " + REFERENCES + b" after") for a in arts)
+        ),
+        "reference lists kept: their tags in CDATA": article_set(
+            *(a.replace(mark, mark + b"<![CDATA[<ReferenceList>x</ReferenceList></PubmedData>]]> T") for a in arts[:3]),
+            *(with_references(a, REFERENCES) for a in arts[3:]),
+        ),
+        "reference lists kept: their tags in comments": article_set(
+            *(a.replace(mark, mark + b"T<!-- <ReferenceList> --> real <!-- </ReferenceList></PubmedData> -->") for a in arts[:3]),
+            *(with_references(a, REFERENCES) for a in arts[3:]),
+        ),
+        "reference lists kept: their tags in processing instructions": article_set(
+            *(a.replace(mark, mark + b"T<?x <ReferenceList> ?> real <?x </ReferenceList></PubmedData> ?>") for a in arts[:3]),
+            *(with_references(a, REFERENCES) for a in arts[3:]),
+        ),
+    }
+
+
+def cut_off_answers() -> dict[str, bytes]:
+    """An answer with reference lists cut off inside its last article: in a list (of a book, of an article before the
+    book's place), after one, after the <PubmedData> holding them."""
+    body = reference_answers()["reference lists cut"]
+    last = body.rindex(b"<ReferenceList>", 0, body.index(b"<PubmedBookArticle>"))
+    return {
+        "cut off inside a book's reference list": body[: body.rindex(b"<ReferenceList>") + 40],
+        "cut off inside a reference list": body[: last + 40],
+        "cut off after a reference list": body[: body.index(b"</ReferenceList>", last) + len(b"</ReferenceList>")],
+        "cut off after the reference lists' <PubmedData>": body[: body.index(b"</PubmedData>", last) + len(b"</PubmedData>")],
+    }
+
+
 def tricky_answers() -> dict[str, bytes]:
     """Answers that runs of whole articles cannot all read as they are, and some that they can."""
     arts = fixture_article_bytes()
@@ -599,6 +670,8 @@ def tricky_answers() -> dict[str, bytes]:
         .replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>')
         .decode()
         .encode("utf-16"),
+        **reference_answers(),
+        **cut_off_answers(),
     }
 
 
@@ -616,6 +689,54 @@ def test_runs_of_whole_articles_read_every_answer_as_iterparse_does(name, with_p
     else:  # both stop where the XML breaks (iterparse drops the articles of the buffer it was reading then)
         assert records[: len(expected)] == expected
         assert (problems or [])[: len(expected_problems or [])] == (expected_problems or [])
+
+
+@pytest.mark.parametrize("name", sorted(reference_answers()))
+@pytest.mark.parametrize("run_bytes", [3000, pubmed.RUN_BYTES])
+def test_runs_leave_out_the_reference_lists_that_end_an_article_s_pubmed_data(name, run_bytes, monkeypatch):
+    """The reference lists at the end of a <PubmedData> or <BookDocument> are not parsed (litmon reads nothing of
+    them; the records are iterparse's, test above); every other one is, and every one of a run that holds a comment,
+    CDATA or a processing instruction."""
+    monkeypatch.setattr(pubmed, "RUN_BYTES", run_bytes)
+    parsed: list[bytes] = []
+    run_articles = pubmed._run_articles
+    monkeypatch.setattr(
+        pubmed, "_run_articles", lambda document, parser: parsed.append(document) or run_articles(document, parser)
+    )
+    body = reference_answers()[name]
+    records = pubmed.parse_efetch(body)
+    assert len(records) == body.count(b"<PubmedArticle>") + body.count(b"<PubmedBookArticle>")
+    assert b"<PubmedArticleSet>" not in parsed[0][200:]  # (each document one run)
+    lists = sum(document.count(b"<ReferenceList") for document in parsed)
+    if name.endswith(" cut"):
+        assert lists == 0 and b"<ReferenceList" in body
+    elif name.endswith("processing instructions") or name.endswith("comments") or name.endswith("CDATA"):
+        assert lists > 0  # (some runs hold none of those: their lists are cut)
+    else:
+        assert lists == body.count(b"<ReferenceList")
+
+
+@pytest.mark.parametrize("name", sorted(cut_off_answers()))
+@pytest.mark.parametrize("run_bytes", [3000, pubmed.RUN_BYTES])
+def test_an_answer_cut_off_in_or_after_a_reference_list_is_malformed(name, run_bytes, monkeypatch):
+    monkeypatch.setattr(pubmed, "RUN_BYTES", run_bytes)
+    body = cut_off_answers()[name]
+    assert b"</ReferenceList>" in body
+    with pytest.raises(SourceError, match="efetch answer is malformed XML"):
+        pubmed.parse_efetch(body)
+
+
+def test_xml_broken_inside_a_reference_list_that_is_left_out_is_not_seen():
+    """The price of not parsing reference lists: XML broken inside one is read as if the list were not there
+    (iterparse, which reads every element, finds it), where it is left out (at the end of a <PubmedData>)."""
+    arts = [a for a in fixture_article_bytes() if b"</PubmedData>" in a]
+    broken = REFERENCES.replace(b"A cited trial", b"A < B trial")
+    body = article_set(*arts[:5], with_references(arts[5], broken), *arts[6:])
+    assert [vars(r) for r in pubmed.parse_efetch(body)] == [vars(r) for r in pubmed.parse_efetch(article_set(*arts))]
+    assert read_through(streamed(body, []))[1].startswith("[pubmed] efetch answer is malformed XML")
+    inside = article_set(*arts[:5], arts[5].replace(b"<ArticleTitle>", b"<ArticleTitle>" + broken), *arts[6:])
+    with pytest.raises(SourceError, match="malformed XML"):  # a list elsewhere is parsed
+        pubmed.parse_efetch(inside)
 
 
 def test_a_well_formed_answer_is_read_in_runs_and_a_broken_one_again_by_iterparse(monkeypatch):
