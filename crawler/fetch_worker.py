@@ -422,9 +422,20 @@ def _handle(record: logging.LogRecord) -> None:
 
 
 def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parents_ends, parent_pid: int) -> None:
+    """The worker process: set up (the writer's ends closed, signals, log records and pauses sent to the writer), then
+    :class:`_Batches` reads the source's batches and answers the writer's asks."""
     for end in parents_ends:  # the writer's ends: EOF on the pipes when the writer is gone
         end.close()
     _die_with(parent_pid)
+    send = _sender(answers)
+    stop, received = _stop_on_signals(ctx.http)
+    _send_logs(send)
+    _client_after_fork(ctx.http, send)
+    _Batches(ctx, topic, prepare, asks, send, stop, received).run(module)
+
+
+def _sender(answers) -> Callable[[tuple], None]:
+    """How this process's threads send the writer a message, one at a time."""
     lock = threading.Lock()
 
     def send(message) -> None:
@@ -435,10 +446,16 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
             else:
                 answers.send(message)
 
-    http = ctx.http
+    return send
+
+
+def _stop_on_signals(http) -> tuple[threading.Event, list[str]]:
+    """SIGTERM and SIGINT set the HTTP client's ``stop`` (made when it has none): every network wait and pause ends at
+    once. Returns that event and the names of the signals received, as they come (a signal sent to the worker alone
+    stops the whole run, as one sent to litmon)."""
     stop = http.stop if http.stop is not None else threading.Event()
     http.stop = stop
-    received: list[str] = []  # a signal sent to the worker alone stops the whole run, as one sent to litmon
+    received: list[str] = []
 
     def on_signal(signum, frame) -> None:
         received.append(signal.Signals(signum).name)
@@ -446,80 +463,146 @@ def _work(module, ctx: CrawlContext, topic, prepare: bool, asks, answers, parent
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    _send_logs(send)
+    return stop, received
+
+
+def _client_after_fork(http, send) -> None:
     http.after_fork()
     if http._sleep is not None:  # injected (tests): the writer's callable sees every pause
         http._sleep = lambda seconds: send(("pause", seconds))
-    # the classifier made ready in a thread while this one waits for the first searches and page: the writer asks
-    # for the first batch at once, so none of it is classified ahead, and the vocabulary is first wanted for the second
-    warming = _Warming(topic) if topic is not None else None
-    vocabulary: classify.Vocabulary | None = None
-    shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
-    ctx.first_batch = FIRST_BATCH  # (this process's copy: the writer waits for the first batch)
-    batches = iter(module.fetch_records(ctx))
-    # the batch last sent (the one the writer holds): its dicts, how many of them were classified when it was sent, its
-    # day and number; the worker classifies the rest of it when it has nothing else to do ("late": _answered, _classify_late)
-    last: _Sent | None = None
-    made = 0  # batches made: the number of each, which "late-ready" and "late" name
-    # the batch last made, classified in full before the writer asked for it: a thread sends it when the writer asks,
-    # while this one reads the next batch (the worker then holds two batches, never more)
-    answering: _Answering | None = None
-    while True:
-        final: tuple | None = None
+
+
+@dataclasses.dataclass
+class _Made:
+    """A batch made ready to send: its records pickled, the classifications made so far (as the values they travel
+    as), the day they were made on, what the source changed in its context, and the dicts the rest are made from."""
+
+    packed: bytes
+    values: list[tuple | None]
+    today: dt.date
+    delta: dict[str, Any]
+    dicts: list
+
+    def message(self, http) -> tuple:
+        return ("batch", self.packed, self.values, self.today, self.delta, _http_state(http))
+
+
+class _Batches:
+    """The worker's loop: each batch of the source read, prepared, pickled and classified ahead while the writer works
+    on the one before, and sent when the writer asks for it (see "How the two talk" above)."""
+
+    def __init__(self, ctx: CrawlContext, topic, prepare: bool, asks, send, stop: threading.Event, received: list[str]) -> None:
+        self.ctx = ctx
+        self.http = ctx.http
+        self.stop = stop
+        self.prepare = prepare
+        self.asks = asks
+        self.send = send
+        self.received = received
+        # the classifier made ready in a thread while this one waits for the first searches and page: the writer asks
+        # for the first batch at once, so none of it is classified ahead, and the vocabulary is first wanted for the
+        # second
+        self.warming = _Warming(topic) if topic is not None else None
+        self.vocabulary: classify.Vocabulary | None = None
+        self.shipped = {"warnings": len(ctx.warnings), "skipped": len(ctx.skipped)}
+        # the batch last sent (the one the writer holds): its dicts, how many of them were classified when it was sent,
+        # its day and number; the worker classifies the rest of it when it has nothing else to do ("late": _answered,
+        # _classify_late)
+        self.last: _Sent | None = None
+        self.made = 0  # batches made: the number of each, which "late-ready" and "late" name
+        # the batch last made, classified in full before the writer asked for it: a thread sends it when the writer
+        # asks, while this one reads the next batch (the worker then holds two batches, never more)
+        self.answering: _Answering | None = None
+
+    def run(self, module) -> None:
+        self.ctx.first_batch = FIRST_BATCH  # (this process's copy: the writer waits for the first batch)
+        batches = iter(module.fetch_records(self.ctx))
+        while True:
+            records, final = self._read(batches)
+            batch: _Made | None = None
+            try:
+                ask = self._before(final)
+                if final is None and ask is None:
+                    batch = self._make(records)
+                    del records  # (only their dicts are classified: the rest is not held while the next is read)
+                    ask = self._classify_ahead(batch)
+                if batch is not None and ask is None and self._classified(batch) and not self.asks.poll():
+                    # nothing left to do for this batch before the writer asks for it: read the next one meanwhile
+                    self.answering = _Answering(self.asks, self.send, batch.message(self.http), self.made)
+                    del batch  # (the thread holds the answer until it is sent; its dicts are not kept)
+                    continue
+                ask = ask if ask is not None else self.asks.recv()
+            except EOFError:
+                return  # the writer is gone
+            if ask == "stop":
+                self.send(("final", _http_state(self.http)))
+                return
+            if final is not None:
+                self.send(final)
+                return
+            assert batch is not None  # (made unless the source ended or the writer said stop)
+            self.send(batch.message(self.http))
+            self.last = _Sent(batch.dicts, len(batch.values), batch.today, self.made)
+            del batch  # (its pickle and classifications not held while the next batch is read)
+
+    def _read(self, batches) -> tuple[list[Record], tuple | None]:
+        """The source's next batch, or no records and the message that ends the worker's answers ("end", "error")."""
         try:
-            records = next(batches)
+            return next(batches), None
         except StopIteration:
-            final = ("end", _delta(ctx, shipped), _http_state(http))
+            return [], ("end", _delta(self.ctx, self.shipped), _http_state(self.http))
         except BaseException as exc:  # noqa: BLE001 - every failure is the writer's to report
-            final = ("error", _pack(exc), _delta(ctx, shipped), _http_state(http), received[:1])
-        ask: str | None = None
-        try:
-            if answering is not None and (final is not None or not answering.is_alive()):  # the batch before goes first
-                # (None: sent; "stop" while this batch was read: not prepared)
-                (ask, last), answering = _answered(answering, last, vocabulary, send), None
-            if warming is not None and (final is not None or not asks.poll()):  # (never while a thread answers)
-                vocabulary, warming = warming.result(), None
-            if ask is None and final is not None and last is not None and vocabulary is not None and not stop.is_set():
-                ask = _classify_late(last, vocabulary, asks, send)
-            if final is None and ask is None:
-                made += 1
-                delta = _delta(ctx, shipped)
-                dicts, prepared = _prepare(records) if prepare else (records, None)
-                # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
-                packed = _packed(ship_batch(records, prepared, [])[0])
-                del records, prepared  # (only their dicts are classified: the rest is not held while the next is read)
-                today = clock.today()
-                # each classification as the values it travels as, made as it is computed (not once asked)
-                values: list[tuple | None] = []
-                while vocabulary is not None and len(values) < len(dicts):
-                    if answering is None:
-                        if asks.poll():
-                            break
-                    elif not answering.is_alive():  # the writer asked for the batch before (or said stop)
-                        (ask, last), answering = _answered(answering, last, vocabulary, send), None
-                        if ask is not None:
-                            break
-                        continue
-                    values.append(_values_alone(dicts[len(values)], vocabulary, today))
-                if answering is not None:  # this batch is ready too: wait until the writer asks for the one before
-                    (ask, last), answering = _answered(answering, last, vocabulary, send), None
-            if ask is None and final is None and (vocabulary is None or len(values) == len(dicts)) and not asks.poll():
-                # nothing left to do for this batch before the writer asks for it: read the next one meanwhile
-                answering = _Answering(asks, send, ("batch", packed, values, today, delta, _http_state(http)), made)
-                del dicts, packed, values  # (the thread holds the answer until it is sent; its dicts are not kept)
+            return [], ("error", _pack(exc), _delta(self.ctx, self.shipped), _http_state(self.http), self.received[:1])
+
+    def _before(self, final: tuple | None) -> str | None:
+        """What comes before a batch read (or the end): the batch before sent first (when a thread holds it, and the
+        writer asked for it or this is the end), the vocabulary taken (unless the writer is asking), and at the end the
+        rest of the batch the writer holds classified until it asks. Returns the writer's ask taken meanwhile."""
+        ask = None
+        if self.answering is not None and (final is not None or not self.answering.is_alive()):
+            # (None: sent; "stop" while this batch was read: not prepared)
+            ask = self._answered()
+        if self.warming is not None and (final is not None or not self.asks.poll()):  # (never while a thread answers)
+            self.vocabulary, self.warming = self.warming.result(), None
+        if ask is None and final is not None and self.last is not None and self.vocabulary is not None:
+            if not self.stop.is_set():
+                ask = _classify_late(self.last, self.vocabulary, self.asks, self.send)
+        return ask
+
+    def _answered(self) -> str | None:
+        assert self.answering is not None
+        (ask, self.last), self.answering = _answered(self.answering, self.last, self.vocabulary, self.send), None
+        return ask
+
+    def _make(self, records: list[Record]) -> _Made:
+        self.made += 1
+        delta = _delta(self.ctx, self.shipped)
+        dicts, prepared = _prepare(records) if self.prepare else (records, None)
+        # the records pickled now, not when the writer asks: it waited for this (~0.1 ms per record), idle
+        packed = _packed(ship_batch(records, prepared, [])[0])
+        return _Made(packed, [], clock.today(), delta, dicts)
+
+    def _classify_ahead(self, batch: _Made) -> str | None:
+        """Each record of ``batch`` classified (as the values it travels as, made as it is computed, not once asked)
+        until the writer asks, or until the batch before is sent; then, when a thread holds that batch, wait until the
+        writer asks for it. Returns the writer's ask taken meanwhile."""
+        values, dicts = batch.values, batch.dicts
+        while self.vocabulary is not None and len(values) < len(dicts):
+            if self.answering is None:
+                if self.asks.poll():
+                    break
+            elif not self.answering.is_alive():  # the writer asked for the batch before (or said stop)
+                ask = self._answered()
+                if ask is not None:
+                    return ask
                 continue
-            ask = ask if ask is not None else asks.recv()
-        except EOFError:
-            return  # the writer is gone
-        if ask == "stop":
-            send(("final", _http_state(http)))
-            return
-        if final is not None:
-            send(final)
-            return
-        send(("batch", packed, values, today, delta, _http_state(http)))
-        last = _Sent(dicts, len(values), today, made)
-        del packed, values  # (not held while the next batch is read)
+            values.append(_values_alone(dicts[len(values)], self.vocabulary, batch.today))
+        if self.answering is not None:  # this batch is ready too: wait until the writer asks for the one before
+            return self._answered()
+        return None
+
+    def _classified(self, batch: _Made) -> bool:
+        return self.vocabulary is None or len(batch.values) == len(batch.dicts)
 
 
 class _Answering(threading.Thread):
