@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import io
 import logging
 import random
@@ -32,18 +33,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import ijson
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from crawler import __version__, clock
 from crawler.errors import Interrupted, SourceError, redact_text
 from crawler.sources.parsing import decode_json, looks_like_html
+
+if TYPE_CHECKING:  # (imported where the first session is made: see HttpClient.session)
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 #: A body cut off in transit: the connection closed before Content-Length bytes (urllib3's
 #: IncompleteRead, as ChunkedEncodingError) or a compressed stream that does not decode.
-TRUNCATED_BODY_ERRORS = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 
 
 #: Bodies up to this size stay in memory; larger ones are spooled to an unlinked temporary file.
@@ -148,38 +147,45 @@ def _cut_sockets(thread_id: int) -> None:
             pass
 
 
-class _TrackedHTTPConnection(HTTPConnection):
-    def connect(self):
-        super().connect()
-        _note_socket(self.sock)
+@functools.cache
+def _tracked_adapter() -> type:
+    """requests' ``HTTPAdapter`` whose connections note their sockets (above). Made with the first session: requests
+    and urllib3 are imported there, not with this module (~0.3 G instructions, a quarter of a crawl's start before the
+    fetch worker's fork; the process writing the database beside that worker never needs them)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    def request(self, *args, **kwargs):
-        _note_socket(self.sock)  # a kept-alive connection reused by this thread
-        return super().request(*args, **kwargs)
+    class TrackedHTTPConnection(HTTPConnection):
+        def connect(self):
+            super().connect()
+            _note_socket(self.sock)
 
+        def request(self, *args, **kwargs):
+            _note_socket(self.sock)  # a kept-alive connection reused by this thread
+            return super().request(*args, **kwargs)
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    def connect(self):
-        super().connect()
-        _note_socket(self.sock)
+    class TrackedHTTPSConnection(HTTPSConnection):
+        def connect(self):
+            super().connect()
+            _note_socket(self.sock)
 
-    def request(self, *args, **kwargs):
-        _note_socket(self.sock)
-        return super().request(*args, **kwargs)
+        def request(self, *args, **kwargs):
+            _note_socket(self.sock)
+            return super().request(*args, **kwargs)
 
+    class TrackedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = TrackedHTTPConnection
 
-class _TrackedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _TrackedHTTPConnection
+    class TrackedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = TrackedHTTPSConnection
 
+    class TrackedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
 
-class _TrackedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _TrackedHTTPSConnection
-
-
-class _TrackedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+    return TrackedAdapter
 
 
 class _Watchdog:
@@ -239,11 +245,9 @@ class HttpClient:
         sleep: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
     ):
-        self.session = requests.Session()
-        adapter = _TrackedAdapter()
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = user_agent(contact_email)
+        self._session: requests.Session | None = None  # (made at the first request: see session)
+        self._session_lock = threading.Lock()
+        self._user_agent = user_agent(contact_email)
         self.timeout = (connect_timeout, read_timeout)
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
@@ -265,6 +269,24 @@ class HttpClient:
         self._slept = 0.0  # seconds paused through an injected sleep: the spacing's clock when one is given
         self.request_count = 0
 
+    @property
+    def session(self) -> requests.Session:
+        """requests' session, with the adapter whose sockets a watchdog can cut and litmon's User-Agent, made when first
+        used: a process that makes no request (the one writing the database beside a fetch worker) imports neither
+        requests nor urllib3."""
+        if self._session is None:
+            with self._session_lock:
+                if self._session is None:
+                    import requests
+
+                    session = requests.Session()
+                    adapter = _tracked_adapter()()
+                    session.mount("http://", adapter)
+                    session.mount("https://", adapter)
+                    session.headers["User-Agent"] = self._user_agent
+                    self._session = session
+        return self._session
+
     def after_fork(self) -> None:
         """In a forked child (:mod:`crawler.fetch_worker`): connections and locks of its own. The pooled
         connections inherited from the parent are dropped, never used (a request of the child on the
@@ -274,8 +296,13 @@ class HttpClient:
         _SOCKETS_LOCK = threading.Lock()
         _SOCKETS.clear()
         self._lock = threading.Lock()
+        self._session_lock = threading.Lock()
         self._local = threading.local()
-        for adapter in self.session.adapters.values():
+        if self._session is None:
+            return  # (no connection made before the fork: the child makes its own session when it first asks)
+        from requests.adapters import HTTPAdapter
+
+        for adapter in self._session.adapters.values():
             if isinstance(adapter, HTTPAdapter):
                 adapter.poolmanager.clear()  # closes the child's copies of the sockets only
 
@@ -388,6 +415,8 @@ class HttpClient:
     def request(
         self, method, url, *, source, params=None, data=None, json_body=None, headers=None, ok_statuses=(200,)
     ) -> Response:
+        import requests  # (imported by self.session below at the first request)
+
         host = urlsplit(url).netloc
         last_problem = ""
         for attempt in range(self.max_retries + 1):
@@ -449,7 +478,8 @@ class HttpClient:
                     raise Interrupted("stop requested") from None
                 if watchdog.reason == "deadline":
                     raise self._too_slow(source, url, params) from None
-                if not isinstance(exc, (requests.ConnectionError, requests.Timeout, *TRUNCATED_BODY_ERRORS)):
+                transient: tuple[type[Exception], ...] = (requests.ConnectionError, requests.Timeout, *_truncated_body_errors())
+                if not isinstance(exc, transient):
                     raise SourceError(
                         source, f"request failed: {_short(exc)}", hint="the base_url in the config", url=_display_url(url, params)
                     ) from None
@@ -622,8 +652,17 @@ def _display_host(url: str) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
 
 
+def _truncated_body_errors() -> tuple[type[Exception], ...]:
+    """requests' errors for a body cut off or damaged on the way: retried as network errors are."""
+    import requests
+
+    return (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
 def describe_network_error(exc: Exception, host: str) -> str:
     """A short, human reason for a connection-level failure (the full text is in -v logs)."""
+    import requests
+
     text = repr(exc)
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return f"the compressed body from {host} does not decode (cut off or damaged gzip stream)"
@@ -662,5 +701,7 @@ def _short(exc: Exception) -> str:
 def _display_url(url, params) -> str:
     if not params:
         return url
+    import requests
+
     req = requests.Request("GET", url, params=params).prepare()
     return req.url or url

@@ -485,3 +485,47 @@ def test_password_in_the_url_is_redacted(closed_port, sleeps):
 
     assert "pa55word" not in str(info.value)
     assert info.value.url == f"http://user:***@127.0.0.1:{closed_port}/x"
+
+
+#: In a fresh process: a client made, then one request to a loopback server; prints which of requests and urllib3 were
+#: imported after each step.
+FIRST_REQUEST_IMPORTS = """
+import http.server, json, sys, threading
+from crawler.http import HttpClient
+
+class Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Ok)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+imported = lambda: [name for name in ("requests", "urllib3") if name in sys.modules]
+client = HttpClient("ops@example.org", default_min_interval=0.0)
+steps = [imported()]
+answer = client.get(f"http://127.0.0.1:{server.server_port}/", source="test")
+steps.append(imported())
+sys.stdout.write(json.dumps([steps, answer.status, answer.text]))
+"""
+
+
+def test_requests_is_imported_at_the_first_request_not_with_the_client():
+    """A process that makes no request (the one writing the database beside a fetch worker) does not import requests
+    and urllib3 (~0.3 G instructions): the client makes its session when it first asks."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_REQUEST_IMPORTS], cwd=root, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [[[], ["requests", "urllib3"]], 200, "ok"]
