@@ -280,8 +280,9 @@ _CHECKS: dict[Any, Callable[[Any, dict[str, Any]], Any]] = {
 }
 
 
-def read_section(cls: type, table: Any, path: str, prefix: str, where: str, **computed: Any) -> tuple[Any, set[str]]:
-    """Check ``table`` against the declaration ``cls``: (instance, the keys the table gave).
+def read_section(cls: type, table: Any, path: str, prefix: str, where: str, **computed: Any) -> tuple[Any, list[str]]:
+    """Check ``table`` against the declaration ``cls``: (instance, the keys the table gave, in the declaration's order:
+    what is shown of them does not depend on the table's order, nor on the process's string hashes).
 
     ``prefix`` is the dotted key of the table ("email."), ``where`` how a person names it ("[email]",
     "[sources.pubmed]", "[[feeds]] #3"). Unknown keys fail with the closest declared key.
@@ -299,7 +300,7 @@ def read_section(cls: type, table: Any, path: str, prefix: str, where: str, **co
             values[name] = check_value(path, f"{prefix}{name}", hints[name], dict(f.metadata), table[name])
         elif f.metadata.get("required"):
             raise ConfigError(path, f"{prefix}{name}", "missing or empty; expected a string")
-    return cls(**values, **computed), set(table)
+    return cls(**values, **computed), [name for name in fields_ if name in table]
 
 
 def render_reference(sections: list[tuple[str, type, str]]) -> str:

@@ -819,6 +819,20 @@ def test_a_kept_parse_made_from_another_text_or_unreadable_is_not_read(monkeypat
     assert shipped_config_data() == tomllib.loads(shipped_config_text())
 
 
+def test_config_show_is_the_same_whatever_the_process_s_string_hashes(tmp_path, monkeypatch):
+    """The keys of each [[feeds]] and [[pages]] entry are shown in their declaration's order (they followed the
+    iteration of a set of strings, which changes with PYTHONHASHSEED: from one run to the next)."""
+    shown = {}
+    for seed in ("1", "2", "3"):
+        monkeypatch.setenv("PYTHONHASHSEED", seed)
+        plain = run_checkout("config", "show", cwd=tmp_path)  # (the shipped file: nine feeds, a page)
+        as_json = run_checkout("config", "show", "--json", cwd=tmp_path)
+        assert plain.returncode == 0 and as_json.returncode == 0, plain.stderr + as_json.stderr
+        shown[seed] = (plain.stdout, as_json.stdout)
+    assert shown["1"] == shown["2"] == shown["3"]
+    assert '\nname = "fda-drug-safety-communications"\nurl = ' in shown["1"][0]
+
+
 def test_config_show_names_where_each_value_came_from_and_masks_secrets(tmp_path, clean_env, monkeypatch):
     path = tmp_path / "litmon.toml"
     path.write_text(
