@@ -311,3 +311,50 @@ url = "http://feeds.litmon-test.invalid/rss.xml"
     assert all("\n" not in line and "url:" not in line and len(line) < 220 for line in lines) and len(lines) == 2
     stored = rows(db, "SELECT source, last_error FROM source_states ORDER BY source")
     assert "(url: http://eutils.litmon-test.invalid/entrez/eutils/esearch.fcgi" in stored[1]["last_error"]  # full diagnosis kept
+
+
+#: A crawl in a new process, its first source fetched by a worker beside it; prints, from this (the writing) process
+#: alone, which of requests and urllib3 it imported, the run's exit status and the records stored.
+CRAWL_BESIDE_A_WORKER = """
+import json, os, sqlite3, sys
+from crawler import cli, fetch_worker
+fetch_worker.cores = lambda: 2  # (a worker on any test machine)
+writer = os.getpid()
+try:
+    cli.main(["--config", sys.argv[1], "-q", "crawl", "--source", "pubmed"])
+except SystemExit as exit:
+    status = exit.code
+finally:
+    if os.getpid() == writer:
+        imported = [name for name in ("requests", "urllib3") if name in sys.modules]
+        records = sqlite3.connect(sys.argv[2]).execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        sys.stdout.write(json.dumps([imported, status, records]))
+"""
+
+
+def test_the_process_writing_beside_a_fetch_worker_never_imports_requests(tmp_path, httpserver):
+    """The worker makes every request of its source: the writing process, which makes none, imports neither requests
+    nor urllib3 (crawler.http imports them where a client first asks: ~0.3 G instructions)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import skip_subprocess_when_travelling
+    from tests.helpers.classify_corpus import shipped_vocabulary
+    from tests.helpers.cli import litmon_env, serve_pubmed, write_config
+
+    skip_subprocess_when_travelling()
+    serve_pubmed(httpserver)
+    pubmed = f'[sources.pubmed]\nenabled = true\nbase_url = "{httpserver.url_for("/")}"\nquery = "ketamine"\nbatch_size = 2\nmin_interval = 0\n'
+    config = write_config(tmp_path, shipped_vocabulary() + pubmed)
+    text = open(config).read().replace("[crawl]\n", '[crawl]\nfetch_worker = "on"\n', 1)
+    open(config, "w").write(text)
+    result = subprocess.run(
+        [sys.executable, "-c", CRAWL_BESIDE_A_WORKER, config, str(tmp_path / "litmon.db")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=litmon_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [[], 0, 3]
