@@ -300,13 +300,30 @@ def _add_all(target: list[str], values) -> None:
             target.append(text)
 
 
+def _add_trial_texts(doc: Doc, extra: dict[str, Any]) -> None:
+    """A record's trial texts from its ``extra``: official and scientific titles (titles), conditions and interventions'
+    names (trial fields), interventions' descriptions (abstracts)."""
+    for key in ("official_title", "scientific_title"):
+        value = extra.get(key)
+        _add(doc.titles, _normalized(value) if isinstance(value, str) else "")
+    _add_all(doc.trial, extra.get("conditions"))
+    for item in extra.get("interventions") or ():
+        if not isinstance(item, dict):
+            continue
+        for key in ("name", "drugNames"):
+            _add(doc.trial, _normal(item.get(key)))
+        _add_all(doc.trial, item.get("other_names"))
+        description = item.get("description")
+        _add(doc.abstracts, _normalized(description) if isinstance(description, str) else "")
+
+
 def build_facts(records: Iterable) -> Facts:
     """What the rules read, from a work's records (best source first)."""
     items = [_as_dict(r) for r in records]
     if len(items) > 1:
         items.sort(key=_source_rank)
     doc = Doc(cache=WorkCache(normalised=True))  # (every text below is normalised)
-    titles, abstracts, trial = doc.titles, doc.abstracts, doc.trial
+    titles, abstracts = doc.titles, doc.abstracts
     facts = Facts(doc=doc)
     publication_types = facts.publication_types
     record_types, sources = facts.record_types, facts.sources
@@ -316,12 +333,12 @@ def build_facts(records: Iterable) -> Facts:
         extra = get("extra") or {}
         title = get("title")
         _add(titles, _normalized(title) if isinstance(title, str) else "")
-        if extra:
-            for key in ("official_title", "scientific_title"):
-                value = extra.get(key)
-                _add(titles, _normalized(value) if isinstance(value, str) else "")
         abstract = get("abstract")
         _add(abstracts, _normalized(abstract) if isinstance(abstract, str) else "")
+        if extra and (
+            "official_title" in extra or "scientific_title" in extra or "conditions" in extra or "interventions" in extra
+        ):
+            _add_trial_texts(doc, extra)  # (a trial registration's: most records hold none of these)
         _add_all(doc.keywords, get("keywords"))
         _add_all(doc.mesh, get("mesh_terms"))
         for value in get("publication_types") or ():
@@ -329,18 +346,8 @@ def build_facts(records: Iterable) -> Facts:
                 value = value.strip().lower()
                 if value not in publication_types:
                     publication_types.append(value)
-        if extra:
-            _add_all(trial, extra.get("conditions"))
-            for item in extra.get("interventions") or ():
-                if not isinstance(item, dict):
-                    continue
-                for key in ("name", "drugNames"):
-                    _add(trial, _normal(item.get(key)))
-                _add_all(trial, item.get("other_names"))
-                description = item.get("description")
-                _add(abstracts, _normalized(description) if isinstance(description, str) else "")
-            if target_enrolment is None:
-                target_enrolment = extra.get("target_enrolment") or None
+        if extra and target_enrolment is None:
+            target_enrolment = extra.get("target_enrolment") or None
         record_types.add(get("record_type") or "other")
         source = get("source", "")
         sources.add((source if isinstance(source, str) else str(source)).split(":")[0])
@@ -430,17 +437,7 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
         reasons.append(
             f"focus: concept {vocabulary.focus_concept} in a title, MeSH or trial field, every concept present +{vocabulary.focus_bonus}"
         )
-    penalty = 0
-    for noise in vocabulary.noise:
-        found = evaluated[positions[id(noise)]]
-        if found is None and noise.min_strength > 0:  # nothing found: neither applied nor cancelled
-            continue
-        result = found or RuleResult(noise)
-        if result.fired:
-            penalty = max(penalty, noise.penalty)
-            reasons.append(f"noise {noise.name} (penalty {noise.penalty}): {result.evidence()}")
-        elif result.cancelled_by and result.strength >= noise.min_strength:
-            reasons.append(f"noise {noise.name} not applied: cancelled by {result.cancelled_by}")
+    penalty = _noise_penalty(evaluated, vocabulary, reasons)
     if penalty:
         score -= penalty
         reasons.append(f"largest noise penalty -{penalty}")
@@ -452,6 +449,24 @@ def judge_relevance(facts: Facts, vocabulary: Vocabulary) -> tuple[str, int, lis
         label = "not_relevant"
     reasons.append(f"score {score} (relevant >= {vocabulary.relevant_score}, uncertain >= {vocabulary.uncertain_score}): {label}")
     return label, score, reasons
+
+
+def _noise_penalty(evaluated: list[RuleResult | None], vocabulary: Vocabulary, reasons: list[str]) -> int:
+    """The largest penalty of the noise classes that apply to the work (:func:`_evaluated` gave ``evaluated``), each
+    noise class that applies or is cancelled a line of ``reasons``."""
+    penalty = 0
+    positions = vocabulary.positions
+    for noise in vocabulary.noise:
+        found = evaluated[positions[id(noise)]]
+        if found is None and noise.min_strength > 0:  # nothing found: neither applied nor cancelled
+            continue
+        result = found or RuleResult(noise)
+        if result.fired:
+            penalty = max(penalty, noise.penalty)
+            reasons.append(f"noise {noise.name} (penalty {noise.penalty}): {result.evidence()}")
+        elif result.cancelled_by and result.strength >= noise.min_strength:
+            reasons.append(f"noise {noise.name} not applied: cancelled by {result.cancelled_by}")
+    return penalty
 
 
 def topic_tags(facts: Facts, vocabulary: Vocabulary) -> list[Tag]:
