@@ -468,7 +468,8 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
 
     ``rule``: the concept's rule, whose terms ``concept`` is one expression of (:func:`crawler.classify`); when
     they are all plain terms, their matches are read from each text's scan instead of running ``concept``."""
-    _, passing_any, in_title_any, not_about_gated, passing_gated, in_title_gated, ascii_forms = _setup(concept)
+    setup = _setup(concept)
+    _, passing_any, _, not_about_gated, passing_gated, _, ascii_forms = setup
     concept_any = concept
     result = FocusResult(Doc(keywords=list(doc.keywords), trial=list(doc.trial), mesh=list(doc.mesh), cache=doc.cache))
     terms = _plain_terms(rule)
@@ -516,29 +517,39 @@ def focus_doc(doc: Doc, concept: re.Pattern, rule: TermRule | None = None) -> Fo
             cache.memo[MATCHED, terms.slot, focused] = found
     titles = result.doc.titles
     for title in doc.titles:
-        scan = cache.scan(title)
-        ascii = scan.reads_as_ascii(title)
-        concept, in_title, read = (ascii_forms[0], ascii_forms[2], _READ_ASCII) if ascii else (concept_any, in_title_any, _READ)
-        if terms is not None:
-            hits = [(low, high) for low, high, _ in terms._plain(scan)]
+        aside = _title_aside(title, cache.scan(title), terms, setup, result.structured and not abstract_focus)
+        if aside is None:
+            titles.append(title)
         else:
-            hits = [m.span() for m in concept.finditer(title)]
-        if hits and _is_passing(title, hits, in_title, (not_about_gated.runs(scan), in_title_gated.runs(scan)), read[3]):
-            passed.append(f"title names it in a comparison: '{_short(title)}'")
-            continue
-        if hits and result.structured and not abstract_focus:
-            other = read[4].search(title)
-            if other and not concept.search(title[other.end() : other.end() + 40]):
-                # "... not observed in a negative trial of scopolamine": the title says the study is of something
-                # else, and the structured abstract names the drug only in background or discussion
-                passed.append(f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'")
-                continue
-        titles.append(title)
+            passed.append(aside)
     if abstract_focus == 1 and not any(concept_any.search(t) for t in titles + doc.keywords + doc.trial + doc.mesh):
         # one mention in an abstract whose title, keywords and MeSH never name it: an aside
         passed.append("a single mention in an abstract about something else")
         result.doc.abstracts = []
     return result
+
+
+def _title_aside(title: str, scan: Scan, terms, setup: tuple, structured_elsewhere: bool) -> str | None:
+    """Why :func:`focus_doc` sets a title aside (it names the concept in a comparison; or, ``structured_elsewhere``: a
+    structured abstract that never names it in its objective, methods or results, it says the study is of something
+    else), None to keep it. ``scan``: the title's; ``terms``: :func:`_plain_terms`; ``setup``: :func:`_setup`'s."""
+    concept_any, _, in_title_any, not_about_gated, _, in_title_gated, ascii_forms = setup
+    ascii = scan.reads_as_ascii(title)
+    concept, in_title, read = (ascii_forms[0], ascii_forms[2], _READ_ASCII) if ascii else (concept_any, in_title_any, _READ)
+    hits: Hits
+    if terms is not None:
+        hits = [(low, high) for low, high, _ in terms._plain(scan)]
+    else:
+        hits = [m.span() for m in concept.finditer(title)]
+    if hits and _is_passing(title, hits, in_title, (not_about_gated.runs(scan), in_title_gated.runs(scan)), read[3]):
+        return f"title names it in a comparison: '{_short(title)}'"
+    if hits and structured_elsewhere:
+        other = read[4].search(title)
+        if other and not concept.search(title[other.end() : other.end() + 40]):
+            # "... not observed in a negative trial of scopolamine": the title says the study is of something
+            # else, and the structured abstract names the drug only in background or discussion
+            return f"title, but the abstract's objective, methods and results never name it: '{_short(title)}'"
+    return None
 
 
 def _short(text: str, limit: int = 90) -> str:
