@@ -643,7 +643,8 @@ class _Evidence:
         return f"abstract: '{words}'" if words else None
 
 
-def evidence_tags(facts: Facts) -> list[Tag]:
+# one function on purpose: split in four helpers it costs +4.7k instructions per record (+0.36 %; callgrind, session 19)
+def evidence_tags(facts: Facts) -> list[Tag]:  # noqa: C901
     """The evidence-type tags of a work, each with the evidence that set it."""
     found: dict[str, str] = {}
     pts = set(facts.publication_types)
