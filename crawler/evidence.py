@@ -666,7 +666,7 @@ def evidence_tags(facts: Facts) -> list[Tag]:  # noqa: C901
     if facts.record_type == "news" or pts & PT_NEWS:
         found["news"] = "record type news" if facts.record_type == "news" else (pt(PT_NEWS) or "")
     if registration or "news" in found:  # a registry record or a news item is that, whatever it reports
-        return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
+        return _tags_in_order(found)
 
     # each piece of evidence is looked for only when the ones before it found nothing (``a or b or c``)
     comment = pt(PT_COMMENT)
@@ -765,7 +765,17 @@ def evidence_tags(facts: Facts) -> list[Tag]:  # noqa: C901
             observational = (f"MeSH '{hit[0]}'" if hit else None) or in_title(OBS_TEXT) or in_abstract(OBS_TEXT)
         if observational:
             found["observational"] = observational
-    return [Tag(name, "evidence", found[name]) for name in EVIDENCE_TAGS if name in found]
+    return _tags_in_order(found)
+
+
+#: Each evidence tag's place in :data:`EVIDENCE_TAGS`, the order a work's tags are listed in.
+_PLACE = {name: place for place, name in enumerate(EVIDENCE_TAGS)}
+
+
+def _tags_in_order(found: dict[str, str]) -> list[Tag]:
+    """The tags found (name -> evidence), in :data:`EVIDENCE_TAGS`' order: the few found sorted (C), not every tag
+    asked whether it was found."""
+    return [Tag(name, "evidence", found[name]) for name in sorted(found, key=_PLACE.__getitem__)]
 
 
 # --------------------------------------------------------------------------- sample size

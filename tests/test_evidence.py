@@ -389,6 +389,16 @@ def test_evidence_tags_as_first_written():
     assert tagged == set(evidence.EVIDENCE_TAGS)  # every evidence type was set somewhere
 
 
+def test_a_works_evidence_tags_are_listed_in_the_order_of_evidence_tags():
+    """However they were found, a work's evidence tags come in EVIDENCE_TAGS' order, each with its evidence."""
+    rng = random.Random(19)
+    for _ in range(500):
+        names = rng.sample(evidence.EVIDENCE_TAGS, rng.randint(0, 5))
+        found = {name: f"why {name}" for name in names}
+        expected = [evidence.Tag(name, "evidence", f"why {name}") for name in evidence.EVIDENCE_TAGS if name in found]
+        assert evidence._tags_in_order(found) == expected
+
+
 def test_counts_of_people_read_sentence_by_sentence_as_everywhere():
     """The count-of-people expression is tried only in the sentences that hold a word for people (from the scan), in
     ASCII text with ASCII character tests: the same matches as the expression run over the whole text, on random texts
