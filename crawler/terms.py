@@ -1059,6 +1059,8 @@ def _keymap() -> dict[int, tuple[tuple[int, int], ...]]:
         if keymap is None:
             targets: dict[int, list[tuple[int, int]]] = {}
             for terms in _LISTS:
+                if terms.apart:
+                    continue
                 for key, index in terms.keys.items():
                     targets.setdefault(key, []).append((terms.slot, index))
             keymap = _KEYMAP[0] = {key: tuple(found) for key, found in targets.items()}
@@ -1075,10 +1077,13 @@ class _Terms:
     its groups are named ``t<index in terms>``. Plain matches come first, as the two expressions did.
     """
 
-    def __init__(self, terms: list[str]):
+    def __init__(self, terms: list[str], apart: bool = False):
+        """``apart``: the list is left out of the key map (:func:`_keymap`), its plain matches in a text selected when
+        asked (:meth:`plain_in`): an ``unless`` list, read only for a rule that found something."""
         self.terms = terms
         self.slot = next(_SLOTS)  # what a RuleSet knows the list by
         self.keys: dict[int, int] = {}  # plain term key -> index of its first term in the list
+        self.apart = apart
         regex = [(i, t) for i, t in enumerate(terms) if t.startswith("re:")]
         for index, term in enumerate(terms):
             if not term.startswith("re:"):
@@ -1113,7 +1118,16 @@ class _Terms:
         list, :func:`_selected`: not to be changed)."""
         if self.keys.keys().isdisjoint(scan.keys):
             return []
+        if self.apart:
+            return self.plain_in(scan) or []
         return _selected(scan).get(self.slot) or []
+
+    def plain_in(self, scan: Scan) -> list[tuple[int, int, int]] | None:
+        """What the plain terms match in the scanned text (None: nothing), selected for this list alone (an ``apart``
+        list, :func:`_keymap`: the same as its slot of :func:`_selected`, which leaves it out)."""
+        if self.keys.keys().isdisjoint(scan.keys):
+            return None
+        return _select(scan.entries, {key: ((self.slot, index),) for key, index in self.keys.items()}).get(self.slot)
 
     def _regex_runs(self, scan: Scan) -> bool:
         return self.regex is not None and self.gate is not None and (self.gate.always or not self.gate.blocked(scan.anchors))
@@ -1190,14 +1204,20 @@ def _known_inside(sets: tuple[frozenset[str], ...]) -> tuple[frozenset[str], ...
 _COMPILED: dict[tuple[str, ...], _Terms] = {}
 
 
-def _terms(terms: list[str]) -> _Terms | None:
-    """The compiled list (one per distinct list: rules that share an exclusion list share its blanking)."""
+def _terms(terms: list[str], apart: bool = False) -> _Terms | None:
+    """The compiled list (one per distinct list: rules that share an exclusion list share its blanking). ``apart``: an
+    ``unless`` list, left out of the key map while no rule reads it otherwise (:class:`_Terms`)."""
     if not terms:
         return None
     key = tuple(terms)
-    if key not in _COMPILED:
-        _COMPILED[key] = _Terms(list(terms))
-    return _COMPILED[key]
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = _Terms(list(terms), apart)
+    elif compiled.apart and not apart:  # now read as terms, exclusions or require too: in the key map from now on
+        with _KEYMAP_LOCK:
+            compiled.apart = False
+            _KEYMAP[0] = None
+    return compiled
 
 
 class _Mesh:
@@ -1435,7 +1455,9 @@ class TermRule:
         self._mesh = _Mesh(self.mesh) if self.mesh else None
         self._exclude = _terms(self.exclude)
         self._require = _terms(self.require)
-        self._unless = _terms(self.unless)
+        # (an unless list is read only for a rule that found something: most noise classes find nothing in most works,
+        # and a key map of every list made each text's selection read their terms too, ~5 of 32 per synthetic record)
+        self._unless = _terms(self.unless, apart=True)
         lists = [terms for terms in (self._terms, self._exclude) if terms is not None]
         self._keys = frozenset(key for terms in lists for key in terms.keys)  # what makes the rule worth running
         self._gates = [terms.gate for terms in lists if terms.gate is not None]
@@ -1864,10 +1886,10 @@ _MESH_STRENGTH = FIELD_STRENGTH["mesh"]
 
 def _first(terms: _Terms, fields, tables: _Tables) -> tuple[str, str, int, int] | None:
     """(field, text, start, end) of the first match of a list in the first text (in field order) it matches."""
-    slot, regex = terms.slot, terms.regex
+    slot, regex, apart = terms.slot, terms.regex, terms.apart
     for name, items in fields:
         for text, scan in items:
-            plain = tables[scan].get(slot)
+            plain = terms.plain_in(scan) if apart else tables[scan].get(slot)
             if plain:
                 return name, text, plain[0][0], plain[0][1]
             if regex is not None:

@@ -617,6 +617,40 @@ def test_a_normalised_texts_scan_is_what_a_scan_that_looks_at_its_spaces_and_cas
     assert lower > 1_000
 
 
+def test_an_unless_list_is_selected_apart_from_the_key_map_as_it_would_be_in_it():
+    """An unless list is left out of the key map every text's selection reads (most noise classes find nothing in most
+    works, and their unless lists are read only for a rule that found something); its matches in a text, selected for
+    it alone when asked, are those it has in a selection of every list: on the labelled texts and 3,000 random ones.
+    A list compiled for an unless and then for a rule's terms joins the key map, and both rules read it as before."""
+    vocabulary = shipped_vocabulary()
+    lists = [rule._unless for rule in vocabulary.noise if rule._unless is not None]
+    assert lists and all(terms_.apart for terms_ in lists)
+    keymap = terms._keymap()
+    assert not {slot for targets in keymap.values() for slot, _ in targets} & {terms_.slot for terms_ in lists}
+    with_them = {key: list(targets) for key, targets in keymap.items()}
+    for terms_ in lists:
+        for key, index in terms_.keys.items():
+            with_them.setdefault(key, []).append((terms_.slot, index))
+    words = ["treatment-resistant", "infusions", "randomised", "depressed patients", "patients with", "and patients"]
+    found = 0
+    for text in labelled_and_random_texts(67, words, [" ", "", "-", ". "], 20):
+        scan = terms._VOCABULARY.scan(terms.normalize_text(text))
+        every = terms._select(scan.entries, with_them)
+        for terms_ in lists:
+            assert terms_.plain_in(scan) == every.get(terms_.slot), text
+            found += bool(every.get(terms_.slot))
+    assert found > 1_000
+    first, second = unseen_word("zqxunless"), unseen_word("zqxunless")
+    noise = terms.TermRule("noise", terms=["ketamine"], unless=[first, second])
+    listed = noise._unless
+    assert listed is not None and listed.apart and listed.slot not in {s for t in terms._keymap().values() for s, _ in t}
+    tag = terms.TermRule("tag", terms=[first, second])
+    assert tag._terms is listed and not listed.apart
+    assert listed.slot in {slot for targets in terms._keymap().values() for slot, _ in targets}
+    doc = terms.Doc(titles=[f"ketamine and {second}"])
+    assert noise.evaluate(doc).cancelled_by == f"'{second}' in title" and tag.evaluate(doc).fired
+
+
 def labelled_and_random_texts(seed: int, more_words: list[str], glue: list[str], longest: int) -> list[str]:
     """Every labelled work's titles and abstracts, then 3,000 random texts of up to ``longest`` words: the shipped
     vocabulary's usual terms and ``more_words``, each followed by one of ``glue``."""
