@@ -645,11 +645,18 @@ def _read_article(art) -> dict[str, Any]:
             found.setdefault("language", child.text or "")
         elif tag == "ArticleDate":
             found.setdefault("article_date", child)
-        elif tag == "VernacularTitle":
-            found.setdefault("vernacular", child)
-        elif tag == "DataBankList":
-            found["banks"] += [bank for bank in child if bank.tag == "DataBank"]
+        else:  # (most articles have no other child: no call)
+            _read_other_child(child, tag, found)
     return found
+
+
+def _read_other_child(child, tag: str, found: dict[str, Any]) -> None:
+    """:func:`_read_article`'s reading of the children few articles have: a title in the article's own language, data
+    banks (trial registrations)."""
+    if tag == "VernacularTitle":
+        found.setdefault("vernacular", child)
+    elif tag == "DataBankList":
+        found["banks"] += [bank for bank in child if bank.tag == "DataBank"]
 
 
 def _read_journal(journal, found: dict[str, Any]) -> None:
