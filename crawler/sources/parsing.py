@@ -301,6 +301,13 @@ def parse_date(value: Any, *, day_first: bool = False) -> str | None:
     """
     if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, (str, int)):
+        return _date_in_text(" ".join(str(value).replace("\ufeff", "").split()), day_first)
+    return _date_of_value(value)
+
+
+def _date_of_value(value: Any) -> str | None:
+    """:func:`parse_date` of a value that is no text nor number: a date, a date-time, a ``struct_time``, date parts."""
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
     if isinstance(value, dt.date):
@@ -312,9 +319,11 @@ def parse_date(value: Any, *, day_first: bool = False) -> str | None:
             return None
     if isinstance(value, (list, tuple)):
         return _from_parts(value, strict=False)
-    if not isinstance(value, (str, int)):
-        return None
-    text = " ".join(str(value).replace("\ufeff", "").split())
+    return None
+
+
+def _date_in_text(text: str, day_first: bool) -> str | None:
+    """:func:`parse_date` of a text (white space folded), or of a number's digits."""
     if not text:
         return None
     match = _PARTIAL_ISO_RE.fullmatch(text) or _ISO_RE.search(text)
