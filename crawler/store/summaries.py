@@ -327,18 +327,18 @@ def list_columns(keywords: str | None, mesh_terms: str | None, publication_types
         words, terms, types = _loads(keywords), _loads(mesh_terms), _loads(publication_types)  # type: ignore[arg-type]
         if type(words) is not list or type(terms) is not list or type(types) is not list:
             return _SQL_LISTS
-        "".join(words), "".join(terms), "".join(types)  # TypeError: a value that is not a text
+        # (the joins raise TypeError for a value that is not a text, dict.fromkeys for one that cannot be a key)
+        words, terms = dict.fromkeys(words), dict.fromkeys(terms)
+        words.pop("", None)
+        terms.pop("", None)
+        return (
+            1,
+            "; ".join(words) or None,
+            "; ".join(terms) or None,
+            '["' + '","'.join(dict.fromkeys(types)) + '"]' if types else "[]",
+        )
     except (TypeError, ValueError):  # a NULL column (no record), JSON that orjson refuses, a value not a text
         return _SQL_LISTS
-    words, terms = dict.fromkeys(words), dict.fromkeys(terms)
-    words.pop("", None)
-    terms.pop("", None)
-    return (
-        1,
-        "; ".join(words) or None,
-        "; ".join(terms) or None,
-        '["' + '","'.join(dict.fromkeys(types)) + '"]' if types else "[]",
-    )
 
 
 _loads = orjson.loads
@@ -357,8 +357,17 @@ def author_columns(text: bytes | None) -> tuple[str | None, str | None, int]:
 def short_name(author: dict) -> str:
     """``Author.from_dict(author).short`` (the summary's names, about five per work) without making the Author, unless
     it computes something: the initials of a given name stored without them. :func:`~crawler.records.vancouver_name`'s
-    result, written out (without its call and its generator)."""
+    result, written out (without its call and its generator). An author with initials (nearly every one) is joined
+    from a tuple of its parts (no list comprehension: in Python 3.11 a function made and called for each author)."""
     initials = author.get("initials")
+    if initials:
+        collective = author.get("collective")
+        if collective:
+            return collective
+        family, suffix = author.get("family"), author.get("suffix")
+        if family:
+            return " ".join((family, initials, suffix) if suffix else (family, initials))
+        return " ".join((initials, suffix) if suffix else (initials,))
     if author.get("given") and not initials:
         return Author.from_dict(author).short
     collective = author.get("collective")
