@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from crawler import classify, clock, store
 from crawler.records import Record
@@ -290,3 +291,37 @@ def test_reclassify_restores_the_garbage_collector(tmp_path, monkeypatch):
         assert classify.reclassify(db, config, workers=workers).works == 4
         assert (gc.get_threshold(), gc.get_freeze_count()) == before
     assert seen and all(threshold[0] == classify.GC_THRESHOLD for threshold in seen)
+
+
+class _Plugin:
+    """An installed sqlite_utils plugin that adds an SQL function to every connection sqlite_utils prepares."""
+
+    @sqlite_utils.hookimpl
+    def prepare_connection(self, conn):
+        conn.create_function("from_a_plugin", 0, lambda: 1)
+
+
+def test_reclassify_workers_read_without_sqlite_utils_plugins(tmp_path, monkeypatch):
+    """A reclassify worker's read-only connection (``store.open_reader``) neither looks for sqlite_utils plugins
+    (every installed distribution's entry points, in each worker process) nor lets one prepare it."""
+    import sqlite3
+
+    import sqlite_utils.db
+    import sqlite_utils.plugins
+
+    store.open_db(tmp_path / "litmon.db").close()
+
+    def refuse() -> None:
+        raise AssertionError("sqlite_utils looked for plugins")
+
+    plugin = _Plugin()
+    sqlite_utils.plugins.pm.register(plugin)
+    try:
+        assert sqlite_utils.Database(memory=True).execute("SELECT from_a_plugin()").fetchone() == (1,)
+        monkeypatch.setattr(sqlite_utils.db, "ensure_plugins_loaded", refuse)
+        reader = store.open_reader(str(tmp_path / "litmon.db"))
+        with pytest.raises(sqlite3.OperationalError, match="no such function"):
+            reader.execute("SELECT from_a_plugin()")
+        assert reader.execute("SELECT COUNT(*) FROM works").fetchone() == (0,)
+    finally:
+        sqlite_utils.plugins.pm.unregister(plugin)

@@ -240,7 +240,9 @@ def database_file(db) -> str:
 
 
 def open_reader(path: str) -> sqlite_utils.Database:
-    """A read-only connection to a database file, for a worker process that reads records while another writes."""
+    """A read-only connection to a database file, for a worker process that reads records while another writes.
+    Without sqlite_utils plugins, as :func:`crawler.store.schema.connect`'s: the worker's first connection does not
+    read every installed distribution's entry points, and no plugin prepares it (litmon's SQL uses none)."""
     import sqlite_utils
 
-    return sqlite_utils.Database(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=60))
+    return sqlite_utils.Database(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=60), execute_plugins=False)
