@@ -308,6 +308,16 @@ def save_record(
         batch.saved_alone(record, record_id, work_id, digest)
         _save_trial_snapshot(db, record_id, record, now)
         return status, record_id
+    _write_record_rows(db, record, record_id, work_id, status, now, alone)
+    return status, record_id
+
+
+def _write_record_rows(db, record: Record, record_id: int, work_id: int, status: str, now: str, alone: bool) -> None:
+    """What :func:`save_record` writes after a record's row when no :class:`SaveBatch` queues it (a record that joins a
+    work, an updated one, or one saved without a batch): its identifiers and links (an updated record's replace its
+    old ones), its trial snapshot, its work's summary queued; then, unless it is a new record on a work of its own,
+    the works sharing its identifiers joined and the work refreshed. (Apart from :func:`save_record`: a backfill's new
+    records on works of their own take the batch's path and never call it.)"""
     if status == "new" or record.identifiers:  # the summary of a work gaining rows (no insert trigger queues it: m016)
         queue_summaries(db, [work_id])
     if status != "new":  # a new record's id has no rows yet (foreign keys: none are left behind)
@@ -327,10 +337,9 @@ def save_record(
     if alone:
         # its work was created from it with the summary refresh_work would compute, and no stored
         # work shares its identifiers: nothing to join, nothing to refresh
-        return status, record_id
+        return
     work_id = _join_works_sharing_identifiers(db, record_id, now, work_id)
     refresh_work(db, work_id, now)
-    return status, record_id
 
 
 def citation_value(value) -> str | None:
