@@ -136,8 +136,19 @@ def key_neighbours(
             near.setdefault(record_id, set()).update(ids)
     conn.execute("DELETE FROM temp.key_neighbour_pairs")
     near = {record_id: ids for record_id, ids in near.items() if record_id not in kept}
-    if not near:
-        return any_row, kept
+    if near:
+        _keep_neighbours_the_look_up_would(db, wanted, near, kept)
+    return any_row, kept
+
+
+def _keep_neighbours_the_look_up_would(
+    db, wanted: list[tuple[int, list[int], int, int, str, list[str]]], near: dict[int, set[str]], kept: set[int]
+) -> None:
+    """:func:`key_neighbours`' second set: add to ``kept`` each record of ``near`` (record id -> its neighbours' ids)
+    with a neighbour :func:`find_candidate_groups` could keep: of one of its link kinds, or of its own kind on
+    another work that carries no conflicting identifier (the works and kinds read in one query per chunk, then the
+    identifiers of the works to compare)."""
+    conn = db.conn
     work: dict[int, int] = {}
     kind: dict[int, str] = {}
     for chunk in chunks(sorted({int(i) for ids in near.values() for i in ids} | set(near))):
@@ -177,7 +188,6 @@ def key_neighbours(
                 if not any(scheme in mine_schemes for scheme, _ in other_ids) or not mine_ids.isdisjoint(other_ids):
                     kept.add(record_id)
                     break
-    return any_row, kept
 
 
 def _work_identifiers(db, work_ids: set[int]) -> dict[int, frozenset[tuple[str, str]]]:
@@ -289,7 +299,24 @@ def find_candidate_groups(
               SELECT c.key, c.record_id, r.work_id, f.kind, f.title_key, f.first_author, f.author_words, f.year,
                      {", ".join(eligible)}
               FROM c JOIN record_fingerprints f ON f.record_id = c.record_id JOIN records r ON r.id = c.record_id"""
-    cursor = db.conn.execute(sql, params)
+    found, per_key = _candidates_by_group(db.conn.execute(sql, params), groups, hashed, key_of, block_limit)
+    results: list[tuple[list[dict[str, Any]], list[str]]] = []
+    for index, keys in enumerate(groups):
+        if not filters[index][0]:
+            results.append(([], []))
+            continue
+        oversized = [key for key in dict.fromkeys(keys) if per_key.get(hashed[key], 0) > block_limit]
+        ranked = sorted(found[index].values(), key=lambda r: (-r["shared"], r["record_id"]))
+        results.append((ranked[:limit], oversized))
+    return results
+
+
+def _candidates_by_group(
+    cursor, groups: list[list[str]], hashed: dict[str, int], key_of: dict[int, str], block_limit: int
+) -> tuple[list[dict[int, dict[str, Any]]], dict[int, int]]:
+    """:func:`find_candidate_groups`' rows read: each group's candidates (record id -> the row, its key named,
+    ``shared``: how many of the group's keys it came under; rows past a key's ``block_limit`` left out) and the rows
+    each key (hash) brought."""
     columns = [d[0] for d in cursor.description]
     flags = [f"eligible_{index}" for index in range(len(groups))]
     group_of: dict[int, list[int]] = {}
@@ -314,15 +341,7 @@ def find_candidate_groups(
                 found[index][row["record_id"]] = {**row, "shared": 1}
             else:
                 seen["shared"] += 1
-    results: list[tuple[list[dict[str, Any]], list[str]]] = []
-    for index, keys in enumerate(groups):
-        if not filters[index][0]:
-            results.append(([], []))
-            continue
-        oversized = [key for key in dict.fromkeys(keys) if per_key.get(hashed[key], 0) > block_limit]
-        ranked = sorted(found[index].values(), key=lambda r: (-r["shared"], r["record_id"]))
-        results.append((ranked[:limit], oversized))
-    return results
+    return found, per_key
 
 
 def current_work_ids(db, record_ids: list[int]) -> set[int]:
