@@ -583,6 +583,9 @@ def reference_answers() -> dict[str, bytes]:
         "reference lists kept: inside an abstract and a title": article_set(
             *(a.replace(mark, mark + b"Before " + REFERENCES + b" after") for a in arts)
         ),
+        "reference lists kept: a <PubmedData> inside a title": article_set(
+            *(a.replace(mark, mark + b"T <PubmedData>" + REFERENCES + b"</PubmedData> ") for a in arts)
+        ),
         "reference lists kept: their tags in CDATA": article_set(
             *(a.replace(mark, mark + b"<![CDATA[<ReferenceList>x</ReferenceList></PubmedData>]]> T") for a in arts[:3]),
             *(with_references(a, REFERENCES) for a in arts[3:]),

@@ -360,8 +360,13 @@ def _articles_in_runs(stream: IO[bytes], head: bytes) -> Iterator:
 #: :func:`_without_references`).
 _REFERENCES, _REFERENCES_END = b"<ReferenceList>", b"</ReferenceList>"
 _REFERENCES_NAME = b"<ReferenceList"
-#: What may follow a reference list (white space first): another one, or the end of the element holding them.
-_AFTER_REFERENCES = re.compile(rb"[ \t\r\n]*(?:(<ReferenceList>)|</PubmedData>|</BookDocument>)")
+#: What may follow a reference list (white space first): another one, or the end of the element holding them, and
+#: what ends that element's own parent (a ``<PubmedData>`` ends a ``<PubmedArticle>``; a ``<BookDocument>`` is followed
+#: by a ``<PubmedBookData>`` or ends a ``<PubmedBookArticle>``).
+_AFTER_REFERENCES = re.compile(
+    rb"[ \t\r\n]*(?:(<ReferenceList>)|</PubmedData>[ \t\r\n]*</PubmedArticle>"
+    rb"|</BookDocument>[ \t\r\n]*(?:<PubmedBookData>|</PubmedBookArticle>))"
+)
 
 
 def _without_references(data: bytearray, view: memoryview, stop: int) -> list:
@@ -370,9 +375,9 @@ def _without_references(data: bytearray, view: memoryview, stop: int) -> list:
     bytes; −143k instructions per synthetic record, −309k on the corpus's PubMed answers: callgrind, session 19).
 
     Cut: the ``<ReferenceList>`` elements (tag without attributes) that end a ``<PubmedData>`` or ``<BookDocument>``
-    (white space, then that element's end tag, after the last one), where PubMed's DTD puts them: the element of that
-    end tag holds them, and nothing litmon reads is inside one of those two but their other children, which the cut
-    leaves as they are. Nothing is cut of a run with a list that is not so (nested in another, not closed, followed
+    (white space, then that element's end tag, after the last one, and what follows it there), where PubMed's DTD puts
+    them: the element of that end tag holds them, an article's, and nothing litmon reads is inside one of those two but
+    their other children, which the cut leaves as they are. Nothing is cut of a run with a list that is not so (nested in another, not closed, followed
     by anything else), nor of one that holds a comment, a CDATA section or a processing instruction (inside which a
     list's tags would be text, or would hide text between them). An answer well-formed outside its reference lists
     is read into the same records as before; XML broken inside a list that is cut is no longer seen (the answer is
