@@ -677,23 +677,11 @@ def test_a_run_imports_the_digest_after_its_crawl_not_before_the_worker_s_fork(t
     """Until the worker's fork the writing process runs alone: `litmon run` imports the digest's modules (jinja2 among
     them), which the worker never needs, after its crawl, rapidfuzz where dedup first compares titles, and sqlite_utils
     where the database is opened (the first source's worker is forked before)."""
-    import subprocess
-    import sys
+    from tests.helpers.cli import closed_port, run_script
 
-    from tests.conftest import skip_subprocess_when_travelling
-    from tests.helpers.cli import closed_port
-
-    skip_subprocess_when_travelling()
     pubmed = f'[sources.pubmed]\nenabled = true\nbase_url = "http://127.0.0.1:{closed_port()}/"\nquery = "ketamine"\n'
     config = write_config(tmp_path, shipped_vocabulary() + pubmed)
-    result = subprocess.run(
-        [sys.executable, "-c", START_UNTIL_THE_FORK, config],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=litmon_env(),
-    )
+    result = run_script(START_UNTIL_THE_FORK, config, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []  # (no output: no fork)
 

@@ -335,26 +335,14 @@ finally:
 def test_the_process_writing_beside_a_fetch_worker_never_imports_requests(tmp_path, httpserver):
     """The worker makes every request of its source: the writing process, which makes none, imports neither requests
     nor urllib3 (crawler.http imports them where a client first asks: ~0.3 G instructions)."""
-    import subprocess
-    import sys
-
-    from tests.conftest import skip_subprocess_when_travelling
     from tests.helpers.classify_corpus import shipped_vocabulary
-    from tests.helpers.cli import litmon_env, serve_pubmed, write_config
+    from tests.helpers.cli import run_script, serve_pubmed, write_config
 
-    skip_subprocess_when_travelling()
     serve_pubmed(httpserver)
     pubmed = f'[sources.pubmed]\nenabled = true\nbase_url = "{httpserver.url_for("/")}"\nquery = "ketamine"\nbatch_size = 2\nmin_interval = 0\n'
     config = write_config(tmp_path, shipped_vocabulary() + pubmed)
     text = open(config).read().replace("[crawl]\n", '[crawl]\nfetch_worker = "on"\n', 1)
     open(config, "w").write(text)
-    result = subprocess.run(
-        [sys.executable, "-c", CRAWL_BESIDE_A_WORKER, config, str(tmp_path / "litmon.db")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=litmon_env(),
-    )
+    result = run_script(CRAWL_BESIDE_A_WORKER, config, str(tmp_path / "litmon.db"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [[], 0, 3]

@@ -38,6 +38,15 @@ def litmon_env(**extra) -> dict:
     return env
 
 
+def run_script(script: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    """``python -c script args…`` in a new process with this checkout's crawler package (skipped when the wall clock
+    is moved: a new process does not share the tests' pinned clock)."""
+    skip_subprocess_when_travelling()
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=litmon_env()
+    )
+
+
 def litmon(*args, cwd, env=None):
     skip_subprocess_when_travelling()
     return subprocess.run(
